@@ -1,0 +1,1 @@
+"""Shoal's node agent: converges one node toward the desired state."""

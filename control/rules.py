@@ -1,0 +1,164 @@
+"""
+The domain rules of configuration writes, as pure functions.
+
+Each store implementation loads the few records a write touches inside one
+transaction, calls the matching function here, and persists what it returns.
+Keeping the rules here means the in-memory store and the SQL store cannot
+disagree about what is allowed, and the rules are tested without a database.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from uuid import UUID
+
+from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
+from control.model import Dataset, Lease, NodeState, VolumeStatus, tag_for
+
+
+def check_tag(generation: int, if_tag: str | None) -> None:
+    """Refuse a conditional write whose expected tag is not the current one."""
+    if if_tag is not None and if_tag != tag_for(generation):
+        raise PreconditionFailed(
+            f"The configuration changed: its tag is now {tag_for(generation)!r}, "
+            f"not {if_tag!r}. Read the configuration again and retry."
+        )
+
+
+def check_primary_known(primary: UUID, known: bool) -> None:
+    """Refuse a dataset whose primary is not a registered node (Flocker accepts it)."""
+    if not known:
+        raise InvalidRequest(
+            f"Unknown primary node {primary}: no agent has registered it. "
+            "List the nodes with `shoal node list` (GET /v1/state/nodes)."
+        )
+
+
+def _require(existing: Dataset | None, dataset_id: UUID) -> Dataset:
+    if existing is None:
+        raise NotFound(f"Dataset {dataset_id} does not exist.")
+    return existing
+
+
+def _check_lease(lease: Lease | None, node: UUID | None, action: str, now: float) -> None:
+    if lease is None or lease.expired(now) or lease.node_uuid == node:
+        return
+    left = lease.seconds_left(now)
+    until = "until it is released" if left is None else f"for {left:.0f} more seconds"
+    raise Conflict(
+        f"Cannot {action} dataset {lease.dataset_id}: node {lease.node_uuid} holds a lease "
+        f"on it {until}. Release the lease on that node first."
+    )
+
+
+def create_dataset(existing: Dataset | None, primary_known: bool, dataset: Dataset) -> Dataset:
+    """Return the dataset to store, or refuse: the id is in use or the primary unknown."""
+    if existing is not None:
+        raise Conflict(
+            f"Dataset id {dataset.dataset_id} is already in use; choose another or omit it."
+        )
+    check_primary_known(dataset.primary, primary_known)
+    return dataset.__class__(
+        dataset_id=dataset.dataset_id,
+        primary=dataset.primary,
+        maximum_size=dataset.maximum_size,
+        metadata=dataset.metadata,
+    )
+
+
+def move_dataset(
+    existing: Dataset | None,
+    dataset_id: UUID,
+    primary: UUID,
+    primary_known: bool,
+    lease: Lease | None,
+    now: float,
+) -> Dataset:
+    """Return the dataset with its new primary, or refuse the move."""
+    current = _require(existing, dataset_id)
+    if current.deleted:
+        raise NotAllowed(f"Dataset {dataset_id} is deleted; it cannot be moved.")
+    check_primary_known(primary, primary_known)
+    if primary != current.primary:
+        _check_lease(lease, primary, "move", now)
+    return current.__class__(
+        dataset_id=current.dataset_id,
+        primary=primary,
+        maximum_size=current.maximum_size,
+        metadata=current.metadata,
+    )
+
+
+def delete_dataset(
+    existing: Dataset | None, dataset_id: UUID, lease: Lease | None, generation: int, now: float
+) -> Dataset:
+    """Return the dataset marked deleted at ``generation``, or refuse.
+
+    Deleting an already deleted dataset returns it unchanged (idempotent).
+    """
+    current = _require(existing, dataset_id)
+    if current.deleted:
+        return current
+    _check_lease(lease, None, "delete", now)
+    return current.__class__(
+        dataset_id=current.dataset_id,
+        primary=current.primary,
+        maximum_size=current.maximum_size,
+        metadata=current.metadata,
+        deleted=True,
+        deleted_generation=generation,
+    )
+
+
+def acquire_lease(
+    dataset: Dataset | None, existing: Lease | None, lease: Lease, now: float
+) -> tuple[Lease, bool]:
+    """Return ``(lease, created)``: a new lease, a renewal by the same node, or refuse."""
+    current = _require(dataset, lease.dataset_id)
+    if current.deleted:
+        raise NotAllowed(f"Dataset {lease.dataset_id} is deleted; it cannot be leased.")
+    if lease.expires is not None and lease.expires <= now:
+        raise InvalidRequest("expires must be a positive number of seconds, or null.")
+    if existing is not None and not existing.expired(now):
+        _check_lease(existing, lease.node_uuid, "lease", now)
+        return lease, False
+    return lease, True
+
+
+def release_lease(existing: Lease | None, dataset_id: UUID, now: float) -> Lease:
+    """Return the lease being released, or refuse when there is none."""
+    if existing is None or existing.expired(now):
+        raise NotFound(f"Dataset {dataset_id} has no lease to release.")
+    return existing
+
+
+def purgeable(dataset: Dataset, reports: Iterable[NodeState]) -> bool:
+    """
+    Whether a deleted dataset's record may be forgotten.
+
+    Only once no node reports its volume, and its primary has reported an
+    observation made at or after the deletion: until then a volume might still
+    exist that only the record lets an agent recognise and destroy.
+    """
+    if not dataset.deleted or dataset.deleted_generation is None:
+        return False
+    primary_caught_up = False
+    for report in reports:
+        if dataset.dataset_id in report.datasets:
+            return False
+        if report.node_uuid == dataset.primary and report.generation >= dataset.deleted_generation:
+            primary_caught_up = True
+    return primary_caught_up
+
+
+def mounted_elsewhere(dataset_id: UUID, node: UUID, reports: Iterable[NodeState]) -> UUID | None:
+    """The node other than ``node`` reporting ``dataset_id`` mounted, if any."""
+    for report in reports:
+        state = report.datasets.get(dataset_id)
+        if (
+            report.node_uuid != node
+            and state is not None
+            and state.status is VolumeStatus.MOUNTED
+        ):
+            return report.node_uuid
+    return None

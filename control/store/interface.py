@@ -1,0 +1,123 @@
+"""
+The store seam: durable desired state and the latest actual state.
+
+Implementations are *blocking*: callers on the reactor thread go through
+:class:`control.store.threaded.ThreadedStore`, which runs every call in a
+thread pool. Every implementation passes ``tests/control/store/conformance.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+from uuid import UUID
+
+from control.model import (
+    ClusterState,
+    Configuration,
+    Dataset,
+    Lease,
+    Node,
+    NodeState,
+    Versions,
+)
+
+
+@runtime_checkable
+class Store(Protocol):
+    """
+    Desired configuration plus reported cluster state.
+
+    Writes to the configuration are each one transaction: they check
+    ``if_tag`` (raising :class:`~control.errors.PreconditionFailed` on
+    mismatch), apply the pure rule from :mod:`control.rules` (which raises
+    :class:`~control.errors.NotFound`, :class:`~control.errors.Conflict`,
+    :class:`~control.errors.NotAllowed` or
+    :class:`~control.errors.InvalidRequest`), persist the result and bump the
+    configuration generation by one. A refused write changes nothing.
+    Concurrent conditional writers are serialised, so a tag is won at most once.
+
+    State writes (node registration, reports) bump the state version only when
+    what they record changed; they never touch the configuration generation,
+    so agents reporting do not invalidate operators' conditional writes.
+
+    ``now`` is seconds since the epoch, supplied by the caller's clock.
+    Implementations raise :class:`~control.errors.Unavailable` when their
+    database cannot be reached.
+    """
+
+    def versions(self) -> Versions:
+        """The current configuration generation and state version (cheap)."""
+        ...
+
+    def configuration(self, now: float) -> Configuration:
+        """The whole configuration; leases that expired by ``now`` are left out."""
+        ...
+
+    def dataset(self, dataset_id: UUID) -> Dataset | None:
+        """One dataset, deleted or not, or ``None``."""
+        ...
+
+    def datasets_for_node(self, node_uuid: UUID, also: frozenset[UUID]) -> tuple[int, list[Dataset]]:
+        """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
+        ...
+
+    def create_dataset(self, dataset: Dataset, if_tag: str | None) -> tuple[Dataset, int]:
+        """Store a new dataset; returns it and the new generation."""
+        ...
+
+    def move_dataset(
+        self, dataset_id: UUID, primary: UUID, if_tag: str | None, now: float
+    ) -> tuple[Dataset, int]:
+        """Give a dataset a new primary; returns it and the new generation."""
+        ...
+
+    def delete_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float
+    ) -> tuple[Dataset, int]:
+        """Mark a dataset deleted; returns it and the new generation.
+
+        Deleting an already deleted dataset succeeds without a new generation.
+        """
+        ...
+
+    def acquire_lease(
+        self, lease: Lease, if_tag: str | None, now: float
+    ) -> tuple[Lease, bool, int]:
+        """Create or renew a lease; returns it, whether it is new, and the generation."""
+        ...
+
+    def release_lease(
+        self, dataset_id: UUID, if_tag: str | None, now: float
+    ) -> tuple[Lease, int]:
+        """Remove a dataset's lease; returns the lease released and the new generation."""
+        ...
+
+    def register_node(self, node: Node) -> Node:
+        """Create or update a node by uuid (host, era, labels, last_seen)."""
+        ...
+
+    def nodes(self) -> list[Node]:
+        """Every registered node."""
+        ...
+
+    def node_by_era(self, era: str) -> Node | None:
+        """The node whose current era is ``era``, or ``None``."""
+        ...
+
+    def report_state(self, report: NodeState) -> bool:
+        """Record a node's latest report and mark the node seen at ``report.reported_at``.
+
+        Returns whether the observation changed. Also purges deleted datasets
+        that :func:`control.rules.purgeable` allows (a configuration write,
+        which bumps the generation). Raises :class:`~control.errors.NotFound`
+        for a node that has not registered.
+        """
+        ...
+
+    def cluster_state(self) -> ClusterState:
+        """Registered nodes and their latest reports."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the store is not used afterwards."""
+        ...

@@ -1,0 +1,54 @@
+"""
+Run a blocking :class:`~control.store.interface.Store` off the reactor thread.
+
+Every method of the wrapped store becomes a method returning a ``Deferred``
+that fires with its result, having run in a thread pool. Tests inject
+:func:`synchronous_runner` so that no threads are involved.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
+from twisted.python.threadpool import ThreadPool
+
+from control.store.interface import Store
+
+Runner = Callable[..., Deferred]
+"""Calls ``f(*args, **kwargs)`` somewhere and returns a Deferred of the result."""
+
+
+def synchronous_runner(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+    """Run ``f`` right away on the calling thread (for tests and fakes)."""
+    return maybeDeferred(f, *args, **kwargs)
+
+
+def thread_pool_runner(reactor: Any, pool: ThreadPool) -> Runner:
+    """A runner that sends every call to ``pool`` and reports back on ``reactor``."""
+
+    def run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        return deferToThreadPool(reactor, pool, f, *args, **kwargs)
+
+    return run
+
+
+class ThreadedStore:
+    """A store whose methods return Deferreds, each call run by ``runner``."""
+
+    def __init__(self, store: Store, runner: Runner = synchronous_runner) -> None:
+        self.store = store
+        self._run = runner
+
+    def __getattr__(self, name: str) -> Callable[..., Deferred]:
+        method = getattr(self.store, name)
+        if not callable(method):
+            raise AttributeError(name)
+
+        def call(*args: Any, **kwargs: Any) -> Deferred:
+            return self._run(method, *args, **kwargs)
+
+        call.__name__ = name
+        return call

@@ -1,0 +1,1 @@
+"""Shoal's container-runtime plugins: the Docker Volume Plugin protocol."""
