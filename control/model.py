@@ -32,6 +32,8 @@ MAX_METADATA_VALUE = 256
 
 
 def _freeze_map(value: Mapping[Any, Any] | None) -> PMap:
+    if isinstance(value, PMap):
+        return value
     return pmap(value or {})
 
 

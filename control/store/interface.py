@@ -57,7 +57,9 @@ class Store(Protocol):
         """One dataset, deleted or not, or ``None``."""
         ...
 
-    def datasets_for_node(self, node_uuid: UUID, also: frozenset[UUID]) -> tuple[int, list[Dataset]]:
+    def datasets_for_node(
+        self, node_uuid: UUID, also: frozenset[UUID]
+    ) -> tuple[int, list[Dataset]]:
         """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
         ...
 

@@ -1,0 +1,85 @@
+"""
+An eventually consistent view of a backend, as cloud APIs give.
+
+:class:`EventuallyConsistentBlockDeviceAPI` forwards every call to the backend
+it wraps, but after each change (create, destroy, attach, detach) its
+``list_volumes`` keeps answering the view from before the change for ``lag``
+more calls. The convergence loop must still converge against it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TypeVar
+from uuid import UUID
+
+from attrs import define, field
+
+from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
+
+T = TypeVar("T")
+
+
+@define
+class EventuallyConsistentBlockDeviceAPI:
+    """
+    Wrap ``wrapped`` so that ``list_volumes`` lags ``lag`` calls behind each change.
+
+    The stale view is the listing from just before the oldest change not yet
+    visible; every further change restarts the countdown (as a busy cloud API
+    would). Calls that fail or change nothing (creating an existing volume)
+    leave the view alone. Only changes made through this wrapper start a
+    countdown.
+    """
+
+    wrapped: BlockDeviceAPI
+    lag: int
+    _stale: list[BlockDeviceVolume] = field(factory=list, init=False)
+    _remaining: int = field(default=0, init=False)
+
+    def _change(self, action: Callable[[], T]) -> T:
+        """Run ``action``; if it changed the listing, hide the change for ``lag`` listings."""
+        if self.lag <= 0:
+            return action()
+        before = self.wrapped.list_volumes()
+        result = action()
+        if self.wrapped.list_volumes() != before:
+            if self._remaining == 0:
+                self._stale = before
+            self._remaining = self.lag
+        return result
+
+    def allocation_unit(self) -> int:
+        """The wrapped backend's allocation unit."""
+        return self.wrapped.allocation_unit()
+
+    def compute_instance_id(self) -> str:
+        """The wrapped backend's instance id."""
+        return self.wrapped.compute_instance_id()
+
+    def create_volume(self, dataset_id: UUID, size: int) -> BlockDeviceVolume:
+        """Create through the wrapped backend; listings lag behind."""
+        return self._change(lambda: self.wrapped.create_volume(dataset_id, size))
+
+    def destroy_volume(self, blockdevice_id: str) -> None:
+        """Destroy through the wrapped backend; listings lag behind."""
+        self._change(lambda: self.wrapped.destroy_volume(blockdevice_id))
+
+    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach through the wrapped backend; listings lag behind."""
+        return self._change(lambda: self.wrapped.attach_volume(blockdevice_id, attach_to))
+
+    def detach_volume(self, blockdevice_id: str) -> None:
+        """Detach through the wrapped backend; listings lag behind."""
+        self._change(lambda: self.wrapped.detach_volume(blockdevice_id))
+
+    def list_volumes(self) -> list[BlockDeviceVolume]:
+        """The stale view for ``lag`` calls after a change, then the wrapped backend's."""
+        if self._remaining > 0:
+            self._remaining -= 1
+            return list(self._stale)
+        return self.wrapped.list_volumes()
+
+    def get_device_path(self, blockdevice_id: str) -> str:
+        """The wrapped backend's device path (devices are local, so never stale)."""
+        return self.wrapped.get_device_path(blockdevice_id)

@@ -1,0 +1,207 @@
+"""
+An in-memory :class:`~agent.backends.interface.BlockDeviceAPI`.
+
+One :class:`FakeStorage` plays the SAN: several agents (each with its own
+:class:`FakeBlockDeviceAPI` and instance id) may share it, from several
+threads. The storage also keeps what the fake filesystems need (which volumes
+hold a filesystem, and their files), so that a file written into a mounted
+volume on one node can be read back after the volume moved to another node.
+"""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID
+
+from attrs import define, evolve, field
+
+from agent.backends.interface import (
+    AlreadyAttachedVolume,
+    BackendError,
+    BlockDeviceVolume,
+    UnattachedVolume,
+    UnknownVolume,
+)
+
+MiB = 1024 * 1024
+DEVICE_PREFIX = "/dev/fake/"
+
+
+def device_path_for(blockdevice_id: str) -> str:
+    """The fake device path of a volume: ``/dev/fake/<blockdevice_id>``."""
+    return DEVICE_PREFIX + blockdevice_id
+
+
+def blockdevice_id_for(device: str) -> str | None:
+    """The blockdevice id behind a fake device path, or ``None`` if it is not one."""
+    if not device.startswith(DEVICE_PREFIX):
+        return None
+    return device[len(DEVICE_PREFIX) :] or None
+
+
+def round_up(size: int, unit: int) -> int:
+    """``size`` rounded up to a positive multiple of ``unit``."""
+    if size <= 0:
+        raise BackendError(f"A volume size must be a positive number of bytes, not {size}.")
+    return -(-size // unit) * unit
+
+
+@define
+class FakeStorage:
+    """
+    Shared in-memory storage behind any number of fake backends and filesystems.
+
+    Every method takes ``lock``; callers doing several steps hold it too (it is
+    re-entrant). The fields are public so tests can inspect or corrupt them.
+
+    - ``volumes``: blockdevice id -> volume (every cluster's).
+    - ``by_dataset``: (cluster id, dataset id) -> blockdevice id, the
+      write-once record.
+    - ``lost_devices``: ids of attached volumes whose device vanished.
+    - ``filesystems``: ids of volumes that hold a filesystem.
+    - ``files``: blockdevice id -> {relative path: bytes}, a volume's data.
+    """
+
+    lock: threading.RLock = field(factory=threading.RLock)
+    volumes: dict[str, BlockDeviceVolume] = field(factory=dict)
+    by_dataset: dict[tuple[UUID, UUID], str] = field(factory=dict)
+    lost_devices: set[str] = field(factory=set)
+    filesystems: set[str] = field(factory=set)
+    files: dict[str, dict[str, bytes]] = field(factory=dict)
+    _failures: dict[str, list[Exception]] = field(factory=dict)
+    _counter: int = 0
+
+    def new_blockdevice_id(self) -> str:
+        """A fresh, never reused blockdevice id."""
+        with self.lock:
+            self._counter += 1
+            return f"fake-{self._counter:06d}"
+
+    def inject_failure(self, operation: str, error: Exception) -> None:
+        """Make the next call of backend method ``operation`` (any instance) raise ``error``."""
+        with self.lock:
+            self._failures.setdefault(operation, []).append(error)
+
+    def check_failure(self, operation: str) -> None:
+        """Raise the next injected failure for ``operation``, if any."""
+        with self.lock:
+            pending = self._failures.get(operation)
+            if pending:
+                raise pending.pop(0)
+
+    def lose_device(self, blockdevice_id: str) -> None:
+        """Simulate an attached volume's device vanishing (the record stays)."""
+        with self.lock:
+            self.lost_devices.add(blockdevice_id)
+
+    def device_present(self, device: str, instance_id: str | None = None) -> bool:
+        """Whether ``device`` exists (on ``instance_id``, if given)."""
+        blockdevice_id = blockdevice_id_for(device)
+        with self.lock:
+            volume = self.volumes.get(blockdevice_id or "")
+            if volume is None or volume.attached_to is None:
+                return False
+            if instance_id is not None and volume.attached_to != instance_id:
+                return False
+            return blockdevice_id not in self.lost_devices
+
+
+@define
+class FakeBlockDeviceAPI:
+    """A backend for one cluster and one instance over a :class:`FakeStorage`."""
+
+    storage: FakeStorage
+    cluster_id: UUID
+    instance_id: str
+    _allocation_unit: int = field(default=MiB, alias="allocation_unit")
+
+    def allocation_unit(self) -> int:
+        """Volume sizes are rounded up to a multiple of this many bytes."""
+        return self._allocation_unit
+
+    def compute_instance_id(self) -> str:
+        """The id of the node this backend instance runs on."""
+        return self.instance_id
+
+    def _get(self, blockdevice_id: str) -> BlockDeviceVolume:
+        volume = self.storage.volumes.get(blockdevice_id)
+        if volume is None or volume.cluster_id != self.cluster_id:
+            raise UnknownVolume(f"No volume {blockdevice_id!r} in cluster {self.cluster_id}.")
+        return volume
+
+    def create_volume(self, dataset_id: UUID, size: int) -> BlockDeviceVolume:
+        """Return the dataset's volume, creating it unattached with at least ``size`` bytes."""
+        with self.storage.lock:
+            self.storage.check_failure("create_volume")
+            existing = self.storage.by_dataset.get((self.cluster_id, dataset_id))
+            if existing is not None:
+                return self.storage.volumes[existing]
+            volume = BlockDeviceVolume(
+                blockdevice_id=self.storage.new_blockdevice_id(),
+                size=round_up(size, self._allocation_unit),
+                cluster_id=self.cluster_id,
+                dataset_id=dataset_id,
+            )
+            self.storage.volumes[volume.blockdevice_id] = volume
+            self.storage.by_dataset[(self.cluster_id, dataset_id)] = volume.blockdevice_id
+            return volume
+
+    def destroy_volume(self, blockdevice_id: str) -> None:
+        """Destroy an unattached volume and its data."""
+        with self.storage.lock:
+            self.storage.check_failure("destroy_volume")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to is not None:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
+                )
+            del self.storage.volumes[blockdevice_id]
+            del self.storage.by_dataset[(self.cluster_id, volume.dataset_id)]
+            self.storage.filesystems.discard(blockdevice_id)
+            self.storage.files.pop(blockdevice_id, None)
+
+    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach a volume to the instance ``attach_to``; returns the updated volume."""
+        with self.storage.lock:
+            self.storage.check_failure("attach_volume")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to is not None:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
+                )
+            attached = evolve(volume, attached_to=attach_to)
+            self.storage.volumes[blockdevice_id] = attached
+            self.storage.lost_devices.discard(blockdevice_id)
+            return attached
+
+    def detach_volume(self, blockdevice_id: str) -> None:
+        """Detach a volume from whichever instance has it, even if its device is gone."""
+        with self.storage.lock:
+            self.storage.check_failure("detach_volume")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to is None:
+                raise UnattachedVolume(f"Volume {blockdevice_id} is not attached.")
+            self.storage.volumes[blockdevice_id] = evolve(volume, attached_to=None)
+            self.storage.lost_devices.discard(blockdevice_id)
+
+    def list_volumes(self) -> list[BlockDeviceVolume]:
+        """Every volume of this cluster, attached or not, ordered by blockdevice id."""
+        with self.storage.lock:
+            self.storage.check_failure("list_volumes")
+            return sorted(
+                (v for v in self.storage.volumes.values() if v.cluster_id == self.cluster_id),
+                key=lambda v: v.blockdevice_id,
+            )
+
+    def get_device_path(self, blockdevice_id: str) -> str:
+        """The device path of a volume attached to this instance, restoring a lost device."""
+        with self.storage.lock:
+            self.storage.check_failure("get_device_path")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to != self.instance_id:
+                raise UnattachedVolume(
+                    f"Volume {blockdevice_id} is attached to {volume.attached_to}, "
+                    f"not to this instance {self.instance_id}."
+                )
+            self.storage.lost_devices.discard(blockdevice_id)
+            return device_path_for(blockdevice_id)

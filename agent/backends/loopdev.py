@@ -1,0 +1,76 @@
+"""
+Loop devices: attach a file with ``losetup``, find devices through sysfs.
+
+Helpers of :mod:`agent.backends.loopback`. Commands run with stdin closed and
+raise :class:`~agent.backends.interface.BackendError` carrying their stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Sequence
+
+from agent.backends.interface import BackendError
+
+SYS_BLOCK = "/sys/block"
+
+
+def run(argv: Sequence[str]) -> str:
+    """Run ``argv`` and return its stdout; raise :class:`BackendError` with stderr on failure."""
+    try:
+        done = subprocess.run(
+            list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
+        )
+    except OSError as e:
+        raise BackendError(f"Cannot run {argv[0]}: {e}. Is util-linux installed?") from e
+    if done.returncode != 0:
+        raise BackendError(
+            f"{' '.join(argv)} failed with exit code {done.returncode}: {done.stderr.strip()}"
+        )
+    return done.stdout
+
+
+def backing_file(device: str) -> str | None:
+    """The file behind loop device ``device`` (``/dev/loopN``), or ``None`` if it has none."""
+    name = os.path.basename(device)
+    if not name.startswith("loop"):
+        return None
+    try:
+        with open(os.path.join(SYS_BLOCK, name, "loop", "backing_file")) as f:
+            return f.read().rstrip("\n")
+    except OSError:
+        return None
+
+
+def devices_backed_by(path: str) -> list[str]:
+    """Every loop device whose backing file is ``path`` (compared by real path)."""
+    target = os.path.realpath(path)
+    found = []
+    try:
+        names = os.listdir(SYS_BLOCK)
+    except OSError:
+        return []
+    for name in sorted(names):
+        if name.startswith("loop") and backing_file(name) == target:
+            found.append("/dev/" + name)
+    return found
+
+
+def attach(path: str) -> str:
+    """Attach ``path`` to a free loop device and return the device."""
+    device = run(["losetup", "--find", "--show", path]).strip()
+    if not device.startswith("/dev/"):
+        raise BackendError(f"losetup --find --show {path} printed {device!r}, not a device.")
+    return device
+
+
+def detach(device: str, path: str) -> None:
+    """Detach ``device`` if it still backs ``path``; tolerate it being gone already."""
+    if backing_file(device) != os.path.realpath(path):
+        return
+    try:
+        run(["losetup", "-d", device])
+    except BackendError:
+        if backing_file(device) == os.path.realpath(path):
+            raise

@@ -1,0 +1,68 @@
+"""
+Backend names: ``--backend NAME`` resolves here, without touching the loop.
+
+``BACKENDS`` maps each built-in name to a factory that takes keyword options
+(``pool``, ``cluster_id``, ``instance_id``, ...). Third-party backends register
+a factory in the ``shoal.backends`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any
+from uuid import UUID
+
+from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
+from agent.backends.interface import BackendError, BlockDeviceAPI
+from agent.backends.loopback import LoopbackBlockDeviceAPI
+
+ENTRY_POINT_GROUP = "shoal.backends"
+
+BackendFactory = Callable[..., BlockDeviceAPI]
+
+
+class UnknownBackend(BackendError):
+    """No backend is registered under that name."""
+
+
+def _loopback(*, pool: str, cluster_id: UUID, instance_id: str, **_: Any) -> BlockDeviceAPI:
+    return LoopbackBlockDeviceAPI(pool=pool, cluster_id=cluster_id, instance_id=instance_id)
+
+
+def _fake(
+    *, cluster_id: UUID, instance_id: str, storage: FakeStorage | None = None, **_: Any
+) -> BlockDeviceAPI:
+    return FakeBlockDeviceAPI(storage or FakeStorage(), cluster_id, instance_id)
+
+
+BACKENDS: Mapping[str, BackendFactory] = {
+    "loopback": _loopback,
+    "fake": _fake,
+}
+
+
+def _plugins() -> dict[str, Any]:
+    return {ep.name: ep for ep in entry_points(group=ENTRY_POINT_GROUP)}
+
+
+def backend_names() -> list[str]:
+    """Every backend name: the built-in ones and those of installed plugins."""
+    return sorted(set(BACKENDS) | set(_plugins()))
+
+
+def make_backend(name: str, **options: Any) -> BlockDeviceAPI:
+    """A backend built by the factory registered as ``name``, given ``options``.
+
+    Built-in names win over plugins. Raises :class:`UnknownBackend` naming the
+    known backends.
+    """
+    factory = BACKENDS.get(name)
+    if factory is None:
+        plugin = _plugins().get(name)
+        if plugin is None:
+            raise UnknownBackend(
+                f"Unknown backend {name!r}; known backends: {', '.join(backend_names())}."
+            )
+        factory = plugin.load()
+    return factory(**options)

@@ -1,0 +1,196 @@
+"""
+State changes as values (compare Flocker's ``IStateChange``).
+
+:func:`agent.policy.calculate_changes` returns a tree of these frozen values;
+:mod:`agent.executor` runs it. Because they compare equal, a policy test is one
+equality assertion on the returned tree, with no mocks.
+
+A leaf is one backend or filesystem action (or a :class:`Wait`, which does
+nothing but say why a dataset is not progressing). :func:`sequentially` and
+:func:`in_parallel` combine changes and collapse: no-ops are dropped, a single
+change stands for itself, and nothing left becomes :class:`NoOp`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from uuid import UUID
+
+from attrs import field, frozen
+
+IDLE_SLEEP = 60.0
+"""Seconds the loop may wait (for the watch) when there is nothing to do."""
+
+WAIT_SLEEP = 5.0
+"""Seconds before looking again when a dataset waits on another node."""
+
+
+@frozen
+class CreateVolume:
+    """Create the dataset's volume (the backend returns the existing one if any)."""
+
+    dataset_id: UUID
+    size: int
+
+
+@frozen
+class AttachVolume:
+    """Attach the dataset's volume ``blockdevice_id`` to this node."""
+
+    dataset_id: UUID
+    blockdevice_id: str
+
+
+@frozen
+class MakeFilesystem:
+    """Format ``device``, which discovery found without a filesystem."""
+
+    dataset_id: UUID
+    device: str
+
+
+@frozen
+class MountFilesystem:
+    """Mount ``device`` at ``path``."""
+
+    dataset_id: UUID
+    device: str
+    path: str
+
+
+@frozen
+class UnmountFilesystem:
+    """Unmount the dataset's filesystem from ``path``."""
+
+    dataset_id: UUID
+    path: str
+
+
+@frozen
+class DetachVolume:
+    """Detach the dataset's volume ``blockdevice_id`` from this node."""
+
+    dataset_id: UUID
+    blockdevice_id: str
+
+
+@frozen
+class DestroyVolume:
+    """Destroy the (deleted) dataset's unattached volume and its data."""
+
+    dataset_id: UUID
+    blockdevice_id: str
+
+
+@frozen
+class Wait:
+    """Do nothing for this dataset now, because of ``reason`` (e.g. another node has it)."""
+
+    dataset_id: UUID
+    reason: str
+
+
+@frozen
+class NoOp:
+    """Nothing to do; the loop may wait up to ``sleep`` seconds before the next pass."""
+
+    sleep: float = IDLE_SLEEP
+
+
+def _as_tuple(changes: Iterable[Change]) -> tuple[Change, ...]:
+    return tuple(changes)
+
+
+@frozen
+class Sequentially:
+    """Run ``changes`` one after another, stopping at the first failure."""
+
+    changes: tuple[Change, ...] = field(converter=_as_tuple)
+
+
+@frozen
+class InParallel:
+    """Run all of ``changes`` independently; the run fails if any of them failed."""
+
+    changes: tuple[Change, ...] = field(converter=_as_tuple)
+
+
+Action = (
+    CreateVolume
+    | AttachVolume
+    | MakeFilesystem
+    | MountFilesystem
+    | UnmountFilesystem
+    | DetachVolume
+    | DestroyVolume
+)
+"""A leaf change that does I/O."""
+
+Change = Action | Wait | NoOp | Sequentially | InParallel
+"""Any node of a change tree."""
+
+ACTIONS: tuple[type, ...] = (
+    CreateVolume,
+    AttachVolume,
+    MakeFilesystem,
+    MountFilesystem,
+    UnmountFilesystem,
+    DetachVolume,
+    DestroyVolume,
+)
+
+
+def _collapse(changes: Iterable[Change], combine: type[Sequentially] | type[InParallel]) -> Change:
+    kept: list[Change] = []
+    sleeps: list[float] = []
+    for change in changes:
+        if isinstance(change, NoOp):
+            sleeps.append(change.sleep)
+        else:
+            kept.append(change)
+    if not kept:
+        return NoOp(sleep=min(sleeps, default=IDLE_SLEEP))
+    if len(kept) == 1:
+        return kept[0]
+    return combine(kept)
+
+
+def sequentially(changes: Iterable[Change]) -> Change:
+    """``changes`` in order; no-ops dropped, one change alone, none as :class:`NoOp`."""
+    return _collapse(changes, Sequentially)
+
+
+def in_parallel(changes: Iterable[Change]) -> Change:
+    """``changes`` independently; no-ops dropped, one change alone, none as :class:`NoOp`."""
+    return _collapse(changes, InParallel)
+
+
+def leaves(change: Change) -> Iterator[Change]:
+    """Every leaf of the tree (actions, waits and no-ops), depth first, in order."""
+    if isinstance(change, Sequentially | InParallel):
+        for child in change.changes:
+            yield from leaves(child)
+    else:
+        yield change
+
+
+def actions(change: Change) -> list[Action]:
+    """The leaves of the tree that do I/O."""
+    return [leaf for leaf in leaves(change) if isinstance(leaf, ACTIONS)]  # type: ignore[misc]
+
+
+def sleep_after(change: Change) -> float:
+    """
+    How long the loop may wait for the watch before its next pass.
+
+    Zero when the tree did anything (the next pass continues the work),
+    :data:`WAIT_SLEEP` when a dataset waits on another node, else the
+    :class:`NoOp`'s sleep.
+    """
+    if actions(change):
+        return 0.0
+    found = list(leaves(change))
+    sleep = min((leaf.sleep for leaf in found if isinstance(leaf, NoOp)), default=IDLE_SLEEP)
+    if any(isinstance(leaf, Wait) for leaf in found):
+        return min(sleep, WAIT_SLEEP)
+    return sleep

@@ -1,0 +1,291 @@
+"""
+Observe one node: what the backend and the filesystems say, as one frozen snapshot.
+
+:func:`discover` does all the I/O of a pass and hands the raw facts to the pure
+:func:`classify`, which sorts every dataset's volume into a
+:class:`DiscoveredState`. :func:`local_state_to_report` turns a snapshot into
+the :class:`~control.model.NodeState` the agent reports.
+
+The reporting rule: a volume attached to this node is reported by this node
+(MOUNTED or ATTACHED), whatever the configuration says; an unattached volume
+is reported (PRESENT) by its dataset's primary only, deleted or not. So every
+volume is reported by exactly the node that will act on it next (detach it,
+or attach or destroy it), and a deleted dataset's record is not purged while
+its volume exists.
+"""
+
+from __future__ import annotations
+
+import enum
+import posixpath
+from collections.abc import Iterable, Mapping
+from uuid import UUID
+
+from attrs import field, frozen
+from pyrsistent import PMap, pmap
+
+from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume, UnattachedVolume
+from agent.fs.interface import FilesystemError, Filesystems, Mount
+from control.model import Dataset, DatasetState, NodeState, VolumeStatus
+
+
+class DiscoveredState(enum.Enum):
+    """How far a dataset's volume is realised, as seen from this node."""
+
+    NON_EXISTENT = "non_existent"
+    """No volume exists for the dataset."""
+    UNATTACHED = "unattached"
+    """The volume exists and is attached to no node."""
+    ATTACHED_ELSEWHERE = "attached_elsewhere"
+    """The volume is attached to another node."""
+    ATTACHED_NO_DEVICE = "attached_no_device"
+    """
+    The listing says attached here, but the backend has no device for it here.
+
+    Backends restore the lost device of a volume really attached here (after
+    a reboot), so this means the listing is stale (eventual consistency) and
+    the volume may be attached to another node by now: act on it only once a
+    consistent observation shows where it is.
+    """
+    ATTACHED_NO_FILESYSTEM = "attached_no_filesystem"
+    """Attached here, the device holds no filesystem."""
+    ATTACHED_HERE = "attached_here"
+    """Attached here with a filesystem, not mounted."""
+    MOUNTED_HERE = "mounted_here"
+    """Mounted here at the dataset's mount point (maybe elsewhere too)."""
+    MOUNTED_OTHER_PATH = "mounted_other_path"
+    """Mounted here, but not at the dataset's mount point."""
+
+
+ATTACHED_HERE_STATES = frozenset(
+    {
+        DiscoveredState.ATTACHED_NO_DEVICE,
+        DiscoveredState.ATTACHED_NO_FILESYSTEM,
+        DiscoveredState.ATTACHED_HERE,
+    }
+)
+MOUNTED_STATES = frozenset({DiscoveredState.MOUNTED_HERE, DiscoveredState.MOUNTED_OTHER_PATH})
+
+
+@frozen
+class DiscoveredDataset:
+    """
+    One dataset's volume as seen from this node.
+
+    ``device`` is set only for a volume attached here whose device exists;
+    ``mount_paths`` lists where that device is mounted on this node, the
+    dataset's mount point first when it is among them.
+    """
+
+    dataset_id: UUID
+    state: DiscoveredState
+    blockdevice_id: str | None = None
+    size: int | None = None
+    attached_to: str | None = None
+    device: str | None = None
+    mount_paths: tuple[str, ...] = ()
+
+
+def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset]) -> PMap:
+    return pmap(datasets)
+
+
+def _freeze_volumes(volumes: Iterable[BlockDeviceVolume]) -> tuple[BlockDeviceVolume, ...]:
+    return tuple(volumes)
+
+
+@frozen
+class LocalState:
+    """
+    Everything one pass observed on this node, frozen.
+
+    ``datasets`` holds one entry per dataset that has a volume in this
+    cluster; ``volumes`` is the backend's raw listing.
+    """
+
+    instance_id: str
+    datasets: PMap = field(factory=pmap, converter=_freeze_datasets)
+    volumes: tuple[BlockDeviceVolume, ...] = field(default=(), converter=_freeze_volumes)
+
+
+def mount_point(mount_root: str, dataset_id: UUID) -> str:
+    """Where a dataset is mounted on its primary: ``<mount_root>/<dataset_id>``."""
+    return posixpath.join(mount_root, str(dataset_id))
+
+
+def _preference(volume: BlockDeviceVolume, instance_id: str) -> tuple[int, str]:
+    here = volume.attached_to == instance_id
+    return (0 if here else 1 if volume.attached_to else 2, volume.blockdevice_id)
+
+
+def _one_per_dataset(
+    volumes: Iterable[BlockDeviceVolume], instance_id: str
+) -> dict[UUID, BlockDeviceVolume]:
+    """Pick one volume per dataset: attached here, else attached, else the lowest id."""
+    chosen: dict[UUID, BlockDeviceVolume] = {}
+    for volume in volumes:
+        other = chosen.get(volume.dataset_id)
+        if other is None or _preference(volume, instance_id) < _preference(other, instance_id):
+            chosen[volume.dataset_id] = volume
+    return chosen
+
+
+def _classify_volume(
+    volume: BlockDeviceVolume,
+    instance_id: str,
+    devices: Mapping[str, str],
+    formatted: frozenset[str],
+    mounts_by_device: Mapping[str, tuple[str, ...]],
+    mount_root: str,
+) -> DiscoveredDataset:
+    state, device = DiscoveredState.UNATTACHED, None
+    paths: tuple[str, ...] = ()
+    if volume.attached_to is not None and volume.attached_to != instance_id:
+        state = DiscoveredState.ATTACHED_ELSEWHERE
+    elif volume.attached_to == instance_id:
+        device = devices.get(volume.blockdevice_id)
+        paths = mounts_by_device.get(device, ()) if device else ()
+        if device is None:
+            state = DiscoveredState.ATTACHED_NO_DEVICE
+        elif (expected := mount_point(mount_root, volume.dataset_id)) in paths:
+            state = DiscoveredState.MOUNTED_HERE
+            paths = (expected, *(other for other in paths if other != expected))
+        elif paths:
+            state = DiscoveredState.MOUNTED_OTHER_PATH
+        elif device in formatted:
+            state = DiscoveredState.ATTACHED_HERE
+        else:
+            state = DiscoveredState.ATTACHED_NO_FILESYSTEM
+    return DiscoveredDataset(
+        dataset_id=volume.dataset_id,
+        state=state,
+        blockdevice_id=volume.blockdevice_id,
+        size=volume.size,
+        attached_to=volume.attached_to,
+        device=device,
+        mount_paths=paths,
+    )
+
+
+def classify(
+    volumes: Iterable[BlockDeviceVolume],
+    instance_id: str,
+    devices: Mapping[str, str],
+    formatted: frozenset[str],
+    mounts: Iterable[Mount],
+    mount_root: str,
+) -> LocalState:
+    """
+    Sort raw observations into a :class:`LocalState` (pure).
+
+    ``devices`` maps the blockdevice id of each volume attached here whose
+    device exists to its device path; ``formatted`` holds the devices that
+    have a filesystem; ``mounts`` are this node's mounts.
+    """
+    listing = tuple(volumes)
+    by_device: dict[str, tuple[str, ...]] = {}
+    for mount in mounts:
+        by_device[mount.device] = (*by_device.get(mount.device, ()), posixpath.normpath(mount.path))
+    datasets = {
+        dataset_id: _classify_volume(volume, instance_id, devices, formatted, by_device, mount_root)
+        for dataset_id, volume in _one_per_dataset(listing, instance_id).items()
+    }
+    return LocalState(instance_id=instance_id, datasets=datasets, volumes=listing)
+
+
+def _device_of(backend: BlockDeviceAPI, blockdevice_id: str) -> str | None:
+    try:
+        return backend.get_device_path(blockdevice_id)
+    except UnattachedVolume:
+        return None
+
+
+def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
+    try:
+        return filesystems.has_filesystem(device)
+    except FilesystemError:
+        return False
+
+
+def discover(
+    backend: BlockDeviceAPI, filesystems: Filesystems, mount_root: str, node_instance_id: str
+) -> LocalState:
+    """
+    Observe the node (all of a pass's I/O) and return one frozen snapshot.
+
+    A volume attached here whose device cannot be restored is reported as
+    :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
+    that propagate: the pass fails and the next one observes again.
+    """
+    volumes = backend.list_volumes()
+    devices: dict[str, str] = {}
+    for volume in volumes:
+        if volume.attached_to == node_instance_id:
+            device = _device_of(backend, volume.blockdevice_id)
+            if device is not None:
+                devices[volume.blockdevice_id] = device
+    formatted = frozenset(d for d in devices.values() if _has_filesystem(filesystems, d))
+    return classify(volumes, node_instance_id, devices, formatted, filesystems.mounts(), mount_root)
+
+
+def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:
+    """
+    The dataset ids whose records the agent must fetch besides its own (``also``).
+
+    Those of volumes attached here: the node must learn that they moved away
+    or were deleted even when it is no longer their primary.
+    """
+    return frozenset(
+        d.dataset_id
+        for d in local.datasets.values()
+        if d.state in ATTACHED_HERE_STATES or d.state in MOUNTED_STATES
+    )
+
+
+def _reported(
+    found: DiscoveredDataset, desired: Mapping[UUID, Dataset], node_uuid: UUID
+) -> DatasetState | None:
+    if found.state in MOUNTED_STATES:
+        status, path = VolumeStatus.MOUNTED, found.mount_paths[0]
+    elif found.state in ATTACHED_HERE_STATES:
+        status, path = VolumeStatus.ATTACHED, None
+    elif found.state is DiscoveredState.UNATTACHED:
+        record = desired.get(found.dataset_id)
+        if record is None or record.primary != node_uuid:
+            return None
+        status, path = VolumeStatus.PRESENT, None
+    else:
+        return None
+    return DatasetState(
+        dataset_id=found.dataset_id,
+        status=status,
+        maximum_size=found.size,
+        device=found.device,
+        path=path,
+    )
+
+
+def local_state_to_report(
+    local: LocalState,
+    desired: Mapping[UUID, Dataset],
+    generation: int,
+    era: str | None,
+    node_uuid: UUID,
+    now: float,
+) -> NodeState:
+    """
+    What the agent reports for the snapshot ``local`` (pure).
+
+    ``desired`` are the records the node was sent (to know which unattached
+    volumes it is the primary of); ``generation`` must be the configuration
+    generation fetched *before* ``local`` was observed, so the control service
+    never purges a deletion on the strength of an older observation.
+    """
+    states = {}
+    for found in local.datasets.values():
+        state = _reported(found, desired, node_uuid)
+        if state is not None:
+            states[found.dataset_id] = state
+    return NodeState(
+        node_uuid=node_uuid, era=era, generation=generation, datasets=states, reported_at=now
+    )

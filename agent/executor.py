@@ -1,0 +1,168 @@
+"""
+Run a change tree: the one place where the agent's decisions become I/O.
+
+Every backend or filesystem call is blocking, so :class:`Executor` hands each
+to an injected runner (a thread pool in production, as for
+:class:`control.store.threaded.ThreadedStore`; :func:`synchronous_runner` in
+tests) and returns a ``Deferred``. :class:`~agent.changes.Sequentially` stops
+at its first failure; :class:`~agent.changes.InParallel` runs every branch
+and fails afterwards if any failed. A failure fails the run with
+:class:`ChangeFailed`: there is no retry inside an action, the next pass of
+the loop observes again and decides again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+from attrs import asdict
+from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.python.failure import Failure
+
+from agent.backends.interface import BlockDeviceAPI
+from agent.changes import (
+    AttachVolume,
+    Change,
+    CreateVolume,
+    DestroyVolume,
+    DetachVolume,
+    InParallel,
+    MakeFilesystem,
+    MountFilesystem,
+    NoOp,
+    Sequentially,
+    UnmountFilesystem,
+    Wait,
+)
+from agent.fs.interface import Filesystems
+from control.store.threaded import Runner, synchronous_runner
+
+__all__ = ["ChangeFailed", "Executor", "describe", "synchronous_runner"]
+
+
+def describe(change: Change) -> dict[str, Any]:
+    """A change as flat log fields: ``change`` (its kind) plus its attributes as text."""
+    fields = {key: str(value) for key, value in asdict(change, recurse=False).items()}
+    return {"change": type(change).__name__, **fields}
+
+
+class ChangeFailed(Exception):
+    """One or more changes of a run failed; ``failures`` pairs each change with its error."""
+
+    def __init__(self, failures: list[tuple[Change, BaseException]]) -> None:
+        self.failures = tuple(failures)
+        lines = [
+            f"{describe(change)['change']} {_brief(change)} failed: {type(error).__name__}: {error}"
+            for change, error in self.failures
+        ]
+        super().__init__(
+            f"{len(lines)} change(s) failed; the next pass will observe and retry: "
+            + "; ".join(lines)
+        )
+
+
+def _brief(change: Change) -> str:
+    fields = describe(change)
+    fields.pop("change")
+    return ", ".join(f"{k}={v}" for k, v in fields.items())
+
+
+def _failures_of(failure: Failure, change: Change) -> list[tuple[Change, BaseException]]:
+    error = failure.value
+    if isinstance(error, ChangeFailed):
+        return list(error.failures)
+    return [(change, error if error is not None else Exception(str(failure)))]
+
+
+class Executor:
+    """Run change trees against one node's backend and filesystems."""
+
+    def __init__(
+        self,
+        backend: BlockDeviceAPI,
+        filesystems: Filesystems,
+        runner: Runner = synchronous_runner,
+        logger: Any = None,
+    ) -> None:
+        self.backend = backend
+        self.filesystems = filesystems
+        self._run = runner
+        self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
+        self._actions: dict[type, Callable[[Any], object]] = {
+            CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
+            AttachVolume: lambda c: backend.attach_volume(
+                c.blockdevice_id, backend.compute_instance_id()
+            ),
+            MakeFilesystem: lambda c: filesystems.make_filesystem(c.device),
+            MountFilesystem: lambda c: filesystems.mount(c.device, c.path),
+            UnmountFilesystem: lambda c: filesystems.unmount(c.path),
+            DetachVolume: self._detach,
+            DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
+        }
+
+    def _detach(self, change: DetachVolume) -> None:
+        """Detach, having confirmed that the volume is attached to this node.
+
+        ``detach_volume`` detaches from whichever node has the volume; a
+        stale listing must never make this node detach another node's volume,
+        so ``get_device_path`` (which raises
+        :class:`~agent.backends.interface.UnattachedVolume` unless it is
+        attached here) is asked first.
+        """
+        self.backend.get_device_path(change.blockdevice_id)
+        self.backend.detach_volume(change.blockdevice_id)
+
+    def run(self, change: Change) -> Deferred:
+        """Run ``change``; fires with ``None``, or fails with :class:`ChangeFailed`."""
+        if isinstance(change, Sequentially):
+            return self._sequentially(list(change.changes))
+        if isinstance(change, InParallel):
+            return self._in_parallel(list(change.changes))
+        if isinstance(change, NoOp):
+            return succeed(None)
+        if isinstance(change, Wait):
+            self._log.info("agent.waiting", **describe(change))
+            return succeed(None)
+        return self._leaf(change)
+
+    def _leaf(self, change: Change) -> Deferred:
+        action = self._actions[type(change)]
+        d = self._run(action, change)
+
+        def done(_result: object) -> None:
+            self._log.info("agent.change.done", **describe(change))
+
+        def failed(failure: Failure) -> Failure:
+            self._log.warning(
+                "agent.change.failed",
+                error=f"{type(failure.value).__name__}: {failure.value}",
+                **describe(change),
+            )
+            return Failure(ChangeFailed(_failures_of(failure, change)))
+
+        d.addCallbacks(done, failed)
+        return d
+
+    def _sequentially(self, changes: list[Change]) -> Deferred:
+        d: Deferred = succeed(None)
+        for change in changes:
+            d.addCallback(self._then, change)
+        return d
+
+    def _then(self, _previous: object, change: Change) -> Deferred:
+        return self.run(change)
+
+    def _in_parallel(self, changes: list[Change]) -> Deferred:
+        started = [self.run(change) for change in changes]
+
+        def gather(results: list[tuple[bool, Any]]) -> None:
+            failures: list[tuple[Change, BaseException]] = []
+            for change, (ok, value) in zip(changes, results, strict=True):
+                if not ok:
+                    failures.extend(_failures_of(value, change))
+            if failures:
+                raise ChangeFailed(failures)
+
+        return DeferredList(started, consumeErrors=True).addCallback(gather)

@@ -1,0 +1,100 @@
+"""
+An in-memory :class:`~agent.fs.interface.Filesystems` over a fake SAN.
+
+Which volumes hold a filesystem, and their files, live in the shared
+:class:`~agent.backends.fake.FakeStorage`, keyed by blockdevice id (the id
+behind a ``/dev/fake/<id>`` path), so they survive a detach and a re-attach on
+another node. What is mounted where is per node: each node has its own
+:class:`FakeFilesystems`.
+"""
+
+from __future__ import annotations
+
+import posixpath
+
+from attrs import define, field
+
+from agent.backends.fake import FakeStorage, blockdevice_id_for
+from agent.fs.interface import FilesystemError, FilesystemExists, Mount
+
+
+@define
+class FakeFilesystems:
+    """
+    Filesystem operations of one node, on the devices of a :class:`FakeStorage`.
+
+    With ``instance_id`` set, only devices attached to that instance exist on
+    this node (as for a real node); without it, any attached volume's device does.
+    ``write_file`` and ``read_file`` give tests access to a mounted volume's data.
+    """
+
+    storage: FakeStorage
+    instance_id: str | None = None
+    _mounts: dict[str, str] = field(factory=dict)
+
+    def _volume_of(self, device: str) -> str:
+        blockdevice_id = blockdevice_id_for(device)
+        if blockdevice_id is None or not self.storage.device_present(device, self.instance_id):
+            raise FilesystemError(f"Device {device} does not exist on this node.")
+        return blockdevice_id
+
+    def has_filesystem(self, device: str) -> bool:
+        """Whether ``device`` holds a filesystem."""
+        with self.storage.lock:
+            return self._volume_of(device) in self.storage.filesystems
+
+    def make_filesystem(self, device: str) -> None:
+        """Format ``device``, unless it already has a filesystem."""
+        with self.storage.lock:
+            volume = self._volume_of(device)
+            if volume in self.storage.filesystems:
+                raise FilesystemExists(f"Device {device} already has a filesystem; not formatting.")
+            self.storage.filesystems.add(volume)
+            self.storage.files[volume] = {}
+
+    def mount(self, device: str, path: str) -> None:
+        """Mount ``device`` at ``path``; idempotent for the same device and path."""
+        path = posixpath.normpath(path)
+        with self.storage.lock:
+            current = self._mounts.get(path)
+            if current == device:
+                return
+            if current is not None:
+                raise FilesystemError(
+                    f"Cannot mount {device} at {path}: {current} is mounted there."
+                )
+            if self._volume_of(device) not in self.storage.filesystems:
+                raise FilesystemError(f"Cannot mount {device} at {path}: no filesystem on it.")
+            self._mounts[path] = device
+
+    def unmount(self, path: str) -> None:
+        """Unmount whatever is mounted at ``path``; nothing if nothing is."""
+        with self.storage.lock:
+            self._mounts.pop(posixpath.normpath(path), None)
+
+    def mounts(self) -> list[Mount]:
+        """Every mount on this node, ordered by path."""
+        with self.storage.lock:
+            return [Mount(device=d, path=p) for p, d in sorted(self._mounts.items())]
+
+    def _locate(self, path: str) -> tuple[dict[str, bytes], str]:
+        path = posixpath.normpath(path)
+        for mount_point, device in self._mounts.items():
+            if path.startswith(mount_point + "/"):
+                files = self.storage.files.setdefault(self._volume_of(device), {})
+                return files, path[len(mount_point) + 1 :]
+        raise FilesystemError(f"{path} is not inside a mounted fake volume.")
+
+    def write_file(self, path: str, data: bytes) -> None:
+        """Write ``data`` to the file ``path`` inside a mounted volume."""
+        with self.storage.lock:
+            files, name = self._locate(path)
+            files[name] = data
+
+    def read_file(self, path: str) -> bytes:
+        """The content of the file ``path`` inside a mounted volume."""
+        with self.storage.lock:
+            files, name = self._locate(path)
+            if name not in files:
+                raise FilesystemError(f"No file {path}.")
+            return files[name]

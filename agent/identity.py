@@ -1,0 +1,101 @@
+"""
+A node's identity: its uuid and name, persisted in the agent's state directory.
+
+Several agents on one machine share one kernel and so one boot id, so a
+node's identity never comes from the machine: it is created once, written to
+``<state-dir>/identity.json`` and read back on every start. The plugin reads
+the same file to learn which node it serves.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from uuid import UUID, uuid4
+
+from attrs import frozen
+
+IDENTITY_FILE = "identity.json"
+DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
+BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
+
+
+class IdentityError(Exception):
+    """The identity file is unreadable or was written for another node name."""
+
+
+@frozen
+class NodeIdentity:
+    """Who this node is: a uuid that never changes, and a name for people."""
+
+    uuid: UUID
+    name: str
+
+
+def identity_path(state_dir: str) -> str:
+    """Where the identity of the agent using ``state_dir`` is kept."""
+    return os.path.join(state_dir, IDENTITY_FILE)
+
+
+def read_identity(state_dir: str) -> NodeIdentity:
+    """The identity persisted in ``state_dir``; raises :class:`IdentityError` if there is none."""
+    path = identity_path(state_dir)
+    try:
+        with open(path) as f:
+            raw = json.load(f)
+        return NodeIdentity(uuid=UUID(raw["uuid"]), name=str(raw["name"]))
+    except FileNotFoundError:
+        raise IdentityError(
+            f"No node identity at {path}: start the agent (`shoal agent run --state-dir "
+            f"{state_dir}`) on this node first, or point at its --state-dir."
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise IdentityError(f"The node identity at {path} is damaged ({e}); fix or remove it.")
+
+
+def write_atomically(path: str, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole."""
+    temporary = f"{path}.tmp"
+    with open(temporary, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(temporary, path)
+    directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def load_or_create_identity(
+    state_dir: str, name: str, new_uuid: Callable[[], UUID] = uuid4
+) -> NodeIdentity:
+    """Read this node's identity, creating it on first start.
+
+    Refuses a state directory that belongs to a node of another name, so two
+    agents cannot end up sharing one identity by mistake.
+    """
+    os.makedirs(state_dir, exist_ok=True)
+    try:
+        identity = read_identity(state_dir)
+    except IdentityError:
+        if os.path.exists(identity_path(state_dir)):
+            raise
+        identity = NodeIdentity(uuid=new_uuid(), name=name)
+        body = {"uuid": str(identity.uuid), "name": identity.name}
+        write_atomically(identity_path(state_dir), json.dumps(body).encode())
+        return identity
+    if identity.name != name:
+        raise IdentityError(
+            f"{identity_path(state_dir)} belongs to node {identity.name!r}, not {name!r}: "
+            "give each agent its own --state-dir."
+        )
+    return identity
+
+
+def boot_id(path: str = BOOT_ID_PATH) -> str:
+    """The kernel's boot id: the node's era, which changes on every reboot."""
+    with open(path) as f:
+        return f.read().strip()

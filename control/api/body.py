@@ -1,0 +1,175 @@
+"""
+Reading requests: JSON bodies checked against a schema, path ids, query parameters.
+
+Every function here either returns clean values or raises a
+:class:`~control.errors.ShoalError` whose description says what was wrong,
+so that handlers stay thin and bad input never reaches the store.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from jsonschema import Draft202012Validator
+from twisted.web.server import Request
+
+from control.api.schemas import UUID_PATTERN
+from control.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
+from control.wire import parse_uuid
+
+MAX_BODY = 1024 * 1024
+"""The largest request body accepted, in bytes (1 MiB)."""
+
+MAX_ERRORS = 20
+MAX_MESSAGE = 300
+
+
+def _header(request: Request, name: bytes) -> str | None:
+    value = request.getHeader(name)
+    return None if value is None else value.decode("latin-1")
+
+
+def _check_content_type(request: Request) -> None:
+    declared = _header(request, b"content-type")
+    if declared is None:
+        return
+    media = declared.split(";", 1)[0].strip().lower()
+    if media != "application/json" and not media.endswith("+json"):
+        raise UnsupportedMediaType(
+            f"The request body is declared as {media[:60]!r}; send JSON with "
+            "Content-Type: application/json."
+        )
+
+
+def _check_length(request: Request) -> None:
+    declared = _header(request, b"content-length")
+    if declared is None:
+        return
+    try:
+        length = int(declared)
+    except ValueError:
+        raise InvalidRequest("Content-Length is not a number.") from None
+    if length > MAX_BODY:
+        raise PayloadTooLarge(
+            f"The request body is {length} bytes; at most {MAX_BODY} are accepted."
+        )
+
+
+def read_body(request: Request) -> bytes:
+    """The raw body, refusing one over :data:`MAX_BODY` (declared or actual)."""
+    _check_length(request)
+    content = request.content
+    if content is None:
+        return b""
+    content.seek(0)
+    raw: bytes = content.read(MAX_BODY + 1)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge(f"The request body is over {MAX_BODY} bytes; it is not accepted.")
+    return raw
+
+
+def _no_constants(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_json(raw: bytes) -> Any:
+    """Decode a JSON document, refusing bad UTF-8, NaN/Infinity and absurd nesting."""
+    if not raw.strip():
+        raise InvalidRequest("The request body is empty; a JSON object is required.")
+    try:
+        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+    except UnicodeDecodeError:
+        raise InvalidRequest("The request body is not valid UTF-8.") from None
+    except (ValueError, RecursionError) as e:
+        problem = str(e)[:MAX_MESSAGE]
+        raise InvalidRequest(f"The request body is not valid JSON: {problem}") from None
+
+
+def _message(error: Any) -> str:
+    if error.validator == "pattern" and error.validator_value == UUID_PATTERN:
+        return f"{error.json_path}: {str(error.instance)[:60]!r} is not a valid UUID."
+    return f"{error.json_path}: {error.message}"[:MAX_MESSAGE]
+
+
+def validate(obj: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """``obj`` if it matches ``schema``; else :class:`InvalidRequest` listing every problem."""
+    validator = Draft202012Validator(schema)
+    try:
+        found = sorted(validator.iter_errors(obj), key=lambda e: e.json_path)
+    except RecursionError:
+        raise InvalidRequest("The request body is nested too deeply.") from None
+    if found:
+        messages = [_message(e) for e in found[:MAX_ERRORS]]
+        raise InvalidRequest(f"The request body is not valid: {messages[0]}", messages)
+    if not isinstance(obj, dict):
+        raise InvalidRequest("The request body must be a JSON object.")
+    return obj
+
+
+def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
+    """The request's JSON object body, checked against ``schema``."""
+    _check_content_type(request)
+    return validate(parse_json(read_body(request)), schema)
+
+
+def path_uuid(value: str, what: str) -> UUID:
+    """A UUID from a path segment, or :class:`InvalidRequest` naming the bad id."""
+    return parse_uuid(value, what)
+
+
+def if_tag(request: Request) -> str | None:
+    """The ``X-If-Configuration-Matches`` header, if the write is conditional."""
+    return _header(request, b"x-if-configuration-matches")
+
+
+def query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
+    """The query parameters, each given at most once and all of them known."""
+    result: dict[str, str] = {}
+    for raw_name, values in (request.args or {}).items():
+        name = raw_name.decode("utf-8", "replace")
+        if name not in allowed:
+            known = ", ".join(sorted(allowed)) or "none"
+            raise InvalidRequest(f"Unknown query parameter {name[:40]!r}; known: {known}.")
+        if len(values) != 1:
+            raise InvalidRequest(f"Query parameter {name!r} must be given once.")
+        result[name] = values[0].decode("utf-8", "replace")
+    return result
+
+
+def query_int(params: Mapping[str, str], name: str) -> int | None:
+    """A non-negative integer parameter, or ``None`` when absent."""
+    value = params.get(name)
+    if value is None:
+        return None
+    if not value.isascii() or not value.isdigit() or len(value) > 18:
+        raise InvalidRequest(f"Query parameter {name!r} must be a non-negative integer.")
+    return int(value)
+
+
+def query_seconds(params: Mapping[str, str], name: str, default: float, maximum: float) -> float:
+    """A number of seconds between 0 and ``maximum``, or ``default`` when absent."""
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not 0 <= seconds <= maximum:
+        raise InvalidRequest(
+            f"Query parameter {name!r} must be a number of seconds from 0 to {maximum:g}."
+        )
+    return seconds
+
+
+def query_uuids(params: Mapping[str, str], name: str) -> frozenset[UUID]:
+    """A comma-separated list of UUIDs (empty when absent)."""
+    value = params.get(name, "")
+    items = [item.strip() for item in value.split(",") if item.strip()]
+    if len(items) > 1000:
+        raise InvalidRequest(f"Query parameter {name!r} lists more than 1000 ids.")
+    return frozenset(parse_uuid(item, f"{name} id") for item in items)

@@ -1,0 +1,167 @@
+"""
+The OpenAPI 3.1 document of the API, built from :mod:`control.api.schemas`.
+
+:data:`OPERATIONS` lists every route and method the API serves; a test walks
+the Klein URL map and checks that it and this table agree exactly.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from attrs import frozen
+
+from control.api import schemas as s
+
+TAG_HEADER = "X-Configuration-Tag"
+IF_HEADER = "X-If-Configuration-Matches"
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    400: "The request is malformed or breaks a rule.",
+    404: "Not found.",
+    405: "Not allowed on this resource now.",
+    409: "Conflicts with the current configuration.",
+    412: f"{IF_HEADER} does not match the current tag.",
+    413: "The body is over 1 MiB.",
+    415: "The body is not JSON.",
+    503: "The database is unavailable.",
+}
+_BODY_ERRORS = (400, 413, 415)
+
+
+@frozen
+class Operation:
+    """One route and method: what it takes and what it answers."""
+
+    method: str
+    path: str
+    summary: str
+    answers: dict[int, s.Schema]
+    body: s.Schema | None = None
+    refusals: tuple[int, ...] = ()
+    query: tuple[tuple[str, s.Schema, str], ...] = ()
+    conditional: bool = False
+
+
+_WATCH_QUERY = (
+    ("configuration", s.COUNTER, "Wake when the configuration generation exceeds this."),
+    ("state", s.COUNTER, "Wake when the state version exceeds this."),
+    ("timeout", {"type": "number", "minimum": 0, "maximum": 300}, "Seconds (default 30)."),
+)
+_ALSO = (("also", {"type": "string"}, "Comma-separated dataset ids to include as well."),)
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation("get", "/v1/version", "Versions of the API and of Shoal.", {200: s.VERSION}),
+    Operation("get", "/v1/openapi.json", "This document.", {200: s.OPENAPI_DOCUMENT}),
+    Operation("get", "/v1/configuration/datasets", "Every dataset.", {200: s.DATASETS}),
+    Operation(
+        "post", "/v1/configuration/datasets", "Create a dataset.", {201: s.DATASET},
+        s.CREATE_DATASET, (409,), conditional=True,
+    ),
+    Operation(
+        "post", "/v1/configuration/datasets/{dataset_id}", "Move a dataset to a new primary.",
+        {200: s.DATASET}, s.MOVE_DATASET, (404, 405, 409), conditional=True,
+    ),
+    Operation(
+        "delete", "/v1/configuration/datasets/{dataset_id}", "Delete a dataset.",
+        {200: s.DATASET}, None, (400, 404, 409), conditional=True,
+    ),
+    Operation("get", "/v1/state/datasets", "Where datasets actually are.", {200: s.STATE_DATASETS}),
+    Operation("get", "/v1/state/nodes", "Every registered node.", {200: s.STATE_NODES}),
+    Operation(
+        "get", "/v1/state/nodes/by_era/{era}", "The node with this era.", {200: s.ERA_NODE},
+        None, (404,),
+    ),
+    Operation("get", "/v1/configuration/leases", "Every unexpired lease.", {200: s.LEASES}),
+    Operation(
+        "post", "/v1/configuration/leases", "Acquire (201) or renew (200) a lease.",
+        {201: s.LEASE, 200: s.LEASE}, s.ACQUIRE_LEASE, (404, 405, 409), conditional=True,
+    ),
+    Operation(
+        "delete", "/v1/configuration/leases/{dataset_id}", "Release a dataset's lease.",
+        {200: s.LEASE}, None, (400, 404), conditional=True,
+    ),
+    Operation("get", "/v1/shoal/nodes", "Registered nodes and their liveness.", {200: s.NODES}),
+    Operation(
+        "put", "/v1/shoal/nodes/{node_uuid}", "Register or update a node (agents).",
+        {200: s.NODE}, s.REGISTER_NODE,
+    ),
+    Operation(
+        "put", "/v1/shoal/state/{node_uuid}", "Report a node's observed state (agents).",
+        {200: s.REPORT_RESULT}, s.REPORT_STATE, (404,),
+    ),
+    Operation(
+        "get", "/v1/shoal/nodes/{node_uuid}/configuration",
+        "The datasets and leases one node needs.", {200: s.NODE_CONFIGURATION},
+        None, (400,), _ALSO,
+    ),
+    Operation(
+        "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
+        {200: s.VERSIONS}, None, (400,), _WATCH_QUERY,
+    ),
+)
+
+
+def _json(schema: s.Schema) -> dict[str, Any]:
+    return {"application/json": {"schema": schema}}
+
+
+def _parameters(op: Operation) -> list[dict[str, Any]]:
+    params: list[dict[str, Any]] = []
+    for name in re.findall(r"{(\w+)}", op.path):
+        schema = {"type": "string"} if name == "era" else s.UUID
+        params.append({"name": name, "in": "path", "required": True, "schema": schema})
+    for name, schema, description in op.query:
+        params.append({"name": name, "in": "query", "schema": schema, "description": description})
+    if op.conditional:
+        params.append({"name": IF_HEADER, "in": "header", "schema": {"type": "string"}})
+    return params
+
+
+def _responses(op: Operation) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for code, schema in sorted(op.answers.items()):
+        answer: dict[str, Any] = {"description": _REASONS[code], "content": _json(schema)}
+        if op.conditional or op.path.startswith("/v1/configuration"):
+            answer["headers"] = {TAG_HEADER: {"schema": {"type": "string"}}}
+        result[str(code)] = answer
+    refusals = set(op.refusals) | {503}
+    if op.body is not None:
+        refusals |= set(_BODY_ERRORS)
+    if op.conditional:
+        refusals.add(412)
+    for code in sorted(refusals):
+        result[str(code)] = {"description": _REASONS[code], "content": _json(s.ERROR)}
+    return result
+
+
+def _operation(op: Operation) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "summary": op.summary,
+        "operationId": f"{op.method}_{re.sub(r'[^a-z0-9]+', '_', op.path.lower()).strip('_')}",
+        "parameters": _parameters(op),
+        "responses": _responses(op),
+    }
+    if op.body is not None:
+        result["requestBody"] = {"required": True, "content": _json(op.body)}
+    return result
+
+
+def document(version: str) -> dict[str, Any]:
+    """The OpenAPI 3.1 document of the whole API."""
+    paths: dict[str, dict[str, Any]] = {}
+    for op in OPERATIONS:
+        paths.setdefault(op.path, {})[op.method] = _operation(op)
+    return {
+        "openapi": "3.1.0",
+        "jsonSchemaDialect": "https://json-schema.org/draft/2020-12/schema",
+        "info": {
+            "title": "Shoal control service",
+            "version": version,
+            "description": "Flocker v1 compatible, plus Shoal's own endpoints under /v1/shoal/.",
+        },
+        "paths": paths,
+    }

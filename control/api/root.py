@@ -1,0 +1,44 @@
+"""
+The root resource: answers what Klein cannot route as JSON too.
+
+Klein answers a URL or Host header that is not UTF-8 with a plain-text 400
+before any error handler runs; this wrapper refuses those as JSON first and
+hands everything else to the Klein resource.
+"""
+
+from __future__ import annotations
+
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+
+from control.api.errors import CONTENT_TYPE, error_body, json_response
+
+
+def _utf8(*parts: bytes) -> bool:
+    try:
+        for part in parts:
+            part.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+class JSONRoot(Resource):
+    """A leaf resource that checks the request's encoding, then delegates to ``inner``."""
+
+    isLeaf = True
+
+    def __init__(self, inner: Resource) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def render(self, request: Request) -> bytes | int:
+        """Refuse a non-UTF-8 path or host as JSON, else let ``inner`` render."""
+        request.setHeader(b"content-type", CONTENT_TYPE)
+        segments = list(request.prepath or []) + list(request.postpath or [])
+        if not _utf8(*segments, request.getRequestHostname()):
+            return json_response(
+                request, error_body("The request's path or Host header is not UTF-8."), 400
+            )
+        result: bytes | int = self._inner.render(request)
+        return result

@@ -1,0 +1,302 @@
+"""
+:class:`HTTPClient`: the :class:`~control.client.interface.ShoalClient` that
+speaks the REST API with treq.
+
+Connections are kept alive in one pool. Tests pass a ``treq.testing.StubTreq``
+wrapping the API's resource instead of the real treq, so the real client runs
+against the real API in memory.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+from uuid import UUID
+
+from twisted.internet.defer import Deferred
+from twisted.web.iweb import IPolicyForHTTPS
+
+from control.client import messages
+from control.client.interface import (
+    DatasetListing,
+    LeaseGrant,
+    NodeConfiguration,
+    NodeInfo,
+    Reported,
+    ServiceVersion,
+    StateDataset,
+)
+from control.errors import (
+    Conflict,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
+    ShoalError,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.wire import (
+    dataset_from_json,
+    lease_from_json,
+    node_from_json,
+    node_state_to_json,
+    versions_from_json,
+)
+
+ERRORS: dict[int, type[ShoalError]] = {
+    cls.code: cls
+    for cls in (
+        InvalidRequest,
+        NotFound,
+        NotAllowed,
+        Conflict,
+        PreconditionFailed,
+        PayloadTooLarge,
+        UnsupportedMediaType,
+        Unavailable,
+    )
+}
+"""The refusal raised for each HTTP status; other failures raise :class:`ShoalError`."""
+
+TAG_HEADER = "X-Configuration-Tag"
+IF_TAG_HEADER = "X-If-Configuration-Matches"
+
+
+def error_for(code: int, body: bytes, url: str) -> ShoalError:
+    """The exception for a refusal: its class from ``code``, its text from the body."""
+    cls = ERRORS.get(code, ShoalError)
+    try:
+        obj = json.loads(body)
+        description = str(obj["description"])
+        errors = [str(e) for e in obj.get("errors") or []]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        text = body.decode("utf-8", "replace").strip()[:200]
+        description = f"The control service at {url} answered {code}: {text or 'no details'}"
+        errors = []
+    return cls(description, errors)
+
+
+def _reason(error: BaseException) -> str:
+    reasons = getattr(error, "reasons", None)
+    if reasons:
+        return "; ".join(str(r.value) or type(r.value).__name__ for r in reasons)
+    return str(error) or type(error).__name__
+
+
+def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> Any:
+    """A treq client with a persistent connection pool (and ``tls`` for https URLs)."""
+    from treq.client import HTTPClient as TreqClient
+    from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
+
+    pool = HTTPConnectionPool(reactor, persistent=True)
+    policy = tls if tls is not None else BrowserLikePolicyForHTTPS()
+    agent: Any = Agent(reactor, contextFactory=policy, pool=pool)
+    return TreqClient(agent)
+
+
+class HTTPClient:
+    """A client of the control service at ``base_url`` (``http://`` or ``https://``).
+
+    ``treq`` is anything with treq's ``request`` method (the real client by
+    default, ``StubTreq`` in tests); ``tls`` is the policy for https, such as
+    :func:`control.ca.client_tls_policy`; ``clock`` turns lease expiries into
+    absolute times.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        treq: Any = None,
+        *,
+        tls: IPolicyForHTTPS | None = None,
+        clock: Any = None,
+        reactor: Any = None,
+    ) -> None:
+        if reactor is None and (treq is None or clock is None):
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor
+        self.base_url = base_url.rstrip("/")
+        self._treq = treq if treq is not None else default_treq(tls, reactor)
+        self._clock = clock if clock is not None else reactor
+
+    async def _call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        if_tag: str | None = None,
+    ) -> tuple[Any, Any]:
+        """Send one request; return ``(response, decoded JSON)`` or raise the refusal."""
+        url = self.base_url + path
+        headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
+        kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
+        if body is not None:
+            kwargs["json"] = body
+        try:
+            response = await self._treq.request(method, url, **kwargs)
+            content = await response.content()
+        except Exception as e:
+            raise Unavailable(
+                f"Cannot reach the control service at {self.base_url}: {_reason(e)}"
+            ) from e
+        if response.code >= 300:
+            raise error_for(response.code, content, url)
+        try:
+            return response, json.loads(content)
+        except ValueError as e:
+            raise ShoalError(f"The control service at {url} did not answer JSON.") from e
+
+    async def _json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
+        return (await self._call(method, path, body, **kw))[1]
+
+    def version(self) -> Deferred[ServiceVersion]:
+        """See :meth:`ShoalClient.version`."""
+        return Deferred.fromCoroutine(self._version())
+
+    async def _version(self) -> ServiceVersion:
+        return messages.service_version_from_json(await self._json("GET", "/v1/version"))
+
+    def list_datasets(self) -> Deferred[DatasetListing]:
+        """See :meth:`ShoalClient.list_datasets`."""
+        return Deferred.fromCoroutine(self._list_datasets())
+
+    async def _list_datasets(self) -> DatasetListing:
+        response, obj = await self._call("GET", "/v1/configuration/datasets")
+        tags = response.headers.getRawHeaders(TAG_HEADER) or [""]
+        return DatasetListing(tags[0], [dataset_from_json(o) for o in obj])
+
+    def create_dataset(
+        self,
+        primary: UUID,
+        maximum_size: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        dataset_id: UUID | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.create_dataset`."""
+        body = messages.create_dataset_body(primary, maximum_size, metadata, dataset_id)
+        return Deferred.fromCoroutine(self._dataset("POST", "", body, if_tag))
+
+    def move_dataset(
+        self, dataset_id: UUID, primary: UUID, if_tag: str | None = None
+    ) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.move_dataset`."""
+        body = messages.move_dataset_body(primary)
+        return Deferred.fromCoroutine(self._dataset("POST", f"/{dataset_id}", body, if_tag))
+
+    def delete_dataset(self, dataset_id: UUID, if_tag: str | None = None) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.delete_dataset`."""
+        return Deferred.fromCoroutine(self._dataset("DELETE", f"/{dataset_id}", None, if_tag))
+
+    async def _dataset(self, method: str, suffix: str, body: Any, if_tag: str | None) -> Dataset:
+        path = "/v1/configuration/datasets" + suffix
+        return dataset_from_json(await self._json(method, path, body, if_tag=if_tag))
+
+    def list_state_datasets(self) -> Deferred[list[StateDataset]]:
+        """See :meth:`ShoalClient.list_state_datasets`."""
+        return Deferred.fromCoroutine(self._list_state_datasets())
+
+    async def _list_state_datasets(self) -> list[StateDataset]:
+        obj = await self._json("GET", "/v1/state/datasets")
+        return [messages.state_dataset_from_json(o) for o in obj]
+
+    def list_nodes(self) -> Deferred[list[NodeInfo]]:
+        """See :meth:`ShoalClient.list_nodes`."""
+        return Deferred.fromCoroutine(self._list_nodes())
+
+    async def _list_nodes(self) -> list[NodeInfo]:
+        return [messages.node_info_from_json(o) for o in await self._json("GET", "/v1/shoal/nodes")]
+
+    def node_by_era(self, era: str) -> Deferred[UUID]:
+        """See :meth:`ShoalClient.node_by_era`."""
+        return Deferred.fromCoroutine(self._node_by_era(era))
+
+    async def _node_by_era(self, era: str) -> UUID:
+        obj = await self._json("GET", f"/v1/state/nodes/by_era/{quote(era, safe='')}")
+        return messages.era_node_from_json(obj)
+
+    def list_leases(self) -> Deferred[list[Lease]]:
+        """See :meth:`ShoalClient.list_leases`."""
+        return Deferred.fromCoroutine(self._list_leases())
+
+    async def _list_leases(self) -> list[Lease]:
+        obj = await self._json("GET", "/v1/configuration/leases")
+        now = self._clock.seconds()
+        return [lease_from_json(o, now) for o in obj]
+
+    def acquire_lease(
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+    ) -> Deferred[LeaseGrant]:
+        """See :meth:`ShoalClient.acquire_lease`."""
+        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires))
+
+    async def _acquire_lease(
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+    ) -> LeaseGrant:
+        body = messages.acquire_lease_body(dataset_id, node_uuid, expires)
+        response, obj = await self._call("POST", "/v1/configuration/leases", body)
+        return LeaseGrant(lease_from_json(obj, self._clock.seconds()), response.code == 201)
+
+    def release_lease(self, dataset_id: UUID) -> Deferred[Lease]:
+        """See :meth:`ShoalClient.release_lease`."""
+        return Deferred.fromCoroutine(self._release_lease(dataset_id))
+
+    async def _release_lease(self, dataset_id: UUID) -> Lease:
+        obj = await self._json("DELETE", f"/v1/configuration/leases/{dataset_id}")
+        return lease_from_json(obj, self._clock.seconds())
+
+    def register_node(
+        self, node_uuid: UUID, host: str, era: str | None, labels: Mapping[str, str]
+    ) -> Deferred[Node]:
+        """See :meth:`ShoalClient.register_node`."""
+        body = messages.register_node_body(host, era, labels)
+        return Deferred.fromCoroutine(self._register_node(node_uuid, body))
+
+    async def _register_node(self, node_uuid: UUID, body: Any) -> Node:
+        return node_from_json(await self._json("PUT", f"/v1/shoal/nodes/{node_uuid}", body))
+
+    def report_state(self, state: NodeState) -> Deferred[Reported]:
+        """See :meth:`ShoalClient.report_state`."""
+        return Deferred.fromCoroutine(self._report_state(state))
+
+    async def _report_state(self, state: NodeState) -> Reported:
+        path = f"/v1/shoal/state/{state.node_uuid}"
+        return messages.reported_from_json(
+            await self._json("PUT", path, node_state_to_json(state))
+        )
+
+    def node_configuration(
+        self, node_uuid: UUID, also: Iterable[UUID] = ()
+    ) -> Deferred[NodeConfiguration]:
+        """See :meth:`ShoalClient.node_configuration`."""
+        return Deferred.fromCoroutine(self._node_configuration(node_uuid, list(also)))
+
+    async def _node_configuration(self, node_uuid: UUID, also: list[UUID]) -> NodeConfiguration:
+        params = {"also": ",".join(str(u) for u in also)} if also else None
+        path = f"/v1/shoal/nodes/{node_uuid}/configuration"
+        obj = await self._json("GET", path, params=params)
+        now = self._clock.seconds()
+        return NodeConfiguration(
+            generation=obj["generation"],
+            datasets=[dataset_from_json(o) for o in obj["datasets"]],
+            leases=[lease_from_json(o, now) for o in obj["leases"]],
+        )
+
+    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+        """See :meth:`ShoalClient.watch`."""
+        params = {
+            "configuration": str(configuration),
+            "state": str(state),
+            "timeout": f"{timeout:g}",
+        }
+        return Deferred.fromCoroutine(self._watch(params))
+
+    async def _watch(self, params: Mapping[str, str]) -> Versions:
+        return versions_from_json(await self._json("GET", "/v1/shoal/watch", params=params))

@@ -1,0 +1,173 @@
+"""
+The seam between Shoal's callers (CLI, agent, plugin) and the control service.
+
+:class:`ShoalClient` is asynchronous: every method returns a ``Deferred``.
+Refusals fail that Deferred with the :class:`~control.errors.ShoalError`
+subclass the service answered with (``InvalidRequest`` for 400, ``NotFound``
+for 404, ``NotAllowed`` 405, ``Conflict`` 409, ``PreconditionFailed`` 412,
+``PayloadTooLarge`` 413, ``UnsupportedMediaType`` 415), carrying the service's
+description, so the same exception types flow from the store to the caller.
+When the service cannot be reached it fails with
+:class:`~control.errors.Unavailable` naming the URL. Implementations:
+:class:`control.client.http.HTTPClient` and :class:`control.client.fake.FakeClient`,
+both passing ``tests/control/client/suite.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import NamedTuple, Protocol, runtime_checkable
+from uuid import UUID
+
+from attrs import frozen
+from twisted.internet.defer import Deferred
+
+from control.model import Dataset, Lease, Node, NodeState, Versions
+
+
+@frozen
+class ServiceVersion:
+    """The versions a control service reports."""
+
+    flocker: str
+    shoal: str
+
+
+@frozen
+class StateDataset:
+    """A dataset as the cluster actually has it (``/v1/state/datasets``).
+
+    ``primary`` is the node the volume is attached or mounted on (``None`` if
+    it is only present); ``path`` is its mount point when mounted.
+    """
+
+    dataset_id: UUID
+    primary: UUID | None = None
+    path: str | None = None
+    maximum_size: int | None = None
+
+
+@frozen
+class NodeInfo:
+    """A registered node and whether it was heard from recently enough."""
+
+    node: Node
+    live: bool
+
+
+class DatasetListing(NamedTuple):
+    """The configuration's datasets and the tag to make a conditional write against."""
+
+    tag: str
+    datasets: list[Dataset]
+
+
+class LeaseGrant(NamedTuple):
+    """A lease after an acquire, and whether it is new rather than a renewal."""
+
+    lease: Lease
+    created: bool
+
+
+class NodeConfiguration(NamedTuple):
+    """What one agent must converge: the generation, its datasets and all live leases."""
+
+    generation: int
+    datasets: list[Dataset]
+    leases: list[Lease]
+
+
+class Reported(NamedTuple):
+    """The answer to a state report: whether it changed anything, and the counters."""
+
+    changed: bool
+    versions: Versions
+
+
+@runtime_checkable
+class ShoalClient(Protocol):
+    """An asynchronous client of the control service; every method returns a Deferred."""
+
+    def version(self) -> Deferred[ServiceVersion]:
+        """The service's Flocker API version and Shoal version."""
+        ...
+
+    def list_datasets(self) -> Deferred[DatasetListing]:
+        """Every dataset in the configuration (deleted ones included, ``deleted=True``)."""
+        ...
+
+    def create_dataset(
+        self,
+        primary: UUID,
+        maximum_size: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        dataset_id: UUID | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[Dataset]:
+        """Create a dataset on ``primary``; fires with it (its id chosen by the service
+        unless given). ``InvalidRequest`` for a bad size/metadata or unknown primary,
+        ``Conflict`` for an id in use, ``PreconditionFailed`` when ``if_tag`` is stale."""
+        ...
+
+    def move_dataset(
+        self, dataset_id: UUID, primary: UUID, if_tag: str | None = None
+    ) -> Deferred[Dataset]:
+        """Give a dataset a new primary. ``NotFound``, ``NotAllowed`` (deleted),
+        ``Conflict`` (another node holds a lease), ``PreconditionFailed``."""
+        ...
+
+    def delete_dataset(self, dataset_id: UUID, if_tag: str | None = None) -> Deferred[Dataset]:
+        """Mark a dataset deleted (idempotent); fires with it. ``NotFound``,
+        ``Conflict`` (leased), ``PreconditionFailed``."""
+        ...
+
+    def list_state_datasets(self) -> Deferred[list[StateDataset]]:
+        """Every dataset some node reports, with where it is attached or mounted."""
+        ...
+
+    def list_nodes(self) -> Deferred[list[NodeInfo]]:
+        """Every registered node with its liveness."""
+        ...
+
+    def node_by_era(self, era: str) -> Deferred[UUID]:
+        """The uuid of the node currently in ``era``; ``NotFound`` if none."""
+        ...
+
+    def list_leases(self) -> Deferred[list[Lease]]:
+        """Every lease that has not expired (``expires`` as absolute client time)."""
+        ...
+
+    def acquire_lease(
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+    ) -> Deferred[LeaseGrant]:
+        """Take or renew a lease for ``expires`` seconds from now (``None``: forever).
+        ``NotFound`` (no dataset), ``NotAllowed`` (deleted), ``Conflict`` (held by another
+        node), ``InvalidRequest`` (bad expiry)."""
+        ...
+
+    def release_lease(self, dataset_id: UUID) -> Deferred[Lease]:
+        """Release a dataset's lease; fires with it. ``NotFound`` if there is none."""
+        ...
+
+    def register_node(
+        self, node_uuid: UUID, host: str, era: str | None, labels: Mapping[str, str]
+    ) -> Deferred[Node]:
+        """Create or update a node (idempotent); fires with the node as stored."""
+        ...
+
+    def report_state(self, state: NodeState) -> Deferred[Reported]:
+        """Send a node's observation (``reported_at`` is set by the service).
+        ``NotFound`` if the node has not registered."""
+        ...
+
+    def node_configuration(
+        self, node_uuid: UUID, also: Iterable[UUID] = ()
+    ) -> Deferred[NodeConfiguration]:
+        """The datasets whose primary is ``node_uuid`` or whose id is in ``also``,
+        with the generation they belong to and the live leases."""
+        ...
+
+    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+        """Fire with the counters once either passes the given values, or after
+        ``timeout`` seconds with the counters unchanged."""
+        ...

@@ -1,0 +1,131 @@
+"""
+The control service process: store + thread pool + REST API + listener.
+
+``run_control_service`` is what ``shoal control serve`` runs. It upgrades the
+database in place, serves the API over HTTPS with mutual TLS when given a TLS
+directory, and over plain HTTP only when bound to loopback (or when the
+operator insists).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import sys
+from typing import Any
+from uuid import uuid4
+
+from attrs import frozen
+from twisted.internet import endpoints
+from twisted.python import log
+from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
+
+from control.errors import InvalidRequest
+
+DEFAULT_PORT = 4523
+DEFAULT_DATABASE_DIR = "/var/lib/shoal"
+
+
+@frozen
+class ServiceOptions:
+    """How to run one control service."""
+
+    port: int = DEFAULT_PORT
+    host: str = "127.0.0.1"
+    database: str | None = None
+    tls_dir: str | None = None
+    node_timeout: float = 30.0
+    allow_insecure: bool = False
+    database_threads: int = 8
+
+
+def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
+    """The SQLite file the service uses when no ``--database`` is given."""
+    return f"sqlite:///{os.path.join(os.path.abspath(directory), 'control.db')}"
+
+
+def is_loopback(host: str) -> bool:
+    """Whether ``host`` names only this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_listener_safety(options: ServiceOptions) -> None:
+    """Refuse plain HTTP on a non-loopback address unless explicitly allowed."""
+    if options.tls_dir is None and not is_loopback(options.host) and not options.allow_insecure:
+        raise InvalidRequest(
+            f"Refusing to serve plain HTTP on {options.host}: anyone on the network could change "
+            "the cluster. Give --tls-dir (see `shoal ca init`), bind to 127.0.0.1, or pass "
+            "--allow-insecure if you really mean it."
+        )
+
+
+def listen(reactor: Any, options: ServiceOptions, site: Site) -> Any:
+    """Listen on TCP, or on TLS requiring client certificates signed by the cluster CA.
+
+    Returns the Deferred of the listening port.
+    """
+    if options.tls_dir is None:
+        endpoint = endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
+    else:
+        from control.ca import server_tls_options
+
+        endpoint = endpoints.SSL4ServerEndpoint(
+            reactor, options.port, server_tls_options(options.tls_dir), interface=options.host
+        )
+    return endpoint.listen(site)
+
+
+def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> Site:
+    """The web site serving the API for ``store``, with its calls run in ``pool``."""
+    from control.api.app import ControlAPI
+    from control.store.threaded import ThreadedStore, thread_pool_runner
+
+    threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
+    api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
+    site = Site(api.resource())
+    site.displayTracebacks = False
+    return site
+
+
+def run_control_service(reactor: Any = None, **settings: Any) -> None:
+    """Run the control service until it is stopped (blocking; runs the reactor).
+
+    ``settings`` are the fields of :class:`ServiceOptions` (port, host,
+    database, tls_dir, node_timeout, allow_insecure).
+    """
+    from control.store import open_store
+
+    options = ServiceOptions(**settings)
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    check_listener_safety(options)
+    database = options.database or default_database_url()
+    if database.startswith("sqlite:///"):
+        os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
+    store = open_store(database, upgrade=True)
+    pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")
+    pool.start()
+    reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
+    reactor.addSystemEventTrigger("after", "shutdown", store.close)
+    site = build_site(reactor, store, pool, options)
+    log.startLogging(sys.stdout, setStdout=False)
+
+    def listening(port: Any) -> None:
+        scheme = "http" if options.tls_dir is None else "https"
+        address = port.getHost()
+        log.msg(f"shoal control service listening on {scheme}://{address.host}:{address.port}")
+
+    def failed(reason: Any) -> None:
+        log.err(reason, "could not listen")
+        reactor.stop()
+
+    listen(reactor, options, site).addCallbacks(listening, failed)
+    reactor.run()

@@ -1,0 +1,100 @@
+"""
+Create SQLAlchemy engines configured for the store, and explain their failures.
+
+SQLite is set up for durability and serialised writers: WAL journal,
+``synchronous=FULL`` (a commit answered survives power loss), a busy timeout,
+foreign keys on, and the driver's own transaction handling turned off so that
+we emit ``BEGIN IMMEDIATE`` for write transactions and plain ``BEGIN`` for
+reads (the documented pysqlite recipe). PostgreSQL needs nothing special here:
+writers serialise on ``SELECT ... FOR UPDATE`` of the cluster row.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Connection, Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError
+
+from control.errors import Unavailable
+
+WRITE = "shoal_write"
+"""Execution option: the next transaction on this connection writes."""
+
+BUSY_TIMEOUT_SECONDS = 30.0
+POOL_SIZE = 8
+POOL_OVERFLOW = 32
+
+
+def describe(url: str | URL) -> str:
+    """``url`` as it may be shown to a person: without its password."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def is_sqlite(engine: Engine | Connection) -> bool:
+    """Whether ``engine`` talks to SQLite."""
+    return engine.dialect.name == "sqlite"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for ``url``, configured as the module docstring describes."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        return _sqlite_engine(parsed)
+    return create_engine(
+        parsed, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    engine = create_engine(
+        url,
+        pool_size=POOL_SIZE,
+        max_overflow=POOL_OVERFLOW,
+        connect_args={"timeout": BUSY_TIMEOUT_SECONDS, "check_same_thread": False},
+    )
+    event.listen(engine, "connect", _configure_sqlite)
+    event.listen(engine, "begin", _begin_sqlite)
+    return engine
+
+
+def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT_SECONDS * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+    finally:
+        cursor.close()
+
+
+def _begin_sqlite(connection: Connection) -> None:
+    if connection.get_execution_options().get(WRITE):
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+    else:
+        connection.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def unavailable_on_failure(url: str | URL) -> Iterator[None]:
+    """Turn a failure to reach or use the database into :class:`Unavailable`."""
+    try:
+        yield
+    except (OperationalError, TimeoutError) as e:
+        raise Unavailable(f"The database {describe(url)} is unavailable: {_reason(e)}") from e
+    except DBAPIError as e:
+        if e.connection_invalidated:
+            raise Unavailable(
+                f"The connection to the database {describe(url)} was lost: {_reason(e)}"
+            ) from e
+        raise
+
+
+def _reason(error: Exception) -> str:
+    original = getattr(error, "orig", None) or error
+    return str(original).strip().splitlines()[0] if str(original).strip() else type(error).__name__

@@ -1,0 +1,206 @@
+"""
+An in-memory :class:`~control.store.interface.Store`: the fake every test may use.
+
+It keeps the same two counters as the SQL store and calls the same pure rules
+from :mod:`control.rules` for every configuration write, so it refuses exactly
+what the durable store refuses. One lock serialises every call, which makes
+it safe to share between threads (conditional writes win a tag at most once).
+"""
+
+from __future__ import annotations
+
+import threading
+from uuid import UUID
+
+from attrs import evolve
+from pyrsistent import pmap
+
+from control import rules
+from control.errors import NotFound
+from control.model import (
+    ClusterState,
+    Configuration,
+    Dataset,
+    Lease,
+    Node,
+    NodeState,
+    Versions,
+)
+
+
+class MemoryStore:
+    """A thread-safe, non-durable store holding everything in dictionaries."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._generation = 0
+        self._state_version = 0
+        self._datasets: dict[UUID, Dataset] = {}
+        self._leases: dict[UUID, Lease] = {}
+        self._nodes: dict[UUID, Node] = {}
+        self._reports: dict[UUID, NodeState] = {}
+
+    # -- reads ---------------------------------------------------------------
+
+    def versions(self) -> Versions:
+        """The current configuration generation and state version."""
+        with self._lock:
+            return Versions(configuration=self._generation, state=self._state_version)
+
+    def configuration(self, now: float) -> Configuration:
+        """The whole configuration; leases that expired by ``now`` are left out."""
+        with self._lock:
+            leases = {k: v for k, v in self._leases.items() if not v.expired(now)}
+            return Configuration(
+                generation=self._generation, datasets=pmap(self._datasets), leases=pmap(leases)
+            )
+
+    def dataset(self, dataset_id: UUID) -> Dataset | None:
+        """One dataset, deleted or not, or ``None``."""
+        with self._lock:
+            return self._datasets.get(dataset_id)
+
+    def datasets_for_node(
+        self, node_uuid: UUID, also: frozenset[UUID]
+    ) -> tuple[int, list[Dataset]]:
+        """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
+        with self._lock:
+            found = [
+                d for d in self._datasets.values() if d.primary == node_uuid or d.dataset_id in also
+            ]
+            return self._generation, found
+
+    def nodes(self) -> list[Node]:
+        """Every registered node."""
+        with self._lock:
+            return list(self._nodes.values())
+
+    def node_by_era(self, era: str) -> Node | None:
+        """The node whose current era is ``era``, or ``None``."""
+        with self._lock:
+            return next((n for n in self._nodes.values() if n.era == era), None)
+
+    def cluster_state(self) -> ClusterState:
+        """Registered nodes and their latest reports."""
+        with self._lock:
+            return ClusterState(
+                version=self._state_version, nodes=pmap(self._nodes), reports=pmap(self._reports)
+            )
+
+    # -- configuration writes ------------------------------------------------
+
+    def _bump(self) -> int:
+        self._generation += 1
+        return self._generation
+
+    def create_dataset(self, dataset: Dataset, if_tag: str | None) -> tuple[Dataset, int]:
+        """Store a new dataset; returns it and the new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            stored = rules.create_dataset(
+                self._datasets.get(dataset.dataset_id), dataset.primary in self._nodes, dataset
+            )
+            self._datasets[stored.dataset_id] = stored
+            return stored, self._bump()
+
+    def move_dataset(
+        self, dataset_id: UUID, primary: UUID, if_tag: str | None, now: float
+    ) -> tuple[Dataset, int]:
+        """Give a dataset a new primary; returns it and the new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            stored = rules.move_dataset(
+                self._datasets.get(dataset_id),
+                dataset_id,
+                primary,
+                primary in self._nodes,
+                self._leases.get(dataset_id),
+                now,
+            )
+            self._datasets[dataset_id] = stored
+            return stored, self._bump()
+
+    def delete_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float
+    ) -> tuple[Dataset, int]:
+        """Mark a dataset deleted; an already deleted one is returned without a new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            stored = rules.delete_dataset(
+                existing, dataset_id, self._leases.get(dataset_id), self._generation + 1, now
+            )
+            if stored == existing:
+                return stored, self._generation
+            self._datasets[dataset_id] = stored
+            return stored, self._bump()
+
+    def acquire_lease(
+        self, lease: Lease, if_tag: str | None, now: float
+    ) -> tuple[Lease, bool, int]:
+        """Create or renew a lease; returns it, whether it is new, and the new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            stored, created = rules.acquire_lease(
+                self._datasets.get(lease.dataset_id),
+                self._leases.get(lease.dataset_id),
+                lease,
+                now,
+            )
+            self._leases[stored.dataset_id] = stored
+            return stored, created, self._bump()
+
+    def release_lease(
+        self, dataset_id: UUID, if_tag: str | None, now: float
+    ) -> tuple[Lease, int]:
+        """Remove a dataset's lease; returns the lease released and the new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            released = rules.release_lease(self._leases.get(dataset_id), dataset_id, now)
+            del self._leases[dataset_id]
+            return released, self._bump()
+
+    # -- state writes --------------------------------------------------------
+
+    def register_node(self, node: Node) -> Node:
+        """Create or update a node; the state version moves only if host, era or labels did."""
+        with self._lock:
+            old = self._nodes.get(node.uuid)
+            if old is None or (old.host, old.era, old.labels) != (node.host, node.era, node.labels):
+                self._state_version += 1
+            self._nodes[node.uuid] = node
+            return node
+
+    def report_state(self, report: NodeState) -> bool:
+        """Record a node's report, mark it seen, and purge what deletion allows."""
+        with self._lock:
+            node = self._nodes.get(report.node_uuid)
+            if node is None:
+                raise NotFound(
+                    f"Node {report.node_uuid} has not registered; its agent must register first."
+                )
+            old = self._reports.get(report.node_uuid)
+            changed = old is None or not old.same_observation(report)
+            if changed:
+                self._state_version += 1
+            self._reports[report.node_uuid] = report
+            if report.reported_at is not None:
+                self._nodes[node.uuid] = evolve(node, last_seen=report.reported_at)
+            self._purge()
+            return changed
+
+    def _purge(self) -> None:
+        reports = list(self._reports.values())
+        doomed = [
+            d.dataset_id
+            for d in self._datasets.values()
+            if d.deleted and rules.purgeable(d, reports)
+        ]
+        for dataset_id in doomed:
+            del self._datasets[dataset_id]
+            self._leases.pop(dataset_id, None)
+        if doomed:
+            self._bump()
+
+    def close(self) -> None:
+        """Nothing to release."""

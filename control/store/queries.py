@@ -1,0 +1,170 @@
+"""
+The SQL statements of :class:`~control.store.sql.SQLStore`, one small function each.
+
+Every function takes an open :class:`~sqlalchemy.Connection` inside a
+transaction that the caller owns; none commits. Writes that update or insert
+are told whether the row exists: the caller read it under the writers' lock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import Connection, Table, delete, insert, or_, select, update
+
+from control.model import Dataset, Lease, Node, NodeState
+from control.store import rows
+from control.store.tables import CLUSTER_ROW, cluster, datasets, leases, node_states, nodes
+
+
+def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
+    """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
+    query = select(cluster.c.generation, cluster.c.state_version).where(
+        cluster.c.id == CLUSTER_ROW
+    )
+    if lock and connection.dialect.name != "sqlite":
+        query = query.with_for_update()
+    generation, state_version = connection.execute(query).one()
+    return generation, state_version
+
+
+def write_counters(connection: Connection, generation: int, state_version: int) -> None:
+    """Store both counters."""
+    connection.execute(
+        update(cluster)
+        .where(cluster.c.id == CLUSTER_ROW)
+        .values(generation=generation, state_version=state_version)
+    )
+
+
+def _upsert(
+    connection: Connection, table: Table, key: str, row: dict[str, Any], exists: bool
+) -> None:
+    if exists:
+        column = table.c[key]
+        connection.execute(update(table).where(column == row[key]).values(row))
+    else:
+        connection.execute(insert(table).values(row))
+
+
+def get_dataset(connection: Connection, dataset_id: UUID) -> Dataset | None:
+    """One dataset, or ``None``."""
+    row = connection.execute(
+        select(datasets).where(datasets.c.dataset_id == str(dataset_id))
+    ).mappings().first()
+    return None if row is None else rows.dataset_from_row(row)
+
+
+def put_dataset(connection: Connection, dataset: Dataset, exists: bool) -> None:
+    """Insert or update one dataset."""
+    _upsert(connection, datasets, "dataset_id", rows.dataset_row(dataset), exists)
+
+
+def all_datasets(connection: Connection) -> dict[UUID, Dataset]:
+    """Every dataset by id."""
+    result = connection.execute(select(datasets)).mappings()
+    return {d.dataset_id: d for d in map(rows.dataset_from_row, result)}
+
+
+def datasets_for(connection: Connection, node_uuid: UUID, also: Iterable[UUID]) -> list[Dataset]:
+    """The datasets whose primary is ``node_uuid`` or whose id is in ``also``."""
+    condition = datasets.c.primary == str(node_uuid)
+    extra = [str(i) for i in also]
+    if extra:
+        condition = or_(condition, datasets.c.dataset_id.in_(extra))
+    result = connection.execute(select(datasets).where(condition)).mappings()
+    return [rows.dataset_from_row(row) for row in result]
+
+
+def deleted_datasets(connection: Connection) -> list[Dataset]:
+    """The datasets marked deleted and not yet purged."""
+    only_deleted = datasets.c.deleted == True  # noqa: E712
+    result = connection.execute(select(datasets).where(only_deleted))
+    return [rows.dataset_from_row(row) for row in result.mappings()]
+
+
+def purge_datasets(connection: Connection, dataset_ids: Iterable[UUID]) -> None:
+    """Forget datasets and their leases."""
+    ids = [str(i) for i in dataset_ids]
+    connection.execute(delete(leases).where(leases.c.dataset_id.in_(ids)))
+    connection.execute(delete(datasets).where(datasets.c.dataset_id.in_(ids)))
+
+
+def get_lease(connection: Connection, dataset_id: UUID) -> Lease | None:
+    """A dataset's lease, expired or not, or ``None``."""
+    row = connection.execute(
+        select(leases).where(leases.c.dataset_id == str(dataset_id))
+    ).mappings().first()
+    return None if row is None else rows.lease_from_row(row)
+
+
+def put_lease(connection: Connection, lease: Lease, exists: bool) -> None:
+    """Insert or replace a dataset's lease."""
+    _upsert(connection, leases, "dataset_id", rows.lease_row(lease), exists)
+
+
+def delete_lease(connection: Connection, dataset_id: UUID) -> None:
+    """Remove a dataset's lease."""
+    connection.execute(delete(leases).where(leases.c.dataset_id == str(dataset_id)))
+
+
+def all_leases(connection: Connection) -> dict[UUID, Lease]:
+    """Every lease by dataset id, expired ones included."""
+    result = connection.execute(select(leases)).mappings()
+    return {lease.dataset_id: lease for lease in map(rows.lease_from_row, result)}
+
+
+def get_node(connection: Connection, node_uuid: UUID) -> Node | None:
+    """One registered node, or ``None``."""
+    row = connection.execute(
+        select(nodes).where(nodes.c.uuid == str(node_uuid))
+    ).mappings().first()
+    return None if row is None else rows.node_from_row(row)
+
+
+def node_exists(connection: Connection, node_uuid: UUID) -> bool:
+    """Whether ``node_uuid`` has registered."""
+    found = connection.execute(select(nodes.c.uuid).where(nodes.c.uuid == str(node_uuid)))
+    return found.first() is not None
+
+
+def put_node(connection: Connection, node: Node, exists: bool) -> None:
+    """Insert or update a node."""
+    _upsert(connection, nodes, "uuid", rows.node_row(node), exists)
+
+
+def mark_seen(connection: Connection, node_uuid: UUID, when: float) -> None:
+    """Record that a node was heard from at ``when``."""
+    connection.execute(update(nodes).where(nodes.c.uuid == str(node_uuid)).values(last_seen=when))
+
+
+def all_nodes(connection: Connection) -> list[Node]:
+    """Every registered node."""
+    return [rows.node_from_row(row) for row in connection.execute(select(nodes)).mappings()]
+
+
+def node_with_era(connection: Connection, era: str) -> Node | None:
+    """The node whose current era is ``era``, or ``None``."""
+    row = connection.execute(select(nodes).where(nodes.c.era == era).limit(1)).mappings().first()
+    return None if row is None else rows.node_from_row(row)
+
+
+def get_report(connection: Connection, node_uuid: UUID) -> NodeState | None:
+    """A node's latest report, or ``None``."""
+    row = connection.execute(
+        select(node_states).where(node_states.c.node_uuid == str(node_uuid))
+    ).mappings().first()
+    return None if row is None else rows.node_state_from_row(row)
+
+
+def put_report(connection: Connection, report: NodeState, exists: bool) -> None:
+    """Insert or replace a node's latest report."""
+    _upsert(connection, node_states, "node_uuid", rows.node_state_row(report), exists)
+
+
+def all_reports(connection: Connection) -> list[NodeState]:
+    """Every node's latest report."""
+    result = connection.execute(select(node_states)).mappings()
+    return [rows.node_state_from_row(row) for row in result]

@@ -1,0 +1,130 @@
+"""
+Conversion between model values and table rows, kept out of the model.
+
+Rows are plain mappings as SQLAlchemy Core returns them. Values read back are
+trusted (they were validated on the way in), so datasets are rebuilt without
+running the model's validators again: listing ten thousand of them is hot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+from uuid import UUID
+
+from pyrsistent import pmap
+
+from control.model import Dataset, DatasetState, Lease, Node, NodeState, VolumeStatus
+
+Row = Mapping[Any, Any]
+
+
+def dataset_row(dataset: Dataset) -> dict[str, Any]:
+    """The ``datasets`` row of ``dataset``."""
+    return {
+        "dataset_id": str(dataset.dataset_id),
+        "primary": str(dataset.primary),
+        "maximum_size": dataset.maximum_size,
+        "metadata": dict(dataset.metadata),
+        "deleted": dataset.deleted,
+        "deleted_generation": dataset.deleted_generation,
+    }
+
+
+_new_dataset = object.__new__
+_set = object.__setattr__
+
+
+def dataset_from_row(row: Row) -> Dataset:
+    """The dataset stored in ``row`` (not validated again)."""
+    dataset = _new_dataset(Dataset)
+    _set(dataset, "dataset_id", UUID(row["dataset_id"]))
+    _set(dataset, "primary", UUID(row["primary"]))
+    _set(dataset, "maximum_size", row["maximum_size"])
+    _set(dataset, "metadata", pmap(row["metadata"]))
+    _set(dataset, "deleted", bool(row["deleted"]))
+    _set(dataset, "deleted_generation", row["deleted_generation"])
+    return dataset
+
+
+def lease_row(lease: Lease) -> dict[str, Any]:
+    """The ``leases`` row of ``lease``."""
+    return {
+        "dataset_id": str(lease.dataset_id),
+        "node_uuid": str(lease.node_uuid),
+        "expires": lease.expires,
+    }
+
+
+def lease_from_row(row: Row) -> Lease:
+    """The lease stored in ``row``."""
+    return Lease(
+        dataset_id=UUID(row["dataset_id"]), node_uuid=UUID(row["node_uuid"]), expires=row["expires"]
+    )
+
+
+def node_row(node: Node) -> dict[str, Any]:
+    """The ``nodes`` row of ``node``."""
+    return {
+        "uuid": str(node.uuid),
+        "host": node.host,
+        "era": node.era,
+        "labels": dict(node.labels),
+        "last_seen": node.last_seen,
+    }
+
+
+def node_from_row(row: Row) -> Node:
+    """The node stored in ``row``."""
+    return Node(
+        uuid=UUID(row["uuid"]),
+        host=row["host"],
+        era=row["era"],
+        labels=row["labels"],
+        last_seen=row["last_seen"],
+    )
+
+
+def _dataset_state_json(state: DatasetState) -> dict[str, Any]:
+    return {
+        "status": state.status.value,
+        "maximum_size": state.maximum_size,
+        "device": state.device,
+        "path": state.path,
+    }
+
+
+def _dataset_state_from_json(dataset_id: str, value: Mapping[str, Any]) -> DatasetState:
+    return DatasetState(
+        dataset_id=UUID(dataset_id),
+        status=VolumeStatus(value["status"]),
+        maximum_size=value.get("maximum_size"),
+        device=value.get("device"),
+        path=value.get("path"),
+    )
+
+
+def node_state_row(report: NodeState) -> dict[str, Any]:
+    """The ``node_states`` row of ``report``."""
+    return {
+        "node_uuid": str(report.node_uuid),
+        "era": report.era,
+        "generation": report.generation,
+        "reported_at": report.reported_at,
+        "datasets": {
+            str(state.dataset_id): _dataset_state_json(state)
+            for state in report.datasets.values()
+        },
+    }
+
+
+def node_state_from_row(row: Row) -> NodeState:
+    """The report stored in ``row``."""
+    states = [_dataset_state_from_json(k, v) for k, v in row["datasets"].items()]
+    return NodeState(
+        node_uuid=UUID(row["node_uuid"]),
+        era=row["era"],
+        generation=row["generation"],
+        reported_at=row["reported_at"],
+        datasets={state.dataset_id: state for state in states},
+    )

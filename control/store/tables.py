@@ -1,0 +1,104 @@
+"""
+The SQL schema of the durable store, as SQLAlchemy Core tables.
+
+Alembic migrations in :mod:`control.store.migrations` create exactly this
+schema; a test fails when the two differ. UUIDs are stored as their 36
+character string form so that SQLite and PostgreSQL rows read the same.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+
+UUID_LENGTH = 36
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+CLUSTER_ROW = 1
+"""The ``id`` of the only row of :data:`cluster`."""
+
+cluster = Table(
+    "cluster",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("generation", BigInteger, nullable=False),
+    Column("state_version", BigInteger, nullable=False),
+    CheckConstraint(f"id = {CLUSTER_ROW}", name="single_row"),
+)
+"""One row: the configuration generation and the state version."""
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("dataset_id", String(UUID_LENGTH), primary_key=True),
+    Column("primary", String(UUID_LENGTH), nullable=False),
+    Column("maximum_size", BigInteger, nullable=True),
+    Column("metadata", JSON, nullable=False),
+    Column("deleted", Boolean(create_constraint=False), nullable=False),
+    Column("deleted_generation", BigInteger, nullable=True),
+    Index("ix_datasets_primary", "primary"),
+    Index("ix_datasets_deleted", "deleted"),
+)
+"""The desired datasets, deleted ones included until they are purged."""
+
+leases = Table(
+    "leases",
+    metadata,
+    Column(
+        "dataset_id",
+        String(UUID_LENGTH),
+        ForeignKey("datasets.dataset_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("node_uuid", String(UUID_LENGTH), nullable=False),
+    Column("expires", Float, nullable=True),
+)
+"""At most one lease per dataset; expired leases stay until replaced or purged."""
+
+nodes = Table(
+    "nodes",
+    metadata,
+    Column("uuid", String(UUID_LENGTH), primary_key=True),
+    Column("host", String(255), nullable=False),
+    Column("era", String(255), nullable=True),
+    Column("labels", JSON, nullable=False),
+    Column("last_seen", Float, nullable=True),
+    Index("ix_nodes_era", "era"),
+)
+"""Registered nodes."""
+
+node_states = Table(
+    "node_states",
+    metadata,
+    Column(
+        "node_uuid",
+        String(UUID_LENGTH),
+        ForeignKey("nodes.uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("era", String(255), nullable=True),
+    Column("generation", BigInteger, nullable=False),
+    Column("reported_at", Float, nullable=True),
+    Column("datasets", JSON, nullable=False),
+)
+"""The latest report of each node."""

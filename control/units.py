@@ -1,0 +1,56 @@
+"""
+Parse and format sizes given by people, such as ``10G`` or ``512MiB``.
+
+The convention is the Docker CLI's (and Flocker's): every unit is *binary*.
+``K``, ``M``, ``G`` and ``T`` mean 1024, 1024², 1024³ and 1024⁴ bytes, and so
+do their IEC spellings ``Ki``/``Mi``/``Gi``/``Ti``, with or without a trailing
+``B`` (``KB``, ``MiB``), in any letter case. A plain number, or one ending in
+``B``, is a count of bytes. Note that this differs from Kubernetes, where ``M``
+and ``G`` are decimal: ``10G`` here is 10 GiB, never 10⁹ bytes.
+
+A decimal fraction is accepted when the result is a whole number of bytes
+(``1.5G``); anything else is refused with :class:`~control.errors.InvalidRequest`.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal, InvalidOperation
+
+from control.errors import InvalidRequest
+
+UNITS: dict[str, int] = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+"""Bytes per unit prefix (binary, see the module docstring)."""
+
+_SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?P<i>I?)(?P<b>B?)\s*$")
+
+
+def parse_size(text: str) -> int:
+    """Return the number of bytes ``text`` names, or raise :class:`InvalidRequest`."""
+    match = _SIZE.match(text.upper())
+    if match is None or (match["i"] and not match["unit"]):
+        raise InvalidRequest(
+            f"Invalid size {text!r}: give a number of bytes, optionally followed by a binary "
+            "unit K, M, G or T (also written Ki/KiB, Mi/MiB, ...), e.g. 64M, 10G, 512MiB."
+        )
+    try:
+        number = Decimal(match["number"])
+    except InvalidOperation as e:  # pragma: no cover - the pattern admits only digits
+        raise InvalidRequest(f"Invalid size {text!r}.") from e
+    size = number * UNITS[match["unit"]]
+    if size != size.to_integral_value():
+        raise InvalidRequest(f"Invalid size {text!r}: it is not a whole number of bytes.")
+    return int(size)
+
+
+def format_size(size: int | None) -> str:
+    """The shortest exact spelling of ``size`` that :func:`parse_size` reads back.
+
+    ``None`` (no limit) is written ``-``.
+    """
+    if size is None:
+        return "-"
+    for unit in ("T", "G", "M", "K"):
+        if size and size % UNITS[unit] == 0:
+            return f"{size // UNITS[unit]}{unit}"
+    return str(size)

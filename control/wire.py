@@ -1,0 +1,212 @@
+"""
+Conversion between model values and the JSON of the REST API.
+
+Shared by the API (to answer) and the API client (to read answers). Every
+function here is pure: times are passed in. The ``*_from_json`` functions
+expect input that already passed the API's JSON schema, but still refuse
+malformed values with :class:`~control.errors.InvalidRequest` rather than
+letting a ``KeyError`` or ``ValueError`` escape.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+from uuid import UUID
+
+from control.errors import InvalidRequest
+from control.model import (
+    ClusterState,
+    Dataset,
+    DatasetState,
+    Lease,
+    Node,
+    NodeState,
+    Versions,
+    VolumeStatus,
+)
+
+JSON = dict[str, Any]
+
+_ADVANCEMENT = {VolumeStatus.PRESENT: 0, VolumeStatus.ATTACHED: 1, VolumeStatus.MOUNTED: 2}
+
+
+def parse_uuid(value: object, what: str) -> UUID:
+    """``value`` as a UUID, or :class:`InvalidRequest` naming ``what`` and the bad value."""
+    if isinstance(value, str):
+        try:
+            return UUID(value)
+        except ValueError:
+            pass
+    shown = repr(value)[:80]
+    raise InvalidRequest(f"{what} {shown} is not a valid UUID.")
+
+
+def _field(obj: Mapping[str, Any], key: str) -> Any:
+    if not isinstance(obj, Mapping):
+        raise InvalidRequest(f"Expected a JSON object, got {type(obj).__name__}.")
+    try:
+        return obj[key]
+    except KeyError:
+        raise InvalidRequest(f"{key!r} is a required property.") from None
+
+
+def dataset_to_json(dataset: Dataset) -> JSON:
+    """A dataset as Flocker's configuration JSON."""
+    return {
+        "dataset_id": str(dataset.dataset_id),
+        "primary": str(dataset.primary),
+        "metadata": dict(dataset.metadata),
+        "deleted": dataset.deleted,
+        "maximum_size": dataset.maximum_size,
+    }
+
+
+def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
+    """A dataset from its configuration JSON (``deleted_generation`` is not on the wire)."""
+    return Dataset(
+        dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
+        primary=parse_uuid(_field(obj, "primary"), "primary"),
+        maximum_size=obj.get("maximum_size"),
+        metadata=obj.get("metadata") or {},
+        deleted=bool(obj.get("deleted", False)),
+    )
+
+
+def lease_to_json(lease: Lease, now: float) -> JSON:
+    """A lease as Flocker's JSON: ``expires`` is seconds left, or null."""
+    return {
+        "dataset_id": str(lease.dataset_id),
+        "node_uuid": str(lease.node_uuid),
+        "expires": lease.seconds_left(now),
+    }
+
+
+def lease_from_json(obj: Mapping[str, Any], now: float) -> Lease:
+    """A lease from Flocker's JSON: relative ``expires`` becomes absolute time."""
+    seconds = obj.get("expires")
+    if seconds is not None and (isinstance(seconds, bool) or not isinstance(seconds, int | float)):
+        raise InvalidRequest("expires must be a number of seconds or null.")
+    return Lease(
+        dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
+        node_uuid=parse_uuid(_field(obj, "node_uuid"), "node_uuid"),
+        expires=None if seconds is None else now + seconds,
+    )
+
+
+def node_to_json(node: Node, now: float, timeout: float) -> JSON:
+    """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds."""
+    return {
+        "uuid": str(node.uuid),
+        "host": node.host,
+        "era": node.era,
+        "labels": dict(node.labels),
+        "last_seen": node.last_seen,
+        "live": node.is_live(now, timeout),
+    }
+
+
+def node_from_json(obj: Mapping[str, Any]) -> Node:
+    """A node from its JSON (``live`` is derived, so it is ignored)."""
+    return Node(
+        uuid=parse_uuid(_field(obj, "uuid"), "uuid"),
+        host=_field(obj, "host"),
+        era=obj.get("era"),
+        labels=obj.get("labels") or {},
+        last_seen=obj.get("last_seen"),
+    )
+
+
+def dataset_state_to_json(state: DatasetState) -> JSON:
+    """What one node reports about one dataset."""
+    return {
+        "dataset_id": str(state.dataset_id),
+        "status": state.status.value,
+        "maximum_size": state.maximum_size,
+        "device": state.device,
+        "path": state.path,
+    }
+
+
+def dataset_state_from_json(obj: Mapping[str, Any]) -> DatasetState:
+    """One dataset's reported state from its JSON."""
+    status = _field(obj, "status")
+    try:
+        parsed = VolumeStatus(status)
+    except ValueError:
+        raise InvalidRequest(f"status {str(status)[:40]!r} is not a volume status.") from None
+    return DatasetState(
+        dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
+        status=parsed,
+        maximum_size=obj.get("maximum_size"),
+        device=obj.get("device"),
+        path=obj.get("path"),
+    )
+
+
+def node_state_to_json(state: NodeState) -> JSON:
+    """A node's report: era, generation seen, and its datasets sorted by id."""
+    return {
+        "era": state.era,
+        "generation": state.generation,
+        "datasets": [
+            dataset_state_to_json(state.datasets[key]) for key in sorted(state.datasets, key=str)
+        ],
+    }
+
+
+def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) -> NodeState:
+    """A node's report, received at ``now``; a dataset listed twice is refused."""
+    datasets: dict[UUID, DatasetState] = {}
+    for item in _field(obj, "datasets"):
+        state = dataset_state_from_json(item)
+        if state.dataset_id in datasets:
+            raise InvalidRequest(f"Dataset {state.dataset_id} is reported more than once.")
+        datasets[state.dataset_id] = state
+    return NodeState(
+        node_uuid=node_uuid,
+        era=obj.get("era"),
+        generation=_field(obj, "generation"),
+        datasets=datasets,
+        reported_at=now,
+    )
+
+
+def _most_advanced(reports: Iterable[NodeState]) -> dict[UUID, tuple[UUID, DatasetState]]:
+    best: dict[UUID, tuple[UUID, DatasetState]] = {}
+    for report in sorted(reports, key=lambda r: str(r.node_uuid)):
+        for dataset_id, state in report.datasets.items():
+            current = best.get(dataset_id)
+            if current is None or _ADVANCEMENT[state.status] > _ADVANCEMENT[current[1].status]:
+                best[dataset_id] = (report.node_uuid, state)
+    return best
+
+
+def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
+    """
+    Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
+
+    The most advanced report wins: mounted gives ``primary`` and ``path``,
+    attached gives ``primary``, present gives neither.
+    """
+    result = []
+    best = _most_advanced(cluster_state.reports.values())
+    for dataset_id in sorted(best, key=str):
+        node, state = best[dataset_id]
+        entry: JSON = {"dataset_id": str(dataset_id), "maximum_size": state.maximum_size}
+        if state.status is not VolumeStatus.PRESENT:
+            entry["primary"] = str(node)
+        if state.status is VolumeStatus.MOUNTED:
+            entry["path"] = state.path
+        result.append(entry)
+    return result
+
+
+def versions_to_json(versions: Versions) -> JSON:
+    """The two counters a watcher waits on."""
+    return {"configuration": versions.configuration, "state": versions.state}
+
+
+def versions_from_json(obj: Mapping[str, Any]) -> Versions:
+    """The two counters from their JSON."""
+    return Versions(configuration=_field(obj, "configuration"), state=_field(obj, "state"))

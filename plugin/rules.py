@@ -1,0 +1,264 @@
+"""
+The plugin's decisions, as pure functions of what it observed.
+
+The handlers in :mod:`plugin.volumes` read the configuration, the leases and
+the reported state from the control service, call one function here, and
+carry out the value it returns. Nothing here does I/O or reads a clock, so
+every rule is tested with plain values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from uuid import UUID
+
+from attrs import frozen
+
+from control.client.interface import StateDataset
+from control.errors import Conflict, InvalidRequest
+from control.model import Dataset, Lease, check_maximum_size
+from control.units import format_size, parse_size
+from plugin.names import NAME_METADATA_KEY, check_name, is_valid_name
+
+KNOWN_OPTIONS: Mapping[str, str] = {
+    "size": "the volume's maximum size, e.g. 64M, 10G or 1Gi (binary units)",
+}
+"""The ``Opts`` that ``VolumeDriver.Create`` understands, with what each means."""
+
+
+# -- finding volumes -------------------------------------------------------------
+
+
+def named_datasets(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
+    """The live datasets that carry a valid volume name, by name.
+
+    When several live datasets share a name (made outside the plugin), the one
+    with the smallest id is kept, so every node picks the same one.
+    """
+    found: dict[str, Dataset] = {}
+    for dataset in sorted(datasets, key=lambda d: str(d.dataset_id)):
+        name = dataset.metadata.get(NAME_METADATA_KEY)
+        if not dataset.deleted and is_valid_name(name) and name not in found:
+            found[name] = dataset
+    return found
+
+
+def find_volume(datasets: Iterable[Dataset], name: str) -> Dataset | None:
+    """The live dataset named ``name``, or ``None``."""
+    return named_datasets(datasets).get(name)
+
+
+def lease_for(leases: Iterable[Lease], dataset_id: UUID) -> Lease | None:
+    """The lease on ``dataset_id`` among ``leases``, if any."""
+    return next((lease for lease in leases if lease.dataset_id == dataset_id), None)
+
+
+def state_for(states: Iterable[StateDataset], dataset_id: UUID) -> StateDataset | None:
+    """What the cluster reports about ``dataset_id``, if anything."""
+    return next((state for state in states if state.dataset_id == dataset_id), None)
+
+
+def no_such_volume(name: str) -> str:
+    """The message for an unknown name (Podman recognises "no such volume")."""
+    return f"no such volume: {name!r} is not a Shoal volume (create it first)."
+
+
+# -- Create ------------------------------------------------------------------------
+
+
+@frozen
+class CreateOptions:
+    """What a ``VolumeDriver.Create`` asks for; ``explicit`` when ``size`` was given."""
+
+    size: int | None
+    explicit: bool = False
+
+
+def parse_create_options(opts: object, default_size: int | None) -> CreateOptions:
+    """Read Docker's ``Opts``; refuse unknown options, listing the known ones."""
+    if opts is None:
+        opts = {}
+    if not isinstance(opts, Mapping):
+        raise InvalidRequest("Opts must be an object of option names to string values.")
+    unknown = sorted(str(key) for key in opts if key not in KNOWN_OPTIONS)
+    if unknown:
+        known = "; ".join(f"{key}: {meaning}" for key, meaning in KNOWN_OPTIONS.items())
+        raise InvalidRequest(
+            f"Unknown volume option(s) {', '.join(map(repr, unknown))}. Known options: {known}."
+        )
+    if "size" not in opts:
+        return CreateOptions(size=default_size)
+    text = opts["size"]
+    if not isinstance(text, str):
+        raise InvalidRequest("The size option must be a string such as 10G.")
+    size = parse_size(text)
+    check_maximum_size(size)
+    return CreateOptions(size=size, explicit=True)
+
+
+def check_existing(name: str, existing: Dataset, options: CreateOptions) -> None:
+    """Accept a Create of an existing volume unless it asks for another size."""
+    if options.explicit and options.size != existing.maximum_size:
+        raise Conflict(
+            f"Volume {name!r} already exists with size {format_size(existing.maximum_size)}, "
+            f"not {format_size(options.size)}. Use another name, or remove it first."
+        )
+
+
+def create_metadata(name: str) -> dict[str, str]:
+    """The metadata of a new dataset for volume ``name``."""
+    return {NAME_METADATA_KEY: check_name(name)}
+
+
+# -- Mount -------------------------------------------------------------------------
+
+
+@frozen
+class Refused:
+    """The request cannot be done now; ``message`` says why and what to do."""
+
+    message: str
+
+
+@frozen
+class Claim:
+    """Mount here: take the lease first if ``acquire``, then move here if ``move``, then wait."""
+
+    acquire: bool
+    move: bool
+
+
+def node_label(node: UUID, names: Mapping[UUID, str]) -> str:
+    """A node as people know it: its name and uuid when the name is known."""
+    name = names.get(node)
+    return f"{name} ({node})" if name else str(node)
+
+
+def decide_mount(
+    name: str, dataset: Dataset, lease: Lease | None, node: UUID, names: Mapping[UUID, str]
+) -> Refused | Claim:
+    """What a Mount on ``node`` does, given the dataset and its current lease."""
+    if lease is not None and lease.node_uuid != node:
+        return Refused(
+            f"Volume {name!r} is in use on node {node_label(lease.node_uuid, names)}: it holds "
+            "the volume's lease while containers there use it. Stop those containers, then retry."
+        )
+    return Claim(acquire=lease is None, move=dataset.primary != node)
+
+
+@frozen
+class Mounted:
+    """The volume is mounted on this node at ``path``."""
+
+    path: str
+
+
+@frozen
+class Waiting:
+    """The volume is not mounted here yet; ``reason`` says what it waits for."""
+
+    reason: str
+
+
+def mount_progress(
+    state: StateDataset | None, node: UUID, names: Mapping[UUID, str]
+) -> Mounted | Waiting:
+    """How far the volume is from being mounted on ``node``, from the reported state."""
+    if state is None:
+        return Waiting("not yet reported by any agent (is the agent on this node running?)")
+    if state.primary is None:
+        return Waiting("present in the storage backend but not yet attached to this node")
+    if state.primary != node:
+        return Waiting(f"still attached to node {node_label(state.primary, names)}")
+    if state.path is None:
+        return Waiting("attached to this node but not yet mounted")
+    return Mounted(state.path)
+
+
+def mount_timeout_message(name: str, dataset_id: UUID, seconds: float, waiting: Waiting) -> str:
+    """The message of a Mount that gave up waiting."""
+    return (
+        f"Timed out after {seconds:g} s waiting for volume {name!r} (dataset {dataset_id}) to be "
+        f"mounted on this node: it is {waiting.reason}."
+    )
+
+
+# -- Remove ------------------------------------------------------------------------
+
+
+@frozen
+class Delete:
+    """Delete the dataset; first release this node's stale lease if ``release``."""
+
+    release: bool
+
+
+def decide_remove(
+    name: str,
+    lease: Lease | None,
+    local_users: int,
+    node: UUID,
+    names: Mapping[UUID, str],
+) -> Refused | Delete:
+    """Whether a Remove may delete the volume, given who uses it."""
+    if local_users:
+        return Refused(
+            f"Volume {name!r} is in use by {local_users} container mount(s) on this node; "
+            "stop and remove those containers first."
+        )
+    if lease is not None and lease.node_uuid != node:
+        return Refused(
+            f"Volume {name!r} is in use on node {node_label(lease.node_uuid, names)}, which "
+            "holds its lease; stop the containers using it there first."
+        )
+    return Delete(release=lease is not None)
+
+
+# -- Get, List, Path ---------------------------------------------------------------
+
+
+def local_mountpoint(state: StateDataset | None, node: UUID) -> str:
+    """The volume's mount path if it is mounted on ``node``, else ``""``."""
+    if state is not None and state.primary == node and state.path is not None:
+        return state.path
+    return ""
+
+
+def volume_status(
+    dataset: Dataset, state: StateDataset | None, lease: Lease | None
+) -> dict[str, object]:
+    """The ``Status`` shown by ``docker volume inspect``: where the volume really is."""
+    return {
+        "dataset_id": str(dataset.dataset_id),
+        "primary": str(dataset.primary),
+        "size": format_size(dataset.maximum_size),
+        "attached_to": str(state.primary) if state and state.primary else None,
+        "mounted_at": state.path if state else None,
+        "leased_by": str(lease.node_uuid) if lease else None,
+    }
+
+
+def volume_json(
+    name: str,
+    dataset: Dataset,
+    state: StateDataset | None,
+    lease: Lease | None,
+    node: UUID,
+) -> dict[str, object]:
+    """One volume as ``VolumeDriver.Get`` answers it."""
+    return {
+        "Name": name,
+        "Mountpoint": local_mountpoint(state, node),
+        "Status": volume_status(dataset, state, lease),
+    }
+
+
+def list_json(
+    datasets: Iterable[Dataset], states: Iterable[StateDataset], node: UUID
+) -> list[dict[str, str]]:
+    """Every named live volume as ``VolumeDriver.List`` answers it, sorted by name."""
+    by_id = {state.dataset_id: state for state in states}
+    return [
+        {"Name": name, "Mountpoint": local_mountpoint(by_id.get(dataset.dataset_id), node)}
+        for name, dataset in sorted(named_datasets(datasets).items())
+    ]

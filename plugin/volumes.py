@@ -1,0 +1,309 @@
+"""
+The plugin's imperative shell: each Docker volume request, carried out.
+
+:class:`VolumeService` reads what it needs from the control service through a
+:class:`~control.client.interface.ShoalClient`, asks :mod:`plugin.rules` what
+to do, does it, and keeps the mount table (:mod:`plugin.mounts`) on disk.
+Requests for one volume name run one at a time, so a Mount and an Unmount of
+the same volume never interleave. Every refusal raises a
+:class:`~control.errors.ShoalError` whose description is meant for the person
+who ran ``docker``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, Protocol, TypeVar
+from uuid import UUID
+
+import structlog
+from twisted.internet.defer import DeferredLock, FirstError, gatherResults
+
+from control.api.watch import ReactorTime
+from control.client.interface import ShoalClient
+from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
+from control.model import Dataset
+from plugin import rules
+from plugin.mounts import MountTable
+from plugin.names import check_name
+
+T = TypeVar("T")
+
+CREATE_ATTEMPTS = 20
+"""How many times Create retries its conditional write when the configuration changed."""
+
+WATCH_SLICE = 30.0
+"""The longest single watch request while a Mount waits (the service allows 300 s)."""
+
+
+class MountStore(Protocol):
+    """Where the mount table lives: :class:`plugin.mounts.MountFile` or a test double."""
+
+    def load(self) -> MountTable:
+        """The current table."""
+        ...
+
+    def save(self, table: MountTable) -> None:
+        """Persist ``table`` (atomically: a reader sees the old or the new table)."""
+        ...
+
+
+class VolumeService:
+    """Docker volume operations for the node ``node()`` returns, over ``client``.
+
+    ``node`` returns this node's uuid (read from the local agent's identity)
+    or raises a :class:`ShoalError` explaining why it is not known yet.
+    """
+
+    def __init__(
+        self,
+        client: ShoalClient,
+        node: Callable[[], UUID],
+        clock: ReactorTime,
+        mounts: MountStore,
+        default_size: int | None = None,
+        mount_timeout: float = 110.0,
+        logger: Any = None,
+    ) -> None:
+        self._client = client
+        self._node = node
+        self._clock = clock
+        self._mounts = mounts
+        self._table = mounts.load()
+        self.default_size = default_size
+        self.mount_timeout = mount_timeout
+        self._locks: dict[str, DeferredLock] = {}
+        self._log = logger if logger is not None else structlog.get_logger("shoal.plugin")
+
+    @property
+    def table(self) -> MountTable:
+        """The current mount table (as persisted)."""
+        return self._table
+
+    # -- plumbing -------------------------------------------------------------------
+
+    def _update(self, change: Callable[[MountTable], MountTable]) -> None:
+        table = change(self._table)
+        if table != self._table:
+            self._mounts.save(table)
+            self._table = table
+
+    async def _serialised(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
+        lock = self._locks.setdefault(name, DeferredLock())
+        await lock.acquire()
+        try:
+            return await work()
+        finally:
+            lock.release()
+            if not lock.locked and not lock.waiting:
+                self._locks.pop(name, None)
+
+    async def _volume(self, name: str) -> tuple[str, Dataset]:
+        listing = await self._client.list_datasets()
+        dataset = rules.find_volume(listing.datasets, name)
+        if dataset is None:
+            raise NotFound(rules.no_such_volume(name))
+        return listing.tag, dataset
+
+    async def _node_names(self) -> dict[UUID, str]:
+        try:
+            return {info.node.uuid: info.node.host for info in await self._client.list_nodes()}
+        except ShoalError:
+            return {}
+
+    async def _release_unused(self, name: str, strict: bool) -> None:
+        """Release the lease held for ``name`` if nobody here uses it any more."""
+        dataset_id = self._table.to_release().get(name)
+        if dataset_id is None:
+            return
+        try:
+            lease = rules.lease_for(await self._client.list_leases(), dataset_id)
+            if lease is not None and lease.node_uuid == self._node():
+                await self._client.release_lease(dataset_id)
+        except NotFound:
+            pass
+        except ShoalError as e:
+            self._log.warning("lease_release_failed", volume=name, reason=e.description)
+            if strict:
+                raise ShoalError(
+                    f"Volume {name!r} is no longer used here, but its lease could not be "
+                    f"released: {e.description} The plugin retries when it next starts."
+                ) from e
+            return
+        self._update(lambda t: t.released(name))
+        self._log.info("lease_released", volume=name, dataset_id=str(dataset_id))
+
+    # -- Create ---------------------------------------------------------------------
+
+    async def create(self, name: str, opts: object) -> None:
+        """Create volume ``name`` on this node, or accept one that already exists."""
+        check_name(name)
+        options = rules.parse_create_options(opts, self.default_size)
+        await self._serialised(name, lambda: self._create(name, options))
+
+    async def _create(self, name: str, options: rules.CreateOptions) -> None:
+        node = self._node()
+        for _ in range(CREATE_ATTEMPTS):
+            listing = await self._client.list_datasets()
+            existing = rules.find_volume(listing.datasets, name)
+            if existing is not None:
+                rules.check_existing(name, existing, options)
+                return
+            try:
+                created = await self._client.create_dataset(
+                    node, options.size, rules.create_metadata(name), if_tag=listing.tag
+                )
+            except PreconditionFailed:
+                self._log.info("create_retry", volume=name, tag=listing.tag)
+                continue
+            self._log.info("created", volume=name, dataset_id=str(created.dataset_id))
+            return
+        raise Unavailable(
+            f"Could not create volume {name!r}: the cluster configuration changed under "
+            f"{CREATE_ATTEMPTS} attempts in a row. Retry in a moment."
+        )
+
+    # -- Mount / Unmount ------------------------------------------------------------
+
+    async def mount(self, name: str, mount_id: str) -> str:
+        """Make volume ``name`` available here for ``mount_id``; return its mount path."""
+        check_name(name)
+        return await self._serialised(name, lambda: self._mount(name, str(mount_id)))
+
+    async def _mount(self, name: str, mount_id: str) -> str:
+        node = self._node()
+        _, dataset = await self._volume(name)
+        lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
+        decision = rules.decide_mount(name, dataset, lease, node, {})
+        if isinstance(decision, rules.Refused):
+            names = await self._node_names()
+            refused = rules.decide_mount(name, dataset, lease, node, names)
+            assert isinstance(refused, rules.Refused)
+            raise Conflict(refused.message)
+        try:
+            if decision.acquire:
+                await self._client.acquire_lease(dataset.dataset_id, node, None)
+            self._update(lambda t: t.leased(name, dataset.dataset_id))
+            if decision.move:
+                await self._client.move_dataset(dataset.dataset_id, node)
+                self._log.info("moving", volume=name, origin=str(dataset.primary))
+            path = await self._wait_mounted(name, dataset.dataset_id, node)
+        except BaseException:
+            await self._release_unused(name, strict=False)
+            raise
+        self._update(lambda t: t.mounted(name, mount_id))
+        self._log.info("mounted", volume=name, id=mount_id, path=path, users=self._table.count(name))
+        return path
+
+    async def _mounted_path(self, dataset_id: UUID, node: UUID) -> rules.Mounted | rules.Waiting:
+        states = await self._client.list_state_datasets()
+        return rules.mount_progress(rules.state_for(states, dataset_id), node, {})
+
+    async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
+        """Wait, woken by the watch, until the volume is reported mounted on ``node``."""
+        deadline = self._clock.seconds() + self.mount_timeout
+        progress = await self._mounted_path(dataset_id, node)
+        if isinstance(progress, rules.Mounted):
+            return progress.path
+        versions = await self._client.watch(0, 0, 0)
+        while True:
+            progress = await self._mounted_path(dataset_id, node)
+            if isinstance(progress, rules.Mounted):
+                return progress.path
+            remaining = deadline - self._clock.seconds()
+            if remaining <= 0:
+                states = await self._client.list_state_datasets()
+                state = rules.state_for(states, dataset_id)
+                waiting = rules.mount_progress(state, node, await self._node_names())
+                assert isinstance(waiting, rules.Waiting)
+                raise ShoalError(
+                    rules.mount_timeout_message(name, dataset_id, self.mount_timeout, waiting)
+                )
+            versions = await self._client.watch(
+                versions.configuration, versions.state, min(remaining, WATCH_SLICE)
+            )
+
+    async def unmount(self, name: str, mount_id: str) -> None:
+        """Forget ``mount_id``'s use of ``name``; release the lease at the last one."""
+        check_name(name)
+        await self._serialised(name, lambda: self._unmount(name, str(mount_id)))
+
+    async def _unmount(self, name: str, mount_id: str) -> None:
+        self._update(lambda t: t.unmounted(name, mount_id))
+        self._log.info("unmounted", volume=name, id=mount_id, users=self._table.count(name))
+        await self._release_unused(name, strict=True)
+
+    async def release_unused(self) -> None:
+        """Release every lease the plugin holds for a volume nobody here uses (at start)."""
+        for name in sorted(self._table.to_release()):
+            await self._serialised(name, lambda n=name: self._release_unused(n, strict=False))
+
+    # -- Remove ---------------------------------------------------------------------
+
+    async def remove(self, name: str) -> None:
+        """Delete volume ``name``, unless a container anywhere uses it."""
+        check_name(name)
+        await self._serialised(name, lambda: self._remove(name))
+
+    async def _remove(self, name: str) -> None:
+        node = self._node()
+        _, dataset = await self._volume(name)
+        lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
+        count = self._table.count(name)
+        decision = rules.decide_remove(name, lease, count, node, {})
+        if isinstance(decision, rules.Refused):
+            names = await self._node_names()
+            refused = rules.decide_remove(name, lease, count, node, names)
+            assert isinstance(refused, rules.Refused)
+            raise Conflict(refused.message)
+        if decision.release:
+            try:
+                await self._client.release_lease(dataset.dataset_id)
+            except NotFound:
+                pass
+        self._update(lambda t: t.released(name))
+        await self._client.delete_dataset(dataset.dataset_id)
+        self._log.info("removed", volume=name, dataset_id=str(dataset.dataset_id))
+
+    # -- Get / List / Path ----------------------------------------------------------
+
+    async def _observe(self) -> tuple[list[Dataset], list[Any], list[Any]]:
+        try:
+            listing, leases, states = await gatherResults(
+                [
+                    self._client.list_datasets(),
+                    self._client.list_leases(),
+                    self._client.list_state_datasets(),
+                ],
+                consumeErrors=True,
+            )
+        except FirstError as e:
+            e.subFailure.raiseException()
+        return listing.datasets, leases, states
+
+    async def get(self, name: str) -> dict[str, object]:
+        """Volume ``name`` as ``VolumeDriver.Get`` reports it."""
+        check_name(name)
+        node = self._node()
+        datasets, leases, states = await self._observe()
+        dataset = rules.find_volume(datasets, name)
+        if dataset is None:
+            raise NotFound(rules.no_such_volume(name))
+        return rules.volume_json(
+            name,
+            dataset,
+            rules.state_for(states, dataset.dataset_id),
+            rules.lease_for(leases, dataset.dataset_id),
+            node,
+        )
+
+    async def path(self, name: str) -> str:
+        """Where volume ``name`` is mounted on this node, or ``""`` if it is not."""
+        volume = await self.get(name)
+        return str(volume["Mountpoint"])
+
+    async def list(self) -> list[dict[str, str]]:
+        """Every volume, with its mount path on this node where it has one."""
+        node = self._node()
+        datasets, _, states = await self._observe()
+        return rules.list_json(datasets, states, node)

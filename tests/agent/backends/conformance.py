@@ -1,0 +1,280 @@
+"""
+The conformance suite every :class:`~agent.backends.interface.BlockDeviceAPI` passes.
+
+Subclass :class:`BlockDeviceAPIConformance` in a ``Test...`` class that
+provides a ``make_api`` fixture: a callable ``make_api(cluster_id,
+instance_id)`` returning a backend, where all backends made in one test share
+the same storage. Override :meth:`~BlockDeviceAPIConformance.vanish_device` to
+make an attached volume's device disappear behind the backend's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent.backends.interface import (
+    AlreadyAttachedVolume,
+    BlockDeviceAPI,
+    BlockDeviceVolume,
+    UnattachedVolume,
+    UnknownVolume,
+)
+
+MakeAPI = Callable[[UUID, str], BlockDeviceAPI]
+
+
+class BlockDeviceAPIConformance:
+    """Tests of the ``BlockDeviceAPI`` contract; needs a ``make_api`` fixture."""
+
+    def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:
+        """Make the device of an attached volume disappear, keeping the attachment record."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def cluster_id(self) -> UUID:
+        """The cluster of ``api`` and ``other``."""
+        return uuid4()
+
+    @pytest.fixture
+    def api(self, make_api: MakeAPI, cluster_id: UUID) -> BlockDeviceAPI:
+        """A backend on node ``node-a``."""
+        return make_api(cluster_id, "node-a")
+
+    @pytest.fixture
+    def other(self, make_api: MakeAPI, cluster_id: UUID) -> BlockDeviceAPI:
+        """A backend on node ``node-b`` sharing storage and cluster with ``api``."""
+        return make_api(cluster_id, "node-b")
+
+    def _created(self, api: BlockDeviceAPI) -> BlockDeviceVolume:
+        return api.create_volume(uuid4(), api.allocation_unit())
+
+    def test_provides_interface(self, api: BlockDeviceAPI) -> None:
+        """The backend satisfies the protocol and reports its own instance id."""
+        assert isinstance(api, BlockDeviceAPI)
+        assert api.compute_instance_id() == "node-a"
+
+    def test_starts_empty(self, api: BlockDeviceAPI) -> None:
+        """A new cluster has no volumes."""
+        assert api.list_volumes() == []
+
+    def test_create_returns_unattached_volume(self, api: BlockDeviceAPI, cluster_id: UUID) -> None:
+        """A created volume belongs to the cluster and dataset, unattached, and is listed."""
+        dataset_id = uuid4()
+        volume = api.create_volume(dataset_id, api.allocation_unit())
+        assert (volume.cluster_id, volume.dataset_id, volume.attached_to) == (
+            cluster_id,
+            dataset_id,
+            None,
+        )
+        assert volume.size == api.allocation_unit()
+        assert api.list_volumes() == [volume]
+
+    def test_size_rounded_up(self, api: BlockDeviceAPI) -> None:
+        """A size that is not a multiple of the allocation unit is rounded up."""
+        unit = api.allocation_unit()
+        volume = api.create_volume(uuid4(), 2 * unit + 1)
+        assert volume.size == 3 * unit
+
+    def test_create_idempotent_by_dataset(self, api: BlockDeviceAPI) -> None:
+        """Creating again for the same dataset returns the first volume, whatever the size."""
+        dataset_id = uuid4()
+        first = api.create_volume(dataset_id, api.allocation_unit())
+        again = api.create_volume(dataset_id, 5 * api.allocation_unit())
+        assert again == first
+        assert api.list_volumes() == [first]
+
+    def test_create_from_two_nodes(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """Two nodes creating a volume for one dataset end with one volume."""
+        dataset_id = uuid4()
+        first = api.create_volume(dataset_id, api.allocation_unit())
+        assert other.create_volume(dataset_id, api.allocation_unit()) == first
+        assert other.list_volumes() == [first]
+
+    def test_create_race(self, make_api: MakeAPI, cluster_id: UUID) -> None:
+        """Nodes racing to create one dataset's volume all get the same single volume."""
+        apis = [make_api(cluster_id, f"node-{i}") for i in range(8)]
+        dataset_id = uuid4()
+        with ThreadPoolExecutor(len(apis)) as pool:
+            results = list(pool.map(lambda a: a.create_volume(dataset_id, 3 * 2**20), apis))
+        assert len(set(results)) == 1
+        assert apis[0].list_volumes() == [results[0]]
+
+    def test_distinct_datasets_distinct_volumes(self, api: BlockDeviceAPI) -> None:
+        """Each dataset gets its own volume."""
+        one, two = self._created(api), self._created(api)
+        assert one.blockdevice_id != two.blockdevice_id
+        assert sorted(api.list_volumes(), key=lambda v: v.blockdevice_id) == sorted(
+            [one, two], key=lambda v: v.blockdevice_id
+        )
+
+    def test_attach(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """An attached volume is reported attached to that instance, on every node."""
+        volume = self._created(api)
+        attached = api.attach_volume(volume.blockdevice_id, "node-a")
+        assert attached.attached_to == "node-a"
+        assert attached.blockdevice_id == volume.blockdevice_id
+        assert api.list_volumes() == [attached]
+        assert other.list_volumes() == [attached]
+
+    def test_attach_unknown(self, api: BlockDeviceAPI) -> None:
+        """Attaching a volume that does not exist raises UnknownVolume."""
+        with pytest.raises(UnknownVolume):
+            api.attach_volume(str(uuid4()), "node-a")
+
+    def test_attach_twice_here(self, api: BlockDeviceAPI) -> None:
+        """Attaching a volume already attached here is refused."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        with pytest.raises(AlreadyAttachedVolume):
+            api.attach_volume(volume.blockdevice_id, "node-a")
+
+    def test_attach_attached_elsewhere(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """A volume attached to another node cannot be attached here."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        with pytest.raises(AlreadyAttachedVolume):
+            other.attach_volume(volume.blockdevice_id, "node-b")
+        assert other.list_volumes()[0].attached_to == "node-a"
+
+    def test_attach_race(self, make_api: MakeAPI, cluster_id: UUID) -> None:
+        """Of several nodes racing to attach one volume, exactly one wins."""
+        apis = [make_api(cluster_id, f"node-{i}") for i in range(6)]
+        volume = self._created(apis[0])
+
+        def attach(api: BlockDeviceAPI) -> str | None:
+            try:
+                return api.attach_volume(
+                    volume.blockdevice_id, api.compute_instance_id()
+                ).attached_to
+            except AlreadyAttachedVolume:
+                return None
+
+        with ThreadPoolExecutor(len(apis)) as pool:
+            winners = [w for w in pool.map(attach, apis) if w is not None]
+        assert len(winners) == 1
+        assert apis[0].list_volumes()[0].attached_to == winners[0]
+
+    def test_detach(self, api: BlockDeviceAPI) -> None:
+        """A detached volume is unattached again."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        api.detach_volume(volume.blockdevice_id)
+        assert api.list_volumes() == [volume]
+
+    def test_detach_unattached(self, api: BlockDeviceAPI) -> None:
+        """Detaching an unattached volume raises UnattachedVolume."""
+        volume = self._created(api)
+        with pytest.raises(UnattachedVolume):
+            api.detach_volume(volume.blockdevice_id)
+
+    def test_detach_unknown(self, api: BlockDeviceAPI) -> None:
+        """Detaching a volume that does not exist raises UnknownVolume."""
+        with pytest.raises(UnknownVolume):
+            api.detach_volume(str(uuid4()))
+
+    def test_move(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """A volume detached from one node can be attached to another and used there."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        api.detach_volume(volume.blockdevice_id)
+        moved = other.attach_volume(volume.blockdevice_id, "node-b")
+        assert moved.attached_to == "node-b"
+        assert other.get_device_path(volume.blockdevice_id)
+        with pytest.raises(UnattachedVolume):
+            api.get_device_path(volume.blockdevice_id)
+
+    def test_destroy(self, api: BlockDeviceAPI) -> None:
+        """A destroyed volume is no longer listed."""
+        keep, gone = self._created(api), self._created(api)
+        api.destroy_volume(gone.blockdevice_id)
+        assert api.list_volumes() == [keep]
+
+    def test_destroy_unknown(self, api: BlockDeviceAPI) -> None:
+        """Destroying a volume that does not exist raises UnknownVolume."""
+        volume = self._created(api)
+        api.destroy_volume(volume.blockdevice_id)
+        with pytest.raises(UnknownVolume):
+            api.destroy_volume(volume.blockdevice_id)
+
+    def test_destroy_attached(self, api: BlockDeviceAPI) -> None:
+        """An attached volume cannot be destroyed."""
+        volume = self._created(api)
+        attached = api.attach_volume(volume.blockdevice_id, "node-a")
+        with pytest.raises(AlreadyAttachedVolume):
+            api.destroy_volume(volume.blockdevice_id)
+        assert api.list_volumes() == [attached]
+
+    def test_device_path(self, api: BlockDeviceAPI) -> None:
+        """Volumes attached here have distinct, stable device paths."""
+        one, two = self._created(api), self._created(api)
+        api.attach_volume(one.blockdevice_id, "node-a")
+        api.attach_volume(two.blockdevice_id, "node-a")
+        path = api.get_device_path(one.blockdevice_id)
+        assert path.startswith("/dev/")
+        assert path != api.get_device_path(two.blockdevice_id)
+        assert api.get_device_path(one.blockdevice_id) == path
+
+    def test_device_path_unattached(self, api: BlockDeviceAPI) -> None:
+        """An unattached volume has no device path."""
+        volume = self._created(api)
+        with pytest.raises(UnattachedVolume):
+            api.get_device_path(volume.blockdevice_id)
+
+    def test_device_path_unknown(self, api: BlockDeviceAPI) -> None:
+        """A volume that does not exist has no device path."""
+        with pytest.raises(UnknownVolume):
+            api.get_device_path(str(uuid4()))
+
+    def test_device_path_only_here(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """A volume attached to another node has no device path here."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        with pytest.raises(UnattachedVolume):
+            other.get_device_path(volume.blockdevice_id)
+
+    def test_clusters_isolated(self, make_api: MakeAPI, api: BlockDeviceAPI) -> None:
+        """Two clusters sharing storage see only their own volumes, even for one dataset id."""
+        stranger = make_api(uuid4(), "node-a")
+        dataset_id = uuid4()
+        mine = api.create_volume(dataset_id, api.allocation_unit())
+        theirs = stranger.create_volume(dataset_id, api.allocation_unit())
+        assert theirs.cluster_id != mine.cluster_id
+        assert api.list_volumes() == [mine]
+        assert stranger.list_volumes() == [theirs]
+        stranger.destroy_volume(theirs.blockdevice_id)
+        assert api.list_volumes() == [mine]
+
+    def test_other_cluster_volume_unknown(self, make_api: MakeAPI, api: BlockDeviceAPI) -> None:
+        """Another cluster's volume is unknown here."""
+        stranger = make_api(uuid4(), "node-a")
+        volume = self._created(api)
+        with pytest.raises(UnknownVolume):
+            stranger.attach_volume(volume.blockdevice_id, "node-a")
+
+    def test_vanished_device_still_attached(self, api: BlockDeviceAPI) -> None:
+        """A volume whose device vanished is still listed as attached."""
+        volume = self._created(api)
+        attached = api.attach_volume(volume.blockdevice_id, "node-a")
+        self.vanish_device(api, volume.blockdevice_id)
+        assert api.list_volumes() == [attached]
+
+    def test_vanished_device_restored(self, api: BlockDeviceAPI) -> None:
+        """``get_device_path`` restores a vanished device."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        self.vanish_device(api, volume.blockdevice_id)
+        path = api.get_device_path(volume.blockdevice_id)
+        assert api.get_device_path(volume.blockdevice_id) == path
+
+    def test_vanished_device_detach(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """Detaching a volume whose device vanished clears the attachment."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        self.vanish_device(api, volume.blockdevice_id)
+        api.detach_volume(volume.blockdevice_id)
+        assert api.list_volumes() == [volume]
+        assert other.attach_volume(volume.blockdevice_id, "node-b").attached_to == "node-b"

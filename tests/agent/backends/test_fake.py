@@ -1,0 +1,69 @@
+"""The fake backend passes the conformance suite, plus fake-only behaviour."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
+from agent.backends.interface import BackendError, BlockDeviceAPI
+from tests.agent.backends.conformance import BlockDeviceAPIConformance, MakeAPI
+
+
+class TestFakeConformance(BlockDeviceAPIConformance):
+    """FakeBlockDeviceAPI over one shared FakeStorage."""
+
+    @pytest.fixture
+    def make_api(self) -> MakeAPI:
+        """Fake backends sharing one storage."""
+        storage = FakeStorage()
+
+        def make(cluster_id: UUID, instance_id: str) -> BlockDeviceAPI:
+            return FakeBlockDeviceAPI(storage, cluster_id, instance_id)
+
+        return make
+
+    def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:
+        """Mark the device lost in the shared storage."""
+        assert isinstance(api, FakeBlockDeviceAPI)
+        api.storage.lose_device(blockdevice_id)
+
+
+def test_custom_allocation_unit() -> None:
+    """The allocation unit is configurable and sizes round to it."""
+    api = FakeBlockDeviceAPI(FakeStorage(), uuid4(), "a", allocation_unit=4096)
+    assert api.allocation_unit() == 4096
+    assert api.create_volume(uuid4(), 4097).size == 8192
+
+
+def test_nonpositive_size_refused() -> None:
+    """A volume of zero bytes is refused."""
+    api = FakeBlockDeviceAPI(FakeStorage(), uuid4(), "a")
+    with pytest.raises(BackendError):
+        api.create_volume(uuid4(), 0)
+
+
+def test_injected_failure_fires_once() -> None:
+    """An injected failure is raised by the next call of that operation only."""
+    storage = FakeStorage()
+    api = FakeBlockDeviceAPI(storage, uuid4(), "a")
+    storage.inject_failure("create_volume", BackendError("boom"))
+    with pytest.raises(BackendError, match="boom"):
+        api.create_volume(uuid4(), 1)
+    assert api.list_volumes() == []
+    api.create_volume(uuid4(), 1)
+    assert len(api.list_volumes()) == 1
+
+
+def test_lost_device_absent_until_restored() -> None:
+    """A lost device is absent until get_device_path restores it."""
+    storage = FakeStorage()
+    api = FakeBlockDeviceAPI(storage, uuid4(), "a")
+    volume = api.attach_volume(api.create_volume(uuid4(), 1).blockdevice_id, "a")
+    path = api.get_device_path(volume.blockdevice_id)
+    storage.lose_device(volume.blockdevice_id)
+    assert not storage.device_present(path)
+    assert api.get_device_path(volume.blockdevice_id) == path
+    assert storage.device_present(path, "a")
+    assert not storage.device_present(path, "b")

@@ -1,0 +1,113 @@
+"""The real filesystems pass the conformance suite on loop devices, as root."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from agent.fs.interface import FilesystemError, Filesystems, Mount
+from agent.fs.real import RealFilesystems, parse_mountinfo, unescape
+from tests.agent.fs.conformance import FilesystemsConformance, NewDevice
+
+needs_root = [
+    pytest.mark.functional,
+    pytest.mark.root,
+    pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount"),
+]
+
+
+@pytest.fixture
+def mount_root(tmp_path: Path) -> Iterator[str]:
+    """A directory for mount points; anything still mounted below it is unmounted after."""
+    root = tmp_path / "mnt"
+    root.mkdir()
+    try:
+        yield str(root)
+    finally:
+        for mount in reversed(RealFilesystems(under=str(root)).mounts()):
+            subprocess.run(["umount", mount.path], check=False)
+
+
+@pytest.fixture
+def new_device(tmp_path: Path, mount_root: str) -> Iterator[NewDevice]:
+    """Make loop devices on fresh sparse files; all are detached after the mounts are gone."""
+    devices: list[str] = []
+
+    def make() -> str:
+        image = tmp_path / f"disk{len(devices)}.img"
+        with open(image, "wb") as f:
+            f.truncate(16 * 2**20)
+        device = subprocess.run(
+            ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+        ).stdout.strip()
+        devices.append(device)
+        return device
+
+    try:
+        yield make
+    finally:
+        for mount in RealFilesystems(under=mount_root).mounts():
+            subprocess.run(["umount", mount.path], check=False)
+        for device in devices:
+            subprocess.run(["losetup", "-d", device], check=False)
+
+
+class TestRealConformance(FilesystemsConformance):
+    """RealFilesystems: ext4 on loop devices of small sparse files."""
+
+    pytestmark = needs_root
+
+    @pytest.fixture
+    def fs(self) -> Filesystems:
+        """The real implementation."""
+        return RealFilesystems()
+
+    def write_marker(self, fs: Filesystems, path: str, data: bytes) -> None:
+        """Write a real file."""
+        Path(path).write_bytes(data)
+
+    def read_marker(self, fs: Filesystems, path: str) -> bytes:
+        """Read a real file."""
+        return Path(path).read_bytes()
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
+def test_mounts_under(new_device: NewDevice, mount_root: str, tmp_path: Path) -> None:
+    """With ``under`` set, only mounts below that directory are reported."""
+    fs = RealFilesystems(under=mount_root)
+    device = new_device()
+    fs.make_filesystem(device)
+    fs.mount(device, os.path.join(mount_root, "m"))
+    assert fs.mounts() == [Mount(device, os.path.join(mount_root, "m"))]
+    assert RealFilesystems(under=str(tmp_path / "elsewhere")).mounts() == []
+    fs.unmount(os.path.join(mount_root, "m"))
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for mkfs and blkid")
+def test_missing_device_is_an_error(tmp_path: Path) -> None:
+    """Probing a device that does not exist fails with the tool's message."""
+    with pytest.raises(FilesystemError, match="does not exist"):
+        RealFilesystems().has_filesystem(str(tmp_path / "no-such-device"))
+
+
+def test_parse_mountinfo() -> None:
+    """Block-device mounts are parsed with octal escapes decoded; others are skipped."""
+    text = (
+        "36 35 98:0 / /mnt/a\\040b rw,noatime master:1 - ext4 /dev/loop3 rw,errors=continue\n"
+        "37 35 0:25 / /run rw shared:5 - tmpfs tmpfs rw\n"
+        "38 35 7:1 / /srv rw - ext4 /dev/loop1 rw\n"
+    )
+    assert parse_mountinfo(text) == [Mount("/dev/loop3", "/mnt/a b"), Mount("/dev/loop1", "/srv")]
+
+
+def test_unescape() -> None:
+    """Octal escapes for space, tab, newline and backslash are decoded."""
+    assert unescape("a\\040b\\011c\\012d\\134e") == "a b\tc\nd\\e"

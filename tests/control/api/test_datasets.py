@@ -1,0 +1,150 @@
+"""Tests for the dataset configuration routes and /v1/version."""
+
+from __future__ import annotations
+
+from control import FLOCKER_API_VERSION, __version__
+from tests.control.api.harness import DATASET_1, NODE_A, NODE_B, GiB, Harness
+
+DATASETS = "/v1/configuration/datasets"
+
+
+def test_version() -> None:
+    """The version route names the Flocker API and Shoal versions."""
+    answer = Harness().call("GET", "/v1/version")
+    assert (answer.code, answer.body) == (200, {"flocker": FLOCKER_API_VERSION, "shoal": __version__})
+
+
+def test_list_empty_has_tag() -> None:
+    """An empty configuration lists nothing and carries tag 0."""
+    answer = Harness().call("GET", DATASETS)
+    assert (answer.code, answer.body, answer.header("X-Configuration-Tag")) == (200, [], "0")
+
+
+def test_create_with_id() -> None:
+    """Creating a dataset answers 201 with it and the new tag, and it is listed."""
+    h = Harness()
+    h.register()
+    answer = h.create(dataset_id=str(DATASET_1).upper(), maximum_size=GiB, metadata={"name": "db"})
+    expected = {
+        "dataset_id": str(DATASET_1),
+        "primary": str(NODE_A),
+        "metadata": {"name": "db"},
+        "deleted": False,
+        "maximum_size": GiB,
+    }
+    assert (answer.code, answer.body, answer.header("X-Configuration-Tag")) == (201, expected, "1")
+    listed = h.call("GET", DATASETS)
+    assert (listed.body, listed.header("X-Configuration-Tag")) == ([expected], "1")
+
+
+def test_create_generates_id() -> None:
+    """Without a dataset_id the API asks new_uuid for one."""
+    h = Harness()
+    h.register()
+    answer = h.create()
+    assert answer.body["dataset_id"] == "cccccccc-0000-4000-8000-000000000001"
+    assert answer.body["maximum_size"] is None
+
+
+def test_create_refusals() -> None:
+    """Id in use is 409, unknown primary 400, stale tag 412; none changes anything."""
+    h = Harness()
+    h.register()
+    h.create(dataset_id=str(DATASET_1))
+    assert h.create(dataset_id=str(DATASET_1)).code == 409
+    unknown = h.create(primary=NODE_B)
+    assert unknown.code == 400 and str(NODE_B) in unknown.body["description"]
+    stale = h.call(
+        "POST", DATASETS, {"primary": str(NODE_A)}, headers={"X-If-Configuration-Matches": "0"}
+    )
+    assert stale.code == 412
+    assert h.generation() == 1
+
+
+def test_create_with_matching_tag() -> None:
+    """A conditional create with the current tag succeeds."""
+    h = Harness()
+    h.register()
+    answer = h.call(
+        "POST", DATASETS, {"primary": str(NODE_A)}, headers={"X-If-Configuration-Matches": "0"}
+    )
+    assert (answer.code, answer.header("X-Configuration-Tag")) == (201, "1")
+
+
+def test_create_bad_size_is_400() -> None:
+    """A size the model refuses is a 400 with the model's explanation."""
+    h = Harness()
+    h.register()
+    answer = h.create(maximum_size=1000)
+    assert answer.code == 400 and "too small" in answer.body["description"]
+    assert h.generation() == 0
+
+
+def test_move() -> None:
+    """A move answers 200 with the new primary and tag."""
+    h = Harness()
+    h.register()
+    h.register(NODE_B, "10.0.0.2", "e2")
+    h.create(dataset_id=str(DATASET_1))
+    answer = h.call("POST", f"{DATASETS}/{DATASET_1}", {"primary": str(NODE_B)})
+    assert (answer.code, answer.body["primary"], answer.header("X-Configuration-Tag")) == (
+        200,
+        str(NODE_B),
+        "2",
+    )
+
+
+def test_move_refusals() -> None:
+    """Unknown is 404, deleted 405, leased elsewhere 409, stale tag 412."""
+    h = Harness()
+    h.register()
+    h.register(NODE_B, "10.0.0.2", "e2")
+    move = {"primary": str(NODE_B)}
+    assert h.call("POST", f"{DATASETS}/{DATASET_1}", move).code == 404
+    h.create(dataset_id=str(DATASET_1))
+    lease = {"dataset_id": str(DATASET_1), "node_uuid": str(NODE_A), "expires": None}
+    assert h.call("POST", "/v1/configuration/leases", lease).code == 201
+    held = h.call("POST", f"{DATASETS}/{DATASET_1}", move)
+    assert held.code == 409 and "lease" in held.body["description"]
+    stale = h.call(
+        "POST", f"{DATASETS}/{DATASET_1}", move, headers={"X-If-Configuration-Matches": "1"}
+    )
+    assert stale.code == 412
+    h.call("DELETE", f"/v1/configuration/leases/{DATASET_1}")
+    h.call("DELETE", f"{DATASETS}/{DATASET_1}")
+    assert h.call("POST", f"{DATASETS}/{DATASET_1}", move).code == 405
+
+
+def test_delete() -> None:
+    """Deleting answers the dataset marked deleted; it stays listed."""
+    h = Harness()
+    h.register()
+    h.create(dataset_id=str(DATASET_1))
+    answer = h.call("DELETE", f"{DATASETS}/{DATASET_1}")
+    assert (answer.code, answer.body["deleted"], answer.header("X-Configuration-Tag")) == (
+        200,
+        True,
+        "2",
+    )
+    assert h.call("GET", DATASETS).body[0]["deleted"] is True
+
+
+def test_delete_refusals() -> None:
+    """Unknown is 404, leased is 409, stale tag is 412."""
+    h = Harness()
+    h.register()
+    assert h.call("DELETE", f"{DATASETS}/{DATASET_1}").code == 404
+    h.create(dataset_id=str(DATASET_1))
+    stale = h.call("DELETE", f"{DATASETS}/{DATASET_1}", headers={"X-If-Configuration-Matches": "0"})
+    assert stale.code == 412
+    lease = {"dataset_id": str(DATASET_1), "node_uuid": str(NODE_A)}
+    h.call("POST", "/v1/configuration/leases", lease)
+    assert h.call("DELETE", f"{DATASETS}/{DATASET_1}").code == 409
+    assert h.call("GET", DATASETS).body[0]["deleted"] is False
+
+
+def test_malformed_path_id_is_named() -> None:
+    """A malformed id in the path is a 400 naming it."""
+    h = Harness()
+    answer = h.call("DELETE", f"{DATASETS}/not-a-uuid")
+    assert answer.code == 400 and "'not-a-uuid'" in answer.body["description"]

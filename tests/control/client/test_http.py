@@ -1,0 +1,87 @@
+"""The HTTP client passes the client contract against the real API in memory."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.error import ConnectionRefusedError
+from twisted.internet.task import Clock
+
+from control.api.app import ControlAPI
+from control.client.http import HTTPClient
+from control.client.interface import ShoalClient
+from control.errors import Conflict, ShoalError, Unavailable
+from control.store.memory import MemoryStore
+from control.store.threaded import ThreadedStore
+
+from .suite import START, ClientContract, ClientHarness, result_of
+
+URL = "http://shoal.test:4523"
+
+
+class TestHTTPClient(ClientContract):
+    """The HTTP client against ControlAPI over StubTreq."""
+
+    @pytest.fixture
+    def harness(self) -> ClientHarness:
+        """An HTTP client talking to a fresh API in memory."""
+        clock = Clock()
+        clock.advance(START)
+        api = ControlAPI(ThreadedStore(MemoryStore()), clock)
+        stub = StubTreq(api.resource())
+        return ClientHarness(HTTPClient(URL + "/", stub, clock=clock), clock, stub.flush)
+
+
+def test_provides_interface() -> None:
+    """The HTTP client is a ShoalClient."""
+    assert isinstance(HTTPClient(URL, object(), clock=Clock()), ShoalClient)
+
+
+class Refusing:
+    """A treq stand-in whose every connection is refused."""
+
+    def request(self, method: str, url: str, **kw: Any) -> Deferred:
+        """Fail like a closed port."""
+        return fail(ConnectionRefusedError("Connection was refused by other side"))
+
+
+def test_unreachable() -> None:
+    """A refused connection is Unavailable, naming the URL."""
+    client = HTTPClient(URL, Refusing(), clock=Clock())
+    with pytest.raises(Unavailable, match="shoal.test:4523.*refused"):
+        result_of(client.version())
+
+
+class Answering:
+    """A treq stand-in answering every request with one status and body."""
+
+    def __init__(self, code: int, body: bytes) -> None:
+        self.code = code
+        self.body = body
+        self.headers: Any = None
+
+    def request(self, method: str, url: str, **kw: Any) -> Deferred:
+        """Answer with the canned response."""
+        return succeed(self)
+
+    def content(self) -> Deferred:
+        """The canned body."""
+        return succeed(self.body)
+
+
+def test_refusal_type_and_description() -> None:
+    """A JSON refusal becomes the matching error carrying the service's words."""
+    client = HTTPClient(URL, Answering(409, b'{"description": "in use", "errors": ["x"]}'))
+    with pytest.raises(Conflict) as caught:
+        result_of(client.version())
+    assert (caught.value.description, caught.value.errors) == ("in use", ["x"])
+
+
+def test_non_json_refusal() -> None:
+    """A refusal that is not JSON (a proxy's 502) still says what came back."""
+    client = HTTPClient(URL, Answering(502, b"Bad Gateway"), clock=Clock())
+    with pytest.raises(ShoalError, match="answered 502: Bad Gateway"):
+        result_of(client.version())

@@ -1,0 +1,451 @@
+"""
+The conformance suite every :class:`~control.store.interface.Store` passes.
+
+Subclass :class:`StoreConformance` and provide a ``store`` fixture (an empty
+store) and, for durable stores, a ``reopen`` fixture: a callable opening
+another store on the same database. Without it the durability tests skip.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+
+from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
+from control.model import (
+    MINIMUM_DATASET_SIZE,
+    Dataset,
+    DatasetState,
+    Lease,
+    Node,
+    NodeState,
+    Versions,
+    VolumeStatus,
+)
+from control.store.interface import Store
+
+NOW = 1_700_000_000.0
+
+
+def add_node(store: Store, host: str = "10.0.0.1", era: str | None = None) -> UUID:
+    """Register a new node; returns its uuid."""
+    node = Node(uuid=uuid4(), host=host, era=era, labels={"zone": "a"}, last_seen=NOW)
+    return store.register_node(node).uuid
+
+
+def add_dataset(store: Store, primary: UUID, **kwargs: Any) -> Dataset:
+    """Create a new dataset on ``primary``; returns it as stored."""
+    dataset, _ = store.create_dataset(Dataset(dataset_id=uuid4(), primary=primary, **kwargs), None)
+    return dataset
+
+
+def report(node: UUID, generation: int, *dataset_ids: UUID, at: float = NOW) -> NodeState:
+    """A report from ``node`` having seen ``generation`` and holding ``dataset_ids`` mounted."""
+    states = {
+        i: DatasetState(dataset_id=i, status=VolumeStatus.MOUNTED, path=f"/m/{i}", device="/dev/b")
+        for i in dataset_ids
+    }
+    return NodeState(node_uuid=node, era="era", generation=generation, datasets=states,
+                     reported_at=at)
+
+
+def _writes(store: Store, dataset_id: UUID, node: UUID) -> dict[str, Callable[[str], Any]]:
+    """Each kind of configuration write, given a tag."""
+    return {
+        "create": lambda tag: store.create_dataset(Dataset(dataset_id=uuid4(), primary=node), tag),
+        "move": lambda tag: store.move_dataset(dataset_id, node, tag, NOW),
+        "delete": lambda tag: store.delete_dataset(dataset_id, tag, NOW),
+        "acquire": lambda tag: store.acquire_lease(Lease(dataset_id, node, None), tag, NOW),
+        "release": lambda tag: store.release_lease(dataset_id, tag, NOW),
+    }
+
+
+class StoreConformance:
+    """Tests of the Store contract; subclasses supply the ``store`` fixture."""
+
+    @pytest.fixture
+    def store(self) -> Store:
+        """An empty store (subclasses override this)."""
+        raise NotImplementedError
+
+    @pytest.fixture
+    def reopen(self) -> Callable[[], Store]:
+        """Open another store on the same data (durable subclasses override this)."""
+        pytest.skip("this store is not durable: it cannot be reopened")
+
+    # -- basics ---------------------------------------------------------------
+
+    def test_provides_store(self, store: Store) -> None:
+        """The implementation satisfies the runtime-checkable protocol."""
+        assert isinstance(store, Store)
+
+    def test_starts_empty(self, store: Store) -> None:
+        """A new store has no datasets, leases, nodes or reports, and both counters at 0."""
+        assert store.versions() == Versions(0, 0)
+        configuration = store.configuration(NOW)
+        assert (configuration.generation, dict(configuration.datasets)) == (0, {})
+        assert store.cluster_state().nodes == {} and store.nodes() == []
+
+    # -- datasets ---------------------------------------------------------------
+
+    def test_create_stores_and_bumps(self, store: Store) -> None:
+        """Creating a dataset stores it exactly and bumps the generation by one."""
+        node = add_node(store)
+        wanted = Dataset(dataset_id=uuid4(), primary=node, maximum_size=MINIMUM_DATASET_SIZE,
+                         metadata={"name": "db", "x": "y"})
+        stored, generation = store.create_dataset(wanted, store.configuration(NOW).tag)
+        assert (stored, generation) == (wanted, 1)
+        assert store.dataset(wanted.dataset_id) == wanted
+        assert store.configuration(NOW).datasets == {wanted.dataset_id: wanted}
+
+    def test_create_ignores_deletion_fields(self, store: Store) -> None:
+        """A created dataset is live whatever deletion fields the request carried."""
+        node = add_node(store)
+        stored = add_dataset(store, node, deleted=True, deleted_generation=7)
+        assert (stored.deleted, stored.deleted_generation) == (False, None)
+        assert store.dataset(stored.dataset_id) == stored
+
+    def test_create_unknown_primary(self, store: Store) -> None:
+        """A dataset on an unregistered node is refused and nothing changes."""
+        with pytest.raises(InvalidRequest):
+            store.create_dataset(Dataset(dataset_id=uuid4(), primary=uuid4()), None)
+        assert store.versions() == Versions(0, 0)
+
+    def test_create_duplicate_id(self, store: Store) -> None:
+        """A dataset id already in use is refused and the first dataset is kept."""
+        first = add_dataset(store, add_node(store))
+        with pytest.raises(Conflict):
+            store.create_dataset(Dataset(dataset_id=first.dataset_id, primary=first.primary,
+                                         metadata={"other": "1"}), None)
+        assert store.dataset(first.dataset_id) == first
+        assert store.versions().configuration == 1
+
+    def test_dataset_missing(self, store: Store) -> None:
+        """Looking up an unknown dataset gives None."""
+        assert store.dataset(uuid4()) is None
+
+    def test_move(self, store: Store) -> None:
+        """Moving changes only the primary and bumps the generation once."""
+        a, b = add_node(store), add_node(store, "10.0.0.2")
+        dataset = add_dataset(store, a, metadata={"name": "n"})
+        moved, generation = store.move_dataset(dataset.dataset_id, b, None, NOW)
+        assert moved == Dataset(dataset_id=dataset.dataset_id, primary=b, metadata={"name": "n"})
+        assert generation == 2 and store.dataset(dataset.dataset_id) == moved
+
+    def test_move_to_same_primary_is_a_write(self, store: Store) -> None:
+        """Moving a dataset to its own primary succeeds and still bumps the generation."""
+        dataset = add_dataset(store, add_node(store))
+        assert store.move_dataset(dataset.dataset_id, dataset.primary, None, NOW) == (dataset, 2)
+
+    @pytest.mark.parametrize(
+        ("case", "error"),
+        [("unknown dataset", NotFound), ("unknown primary", InvalidRequest),
+         ("deleted", NotAllowed), ("leased elsewhere", Conflict)],
+    )
+    def test_move_refused(self, store: Store, case: str, error: type[Exception]) -> None:
+        """Each refused move raises its error and changes nothing."""
+        a, b, c = add_node(store), add_node(store, "b"), add_node(store, "c")
+        dataset = add_dataset(store, a)
+        target, dataset_id = b, dataset.dataset_id
+        if case == "unknown dataset":
+            dataset_id = uuid4()
+        elif case == "unknown primary":
+            target = uuid4()
+        elif case == "deleted":
+            store.delete_dataset(dataset_id, None, NOW)
+        else:
+            store.acquire_lease(Lease(dataset_id, c, NOW + 60), None, NOW)
+        before = (store.versions(), store.configuration(NOW))
+        with pytest.raises(error):
+            store.move_dataset(dataset_id, target, None, NOW)
+        assert (store.versions(), store.configuration(NOW)) == before
+
+    def test_move_allowed_by_lease_of_target_or_expired(self, store: Store) -> None:
+        """A lease held by the new primary, or one that expired, does not block a move."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, b, NOW + 10), None, NOW)
+        assert store.move_dataset(dataset.dataset_id, b, None, NOW)[0].primary == b
+        assert store.move_dataset(dataset.dataset_id, a, None, NOW + 10)[0].primary == a
+
+    def test_delete_marks_deleted_at_new_generation(self, store: Store) -> None:
+        """Deleting keeps the record, marked deleted at the generation the delete made."""
+        dataset = add_dataset(store, add_node(store))
+        deleted, generation = store.delete_dataset(dataset.dataset_id, None, NOW)
+        assert (deleted.deleted, deleted.deleted_generation, generation) == (True, 2, 2)
+        assert store.configuration(NOW).datasets[dataset.dataset_id] == deleted
+
+    def test_delete_twice_does_not_bump(self, store: Store) -> None:
+        """Deleting a deleted dataset returns it and leaves the generation alone."""
+        dataset = add_dataset(store, add_node(store))
+        first = store.delete_dataset(dataset.dataset_id, None, NOW)
+        assert store.delete_dataset(dataset.dataset_id, "2", NOW) == first
+        assert store.versions().configuration == 2
+
+    def test_delete_refused(self, store: Store) -> None:
+        """Deleting an unknown or leased dataset is refused and changes nothing."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        with pytest.raises(NotFound):
+            store.delete_dataset(uuid4(), None, NOW)
+        with pytest.raises(Conflict):
+            store.delete_dataset(dataset.dataset_id, None, NOW)
+        assert store.dataset(dataset.dataset_id) == dataset
+        assert store.versions().configuration == 2
+
+    def test_delete_with_expired_lease(self, store: Store) -> None:
+        """An expired lease does not block a delete."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 5), None, NOW)
+        assert store.delete_dataset(dataset.dataset_id, None, NOW + 5)[0].deleted
+
+    # -- leases -----------------------------------------------------------------
+
+    def test_acquire_and_renew(self, store: Store) -> None:
+        """A new lease is created, a renewal by the same node replaces it; each bumps once."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        first = Lease(dataset.dataset_id, a, NOW + 10)
+        assert store.acquire_lease(first, None, NOW) == (first, True, 2)
+        renewed = Lease(dataset.dataset_id, a, NOW + 100)
+        assert store.acquire_lease(renewed, None, NOW + 5) == (renewed, False, 3)
+        assert store.configuration(NOW).leases == {dataset.dataset_id: renewed}
+
+    @pytest.mark.parametrize(
+        ("case", "error"),
+        [("unknown dataset", NotFound), ("deleted", NotAllowed), ("held", Conflict),
+         ("expires in the past", InvalidRequest)],
+    )
+    def test_acquire_refused(self, store: Store, case: str, error: type[Exception]) -> None:
+        """Each refused lease raises its error and changes nothing."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        lease = Lease(dataset.dataset_id, b, NOW + 60)
+        if case == "unknown dataset":
+            lease = Lease(uuid4(), b, None)
+        elif case == "deleted":
+            store.delete_dataset(dataset.dataset_id, None, NOW)
+        elif case == "held":
+            store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        else:
+            lease = Lease(dataset.dataset_id, b, NOW - 1)
+        before = (store.versions(), store.configuration(NOW))
+        with pytest.raises(error):
+            store.acquire_lease(lease, None, NOW)
+        assert (store.versions(), store.configuration(NOW)) == before
+
+    def test_expired_lease_is_replaced(self, store: Store) -> None:
+        """Another node may take a lease once it has expired: that lease is new."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 1), None, NOW)
+        mine = Lease(dataset.dataset_id, b, None)
+        assert store.acquire_lease(mine, None, NOW + 1)[:2] == (mine, True)
+
+    def test_configuration_omits_expired_leases(self, store: Store) -> None:
+        """A lease is listed until ``now`` reaches its expiry, then left out."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        lease = Lease(dataset.dataset_id, a, NOW + 30)
+        store.acquire_lease(lease, None, NOW)
+        assert store.configuration(NOW + 29.5).leases == {dataset.dataset_id: lease}
+        assert store.configuration(NOW + 30).leases == {}
+
+    def test_release(self, store: Store) -> None:
+        """Releasing returns the lease, removes it and bumps the generation."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        lease = Lease(dataset.dataset_id, a, None)
+        store.acquire_lease(lease, None, NOW)
+        assert store.release_lease(dataset.dataset_id, None, NOW) == (lease, 3)
+        assert store.configuration(NOW).leases == {}
+        with pytest.raises(NotFound):
+            store.release_lease(dataset.dataset_id, None, NOW)
+        assert store.versions().configuration == 3
+
+    def test_release_expired(self, store: Store) -> None:
+        """An expired lease cannot be released: there is nothing to release."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 1), None, NOW)
+        with pytest.raises(NotFound):
+            store.release_lease(dataset.dataset_id, None, NOW + 2)
+
+    # -- conditional writes -------------------------------------------------------
+
+    @pytest.mark.parametrize("write", ["create", "move", "delete", "acquire", "release"])
+    def test_stale_tag_refused(self, store: Store, write: str) -> None:
+        """Every write with a stale tag fails with PreconditionFailed and changes nothing."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        stale = "1"
+        before = (store.versions(), store.configuration(NOW))
+        with pytest.raises(PreconditionFailed):
+            _writes(store, dataset.dataset_id, a)[write](stale)
+        assert (store.versions(), store.configuration(NOW)) == before
+
+    @pytest.mark.parametrize("write", ["create", "move", "acquire", "release"])
+    def test_current_tag_accepted(self, store: Store, write: str) -> None:
+        """Every write with the current tag succeeds and bumps the generation exactly once."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        tag = store.configuration(NOW).tag
+        result = _writes(store, dataset.dataset_id, a)[write](tag)
+        assert result[-1] == 3 and store.versions().configuration == 3
+
+    # -- nodes and reports -----------------------------------------------------------
+
+    def test_register_node(self, store: Store) -> None:
+        """A new node is listed and bumps the state version, never the generation."""
+        node = Node(uuid=uuid4(), host="h", era="e1", labels={"k": "v"}, last_seen=NOW)
+        assert store.register_node(node) == node
+        assert store.nodes() == [node]
+        assert store.versions() == Versions(0, 1)
+
+    def test_register_same_facts_does_not_bump(self, store: Store) -> None:
+        """Registering again with the same host, era and labels keeps the state version."""
+        node = Node(uuid=uuid4(), host="h", era="e1", labels={"k": "v"}, last_seen=NOW)
+        store.register_node(node)
+        later = Node(uuid=node.uuid, host="h", era="e1", labels={"k": "v"}, last_seen=NOW + 9)
+        store.register_node(later)
+        assert store.versions() == Versions(0, 1)
+        assert store.nodes() == [later]
+
+    @pytest.mark.parametrize("change", [{"host": "h2"}, {"era": "e2"}, {"labels": {"k": "w"}}])
+    def test_register_changed_facts_bumps(self, store: Store, change: dict[str, Any]) -> None:
+        """Registering with a new host, era or labels bumps the state version once."""
+        facts: dict[str, Any] = {"host": "h", "era": "e1", "labels": {"k": "v"}}
+        node = Node(uuid=uuid4(), **facts)
+        store.register_node(node)
+        changed = Node(uuid=node.uuid, **{**facts, **change})
+        store.register_node(changed)
+        assert store.versions() == Versions(0, 2)
+        assert store.cluster_state().nodes == {node.uuid: changed}
+
+    def test_node_by_era(self, store: Store) -> None:
+        """A node is found by its current era only."""
+        node = Node(uuid=uuid4(), host="h", era="boot-1")
+        store.register_node(node)
+        add_node(store, "other", era="boot-x")
+        assert store.node_by_era("boot-1") == node
+        rebooted = Node(uuid=node.uuid, host="h", era="boot-2")
+        store.register_node(rebooted)
+        assert store.node_by_era("boot-1") is None
+        assert store.node_by_era("boot-2") == rebooted
+
+    def test_report_unregistered(self, store: Store) -> None:
+        """A report from a node that never registered is refused."""
+        with pytest.raises(NotFound):
+            store.report_state(report(uuid4(), 0))
+        assert store.versions() == Versions(0, 0)
+
+    def test_report_state_version(self, store: Store) -> None:
+        """Only a changed observation bumps the state version; the generation never moves."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        assert store.report_state(report(a, 1, at=NOW)) is True
+        assert store.versions() == Versions(1, 2)
+        assert store.report_state(report(a, 1, at=NOW + 5)) is False
+        assert store.versions() == Versions(1, 2)
+        assert store.report_state(report(a, 1, dataset.dataset_id, at=NOW + 6)) is True
+        assert store.versions() == Versions(1, 3)
+
+    def test_report_recorded_and_marks_seen(self, store: Store) -> None:
+        """The latest report is kept whole and the node's last_seen is its time."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.report_state(report(a, 1, at=NOW))
+        latest = report(a, 1, dataset.dataset_id, at=NOW + 7)
+        store.report_state(latest)
+        state = store.cluster_state()
+        assert state.reports == {a: latest}
+        assert state.nodes[a].last_seen == NOW + 7
+        assert state.version == 3
+
+    def test_datasets_for_node(self, store: Store) -> None:
+        """A node's datasets are those it is primary of plus those asked for, deleted too."""
+        a, b = add_node(store), add_node(store, "b")
+        mine, gone, theirs, other = (add_dataset(store, n) for n in (a, a, b, b))
+        deleted, _ = store.delete_dataset(gone.dataset_id, None, NOW)
+        generation, found = store.datasets_for_node(a, frozenset({theirs.dataset_id, uuid4()}))
+        assert generation == 5
+        assert sorted(found, key=lambda d: str(d.dataset_id)) == sorted(
+            [mine, deleted, theirs], key=lambda d: str(d.dataset_id)
+        )
+        assert store.datasets_for_node(uuid4(), frozenset()) == (5, [])
+
+    # -- purging ---------------------------------------------------------------------------
+
+    def test_purge_waits_for_primary_and_volume(self, store: Store) -> None:
+        """A deleted dataset is purged once nobody reports it and its primary caught up."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 1), None, NOW)
+        store.delete_dataset(dataset.dataset_id, None, NOW + 2)
+        store.report_state(report(a, 2, dataset.dataset_id))
+        store.report_state(report(b, 3))
+        assert store.dataset(dataset.dataset_id) is not None
+        store.report_state(report(a, 3, dataset.dataset_id))
+        assert store.dataset(dataset.dataset_id) is not None
+        store.report_state(report(b, 3, dataset.dataset_id))
+        store.report_state(report(a, 3))
+        assert store.dataset(dataset.dataset_id) is not None
+        assert store.versions().configuration == 3
+        store.report_state(report(b, 3))
+        assert store.dataset(dataset.dataset_id) is None
+        configuration = store.configuration(NOW)
+        assert (configuration.generation, dict(configuration.datasets)) == (4, {})
+        assert configuration.leases == {} and store.configuration(0).leases == {}
+
+    def test_purge_bumps_once(self, store: Store) -> None:
+        """Purging several datasets in one report bumps the generation once."""
+        a = add_node(store)
+        datasets = [add_dataset(store, a) for _ in range(3)]
+        for dataset in datasets[:2]:
+            store.delete_dataset(dataset.dataset_id, None, NOW)
+        store.report_state(report(a, 5))
+        assert store.versions().configuration == 6
+        assert list(store.configuration(NOW).datasets) == [datasets[2].dataset_id]
+
+    def test_no_purge_of_live_datasets(self, store: Store) -> None:
+        """A report never purges datasets that are not deleted."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.report_state(report(a, 99))
+        assert store.dataset(dataset.dataset_id) == dataset
+        assert store.versions().configuration == 1
+
+    # -- durability -------------------------------------------------------------------------
+
+    def test_persists_across_reopen(self, store: Store, reopen: Callable[[], Store]) -> None:
+        """Everything written is there, unchanged, in a store opened afterwards."""
+        a = add_node(store, era="boot")
+        dataset = add_dataset(store, a, maximum_size=MINIMUM_DATASET_SIZE, metadata={"k": "v"})
+        gone = add_dataset(store, a)
+        store.delete_dataset(gone.dataset_id, None, NOW)
+        store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 60), None, NOW)
+        store.report_state(report(a, 2, dataset.dataset_id))
+        expected = (store.versions(), store.configuration(NOW), store.cluster_state())
+        store.close()
+        again = reopen()
+        assert (again.versions(), again.configuration(NOW), again.cluster_state()) == expected
+        assert again.node_by_era("boot") == expected[2].nodes[a]
+
+    def test_sees_writes_of_another_store(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """A second store on the same database sees writes the first made after it read."""
+        a = add_node(store)
+        other = reopen()
+        assert other.configuration(NOW).generation == 0
+        dataset = add_dataset(store, a)
+        assert other.configuration(NOW).datasets == {dataset.dataset_id: dataset}
+        other.delete_dataset(dataset.dataset_id, "1", NOW)
+        assert store.configuration(NOW).datasets[dataset.dataset_id].deleted

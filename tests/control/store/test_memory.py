@@ -1,0 +1,17 @@
+"""The in-memory store passes the conformance suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from control.store.memory import MemoryStore
+from tests.control.store.conformance import StoreConformance
+
+
+class TestMemoryStore(StoreConformance):
+    """MemoryStore against the Store contract."""
+
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        """An empty in-memory store."""
+        return MemoryStore()

@@ -1,0 +1,159 @@
+"""
+Start real Shoal processes for functional tests and benchmarks.
+
+These helpers block (they wait for a port to answer), so they are used from
+test fixtures and benchmark scripts, never from inside the reactor.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+POSTGRES_URL = os.environ.get(
+    "SHOAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def free_port() -> int:
+    """A TCP port on loopback that nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def shoal(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
+    """Run the ``shoal`` CLI with this interpreter and return the completed process."""
+    return subprocess.run(
+        [sys.executable, "-m", "control.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+
+
+class ControlProcess:
+    """A ``shoal control serve`` child process on a free loopback port."""
+
+    def __init__(self, database: str, extra: Sequence[str] = (), log_path: str | None = None):
+        self.database = database
+        self.extra = list(extra)
+        self.port = free_port()
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        """The base URL of the service (https when started with a TLS directory)."""
+        scheme = "https" if "--tls-dir" in self.extra else "http"
+        return f"{scheme}://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ControlProcess:
+        """Start the service and wait until its port accepts connections."""
+        command = [
+            sys.executable, "-m", "control.cli", "control", "serve",
+            "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
+            *self.extra,
+        ]
+        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_for_port(self.port, timeout, self.process)
+        return self
+
+    def kill(self) -> None:
+        """SIGKILL the service, as a crash would."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        """Stop the service politely, then firmly."""
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def rss_kib(self) -> int:
+        """The service's resident set size in KiB."""
+        assert self.process is not None
+        with open(f"/proc/{self.process.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        return 0
+
+
+def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
+    """Wait until ``port`` accepts connections; fail if ``process`` exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"service exited with {process.returncode} before listening")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+
+
+def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None):
+    """A blocking JSON request: returns ``(status, headers, decoded body)``."""
+    data = None if body is None else json.dumps(body).encode()
+    request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, dict(response.headers), json.loads(response.read() or b"null")
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), json.loads(error.read() or b"null")
+
+
+def postgres_available() -> bool:
+    """Whether the test PostgreSQL server answers on 127.0.0.1:5432."""
+    try:
+        socket.create_connection(("127.0.0.1", 5432), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def _postgres_admin(*statements: str) -> str:
+    """Run statements on the test server's ``postgres`` database; returns the server URL."""
+    from sqlalchemy import create_engine, text
+
+    server = POSTGRES_URL.rsplit("/", 1)[0]
+    engine = create_engine(f"{server}/postgres", isolation_level="AUTOCOMMIT")
+    with engine.connect() as connection:
+        for statement in statements:
+            connection.execute(text(statement))
+    engine.dispose()
+    return server
+
+
+def fresh_postgres_database(name: str) -> str:
+    """Create (or re-create) an empty database ``name`` on the test server; returns its URL."""
+    server = _postgres_admin(
+        f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)', f'CREATE DATABASE "{name}"'
+    )
+    return f"{server}/{name}"
+
+
+def drop_postgres_database(name: str) -> None:
+    """Drop the database ``name`` from the test server."""
+    _postgres_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
