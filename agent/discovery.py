@@ -7,11 +7,12 @@ Observe one node: what the backend and the filesystems say, as one frozen snapsh
 the :class:`~control.model.NodeState` the agent reports.
 
 The reporting rule: a volume attached to this node is reported by this node
-(MOUNTED or ATTACHED), whatever the configuration says; an unattached volume
-is reported (PRESENT) by its dataset's primary only, deleted or not. So every
-volume is reported by exactly the node that will act on it next (detach it,
-or attach or destroy it), and a deleted dataset's record is not purged while
-its volume exists.
+(MOUNTED or ATTACHED), whatever the configuration says; any other volume of a
+dataset whose primary is this node, deleted or not, is reported PRESENT by
+this node, attached elsewhere or not. So a volume is always reported by the
+node that holds it and by the node that will attach or destroy it, and a
+deleted dataset's record is not purged while its volume exists, even when one
+of the two nodes' listings lags behind.
 """
 
 from __future__ import annotations
@@ -24,7 +25,12 @@ from uuid import UUID
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
 
-from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume, UnattachedVolume
+from agent.backends.interface import (
+    BlockDeviceAPI,
+    BlockDeviceVolume,
+    UnattachedVolume,
+    UnknownVolume,
+)
 from agent.fs.interface import FilesystemError, Filesystems, Mount
 from control.model import Dataset, DatasetState, NodeState, VolumeStatus
 
@@ -174,6 +180,7 @@ def classify(
     formatted: frozenset[str],
     mounts: Iterable[Mount],
     mount_root: str,
+    recently_created: Iterable[BlockDeviceVolume] = (),
 ) -> LocalState:
     """
     Sort raw observations into a :class:`LocalState` (pure).
@@ -181,14 +188,19 @@ def classify(
     ``devices`` maps the blockdevice id of each volume attached here whose
     device exists to its device path; ``formatted`` holds the devices that
     have a filesystem; ``mounts`` are this node's mounts.
+    ``recently_created`` are volumes this agent created that an eventually
+    consistent listing may not show yet: each counts for its dataset when the
+    listing has no volume for it (read your own writes).
     """
     listing = tuple(volumes)
+    listed = {volume.dataset_id for volume in listing}
+    unlisted = tuple(v for v in recently_created if v.dataset_id not in listed)
     by_device: dict[str, tuple[str, ...]] = {}
     for mount in mounts:
         by_device[mount.device] = (*by_device.get(mount.device, ()), posixpath.normpath(mount.path))
     datasets = {
         dataset_id: _classify_volume(volume, instance_id, devices, formatted, by_device, mount_root)
-        for dataset_id, volume in _one_per_dataset(listing, instance_id).items()
+        for dataset_id, volume in _one_per_dataset(listing + unlisted, instance_id).items()
     }
     return LocalState(instance_id=instance_id, datasets=datasets, volumes=listing)
 
@@ -196,7 +208,7 @@ def classify(
 def _device_of(backend: BlockDeviceAPI, blockdevice_id: str) -> str | None:
     try:
         return backend.get_device_path(blockdevice_id)
-    except UnattachedVolume:
+    except (UnattachedVolume, UnknownVolume):  # a stale listing: not (or no longer) here
         return None
 
 
@@ -208,10 +220,17 @@ def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
 
 
 def discover(
-    backend: BlockDeviceAPI, filesystems: Filesystems, mount_root: str, node_instance_id: str
+    backend: BlockDeviceAPI,
+    filesystems: Filesystems,
+    mount_root: str,
+    node_instance_id: str,
+    recently_created: Iterable[BlockDeviceVolume] = (),
 ) -> LocalState:
     """
     Observe the node (all of a pass's I/O) and return one frozen snapshot.
+
+    ``recently_created`` is :attr:`agent.executor.Executor.recently_created`
+    (see :func:`classify`).
 
     A volume attached here whose device cannot be restored is reported as
     :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
@@ -225,7 +244,10 @@ def discover(
             if device is not None:
                 devices[volume.blockdevice_id] = device
     formatted = frozenset(d for d in devices.values() if _has_filesystem(filesystems, d))
-    return classify(volumes, node_instance_id, devices, formatted, filesystems.mounts(), mount_root)
+    mounts = filesystems.mounts()
+    return classify(
+        volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
+    )
 
 
 def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:
@@ -249,13 +271,11 @@ def _reported(
         status, path = VolumeStatus.MOUNTED, found.mount_paths[0]
     elif found.state in ATTACHED_HERE_STATES:
         status, path = VolumeStatus.ATTACHED, None
-    elif found.state is DiscoveredState.UNATTACHED:
+    elif found.state is not DiscoveredState.NON_EXISTENT:
         record = desired.get(found.dataset_id)
         if record is None or record.primary != node_uuid:
             return None
         status, path = VolumeStatus.PRESENT, None
-    else:
-        return None
     return DatasetState(
         dataset_id=found.dataset_id,
         status=status,

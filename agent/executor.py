@@ -13,15 +13,16 @@ the loop observes again and decides again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
+from uuid import UUID
 
 import structlog
 from attrs import asdict
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
-from agent.backends.interface import BlockDeviceAPI
+from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import (
     AttachVolume,
     Change,
@@ -90,6 +91,7 @@ class Executor:
         self.filesystems = filesystems
         self._run = runner
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
+        self._created: dict[UUID, BlockDeviceVolume] = {}
         self._actions: dict[type, Callable[[Any], object]] = {
             CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
             AttachVolume: lambda c: backend.attach_volume(
@@ -114,6 +116,22 @@ class Executor:
         self.backend.get_device_path(change.blockdevice_id)
         self.backend.detach_volume(change.blockdevice_id)
 
+    @property
+    def recently_created(self) -> tuple[BlockDeviceVolume, ...]:
+        """Volumes created here that no listing has shown yet (pass them to ``discover``)."""
+        return tuple(self._created.values())
+
+    def observed(self, listing: Iterable[BlockDeviceVolume]) -> None:
+        """Forget the creations that ``listing`` (a backend listing) now shows."""
+        for volume in listing:
+            self._created.pop(volume.dataset_id, None)
+
+    def _record(self, change: Change, result: object) -> None:
+        if isinstance(change, CreateVolume) and isinstance(result, BlockDeviceVolume):
+            self._created[change.dataset_id] = result
+        elif isinstance(change, DestroyVolume):
+            self._created.pop(change.dataset_id, None)
+
     def run(self, change: Change) -> Deferred:
         """Run ``change``; fires with ``None``, or fails with :class:`ChangeFailed`."""
         if isinstance(change, Sequentially):
@@ -131,7 +149,8 @@ class Executor:
         action = self._actions[type(change)]
         d = self._run(action, change)
 
-        def done(_result: object) -> None:
+        def done(result: object) -> None:
+            self._record(change, result)
             self._log.info("agent.change.done", **describe(change))
 
         def failed(failure: Failure) -> Failure:

@@ -143,9 +143,7 @@ def _wait_for_holder(record: Dataset | None, found: DiscoveredDataset, ctx: Cont
     )
 
 
-def _wait_for_consistency(
-    record: Dataset | None, found: DiscoveredDataset, ctx: Context
-) -> Change:
+def _wait_for_consistency(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     return Wait(
         found.dataset_id,
         f"the backend lists volume {found.blockdevice_id} as attached here but has no device "

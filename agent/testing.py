@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable
+from random import Random
 from uuid import UUID, uuid4
 
 from attrs import define, field
@@ -48,6 +49,7 @@ class SimulatedNode:
     backend: BlockDeviceAPI
     filesystems: FakeFilesystems
     truth: FakeBlockDeviceAPI
+    executor: Executor
     also: frozenset[UUID] = frozenset()
 
 
@@ -58,11 +60,13 @@ class SimulatedCluster:
 
     ``lag`` wraps every node's backend in an
     :class:`~agent.backends.eventual.EventuallyConsistentBlockDeviceAPI`.
+    ``shuffle``, if given, orders the nodes' passes of every round at random.
     ``failures`` collects every failed run (the next pass retries, as the loop does).
     """
 
     node_count: int
     lag: int = 0
+    shuffle: Random | None = None
     mount_root: str = "/shoal"
     cluster_id: UUID = field(factory=uuid4)
     storage: FakeStorage = field(factory=FakeStorage)
@@ -91,7 +95,8 @@ class SimulatedCluster:
             Node(uuid=node_uuid, host=instance_id, era=era, last_seen=self.now)
         )
         filesystems = FakeFilesystems(self.storage, instance_id)
-        return SimulatedNode(node_uuid, instance_id, era, backend, filesystems, truth)
+        executor = Executor(backend, filesystems)
+        return SimulatedNode(node_uuid, instance_id, era, backend, filesystems, truth, executor)
 
     # -- the operator --------------------------------------------------------
 
@@ -132,7 +137,9 @@ class SimulatedCluster:
         generation, records = self.store.datasets_for_node(node.node_uuid, node.also)
         desired = {record.dataset_id: record for record in records}
         leases = self.store.configuration(self.now).leases.values()
-        local = discover(node.backend, node.filesystems, self.mount_root, node.instance_id)
+        created = node.executor.recently_created
+        local = discover(node.backend, node.filesystems, self.mount_root, node.instance_id, created)
+        node.executor.observed(local.volumes)
         node.also = datasets_to_ask_about(local)
         report = local_state_to_report(
             local, desired, generation, node.era, node.node_uuid, self.now
@@ -140,8 +147,7 @@ class SimulatedCluster:
         self.store.report_state(report)
         view = ClusterView.from_leases(node.node_uuid, leases, self.now)
         changes = calculate_changes(desired, view, local, node.instance_id, self.mount_root)
-        executor = Executor(node.backend, node.filesystems)
-        executor.run(changes).addErrback(self._failed)
+        node.executor.run(changes).addErrback(self._failed)
         return changes
 
     def _failed(self, failure: Failure) -> None:
@@ -152,7 +158,11 @@ class SimulatedCluster:
     def round(self, order: Iterable[int] | None = None, check: bool = True) -> list[Change]:
         """One pass of every node (in ``order``), checking the invariants after each."""
         done = []
-        for index in range(self.node_count) if order is None else order:
+        if order is None:
+            order = list(range(self.node_count))
+            if self.shuffle is not None:
+                self.shuffle.shuffle(order)
+        for index in order:
             done.append(self.pass_node(index))
             if check:
                 self.check_invariants()

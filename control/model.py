@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from attrs import field, frozen, validators
+from attrs import field, frozen
 from pyrsistent import PMap, pmap
 
 from control.errors import InvalidRequest

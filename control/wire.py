@@ -42,6 +42,13 @@ def parse_uuid(value: object, what: str) -> UUID:
     raise InvalidRequest(f"{what} {shown} is not a valid UUID.")
 
 
+def _whole(value: Any) -> Any:
+    """A JSON number that is a whole float (``1.0``) as an int; anything else unchanged."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 def _field(obj: Mapping[str, Any], key: str) -> Any:
     if not isinstance(obj, Mapping):
         raise InvalidRequest(f"Expected a JSON object, got {type(obj).__name__}.")
@@ -67,7 +74,7 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
     return Dataset(
         dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
         primary=parse_uuid(_field(obj, "primary"), "primary"),
-        maximum_size=obj.get("maximum_size"),
+        maximum_size=_whole(obj.get("maximum_size")),
         metadata=obj.get("metadata") or {},
         deleted=bool(obj.get("deleted", False)),
     )
@@ -138,7 +145,7 @@ def dataset_state_from_json(obj: Mapping[str, Any]) -> DatasetState:
     return DatasetState(
         dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
         status=parsed,
-        maximum_size=obj.get("maximum_size"),
+        maximum_size=_whole(obj.get("maximum_size")),
         device=obj.get("device"),
         path=obj.get("path"),
     )
@@ -166,7 +173,7 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
     return NodeState(
         node_uuid=node_uuid,
         era=obj.get("era"),
-        generation=_field(obj, "generation"),
+        generation=_whole(_field(obj, "generation")),
         datasets=datasets,
         reported_at=now,
     )

@@ -38,8 +38,8 @@ def named_datasets(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
     found: dict[str, Dataset] = {}
     for dataset in sorted(datasets, key=lambda d: str(d.dataset_id)):
         name = dataset.metadata.get(NAME_METADATA_KEY)
-        if not dataset.deleted and is_valid_name(name) and name not in found:
-            found[name] = dataset
+        if not dataset.deleted and isinstance(name, str) and is_valid_name(name):
+            found.setdefault(name, dataset)
     return found
 
 

@@ -12,17 +12,19 @@ who ran ``docker``.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
-from twisted.internet.defer import DeferredLock, FirstError, gatherResults
+from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
 
 from control.api.watch import ReactorTime
-from control.client.interface import ShoalClient
+from control.client.interface import ShoalClient, StateDataset
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
-from control.model import Dataset
+from control.model import Dataset, Lease
 from plugin import rules
 from plugin.mounts import MountTable
 from plugin.names import check_name
@@ -192,7 +194,8 @@ class VolumeService:
             await self._release_unused(name, strict=False)
             raise
         self._update(lambda t: t.mounted(name, mount_id))
-        self._log.info("mounted", volume=name, id=mount_id, path=path, users=self._table.count(name))
+        users = self._table.count(name)
+        self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
 
     async def _mounted_path(self, dataset_id: UUID, node: UUID) -> rules.Mounted | rules.Waiting:
@@ -236,7 +239,7 @@ class VolumeService:
     async def release_unused(self) -> None:
         """Release every lease the plugin holds for a volume nobody here uses (at start)."""
         for name in sorted(self._table.to_release()):
-            await self._serialised(name, lambda n=name: self._release_unused(n, strict=False))
+            await self._serialised(name, partial(self._release_unused, name, strict=False))
 
     # -- Remove ---------------------------------------------------------------------
 
@@ -257,26 +260,22 @@ class VolumeService:
             assert isinstance(refused, rules.Refused)
             raise Conflict(refused.message)
         if decision.release:
-            try:
+            with contextlib.suppress(NotFound):
                 await self._client.release_lease(dataset.dataset_id)
-            except NotFound:
-                pass
         self._update(lambda t: t.released(name))
         await self._client.delete_dataset(dataset.dataset_id)
         self._log.info("removed", volume=name, dataset_id=str(dataset.dataset_id))
 
     # -- Get / List / Path ----------------------------------------------------------
 
-    async def _observe(self) -> tuple[list[Dataset], list[Any], list[Any]]:
+    async def _observe(self) -> tuple[list[Dataset], list[Lease], list[StateDataset]]:
+        reads: list[Deferred[Any]] = [
+            self._client.list_datasets(),
+            self._client.list_leases(),
+            self._client.list_state_datasets(),
+        ]
         try:
-            listing, leases, states = await gatherResults(
-                [
-                    self._client.list_datasets(),
-                    self._client.list_leases(),
-                    self._client.list_state_datasets(),
-                ],
-                consumeErrors=True,
-            )
+            listing, leases, states = await gatherResults(reads, consumeErrors=True)
         except FirstError as e:
             e.subFailure.raiseException()
         return listing.datasets, leases, states

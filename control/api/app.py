@@ -165,7 +165,8 @@ class ControlAPI:
     @app.route("/v1/state/nodes/by_era/<era>", methods=["GET"])
     async def node_by_era(self, request: Request, era: str) -> bytes:
         """The node whose current era (boot id) is ``era``."""
-        node = await self._store.node_by_era(era)
+        plausible = len(era) <= 255 and "\x00" not in era
+        node = await self._store.node_by_era(era) if plausible else None
         if node is None:
             raise NotFound(f"No registered node has era {era[:80]!r}.")
         return json_response(request, {"uuid": str(node.uuid)})

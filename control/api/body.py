@@ -17,7 +17,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator
 from twisted.web.server import Request
 
-from control.api.schemas import UUID_PATTERN
+from control.api.schemas import NO_NUL, UUID_PATTERN
 from control.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from control.wire import parse_uuid
 
@@ -81,17 +81,23 @@ def parse_json(raw: bytes) -> Any:
     if not raw.strip():
         raise InvalidRequest("The request body is empty; a JSON object is required.")
     try:
-        return json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidRequest("The request body holds an unpaired UTF-16 surrogate.") from None
     except UnicodeDecodeError:
         raise InvalidRequest("The request body is not valid UTF-8.") from None
     except (ValueError, RecursionError) as e:
         problem = str(e)[:MAX_MESSAGE]
         raise InvalidRequest(f"The request body is not valid JSON: {problem}") from None
+    return value
 
 
 def _message(error: Any) -> str:
     if error.validator == "pattern" and error.validator_value == UUID_PATTERN:
         return f"{error.json_path}: {str(error.instance)[:60]!r} is not a valid UUID."
+    if error.validator == "pattern" and error.validator_value == NO_NUL:
+        return f"{error.json_path}: NUL characters are not allowed."
     return f"{error.json_path}: {error.message}"[:MAX_MESSAGE]
 
 

@@ -21,25 +21,33 @@ Schema = dict[str, Any]
 
 UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 
+NO_NUL = "^[^\\x00]*$"
+"""Text a database can store: no NUL characters (PostgreSQL refuses them)."""
+
+LARGEST = 2**63 - 1
+"""The largest integer a database column holds (signed 64 bits)."""
+
 UUID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
-NULLABLE_STRING: Schema = {"type": ["string", "null"], "maxLength": 4096}
+NULLABLE_STRING: Schema = {"type": ["string", "null"], "maxLength": 4096, "pattern": NO_NUL}
 SIZE: Schema = {
     "type": ["integer", "null"],
+    "maximum": LARGEST,
     "description": "Bytes: at least 64 MiB and a multiple of 1024, or null for the default.",
 }
 METADATA: Schema = {
     "type": "object",
     "maxProperties": MAX_METADATA_ITEMS,
-    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY},
-    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE},
+    "propertyNames": {"minLength": 1, "maxLength": MAX_METADATA_KEY, "pattern": NO_NUL},
+    "additionalProperties": {"type": "string", "maxLength": MAX_METADATA_VALUE, "pattern": NO_NUL},
 }
 LABELS: Schema = {
     "type": "object",
     "maxProperties": 64,
-    "propertyNames": {"minLength": 1, "maxLength": 253},
-    "additionalProperties": {"type": "string", "maxLength": 256},
+    "propertyNames": {"minLength": 1, "maxLength": 253, "pattern": NO_NUL},
+    "additionalProperties": {"type": "string", "maxLength": 256, "pattern": NO_NUL},
 }
-COUNTER: Schema = {"type": "integer", "minimum": 0}
+COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": LARGEST}
+ERA: Schema = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 
 
 def _object(required: list[str], **properties: Schema) -> Schema:
@@ -74,21 +82,21 @@ ACQUIRE_LEASE = _object(
 )
 REGISTER_NODE = _object(
     ["host"],
-    host={"type": "string", "minLength": 1, "maxLength": 255},
-    era={"type": ["string", "null"], "maxLength": 255},
+    host={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+    era=ERA,
     labels=LABELS,
 )
 DATASET_STATE = _object(
     ["dataset_id", "status"],
     dataset_id=UUID,
     status={"enum": [s.value for s in VolumeStatus]},
-    maximum_size={"type": ["integer", "null"], "minimum": 0},
+    maximum_size={"type": ["integer", "null"], "minimum": 0, "maximum": LARGEST},
     device=NULLABLE_STRING,
     path=NULLABLE_STRING,
 )
 REPORT_STATE = _object(
     ["generation", "datasets"],
-    era={"type": ["string", "null"], "maxLength": 255},
+    era=ERA,
     generation=COUNTER,
     datasets={**_list(DATASET_STATE), "maxItems": 10000},
 )

@@ -43,7 +43,7 @@ class ReactorTime(Protocol):
         """The current time in seconds since the epoch."""
         ...
 
-    def callLater(self, delay: float, f: Callable[..., Any], *args: Any, **kw: Any) -> Any:
+    def callLater(self, delay: float, f: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
         """Call ``f`` after ``delay`` seconds; returns a :class:`DelayedCall`."""
         ...
 

@@ -15,7 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.web.iweb import IPolicyForHTTPS
 
 from control.client import messages
@@ -88,15 +88,16 @@ def _reason(error: BaseException) -> str:
     return str(error) or type(error).__name__
 
 
-def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> Any:
-    """A treq client with a persistent connection pool (and ``tls`` for https URLs)."""
+def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
+    """A treq client with a persistent connection pool (and ``tls`` for https URLs),
+    and that pool."""
     from treq.client import HTTPClient as TreqClient
     from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=True)
     policy = tls if tls is not None else BrowserLikePolicyForHTTPS()
     agent: Any = Agent(reactor, contextFactory=policy, pool=pool)
-    return TreqClient(agent)
+    return TreqClient(agent), pool
 
 
 class HTTPClient:
@@ -113,7 +114,7 @@ class HTTPClient:
         base_url: str,
         treq: Any = None,
         *,
-        tls: IPolicyForHTTPS | None = None,
+        tls: IPolicyForHTTPS | Any = None,
         clock: Any = None,
         reactor: Any = None,
     ) -> None:
@@ -122,8 +123,17 @@ class HTTPClient:
 
             reactor = default_reactor
         self.base_url = base_url.rstrip("/")
-        self._treq = treq if treq is not None else default_treq(tls, reactor)
+        self._pool: Any = None
+        if treq is None:
+            treq, self._pool = default_treq(tls, reactor)
+        self._treq = treq
         self._clock = clock if clock is not None else reactor
+
+    def close(self) -> Deferred[None]:
+        """Close the kept-alive connections this client opened (if it made its pool)."""
+        if self._pool is None:
+            return succeed(None)
+        return self._pool.closeCachedConnections()
 
     async def _call(
         self,

@@ -53,7 +53,7 @@ def get_dataset(connection: Connection, dataset_id: UUID) -> Dataset | None:
     """One dataset, or ``None``."""
     row = connection.execute(
         select(datasets).where(datasets.c.dataset_id == str(dataset_id))
-    ).mappings().first()
+    ).first()
     return None if row is None else rows.dataset_from_row(row)
 
 
@@ -64,8 +64,9 @@ def put_dataset(connection: Connection, dataset: Dataset, exists: bool) -> None:
 
 def all_datasets(connection: Connection) -> dict[UUID, Dataset]:
     """Every dataset by id."""
-    result = connection.execute(select(datasets)).mappings()
-    return {d.dataset_id: d for d in map(rows.dataset_from_row, result)}
+    uuids: dict[str, UUID] = {}
+    result = connection.execute(select(datasets))
+    return {d.dataset_id: d for d in (rows.dataset_from_row(row, uuids) for row in result)}
 
 
 def datasets_for(connection: Connection, node_uuid: UUID, also: Iterable[UUID]) -> list[Dataset]:
@@ -74,7 +75,7 @@ def datasets_for(connection: Connection, node_uuid: UUID, also: Iterable[UUID]) 
     extra = [str(i) for i in also]
     if extra:
         condition = or_(condition, datasets.c.dataset_id.in_(extra))
-    result = connection.execute(select(datasets).where(condition)).mappings()
+    result = connection.execute(select(datasets).where(condition))
     return [rows.dataset_from_row(row) for row in result]
 
 
@@ -82,7 +83,7 @@ def deleted_datasets(connection: Connection) -> list[Dataset]:
     """The datasets marked deleted and not yet purged."""
     only_deleted = datasets.c.deleted == True  # noqa: E712
     result = connection.execute(select(datasets).where(only_deleted))
-    return [rows.dataset_from_row(row) for row in result.mappings()]
+    return [rows.dataset_from_row(row) for row in result]
 
 
 def purge_datasets(connection: Connection, dataset_ids: Iterable[UUID]) -> None:

@@ -40,6 +40,10 @@ class Snapshot:
             leases = evolver.persistent()
         return Configuration(generation=self.generation, datasets=self.datasets, leases=leases)
 
+    def datasets_for(self, node_uuid: UUID, also: frozenset[UUID]) -> list[Dataset]:
+        """The datasets whose primary is ``node_uuid`` or whose id is in ``also``."""
+        return [d for d in self.datasets.values() if d.primary == node_uuid or d.dataset_id in also]
+
     def with_dataset(self, dataset: Dataset) -> Snapshot:
         """The next generation, with ``dataset`` stored."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
@@ -60,7 +64,7 @@ class Snapshot:
         datasets, leases = self.datasets.evolver(), self.leases.evolver()
         for dataset_id in ids:
             datasets.remove(dataset_id)
-            if dataset_id in leases:
+            if dataset_id in self.leases:
                 leases.remove(dataset_id)
         return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent())
 

@@ -99,7 +99,10 @@ class SQLStore:
         """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
         with self._read() as connection:
             generation, _ = q.read_counters(connection)
-            return generation, q.datasets_for(connection, node_uuid, also)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                return generation, q.datasets_for(connection, node_uuid, also)
+        return generation, snapshot.datasets_for(node_uuid, also)
 
     def nodes(self) -> list[Node]:
         """Every registered node."""

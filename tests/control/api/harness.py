@@ -18,6 +18,7 @@ from twisted.python.failure import Failure
 
 from control.api.app import ControlAPI
 from control.api.openapi import OPERATIONS, Operation
+from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore, synchronous_runner
 
@@ -75,9 +76,9 @@ class Harness:
     """The API under test with its clock and store."""
 
     clock: Clock = field(factory=Clock)
-    memory: MemoryStore = field(factory=MemoryStore)
+    memory: Store = field(factory=MemoryStore)
     api: ControlAPI = field(init=False)
-    client: StubTreq = field(init=False)
+    client: Any = field(init=False)  # StubTreq: its methods are generated
 
     def __attrs_post_init__(self) -> None:
         self.clock.advance(START)
@@ -98,7 +99,8 @@ class Harness:
         data = raw if raw is not None else None if body is None else json.dumps(body).encode()
         sent = {"Content-Type": "application/json"} if data is not None else {}
         sent.update(headers or {})
-        d = self.client.request(method, "http://shoal.test" + path, data=data, headers=sent)
+        request = self.client.request
+        d = request(method, "http://shoal.test" + path, data=data, headers=sent)
 
         def read(response: Any) -> Deferred:
             return treq.content(response).addCallback(

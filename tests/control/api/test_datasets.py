@@ -11,7 +11,8 @@ DATASETS = "/v1/configuration/datasets"
 def test_version() -> None:
     """The version route names the Flocker API and Shoal versions."""
     answer = Harness().call("GET", "/v1/version")
-    assert (answer.code, answer.body) == (200, {"flocker": FLOCKER_API_VERSION, "shoal": __version__})
+    expected = {"flocker": FLOCKER_API_VERSION, "shoal": __version__}
+    assert (answer.code, answer.body) == (200, expected)
 
 
 def test_list_empty_has_tag() -> None:

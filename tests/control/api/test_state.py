@@ -8,6 +8,7 @@ from tests.control.api.harness import (
     NODE_A,
     NODE_B,
     START,
+    Answer,
     GiB,
     Harness,
 )
@@ -23,7 +24,7 @@ def _mounted(dataset: object = DATASET_1) -> dict[str, object]:
     }
 
 
-def _report(h: Harness, node: object, datasets: list[object], generation: int = 0) -> object:
+def _report(h: Harness, node: object, datasets: list[object], generation: int = 0) -> Answer:
     body = {"era": "e1", "generation": generation, "datasets": datasets}
     return h.call("PUT", f"/v1/shoal/state/{node}", body)
 

@@ -57,9 +57,9 @@ def postgres_url() -> Iterator[str]:
         admin.dispose()
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.functional)])
 def sql_url(request: pytest.FixtureRequest) -> str:
-    """An empty database URL: a SQLite file, then a PostgreSQL schema."""
+    """An empty database URL: a SQLite file, then a PostgreSQL schema (a functional test)."""
     name = "sqlite_url" if request.param == "sqlite" else "postgres_url"
     return str(request.getfixturevalue(name))
 

@@ -1,0 +1,345 @@
+"""
+The convergence loop: one node agent's observe -> calculate -> act, forever.
+
+Each pass fetches the node's configuration (its datasets plus those of the
+volumes attached here), observes the node (:func:`~agent.discovery.discover`,
+in a thread), reports the observation when it changed or a heartbeat is due,
+calculates the changes (:func:`~agent.policy.calculate_changes`) and runs
+them (:class:`~agent.executor.Executor`, in a thread). A pass that did
+something is followed by another at once, so its result is reported without
+delay; an idle loop waits on the control service's watch, which answers
+within milliseconds of a configuration change (a create, move or delete) or
+of another node's state change (the old primary reporting a volume free).
+The watch's timeout doubles as the periodic re-check and the heartbeat.
+
+Failures back off exponentially with jitter (capped); a 404 from the control
+service (it lost the node) makes the loop register again. The lifecycle is
+the explicit state machine of :mod:`agent.lifecycle`. The reactor thread
+never blocks: every backend and filesystem call goes through a runner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+import structlog
+from attrs import field, frozen
+from pyrsistent import PMap, pmap
+from twisted.internet.defer import Deferred
+from twisted.internet.task import deferLater
+
+from agent.changes import Change, sleep_after
+from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
+from agent.executor import Executor
+from agent.lifecycle import Event, Lifecycle, Phase
+from agent.passlog import decided_fields, observed_fields
+from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
+from control.api.watch import ReactorTime
+from control.client.interface import NodeConfiguration, ShoalClient
+from control.errors import NotFound
+from control.model import NodeState
+from control.store.threaded import Runner, synchronous_runner
+
+SHORTEST_WATCH = 0.01
+"""A wait shorter than this many seconds is not worth a watch request: pass at once."""
+
+
+@frozen
+class NodeFacts:
+    """What the agent registers: who the node is, where, in which era, with which labels."""
+
+    node_uuid: UUID
+    host: str
+    era: str | None
+    labels: PMap = field(factory=pmap, converter=pmap)
+
+
+@frozen
+class LoopSettings:
+    """
+    The loop's tunables, in seconds.
+
+    ``heartbeat``: report at least this often (keep it well under the control
+    service's node timeout). ``watch_timeout``: the longest wait on the watch.
+    ``call_timeout``: give up on a control-service call after this long (the
+    watch gets it on top of its own timeout). Backoff after the n-th
+    consecutive failure: ``min(backoff_cap, backoff_initial * 2**(n-1))``,
+    of which a random half is jitter.
+    """
+
+    mount_root: str
+    heartbeat: float = 5.0
+    watch_timeout: float = 60.0
+    call_timeout: float = 30.0
+    backoff_initial: float = 0.1
+    backoff_cap: float = 10.0
+    default_size: int = DEFAULT_VOLUME_SIZE
+
+
+def backoff_delay(failures: int, jitter: float, initial: float, cap: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures; ``jitter`` in [0, 1) (pure)."""
+    ceiling = min(cap, initial * 2 ** max(0, failures - 1))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def adopt_state_version(known: int, reported: int, changed: bool) -> int:
+    """
+    The state version to watch from after our own report (pure).
+
+    Our report moves the version by one when it changed something. If the
+    answer is exactly that, nothing else happened since ``known`` and the loop
+    may watch from the answer; otherwise another node's change slipped in, and
+    the loop keeps ``known`` so that the watch wakes it at once.
+    """
+    return reported if reported == known + (1 if changed else 0) else known
+
+
+class NodeLost(Exception):
+    """The control service does not know this node: it must register again."""
+
+
+class ConvergenceLoop:
+    """
+    Drive one node toward its configuration; see the module docstring.
+
+    ``clock`` is the reactor (or a ``task.Clock``); ``run_blocking`` runs
+    discovery off the reactor thread; ``executor`` runs the changes (its own
+    runner puts them in a thread too); ``random`` returns floats in [0, 1)
+    for the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        client: ShoalClient,
+        clock: ReactorTime,
+        node: NodeFacts,
+        executor: Executor,
+        settings: LoopSettings,
+        *,
+        random: Callable[[], float],
+        run_blocking: Runner = synchronous_runner,
+        logger: Any = None,
+    ) -> None:
+        self.client = client
+        self.clock = clock
+        self.node = node
+        self.executor = executor
+        self.settings = settings
+        self.instance_id = executor.backend.compute_instance_id()
+        self._random = random
+        self._run_blocking = run_blocking
+        self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
+        self.lifecycle = Lifecycle(self._phase_changed)
+        self.failures = 0
+        self.passes = 0
+        self._need_register = True
+        self._also: frozenset[UUID] = frozenset()
+        self._generation = 0
+        self._state = 0
+        self._sleep = 0.0
+        self._last_report: NodeState | None = None
+        self._last_report_at = float("-inf")
+        self._waiting: Deferred[Any] | None = None
+        self._stopped: list[Deferred[None]] = []
+        self._done: Deferred[None] | None = None
+
+    # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def phase(self) -> Phase:
+        """Where the loop is now."""
+        return self.lifecycle.phase
+
+    def start(self) -> Deferred[None]:
+        """Start looping; the Deferred fires once the loop has stopped."""
+        self.lifecycle.handle(Event.START)
+        self._done = Deferred.fromCoroutine(self._run())
+        return self._done
+
+    def stop(self) -> Deferred[None]:
+        """Stop after the change in flight, if any; fires once stopped."""
+        if self.phase is Phase.STOPPED:
+            return Deferred.fromCoroutine(_nothing())
+        self.lifecycle.handle(Event.STOP)
+        if self.phase is Phase.STOPPED:
+            return Deferred.fromCoroutine(_nothing())
+        d: Deferred[None] = Deferred()
+        self._stopped.append(d)
+        if self._waiting is not None:
+            self._waiting.cancel()
+        return d
+
+    def _phase_changed(self, before: Phase, event: Event, after: Phase) -> None:
+        self._log.debug("agent.phase", before=before.value, event=event.value, after=after.value)
+
+    async def _run(self) -> None:
+        steps: Mapping[Phase, Callable[[], Any]] = {
+            Phase.REGISTERING: self._register,
+            Phase.CONVERGING: self._converge,
+            Phase.WAITING: self._wait,
+            Phase.BACKING_OFF: self._back_off,
+        }
+        try:
+            while not self.lifecycle.stopping:
+                await steps[self.phase]()
+        finally:
+            if self.phase is Phase.STOPPING:
+                self.lifecycle.handle(Event.FINISHED)
+            self._log.info("agent.stopped", passes=self.passes)
+            waiting, self._stopped = self._stopped, []
+            for d in waiting:
+                d.callback(None)
+
+    def _failed(self, what: str, error: BaseException) -> None:
+        self.failures += 1
+        self._log.warning(
+            "agent.failed", step=what, failures=self.failures, error=f"{type(error).__name__}: "
+            f"{error}"
+        )
+        self.lifecycle.handle(Event.FAILED)
+
+    def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
+        return d.addTimeout(self.settings.call_timeout + extra, self.clock)
+
+    # -- the steps -----------------------------------------------------------
+
+    async def _register(self) -> None:
+        node = self.node
+        try:
+            await self._call(
+                self.client.register_node(node.node_uuid, node.host, node.era, node.labels)
+            )
+        except Exception as e:
+            self._failed("register", e)
+            return
+        self._need_register = False
+        self._last_report = None
+        self._log.info("agent.registered", node=str(node.node_uuid), host=node.host, era=node.era)
+        self.lifecycle.handle(Event.REGISTERED)
+
+    async def _converge(self) -> None:
+        try:
+            self._sleep = await self._pass()
+        except NodeLost:
+            self._log.warning("agent.node_lost", node=str(self.node.node_uuid))
+            self._need_register = True
+            self.lifecycle.handle(Event.NODE_LOST)
+            return
+        except Exception as e:
+            self._failed("pass", e)
+            return
+        self.failures = 0
+        self.lifecycle.handle(Event.ACTED if self._sleep <= 0 else Event.IDLE)
+
+    async def _wait(self) -> None:
+        now = self.clock.seconds()
+        heartbeat_due = self._last_report_at + self.settings.heartbeat - now
+        timeout = min(self._sleep, self.settings.watch_timeout, heartbeat_due)
+        if timeout >= SHORTEST_WATCH:
+            watch = self.client.watch(self._generation, self._state, round(timeout, 3))
+            self._waiting = self._call(watch, extra=timeout)
+            try:
+                versions = await self._waiting
+            except Exception as e:
+                if not self.lifecycle.stopping:
+                    self._failed("watch", e)
+                return
+            finally:
+                self._waiting = None
+            self._state = max(self._state, versions.state)
+        self.lifecycle.handle(Event.WOKEN)
+
+    async def _back_off(self) -> None:
+        s = self.settings
+        delay = backoff_delay(self.failures, self._random(), s.backoff_initial, s.backoff_cap)
+        self._log.info("agent.backing_off", seconds=round(delay, 3), failures=self.failures)
+        self._waiting = deferLater(self.clock, delay)  # type: ignore[arg-type]
+        try:
+            await self._waiting
+        except Exception:
+            return
+        finally:
+            self._waiting = None
+        self.lifecycle.handle(Event.RETRY_REGISTER if self._need_register else Event.RETRY)
+
+    # -- one pass ------------------------------------------------------------
+
+    async def _pass(self) -> float:
+        """Fetch, observe, report, calculate, act; returns how long the loop may wait."""
+        self.passes += 1
+        started = self.clock.seconds()
+        also = self._also
+        configuration: NodeConfiguration = await self._configuration(also)
+        local: LocalState = await self._run_blocking(
+            discover,
+            self.executor.backend,
+            self.executor.filesystems,
+            self.settings.mount_root,
+            self.instance_id,
+        )
+        desired = {d.dataset_id: d for d in configuration.datasets}
+        now = self.clock.seconds()
+        report = local_state_to_report(
+            local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
+        )
+        reported = await self._report(report, now)
+        view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
+        changes = calculate_changes(
+            desired,
+            view,
+            local,
+            self.instance_id,
+            self.settings.mount_root,
+            self.settings.default_size,
+        )
+        self._generation = configuration.generation
+        self._also = datasets_to_ask_about(local)
+        sleep = sleep_after(changes)
+        if not self._also <= also:
+            sleep = 0.0
+        self._log_pass(local, changes, reported, configuration.generation)
+        if self.lifecycle.stopping:
+            return sleep
+        await self.executor.run(changes)
+        if sleep <= 0:
+            self._log.info(
+                "agent.pass.done", ms=round((self.clock.seconds() - started) * 1000, 1)
+            )
+        return sleep
+
+    async def _configuration(self, also: frozenset[UUID]) -> NodeConfiguration:
+        try:
+            result: NodeConfiguration = await self._call(
+                self.client.node_configuration(self.node.node_uuid, sorted(also))
+            )
+        except NotFound as e:
+            raise NodeLost(str(e)) from e
+        return result
+
+    async def _report(self, report: NodeState, now: float) -> bool:
+        """Report if the observation changed or a heartbeat is due; returns whether it did."""
+        last = self._last_report
+        changed = last is None or not report.same_observation(last)
+        if not changed and now - self._last_report_at < self.settings.heartbeat:
+            return False
+        try:
+            answer = await self._call(self.client.report_state(report))
+        except NotFound as e:
+            raise NodeLost(str(e)) from e
+        self._last_report, self._last_report_at = report, now
+        self._state = adopt_state_version(self._state, answer.versions.state, answer.changed)
+        return changed
+
+    def _log_pass(
+        self, local: LocalState, changes: Change, reported: bool, generation: int
+    ) -> None:
+        busy = reported or sleep_after(changes) <= 0
+        log = self._log.info if busy else self._log.debug
+        log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
+        log("agent.decided", **decided_fields(changes))
+
+
+async def _nothing() -> None:
+    return None

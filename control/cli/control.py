@@ -1,0 +1,40 @@
+"""``shoal control serve``: run the control service (see :mod:`control.service`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control.cli.dataset import seconds_arg
+from control.cli.options import DEFAULT_PORT, command, group
+from control.cli.shell import Context
+
+
+def serve(ctx: Context) -> None:
+    """Run the control service until it is stopped."""
+    from control.service import run_control_service
+
+    args = ctx.args
+    run_control_service(
+        port=args.port,
+        host=args.host,
+        database=args.database,
+        tls_dir=args.tls_dir,
+        node_timeout=args.node_timeout,
+        allow_insecure=args.allow_insecure,
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``shoal control ...``."""
+    commands = group(subparsers, "control", "the control service")
+    p = command(commands, "serve", serve, "run the control service")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    p.add_argument("--database", metavar="URL",
+                   help="SQLAlchemy URL (default sqlite:////var/lib/shoal/control.db)")
+    p.add_argument("--tls-dir", metavar="DIR",
+                   help="serve HTTPS with mutual TLS using the certificates in DIR")
+    p.add_argument("--node-timeout", type=seconds_arg, default=30.0, metavar="S",
+                   help="a node not heard from for S seconds is not live (default 30)")
+    p.add_argument("--allow-insecure", action="store_true",
+                   help="allow plain HTTP on a non-loopback address")

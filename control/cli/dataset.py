@@ -1,0 +1,226 @@
+"""``shoal dataset create|list|show|move|delete``."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from control.cli import wait
+from control.cli.options import command, group
+from control.cli.output import lease_json, node_name, node_names, state_json, table
+from control.cli.resolve import resolve_dataset, resolve_node
+from control.cli.shell import Context
+from control.client.interface import NodeInfo, StateDataset
+from control.errors import InvalidRequest, ShoalError
+from control.model import Dataset, Lease
+from control.units import format_size, parse_size
+from control.wire import JSON, dataset_to_json
+
+DEFAULT_TIMEOUT = 120.0
+
+
+def size_arg(text: str) -> int:
+    """``--size``: a size with a binary unit (see :mod:`control.units`)."""
+    try:
+        return parse_size(text)
+    except ShoalError as e:
+        raise argparse.ArgumentTypeError(e.description) from None
+
+
+def meta_arg(text: str) -> tuple[str, str]:
+    """``--meta``: one ``KEY=VALUE`` pair."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, value
+
+
+def uuid_arg(text: str) -> UUID:
+    """``--id``: a dataset id."""
+    try:
+        return UUID(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a UUID") from None
+
+
+def seconds_arg(text: str) -> float:
+    """``--timeout``: a positive number of seconds."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive number of seconds")
+    return seconds
+
+
+def default_node(nodes: Sequence[NodeInfo]) -> UUID:
+    """The node to use when none is named: the only one there is."""
+    if len(nodes) == 1:
+        return nodes[0].node.uuid
+    if not nodes:
+        raise InvalidRequest("No node has registered yet: start an agent (`shoal agent run`).")
+    hosts = ", ".join(sorted(n.node.host for n in nodes))
+    raise InvalidRequest(f"The cluster has {len(nodes)} nodes ({hosts}): choose one with --node.")
+
+
+def status_of(dataset: Dataset, state: StateDataset | None, names: Mapping[UUID, str]) -> str:
+    """How far the dataset's volume is realised, in a word or two."""
+    if dataset.deleted:
+        return "deleting" if state is not None else "deleted"
+    if state is None:
+        return "pending"
+    if state.primary == dataset.primary:
+        return "mounted" if state.path else "attached"
+    if state.primary is not None:
+        return f"moving (on {node_name(state.primary, names)})"
+    return "detached"
+
+
+def _state_of(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
+    return next((s for s in states if s.dataset_id == dataset_id), None)
+
+
+def _document(dataset: Dataset, state: StateDataset | None, lease: Lease | None,
+              now: float) -> JSON:
+    return {
+        "dataset": dataset_to_json(dataset),
+        "state": state_json(state),
+        "lease": None if lease is None else lease_json(lease, now),
+    }
+
+
+async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]) -> None:
+    """Print one dataset with its actual state and lease."""
+    states = await ctx.client.list_state_datasets()
+    leases = await ctx.client.list_leases()
+    state = _state_of(states, dataset.dataset_id)
+    lease = next((x for x in leases if x.dataset_id == dataset.dataset_id), None)
+    now = ctx.clock.seconds()
+    if ctx.json:
+        ctx.print_json(_document(dataset, state, lease, now))
+        return
+    names = node_names(nodes)
+    held = "none"
+    if lease is not None:
+        left = lease.seconds_left(now)
+        until = "until released" if left is None else f"for {left:.0f}s"
+        held = f"held by {node_name(lease.node_uuid, names)} {until}"
+    rows = [
+        ("dataset:", str(dataset.dataset_id)),
+        ("name:", dataset.name or "-"),
+        ("size:", format_size(dataset.maximum_size)),
+        ("primary:", f"{node_name(dataset.primary, names)} ({dataset.primary})"),
+        ("status:", status_of(dataset, state, names)),
+        ("path:", (state.path if state else None) or "-"),
+        ("lease:", held),
+        ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
+    ]
+    ctx.print(table(("", ""), rows).split("\n", 1)[1])
+
+
+async def _find(ctx: Context) -> tuple[Dataset, list[NodeInfo]]:
+    listing = await ctx.client.list_datasets()
+    nodes = await ctx.client.list_nodes()
+    return resolve_dataset(ctx.args.dataset, listing.datasets), nodes
+
+
+async def create(ctx: Context) -> None:
+    """Create a dataset, optionally waiting until it is mounted."""
+    args = ctx.args
+    nodes = await ctx.client.list_nodes()
+    primary = default_node(nodes) if args.node is None else resolve_node(args.node, nodes)
+    metadata = dict(args.meta or [])
+    dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+    names = node_names(nodes)
+    where = node_name(primary, names)
+    ctx.progress(f"created dataset {dataset.dataset_id} on {where}")
+    if args.wait:
+        goal = wait.mounted_on(dataset.dataset_id, primary, names)
+        await wait.wait_until(ctx, goal, args.timeout)
+    await show_dataset(ctx, dataset, nodes)
+
+
+async def list_(ctx: Context) -> None:
+    """List every dataset with where it actually is."""
+    listing = await ctx.client.list_datasets()
+    states = await ctx.client.list_state_datasets()
+    nodes = await ctx.client.list_nodes()
+    if ctx.json:
+        now = ctx.clock.seconds()
+        docs = [_document(d, _state_of(states, d.dataset_id), None, now) for d in listing.datasets]
+        ctx.print_json([{k: v for k, v in doc.items() if k != "lease"} for doc in docs])
+        return
+    names = node_names(nodes)
+    rows = []
+    for d in sorted(listing.datasets, key=lambda d: (d.name or "~", str(d.dataset_id))):
+        state = _state_of(states, d.dataset_id)
+        path = (state.path if state else None) or "-"
+        status = status_of(d, state, names)
+        primary = node_name(d.primary, names)
+        rows.append((str(d.dataset_id), d.name or "-", format_size(d.maximum_size), primary,
+                     status, path))
+    ctx.print(table(("DATASET", "NAME", "SIZE", "PRIMARY", "STATUS", "PATH"), rows))
+
+
+async def show(ctx: Context) -> None:
+    """Show one dataset."""
+    dataset, nodes = await _find(ctx)
+    await show_dataset(ctx, dataset, nodes)
+
+
+async def move(ctx: Context) -> None:
+    """Move a dataset to another node, optionally waiting until it is mounted there."""
+    dataset, nodes = await _find(ctx)
+    target = resolve_node(ctx.args.to, nodes)
+    moved = await ctx.client.move_dataset(dataset.dataset_id, target)
+    names = node_names(nodes)
+    ctx.progress(f"moving dataset {moved.dataset_id} to {node_name(target, names)}")
+    if ctx.args.wait:
+        goal = wait.mounted_on(moved.dataset_id, target, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout)
+    await show_dataset(ctx, moved, nodes)
+
+
+async def delete(ctx: Context) -> None:
+    """Delete a dataset, optionally waiting until no node has its volume."""
+    dataset, nodes = await _find(ctx)
+    deleted = await ctx.client.delete_dataset(dataset.dataset_id)
+    ctx.progress(f"deleted dataset {deleted.dataset_id}; its node destroys the volume")
+    if ctx.args.wait:
+        goal = wait.gone(deleted.dataset_id, node_names(nodes))
+        await wait.wait_until(ctx, goal, ctx.args.timeout)
+    if ctx.json:
+        ctx.print_json({"dataset": dataset_to_json(deleted)})
+
+
+def _wait_options(parser: argparse.ArgumentParser, goal: str) -> None:
+    parser.add_argument("--wait", action="store_true", help=f"wait until {goal}")
+    parser.add_argument(
+        "--timeout", type=seconds_arg, default=DEFAULT_TIMEOUT, metavar="S",
+        help=f"give up waiting after S seconds (default {DEFAULT_TIMEOUT:g})",
+    )
+
+
+def register(subparsers: Any) -> None:
+    """Add ``shoal dataset ...``."""
+    commands = group(subparsers, "dataset", "create, list, move and delete datasets")
+    p = command(commands, "create", create, "create a dataset")
+    p.add_argument("--node", help="primary node: uuid, uuid prefix, host or name label")
+    p.add_argument("--size", type=size_arg, help="maximum size, e.g. 10G, 512MiB (binary units)")
+    p.add_argument("--meta", type=meta_arg, action="append", metavar="KEY=VALUE",
+                   help="metadata (repeatable); name=NAME names the volume")
+    p.add_argument("--id", type=uuid_arg, help="the dataset id (default: generated)")
+    _wait_options(p, "it is mounted on its primary")
+    command(commands, "list", list_, "list datasets and where they are")
+    p = command(commands, "show", show, "show one dataset")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p = command(commands, "move", move, "move a dataset to another node")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p.add_argument("--to", required=True, metavar="NODE", help="the new primary node")
+    _wait_options(p, "it is mounted on the new primary")
+    p = command(commands, "delete", delete, "delete a dataset and its volume")
+    p.add_argument("dataset", metavar="ID|NAME")
+    _wait_options(p, "no node has its volume any more")

@@ -1,0 +1,36 @@
+"""``shoal node list``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from control.cli.options import command, group
+from control.cli.output import ago, labels_text, node_info_json, table
+from control.cli.shell import Context
+
+
+async def list_(ctx: Context) -> None:
+    """List registered nodes: host, uuid, labels, era, liveness and when last heard from."""
+    nodes = await ctx.client.list_nodes()
+    if ctx.json:
+        ctx.print_json([node_info_json(n) for n in nodes])
+        return
+    now = ctx.clock.seconds()
+    rows = [
+        (
+            n.node.host,
+            str(n.node.uuid),
+            labels_text(n.node.labels),
+            n.node.era or "-",
+            "live" if n.live else "not live",
+            ago(n.node.last_seen, now),
+        )
+        for n in sorted(nodes, key=lambda n: (n.node.host, str(n.node.uuid)))
+    ]
+    ctx.print(table(("HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST SEEN"), rows))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``shoal node ...``."""
+    commands = group(subparsers, "node", "list the cluster's nodes")
+    command(commands, "list", list_, "list registered nodes and whether they are live")

@@ -1,0 +1,97 @@
+"""Readable output: aligned tables, short ages and durations, JSON forms of client values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from control.client.interface import NodeInfo, StateDataset
+from control.model import Lease
+from control.wire import JSON
+
+
+def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart, no trailing blanks."""
+    widths = [max(len(str(r[i])) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = [
+        "  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [headers, *rows]
+    ]
+    return "\n".join(lines)
+
+
+def duration(seconds: float) -> str:
+    """A short duration: ``45s``, ``3m``, ``2h``, ``4d``."""
+    seconds = max(0.0, seconds)
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{int(seconds // size)}{unit}"
+    return f"{int(seconds)}s"
+
+
+def ago(then: float | None, now: float) -> str:
+    """When something last happened, relative to ``now``."""
+    return "never" if then is None else f"{duration(now - then)} ago"
+
+
+def labels_text(labels: Mapping[str, str]) -> str:
+    """Labels as ``k=v,k=v`` (``-`` when there are none)."""
+    return ",".join(f"{k}={v}" for k, v in sorted(labels.items())) or "-"
+
+
+def node_name(node: UUID | None, names: Mapping[UUID, str]) -> str:
+    """A node's host (or name) if known, else its uuid."""
+    if node is None:
+        return "-"
+    return names.get(node, str(node))
+
+
+def node_names(nodes: Sequence[NodeInfo]) -> dict[UUID, str]:
+    """Each node's display name: its ``name`` label, else its host."""
+    return {n.node.uuid: n.node.labels.get("name") or n.node.host for n in nodes}
+
+
+def node_info_json(info: NodeInfo) -> JSON:
+    """A node as JSON, like ``GET /v1/shoal/nodes``."""
+    node = info.node
+    return {
+        "uuid": str(node.uuid),
+        "host": node.host,
+        "era": node.era,
+        "labels": dict(node.labels),
+        "last_seen": node.last_seen,
+        "live": info.live,
+    }
+
+
+def state_json(state: StateDataset | None) -> JSON | None:
+    """A dataset's actual state as JSON, like ``GET /v1/state/datasets``."""
+    if state is None:
+        return None
+    return {
+        "dataset_id": str(state.dataset_id),
+        "primary": None if state.primary is None else str(state.primary),
+        "path": state.path,
+        "maximum_size": state.maximum_size,
+    }
+
+
+def lease_json(lease: Lease, now: float) -> JSON:
+    """A lease as JSON: ``expires`` in seconds from now, or null."""
+    return {
+        "dataset_id": str(lease.dataset_id),
+        "node_uuid": str(lease.node_uuid),
+        "expires": lease.seconds_left(now),
+    }
+
+
+def dump(value: Any) -> Any:
+    """Values ready for ``json.dumps`` (UUIDs as strings)."""
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Mapping):
+        return {str(k): dump(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    return value

@@ -1,0 +1,69 @@
+"""
+Turn what a person types into a node or a dataset (pure functions).
+
+A NODE is a full uuid, a host or ``name`` label, or a unique uuid prefix.
+A dataset is a full id, a metadata ``name`` of a dataset that is not deleted,
+or a unique id prefix. Ambiguity and absence are refused with the candidates.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from control.client.interface import NodeInfo
+from control.errors import InvalidRequest, NotFound
+from control.model import Dataset
+
+
+def _as_uuid(text: str) -> UUID | None:
+    try:
+        return UUID(text)
+    except ValueError:
+        return None
+
+
+def _by_prefix(text: str, ids: Sequence[UUID]) -> list[UUID]:
+    prefix = text.lower()
+    return [i for i in ids if str(i).startswith(prefix)] if prefix else []
+
+
+def _one(matches: Sequence[UUID], what: str, text: str, describe: dict[UUID, str]) -> UUID:
+    if len(matches) > 1:
+        listed = ", ".join(sorted(f"{m} ({describe.get(m, '?')})" for m in matches))
+        raise InvalidRequest(f"{what} {text!r} is ambiguous: it matches {listed}.")
+    return matches[0]
+
+
+def resolve_node(text: str, nodes: Sequence[NodeInfo]) -> UUID:
+    """The uuid of the node ``text`` names; refuses an unknown or ambiguous one."""
+    ids = [n.node.uuid for n in nodes]
+    describe = {n.node.uuid: n.node.host for n in nodes}
+    exact = _as_uuid(text)
+    if exact is not None and exact in ids:
+        return exact
+    named = [
+        n.node.uuid for n in nodes if text in (n.node.host, n.node.labels.get("name"))
+    ]
+    matches = named or _by_prefix(text, ids)
+    if not matches:
+        known = ", ".join(sorted(f"{n.node.host} ({n.node.uuid})" for n in nodes)) or "none"
+        raise NotFound(f"No node {text!r}; the registered nodes are: {known}.")
+    return _one(matches, "Node", text, describe)
+
+
+def resolve_dataset(text: str, datasets: Sequence[Dataset]) -> Dataset:
+    """The dataset ``text`` names; refuses an unknown or ambiguous one."""
+    by_id = {d.dataset_id: d for d in datasets}
+    describe = {d.dataset_id: d.name or "no name" for d in datasets}
+    exact = _as_uuid(text)
+    if exact is not None and exact in by_id:
+        return by_id[exact]
+    named = [d.dataset_id for d in datasets if d.name == text and not d.deleted]
+    matches = named or _by_prefix(text, list(by_id))
+    if not matches:
+        raise NotFound(
+            f"No dataset {text!r}: give its id, a unique id prefix or its name "
+            "(`shoal dataset list` shows them)."
+        )
+    return by_id[_one(matches, "Dataset", text, describe)]

@@ -1,0 +1,72 @@
+"""``shoal plugin serve``: run the Docker volume plugin (see :mod:`plugin.serve`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
+from control.cli.dataset import seconds_arg
+from control.cli.options import command, group
+from control.cli.shell import Context, Settings
+from control.errors import ShoalError
+from control.model import check_maximum_size
+from control.units import parse_size
+from plugin.serve import (
+    DEFAULT_MOUNT_TIMEOUT,
+    DEFAULT_SIZE,
+    DEFAULT_SOCKET,
+    DEFAULT_STATE_DIR,
+    PluginOptions,
+)
+
+
+def default_size_arg(text: str) -> int:
+    """``--default-size``: a dataset size such as ``1G`` (binary units, at least 64M)."""
+    try:
+        size = parse_size(text)
+        check_maximum_size(size)
+    except ShoalError as e:
+        raise argparse.ArgumentTypeError(e.description) from None
+    return size
+
+
+def options_from_args(args: argparse.Namespace) -> PluginOptions:
+    """The plugin's options from its command line."""
+    return PluginOptions(
+        socket=args.socket,
+        agent_state_dir=args.agent_state_dir,
+        state_dir=args.state_dir,
+        default_size=args.default_size,
+        mount_timeout=args.mount_timeout,
+    )
+
+
+def serve(ctx: Context) -> None:
+    """Serve the plugin until stopped."""
+    from twisted.internet import reactor
+
+    from plugin.serve import run_plugin
+
+    client = ctx.shell.make_client(Settings.from_args(ctx.args, ctx.shell.env), reactor)
+    run_plugin(reactor, client, options_from_args(ctx.args))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``shoal plugin ...``."""
+    commands = group(subparsers, "plugin", "the Docker volume plugin")
+    p = command(commands, "serve", serve, "serve the Docker volume plugin on a Unix socket")
+    p.add_argument("--socket", default=DEFAULT_SOCKET,
+                   help=f"the plugin's Unix socket (default {DEFAULT_SOCKET})")
+    p.add_argument("--control", dest="url", metavar="URL", default=argparse.SUPPRESS,
+                   help="control service URL (same as --url)")
+    p.add_argument("--agent-state-dir", default=AGENT_STATE_DIR, metavar="DIR",
+                   help="the local agent's --state-dir, holding this node's identity "
+                        f"(default {AGENT_STATE_DIR})")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR",
+                   help=f"where the plugin keeps its mount counts (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--default-size", type=default_size_arg, default=DEFAULT_SIZE, metavar="SIZE",
+                   help="size of volumes created without a size option (default 1G)")
+    p.add_argument("--mount-timeout", type=seconds_arg, default=DEFAULT_MOUNT_TIMEOUT,
+                   metavar="S", help="seconds a Mount waits for the volume to arrive "
+                                     f"(default {DEFAULT_MOUNT_TIMEOUT:g}; Docker gives up at 120)")

@@ -1,0 +1,139 @@
+"""
+The plugin process: ``shoal plugin serve``.
+
+Reads which node it serves from the local agent's identity file, serves
+:class:`~plugin.api.PluginAPI` on a Unix socket (where Docker discovers
+plugins, ``/run/docker/plugins/shoal.sock`` by default), and on start
+releases leases it holds for volumes nobody on this node uses any more.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import stat
+from typing import Any
+from uuid import UUID
+
+import structlog
+from attrs import frozen
+from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.endpoints import UNIXServerEndpoint
+from twisted.web.server import Site
+
+from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
+from agent.identity import IdentityError, read_identity
+from control.client.interface import ShoalClient
+from control.errors import InvalidRequest, Unavailable
+from plugin.api import PluginAPI
+from plugin.mounts import MountFile
+from plugin.volumes import VolumeService
+
+DEFAULT_SOCKET = "/run/docker/plugins/shoal.sock"
+DEFAULT_STATE_DIR = "/var/lib/shoal/plugin"
+DEFAULT_SIZE = 1024**3
+"""Bytes of a volume created without a ``size`` option (1 GiB)."""
+DEFAULT_MOUNT_TIMEOUT = 110.0
+"""Seconds a Mount waits: under Docker's own 120 s limit, so Docker shows our message."""
+
+log = structlog.get_logger("shoal.plugin")
+
+
+@frozen
+class PluginOptions:
+    """How to run one plugin."""
+
+    socket: str = DEFAULT_SOCKET
+    agent_state_dir: str = AGENT_STATE_DIR
+    state_dir: str = DEFAULT_STATE_DIR
+    default_size: int | None = DEFAULT_SIZE
+    mount_timeout: float = DEFAULT_MOUNT_TIMEOUT
+
+
+class AgentNode:
+    """This node's uuid, read from the local agent's identity file.
+
+    The agent may start after the plugin, so the file is read on first need
+    and remembered once found; until then every request explains what is
+    missing.
+    """
+
+    def __init__(self, state_dir: str) -> None:
+        self.state_dir = state_dir
+        self._uuid: UUID | None = None
+
+    def __call__(self) -> UUID:
+        """The node's uuid, or :class:`Unavailable` saying how to give the node one."""
+        if self._uuid is None:
+            try:
+                self._uuid = read_identity(self.state_dir).uuid
+            except IdentityError as e:
+                raise Unavailable(f"This node is not known yet: {e}") from None
+        return self._uuid
+
+
+def prepare_socket(path: str) -> None:
+    """Make the socket's directory; remove a stale socket, refuse a live one."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    try:
+        mode = os.lstat(path).st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise InvalidRequest(f"{path} exists and is not a socket; choose another --socket.")
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(path)
+    except OSError:
+        os.unlink(path)
+        return
+    finally:
+        probe.close()
+    raise InvalidRequest(f"Another process is already serving {path}; stop it first.")
+
+
+def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> VolumeService:
+    """The volume service of this node, its mount table loaded from the state dir."""
+    return VolumeService(
+        client,
+        AgentNode(options.agent_state_dir),
+        reactor,
+        MountFile(options.state_dir),
+        default_size=options.default_size,
+        mount_timeout=options.mount_timeout,
+    )
+
+
+def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> Deferred[Any]:
+    """Listen on the socket; fires with the listening port."""
+    prepare_socket(options.socket)
+    service = build_service(reactor, client, options)
+    site = Site(PluginAPI(service).resource())
+    site.displayTracebacks = False
+    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
+
+    def listening(port: Any) -> Any:
+        log.info("listening", socket=options.socket, control=getattr(client, "base_url", None))
+        reactor.addSystemEventTrigger("before", "shutdown", port.stopListening)
+        Deferred.fromCoroutine(service.release_unused()).addErrback(
+            lambda f: log.warning("release_unused_failed", reason=str(f.value))
+        )
+        return port
+
+    return endpoint.listen(site).addCallback(listening)
+
+
+def run_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> None:
+    """Serve until the reactor stops (blocking: runs the reactor)."""
+    failures: list[Any] = []
+
+    def failed(failure: Any) -> None:
+        failures.append(failure)
+        reactor.stop()
+
+    reactor.callWhenRunning(
+        lambda: maybeDeferred(start_plugin, reactor, client, options).addErrback(failed)
+    )
+    reactor.run()
+    if failures:
+        failures[0].raiseException()

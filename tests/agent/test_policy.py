@@ -1,0 +1,208 @@
+"""Tests for calculate_changes and the per-dataset transition table."""
+
+from uuid import UUID
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from agent.changes import (
+    AttachVolume,
+    CreateVolume,
+    DestroyVolume,
+    DetachVolume,
+    InParallel,
+    MakeFilesystem,
+    MountFilesystem,
+    NoOp,
+    UnmountFilesystem,
+    Wait,
+    actions,
+    leaves,
+)
+from agent.discovery import (
+    MOUNTED_STATES,
+    DiscoveredDataset,
+    DiscoveredState,
+    LocalState,
+)
+from agent.policy import (
+    DATASET_TRANSITIONS,
+    ClusterView,
+    DesiredState,
+    calculate_changes,
+)
+from control.model import MINIMUM_DATASET_SIZE, Dataset, Lease
+
+ME, OTHER = UUID(int=1), UUID(int=2)
+HERE = "i-here"
+ROOT = "/shoal"
+D = UUID(int=7)
+PATH = f"{ROOT}/{D}"
+S = DiscoveredState
+
+FOUND = {
+    S.NON_EXISTENT: None,
+    S.UNATTACHED: DiscoveredDataset(D, S.UNATTACHED, "b1", 64),
+    S.ATTACHED_ELSEWHERE: DiscoveredDataset(D, S.ATTACHED_ELSEWHERE, "b1", 64, "i-there"),
+    S.ATTACHED_NO_DEVICE: DiscoveredDataset(D, S.ATTACHED_NO_DEVICE, "b1", 64, HERE),
+    S.ATTACHED_NO_FILESYSTEM: DiscoveredDataset(
+        D, S.ATTACHED_NO_FILESYSTEM, "b1", 64, HERE, "/dev/x"
+    ),
+    S.ATTACHED_HERE: DiscoveredDataset(D, S.ATTACHED_HERE, "b1", 64, HERE, "/dev/x"),
+    S.MOUNTED_HERE: DiscoveredDataset(D, S.MOUNTED_HERE, "b1", 64, HERE, "/dev/x", (PATH,)),
+    S.MOUNTED_OTHER_PATH: DiscoveredDataset(
+        D, S.MOUNTED_OTHER_PATH, "b1", 64, HERE, "/dev/x", ("/old",)
+    ),
+}
+
+RECORDS = {
+    DesiredState.MOUNTED_HERE: Dataset(D, ME, MINIMUM_DATASET_SIZE),
+    DesiredState.ELSEWHERE: Dataset(D, OTHER),
+    DesiredState.DELETED_HERE: Dataset(D, ME, deleted=True, deleted_generation=3),
+    DesiredState.DELETED_ELSEWHERE: Dataset(D, OTHER, deleted=True, deleted_generation=3),
+    DesiredState.UNKNOWN: None,
+}
+
+
+def changes_for(want, have, leased=frozenset()):
+    """What calculate_changes does for dataset D given a desired and discovered state."""
+    record = RECORDS[want]
+    desired = {} if record is None else {D: record}
+    datasets = {} if FOUND[have] is None else {D: FOUND[have]}
+    local = LocalState(instance_id=HERE, datasets=datasets)
+    return calculate_changes(desired, ClusterView(ME, leased), local, HERE, ROOT)
+
+
+def test_every_cell_of_the_table_is_filled():
+    """Each desired state has a transition for each discovered state."""
+    for want in DesiredState:
+        assert set(DATASET_TRANSITIONS[want]) == set(DiscoveredState), want
+
+
+def test_mounted_here_row():
+    """A dataset wanted here is created, attached, formatted and mounted, one step a pass."""
+    want = DesiredState.MOUNTED_HERE
+    assert changes_for(want, S.NON_EXISTENT) == CreateVolume(D, MINIMUM_DATASET_SIZE)
+    assert changes_for(want, S.UNATTACHED) == AttachVolume(D, "b1")
+    assert isinstance(changes_for(want, S.ATTACHED_ELSEWHERE), Wait)
+    assert isinstance(changes_for(want, S.ATTACHED_NO_DEVICE), Wait)
+    assert changes_for(want, S.ATTACHED_NO_FILESYSTEM) == MakeFilesystem(D, "/dev/x")
+    assert changes_for(want, S.ATTACHED_HERE) == MountFilesystem(D, "/dev/x", PATH)
+    assert changes_for(want, S.MOUNTED_HERE) == NoOp()
+    assert changes_for(want, S.MOUNTED_OTHER_PATH) == UnmountFilesystem(D, "/old")
+
+
+def test_elsewhere_row():
+    """A dataset wanted on another node is unmounted, then detached, then left alone."""
+    want = DesiredState.ELSEWHERE
+    assert changes_for(want, S.MOUNTED_HERE) == UnmountFilesystem(D, PATH)
+    assert changes_for(want, S.ATTACHED_HERE) == DetachVolume(D, "b1")
+    assert changes_for(want, S.UNATTACHED) == NoOp()
+    assert changes_for(want, S.ATTACHED_ELSEWHERE) == NoOp()
+
+
+def test_deleted_here_row():
+    """The primary of a deleted dataset destroys its volume once unattached."""
+    want = DesiredState.DELETED_HERE
+    assert changes_for(want, S.UNATTACHED) == DestroyVolume(D, "b1")
+    assert changes_for(want, S.MOUNTED_HERE) == UnmountFilesystem(D, PATH)
+    assert changes_for(want, S.ATTACHED_HERE) == DetachVolume(D, "b1")
+    assert isinstance(changes_for(want, S.ATTACHED_ELSEWHERE), Wait)
+    assert changes_for(want, S.NON_EXISTENT) == NoOp()
+
+
+def test_deleted_elsewhere_lets_go_but_never_destroys():
+    """A node that is not the deleted dataset's primary detaches it and leaves it."""
+    want = DesiredState.DELETED_ELSEWHERE
+    assert changes_for(want, S.ATTACHED_HERE) == DetachVolume(D, "b1")
+    assert changes_for(want, S.UNATTACHED) == NoOp()
+
+
+def test_lease_held_here_keeps_the_dataset():
+    """A node holding a lease does not unmount or detach the dataset."""
+    assert isinstance(changes_for(DesiredState.ELSEWHERE, S.MOUNTED_HERE, {D}), Wait)
+    assert isinstance(changes_for(DesiredState.ELSEWHERE, S.ATTACHED_HERE, {D}), Wait)
+
+
+def test_cluster_view_from_leases():
+    """Only this node's unexpired leases count."""
+    leases = [Lease(D, ME, 20.0), Lease(UUID(int=8), ME, 5.0), Lease(UUID(int=9), OTHER)]
+    assert ClusterView.from_leases(ME, leases, 10.0) == ClusterView(ME, frozenset({D}))
+
+
+def test_many_datasets_are_handled_in_parallel_in_id_order():
+    """Independent datasets give one InParallel of their changes, ordered by id."""
+    first, second = UUID(int=20), UUID(int=10)
+    desired = {first: Dataset(first, ME), second: Dataset(second, ME)}
+    local = LocalState(instance_id=HERE)
+    tree = calculate_changes(desired, ClusterView(ME), local, HERE, ROOT, default_size=99)
+    assert tree == InParallel([CreateVolume(second, 99), CreateVolume(first, 99)])
+
+
+# -- safety, over every cell and lease -----------------------------------------
+
+cells = st.tuples(
+    st.sampled_from(list(DesiredState)), st.sampled_from(list(DiscoveredState)), st.booleans()
+)
+
+
+def leaves_of(want, have, leased):
+    """The leaves calculate_changes returns for one cell."""
+    return list(leaves(changes_for(want, have, frozenset({D}) if leased else frozenset())))
+
+
+@given(cells)
+def test_only_deleted_volumes_are_destroyed(cell):
+    """A volume whose dataset is not deleted (here) is never destroyed."""
+    want, have, leased = cell
+    if any(isinstance(c, DestroyVolume) for c in leaves_of(want, have, leased)):
+        assert want is DesiredState.DELETED_HERE and have is S.UNATTACHED
+
+
+@given(cells)
+def test_unknown_datasets_are_never_touched(cell):
+    """Without a record, no action is taken on a volume."""
+    want, have, leased = cell
+    if want is DesiredState.UNKNOWN:
+        assert actions(changes_for(want, have)) == []
+
+
+@given(cells)
+def test_mkfs_only_without_filesystem(cell):
+    """MakeFilesystem is produced only for a device found without a filesystem."""
+    want, have, leased = cell
+    if any(isinstance(c, MakeFilesystem) for c in leaves_of(want, have, leased)):
+        assert have is S.ATTACHED_NO_FILESYSTEM
+
+
+@given(cells)
+def test_never_detach_while_mounted_or_unconfirmed(cell):
+    """No detach is produced for a mounted volume or one the backend has no device for."""
+    want, have, leased = cell
+    if any(isinstance(c, DetachVolume) for c in leaves_of(want, have, leased)):
+        assert have not in MOUNTED_STATES and have is not S.ATTACHED_NO_DEVICE
+
+
+@given(cells)
+def test_never_attach_what_another_node_holds(cell):
+    """AttachVolume is produced only for an unattached volume."""
+    want, have, leased = cell
+    if any(isinstance(c, AttachVolume) for c in leaves_of(want, have, leased)):
+        assert have is S.UNATTACHED
+
+
+@given(cells)
+def test_create_only_when_none_exists(cell):
+    """CreateVolume is produced only when discovery shows no volume for the dataset."""
+    want, have, leased = cell
+    if any(isinstance(c, CreateVolume) for c in leaves_of(want, have, leased)):
+        assert have is S.NON_EXISTENT and want is DesiredState.MOUNTED_HERE
+
+
+@given(cells)
+def test_leased_datasets_are_kept(cell):
+    """With a lease held here, a live dataset is never unmounted or detached away."""
+    want, have, leased = cell
+    if leased and want is DesiredState.ELSEWHERE:
+        kinds = {type(c) for c in leaves_of(want, have, leased)}
+        assert not kinds & {UnmountFilesystem, DetachVolume}

@@ -1,0 +1,172 @@
+"""``shoal dataset ...`` against the fake client and the real API in memory."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from control.model import VolumeStatus
+
+from .harness import CLI, DATASET_1, DATASET_2, GiB, NODE_1, NODE_2
+
+MOUNTED, ATTACHED = VolumeStatus.MOUNTED, VolumeStatus.ATTACHED
+
+
+@pytest.fixture(params=["fake", "http"])
+def cli(request: pytest.FixtureRequest) -> CLI:
+    """A two-node cluster, reached through each client."""
+    cli = CLI(http=request.param == "http")
+    cli.register(NODE_1, "node1")
+    cli.register(NODE_2, "node2", name="second")
+    return cli
+
+
+def test_list_table(cli: CLI) -> None:
+    """The list is an aligned table saying where each dataset actually is."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.create(DATASET_2, NODE_2, None, size=None)
+    cli.report(NODE_1, (DATASET_1, MOUNTED))
+    result = cli("dataset", "list")
+    assert result.code == 0
+    header, first, second = result.out.splitlines()
+    assert header.split() == ["DATASET", "NAME", "SIZE", "PRIMARY", "STATUS", "PATH"]
+    assert first.split() == [str(DATASET_1), "db", "1G", "node1", "mounted", f"/shoal/{DATASET_1}"]
+    assert second.split() == [str(DATASET_2), "-", "-", "second", "pending", "-"]
+    assert header.index("STATUS") == first.index("mounted") == second.index("pending")
+
+
+def test_list_json(cli: CLI) -> None:
+    """``--json`` prints the configuration and state of each dataset."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, (DATASET_1, ATTACHED))
+    [doc] = json.loads(cli("dataset", "list", "--json").out)
+    assert doc["dataset"]["dataset_id"] == str(DATASET_1)
+    assert doc["dataset"]["metadata"] == {"name": "db"}
+    assert doc["state"] == {
+        "dataset_id": str(DATASET_1), "primary": str(NODE_1), "path": None, "maximum_size": GiB
+    }
+
+
+def test_create(cli: CLI) -> None:
+    """Create takes a node by label, a size with a unit, metadata and an id."""
+    result = cli("dataset", "create", "--node", "second", "--size", "10G", "--meta", "name=web",
+                 "--meta", "tier=gold", "--id", str(DATASET_1))
+    assert result.code == 0, result.err
+    assert f"created dataset {DATASET_1} on second" in result.out
+    assert "size:      10G" in result.out and "status:    pending" in result.out
+    [dataset] = cli.wait(cli.client.list_datasets()).datasets
+    assert (dataset.primary, dataset.maximum_size) == (NODE_2, 10 * GiB)
+    assert dict(dataset.metadata) == {"name": "web", "tier": "gold"}
+
+
+def test_create_json(cli: CLI) -> None:
+    """``--json`` create prints only the JSON document on stdout."""
+    result = cli("--json", "dataset", "create", "--node", "node1")
+    doc = json.loads(result.out)
+    assert doc["dataset"]["primary"] == str(NODE_1)
+    assert (doc["state"], doc["lease"]) == (None, None)
+    assert "created dataset" in result.err
+
+
+def test_create_needs_node_choice(cli: CLI) -> None:
+    """With several nodes, create asks which one."""
+    result = cli("dataset", "create")
+    assert result.code == 1
+    assert result.err == "error: The cluster has 2 nodes (node1, node2): choose one with --node.\n"
+
+
+def test_create_single_node_default() -> None:
+    """With one node, create uses it."""
+    cli = CLI()
+    cli.register(NODE_1, "node1")
+    assert cli("dataset", "create").code == 0
+    assert cli.wait(cli.client.list_datasets()).datasets[0].primary == NODE_1
+
+
+def test_create_refused_by_service(cli: CLI) -> None:
+    """The service's refusal is printed as one line, exit status 1."""
+    result = cli("dataset", "create", "--node", "node1", "--size", "1M")
+    assert result.code == 1
+    assert result.err.startswith("error: maximum_size 1048576 is too small")
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["dataset", "create", "--size", "lots"], "argument --size: Invalid size 'lots'"),
+        (["dataset", "create", "--meta", "novalue"], "expected KEY=VALUE"),
+        (["dataset", "create", "--id", "x"], "'x' is not a UUID"),
+        (["dataset", "move", "db"], "the following arguments are required: --to"),
+        (["dataset", "create", "--timeout", "-1"], "not a positive number"),
+    ],
+)
+def test_usage_errors(cli: CLI, argv: list[str], message: str) -> None:
+    """Bad command lines exit 2 with usage and one error line."""
+    result = cli(*argv)
+    assert result.code == 2
+    assert result.err.startswith("usage: shoal dataset")
+    assert result.err.splitlines()[-1].startswith("error: ")
+    assert message in result.err.splitlines()[-1]
+
+
+def test_show_by_name_and_prefix(cli: CLI) -> None:
+    """A dataset is found by name or id prefix, and shown with its lease."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.wait(cli.client.acquire_lease(DATASET_1, NODE_1, 60))
+    by_name = cli("dataset", "show", "db")
+    assert by_name.code == 0
+    assert "lease:     held by node1 for 60s" in by_name.out
+    assert cli("dataset", "show", "1111").out == by_name.out
+
+
+def test_show_ambiguous_and_unknown(cli: CLI) -> None:
+    """An ambiguous prefix lists the candidates; an unknown name says how to list."""
+    cli.create(DATASET_1, NODE_1, "a")
+    cli.create(DATASET_1.__class__(str(DATASET_1).replace("0001", "0009")), NODE_1, "b")
+    ambiguous = cli("dataset", "show", "1111")
+    assert ambiguous.code == 1 and "is ambiguous" in ambiguous.err and "(b)" in ambiguous.err
+    unknown = cli("dataset", "show", "nope")
+    assert unknown.code == 1 and "shoal dataset list" in unknown.err
+
+
+def test_move_wait_progress(cli: CLI) -> None:
+    """``move --wait`` reports each step until the dataset is mounted on the new node."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, (DATASET_1, MOUNTED))
+    cli.clock.callLater(5, cli.report, NODE_1)
+    cli.clock.callLater(6, cli.report, NODE_2, (DATASET_1, ATTACHED))
+    cli.clock.callLater(9, cli.report, NODE_2, (DATASET_1, MOUNTED))
+    result = cli("dataset", "move", "db", "--to", "node2", "--wait")
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert lines[:4] == [
+        f"moving dataset {DATASET_1} to second",
+        f"waiting for dataset {DATASET_1} to move to second (it is still on node1)",
+        f"waiting for dataset {DATASET_1} to appear (no node reports it yet)",
+        f"waiting for dataset {DATASET_1} to be mounted on second (it is attached there)",
+    ]
+    assert "status:    mounted" in result.out
+
+
+def test_wait_timeout(cli: CLI) -> None:
+    """Waiting gives up after ``--timeout``, saying what it still waited for."""
+    result = cli("dataset", "create", "--node", "node1", "--id", str(DATASET_1), "--wait",
+                 "--timeout", "10")
+    assert result.code == 1
+    assert result.err == (
+        f"error: Timed out after 10s waiting for dataset {DATASET_1} to appear "
+        "(no node reports it yet).\n"
+    )
+    assert cli.clock.seconds() - 1_700_000_000.0 == pytest.approx(10, abs=1)
+
+
+def test_delete_wait(cli: CLI) -> None:
+    """``delete --wait`` returns once no node reports the volume."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, (DATASET_1, MOUNTED))
+    cli.clock.callLater(3, cli.report, NODE_1)
+    result = cli("dataset", "delete", "db", "--wait", "--json")
+    assert result.code == 0, result.err
+    assert json.loads(result.out)["dataset"]["deleted"] is True
+    assert "to be destroyed (it is still on node1)" in result.err

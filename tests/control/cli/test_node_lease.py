@@ -1,0 +1,65 @@
+"""``shoal node list`` and ``shoal lease ...``."""
+
+from __future__ import annotations
+
+import json
+
+from .harness import CLI, DATASET_1, NODE_1, NODE_2, START
+
+
+def cluster() -> CLI:
+    """Two nodes, one of them silent for a minute, and one dataset."""
+    cli = CLI()
+    cli.register(NODE_2, "node2", rack="r2")
+    cli.clock.advance(60)
+    cli.register(NODE_1, "node1")
+    cli.create(DATASET_1, NODE_1, "db")
+    return cli
+
+
+def test_node_list_table() -> None:
+    """Nodes show host, uuid, labels, era, liveness and when they were last seen."""
+    result = cluster()("node", "list")
+    assert result.code == 0
+    assert [line.split() for line in result.out.splitlines()] == [
+        ["HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
+        ["node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
+        ["node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
+    ]
+
+
+def test_node_list_json() -> None:
+    """``--json`` prints what the API says about each node."""
+    nodes = json.loads(cluster()("node", "list", "--json").out)
+    assert [(n["host"], n["live"], n["last_seen"]) for n in nodes] == [
+        ("node1", True, START + 60),
+        ("node2", False, START),
+    ]
+
+
+def test_lease_cycle() -> None:
+    """A lease is acquired by node name, listed with its expiry, renewed and released."""
+    cli = cluster()
+    acquired = cli("lease", "acquire", "db", "--node", "node1", "--expires", "90")
+    assert acquired.out == f"acquired lease on dataset {DATASET_1} for node1, expiring in 1m\n"
+    listed = cli("lease", "list").out.splitlines()
+    assert listed[1].split() == [str(DATASET_1), "db", "node1", "in", "1m"]
+    renewed = json.loads(cli("lease", "acquire", "db", "--node", "node1", "--json").out)
+    assert (renewed["created"], renewed["expires"]) == (False, None)
+    assert cli("lease", "release", "db").code == 0
+    assert json.loads(cli("lease", "list", "--json").out) == []
+
+
+def test_lease_conflict() -> None:
+    """A lease held by another node is refused with the service's explanation."""
+    cli = cluster()
+    cli("lease", "acquire", "db", "--node", "node1")
+    result = cli("lease", "acquire", "db", "--node", "node2")
+    assert result.code == 1
+    assert result.err.startswith(f"error: Cannot lease dataset {DATASET_1}: node {NODE_1}")
+
+
+def test_release_without_lease() -> None:
+    """Releasing when nothing is leased is an error."""
+    result = cluster()("lease", "release", "db")
+    assert (result.code, result.err) == (1, f"error: Dataset {DATASET_1} has no lease to release.\n")

@@ -1,0 +1,114 @@
+"""The Alembic migrations create exactly the tables the store uses, and keep data."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
+
+from control.errors import Unavailable
+from control.model import Dataset, Lease
+from control.store import open_store
+from control.store.engine import make_engine
+from control.store.migrate import SchemaMismatch, head_revision, upgrade
+from control.store.sql import SQLStore
+from control.store.tables import metadata
+
+NODE = "9a4d2f4e-43a4-4bd9-9d5b-4a1f1d1d7e01"
+DATASET = "2f1e1f80-6f1b-4c59-8d43-0d7a4b0c9a11"
+
+
+def test_migrated_schema_matches_tables(sql_url: str) -> None:
+    """Autogenerate finds no difference between the migrated schema and the table metadata."""
+    upgrade(sql_url)
+    engine = make_engine(sql_url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts={"compare_type": True})
+            assert compare_metadata(context, metadata) == []
+    finally:
+        engine.dispose()
+
+
+def test_upgrade_keeps_data_of_first_revision(sql_url: str) -> None:
+    """A database made at revision 0001 and holding data reads back the same at head."""
+    upgrade(sql_url, "0001")
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO nodes (uuid, host, era, labels, last_seen) "
+                "VALUES (:n, 'h', 'boot', '{\"zone\": \"a\"}', 5.0)"
+            ), {"n": NODE})
+            connection.execute(text(
+                'INSERT INTO datasets (dataset_id, "primary", maximum_size, metadata, deleted, '
+                "deleted_generation) VALUES (:d, :n, 67108864, '{\"name\": \"db\"}', false, null)"
+            ), {"d": DATASET, "n": NODE})
+            connection.execute(text(
+                "INSERT INTO leases (dataset_id, node_uuid, expires) VALUES (:d, :n, null)"
+            ), {"d": DATASET, "n": NODE})
+            connection.execute(text("UPDATE cluster SET generation = 2, state_version = 1"))
+    finally:
+        engine.dispose()
+    store = open_store(sql_url, upgrade=True)
+    try:
+        configuration = store.configuration(0)
+        assert configuration.generation == 2 and store.versions().state == 1
+        assert configuration.datasets[UUID(DATASET)] == Dataset(
+            dataset_id=UUID(DATASET), primary=UUID(NODE), maximum_size=67108864,
+            metadata={"name": "db"},
+        )
+        assert configuration.leases[UUID(DATASET)] == Lease(UUID(DATASET), UUID(NODE), None)
+        assert store.node_by_era("boot") is not None
+    finally:
+        store.close()
+
+
+def test_upgrade_is_idempotent(sql_url: str) -> None:
+    """Upgrading a database already at head changes nothing and keeps it usable."""
+    upgrade(sql_url)
+    upgrade(sql_url)
+    store = SQLStore(sql_url)
+    assert store.versions().configuration == 0
+    store.close()
+
+
+def test_refuses_database_without_schema(sql_url: str) -> None:
+    """SQLStore refuses an empty database and says how to upgrade it."""
+    with pytest.raises(SchemaMismatch) as raised:
+        SQLStore(sql_url)
+    assert head_revision() in raised.value.description
+    assert "upgrade" in raised.value.description
+    assert raised.value.code == 503
+
+
+def test_refuses_database_at_other_revision(sql_url: str) -> None:
+    """SQLStore refuses a database whose recorded revision is not the head."""
+    upgrade(sql_url)
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("UPDATE alembic_version SET version_num = '9999'"))
+    finally:
+        engine.dispose()
+    with pytest.raises(SchemaMismatch, match="'9999'"):
+        SQLStore(sql_url)
+
+
+def test_unreachable_database_is_unavailable() -> None:
+    """A database that cannot be reached raises Unavailable naming it without its password."""
+    url = "postgresql+psycopg://shoal:s3cret@127.0.0.1:1/control?connect_timeout=2"
+    with pytest.raises(Unavailable) as raised:
+        open_store(url)
+    assert "127.0.0.1:1/control" in raised.value.description
+    assert "s3cret" not in raised.value.description
+
+
+def test_unwritable_sqlite_is_unavailable(tmp_path) -> None:
+    """A SQLite file in a missing directory raises Unavailable naming the file."""
+    url = f"sqlite:///{tmp_path / 'missing' / 'control.db'}"
+    with pytest.raises(Unavailable, match="control.db"):
+        open_store(url, upgrade=True)

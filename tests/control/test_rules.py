@@ -1,0 +1,155 @@
+"""Unit tests of the pure domain rules in control.rules."""
+
+from __future__ import annotations
+
+from uuid import uuid4
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from control import rules
+from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
+from control.model import Dataset, DatasetState, Lease, NodeState, VolumeStatus
+
+NOW = 1000.0
+A, B, C = uuid4(), uuid4(), uuid4()
+
+
+def dataset(primary=A, **kwargs) -> Dataset:
+    """A dataset on ``primary``."""
+    return Dataset(dataset_id=kwargs.pop("dataset_id", uuid4()), primary=primary, **kwargs)
+
+
+def seen(node, generation, *ids, status=VolumeStatus.PRESENT) -> NodeState:
+    """A report from ``node`` at ``generation`` holding ``ids``."""
+    return NodeState(node_uuid=node, generation=generation,
+                     datasets={i: DatasetState(dataset_id=i, status=status) for i in ids})
+
+
+@given(st.integers(min_value=0, max_value=10**9), st.integers(min_value=0, max_value=10**9))
+def test_check_tag(generation: int, other: int) -> None:
+    """Only the current generation's tag, or no tag, passes."""
+    rules.check_tag(generation, None)
+    rules.check_tag(generation, str(generation))
+    if other != generation:
+        with pytest.raises(PreconditionFailed):
+            rules.check_tag(generation, str(other))
+
+
+def test_create() -> None:
+    """Creation normalises deletion fields and refuses used ids and unknown primaries."""
+    wanted = dataset(deleted=True, deleted_generation=3, metadata={"a": "b"})
+    created = rules.create_dataset(None, True, wanted)
+    assert created == dataset(dataset_id=wanted.dataset_id, metadata={"a": "b"})
+    with pytest.raises(Conflict):
+        rules.create_dataset(created, True, wanted)
+    with pytest.raises(InvalidRequest, match="Unknown primary"):
+        rules.create_dataset(None, False, wanted)
+
+
+def test_move() -> None:
+    """A move changes the primary, unless the dataset is missing, deleted or leased elsewhere."""
+    current = dataset(metadata={"x": "y"})
+    moved = rules.move_dataset(current, current.dataset_id, B, True, None, NOW)
+    assert moved == dataset(primary=B, dataset_id=current.dataset_id, metadata={"x": "y"})
+    with pytest.raises(NotFound):
+        rules.move_dataset(None, current.dataset_id, B, True, None, NOW)
+    with pytest.raises(InvalidRequest):
+        rules.move_dataset(current, current.dataset_id, B, False, None, NOW)
+    deleted = rules.delete_dataset(current, current.dataset_id, None, 2, NOW)
+    with pytest.raises(NotAllowed):
+        rules.move_dataset(deleted, current.dataset_id, B, True, None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("holder", "expires", "target", "allowed"),
+    [(C, None, B, False), (C, NOW + 1, B, False), (C, NOW, B, True), (B, None, B, True),
+     (C, None, A, True)],
+)
+def test_move_and_leases(holder, expires, target, allowed: bool) -> None:
+    """A live lease by another node blocks a move; the target's own, expired, or no-op do not."""
+    current = dataset()
+    lease = Lease(current.dataset_id, holder, expires)
+    if allowed:
+        assert rules.move_dataset(current, current.dataset_id, target, True, lease, NOW).primary \
+            == target
+    else:
+        with pytest.raises(Conflict, match=str(holder)):
+            rules.move_dataset(current, current.dataset_id, target, True, lease, NOW)
+
+
+def test_delete() -> None:
+    """Delete marks the generation; repeats are idempotent; leases and absence refuse."""
+    current = dataset()
+    deleted = rules.delete_dataset(current, current.dataset_id, None, 7, NOW)
+    assert (deleted.deleted, deleted.deleted_generation) == (True, 7)
+    assert rules.delete_dataset(deleted, current.dataset_id, None, 9, NOW) is deleted
+    with pytest.raises(NotFound):
+        rules.delete_dataset(None, current.dataset_id, None, 7, NOW)
+    with pytest.raises(Conflict):
+        rules.delete_dataset(current, current.dataset_id, Lease(current.dataset_id, A), 7, NOW)
+    expired = Lease(current.dataset_id, A, NOW - 1)
+    assert rules.delete_dataset(current, current.dataset_id, expired, 7, NOW).deleted
+
+
+def test_acquire_lease() -> None:
+    """Leases are created, renewed by their holder, and refused otherwise."""
+    current = dataset()
+    mine = Lease(current.dataset_id, A, NOW + 5)
+    assert rules.acquire_lease(current, None, mine, NOW) == (mine, True)
+    assert rules.acquire_lease(current, mine, mine, NOW) == (mine, False)
+    theirs = Lease(current.dataset_id, B, None)
+    with pytest.raises(Conflict):
+        rules.acquire_lease(current, mine, theirs, NOW)
+    assert rules.acquire_lease(current, mine, theirs, NOW + 5) == (theirs, True)
+    with pytest.raises(NotFound):
+        rules.acquire_lease(None, None, mine, NOW)
+    with pytest.raises(InvalidRequest):
+        rules.acquire_lease(current, None, Lease(current.dataset_id, A, NOW), NOW)
+    deleted = rules.delete_dataset(current, current.dataset_id, None, 2, NOW)
+    with pytest.raises(NotAllowed):
+        rules.acquire_lease(deleted, None, mine, NOW)
+
+
+def test_release_lease() -> None:
+    """Only a live lease can be released."""
+    lease = Lease(uuid4(), A, NOW + 1)
+    assert rules.release_lease(lease, lease.dataset_id, NOW) is lease
+    for existing in (None, lease):
+        with pytest.raises(NotFound):
+            rules.release_lease(existing, lease.dataset_id, NOW + 1)
+
+
+def test_purgeable() -> None:
+    """A deleted dataset is purgeable once unreported and its primary caught up."""
+    live = dataset()
+    gone = rules.delete_dataset(live, live.dataset_id, None, 5, NOW)
+    i = live.dataset_id
+    assert not rules.purgeable(live, [seen(A, 9)])
+    assert not rules.purgeable(gone, [])
+    assert not rules.purgeable(gone, [seen(A, 4)])
+    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 9, i)])
+    assert not rules.purgeable(gone, [seen(A, 5, i)])
+    assert not rules.purgeable(gone, [seen(B, 9)])
+    assert rules.purgeable(gone, [seen(A, 5), seen(B, 1)])
+
+
+@given(st.lists(st.tuples(st.sampled_from([A, B, C]), st.integers(0, 10), st.booleans())))
+def test_purgeable_property(reports) -> None:
+    """Purgeable exactly when nobody holds the volume and the primary saw the deletion."""
+    live = dataset()
+    gone = rules.delete_dataset(live, live.dataset_id, None, 5, NOW)
+    states = [seen(n, g, *([live.dataset_id] if has else [])) for n, g, has in reports]
+    expected = not any(has for _, _, has in reports) and any(
+        n == A and g >= 5 for n, g, _ in reports
+    )
+    assert rules.purgeable(gone, states) is expected
+
+
+def test_mounted_elsewhere() -> None:
+    """Only another node's mounted report counts."""
+    i = uuid4()
+    assert rules.mounted_elsewhere(i, A, [seen(A, 1, i, status=VolumeStatus.MOUNTED)]) is None
+    assert rules.mounted_elsewhere(i, A, [seen(B, 1, i, status=VolumeStatus.ATTACHED)]) is None
+    assert rules.mounted_elsewhere(i, A, [seen(B, 1, i, status=VolumeStatus.MOUNTED)]) == B

@@ -1,0 +1,288 @@
+"""The volume service against the fake client and simulated agents."""
+
+from __future__ import annotations
+
+from typing import Any
+from uuid import UUID
+
+import pytest
+from twisted.internet.task import Clock
+
+from control.client.fake import FakeClient
+from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
+from control.model import Dataset
+from plugin.mounts import MountFile, MountTable
+from plugin.testing import mount_path
+
+from .harness import MOUNT_TIMEOUT, NODE1, NODE2, Cluster, failure, make_cluster, result, start
+
+GiB = 1024**3
+
+
+@pytest.fixture
+def cluster() -> Cluster:
+    """Two nodes with a plugin service each."""
+    return make_cluster()
+
+
+def create(cluster: Cluster, node: UUID, name: str = "vol", **opts: str) -> Dataset:
+    """Create volume ``name`` from ``node`` and return its dataset."""
+    result(cluster.services[node].create(name, opts))
+    return next(d for d in cluster.datasets() if d.metadata.get("name") == name)
+
+
+class TestCreate:
+    """Create makes one named dataset on this node."""
+
+    def test_creates_on_this_node_with_the_name(self, cluster: Cluster) -> None:
+        """The dataset's primary is this node and its metadata carries the name."""
+        dataset = create(cluster, NODE2, "data", size="1G")
+        assert (dataset.primary, dataset.maximum_size) == (NODE2, GiB)
+
+    def test_default_size_applies(self, cluster: Cluster) -> None:
+        """Without a size option the configured default is used."""
+        cluster.services[NODE1].default_size = 2 * GiB
+        assert create(cluster, NODE1).maximum_size == 2 * GiB
+
+    def test_existing_name_is_accepted_once(self, cluster: Cluster) -> None:
+        """Creating the same name again, from any node, keeps the one dataset."""
+        first = create(cluster, NODE1)
+        assert create(cluster, NODE2) == first
+        assert len(cluster.datasets()) == 1
+
+    def test_unknown_option_creates_nothing(self, cluster: Cluster) -> None:
+        """An unknown option is refused before anything is written."""
+        error = failure(start(cluster.services[NODE1].create("vol", {"fs": "xfs"})))
+        assert isinstance(error, InvalidRequest) and "size" in error.description
+        assert cluster.datasets() == []
+
+    def test_invalid_name_is_refused(self, cluster: Cluster) -> None:
+        """A name that could be a path is refused."""
+        error = failure(start(cluster.services[NODE1].create("../etc", {})))
+        assert isinstance(error, InvalidRequest)
+
+    def test_concurrent_create_ends_with_one_dataset(self) -> None:
+        """When another node wins the race for a name, Create retries and finds it."""
+
+        class Racing(FakeClient):
+            """A client where node2 creates the same name just before our write lands."""
+
+            raced = False
+
+            def create_dataset(self, primary: UUID, *args: Any, **kw: Any) -> Any:
+                if not self.raced:
+                    self.raced = True
+                    result(super().create_dataset(NODE2, None, {"name": "vol"}))
+                return super().create_dataset(primary, *args, **kw)
+
+        client = Racing(clock=Clock())
+        cluster = make_cluster(client)
+        result(cluster.services[NODE1].create("vol", {}))
+        assert client.raced
+        assert [d.primary for d in cluster.datasets()] == [NODE2]
+
+
+class TestMount:
+    """Mount brings the volume here, holds its lease, and waits for the agent."""
+
+    def test_mount_on_primary_waits_for_the_agent_report(self, cluster: Cluster) -> None:
+        """The Mount answers only when the agent reports the volume mounted, with no timer."""
+        dataset = create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        assert not d.called
+        cluster.converge(NODE1)
+        assert result(d) == mount_path("/mnt/node1", dataset.dataset_id)
+        assert cluster.lease_holder(dataset.dataset_id) == NODE1
+        assert cluster.services[NODE1].table.count("vol") == 1
+
+    def test_mount_moves_a_free_volume_here(self, cluster: Cluster) -> None:
+        """A volume on another node with no lease is leased here, moved, then mounted."""
+        dataset = create(cluster, NODE2)
+        cluster.converge(NODE2)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        assert cluster.lease_holder(dataset.dataset_id) == NODE1
+        assert cluster.datasets()[0].primary == NODE1
+        cluster.converge(NODE1)  # node2 has not let go yet
+        assert not d.called
+        cluster.converge(NODE2)
+        assert not d.called and cluster.mounted_on(dataset.dataset_id) == []
+        cluster.converge(NODE1)
+        assert cluster.mounted_on(dataset.dataset_id) == [NODE1]
+        assert result(d) == mount_path("/mnt/node1", dataset.dataset_id)
+
+    def test_mount_elsewhere_fails_at_once_while_in_use(self, cluster: Cluster) -> None:
+        """While a container on node2 uses the volume, node1's Mount fails naming node2."""
+        dataset = create(cluster, NODE2)
+        cluster.converge(NODE2)
+        result(cluster.services[NODE2].mount("vol", "c2"))
+        error = failure(start(cluster.services[NODE1].mount("vol", "c1")))
+        assert isinstance(error, Conflict)
+        assert f"node2 ({NODE2})" in error.description
+        assert cluster.datasets()[0].primary == NODE2
+        assert cluster.lease_holder(dataset.dataset_id) == NODE2
+        assert cluster.services[NODE1].table == MountTable()
+
+    def test_mount_of_unknown_volume(self, cluster: Cluster) -> None:
+        """Mounting a name that is no volume fails with "no such volume"."""
+        error = failure(start(cluster.services[NODE1].mount("ghost", "c1")))
+        assert isinstance(error, NotFound) and "no such volume" in error.description
+
+    def test_timeout_says_what_it_waits_for_and_gives_the_lease_back(
+        self, cluster: Cluster
+    ) -> None:
+        """A Mount that times out names the node still holding the volume and frees it."""
+        dataset = create(cluster, NODE2)
+        cluster.converge(NODE2)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        cluster.clock.advance(MOUNT_TIMEOUT - 1)
+        assert not d.called
+        cluster.clock.advance(1)
+        error = failure(d)
+        assert isinstance(error, ShoalError)
+        assert "Timed out after 60 s" in error.description
+        assert f"still attached to node node2 ({NODE2})" in error.description
+        assert cluster.lease_holder(dataset.dataset_id) is None
+        assert cluster.services[NODE1].table == MountTable()
+
+    def test_timeout_without_any_report(self, cluster: Cluster) -> None:
+        """With no agent report at all, the timeout message says so."""
+        create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        cluster.clock.advance(MOUNT_TIMEOUT)
+        assert "not yet reported by any agent" in failure(d).args[0]
+
+    def test_cancelled_mount_is_not_counted(self, cluster: Cluster) -> None:
+        """A Mount abandoned by its caller leaves no user and no lease behind."""
+        dataset = create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        d.cancel()
+        failure(d)
+        assert cluster.lease_holder(dataset.dataset_id) is None
+        assert cluster.services[NODE1].table == MountTable()
+
+
+class TestReferenceCounts:
+    """The lease is held while any Mount ID uses the volume on this node."""
+
+    def test_lease_released_at_the_last_unmount(self, cluster: Cluster) -> None:
+        """Two IDs mount; the lease stays after the first Unmount and goes after the last."""
+        dataset = create(cluster, NODE1)
+        cluster.converge(NODE1)
+        service = cluster.services[NODE1]
+        result(service.mount("vol", "create"))
+        result(service.mount("vol", "start"))
+        result(service.unmount("vol", "create"))
+        assert cluster.lease_holder(dataset.dataset_id) == NODE1
+        result(service.unmount("vol", "start"))
+        assert cluster.lease_holder(dataset.dataset_id) is None
+
+    def test_same_id_twice_counts_once(self, cluster: Cluster) -> None:
+        """Podman's one ID per volume: one Unmount ends it, however many runs came before."""
+        dataset = create(cluster, NODE1)
+        cluster.converge(NODE1)
+        service = cluster.services[NODE1]
+        result(service.mount("vol", "podman"))
+        result(service.mount("vol", "podman"))
+        result(service.unmount("vol", "podman"))
+        assert cluster.lease_holder(dataset.dataset_id) is None
+
+    def test_unknown_unmount_is_harmless(self, cluster: Cluster) -> None:
+        """An Unmount of something never mounted succeeds and changes nothing."""
+        result(cluster.services[NODE1].unmount("vol", "nobody"))
+        assert cluster.services[NODE1].table == MountTable()
+
+    def test_counts_survive_a_restart(self, cluster: Cluster, tmp_path: str) -> None:
+        """A new plugin process on the same state dir keeps the users and the lease."""
+        dataset = create(cluster, NODE1)
+        cluster.converge(NODE1)
+        result(cluster.service(NODE1, MountFile(str(tmp_path))).mount("vol", "c1"))
+        restarted = cluster.service(NODE1, MountFile(str(tmp_path)))
+        result(restarted.release_unused())
+        assert cluster.lease_holder(dataset.dataset_id) == NODE1
+        assert failure(start(cluster.services[NODE1].remove("vol"))).args
+        result(restarted.unmount("vol", "c1"))
+        assert cluster.lease_holder(dataset.dataset_id) is None
+
+    def test_restart_releases_leases_nobody_uses(self, cluster: Cluster) -> None:
+        """A lease left behind with no users is released when the plugin starts."""
+        dataset = create(cluster, NODE1)
+        result(cluster.client.acquire_lease(dataset.dataset_id, NODE1, None))
+        table = MountTable().leased("vol", dataset.dataset_id)
+        cluster.mounts[NODE1].save(table)
+        result(cluster.service(NODE1).release_unused())
+        assert cluster.lease_holder(dataset.dataset_id) is None
+        assert cluster.mounts[NODE1].table == MountTable()
+
+    def test_never_releases_another_nodes_lease(self, cluster: Cluster) -> None:
+        """A stale entry for a volume now leased by another node leaves that lease alone."""
+        dataset = create(cluster, NODE2)
+        result(cluster.client.acquire_lease(dataset.dataset_id, NODE2, None))
+        cluster.mounts[NODE1].save(MountTable().leased("vol", dataset.dataset_id))
+        result(cluster.service(NODE1).release_unused())
+        assert cluster.lease_holder(dataset.dataset_id) == NODE2
+
+
+class TestRemove:
+    """Remove deletes the dataset unless something uses it."""
+
+    def test_removes_an_unused_volume(self, cluster: Cluster) -> None:
+        """An unused volume is deleted and is gone for Get."""
+        create(cluster, NODE1)
+        result(cluster.services[NODE2].remove("vol"))
+        assert cluster.datasets() == []
+        assert isinstance(failure(start(cluster.services[NODE1].get("vol"))), NotFound)
+
+    def test_refused_while_used_here(self, cluster: Cluster) -> None:
+        """A volume mounted by a container on this node is not removed."""
+        create(cluster, NODE1)
+        cluster.converge(NODE1)
+        result(cluster.services[NODE1].mount("vol", "c1"))
+        error = failure(start(cluster.services[NODE1].remove("vol")))
+        assert isinstance(error, Conflict) and "this node" in error.description
+        assert len(cluster.datasets()) == 1
+
+    def test_refused_while_used_on_another_node(self, cluster: Cluster) -> None:
+        """A volume in use on another node is not removed, and the message names the node."""
+        create(cluster, NODE1)
+        cluster.converge(NODE1)
+        result(cluster.services[NODE1].mount("vol", "c1"))
+        error = failure(start(cluster.services[NODE2].remove("vol")))
+        assert isinstance(error, Conflict) and "node1" in error.description
+
+    def test_unknown_volume(self, cluster: Cluster) -> None:
+        """Removing an unknown name says there is no such volume."""
+        error = failure(start(cluster.services[NODE1].remove("ghost")))
+        assert isinstance(error, NotFound) and "no such volume" in error.description
+
+
+class TestReports:
+    """Get, Path and List report where volumes really are."""
+
+    def test_get_unknown_volume_fails(self, cluster: Cluster) -> None:
+        """Get of an unknown name fails (Docker asks before every Create)."""
+        assert isinstance(failure(start(cluster.services[NODE1].get("vol"))), NotFound)
+
+    def test_path_only_on_the_node_that_has_it(self, cluster: Cluster) -> None:
+        """Path is the mount path on the node where it is mounted, empty elsewhere."""
+        dataset = create(cluster, NODE1)
+        assert result(cluster.services[NODE1].path("vol")) == ""
+        cluster.converge(NODE1)
+        here = mount_path("/mnt/node1", dataset.dataset_id)
+        assert result(cluster.services[NODE1].path("vol")) == here
+        assert result(cluster.services[NODE2].path("vol")) == ""
+
+    def test_list_from_any_node(self, cluster: Cluster) -> None:
+        """List shows every volume from every node."""
+        create(cluster, NODE1, "one")
+        create(cluster, NODE2, "two")
+        names = [v["Name"] for v in result(cluster.services[NODE1].list())]
+        assert names == ["one", "two"]
+
+    def test_unknown_identity_is_explained(self, cluster: Cluster) -> None:
+        """When the node is not known yet, the identity's error reaches the caller."""
+
+        def no_identity() -> UUID:
+            raise ShoalError("No node identity at /x/identity.json: start the agent.")
+
+        cluster.services[NODE1]._node = no_identity
+        assert "start the agent" in failure(start(cluster.services[NODE1].list())).args[0]
