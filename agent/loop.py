@@ -27,7 +27,7 @@ from uuid import UUID
 import structlog
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
 from agent.changes import Change, sleep_after
@@ -159,12 +159,12 @@ class ConvergenceLoop:
         return self._done
 
     def stop(self) -> Deferred[None]:
-        """Stop after the change in flight, if any; fires once stopped."""
-        if self.phase is Phase.STOPPED:
-            return Deferred.fromCoroutine(_nothing())
+        """Stop after the change in flight, if any; fires once stopped (or crashed)."""
+        if self.phase is Phase.STOPPED or (self._done is not None and self._done.called):
+            return succeed(None)
         self.lifecycle.handle(Event.STOP)
         if self.phase is Phase.STOPPED:
-            return Deferred.fromCoroutine(_nothing())
+            return succeed(None)
         d: Deferred[None] = Deferred()
         self._stopped.append(d)
         if self._waiting is not None:
@@ -172,7 +172,7 @@ class ConvergenceLoop:
         return d
 
     def _phase_changed(self, before: Phase, event: Event, after: Phase) -> None:
-        self._log.debug("agent.phase", before=before.value, event=event.value, after=after.value)
+        self._log.debug("agent.phase", before=before.value, on=event.value, after=after.value)
 
     async def _run(self) -> None:
         steps: Mapping[Phase, Callable[[], Any]] = {
@@ -184,13 +184,15 @@ class ConvergenceLoop:
         try:
             while not self.lifecycle.stopping:
                 await steps[self.phase]()
-        finally:
-            if self.phase is Phase.STOPPING:
-                self.lifecycle.handle(Event.FINISHED)
-            self._log.info("agent.stopped", passes=self.passes)
-            waiting, self._stopped = self._stopped, []
-            for d in waiting:
-                d.callback(None)
+        except Exception as e:
+            self._log.critical("agent.crashed", error=f"{type(e).__name__}: {e}")
+            raise
+        if self.phase is Phase.STOPPING:
+            self.lifecycle.handle(Event.FINISHED)
+        self._log.info("agent.stopped", passes=self.passes)
+        waiting, self._stopped = self._stopped, []
+        for d in waiting:
+            d.callback(None)
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.failures += 1
@@ -201,7 +203,7 @@ class ConvergenceLoop:
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
-        return d.addTimeout(self.settings.call_timeout + extra, self.clock)
+        return d.addTimeout(self.settings.call_timeout + extra, self.clock)  # type: ignore[arg-type]
 
     # -- the steps -----------------------------------------------------------
 
@@ -278,7 +280,9 @@ class ConvergenceLoop:
             self.executor.filesystems,
             self.settings.mount_root,
             self.instance_id,
+            self.executor.recently_created,
         )
+        self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         report = local_state_to_report(
@@ -339,7 +343,3 @@ class ConvergenceLoop:
         log = self._log.info if busy else self._log.debug
         log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
         log("agent.decided", **decided_fields(changes))
-
-
-async def _nothing() -> None:
-    return None

@@ -86,9 +86,12 @@ def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptio
     from control.api.app import ControlAPI
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
+    from control.api.limits import BoundedRequest
+
     threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
     api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
-    site = Site(api.resource())
+    reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    site = Site(api.resource(), requestFactory=BoundedRequest)
     site.displayTracebacks = False
     return site
 

@@ -28,17 +28,8 @@ from control.client.interface import (
     ServiceVersion,
     StateDataset,
 )
-from control.errors import (
-    Conflict,
-    InvalidRequest,
-    NotAllowed,
-    NotFound,
-    PayloadTooLarge,
-    PreconditionFailed,
-    ShoalError,
-    Unavailable,
-    UnsupportedMediaType,
-)
+from control.client.refusals import error_for, reason
+from control.errors import ShoalError, Unavailable
 from control.model import Dataset, Lease, Node, NodeState, Versions
 from control.wire import (
     dataset_from_json,
@@ -48,44 +39,8 @@ from control.wire import (
     versions_from_json,
 )
 
-ERRORS: dict[int, type[ShoalError]] = {
-    cls.code: cls
-    for cls in (
-        InvalidRequest,
-        NotFound,
-        NotAllowed,
-        Conflict,
-        PreconditionFailed,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        Unavailable,
-    )
-}
-"""The refusal raised for each HTTP status; other failures raise :class:`ShoalError`."""
-
 TAG_HEADER = "X-Configuration-Tag"
 IF_TAG_HEADER = "X-If-Configuration-Matches"
-
-
-def error_for(code: int, body: bytes, url: str) -> ShoalError:
-    """The exception for a refusal: its class from ``code``, its text from the body."""
-    cls = ERRORS.get(code, ShoalError)
-    try:
-        obj = json.loads(body)
-        description = str(obj["description"])
-        errors = [str(e) for e in obj.get("errors") or []]
-    except (ValueError, TypeError, KeyError, AttributeError):
-        text = body.decode("utf-8", "replace").strip()[:200]
-        description = f"The control service at {url} answered {code}: {text or 'no details'}"
-        errors = []
-    return cls(description, errors)
-
-
-def _reason(error: BaseException) -> str:
-    reasons = getattr(error, "reasons", None)
-    if reasons:
-        return "; ".join(str(r.value) or type(r.value).__name__ for r in reasons)
-    return str(error) or type(error).__name__
 
 
 def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
@@ -154,7 +109,7 @@ class HTTPClient:
             content = await response.content()
         except Exception as e:
             raise Unavailable(
-                f"Cannot reach the control service at {self.base_url}: {_reason(e)}"
+                f"Cannot reach the control service at {self.base_url}: {reason(e)}"
             ) from e
         if response.code >= 300:
             raise error_for(response.code, content, url)

@@ -94,9 +94,7 @@ def test_converges_against_consistent_backend(node_count, initial, later, shuffl
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(lag=st.integers(1, 3), **scenario)
-def test_converges_against_eventually_consistent_backend(
-    lag, node_count, initial, later, shuffle
-):
+def test_converges_against_eventually_consistent_backend(lag, node_count, initial, later, shuffle):
     """With lagging listings, the agents still converge and keep every invariant."""
     run_scenario(lag, node_count, initial, later, shuffle)
 
@@ -125,7 +123,7 @@ def test_data_survives_a_move():
 
 @pytest.mark.parametrize("lose_attachments", [False, True])
 def test_reboot_does_not_act_on_stale_state(lose_attachments):
-    """After a reboot the node re-attaches and remounts; it never formats or unmounts stale paths."""
+    """After a reboot the node re-attaches and remounts; it never formats or acts on old mounts."""
     cluster = SimulatedCluster(2)
     dataset_id = cluster.create(0)
     cluster.converge(ROUNDS)
@@ -137,9 +135,7 @@ def test_reboot_does_not_act_on_stale_state(lose_attachments):
     report = cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid]
     assert report.era == cluster.nodes[0].era
     assert dataset_id in report.datasets
-    assert not any(
-        isinstance(c, MakeFilesystem) for c in actions(cluster.pass_node(0))
-    )
+    assert not any(isinstance(c, MakeFilesystem) for c in actions(cluster.pass_node(0)))
 
 
 def test_delete_right_after_create_leaks_nothing_with_lag():

@@ -32,9 +32,7 @@ def volume(attached_to=None, blockdevice_id="b1", dataset_id=D):
 
 def state_of(volumes, devices=None, formatted=(), mounts=(), created=()):
     """Classify raw facts and return the state of dataset ``D``."""
-    local = classify(
-        volumes, HERE, devices or {}, frozenset(formatted), mounts, ROOT, created
-    )
+    local = classify(volumes, HERE, devices or {}, frozenset(formatted), mounts, ROOT, created)
     found = local.datasets.get(D)
     return found.state if found else DiscoveredState.NON_EXISTENT
 

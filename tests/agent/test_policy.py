@@ -68,7 +68,8 @@ def changes_for(want, have, leased=frozenset()):
     """What calculate_changes does for dataset D given a desired and discovered state."""
     record = RECORDS[want]
     desired = {} if record is None else {D: record}
-    datasets = {} if FOUND[have] is None else {D: FOUND[have]}
+    found = FOUND[have]
+    datasets = {} if found is None else {D: found}
     local = LocalState(instance_id=HERE, datasets=datasets)
     return calculate_changes(desired, ClusterView(ME, leased), local, HERE, ROOT)
 

@@ -8,7 +8,7 @@ import pytest
 
 from control.model import VolumeStatus
 
-from .harness import CLI, DATASET_1, DATASET_2, GiB, NODE_1, NODE_2
+from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, GiB
 
 MOUNTED, ATTACHED = VolumeStatus.MOUNTED, VolumeStatus.ATTACHED
 

@@ -61,10 +61,13 @@ def test_no_command() -> None:
 def test_unexpected_error_has_no_traceback() -> None:
     """A bug shows one line, not a traceback."""
     cli = CLI()
-    cli.client = None  # type: ignore[assignment]
+
+    def boom() -> Any:
+        raise RuntimeError("boom")
+
+    cli.client.list_nodes = boom  # type: ignore[method-assign]
     result = cli("node", "list")
-    assert result.code == 1
-    assert result.err.startswith("error: unexpected AttributeError")
+    assert (result.code, result.err) == (1, "error: unexpected RuntimeError: boom\n")
 
 
 def _extension() -> types.ModuleType:

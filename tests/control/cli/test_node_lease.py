@@ -62,4 +62,5 @@ def test_lease_conflict() -> None:
 def test_release_without_lease() -> None:
     """Releasing when nothing is leased is an error."""
     result = cluster()("lease", "release", "db")
-    assert (result.code, result.err) == (1, f"error: Dataset {DATASET_1} has no lease to release.\n")
+    expected = f"error: Dataset {DATASET_1} has no lease to release.\n"
+    assert (result.code, result.err) == (1, expected)

@@ -1,0 +1,139 @@
+"""Tests for the executor: running change trees against the fakes."""
+
+from uuid import UUID
+
+import pytest
+from structlog.testing import capture_logs
+
+from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
+from agent.backends.interface import UnattachedVolume, UnknownVolume
+from agent.changes import (
+    AttachVolume,
+    CreateVolume,
+    DestroyVolume,
+    DetachVolume,
+    InParallel,
+    MakeFilesystem,
+    MountFilesystem,
+    Sequentially,
+    UnmountFilesystem,
+    Wait,
+)
+from agent.executor import ChangeFailed, Executor
+from agent.fs.fake import FakeFilesystems
+
+CLUSTER = UUID(int=99)
+D, E = UUID(int=7), UUID(int=8)
+SIZE = 64 * 1024 * 1024
+
+
+@pytest.fixture
+def storage():
+    """One fake SAN."""
+    return FakeStorage()
+
+
+def executor(storage, instance="i-1", runner=None):
+    """An executor for one node over ``storage``."""
+    backend = FakeBlockDeviceAPI(storage, CLUSTER, instance)
+    fs = FakeFilesystems(storage, instance)
+    return Executor(backend, fs) if runner is None else Executor(backend, fs, runner)
+
+
+def result_of(d):
+    """The synchronous result of a Deferred: its value, or its failure's exception."""
+    box: list = []
+    d.addBoth(box.append)
+    assert box, "the run did not finish synchronously"
+    value = box[0]
+    return value.value if hasattr(value, "value") and hasattr(value, "trap") else value
+
+
+def test_runs_a_sequence_against_the_backend(storage):
+    """A sequence creates, attaches, formats and mounts a volume for real (in the fakes)."""
+    ex = executor(storage)
+    assert result_of(ex.run(CreateVolume(D, SIZE))) is None
+    (volume,) = ex.backend.list_volumes()
+    device = f"/dev/fake/{volume.blockdevice_id}"
+    tree = Sequentially(
+        [
+            AttachVolume(D, volume.blockdevice_id),
+            MakeFilesystem(D, device),
+            MountFilesystem(D, device, "/shoal/d"),
+        ]
+    )
+    assert result_of(ex.run(tree)) is None
+    assert [(m.device, m.path) for m in ex.filesystems.mounts()] == [(device, "/shoal/d")]
+
+
+def test_sequence_stops_at_first_failure(storage):
+    """After a failed change, the rest of a sequence does not run."""
+    ex = executor(storage)
+    error = result_of(ex.run(Sequentially([AttachVolume(D, "nope"), CreateVolume(D, SIZE)])))
+    assert isinstance(error, ChangeFailed)
+    assert isinstance(error.failures[0][1], UnknownVolume)
+    assert ex.backend.list_volumes() == []
+
+
+def test_parallel_runs_everything_and_reports_every_failure(storage):
+    """In parallel, one failure does not stop the others, and all failures are reported."""
+    ex = executor(storage)
+    tree = InParallel([AttachVolume(D, "x"), CreateVolume(E, SIZE), DestroyVolume(D, "y")])
+    error = result_of(ex.run(tree))
+    assert [change for change, _ in error.failures] == [AttachVolume(D, "x"), DestroyVolume(D, "y")]
+    assert "AttachVolume" in str(error) and "UnknownVolume" in str(error)
+    assert [v.dataset_id for v in ex.backend.list_volumes()] == [E]
+
+
+def test_detach_refuses_a_volume_attached_to_another_node(storage):
+    """A stale DetachVolume never detaches another node's volume."""
+    other = executor(storage, "i-2")
+    volume = other.backend.create_volume(D, SIZE)
+    other.backend.attach_volume(volume.blockdevice_id, "i-2")
+    error = result_of(executor(storage).run(DetachVolume(D, volume.blockdevice_id)))
+    assert isinstance(error.failures[0][1], UnattachedVolume)
+    assert other.backend.list_volumes()[0].attached_to == "i-2"
+
+
+def test_actions_go_through_the_runner(storage):
+    """Every blocking call is handed to the injected runner (a thread pool in production)."""
+    from control.store.threaded import synchronous_runner
+
+    calls = []
+
+    def runner(f, *args, **kwargs):
+        calls.append(args)
+        return synchronous_runner(f, *args, **kwargs)
+
+    ex = executor(storage, runner=runner)
+    result_of(ex.run(InParallel([CreateVolume(D, SIZE), UnmountFilesystem(E, "/x")])))
+    assert calls == [(CreateVolume(D, SIZE),), (UnmountFilesystem(E, "/x"),)]
+
+
+def test_remembers_created_volumes_until_listed(storage):
+    """A created volume is offered to discovery until a listing shows it, and dropped on destroy."""
+    ex = executor(storage)
+    result_of(ex.run(CreateVolume(D, SIZE)))
+    (created,) = ex.recently_created
+    ex.observed([])
+    assert ex.recently_created == (created,)
+    result_of(ex.run(DestroyVolume(D, created.blockdevice_id)))
+    assert ex.recently_created == ()
+    result_of(ex.run(CreateVolume(E, SIZE)))
+    ex.observed(ex.backend.list_volumes())
+    assert ex.recently_created == ()
+
+
+def test_logs_what_was_done_and_what_failed(storage):
+    """Each change done, failed or waited on is one structured log event."""
+    ex = executor(storage)
+    with capture_logs() as logs:
+        result_of(ex.run(InParallel([CreateVolume(D, SIZE), AttachVolume(E, "x"), Wait(E, "why")])))
+    events = {(log["event"], log["change"]) for log in logs}
+    assert events == {
+        ("agent.change.done", "CreateVolume"),
+        ("agent.change.failed", "AttachVolume"),
+        ("agent.waiting", "Wait"),
+    }
+    done = next(log for log in logs if log["event"] == "agent.change.done")
+    assert done["dataset_id"] == str(D)

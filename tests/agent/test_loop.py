@@ -1,0 +1,315 @@
+"""
+The convergence loop against the fake client, fake backend and fake filesystems.
+
+Time is a ``task.Clock`` and every runner is synchronous, so a test sees
+exactly what the loop does at each instant and never sleeps.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+from uuid import UUID, uuid4
+
+import pytest
+from attrs import define, field
+from structlog.testing import capture_logs
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.task import Clock
+
+from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
+from agent.changes import MountFilesystem
+from agent.discovery import mount_point
+from agent.executor import Executor
+from agent.fs.fake import FakeFilesystems
+from agent.lifecycle import Phase
+from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
+from control.client.fake import FakeClient
+from control.errors import NotFound, Unavailable
+from control.model import MINIMUM_DATASET_SIZE
+
+CLUSTER = UUID(int=42)
+ROOT = "/shoal"
+
+
+@define
+class RecordingClient:
+    """A FakeClient that records calls and fails those named in ``failures`` (in order)."""
+
+    inner: FakeClient
+    calls: list[str] = field(factory=list)
+    failures: dict[str, list[Exception]] = field(factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.inner, name)
+
+        def call(*args: Any, **kwargs: Any) -> Deferred:
+            self.calls.append(name)
+            pending = self.failures.get(name)
+            if pending:
+                return fail(pending.pop(0))
+            return method(*args, **kwargs)
+
+        return call
+
+
+@define
+class Node:
+    """One agent under test, with its fake backend and filesystems."""
+
+    loop: ConvergenceLoop
+    backend: FakeBlockDeviceAPI
+    filesystems: FakeFilesystems
+
+    @property
+    def uuid(self) -> UUID:
+        """The node's uuid."""
+        return self.loop.node.node_uuid
+
+    def mounted(self, dataset_id: UUID) -> bool:
+        """Whether the dataset is mounted here at its mount point."""
+        return any(m.path == mount_point(ROOT, dataset_id) for m in self.filesystems.mounts())
+
+
+@define
+class World:
+    """A clock, a fake control service, a fake SAN, and agents on them."""
+
+    clock: Clock = field(factory=Clock)
+    storage: FakeStorage = field(factory=FakeStorage)
+    client: RecordingClient = field(init=False)
+    jitter: list[float] = field(factory=list)
+
+    def __attrs_post_init__(self) -> None:
+        self.client = RecordingClient(FakeClient(clock=self.clock, node_timeout=15.0))
+
+    def random(self) -> float:
+        """The injected randomness: the queued jitters, else 0.5."""
+        return self.jitter.pop(0) if self.jitter else 0.5
+
+    def node(self, index: int, runner: Callable[..., Deferred] | None = None) -> Node:
+        """A started agent number ``index``."""
+        node_uuid = UUID(int=index + 1)
+        backend = FakeBlockDeviceAPI(self.storage, CLUSTER, str(node_uuid))
+        filesystems = FakeFilesystems(self.storage, str(node_uuid))
+        executor = Executor(backend, filesystems, *([runner] if runner else []))
+        loop = ConvergenceLoop(
+            self.client,  # type: ignore[arg-type]
+            self.clock,
+            NodeFacts(node_uuid, f"host{index}", f"era-{index}", {"rack": str(index)}),
+            executor,
+            LoopSettings(mount_root=ROOT, heartbeat=5.0, watch_timeout=60.0),
+            random=self.random,
+        )
+        loop.start()
+        return Node(loop, backend, filesystems)
+
+    def create(self, primary: Node) -> UUID:
+        """Create a dataset on ``primary`` through the client."""
+        created: list[Any] = []
+        self.client.inner.create_dataset(primary.uuid, MINIMUM_DATASET_SIZE).addCallback(
+            created.append
+        )
+        return created[0].dataset_id
+
+    def calls_since(self, mark: int) -> list[str]:
+        """The client calls made after the ``mark``-th."""
+        return self.client.calls[mark:]
+
+
+def test_registers_first_with_its_facts():
+    """The first call is the registration, with host, era and labels; then it converges."""
+    world = World()
+    node = world.node(0)
+    assert world.client.calls[0] == "register_node"
+    stored = world.client.inner.store.nodes()
+    assert [(n.uuid, n.host, n.era, dict(n.labels)) for n in stored] == [
+        (node.uuid, "host0", "era-0", {"rack": "0"})
+    ]
+    assert node.loop.phase is Phase.WAITING
+
+
+def test_configuration_change_wakes_it_without_time_passing():
+    """A create reaches the waiting agent through the watch: mounted with the clock unmoved."""
+    world = World()
+    node = world.node(0)
+    with capture_logs() as logs:
+        dataset_id = world.create(node)
+    assert node.mounted(dataset_id)
+    assert world.clock.seconds() == 0
+    assert node.loop.phase is Phase.WAITING
+    events = [entry["event"] for entry in logs]
+    assert {"agent.observed", "agent.decided", "agent.pass.done"} <= set(events)
+    decided = [e for e in logs if e["event"] == "agent.decided" and e["actions"]]
+    assert [e["changes"] for e in decided] == [
+        [f"CreateVolume({str(dataset_id)[:8]})"],
+        [f"AttachVolume({str(dataset_id)[:8]})"],
+        [f"MakeFilesystem({str(dataset_id)[:8]})"],
+        [f"MountFilesystem({str(dataset_id)[:8]})"],
+    ]
+
+
+def test_reports_the_mount_at_once():
+    """The pass after the mount reports it: the state shows the dataset mounted on its node."""
+    world = World()
+    node = world.node(0)
+    dataset_id = world.create(node)
+    state = world.client.inner.store.cluster_state()
+    reported = state.reports[node.uuid].datasets[dataset_id]
+    assert reported.path == mount_point(ROOT, dataset_id)
+
+
+def test_move_needs_no_poll_interval():
+    """A move completes, old primary releasing and new one mounting, with no time passing."""
+    world = World()
+    one, two = world.node(0), world.node(1)
+    dataset_id = world.create(one)
+    one.filesystems.write_file(mount_point(ROOT, dataset_id) + "/marker", b"kept")
+    world.client.inner.move_dataset(dataset_id, two.uuid)
+    assert two.mounted(dataset_id) and not one.mounted(dataset_id)
+    assert two.filesystems.read_file(mount_point(ROOT, dataset_id) + "/marker") == b"kept"
+    assert world.clock.seconds() == 0
+    assert one.loop.phase is Phase.WAITING and two.loop.phase is Phase.WAITING
+
+
+def test_idle_loop_waits_on_the_watch_and_heartbeats():
+    """Idle, the loop makes no call until the heartbeat is due, then reports again."""
+    world = World()
+    node = world.node(0)
+    mark = len(world.client.calls)
+    world.clock.advance(4.9)
+    assert world.calls_since(mark) == []
+    world.clock.advance(0.2)
+    assert "report_state" in world.calls_since(mark)
+    assert world.client.inner.store.nodes()[0].last_seen == pytest.approx(5.1)
+    assert node.loop.phase is Phase.WAITING
+
+
+def test_node_turns_not_live_when_heartbeats_stop():
+    """The control service marks the node live while it beats, not live once it stopped."""
+    world = World()
+    node = world.node(0)
+    world.clock.advance(30)
+    assert [info.live for info in _nodes(world)] == [True]
+    node.loop.stop()
+    world.clock.advance(16)
+    assert [info.live for info in _nodes(world)] == [False]
+
+
+def _nodes(world: World) -> list[Any]:
+    listed: list[Any] = []
+    world.client.inner.list_nodes().addCallback(listed.extend)
+    return listed
+
+
+def test_errors_back_off_exponentially_with_jitter():
+    """Consecutive failures wait min(cap, 0.1 * 2**(n-1)), half fixed, half jitter."""
+    world = World()
+    down = Unavailable("control service down")
+    world.client.failures["node_configuration"] = [down, down, down]
+    world.jitter = [0.0, 1.0, 0.5]
+    node = world.node(0)
+    assert node.loop.phase is Phase.BACKING_OFF
+    delays = []
+    for _ in range(3):
+        (call,) = world.clock.getDelayedCalls()
+        delays.append(round(call.getTime() - world.clock.seconds(), 6))
+        world.clock.advance(call.getTime() - world.clock.seconds())
+    assert delays == [0.05, 0.2, 0.3]
+    assert node.loop.phase is Phase.WAITING and node.loop.failures == 0
+
+
+def test_backoff_is_capped():
+    """However many failures, the wait never exceeds the cap."""
+    world = World()
+    world.client.failures["register_node"] = [Unavailable("down")] * 30
+    world.jitter = [1.0] * 30
+    node = world.node(0)
+    for _ in range(8):
+        world.clock.advance(world.clock.getDelayedCalls()[0].getTime() - world.clock.seconds())
+    for _ in range(22):
+        (call,) = world.clock.getDelayedCalls()
+        assert call.getTime() - world.clock.seconds() == pytest.approx(10.0)
+        assert node.loop.phase is Phase.BACKING_OFF
+        world.clock.advance(call.getTime() - world.clock.seconds())
+    assert node.loop.phase is Phase.WAITING
+    assert world.client.calls.count("register_node") == 31
+
+
+def test_registers_again_when_the_service_lost_the_node():
+    """A 404 on a report makes the loop register again, then report."""
+    world = World()
+    world.client.failures["report_state"] = [NotFound("who?")]
+    node = world.node(0)
+    calls = world.client.calls
+    assert calls[:4] == ["register_node", "node_configuration", "report_state", "register_node"]
+    assert node.loop.phase is Phase.WAITING
+    assert node.uuid in world.client.inner.store.cluster_state().reports
+
+
+def test_failed_change_is_retried_by_a_later_pass():
+    """A failing mount backs off, and the next pass mounts."""
+    world = World()
+    node = world.node(0)
+    world.storage.inject_failure("attach_volume", RuntimeError("SAN hiccup"))
+    dataset_id = world.create(node)
+    assert node.loop.phase is Phase.BACKING_OFF and not node.mounted(dataset_id)
+    world.clock.advance(1)
+    assert node.mounted(dataset_id)
+
+
+def test_stop_while_waiting_cancels_the_watch():
+    """Stopping an idle loop ends it at once, leaving no timer behind."""
+    world = World()
+    node = world.node(0)
+    stopped: list[object] = []
+    node.loop.stop().addCallback(stopped.append)
+    assert stopped == [None] and node.loop.phase is Phase.STOPPED
+    mark = len(world.client.calls)
+    world.clock.advance(100)
+    assert world.calls_since(mark) == []
+
+
+def test_stop_waits_for_the_change_in_flight():
+    """A stop during a mount waits for the mount to finish and starts nothing after it."""
+    world = World()
+    held: list[tuple[Deferred, Callable[[], Any]]] = []
+
+    def runner(f: Callable[..., Any], *args: Any) -> Deferred:
+        if isinstance(args[0], MountFilesystem):
+            d: Deferred = Deferred()
+            held.append((d, lambda: f(*args)))
+            return d
+        return Deferred.fromCoroutine(_call(f, *args))
+
+    node = world.node(0, runner)
+    dataset_id = world.create(node)
+    assert len(held) == 1 and node.loop.phase is Phase.CONVERGING
+    stopped: list[object] = []
+    node.loop.stop().addCallback(stopped.append)
+    assert stopped == [] and node.loop.phase is Phase.STOPPING
+    mark = len(world.client.calls)
+    d, action = held[0]
+    d.callback(action())
+    assert stopped == [None] and node.loop.phase is Phase.STOPPED
+    assert node.mounted(dataset_id)
+    assert world.calls_since(mark) == []
+
+
+async def _call(f: Callable[..., Any], *args: Any) -> Any:
+    return f(*args)
+
+
+def test_never_touches_a_volume_it_was_not_told_about():
+    """A volume of an unknown dataset attached here is reported but left alone."""
+    world = World()
+    stranger = world.storage
+    node_uuid = UUID(int=1)
+    backend = FakeBlockDeviceAPI(stranger, CLUSTER, str(node_uuid))
+    volume = backend.create_volume(uuid4(), MINIMUM_DATASET_SIZE)
+    backend.attach_volume(volume.blockdevice_id, str(node_uuid))
+    node = world.node(0)
+    assert backend.list_volumes()[0].attached_to == str(node_uuid)
+    reports = world.client.inner.store.cluster_state().reports
+    assert volume.dataset_id in reports[node.uuid].datasets
+    assert node.loop.phase is Phase.WAITING
