@@ -51,7 +51,9 @@ def read_identity(state_dir: str) -> NodeIdentity:
             f"{state_dir}`) on this node first, or point at its --state-dir."
         ) from None
     except (ValueError, KeyError, TypeError) as e:
-        raise IdentityError(f"The node identity at {path} is damaged ({e}); fix or remove it.")
+        raise IdentityError(
+            f"The node identity at {path} is damaged ({e}); fix or remove it."
+        ) from e
 
 
 def write_atomically(path: str, data: bytes) -> None:

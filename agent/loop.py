@@ -27,7 +27,7 @@ from uuid import UUID
 import structlog
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.internet.task import deferLater
 
 from agent.changes import Change, sleep_after
@@ -46,6 +46,11 @@ SHORTEST_WATCH = 0.01
 """A wait shorter than this many seconds is not worth a watch request: pass at once."""
 
 
+def freeze_labels(labels: Mapping[str, str]) -> PMap:
+    """Labels as a frozen map (an attrs converter)."""
+    return labels if isinstance(labels, PMap) else pmap(labels)
+
+
 @frozen
 class NodeFacts:
     """What the agent registers: who the node is, where, in which era, with which labels."""
@@ -53,7 +58,7 @@ class NodeFacts:
     node_uuid: UUID
     host: str
     era: str | None
-    labels: PMap = field(factory=pmap, converter=pmap)
+    labels: PMap = field(factory=pmap, converter=freeze_labels)
 
 
 @frozen
@@ -269,11 +274,17 @@ class ConvergenceLoop:
     # -- one pass ------------------------------------------------------------
 
     async def _pass(self) -> float:
-        """Fetch, observe, report, calculate, act; returns how long the loop may wait."""
+        """Fetch, observe, report, calculate, act; returns how long the loop may wait.
+
+        The report goes out while the changes run: it describes the
+        observation, which acting does not change, and the next pass waits
+        for both.
+        """
         self.passes += 1
-        started = self.clock.seconds()
+        times = Stopwatch(self.clock)
         also = self._also
         configuration: NodeConfiguration = await self._configuration(also)
+        times.lap("fetch")
         local: LocalState = await self._run_blocking(
             discover,
             self.executor.backend,
@@ -282,13 +293,14 @@ class ConvergenceLoop:
             self.instance_id,
             self.executor.recently_created,
         )
+        times.lap("discover")
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         report = local_state_to_report(
             local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
         )
-        reported = await self._report(report, now)
+        reporting = Deferred.fromCoroutine(self._report(report, now))
         view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
         changes = calculate_changes(
             desired,
@@ -298,19 +310,16 @@ class ConvergenceLoop:
             self.settings.mount_root,
             self.settings.default_size,
         )
+        times.lap("calculate")
         self._generation = configuration.generation
         self._also = datasets_to_ask_about(local)
         sleep = sleep_after(changes)
         if not self._also <= also:
             sleep = 0.0
-        self._log_pass(local, changes, reported, configuration.generation)
-        if self.lifecycle.stopping:
-            return sleep
-        await self.executor.run(changes)
-        if sleep <= 0:
-            self._log.info(
-                "agent.pass.done", ms=round((self.clock.seconds() - started) * 1000, 1)
-            )
+        acting = succeed(None) if self.lifecycle.stopping else self.executor.run(changes)
+        reported, _ = await _both(reporting, acting)
+        times.lap("act_and_report")
+        self._log_pass(local, changes, reported, configuration.generation, times)
         return sleep
 
     async def _configuration(self, also: frozenset[UUID]) -> NodeConfiguration:
@@ -337,9 +346,39 @@ class ConvergenceLoop:
         return changed
 
     def _log_pass(
-        self, local: LocalState, changes: Change, reported: bool, generation: int
+        self, local: LocalState, changes: Change, reported: bool, generation: int, times: Stopwatch
     ) -> None:
         busy = reported or sleep_after(changes) <= 0
         log = self._log.info if busy else self._log.debug
         log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
         log("agent.decided", **decided_fields(changes))
+        log("agent.pass.done", **times.fields())
+
+
+class Stopwatch:
+    """Milliseconds spent in each step of a pass, by the injected clock."""
+
+    def __init__(self, clock: ReactorTime) -> None:
+        self._clock = clock
+        self._last = self._start = clock.seconds()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """Close the step ``name`` now."""
+        now = self._clock.seconds()
+        self._laps[name] = now - self._last
+        self._last = now
+
+    def fields(self) -> dict[str, float]:
+        """Log fields: ``<step>_ms`` for each step, and ``ms`` for the whole."""
+        fields = {f"{name}_ms": round(s * 1000, 1) for name, s in self._laps.items()}
+        return {"ms": round((self._last - self._start) * 1000, 1), **fields}
+
+
+async def _both(first: Deferred[Any], second: Deferred[Any]) -> tuple[Any, Any]:
+    """Wait for both Deferreds, then raise the first one's error, else the second's."""
+    results = await DeferredList([first, second], consumeErrors=True)
+    for ok, value in results:
+        if not ok:
+            value.raiseException()
+    return results[0][1], results[1][1]

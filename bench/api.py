@@ -30,8 +30,9 @@ def register_nodes(client: KeepAlive, count: int) -> list[str]:
     """Register ``count`` nodes; returns their uuids."""
     nodes = [str(uuid.uuid4()) for _ in range(count)]
     for i, node in enumerate(nodes):
-        client.check("PUT", f"/v1/shoal/nodes/{node}", {"host": f"10.0.0.{i + 1}", "era": None,
-                                                         "labels": {}})
+        client.check(
+            "PUT", f"/v1/shoal/nodes/{node}", {"host": f"10.0.0.{i + 1}", "era": None, "labels": {}}
+        )
     return nodes
 
 
@@ -54,13 +55,15 @@ def watch_wakeups(port: int, dataset: str, nodes: list[str], n: int) -> list[flo
     """Time from sending a move to a waiting watch answering, ``n`` times."""
     writer, samples = KeepAlive(port), []
     for i in range(n):
-        generation = int(writer.request("GET", "/v1/shoal/watch?configuration=-1&state=-1")[1]
-                         ["configuration"])
+        generation = int(
+            writer.request("GET", "/v1/shoal/watch?configuration=-1&state=-1")[1]["configuration"]
+        )
         answered = threading.Event()
 
-        def wait(gen: int = generation) -> None:
-            KeepAlive(port).check("GET", f"/v1/shoal/watch?configuration={gen}&state=1000000000"
-                                         "&timeout=30")
+        def wait(gen: int = generation, answered: threading.Event = answered) -> None:
+            KeepAlive(port).check(
+                "GET", f"/v1/shoal/watch?configuration={gen}&state=1000000000&timeout=30"
+            )
             answered.set()
 
         watcher = threading.Thread(target=wait)
@@ -118,7 +121,9 @@ def main() -> None:
     if args.skip_postgres or not postgres_available():
         print("(PostgreSQL skipped: not reachable on 127.0.0.1:5432)")
     else:
-        run(fresh_postgres_database("shoal_bench"), "PostgreSQL", args.datasets, args.samples, table)
+        run(
+            fresh_postgres_database("shoal_bench"), "PostgreSQL", args.datasets, args.samples, table
+        )
     print(table.render())
 
 

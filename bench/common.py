@@ -67,7 +67,9 @@ class Table:
         widths = [max(len(row[i]) for row in lines) for i in range(len(self.HEADER))]
 
         def fmt(row: Sequence[str]) -> str:
-            return "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths)) + " |"
+            return (
+                "| " + " | ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)) + " |"
+            )
 
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         return "\n".join([f"### {self.title}", "", fmt(lines[0]), rule, *map(fmt, lines[1:])])

@@ -70,6 +70,7 @@ def listen(reactor: Any, options: ServiceOptions, site: Site) -> Any:
 
     Returns the Deferred of the listening port.
     """
+    endpoint: Any
     if options.tls_dir is None:
         endpoint = endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
     else:
@@ -84,9 +85,8 @@ def listen(reactor: Any, options: ServiceOptions, site: Site) -> Any:
 def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> Site:
     """The web site serving the API for ``store``, with its calls run in ``pool``."""
     from control.api.app import ControlAPI
-    from control.store.threaded import ThreadedStore, thread_pool_runner
-
     from control.api.limits import BoundedRequest
+    from control.store.threaded import ThreadedStore, thread_pool_runner
 
     threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
     api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)

@@ -63,8 +63,17 @@ class ControlProcess:
     def start(self, timeout: float = 30.0) -> ControlProcess:
         """Start the service and wait until its port accepts connections."""
         command = [
-            sys.executable, "-m", "control.cli", "control", "serve",
-            "--host", "127.0.0.1", "--port", str(self.port), "--database", self.database,
+            sys.executable,
+            "-m",
+            "control.cli",
+            "control",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--database",
+            self.database,
             *self.extra,
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL

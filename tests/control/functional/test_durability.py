@@ -21,8 +21,9 @@ def register(url: str, count: int) -> list[str]:
     nodes = [str(uuid.uuid4()) for _ in range(count)]
     for i, node in enumerate(nodes):
         status, _, body = http_json(
-            "PUT", f"{url}/v1/shoal/nodes/{node}", {"host": f"10.0.0.{i}", "era": None,
-                                                    "labels": {}}
+            "PUT",
+            f"{url}/v1/shoal/nodes/{node}",
+            {"host": f"10.0.0.{i}", "era": None, "labels": {}},
         )
         assert status == 200, body
     return nodes
@@ -36,7 +37,9 @@ def conditional_mover(url: str, datasets: list[str], nodes: list[str], rounds: i
         tag = headers["X-Configuration-Tag"]
         dataset, primary = datasets[i % len(datasets)], nodes[(i // len(datasets)) % len(nodes)]
         status, headers, body = http_json(
-            "POST", f"{url}{DATASETS}/{dataset}", {"primary": primary},
+            "POST",
+            f"{url}{DATASETS}/{dataset}",
+            {"primary": primary},
             {"X-If-Configuration-Matches": tag},
         )
         assert status in (200, 412), body
@@ -55,8 +58,9 @@ def test_conditional_movers_never_lose_an_update(control: ControlProcess) -> Non
     start_tag = int(http_json("GET", control.url + DATASETS)[1]["X-Configuration-Tag"])
     with ThreadPoolExecutor(20) as pool:
         results = pool.map(
-            lambda k: conditional_mover(control.url, datasets[k % 3 :] + datasets[: k % 3],
-                                        nodes, 15),
+            lambda k: conditional_mover(
+                control.url, datasets[k % 3 :] + datasets[: k % 3], nodes, 15
+            ),
             range(20),
         )
         wins = sorted(win for result in results for win in result)
@@ -76,8 +80,9 @@ def hammer_creates(url: str, node: str, stop: threading.Event, acknowledged: lis
         dataset_id = str(uuid.uuid4())
         try:
             status, _, _ = http_json(
-                "POST", url + DATASETS, {"primary": node, "dataset_id": dataset_id,
-                                         "maximum_size": SIZE}
+                "POST",
+                url + DATASETS,
+                {"primary": node, "dataset_id": dataset_id, "maximum_size": SIZE},
             )
         except OSError:
             return

@@ -1,0 +1,104 @@
+"""
+``shoal agent run``: run this node's agent (see :mod:`agent.service`).
+
+The ``shoal`` program (:mod:`control.cli.program`) registers this module
+when the ``agent`` package is installed. The TLS options are the CLI's global
+ones (``--ca-cert``, ``--cert``, ``--key``, or ``SHOAL_CA_CERT`` and friends),
+and the client is built by the CLI's own :func:`control.cli.shell.http_client`.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import Any
+from uuid import UUID
+
+from attrs import evolve
+
+from agent.backends.registry import backend_names
+from agent.identity import DEFAULT_STATE_DIR
+from agent.service import (
+    DEFAULT_CLUSTER_ID,
+    DEFAULT_MOUNT_ROOT,
+    AgentOptions,
+    configure_logging,
+    kill_after_changes,
+    parse_labels,
+    run_agent,
+)
+from control.cli.options import command, group
+from control.cli.shell import Context, Settings, http_client
+from control.errors import InvalidRequest
+
+
+def _cluster_id(value: str | None) -> UUID:
+    if not value:
+        return DEFAULT_CLUSTER_ID
+    try:
+        return UUID(value)
+    except ValueError:
+        raise InvalidRequest(f"--cluster-id must be a UUID, not {value!r}.") from None
+
+
+def options_from_args(args: Any, env: Any) -> AgentOptions:
+    """The :class:`AgentOptions` of a parsed ``shoal agent run`` command line."""
+    return AgentOptions(
+        node_name=args.node_name or socket.gethostname(),
+        backend=args.backend,
+        pool=args.pool,
+        mount_root=args.mount_root,
+        state_dir=args.state_dir,
+        cluster_id=_cluster_id(args.cluster_id or env.get("SHOAL_CLUSTER_ID")),
+        labels=parse_labels(args.label),
+        host=args.host,
+        era=args.era,
+        heartbeat=args.heartbeat,
+        kill_after_changes=kill_after_changes(env),
+    )
+
+
+def run(ctx: Context) -> int:
+    """Run the agent until SIGTERM or SIGINT."""
+    env = ctx.shell.env
+    options = options_from_args(ctx.args, env)
+    settings = Settings.from_args(ctx.args, env)
+    if ctx.args.control:
+        settings = evolve(settings, url=ctx.args.control)
+    configure_logging()
+    return run_agent(options, lambda reactor: http_client(settings, reactor))
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError(text)
+    return value
+
+
+def register(subparsers: Any) -> None:
+    """Add ``shoal agent run``."""
+    commands = group(subparsers, "agent", "the node agent")
+    p = command(commands, "run", run, "converge this node toward the cluster's configuration")
+    p.add_argument("--control", metavar="URL",
+                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523)")
+    p.add_argument("--node-name", metavar="NAME",
+                   help="this node's name (default: the host name); fixed at first start")
+    p.add_argument("--label", action="append", metavar="K=V", help="a node label (repeatable)")
+    p.add_argument("--backend", default="loopback", metavar="NAME",
+                   help=f"storage backend: {', '.join(backend_names())} (default loopback)")
+    p.add_argument("--pool", metavar="DIR", help="the loopback backend's shared volume pool")
+    p.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT, metavar="DIR",
+                   help=f"datasets are mounted at DIR/<dataset id> (default {DEFAULT_MOUNT_ROOT})")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR",
+                   help=f"where the node identity is kept (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--cluster-id", metavar="UUID",
+                   help=f"the cluster's volumes in the backend (env SHOAL_CLUSTER_ID; "
+                   f"default {DEFAULT_CLUSTER_ID})")
+    p.add_argument("--host", metavar="ADDRESS",
+                   help="the address to register (default: the host name)")
+    p.add_argument("--era", help="override the era (default: the kernel boot id); for tests")
+    p.add_argument("--heartbeat", type=_positive, default=5.0, metavar="S",
+                   help="report at least every S seconds (default 5)")
+
+
+__all__ = ["options_from_args", "register", "run"]

@@ -1,0 +1,229 @@
+"""
+One agent process: what ``shoal agent run`` assembles and runs.
+
+:func:`build_loop` turns :class:`AgentOptions` into a
+:class:`~agent.loop.ConvergenceLoop`: the node's persisted identity
+(:mod:`agent.identity`), the named backend (:func:`~agent.backends.registry.make_backend`,
+instance id = node uuid), the filesystems, a thread pool for every blocking
+call, and the API client. :func:`run_agent` runs it under the reactor until
+SIGTERM or SIGINT, then stops after the change in flight.
+
+The cluster id names this cluster's volumes in a shared backend. The control
+service does not publish one, so it is ``--cluster-id`` (or the environment
+variable ``SHOAL_CLUSTER_ID``), else :data:`DEFAULT_CLUSTER_ID`: every agent
+of a cluster must use the same one.
+
+Test hook: when the environment variable ``SHOAL_AGENT_KILL_AFTER_CHANGES``
+is ``N`` at start, the agent SIGKILLs itself right after its N-th leaf change
+(create, attach, mkfs, mount, unmount, detach, destroy) completes, to test
+crash safety at every step boundary. Never set it in production.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import socket
+import sys
+from collections.abc import Callable, Mapping
+from typing import Any
+from uuid import UUID
+
+import structlog
+from attrs import field, frozen
+from pyrsistent import PMap, pmap
+from twisted.internet.defer import Deferred
+from twisted.python.threadpool import ThreadPool
+
+from agent.backends.interface import BlockDeviceAPI
+from agent.backends.registry import make_backend
+from agent.executor import Executor
+from agent.fs.interface import Filesystems
+from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
+from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
+from control.client.interface import ShoalClient
+from control.errors import InvalidRequest
+from control.store.threaded import Runner, thread_pool_runner
+
+DEFAULT_MOUNT_ROOT = "/var/lib/shoal/mounts"
+DEFAULT_CLUSTER_ID = UUID("5e0a1c1d-0000-4000-8000-00000000c1a5")
+"""The cluster id of agents not given one; the same on every node, so they agree."""
+KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
+THREADS = 8
+"""Threads for discovery and changes (changes of different datasets run in parallel)."""
+
+
+@frozen
+class AgentOptions:
+    """How to run one agent (the options of ``shoal agent run``)."""
+
+    node_name: str
+    backend: str = "loopback"
+    pool: str | None = None
+    mount_root: str = DEFAULT_MOUNT_ROOT
+    state_dir: str = DEFAULT_STATE_DIR
+    cluster_id: UUID = DEFAULT_CLUSTER_ID
+    labels: PMap = field(factory=pmap, converter=freeze_labels)
+    host: str | None = None
+    era: str | None = None
+    heartbeat: float = 5.0
+    kill_after_changes: int | None = None
+
+
+def parse_labels(items: list[str] | None) -> dict[str, str]:
+    """``k=v`` strings as a dict; raises :class:`InvalidRequest` on a malformed one."""
+    labels = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise InvalidRequest(f"A label is KEY=VALUE, not {item!r}.")
+        labels[key] = value
+    return labels
+
+
+def kill_after_changes(env: Mapping[str, str]) -> int | None:
+    """The test hook's N from ``env`` (see the module docstring), or ``None``."""
+    raw = env.get(KILL_AFTER_CHANGES)
+    if not raw:
+        return None
+    try:
+        count = int(raw)
+    except ValueError:
+        raise InvalidRequest(f"{KILL_AFTER_CHANGES} must be a whole number, not {raw!r}.") from None
+    if count < 1:
+        raise InvalidRequest(f"{KILL_AFTER_CHANGES} must be at least 1, not {count}.")
+    return count
+
+
+def killing_runner(runner: Runner, count: int, kill: Callable[[], None]) -> Runner:
+    """``runner``, calling ``kill`` (in the worker thread) right after the ``count``-th call."""
+    done = [0]
+
+    def counted(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        result = f(*args, **kwargs)
+        done[0] += 1
+        if done[0] == count:
+            kill()
+        return result
+
+    def run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
+        return runner(counted, f, *args, **kwargs)
+
+    return run
+
+
+def _sigkill_self() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _make_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
+    extra: dict[str, Any] = {}
+    if options.pool is not None:
+        extra["pool"] = os.path.abspath(options.pool)
+    elif options.backend == "loopback":
+        raise InvalidRequest("--backend loopback needs --pool DIR (the shared volume pool).")
+    return make_backend(
+        options.backend, cluster_id=options.cluster_id, instance_id=instance_id, **extra
+    )
+
+
+def _filesystems(backend: BlockDeviceAPI, mount_root: str) -> Filesystems:
+    """Real filesystems (only mounts under the mount root count), or the fake's own."""
+    storage = getattr(backend, "storage", None)
+    if storage is not None:
+        from agent.fs.fake import FakeFilesystems
+
+        return FakeFilesystems(storage, backend.compute_instance_id())
+    from agent.fs.real import RealFilesystems
+
+    return RealFilesystems(under=mount_root)
+
+
+def build_loop(
+    options: AgentOptions, client: ShoalClient, reactor: Any, runner: Runner
+) -> ConvergenceLoop:
+    """The agent's loop, its identity loaded (or created) from the state directory."""
+    identity = load_or_create_identity(options.state_dir, options.node_name)
+    instance_id = str(identity.uuid)
+    backend = _make_backend(options, instance_id)
+    mount_root = os.path.abspath(options.mount_root)
+    os.makedirs(mount_root, exist_ok=True)
+    change_runner = runner
+    if options.kill_after_changes is not None:
+        change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)
+    executor = Executor(backend, _filesystems(backend, mount_root), change_runner)
+    era = options.era if options.era is not None else boot_id()
+    facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, options.labels)
+    settings = LoopSettings(mount_root=mount_root, heartbeat=options.heartbeat)
+    return ConvergenceLoop(
+        client,
+        reactor,
+        facts,
+        executor,
+        settings,
+        random=random.Random().random,
+        run_blocking=runner,
+    )
+
+
+def configure_logging(level: int = logging.INFO) -> None:
+    """Structured logs as JSON lines on stderr, with ISO timestamps."""
+    structlog.configure(
+        processors=[
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(level),
+        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+
+
+def run_agent(
+    options: AgentOptions, make_client: Callable[[Any], ShoalClient], reactor: Any = None
+) -> int:
+    """Run one agent until SIGTERM/SIGINT (blocking; runs the reactor); returns the exit status."""
+    if reactor is None:
+        from twisted.internet import reactor as default_reactor
+
+        reactor = default_reactor
+    pool = ThreadPool(minthreads=1, maxthreads=THREADS, name="shoal-agent")
+    client = make_client(reactor)
+    loop = build_loop(options, client, reactor, thread_pool_runner(reactor, pool))
+    log = structlog.get_logger("shoal.agent")
+    status = [0]
+
+    def crashed(failure: Any) -> None:
+        status[0] = 1
+        log.critical("agent.exiting", error=str(failure.value))
+        if reactor.running:
+            reactor.stop()
+
+    def stop() -> Deferred[Any]:
+        d = loop.stop()
+        close = getattr(client, "close", None)
+        if close is not None:
+            d.addBoth(lambda _: close())
+        return d
+
+    def begin() -> None:
+        pool.start()
+        log.info(
+            "agent.starting",
+            node=str(loop.node.node_uuid),
+            name=options.node_name,
+            backend=options.backend,
+            cluster_id=str(options.cluster_id),
+            mount_root=loop.settings.mount_root,
+            kill_after_changes=options.kill_after_changes,
+        )
+        loop.start().addErrback(crashed)
+
+    reactor.callWhenRunning(begin)
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+    reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
+    reactor.run()
+    return status[0]

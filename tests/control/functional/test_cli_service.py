@@ -1,0 +1,105 @@
+"""The ``shoal`` CLI against a real control service, over plain HTTP and over mutual TLS."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+import pytest
+
+from tests.processes import ControlProcess, http_json, shoal
+
+pytestmark = pytest.mark.functional
+
+
+def register_node(url: str, host: str = "127.0.0.1") -> str:
+    """Register one node directly over HTTP; returns its uuid."""
+    node = str(uuid.uuid4())
+    status, _, body = http_json(
+        "PUT", f"{url}/v1/shoal/nodes/{node}", {"host": host, "era": None, "labels": {}}
+    )
+    assert status == 200, body
+    return node
+
+
+def cli_json(url: str, *args: str, env: dict[str, str] | None = None) -> object:
+    """Run a CLI command with ``--json`` and decode its output, failing on a non-zero exit."""
+    result = shoal("--url", url, "--json", *args, env=env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_dataset_lifecycle_over_tcp(control: ControlProcess) -> None:
+    """Create, show, move and delete a dataset with the CLI over a real TCP connection."""
+    first, second = register_node(control.url), register_node(control.url, "127.0.0.2")
+    created = cli_json(
+        control.url, "dataset", "create", "--node", first, "--size", "1G", "--meta", "name=pgdata"
+    )["dataset"]
+    assert created["primary"] == first and created["maximum_size"] == 1024**3
+    shown = cli_json(control.url, "dataset", "show", "pgdata")["dataset"]
+    assert shown["dataset_id"] == created["dataset_id"]
+    moved = cli_json(control.url, "dataset", "move", "pgdata", "--to", second)["dataset"]
+    assert moved["primary"] == second
+    deleted = cli_json(control.url, "dataset", "delete", "pgdata")["dataset"]
+    assert deleted["deleted"] is True
+    listed = cli_json(control.url, "dataset", "list")
+    assert [entry["dataset"]["deleted"] for entry in listed] == [True]
+
+
+def test_refusal_is_explained_without_traceback(control: ControlProcess) -> None:
+    """A refused create exits 1 with the service's description and no traceback."""
+    result = shoal("--url", control.url, "dataset", "create", "--node", str(uuid.uuid4()))
+    assert result.returncode != 0
+    assert "error:" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.fixture
+def tls_dir(tmp_path) -> str:
+    """A cluster CA with certificates for the control service, one node and one user."""
+    directory = str(tmp_path / "ca")
+    for args in (
+        ("ca", "init", "--dir", directory),
+        ("ca", "issue", "control", "--ip", "127.0.0.1", "--dir", directory),
+        ("ca", "issue", "user", "alice", "--dir", directory),
+    ):
+        result = shoal(*args)
+        assert result.returncode == 0, result.stderr
+    return directory
+
+
+def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
+    """Over HTTPS a user certificate from the cluster CA is served; no certificate is refused."""
+    service = ControlProcess(
+        f"sqlite:///{tmp_path / 'control.db'}", extra=["--tls-dir", tls_dir]
+    ).start()
+    try:
+        credentials = {
+            "SHOAL_CA_CERT": f"{tls_dir}/cluster.crt",
+            "SHOAL_CERT": f"{tls_dir}/user-alice.crt",
+            "SHOAL_KEY": f"{tls_dir}/user-alice.key",
+        }
+        assert cli_json(service.url, "node", "list", env=credentials) == []
+        anonymous = shoal(
+            "--url", service.url, "--ca-cert", f"{tls_dir}/cluster.crt", "node", "list"
+        )
+        assert anonymous.returncode == 1 and "error:" in anonymous.stderr
+        with pytest.raises(OSError):
+            http_json("GET", f"http://127.0.0.1:{service.port}/v1/version")
+    finally:
+        service.stop()
+
+
+def test_plain_http_refused_off_loopback(tmp_path) -> None:
+    """The service will not serve plain HTTP on a public address without being told to."""
+    result = shoal(
+        "control",
+        "serve",
+        "--host",
+        "0.0.0.0",
+        "--port",
+        "0",
+        "--database",
+        f"sqlite:///{tmp_path / 'control.db'}",
+    )
+    assert result.returncode == 1
+    assert "--tls-dir" in result.stderr and "Traceback" not in result.stderr

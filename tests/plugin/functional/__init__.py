@@ -1,0 +1,1 @@
+"""Functional tests of the plugin: real processes, Docker and Podman."""
