@@ -56,7 +56,7 @@ def watch_wakeups(port: int, dataset: str, nodes: list[str], n: int) -> list[flo
     writer, samples = KeepAlive(port), []
     for i in range(n):
         generation = int(
-            writer.request("GET", "/v1/shoal/watch?configuration=-1&state=-1")[1]["configuration"]
+            writer.request("GET", "/v1/shoal/watch?configuration=0&state=0")[1]["configuration"]
         )
         answered = threading.Event()
 

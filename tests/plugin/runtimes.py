@@ -238,7 +238,9 @@ class PluginProcess:
     def start(self, timeout: float = 30.0) -> PluginProcess:
         """Start the plugin and wait until it answers ``Plugin.Activate``."""
         out = open(self.log_path, "ab")
-        self.process = subprocess.Popen(self.command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.process = subprocess.Popen(
+            self.command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
+        )
         out.close()
         wait_until(self._ready, timeout, f"the plugin on {self.socket}")
         return self

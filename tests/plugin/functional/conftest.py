@@ -63,9 +63,9 @@ def dir_agents(control: ControlProcess, workdir: str) -> Iterator[Callable[[str]
     def start(name: str) -> DirectoryAgent:
         root = os.path.join(workdir, name)
         agent = DirectoryAgent(control.url, name, os.path.join(root, "agent"),
-                               os.path.join(root, "mounts")).start()
+                               os.path.join(root, "mounts"))
         started.append(agent)
-        return agent
+        return agent.start()
 
     yield start
     for agent in started:
@@ -85,9 +85,9 @@ def plugins(control: ControlProcess, workdir: str) -> Iterator[Callable[..., Plu
             socket or os.path.join(root, "plugin.sock"), control.url,
             os.path.join(root, "agent"), os.path.join(root, "plugin"),
             os.path.join(root, "plugin.log"), extra=("--mount-timeout", "30", *extra),
-        ).start()
+        )
         started.append(plugin)
-        return plugin
+        return plugin.start()
 
     yield start
     for plugin in started:
@@ -194,8 +194,8 @@ def real_agents(control: ControlProcess, workdir: str) -> Iterator[Callable[[str
 
     def start(name: str) -> AgentProcess:
         agent = AgentProcess(control.url, name, os.path.join(workdir, name), pool)
-        started.append(agent.start(control.url))
-        return agent
+        started.append(agent)
+        return agent.start(control.url)
 
     yield start
     for agent in reversed(started):

@@ -1,0 +1,1 @@
+"""Real agents as processes on loop devices, with a real control service (root only)."""

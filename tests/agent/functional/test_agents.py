@@ -1,0 +1,84 @@
+"""Two real agents create, move and delete a dataset on loop devices, keeping its data."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.agent.functional.cluster import (
+    LocalCluster,
+    mounts_under,
+    read_marker,
+    wait_until,
+    write_marker,
+)
+from tests.processes import ROOT
+
+
+def test_create_move_back_and_forth_then_delete(cluster: LocalCluster, nodes):
+    """The dataset is mounted on its primary, follows every move with its data, then vanishes."""
+    one, two = nodes
+    dataset_id = cluster.create(one)
+    cluster.wait_mounted(dataset_id, one)
+    data = os.urandom(4096)
+    write_marker(os.path.join(one.mount_path(dataset_id), "marker"), data)
+    for target in (two, one, two, one, two):
+        cluster.move(dataset_id, target)
+        cluster.wait_mounted(dataset_id, target)
+        assert read_marker(os.path.join(target.mount_path(dataset_id), "marker")) == data
+        others = [a for a in (one, two) if a is not target]
+        assert not any(os.path.ismount(a.mount_path(dataset_id)) for a in others)
+    cluster.delete(dataset_id)
+    wait_until(lambda: cluster.gone(dataset_id), 30, f"{dataset_id} to be purged")
+    assert not [m for m in mounts_under(cluster.base) if str(dataset_id) in m[1]]
+
+
+def test_datasets_on_both_nodes_at_once(cluster: LocalCluster, nodes):
+    """Several datasets converge on their own primaries independently."""
+    one, two = nodes
+    placed = [(cluster.create(agent), agent) for agent in (one, two, one, two)]
+    for dataset_id, agent in placed:
+        cluster.wait_mounted(dataset_id, agent)
+    for dataset_id, _ in placed:
+        cluster.delete(dataset_id)
+    for dataset_id, _ in placed:
+        wait_until(lambda d=dataset_id: cluster.gone(d), 30, f"{dataset_id} to be purged")
+
+
+def _node_list(cluster: LocalCluster) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "control.cli", "node", "list", "--url", cluster.url],
+        capture_output=True, text=True, cwd=ROOT, timeout=60, check=True,
+    )
+    return done.stdout
+
+
+def _status_of(listing: str, node_uuid: object) -> str:
+    line = next(line for line in listing.splitlines() if str(node_uuid) in line)
+    return "not live" if "not live" in line else "live"
+
+
+def test_node_list_shows_a_silent_node_as_not_live(cluster: LocalCluster, nodes):
+    """A killed agent stops heartbeating; `shoal node list` shows it not live, then live again."""
+    one, two = nodes
+    assert _status_of(_node_list(cluster), two.uuid) == "live"
+    two.kill()
+    wait_until(lambda: _status_of(_node_list(cluster), two.uuid) == "not live", 15,
+               "node2 to turn not live", interval=0.5)
+    assert _status_of(_node_list(cluster), one.uuid) == "live"
+    two.start()
+    wait_until(lambda: _status_of(_node_list(cluster), two.uuid) == "live", 15,
+               "node2 to be live again", interval=0.2)
+
+
+def test_sigterm_stops_cleanly_and_keeps_mounts(cluster: LocalCluster, nodes):
+    """SIGTERM ends the agent with status 0; its datasets stay mounted for the next start."""
+    one, _ = nodes
+    dataset_id = cluster.create(one)
+    cluster.wait_mounted(dataset_id, one)
+    assert one.stop() == 0
+    assert os.path.ismount(one.mount_path(dataset_id))
+    one.start()
+    cluster.delete(dataset_id)
+    wait_until(lambda: cluster.gone(dataset_id), 30, f"{dataset_id} to be purged")
