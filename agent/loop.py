@@ -27,13 +27,21 @@ from uuid import UUID
 import structlog
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
-from agent.changes import Change, sleep_after
+from agent.changes import Change, Wait, leaves, sleep_after
 from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
 from agent.executor import Executor
 from agent.lifecycle import Event, Lifecycle, Phase
+from agent.pacing import (
+    NO_STATE_WAKE,
+    SHORTEST_WATCH,
+    Stopwatch,
+    adopt_state_version,
+    backoff_delay,
+    both,
+)
 from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.api.watch import ReactorTime
@@ -41,9 +49,6 @@ from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
 from control.model import NodeState
 from control.store.threaded import Runner, synchronous_runner
-
-SHORTEST_WATCH = 0.01
-"""A wait shorter than this many seconds is not worth a watch request: pass at once."""
 
 
 def freeze_labels(labels: Mapping[str, str]) -> PMap:
@@ -81,24 +86,6 @@ class LoopSettings:
     backoff_initial: float = 0.1
     backoff_cap: float = 10.0
     default_size: int = DEFAULT_VOLUME_SIZE
-
-
-def backoff_delay(failures: int, jitter: float, initial: float, cap: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures; ``jitter`` in [0, 1) (pure)."""
-    ceiling = min(cap, initial * 2 ** max(0, failures - 1))
-    return ceiling / 2 + ceiling / 2 * jitter
-
-
-def adopt_state_version(known: int, reported: int, changed: bool) -> int:
-    """
-    The state version to watch from after our own report (pure).
-
-    Our report moves the version by one when it changed something. If the
-    answer is exactly that, nothing else happened since ``known`` and the loop
-    may watch from the answer; otherwise another node's change slipped in, and
-    the loop keeps ``known`` so that the watch wakes it at once.
-    """
-    return reported if reported == known + (1 if changed else 0) else known
 
 
 class NodeLost(Exception):
@@ -142,11 +129,15 @@ class ConvergenceLoop:
         self._need_register = True
         self._also: frozenset[UUID] = frozenset()
         self._generation = 0
+        self._fetched: tuple[frozenset[UUID], NodeConfiguration] | None = None
+        self._current_generation: int | None = None
         self._state = 0
         self._sleep = 0.0
+        self._waiting_on_others = False
         self._last_report: NodeState | None = None
         self._last_report_at = float("-inf")
         self._waiting: Deferred[Any] | None = None
+        self._calls: set[Deferred[Any]] = set()
         self._stopped: list[Deferred[None]] = []
         self._done: Deferred[None] | None = None
 
@@ -174,6 +165,8 @@ class ConvergenceLoop:
         self._stopped.append(d)
         if self._waiting is not None:
             self._waiting.cancel()
+        for call in list(self._calls):
+            call.cancel()
         return d
 
     def _phase_changed(self, before: Phase, event: Event, after: Phase) -> None:
@@ -201,14 +194,21 @@ class ConvergenceLoop:
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.failures += 1
-        self._log.warning(
-            "agent.failed", step=what, failures=self.failures, error=f"{type(error).__name__}: "
-            f"{error}"
-        )
+        log = self._log.info if self.lifecycle.stopping else self._log.warning
+        log("agent.failed", step=what, failures=self.failures,
+            error=f"{type(error).__name__}: {error}")
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
-        return d.addTimeout(self.settings.call_timeout + extra, self.clock)  # type: ignore[arg-type]
+        """A control-service call, given up after its timeout or when the loop stops."""
+        d.addTimeout(self.settings.call_timeout + extra, self.clock)  # type: ignore[arg-type]
+        self._calls.add(d)
+
+        def forget(result: Any) -> Any:
+            self._calls.discard(d)
+            return result
+
+        return d.addBoth(forget)
 
     # -- the steps -----------------------------------------------------------
 
@@ -245,7 +245,8 @@ class ConvergenceLoop:
         heartbeat_due = self._last_report_at + self.settings.heartbeat - now
         timeout = min(self._sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
-            watch = self.client.watch(self._generation, self._state, round(timeout, 3))
+            state = self._state if self._waiting_on_others else NO_STATE_WAKE
+            watch = self.client.watch(self._generation, state, round(timeout, 3))
             self._waiting = self._call(watch, extra=timeout)
             try:
                 versions = await self._waiting
@@ -256,6 +257,7 @@ class ConvergenceLoop:
             finally:
                 self._waiting = None
             self._state = max(self._state, versions.state)
+            self._current_generation = versions.configuration
         self.lifecycle.handle(Event.WOKEN)
 
     async def _back_off(self) -> None:
@@ -314,21 +316,39 @@ class ConvergenceLoop:
         self._generation = configuration.generation
         self._also = datasets_to_ask_about(local)
         sleep = sleep_after(changes)
+        self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(changes))
         if not self._also <= also:
             sleep = 0.0
         acting = succeed(None) if self.lifecycle.stopping else self.executor.run(changes)
-        reported, _ = await _both(reporting, acting)
+        reported, _ = await both(reporting, acting)
         times.lap("act_and_report")
         self._log_pass(local, changes, reported, configuration.generation, times)
         return sleep
 
     async def _configuration(self, also: frozenset[UUID]) -> NodeConfiguration:
+        """The node's configuration, fetched unless the one in hand is still current.
+
+        The last report's or watch's answer told the generation current then
+        (after the previous observation, before the coming one); if it is
+        the generation in hand, and every dataset asked about now was asked
+        about then or came anyway, fetching again would return the same
+        records: they are reused, minus those no longer asked about.
+        """
+        current, self._current_generation = self._current_generation, None
+        if self._fetched is not None:
+            asked, fetched = self._fetched
+            known = asked | {d.dataset_id for d in fetched.datasets}
+            if fetched.generation == current and also <= known:
+                me = self.node.node_uuid
+                kept = [d for d in fetched.datasets if d.primary == me or d.dataset_id in also]
+                return fetched._replace(datasets=kept)
         try:
             result: NodeConfiguration = await self._call(
                 self.client.node_configuration(self.node.node_uuid, sorted(also))
             )
         except NotFound as e:
             raise NodeLost(str(e)) from e
+        self._fetched = (also, result)
         return result
 
     async def _report(self, report: NodeState, now: float) -> bool:
@@ -343,6 +363,7 @@ class ConvergenceLoop:
             raise NodeLost(str(e)) from e
         self._last_report, self._last_report_at = report, now
         self._state = adopt_state_version(self._state, answer.versions.state, answer.changed)
+        self._current_generation = answer.versions.configuration
         return changed
 
     def _log_pass(
@@ -353,32 +374,3 @@ class ConvergenceLoop:
         log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
         log("agent.decided", **decided_fields(changes))
         log("agent.pass.done", **times.fields())
-
-
-class Stopwatch:
-    """Milliseconds spent in each step of a pass, by the injected clock."""
-
-    def __init__(self, clock: ReactorTime) -> None:
-        self._clock = clock
-        self._last = self._start = clock.seconds()
-        self._laps: dict[str, float] = {}
-
-    def lap(self, name: str) -> None:
-        """Close the step ``name`` now."""
-        now = self._clock.seconds()
-        self._laps[name] = now - self._last
-        self._last = now
-
-    def fields(self) -> dict[str, float]:
-        """Log fields: ``<step>_ms`` for each step, and ``ms`` for the whole."""
-        fields = {f"{name}_ms": round(s * 1000, 1) for name, s in self._laps.items()}
-        return {"ms": round((self._last - self._start) * 1000, 1), **fields}
-
-
-async def _both(first: Deferred[Any], second: Deferred[Any]) -> tuple[Any, Any]:
-    """Wait for both Deferreds, then raise the first one's error, else the second's."""
-    results = await DeferredList([first, second], consumeErrors=True)
-    for ok, value in results:
-        if not ok:
-            value.raiseException()
-    return results[0][1], results[1][1]

@@ -77,6 +77,17 @@ def watch_wakeups(port: int, dataset: str, nodes: list[str], n: int) -> list[flo
     return samples
 
 
+def list_after_writes(
+    client: KeepAlive, ids: list[str], nodes: list[str], n: int
+) -> list[float]:
+    """Time listings that each follow a write, so nothing of the last listing is reused whole."""
+    samples = []
+    for i in range(n):
+        client.check("POST", f"/v1/configuration/datasets/{ids[i]}", {"primary": nodes[i % 2]})
+        samples.extend(timed(lambda: client.check("GET", "/v1/configuration/datasets"), 1)[0])
+    return samples
+
+
 def run(database: str, label: str, datasets: int, samples: int, table: Table) -> None:
     """Benchmark one control service on ``database``."""
     service = ControlProcess(database).start()
@@ -101,6 +112,8 @@ def run(database: str, label: str, datasets: int, samples: int, table: Table) ->
         table.add(f"{label}: move", moved, wall, None)
         listed, wall = timed(lambda: client.check("GET", "/v1/configuration/datasets"), 30)
         table.add(f"{label}: list {len(ids)} datasets", listed, wall, None)
+        fresh = list_after_writes(client, ids, nodes, 30)
+        table.add(f"{label}: list {len(ids)}, each after a move", fresh, None, None)
         wakeups = watch_wakeups(service.port, ids[-1], nodes, 50)
         table.add(f"{label}: watch wake-up after a write", wakeups, None, service.rss_kib())
     finally:

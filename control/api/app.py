@@ -30,7 +30,8 @@ from control.api.body import (
     query_uuids,
     read_json,
 )
-from control.api.errors import json_response, refuse, routing_error, unexpected
+from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
+from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
@@ -74,6 +75,7 @@ class ControlAPI:
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
         self.notifier = Notifier(clock, store.versions, watch_interval)
+        self._listing = ListingEncoder()
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API (mount it at the site root)."""
@@ -114,10 +116,9 @@ class ControlAPI:
     async def list_datasets(self, request: Request) -> bytes:
         """Every dataset, deleted ones included, with the configuration tag."""
         configuration = await self._store.configuration(self._now())
-        datasets = _by_id(configuration.datasets.values(), lambda d: d.dataset_id)
-        return json_response(
-            request, [dataset_to_json(d) for d in datasets], tag=configuration.tag
-        )
+        body = self._listing.datasets(configuration)
+        json_headers(request, tag=configuration.tag)
+        return body
 
     @app.route("/v1/configuration/datasets", methods=["POST"])
     async def create_dataset(self, request: Request) -> bytes:

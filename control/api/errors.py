@@ -24,13 +24,23 @@ CONTENT_TYPE = b"application/json"
 log = Logger()
 
 
-def json_response(request: Request, body: Any, code: int = 200, tag: str | None = None) -> bytes:
-    """Set the status and headers, and return ``body`` encoded as JSON."""
+def json_headers(request: Request, code: int = 200, tag: str | None = None) -> None:
+    """Set the status, the JSON content type and, if given, the configuration tag."""
     request.setResponseCode(code)
     request.setHeader(b"content-type", CONTENT_TYPE)
     if tag is not None:
         request.setHeader(b"x-configuration-tag", tag.encode("ascii"))
+
+
+def encode(body: Any) -> bytes:
+    """Compact JSON, as every answer of the API is encoded."""
     return json.dumps(body, allow_nan=False, separators=(",", ":")).encode("utf-8")
+
+
+def json_response(request: Request, body: Any, code: int = 200, tag: str | None = None) -> bytes:
+    """Set the status and headers, and return ``body`` encoded as JSON."""
+    json_headers(request, code, tag)
+    return encode(body)
 
 
 def error_body(description: str, errors: list[str] | None = None) -> dict[str, Any]:

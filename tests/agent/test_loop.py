@@ -26,7 +26,7 @@ from agent.lifecycle import Phase
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from control.client.fake import FakeClient
 from control.errors import NotFound, Unavailable
-from control.model import MINIMUM_DATASET_SIZE
+from control.model import MINIMUM_DATASET_SIZE, DatasetState, NodeState, VolumeStatus
 
 CLUSTER = UUID(int=42)
 ROOT = "/shoal"
@@ -312,4 +312,76 @@ def test_never_touches_a_volume_it_was_not_told_about():
     assert backend.list_volumes()[0].attached_to == str(node_uuid)
     reports = world.client.inner.store.cluster_state().reports
     assert volume.dataset_id in reports[node.uuid].datasets
+    assert node.loop.phase is Phase.WAITING
+
+
+def test_idle_agent_is_not_woken_by_other_nodes_reports():
+    """Only an agent waiting on another node watches the state version: no thundering herd."""
+    world = World()
+    node = world.node(0)
+    other = UUID(int=99)
+    world.client.inner.register_node(other, "elsewhere", "era-x", {})
+    passes = node.loop.passes
+    volume = {"dataset_id": uuid4(), "status": VolumeStatus.ATTACHED}
+    world.client.inner.report_state(
+        NodeState(node_uuid=other, datasets={volume["dataset_id"]: DatasetState(**volume)})
+    )
+    assert node.loop.passes == passes
+    world.clock.advance(5.1)
+    assert node.loop.passes == passes + 1
+
+
+def test_refetches_the_configuration_only_when_its_generation_moved():
+    """A heartbeat pass reuses the records in hand; a configuration change fetches anew."""
+    world = World()
+    node = world.node(0)
+    mark = len(world.client.calls)
+    world.clock.advance(5.1)
+    assert "report_state" in world.calls_since(mark)
+    assert "node_configuration" not in world.calls_since(mark)
+    mark = len(world.client.calls)
+    dataset_id = world.create(node)
+    assert node.mounted(dataset_id)
+    assert "node_configuration" in world.calls_since(mark)
+
+
+def test_stop_abandons_a_control_service_call_that_hangs():
+    """A registration the service never answers does not hold up a stop."""
+    world = World()
+    hanging: list[Deferred] = []
+
+    def never(*args: Any) -> Deferred:
+        d: Deferred = Deferred()
+        hanging.append(d)
+        return d
+
+    world.client.inner.register_node = never  # type: ignore[method-assign]
+    node = world.node(0)
+    assert node.loop.phase is Phase.REGISTERING and len(hanging) == 1
+    stopped: list[object] = []
+    node.loop.stop().addCallback(stopped.append)
+    assert stopped == [None] and node.loop.phase is Phase.STOPPED
+    assert world.clock.getDelayedCalls() == []
+
+
+def test_a_hanging_call_times_out_and_backs_off():
+    """A call unanswered for call_timeout seconds fails and is retried after a backoff."""
+    world = World()
+    answers: list[Deferred] = []
+    register = world.client.inner.register_node
+
+    def first_hangs(*args: Any) -> Deferred:
+        if not answers:
+            d: Deferred = Deferred()
+            answers.append(d)
+            return d
+        return register(*args)
+
+    world.client.inner.register_node = first_hangs  # type: ignore[method-assign]
+    node = world.node(0)
+    world.clock.advance(29.9)
+    assert node.loop.phase is Phase.REGISTERING
+    world.clock.advance(0.2)
+    assert node.loop.phase is Phase.BACKING_OFF
+    world.clock.advance(1)
     assert node.loop.phase is Phase.WAITING

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from agent.lifecycle import TRANSITIONS, BadTransition, Event, Lifecycle, Phase
-from agent.loop import adopt_state_version, backoff_delay
+from agent.pacing import adopt_state_version, backoff_delay
 
 
 def walk(*events: Event) -> Lifecycle:

@@ -1,0 +1,74 @@
+"""
+When the convergence loop passes again, and what it tells about a pass (pure helpers).
+
+:func:`backoff_delay` spaces retries after failures; :func:`adopt_state_version`
+decides which state version the watch may start from after the agent's own
+report; :class:`Stopwatch` times the steps of a pass for the logs;
+:func:`both` waits for two Deferreds without abandoning either.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from twisted.internet.defer import Deferred, DeferredList
+
+from control.api.watch import ReactorTime
+
+SHORTEST_WATCH = 0.01
+"""A wait shorter than this many seconds is not worth a watch request: pass at once."""
+
+NO_STATE_WAKE = 10**18 - 1
+"""A state version the watch never passes (the API's largest): wake on configuration only.
+
+An idle node has no business with other nodes' reports; only a node waiting
+on another (a :class:`~agent.changes.Wait`, e.g. for the old primary to let a
+volume go) watches the state version, so a report does not wake every agent.
+"""
+
+
+def backoff_delay(failures: int, jitter: float, initial: float, cap: float) -> float:
+    """Seconds to wait after ``failures`` consecutive failures; ``jitter`` in [0, 1) (pure)."""
+    ceiling = min(cap, initial * 2 ** max(0, failures - 1))
+    return ceiling / 2 + ceiling / 2 * jitter
+
+
+def adopt_state_version(known: int, reported: int, changed: bool) -> int:
+    """
+    The state version to watch from after our own report (pure).
+
+    Our report moves the version by one when it changed something. If the
+    answer is exactly that, nothing else happened since ``known`` and the loop
+    may watch from the answer; otherwise another node's change slipped in, and
+    the loop keeps ``known`` so that the watch wakes it at once.
+    """
+    return reported if reported == known + (1 if changed else 0) else known
+
+
+class Stopwatch:
+    """Milliseconds spent in each step of a pass, by the injected clock."""
+
+    def __init__(self, clock: ReactorTime) -> None:
+        self._clock = clock
+        self._last = self._start = clock.seconds()
+        self._laps: dict[str, float] = {}
+
+    def lap(self, name: str) -> None:
+        """Close the step ``name`` now."""
+        now = self._clock.seconds()
+        self._laps[name] = now - self._last
+        self._last = now
+
+    def fields(self) -> dict[str, float]:
+        """Log fields: ``<step>_ms`` for each step, and ``ms`` for the whole."""
+        fields = {f"{name}_ms": round(s * 1000, 1) for name, s in self._laps.items()}
+        return {"ms": round((self._last - self._start) * 1000, 1), **fields}
+
+
+async def both(first: Deferred[Any], second: Deferred[Any]) -> tuple[Any, Any]:
+    """Wait for both Deferreds, then raise the first one's error, else the second's."""
+    results = await DeferredList([first, second], consumeErrors=True)
+    for ok, value in results:
+        if not ok:
+            value.raiseException()
+    return results[0][1], results[1][1]

@@ -1,0 +1,40 @@
+"""
+Encode the dataset listing fast: 10,000 datasets in well under 150 ms.
+
+Encoding every dataset on every ``GET /v1/configuration/datasets`` costs
+most of a listing's time. :class:`ListingEncoder` keeps the encoded JSON of
+each dataset value and the whole answer of the last generation, so a listing
+re-encodes only what changed since the previous one.
+"""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from control.api.errors import encode
+from control.model import Configuration, Dataset
+from control.wire import dataset_to_json
+
+
+class ListingEncoder:
+    """Encodes configurations' dataset listings, reusing what it encoded before."""
+
+    def __init__(self) -> None:
+        self._fragments: dict[UUID, tuple[Dataset, bytes]] = {}
+        self._last: tuple[int, bytes] | None = None
+
+    def datasets(self, configuration: Configuration) -> bytes:
+        """The JSON array of every dataset, ordered by id."""
+        if self._last is not None and self._last[0] == configuration.generation:
+            return self._last[1]
+        fragments = {}
+        for dataset_id, dataset in configuration.datasets.items():
+            cached = self._fragments.get(dataset_id)
+            if cached is None or not (cached[0] is dataset or cached[0] == dataset):
+                cached = (dataset, encode(dataset_to_json(dataset)))
+            fragments[dataset_id] = cached
+        self._fragments = fragments
+        ordered = sorted(fragments.items(), key=lambda item: str(item[0]))
+        body = b"[" + b",".join(fragment for _, (_, fragment) in ordered) + b"]"
+        self._last = (configuration.generation, body)
+        return body

@@ -1,0 +1,42 @@
+"""The dataset listing encoder re-encodes only what changed and answers like plain encoding."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from control.api.listing import ListingEncoder
+from control.model import Configuration, Dataset
+from control.wire import dataset_to_json
+
+
+def configuration(generation: int, datasets: list[Dataset]) -> Configuration:
+    """A configuration holding ``datasets``."""
+    return Configuration(generation=generation, datasets={d.dataset_id: d for d in datasets})
+
+
+def test_listing_matches_plain_encoding_in_id_order() -> None:
+    """The encoded listing is every dataset's JSON, ordered by id."""
+    datasets = [Dataset(dataset_id=uuid.uuid4(), primary=uuid.uuid4()) for _ in range(20)]
+    body = ListingEncoder().datasets(configuration(1, datasets))
+    expected = [dataset_to_json(d) for d in sorted(datasets, key=lambda d: str(d.dataset_id))]
+    assert json.loads(body) == expected
+
+
+def test_changed_dataset_is_encoded_again() -> None:
+    """A dataset that changed in a later generation is listed as it is now."""
+    node, other = uuid.uuid4(), uuid.uuid4()
+    dataset = Dataset(dataset_id=uuid.uuid4(), primary=node)
+    encoder = ListingEncoder()
+    encoder.datasets(configuration(1, [dataset]))
+    moved = Dataset(dataset_id=dataset.dataset_id, primary=other)
+    assert json.loads(encoder.datasets(configuration(2, [moved])))[0]["primary"] == str(other)
+
+
+def test_removed_dataset_is_not_listed() -> None:
+    """A purged dataset disappears from the next generation's listing."""
+    kept, purged = (Dataset(dataset_id=uuid.uuid4(), primary=uuid.uuid4()) for _ in range(2))
+    encoder = ListingEncoder()
+    encoder.datasets(configuration(1, [kept, purged]))
+    listed = json.loads(encoder.datasets(configuration(2, [kept])))
+    assert [d["dataset_id"] for d in listed] == [str(kept.dataset_id)]
