@@ -134,6 +134,8 @@ class ConvergenceLoop:
         self._state = 0
         self._sleep = 0.0
         self._waiting_on_others = False
+        self._previous: tuple[LocalState, Change] | None = None
+        self._repeats = 0
         self._last_report: NodeState | None = None
         self._last_report_at = float("-inf")
         self._waiting: Deferred[Any] | None = None
@@ -184,16 +186,21 @@ class ConvergenceLoop:
                 await steps[self.phase]()
         except Exception as e:
             self._log.critical("agent.crashed", error=f"{type(e).__name__}: {e}")
+            self._release_stoppers()
             raise
         if self.phase is Phase.STOPPING:
             self.lifecycle.handle(Event.FINISHED)
         self._log.info("agent.stopped", passes=self.passes)
+        self._release_stoppers()
+
+    def _release_stoppers(self) -> None:
         waiting, self._stopped = self._stopped, []
         for d in waiting:
             d.callback(None)
 
     def _failed(self, what: str, error: BaseException) -> None:
         self.failures += 1
+        self._previous = None  # the retry after the backoff is no hot loop
         log = self._log.info if self.lifecycle.stopping else self._log.warning
         log("agent.failed", step=what, failures=self.failures,
             error=f"{type(error).__name__}: {error}")
@@ -315,7 +322,7 @@ class ConvergenceLoop:
         times.lap("calculate")
         self._generation = configuration.generation
         self._also = datasets_to_ask_about(local)
-        sleep = sleep_after(changes)
+        sleep = self._no_progress_pause(local, changes, sleep_after(changes))
         self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(changes))
         if not self._also <= also:
             sleep = 0.0
@@ -324,6 +331,21 @@ class ConvergenceLoop:
         times.lap("act_and_report")
         self._log_pass(local, changes, reported, configuration.generation, times)
         return sleep
+
+    def _no_progress_pause(self, local: LocalState, changes: Change, sleep: float) -> float:
+        """``sleep``, unless this pass would repeat the last one exactly: then back off.
+
+        A pass that acts is followed by another at once; if the action had no
+        visible effect (a backend that acknowledges but lags), the same
+        observation would make the same decision in a hot loop.
+        """
+        previous, self._previous = self._previous, (local, changes)
+        if sleep > 0 or previous != (local, changes):
+            self._repeats = 0
+            return sleep
+        self._repeats += 1
+        s = self.settings
+        return backoff_delay(self._repeats, self._random(), s.backoff_initial, s.backoff_cap)
 
     async def _configuration(self, also: frozenset[UUID]) -> NodeConfiguration:
         """The node's configuration, fetched unless the one in hand is still current.

@@ -131,7 +131,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         sqlite = f"sqlite:///{os.path.join(directory, 'bench.db')}"
         run(sqlite, "SQLite", args.datasets, args.samples, table)
-    if args.skip_postgres or not postgres_available():
+    if args.skip_postgres:
+        print("(PostgreSQL skipped: --skip-postgres)")
+    elif not postgres_available():
         print("(PostgreSQL skipped: not reachable on 127.0.0.1:5432)")
     else:
         run(

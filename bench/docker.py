@@ -121,12 +121,15 @@ def agent_command(control_url: str, name: str, root: str, pool: str) -> list[str
     ]
 
 
-def start_agent(control_url: str, name: str, root: str, pool: str) -> subprocess.Popen[bytes]:
-    """Start an agent (its JSON log in ``root``/agent.log) and wait until it registered."""
+def start_agent(
+    control_url: str, name: str, root: str, pool: str, stack: contextlib.ExitStack
+) -> subprocess.Popen[bytes]:
+    """Start an agent (JSON log in ``root``/agent.log, stopped by ``stack``); wait for it."""
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "agent.log"), "ab") as log:
         process = subprocess.Popen(agent_command(control_url, name, root, pool), stdout=log,
                                    stderr=subprocess.STDOUT, cwd=ROOT)
+    stack.callback(stop_process, process)
 
     def registered() -> bool:
         if process.poll() is not None:
@@ -177,9 +180,8 @@ class Cluster:
         self.control.start()
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         for name in ("node1", "node2"):
-            agent = start_agent(self.control.url, name, os.path.join(workdir, name), pool)
-            self.agents[name] = agent
-            stack.callback(stop_process, agent)
+            root = os.path.join(workdir, name)
+            self.agents[name] = start_agent(self.control.url, name, root, pool, stack)
         self.driver1 = unique_plugin_name()
         socket1 = os.path.join(DOCKER_PLUGIN_DIR, f"{self.driver1}.sock")
         stack.callback(remove_if_present, socket1)
@@ -200,16 +202,17 @@ class Cluster:
         stack.callback(plugin.stop)
         return plugin.start()
 
-    def logs(self) -> dict[str, str]:
-        """The log files worth keeping, by short name."""
-        w = self.workdir
-        return {
-            "control.log": f"{w}/control.log",
-            "node1-agent.log": f"{w}/node1/agent.log", "node2-agent.log": f"{w}/node2/agent.log",
-            "node1-plugin.log": f"{w}/node1/plugin.log",
-            "node2-plugin.log": f"{w}/node2/plugin.log",
-            "dockerd.log": f"{w}/docker/dockerd.log",
-        }
+
+def log_paths(workdir: str) -> dict[str, str]:
+    """The log files of a run in ``workdir``, by short name."""
+    return {
+        "control.log": f"{workdir}/control.log",
+        "node1-agent.log": f"{workdir}/node1/agent.log",
+        "node2-agent.log": f"{workdir}/node2/agent.log",
+        "node1-plugin.log": f"{workdir}/node1/plugin.log",
+        "node2-plugin.log": f"{workdir}/node2/plugin.log",
+        "dockerd.log": f"{workdir}/docker/dockerd.log",
+    }
 
 
 def remove_if_present(path: str) -> None:
@@ -406,10 +409,10 @@ def explain(cluster: Cluster, samples: list[float], starts: list[float]) -> str:
 # -- main --------------------------------------------------------------------------------
 
 
-def keep_logs(cluster: Cluster, directory: str) -> None:
+def keep_logs(workdir: str, directory: str) -> None:
     """Copy the run's logs to ``directory`` before the work directory is removed."""
     os.makedirs(directory, exist_ok=True)
-    for name, path in cluster.logs().items():
+    for name, path in log_paths(workdir).items():
         if os.path.exists(path):
             shutil.copy(path, os.path.join(directory, name))
 
@@ -419,9 +422,9 @@ def run(trials: int, show_timeline: bool, logs: str | None) -> int:
     workdir = tempfile.mkdtemp(prefix="shoal-bench-")
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, workdir, ignore_errors=True)
-        cluster = Cluster(workdir, stack)
         if logs:
-            stack.callback(keep_logs, cluster, logs)
+            stack.callback(keep_logs, workdir, logs)
+        cluster = Cluster(workdir, stack)
         table, b, starts, c_p50 = measure(cluster, trials)
         print(table.render())
         print()

@@ -385,3 +385,38 @@ def test_a_hanging_call_times_out_and_backs_off():
     assert node.loop.phase is Phase.BACKING_OFF
     world.clock.advance(1)
     assert node.loop.phase is Phase.WAITING
+
+
+class LaggingAttach(FakeBlockDeviceAPI):
+    """A backend whose attach is acknowledged but not visible until ``visible`` is set."""
+
+    visible = False
+
+    def attach_volume(self, blockdevice_id: str, attach_to: str) -> Any:
+        """Acknowledge; really attach only once visible."""
+        if self.visible:
+            return super().attach_volume(blockdevice_id, attach_to)
+        return None
+
+
+def test_an_action_without_visible_effect_backs_off_instead_of_spinning():
+    """Repeating the same decision on the same observation waits, growing, not a hot loop."""
+    world = World()
+    node = world.node(0)
+    lagging = LaggingAttach(world.storage, CLUSTER, str(node.uuid))
+    node.loop.executor = Executor(lagging, node.filesystems)
+    node.loop.instance_id = lagging.compute_instance_id()
+    dataset_id = world.create(node)
+    assert node.loop.phase is Phase.WAITING and not node.mounted(dataset_id)
+    passes = node.loop.passes
+    assert passes < 6
+    world.clock.advance(0.07)
+    assert node.loop.passes == passes
+    world.clock.advance(0.01)
+    assert node.loop.passes == passes + 1
+    LaggingAttach.visible = True
+    try:
+        world.clock.pump([0.05] * 20)
+        assert node.mounted(dataset_id)
+    finally:
+        LaggingAttach.visible = False

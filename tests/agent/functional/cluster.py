@@ -24,6 +24,7 @@ from typing import Any
 from uuid import UUID
 
 from agent.backends import loopdev
+from agent.fs.interface import Mount
 from agent.fs.real import parse_mountinfo
 from agent.service import DEFAULT_CLUSTER_ID, KILL_AFTER_CHANGES
 from tests.processes import ROOT, ControlProcess, http_json
@@ -141,6 +142,17 @@ def mounts_under(root: str) -> list[tuple[str, str]]:
     return [(m.device, m.path) for m in found if m.path.startswith(prefix)]
 
 
+def double_mounts(mounts: Sequence[Mount], roots: Sequence[str]) -> list[str]:
+    """Each dataset (``<root>/<dataset>``) mounted under more than one of ``roots`` (pure)."""
+    where: dict[str, set[str]] = {}
+    for mount in mounts:
+        for root in roots:
+            if mount.path.startswith(root.rstrip("/") + "/"):
+                dataset = mount.path[len(root.rstrip("/")) + 1 :].split("/")[0]
+                where.setdefault(dataset, set()).add(root)
+    return [f"{d} mounted under {sorted(r)}" for d, r in sorted(where.items()) if len(r) > 1]
+
+
 class MountChecker(threading.Thread):
     """Continuously check that no dataset is mounted under two agents' mount roots at once."""
 
@@ -162,16 +174,8 @@ class MountChecker(threading.Thread):
         """One look at mountinfo; records a violation if a dataset is mounted twice."""
         with open("/proc/self/mountinfo") as f:
             mounts = parse_mountinfo(f.read())
-        where: dict[str, set[str]] = {}
-        for mount in mounts:
-            for root in self.roots:
-                if mount.path.startswith(root + "/"):
-                    dataset = mount.path[len(root) + 1:].split("/")[0]
-                    where.setdefault(dataset, set()).add(root)
         self.checks += 1
-        for dataset, roots in where.items():
-            if len(roots) > 1:
-                self.violations.append(f"{dataset} mounted under {sorted(roots)}")
+        self.violations.extend(double_mounts(mounts, self.roots))
 
     def stop(self) -> None:
         """Stop checking."""

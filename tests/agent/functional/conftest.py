@@ -10,8 +10,6 @@ import pytest
 
 from tests.agent.functional.cluster import LocalCluster, MountChecker
 
-pytestmark = [pytest.mark.functional, pytest.mark.root]
-
 
 def _root_or_skip() -> None:
     if os.geteuid() != 0:

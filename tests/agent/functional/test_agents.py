@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.agent.functional.cluster import (
     LocalCluster,
     mounts_under,
@@ -14,6 +16,9 @@ from tests.agent.functional.cluster import (
     write_marker,
 )
 from tests.processes import ROOT
+
+pytestmark = [pytest.mark.functional, pytest.mark.root]
+
 
 
 def test_create_move_back_and_forth_then_delete(cluster: LocalCluster, nodes):

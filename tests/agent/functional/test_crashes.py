@@ -25,6 +25,9 @@ from tests.agent.functional.cluster import (
 
 KILLED = -signal.SIGKILL
 
+pytestmark = [pytest.mark.functional, pytest.mark.root]
+
+
 
 def mounted_with_marker(cluster: LocalCluster, agent: AgentProcess) -> tuple[UUID, bytes]:
     """A new dataset mounted on ``agent`` holding a random marker file."""
