@@ -183,7 +183,8 @@ def _leased(found: DiscoveredDataset, ctx: Context) -> Change | None:
 
 
 def _release_unmount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
-    return _leased(found, ctx) or _unmount_all(found)
+    """Unmount, then detach in the same pass: the detach runs only if every unmount worked."""
+    return _leased(found, ctx) or sequentially([_unmount_all(found), _detach(record, found, ctx)])
 
 
 def _release_detach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:

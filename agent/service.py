@@ -155,7 +155,8 @@ def build_loop(
         change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)
     executor = Executor(backend, _filesystems(backend, mount_root), change_runner)
     era = options.era if options.era is not None else boot_id()
-    facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, options.labels)
+    labels = {"name": identity.name, **options.labels}
+    facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, labels)
     settings = LoopSettings(mount_root=mount_root, heartbeat=options.heartbeat)
     return ConvergenceLoop(
         client,

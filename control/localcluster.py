@@ -48,6 +48,8 @@ def agent_command(directory: str, port: int, name: str) -> list[str]:
         f"http://127.0.0.1:{port}",
         "--node-name",
         name,
+        "--host",
+        "127.0.0.1",
         "--state-dir",
         os.path.join(directory, name),
         "--backend",

@@ -142,6 +142,11 @@ class Node:
     labels: PMap = field(factory=pmap, converter=_freeze_map)
     last_seen: float | None = None
 
+    @property
+    def display_name(self) -> str:
+        """What people call the node: its ``name`` label, else its host."""
+        return str(self.labels.get("name") or self.host)
+
     def is_live(self, now: float, timeout: float) -> bool:
         """Whether the node was heard from within ``timeout`` seconds of ``now``."""
         return self.last_seen is not None and now - self.last_seen <= timeout

@@ -109,7 +109,8 @@ class VolumeService:
 
     async def _node_names(self) -> dict[UUID, str]:
         try:
-            return {info.node.uuid: info.node.host for info in await self._client.list_nodes()}
+            nodes = await self._client.list_nodes()
+            return {info.node.uuid: info.node.display_name for info in nodes}
         except ShoalError:
             return {}
 

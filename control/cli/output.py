@@ -49,7 +49,7 @@ def node_name(node: UUID | None, names: Mapping[UUID, str]) -> str:
 
 def node_names(nodes: Sequence[NodeInfo]) -> dict[UUID, str]:
     """Each node's display name: its ``name`` label, else its host."""
-    return {n.node.uuid: n.node.labels.get("name") or n.node.host for n in nodes}
+    return {n.node.uuid: n.node.display_name for n in nodes}
 
 
 def node_info_json(info: NodeInfo) -> JSON:

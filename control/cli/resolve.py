@@ -38,7 +38,7 @@ def _one(matches: Sequence[UUID], what: str, text: str, describe: dict[UUID, str
 def resolve_node(text: str, nodes: Sequence[NodeInfo]) -> UUID:
     """The uuid of the node ``text`` names; refuses an unknown or ambiguous one."""
     ids = [n.node.uuid for n in nodes]
-    describe = {n.node.uuid: n.node.host for n in nodes}
+    describe = {n.node.uuid: n.node.display_name for n in nodes}
     exact = _as_uuid(text)
     if exact is not None and exact in ids:
         return exact

@@ -95,7 +95,7 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
     assert loop.instance_id == str(identity.uuid)
     assert isinstance(loop.executor.backend, FakeBlockDeviceAPI)
     assert isinstance(loop.executor.filesystems, FakeFilesystems)
-    assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a"})
+    assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
     again = build_loop(options, FakeClient(clock=clock), clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid
 

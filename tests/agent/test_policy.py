@@ -14,6 +14,7 @@ from agent.changes import (
     MakeFilesystem,
     MountFilesystem,
     NoOp,
+    Sequentially,
     UnmountFilesystem,
     Wait,
     actions,
@@ -94,9 +95,11 @@ def test_mounted_here_row():
 
 
 def test_elsewhere_row():
-    """A dataset wanted on another node is unmounted, then detached, then left alone."""
+    """A dataset wanted on another node is unmounted and detached in one pass, then left alone."""
     want = DesiredState.ELSEWHERE
-    assert changes_for(want, S.MOUNTED_HERE) == UnmountFilesystem(D, PATH)
+    assert changes_for(want, S.MOUNTED_HERE) == Sequentially(
+        (UnmountFilesystem(D, PATH), DetachVolume(D, "b1"))
+    )
     assert changes_for(want, S.ATTACHED_HERE) == DetachVolume(D, "b1")
     assert changes_for(want, S.UNATTACHED) == NoOp()
     assert changes_for(want, S.ATTACHED_ELSEWHERE) == NoOp()
@@ -106,7 +109,9 @@ def test_deleted_here_row():
     """The primary of a deleted dataset destroys its volume once unattached."""
     want = DesiredState.DELETED_HERE
     assert changes_for(want, S.UNATTACHED) == DestroyVolume(D, "b1")
-    assert changes_for(want, S.MOUNTED_HERE) == UnmountFilesystem(D, PATH)
+    assert changes_for(want, S.MOUNTED_HERE) == Sequentially(
+        (UnmountFilesystem(D, PATH), DetachVolume(D, "b1"))
+    )
     assert changes_for(want, S.ATTACHED_HERE) == DetachVolume(D, "b1")
     assert isinstance(changes_for(want, S.ATTACHED_ELSEWHERE), Wait)
     assert changes_for(want, S.NON_EXISTENT) == NoOp()
@@ -178,10 +183,18 @@ def test_mkfs_only_without_filesystem(cell):
 
 @given(cells)
 def test_never_detach_while_mounted_or_unconfirmed(cell):
-    """No detach is produced for a mounted volume or one the backend has no device for."""
+    """A detach runs only in sequence after unmounting, and never without a confirmed device."""
     want, have, leased = cell
-    if any(isinstance(c, DetachVolume) for c in leaves_of(want, have, leased)):
-        assert have not in MOUNTED_STATES and have is not S.ATTACHED_NO_DEVICE
+    tree = changes_for(want, have, frozenset({D}) if leased else frozenset())
+    steps = list(leaves(tree))
+    detaches = [i for i, c in enumerate(steps) if isinstance(c, DetachVolume)]
+    if not detaches:
+        return
+    assert have is not S.ATTACHED_NO_DEVICE
+    if have in MOUNTED_STATES:
+        unmounts = [i for i, c in enumerate(steps) if isinstance(c, UnmountFilesystem)]
+        assert isinstance(tree, Sequentially)
+        assert unmounts and max(unmounts) < min(detaches)
 
 
 @given(cells)
