@@ -32,4 +32,5 @@ bench: venv
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(RUN_DIR) .pytest_cache .mypy_cache .ruff_cache
+	[ ! -x $(BIN)/python ] || $(BIN)/python -m control.localcluster --dir $(RUN_DIR) --clean
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -72,12 +73,49 @@ def agents_available() -> tuple[bool, str]:
     return True, ""
 
 
+def clean(directory: str) -> None:
+    """Unmount and detach everything the local cluster left under ``directory``, then remove it.
+
+    Removing the directory while datasets are mounted would delete their data
+    through the mounts, so ``make clean`` comes here instead of ``rm -rf``.
+    """
+    from agent.backends.loopdev import detach, devices_backed_by
+    from agent.fs.real import RealFilesystems
+
+    if not os.path.isdir(directory):
+        return
+    filesystems = RealFilesystems(under=directory)
+    for mount in sorted(filesystems.mounts(), key=lambda m: m.path, reverse=True):
+        filesystems.unmount(mount.path)
+    for folder, _dirs, files in os.walk(os.path.join(directory, "pool")):
+        for name in files:
+            path = os.path.join(folder, name)
+            for device in devices_backed_by(path):
+                detach(device, path)
+    shutil.rmtree(directory)
+
+
+def _interrupt(_signal: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> None:
+    """Ctrl-C and SIGTERM both stop the cluster, even when started in the background."""
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the local cluster in the foreground until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", default="run", help="where databases, pools and mounts go")
     parser.add_argument("--port", type=int, default=4523)
+    parser.add_argument("--clean", action="store_true", help="unmount, detach and remove --dir")
     args = parser.parse_args(argv)
+    if args.clean:
+        clean(os.path.abspath(args.dir))
+        return 0
+    _stop_on_signals()
     directory = os.path.abspath(args.dir)
     os.makedirs(directory, exist_ok=True)
     processes = [subprocess.Popen(control_command(directory, args.port))]
