@@ -29,7 +29,7 @@ unit: venv
 	$(BIN)/pytest -q -m "not functional" tests
 
 bench: venv
-	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
 
 clean:
 	[ ! -x $(BIN)/python ] || $(BIN)/python -m control.localcluster --dir $(RUN_DIR) --clean

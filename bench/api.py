@@ -19,7 +19,7 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
-from common import KeepAlive, Table, timed
+from _common import KeepAlive, Table, timed
 
 from tests.processes import ControlProcess, fresh_postgres_database, postgres_available
 

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import IO, Any
 
-from common import ROOT, Table, percentile
+from _common import ROOT, Table, percentile
 
 from tests.plugin.runtimes import (
     DOCKER_PLUGIN_DIR,

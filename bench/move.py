@@ -25,8 +25,8 @@ import tempfile
 import time
 from uuid import UUID
 
-from common import KeepAlive, Table, percentile
-from fleet import converge_fleet, time_calculate_changes
+from _common import KeepAlive, Table, percentile
+from _fleet import converge_fleet, time_calculate_changes
 
 from tests.agent.functional.cluster import AgentProcess, LocalCluster, release
 
