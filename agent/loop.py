@@ -41,6 +41,7 @@ from agent.pacing import (
     adopt_state_version,
     backoff_delay,
     both,
+    reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
@@ -351,19 +352,13 @@ class ConvergenceLoop:
         """The node's configuration, fetched unless the one in hand is still current.
 
         The last report's or watch's answer told the generation current then
-        (after the previous observation, before the coming one); if it is
-        the generation in hand, and every dataset asked about now was asked
-        about then or came anyway, fetching again would return the same
-        records: they are reused, minus those no longer asked about.
+        (after the previous observation, before the coming one); see
+        :func:`~agent.pacing.reusable_configuration`.
         """
         current, self._current_generation = self._current_generation, None
-        if self._fetched is not None:
-            asked, fetched = self._fetched
-            known = asked | {d.dataset_id for d in fetched.datasets}
-            if fetched.generation == current and also <= known:
-                me = self.node.node_uuid
-                kept = [d for d in fetched.datasets if d.primary == me or d.dataset_id in also]
-                return fetched._replace(datasets=kept)
+        reused = reusable_configuration(self._fetched, current, also, self.node.node_uuid)
+        if reused is not None:
+            return reused
         try:
             result: NodeConfiguration = await self._call(
                 self.client.node_configuration(self.node.node_uuid, sorted(also))

@@ -10,10 +10,12 @@ report; :class:`Stopwatch` times the steps of a pass for the logs;
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from twisted.internet.defer import Deferred, DeferredList
 
 from control.api.watch import ReactorTime
+from control.client.interface import NodeConfiguration
 
 SHORTEST_WATCH = 0.01
 """A wait shorter than this many seconds is not worth a watch request: pass at once."""
@@ -72,3 +74,27 @@ async def both(first: Deferred[Any], second: Deferred[Any]) -> tuple[Any, Any]:
         if not ok:
             value.raiseException()
     return results[0][1], results[1][1]
+
+
+def reusable_configuration(
+    fetched: tuple[frozenset[UUID], NodeConfiguration] | None,
+    current_generation: int | None,
+    also: frozenset[UUID],
+    node_uuid: UUID,
+) -> NodeConfiguration | None:
+    """The configuration in hand, if fetching again would return the same records; else None.
+
+    ``fetched`` is what was asked for last time and what came back;
+    ``current_generation`` is the generation the last report or watch answer
+    said was current. If it is the fetched one, and every dataset asked about
+    now was asked about then or came anyway, the records are reused, minus
+    those no longer asked about.
+    """
+    if fetched is None:
+        return None
+    asked, configuration = fetched
+    known = asked | {d.dataset_id for d in configuration.datasets}
+    if configuration.generation != current_generation or not also <= known:
+        return None
+    kept = [d for d in configuration.datasets if d.primary == node_uuid or d.dataset_id in also]
+    return configuration._replace(datasets=kept)
