@@ -38,7 +38,7 @@ from agent.changes import (
     Wait,
 )
 from agent.fs.interface import Filesystems
-from control.store.threaded import Runner, synchronous_runner
+from control.runners import Runner, synchronous_runner
 
 __all__ = ["ChangeFailed", "Executor", "describe", "synchronous_runner"]
 

@@ -49,7 +49,7 @@ from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
 from control.model import NodeState
-from control.store.threaded import Runner, synchronous_runner
+from control.runners import Runner, synchronous_runner
 
 
 def freeze_labels(labels: Mapping[str, str]) -> PMap:

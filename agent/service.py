@@ -45,7 +45,7 @@ from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
-from control.store.threaded import Runner, thread_pool_runner
+from control.runners import Runner, thread_pool_runner
 
 DEFAULT_MOUNT_ROOT = "/var/lib/shoal/mounts"
 DEFAULT_CLUSTER_ID = UUID("5e0a1c1d-0000-4000-8000-00000000c1a5")

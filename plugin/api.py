@@ -40,8 +40,8 @@ def read_body(request: Request) -> dict[str, Any]:
         return {}
     try:
         body = json.loads(raw)
-    except ValueError:
-        raise InvalidRequest("The request body is not JSON.") from None
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The request body is not JSON (or is nested too deeply).") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
     return body
@@ -50,9 +50,21 @@ def read_body(request: Request) -> dict[str, Any]:
 def name_of(body: dict[str, Any]) -> str:
     """The ``Name`` of a request, which every volume call must give."""
     name = body.get("Name")
-    if not isinstance(name, str) or not name:
+    if name is None or name == "":
         raise InvalidRequest("The request has no volume Name.")
+    if not isinstance(name, str):
+        raise InvalidRequest(f"The volume Name must be a string, not {type(name).__name__}.")
     return name
+
+
+def mount_id_of(body: dict[str, Any]) -> str:
+    """The ``ID`` of a Mount or Unmount: a string, or ``""`` when the caller sends none."""
+    mount_id = body.get("ID")
+    if mount_id is None:
+        return ""
+    if not isinstance(mount_id, str):
+        raise InvalidRequest(f"The mount ID must be a string, not {type(mount_id).__name__}.")
+    return mount_id
 
 
 def respond(request: Request, body: dict[str, Any], code: int = 200) -> bytes:
@@ -135,7 +147,7 @@ class PluginAPI:
         """
 
         async def work(body: dict[str, Any]) -> dict[str, Any]:
-            name, mount_id = name_of(body), str(body.get("ID") or "")
+            name, mount_id = name_of(body), mount_id_of(body)
             path = await self._volumes.mount(name, mount_id)
             return {"Mountpoint": path, "Err": ""}
 
@@ -146,7 +158,7 @@ class PluginAPI:
         """Forget one user of the volume; release its lease after the last."""
 
         async def work(body: dict[str, Any]) -> dict[str, Any]:
-            await self._volumes.unmount(name_of(body), str(body.get("ID") or ""))
+            await self._volumes.unmount(name_of(body), mount_id_of(body))
             return {"Err": ""}
 
         return await self._answer(request, work)

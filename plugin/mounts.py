@@ -88,7 +88,7 @@ class MountTable:
 
 
 class MountFile:
-    """The mount table persisted in one file (small, so written on the calling thread)."""
+    """The mount table persisted in one file; the service saves it from a thread."""
 
     def __init__(self, state_dir: str) -> None:
         self.path = os.path.join(state_dir, MOUNTS_FILE)

@@ -25,6 +25,7 @@ from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from agent.identity import IdentityError, read_identity
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest, Unavailable
+from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
 from plugin.mounts import MountFile
 from plugin.volumes import VolumeService
@@ -101,6 +102,7 @@ def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> 
         MountFile(options.state_dir),
         default_size=options.default_size,
         mount_timeout=options.mount_timeout,
+        run_blocking=thread_pool_runner(reactor, reactor.getThreadPool()),
     )
 
 

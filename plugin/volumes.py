@@ -25,6 +25,7 @@ from control.api.watch import ReactorTime
 from control.client.interface import ShoalClient, StateDataset
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
 from control.model import Dataset, Lease
+from control.runners import Runner, synchronous_runner
 from plugin import rules
 from plugin.mounts import MountTable
 from plugin.names import check_name
@@ -36,6 +37,18 @@ CREATE_ATTEMPTS = 20
 
 WATCH_SLICE = 30.0
 """The longest single watch request while a Mount waits (the service allows 300 s)."""
+
+
+def _uncancellable(d: Deferred[T]) -> Deferred[T]:
+    """A Deferred firing with ``d``'s result; cancelling it leaves ``d`` running to the end."""
+    outer: Deferred[T] = Deferred()
+
+    def forward(result: Any) -> None:
+        if not outer.called:
+            outer.callback(result)
+
+    d.addBoth(forward)
+    return outer
 
 
 class MountStore(Protocol):
@@ -66,6 +79,7 @@ class VolumeService:
         default_size: int | None = None,
         mount_timeout: float = 110.0,
         logger: Any = None,
+        run_blocking: Runner = synchronous_runner,
     ) -> None:
         self._client = client
         self._node = node
@@ -75,6 +89,8 @@ class VolumeService:
         self.default_size = default_size
         self.mount_timeout = mount_timeout
         self._locks: dict[str, DeferredLock] = {}
+        self._saving = DeferredLock()
+        self._run_blocking = run_blocking
         self._log = logger if logger is not None else structlog.get_logger("shoal.plugin")
 
     @property
@@ -84,11 +100,17 @@ class VolumeService:
 
     # -- plumbing -------------------------------------------------------------------
 
-    def _update(self, change: Callable[[MountTable], MountTable]) -> None:
+    async def _update(self, change: Callable[[MountTable], MountTable]) -> None:
+        """Apply ``change`` to the table and persist it (in a thread) before returning.
+
+        The in-memory table changes at once so later changes build on it; the
+        saves run one at a time in call order, so the file ends as the newest table.
+        """
         table = change(self._table)
-        if table != self._table:
-            self._mounts.save(table)
-            self._table = table
+        if table == self._table:
+            return
+        self._table = table
+        await self._saving.run(self._run_blocking, self._mounts.save, table)
 
     async def _serialised(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
         lock = self._locks.setdefault(name, DeferredLock())
@@ -133,7 +155,7 @@ class VolumeService:
                     f"released: {e.description} The plugin retries when it next starts."
                 ) from e
             return
-        self._update(lambda t: t.released(name))
+        await self._update(lambda t: t.released(name))
         self._log.info("lease_released", volume=name, dataset_id=str(dataset_id))
 
     # -- Create ---------------------------------------------------------------------
@@ -184,9 +206,11 @@ class VolumeService:
             assert isinstance(refused, rules.Refused)
             raise Conflict(refused.message)
         try:
+            # Recorded before it is taken: a crash in between leaves an entry the
+            # next start drops (no lease held), never a lease nobody releases.
+            await self._update(lambda t: t.leased(name, dataset.dataset_id))
             if decision.acquire:
                 await self._client.acquire_lease(dataset.dataset_id, node, None)
-            self._update(lambda t: t.leased(name, dataset.dataset_id))
             if decision.move:
                 await self._client.move_dataset(dataset.dataset_id, node)
                 self._log.info("moving", volume=name, origin=str(dataset.primary))
@@ -194,7 +218,7 @@ class VolumeService:
         except BaseException:
             await self._release_unused(name, strict=False)
             raise
-        self._update(lambda t: t.mounted(name, mount_id))
+        await self._update(lambda t: t.mounted(name, mount_id))
         users = self._table.count(name)
         self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
@@ -228,12 +252,17 @@ class VolumeService:
             )
 
     async def unmount(self, name: str, mount_id: str) -> None:
-        """Forget ``mount_id``'s use of ``name``; release the lease at the last one."""
+        """Forget ``mount_id``'s use of ``name``; release the lease at the last one.
+
+        A caller that hangs up (Podman after its 5 s) does not cancel it: an
+        Unmount the engine gave up on is never sent again, so it must finish.
+        """
         check_name(name)
-        await self._serialised(name, lambda: self._unmount(name, str(mount_id)))
+        work = self._serialised(name, lambda: self._unmount(name, str(mount_id)))
+        await _uncancellable(Deferred.fromCoroutine(work))
 
     async def _unmount(self, name: str, mount_id: str) -> None:
-        self._update(lambda t: t.unmounted(name, mount_id))
+        await self._update(lambda t: t.unmounted(name, mount_id))
         self._log.info("unmounted", volume=name, id=mount_id, users=self._table.count(name))
         await self._release_unused(name, strict=True)
 
@@ -263,7 +292,7 @@ class VolumeService:
         if decision.release:
             with contextlib.suppress(NotFound):
                 await self._client.release_lease(dataset.dataset_id)
-        self._update(lambda t: t.released(name))
+        await self._update(lambda t: t.released(name))
         await self._client.delete_dataset(dataset.dataset_id)
         self._log.info("removed", volume=name, dataset_id=str(dataset.dataset_id))
 

@@ -69,7 +69,9 @@ class BlockDeviceAPI(Protocol):
       ``list_volumes`` still reports it attached, ``get_device_path`` restores
       the device or raises :class:`UnattachedVolume`, and ``detach_volume``
       clears the record even when the device is already gone.
-    - Nothing here looks at filesystems or mounts: callers unmount first.
+    - Nothing here looks at filesystems or mounts: callers unmount first. A
+      backend that can tell the device is still in use (loopback: mounted)
+      refuses the detach with :class:`BackendError` and keeps the attachment.
     """
 
     def allocation_unit(self) -> int:

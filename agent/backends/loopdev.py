@@ -7,6 +7,7 @@ raise :class:`~agent.backends.interface.BackendError` carrying their stderr.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 from collections.abc import Sequence
@@ -65,12 +66,38 @@ def attach(path: str) -> str:
     return device
 
 
+def in_use(device: str) -> bool:
+    """Whether ``device`` is held exclusively, as a mounted filesystem holds its device."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as e:
+        return e.errno == errno.EBUSY
+    os.close(fd)
+    return False
+
+
+def _refuse_busy(device: str, path: str) -> None:
+    if in_use(device):
+        raise BackendError(
+            f"{device} (backed by {path}) is in use, most likely mounted; unmount it "
+            "everywhere before detaching, or its filesystem could end up mounted twice."
+        )
+
+
 def detach(device: str, path: str) -> None:
-    """Detach ``device`` if it still backs ``path``; tolerate it being gone already."""
+    """Detach ``device`` if it still backs ``path``; tolerate it being gone already.
+
+    Refuses a device in use: ``losetup -d`` on a mounted device succeeds but
+    only marks it for release at the last unmount, so the volume would look
+    free while its filesystem is still mounted.
+    """
     if backing_file(device) != os.path.realpath(path):
         return
+    _refuse_busy(device, path)
     try:
         run(["losetup", "-d", device])
     except BackendError:
         if backing_file(device) == os.path.realpath(path):
             raise
+    if backing_file(device) == os.path.realpath(path):
+        _refuse_busy(device, path)

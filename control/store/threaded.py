@@ -11,29 +11,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from twisted.internet.defer import Deferred, maybeDeferred
-from twisted.internet.threads import deferToThreadPool
-from twisted.python.threadpool import ThreadPool
+from twisted.internet.defer import Deferred
 
+from control.runners import Runner, synchronous_runner, thread_pool_runner
 from control.store.interface import Store
 
-Runner = Callable[..., Deferred]
-"""Calls ``f(*args, **kwargs)`` somewhere and returns a Deferred of the result."""
-
-
-def synchronous_runner(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
-    """Run ``f`` right away on the calling thread (for tests and fakes)."""
-    return maybeDeferred(f, *args, **kwargs)
-
-
-def thread_pool_runner(reactor: Any, pool: ThreadPool) -> Runner:
-    """A runner that sends every call to ``pool`` and reports back on ``reactor``."""
-
-    def run(f: Callable[..., Any], *args: Any, **kwargs: Any) -> Deferred:
-        return deferToThreadPool(reactor, pool, f, *args, **kwargs)
-
-    return run
-
+__all__ = ["Runner", "ThreadedStore", "synchronous_runner", "thread_pool_runner"]
 
 class ThreadedStore:
     """A store whose methods return Deferreds, each call run by ``runner``."""

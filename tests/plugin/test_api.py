@@ -85,6 +85,24 @@ def test_malformed_requests(stub: StubTreq, raw: bytes, message: str) -> None:
     assert code == 500 and message in body["Err"]
 
 
+@pytest.mark.parametrize(
+    ("method", "raw", "message"),
+    [
+        ("VolumeDriver.Get", b"[" * 50_000, "not JSON"),
+        ("VolumeDriver.Get", b'{"Name": 5}', "Name must be a string"),
+        ("VolumeDriver.Mount", b'{"Name": "vol", "ID": ["c1"]}', "ID must be a string"),
+        ("VolumeDriver.Unmount", b'{"Name": "vol", "ID": 7}', "ID must be a string"),
+    ],
+)
+def test_wrongly_typed_requests(
+    stub: StubTreq, cluster: Cluster, method: str, raw: bytes, message: str
+) -> None:
+    """Too deep JSON and wrongly typed fields get a clear Err, not an internal error."""
+    code, body = call(stub, method, raw=raw)
+    assert code == 500 and message in body["Err"] and "Internal" not in body["Err"]
+    assert cluster.services[NODE1].table.count("vol") == 0
+
+
 def test_list_with_an_empty_body(stub: StubTreq) -> None:
     """An empty body (as Podman sends for List) is an empty request."""
     assert call(stub, "VolumeDriver.List") == (200, {"Volumes": [], "Err": ""})

@@ -6,13 +6,15 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control.client.fake import FakeClient
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
 from control.model import Dataset
 from plugin.mounts import MountFile, MountTable
-from plugin.testing import mount_path
+from plugin.testing import MemoryMounts, mount_path
+from plugin.volumes import VolumeService
 
 from .harness import MOUNT_TIMEOUT, NODE1, NODE2, Cluster, failure, make_cluster, result, start
 
@@ -95,6 +97,24 @@ class TestMount:
         assert cluster.lease_holder(dataset.dataset_id) == NODE1
         assert cluster.services[NODE1].table.count("vol") == 1
 
+    def test_lease_is_recorded_before_it_is_taken(self) -> None:
+        """A crash right after acquiring the lease cannot leak it: the table already names it."""
+        recorded: list[dict[str, UUID]] = []
+
+        class Recording(FakeClient):
+            """Notes what the plugin had persisted when it asked for the lease."""
+
+            def acquire_lease(self, *args: Any, **kw: Any) -> Any:
+                recorded.append(dict(cluster.mounts[NODE1].table.leases))
+                return super().acquire_lease(*args, **kw)
+
+        cluster = make_cluster(Recording(clock=Clock()))
+        dataset = create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        cluster.converge(NODE1)
+        result(d)
+        assert recorded == [{"vol": dataset.dataset_id}]
+
     def test_mount_moves_a_free_volume_here(self, cluster: Cluster) -> None:
         """A volume on another node with no lease is leased here, moved, then mounted."""
         dataset = create(cluster, NODE2)
@@ -175,6 +195,31 @@ class TestReferenceCounts:
         assert cluster.lease_holder(dataset.dataset_id) == NODE1
         result(service.unmount("vol", "start"))
         assert cluster.lease_holder(dataset.dataset_id) is None
+
+    def test_unmount_finishes_when_the_caller_hangs_up(self) -> None:
+        """A cancelled Unmount (Podman gave up) still forgets the ID and releases the lease."""
+        gate: list[Deferred[Any]] = []
+
+        class Slow(FakeClient):
+            """A control service whose lease release answers only when the test says so."""
+
+            def release_lease(self, dataset_id: UUID) -> Any:
+                release = super().release_lease
+                later: Deferred[Any] = Deferred()
+                gate.append(later)
+                return later.addCallback(lambda _: result(release(dataset_id)))
+
+        cluster = make_cluster(Slow(clock=Clock()))
+        dataset = create(cluster, NODE1)
+        cluster.converge(NODE1)
+        service = cluster.services[NODE1]
+        result(service.mount("vol", "c1"))
+        d = start(service.unmount("vol", "c1"))
+        d.cancel()
+        failure(d)
+        gate[0].callback(None)
+        assert cluster.lease_holder(dataset.dataset_id) is None
+        assert service.table.count("vol") == 0 and service.table.leases == {}
 
     def test_same_id_twice_counts_once(self, cluster: Cluster) -> None:
         """Podman's one ID per volume: one Unmount ends it, however many runs came before."""
@@ -286,3 +331,29 @@ class TestReports:
 
         cluster.services[NODE1]._node = no_identity
         assert "start the agent" in failure(start(cluster.services[NODE1].list())).args[0]
+
+
+def test_mount_table_is_saved_through_the_blocking_runner() -> None:
+    """Every save of the mount table runs through the injected runner, never inline."""
+    cluster = make_cluster()
+    mounts = MemoryMounts()
+    ran: list[Any] = []
+
+    def recording_runner(f: Any, *args: Any) -> Deferred[Any]:
+        ran.append(f)
+        return Deferred.fromCoroutine(_call(f, *args))
+
+    service = VolumeService(
+        cluster.client, lambda: NODE1, cluster.clock, mounts, run_blocking=recording_runner
+    )
+    cluster.services[NODE1] = service
+    create(cluster, NODE1)
+    d = start(service.mount("vol", "c1"))
+    cluster.converge(NODE1)
+    result(d)
+    assert ran and all(f == mounts.save for f in ran)
+    assert mounts.load().count("vol") == 1
+
+
+async def _call(f: Any, *args: Any) -> Any:
+    return f(*args)

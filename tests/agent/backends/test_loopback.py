@@ -166,3 +166,23 @@ def test_concurrent_attaches_get_distinct_devices(pool: Path) -> None:
             executor.map(attach, zip(apis, [v.blockdevice_id for v in volumes], strict=True))
         )
     assert len(set(devices)) == len(devices)
+
+
+def test_detach_refuses_mounted_device(pool: Path, tmp_path: Path) -> None:
+    """A mounted volume is not detached (losetup -d would only defer it) and stays attached."""
+    api = _api(pool)
+    volume = api.attach_volume(api.create_volume(uuid4(), 64 * 2**20).blockdevice_id, "a")
+    device = api.get_device_path(volume.blockdevice_id)
+    subprocess.run(["mkfs.ext4", "-q", device], check=True, stdin=subprocess.DEVNULL)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    subprocess.run(["mount", device, str(elsewhere)], check=True)
+    try:
+        with pytest.raises(BackendError, match="in use"):
+            api.detach_volume(volume.blockdevice_id)
+        assert api.list_volumes()[0].attached_to == "a"
+        assert api.get_device_path(volume.blockdevice_id) == device
+    finally:
+        subprocess.run(["umount", str(elsewhere)], check=True)
+    api.detach_volume(volume.blockdevice_id)
+    assert api.list_volumes()[0].attached_to is None

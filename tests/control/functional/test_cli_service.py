@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import uuid
 
 import pytest
@@ -103,3 +104,26 @@ def test_plain_http_refused_off_loopback(tmp_path) -> None:
     )
     assert result.returncode == 1
     assert "--tls-dir" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_port_in_use_exits_with_error(tmp_path) -> None:
+    """A port already in use makes ``control serve`` exit 1 with the reason, not hang."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = str(taken.getsockname()[1])
+        result = shoal(
+            "control", "serve", "--port", port, "--database",
+            f"sqlite:///{tmp_path / 'control.db'}", timeout=30,
+        )
+    assert result.returncode == 1
+    assert "Address already in use" in result.stderr and "Traceback" not in result.stdout
+
+
+def test_missing_tls_files_exit_with_error(tmp_path) -> None:
+    """A TLS directory without certificates makes ``control serve`` exit 1, not hang."""
+    result = shoal(
+        "control", "serve", "--port", "0", "--tls-dir", str(tmp_path / "nothing"),
+        "--database", f"sqlite:///{tmp_path / 'control.db'}", timeout=30,
+    )
+    assert result.returncode == 1 and "cluster CA certificate" in result.stderr
