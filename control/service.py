@@ -18,10 +18,11 @@ from uuid import uuid4
 from attrs import frozen
 from twisted.internet import endpoints
 from twisted.python import log
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
-from control.errors import InvalidRequest
+from control.errors import InvalidRequest, Unavailable
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -65,21 +66,18 @@ def check_listener_safety(options: ServiceOptions) -> None:
         )
 
 
-def listen(reactor: Any, options: ServiceOptions, site: Site) -> Any:
-    """Listen on TCP, or on TLS requiring client certificates signed by the cluster CA.
+def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
+    """TCP, or TLS requiring client certificates signed by the cluster CA.
 
-    Returns the Deferred of the listening port.
+    Reads the TLS files at once, so a missing one is refused before anything starts.
     """
-    endpoint: Any
     if options.tls_dir is None:
-        endpoint = endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
-    else:
-        from control.ca import server_tls_options
+        return endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
+    from control.ca import server_tls_options
 
-        endpoint = endpoints.SSL4ServerEndpoint(
-            reactor, options.port, server_tls_options(options.tls_dir), interface=options.host
-        )
-    return endpoint.listen(site)
+    return endpoints.SSL4ServerEndpoint(
+        reactor, options.port, server_tls_options(options.tls_dir), interface=options.host
+    )
 
 
 def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> Site:
@@ -110,25 +108,31 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
 
         reactor = default_reactor
     check_listener_safety(options)
+    endpoint = server_endpoint(reactor, options)
     database = options.database or default_database_url()
     if database.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
     store = open_store(database, upgrade=True)
+    # The pool's threads are not daemons: start them only with the reactor, so
+    # that a failure before it runs cannot leave the process hanging.
     pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")
-    pool.start()
+    reactor.callWhenRunning(pool.start)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
     reactor.addSystemEventTrigger("after", "shutdown", store.close)
     site = build_site(reactor, store, pool, options)
     log.startLogging(sys.stdout, setStdout=False)
+    failures: list[Failure] = []
 
     def listening(port: Any) -> None:
         scheme = "http" if options.tls_dir is None else "https"
         address = port.getHost()
         log.msg(f"shoal control service listening on {scheme}://{address.host}:{address.port}")
 
-    def failed(reason: Any) -> None:
-        log.err(reason, "could not listen")
+    def failed(reason: Failure) -> None:
+        failures.append(reason)
         reactor.stop()
 
-    listen(reactor, options, site).addCallbacks(listening, failed)
+    reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(listening, failed))
     reactor.run()
+    if failures:
+        raise Unavailable(f"Cannot serve the API: {failures[0].getErrorMessage()}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
@@ -122,8 +123,15 @@ def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
     return validate(parse_json(read_body(request)), schema)
 
 
+_CANONICAL_UUID = re.compile(UUID_PATTERN.removeprefix("^").removesuffix("$"))
+
+
 def path_uuid(value: str, what: str) -> UUID:
-    """A UUID from a path segment, or :class:`InvalidRequest` naming the bad id."""
+    """A UUID in its canonical 8-4-4-4-12 form, as the JSON bodies require it,
+    or :class:`InvalidRequest` naming the bad id (``{...}``, ``urn:uuid:`` and
+    bare hex forms, which Python's ``UUID`` accepts, are refused)."""
+    if _CANONICAL_UUID.fullmatch(value) is None:
+        raise InvalidRequest(f"{what} {value[:80]!r} is not a valid UUID.")
     return parse_uuid(value, what)
 
 
@@ -178,4 +186,4 @@ def query_uuids(params: Mapping[str, str], name: str) -> frozenset[UUID]:
     items = [item.strip() for item in value.split(",") if item.strip()]
     if len(items) > 1000:
         raise InvalidRequest(f"Query parameter {name!r} lists more than 1000 ids.")
-    return frozenset(parse_uuid(item, f"{name} id") for item in items)
+    return frozenset(path_uuid(item, f"{name} id") for item in items)

@@ -9,14 +9,14 @@ from uuid import UUID
 
 from control.cli import wait
 from control.cli.options import command, group
-from control.cli.output import lease_json, node_name, node_names, state_json, table
+from control.cli.output import node_name, node_names, state_json, table
 from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
 from control.client.interface import NodeInfo, StateDataset
 from control.errors import InvalidRequest, ShoalError
 from control.model import Dataset, Lease
 from control.units import format_size, parse_size
-from control.wire import JSON, dataset_to_json
+from control.wire import JSON, dataset_to_json, lease_to_json
 
 DEFAULT_TIMEOUT = 120.0
 
@@ -88,7 +88,7 @@ def _document(dataset: Dataset, state: StateDataset | None, lease: Lease | None,
     return {
         "dataset": dataset_to_json(dataset),
         "state": state_json(state),
-        "lease": None if lease is None else lease_json(lease, now),
+        "lease": None if lease is None else lease_to_json(lease, now),
     }
 
 

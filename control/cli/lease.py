@@ -6,10 +6,11 @@ from typing import Any
 
 from control.cli.dataset import seconds_arg
 from control.cli.options import command, group
-from control.cli.output import duration, lease_json, node_name, node_names, table
+from control.cli.output import duration, node_name, node_names, table
 from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
 from control.model import Dataset, Lease
+from control.wire import lease_to_json
 
 
 def _expiry(lease: Lease, now: float) -> str:
@@ -22,7 +23,7 @@ async def list_(ctx: Context) -> None:
     leases = await ctx.client.list_leases()
     now = ctx.clock.seconds()
     if ctx.json:
-        ctx.print_json([lease_json(x, now) for x in leases])
+        ctx.print_json([lease_to_json(x, now) for x in leases])
         return
     datasets = {d.dataset_id: d for d in (await ctx.client.list_datasets()).datasets}
     names = node_names(await ctx.client.list_nodes())
@@ -47,7 +48,7 @@ async def acquire(ctx: Context) -> None:
     lease, created = await ctx.client.acquire_lease(dataset.dataset_id, node, ctx.args.expires)
     now = ctx.clock.seconds()
     if ctx.json:
-        ctx.print_json({**lease_json(lease, now), "created": created})
+        ctx.print_json({**lease_to_json(lease, now), "created": created})
         return
     verb = "acquired" if created else "renewed"
     where = node_name(node, node_names(nodes))
@@ -60,7 +61,7 @@ async def release(ctx: Context) -> None:
     dataset = await _dataset(ctx)
     lease = await ctx.client.release_lease(dataset.dataset_id)
     if ctx.json:
-        ctx.print_json(lease_json(lease, ctx.clock.seconds()))
+        ctx.print_json(lease_to_json(lease, ctx.clock.seconds()))
         return
     ctx.print(f"released lease on dataset {dataset.dataset_id} held by {lease.node_uuid}")
 

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 from uuid import UUID
 
 from control.client.interface import NodeInfo, StateDataset
-from control.model import Lease
 from control.wire import JSON
 
 
@@ -75,23 +73,3 @@ def state_json(state: StateDataset | None) -> JSON | None:
         "path": state.path,
         "maximum_size": state.maximum_size,
     }
-
-
-def lease_json(lease: Lease, now: float) -> JSON:
-    """A lease as JSON: ``expires`` in seconds from now, or null."""
-    return {
-        "dataset_id": str(lease.dataset_id),
-        "node_uuid": str(lease.node_uuid),
-        "expires": lease.seconds_left(now),
-    }
-
-
-def dump(value: Any) -> Any:
-    """Values ready for ``json.dumps`` (UUIDs as strings)."""
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Mapping):
-        return {str(k): dump(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [dump(v) for v in value]
-    return value

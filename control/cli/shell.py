@@ -85,6 +85,16 @@ def react_runner(work: Work) -> Any:
 
     with contextlib.suppress(SystemExit):
         react(main)
+    return outcome_of(outcome)
+
+
+def outcome_of(outcome: list[Any]) -> Any:
+    """The work's result, raising its failure; ``KeyboardInterrupt`` if it never finished.
+
+    The reactor stops before the work finishes only when it is told to (Ctrl-C, SIGTERM).
+    """
+    if not outcome:
+        raise KeyboardInterrupt
     if isinstance(outcome[0], Failure):
         outcome[0].raiseException()
     return outcome[0]

@@ -37,8 +37,9 @@ class Store(Protocol):
     Concurrent conditional writers are serialised, so a tag is won at most once.
 
     State writes (node registration, reports) bump the state version only when
-    what they record changed; they never touch the configuration generation,
-    so agents reporting do not invalidate operators' conditional writes.
+    what they record changed; they leave the configuration generation alone,
+    so agents reporting do not invalidate operators' conditional writes, except
+    when a report lets deleted datasets be purged (see :meth:`report_state`).
 
     ``now`` is seconds since the epoch, supplied by the caller's clock.
     Implementations raise :class:`~control.errors.Unavailable` when their

@@ -125,6 +125,25 @@ def test_non_utf8_path_is_json_400() -> None:
     assert answer.code == 400 and "UTF-8" in answer.body["description"]
 
 
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "{" + str(DATASET_1) + "}",
+        "urn:uuid:" + str(DATASET_1),
+        DATASET_1.hex,
+    ],
+)
+def test_path_ids_must_be_canonical(spelling: str) -> None:
+    """A path id in a form other than 8-4-4-4-12 is 400 and changes nothing, as in bodies."""
+    harness = Harness()
+    harness.register()
+    harness.create(dataset_id=str(DATASET_1))
+    before = harness.generation()
+    answer = harness.call("DELETE", f"{DATASETS}/{spelling}")
+    assert answer.code == 400 and "not a valid UUID" in answer.body["description"]
+    assert harness.generation() == before
+
+
 class BrokenStore(MemoryStore):
     """A store whose node listing fails unexpectedly."""
 

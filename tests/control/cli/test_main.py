@@ -13,7 +13,7 @@ from cryptography import x509
 
 from control.cli import program as cli_main
 from control.cli.options import command, group
-from control.cli.shell import Settings, http_client
+from control.cli.shell import Settings, http_client, outcome_of
 from control.client.http import HTTPClient
 from control.errors import InvalidRequest
 
@@ -68,6 +68,13 @@ def test_unexpected_error_has_no_traceback() -> None:
     cli.client.list_nodes = boom  # type: ignore[method-assign]
     result = cli("node", "list")
     assert (result.code, result.err) == (1, "error: unexpected RuntimeError: boom\n")
+
+
+def test_reactor_stopped_before_the_work_is_an_interrupt() -> None:
+    """Ctrl-C stopping the reactor mid-command reads as an interrupt, not an IndexError."""
+    with pytest.raises(KeyboardInterrupt):
+        outcome_of([])
+    assert outcome_of([7]) == 7
 
 
 def _extension() -> types.ModuleType:
