@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
+from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.web.iweb import IPolicyForHTTPS
 
@@ -41,6 +42,8 @@ from control.wire import (
 
 TAG_HEADER = "X-Configuration-Tag"
 IF_TAG_HEADER = "X-If-Configuration-Matches"
+REQUEST_TIMEOUT = 30.0
+"""Seconds a request may go unanswered before the service counts as unavailable."""
 
 
 def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
@@ -72,6 +75,7 @@ class HTTPClient:
         tls: IPolicyForHTTPS | Any = None,
         clock: Any = None,
         reactor: Any = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         if reactor is None and (treq is None or clock is None):
             from twisted.internet import reactor as default_reactor
@@ -83,6 +87,7 @@ class HTTPClient:
             treq, self._pool = default_treq(tls, reactor)
         self._treq = treq
         self._clock = clock if clock is not None else reactor
+        self._request_timeout = request_timeout
 
     def close(self) -> Deferred[None]:
         """Close the kept-alive connections this client opened (if it made its pool)."""
@@ -97,16 +102,27 @@ class HTTPClient:
         body: Any = None,
         params: Mapping[str, str] | None = None,
         if_tag: str | None = None,
+        waits: float = 0.0,
     ) -> tuple[Any, Any]:
-        """Send one request; return ``(response, decoded JSON)`` or raise the refusal."""
+        """Send one request; return ``(response, decoded JSON)`` or raise the refusal.
+
+        A service that does not answer within the request timeout (plus
+        ``waits``, the seconds a watch is meant to wait) is :class:`Unavailable`.
+        """
         url = self.base_url + path
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
         if body is not None:
             kwargs["json"] = body
+        limit = self._request_timeout + waits
+        exchange = Deferred.fromCoroutine(self._exchange(method, url, kwargs))
+        exchange.addTimeout(limit, self._clock)
         try:
-            response = await self._treq.request(method, url, **kwargs)
-            content = await response.content()
+            response, content = await exchange
+        except defer.TimeoutError as e:
+            raise Unavailable(
+                f"The control service at {self.base_url} did not answer within {limit:g} s."
+            ) from e
         except Exception as e:
             raise Unavailable(
                 f"Cannot reach the control service at {self.base_url}: {reason(e)}"
@@ -117,6 +133,10 @@ class HTTPClient:
             return response, json.loads(content)
         except ValueError as e:
             raise ShoalError(f"The control service at {url} did not answer JSON.") from e
+
+    async def _exchange(self, method: str, url: str, kwargs: dict[str, Any]) -> tuple[Any, bytes]:
+        response = await self._treq.request(method, url, **kwargs)
+        return response, await response.content()
 
     async def _json(self, method: str, path: str, body: Any = None, **kw: Any) -> Any:
         return (await self._call(method, path, body, **kw))[1]
@@ -261,7 +281,8 @@ class HTTPClient:
             "state": str(state),
             "timeout": f"{timeout:g}",
         }
-        return Deferred.fromCoroutine(self._watch(params))
+        return Deferred.fromCoroutine(self._watch(params, timeout))
 
-    async def _watch(self, params: Mapping[str, str]) -> Versions:
-        return versions_from_json(await self._json("GET", "/v1/shoal/watch", params=params))
+    async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:
+        answer = await self._json("GET", "/v1/shoal/watch", params=params, waits=timeout)
+        return versions_from_json(answer)

@@ -85,3 +85,36 @@ def test_non_json_refusal() -> None:
     client = HTTPClient(URL, Answering(502, b"Bad Gateway"), clock=Clock())
     with pytest.raises(ShoalError, match="answered 502: Bad Gateway"):
         result_of(client.version())
+
+
+class SilentTreq:
+    """A treq whose requests are accepted and never answered."""
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Deferred[Any]:
+        """Never fires."""
+        return Deferred()
+
+
+def test_unanswered_request_is_unavailable_after_the_timeout() -> None:
+    """A service that never answers is reported unavailable once the request timeout passes."""
+    clock = Clock()
+    client = HTTPClient("http://control:4523", SilentTreq(), clock=clock, request_timeout=30)
+    outcome: list[Any] = []
+    client.version().addBoth(outcome.append)
+    clock.advance(29)
+    assert outcome == []
+    clock.advance(1)
+    assert isinstance(outcome[0].value, Unavailable)
+    assert "did not answer within 30 s" in outcome[0].value.description
+
+
+def test_watch_may_wait_its_own_timeout_on_top() -> None:
+    """A watch is given its waiting time on top of the request timeout."""
+    clock = Clock()
+    client = HTTPClient("http://control:4523", SilentTreq(), clock=clock, request_timeout=30)
+    outcome: list[Any] = []
+    client.watch(1, 1, 60).addBoth(outcome.append)
+    clock.advance(89)
+    assert outcome == []
+    clock.advance(1)
+    assert isinstance(outcome[0].value, Unavailable)
