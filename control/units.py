@@ -15,12 +15,15 @@ A decimal fraction is accepted when the result is a whole number of bytes
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal, InvalidOperation, localcontext
 
 from control.errors import InvalidRequest
 
 UNITS: dict[str, int] = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 """Bytes per unit prefix (binary, see the module docstring)."""
+
+MAX_SIZE = 2**63 - 1
+"""The largest size the API stores (a signed 64-bit integer)."""
 
 _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?P<i>I?)(?P<b>B?)\s*$")
 
@@ -33,13 +36,16 @@ def parse_size(text: str) -> int:
             f"Invalid size {text!r}: give a number of bytes, optionally followed by a binary "
             "unit K, M, G or T (also written Ki/KiB, Mi/MiB, ...), e.g. 64M, 10G, 512MiB."
         )
-    try:
-        number = Decimal(match["number"])
-    except InvalidOperation as e:  # pragma: no cover - the pattern admits only digits
-        raise InvalidRequest(f"Invalid size {text!r}.") from e
-    size = number * UNITS[match["unit"]]
+    with localcontext(prec=len(match["number"]) + 20):  # exact: never rounds
+        try:
+            number = Decimal(match["number"])
+        except InvalidOperation as e:  # pragma: no cover - the pattern admits only digits
+            raise InvalidRequest(f"Invalid size {text!r}.") from e
+        size = number * UNITS[match["unit"]]
     if size != size.to_integral_value():
         raise InvalidRequest(f"Invalid size {text!r}: it is not a whole number of bytes.")
+    if size > MAX_SIZE:
+        raise InvalidRequest(f"Invalid size {text!r}: the largest size is {MAX_SIZE} bytes.")
     return int(size)
 
 

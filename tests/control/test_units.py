@@ -61,3 +61,10 @@ def test_unit_multiplies(number: int, unit: str, iec: bool) -> None:
     """N followed by a unit is N times that unit's bytes, in both spellings."""
     suffix = unit + ("iB" if iec and unit else "")
     assert parse_size(f"{number}{suffix}") == number * UNITS[unit]
+
+
+def test_huge_sizes_are_refused_exactly() -> None:
+    """A size past 2**63-1 bytes is refused as too large, not rounded into another error."""
+    with pytest.raises(InvalidRequest, match="largest size"):
+        parse_size("99999999999999999999999T")
+    assert parse_size("8388607T") == 8388607 * 1024**4
