@@ -16,28 +16,14 @@ import pytest
 from attrs import define
 from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
-from twisted.python.failure import Failure
 
 from control import FLOCKER_API_VERSION
 from control.client.interface import ShoalClient, StateDataset
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
 from control.model import DatasetState, NodeState, Versions, VolumeStatus
+from tests.control.api.harness import DATASET_1, NODE_A, NODE_B, START, GiB, result_of
 
-START = 1_000_000.0
-NODE_A = UUID("aaaaaaaa-0000-4000-8000-000000000001")
-NODE_B = UUID("bbbbbbbb-0000-4000-8000-000000000002")
-DATASET_1 = UUID("11111111-0000-4000-8000-000000000001")
-GiB = 1024**3
-
-
-def result_of(d: Deferred) -> Any:
-    """The result of a Deferred that has fired; its failure is raised."""
-    results: list[Any] = []
-    d.addBoth(results.append)
-    assert results, "the Deferred has not fired"
-    if isinstance(results[0], Failure):
-        results[0].raiseException()
-    return results[0]
+__all__ = ["DATASET_1", "NODE_A", "NODE_B", "START", "GiB", "result_of"]
 
 
 @define
