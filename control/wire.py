@@ -103,13 +103,18 @@ def lease_from_json(obj: Mapping[str, Any], now: float) -> Lease:
 
 def node_to_json(node: Node, now: float, timeout: float) -> JSON:
     """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds."""
+    return node_with_liveness_to_json(node, node.is_live(now, timeout))
+
+
+def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
+    """A registered node and whether it is live, as ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
         "host": node.host,
         "era": node.era,
         "labels": dict(node.labels),
         "last_seen": node.last_seen,
-        "live": node.is_live(now, timeout),
+        "live": live,
     }
 
 

@@ -31,6 +31,7 @@ from plugin.mounts import MountTable
 from plugin.names import check_name
 
 T = TypeVar("T")
+D = TypeVar("D")
 
 CREATE_ATTEMPTS = 20
 """How many times Create retries its conditional write when the configuration changed."""
@@ -129,6 +130,17 @@ class VolumeService:
             raise NotFound(rules.no_such_volume(name))
         return listing.tag, dataset
 
+    async def _decide(self, decide: Callable[[dict[UUID, str]], D | rules.Refused]) -> D:
+        """``decide``'s answer; a refusal is raised as a Conflict naming the nodes involved.
+
+        Node names are only fetched to explain a refusal, never on the way to a yes.
+        """
+        decision = decide({})
+        if not isinstance(decision, rules.Refused):
+            return decision
+        refused = decide(await self._node_names())
+        raise Conflict(refused.message if isinstance(refused, rules.Refused) else decision.message)
+
     async def _node_names(self) -> dict[UUID, str]:
         try:
             nodes = await self._client.list_nodes()
@@ -199,12 +211,7 @@ class VolumeService:
         node = self._node()
         _, dataset = await self._volume(name)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
-        decision = rules.decide_mount(name, dataset, lease, node, {})
-        if isinstance(decision, rules.Refused):
-            names = await self._node_names()
-            refused = rules.decide_mount(name, dataset, lease, node, names)
-            assert isinstance(refused, rules.Refused)
-            raise Conflict(refused.message)
+        decision = await self._decide(partial(rules.decide_mount, name, dataset, lease, node))
         try:
             # Recorded before it is taken: a crash in between leaves an entry the
             # next start drops (no lease held), never a lease nobody releases.
@@ -283,12 +290,7 @@ class VolumeService:
         _, dataset = await self._volume(name)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
         count = self._table.count(name)
-        decision = rules.decide_remove(name, lease, count, node, {})
-        if isinstance(decision, rules.Refused):
-            names = await self._node_names()
-            refused = rules.decide_remove(name, lease, count, node, names)
-            assert isinstance(refused, rules.Refused)
-            raise Conflict(refused.message)
+        decision = await self._decide(partial(rules.decide_remove, name, lease, count, node))
         if decision.release:
             with contextlib.suppress(NotFound):
                 await self._client.release_lease(dataset.dataset_id)

@@ -151,15 +151,20 @@ class LoopbackBlockDeviceAPI:
                 os.unlink(temporary)
         return self._volume(blockdevice_id)
 
+    def _require_unattached(self, blockdevice_id: str) -> BlockDeviceVolume:
+        """The volume, or :class:`AlreadyAttachedVolume` if it is attached anywhere."""
+        volume = self._volume(blockdevice_id)
+        if volume.attached_to is not None:
+            raise AlreadyAttachedVolume(
+                f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
+            )
+        return volume
+
     def destroy_volume(self, blockdevice_id: str) -> None:
         """Delete an unattached volume's file (and any loop device a crash left on it)."""
         self._volume(blockdevice_id)
         with self._locked(blockdevice_id):
-            volume = self._volume(blockdevice_id)
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-                )
+            self._require_unattached(blockdevice_id)
             image = self._image(blockdevice_id)
             for device in loopdev.devices_backed_by(image):
                 loopdev.detach(device, image)
@@ -169,11 +174,7 @@ class LoopbackBlockDeviceAPI:
         """Attach a volume to a loop device, recorded as attached to ``attach_to``."""
         self._volume(blockdevice_id)
         with self._locked(blockdevice_id):
-            volume = self._volume(blockdevice_id)
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-                )
+            volume = self._require_unattached(blockdevice_id)
             device = self._loop_device(blockdevice_id)
             self._write_record(blockdevice_id, attach_to, device)
         return BlockDeviceVolume(

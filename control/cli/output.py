@@ -6,7 +6,7 @@ from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 from control.client.interface import NodeInfo, StateDataset
-from control.wire import JSON
+from control.wire import JSON, node_with_liveness_to_json
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -52,15 +52,7 @@ def node_names(nodes: Sequence[NodeInfo]) -> dict[UUID, str]:
 
 def node_info_json(info: NodeInfo) -> JSON:
     """A node as JSON, like ``GET /v1/shoal/nodes``."""
-    node = info.node
-    return {
-        "uuid": str(node.uuid),
-        "host": node.host,
-        "era": node.era,
-        "labels": dict(node.labels),
-        "last_seen": node.last_seen,
-        "live": info.live,
-    }
+    return node_with_liveness_to_json(info.node, info.live)
 
 
 def state_json(state: StateDataset | None) -> JSON | None:
