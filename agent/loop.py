@@ -224,7 +224,9 @@ class ConvergenceLoop:
         node = self.node
         try:
             await self._call(
-                self.client.register_node(node.node_uuid, node.host, node.era, node.labels)
+                self.client.register_node(
+                    node.node_uuid, node.host, node.era, node.labels, self.settings.mount_root
+                )
             )
         except Exception as e:
             self._failed("register", e)

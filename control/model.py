@@ -10,7 +10,7 @@ observe. Every value is frozen; methods that depend on time take ``now``
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -134,6 +134,10 @@ class Node:
 
     ``era`` is the node's kernel boot id: it changes when the node reboots.
     ``last_seen`` is when the control service last heard from the agent.
+    ``mount_root`` is the directory under which the agent mounts datasets
+    (reported paths must lie below it). ``identity`` names the client
+    certificate that registered the node (its SHA-256 fingerprint), or
+    ``None`` when the service runs without TLS.
     """
 
     uuid: UUID
@@ -141,11 +145,23 @@ class Node:
     era: str | None = None
     labels: PMap = field(factory=pmap, converter=_freeze_map)
     last_seen: float | None = None
+    mount_root: str | None = None
+    identity: str | None = None
 
     @property
     def display_name(self) -> str:
         """What people call the node: its ``name`` label, else its host."""
         return str(self.labels.get("name") or self.host)
+
+    def same_registration(self, other: Node) -> bool:
+        """Whether ``other`` registers the same facts (ignoring when it was seen)."""
+        return (self.host, self.era, self.labels, self.mount_root, self.identity) == (
+            other.host,
+            other.era,
+            other.labels,
+            other.mount_root,
+            other.identity,
+        )
 
     def is_live(self, now: float, timeout: float) -> bool:
         """Whether the node was heard from within ``timeout`` seconds of ``now``."""
@@ -161,6 +177,74 @@ class VolumeStatus(enum.Enum):
     """The volume is attached to this node as a block device, not mounted."""
     MOUNTED = "mounted"
     """The volume's filesystem is mounted on this node at ``path``."""
+
+
+class ConditionKind(enum.Enum):
+    """Whether a condition is a failure or an expected wait."""
+
+    ERROR = "error"
+    """A step failed; the agent retries it with backoff unless ``permanent``."""
+    WAITING = "waiting"
+    """The agent waits on something outside its control (another node, a lease)."""
+
+
+@frozen
+class Condition:
+    """
+    Why a dataset (or, with ``dataset_id`` ``None``, the whole node) is not
+    where its configuration wants it, as the agent that sees it reports.
+
+    ``reason`` is a short machine-readable code (``too_large``, ``busy``,
+    ``no_space``, ``io_error``, ``waiting_for_node``, ...); ``step`` the change
+    that fails (``create``, ``attach``, ``mkfs``, ``mount``, ``unmount``,
+    ``detach``, ``destroy``), if any; ``message`` the cause as a person reads
+    it. ``since`` is when the agent first saw it (its own clock), ``attempts``
+    how many times the step was tried. A ``permanent`` condition cannot clear
+    without a change of configuration (a size no pool can hold).
+    """
+
+    dataset_id: UUID | None
+    kind: ConditionKind
+    reason: str
+    message: str
+    since: float
+    step: str | None = None
+    attempts: int = 1
+    permanent: bool = False
+
+
+@frozen
+class Capacity:
+    """
+    What one node's backend can hold, as the node reports it.
+
+    Sizes are bytes, ``None`` when unknown. ``maximum_volume_size`` is the
+    largest single volume the backend can create; ``shared`` says whether its
+    volumes can reach other nodes (a shared pool or SAN) or stay node-local.
+    """
+
+    backend: str
+    total: int | None = None
+    free: int | None = None
+    maximum_volume_size: int | None = None
+    shared: bool = True
+
+
+@frozen
+class OrphanVolume:
+    """A backend volume a node sees that no dataset record owns."""
+
+    blockdevice_id: str
+    dataset_id: UUID | None = None
+    size: int | None = None
+
+
+def _conditions(value: Iterable[Condition]) -> tuple[Condition, ...]:
+    return tuple(value)
+
+
+def _orphans(value: Iterable[OrphanVolume]) -> tuple[OrphanVolume, ...]:
+    return tuple(value)
 
 
 @frozen
@@ -181,7 +265,9 @@ class NodeState:
 
     ``generation`` is the configuration generation the agent had seen when it
     made the observation: it tells the control service which deletions the
-    node has already acted on.
+    node has already acted on. ``conditions`` say what blocks its datasets,
+    ``capacity`` what its backend can hold, and ``orphans`` which backend
+    volumes it sees that no dataset owns.
     """
 
     node_uuid: UUID
@@ -189,14 +275,27 @@ class NodeState:
     generation: int = 0
     datasets: PMap = field(factory=pmap, converter=_freeze_map)
     reported_at: float | None = None
+    conditions: tuple[Condition, ...] = field(default=(), converter=_conditions)
+    capacity: Capacity | None = None
+    orphans: tuple[OrphanVolume, ...] = field(default=(), converter=_orphans)
 
     def same_observation(self, other: NodeState) -> bool:
         """Whether ``other`` reports the same facts (ignoring when it was sent)."""
-        return (self.era, self.generation, self.datasets) == (
-            other.era,
-            other.generation,
-            other.datasets,
+        return self._facts() == other._facts()
+
+    def _facts(self) -> tuple[object, ...]:
+        return (
+            self.era,
+            self.generation,
+            self.datasets,
+            self.conditions,
+            self.capacity,
+            self.orphans,
         )
+
+    def conditions_of(self, dataset_id: UUID | None) -> tuple[Condition, ...]:
+        """The conditions reported for ``dataset_id`` (``None``: the node's own)."""
+        return tuple(c for c in self.conditions if c.dataset_id == dataset_id)
 
 
 @frozen
@@ -241,6 +340,25 @@ class Versions:
     def passed(self, configuration: int, state: int) -> bool:
         """Whether either counter has moved beyond the given values."""
         return self.configuration > configuration or self.state > state
+
+
+@frozen
+class Event:
+    """
+    One entry of the event history: something that happened to a dataset or
+    a node. ``event_id`` is assigned by the store (increasing), ``at`` is the
+    control service's clock, ``actor`` who caused it (a node name, a client
+    identity), ``details`` free-form facts such as ``from`` and ``to`` nodes.
+    """
+
+    kind: str
+    at: float
+    message: str
+    dataset_id: UUID | None = None
+    node_uuid: UUID | None = None
+    actor: str | None = None
+    details: PMap = field(factory=pmap, converter=_freeze_map)
+    event_id: int | None = None
 
 
 def tag_for(generation: int) -> str:

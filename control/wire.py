@@ -16,12 +16,17 @@ from uuid import UUID
 
 from control.errors import InvalidRequest
 from control.model import (
+    Capacity,
     ClusterState,
+    Condition,
+    ConditionKind,
     Dataset,
     DatasetState,
+    Event,
     Lease,
     Node,
     NodeState,
+    OrphanVolume,
     Versions,
     VolumeStatus,
 )
@@ -115,6 +120,7 @@ def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
         "labels": dict(node.labels),
         "last_seen": node.last_seen,
         "live": live,
+        "mount_root": node.mount_root,
     }
 
 
@@ -126,6 +132,7 @@ def node_from_json(obj: Mapping[str, Any]) -> Node:
         era=obj.get("era"),
         labels=obj.get("labels") or {},
         last_seen=obj.get("last_seen"),
+        mount_root=obj.get("mount_root"),
     )
 
 
@@ -156,14 +163,92 @@ def dataset_state_from_json(obj: Mapping[str, Any]) -> DatasetState:
     )
 
 
+def condition_to_json(condition: Condition) -> JSON:
+    """One condition as reported by an agent and shown to operators."""
+    return {
+        "dataset_id": None if condition.dataset_id is None else str(condition.dataset_id),
+        "kind": condition.kind.value,
+        "reason": condition.reason,
+        "step": condition.step,
+        "message": condition.message,
+        "since": condition.since,
+        "attempts": condition.attempts,
+        "permanent": condition.permanent,
+    }
+
+
+def condition_from_json(obj: Mapping[str, Any]) -> Condition:
+    """One condition from its JSON."""
+    kind = _field(obj, "kind")
+    try:
+        parsed = ConditionKind(kind)
+    except ValueError:
+        raise InvalidRequest(f"kind {str(kind)[:40]!r} is not a condition kind.") from None
+    dataset_id = obj.get("dataset_id")
+    return Condition(
+        dataset_id=None if dataset_id is None else parse_uuid(dataset_id, "dataset_id"),
+        kind=parsed,
+        reason=_field(obj, "reason"),
+        message=_field(obj, "message"),
+        since=_field(obj, "since"),
+        step=obj.get("step"),
+        attempts=_whole(obj.get("attempts", 1)),
+        permanent=bool(obj.get("permanent", False)),
+    )
+
+
+def capacity_to_json(capacity: Capacity) -> JSON:
+    """What a node's backend can hold."""
+    return {
+        "backend": capacity.backend,
+        "total": capacity.total,
+        "free": capacity.free,
+        "maximum_volume_size": capacity.maximum_volume_size,
+        "shared": capacity.shared,
+    }
+
+
+def capacity_from_json(obj: Mapping[str, Any]) -> Capacity:
+    """A node's backend capacity from its JSON."""
+    return Capacity(
+        backend=_field(obj, "backend"),
+        total=_whole(obj.get("total")),
+        free=_whole(obj.get("free")),
+        maximum_volume_size=_whole(obj.get("maximum_volume_size")),
+        shared=bool(obj.get("shared", True)),
+    )
+
+
+def orphan_to_json(orphan: OrphanVolume) -> JSON:
+    """A backend volume no dataset owns."""
+    return {
+        "blockdevice_id": orphan.blockdevice_id,
+        "dataset_id": None if orphan.dataset_id is None else str(orphan.dataset_id),
+        "size": orphan.size,
+    }
+
+
+def orphan_from_json(obj: Mapping[str, Any]) -> OrphanVolume:
+    """An orphaned volume from its JSON."""
+    dataset_id = obj.get("dataset_id")
+    return OrphanVolume(
+        blockdevice_id=_field(obj, "blockdevice_id"),
+        dataset_id=None if dataset_id is None else parse_uuid(dataset_id, "dataset_id"),
+        size=_whole(obj.get("size")),
+    )
+
+
 def node_state_to_json(state: NodeState) -> JSON:
-    """A node's report: era, generation seen, and its datasets sorted by id."""
+    """A node's report: era, generation seen, its datasets sorted by id, conditions, capacity."""
     return {
         "era": state.era,
         "generation": state.generation,
         "datasets": [
             dataset_state_to_json(state.datasets[key]) for key in sorted(state.datasets, key=str)
         ],
+        "conditions": [condition_to_json(c) for c in state.conditions],
+        "capacity": None if state.capacity is None else capacity_to_json(state.capacity),
+        "orphans": [orphan_to_json(o) for o in state.orphans],
     }
 
 
@@ -175,12 +260,16 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
         if state.dataset_id in datasets:
             raise InvalidRequest(f"Dataset {state.dataset_id} is reported more than once.")
         datasets[state.dataset_id] = state
+    capacity = obj.get("capacity")
     return NodeState(
         node_uuid=node_uuid,
         era=obj.get("era"),
         generation=_whole(_field(obj, "generation")),
         datasets=datasets,
         reported_at=now,
+        conditions=tuple(condition_from_json(c) for c in obj.get("conditions") or ()),
+        capacity=None if capacity is None else capacity_from_json(capacity),
+        orphans=tuple(orphan_from_json(o) for o in obj.get("orphans") or ()),
     )
 
 
@@ -212,6 +301,36 @@ def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
             entry["path"] = state.path
         result.append(entry)
     return result
+
+
+def event_to_json(event: Event) -> JSON:
+    """One entry of the event history."""
+    return {
+        "id": event.event_id,
+        "at": event.at,
+        "kind": event.kind,
+        "message": event.message,
+        "dataset_id": None if event.dataset_id is None else str(event.dataset_id),
+        "node_uuid": None if event.node_uuid is None else str(event.node_uuid),
+        "actor": event.actor,
+        "details": dict(event.details),
+    }
+
+
+def event_from_json(obj: Mapping[str, Any]) -> Event:
+    """One event from its JSON."""
+    dataset_id = obj.get("dataset_id")
+    node_uuid = obj.get("node_uuid")
+    return Event(
+        event_id=obj.get("id"),
+        at=_field(obj, "at"),
+        kind=_field(obj, "kind"),
+        message=_field(obj, "message"),
+        dataset_id=None if dataset_id is None else parse_uuid(dataset_id, "dataset_id"),
+        node_uuid=None if node_uuid is None else parse_uuid(node_uuid, "node_uuid"),
+        actor=obj.get("actor"),
+        details=obj.get("details") or {},
+    )
 
 
 def versions_to_json(versions: Versions) -> JSON:

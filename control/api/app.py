@@ -219,7 +219,14 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         body = read_json(request, schemas.REGISTER_NODE)
         now = self._now()
-        node = Node(uuid, body["host"], body.get("era"), body.get("labels") or {}, now)
+        node = Node(
+            uuid,
+            body["host"],
+            body.get("era"),
+            body.get("labels") or {},
+            now,
+            mount_root=body.get("mount_root"),
+        )
         stored = await self._store.register_node(node)
         self.notifier.check()
         return json_response(request, node_to_json(stored, now, self._node_timeout))

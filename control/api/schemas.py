@@ -14,6 +14,7 @@ from control.model import (
     MAX_METADATA_ITEMS,
     MAX_METADATA_KEY,
     MAX_METADATA_VALUE,
+    ConditionKind,
     VolumeStatus,
 )
 
@@ -80,11 +81,22 @@ ACQUIRE_LEASE = _object(
         "description": "Seconds from now until the lease expires, or null for never.",
     },
 )
+ABSOLUTE_PATH: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 4096,
+    "pattern": "^/[^\\x00]*$",
+}
 REGISTER_NODE = _object(
     ["host"],
     host={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
     era=ERA,
     labels=LABELS,
+    mount_root={
+        **ABSOLUTE_PATH,
+        "description": "The directory under which the agent mounts datasets; "
+        "reported paths must lie below it.",
+    },
 )
 DATASET_STATE = _object(
     ["dataset_id", "status"],
@@ -94,11 +106,42 @@ DATASET_STATE = _object(
     device=NULLABLE_STRING,
     path=NULLABLE_STRING,
 )
+SHORT_TEXT: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL}
+NULLABLE_UUID: Schema = {"anyOf": [UUID, {"type": "null"}]}
+BYTES: Schema = {"type": ["integer", "null"], "minimum": 0, "maximum": LARGEST}
+CONDITION = _object(
+    ["kind", "reason", "message", "since"],
+    dataset_id=NULLABLE_UUID,
+    kind={"enum": [k.value for k in ConditionKind]},
+    reason=SHORT_TEXT,
+    step={"type": ["string", "null"], "maxLength": 64, "pattern": NO_NUL},
+    message={"type": "string", "maxLength": 4096, "pattern": NO_NUL},
+    since={"type": "number"},
+    attempts={**COUNTER, "description": "How many times the step was tried."},
+    permanent={"type": "boolean"},
+)
+CAPACITY = _object(
+    ["backend"],
+    backend=SHORT_TEXT,
+    total=BYTES,
+    free=BYTES,
+    maximum_volume_size=BYTES,
+    shared={"type": "boolean"},
+)
+ORPHAN = _object(
+    ["blockdevice_id"],
+    blockdevice_id={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL},
+    dataset_id=NULLABLE_UUID,
+    size=BYTES,
+)
 REPORT_STATE = _object(
     ["generation", "datasets"],
     era=ERA,
     generation=COUNTER,
     datasets={**_list(DATASET_STATE), "maxItems": 10000},
+    conditions={**_list(CONDITION), "maxItems": 10000},
+    capacity={"anyOf": [CAPACITY, {"type": "null"}]},
+    orphans={**_list(ORPHAN), "maxItems": 10000},
 )
 
 # -- response bodies ----------------------------------------------------------
@@ -138,6 +181,18 @@ NODE = _object(
     labels=LABELS,
     last_seen={"type": ["number", "null"]},
     live={"type": "boolean"},
+    mount_root={"type": ["string", "null"]},
+)
+EVENT = _object(
+    ["id", "at", "kind", "message", "dataset_id", "node_uuid", "actor", "details"],
+    id={"type": ["integer", "null"]},
+    at={"type": "number"},
+    kind={"type": "string"},
+    message={"type": "string"},
+    dataset_id=NULLABLE_UUID,
+    node_uuid=NULLABLE_UUID,
+    actor={"type": ["string", "null"]},
+    details={"type": "object"},
 )
 VERSIONS = _object(["configuration", "state"], configuration=COUNTER, state=COUNTER)
 REPORT_RESULT = _object(

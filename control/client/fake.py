@@ -202,10 +202,15 @@ class FakeClient:
         return lease_from_json(lease_to_json(lease, now), now)
 
     def register_node(
-        self, node_uuid: UUID, host: str, era: str | None, labels: Mapping[str, str]
+        self,
+        node_uuid: UUID,
+        host: str,
+        era: str | None,
+        labels: Mapping[str, str],
+        mount_root: str | None = None,
     ) -> Deferred[Node]:
         """See :meth:`ShoalClient.register_node`."""
-        body = messages.register_node_body(host, era, labels)
+        body = messages.register_node_body(host, era, labels, mount_root)
         return self._write(self._register, node_uuid, body)
 
     def _register(self, node_uuid: UUID, body: dict[str, Any]) -> Node:
@@ -216,6 +221,7 @@ class FakeClient:
             era=body.get("era"),
             labels=body.get("labels") or {},
             last_seen=self._now(),
+            mount_root=body.get("mount_root"),
         )
         stored = self.store.register_node(node)
         return node_from_json(node_to_json(stored, self._now(), self.node_timeout))

@@ -238,10 +238,15 @@ class HTTPClient:
         return lease_from_json(obj, self._clock.seconds())
 
     def register_node(
-        self, node_uuid: UUID, host: str, era: str | None, labels: Mapping[str, str]
+        self,
+        node_uuid: UUID,
+        host: str,
+        era: str | None,
+        labels: Mapping[str, str],
+        mount_root: str | None = None,
     ) -> Deferred[Node]:
         """See :meth:`ShoalClient.register_node`."""
-        body = messages.register_node_body(host, era, labels)
+        body = messages.register_node_body(host, era, labels, mount_root)
         return Deferred.fromCoroutine(self._register_node(node_uuid, body))
 
     async def _register_node(self, node_uuid: UUID, body: Any) -> Node:

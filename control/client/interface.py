@@ -150,9 +150,17 @@ class ShoalClient(Protocol):
         ...
 
     def register_node(
-        self, node_uuid: UUID, host: str, era: str | None, labels: Mapping[str, str]
+        self,
+        node_uuid: UUID,
+        host: str,
+        era: str | None,
+        labels: Mapping[str, str],
+        mount_root: str | None = None,
     ) -> Deferred[Node]:
-        """Create or update a node (idempotent); fires with the node as stored."""
+        """Create or update a node (idempotent); fires with the node as stored.
+
+        ``mount_root`` is where the node's agent mounts datasets: the control
+        service refuses reports of paths outside it."""
         ...
 
     def report_state(self, state: NodeState) -> Deferred[Reported]:

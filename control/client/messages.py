@@ -45,9 +45,14 @@ def acquire_lease_body(dataset_id: UUID, node_uuid: UUID, expires: float | None)
     return {"dataset_id": str(dataset_id), "node_uuid": str(node_uuid), "expires": expires}
 
 
-def register_node_body(host: str, era: str | None, labels: Mapping[str, str]) -> JSON:
-    """The body of ``PUT /v1/shoal/nodes/<uuid>``."""
-    return {"host": host, "era": era, "labels": dict(labels)}
+def register_node_body(
+    host: str, era: str | None, labels: Mapping[str, str], mount_root: str | None = None
+) -> JSON:
+    """The body of ``PUT /v1/shoal/nodes/<uuid>`` (``mount_root`` only when known)."""
+    body: JSON = {"host": host, "era": era, "labels": dict(labels)}
+    if mount_root is not None:
+        body["mount_root"] = mount_root
+    return body
 
 
 def _get(obj: Any, key: str) -> Any:

@@ -163,10 +163,10 @@ class MemoryStore:
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:
-        """Create or update a node; the state version moves only if host, era or labels did."""
+        """Create or update a node; the state version moves only if what it registers changed."""
         with self._lock:
             old = self._nodes.get(node.uuid)
-            if old is None or (old.host, old.era, old.labels) != (node.host, node.era, node.labels):
+            if old is None or not old.same_registration(node):
                 self._state_version += 1
             self._nodes[node.uuid] = node
             return node

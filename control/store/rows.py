@@ -14,7 +14,23 @@ from uuid import UUID
 
 from pyrsistent import PMap, pmap
 
-from control.model import Dataset, DatasetState, Lease, Node, NodeState, VolumeStatus
+from control.model import (
+    Dataset,
+    DatasetState,
+    Event,
+    Lease,
+    Node,
+    NodeState,
+    VolumeStatus,
+)
+from control.wire import (
+    capacity_from_json,
+    capacity_to_json,
+    condition_from_json,
+    condition_to_json,
+    orphan_from_json,
+    orphan_to_json,
+)
 
 Row = Mapping[Any, Any]
 
@@ -80,6 +96,8 @@ def node_row(node: Node) -> dict[str, Any]:
         "era": node.era,
         "labels": dict(node.labels),
         "last_seen": node.last_seen,
+        "mount_root": node.mount_root,
+        "identity": node.identity,
     }
 
 
@@ -91,6 +109,8 @@ def node_from_row(row: Row) -> Node:
         era=row["era"],
         labels=row["labels"],
         last_seen=row["last_seen"],
+        mount_root=row["mount_root"],
+        identity=row["identity"],
     )
 
 
@@ -124,16 +144,50 @@ def node_state_row(report: NodeState) -> dict[str, Any]:
             str(state.dataset_id): _dataset_state_json(state)
             for state in report.datasets.values()
         },
+        "conditions": [condition_to_json(c) for c in report.conditions],
+        "capacity": None if report.capacity is None else capacity_to_json(report.capacity),
+        "orphans": [orphan_to_json(o) for o in report.orphans],
     }
 
 
 def node_state_from_row(row: Row) -> NodeState:
     """The report stored in ``row``."""
     states = [_dataset_state_from_json(k, v) for k, v in row["datasets"].items()]
+    capacity = row["capacity"]
     return NodeState(
         node_uuid=UUID(row["node_uuid"]),
         era=row["era"],
         generation=row["generation"],
         reported_at=row["reported_at"],
         datasets={state.dataset_id: state for state in states},
+        conditions=tuple(condition_from_json(c) for c in row["conditions"] or ()),
+        capacity=None if capacity is None else capacity_from_json(capacity),
+        orphans=tuple(orphan_from_json(o) for o in row["orphans"] or ()),
+    )
+
+
+def event_row(event: Event) -> dict[str, Any]:
+    """The ``events`` row of ``event`` (its id is left to the database)."""
+    return {
+        "at": event.at,
+        "kind": event.kind,
+        "message": event.message,
+        "dataset_id": None if event.dataset_id is None else str(event.dataset_id),
+        "node_uuid": None if event.node_uuid is None else str(event.node_uuid),
+        "actor": event.actor,
+        "details": dict(event.details),
+    }
+
+
+def event_from_row(row: Row) -> Event:
+    """The event stored in ``row``."""
+    return Event(
+        event_id=row["event_id"],
+        at=row["at"],
+        kind=row["kind"],
+        message=row["message"],
+        dataset_id=None if row["dataset_id"] is None else UUID(row["dataset_id"]),
+        node_uuid=None if row["node_uuid"] is None else UUID(row["node_uuid"]),
+        actor=row["actor"],
+        details=row["details"] or {},
     )

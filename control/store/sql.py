@@ -204,11 +204,11 @@ class SQLStore:
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:
-        """Create or update a node; the state version moves only if host, era or labels did."""
+        """Create or update a node; the state version moves only if what it registers changed."""
         with self._write() as (connection, generation, state_version):
             old = q.get_node(connection, node.uuid)
             q.put_node(connection, node, exists=old is not None)
-            if old is None or (old.host, old.era, old.labels) != (node.host, node.era, node.labels):
+            if old is None or not old.same_registration(node):
                 q.write_counters(connection, generation, state_version + 1)
         return node
 

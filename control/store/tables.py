@@ -83,6 +83,8 @@ nodes = Table(
     Column("era", String(255), nullable=True),
     Column("labels", JSON, nullable=False),
     Column("last_seen", Float, nullable=True),
+    Column("mount_root", String(4096), nullable=True),
+    Column("identity", String(255), nullable=True),
     Index("ix_nodes_era", "era"),
 )
 """Registered nodes."""
@@ -100,5 +102,28 @@ node_states = Table(
     Column("generation", BigInteger, nullable=False),
     Column("reported_at", Float, nullable=True),
     Column("datasets", JSON, nullable=False),
+    Column("conditions", JSON, nullable=True),
+    Column("capacity", JSON, nullable=True),
+    Column("orphans", JSON, nullable=True),
 )
 """The latest report of each node."""
+
+EVENT_ID = BigInteger().with_variant(Integer(), "sqlite")
+"""Event ids: 64 bits, but SQLite only auto-increments an ``INTEGER`` key."""
+
+events = Table(
+    "events",
+    metadata,
+    Column("event_id", EVENT_ID, primary_key=True, autoincrement=True),
+    Column("at", Float, nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("message", String(4096), nullable=False),
+    Column("dataset_id", String(UUID_LENGTH), nullable=True),
+    Column("node_uuid", String(UUID_LENGTH), nullable=True),
+    Column("actor", String(255), nullable=True),
+    Column("details", JSON, nullable=False),
+    Index("ix_events_dataset_id", "dataset_id"),
+    Index("ix_events_node_uuid", "node_uuid"),
+    Index("ix_events_at", "at"),
+)
+"""The event history: bounded per dataset and in age by pruning."""

@@ -33,7 +33,9 @@ def test_register_and_list_nodes_with_liveness() -> None:
     """A registered node is listed; it stops being live after the node timeout."""
     h = Harness()
     answer = h.call(
-        "PUT", f"/v1/shoal/nodes/{NODE_A}", {"host": "h1", "era": "e1", "labels": {"zone": "a"}}
+        "PUT",
+        f"/v1/shoal/nodes/{NODE_A}",
+        {"host": "h1", "era": "e1", "labels": {"zone": "a"}, "mount_root": "/mnt/shoal"},
     )
     node = {
         "uuid": str(NODE_A),
@@ -42,6 +44,7 @@ def test_register_and_list_nodes_with_liveness() -> None:
         "labels": {"zone": "a"},
         "last_seen": START,
         "live": True,
+        "mount_root": "/mnt/shoal",
     }
     assert (answer.code, answer.body) == (200, node)
     assert h.call("GET", "/v1/shoal/nodes").body == [node]

@@ -17,11 +17,15 @@ import pytest
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
 from control.model import (
     MINIMUM_DATASET_SIZE,
+    Capacity,
+    Condition,
+    ConditionKind,
     Dataset,
     DatasetState,
     Lease,
     Node,
     NodeState,
+    OrphanVolume,
     Versions,
     VolumeStatus,
 )
@@ -318,7 +322,22 @@ class StoreConformance:
         assert store.versions() == Versions(0, 1)
         assert store.nodes() == [later]
 
-    @pytest.mark.parametrize("change", [{"host": "h2"}, {"era": "e2"}, {"labels": {"k": "w"}}])
+    def test_register_keeps_mount_root_and_identity(self, store: Store) -> None:
+        """A node's mount root and certificate identity are stored with it."""
+        node = Node(uuid=uuid4(), host="h", mount_root="/srv/mounts", identity="ab" * 32)
+        store.register_node(node)
+        assert store.nodes() == [node]
+
+    @pytest.mark.parametrize(
+        "change",
+        [
+            {"host": "h2"},
+            {"era": "e2"},
+            {"labels": {"k": "w"}},
+            {"mount_root": "/elsewhere"},
+            {"identity": "cd" * 32},
+        ],
+    )
     def test_register_changed_facts_bumps(self, store: Store, change: dict[str, Any]) -> None:
         """Registering with a new host, era or labels bumps the state version once."""
         facts: dict[str, Any] = {"host": "h", "era": "e1", "labels": {"k": "v"}}
@@ -368,6 +387,36 @@ class StoreConformance:
         assert state.reports == {a: latest}
         assert state.nodes[a].last_seen == NOW + 7
         assert state.version == 3
+
+    def test_report_keeps_conditions_capacity_and_orphans(self, store: Store) -> None:
+        """Conditions, capacity and orphaned volumes are stored whole and count as facts."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        plain = report(a, 1, at=NOW)
+        store.report_state(plain)
+        detailed = NodeState(
+            node_uuid=a,
+            generation=1,
+            reported_at=NOW + 1,
+            conditions=[
+                Condition(
+                    dataset_id=dataset.dataset_id,
+                    kind=ConditionKind.ERROR,
+                    reason="too_large",
+                    message="The pool holds at most 1 GiB.",
+                    since=NOW,
+                    step="create",
+                    attempts=3,
+                    permanent=True,
+                ),
+                Condition(None, ConditionKind.WAITING, "pool_low", "The pool is 95% full.", NOW),
+            ],
+            capacity=Capacity("loopback", total=2**30, free=2**29, maximum_volume_size=2**30),
+            orphans=[OrphanVolume("vol-1", uuid4(), 2**26), OrphanVolume("vol-2")],
+        )
+        assert store.report_state(detailed) is True
+        assert store.cluster_state().reports == {a: detailed}
+        assert store.report_state(plain) is True
 
     def test_datasets_for_node(self, store: Store) -> None:
         """A node's datasets are those it is primary of plus those asked for, deleted too."""
