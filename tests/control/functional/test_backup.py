@@ -51,7 +51,9 @@ def populate(url: str) -> None:
         assert http_json("PUT", f"{url}/v1/shoal/nodes/{node}", body)[0] == 200
     created = []
     for i in range(5):
-        body = {"primary": nodes[0], "maximum_size": SIZE * (i + 1), "metadata": {"name": f"d{i}"}}
+        body: dict[str, Any] = {
+            "primary": nodes[0], "maximum_size": SIZE * (i + 1), "metadata": {"name": f"d{i}"}
+        }
         status, _, dataset = http_json("POST", url + DATASETS, body)
         assert status == 201, dataset
         created.append(dataset["dataset_id"])
