@@ -18,7 +18,7 @@ from uuid import UUID
 from jsonschema import Draft202012Validator, validators
 from twisted.web.server import Request
 
-from control.api.schemas import NO_NUL, UUID_PATTERN, Schema
+from control.api.schemas import NO_NUL, TAG, UUID_PATTERN, Schema
 from control.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from control.wire import parse_uuid
 
@@ -157,13 +157,14 @@ def path_uuid(value: str, what: str) -> UUID:
 def if_tag(request: Request) -> str | None:
     """The ``X-If-Configuration-Matches`` header, if the write is conditional.
 
-    An empty one is refused: it cannot be a tag, and is more likely a script's
-    unset variable than a wish to write unconditionally."""
+    One that cannot be a tag (:data:`~control.api.schemas.TAG`) is refused: an
+    empty one is more likely a script's unset variable than a wish to write
+    unconditionally."""
     value = _header(request, b"x-if-configuration-matches")
-    if value is not None and not value.strip():
+    if value is not None and not StrictValidator(TAG).is_valid(value):
         raise InvalidRequest(
-            "X-If-Configuration-Matches is empty: send the tag from X-Configuration-Tag, "
-            "or leave the header out for an unconditional write."
+            f"X-If-Configuration-Matches {value[:70]!r} is not a tag: send the tag from "
+            "X-Configuration-Tag, or leave the header out for an unconditional write."
         )
     return value
 

@@ -25,8 +25,8 @@ Schema = dict[str, Any]
 UUID_TEXT = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 UUID_PATTERN = f"^{UUID_TEXT}$"
 
-MAX_ALSO = 1000
-"""The most dataset ids one ``?also=`` may list."""
+MAX_ALSO = 400
+"""The most dataset ids one ``?also=`` may list: with them the request line stays under 16 KiB."""
 
 UUID_LIST_PATTERN = f"^({UUID_TEXT}(,{UUID_TEXT}){{0,{MAX_ALSO - 1}}})?$"
 """Comma-separated UUIDs, no spaces, none empty (or no ids at all)."""
@@ -83,9 +83,9 @@ ERA: Schema = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 ERA_PARAMETER: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}
 TAG: Schema = {
     "type": "string",
-    "minLength": 1,
+    "pattern": "^[!-~]+$",
     "maxLength": 64,
-    "description": "A tag read from X-Configuration-Tag.",
+    "description": "A tag as read from X-Configuration-Tag: 1 to 64 visible ASCII characters.",
 }
 
 
