@@ -1,7 +1,7 @@
 """
 Schemathesis against a real ``shoal control serve``: the API keeps its OpenAPI document.
 
-Every check schemathesis has runs on every generated case: no 5xx, only
+Every check schemathesis enables by default runs on every generated case: no 5xx, only
 documented statuses and headers, answers matching their schemas, invalid
 requests refused and valid ones accepted. A valid request may still be refused
 for the state of the cluster, with a status the document lists for that route:
@@ -31,7 +31,7 @@ from tests.processes import ControlProcess, http_json
 pytestmark = pytest.mark.functional
 
 MAX_EXAMPLES = 25
-"""Examples per operation and phase: enough to find drift, few enough for about a minute."""
+"""Examples per operation and phase: enough to find drift, few enough for about half a minute."""
 
 STATE_REFUSALS = ["2xx", "404", "405", "409", "412"]
 """What a valid request may be answered with, given the cluster's state: unknown (404),
@@ -164,3 +164,4 @@ def test_served_document_is_the_one_tested(api: str) -> None:
 def test_api_keeps_its_document(case: Any, api: str) -> None:
     """Generated valid and invalid requests get exactly the answers the document promises."""
     case.call_and_validate(base_url=api)
+
