@@ -149,8 +149,8 @@ def map_case(ctx: Any, case: Any) -> Any:
         case.body = _plain_integers(case.body)
     if _positive(case) and isinstance(case.body, dict) and "primary" in case.body:
         case.body = {**case.body, "primary": str(NODE)}
-    if case.operation.path == WATCH_PATH and isinstance(case.query, dict):
-        case.query = _short_wait(case.query)
+    if case.operation.path == WATCH_PATH and isinstance(case.query or {}, dict):
+        case.query = _short_wait(case.query or {})
     return case
 
 
