@@ -57,9 +57,13 @@ def read_identity(state_dir: str) -> NodeIdentity:
 
 
 def write_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole."""
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole.
+
+    The file is readable and writable by its owner only (0600)."""
     temporary = f"{path}.tmp"
-    with open(temporary, "wb") as f:
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)
+    with os.fdopen(fd, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())

@@ -256,6 +256,15 @@ def _read(path: str | Path, what: str) -> bytes:
         raise NotFound(f"Cannot read the {what} {path}: {e.strerror}.") from e
 
 
+def readable_ca_key(tls_dir: str | Path) -> Path | None:
+    """The cluster CA's private key in ``tls_dir``, if this process can read it.
+
+    The control service needs only the CA certificate and its own key; a CA
+    key it can read lets whoever takes over the service issue certificates."""
+    path = Path(tls_dir) / f"{CA_NAME}.key"
+    return path if os.access(path, os.R_OK) else None
+
+
 def server_tls_options(tls_dir: str | Path) -> Any:
     """TLS options for the control service: its certificate, requiring client
     certificates signed by the cluster CA in ``tls_dir`` (mutual TLS)."""

@@ -26,6 +26,9 @@ MINIMUM_DATASET_SIZE = 64 * MiB
 SIZE_MULTIPLE = 1024
 """``maximum_size`` must be a multiple of this many bytes."""
 
+MINIMUM_LEASE_SECONDS = 0.001
+"""The shortest lease a node may ask for: anything shorter would expire as it is granted."""
+
 MAX_METADATA_ITEMS = 16
 MAX_METADATA_KEY = 256
 MAX_METADATA_VALUE = 256

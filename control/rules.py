@@ -26,9 +26,12 @@ def check_tag(generation: int, if_tag: str | None) -> None:
 
 
 def check_primary_known(primary: UUID, known: bool) -> None:
-    """Refuse a dataset whose primary is not a registered node (Flocker accepts it)."""
+    """Refuse a dataset whose primary is not a registered node (Flocker accepts it).
+
+    A conflict with the cluster as it is (409), not a malformed request: the
+    same request succeeds once that node's agent registers."""
     if not known:
-        raise InvalidRequest(
+        raise Conflict(
             f"Unknown primary node {primary}: no agent has registered it. "
             "List the nodes with `shoal node list` (GET /v1/state/nodes)."
         )

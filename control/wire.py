@@ -64,14 +64,16 @@ def _field(obj: Mapping[str, Any], key: str) -> Any:
 
 
 def dataset_to_json(dataset: Dataset) -> JSON:
-    """A dataset as Flocker's configuration JSON."""
-    return {
+    """A dataset as Flocker's configuration JSON (no ``maximum_size`` when it has none)."""
+    result: JSON = {
         "dataset_id": str(dataset.dataset_id),
         "primary": str(dataset.primary),
         "metadata": dict(dataset.metadata),
         "deleted": dataset.deleted,
-        "maximum_size": dataset.maximum_size,
     }
+    if dataset.maximum_size is not None:
+        result["maximum_size"] = dataset.maximum_size
+    return result
 
 
 def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
@@ -288,13 +290,16 @@ def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
-    attached gives ``primary``, present gives neither.
+    attached gives ``primary``, present gives neither. As in Flocker,
+    ``maximum_size`` is left out when the volume has none.
     """
     result = []
     best = _most_advanced(cluster_state.reports.values())
     for dataset_id in sorted(best, key=str):
         node, state = best[dataset_id]
-        entry: JSON = {"dataset_id": str(dataset_id), "maximum_size": state.maximum_size}
+        entry: JSON = {"dataset_id": str(dataset_id)}
+        if state.maximum_size is not None:
+            entry["maximum_size"] = state.maximum_size
         if state.status is not VolumeStatus.PRESENT:
             entry["primary"] = str(node)
         if state.status is VolumeStatus.MOUNTED:

@@ -24,11 +24,9 @@ from control.api import schemas
 from control.api.body import (
     if_tag,
     path_uuid,
-    query,
-    query_int,
-    query_seconds,
-    query_uuids,
+    query_parameters,
     read_json,
+    uuid_list,
 )
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.listing import ListingEncoder
@@ -37,6 +35,7 @@ from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
 from control.errors import NotFound, ShoalError
 from control.model import Node, tag_for
+from control.rules import check_tag
 from control.store.threaded import ThreadedStore
 from control.wire import (
     dataset_from_json,
@@ -49,8 +48,8 @@ from control.wire import (
     versions_to_json,
 )
 
-WATCH_DEFAULT = 30.0
-WATCH_MAXIMUM = 300.0
+WATCH_DEFAULT = schemas.WATCH_DEFAULT
+WATCH_MAXIMUM = schemas.WATCH_MAXIMUM
 
 
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
@@ -132,14 +131,25 @@ class ControlAPI:
 
     @app.route("/v1/configuration/datasets/<dataset_id>", methods=["POST"])
     async def move_dataset(self, request: Request, dataset_id: str) -> bytes:
-        """Give a dataset a new primary."""
+        """Give a dataset a new primary; without one, answer it unchanged (as Flocker does)."""
         uuid = path_uuid(dataset_id, "dataset id")
-        primary = path_uuid(read_json(request, schemas.MOVE_DATASET)["primary"], "primary")
+        body = read_json(request, schemas.MOVE_DATASET)
+        if "primary" not in body:
+            return await self._unchanged_dataset(request, uuid)
+        primary = path_uuid(body["primary"], "primary")
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now()
         )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    async def _unchanged_dataset(self, request: Request, uuid: UUID) -> bytes:
+        configuration = await self._store.configuration(self._now())
+        check_tag(configuration.generation, if_tag(request))
+        dataset = configuration.datasets.get(uuid)
+        if dataset is None:
+            raise NotFound(f"Dataset {uuid} does not exist.")
+        return json_response(request, dataset_to_json(dataset), tag=configuration.tag)
 
     @app.route("/v1/configuration/datasets/<dataset_id>", methods=["DELETE"])
     async def delete_dataset(self, request: Request, dataset_id: str) -> bytes:
@@ -148,6 +158,19 @@ class ControlAPI:
         stored, generation = await self._store.delete_dataset(uuid, if_tag(request), self._now())
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    # -- containers (Flocker's, kept for old clients) -------------------------
+
+    @app.route("/v1/configuration/containers", methods=["GET"])
+    async def configuration_containers(self, request: Request) -> bytes:
+        """Flocker's container configuration: Shoal manages no containers, so ``[]``."""
+        configuration = await self._store.configuration(self._now())
+        return json_response(request, [], tag=configuration.tag)
+
+    @app.route("/v1/state/containers", methods=["GET"])
+    def state_containers(self, request: Request) -> bytes:
+        """Flocker's container state: Shoal runs no containers, so ``[]``."""
+        return json_response(request, [])
 
     # -- state ---------------------------------------------------------------
 
@@ -251,7 +274,8 @@ class ControlAPI:
     async def node_configuration(self, request: Request, node_uuid: str) -> bytes:
         """The datasets (and their leases) one node is primary for, plus those it asks about."""
         uuid = path_uuid(node_uuid, "node uuid")
-        also = query_uuids(query(request, frozenset({"also"})), "also")
+        params = query_parameters(request, schemas.NODE_CONFIGURATION_QUERY)
+        also = uuid_list(params.get("also", ""))
         now = self._now()
         generation, datasets = await self._store.datasets_for_node(uuid, also)
         configuration = await self._store.configuration(now)
@@ -269,10 +293,10 @@ class ControlAPI:
     @app.route("/v1/shoal/watch", methods=["GET"])
     async def watch(self, request: Request) -> bytes:
         """Answer once either counter passes the given value, or after the timeout."""
-        params = query(request, frozenset({"configuration", "state", "timeout"}))
-        configuration = query_int(params, "configuration")
-        state = query_int(params, "state")
-        timeout = query_seconds(params, "timeout", WATCH_DEFAULT, WATCH_MAXIMUM)
+        params = query_parameters(request, schemas.WATCH_QUERY)
+        configuration = params.get("configuration")
+        state = params.get("state")
+        timeout = float(params.get("timeout", WATCH_DEFAULT))
         if configuration is None or state is None:
             current = await self._store.versions()
             configuration = current.configuration if configuration is None else configuration

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from jsonschema import Draft202012Validator
+from jsonschema import Draft202012Validator, validators
 from twisted.web.server import Request
 
-from control.api.schemas import NO_NUL, UUID_PATTERN
+from control.api.schemas import NO_NUL, TAG, UUID_PATTERN, Schema
 from control.errors import InvalidRequest, PayloadTooLarge, UnsupportedMediaType
 from control.wire import parse_uuid
 
@@ -94,17 +94,36 @@ def parse_json(raw: bytes) -> Any:
     return value
 
 
+def _is_integer(_checker: Any, instance: object) -> bool:
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+StrictValidator = validators.extend(
+    Draft202012Validator,
+    type_checker=Draft202012Validator.TYPE_CHECKER.redefine("integer", _is_integer),
+)
+"""Draft 2020-12, except that an integer is written without a fraction:
+``67108864.0`` is not an integer here, as in Flocker (the API's one
+deviation from plain JSON Schema, stated in the OpenAPI document)."""
+
+_EXPLAINED = frozenset({"minimum", "maximum", "multipleOf", "exclusiveMinimum", "type"})
+
+
 def _message(error: Any) -> str:
     if error.validator == "pattern" and error.validator_value == UUID_PATTERN:
         return f"{error.json_path}: {str(error.instance)[:60]!r} is not a valid UUID."
     if error.validator == "pattern" and error.validator_value == NO_NUL:
         return f"{error.json_path}: NUL characters are not allowed."
-    return f"{error.json_path}: {error.message}"[:MAX_MESSAGE]
+    message = f"{error.json_path}: {error.message}"
+    rule = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator in _EXPLAINED and rule:
+        message = f"{message}. The rule: {rule}"
+    return message[:MAX_MESSAGE]
 
 
 def validate(obj: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` if it matches ``schema``; else :class:`InvalidRequest` listing every problem."""
-    validator = Draft202012Validator(schema)
+    validator = StrictValidator(schema)
     try:
         found = sorted(validator.iter_errors(obj), key=lambda e: e.json_path)
     except RecursionError:
@@ -136,8 +155,18 @@ def path_uuid(value: str, what: str) -> UUID:
 
 
 def if_tag(request: Request) -> str | None:
-    """The ``X-If-Configuration-Matches`` header, if the write is conditional."""
-    return _header(request, b"x-if-configuration-matches")
+    """The ``X-If-Configuration-Matches`` header, if the write is conditional.
+
+    One that cannot be a tag (:data:`~control.api.schemas.TAG`) is refused: an
+    empty one is more likely a script's unset variable than a wish to write
+    unconditionally."""
+    value = _header(request, b"x-if-configuration-matches")
+    if value is not None and not StrictValidator(TAG).is_valid(value):
+        raise InvalidRequest(
+            f"X-If-Configuration-Matches {value[:70]!r} is not a tag: send the tag from "
+            "X-Configuration-Tag, or leave the header out for an unconditional write."
+        )
+    return value
 
 
 def query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
@@ -152,16 +181,6 @@ def query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
             raise InvalidRequest(f"Query parameter {name!r} must be given once.")
         result[name] = values[0].decode("utf-8", "replace")
     return result
-
-
-def query_int(params: Mapping[str, str], name: str) -> int | None:
-    """A non-negative integer parameter, or ``None`` when absent."""
-    value = params.get(name)
-    if value is None:
-        return None
-    if not value.isascii() or not value.isdigit() or len(value) > 18:
-        raise InvalidRequest(f"Query parameter {name!r} must be a non-negative integer.")
-    return int(value)
 
 
 def query_seconds(params: Mapping[str, str], name: str, default: float, maximum: float) -> float:
@@ -180,10 +199,34 @@ def query_seconds(params: Mapping[str, str], name: str, default: float, maximum:
     return seconds
 
 
-def query_uuids(params: Mapping[str, str], name: str) -> frozenset[UUID]:
-    """A comma-separated list of UUIDs (empty when absent)."""
-    value = params.get(name, "")
-    items = [item.strip() for item in value.split(",") if item.strip()]
-    if len(items) > 1000:
-        raise InvalidRequest(f"Query parameter {name!r} lists more than 1000 ids.")
-    return frozenset(path_uuid(item, f"{name} id") for item in items)
+_JSON_NUMBER = re.compile(r"-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?")
+
+
+def _parameter_value(text: str, schema: Schema) -> Any:
+    if schema.get("type") not in ("integer", "number"):
+        return text
+    if len(text) > 40 or _JSON_NUMBER.fullmatch(text) is None:
+        return None
+    return json.loads(text)
+
+
+def query_parameters(request: Request, schemas: Mapping[str, Schema]) -> dict[str, Any]:
+    """The query parameters, each given at most once, known, and valid against its
+    documented schema (numbers are decoded as JSON numbers first); else
+    :class:`InvalidRequest` quoting the parameter's description."""
+    result: dict[str, Any] = {}
+    for name, text in query(request, frozenset(schemas)).items():
+        schema = schemas[name]
+        value = _parameter_value(text, schema)
+        if value is None or not StrictValidator(schema).is_valid(value):
+            rule = schema.get("description", "see the OpenAPI document")
+            raise InvalidRequest(
+                f"Query parameter {name!r} = {text[:60]!r} is not valid: {rule}"
+            )
+        result[name] = value
+    return result
+
+
+def uuid_list(value: str) -> frozenset[UUID]:
+    """The UUIDs of a comma-separated list already checked against ``UUID_LIST_PATTERN``."""
+    return frozenset(UUID(item) for item in value.split(",") if item)

@@ -42,16 +42,9 @@ class Operation:
     answers: dict[int, s.Schema]
     body: s.Schema | None = None
     refusals: tuple[int, ...] = ()
-    query: tuple[tuple[str, s.Schema, str], ...] = ()
+    query: dict[str, s.Schema] | None = None
     conditional: bool = False
 
-
-_WATCH_QUERY = (
-    ("configuration", s.COUNTER, "Wake when the configuration generation exceeds this."),
-    ("state", s.COUNTER, "Wake when the state version exceeds this."),
-    ("timeout", {"type": "number", "minimum": 0, "maximum": 300}, "Seconds (default 30)."),
-)
-_ALSO = (("also", {"type": "string"}, "Comma-separated dataset ids to include as well."),)
 
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/version", "Versions of the API and of Shoal.", {200: s.VERSION}),
@@ -68,6 +61,13 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "delete", "/v1/configuration/datasets/{dataset_id}", "Delete a dataset.",
         {200: s.DATASET}, None, (400, 404, 409), conditional=True,
+    ),
+    Operation(
+        "get", "/v1/configuration/containers", "Flocker's containers: always none.",
+        {200: s.CONTAINERS},
+    ),
+    Operation(
+        "get", "/v1/state/containers", "Flocker's containers: always none.", {200: s.CONTAINERS}
     ),
     Operation("get", "/v1/state/datasets", "Where datasets actually are.", {200: s.STATE_DATASETS}),
     Operation("get", "/v1/state/nodes", "Every registered node.", {200: s.STATE_NODES}),
@@ -96,11 +96,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",
         "The datasets and leases one node needs.", {200: s.NODE_CONFIGURATION},
-        None, (400,), _ALSO,
+        None, (400,), s.NODE_CONFIGURATION_QUERY,
     ),
     Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
-        {200: s.VERSIONS}, None, (400,), _WATCH_QUERY,
+        {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),
 )
 
@@ -112,12 +112,14 @@ def _json(schema: s.Schema) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", op.path):
-        schema = {"type": "string"} if name == "era" else s.UUID
+        schema = s.ERA_PARAMETER if name == "era" else s.UUID
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
-    for name, schema, description in op.query:
-        params.append({"name": name, "in": "query", "schema": schema, "description": description})
+    for name, schema in (op.query or {}).items():
+        params.append(
+            {"name": name, "in": "query", "schema": schema, "description": schema["description"]}
+        )
     if op.conditional:
-        params.append({"name": IF_HEADER, "in": "header", "schema": {"type": "string"}})
+        params.append({"name": IF_HEADER, "in": "header", "schema": s.TAG})
     return params
 
 
@@ -150,6 +152,18 @@ def _operation(op: Operation) -> dict[str, Any]:
     return result
 
 
+_DESCRIPTION = f"""Flocker v1 compatible, plus Shoal's own endpoints under /v1/shoal/.
+
+The API validates every request body, path and query parameter against the
+schemas in this document, with two additions JSON Schema cannot state:
+- an integer is written without a fraction or exponent (`67108864.0` is refused,
+  as Flocker does);
+- an array marked `{s.UNIQUE_BY}: NAME` holds no two items with the same NAME
+  (a duplicate is refused with 400).
+
+Every refusal is JSON `{{"description": ..., "errors": [...]}}` with the status listed."""
+
+
 def document(version: str) -> dict[str, Any]:
     """The OpenAPI 3.1 document of the whole API."""
     paths: dict[str, dict[str, Any]] = {}
@@ -161,7 +175,7 @@ def document(version: str) -> dict[str, Any]:
         "info": {
             "title": "Shoal control service",
             "version": version,
-            "description": "Flocker v1 compatible, plus Shoal's own endpoints under /v1/shoal/.",
+            "description": _DESCRIPTION,
         },
         "paths": paths,
     }

@@ -14,13 +14,23 @@ from control.model import (
     MAX_METADATA_ITEMS,
     MAX_METADATA_KEY,
     MAX_METADATA_VALUE,
+    MINIMUM_DATASET_SIZE,
+    MINIMUM_LEASE_SECONDS,
+    SIZE_MULTIPLE,
     ConditionKind,
     VolumeStatus,
 )
 
 Schema = dict[str, Any]
 
-UUID_PATTERN = "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
+UUID_TEXT = "[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+UUID_PATTERN = f"^{UUID_TEXT}$"
+
+MAX_ALSO = 400
+"""The most dataset ids one ``?also=`` may list: with them the request line stays under 16 KiB."""
+
+UUID_LIST_PATTERN = f"^({UUID_TEXT}(,{UUID_TEXT}){{0,{MAX_ALSO - 1}}})?$"
+"""Comma-separated UUIDs, no spaces, none empty (or no ids at all)."""
 
 NO_NUL = "^[^\\x00]*$"
 """Text a database can store: no NUL characters (PostgreSQL refuses them)."""
@@ -28,12 +38,34 @@ NO_NUL = "^[^\\x00]*$"
 LARGEST = 2**63 - 1
 """The largest integer a database column holds (signed 64 bits)."""
 
+UNIQUE_BY = "x-unique-by"
+"""An extension keyword on an array: the property whose value no two items share.
+
+JSON Schema cannot state this rule, so the API checks it in code
+(:func:`control.wire.node_state_from_json`) and refuses a duplicate with 400."""
+
 UUID: Schema = {"type": "string", "format": "uuid", "pattern": UUID_PATTERN}
 NULLABLE_STRING: Schema = {"type": ["string", "null"], "maxLength": 4096, "pattern": NO_NUL}
 SIZE: Schema = {
-    "type": ["integer", "null"],
+    "type": "integer",
+    "minimum": MINIMUM_DATASET_SIZE,
     "maximum": LARGEST,
-    "description": "Bytes: at least 64 MiB and a multiple of 1024, or null for the default.",
+    "multipleOf": SIZE_MULTIPLE,
+    "description": (
+        f"a size in bytes is an integer of at least {MINIMUM_DATASET_SIZE} (64 MiB) "
+        f"and a multiple of {SIZE_MULTIPLE}."
+    ),
+}
+NEW_SIZE: Schema = {
+    **SIZE,
+    "type": ["integer", "null"],
+    "description": f"{SIZE['description']} Null or absent means the default size.",
+}
+REPORTED_SIZE: Schema = {
+    "type": "integer",
+    "minimum": 0,
+    "maximum": LARGEST,
+    "description": "Bytes, as the node's backend reports the volume.",
 }
 METADATA: Schema = {
     "type": "object",
@@ -49,6 +81,13 @@ LABELS: Schema = {
 }
 COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": LARGEST}
 ERA: Schema = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
+ERA_PARAMETER: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}
+TAG: Schema = {
+    "type": "string",
+    "pattern": "^[!-~]+$",
+    "maxLength": 64,
+    "description": "A tag as read from X-Configuration-Tag: 1 to 64 visible ASCII characters.",
+}
 
 
 def _object(required: list[str], **properties: Schema) -> Schema:
@@ -67,18 +106,24 @@ def _list(item: Schema) -> Schema:
 # -- request bodies -----------------------------------------------------------
 
 CREATE_DATASET = _object(
-    ["primary"], primary=UUID, dataset_id=UUID, maximum_size=SIZE, metadata=METADATA
+    ["primary"], primary=UUID, dataset_id=UUID, maximum_size=NEW_SIZE, metadata=METADATA
 )
-MOVE_DATASET = _object(["primary"], primary=UUID)
+MOVE_DATASET = {
+    **_object([], primary=UUID),
+    "description": "The new primary; without one (`{}`) the move changes nothing, as in Flocker.",
+}
 ACQUIRE_LEASE = _object(
     ["dataset_id", "node_uuid"],
     dataset_id=UUID,
     node_uuid=UUID,
     expires={
         "type": ["number", "null"],
-        "exclusiveMinimum": 0,
+        "minimum": MINIMUM_LEASE_SECONDS,
         "maximum": 10**9,
-        "description": "Seconds from now until the lease expires, or null for never.",
+        "description": (
+            f"Seconds from now until the lease expires (at least {MINIMUM_LEASE_SECONDS:g}), "
+            "or null for never."
+        ),
     },
 )
 ABSOLUTE_PATH: Schema = {
@@ -102,7 +147,7 @@ DATASET_STATE = _object(
     ["dataset_id", "status"],
     dataset_id=UUID,
     status={"enum": [s.value for s in VolumeStatus]},
-    maximum_size={"type": ["integer", "null"], "minimum": 0, "maximum": LARGEST},
+    maximum_size={**REPORTED_SIZE, "type": ["integer", "null"]},
     device=NULLABLE_STRING,
     path=NULLABLE_STRING,
 )
@@ -138,11 +183,54 @@ REPORT_STATE = _object(
     ["generation", "datasets"],
     era=ERA,
     generation=COUNTER,
-    datasets={**_list(DATASET_STATE), "maxItems": 10000},
+    datasets={
+        **_list(DATASET_STATE),
+        "maxItems": 10000,
+        UNIQUE_BY: "dataset_id",
+        "description": "Each dataset at most once: a dataset_id listed twice is refused (400).",
+    },
     conditions={**_list(CONDITION), "maxItems": 10000},
     capacity={"anyOf": [CAPACITY, {"type": "null"}]},
     orphans={**_list(ORPHAN), "maxItems": 10000},
 )
+
+# -- query parameters (name -> schema; the description is the refusal's hint) ---
+
+WATCH_DEFAULT = 30.0
+"""Seconds a watch waits when no ``timeout`` is given."""
+
+WATCH_MAXIMUM = 300.0
+"""The longest ``timeout`` a watch accepts, in seconds."""
+
+WATCH_QUERY: dict[str, Schema] = {
+    "configuration": {
+        **COUNTER,
+        "description": "A configuration generation (an integer from 0): wake when it is passed.",
+    },
+    "state": {
+        **COUNTER,
+        "description": "A state version (an integer from 0): wake when it is passed.",
+    },
+    "timeout": {
+        "type": "number",
+        "minimum": 0,
+        "maximum": WATCH_MAXIMUM,
+        "description": (
+            f"Seconds to wait, from 0 to {WATCH_MAXIMUM:g} (default {WATCH_DEFAULT:g})."
+        ),
+    },
+}
+NODE_CONFIGURATION_QUERY: dict[str, Schema] = {
+    "also": {
+        "type": "string",
+        "pattern": UUID_LIST_PATTERN,
+        "maxLength": MAX_ALSO * 37 - 1,
+        "description": (
+            f"Dataset ids (UUIDs) to include as well, separated by commas without spaces; "
+            f"at most {MAX_ALSO}."
+        ),
+    },
+}
 
 # -- response bodies ----------------------------------------------------------
 
@@ -151,7 +239,7 @@ ERROR = _object(
 )
 VERSION = _object(["flocker", "shoal"], flocker={"type": "string"}, shoal={"type": "string"})
 DATASET = _object(
-    ["dataset_id", "primary", "metadata", "deleted", "maximum_size"],
+    ["dataset_id", "primary", "metadata", "deleted"],
     dataset_id=UUID,
     primary=UUID,
     metadata=METADATA,
@@ -165,11 +253,11 @@ LEASE = _object(
     expires={"type": ["number", "null"], "minimum": 0},
 )
 STATE_DATASET = _object(
-    ["dataset_id", "maximum_size"],
+    ["dataset_id"],
     dataset_id=UUID,
     primary=UUID,
     path={"type": ["string", "null"]},
-    maximum_size=SIZE,
+    maximum_size=REPORTED_SIZE,
 )
 STATE_NODE = _object(["host", "uuid"], host={"type": "string"}, uuid=UUID)
 ERA_NODE = _object(["uuid"], uuid=UUID)
@@ -213,4 +301,5 @@ DATASETS = _list(DATASET)
 LEASES = _list(LEASE)
 STATE_DATASETS = _list(STATE_DATASET)
 STATE_NODES = _list(STATE_NODE)
+CONTAINERS: Schema = {"type": "array", "maxItems": 0, "description": "Always empty."}
 NODES = _list(NODE)

@@ -9,11 +9,29 @@ from control.cli.options import DEFAULT_PORT, command, group
 from control.cli.shell import Context
 
 
+def warn_about_ca_key(ctx: Context, tls_dir: str | None) -> None:
+    """Warn on stderr when the service could read the cluster CA's private key."""
+    if tls_dir is None:
+        return
+    from control.ca import readable_ca_key
+
+    key = readable_ca_key(tls_dir)
+    if key is not None:
+        ctx.shell.err.write(
+            f"warning: the cluster CA's private key {key} is readable by the control service; "
+            "whoever takes over the service could issue certificates. The service needs only "
+            "cluster.crt, control-service.crt and control-service.key: keep cluster.key "
+            "offline (README, 'Keeping the CA key offline').\n"
+        )
+        ctx.shell.err.flush()
+
+
 def serve(ctx: Context) -> None:
     """Run the control service until it is stopped."""
     from control.service import run_control_service
 
     args = ctx.args
+    warn_about_ca_key(ctx, args.tls_dir)
     run_control_service(
         port=args.port,
         host=args.host,

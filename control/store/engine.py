@@ -11,8 +11,9 @@ writers serialise on ``SELECT ... FOR UPDATE`` of the cluster row.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
@@ -49,7 +50,29 @@ def make_engine(url: str) -> Engine:
     )
 
 
+def create_private_file(path: str) -> None:
+    """Create ``path`` empty and readable by its owner only (0600), unless it exists.
+
+    SQLite gives its ``-wal`` and ``-shm`` files the database file's mode, so
+    creating the database this way keeps all three private. A missing
+    directory is left for SQLite to report."""
+    with suppress(FileExistsError, FileNotFoundError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
+
+def _sqlite_file(url: URL) -> str | None:
+    database = url.database
+    if not database or database == ":memory:" or url.query.get("uri") or database.startswith(
+        "file:"
+    ):
+        return None
+    return database
+
+
 def _sqlite_engine(url: URL) -> Engine:
+    path = _sqlite_file(url)
+    if path is not None:
+        create_private_file(path)
     engine = create_engine(
         url,
         pool_size=POOL_SIZE,

@@ -44,7 +44,7 @@ def test_create() -> None:
     assert created == dataset(dataset_id=wanted.dataset_id, metadata={"a": "b"})
     with pytest.raises(Conflict):
         rules.create_dataset(created, True, wanted)
-    with pytest.raises(InvalidRequest, match="Unknown primary"):
+    with pytest.raises(Conflict, match="Unknown primary"):
         rules.create_dataset(None, False, wanted)
 
 
@@ -55,7 +55,7 @@ def test_move() -> None:
     assert moved == dataset(primary=B, dataset_id=current.dataset_id, metadata={"x": "y"})
     with pytest.raises(NotFound):
         rules.move_dataset(None, current.dataset_id, B, True, None, NOW)
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(Conflict, match="Unknown primary"):
         rules.move_dataset(current, current.dataset_id, B, False, None, NOW)
     deleted = rules.delete_dataset(current, current.dataset_id, None, 2, NOW)
     with pytest.raises(NotAllowed):

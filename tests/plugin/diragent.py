@@ -61,7 +61,7 @@ class DirectoryAgent:
             os.makedirs(path, exist_ok=True)
             reported.append(
                 {"dataset_id": d["dataset_id"], "status": "mounted",
-                 "maximum_size": d["maximum_size"], "device": None, "path": path}
+                 "maximum_size": d.get("maximum_size"), "device": None, "path": path}
             )
         body = {"generation": configuration["generation"], "datasets": reported}
         self._call("PUT", f"/v1/shoal/state/{self.uuid}", body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from uuid import UUID
 
 import pytest
@@ -47,6 +48,16 @@ def test_file_survives_a_new_instance(tmp_path: str) -> None:
     MountFile(str(tmp_path)).save(table)
     assert MountFile(str(tmp_path)).load() == table
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_file_is_private(tmp_path: str) -> None:
+    """mounts.json is written 0600 whatever the umask, not 0644."""
+    previous = os.umask(0o022)
+    try:
+        MountFile(str(tmp_path)).save(MountTable().leased("v1", DATASET))
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(os.stat(os.path.join(str(tmp_path), "mounts.json")).st_mode) == 0o600
 
 
 def test_missing_file_is_an_empty_table(tmp_path: str) -> None:

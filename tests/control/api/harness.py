@@ -16,8 +16,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
+from control import __version__
 from control.api.app import ControlAPI
-from control.api.openapi import OPERATIONS, Operation
+from control.api.openapi import OPERATIONS, Operation, document
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore, synchronous_runner
@@ -55,6 +56,10 @@ def operation_for(method: str, path: str) -> Operation | None:
         if op.method == method.lower() and re.match(pattern, bare):
             return op
     return None
+
+
+def _documented_statuses(op: Operation) -> set[str]:
+    return set(document(__version__)["paths"][op.path][op.method]["responses"])
 
 
 @define
@@ -126,6 +131,8 @@ class Harness:
             assert isinstance(body["description"], str) and body["description"]
             assert "Traceback" not in content.decode()
         if op is not None:
+            documented = _documented_statuses(op) | {"500"}  # 500s are tested as bugs
+            assert str(response.code) in documented, (response.code, op.path, body)
             schema = op.answers.get(response.code)
             if response.code >= 400 or schema is None:
                 from control.api.schemas import ERROR

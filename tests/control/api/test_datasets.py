@@ -39,22 +39,23 @@ def test_create_with_id() -> None:
 
 
 def test_create_generates_id() -> None:
-    """Without a dataset_id the API asks new_uuid for one."""
+    """Without a dataset_id the API asks new_uuid for one; with no size, none is listed."""
     h = Harness()
     h.register()
     answer = h.create()
     assert answer.body["dataset_id"] == "cccccccc-0000-4000-8000-000000000001"
-    assert answer.body["maximum_size"] is None
+    assert "maximum_size" not in answer.body
+    assert "maximum_size" not in h.call("GET", DATASETS).body[0]
 
 
 def test_create_refusals() -> None:
-    """Id in use is 409, unknown primary 400, stale tag 412; none changes anything."""
+    """Id in use or an unregistered primary is 409, a stale tag 412; none changes anything."""
     h = Harness()
     h.register()
     h.create(dataset_id=str(DATASET_1))
     assert h.create(dataset_id=str(DATASET_1)).code == 409
     unknown = h.create(primary=NODE_B)
-    assert unknown.code == 400 and str(NODE_B) in unknown.body["description"]
+    assert unknown.code == 409 and str(NODE_B) in unknown.body["description"]
     stale = h.call(
         "POST", DATASETS, {"primary": str(NODE_A)}, headers={"X-If-Configuration-Matches": "0"}
     )
@@ -73,12 +74,59 @@ def test_create_with_matching_tag() -> None:
 
 
 def test_create_bad_size_is_400() -> None:
-    """A size the model refuses is a 400 with the model's explanation."""
+    """A size under 64 MiB, not a multiple of 1024, or with a fraction is a 400 stating the rule."""
     h = Harness()
     h.register()
-    answer = h.create(maximum_size=1000)
-    assert answer.code == 400 and "too small" in answer.body["description"]
+    for size in (1000 * 1024, 64 * 1024**2 + 1, 67108864.0):
+        answer = h.create(maximum_size=size)
+        assert answer.code == 400, size
+        assert "at least 67108864 (64 MiB) and a multiple of 1024" in answer.body["description"]
     assert h.generation() == 0
+
+
+def test_move_without_primary_is_a_no_op() -> None:
+    """A move with ``{}`` answers the dataset unchanged with 200, as Flocker does."""
+    h = Harness()
+    h.register()
+    created = h.create(dataset_id=str(DATASET_1)).body
+    answer = h.call("POST", f"{DATASETS}/{DATASET_1}", {})
+    assert (answer.code, answer.body, answer.header("X-Configuration-Tag")) == (200, created, "1")
+    assert h.generation() == 1
+
+
+def test_move_without_primary_refusals() -> None:
+    """A no-op move of an unknown dataset is 404, with a stale tag 412."""
+    h = Harness()
+    h.register()
+    assert h.call("POST", f"{DATASETS}/{DATASET_1}", {}).code == 404
+    h.create(dataset_id=str(DATASET_1))
+    stale = h.call(
+        "POST", f"{DATASETS}/{DATASET_1}", {}, headers={"X-If-Configuration-Matches": "0"}
+    )
+    assert stale.code == 412
+
+
+def test_empty_condition_is_400() -> None:
+    """An empty X-If-Configuration-Matches is a malformed request, not a stale tag."""
+    h = Harness()
+    h.register()
+    body = {"primary": str(NODE_A)}
+    answer = h.call("POST", DATASETS, body, headers={"X-If-Configuration-Matches": ""})
+    assert answer.code == 400 and "X-If-Configuration-Matches" in answer.body["description"]
+    assert h.generation() == 0
+
+
+def test_containers_are_empty() -> None:
+    """Flocker's container routes, which old clients call, answer an empty list."""
+    h = Harness()
+    configured = h.call("GET", "/v1/configuration/containers")
+    assert (configured.code, configured.body, configured.header("X-Configuration-Tag")) == (
+        200,
+        [],
+        "0",
+    )
+    actual = h.call("GET", "/v1/state/containers")
+    assert (actual.code, actual.body) == (200, [])
 
 
 def test_move() -> None:

@@ -62,6 +62,15 @@ def test_acquire_refusals() -> None:
     assert h.generation() == 1
 
 
+def test_tiny_expiry_is_refused_by_the_schema() -> None:
+    """An expiry under a millisecond, which would lapse as it is granted, is a 400 stating
+    the documented minimum."""
+    h = _harness()
+    tiny = h.call("POST", LEASES, _lease(expires=1e-300))
+    assert tiny.code == 400 and "at least 0.001" in tiny.body["description"]
+    assert h.call("POST", LEASES, _lease(expires=0.001)).code == 201
+
+
 def test_release() -> None:
     """Releasing answers the released lease; a second release is 404."""
     h = _harness()

@@ -150,8 +150,9 @@ def test_node_configuration_is_per_node() -> None:
 def test_node_configuration_bad_query() -> None:
     """A malformed id in ``also`` or an unknown parameter is a 400."""
     h = Harness()
-    bad = h.call("GET", f"/v1/shoal/nodes/{NODE_A}/configuration?also=xyz")
-    assert bad.code == 400 and "'xyz'" in bad.body["description"]
+    for also in ("xyz", f"{DATASET_1},", f"{DATASET_1}, {DATASET_2}", f"{{{DATASET_1}}}"):
+        bad = h.call("GET", f"/v1/shoal/nodes/{NODE_A}/configuration?also={also}")
+        assert bad.code == 400 and "UUIDs" in bad.body["description"], also
     unknown = h.call("GET", f"/v1/shoal/nodes/{NODE_A}/configuration?alsoo={DATASET_1}")
     assert unknown.code == 400 and "alsoo" in unknown.body["description"]
 

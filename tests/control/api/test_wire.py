@@ -62,14 +62,13 @@ def test_dataset_round_trip(dataset: Dataset) -> None:
 
 
 def test_dataset_json_shape() -> None:
-    """Dataset JSON has Flocker's fields, lower-case ids and null for no size."""
+    """Dataset JSON has Flocker's fields and lower-case ids, and no size when it has none."""
     upper = UUID(str(D1).upper())
     assert dataset_to_json(Dataset(upper, A)) == {
         "dataset_id": str(D1),
         "primary": str(A),
         "metadata": {},
         "deleted": False,
-        "maximum_size": None,
     }
 
 
@@ -180,8 +179,8 @@ def test_state_datasets_most_advanced_status_wins() -> None:
     state = ClusterState(reports={A: on_a, B: on_b})
     assert state_datasets_to_json(state) == [
         {"dataset_id": str(D1), "primary": str(B), "path": "/mnt/d1", "maximum_size": 2**30},
-        {"dataset_id": str(D2), "primary": str(A), "maximum_size": None},
-        {"dataset_id": str(D3), "maximum_size": None},
+        {"dataset_id": str(D2), "primary": str(A)},
+        {"dataset_id": str(D3)},
     ]
 
 

@@ -88,7 +88,8 @@ def test_create_refused_by_service(cli: CLI) -> None:
     """The service's refusal is printed as one line, exit status 1."""
     result = cli("dataset", "create", "--node", "node1", "--size", "1M")
     assert result.code == 1
-    assert result.err.startswith("error: maximum_size 1048576 is too small")
+    assert result.err.startswith("error: The request body is not valid: $.maximum_size: 1048576")
+    assert "at least 67108864 (64 MiB)" in result.err
 
 
 @pytest.mark.parametrize(

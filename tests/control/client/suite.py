@@ -78,7 +78,7 @@ class ClientContract:
 
     def test_create_unknown_primary(self, harness: ClientHarness) -> None:
         """Creating on a node that never registered is an InvalidRequest."""
-        with pytest.raises(InvalidRequest, match="Unknown primary"):
+        with pytest.raises(Conflict, match="Unknown primary"):
             harness.create(NODE_A)
 
     def test_create_and_list(self, harness: ClientHarness) -> None:

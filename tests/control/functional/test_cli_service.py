@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import socket
 import uuid
 
@@ -127,3 +129,32 @@ def test_missing_tls_files_exit_with_error(tmp_path) -> None:
         "--database", f"sqlite:///{tmp_path / 'control.db'}", timeout=30,
     )
     assert result.returncode == 1 and "cluster CA certificate" in result.stderr
+
+
+def test_readable_ca_key_is_warned_about(tls_dir: str, tmp_path) -> None:
+    """Serving from the directory that holds cluster.key warns; the documented layout, with
+    only the CA certificate and the service's own key, serves users without the warning."""
+    exposed_log = tmp_path / "exposed.log"
+    exposed = ControlProcess(
+        f"sqlite:///{tmp_path / 'a.db'}", extra=["--tls-dir", tls_dir], log_path=str(exposed_log)
+    ).start()
+    exposed.stop()
+    assert f"warning: the cluster CA's private key {tls_dir}/cluster.key" in exposed_log.read_text()
+    offline = tmp_path / "control-tls"
+    offline.mkdir(mode=0o700)
+    for name in ("cluster.crt", "control-service.crt", "control-service.key"):
+        shutil.copy2(os.path.join(tls_dir, name), offline / name)
+    quiet_log = tmp_path / "quiet.log"
+    quiet = ControlProcess(
+        f"sqlite:///{tmp_path / 'b.db'}", extra=["--tls-dir", str(offline)], log_path=str(quiet_log)
+    ).start()
+    try:
+        credentials = {
+            "SHOAL_CA_CERT": f"{tls_dir}/cluster.crt",
+            "SHOAL_CERT": f"{tls_dir}/user-alice.crt",
+            "SHOAL_KEY": f"{tls_dir}/user-alice.key",
+        }
+        assert cli_json(quiet.url, "node", "list", env=credentials) == []
+    finally:
+        quiet.stop()
+    assert "warning" not in quiet_log.read_text()

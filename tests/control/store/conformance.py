@@ -113,8 +113,8 @@ class StoreConformance:
         assert store.dataset(stored.dataset_id) == stored
 
     def test_create_unknown_primary(self, store: Store) -> None:
-        """A dataset on an unregistered node is refused and nothing changes."""
-        with pytest.raises(InvalidRequest):
+        """A dataset on an unregistered node is refused as a conflict and nothing changes."""
+        with pytest.raises(Conflict, match="Unknown primary"):
             store.create_dataset(Dataset(dataset_id=uuid4(), primary=uuid4()), None)
         assert store.versions() == Versions(0, 0)
 
@@ -146,7 +146,7 @@ class StoreConformance:
 
     @pytest.mark.parametrize(
         ("case", "error"),
-        [("unknown dataset", NotFound), ("unknown primary", InvalidRequest),
+        [("unknown dataset", NotFound), ("unknown primary", Conflict),
          ("deleted", NotAllowed), ("leased elsewhere", Conflict)],
     )
     def test_move_refused(self, store: Store, case: str, error: type[Exception]) -> None:
