@@ -29,10 +29,12 @@ from attrs import field, frozen
 from pyrsistent import PMap, pmap
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
 from agent.changes import Change, Wait, leaves, sleep_after
+from agent.conditions import BackoffSettings, Troubles, held_back, noticing_waits, settled
 from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
-from agent.executor import Executor
+from agent.executor import ChangeFailed, Executor
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.pacing import (
     NO_STATE_WAKE,
@@ -77,7 +79,9 @@ class LoopSettings:
     ``call_timeout``: give up on a control-service call after this long (the
     watch gets it on top of its own timeout). Backoff after the n-th
     consecutive failure: ``min(backoff_cap, backoff_initial * 2**(n-1))``,
-    of which a random half is jitter.
+    of which a random half is jitter. A failing dataset backs off on its own
+    the same way (``dataset_backoff_*``), leaving the node's other datasets
+    and the loop itself at full speed.
     """
 
     mount_root: str
@@ -86,6 +90,8 @@ class LoopSettings:
     call_timeout: float = 30.0
     backoff_initial: float = 0.1
     backoff_cap: float = 10.0
+    dataset_backoff_initial: float = 0.5
+    dataset_backoff_cap: float = 30.0
     default_size: int = DEFAULT_VOLUME_SIZE
 
 
@@ -139,6 +145,10 @@ class ConvergenceLoop:
         self._repeats = 0
         self._last_report: NodeState | None = None
         self._last_report_at = float("-inf")
+        self._troubles = Troubles()
+        self._backoff = BackoffSettings(
+            settings.dataset_backoff_initial, settings.dataset_backoff_cap
+        )
         self._waiting: Deferred[Any] | None = None
         self._calls: set[Deferred[Any]] = set()
         self._stopped: list[Deferred[None]] = []
@@ -203,8 +213,13 @@ class ConvergenceLoop:
         self.failures += 1
         self._previous = None  # the retry after the backoff is no hot loop
         log = self._log.info if self.lifecycle.stopping else self._log.warning
-        log("agent.failed", step=what, failures=self.failures,
-            error=f"{type(error).__name__}: {error}")
+        log(
+            "agent.failed",
+            step=what,
+            failures=self.failures,
+            error=f"{type(error).__name__}: {error}",
+            exc_info=error,
+        )
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
@@ -309,10 +324,6 @@ class ConvergenceLoop:
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
-        report = local_state_to_report(
-            local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
-        )
-        reporting = Deferred.fromCoroutine(self._report(report, now))
         view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
         changes = calculate_changes(
             desired,
@@ -322,18 +333,67 @@ class ConvergenceLoop:
             self.settings.mount_root,
             self.settings.default_size,
         )
+        held = self._troubles.held(now)
+        to_run = held_back(changes, held)
+        troubles = noticing_waits(self._troubles, to_run, now)
+        report = local_state_to_report(
+            local,
+            desired,
+            configuration.generation,
+            self.node.era,
+            self.node.node_uuid,
+            now,
+            conditions=troubles.conditions(),
+        )
+        reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         self._generation = configuration.generation
         self._also = datasets_to_ask_about(local)
-        sleep = self._no_progress_pause(local, changes, sleep_after(changes))
-        self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(changes))
+        sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
+        self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
         if not self._also <= also:
             sleep = 0.0
-        acting = succeed(None) if self.lifecycle.stopping else self.executor.run(changes)
-        reported, _ = await both(reporting, acting)
+        acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
+        reported, failures = await both(reporting, acting)
         times.lap("act_and_report")
-        self._log_pass(local, changes, reported, configuration.generation, times)
+        self._troubles = settled(
+            troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
+        )
+        retry = self._troubles.next_retry(self.clock.seconds())
+        if retry is not None:
+            sleep = min(sleep, retry)
+        self._log_pass(local, to_run, reported, configuration.generation, times)
+        self._log_failures(failures)
         return sleep
+
+    def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
+        """Run ``changes``; fires with the failed changes and their errors (maybe none)."""
+
+        def failed(failure: Failure) -> tuple[tuple[Change, BaseException], ...]:
+            failure.trap(ChangeFailed)
+            error = failure.value
+            assert isinstance(error, ChangeFailed)
+            return error.failures
+
+        return self.executor.run(changes).addCallbacks(lambda _: (), failed)
+
+    def _log_failures(self, failures: tuple[tuple[Change, BaseException], ...]) -> None:
+        for change, error in failures:
+            failing = self._troubles.failing.get(getattr(change, "dataset_id", None))
+            if failing is None:
+                continue
+            condition = failing.condition
+            self._log.warning(
+                "agent.dataset.failing",
+                dataset=str(condition.dataset_id),
+                step=condition.step,
+                reason=condition.reason,
+                message=condition.message,
+                attempts=condition.attempts,
+                permanent=condition.permanent,
+                retry_in=round(failing.retry_at - self.clock.seconds(), 3),
+                exc_info=error,
+            )
 
     def _no_progress_pause(self, local: LocalState, changes: Change, sleep: float) -> float:
         """``sleep``, unless this pass would repeat the last one exactly: then back off.
