@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__
 from control.api import schemas
+from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
     path_uuid,
@@ -35,12 +36,15 @@ from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
-from control.errors import NotFound, ShoalError
+from control.errors import InvalidRequest, NotFound, ShoalError
+from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT, EventQuery
 from control.model import Node, tag_for
 from control.store.threaded import ThreadedStore
 from control.wire import (
+    conditions_to_json,
     dataset_from_json,
     dataset_to_json,
+    event_to_json,
     lease_from_json,
     lease_to_json,
     node_state_from_json,
@@ -126,7 +130,9 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
-        stored, generation = await self._store.create_dataset(dataset, if_tag(request))
+        stored, generation = await self._store.create_dataset(
+            dataset, if_tag(request), now=self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
@@ -136,7 +142,7 @@ class ControlAPI:
         uuid = path_uuid(dataset_id, "dataset id")
         primary = path_uuid(read_json(request, schemas.MOVE_DATASET)["primary"], "primary")
         stored, generation = await self._store.move_dataset(
-            uuid, primary, if_tag(request), self._now()
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
         )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
@@ -145,7 +151,9 @@ class ControlAPI:
     async def delete_dataset(self, request: Request, dataset_id: str) -> bytes:
         """Mark a dataset deleted; its agents destroy the volume."""
         uuid = path_uuid(dataset_id, "dataset id")
-        stored, generation = await self._store.delete_dataset(uuid, if_tag(request), self._now())
+        stored, generation = await self._store.delete_dataset(
+            uuid, if_tag(request), self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -190,7 +198,9 @@ class ControlAPI:
         body = read_json(request, schemas.ACQUIRE_LEASE)
         now = self._now()
         lease = lease_from_json(body, now)
-        stored, created, generation = await self._store.acquire_lease(lease, if_tag(request), now)
+        stored, created, generation = await self._store.acquire_lease(
+            lease, if_tag(request), now, actor=actor_of(request)
+        )
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, lease_to_json(stored, now), code, tag_for(generation))
@@ -200,7 +210,9 @@ class ControlAPI:
         """Release a dataset's lease, answering the lease released."""
         uuid = path_uuid(dataset_id, "dataset id")
         now = self._now()
-        released, generation = await self._store.release_lease(uuid, if_tag(request), now)
+        released, generation = await self._store.release_lease(
+            uuid, if_tag(request), now, actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, lease_to_json(released, now), tag=tag_for(generation))
 
@@ -265,6 +277,32 @@ class ControlAPI:
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
             },
         )
+
+    @app.route("/v1/shoal/conditions", methods=["GET"])
+    async def conditions(self, request: Request) -> bytes:
+        """Every condition the nodes report (of one dataset, if asked), with its node."""
+        params = query(request, frozenset({"dataset"}))
+        dataset = params.get("dataset")
+        dataset_id = None if dataset is None else path_uuid(dataset, "dataset")
+        state = await self._store.cluster_state()
+        return json_response(request, conditions_to_json(state, dataset_id))
+
+    @app.route("/v1/shoal/events", methods=["GET"])
+    async def events(self, request: Request) -> bytes:
+        """The event history: of a dataset and/or node, after an event id, at most ``limit``."""
+        params = query(request, frozenset({"dataset", "node", "since", "limit"}))
+        dataset, node = params.get("dataset"), params.get("node")
+        limit = query_int(params, "limit")
+        if limit is not None and not 1 <= limit <= MAXIMUM_LIMIT:
+            raise InvalidRequest(f"Query parameter 'limit' must be from 1 to {MAXIMUM_LIMIT}.")
+        asked = EventQuery(
+            dataset_id=None if dataset is None else path_uuid(dataset, "dataset"),
+            node_uuid=None if node is None else path_uuid(node, "node"),
+            since=query_int(params, "since"),
+            limit=DEFAULT_LIMIT if limit is None else limit,
+        )
+        found = await self._store.events(asked)
+        return json_response(request, [event_to_json(e) for e in found])
 
     @app.route("/v1/shoal/watch", methods=["GET"])
     async def watch(self, request: Request) -> bytes:

@@ -51,6 +51,13 @@ _WATCH_QUERY = (
     ("state", s.COUNTER, "Wake when the state version exceeds this."),
     ("timeout", {"type": "number", "minimum": 0, "maximum": 300}, "Seconds (default 30)."),
 )
+_EVENTS_QUERY = (
+    ("dataset", s.UUID, "Only this dataset's events."),
+    ("node", s.UUID, "Only this node's events."),
+    ("since", s.COUNTER, "Only events after this event id, oldest first (else the newest)."),
+    ("limit", {"type": "integer", "minimum": 1, "maximum": 1000}, "At most this many (100)."),
+)
+_DATASET_QUERY = (("dataset", s.UUID, "Only this dataset's conditions."),)
 _ALSO = (("also", {"type": "string"}, "Comma-separated dataset ids to include as well."),)
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -97,6 +104,14 @@ OPERATIONS: tuple[Operation, ...] = (
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",
         "The datasets and leases one node needs.", {200: s.NODE_CONFIGURATION},
         None, (400,), _ALSO,
+    ),
+    Operation(
+        "get", "/v1/shoal/conditions", "What blocks datasets and nodes, as the agents report.",
+        {200: s.NODE_CONDITIONS}, None, (400,), _DATASET_QUERY,
+    ),
+    Operation(
+        "get", "/v1/shoal/events", "The event history, oldest first.",
+        {200: s.EVENTS}, None, (400,), _EVENTS_QUERY,
     ),
     Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",

@@ -194,6 +194,12 @@ EVENT = _object(
     actor={"type": ["string", "null"]},
     details={"type": "object"},
 )
+NODE_CONDITION = {
+    **CONDITION,
+    "properties": {**CONDITION["properties"], "node_uuid": UUID},
+    "required": [*CONDITION["required"], "node_uuid"],
+}
+"""A condition with the node that reports it."""
 VERSIONS = _object(["configuration", "state"], configuration=COUNTER, state=COUNTER)
 REPORT_RESULT = _object(
     ["changed", "configuration", "state"],
@@ -214,3 +220,5 @@ LEASES = _list(LEASE)
 STATE_DATASETS = _list(STATE_DATASET)
 STATE_NODES = _list(STATE_NODE)
 NODES = _list(NODE)
+EVENTS = _list(EVENT)
+NODE_CONDITIONS = _list(NODE_CONDITION)
