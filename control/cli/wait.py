@@ -4,7 +4,9 @@
 :func:`mounted_on` and :func:`gone` are pure: given the state, they say what
 is still awaited (``None`` when done). :func:`wait_until` reads the state,
 and between reads waits on the client's ``watch`` (never polls), printing a
-line whenever what it waits for changes, until done or ``timeout``.
+line whenever what it waits for changes, until done or ``timeout``. Given the
+dataset, it also prints each condition the agents report as it appears and
+gives up at once on a permanent error (:class:`Blocked`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from uuid import UUID
 
 from control.cli.output import duration, node_name
 from control.cli.shell import Context
-from control.client.interface import StateDataset
+from control.cli.status import blocking, condition_text, with_names
+from control.client.interface import NodeCondition, StateDataset
 from control.errors import ShoalError
-from control.model import Versions
+from control.model import ConditionKind, Versions
 
 Pending = Callable[[Sequence[StateDataset]], str | None]
 """What is still awaited in a state, or ``None`` when the goal is reached."""
@@ -70,11 +73,50 @@ def gone(dataset_id: UUID, names: Mapping[UUID, str]) -> Pending:
     return pending
 
 
-async def wait_until(ctx: Context, pending: Pending, timeout: float) -> None:
-    """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds."""
+class Blocked(ShoalError):
+    """An agent reports an error that cannot clear without a change of configuration."""
+
+    code = 409
+
+
+def news(
+    conditions: Sequence[NodeCondition], dataset_id: UUID, shown: frozenset[tuple[object, ...]]
+) -> tuple[list[NodeCondition], frozenset[tuple[object, ...]]]:
+    """The conditions of ``dataset_id`` not shown yet, and what has been shown after them."""
+    mine = blocking(conditions, dataset_id)
+    keys = {c: (c.node_uuid, c.condition.kind, c.condition.reason, c.condition.message)
+            for c in mine}
+    fresh = [c for c in mine if keys[c] not in shown]
+    return fresh, shown | frozenset(keys[c] for c in fresh)
+
+
+def permanent_error(conditions: Sequence[NodeCondition], dataset_id: UUID) -> NodeCondition | None:
+    """The first permanent error an agent reports for ``dataset_id``, if any."""
+    return next(
+        (c for c in blocking(conditions, dataset_id)
+         if c.condition.permanent and c.condition.kind is ConditionKind.ERROR),
+        None,
+    )
+
+
+async def wait_until(
+    ctx: Context,
+    pending: Pending,
+    timeout: float,
+    dataset_id: UUID | None = None,
+    names: Mapping[UUID, str] | None = None,
+) -> None:
+    """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds.
+
+    With ``dataset_id``, each condition the agents report for it is printed
+    as soon as it appears, and a permanent error raises :class:`Blocked` at
+    once with the agent's reason.
+    """
     deadline = ctx.clock.seconds() + timeout
     seen = Versions(0, 0)
     last: str | None = None
+    shown: frozenset[tuple[object, ...]] = frozenset()
+    names = names or {}
     while True:
         waiting = pending(await ctx.client.list_state_datasets())
         if waiting is None:
@@ -82,6 +124,20 @@ async def wait_until(ctx: Context, pending: Pending, timeout: float) -> None:
         if waiting != last:
             ctx.progress(f"waiting for {waiting}")
             last = waiting
+        if dataset_id is not None:
+            conditions = await ctx.client.list_conditions(dataset_id)
+            fresh, shown = news(conditions, dataset_id, shown)
+            now = ctx.clock.seconds()
+            for found in fresh:
+                ctx.progress(condition_text(found, names, now))
+            blocked = permanent_error(conditions, dataset_id)
+            if blocked is not None:
+                where = node_name(blocked.node_uuid, names)
+                raise Blocked(
+                    f"{where} cannot do it: {with_names(blocked.condition.message, names)}. "
+                    "This will not succeed without a change: fix the cause (for example a "
+                    "smaller size, or a bigger pool) or delete the dataset."
+                )
         left = deadline - ctx.clock.seconds()
         if left <= 0:
             raise TimedOut(f"Timed out after {duration(timeout)} waiting for {waiting}.")
