@@ -14,6 +14,7 @@ from uuid import UUID
 
 from control.cli.output import duration, node_name
 from control.client.interface import NodeCondition, StateDataset
+from control.client.waiting import blocking
 from control.model import ConditionKind, Dataset
 from control.wire import JSON, condition_to_json
 
@@ -23,17 +24,6 @@ def with_names(text: str, names: Mapping[UUID, str]) -> str:
     for uuid, name in names.items():
         text = text.replace(f"node {uuid}", name).replace(str(uuid), name)
     return text
-
-
-def blocking(conditions: Sequence[NodeCondition], dataset_id: UUID) -> list[NodeCondition]:
-    """The conditions of ``dataset_id``: errors first (permanent ones first), then waits."""
-    mine = [c for c in conditions if c.condition.dataset_id == dataset_id]
-
-    def order(c: NodeCondition) -> tuple[int, int, float]:
-        error = c.condition.kind is ConditionKind.ERROR
-        return (0 if error else 1, 0 if c.condition.permanent else 1, c.condition.since)
-
-    return sorted(mine, key=order)
 
 
 def _progress(dataset: Dataset, state: StateDataset | None, names: Mapping[UUID, str]) -> str:

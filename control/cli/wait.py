@@ -2,11 +2,12 @@
 ``--wait``: wait until the actual state shows what a command asked for.
 
 :func:`mounted_on` and :func:`gone` are pure: given the state, they say what
-is still awaited (``None`` when done). :func:`wait_until` reads the state,
-and between reads waits on the client's ``watch`` (never polls), printing a
-line whenever what it waits for changes, until done or ``timeout``. Given the
-dataset, it also prints each condition the agents report as it appears and
-gives up at once on a permanent error (:class:`Blocked`).
+is still awaited (``None`` when done). :func:`wait_until` runs the shared
+loop of :func:`control.client.waiting.wait_for_state` (woken by the watch,
+never polling), printing a line whenever what it waits for changes, until
+done or ``timeout``. Given the dataset, it also prints each condition the
+agents report as it appears and gives up at once on a permanent error
+(:class:`Blocked`).
 """
 
 from __future__ import annotations
@@ -16,22 +17,25 @@ from uuid import UUID
 
 from control.cli.output import duration, node_name
 from control.cli.shell import Context
-from control.cli.status import blocking, condition_text, with_names
+from control.cli.status import condition_text, with_names
 from control.client.interface import NodeCondition, StateDataset
+from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import ShoalError
-from control.model import ConditionKind, Versions
 
 Pending = Callable[[Sequence[StateDataset]], str | None]
 """What is still awaited in a state, or ``None`` when the goal is reached."""
-
-WATCH_SLICE = 30.0
-"""The longest single watch; the wait is made of several."""
 
 
 class TimedOut(ShoalError):
     """The state did not reach the goal in time."""
 
     code = 504
+
+
+class Blocked(ShoalError):
+    """An agent reports an error that cannot clear without a change of configuration."""
+
+    code = 409
 
 
 def _find(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
@@ -73,32 +77,6 @@ def gone(dataset_id: UUID, names: Mapping[UUID, str]) -> Pending:
     return pending
 
 
-class Blocked(ShoalError):
-    """An agent reports an error that cannot clear without a change of configuration."""
-
-    code = 409
-
-
-def news(
-    conditions: Sequence[NodeCondition], dataset_id: UUID, shown: frozenset[tuple[object, ...]]
-) -> tuple[list[NodeCondition], frozenset[tuple[object, ...]]]:
-    """The conditions of ``dataset_id`` not shown yet, and what has been shown after them."""
-    mine = blocking(conditions, dataset_id)
-    keys = {c: (c.node_uuid, c.condition.kind, c.condition.reason, c.condition.message)
-            for c in mine}
-    fresh = [c for c in mine if keys[c] not in shown]
-    return fresh, shown | frozenset(keys[c] for c in fresh)
-
-
-def permanent_error(conditions: Sequence[NodeCondition], dataset_id: UUID) -> NodeCondition | None:
-    """The first permanent error an agent reports for ``dataset_id``, if any."""
-    return next(
-        (c for c in blocking(conditions, dataset_id)
-         if c.condition.permanent and c.condition.kind is ConditionKind.ERROR),
-        None,
-    )
-
-
 async def wait_until(
     ctx: Context,
     pending: Pending,
@@ -112,33 +90,27 @@ async def wait_until(
     as soon as it appears, and a permanent error raises :class:`Blocked` at
     once with the agent's reason.
     """
-    deadline = ctx.clock.seconds() + timeout
-    seen = Versions(0, 0)
-    last: str | None = None
-    shown: frozenset[tuple[object, ...]] = frozenset()
-    names = names or {}
-    while True:
-        waiting = pending(await ctx.client.list_state_datasets())
-        if waiting is None:
-            return
-        if waiting != last:
-            ctx.progress(f"waiting for {waiting}")
-            last = waiting
-        if dataset_id is not None:
-            conditions = await ctx.client.list_conditions(dataset_id)
-            fresh, shown = news(conditions, dataset_id, shown)
-            now = ctx.clock.seconds()
-            for found in fresh:
-                ctx.progress(condition_text(found, names, now))
-            blocked = permanent_error(conditions, dataset_id)
-            if blocked is not None:
-                where = node_name(blocked.node_uuid, names)
-                raise Blocked(
-                    f"{where} cannot do it: {with_names(blocked.condition.message, names)}. "
-                    "This will not succeed without a change: fix the cause (for example a "
-                    "smaller size, or a bigger pool) or delete the dataset."
-                )
-        left = deadline - ctx.clock.seconds()
-        if left <= 0:
-            raise TimedOut(f"Timed out after {duration(timeout)} waiting for {waiting}.")
-        seen = await ctx.client.watch(seen.configuration, seen.state, min(left, WATCH_SLICE))
+    known = names or {}
+
+    def check(states: Sequence[StateDataset]) -> Reached[None] | str:
+        waiting = pending(states)
+        return Reached(None) if waiting is None else waiting
+
+    def condition(found: NodeCondition) -> None:
+        ctx.progress(condition_text(found, known, ctx.clock.seconds()))
+
+    try:
+        await wait_for_state(
+            ctx.client, ctx.clock, check, timeout, dataset_id=dataset_id,
+            on_progress=lambda waiting: ctx.progress(f"waiting for {waiting}"),
+            on_condition=condition,
+        )
+    except WaitTimedOut as e:
+        raise TimedOut(f"Timed out after {duration(timeout)} waiting for {e.waiting}.") from None
+    except WaitBlocked as e:
+        where = node_name(e.blocked.node_uuid, known)
+        raise Blocked(
+            f"{where} cannot do it: {with_names(e.blocked.condition.message, known)}. "
+            "This will not succeed without a change: fix the cause (for example a "
+            "smaller size, or a bigger pool) or delete the dataset."
+        ) from None
