@@ -55,7 +55,7 @@ from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
-from control.model import NodeState
+from control.model import NodeState, Versions
 from control.runners import Runner, synchronous_runner
 
 
@@ -252,7 +252,7 @@ class ConvergenceLoop:
 
     async def _converge(self) -> None:
         try:
-            sleep = await self._pass()
+            sleep, _ = await self._pass()
         except NodeLost:
             self._log.warning("agent.node_lost", node=str(self.node.node_uuid))
             self.memory = memory.node_lost(self.memory)
@@ -301,8 +301,26 @@ class ConvergenceLoop:
 
     # -- one pass ------------------------------------------------------------
 
-    async def _pass(self) -> float:
-        """Fetch, observe, report, calculate, act; returns how long the loop may wait.
+    def one_pass(self, versions: Versions | None = None) -> Deferred[Change]:
+        """Run one pass now, outside the lifecycle; fires with the changes it ran.
+
+        For simulations that step several agents in a chosen order (see
+        :mod:`agent.testing`): ``versions``, if given, stand for the watch's
+        answer before the pass. The loop must not be started.
+        """
+        if versions is not None:
+            self.memory = memory.woken(self.memory, versions)
+
+        async def run() -> Change:
+            sleep, changes = await self._pass()
+            self.memory = memory.succeeded(self.memory, sleep)
+            return changes
+
+        return Deferred.fromCoroutine(run())
+
+    async def _pass(self) -> tuple[float, Change]:
+        """Fetch, observe, report, calculate, act; returns how long the loop may wait, and
+        the changes it ran.
 
         The report goes out while the changes run: it describes the
         observation, which acting does not change, and the next pass waits
@@ -368,7 +386,7 @@ class ConvergenceLoop:
             sleep = min(sleep, retry)
         self._log_pass(local, to_run, reported, configuration.generation, times)
         self._log_failures(failures)
-        return sleep
+        return sleep, to_run
 
     def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
         """Run ``changes``; fires with the failed changes and their errors (maybe none)."""
