@@ -84,10 +84,16 @@ class DestroyVolume:
 
 @frozen
 class Wait:
-    """Do nothing for this dataset now, because of ``reason`` (e.g. another node has it)."""
+    """
+    Do nothing for this dataset now, because of ``reason`` (e.g. another node has it).
+
+    ``reason`` is a sentence for people; ``code`` the machine-readable kind
+    of wait, reported as the dataset's waiting condition.
+    """
 
     dataset_id: UUID
     reason: str
+    code: str = "waiting"
 
 
 @frozen

@@ -32,7 +32,7 @@ from agent.backends.interface import (
     UnknownVolume,
 )
 from agent.fs.interface import FilesystemError, Filesystems, Mount
-from control.model import Dataset, DatasetState, NodeState, VolumeStatus
+from control.model import Condition, Dataset, DatasetState, NodeState, VolumeStatus
 
 
 class DiscoveredState(enum.Enum):
@@ -106,12 +106,14 @@ class LocalState:
     Everything one pass observed on this node, frozen.
 
     ``datasets`` holds one entry per dataset that has a volume in this
-    cluster; ``volumes`` is the backend's raw listing.
+    cluster; ``volumes`` is the backend's raw listing; ``conditions`` what
+    discovery itself found wrong (reported as they are).
     """
 
     instance_id: str
     datasets: PMap = field(factory=pmap, converter=_freeze_datasets)
     volumes: tuple[BlockDeviceVolume, ...] = field(default=(), converter=_freeze_volumes)
+    conditions: tuple[Condition, ...] = ()
 
 
 def mount_point(mount_root: str, dataset_id: UUID) -> str:
@@ -296,6 +298,7 @@ def local_state_to_report(
     era: str | None,
     node_uuid: UUID,
     now: float,
+    conditions: Iterable[Condition] = (),
 ) -> NodeState:
     """
     What the agent reports for the snapshot ``local`` (pure).
@@ -304,6 +307,8 @@ def local_state_to_report(
     volumes it is the primary of); ``generation`` must be the configuration
     generation fetched *before* ``local`` was observed, so the control service
     never purges a deletion on the strength of an older observation.
+    ``conditions`` (what the loop remembers blocking each dataset) are
+    reported after those discovery found (``local.conditions``).
     """
     states = {}
     for found in local.datasets.values():
@@ -311,5 +316,10 @@ def local_state_to_report(
         if state is not None:
             states[found.dataset_id] = state
     return NodeState(
-        node_uuid=node_uuid, era=era, generation=generation, datasets=states, reported_at=now
+        node_uuid=node_uuid,
+        era=era,
+        generation=generation,
+        datasets=states,
+        reported_at=now,
+        conditions=(*local.conditions, *conditions),
     )

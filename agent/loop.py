@@ -12,9 +12,13 @@ within milliseconds of a configuration change (a create, move or delete) or
 of another node's state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
 
-Failures back off exponentially with jitter (capped); a 404 from the control
-service (it lost the node) makes the loop register again. The lifecycle is
-the explicit state machine of :mod:`agent.lifecycle`. The reactor thread
+Failures of the loop's own calls back off exponentially with jitter
+(capped); a failed change only backs off its dataset
+(:mod:`agent.conditions`), reported as that dataset's condition. A 404 from
+the control service (it lost the node) makes the loop register again. The lifecycle is
+the explicit state machine of :mod:`agent.lifecycle`; what a pass leaves for
+the next is one frozen :class:`~agent.memory.PassMemory`, replaced through
+the pure updates of :mod:`agent.memory`. The reactor thread
 never blocks: every backend and filesystem call goes through a runner.
 """
 
@@ -29,16 +33,19 @@ from attrs import field, frozen
 from pyrsistent import PMap, pmap
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
+from twisted.python.failure import Failure
 
+from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
+from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
 from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
-from agent.executor import Executor
+from agent.executor import ChangeFailed, Executor
 from agent.lifecycle import Event, Lifecycle, Phase
+from agent.memory import PassMemory
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,
     Stopwatch,
-    adopt_state_version,
     backoff_delay,
     both,
     reusable_configuration,
@@ -48,7 +55,7 @@ from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
-from control.model import NodeState
+from control.model import NodeState, Versions
 from control.runners import Runner, synchronous_runner
 
 
@@ -77,7 +84,9 @@ class LoopSettings:
     ``call_timeout``: give up on a control-service call after this long (the
     watch gets it on top of its own timeout). Backoff after the n-th
     consecutive failure: ``min(backoff_cap, backoff_initial * 2**(n-1))``,
-    of which a random half is jitter.
+    of which a random half is jitter. A failing dataset backs off on its own
+    the same way (``dataset_backoff_*``), leaving the node's other datasets
+    and the loop itself at full speed.
     """
 
     mount_root: str
@@ -86,6 +95,8 @@ class LoopSettings:
     call_timeout: float = 30.0
     backoff_initial: float = 0.1
     backoff_cap: float = 10.0
+    dataset_backoff_initial: float = 0.5
+    dataset_backoff_cap: float = 30.0
     default_size: int = DEFAULT_VOLUME_SIZE
 
 
@@ -125,26 +136,26 @@ class ConvergenceLoop:
         self._run_blocking = run_blocking
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
-        self.failures = 0
-        self.passes = 0
-        self._need_register = True
-        self._also: frozenset[UUID] = frozenset()
-        self._generation = 0
-        self._fetched: tuple[frozenset[UUID], NodeConfiguration] | None = None
-        self._current_generation: int | None = None
-        self._state = 0
-        self._sleep = 0.0
-        self._waiting_on_others = False
-        self._previous: tuple[LocalState, Change] | None = None
-        self._repeats = 0
-        self._last_report: NodeState | None = None
-        self._last_report_at = float("-inf")
+        self.memory = PassMemory()
+        self._backoff = BackoffSettings(
+            settings.dataset_backoff_initial, settings.dataset_backoff_cap
+        )
         self._waiting: Deferred[Any] | None = None
         self._calls: set[Deferred[Any]] = set()
         self._stopped: list[Deferred[None]] = []
         self._done: Deferred[None] | None = None
 
     # -- lifecycle -----------------------------------------------------------
+
+    @property
+    def passes(self) -> int:
+        """How many passes the loop has made."""
+        return self.memory.passes
+
+    @property
+    def failures(self) -> int:
+        """How many steps in a row have failed."""
+        return self.memory.failures
 
     @property
     def phase(self) -> Phase:
@@ -200,11 +211,15 @@ class ConvergenceLoop:
             d.callback(None)
 
     def _failed(self, what: str, error: BaseException) -> None:
-        self.failures += 1
-        self._previous = None  # the retry after the backoff is no hot loop
+        self.memory = memory.failed(self.memory)
         log = self._log.info if self.lifecycle.stopping else self._log.warning
-        log("agent.failed", step=what, failures=self.failures,
-            error=f"{type(error).__name__}: {error}")
+        log(
+            "agent.failed",
+            step=what,
+            failures=self.failures,
+            error=f"{type(error).__name__}: {error}",
+            exc_info=error,
+        )
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
@@ -231,32 +246,32 @@ class ConvergenceLoop:
         except Exception as e:
             self._failed("register", e)
             return
-        self._need_register = False
-        self._last_report = None
+        self.memory = memory.registered(self.memory)
         self._log.info("agent.registered", node=str(node.node_uuid), host=node.host, era=node.era)
         self.lifecycle.handle(Event.REGISTERED)
 
     async def _converge(self) -> None:
         try:
-            self._sleep = await self._pass()
+            sleep, _ = await self._pass()
         except NodeLost:
             self._log.warning("agent.node_lost", node=str(self.node.node_uuid))
-            self._need_register = True
+            self.memory = memory.node_lost(self.memory)
             self.lifecycle.handle(Event.NODE_LOST)
             return
         except Exception as e:
             self._failed("pass", e)
             return
-        self.failures = 0
-        self.lifecycle.handle(Event.ACTED if self._sleep <= 0 else Event.IDLE)
+        self.memory = memory.succeeded(self.memory, sleep)
+        self.lifecycle.handle(Event.ACTED if sleep <= 0 else Event.IDLE)
 
     async def _wait(self) -> None:
         now = self.clock.seconds()
-        heartbeat_due = self._last_report_at + self.settings.heartbeat - now
-        timeout = min(self._sleep, self.settings.watch_timeout, heartbeat_due)
+        m = self.memory
+        heartbeat_due = m.last_report_at + self.settings.heartbeat - now
+        timeout = min(m.sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
-            state = self._state if self._waiting_on_others else NO_STATE_WAKE
-            watch = self.client.watch(self._generation, state, round(timeout, 3))
+            state = m.state if m.waiting_on_others else NO_STATE_WAKE
+            watch = self.client.watch(m.generation, state, round(timeout, 3))
             self._waiting = self._call(watch, extra=timeout)
             try:
                 versions = await self._waiting
@@ -266,8 +281,7 @@ class ConvergenceLoop:
                 return
             finally:
                 self._waiting = None
-            self._state = max(self._state, versions.state)
-            self._current_generation = versions.configuration
+            self.memory = memory.woken(self.memory, versions)
         self.lifecycle.handle(Event.WOKEN)
 
     async def _back_off(self) -> None:
@@ -281,21 +295,41 @@ class ConvergenceLoop:
             return
         finally:
             self._waiting = None
-        self.lifecycle.handle(Event.RETRY_REGISTER if self._need_register else Event.RETRY)
+        self.lifecycle.handle(
+            Event.RETRY_REGISTER if self.memory.need_register else Event.RETRY
+        )
 
     # -- one pass ------------------------------------------------------------
 
-    async def _pass(self) -> float:
-        """Fetch, observe, report, calculate, act; returns how long the loop may wait.
+    def one_pass(self, versions: Versions | None = None) -> Deferred[Change]:
+        """Run one pass now, outside the lifecycle; fires with the changes it ran.
+
+        For simulations that step several agents in a chosen order (see
+        :mod:`agent.testing`): ``versions``, if given, stand for the watch's
+        answer before the pass. The loop must not be started.
+        """
+        if versions is not None:
+            self.memory = memory.woken(self.memory, versions)
+
+        async def run() -> Change:
+            sleep, changes = await self._pass()
+            self.memory = memory.succeeded(self.memory, sleep)
+            return changes
+
+        return Deferred.fromCoroutine(run())
+
+    async def _pass(self) -> tuple[float, Change]:
+        """Fetch, observe, report, calculate, act; returns how long the loop may wait, and
+        the changes it ran.
 
         The report goes out while the changes run: it describes the
         observation, which acting does not change, and the next pass waits
         for both.
         """
-        self.passes += 1
+        current, self.memory = memory.started_pass(self.memory)
         times = Stopwatch(self.clock)
-        also = self._also
-        configuration: NodeConfiguration = await self._configuration(also)
+        also = self.memory.also
+        configuration: NodeConfiguration = await self._configuration(also, current)
         times.lap("fetch")
         local: LocalState = await self._run_blocking(
             discover,
@@ -309,10 +343,6 @@ class ConvergenceLoop:
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
-        report = local_state_to_report(
-            local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
-        )
-        reporting = Deferred.fromCoroutine(self._report(report, now))
         view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
         changes = calculate_changes(
             desired,
@@ -322,18 +352,70 @@ class ConvergenceLoop:
             self.settings.mount_root,
             self.settings.default_size,
         )
+        held = self.memory.troubles.held(now)
+        to_run = held_back(changes, held)
+        troubles = noticing_waits(self.memory.troubles, to_run, now)
+        report = local_state_to_report(
+            local,
+            desired,
+            configuration.generation,
+            self.node.era,
+            self.node.node_uuid,
+            now,
+            conditions=troubles.conditions(),
+        )
+        reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
-        self._generation = configuration.generation
-        self._also = datasets_to_ask_about(local)
-        sleep = self._no_progress_pause(local, changes, sleep_after(changes))
-        self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(changes))
-        if not self._also <= also:
+        asking = datasets_to_ask_about(local)
+        waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
+        self.memory = memory.decided(
+            self.memory, configuration.generation, asking, waiting_on_others, troubles
+        )
+        sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
+        if not asking <= also:
             sleep = 0.0
-        acting = succeed(None) if self.lifecycle.stopping else self.executor.run(changes)
-        reported, _ = await both(reporting, acting)
+        acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
+        reported, failures = await both(reporting, acting)
         times.lap("act_and_report")
-        self._log_pass(local, changes, reported, configuration.generation, times)
-        return sleep
+        after = settled(
+            troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
+        )
+        self.memory = memory.troubled(self.memory, after)
+        retry = after.next_retry(self.clock.seconds())
+        if retry is not None:
+            sleep = min(sleep, retry)
+        self._log_pass(local, to_run, reported, configuration.generation, times)
+        self._log_failures(failures)
+        return sleep, to_run
+
+    def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
+        """Run ``changes``; fires with the failed changes and their errors (maybe none)."""
+
+        def failed(failure: Failure) -> tuple[tuple[Change, BaseException], ...]:
+            failure.trap(ChangeFailed)
+            error = failure.value
+            assert isinstance(error, ChangeFailed)
+            return error.failures
+
+        return self.executor.run(changes).addCallbacks(lambda _: (), failed)
+
+    def _log_failures(self, failures: tuple[tuple[Change, BaseException], ...]) -> None:
+        for change, error in failures:
+            failing = self.memory.troubles.failing.get(getattr(change, "dataset_id", None))
+            if failing is None:
+                continue
+            condition = failing.condition
+            self._log.warning(
+                "agent.dataset.failing",
+                dataset=str(condition.dataset_id),
+                step=condition.step,
+                reason=condition.reason,
+                message=condition.message,
+                attempts=condition.attempts,
+                permanent=condition.permanent,
+                retry_in=round(failing.retry_at - self.clock.seconds(), 3),
+                exc_info=error,
+            )
 
     def _no_progress_pause(self, local: LocalState, changes: Change, sleep: float) -> float:
         """``sleep``, unless this pass would repeat the last one exactly: then back off.
@@ -342,23 +424,23 @@ class ConvergenceLoop:
         visible effect (a backend that acknowledges but lags), the same
         observation would make the same decision in a hot loop.
         """
-        previous, self._previous = self._previous, (local, changes)
-        if sleep > 0 or previous != (local, changes):
-            self._repeats = 0
+        self.memory = memory.repeated(self.memory, local, changes, sleep)
+        repeats = self.memory.repeats
+        if repeats == 0:
             return sleep
-        self._repeats += 1
         s = self.settings
-        return backoff_delay(self._repeats, self._random(), s.backoff_initial, s.backoff_cap)
+        return backoff_delay(repeats, self._random(), s.backoff_initial, s.backoff_cap)
 
-    async def _configuration(self, also: frozenset[UUID]) -> NodeConfiguration:
+    async def _configuration(
+        self, also: frozenset[UUID], current: int | None
+    ) -> NodeConfiguration:
         """The node's configuration, fetched unless the one in hand is still current.
 
         The last report's or watch's answer told the generation current then
         (after the previous observation, before the coming one); see
         :func:`~agent.pacing.reusable_configuration`.
         """
-        current, self._current_generation = self._current_generation, None
-        reused = reusable_configuration(self._fetched, current, also, self.node.node_uuid)
+        reused = reusable_configuration(self.memory.fetched, current, also, self.node.node_uuid)
         if reused is not None:
             return reused
         try:
@@ -367,22 +449,20 @@ class ConvergenceLoop:
             )
         except NotFound as e:
             raise NodeLost(str(e)) from e
-        self._fetched = (also, result)
+        self.memory = memory.fetched(self.memory, also, result)
         return result
 
     async def _report(self, report: NodeState, now: float) -> bool:
         """Report if the observation changed or a heartbeat is due; returns whether it did."""
-        last = self._last_report
+        last = self.memory.last_report
         changed = last is None or not report.same_observation(last)
-        if not changed and now - self._last_report_at < self.settings.heartbeat:
+        if not memory.report_needed(self.memory, report, now, self.settings.heartbeat):
             return False
         try:
             answer = await self._call(self.client.report_state(report))
         except NotFound as e:
             raise NodeLost(str(e)) from e
-        self._last_report, self._last_report_at = report, now
-        self._state = adopt_state_version(self._state, answer.versions.state, answer.changed)
-        self._current_generation = answer.versions.configuration
+        self.memory = memory.reported(self.memory, report, now, answer)
         return changed
 
     def _log_pass(

@@ -55,6 +55,8 @@ from control.model import Dataset, Lease
 GiB = 1024 * 1024 * 1024
 DEFAULT_VOLUME_SIZE = GiB
 """The size of a volume created for a dataset without ``maximum_size``."""
+WAITING_FOR_NODE = "waiting_for_node"
+"""The code of a wait for another node (named by uuid) to let a volume go."""
 
 
 class DesiredState(enum.Enum):
@@ -138,8 +140,8 @@ def _attach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> C
 def _wait_for_holder(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     return Wait(
         found.dataset_id,
-        f"volume {found.blockdevice_id} is attached to instance {found.attached_to}; "
-        "waiting for that node to detach it",
+        f"waiting for node {found.attached_to} to unmount and detach volume {found.blockdevice_id}",
+        WAITING_FOR_NODE,
     )
 
 
@@ -148,6 +150,7 @@ def _wait_for_consistency(record: Dataset | None, found: DiscoveredDataset, ctx:
         found.dataset_id,
         f"the backend lists volume {found.blockdevice_id} as attached here but has no device "
         "for it; waiting for a consistent listing",
+        "waiting_for_backend",
     )
 
 
@@ -178,7 +181,7 @@ def _detach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> C
 
 def _leased(found: DiscoveredDataset, ctx: Context) -> Change | None:
     if found.dataset_id in ctx.leased_here:
-        return Wait(found.dataset_id, "this node holds a lease on it; not letting go")
+        return Wait(found.dataset_id, "this node holds a lease on it; not letting go", "leased")
     return None
 
 

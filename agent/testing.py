@@ -1,12 +1,12 @@
 """
 A simulated cluster for convergence tests: several agents, one fake SAN.
 
-:class:`SimulatedCluster` runs real agent code (:func:`~agent.discovery.discover`,
-:func:`~agent.policy.calculate_changes`, :class:`~agent.executor.Executor`)
-for several nodes sharing one :class:`~agent.backends.fake.FakeStorage`, with a
-:class:`~control.store.memory.MemoryStore` as the control service. Each node
-pass is what the loop does: fetch the node's configuration, observe, report,
-calculate, act (synchronously). :meth:`SimulatedCluster.check_invariants`
+:class:`SimulatedCluster` runs one real :class:`~agent.loop.ConvergenceLoop`
+per node, all sharing one :class:`~agent.backends.fake.FakeStorage`, with a
+:class:`~control.store.memory.MemoryStore` (through the fake client) as the
+control service. Each node pass is one pass of its loop: fetch the node's
+configuration, observe, report, calculate, act (synchronously), in the order
+the test chooses. :meth:`SimulatedCluster.check_invariants`
 asserts the safety properties, and :meth:`SimulatedCluster.converged` whether
 the nodes reached the configuration.
 """
@@ -16,23 +16,30 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from random import Random
+from typing import Any
 from uuid import UUID, uuid4
 
 from attrs import define, field
+from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from agent.backends.eventual import EventuallyConsistentBlockDeviceAPI
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage, blockdevice_id_for
 from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import Change, NoOp
-from agent.discovery import datasets_to_ask_about, discover, local_state_to_report, mount_point
-from agent.executor import ChangeFailed, Executor
+from agent.discovery import discover, mount_point
+from agent.executor import Executor
 from agent.fs.fake import FakeFilesystems
+from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from agent.policy import ClusterView, calculate_changes
-from control.model import MINIMUM_DATASET_SIZE, Dataset, Node
+from control.client.fake import FakeClient
+from control.model import MINIMUM_DATASET_SIZE, Condition, Dataset, Node
 from control.store.memory import MemoryStore
 
 MARKER = "shoal-marker"
+DATASET_BACKOFF = 0.5
+"""Seconds a failing dataset waits in the simulation: passes are a second apart, so a failed
+dataset sits out at most one pass."""
 
 
 class InvariantViolated(AssertionError):
@@ -50,7 +57,7 @@ class SimulatedNode:
     filesystems: FakeFilesystems
     truth: FakeBlockDeviceAPI
     executor: Executor
-    also: frozenset[UUID] = frozenset()
+    loop: ConvergenceLoop
 
 
 @define
@@ -61,7 +68,11 @@ class SimulatedCluster:
     ``lag`` wraps every node's backend in an
     :class:`~agent.backends.eventual.EventuallyConsistentBlockDeviceAPI`.
     ``shuffle``, if given, orders the nodes' passes of every round at random.
-    ``failures`` collects every failed run (the next pass retries, as the loop does).
+    ``failures`` collects the condition of every failed change (the loop backs
+    the dataset off and a later pass retries it). Each node runs a real
+    :class:`~agent.loop.ConvergenceLoop`, one pass at a time
+    (:meth:`~agent.loop.ConvergenceLoop.one_pass`), over a fake client on
+    the shared store.
     """
 
     node_count: int
@@ -73,13 +84,18 @@ class SimulatedCluster:
     store: MemoryStore = field(factory=MemoryStore)
     now: float = 1_000_000.0
     nodes: list[SimulatedNode] = field(factory=list)
-    failures: list[ChangeFailed] = field(factory=list)
+    failures: list[Condition] = field(factory=list)
+    _seen_attempts: dict[Condition, int] = field(factory=dict)
     markers: dict[UUID, bytes] = field(factory=dict)
     volume_of: dict[UUID, str] = field(factory=dict)
     deleted: set[UUID] = field(factory=set)
+    clock: Clock = field(factory=Clock)
+    client: FakeClient = field(init=False)
     _eras: int = 0
 
     def __attrs_post_init__(self) -> None:
+        self.clock.advance(self.now)
+        self.client = FakeClient(store=self.store, clock=self.clock)
         for index in range(self.node_count):
             node_uuid = UUID(int=index + 1)
             self.nodes.append(self._boot(node_uuid, f"instance-{index}"))
@@ -96,7 +112,21 @@ class SimulatedCluster:
         )
         filesystems = FakeFilesystems(self.storage, instance_id)
         executor = Executor(backend, filesystems)
-        return SimulatedNode(node_uuid, instance_id, era, backend, filesystems, truth, executor)
+        loop = ConvergenceLoop(
+            self.client,
+            self.clock,
+            NodeFacts(node_uuid, instance_id, era),
+            executor,
+            LoopSettings(
+                mount_root=self.mount_root,
+                dataset_backoff_initial=DATASET_BACKOFF,
+                dataset_backoff_cap=DATASET_BACKOFF,
+            ),
+            random=lambda: 0.5,
+        )
+        return SimulatedNode(
+            node_uuid, instance_id, era, backend, filesystems, truth, executor, loop
+        )
 
     # -- the operator --------------------------------------------------------
 
@@ -131,29 +161,22 @@ class SimulatedCluster:
     # -- the agents ----------------------------------------------------------
 
     def pass_node(self, index: int) -> Change:
-        """One loop pass of node ``index``: fetch, observe, report, calculate, act."""
+        """One pass of node ``index``'s real loop (fetch, observe, report, calculate, act),
+        woken as by the watch with the store's current versions; returns the changes it ran."""
         node = self.nodes[index]
         self.now += 1.0
-        generation, records = self.store.datasets_for_node(node.node_uuid, node.also)
-        desired = {record.dataset_id: record for record in records}
-        leases = self.store.configuration(self.now).leases.values()
-        created = node.executor.recently_created
-        local = discover(node.backend, node.filesystems, self.mount_root, node.instance_id, created)
-        node.executor.observed(local.volumes)
-        node.also = datasets_to_ask_about(local)
-        report = local_state_to_report(
-            local, desired, generation, node.era, node.node_uuid, self.now
-        )
-        self.store.report_state(report)
-        view = ClusterView.from_leases(node.node_uuid, leases, self.now)
-        changes = calculate_changes(desired, view, local, node.instance_id, self.mount_root)
-        node.executor.run(changes).addErrback(self._failed)
-        return changes
-
-    def _failed(self, failure: Failure) -> None:
-        failure.trap(ChangeFailed)
-        assert isinstance(failure.value, ChangeFailed)
-        self.failures.append(failure.value)
+        self.clock.advance(self.now - self.clock.seconds())
+        done: list[Any] = []
+        node.loop.one_pass(self.store.versions()).addBoth(done.append)
+        if not done:
+            raise InvariantViolated(f"the pass of node {index} did not finish synchronously")
+        if isinstance(done[0], Failure):
+            done[0].raiseException()
+        for failing in node.loop.memory.troubles.failing.values():
+            if failing.condition.attempts > self._seen_attempts.get(failing.condition, 0):
+                self.failures.append(failing.condition)
+                self._seen_attempts[failing.condition] = failing.condition.attempts
+        return done[0]
 
     def round(self, order: Iterable[int] | None = None, check: bool = True) -> list[Change]:
         """One pass of every node (in ``order``), checking the invariants after each."""
@@ -262,7 +285,7 @@ class SimulatedCluster:
     def _would_do(self, index: int) -> Change:
         """What node ``index`` would do given the true (not lagging) backend state."""
         node = self.nodes[index]
-        _, records = self.store.datasets_for_node(node.node_uuid, node.also)
+        _, records = self.store.datasets_for_node(node.node_uuid, node.loop.memory.also)
         desired = {record.dataset_id: record for record in records}
         local = discover(node.truth, node.filesystems, self.mount_root, node.instance_id)
         view = ClusterView(node.node_uuid)

@@ -23,6 +23,7 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from control.errors import InvalidRequest, Unavailable
+from control.events import DEFAULT_MAX_AGE, DEFAULT_PER_DATASET, EventRetention
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -39,6 +40,8 @@ class ServiceOptions:
     node_timeout: float = 30.0
     allow_insecure: bool = False
     database_threads: int = 8
+    events_per_dataset: int = DEFAULT_PER_DATASET
+    events_max_age: float = DEFAULT_MAX_AGE
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
@@ -98,7 +101,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     """Run the control service until it is stopped (blocking; runs the reactor).
 
     ``settings`` are the fields of :class:`ServiceOptions` (port, host,
-    database, tls_dir, node_timeout, allow_insecure).
+    database, tls_dir, node_timeout, allow_insecure, events_per_dataset,
+    events_max_age).
     """
     from control.store import open_store
 
@@ -112,7 +116,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     database = options.database or default_database_url()
     if database.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
-    store = open_store(database, upgrade=True)
+    retention = EventRetention(options.events_per_dataset, options.events_max_age)
+    store = open_store(database, upgrade=True, retention=retention)
     # The pool's threads are not daemons: start them only with the reactor, so
     # that a failure before it runs cannot leave the process hanging.
     pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")

@@ -199,6 +199,16 @@ def condition_from_json(obj: Mapping[str, Any]) -> Condition:
     )
 
 
+def conditions_to_json(state: ClusterState, dataset_id: UUID | None = None) -> list[JSON]:
+    """Every reported condition (of ``dataset_id`` only, if given) with its node, by node."""
+    found = []
+    for node_uuid in sorted(state.reports, key=str):
+        for condition in state.reports[node_uuid].conditions:
+            if dataset_id is None or condition.dataset_id == dataset_id:
+                found.append({**condition_to_json(condition), "node_uuid": str(node_uuid)})
+    return found
+
+
 def capacity_to_json(capacity: Capacity) -> JSON:
     """What a node's backend can hold."""
     return {

@@ -14,7 +14,7 @@ from uuid import UUID
 
 from attrs import frozen
 
-from control.client.interface import StateDataset
+from control.client.interface import NodeCondition, StateDataset
 from control.errors import Conflict, InvalidRequest
 from control.model import Dataset, Lease, check_maximum_size
 from control.units import format_size, parse_size
@@ -180,6 +180,15 @@ def mount_timeout_message(name: str, dataset_id: UUID, seconds: float, waiting: 
     return (
         f"Timed out after {seconds:g} s waiting for volume {name!r} (dataset {dataset_id}) to be "
         f"mounted on this node: it is {waiting.reason}."
+    )
+
+
+def mount_blocked_message(name: str, blocked: NodeCondition, names: Mapping[UUID, str]) -> str:
+    """The message of a Mount given up because an agent reports a permanent error."""
+    return (
+        f"Volume {name!r} cannot be mounted: node {node_label(blocked.node_uuid, names)} reports "
+        f"{blocked.condition.message}. This will not succeed without a change: remove the "
+        "volume and create it again with options that can succeed (a smaller size, say)."
     )
 
 

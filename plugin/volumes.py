@@ -13,7 +13,7 @@ who ran ``docker``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from functools import partial
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -23,6 +23,7 @@ from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherRes
 
 from control.api.watch import ReactorTime
 from control.client.interface import ShoalClient, StateDataset
+from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
 from control.model import Dataset, Lease
 from control.runners import Runner, synchronous_runner
@@ -35,9 +36,6 @@ D = TypeVar("D")
 
 CREATE_ATTEMPTS = 20
 """How many times Create retries its conditional write when the configuration changed."""
-
-WATCH_SLICE = 30.0
-"""The longest single watch request while a Mount waits (the service allows 300 s)."""
 
 
 def _uncancellable(d: Deferred[T]) -> Deferred[T]:
@@ -230,33 +228,34 @@ class VolumeService:
         self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
 
-    async def _mounted_path(self, dataset_id: UUID, node: UUID) -> rules.Mounted | rules.Waiting:
-        states = await self._client.list_state_datasets()
-        return rules.mount_progress(rules.state_for(states, dataset_id), node, {})
-
     async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
-        """Wait, woken by the watch, until the volume is reported mounted on ``node``."""
-        deadline = self._clock.seconds() + self.mount_timeout
-        progress = await self._mounted_path(dataset_id, node)
-        if isinstance(progress, rules.Mounted):
-            return progress.path
-        versions = await self._client.watch(0, 0, 0)
-        while True:
-            progress = await self._mounted_path(dataset_id, node)
-            if isinstance(progress, rules.Mounted):
-                return progress.path
-            remaining = deadline - self._clock.seconds()
-            if remaining <= 0:
-                states = await self._client.list_state_datasets()
-                state = rules.state_for(states, dataset_id)
-                waiting = rules.mount_progress(state, node, await self._node_names())
-                assert isinstance(waiting, rules.Waiting)
-                raise ShoalError(
-                    rules.mount_timeout_message(name, dataset_id, self.mount_timeout, waiting)
-                )
-            versions = await self._client.watch(
-                versions.configuration, versions.state, min(remaining, WATCH_SLICE)
+        """Wait, woken by the watch, until the volume is reported mounted on ``node``.
+
+        Gives up at once when an agent reports an error that cannot clear
+        without a change (the shared loop of :mod:`control.client.waiting`).
+        """
+
+        def check(states: Sequence[StateDataset]) -> Reached[str] | str:
+            progress = rules.mount_progress(rules.state_for(states, dataset_id), node, {})
+            return Reached(progress.path) if isinstance(progress, rules.Mounted) else (
+                progress.reason
             )
+
+        try:
+            return await wait_for_state(
+                self._client, self._clock, check, self.mount_timeout, dataset_id=dataset_id
+            )
+        except WaitTimedOut:
+            states = await self._client.list_state_datasets()
+            state = rules.state_for(states, dataset_id)
+            waiting = rules.mount_progress(state, node, await self._node_names())
+            assert isinstance(waiting, rules.Waiting)
+            raise ShoalError(
+                rules.mount_timeout_message(name, dataset_id, self.mount_timeout, waiting)
+            ) from None
+        except WaitBlocked as e:
+            names = await self._node_names()
+            raise ShoalError(rules.mount_blocked_message(name, e.blocked, names)) from None
 
     async def unmount(self, name: str, mount_id: str) -> None:
         """Forget ``mount_id``'s use of ``name``; release the lease at the last one.

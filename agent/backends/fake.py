@@ -10,6 +10,7 @@ volume on one node can be read back after the volume moved to another node.
 
 from __future__ import annotations
 
+import errno
 import threading
 from uuid import UUID
 
@@ -60,6 +61,9 @@ class FakeStorage:
     - ``lost_devices``: ids of attached volumes whose device vanished.
     - ``filesystems``: ids of volumes that hold a filesystem.
     - ``files``: blockdevice id -> {relative path: bytes}, a volume's data.
+    - ``largest_volume``: bytes; a create of a larger volume fails with
+      ``EFBIG`` as a sparse file too large for its filesystem does (``None``:
+      no limit).
     """
 
     lock: threading.RLock = field(factory=threading.RLock)
@@ -68,6 +72,7 @@ class FakeStorage:
     lost_devices: set[str] = field(factory=set)
     filesystems: set[str] = field(factory=set)
     files: dict[str, dict[str, bytes]] = field(factory=dict)
+    largest_volume: int | None = None
     _failures: dict[str, list[Exception]] = field(factory=dict)
     _counter: int = 0
 
@@ -136,6 +141,9 @@ class FakeBlockDeviceAPI:
             existing = self.storage.by_dataset.get((self.cluster_id, dataset_id))
             if existing is not None:
                 return self.storage.volumes[existing]
+            largest = self.storage.largest_volume
+            if largest is not None and size > largest:
+                raise OSError(errno.EFBIG, "File too large")
             volume = BlockDeviceVolume(
                 blockdevice_id=self.storage.new_blockdevice_id(),
                 size=round_up(size, self._allocation_unit),

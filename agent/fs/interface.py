@@ -17,6 +17,12 @@ class FilesystemError(Exception):
     """A filesystem operation failed; the message says what and why."""
 
 
+class FilesystemBusy(FilesystemError):
+    """An unmount failed because processes use the mount; the message names them if it can."""
+
+    reason = "busy"
+
+
 class FilesystemExists(FilesystemError):
     """The device already holds a filesystem, so it is never formatted."""
 

@@ -15,7 +15,8 @@ from collections.abc import Sequence
 
 from attrs import frozen
 
-from agent.fs.interface import FilesystemError, FilesystemExists, Mount
+from agent.fs.holders import describe_holders
+from agent.fs.interface import FilesystemBusy, FilesystemError, FilesystemExists, Mount
 
 MOUNTINFO = "/proc/self/mountinfo"
 BLKID_NOTHING_FOUND = 2
@@ -130,10 +131,23 @@ class RealFilesystems:
         _check(["mount", device, path])
 
     def unmount(self, path: str) -> None:
-        """Unmount whatever is mounted at ``path``; nothing if nothing is."""
+        """Unmount whatever is mounted at ``path``; nothing if nothing is.
+
+        A busy mount raises :class:`FilesystemBusy`, naming the processes
+        that hold it when ``/proc`` shows them.
+        """
         path = os.path.realpath(path)
-        if self._mounted_at(path) is not None:
-            _check(["umount", path])
+        if self._mounted_at(path) is None:
+            return
+        argv = ["umount", path]
+        done = _run(argv)
+        if done.returncode == 0:
+            return
+        error = _failure(argv, done)
+        if "busy" not in done.stderr:
+            raise error
+        held = describe_holders(path)
+        raise FilesystemBusy(f"{error}; {held}" if held else str(error))
 
     def _all_mounts(self) -> list[Mount]:
         try:

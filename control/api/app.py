@@ -21,6 +21,7 @@ from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__
 from control.api import schemas
+from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
     path_uuid,
@@ -34,12 +35,15 @@ from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
 from control.errors import NotFound, ShoalError
+from control.events import DEFAULT_LIMIT, EventQuery
 from control.model import Node, tag_for
 from control.rules import check_tag
 from control.store.threaded import ThreadedStore
 from control.wire import (
+    conditions_to_json,
     dataset_from_json,
     dataset_to_json,
+    event_to_json,
     lease_from_json,
     lease_to_json,
     node_state_from_json,
@@ -125,7 +129,9 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
-        stored, generation = await self._store.create_dataset(dataset, if_tag(request))
+        stored, generation = await self._store.create_dataset(
+            dataset, if_tag(request), now=self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
@@ -138,7 +144,7 @@ class ControlAPI:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
         stored, generation = await self._store.move_dataset(
-            uuid, primary, if_tag(request), self._now()
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
         )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
@@ -155,7 +161,9 @@ class ControlAPI:
     async def delete_dataset(self, request: Request, dataset_id: str) -> bytes:
         """Mark a dataset deleted; its agents destroy the volume."""
         uuid = path_uuid(dataset_id, "dataset id")
-        stored, generation = await self._store.delete_dataset(uuid, if_tag(request), self._now())
+        stored, generation = await self._store.delete_dataset(
+            uuid, if_tag(request), self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -213,7 +221,9 @@ class ControlAPI:
         body = read_json(request, schemas.ACQUIRE_LEASE)
         now = self._now()
         lease = lease_from_json(body, now)
-        stored, created, generation = await self._store.acquire_lease(lease, if_tag(request), now)
+        stored, created, generation = await self._store.acquire_lease(
+            lease, if_tag(request), now, actor=actor_of(request)
+        )
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, lease_to_json(stored, now), code, tag_for(generation))
@@ -223,7 +233,9 @@ class ControlAPI:
         """Release a dataset's lease, answering the lease released."""
         uuid = path_uuid(dataset_id, "dataset id")
         now = self._now()
-        released, generation = await self._store.release_lease(uuid, if_tag(request), now)
+        released, generation = await self._store.release_lease(
+            uuid, if_tag(request), now, actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, lease_to_json(released, now), tag=tag_for(generation))
 
@@ -289,6 +301,29 @@ class ControlAPI:
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
             },
         )
+
+    @app.route("/v1/shoal/conditions", methods=["GET"])
+    async def conditions(self, request: Request) -> bytes:
+        """Every condition the nodes report (of one dataset, if asked), with its node."""
+        params = query_parameters(request, schemas.CONDITIONS_QUERY)
+        dataset = params.get("dataset")
+        dataset_id = None if dataset is None else UUID(dataset)
+        state = await self._store.cluster_state()
+        return json_response(request, conditions_to_json(state, dataset_id))
+
+    @app.route("/v1/shoal/events", methods=["GET"])
+    async def events(self, request: Request) -> bytes:
+        """The event history: of a dataset and/or node, after an event id, at most ``limit``."""
+        params = query_parameters(request, schemas.EVENTS_QUERY)
+        dataset, node = params.get("dataset"), params.get("node")
+        asked = EventQuery(
+            dataset_id=None if dataset is None else UUID(dataset),
+            node_uuid=None if node is None else UUID(node),
+            since=params.get("since"),
+            limit=params.get("limit", DEFAULT_LIMIT),
+        )
+        found = await self._store.events(asked)
+        return json_response(request, [event_to_json(e) for e in found])
 
     @app.route("/v1/shoal/watch", methods=["GET"])
     async def watch(self, request: Request) -> bytes:

@@ -99,6 +99,14 @@ OPERATIONS: tuple[Operation, ...] = (
         None, (400,), s.NODE_CONFIGURATION_QUERY,
     ),
     Operation(
+        "get", "/v1/shoal/conditions", "What blocks datasets and nodes, as the agents report.",
+        {200: s.NODE_CONDITIONS}, None, (400,), s.CONDITIONS_QUERY,
+    ),
+    Operation(
+        "get", "/v1/shoal/events", "The event history, oldest first.",
+        {200: s.EVENTS}, None, (400,), s.EVENTS_QUERY,
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),

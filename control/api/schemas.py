@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
 from control.model import (
     MAX_METADATA_ITEMS,
     MAX_METADATA_KEY,
@@ -232,6 +233,27 @@ NODE_CONFIGURATION_QUERY: dict[str, Schema] = {
     },
 }
 
+CONDITIONS_QUERY: dict[str, Schema] = {
+    "dataset": {**UUID, "description": "Only this dataset's conditions (a dataset id, a UUID)."},
+}
+EVENTS_QUERY: dict[str, Schema] = {
+    "dataset": {**UUID, "description": "Only this dataset's events (a dataset id, a UUID)."},
+    "node": {**UUID, "description": "Only this node's events (a node uuid)."},
+    "since": {
+        **COUNTER,
+        "description": "Only events after this event id, oldest first (else the newest).",
+    },
+    "limit": {
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAXIMUM_LIMIT,
+        "description": (
+            f"At most this many events, from 1 to {MAXIMUM_LIMIT} "
+            f"(default {DEFAULT_LIMIT})."
+        ),
+    },
+}
+
 # -- response bodies ----------------------------------------------------------
 
 ERROR = _object(
@@ -282,6 +304,12 @@ EVENT = _object(
     actor={"type": ["string", "null"]},
     details={"type": "object"},
 )
+NODE_CONDITION = {
+    **CONDITION,
+    "properties": {**CONDITION["properties"], "node_uuid": UUID},
+    "required": [*CONDITION["required"], "node_uuid"],
+}
+"""A condition with the node that reports it."""
 VERSIONS = _object(["configuration", "state"], configuration=COUNTER, state=COUNTER)
 REPORT_RESULT = _object(
     ["changed", "configuration", "state"],
@@ -303,3 +331,5 @@ STATE_DATASETS = _list(STATE_DATASET)
 STATE_NODES = _list(STATE_NODE)
 CONTAINERS: Schema = {"type": "array", "maxItems": 0, "description": "Always empty."}
 NODES = _list(NODE)
+EVENTS = _list(EVENT)
+NODE_CONDITIONS = _list(NODE_CONDITION)

@@ -26,6 +26,19 @@ def warn_about_ca_key(ctx: Context, tls_dir: str | None) -> None:
         ctx.shell.err.flush()
 
 
+def positive_int(text: str) -> int:
+    """A whole number of at least 1 (an argparse type)."""
+    import argparse
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, not {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def serve(ctx: Context) -> None:
     """Run the control service until it is stopped."""
     from control.service import run_control_service
@@ -39,6 +52,8 @@ def serve(ctx: Context) -> None:
         tls_dir=args.tls_dir,
         node_timeout=args.node_timeout,
         allow_insecure=args.allow_insecure,
+        events_per_dataset=args.events_per_dataset,
+        events_max_age=args.events_max_age,
     )
 
 
@@ -56,3 +71,7 @@ def register(subparsers: Any) -> None:
                    help="a node not heard from for S seconds is not live (default 30)")
     p.add_argument("--allow-insecure", action="store_true",
                    help="allow plain HTTP on a non-loopback address")
+    p.add_argument("--events-per-dataset", type=positive_int, default=100, metavar="N",
+                   help="keep the newest N events of each dataset (default 100)")
+    p.add_argument("--events-max-age", type=seconds_arg, default=7 * 24 * 3600.0, metavar="S",
+                   help="forget events older than S seconds (default 604800, a week)")

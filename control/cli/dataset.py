@@ -9,16 +9,19 @@ from uuid import UUID
 
 from control.cli import wait
 from control.cli.options import command, group
-from control.cli.output import node_name, node_names, state_json, table
+from control.cli.output import duration, node_name, node_names, state_json, table
 from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
-from control.client.interface import NodeInfo, StateDataset
+from control.cli.status import blocking, condition_json, condition_text, status_of, with_names
+from control.client.interface import NodeCondition, NodeInfo, StateDataset
 from control.errors import InvalidRequest, ShoalError
-from control.model import Dataset, Lease
+from control.model import Dataset, Event
 from control.units import format_size, parse_size
-from control.wire import JSON, dataset_to_json, lease_to_json
+from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json
 
 DEFAULT_TIMEOUT = 120.0
+SHOWN_EVENTS = 10
+"""How many of its latest events ``shoal dataset show`` prints."""
 
 
 def size_arg(text: str) -> int:
@@ -66,43 +69,42 @@ def default_node(nodes: Sequence[NodeInfo]) -> UUID:
     raise InvalidRequest(f"The cluster has {len(nodes)} nodes ({hosts}): choose one with --node.")
 
 
-def status_of(dataset: Dataset, state: StateDataset | None, names: Mapping[UUID, str]) -> str:
-    """How far the dataset's volume is realised, in a word or two."""
-    if dataset.deleted:
-        return "deleting" if state is not None else "deleted"
-    if state is None:
-        return "pending"
-    if state.primary == dataset.primary:
-        return "mounted" if state.path else "attached"
-    if state.primary is not None:
-        return f"moving (on {node_name(state.primary, names)})"
-    return "detached"
-
-
 def _state_of(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
     return next((s for s in states if s.dataset_id == dataset_id), None)
 
 
-def _document(dataset: Dataset, state: StateDataset | None, lease: Lease | None,
-              now: float) -> JSON:
+def _document(dataset: Dataset, state: StateDataset | None, conditions: Sequence[NodeCondition],
+              names: Mapping[UUID, str]) -> JSON:
     return {
         "dataset": dataset_to_json(dataset),
         "state": state_json(state),
-        "lease": None if lease is None else lease_to_json(lease, now),
+        "status": status_of(dataset, state, names, conditions),
+        "conditions": [condition_json(c) for c in blocking(conditions, dataset.dataset_id)],
     }
 
 
+def _event_line(event: Event, names: Mapping[UUID, str], now: float) -> tuple[str, ...]:
+    return (f"{duration(now - event.at)} ago", event.kind, with_names(event.message, names),
+            with_names(event.actor or "-", names))
+
+
 async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]) -> None:
-    """Print one dataset with its actual state and lease."""
+    """Print one dataset with its actual state, lease, conditions and latest events."""
     states = await ctx.client.list_state_datasets()
     leases = await ctx.client.list_leases()
+    conditions = await ctx.client.list_conditions(dataset.dataset_id)
+    events = await ctx.client.list_events(dataset_id=dataset.dataset_id, limit=SHOWN_EVENTS)
     state = _state_of(states, dataset.dataset_id)
     lease = next((x for x in leases if x.dataset_id == dataset.dataset_id), None)
     now = ctx.clock.seconds()
-    if ctx.json:
-        ctx.print_json(_document(dataset, state, lease, now))
-        return
     names = node_names(nodes)
+    if ctx.json:
+        ctx.print_json({
+            **_document(dataset, state, conditions, names),
+            "lease": None if lease is None else lease_to_json(lease, now),
+            "events": [event_to_json(e) for e in events],
+        })
+        return
     held = "none"
     if lease is not None:
         left = lease.seconds_left(now)
@@ -113,12 +115,18 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ("name:", dataset.name or "-"),
         ("size:", format_size(dataset.maximum_size)),
         ("primary:", f"{node_name(dataset.primary, names)} ({dataset.primary})"),
-        ("status:", status_of(dataset, state, names)),
+        ("status:", status_of(dataset, state, names, conditions)),
         ("path:", (state.path if state else None) or "-"),
         ("lease:", held),
         ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
     ]
+    for found in blocking(conditions, dataset.dataset_id):
+        rows.append(("condition:", condition_text(found, names, now)))
     ctx.print(table(("", ""), rows).split("\n", 1)[1])
+    if events:
+        ctx.print("")
+        ctx.print(table(("WHEN", "EVENT", "MESSAGE", "BY"),
+                        [_event_line(e, names, now) for e in events]))
 
 
 async def _find(ctx: Context) -> tuple[Dataset, list[NodeInfo]]:
@@ -139,7 +147,7 @@ async def create(ctx: Context) -> None:
     ctx.progress(f"created dataset {dataset.dataset_id} on {where}")
     if args.wait:
         goal = wait.mounted_on(dataset.dataset_id, primary, names)
-        await wait.wait_until(ctx, goal, args.timeout)
+        await wait.wait_until(ctx, goal, args.timeout, dataset.dataset_id, names)
     await show_dataset(ctx, dataset, nodes)
 
 
@@ -148,17 +156,17 @@ async def list_(ctx: Context) -> None:
     listing = await ctx.client.list_datasets()
     states = await ctx.client.list_state_datasets()
     nodes = await ctx.client.list_nodes()
-    if ctx.json:
-        now = ctx.clock.seconds()
-        docs = [_document(d, _state_of(states, d.dataset_id), None, now) for d in listing.datasets]
-        ctx.print_json([{k: v for k, v in doc.items() if k != "lease"} for doc in docs])
-        return
+    conditions = await ctx.client.list_conditions()
     names = node_names(nodes)
+    if ctx.json:
+        ctx.print_json([_document(d, _state_of(states, d.dataset_id), conditions, names)
+                        for d in listing.datasets])
+        return
     rows = []
     for d in sorted(listing.datasets, key=lambda d: (d.name or "~", str(d.dataset_id))):
         state = _state_of(states, d.dataset_id)
         path = (state.path if state else None) or "-"
-        status = status_of(d, state, names)
+        status = status_of(d, state, names, conditions)
         primary = node_name(d.primary, names)
         rows.append((str(d.dataset_id), d.name or "-", format_size(d.maximum_size), primary,
                      status, path))
@@ -180,7 +188,7 @@ async def move(ctx: Context) -> None:
     ctx.progress(f"moving dataset {moved.dataset_id} to {node_name(target, names)}")
     if ctx.args.wait:
         goal = wait.mounted_on(moved.dataset_id, target, names)
-        await wait.wait_until(ctx, goal, ctx.args.timeout)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, moved.dataset_id, names)
     await show_dataset(ctx, moved, nodes)
 
 
@@ -190,8 +198,9 @@ async def delete(ctx: Context) -> None:
     deleted = await ctx.client.delete_dataset(dataset.dataset_id)
     ctx.progress(f"deleted dataset {deleted.dataset_id}; its node destroys the volume")
     if ctx.args.wait:
-        goal = wait.gone(deleted.dataset_id, node_names(nodes))
-        await wait.wait_until(ctx, goal, ctx.args.timeout)
+        names = node_names(nodes)
+        goal = wait.gone(deleted.dataset_id, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, deleted.dataset_id, names)
     if ctx.json:
         ctx.print_json({"dataset": dataset_to_json(deleted)})
 

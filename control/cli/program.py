@@ -29,6 +29,7 @@ COMMAND_MODULES = (
     "control.cli.lease",
     "control.cli.ca",
     "control.cli.control",
+    "control.cli.events",
 )
 OPTIONAL_MODULES = ("agent.cli", "plugin.cli")
 """Modules other packages may provide to add their commands."""

@@ -2,9 +2,12 @@
 ``--wait``: wait until the actual state shows what a command asked for.
 
 :func:`mounted_on` and :func:`gone` are pure: given the state, they say what
-is still awaited (``None`` when done). :func:`wait_until` reads the state,
-and between reads waits on the client's ``watch`` (never polls), printing a
-line whenever what it waits for changes, until done or ``timeout``.
+is still awaited (``None`` when done). :func:`wait_until` runs the shared
+loop of :func:`control.client.waiting.wait_for_state` (woken by the watch,
+never polling), printing a line whenever what it waits for changes, until
+done or ``timeout``. Given the dataset, it also prints each condition the
+agents report as it appears and gives up at once on a permanent error
+(:class:`Blocked`).
 """
 
 from __future__ import annotations
@@ -14,21 +17,25 @@ from uuid import UUID
 
 from control.cli.output import duration, node_name
 from control.cli.shell import Context
-from control.client.interface import StateDataset
+from control.cli.status import condition_text, with_names
+from control.client.interface import NodeCondition, StateDataset
+from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import ShoalError
-from control.model import Versions
 
 Pending = Callable[[Sequence[StateDataset]], str | None]
 """What is still awaited in a state, or ``None`` when the goal is reached."""
-
-WATCH_SLICE = 30.0
-"""The longest single watch; the wait is made of several."""
 
 
 class TimedOut(ShoalError):
     """The state did not reach the goal in time."""
 
     code = 504
+
+
+class Blocked(ShoalError):
+    """An agent reports an error that cannot clear without a change of configuration."""
+
+    code = 409
 
 
 def _find(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
@@ -70,19 +77,40 @@ def gone(dataset_id: UUID, names: Mapping[UUID, str]) -> Pending:
     return pending
 
 
-async def wait_until(ctx: Context, pending: Pending, timeout: float) -> None:
-    """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds."""
-    deadline = ctx.clock.seconds() + timeout
-    seen = Versions(0, 0)
-    last: str | None = None
-    while True:
-        waiting = pending(await ctx.client.list_state_datasets())
-        if waiting is None:
-            return
-        if waiting != last:
-            ctx.progress(f"waiting for {waiting}")
-            last = waiting
-        left = deadline - ctx.clock.seconds()
-        if left <= 0:
-            raise TimedOut(f"Timed out after {duration(timeout)} waiting for {waiting}.")
-        seen = await ctx.client.watch(seen.configuration, seen.state, min(left, WATCH_SLICE))
+async def wait_until(
+    ctx: Context,
+    pending: Pending,
+    timeout: float,
+    dataset_id: UUID | None = None,
+    names: Mapping[UUID, str] | None = None,
+) -> None:
+    """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds.
+
+    With ``dataset_id``, each condition the agents report for it is printed
+    as soon as it appears, and a permanent error raises :class:`Blocked` at
+    once with the agent's reason.
+    """
+    known = names or {}
+
+    def check(states: Sequence[StateDataset]) -> Reached[None] | str:
+        waiting = pending(states)
+        return Reached(None) if waiting is None else waiting
+
+    def condition(found: NodeCondition) -> None:
+        ctx.progress(condition_text(found, known, ctx.clock.seconds()))
+
+    try:
+        await wait_for_state(
+            ctx.client, ctx.clock, check, timeout, dataset_id=dataset_id,
+            on_progress=lambda waiting: ctx.progress(f"waiting for {waiting}"),
+            on_condition=condition,
+        )
+    except WaitTimedOut as e:
+        raise TimedOut(f"Timed out after {duration(timeout)} waiting for {e.waiting}.") from None
+    except WaitBlocked as e:
+        where = node_name(e.blocked.node_uuid, known)
+        raise Blocked(
+            f"{where} cannot do it: {with_names(e.blocked.condition.message, known)}. "
+            "This will not succeed without a change: fix the cause (for example a "
+            "smaller size, or a bigger pool) or delete the dataset."
+        ) from None

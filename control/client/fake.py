@@ -27,6 +27,7 @@ from control.client import messages
 from control.client.interface import (
     DatasetListing,
     LeaseGrant,
+    NodeCondition,
     NodeConfiguration,
     NodeInfo,
     Reported,
@@ -34,12 +35,16 @@ from control.client.interface import (
     StateDataset,
 )
 from control.errors import NotFound
-from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.events import DEFAULT_LIMIT, EventQuery
+from control.model import Dataset, Event, Lease, Node, NodeState, Versions
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.wire import (
+    conditions_to_json,
     dataset_from_json,
     dataset_to_json,
+    event_from_json,
+    event_to_json,
     lease_from_json,
     lease_to_json,
     node_from_json,
@@ -48,6 +53,9 @@ from control.wire import (
     node_to_json,
     state_datasets_to_json,
 )
+
+ACTOR = "api"
+"""The actor the fake's writes record (the real service has no peer address to name)."""
 
 
 def _same_as_wire(dataset: Dataset) -> Dataset:
@@ -111,7 +119,9 @@ class FakeClient:
         validate(body, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
-        return _same_as_wire(self.store.create_dataset(dataset, if_tag)[0])
+        return _same_as_wire(
+            self.store.create_dataset(dataset, if_tag, now=self._now(), actor=ACTOR)[0]
+        )
 
     def move_dataset(
         self, dataset_id: UUID, primary: UUID, if_tag: str | None = None
@@ -123,7 +133,7 @@ class FakeClient:
     def _move(self, dataset_id: UUID, body: dict[str, Any], if_tag: str | None) -> Dataset:
         validate(body, schemas.MOVE_DATASET)
         primary = UUID(body["primary"])
-        moved = self.store.move_dataset(dataset_id, primary, if_tag, self._now())[0]
+        moved = self.store.move_dataset(dataset_id, primary, if_tag, self._now(), actor=ACTOR)[0]
         return _same_as_wire(moved)
 
     def delete_dataset(self, dataset_id: UUID, if_tag: str | None = None) -> Deferred[Dataset]:
@@ -131,7 +141,9 @@ class FakeClient:
         return self._write(self._delete, dataset_id, if_tag)
 
     def _delete(self, dataset_id: UUID, if_tag: str | None) -> Dataset:
-        return _same_as_wire(self.store.delete_dataset(dataset_id, if_tag, self._now())[0])
+        return _same_as_wire(
+            self.store.delete_dataset(dataset_id, if_tag, self._now(), actor=ACTOR)[0]
+        )
 
     def list_state_datasets(self) -> Deferred[list[StateDataset]]:
         """See :meth:`ShoalClient.list_state_datasets`."""
@@ -163,6 +175,28 @@ class FakeClient:
             raise NotFound(f"No registered node is in era {era[:80]!r}.")
         return node.uuid
 
+    def list_conditions(self, dataset_id: UUID | None = None) -> Deferred[list[NodeCondition]]:
+        """See :meth:`ShoalClient.list_conditions`."""
+        return maybeDeferred(
+            lambda: [
+                messages.node_condition_from_json(o)
+                for o in conditions_to_json(self.store.cluster_state(), dataset_id)
+            ]
+        )
+
+    def list_events(
+        self,
+        dataset_id: UUID | None = None,
+        node_uuid: UUID | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> Deferred[list[Event]]:
+        """See :meth:`ShoalClient.list_events`."""
+        asked = EventQuery(dataset_id, node_uuid, since, DEFAULT_LIMIT if limit is None else limit)
+        return maybeDeferred(
+            lambda: [event_from_json(event_to_json(e)) for e in self.store.events(asked)]
+        )
+
     def list_leases(self) -> Deferred[list[Lease]]:
         """See :meth:`ShoalClient.list_leases`."""
         return maybeDeferred(self._list_leases)
@@ -189,7 +223,7 @@ class FakeClient:
         validate(body, schemas.ACQUIRE_LEASE)
         now = self._now()
         wanted = lease_from_json(body, now)
-        lease, created, _ = self.store.acquire_lease(wanted, None, now)
+        lease, created, _ = self.store.acquire_lease(wanted, None, now, actor=ACTOR)
         return LeaseGrant(lease_from_json(lease_to_json(lease, now), now), created)
 
     def release_lease(self, dataset_id: UUID) -> Deferred[Lease]:
@@ -198,7 +232,7 @@ class FakeClient:
 
     def _release(self, dataset_id: UUID) -> Lease:
         now = self._now()
-        lease = self.store.release_lease(dataset_id, None, now)[0]
+        lease = self.store.release_lease(dataset_id, None, now, actor=ACTOR)[0]
         return lease_from_json(lease_to_json(lease, now), now)
 
     def register_node(

@@ -23,6 +23,7 @@ from control.client import messages
 from control.client.interface import (
     DatasetListing,
     LeaseGrant,
+    NodeCondition,
     NodeConfiguration,
     NodeInfo,
     Reported,
@@ -31,9 +32,10 @@ from control.client.interface import (
 )
 from control.client.refusals import error_for, reason
 from control.errors import ShoalError, Unavailable
-from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.model import Dataset, Event, Lease, Node, NodeState, Versions
 from control.wire import (
     dataset_from_json,
+    event_from_json,
     lease_from_json,
     node_from_json,
     node_state_to_json,
@@ -207,6 +209,30 @@ class HTTPClient:
         obj = await self._json("GET", f"/v1/state/nodes/by_era/{quote(era, safe='')}")
         return messages.era_node_from_json(obj)
 
+    def list_conditions(self, dataset_id: UUID | None = None) -> Deferred[list[NodeCondition]]:
+        """See :meth:`ShoalClient.list_conditions`."""
+        params = {} if dataset_id is None else {"dataset": str(dataset_id)}
+        return Deferred.fromCoroutine(self._list_conditions(params))
+
+    async def _list_conditions(self, params: Mapping[str, str]) -> list[NodeCondition]:
+        obj = await self._json("GET", "/v1/shoal/conditions", params=params)
+        return [messages.node_condition_from_json(o) for o in obj]
+
+    def list_events(
+        self,
+        dataset_id: UUID | None = None,
+        node_uuid: UUID | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> Deferred[list[Event]]:
+        """See :meth:`ShoalClient.list_events`."""
+        params = messages.events_query(dataset_id, node_uuid, since, limit)
+        return Deferred.fromCoroutine(self._list_events(params))
+
+    async def _list_events(self, params: Mapping[str, str]) -> list[Event]:
+        obj = await self._json("GET", "/v1/shoal/events", params=params)
+        return [event_from_json(o) for o in obj]
+
     def list_leases(self) -> Deferred[list[Lease]]:
         """See :meth:`ShoalClient.list_leases`."""
         return Deferred.fromCoroutine(self._list_leases())
@@ -258,9 +284,7 @@ class HTTPClient:
 
     async def _report_state(self, state: NodeState) -> Reported:
         path = f"/v1/shoal/state/{state.node_uuid}"
-        return messages.reported_from_json(
-            await self._json("PUT", path, node_state_to_json(state))
-        )
+        return messages.reported_from_json(await self._json("PUT", path, node_state_to_json(state)))
 
     def node_configuration(
         self, node_uuid: UUID, also: Iterable[UUID] = ()

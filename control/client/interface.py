@@ -22,7 +22,7 @@ from uuid import UUID
 from attrs import frozen
 from twisted.internet.defer import Deferred
 
-from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.model import Condition, Dataset, Event, Lease, Node, NodeState, Versions
 
 
 @frozen
@@ -53,6 +53,14 @@ class NodeInfo:
 
     node: Node
     live: bool
+
+
+@frozen
+class NodeCondition:
+    """A condition and the node that reports it."""
+
+    node_uuid: UUID
+    condition: Condition
 
 
 class DatasetListing(NamedTuple):
@@ -131,6 +139,20 @@ class ShoalClient(Protocol):
 
     def node_by_era(self, era: str) -> Deferred[UUID]:
         """The uuid of the node currently in ``era``; ``NotFound`` if none."""
+        ...
+
+    def list_conditions(self, dataset_id: UUID | None = None) -> Deferred[list[NodeCondition]]:
+        """Every condition the nodes report (of ``dataset_id`` only, if given)."""
+        ...
+
+    def list_events(
+        self,
+        dataset_id: UUID | None = None,
+        node_uuid: UUID | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> Deferred[list[Event]]:
+        """The event history, oldest first: after event id ``since``, else the newest."""
         ...
 
     def list_leases(self) -> Deferred[list[Lease]]:

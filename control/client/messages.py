@@ -13,9 +13,21 @@ from collections.abc import Mapping
 from typing import Any
 from uuid import UUID
 
-from control.client.interface import NodeInfo, Reported, ServiceVersion, StateDataset
+from control.client.interface import (
+    NodeCondition,
+    NodeInfo,
+    Reported,
+    ServiceVersion,
+    StateDataset,
+)
 from control.errors import InvalidRequest
-from control.wire import JSON, node_from_json, parse_uuid, versions_from_json
+from control.wire import (
+    JSON,
+    condition_from_json,
+    node_from_json,
+    parse_uuid,
+    versions_from_json,
+)
 
 
 def create_dataset_body(
@@ -90,3 +102,24 @@ def reported_from_json(obj: Any) -> Reported:
 def era_node_from_json(obj: Any) -> UUID:
     """The answer of ``GET /v1/state/nodes/by_era/<era>``."""
     return parse_uuid(_get(obj, "uuid"), "uuid")
+
+
+def node_condition_from_json(obj: Mapping[str, Any]) -> NodeCondition:
+    """A condition with its node, from ``/v1/shoal/conditions``."""
+    return NodeCondition(parse_uuid(obj["node_uuid"], "node_uuid"), condition_from_json(obj))
+
+
+def events_query(
+    dataset_id: UUID | None, node_uuid: UUID | None, since: int | None, limit: int | None
+) -> dict[str, str]:
+    """The query parameters of ``/v1/shoal/events``."""
+    params = {}
+    if dataset_id is not None:
+        params["dataset"] = str(dataset_id)
+    if node_uuid is not None:
+        params["node"] = str(node_uuid)
+    if since is not None:
+        params["since"] = str(since)
+    if limit is not None:
+        params["limit"] = str(limit)
+    return params

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from control.events import EventRetention
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 
@@ -9,7 +10,9 @@ MEMORY_URL = "memory:"
 """The URL of a fresh, non-durable :class:`~control.store.memory.MemoryStore`."""
 
 
-def open_store(url: str, upgrade: bool = False) -> Store:
+def open_store(
+    url: str, upgrade: bool = False, retention: EventRetention | None = None
+) -> Store:
     """
     Open the store at ``url``.
 
@@ -19,14 +22,15 @@ def open_store(url: str, upgrade: bool = False) -> Store:
     schema is first migrated to the newest revision (created if empty);
     without it a database that is not at the newest revision is refused.
     Raises :class:`~control.errors.Unavailable` if the database cannot be
-    reached.
+    reached. ``retention`` bounds the event history (default
+    :class:`~control.events.EventRetention`).
     """
     if url == MEMORY_URL:
-        return MemoryStore()
+        return MemoryStore(retention)
     from control.store.sql import SQLStore
 
     if upgrade:
         from control.store.migrate import upgrade as upgrade_schema
 
         upgrade_schema(url)
-    return SQLStore(url)
+    return SQLStore(url, retention)

@@ -8,13 +8,16 @@ thread pool. Every implementation passes ``tests/control/store/conformance.py``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 from uuid import UUID
 
+from control.events import EventQuery
 from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    Event,
     Lease,
     Node,
     NodeState,
@@ -42,6 +45,11 @@ class Store(Protocol):
     when a report lets deleted datasets be purged (see :meth:`report_state`).
 
     ``now`` is seconds since the epoch, supplied by the caller's clock.
+
+    Every write that changes something records its events (:mod:`control.events`)
+    in the same transaction: configuration writes with ``actor`` (who asked),
+    reports by comparing them with the node's previous one. The history is
+    pruned on each write to the store's :class:`~control.events.EventRetention`.
     Implementations raise :class:`~control.errors.Unavailable` when their
     database cannot be reached.
     """
@@ -64,18 +72,26 @@ class Store(Protocol):
         """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
         ...
 
-    def create_dataset(self, dataset: Dataset, if_tag: str | None) -> tuple[Dataset, int]:
+    def create_dataset(
+        self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
         ...
 
     def move_dataset(
-        self, dataset_id: UUID, primary: UUID, if_tag: str | None, now: float
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
         ...
 
     def delete_dataset(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Mark a dataset deleted; returns it and the new generation.
 
@@ -84,13 +100,13 @@ class Store(Protocol):
         ...
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float
+        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:
         """Create or renew a lease; returns it, whether it is new, and the generation."""
         ...
 
     def release_lease(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, int]:
         """Remove a dataset's lease; returns the lease released and the new generation."""
         ...
@@ -115,6 +131,14 @@ class Store(Protocol):
         which bumps the generation). Raises :class:`~control.errors.NotFound`
         for a node that has not registered.
         """
+        ...
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Record ``events`` (ids assigned, increasing) and prune; returns them with their ids."""
+        ...
+
+    def events(self, query: EventQuery) -> list[Event]:
+        """The events ``query`` asks for, oldest first (see :class:`~control.events.EventQuery`)."""
         ...
 
     def cluster_state(self) -> ClusterState:

@@ -10,17 +10,21 @@ it safe to share between threads (conditional writes win a tag at most once).
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 from uuid import UUID
 
 from attrs import evolve
 from pyrsistent import pmap
 
+from control import events as ev
 from control import rules
 from control.errors import NotFound
+from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    Event,
     Lease,
     Node,
     NodeState,
@@ -28,10 +32,17 @@ from control.model import (
 )
 
 
+def _present(events: list[Event | None]) -> list[Event]:
+    return [e for e in events if e is not None]
+
+
 class MemoryStore:
     """A thread-safe, non-durable store holding everything in dictionaries."""
 
-    def __init__(self) -> None:
+    def __init__(self, retention: EventRetention | None = None) -> None:
+        self._retention = retention if retention is not None else EventRetention()
+        self._events: list[Event] = []
+        self._last_event_id = 0
         self._lock = threading.RLock()
         self._generation = 0
         self._state_version = 0
@@ -93,7 +104,9 @@ class MemoryStore:
         self._generation += 1
         return self._generation
 
-    def create_dataset(self, dataset: Dataset, if_tag: str | None) -> tuple[Dataset, int]:
+    def create_dataset(
+        self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
@@ -101,16 +114,24 @@ class MemoryStore:
                 self._datasets.get(dataset.dataset_id), dataset.primary in self._nodes, dataset
             )
             self._datasets[stored.dataset_id] = stored
+            self.append_events([ev.dataset_created(stored, now, actor)])
             return stored, self._bump()
 
     def move_dataset(
-        self, dataset_id: UUID, primary: UUID, if_tag: str | None, now: float
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
+            before = self._datasets.get(dataset_id)
             stored = rules.move_dataset(
-                self._datasets.get(dataset_id),
+                before,
                 dataset_id,
                 primary,
                 primary in self._nodes,
@@ -118,10 +139,12 @@ class MemoryStore:
                 now,
             )
             self._datasets[dataset_id] = stored
+            assert before is not None
+            self.append_events(_present([ev.dataset_moved(before, stored, now, actor)]))
             return stored, self._bump()
 
     def delete_dataset(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Mark a dataset deleted; an already deleted one is returned without a new generation."""
         with self._lock:
@@ -133,10 +156,11 @@ class MemoryStore:
             if stored == existing:
                 return stored, self._generation
             self._datasets[dataset_id] = stored
+            self.append_events([ev.dataset_deleted(stored, now, actor)])
             return stored, self._bump()
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float
+        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:
         """Create or renew a lease; returns it, whether it is new, and the new generation."""
         with self._lock:
@@ -148,16 +172,19 @@ class MemoryStore:
                 now,
             )
             self._leases[stored.dataset_id] = stored
+            if created:
+                self.append_events([ev.lease_taken(stored, now, actor)])
             return stored, created, self._bump()
 
     def release_lease(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, int]:
         """Remove a dataset's lease; returns the lease released and the new generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             released = rules.release_lease(self._leases.get(dataset_id), dataset_id, now)
             del self._leases[dataset_id]
+            self.append_events([ev.lease_released(released, now, actor)])
             return released, self._bump()
 
     # -- state writes --------------------------------------------------------
@@ -183,6 +210,8 @@ class MemoryStore:
             changed = old is None or not old.same_observation(report)
             if changed:
                 self._state_version += 1
+                at = report.reported_at if report.reported_at is not None else 0.0
+                self.append_events(ev.report_events(old, report, at))
             self._reports[report.node_uuid] = report
             if report.reported_at is not None:
                 self._nodes[node.uuid] = evolve(node, last_seen=report.reported_at)
@@ -201,6 +230,45 @@ class MemoryStore:
             self._leases.pop(dataset_id, None)
         if doomed:
             self._bump()
+
+    # -- events ----------------------------------------------------------------
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Record ``events`` with increasing ids and prune; returns them with their ids."""
+        with self._lock:
+            stored = []
+            for event in events:
+                self._last_event_id += 1
+                stored.append(evolve(event, event_id=self._last_event_id))
+            self._events.extend(stored)
+            if stored:
+                self._prune(stored)
+            return stored
+
+    def _prune(self, added: list[Event]) -> None:
+        keep = self._retention.per_dataset
+        cutoff = max(e.at for e in added) - self._retention.max_age
+        counts: dict[UUID, int] = {}
+        kept: list[Event] = []
+        for event in reversed(self._events):
+            newest = event.event_id == self._last_event_id
+            if event.at < cutoff and not newest:
+                continue
+            if event.dataset_id is not None:
+                counts[event.dataset_id] = counts.get(event.dataset_id, 0) + 1
+                if counts[event.dataset_id] > keep and not newest:
+                    continue
+            kept.append(event)
+        self._events = kept[::-1]
+
+    def events(self, query: EventQuery) -> list[Event]:
+        """The events ``query`` asks for, oldest first."""
+        with self._lock:
+            found = [e for e in self._events if query.matches(e)]
+            if query.since is None:
+                return found[-query.limit :] if query.limit > 0 else []
+            after = [e for e in found if e.event_id is not None and e.event_id > query.since]
+            return after[: query.limit]
 
     def close(self) -> None:
         """Nothing to release."""

@@ -13,24 +13,28 @@ from the database, so several processes may share the database safely.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from uuid import UUID
 
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
+from control import events as ev
 from control import rules
 from control.errors import NotFound
+from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    Event,
     Lease,
     Node,
     NodeState,
     Versions,
 )
+from control.store import eventlog
 from control.store import queries as q
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
@@ -40,7 +44,8 @@ from control.store.snapshot import Snapshot, SnapshotCache
 class SQLStore:
     """A store in the SQL database at ``url`` (whose schema must be at the newest revision)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, retention: EventRetention | None = None) -> None:
+        self._retention = retention if retention is not None else EventRetention()
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
@@ -128,7 +133,9 @@ class SQLStore:
 
     # -- configuration writes ------------------------------------------------
 
-    def create_dataset(self, dataset: Dataset, if_tag: str | None) -> tuple[Dataset, int]:
+    def create_dataset(
+        self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
@@ -136,18 +143,26 @@ class SQLStore:
             known = q.node_exists(connection, dataset.primary)
             stored = rules.create_dataset(existing, known, dataset)
             q.put_dataset(connection, stored, exists=False)
+            eventlog.append(connection, [ev.dataset_created(stored, now, actor)], self._retention)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
     def move_dataset(
-        self, dataset_id: UUID, primary: UUID, if_tag: str | None, now: float
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
+            before = q.get_dataset(connection, dataset_id)
             stored = rules.move_dataset(
-                q.get_dataset(connection, dataset_id),
+                before,
                 dataset_id,
                 primary,
                 q.node_exists(connection, primary),
@@ -155,12 +170,15 @@ class SQLStore:
                 now,
             )
             q.put_dataset(connection, stored, exists=True)
+            assert before is not None
+            moved = ev.dataset_moved(before, stored, now, actor)
+            eventlog.append(connection, [moved] if moved else [], self._retention)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
     def delete_dataset(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Mark a dataset deleted; an already deleted one is returned without a new generation."""
         with self._write() as (connection, generation, state_version):
@@ -171,12 +189,13 @@ class SQLStore:
             if stored == existing:
                 return stored, generation
             q.put_dataset(connection, stored, exists=True)
+            eventlog.append(connection, [ev.dataset_deleted(stored, now, actor)], self._retention)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float
+        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:
         """Create or renew a lease; returns it, whether it is new, and the new generation."""
         with self._write() as (connection, generation, state_version):
@@ -185,18 +204,22 @@ class SQLStore:
             dataset = q.get_dataset(connection, lease.dataset_id)
             stored, created = rules.acquire_lease(dataset, existing, lease, now)
             q.put_lease(connection, stored, exists=existing is not None)
+            taken = [ev.lease_taken(stored, now, actor)] if created else []
+            eventlog.append(connection, taken, self._retention)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_lease(stored))
         return stored, created, generation + 1
 
     def release_lease(
-        self, dataset_id: UUID, if_tag: str | None, now: float
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, int]:
         """Remove a dataset's lease; returns the lease released and the new generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
             released = rules.release_lease(q.get_lease(connection, dataset_id), dataset_id, now)
             q.delete_lease(connection, dataset_id)
+            released_event = ev.lease_released(released, now, actor)
+            eventlog.append(connection, [released_event], self._retention)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.without_lease(dataset_id))
         return released, generation + 1
@@ -222,16 +245,29 @@ class SQLStore:
             old = q.get_report(connection, report.node_uuid)
             changed = old is None or not old.same_observation(report)
             q.put_report(connection, report, exists=old is not None)
+            if changed:
+                at = report.reported_at if report.reported_at is not None else 0.0
+                eventlog.append(connection, ev.report_events(old, report, at), self._retention)
             if report.reported_at is not None:
                 q.mark_seen(connection, report.node_uuid, report.reported_at)
             purged = _purge(connection)
             if changed or purged:
-                q.write_counters(
-                    connection, generation + bool(purged), state_version + changed
-                )
+                q.write_counters(connection, generation + bool(purged), state_version + changed)
         if purged:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         return changed
+
+    # -- events ----------------------------------------------------------------
+
+    def append_events(self, events: Sequence[Event]) -> list[Event]:
+        """Record ``events`` with increasing ids and prune; returns them with their ids."""
+        with self._write() as (connection, _, _):
+            return eventlog.append(connection, events, self._retention)
+
+    def events(self, query: EventQuery) -> list[Event]:
+        """The events ``query`` asks for, oldest first."""
+        with self._read() as connection:
+            return eventlog.query(connection, query)
 
     def close(self) -> None:
         """Release every pooled connection."""

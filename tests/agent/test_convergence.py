@@ -1,10 +1,11 @@
 """
 Convergence of several agents sharing one fake SAN, driven by hypothesis.
 
-Every node pass is discover -> calculate -> execute against the real agent
-code; the invariants (never mounted on two nodes, never detached while
-mounted, no data lost, no live volume destroyed, no duplicate volumes) are
-checked after every pass by :class:`agent.testing.SimulatedCluster`.
+Every node pass is one pass of that node's real ConvergenceLoop (fetch,
+discover, report, calculate, execute, per-dataset backoff); the invariants
+(never mounted on two nodes, never detached while mounted, no data lost, no
+live volume destroyed, no duplicate volumes) are checked after every pass by
+:class:`agent.testing.SimulatedCluster`.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from agent.discovery import (
 )
 from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import Mount
-from control.model import Dataset, DatasetState, VolumeStatus
+from control.model import Condition, ConditionKind, Dataset, DatasetState, VolumeStatus
 
 HERE, THERE = "i-here", "i-there"
 ME, OTHER = UUID(int=1), UUID(int=2)
@@ -138,6 +138,15 @@ def test_report_carries_generation_era_and_time():
         "era-2",
         10.0,
     )
+
+
+def test_report_carries_discovery_conditions_then_the_loop_s():
+    """Conditions discovery found and those the loop remembers both reach the report."""
+    pool_low = Condition(None, ConditionKind.ERROR, "pool_low", "pool almost full", 1.0)
+    failing = Condition(D, ConditionKind.ERROR, "too_large", "create failed", 2.0, "create")
+    local = LocalState(instance_id=HERE, conditions=(pool_low,))
+    state = local_state_to_report(local, {}, 5, "era", ME, 10.0, conditions=(failing,))
+    assert state.conditions == (pool_low, failing)
 
 
 def test_datasets_to_ask_about_are_those_attached_here():

@@ -248,12 +248,12 @@ def test_registers_again_when_the_service_lost_the_node():
 
 
 def test_failed_change_is_retried_by_a_later_pass():
-    """A failing mount backs off, and the next pass mounts."""
+    """A failing attach backs its dataset off (not the loop), and a later pass mounts."""
     world = World()
     node = world.node(0)
     world.storage.inject_failure("attach_volume", RuntimeError("SAN hiccup"))
     dataset_id = world.create(node)
-    assert node.loop.phase is Phase.BACKING_OFF and not node.mounted(dataset_id)
+    assert node.loop.phase is Phase.WAITING and not node.mounted(dataset_id)
     world.clock.advance(1)
     assert node.mounted(dataset_id)
 
@@ -420,3 +420,34 @@ def test_an_action_without_visible_effect_backs_off_instead_of_spinning():
         assert node.mounted(dataset_id)
     finally:
         LaggingAttach.visible = False
+
+
+def test_an_impossible_dataset_reports_why_and_does_not_slow_the_others():
+    """A too-large create is reported as a permanent condition; a good dataset beside it mounts."""
+    world = World()
+    world.storage.largest_volume = MINIMUM_DATASET_SIZE
+    node = world.node(0)
+    bad: list[Any] = []
+    world.client.inner.create_dataset(node.uuid, 2 * MINIMUM_DATASET_SIZE).addCallback(bad.append)
+    bad_id = bad[0].dataset_id
+    world.clock.advance(0.1)
+    good_id = world.create(node)
+    assert node.mounted(good_id) and not node.mounted(bad_id)
+    assert world.clock.seconds() == 0.1
+    report = world.client.inner.store.cluster_state().reports[node.uuid]
+    (condition,) = report.conditions_of(bad_id)
+    assert (condition.step, condition.reason, condition.permanent) == ("create", "too_large", True)
+    assert condition.message == "create failed: File too large"
+    assert node.loop.phase is Phase.WAITING and node.loop.failures == 0
+
+
+def test_a_failing_dataset_is_retried_with_growing_attempts():
+    """The always-failing create is tried again after its own backoff, counting attempts."""
+    world = World()
+    world.storage.largest_volume = MINIMUM_DATASET_SIZE
+    node = world.node(0)
+    world.client.inner.create_dataset(node.uuid, 2 * MINIMUM_DATASET_SIZE)
+    world.clock.pump([1.0] * 120)
+    report = world.client.inner.store.cluster_state().reports[node.uuid]
+    (condition,) = report.conditions
+    assert condition.attempts >= 4 and condition.since == 0

@@ -11,12 +11,22 @@ from twisted.internet.task import Clock
 
 from control.client.fake import FakeClient
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
-from control.model import Dataset
+from control.model import Condition, ConditionKind, Dataset, NodeState
 from plugin.mounts import MountFile, MountTable
 from plugin.testing import MemoryMounts, mount_path
 from plugin.volumes import VolumeService
 
-from .harness import MOUNT_TIMEOUT, NODE1, NODE2, Cluster, failure, make_cluster, result, start
+from .harness import (
+    MOUNT_TIMEOUT,
+    NODE1,
+    NODE2,
+    START,
+    Cluster,
+    failure,
+    make_cluster,
+    result,
+    start,
+)
 
 GiB = 1024**3
 
@@ -163,6 +173,24 @@ class TestMount:
         assert f"still attached to node node2 ({NODE2})" in error.description
         assert cluster.lease_holder(dataset.dataset_id) is None
         assert cluster.services[NODE1].table == MountTable()
+
+    def test_permanent_agent_error_fails_the_mount_at_once(self, cluster: Cluster) -> None:
+        """An agent reporting a permanent error ends the Mount with its reason, lease freed."""
+        dataset = create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        assert not d.called
+        too_large = Condition(dataset.dataset_id, ConditionKind.ERROR, "too_large",
+                              "create failed: File too large", START, "create", 1, True)
+        report = NodeState(NODE1, era="e", generation=2, conditions=(too_large,))
+        result(cluster.client.report_state(report))
+        cluster.clock.advance(0)
+        error = failure(d)
+        assert isinstance(error, ShoalError)
+        assert error.description.startswith(
+            f"Volume 'vol' cannot be mounted: node node1 ({NODE1}) reports create failed: "
+            "File too large."
+        )
+        assert cluster.lease_holder(dataset.dataset_id) is None
 
     def test_timeout_without_any_report(self, cluster: Cluster) -> None:
         """With no agent report at all, the timeout message says so."""

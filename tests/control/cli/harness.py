@@ -16,7 +16,7 @@ from control.cli.shell import Settings, Shell, clock_runner
 from control.client.fake import FakeClient
 from control.client.http import HTTPClient
 from control.client.interface import ShoalClient
-from control.model import DatasetState, NodeState, VolumeStatus
+from control.model import Condition, DatasetState, NodeState, VolumeStatus
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
 from tests.control.client.suite import result_of
@@ -88,11 +88,13 @@ class CLI:
         metadata = {"name": name} if name else {}
         self.wait(self.client.create_dataset(node, size, metadata, dataset))
 
-    def report(self, node: UUID, *states: tuple[UUID, VolumeStatus]) -> None:
-        """Report which datasets a node has, and how."""
+    def report(self, node: UUID, *states: tuple[UUID, VolumeStatus],
+               conditions: tuple[Condition, ...] = ()) -> None:
+        """Report which datasets a node has, and how, and what blocks them."""
         datasets = {
             d: DatasetState(d, s, GiB, "/dev/loop0", f"/shoal/{d}" if s.value == "mounted"
                             else None)
             for d, s in states
         }
-        self.wait(self.client.report_state(NodeState(node, f"era-{node}", 0, datasets)))
+        report = NodeState(node, f"era-{node}", 0, datasets, conditions=conditions)
+        self.wait(self.client.report_state(report))

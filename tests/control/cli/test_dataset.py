@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+from uuid import UUID
 
 import pytest
 
-from control.model import VolumeStatus
+from control.model import Condition, ConditionKind, VolumeStatus
 
-from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, GiB
+from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, START, GiB
 
 MOUNTED, ATTACHED = VolumeStatus.MOUNTED, VolumeStatus.ATTACHED
 
@@ -171,3 +172,68 @@ def test_delete_wait(cli: CLI) -> None:
     assert result.code == 0, result.err
     assert json.loads(result.out)["dataset"]["deleted"] is True
     assert "to be destroyed (it is still on node1)" in result.err
+
+
+def _too_large(attempts: int = 1) -> Condition:
+    return Condition(DATASET_1, ConditionKind.ERROR, "too_large", "create failed: File too large",
+                     START - 120, "create", attempts, True)
+
+
+def _waiting_for(node: UUID) -> Condition:
+    return Condition(DATASET_1, ConditionKind.WAITING, "waiting_for_node",
+                     f"waiting for node {node} to unmount and detach volume v1", START)
+
+
+def test_list_status_says_error_or_waiting(cli: CLI) -> None:
+    """STATUS shows an agent's error, or a wait with node names put in."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.create(DATASET_2, NODE_2, "web")
+    cli.report(NODE_1, conditions=(_too_large(),))
+    cli.report(NODE_2, conditions=(
+        Condition(DATASET_2, ConditionKind.WAITING, "waiting_for_node",
+                  f"waiting for node {NODE_1} to unmount", START),))
+    lines = cli("dataset", "list").out.splitlines()
+    assert "error: create failed: File too large" in lines[1]
+    assert "waiting: waiting for node1 to unmount" in lines[2]
+    [first, _] = json.loads(cli("dataset", "list", "--json").out)
+    assert first["status"] == "error: create failed: File too large"
+    assert first["conditions"][0]["node_uuid"] == str(NODE_1)
+    assert first["conditions"][0]["permanent"] is True
+
+
+def test_show_prints_conditions_and_events(cli: CLI) -> None:
+    """show lists each condition with its node, attempts and age, then the latest events."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, conditions=(_too_large(3),))
+    result = cli("dataset", "show", "db")
+    assert result.code == 0, result.err
+    assert ("condition: node1: error (create, 3 attempts, for 2m, permanent): "
+            "create failed: File too large") in " ".join(result.out.split())
+    assert "created" in result.out and "error" in result.out
+    doc = json.loads(cli("dataset", "show", "db", "--json").out)
+    assert [e["kind"] for e in doc["events"]] == ["created", "error"]
+    assert doc["conditions"][0]["reason"] == "too_large"
+
+
+def test_wait_fails_fast_on_a_permanent_error(cli: CLI) -> None:
+    """--wait prints the condition as it appears and stops with the agent's reason."""
+    cli.clock.callLater(2, cli.report, NODE_1, conditions=(_too_large(),))
+    result = cli("dataset", "create", "--node", "node1", "--id", str(DATASET_1), "--wait")
+    assert result.code == 1
+    assert "node1: error (create, 1 attempt" in result.out
+    assert result.err.startswith("error: node1 cannot do it: create failed: File too large.")
+    assert cli.clock.seconds() - START < 5
+
+
+def test_wait_prints_a_waiting_condition_and_goes_on(cli: CLI) -> None:
+    """A wait on another node is printed with names; the wait ends when the mount shows."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, (DATASET_1, MOUNTED))
+    cli.clock.callLater(1, cli.report, NODE_2, conditions=(_waiting_for(NODE_1),))
+    cli.clock.callLater(3, cli.report, NODE_1)
+    cli.clock.callLater(4, cli.report, NODE_2, (DATASET_1, MOUNTED))
+    result = cli("dataset", "move", "db", "--to", "node2", "--wait")
+    assert result.code == 0, result.err
+    assert "second: waiting (for 1s): waiting for node1 to unmount and detach volume v1" in (
+        result.out
+    )

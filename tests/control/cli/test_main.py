@@ -149,9 +149,12 @@ def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(control.service, "run_control_service", lambda **kw: calls.append(kw))
     result = CLI()("control", "serve", "--port", "9999", "--tls-dir", "/etc/shoal",
-                   "--node-timeout", "5")
+                   "--node-timeout", "5", "--events-per-dataset", "20", "--events-max-age", "60")
     assert result.code == 0
     assert calls == [
         {"port": 9999, "host": "127.0.0.1", "database": None, "tls_dir": "/etc/shoal",
-         "node_timeout": 5.0, "allow_insecure": False}
+         "node_timeout": 5.0, "allow_insecure": False, "events_per_dataset": 20,
+         "events_max_age": 60.0}
     ]
+    refused = CLI()("control", "serve", "--events-per-dataset", "0")
+    assert refused.code == 2 and "at least 1" in refused.err

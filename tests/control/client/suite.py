@@ -18,9 +18,16 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control import FLOCKER_API_VERSION
-from control.client.interface import ShoalClient, StateDataset
+from control.client.interface import NodeCondition, ShoalClient, StateDataset
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
-from control.model import DatasetState, NodeState, Versions, VolumeStatus
+from control.model import (
+    Condition,
+    ConditionKind,
+    DatasetState,
+    NodeState,
+    Versions,
+    VolumeStatus,
+)
 from tests.control.api.harness import DATASET_1, NODE_A, NODE_B, START, GiB, result_of
 
 __all__ = ["DATASET_1", "NODE_A", "NODE_B", "START", "GiB", "result_of"]
@@ -163,6 +170,34 @@ class ClientContract:
         assert harness.run(harness.client.list_state_datasets()) == [
             StateDataset(DATASET_1, NODE_A, "/shoal/x", GiB)
         ]
+
+    def test_conditions_listed_with_their_node(self, harness: ClientHarness) -> None:
+        """A reported condition comes back whole, with its node, filtered by dataset."""
+        harness.register()
+        created = harness.create(dataset_id=DATASET_1)
+        blocked = Condition(
+            DATASET_1, ConditionKind.ERROR, "too_large", "create failed: File too large",
+            START, "create", 2, True,
+        )
+        report = NodeState(NODE_A, era="e1", generation=1, conditions=(blocked,))
+        harness.run(harness.client.report_state(report))
+        expected = [NodeCondition(NODE_A, blocked)]
+        assert harness.run(harness.client.list_conditions()) == expected
+        assert harness.run(harness.client.list_conditions(created.dataset_id)) == expected
+        assert harness.run(harness.client.list_conditions(NODE_B)) == []
+
+    def test_events_listed_and_paged(self, harness: ClientHarness) -> None:
+        """Writes make events; since pages forward, dataset and node filter."""
+        harness.register()
+        harness.register(NODE_B, "10.0.0.2", "e2")
+        harness.create(dataset_id=DATASET_1)
+        harness.run(harness.client.move_dataset(DATASET_1, NODE_B))
+        found = harness.run(harness.client.list_events(dataset_id=DATASET_1))
+        assert [(e.kind, e.node_uuid) for e in found] == [("created", NODE_A), ("moved", NODE_B)]
+        assert dict(found[1].details) == {"from": str(NODE_A), "to": str(NODE_B)}
+        after = harness.run(harness.client.list_events(since=found[0].event_id, limit=5))
+        assert after == found[1:]
+        assert harness.run(harness.client.list_events(node_uuid=NODE_A)) == found[:1]
 
     def test_list_nodes_liveness(self, harness: ClientHarness) -> None:
         """A node is live after registering and not live once the timeout has passed."""

@@ -6,6 +6,8 @@ import json
 import os
 import shutil
 import socket
+import ssl
+import urllib.request
 import uuid
 
 import pytest
@@ -22,6 +24,21 @@ def register_node(url: str, host: str = "127.0.0.1") -> str:
         "PUT", f"{url}/v1/shoal/nodes/{node}", {"host": host, "era": None, "labels": {}}
     )
     assert status == 200, body
+    return node
+
+
+def register_node_tls(url: str, tls_dir: str) -> str:
+    """Register one node over mutual TLS with the user's certificate; returns its uuid."""
+    context = ssl.create_default_context(cafile=f"{tls_dir}/cluster.crt")
+    context.load_cert_chain(f"{tls_dir}/user-alice.crt", f"{tls_dir}/user-alice.key")
+    node = str(uuid.uuid4())
+    body = json.dumps({"host": "127.0.0.1", "era": None, "labels": {}}).encode()
+    request = urllib.request.Request(
+        f"{url}/v1/shoal/nodes/{node}", data=body, method="PUT",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30, context=context) as response:
+        assert response.status == 200
     return node
 
 
@@ -47,6 +64,11 @@ def test_dataset_lifecycle_over_tcp(control: ControlProcess) -> None:
     assert deleted["deleted"] is True
     listed = cli_json(control.url, "dataset", "list")
     assert [entry["dataset"]["deleted"] for entry in listed] == [True]
+    events = cli_json(control.url, "events", "--dataset", created["dataset_id"])
+    assert [(e["kind"], e["actor"]) for e in events] == [
+        ("created", "127.0.0.1"), ("moved", "127.0.0.1"), ("deleted", "127.0.0.1")
+    ]
+    assert events[1]["details"] == {"from": first, "to": second}
 
 
 def test_refusal_is_explained_without_traceback(control: ControlProcess) -> None:
@@ -82,6 +104,10 @@ def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
             "SHOAL_KEY": f"{tls_dir}/user-alice.key",
         }
         assert cli_json(service.url, "node", "list", env=credentials) == []
+        node = register_node_tls(service.url, tls_dir)
+        cli_json(service.url, "dataset", "create", "--node", node, env=credentials)
+        [created] = cli_json(service.url, "events", env=credentials)
+        assert created["kind"] == "created" and "alice" in created["actor"]
         anonymous = shoal(
             "--url", service.url, "--ca-cert", f"{tls_dir}/cluster.crt", "node", "list"
         )

@@ -13,8 +13,10 @@ from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
+from attrs import evolve
 
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
+from control.events import EventQuery, EventRetention
 from control.model import (
     MINIMUM_DATASET_SIZE,
     Capacity,
@@ -22,6 +24,7 @@ from control.model import (
     ConditionKind,
     Dataset,
     DatasetState,
+    Event,
     Lease,
     Node,
     NodeState,
@@ -42,7 +45,8 @@ def add_node(store: Store, host: str = "10.0.0.1", era: str | None = None) -> UU
 
 def add_dataset(store: Store, primary: UUID, **kwargs: Any) -> Dataset:
     """Create a new dataset on ``primary``; returns it as stored."""
-    dataset, _ = store.create_dataset(Dataset(dataset_id=uuid4(), primary=primary, **kwargs), None)
+    new = Dataset(dataset_id=uuid4(), primary=primary, **kwargs)
+    dataset, _ = store.create_dataset(new, None, now=NOW)
     return dataset
 
 
@@ -498,3 +502,104 @@ class StoreConformance:
         assert other.configuration(NOW).datasets == {dataset.dataset_id: dataset}
         other.delete_dataset(dataset.dataset_id, "1", NOW)
         assert store.configuration(NOW).datasets[dataset.dataset_id].deleted
+
+    # -- events ----------------------------------------------------------------
+
+    @pytest.fixture
+    def with_retention(self) -> Callable[[EventRetention], Store]:
+        """Makes an empty store keeping the given event history (subclasses override this)."""
+        raise NotImplementedError
+
+    def test_appended_events_get_increasing_ids(self, store: Store) -> None:
+        """Appended events come back with ids, in order, and a query returns them oldest first."""
+        d = uuid4()
+        stored = store.append_events([Event("error", NOW, "one", d), Event("error", NOW, "two", d)])
+        assert [e.message for e in stored] == ["one", "two"]
+        assert stored[0].event_id is not None and stored[1].event_id is not None
+        assert stored[0].event_id < stored[1].event_id
+        assert store.events(EventQuery(dataset_id=d)) == stored
+
+    def test_events_query_by_dataset_node_since_and_limit(self, store: Store) -> None:
+        """Queries filter by dataset and node; since pages forward; no since gives the newest."""
+        d1, d2, n1, n2 = uuid4(), uuid4(), uuid4(), uuid4()
+        stored = store.append_events(
+            [Event("e", NOW + i, f"m{i}", (d1, d2)[i % 2], (n1, n2)[i // 3]) for i in range(6)]
+        )
+        assert [e.message for e in store.events(EventQuery(dataset_id=d1))] == ["m0", "m2", "m4"]
+        assert [e.message for e in store.events(EventQuery(node_uuid=n2))] == ["m3", "m4", "m5"]
+        both = EventQuery(dataset_id=d2, node_uuid=n1)
+        assert [e.message for e in store.events(both)] == ["m1"]
+        after = EventQuery(since=stored[1].event_id, limit=2)
+        assert [e.message for e in store.events(after)] == ["m2", "m3"]
+        assert [e.message for e in store.events(EventQuery(limit=2))] == ["m4", "m5"]
+        assert store.events(EventQuery(since=stored[-1].event_id)) == []
+
+    def test_events_pruned_per_dataset(
+        self, with_retention: Callable[[EventRetention], Store]
+    ) -> None:
+        """Each dataset keeps its newest events only, others untouched."""
+        store = with_retention(EventRetention(per_dataset=3, max_age=1e9))
+        busy, quiet = uuid4(), uuid4()
+        store.append_events([Event("e", NOW, "quiet", quiet)])
+        store.append_events([Event("e", NOW + i, f"m{i}", busy) for i in range(5)])
+        store.append_events([Event("e", NOW + 9, "m9", busy)])
+        assert [e.message for e in store.events(EventQuery(dataset_id=busy))] == ["m3", "m4", "m9"]
+        assert [e.message for e in store.events(EventQuery(dataset_id=quiet))] == ["quiet"]
+
+    def test_events_pruned_by_age(self, with_retention: Callable[[EventRetention], Store]) -> None:
+        """Events older than the age limit go on the next write; the newest always stays."""
+        store = with_retention(EventRetention(per_dataset=100, max_age=60))
+        store.append_events([Event("e", NOW, "old", uuid4()), Event("e", NOW + 30, "mid")])
+        store.append_events([Event("e", NOW + 80, "new", uuid4())])
+        assert [e.message for e in store.events(EventQuery())] == ["mid", "new"]
+        last = store.append_events([Event("e", NOW + 1000, "later")])
+        assert store.events(EventQuery()) == last
+        again = store.append_events([Event("e", NOW + 5000, "again")])
+        assert again[0].event_id is not None and last[0].event_id is not None
+        assert again[0].event_id > last[0].event_id
+
+    def test_configuration_writes_record_events_with_actor(self, store: Store) -> None:
+        """Create, move, lease taken and released, delete: each an event naming who did it."""
+        one, two = add_node(store), add_node(store, "10.0.0.2")
+        d = Dataset(dataset_id=uuid4(), primary=one)
+        store.create_dataset(d, None, now=NOW, actor="alice")
+        store.move_dataset(d.dataset_id, two, None, NOW + 1, actor="bob")
+        store.acquire_lease(Lease(d.dataset_id, two, None), None, NOW + 2, actor="plugin")
+        store.acquire_lease(Lease(d.dataset_id, two, None), None, NOW + 2.5, actor="plugin")
+        store.release_lease(d.dataset_id, None, NOW + 3, actor="plugin")
+        store.delete_dataset(d.dataset_id, None, NOW + 4, actor="carol")
+        found = store.events(EventQuery(dataset_id=d.dataset_id))
+        assert [(e.kind, e.actor, e.at) for e in found] == [
+            ("created", "alice", NOW),
+            ("moved", "bob", NOW + 1),
+            ("lease_taken", "plugin", NOW + 2),
+            ("lease_released", "plugin", NOW + 3),
+            ("deleted", "carol", NOW + 4),
+        ]
+        assert dict(found[1].details) == {"from": str(one), "to": str(two)}
+
+    def test_refused_write_records_no_event(self, store: Store) -> None:
+        """A write refused by its tag leaves the history alone."""
+        node = add_node(store)
+        with pytest.raises(PreconditionFailed):
+            store.create_dataset(Dataset(dataset_id=uuid4(), primary=node), "99", now=NOW)
+        assert store.events(EventQuery()) == []
+
+    def test_reports_record_volume_and_error_events(self, store: Store) -> None:
+        """A report's changes against the previous one become events; a repeat adds none."""
+        node = add_node(store)
+        d = add_dataset(store, node).dataset_id
+        store.report_state(report(node, 1, d, at=NOW + 1))
+        failing = Condition(d, ConditionKind.ERROR, "busy", "unmount failed: busy", NOW, "unmount")
+        store.report_state(evolve(report(node, 1, d, at=NOW + 2), conditions=(failing,)))
+        store.report_state(evolve(report(node, 1, d, at=NOW + 3), conditions=(failing,)))
+        store.report_state(report(node, 1, at=NOW + 4))
+        found = store.events(EventQuery(dataset_id=d))
+        assert [(e.kind, e.at, e.node_uuid) for e in found[1:]] == [
+            ("attached", NOW + 1, node),
+            ("mounted", NOW + 1, node),
+            ("error", NOW + 2, node),
+            ("unmounted", NOW + 4, node),
+            ("detached", NOW + 4, node),
+        ]
+        assert found[3].message == "unmount failed: busy"

@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from control.events import EventRetention
 from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 
@@ -70,8 +71,8 @@ def open_sql(sql_url: str) -> Iterator[Callable[[], SQLStore]]:
     upgrade(sql_url)
     opened: list[SQLStore] = []
 
-    def open_() -> SQLStore:
-        opened.append(SQLStore(sql_url))
+    def open_(retention: EventRetention | None = None) -> SQLStore:
+        opened.append(SQLStore(sql_url, retention))
         return opened[-1]
 
     yield open_

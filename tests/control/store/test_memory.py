@@ -15,3 +15,8 @@ class TestMemoryStore(StoreConformance):
     def store(self) -> MemoryStore:
         """An empty in-memory store."""
         return MemoryStore()
+
+    @pytest.fixture
+    def with_retention(self) -> type[MemoryStore]:
+        """Makes an empty store keeping the given event history."""
+        return MemoryStore

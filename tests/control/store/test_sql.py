@@ -21,6 +21,11 @@ class TestSQLStore(StoreConformance):
         return open_sql()
 
     @pytest.fixture
+    def with_retention(self, open_sql: Callable[..., SQLStore]) -> Callable[..., SQLStore]:
+        """Opens an empty store keeping the given event history."""
+        return open_sql
+
+    @pytest.fixture
     def reopen(self, open_sql: Callable[[], SQLStore]) -> Callable[[], SQLStore]:
         """Opens another store on the same database."""
         return open_sql

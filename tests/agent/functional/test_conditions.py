@@ -1,0 +1,103 @@
+"""Why a dataset is not mounted, seen by an operator: real agents, loop devices, the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from typing import Any
+from uuid import UUID
+
+import pytest
+
+from tests.agent.functional.cluster import LocalCluster, wait_until
+from tests.processes import ROOT
+
+pytestmark = [pytest.mark.functional, pytest.mark.root]
+
+
+def shoal(cluster: LocalCluster, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess:
+    """Run the ``shoal`` CLI against the cluster's control service."""
+    return subprocess.run(
+        [sys.executable, "-m", "control.cli", *argv, "--url", cluster.url],
+        capture_output=True, text=True, cwd=ROOT, timeout=timeout, check=False,
+    )
+
+
+def show_json(cluster: LocalCluster, dataset_id: UUID) -> Any:
+    """``shoal dataset show ID --json``."""
+    done = shoal(cluster, "dataset", "show", str(dataset_id), "--json")
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_a_create_too_large_for_the_pool_fails_fast_with_the_reason(cluster: LocalCluster, nodes):
+    """--size 100T: --wait stops at once with the agent's EFBIG; list, show and events say why."""
+    one, _ = nodes
+    start = time.monotonic()
+    done = shoal(cluster, "dataset", "create", "--node", "node1", "--size", "100T", "--wait",
+                 "--timeout", "120")
+    elapsed = time.monotonic() - start
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert elapsed < 60, f"--wait took {elapsed:.1f} s: it must not wait for the timeout"
+    assert "node1: error (create, 1 attempt" in done.stdout
+    assert done.stderr.startswith("error: node1 cannot do it: create failed: File too large")
+    dataset_id = UUID(re.search(r"created dataset (\S+) on node1", done.stdout).group(1))
+    shown = show_json(cluster, dataset_id)
+    (condition,) = shown["conditions"]
+    assert (condition["step"], condition["reason"], condition["permanent"]) == (
+        "create", "too_large", True)
+    assert condition["node_uuid"] == str(one.uuid)
+    assert shown["status"] == "error: create failed: File too large"
+    listing = shoal(cluster, "dataset", "list").stdout
+    assert "error: create failed: File too large" in listing
+    events = json.loads(shoal(cluster, "events", "--dataset", str(dataset_id), "--json").stdout)
+    assert [e["kind"] for e in events][:2] == ["created", "error"]
+    cluster.delete(dataset_id)
+    wait_until(lambda: cluster.gone(dataset_id), 30, f"{dataset_id} to be purged")
+
+
+def test_a_busy_unmount_names_its_holder_and_the_move_waits_for_it(cluster: LocalCluster, nodes):
+    """A shell in the old mount: the move shows who holds it and who waits, then completes."""
+    one, two = nodes
+    dataset_id = cluster.create(one)
+    cluster.wait_mounted(dataset_id, one)
+    holder = subprocess.Popen(["sleep", "300"], cwd=one.mount_path(dataset_id))
+    mover = subprocess.Popen(
+        [sys.executable, "-m", "control.cli", "dataset", "move", str(dataset_id), "--to",
+         "node2", "--wait", "--timeout", "120", "--url", cluster.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+    )
+    try:
+        def blocked() -> Any:
+            conditions = show_json(cluster, dataset_id)["conditions"]
+            kinds = {(c["node_uuid"], c["kind"]) for c in conditions}
+            wanted = {(str(one.uuid), "error"), (str(two.uuid), "waiting")}
+            return conditions if wanted <= kinds else None
+
+        conditions = wait_until(blocked, 60, "the busy unmount and the wait to be reported",
+                                interval=0.2)
+        error = next(c for c in conditions if c["kind"] == "error")
+        assert (error["step"], error["reason"]) == ("unmount", "busy")
+        assert f"held by pid {holder.pid} (sleep)" in error["message"]
+        waiting = next(c for c in conditions if c["kind"] == "waiting")
+        assert waiting["reason"] == "waiting_for_node" and str(one.uuid) in waiting["message"]
+        status = show_json(cluster, dataset_id)["status"]
+        assert status.startswith("error: unmount failed:")
+    finally:
+        holder.kill()
+        holder.wait()
+    out, err = mover.communicate(timeout=120)
+    assert mover.returncode == 0, out + err
+    assert f"held by pid {holder.pid} (sleep)" in out
+    assert "node2: waiting" in out and "waiting for node1 to unmount" in out
+    cluster.wait_mounted(dataset_id, two)
+    assert show_json(cluster, dataset_id)["conditions"] == []
+    kinds = [e["kind"] for e in show_json(cluster, dataset_id)["events"]]
+    assert {"moved", "unmounted", "detached", "mounted", "error"} <= set(kinds)
+    cluster.delete(dataset_id)
+    wait_until(lambda: cluster.gone(dataset_id), 30, f"{dataset_id} to be purged")
+    assert not os.path.exists(cluster.volume_path(dataset_id))
