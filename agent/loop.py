@@ -45,10 +45,10 @@ from agent.pacing import (
 )
 from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
-from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
 from control.model import NodeState
+from control.reactor import ReactorTime
 from control.runners import Runner, synchronous_runner
 
 

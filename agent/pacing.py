@@ -14,8 +14,8 @@ from uuid import UUID
 
 from twisted.internet.defer import Deferred, DeferredList
 
-from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration
+from control.reactor import ReactorTime
 
 SHORTEST_WATCH = 0.01
 """A wait shorter than this many seconds is not worth a watch request: pass at once."""

@@ -21,10 +21,10 @@ from uuid import UUID
 import structlog
 from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
 
-from control.api.watch import ReactorTime
 from control.client.interface import ShoalClient, StateDataset
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
 from control.model import Dataset, Lease
+from control.reactor import ReactorTime
 from control.runners import Runner, synchronous_runner
 from plugin import rules
 from plugin.mounts import MountTable

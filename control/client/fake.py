@@ -22,7 +22,7 @@ from control import FLOCKER_API_VERSION, __version__
 from control.api import schemas
 from control.api.app import WATCH_MAXIMUM
 from control.api.body import query_seconds, validate
-from control.api.watch import Notifier, ReactorTime
+from control.api.watch import Notifier
 from control.client import messages
 from control.client.interface import (
     DatasetListing,
@@ -35,6 +35,7 @@ from control.client.interface import (
 )
 from control.errors import NotFound
 from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.reactor import ReactorTime
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.wire import (
