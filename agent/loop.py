@@ -31,9 +31,10 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
 
 from agent.changes import Change, Wait, leaves, sleep_after
-from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
+from agent.discovery import LocalState, datasets_to_ask_about, local_state_to_report
 from agent.executor import Executor
 from agent.lifecycle import Event, Lifecycle, Phase
+from agent.observe import discover
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,

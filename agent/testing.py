@@ -25,9 +25,10 @@ from agent.backends.eventual import EventuallyConsistentBlockDeviceAPI
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage, blockdevice_id_for
 from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import Change, NoOp
-from agent.discovery import datasets_to_ask_about, discover, local_state_to_report, mount_point
+from agent.discovery import datasets_to_ask_about, local_state_to_report, mount_point
 from agent.executor import ChangeFailed, Executor
 from agent.fs.fake import FakeFilesystems
+from agent.observe import discover
 from agent.policy import ClusterView, calculate_changes
 from control.model import MINIMUM_DATASET_SIZE, Dataset, Node
 from control.store.memory import MemoryStore
