@@ -63,7 +63,8 @@ def main() -> None:
     table = Table(f"CLI start-up, whole process ({' '.join(os.path.basename(a) for a in shoal)})")
     env = dict(os.environ)
     run([*shoal, "--help"], env)  # warm the byte-code and page caches
-    for name, args in (("shoal --help", ["--help"]), ("shoal dataset --help", ["dataset", "--help"])):
+    helps = (("shoal --help", ["--help"]), ("shoal dataset --help", ["dataset", "--help"]))
+    for name, args in helps:
         samples, wall = timed(lambda args=args: run([*shoal, *args], env), options.samples)
         table.add(name, samples, wall, None)
     with tempfile.TemporaryDirectory() as directory:

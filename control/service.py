@@ -100,7 +100,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     ``settings`` are the fields of :class:`ServiceOptions` (port, host,
     database, tls_dir, node_timeout, allow_insecure).
     """
-    from control.store import open_store
+    from control.store.factory import open_store
 
     options = ServiceOptions(**settings)
     if reactor is None:
