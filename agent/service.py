@@ -39,6 +39,7 @@ from twisted.python.threadpool import ThreadPool
 
 from agent.backends.interface import BlockDeviceAPI
 from agent.backends.registry import make_backend
+from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
 from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
@@ -47,9 +48,6 @@ from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
 from control.runners import Runner, thread_pool_runner
 
-DEFAULT_MOUNT_ROOT = "/var/lib/shoal/mounts"
-DEFAULT_CLUSTER_ID = UUID("5e0a1c1d-0000-4000-8000-00000000c1a5")
-"""The cluster id of agents not given one; the same on every node, so they agree."""
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
 THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""

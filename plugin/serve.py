@@ -27,15 +27,9 @@ from control.client.interface import ShoalClient
 from control.errors import InvalidRequest, Unavailable
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
+from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from plugin.mounts import MountFile
 from plugin.volumes import VolumeService
-
-DEFAULT_SOCKET = "/run/docker/plugins/shoal.sock"
-DEFAULT_STATE_DIR = "/var/lib/shoal/plugin"
-DEFAULT_SIZE = 1024**3
-"""Bytes of a volume created without a ``size`` option (1 GiB)."""
-DEFAULT_MOUNT_TIMEOUT = 110.0
-"""Seconds a Mount waits: under Docker's own 120 s limit, so Docker shows our message."""
 
 log = structlog.get_logger("shoal.plugin")
 

@@ -16,13 +16,15 @@ both passing ``tests/control/client/suite.py``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from attrs import frozen
-from twisted.internet.defer import Deferred
 
 from control.model import Dataset, Lease, Node, NodeState, Versions
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 
 @frozen
