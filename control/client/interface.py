@@ -8,9 +8,9 @@ for 404, ``NotAllowed`` 405, ``Conflict`` 409, ``PreconditionFailed`` 412,
 ``PayloadTooLarge`` 413, ``UnsupportedMediaType`` 415), carrying the service's
 description, so the same exception types flow from the store to the caller.
 When the service cannot be reached it fails with
-:class:`~control.errors.Unavailable` naming the URL. Implementations:
-:class:`control.client.http.HTTPClient` and :class:`control.client.fake.FakeClient`,
-both passing ``tests/control/client/suite.py``.
+:class:`~control.errors.Unavailable` naming the URL. The one implementation
+is :class:`control.client.http.HTTPClient`; tests run it against the real API in
+memory (:mod:`control.client.testing`), and it passes ``tests/control/client/suite.py``.
 """
 
 from __future__ import annotations
