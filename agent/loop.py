@@ -50,7 +50,7 @@ from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
 from control.model import NodeState
 from control.reactor import ReactorTime
-from control.runners import Runner, synchronous_runner
+from control.runners import Runner
 
 
 def freeze_labels(labels: Mapping[str, str]) -> PMap:
@@ -113,7 +113,7 @@ class ConvergenceLoop:
         settings: LoopSettings,
         *,
         random: Callable[[], float],
-        run_blocking: Runner = synchronous_runner,
+        run_blocking: Runner,
         logger: Any = None,
     ) -> None:
         self.client = client

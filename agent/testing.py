@@ -31,6 +31,7 @@ from agent.fs.fake import FakeFilesystems
 from agent.observe import discover
 from agent.policy import ClusterView, calculate_changes
 from control.model import MINIMUM_DATASET_SIZE, Dataset, Node
+from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 
 MARKER = "shoal-marker"
@@ -96,7 +97,7 @@ class SimulatedCluster:
             Node(uuid=node_uuid, host=instance_id, era=era, last_seen=self.now)
         )
         filesystems = FakeFilesystems(self.storage, instance_id)
-        executor = Executor(backend, filesystems)
+        executor = Executor(backend, filesystems, synchronous_runner)
         return SimulatedNode(node_uuid, instance_id, era, backend, filesystems, truth, executor)
 
     # -- the operator --------------------------------------------------------

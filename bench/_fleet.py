@@ -33,6 +33,7 @@ from agent.policy import ClusterView, calculate_changes
 from control.client.http import HTTPClient
 from control.client.testing import FlushingClock, MemoryControl, result_of
 from control.model import MINIMUM_DATASET_SIZE, Dataset, VolumeStatus
+from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=7)
 ROOT = "/shoal"
@@ -84,10 +85,12 @@ def converge_fleet(datasets: int, nodes: int) -> FleetResult:
     for index in range(nodes):
         node_uuid = UUID(int=index + 1)
         backend = FakeBlockDeviceAPI(storage, CLUSTER, str(node_uuid))
-        executor = Executor(backend, FakeFilesystems(storage, str(node_uuid)))
+        filesystems = FakeFilesystems(storage, str(node_uuid))
+        executor = Executor(backend, filesystems, synchronous_runner)
         facts = NodeFacts(node_uuid, f"host{index}", f"era{index}")
         loop = ConvergenceLoop(client, clock, facts, executor,  # type: ignore[arg-type]
-                               LoopSettings(mount_root=ROOT), random=lambda: 0.5)
+                               LoopSettings(mount_root=ROOT), random=lambda: 0.5,
+                               run_blocking=synchronous_runner)
         loop.start()
         loops.append(loop)
     clock.advance(0)

@@ -25,7 +25,7 @@ from control.client.interface import ShoalClient, StateDataset
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
 from control.model import Dataset, Lease
 from control.reactor import ReactorTime
-from control.runners import Runner, synchronous_runner
+from control.runners import Runner
 from plugin import rules
 from plugin.mounts import MountTable
 from plugin.names import check_name
@@ -80,7 +80,8 @@ class VolumeService:
         default_size: int | None = None,
         mount_timeout: float = 110.0,
         logger: Any = None,
-        run_blocking: Runner = synchronous_runner,
+        *,
+        run_blocking: Runner,
     ) -> None:
         self._client = client
         self._node = node

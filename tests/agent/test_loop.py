@@ -27,6 +27,7 @@ from control.client.http import HTTPClient
 from control.client.testing import FlushingClock, MemoryControl
 from control.errors import NotFound, Unavailable
 from control.model import MINIMUM_DATASET_SIZE, DatasetState, NodeState, VolumeStatus
+from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=42)
 ROOT = "/shoal"
@@ -94,7 +95,7 @@ class World:
         node_uuid = UUID(int=index + 1)
         backend = FakeBlockDeviceAPI(self.storage, CLUSTER, str(node_uuid))
         filesystems = FakeFilesystems(self.storage, str(node_uuid))
-        executor = Executor(backend, filesystems, *([runner] if runner else []))
+        executor = Executor(backend, filesystems, runner or synchronous_runner)
         loop = ConvergenceLoop(
             self.client,  # type: ignore[arg-type]
             self.clock,
@@ -102,6 +103,7 @@ class World:
             executor,
             LoopSettings(mount_root=ROOT, heartbeat=5.0, watch_timeout=60.0),
             random=self.random,
+            run_blocking=synchronous_runner,
         )
         loop.start()
         return Node(loop, backend, filesystems)
@@ -406,7 +408,7 @@ def test_an_action_without_visible_effect_backs_off_instead_of_spinning():
     world = World()
     node = world.node(0)
     lagging = LaggingAttach(world.storage, CLUSTER, str(node.uuid))
-    node.loop.executor = Executor(lagging, node.filesystems)
+    node.loop.executor = Executor(lagging, node.filesystems, synchronous_runner)
     node.loop.instance_id = lagging.compute_instance_id()
     dataset_id = world.create(node)
     assert node.loop.phase is Phase.WAITING and not node.mounted(dataset_id)

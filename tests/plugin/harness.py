@@ -13,6 +13,7 @@ from twisted.python.failure import Failure
 from control.client.http import HTTPClient
 from control.client.testing import FlushingClock, MemoryControl
 from control.model import Dataset
+from control.runners import synchronous_runner
 from plugin.testing import FakeAgent, MemoryMounts
 from plugin.volumes import VolumeService
 
@@ -69,7 +70,8 @@ class Cluster:
         if mounts is None:
             mounts = self.mounts.setdefault(node, MemoryMounts())
         service = VolumeService(
-            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT
+            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT,
+            run_blocking=synchronous_runner,
         )
         self.services[node] = service
         return service
