@@ -16,6 +16,8 @@ from uuid import UUID, uuid4
 
 from attrs import frozen
 
+from agent.files import write_atomically
+
 IDENTITY_FILE = "identity.json"
 DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -54,21 +56,6 @@ def read_identity(state_dir: str) -> NodeIdentity:
         raise IdentityError(
             f"The node identity at {path} is damaged ({e}); fix or remove it."
         ) from e
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole."""
-    temporary = f"{path}.tmp"
-    with open(temporary, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def load_or_create_identity(
