@@ -15,6 +15,7 @@ from control.cli.shell import Context
 from control.client.interface import NodeInfo, StateDataset
 from control.errors import InvalidRequest, ShoalError
 from control.model import Dataset, Lease
+from control.progress import Stage, progress_towards
 from control.units import format_size, parse_size
 from control.wire import JSON, dataset_to_json, lease_to_json
 
@@ -70,13 +71,12 @@ def status_of(dataset: Dataset, state: StateDataset | None, names: Mapping[UUID,
     """How far the dataset's volume is realised, in a word or two."""
     if dataset.deleted:
         return "deleting" if state is not None else "deleted"
-    if state is None:
+    progress = progress_towards(state, dataset.primary)
+    if progress.stage is Stage.UNREPORTED:
         return "pending"
-    if state.primary == dataset.primary:
-        return "mounted" if state.path else "attached"
-    if state.primary is not None:
-        return f"moving (on {node_name(state.primary, names)})"
-    return "detached"
+    if progress.stage is Stage.ELSEWHERE:
+        return f"moving (on {node_name(progress.holder, names)})"
+    return progress.stage.value
 
 
 def _state_of(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
