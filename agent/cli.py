@@ -57,7 +57,8 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
 
 def run(ctx: Context) -> int:
     """Run the agent until SIGTERM or SIGINT."""
-    from agent.service import configure_logging, run_agent
+    from agent.service import run_agent
+    from control.logs import configure_logging
 
     env = ctx.shell.env
     options = options_from_args(ctx.args, env)

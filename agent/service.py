@@ -21,12 +21,10 @@ crash safety at every step boundary. Never set it in production.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -164,20 +162,6 @@ def build_loop(
         settings,
         random=random.Random().random,
         run_blocking=runner,
-    )
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Structured logs as JSON lines on stderr, with ISO timestamps."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
     )
 
 

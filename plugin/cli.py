@@ -50,8 +50,10 @@ def serve(ctx: Context) -> None:
     """Serve the plugin until stopped."""
     from twisted.internet import reactor
 
+    from control.logs import configure_logging
     from plugin.serve import run_plugin
 
+    configure_logging()
     client = ctx.shell.make_client(Settings.from_args(ctx.args, ctx.shell.env), reactor)
     run_plugin(reactor, client, options_from_args(ctx.args))
 

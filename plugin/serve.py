@@ -19,12 +19,12 @@ import structlog
 from attrs import frozen
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import UNIXServerEndpoint
-from twisted.web.server import Site
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from agent.identity import IdentityError, read_identity
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest, Unavailable
+from control.logs import LoggedSite
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
 from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
@@ -104,7 +104,7 @@ def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> D
     """Listen on the socket; fires with the listening port."""
     prepare_socket(options.socket)
     service = build_service(reactor, client, options)
-    site = Site(PluginAPI(service).resource())
+    site = LoggedSite(PluginAPI(service).resource())
     site.displayTracebacks = False
     endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
 
