@@ -7,7 +7,7 @@ Each sample starts a fresh interpreter running the installed ``shoal`` program
 local control service (SQLite) holding ``--datasets`` datasets. The issue's
 targets: ``--help`` under 300 ms, ``dataset list`` under 500 ms.
 
-    python bench/cli_startup.py [--samples 20] [--datasets 10]
+    python bench/cli_startup.py [--samples 20] [--datasets 10] [--module]
 """
 
 from __future__ import annotations
@@ -58,8 +58,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--samples", type=int, default=20)
     parser.add_argument("--datasets", type=int, default=10)
+    parser.add_argument("--module", action="store_true",
+                        help="run `python -m control.cli` (e.g. with PYTHONPATH set to a checkout)")
     options = parser.parse_args()
-    shoal = shoal_command()
+    shoal = [sys.executable, "-m", "control.cli"] if options.module else shoal_command()
     table = Table(f"CLI start-up, whole process ({' '.join(os.path.basename(a) for a in shoal)})")
     env = dict(os.environ)
     run([*shoal, "--help"], env)  # warm the byte-code and page caches
