@@ -94,10 +94,17 @@ def chosen_group(argv: Sequence[str]) -> CommandGroup | None:
         elif token == "--":
             return None
         elif token.startswith("-"):
-            takes_value = token in _VALUE_OPTIONS
+            takes_value = _takes_value(token)
         else:
             return next((g for g in COMMAND_GROUPS if g.name == token), None)
     return None
+
+
+def _takes_value(option: str) -> bool:
+    """Whether ``option`` is a global option whose value is the next word (abbreviations too)."""
+    if "=" in option or not option.startswith("--") or len(option) < 3:
+        return False
+    return any(name.startswith(option) for name in _VALUE_OPTIONS)
 
 
 def lazy_modules(argv: Sequence[str]) -> list[ModuleType]:

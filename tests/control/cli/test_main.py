@@ -129,6 +129,8 @@ def test_broken_extension_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None
         (["dataset", "list"], "dataset"),
         (["--json", "--url", "http://x", "node", "list"], "node"),
         (["--url=http://x", "agent", "run"], "agent"),
+        (["--ur", "http://x", "lease", "list"], "lease"),
+        (["--json", "ca", "init"], "ca"),
         (["--url", "dataset"], None),
         (["--help"], None),
         (["bogus", "dataset"], None),
