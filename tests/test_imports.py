@@ -51,6 +51,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.model", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.wire", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
+    ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
+    ("plugin.cli", (*SERVICE, "klein", "plugin.serve", "plugin.volumes", "agent.service")),
     ("control.client.http", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
 ]
 
