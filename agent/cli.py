@@ -1,8 +1,9 @@
 """
 ``shoal agent run``: run this node's agent (see :mod:`agent.service`).
 
-The ``shoal`` program (:mod:`control.cli.program`) registers this module
-when the ``agent`` package is installed. The TLS options are the CLI's global
+The ``shoal`` program (:mod:`control.cli.program`) imports this module only
+for ``shoal agent ...``, and this module imports :mod:`agent.service` only when
+the agent runs, so ``shoal agent --help`` stays fast. The TLS options are the CLI's global
 ones (``--ca-cert``, ``--cert``, ``--key``, or ``SHOAL_CA_CERT`` and friends),
 and the client is built by the CLI's own :func:`control.cli.shell.http_client`.
 """
@@ -10,25 +11,20 @@ and the client is built by the CLI's own :func:`control.cli.shell.http_client`.
 from __future__ import annotations
 
 import socket
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from attrs import evolve
 
 from agent.backends.registry import backend_names
+from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
 from agent.identity import DEFAULT_STATE_DIR
-from agent.service import (
-    DEFAULT_CLUSTER_ID,
-    DEFAULT_MOUNT_ROOT,
-    AgentOptions,
-    configure_logging,
-    kill_after_changes,
-    parse_labels,
-    run_agent,
-)
 from control.cli.options import command, group
 from control.cli.shell import Context, Settings, http_client
 from control.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from agent.service import AgentOptions
 
 
 def _cluster_id(value: str | None) -> UUID:
@@ -42,6 +38,8 @@ def _cluster_id(value: str | None) -> UUID:
 
 def options_from_args(args: Any, env: Any) -> AgentOptions:
     """The :class:`AgentOptions` of a parsed ``shoal agent run`` command line."""
+    from agent.service import AgentOptions, kill_after_changes, parse_labels
+
     return AgentOptions(
         node_name=args.node_name or socket.gethostname(),
         backend=args.backend,
@@ -59,6 +57,9 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
 
 def run(ctx: Context) -> int:
     """Run the agent until SIGTERM or SIGINT."""
+    from agent.service import run_agent
+    from control.logs import configure_logging
+
     env = ctx.shell.env
     options = options_from_args(ctx.args, env)
     settings = Settings.from_args(ctx.args, env)

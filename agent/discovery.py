@@ -1,8 +1,8 @@
 """
-Observe one node: what the backend and the filesystems say, as one frozen snapshot.
+Classify one node's observations into one frozen snapshot (pure: no I/O).
 
-:func:`discover` does all the I/O of a pass and hands the raw facts to the pure
-:func:`classify`, which sorts every dataset's volume into a
+:func:`agent.observe.discover` does all the I/O of a pass and hands the raw facts
+to the pure :func:`classify`, which sorts every dataset's volume into a
 :class:`DiscoveredState`. :func:`local_state_to_report` turns a snapshot into
 the :class:`~control.model.NodeState` the agent reports.
 
@@ -26,12 +26,9 @@ from attrs import field, frozen
 from pyrsistent import PMap, pmap
 
 from agent.backends.interface import (
-    BlockDeviceAPI,
     BlockDeviceVolume,
-    UnattachedVolume,
-    UnknownVolume,
 )
-from agent.fs.interface import FilesystemError, Filesystems, Mount
+from agent.fs.interface import Mount
 from control.model import Condition, Dataset, DatasetState, NodeState, VolumeStatus
 
 
@@ -205,55 +202,6 @@ def classify(
         for dataset_id, volume in _one_per_dataset(listing + unlisted, instance_id).items()
     }
     return LocalState(instance_id=instance_id, datasets=datasets, volumes=listing)
-
-
-def _device_of(backend: BlockDeviceAPI, blockdevice_id: str) -> str | None:
-    try:
-        return backend.get_device_path(blockdevice_id)
-    except (UnattachedVolume, UnknownVolume):  # a stale listing: not (or no longer) here
-        return None
-
-
-def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
-    try:
-        return filesystems.has_filesystem(device)
-    except FilesystemError:
-        return False
-
-
-def discover(
-    backend: BlockDeviceAPI,
-    filesystems: Filesystems,
-    mount_root: str,
-    node_instance_id: str,
-    recently_created: Iterable[BlockDeviceVolume] = (),
-) -> LocalState:
-    """
-    Observe the node (all of a pass's I/O) and return one frozen snapshot.
-
-    ``recently_created`` is :attr:`agent.executor.Executor.recently_created`
-    (see :func:`classify`).
-
-    A volume attached here whose device cannot be restored is reported as
-    :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
-    that propagate: the pass fails and the next one observes again.
-    """
-    volumes = backend.list_volumes()
-    devices: dict[str, str] = {}
-    for volume in volumes:
-        if volume.attached_to == node_instance_id:
-            device = _device_of(backend, volume.blockdevice_id)
-            if device is not None:
-                devices[volume.blockdevice_id] = device
-    mounts = filesystems.mounts()
-    mounted = {mount.device for mount in mounts}
-    # A mounted device has a filesystem: only probe (blkid costs ~5 ms) the others.
-    formatted = frozenset(
-        d for d in devices.values() if d in mounted or _has_filesystem(filesystems, d)
-    )
-    return classify(
-        volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
-    )
 
 
 def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:

@@ -38,9 +38,9 @@ from agent.changes import (
     Wait,
 )
 from agent.fs.interface import Filesystems
-from control.runners import Runner, synchronous_runner
+from control.runners import Runner
 
-__all__ = ["ChangeFailed", "Executor", "describe", "synchronous_runner"]
+__all__ = ["ChangeFailed", "Executor", "describe"]
 
 
 def describe(change: Change) -> dict[str, Any]:
@@ -84,7 +84,7 @@ class Executor:
         self,
         backend: BlockDeviceAPI,
         filesystems: Filesystems,
-        runner: Runner = synchronous_runner,
+        runner: Runner,
         logger: Any = None,
     ) -> None:
         self.backend = backend

@@ -16,6 +16,8 @@ from uuid import UUID, uuid4
 
 from attrs import frozen
 
+from agent.files import write_atomically
+
 IDENTITY_FILE = "identity.json"
 DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
@@ -54,25 +56,6 @@ def read_identity(state_dir: str) -> NodeIdentity:
         raise IdentityError(
             f"The node identity at {path} is damaged ({e}); fix or remove it."
         ) from e
-
-
-def write_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole.
-
-    The file is readable and writable by its owner only (0600)."""
-    temporary = f"{path}.tmp"
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    os.fchmod(fd, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(temporary, path)
-    directory = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
 
 
 def load_or_create_identity(

@@ -38,10 +38,11 @@ from twisted.python.failure import Failure
 from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
 from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
-from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
+from agent.discovery import LocalState, datasets_to_ask_about, local_state_to_report
 from agent.executor import ChangeFailed, Executor
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.memory import PassMemory
+from agent.observe import discover
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,
@@ -52,11 +53,11 @@ from agent.pacing import (
 )
 from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
-from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import NotFound
 from control.model import NodeState, Versions
-from control.runners import Runner, synchronous_runner
+from control.reactor import ReactorTime
+from control.runners import Runner
 
 
 def freeze_labels(labels: Mapping[str, str]) -> PMap:
@@ -123,7 +124,7 @@ class ConvergenceLoop:
         settings: LoopSettings,
         *,
         random: Callable[[], float],
-        run_blocking: Runner = synchronous_runner,
+        run_blocking: Runner,
         logger: Any = None,
     ) -> None:
         self.client = client

@@ -12,10 +12,11 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
+from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, DeferredList
 
-from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration
+from control.reactor import ReactorTime
 
 SHORTEST_WATCH = 0.01
 """A wait shorter than this many seconds is not worth a watch request: pass at once."""
@@ -30,9 +31,17 @@ volume go) watches the state version, so a report does not wake every agent.
 
 
 def backoff_delay(failures: int, jitter: float, initial: float, cap: float) -> float:
-    """Seconds to wait after ``failures`` consecutive failures; ``jitter`` in [0, 1) (pure)."""
-    ceiling = min(cap, initial * 2 ** max(0, failures - 1))
-    return ceiling / 2 + ceiling / 2 * jitter
+    """
+    Seconds to wait after ``failures`` consecutive failures; ``jitter`` in [0, 1) (pure).
+
+    The ceiling doubles from ``initial`` up to ``cap`` (Twisted's
+    :func:`~twisted.application.internet.backoffPolicy`, as ``ClientService``
+    uses); the delay is drawn from the upper half of it ("equal jitter"), the
+    randomness being injected so that tests choose it.
+    """
+    half_ceiling = backoffPolicy(initial / 2, cap / 2, 2.0, jitter=lambda: 0.0)
+    half = half_ceiling(max(0, failures - 1))
+    return half + half * jitter
 
 
 def adopt_state_version(known: int, reported: int, changed: bool) -> int:

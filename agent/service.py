@@ -21,12 +21,10 @@ crash safety at every step boundary. Never set it in production.
 
 from __future__ import annotations
 
-import logging
 import os
 import random
 import signal
 import socket
-import sys
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -39,6 +37,7 @@ from twisted.python.threadpool import ThreadPool
 
 from agent.backends.interface import BlockDeviceAPI
 from agent.backends.registry import make_backend
+from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
 from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
@@ -47,9 +46,6 @@ from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
 from control.runners import Runner, thread_pool_runner
 
-DEFAULT_MOUNT_ROOT = "/var/lib/shoal/mounts"
-DEFAULT_CLUSTER_ID = UUID("5e0a1c1d-0000-4000-8000-00000000c1a5")
-"""The cluster id of agents not given one; the same on every node, so they agree."""
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
 THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
@@ -166,21 +162,6 @@ def build_loop(
         settings,
         random=random.Random().random,
         run_blocking=runner,
-    )
-
-
-def configure_logging(level: int = logging.INFO) -> None:
-    """Structured logs as JSON lines on stderr, with ISO timestamps."""
-    structlog.configure(
-        processors=[
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            structlog.processors.JSONRenderer(),
-        ],
-        wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
-        cache_logger_on_first_use=True,
     )
 
 

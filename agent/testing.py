@@ -3,7 +3,7 @@ A simulated cluster for convergence tests: several agents, one fake SAN.
 
 :class:`SimulatedCluster` runs one real :class:`~agent.loop.ConvergenceLoop`
 per node, all sharing one :class:`~agent.backends.fake.FakeStorage`, with a
-:class:`~control.store.memory.MemoryStore` (through the fake client) as the
+:class:`~control.store.memory.MemoryStore` (through the real client, in memory) as the
 control service. Each node pass is one pass of its loop: fetch the node's
 configuration, observe, report, calculate, act (synchronously), in the order
 the test chooses. :meth:`SimulatedCluster.check_invariants`
@@ -20,20 +20,22 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from attrs import define, field
-from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from agent.backends.eventual import EventuallyConsistentBlockDeviceAPI
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage, blockdevice_id_for
 from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import Change, NoOp
-from agent.discovery import discover, mount_point
+from agent.discovery import mount_point
 from agent.executor import Executor
 from agent.fs.fake import FakeFilesystems
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
+from agent.observe import discover
 from agent.policy import ClusterView, calculate_changes
-from control.client.fake import FakeClient
+from control.client.http import HTTPClient
+from control.client.testing import FlushingClock, MemoryControl
 from control.model import MINIMUM_DATASET_SIZE, Condition, Dataset, Node
+from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 
 MARKER = "shoal-marker"
@@ -71,7 +73,7 @@ class SimulatedCluster:
     ``failures`` collects the condition of every failed change (the loop backs
     the dataset off and a later pass retries it). Each node runs a real
     :class:`~agent.loop.ConvergenceLoop`, one pass at a time
-    (:meth:`~agent.loop.ConvergenceLoop.one_pass`), over a fake client on
+    (:meth:`~agent.loop.ConvergenceLoop.one_pass`), over the real client in memory on
     the shared store.
     """
 
@@ -89,13 +91,13 @@ class SimulatedCluster:
     markers: dict[UUID, bytes] = field(factory=dict)
     volume_of: dict[UUID, str] = field(factory=dict)
     deleted: set[UUID] = field(factory=set)
-    clock: Clock = field(factory=Clock)
-    client: FakeClient = field(init=False)
+    clock: FlushingClock = field(factory=FlushingClock)
+    client: HTTPClient = field(init=False)
     _eras: int = 0
 
     def __attrs_post_init__(self) -> None:
         self.clock.advance(self.now)
-        self.client = FakeClient(store=self.store, clock=self.clock)
+        self.client = MemoryControl(clock=self.clock, store=self.store).client
         for index in range(self.node_count):
             node_uuid = UUID(int=index + 1)
             self.nodes.append(self._boot(node_uuid, f"instance-{index}"))
@@ -111,7 +113,7 @@ class SimulatedCluster:
             Node(uuid=node_uuid, host=instance_id, era=era, last_seen=self.now)
         )
         filesystems = FakeFilesystems(self.storage, instance_id)
-        executor = Executor(backend, filesystems)
+        executor = Executor(backend, filesystems, synchronous_runner)
         loop = ConvergenceLoop(
             self.client,
             self.clock,
@@ -123,6 +125,7 @@ class SimulatedCluster:
                 dataset_backoff_cap=DATASET_BACKOFF,
             ),
             random=lambda: 0.5,
+            run_blocking=synchronous_runner,
         )
         return SimulatedNode(
             node_uuid, instance_id, era, backend, filesystems, truth, executor, loop

@@ -3,8 +3,9 @@ In-process measurements for ``bench/move.py``: a fleet of real loops on the fake
 and ``calculate_changes`` alone.
 
 :func:`converge_fleet` runs N :class:`~agent.loop.ConvergenceLoop` instances
-against one :class:`~control.client.fake.FakeClient` and one fake SAN. Time
-is a ``task.Clock`` that never moves, so only real work is measured; every
+against one in-memory control service (the real API and client,
+:class:`~control.client.testing.MemoryControl`) and one fake SAN. Time is a
+``task.Clock`` that never moves, so only real work is measured; every
 client answer is delivered through ``callLater(0)``, so the loops take turns
 like processes would instead of running inside one another's callbacks.
 """
@@ -20,7 +21,6 @@ from uuid import UUID, uuid4
 import structlog
 from attrs import frozen
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage, device_path_for
 from agent.backends.interface import BlockDeviceVolume
@@ -30,8 +30,10 @@ from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import Mount
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from agent.policy import ClusterView, calculate_changes
-from control.client.fake import FakeClient
+from control.client.http import HTTPClient
+from control.client.testing import FlushingClock, MemoryControl, result_of
 from control.model import MINIMUM_DATASET_SIZE, Dataset, VolumeStatus
+from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=7)
 ROOT = "/shoal"
@@ -40,7 +42,7 @@ ROOT = "/shoal"
 class TakingTurns:
     """A client whose every answer arrives in a later reactor turn."""
 
-    def __init__(self, inner: FakeClient, clock: Clock) -> None:
+    def __init__(self, inner: HTTPClient, clock: FlushingClock) -> None:
         self.inner = inner
         self.clock = clock
 
@@ -63,8 +65,8 @@ class FleetResult:
     passes: int
 
 
-def _converged(client: FakeClient, placement: dict[UUID, UUID]) -> bool:
-    reports = client.store.cluster_state().reports
+def _converged(control: MemoryControl, placement: dict[UUID, UUID]) -> bool:
+    reports = control.store.cluster_state().reports
     for dataset_id, node_uuid in placement.items():
         report = reports.get(node_uuid)
         state = None if report is None else report.datasets.get(dataset_id)
@@ -76,27 +78,30 @@ def _converged(client: FakeClient, placement: dict[UUID, UUID]) -> bool:
 def converge_fleet(datasets: int, nodes: int) -> FleetResult:
     """Create ``datasets`` spread over ``nodes`` idle agents; time until all are mounted."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    clock, storage = Clock(), FakeStorage()
-    fake = FakeClient(clock=clock)
-    client = TakingTurns(fake, clock)
+    clock, storage = FlushingClock(), FakeStorage()
+    control = MemoryControl(clock)
+    client = TakingTurns(control.client, clock)
     loops = []
     for index in range(nodes):
         node_uuid = UUID(int=index + 1)
         backend = FakeBlockDeviceAPI(storage, CLUSTER, str(node_uuid))
-        executor = Executor(backend, FakeFilesystems(storage, str(node_uuid)))
+        filesystems = FakeFilesystems(storage, str(node_uuid))
+        executor = Executor(backend, filesystems, synchronous_runner)
         facts = NodeFacts(node_uuid, f"host{index}", f"era{index}")
         loop = ConvergenceLoop(client, clock, facts, executor,  # type: ignore[arg-type]
-                               LoopSettings(mount_root=ROOT), random=lambda: 0.5)
+                               LoopSettings(mount_root=ROOT), random=lambda: 0.5,
+                               run_blocking=synchronous_runner)
         loop.start()
         loops.append(loop)
     clock.advance(0)
     placement = {uuid4(): UUID(int=i % nodes + 1) for i in range(datasets)}
     for dataset_id, primary in placement.items():
-        fake.create_dataset(primary, MINIMUM_DATASET_SIZE, dataset_id=dataset_id)
+        size = MINIMUM_DATASET_SIZE
+        result_of(control.client.create_dataset(primary, size, dataset_id=dataset_id))
     start = time.perf_counter()  # the agents have not run yet: their wake-ups are queued
     clock.advance(0)
     seconds = time.perf_counter() - start
-    if not _converged(fake, placement):
+    if not _converged(control, placement):
         raise RuntimeError("the fleet went idle without converging")
     return FleetResult(seconds, sum(loop.passes for loop in loops))
 

@@ -2,9 +2,10 @@
 One bad dataset must not slow a node: 20 good creates with and without an always-failing one.
 
 In process, on the fake backend: one real :class:`~agent.loop.ConvergenceLoop`
-and the fake client on a ``task.Clock``. Every backend and filesystem call
-takes ``--op-ms`` of simulated time (discovery ``--discover-ms``), so the
-figures are simulated seconds: they show where passes wait, not CPU cost.
+and the real client of an in-memory control service on a ``task.Clock``.
+Every backend and filesystem call takes ``--op-ms`` of simulated time
+(discovery ``--discover-ms``), so the figures are simulated seconds: they
+show where passes wait, not CPU cost.
 In the second scenario a dataset too large for the pool (``EFBIG`` on every
 create, a permanent condition) has been failing for ``--head-start``
 seconds when the 20 good creates arrive. Reported: per good dataset, the
@@ -31,7 +32,7 @@ from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.executor import Executor
 from agent.fs.fake import FakeFilesystems
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
-from control.client.fake import FakeClient
+from control.client.testing import FlushingClock, MemoryControl
 from control.model import MINIMUM_DATASET_SIZE, Dataset, VolumeStatus
 
 CLUSTER = UUID(int=7)
@@ -56,9 +57,9 @@ def advance_to_next_call(clock: Clock, limit: float | None = None) -> None:
     clock.advance(max(0.0, target - clock.seconds()))
 
 
-def mounted(client: FakeClient) -> set[UUID]:
+def mounted(control: MemoryControl) -> set[UUID]:
     """The datasets the node's latest report shows mounted."""
-    report = client.store.cluster_state().reports.get(NODE)
+    report = control.store.cluster_state().reports.get(NODE)
     if report is None:
         return set()
     return {k for k, v in report.datasets.items() if v.status is VolumeStatus.MOUNTED}
@@ -67,12 +68,13 @@ def mounted(client: FakeClient) -> set[UUID]:
 def scenario(good: int, bad: bool, op: float, discover: float, head_start: float) -> list[float]:
     """Seconds from create to mounted for each good dataset; the last is the time for all."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.CRITICAL))
-    clock, storage = Clock(), FakeStorage(largest_volume=MINIMUM_DATASET_SIZE)
-    client = FakeClient(clock=clock)
+    clock, storage = FlushingClock(), FakeStorage(largest_volume=MINIMUM_DATASET_SIZE)
+    control = MemoryControl(clock=clock)
+    client = control.client
     backend = FakeBlockDeviceAPI(storage, CLUSTER, str(NODE))
     executor = Executor(backend, FakeFilesystems(storage, str(NODE)), slow_runner(clock, op))
     loop = ConvergenceLoop(
-        client,  # type: ignore[arg-type]
+        client,
         clock,
         NodeFacts(NODE, "host", "era"),
         executor,
@@ -92,17 +94,18 @@ def scenario(good: int, bad: bool, op: float, discover: float, head_start: float
     start = clock.seconds()
     for dataset_id in ids:  # all at once, so that both scenarios see one burst
         record = Dataset(dataset_id, NODE, maximum_size=MINIMUM_DATASET_SIZE)
-        client.store.create_dataset(record, None, now=start, actor="bench")
-    client._notifier.check()
+        control.store.create_dataset(record, None, now=start, actor="bench")
+    control.api.notifier.check()
+    control.flush()
     done: dict[UUID, float] = {}
     while len(done) < good:
         if clock.seconds() - start > 600:
             raise RuntimeError("the good datasets did not converge in 600 simulated seconds")
         advance_to_next_call(clock)
-        for dataset_id in mounted(client) & set(ids):
+        for dataset_id in mounted(control) & set(ids):
             done.setdefault(dataset_id, clock.seconds() - start)
     if bad:
-        report = client.store.cluster_state().reports[NODE]
+        report = control.store.cluster_state().reports[NODE]
         assert any(c.permanent for c in report.conditions), "the bad dataset reports no condition"
     loop.stop()
     return sorted(done.values())

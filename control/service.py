@@ -11,19 +11,18 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import sys
 from typing import Any
 from uuid import uuid4
 
+import structlog
 from attrs import frozen
 from twisted.internet import endpoints
-from twisted.python import log
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
-from twisted.web.server import Site
 
 from control.errors import InvalidRequest, Unavailable
 from control.events import DEFAULT_MAX_AGE, DEFAULT_PER_DATASET, EventRetention
+from control.logs import LoggedSite, configure_logging
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -83,7 +82,7 @@ def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
     )
 
 
-def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> Site:
+def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> LoggedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``."""
     from control.api.app import ControlAPI
     from control.api.limits import BoundedRequest
@@ -92,7 +91,7 @@ def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptio
     threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
     api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
-    site = Site(api.resource(), requestFactory=BoundedRequest)
+    site = LoggedSite(api.resource(), requestFactory=BoundedRequest)
     site.displayTracebacks = False
     return site
 
@@ -104,7 +103,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     database, tls_dir, node_timeout, allow_insecure, events_per_dataset,
     events_max_age).
     """
-    from control.store import open_store
+    from control.store.factory import open_store
 
     options = ServiceOptions(**settings)
     if reactor is None:
@@ -125,13 +124,14 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
     reactor.addSystemEventTrigger("after", "shutdown", store.close)
     site = build_site(reactor, store, pool, options)
-    log.startLogging(sys.stdout, setStdout=False)
+    configure_logging()
+    log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
 
     def listening(port: Any) -> None:
         scheme = "http" if options.tls_dir is None else "https"
         address = port.getHost()
-        log.msg(f"shoal control service listening on {scheme}://{address.host}:{address.port}")
+        log.info("control.listening", url=f"{scheme}://{address.host}:{address.port}")
 
     def failed(reason: Failure) -> None:
         failures.append(reason)

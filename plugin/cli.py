@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from control.cli.dataset import seconds_arg
@@ -12,13 +12,15 @@ from control.cli.shell import Context, Settings
 from control.errors import ShoalError
 from control.model import check_maximum_size
 from control.units import parse_size
-from plugin.serve import (
+from plugin.defaults import (
     DEFAULT_MOUNT_TIMEOUT,
     DEFAULT_SIZE,
     DEFAULT_SOCKET,
     DEFAULT_STATE_DIR,
-    PluginOptions,
 )
+
+if TYPE_CHECKING:
+    from plugin.serve import PluginOptions
 
 
 def default_size_arg(text: str) -> int:
@@ -33,6 +35,8 @@ def default_size_arg(text: str) -> int:
 
 def options_from_args(args: argparse.Namespace) -> PluginOptions:
     """The plugin's options from its command line."""
+    from plugin.serve import PluginOptions
+
     return PluginOptions(
         socket=args.socket,
         agent_state_dir=args.agent_state_dir,
@@ -46,8 +50,10 @@ def serve(ctx: Context) -> None:
     """Serve the plugin until stopped."""
     from twisted.internet import reactor
 
+    from control.logs import configure_logging
     from plugin.serve import run_plugin
 
+    configure_logging()
     client = ctx.shell.make_client(Settings.from_args(ctx.args, ctx.shell.env), reactor)
     run_plugin(reactor, client, options_from_args(ctx.args))
 

@@ -22,7 +22,7 @@ from uuid import UUID
 from attrs import evolve, frozen
 from pyrsistent import PMap, PSet, pmap, pset
 
-from agent.identity import write_atomically
+from agent.files import write_atomically
 
 FORMAT_VERSION = 1
 MOUNTS_FILE = "mounts.json"

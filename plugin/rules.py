@@ -17,6 +17,7 @@ from attrs import frozen
 from control.client.interface import NodeCondition, StateDataset
 from control.errors import Conflict, InvalidRequest
 from control.model import Dataset, Lease, check_maximum_size
+from control.progress import Stage, progress_towards
 from control.units import format_size, parse_size
 from plugin.names import NAME_METADATA_KEY, check_name, is_valid_name
 
@@ -164,15 +165,19 @@ def mount_progress(
     state: StateDataset | None, node: UUID, names: Mapping[UUID, str]
 ) -> Mounted | Waiting:
     """How far the volume is from being mounted on ``node``, from the reported state."""
-    if state is None:
-        return Waiting("not yet reported by any agent (is the agent on this node running?)")
-    if state.primary is None:
-        return Waiting("present in the storage backend but not yet attached to this node")
-    if state.primary != node:
-        return Waiting(f"still attached to node {node_label(state.primary, names)}")
-    if state.path is None:
-        return Waiting("attached to this node but not yet mounted")
-    return Mounted(state.path)
+    progress = progress_towards(state, node)
+    if progress.stage is Stage.MOUNTED and progress.path is not None:
+        return Mounted(progress.path)
+    if progress.stage is Stage.ELSEWHERE and progress.holder is not None:
+        return Waiting(f"still attached to node {node_label(progress.holder, names)}")
+    return Waiting(_WAITING[progress.stage])
+
+
+_WAITING = {
+    Stage.UNREPORTED: "not yet reported by any agent (is the agent on this node running?)",
+    Stage.DETACHED: "present in the storage backend but not yet attached to this node",
+    Stage.ATTACHED: "attached to this node but not yet mounted",
+}
 
 
 def mount_timeout_message(name: str, dataset_id: UUID, seconds: float, waiting: Waiting) -> str:

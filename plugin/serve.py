@@ -19,23 +19,17 @@ import structlog
 from attrs import frozen
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import UNIXServerEndpoint
-from twisted.web.server import Site
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from agent.identity import IdentityError, read_identity
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest, Unavailable
+from control.logs import LoggedSite
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
+from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from plugin.mounts import MountFile
 from plugin.volumes import VolumeService
-
-DEFAULT_SOCKET = "/run/docker/plugins/shoal.sock"
-DEFAULT_STATE_DIR = "/var/lib/shoal/plugin"
-DEFAULT_SIZE = 1024**3
-"""Bytes of a volume created without a ``size`` option (1 GiB)."""
-DEFAULT_MOUNT_TIMEOUT = 110.0
-"""Seconds a Mount waits: under Docker's own 120 s limit, so Docker shows our message."""
 
 log = structlog.get_logger("shoal.plugin")
 
@@ -110,7 +104,7 @@ def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> D
     """Listen on the socket; fires with the listening port."""
     prepare_socket(options.socket)
     service = build_service(reactor, client, options)
-    site = Site(PluginAPI(service).resource())
+    site = LoggedSite(PluginAPI(service).resource())
     site.displayTracebacks = False
     endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
 

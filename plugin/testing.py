@@ -1,8 +1,8 @@
 """
 Test doubles for the plugin: a simulated node agent and an in-memory mount store.
 
-:class:`FakeAgent` plays one node's agent against a
-:class:`~control.client.fake.FakeClient` (or any client): each
+:class:`FakeAgent` plays one node's agent against any client (tests use
+:class:`~control.client.testing.MemoryControl`'s): each
 :meth:`~FakeAgent.converge` reports as mounted, at ``<mount-root>/<dataset id>``,
 the live datasets whose primary is its node, except those another node still
 reports attached (as a real agent waits for the old primary to let go), so a

@@ -21,12 +21,12 @@ from uuid import UUID
 import structlog
 from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
 
-from control.api.watch import ReactorTime
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
 from control.model import Dataset, Lease
-from control.runners import Runner, synchronous_runner
+from control.reactor import ReactorTime
+from control.runners import Runner
 from plugin import rules
 from plugin.mounts import MountTable
 from plugin.names import check_name
@@ -78,7 +78,8 @@ class VolumeService:
         default_size: int | None = None,
         mount_timeout: float = 110.0,
         logger: Any = None,
-        run_blocking: Runner = synchronous_runner,
+        *,
+        run_blocking: Runner,
     ) -> None:
         self._client = client
         self._node = node

@@ -16,7 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -106,18 +106,36 @@ class ControlProcess:
         return 0
 
 
+def wait_until(check: Callable[[], Any], timeout: float, what: str,
+               interval: float = 0.01) -> Any:
+    """Call ``check`` until it returns something true, and return that.
+
+    Fails with an :class:`AssertionError` naming ``what`` after ``timeout``
+    seconds. The one polling helper of the functional tests and benchmarks.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
 def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
     """Wait until ``port`` accepts connections; fail if ``process`` exits first."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+
+    def listening() -> bool:
         if process.poll() is not None:
             raise RuntimeError(f"service exited with {process.returncode} before listening")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
         except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"nothing listened on port {port} within {timeout} s")
+            return False
+        return True
+
+    wait_until(listening, timeout, f"a service listening on port {port}")
 
 
 def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None):

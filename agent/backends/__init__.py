@@ -1,37 +1,10 @@
 """
 Block-device backends for the node agent.
 
-``BACKENDS`` maps a backend name (as in ``--backend loopback``) to a factory
-taking keyword options; :func:`make_backend` resolves a name, including
-third-party backends registered in the ``shoal.backends`` entry-point group.
+:mod:`agent.backends.interface` is the seam (``BlockDeviceAPI``);
+:mod:`agent.backends.fake` and :mod:`agent.backends.loopback` implement it,
+and :mod:`agent.backends.registry` resolves a backend name (as in
+``--backend loopback``), including third-party backends registered in the
+``shoal.backends`` entry-point group. Nothing is imported here, so importing
+the interface does not load the implementations.
 """
-
-from agent.backends.eventual import EventuallyConsistentBlockDeviceAPI
-from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
-from agent.backends.interface import (
-    AlreadyAttachedVolume,
-    BackendError,
-    BlockDeviceAPI,
-    BlockDeviceVolume,
-    UnattachedVolume,
-    UnknownVolume,
-)
-from agent.backends.loopback import LoopbackBlockDeviceAPI
-from agent.backends.registry import BACKENDS, UnknownBackend, backend_names, make_backend
-
-__all__ = [
-    "BACKENDS",
-    "AlreadyAttachedVolume",
-    "BackendError",
-    "BlockDeviceAPI",
-    "BlockDeviceVolume",
-    "EventuallyConsistentBlockDeviceAPI",
-    "FakeBlockDeviceAPI",
-    "FakeStorage",
-    "LoopbackBlockDeviceAPI",
-    "UnattachedVolume",
-    "UnknownBackend",
-    "UnknownVolume",
-    "backend_names",
-    "make_backend",
-]

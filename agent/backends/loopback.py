@@ -35,6 +35,7 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from agent.files import write_atomically
 
 MiB = 1024 * 1024
 SUFFIX = ".img"
@@ -106,21 +107,7 @@ class LoopbackBlockDeviceAPI:
 
     def _write_record(self, blockdevice_id: str, instance_id: str, device: str) -> None:
         data = json.dumps({"instance_id": instance_id, "device": device}).encode()
-        self._replace_file(self._path("attachments", blockdevice_id), data)
-
-    def _replace_file(self, path: str, data: bytes) -> None:
-        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(path), prefix=".tmp-")
-        try:
-            try:
-                os.write(fd, data)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(temporary, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
+        write_atomically(self._path("attachments", blockdevice_id), data)
 
     @contextlib.contextmanager
     def _locked(self, blockdevice_id: str) -> Iterator[None]:

@@ -9,27 +9,17 @@ from __future__ import annotations
 
 import errno
 import os
-import subprocess
 from collections.abc import Sequence
 
 from agent.backends.interface import BackendError
+from agent.commands import check_command
 
 SYS_BLOCK = "/sys/block"
 
 
 def run(argv: Sequence[str]) -> str:
     """Run ``argv`` and return its stdout; raise :class:`BackendError` with stderr on failure."""
-    try:
-        done = subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-        )
-    except OSError as e:
-        raise BackendError(f"Cannot run {argv[0]}: {e}. Is util-linux installed?") from e
-    if done.returncode != 0:
-        raise BackendError(
-            f"{' '.join(argv)} failed with exit code {done.returncode}: {done.stderr.strip()}"
-        )
-    return done.stdout
+    return check_command(argv, BackendError, hint="Is util-linux installed?")
 
 
 def backing_file(device: str) -> str | None:

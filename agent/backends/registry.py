@@ -3,19 +3,21 @@ Backend names: ``--backend NAME`` resolves here, without touching the loop.
 
 ``BACKENDS`` maps each built-in name to a factory that takes keyword options
 (``pool``, ``cluster_id``, ``instance_id``, ...). Third-party backends register
-a factory in the ``shoal.backends`` entry-point group.
+a factory in the ``shoal.backends`` entry-point group. The built-in factories
+import their backend when called, so listing the names loads no backend.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
-from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import BackendError, BlockDeviceAPI
-from agent.backends.loopback import LoopbackBlockDeviceAPI
+
+if TYPE_CHECKING:
+    from agent.backends.fake import FakeStorage
 
 ENTRY_POINT_GROUP = "shoal.backends"
 
@@ -27,12 +29,16 @@ class UnknownBackend(BackendError):
 
 
 def _loopback(*, pool: str, cluster_id: UUID, instance_id: str, **_: Any) -> BlockDeviceAPI:
+    from agent.backends.loopback import LoopbackBlockDeviceAPI
+
     return LoopbackBlockDeviceAPI(pool=pool, cluster_id=cluster_id, instance_id=instance_id)
 
 
 def _fake(
     *, cluster_id: UUID, instance_id: str, storage: FakeStorage | None = None, **_: Any
 ) -> BlockDeviceAPI:
+    from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
+
     return FakeBlockDeviceAPI(storage or FakeStorage(), cluster_id, instance_id)
 
 

@@ -1,14 +1,7 @@
-"""Filesystem operations for the node agent: the seam, a fake and the real one."""
+"""
+Filesystem operations for the node agent.
 
-from agent.fs.fake import FakeFilesystems
-from agent.fs.interface import FilesystemError, FilesystemExists, Filesystems, Mount
-from agent.fs.real import RealFilesystems
-
-__all__ = [
-    "FakeFilesystems",
-    "FilesystemError",
-    "FilesystemExists",
-    "Filesystems",
-    "Mount",
-    "RealFilesystems",
-]
+:mod:`agent.fs.interface` is the seam (``Filesystems``), :mod:`agent.fs.fake`
+the in-memory fake and :mod:`agent.fs.real` the real one (``mkfs``, ``mount``).
+Nothing is imported here, so importing the interface runs no subprocess code.
+"""

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 from collections.abc import Sequence
 
 from attrs import frozen
 
+from agent.commands import Completed, check_command, command_failed, run_command
 from agent.fs.holders import describe_holders
 from agent.fs.interface import FilesystemBusy, FilesystemError, FilesystemExists, Mount
 
@@ -23,26 +23,17 @@ BLKID_NOTHING_FOUND = 2
 _OCTAL = re.compile(r"\\([0-7]{3})")
 
 
-def _run(argv: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    """Run ``argv`` with stdin closed, capturing its output; never raises on exit codes."""
-    try:
-        return subprocess.run(
-            list(argv), stdin=subprocess.DEVNULL, capture_output=True, text=True, check=False
-        )
-    except OSError as e:
-        raise FilesystemError(f"Cannot run {argv[0]}: {e}.") from e
+def _run(argv: Sequence[str]) -> Completed[str]:
+    """Run ``argv``; never raises on exit codes."""
+    return run_command(argv, FilesystemError)
 
 
-def _failure(argv: Sequence[str], done: subprocess.CompletedProcess[str]) -> FilesystemError:
-    return FilesystemError(
-        f"{' '.join(argv)} failed with exit code {done.returncode}: {done.stderr.strip()}"
-    )
+def _failure(argv: Sequence[str], done: Completed[str]) -> Exception:
+    return command_failed(argv, done, FilesystemError)
 
 
 def _check(argv: Sequence[str]) -> None:
-    done = _run(argv)
-    if done.returncode != 0:
-        raise _failure(argv, done)
+    check_command(argv, FilesystemError)
 
 
 def unescape(field: str) -> str:

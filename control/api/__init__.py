@@ -1,5 +1,5 @@
-"""The REST API of the control service (Flocker v1 compatible, plus ``/v1/shoal/``)."""
+"""
+The REST API of the control service (Flocker v1 compatible, plus ``/v1/shoal/``).
 
-from control.api.app import ControlAPI
-
-__all__ = ["ControlAPI"]
+:class:`control.api.app.ControlAPI` is the Klein application.
+"""

@@ -33,10 +33,11 @@ from control.api.errors import json_headers, json_response, refuse, routing_erro
 from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
-from control.api.watch import Notifier, ReactorTime
+from control.api.watch import Notifier
 from control.errors import NotFound, ShoalError
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.model import Node, tag_for
+from control.reactor import ReactorTime
 from control.rules import check_tag
 from control.store.threaded import ThreadedStore
 from control.wire import (

@@ -12,7 +12,6 @@ read when nobody waits. Time comes from the injected clock.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, Protocol
 
 from attrs import define
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -20,32 +19,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from control.model import Versions
+from control.reactor import DelayedCall, ReactorTime
 
 ReadVersions = Callable[[], "Deferred[Versions]"]
-
-
-class DelayedCall(Protocol):
-    """What ``callLater`` returns (the typed face of ``IDelayedCall``)."""
-
-    def active(self) -> bool:
-        """Whether the call is still pending."""
-        ...
-
-    def cancel(self) -> None:
-        """Stop the call from happening."""
-        ...
-
-
-class ReactorTime(Protocol):
-    """The typed face of ``IReactorTime`` that Shoal uses: a reactor or a ``task.Clock``."""
-
-    def seconds(self) -> float:
-        """The current time in seconds since the epoch."""
-        ...
-
-    def callLater(self, delay: float, f: Callable[..., Any], /, *args: Any, **kw: Any) -> Any:
-        """Call ``f`` after ``delay`` seconds; returns a :class:`DelayedCall`."""
-        ...
 
 
 @define(eq=False)

@@ -2,10 +2,6 @@
 The ``shoal`` command line.
 
 Command modules expose ``register(subparsers)`` (see :mod:`control.cli.options`);
-:mod:`control.cli.program` builds the parser from them, including the optional
-``agent.cli`` and ``plugin.cli`` modules when installed.
+:mod:`control.cli.program` builds the parser, importing only the module of the
+command group on the command line (see :data:`control.cli.program.COMMAND_GROUPS`).
 """
-
-from control.cli.program import main, run
-
-__all__ = ["main", "run"]

@@ -15,15 +15,17 @@ import json
 import sys
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from attrs import frozen
-from twisted.internet.defer import Deferred
-from twisted.python.failure import Failure
 
 from control.cli.options import DEFAULT_URL
-from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
+
+    from control.client.interface import ShoalClient
 
 Work = Callable[[Any], "Deferred[Any]"]
 """Asynchronous work: given the reactor (or a clock), a Deferred of its outcome."""
@@ -51,7 +53,7 @@ class Settings:
         )
 
 
-ClientFactory = Callable[[Settings, Any], ShoalClient]
+ClientFactory = Callable[[Settings, Any], "ShoalClient"]
 
 
 def http_client(settings: Settings, reactor: Any) -> ShoalClient:
@@ -93,6 +95,8 @@ def outcome_of(outcome: list[Any]) -> Any:
 
     The reactor stops before the work finishes only when it is told to (Ctrl-C, SIGTERM).
     """
+    from twisted.python.failure import Failure
+
     if not outcome:
         raise KeyboardInterrupt
     if isinstance(outcome[0], Failure):
@@ -115,9 +119,7 @@ def clock_runner(clock: Any, settle: Callable[[], None] = lambda: None, step: fl
             settle()
         if not outcome:
             raise AssertionError("the command never finished")
-        if isinstance(outcome[0], Failure):
-            outcome[0].raiseException()
-        return outcome[0]
+        return outcome_of(outcome)
 
     return run
 
@@ -138,13 +140,20 @@ class Shell:
         return datetime.fromtimestamp(self.clock.seconds(), UTC)
 
 
+class _GlobalReactor:
+    """The global reactor, imported on first use: ``shoal --help`` never loads it."""
+
+    def __getattr__(self, name: str) -> Any:
+        from twisted.internet import reactor
+
+        return getattr(reactor, name)
+
+
 def real_shell() -> Shell:
     """The shell of the ``shoal`` program: real streams, environment and reactor."""
     import os
 
-    from twisted.internet import reactor
-
-    return Shell(sys.stdout, sys.stderr, os.environ, http_client, react_runner, reactor)
+    return Shell(sys.stdout, sys.stderr, os.environ, http_client, react_runner, _GlobalReactor())
 
 
 class Context:

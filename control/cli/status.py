@@ -16,6 +16,7 @@ from control.cli.output import duration, node_name
 from control.client.interface import NodeCondition, StateDataset
 from control.client.waiting import blocking
 from control.model import ConditionKind, Dataset
+from control.progress import Stage, progress_towards
 from control.wire import JSON, condition_to_json
 
 
@@ -29,13 +30,12 @@ def with_names(text: str, names: Mapping[UUID, str]) -> str:
 def _progress(dataset: Dataset, state: StateDataset | None, names: Mapping[UUID, str]) -> str:
     if dataset.deleted:
         return "deleting" if state is not None else "deleted"
-    if state is None:
+    progress = progress_towards(state, dataset.primary)
+    if progress.stage is Stage.UNREPORTED:
         return "pending"
-    if state.primary == dataset.primary:
-        return "mounted" if state.path else "attached"
-    if state.primary is not None:
-        return f"moving (on {node_name(state.primary, names)})"
-    return "detached"
+    if progress.stage is Stage.ELSEWHERE:
+        return f"moving (on {node_name(progress.holder, names)})"
+    return progress.stage.value
 
 
 def status_of(

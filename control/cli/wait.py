@@ -21,6 +21,7 @@ from control.cli.status import condition_text, with_names
 from control.client.interface import NodeCondition, StateDataset
 from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import ShoalError
+from control.progress import Stage, progress_towards
 
 Pending = Callable[[Sequence[StateDataset]], str | None]
 """What is still awaited in a state, or ``None`` when the goal is reached."""
@@ -47,15 +48,15 @@ def mounted_on(dataset_id: UUID, node: UUID, names: Mapping[UUID, str]) -> Pendi
     where = node_name(node, names)
 
     def pending(states: Sequence[StateDataset]) -> str | None:
-        state = _find(states, dataset_id)
-        if state is None:
+        progress = progress_towards(_find(states, dataset_id), node)
+        if progress.stage is Stage.UNREPORTED:
             return f"dataset {dataset_id} to appear (no node reports it yet)"
-        if state.primary == node and state.path:
+        if progress.stage is Stage.MOUNTED:
             return None
-        if state.primary == node:
+        if progress.stage is Stage.ATTACHED:
             return f"dataset {dataset_id} to be mounted on {where} (it is attached there)"
-        if state.primary is not None:
-            held = node_name(state.primary, names)
+        if progress.stage is Stage.ELSEWHERE:
+            held = node_name(progress.holder, names)
             return f"dataset {dataset_id} to move to {where} (it is still on {held})"
         return f"dataset {dataset_id} to be attached to {where} (it is not attached anywhere)"
 

@@ -1,23 +1,7 @@
-"""The asynchronous API client: the :class:`ShoalClient` seam, over HTTP and in memory."""
+"""
+The asynchronous API client.
 
-from control.client.interface import (
-    DatasetListing,
-    LeaseGrant,
-    NodeConfiguration,
-    NodeInfo,
-    Reported,
-    ServiceVersion,
-    ShoalClient,
-    StateDataset,
-)
-
-__all__ = [
-    "DatasetListing",
-    "LeaseGrant",
-    "NodeConfiguration",
-    "NodeInfo",
-    "Reported",
-    "ServiceVersion",
-    "ShoalClient",
-    "StateDataset",
-]
+:mod:`control.client.interface` is the :class:`ShoalClient` seam and its
+values; :class:`control.client.http.HTTPClient` is the one implementation;
+:mod:`control.client.testing` runs it against the real API in memory.
+"""

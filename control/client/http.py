@@ -15,8 +15,11 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
+from OpenSSL.SSL import Error as TLSError
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
+from twisted.internet.error import ConnectError, ConnectionClosed
+from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseFailed
 from twisted.web.iweb import IPolicyForHTTPS
 
 from control.client import messages
@@ -46,6 +49,18 @@ TAG_HEADER = "X-Configuration-Tag"
 IF_TAG_HEADER = "X-If-Configuration-Matches"
 REQUEST_TIMEOUT = 30.0
 """Seconds a request may go unanswered before the service counts as unavailable."""
+
+
+UNREACHABLE = (
+    ConnectError,
+    ConnectionClosed,
+    ResponseFailed,
+    RequestNotSent,
+    RequestTransmissionFailed,
+    TLSError,
+    OSError,
+)
+"""Failures that mean the service could not be reached; any other is a bug and propagates."""
 
 
 def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
@@ -125,7 +140,7 @@ class HTTPClient:
             raise Unavailable(
                 f"The control service at {self.base_url} did not answer within {limit:g} s."
             ) from e
-        except Exception as e:
+        except UNREACHABLE as e:
             raise Unavailable(
                 f"Cannot reach the control service at {self.base_url}: {reason(e)}"
             ) from e

@@ -8,21 +8,23 @@ for 404, ``NotAllowed`` 405, ``Conflict`` 409, ``PreconditionFailed`` 412,
 ``PayloadTooLarge`` 413, ``UnsupportedMediaType`` 415), carrying the service's
 description, so the same exception types flow from the store to the caller.
 When the service cannot be reached it fails with
-:class:`~control.errors.Unavailable` naming the URL. Implementations:
-:class:`control.client.http.HTTPClient` and :class:`control.client.fake.FakeClient`,
-both passing ``tests/control/client/suite.py``.
+:class:`~control.errors.Unavailable` naming the URL. The one implementation
+is :class:`control.client.http.HTTPClient`; tests run it against the real API in
+memory (:mod:`control.client.testing`), and it passes ``tests/control/client/suite.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, NamedTuple, Protocol, runtime_checkable
 from uuid import UUID
 
 from attrs import frozen
-from twisted.internet.defer import Deferred
 
 from control.model import Condition, Dataset, Event, Lease, Node, NodeState, Versions
+
+if TYPE_CHECKING:
+    from twisted.internet.defer import Deferred
 
 
 @frozen

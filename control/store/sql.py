@@ -13,10 +13,11 @@ from the database, so several processes may share the database safely.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from uuid import UUID
 
+from attrs import define
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
@@ -39,6 +40,23 @@ from control.store import queries as q
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
 from control.store.snapshot import Snapshot, SnapshotCache
+
+
+@define
+class _ConfigurationWrite:
+    """One configuration write in progress: its connection and the generation it read."""
+
+    connection: Connection
+    generation: int
+    update: Callable[[Snapshot], Snapshot] | None = None
+
+    def changed(self, update: Callable[[Snapshot], Snapshot]) -> int:
+        """Record that the write changed the configuration as ``update`` does to a snapshot.
+
+        Returns the generation the write creates.
+        """
+        self.update = update
+        return self.generation + 1
 
 
 class SQLStore:
@@ -133,20 +151,39 @@ class SQLStore:
 
     # -- configuration writes ------------------------------------------------
 
+    @contextmanager
+    def _write_configuration(self, if_tag: str | None) -> Iterator[_ConfigurationWrite]:
+        """
+        The template of every configuration write, in one transaction.
+
+        Takes the writers' lock, checks ``if_tag``, and lets the body load, ask
+        :mod:`control.rules` and write. When the body called
+        :meth:`_ConfigurationWrite.changed`, the generation moves on and the
+        snapshot cache advances from the generation the write started at.
+        """
+        with self._write() as (connection, generation, state_version):
+            rules.check_tag(generation, if_tag)
+            write = _ConfigurationWrite(connection, generation)
+            yield write
+            if write.update is not None:
+                q.write_counters(connection, generation + 1, state_version)
+        if write.update is not None:
+            self._cache.advance(generation, write.update)
+
     def create_dataset(
         self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            existing = q.get_dataset(connection, dataset.dataset_id)
-            known = q.node_exists(connection, dataset.primary)
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset.dataset_id)
+            known = q.node_exists(w.connection, dataset.primary)
             stored = rules.create_dataset(existing, known, dataset)
-            q.put_dataset(connection, stored, exists=False)
-            eventlog.append(connection, [ev.dataset_created(stored, now, actor)], self._retention)
-            q.write_counters(connection, generation + 1, state_version)
-        self._cache.advance(generation, lambda s: s.with_dataset(stored))
-        return stored, generation + 1
+            q.put_dataset(w.connection, stored, exists=False)
+            eventlog.append(
+                w.connection, [ev.dataset_created(stored, now, actor)], self._retention
+            )
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
 
     def move_dataset(
         self,
@@ -158,71 +195,65 @@ class SQLStore:
         actor: str | None = None,
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            before = q.get_dataset(connection, dataset_id)
+        with self._write_configuration(if_tag) as w:
+            before = q.get_dataset(w.connection, dataset_id)
             stored = rules.move_dataset(
                 before,
                 dataset_id,
                 primary,
-                q.node_exists(connection, primary),
-                q.get_lease(connection, dataset_id),
+                q.node_exists(w.connection, primary),
+                q.get_lease(w.connection, dataset_id),
                 now,
             )
-            q.put_dataset(connection, stored, exists=True)
+            q.put_dataset(w.connection, stored, exists=True)
             assert before is not None
             moved = ev.dataset_moved(before, stored, now, actor)
-            eventlog.append(connection, [moved] if moved else [], self._retention)
-            q.write_counters(connection, generation + 1, state_version)
-        self._cache.advance(generation, lambda s: s.with_dataset(stored))
-        return stored, generation + 1
+            eventlog.append(w.connection, [moved] if moved else [], self._retention)
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
 
     def delete_dataset(
         self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Mark a dataset deleted; an already deleted one is returned without a new generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            existing = q.get_dataset(connection, dataset_id)
-            lease = q.get_lease(connection, dataset_id)
-            stored = rules.delete_dataset(existing, dataset_id, lease, generation + 1, now)
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            lease = q.get_lease(w.connection, dataset_id)
+            stored = rules.delete_dataset(existing, dataset_id, lease, w.generation + 1, now)
             if stored == existing:
-                return stored, generation
-            q.put_dataset(connection, stored, exists=True)
-            eventlog.append(connection, [ev.dataset_deleted(stored, now, actor)], self._retention)
-            q.write_counters(connection, generation + 1, state_version)
-        self._cache.advance(generation, lambda s: s.with_dataset(stored))
-        return stored, generation + 1
+                return stored, w.generation
+            q.put_dataset(w.connection, stored, exists=True)
+            eventlog.append(
+                w.connection, [ev.dataset_deleted(stored, now, actor)], self._retention
+            )
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
 
     def acquire_lease(
         self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:
         """Create or renew a lease; returns it, whether it is new, and the new generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            existing = q.get_lease(connection, lease.dataset_id)
-            dataset = q.get_dataset(connection, lease.dataset_id)
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_lease(w.connection, lease.dataset_id)
+            dataset = q.get_dataset(w.connection, lease.dataset_id)
             stored, created = rules.acquire_lease(dataset, existing, lease, now)
-            q.put_lease(connection, stored, exists=existing is not None)
+            q.put_lease(w.connection, stored, exists=existing is not None)
             taken = [ev.lease_taken(stored, now, actor)] if created else []
-            eventlog.append(connection, taken, self._retention)
-            q.write_counters(connection, generation + 1, state_version)
-        self._cache.advance(generation, lambda s: s.with_lease(stored))
-        return stored, created, generation + 1
+            eventlog.append(w.connection, taken, self._retention)
+            generation = w.changed(lambda s: s.with_lease(stored))
+        return stored, created, generation
 
     def release_lease(
         self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, int]:
         """Remove a dataset's lease; returns the lease released and the new generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            released = rules.release_lease(q.get_lease(connection, dataset_id), dataset_id, now)
-            q.delete_lease(connection, dataset_id)
+        with self._write_configuration(if_tag) as w:
+            released = rules.release_lease(q.get_lease(w.connection, dataset_id), dataset_id, now)
+            q.delete_lease(w.connection, dataset_id)
             released_event = ev.lease_released(released, now, actor)
-            eventlog.append(connection, [released_event], self._retention)
-            q.write_counters(connection, generation + 1, state_version)
-        self._cache.advance(generation, lambda s: s.without_lease(dataset_id))
-        return released, generation + 1
+            eventlog.append(w.connection, [released_event], self._retention)
+            generation = w.changed(lambda s: s.without_lease(dataset_id))
+        return released, generation
 
     # -- state writes --------------------------------------------------------
 

@@ -21,7 +21,7 @@ __all__ = ["Runner", "ThreadedStore", "synchronous_runner", "thread_pool_runner"
 class ThreadedStore:
     """A store whose methods return Deferreds, each call run by ``runner``."""
 
-    def __init__(self, store: Store, runner: Runner = synchronous_runner) -> None:
+    def __init__(self, store: Store, runner: Runner) -> None:
         self.store = store
         self._run = runner
 

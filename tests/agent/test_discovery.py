@@ -10,11 +10,11 @@ from agent.discovery import (
     LocalState,
     classify,
     datasets_to_ask_about,
-    discover,
     local_state_to_report,
 )
 from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import Mount
+from agent.observe import discover
 from control.model import Condition, ConditionKind, Dataset, DatasetState, VolumeStatus
 
 HERE, THERE = "i-here", "i-there"

@@ -21,6 +21,7 @@ from agent.changes import (
 )
 from agent.executor import ChangeFailed, Executor
 from agent.fs.fake import FakeFilesystems
+from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=99)
 D, E = UUID(int=7), UUID(int=8)
@@ -37,7 +38,7 @@ def executor(storage, instance="i-1", runner=None):
     """An executor for one node over ``storage``."""
     backend = FakeBlockDeviceAPI(storage, CLUSTER, instance)
     fs = FakeFilesystems(storage, instance)
-    return Executor(backend, fs) if runner is None else Executor(backend, fs, runner)
+    return Executor(backend, fs, synchronous_runner if runner is None else runner)
 
 
 def result_of(d):

@@ -1,5 +1,5 @@
 """
-The convergence loop against the fake client, fake backend and fake filesystems.
+The convergence loop against the real API in memory, the fake backend and fake filesystems.
 
 Time is a ``task.Clock`` and every runner is synchronous, so a test sees
 exactly what the loop does at each instant and never sleeps.
@@ -15,7 +15,6 @@ import pytest
 from attrs import define, field
 from structlog.testing import capture_logs
 from twisted.internet.defer import Deferred, fail
-from twisted.internet.task import Clock
 
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.changes import MountFilesystem
@@ -24,9 +23,11 @@ from agent.executor import Executor
 from agent.fs.fake import FakeFilesystems
 from agent.lifecycle import Phase
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
-from control.client.fake import FakeClient
+from control.client.http import HTTPClient
+from control.client.testing import FlushingClock, MemoryControl
 from control.errors import NotFound, Unavailable
 from control.model import MINIMUM_DATASET_SIZE, DatasetState, NodeState, VolumeStatus
+from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=42)
 ROOT = "/shoal"
@@ -34,9 +35,9 @@ ROOT = "/shoal"
 
 @define
 class RecordingClient:
-    """A FakeClient that records calls and fails those named in ``failures`` (in order)."""
+    """A client that records calls and fails those named in ``failures`` (in order)."""
 
-    inner: FakeClient
+    inner: HTTPClient
     calls: list[str] = field(factory=list)
     failures: dict[str, list[Exception]] = field(factory=dict)
 
@@ -75,13 +76,15 @@ class Node:
 class World:
     """A clock, a fake control service, a fake SAN, and agents on them."""
 
-    clock: Clock = field(factory=Clock)
+    clock: FlushingClock = field(factory=FlushingClock)
+    control: MemoryControl = field(init=False)
     storage: FakeStorage = field(factory=FakeStorage)
     client: RecordingClient = field(init=False)
     jitter: list[float] = field(factory=list)
 
     def __attrs_post_init__(self) -> None:
-        self.client = RecordingClient(FakeClient(clock=self.clock, node_timeout=15.0))
+        self.control = MemoryControl(self.clock, node_timeout=15.0)
+        self.client = RecordingClient(self.control.client)
 
     def random(self) -> float:
         """The injected randomness: the queued jitters, else 0.5."""
@@ -92,7 +95,7 @@ class World:
         node_uuid = UUID(int=index + 1)
         backend = FakeBlockDeviceAPI(self.storage, CLUSTER, str(node_uuid))
         filesystems = FakeFilesystems(self.storage, str(node_uuid))
-        executor = Executor(backend, filesystems, *([runner] if runner else []))
+        executor = Executor(backend, filesystems, runner or synchronous_runner)
         loop = ConvergenceLoop(
             self.client,  # type: ignore[arg-type]
             self.clock,
@@ -100,6 +103,7 @@ class World:
             executor,
             LoopSettings(mount_root=ROOT, heartbeat=5.0, watch_timeout=60.0),
             random=self.random,
+            run_blocking=synchronous_runner,
         )
         loop.start()
         return Node(loop, backend, filesystems)
@@ -122,7 +126,7 @@ def test_registers_first_with_its_facts():
     world = World()
     node = world.node(0)
     assert world.client.calls[0] == "register_node"
-    stored = world.client.inner.store.nodes()
+    stored = world.control.store.nodes()
     assert [(n.uuid, n.host, n.era, dict(n.labels)) for n in stored] == [
         (node.uuid, "host0", "era-0", {"rack": "0"})
     ]
@@ -154,7 +158,7 @@ def test_reports_the_mount_at_once():
     world = World()
     node = world.node(0)
     dataset_id = world.create(node)
-    state = world.client.inner.store.cluster_state()
+    state = world.control.store.cluster_state()
     reported = state.reports[node.uuid].datasets[dataset_id]
     assert reported.path == mount_point(ROOT, dataset_id)
 
@@ -181,7 +185,7 @@ def test_idle_loop_waits_on_the_watch_and_heartbeats():
     assert world.calls_since(mark) == []
     world.clock.advance(0.2)
     assert "report_state" in world.calls_since(mark)
-    assert world.client.inner.store.nodes()[0].last_seen == pytest.approx(5.1)
+    assert world.control.store.nodes()[0].last_seen == pytest.approx(5.0)
     assert node.loop.phase is Phase.WAITING
 
 
@@ -244,7 +248,7 @@ def test_registers_again_when_the_service_lost_the_node():
     calls = world.client.calls
     assert calls[:4] == ["register_node", "node_configuration", "report_state", "register_node"]
     assert node.loop.phase is Phase.WAITING
-    assert node.uuid in world.client.inner.store.cluster_state().reports
+    assert node.uuid in world.control.store.cluster_state().reports
 
 
 def test_failed_change_is_retried_by_a_later_pass():
@@ -310,7 +314,7 @@ def test_never_touches_a_volume_it_was_not_told_about():
     backend.attach_volume(volume.blockdevice_id, str(node_uuid))
     node = world.node(0)
     assert backend.list_volumes()[0].attached_to == str(node_uuid)
-    reports = world.client.inner.store.cluster_state().reports
+    reports = world.control.store.cluster_state().reports
     assert volume.dataset_id in reports[node.uuid].datasets
     assert node.loop.phase is Phase.WAITING
 
@@ -381,7 +385,7 @@ def test_a_hanging_call_times_out_and_backs_off():
     node = world.node(0)
     world.clock.advance(29.9)
     assert node.loop.phase is Phase.REGISTERING
-    world.clock.advance(0.2)
+    world.clock.advance(0.11)  # the timeout at 30.0; the first backoff is 0.05-0.1 s
     assert node.loop.phase is Phase.BACKING_OFF
     world.clock.advance(1)
     assert node.loop.phase is Phase.WAITING
@@ -404,7 +408,7 @@ def test_an_action_without_visible_effect_backs_off_instead_of_spinning():
     world = World()
     node = world.node(0)
     lagging = LaggingAttach(world.storage, CLUSTER, str(node.uuid))
-    node.loop.executor = Executor(lagging, node.filesystems)
+    node.loop.executor = Executor(lagging, node.filesystems, synchronous_runner)
     node.loop.instance_id = lagging.compute_instance_id()
     dataset_id = world.create(node)
     assert node.loop.phase is Phase.WAITING and not node.mounted(dataset_id)
@@ -434,7 +438,7 @@ def test_an_impossible_dataset_reports_why_and_does_not_slow_the_others():
     good_id = world.create(node)
     assert node.mounted(good_id) and not node.mounted(bad_id)
     assert world.clock.seconds() == 0.1
-    report = world.client.inner.store.cluster_state().reports[node.uuid]
+    report = world.control.store.cluster_state().reports[node.uuid]
     (condition,) = report.conditions_of(bad_id)
     assert (condition.step, condition.reason, condition.permanent) == ("create", "too_large", True)
     assert condition.message == "create failed: File too large"
@@ -448,6 +452,6 @@ def test_a_failing_dataset_is_retried_with_growing_attempts():
     node = world.node(0)
     world.client.inner.create_dataset(node.uuid, 2 * MINIMUM_DATASET_SIZE)
     world.clock.pump([1.0] * 120)
-    report = world.client.inner.store.cluster_state().reports[node.uuid]
+    report = world.control.store.cluster_state().reports[node.uuid]
     (condition,) = report.conditions
     assert condition.attempts >= 4 and condition.since == 0

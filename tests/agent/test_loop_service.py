@@ -23,7 +23,7 @@ from agent.service import (
     parse_labels,
 )
 from control.cli.options import Parser
-from control.client.fake import FakeClient
+from control.client.testing import MemoryControl
 from control.errors import InvalidRequest
 from control.store.threaded import synchronous_runner
 
@@ -89,14 +89,14 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
         mount_root=str(tmp_path / "mounts"), era="era-1", labels={"rack": "a"},
     )
     clock: Any = Clock()
-    loop = build_loop(options, FakeClient(clock=clock), clock, synchronous_runner)
+    loop = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     identity = read_identity(str(tmp_path / "state"))
     assert loop.node.node_uuid == identity.uuid
     assert loop.instance_id == str(identity.uuid)
     assert isinstance(loop.executor.backend, FakeBlockDeviceAPI)
     assert isinstance(loop.executor.filesystems, FakeFilesystems)
     assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
-    again = build_loop(options, FakeClient(clock=clock), clock, synchronous_runner)
+    again = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid
 
 
@@ -106,4 +106,4 @@ def test_loopback_needs_a_pool(tmp_path):
                            mount_root=str(tmp_path / "m"), era="e")
     clock: Any = Clock()
     with pytest.raises(InvalidRequest, match="--pool"):
-        build_loop(options, FakeClient(clock=clock), clock, synchronous_runner)
+        build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)

@@ -20,6 +20,7 @@ from control import FLOCKER_API_VERSION, ca
 from control.api.app import ControlAPI
 from control.client.http import HTTPClient
 from control.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
 
@@ -156,7 +157,7 @@ async def test_mutual_tls(tmp_path: Path) -> None:
     and the client verifies the server as control-service though it dials an IP."""
     good = _cluster(tmp_path / "good")
     other = _cluster(tmp_path / "other")
-    api = ControlAPI(ThreadedStore(MemoryStore()), reactor)
+    api = ControlAPI(ThreadedStore(MemoryStore(), synchronous_runner), reactor)
     endpoint = endpoints.SSL4ServerEndpoint(
         reactor, 0, ca.server_tls_options(good), interface="127.0.0.1"
     )

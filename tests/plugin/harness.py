@@ -1,4 +1,4 @@
-"""A two-node fake cluster for plugin tests: FakeClient, a clock and two fake agents."""
+"""A two-node cluster for plugin tests: the real API in memory, a clock and two fake agents."""
 
 from __future__ import annotations
 
@@ -8,11 +8,12 @@ from uuid import UUID
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
-from control.client.fake import FakeClient
+from control.client.http import HTTPClient
+from control.client.testing import FlushingClock, MemoryControl
 from control.model import Dataset
+from control.runners import synchronous_runner
 from plugin.testing import FakeAgent, MemoryMounts
 from plugin.volumes import VolumeService
 
@@ -53,10 +54,15 @@ def failure(d: Deferred[Any]) -> BaseException:
 class Cluster:
     """Two registered nodes, their agents and a plugin service on each."""
 
-    clock: Clock
-    client: FakeClient
+    clock: FlushingClock
+    control: MemoryControl
     agents: dict[UUID, FakeAgent]
     mounts: dict[UUID, MemoryMounts] = field(factory=dict)
+
+    @property
+    def client(self) -> HTTPClient:
+        """The real client of the in-memory control service."""
+        return self.control.client
     services: dict[UUID, VolumeService] = field(factory=dict)
 
     def service(self, node: UUID, mounts: Any = None) -> VolumeService:
@@ -64,7 +70,8 @@ class Cluster:
         if mounts is None:
             mounts = self.mounts.setdefault(node, MemoryMounts())
         service = VolumeService(
-            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT
+            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT,
+            run_blocking=synchronous_runner,
         )
         self.services[node] = service
         return service
@@ -85,22 +92,23 @@ class Cluster:
 
     def mounted_on(self, dataset_id: UUID) -> list[UUID]:
         """The nodes whose latest report has ``dataset_id`` mounted."""
-        reports = self.client.store.cluster_state().reports.values()
+        reports = self.control.store.cluster_state().reports.values()
         return [r.node_uuid for r in reports if dataset_id in r.datasets]
 
 
-def make_cluster(client: FakeClient | None = None) -> Cluster:
-    """A fresh cluster with node1 and node2 registered."""
-    clock = client.clock if client is not None else Clock()
+def make_cluster(client_class: type[HTTPClient] = HTTPClient) -> Cluster:
+    """A fresh cluster with node1 and node2 registered (``client_class`` may wrap calls)."""
+    clock = FlushingClock()
     clock.advance(START)
-    client = client if client is not None else FakeClient(clock=clock)
+    control = MemoryControl(clock, client_class=client_class)
+    client = control.client
     agents = {
         node: FakeAgent(client, node, name, f"/mnt/{name}")
         for node, name in ((NODE1, "node1"), (NODE2, "node2"))
     }
     for agent in agents.values():
         result(agent.register())
-    cluster = Cluster(clock, client, agents)
+    cluster = Cluster(clock, control, agents)
     cluster.service(NODE1)
     cluster.service(NODE2)
     return cluster

@@ -20,12 +20,11 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from tests.processes import ROOT
+from tests.processes import ROOT, wait_until
 
 DOCKER_PLUGIN_DIR = "/run/docker/plugins"
 IMAGE = "local/busybox"
@@ -40,18 +39,6 @@ def missing(*programs: str) -> str | None:
         if shutil.which(program) is None:
             return f"{program} is not installed"
     return None
-
-
-def wait_until(check: Any, timeout: float, what: str, interval: float = 0.05) -> Any:
-    """Call ``check`` until it returns something true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def unmount_under(directory: str) -> None:

@@ -7,9 +7,8 @@ from uuid import UUID
 
 import pytest
 from twisted.internet.defer import Deferred
-from twisted.internet.task import Clock
 
-from control.client.fake import FakeClient
+from control.client.http import HTTPClient
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
 from control.model import Condition, ConditionKind, Dataset, NodeState
 from plugin.mounts import MountFile, MountTable
@@ -76,7 +75,7 @@ class TestCreate:
     def test_concurrent_create_ends_with_one_dataset(self) -> None:
         """When another node wins the race for a name, Create retries and finds it."""
 
-        class Racing(FakeClient):
+        class Racing(HTTPClient):
             """A client where node2 creates the same name just before our write lands."""
 
             raced = False
@@ -87,10 +86,9 @@ class TestCreate:
                     result(super().create_dataset(NODE2, None, {"name": "vol"}))
                 return super().create_dataset(primary, *args, **kw)
 
-        client = Racing(clock=Clock())
-        cluster = make_cluster(client)
+        cluster = make_cluster(Racing)
         result(cluster.services[NODE1].create("vol", {}))
-        assert client.raced
+        assert cluster.client.raced  # type: ignore[attr-defined]
         assert [d.primary for d in cluster.datasets()] == [NODE2]
 
 
@@ -111,14 +109,14 @@ class TestMount:
         """A crash right after acquiring the lease cannot leak it: the table already names it."""
         recorded: list[dict[str, UUID]] = []
 
-        class Recording(FakeClient):
+        class Recording(HTTPClient):
             """Notes what the plugin had persisted when it asked for the lease."""
 
             def acquire_lease(self, *args: Any, **kw: Any) -> Any:
                 recorded.append(dict(cluster.mounts[NODE1].table.leases))
                 return super().acquire_lease(*args, **kw)
 
-        cluster = make_cluster(Recording(clock=Clock()))
+        cluster = make_cluster(Recording)
         dataset = create(cluster, NODE1)
         d = start(cluster.services[NODE1].mount("vol", "c1"))
         cluster.converge(NODE1)
@@ -228,7 +226,7 @@ class TestReferenceCounts:
         """A cancelled Unmount (Podman gave up) still forgets the ID and releases the lease."""
         gate: list[Deferred[Any]] = []
 
-        class Slow(FakeClient):
+        class Slow(HTTPClient):
             """A control service whose lease release answers only when the test says so."""
 
             def release_lease(self, dataset_id: UUID) -> Any:
@@ -237,7 +235,7 @@ class TestReferenceCounts:
                 gate.append(later)
                 return later.addCallback(lambda _: result(release(dataset_id)))
 
-        cluster = make_cluster(Slow(clock=Clock()))
+        cluster = make_cluster(Slow)
         dataset = create(cluster, NODE1)
         cluster.converge(NODE1)
         service = cluster.services[NODE1]

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
@@ -27,7 +27,7 @@ from agent.backends import loopdev
 from agent.fs.interface import Mount
 from agent.fs.real import parse_mountinfo
 from agent.service import DEFAULT_CLUSTER_ID, KILL_AFTER_CHANGES
-from tests.processes import ROOT, ControlProcess, http_json
+from tests.processes import ROOT, ControlProcess, http_json, wait_until
 
 MiB = 1024 * 1024
 
@@ -119,19 +119,6 @@ class AgentProcess:
                 with contextlib.suppress(ValueError):
                     count += json.loads(line).get("change") == kind
         return count
-
-
-def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
-               interval: float = 0.005) -> Any:
-    """Poll ``predicate`` until it is true; fail naming ``what`` after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(interval)
 
 
 def mounts_under(root: str) -> list[tuple[str, str]]:

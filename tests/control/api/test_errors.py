@@ -224,7 +224,7 @@ def test_arbitrary_bodies_are_refused(op: Any, raw: bytes) -> None:
 @pytest.fixture(scope="module")
 def sql_harness(tmp_path_factory: pytest.TempPathFactory) -> Harness:
     """The API over a SQLite SQLStore, shared by the examples (refusals change nothing)."""
-    from control.store import open_store
+    from control.store.factory import open_store
 
     path = tmp_path_factory.mktemp("sql") / "control.db"
     h = Harness(memory=open_store(f"sqlite:///{path}", upgrade=True))

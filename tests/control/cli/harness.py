@@ -1,4 +1,4 @@
-"""Run ``shoal`` in-process against a fake client (or the real API over StubTreq)."""
+"""Run ``shoal`` in-process against the real API in memory (:class:`MemoryControl`)."""
 
 from __future__ import annotations
 
@@ -7,18 +7,12 @@ from typing import Any
 from uuid import UUID
 
 from attrs import define, field
-from treq.testing import StubTreq
-from twisted.internet.task import Clock
 
-from control.api.app import ControlAPI
 from control.cli.program import run
 from control.cli.shell import Settings, Shell, clock_runner
-from control.client.fake import FakeClient
-from control.client.http import HTTPClient
 from control.client.interface import ShoalClient
+from control.client.testing import FlushingClock, MemoryControl
 from control.model import Condition, DatasetState, NodeState, VolumeStatus
-from control.store.memory import MemoryStore
-from control.store.threaded import ThreadedStore
 from tests.control.client.suite import result_of
 
 START = 1_700_000_000.0
@@ -42,23 +36,18 @@ class Result:
 class CLI:
     """A cluster in memory and a way to run ``shoal`` commands against it."""
 
-    http: bool = False
     env: dict[str, str] = field(factory=dict)
-    clock: Clock = field(factory=Clock)
+    clock: FlushingClock = field(factory=FlushingClock)
+    control: MemoryControl = field(init=False)
     client: ShoalClient = field(init=False)
     settle: Any = field(init=False)
     settings: list[Settings] = field(factory=list)
 
     def __attrs_post_init__(self) -> None:
         self.clock.advance(START)
-        self.settle = lambda: None
-        if self.http:
-            api = ControlAPI(ThreadedStore(MemoryStore()), self.clock)
-            stub = StubTreq(api.resource())
-            self.client = HTTPClient("http://shoal.test", stub, clock=self.clock)
-            self.settle = stub.flush
-        else:
-            self.client = FakeClient(clock=self.clock)
+        self.control = MemoryControl(self.clock)
+        self.client = self.control.client
+        self.settle = self.control.flush
 
     def _make_client(self, settings: Settings, reactor: Any) -> ShoalClient:
         self.settings.append(settings)

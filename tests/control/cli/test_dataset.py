@@ -14,10 +14,10 @@ from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, START, GiB
 MOUNTED, ATTACHED = VolumeStatus.MOUNTED, VolumeStatus.ATTACHED
 
 
-@pytest.fixture(params=["fake", "http"])
-def cli(request: pytest.FixtureRequest) -> CLI:
-    """A two-node cluster, reached through each client."""
-    cli = CLI(http=request.param == "http")
+@pytest.fixture
+def cli() -> CLI:
+    """A two-node cluster in memory."""
+    cli = CLI()
     cli.register(NODE_1, "node1")
     cli.register(NODE_2, "node2", name="second")
     return cli

@@ -1,4 +1,4 @@
-"""``shoal events`` against the fake client and the real API in memory."""
+"""``shoal events`` against the real API in memory."""
 
 from __future__ import annotations
 
@@ -11,10 +11,10 @@ from control.model import VolumeStatus
 from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2
 
 
-@pytest.fixture(params=["fake", "http"])
-def cli(request: pytest.FixtureRequest) -> CLI:
-    """A two-node cluster, reached through each client."""
-    cli = CLI(http=request.param == "http")
+@pytest.fixture
+def cli() -> CLI:
+    """A two-node cluster."""
+    cli = CLI()
     cli.register(NODE_1, "node1")
     cli.register(NODE_2, "node2")
     return cli

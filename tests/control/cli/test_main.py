@@ -97,9 +97,12 @@ def test_extension_modules(monkeypatch: pytest.MonkeyPatch) -> None:
     assert [m.__name__ for m in cli_main.command_modules(["no_such_pkg.cli"])] == list(
         cli_main.COMMAND_MODULES
     )
-    original = cli_main.command_modules
+    assert cli_main.import_command_module("no_such_pkg.cli", optional=True) is None
+    original = cli_main.import_command_module
     monkeypatch.setattr(
-        cli_main, "command_modules", lambda optional=(): [*original(()), _extension()]
+        cli_main,
+        "import_command_module",
+        lambda name, optional: _extension() if name == "agent.cli" else original(name, optional),
     )
     result = CLI()("agent", "run", "you")
     assert (result.code, result.out) == (3, "hello you\n")
@@ -118,6 +121,40 @@ def test_broken_extension_is_not_hidden(monkeypatch: pytest.MonkeyPatch) -> None
     monkeypatch.setattr(cli_main.importlib, "import_module", broken)
     with pytest.raises(ModuleNotFoundError):
         cli_main.command_modules(["agent.cli"])
+
+
+@pytest.mark.parametrize(
+    ("argv", "group"),
+    [
+        (["dataset", "list"], "dataset"),
+        (["--json", "--url", "http://x", "node", "list"], "node"),
+        (["--url=http://x", "agent", "run"], "agent"),
+        (["--ur", "http://x", "lease", "list"], "lease"),
+        (["--json", "ca", "init"], "ca"),
+        (["--url", "dataset"], None),
+        (["--help"], None),
+        (["bogus", "dataset"], None),
+        ([], None),
+    ],
+)
+def test_chosen_group(argv: list[str], group: str | None) -> None:
+    """The group is the first word that is neither an option nor a global option's value."""
+    chosen = cli_main.chosen_group(argv)
+    assert (chosen.name if chosen else None) == group
+
+
+def test_help_lists_every_group_with_its_registered_help() -> None:
+    """``shoal --help`` lists every group, with the help line its module registers."""
+    text = cli_main.build_parser(cli_main.lazy_modules(["--help"])).format_help()
+    for g in cli_main.COMMAND_GROUPS:
+        assert g.name in text and g.help in text
+    parser = cli_main.build_parser(cli_main.command_modules())
+    registered = {
+        choice.dest: choice.help
+        for action in parser._subparsers._group_actions  # type: ignore[union-attr]
+        for choice in action._choices_actions  # type: ignore[attr-defined]
+    }
+    assert registered == {g.name: g.help for g in cli_main.COMMAND_GROUPS}
 
 
 def test_ca_commands(tmp_path: Path) -> None:

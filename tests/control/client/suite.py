@@ -1,9 +1,10 @@
 """
 The behaviour every :class:`~control.client.interface.ShoalClient` has.
 
-``ClientContract`` is mixed into one test class per implementation, each
-providing a ``harness`` fixture: the HTTP client against the real API in
-memory (StubTreq), and the fake client. Time moves only by ``harness.advance``.
+``ClientContract`` is mixed into one test class per way of running the one
+client, each providing a ``harness`` fixture: the HTTP client against the real
+API in memory (StubTreq), plainly and as
+:class:`control.client.testing.MemoryControl`. Time moves only by ``harness.advance``.
 """
 
 from __future__ import annotations

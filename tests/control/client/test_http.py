@@ -14,6 +14,7 @@ from control.api.app import ControlAPI
 from control.client.http import HTTPClient
 from control.client.interface import ShoalClient
 from control.errors import Conflict, ShoalError, Unavailable
+from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
 
@@ -30,7 +31,7 @@ class TestHTTPClient(ClientContract):
         """An HTTP client talking to a fresh API in memory."""
         clock = Clock()
         clock.advance(START)
-        api = ControlAPI(ThreadedStore(MemoryStore()), clock)
+        api = ControlAPI(ThreadedStore(MemoryStore(), synchronous_runner), clock)
         stub = StubTreq(api.resource())
         return ClientHarness(HTTPClient(URL + "/", stub, clock=clock), clock, stub.flush)
 

@@ -11,8 +11,8 @@ from sqlalchemy import text
 
 from control.errors import Unavailable
 from control.model import Dataset, Lease
-from control.store import open_store
 from control.store.engine import make_engine
+from control.store.factory import open_store
 from control.store.migrate import SchemaMismatch, head_revision, upgrade
 from control.store.sql import SQLStore
 from control.store.tables import metadata

@@ -1,0 +1,69 @@
+"""
+Observe one node: all of a pass's I/O, handed to the pure :func:`~agent.discovery.classify`.
+
+:func:`discover` asks the backend and the filesystems what exists on this node
+and returns the frozen :class:`~agent.discovery.LocalState` snapshot that the
+pure code (:mod:`agent.discovery`, :mod:`agent.policy`) works on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from agent.backends.interface import (
+    BlockDeviceAPI,
+    BlockDeviceVolume,
+    UnattachedVolume,
+    UnknownVolume,
+)
+from agent.discovery import LocalState, classify
+from agent.fs.interface import FilesystemError, Filesystems
+
+
+def _device_of(backend: BlockDeviceAPI, blockdevice_id: str) -> str | None:
+    try:
+        return backend.get_device_path(blockdevice_id)
+    except (UnattachedVolume, UnknownVolume):  # a stale listing: not (or no longer) here
+        return None
+
+
+def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
+    try:
+        return filesystems.has_filesystem(device)
+    except FilesystemError:
+        return False
+
+
+def discover(
+    backend: BlockDeviceAPI,
+    filesystems: Filesystems,
+    mount_root: str,
+    node_instance_id: str,
+    recently_created: Iterable[BlockDeviceVolume] = (),
+) -> LocalState:
+    """
+    Observe the node (all of a pass's I/O) and return one frozen snapshot.
+
+    ``recently_created`` is :attr:`agent.executor.Executor.recently_created`
+    (see :func:`classify`).
+
+    A volume attached here whose device cannot be restored is reported as
+    :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
+    that propagate: the pass fails and the next one observes again.
+    """
+    volumes = backend.list_volumes()
+    devices: dict[str, str] = {}
+    for volume in volumes:
+        if volume.attached_to == node_instance_id:
+            device = _device_of(backend, volume.blockdevice_id)
+            if device is not None:
+                devices[volume.blockdevice_id] = device
+    mounts = filesystems.mounts()
+    mounted = {mount.device for mount in mounts}
+    # A mounted device has a filesystem: only probe (blkid costs ~5 ms) the others.
+    formatted = frozenset(
+        d for d in devices.values() if d in mounted or _has_filesystem(filesystems, d)
+    )
+    return classify(
+        volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
+    )
