@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 from attrs import frozen
@@ -23,6 +23,9 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 
 from control.errors import InvalidRequest, Unavailable
+
+if TYPE_CHECKING:
+    from control.api.channel import ConnectionLimits
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -39,6 +42,11 @@ class ServiceOptions:
     node_timeout: float = 30.0
     allow_insecure: bool = False
     database_threads: int = 8
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 60.0
+    max_connections: int | None = None
+    max_connections_per_address: int = 128
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
@@ -80,16 +88,42 @@ def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
     )
 
 
+def connection_limits(options: ServiceOptions) -> ConnectionLimits:
+    """The deadlines and connection limits the options ask for.
+
+    Without ``max_connections``, the cap is the process's file-descriptor
+    limit less a headroom, so that the service can always open its database
+    and answer the clients (agents among them) it has let in.
+    """
+    from control.api.channel import ConnectionLimits, default_max_connections
+
+    maximum = options.max_connections
+    return ConnectionLimits(
+        header_timeout=options.header_timeout,
+        body_timeout=options.body_timeout,
+        idle_timeout=options.idle_timeout,
+        max_connections=default_max_connections() if maximum is None else maximum,
+        max_per_address=options.max_connections_per_address,
+    )
+
+
 def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> Site:
     """The web site serving the API for ``store``, with its calls run in ``pool``."""
     from control.api.app import ControlAPI
+    from control.api.channel import LimitedSite
     from control.api.limits import BoundedRequest
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
     threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
     api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
-    site = Site(api.resource(), requestFactory=BoundedRequest)
+    site = LimitedSite(
+        api.resource(),
+        connection_limits(options),
+        requestFactory=BoundedRequest,
+        reactor=reactor,
+        parsePOSTFormSubmission=False,
+    )
     site.displayTracebacks = False
     return site
 

@@ -135,9 +135,27 @@ def path_uuid(value: str, what: str) -> UUID:
     return parse_uuid(value, what)
 
 
+MAX_TAG = 100
+
+
 def if_tag(request: Request) -> str | None:
-    """The ``X-If-Configuration-Matches`` header, if the write is conditional."""
-    return _header(request, b"x-if-configuration-matches")
+    """The ``X-If-Configuration-Matches`` header, if the write is conditional.
+
+    An empty, repeated or absurdly long header is a malformed request (400),
+    not a tag that fails to match (412).
+    """
+    values = request.requestHeaders.getRawHeaders(b"x-if-configuration-matches")
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise InvalidRequest("X-If-Configuration-Matches must be given once.")
+    tag = values[0].decode("latin-1").strip()
+    if not tag or len(tag) > MAX_TAG:
+        raise InvalidRequest(
+            "X-If-Configuration-Matches must hold the X-Configuration-Tag of a read "
+            f"(1 to {MAX_TAG} characters); omit it for an unconditional write."
+        )
+    return tag
 
 
 def query(request: Request, allowed: frozenset[str]) -> dict[str, str]:

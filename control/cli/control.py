@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from control.cli.dataset import seconds_arg
@@ -21,7 +22,19 @@ def serve(ctx: Context) -> None:
         tls_dir=args.tls_dir,
         node_timeout=args.node_timeout,
         allow_insecure=args.allow_insecure,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
     )
+
+
+def count_arg(text: str) -> int:
+    """A positive whole number (of connections)."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def register(subparsers: Any) -> None:
@@ -38,3 +51,15 @@ def register(subparsers: Any) -> None:
                    help="a node not heard from for S seconds is not live (default 30)")
     p.add_argument("--allow-insecure", action="store_true",
                    help="allow plain HTTP on a non-loopback address")
+    p.add_argument("--header-timeout", type=seconds_arg, default=10.0, metavar="S",
+                   help="a request's line and headers must arrive within S seconds (default 10)")
+    p.add_argument("--body-timeout", type=seconds_arg, default=30.0, metavar="S",
+                   help="a request's body must arrive within S seconds of its headers "
+                   "(default 30)")
+    p.add_argument("--idle-timeout", type=seconds_arg, default=60.0, metavar="S",
+                   help="close a kept-alive connection idle for S seconds (default 60)")
+    p.add_argument("--max-connections", type=count_arg, metavar="N",
+                   help="connections open at once, in all (default: the file-descriptor "
+                   "limit less 128)")
+    p.add_argument("--max-connections-per-address", type=count_arg, default=128, metavar="N",
+                   help="connections open at once from one client address (default 128)")
