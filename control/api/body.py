@@ -102,9 +102,21 @@ def _message(error: Any) -> str:
     return f"{error.json_path}: {error.message}"[:MAX_MESSAGE]
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """The validator of ``schema``, built once per schema object (schemas are constants)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, Draft202012Validator(schema))
+        _VALIDATORS[id(schema)] = cached
+    return cached[1]
+
+
 def validate(obj: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` if it matches ``schema``; else :class:`InvalidRequest` listing every problem."""
-    validator = Draft202012Validator(schema)
+    validator = _validator(schema)
     try:
         found = sorted(validator.iter_errors(obj), key=lambda e: e.json_path)
     except RecursionError:
