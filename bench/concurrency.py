@@ -7,7 +7,8 @@ so that the client is not the bottleneck) and has each send creates one after
 another. Prints the latency of each create (p50, p99), the throughput and the
 service's resident memory per level.
 
-    python bench/concurrency.py [--levels 1,10,100,1000] [--creates 1000] [--skip-postgres]
+    python bench/concurrency.py [--levels 1,10,100,1000] [--creates 1000]
+                                [--database-threads 8] [--skip-postgres]
 """
 
 from __future__ import annotations
@@ -73,9 +74,14 @@ async def level(port: int, primary: str, clients: int, creates: int) -> tuple[li
     return samples, time.perf_counter() - start
 
 
-def run(database: str, label: str, levels: list[int], creates: int, table: Table) -> None:
+def run(
+    database: str, label: str, levels: list[int], creates: int, table: Table, threads: int
+) -> None:
     """Benchmark creates at each level of concurrency against one service on ``database``."""
-    extra = ["--max-connections-per-address", str(max(levels) + 100)]
+    extra = [
+        "--max-connections-per-address", str(max(levels) + 100),
+        "--database-threads", str(threads),
+    ]
     service = ControlProcess(database, extra).start()
     try:
         node = str(uuid.uuid4())
@@ -94,20 +100,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--levels", default="1,10,100,1000")
     parser.add_argument("--creates", type=int, default=1000, help="creates per level")
+    parser.add_argument("--database-threads", type=int, default=8)
     parser.add_argument("--skip-postgres", action="store_true")
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     table = Table(f"Concurrent creates ({args.creates} per level)")
     with tempfile.TemporaryDirectory() as directory:
         sqlite = f"sqlite:///{os.path.join(directory, 'bench.db')}"
-        run(sqlite, "SQLite", levels, args.creates, table)
+        run(sqlite, "SQLite", levels, args.creates, table, args.database_threads)
     if args.skip_postgres:
         print("(PostgreSQL skipped: --skip-postgres)")
     elif not postgres_available():
         print("(PostgreSQL skipped: not reachable on 127.0.0.1:5432)")
     else:
         url = fresh_postgres_database("shoal_bench_concurrency")
-        run(url, "PostgreSQL", levels, args.creates, table)
+        run(url, "PostgreSQL", levels, args.creates, table, args.database_threads)
     print(table.render())
 
 

@@ -27,6 +27,7 @@ def serve(ctx: Context) -> None:
         idle_timeout=args.idle_timeout,
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
+        database_threads=args.database_threads,
     )
 
 
@@ -51,6 +52,8 @@ def register(subparsers: Any) -> None:
                    help="a node not heard from for S seconds is not live (default 30)")
     p.add_argument("--allow-insecure", action="store_true",
                    help="allow plain HTTP on a non-loopback address")
+    p.add_argument("--database-threads", type=count_arg, default=8, metavar="N",
+                   help="threads running database calls (default 8)")
     p.add_argument("--header-timeout", type=seconds_arg, default=10.0, metavar="S",
                    help="a request's line and headers must arrive within S seconds (default 10)")
     p.add_argument("--body-timeout", type=seconds_arg, default=30.0, metavar="S",
