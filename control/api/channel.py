@@ -123,10 +123,14 @@ class JSONChannel(HTTPChannel):
         super().allContentReceived()
 
     def requestDone(self, request: Any) -> None:
-        """Once answered, the connection waits for its next request (or closes)."""
-        super().requestDone(request)
+        """Once answered, the connection waits for its next request (or closes).
+
+        It is marked waiting first: a pipelined request that Twisted then
+        parses from its buffer marks it busy again.
+        """
         if not self._gone and self.persistent:
             self._waiting(True)
+        super().requestDone(request)
 
     def _waiting(self, idle: bool) -> None:
         if isinstance(self.site, LimitedSite):

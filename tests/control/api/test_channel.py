@@ -230,3 +230,12 @@ def test_full_site_of_busy_connections_answers_503() -> None:
         busy = Connection(site, f"10.0.1.{i}")
         busy.send(b"GET /v1/shoal/watch?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n")
     assert_json_refusal(Connection(site, "10.0.0.1").answer(), 503, "limit")
+
+
+def test_pipelined_request_keeps_its_connection_busy() -> None:
+    """A connection serving a pipelined request is not taken for an idle one and evicted."""
+    site, _ = make_site()
+    connection = Connection(site)
+    watch = b"GET /v1/shoal/watch?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+    connection.send(VERSION + watch)
+    assert connection.protocol not in site._waiting
