@@ -234,8 +234,11 @@ def test_full_site_of_busy_connections_answers_503() -> None:
 
 def test_pipelined_request_keeps_its_connection_busy() -> None:
     """A connection serving a pipelined request is not taken for an idle one and evicted."""
-    site, _ = make_site()
+    site, clock = make_site()
     connection = Connection(site)
-    watch = b"GET /v1/shoal/watch?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n"
-    connection.send(VERSION + watch)
+    short = b"GET /v1/shoal/watch?timeout=1 HTTP/1.1\r\nHost: x\r\n\r\n"
+    long = b"GET /v1/shoal/watch?timeout=300 HTTP/1.1\r\nHost: x\r\n\r\n"
+    connection.send(short + long)
+    clock.advance(1)
+    assert connection.transport.value().count(b"200 OK") == 1
     assert connection.protocol not in site._waiting
