@@ -9,6 +9,17 @@ service's resident memory per level.
 
     python bench/concurrency.py [--levels 1,10,100,1000] [--creates 1000]
                                 [--database-threads 8] [--skip-postgres]
+
+What bounds it: every create is one transaction committed to disk (SQLite
+WAL with ``synchronous=FULL``; PostgreSQL), and writers are serialised (one
+SQLite writer; ``SELECT ... FOR UPDATE`` of the cluster row on PostgreSQL).
+Throughput is therefore flat from 10 to 1,000 clients (about 200 creates/s
+on SQLite and 130/s on PostgreSQL on a 2-core test machine) and latency is
+queueing: with 1,000 clients sending one create each, the median waits for
+about 500 commits. The request's own work (about 2 ms on the reactor) and
+the size of the database thread pool (2, 8 or 32 threads measure the same)
+are not the bottleneck. Group commit (several queued writes in one
+transaction) is what would raise the ceiling.
 """
 
 from __future__ import annotations
