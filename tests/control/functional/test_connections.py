@@ -1,8 +1,10 @@
 """A real control service under a flood of slow connections, and its JSON refusals on the wire.
 
-The service runs with its file-descriptor limit lowered to 512, so that the
-flood (1,000 connections trickling header lines, more than it could hold
-open) would exhaust it without the connection limits.
+The service runs with its file-descriptor limit lowered to 256, so that the
+flood (1,000 connections trickling header lines, far more than it could hold
+open) would exhaust it without the connection limits: its cap (the limit less
+128) then closes the connections idle the longest to make room, and the header
+deadline closes the rest with a 408.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from tests.processes import ControlProcess, http_json
 
 pytestmark = pytest.mark.functional
 
-NOFILE = 512
+NOFILE = 256
 HEADER_TIMEOUT = 3.0
 PER_ADDRESS = 100
 FLOOD_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 12)]
@@ -100,9 +102,8 @@ def timed_json(method: str, url: str, body: object = None) -> tuple[int, object,
 
 
 def test_slow_connection_flood_does_not_starve_other_clients(service: ControlProcess) -> None:
-    """1,000 slow connections, twice the fd limit: others are served at once, the slow dropped."""
+    """1,000 slow connections, 4x the fd limit: others are served at once, the slow dropped."""
     flood: list[socket.socket] = []
-    started = time.monotonic()
     for source in FLOOD_ADDRESSES:
         opened = [slow_connection(service.port, source) for _ in range(PER_ADDRESS)]
         flood.extend(sock for sock in opened if sock is not None)
@@ -112,19 +113,18 @@ def test_slow_connection_flood_does_not_starve_other_clients(service: ControlPro
             kind, answer = final_answer(extra, time.monotonic() + 2)
             assert (kind, status_of(answer)) == ("closed", 429)
     trickle(flood)
-    print(f"{len(flood)} slow connections opened in {time.monotonic() - started:.1f} s")
 
     status, version, elapsed = timed_json("GET", f"{service.url}/v1/version")
-    assert status == 200 and "shoal" in version and elapsed < 2.0  # type: ignore[operator]
+    assert status == 200 and "shoal" in version and elapsed < 3.0  # type: ignore[operator]
     node = str(uuid.uuid4())
     status, _, elapsed = timed_json(
         "PUT", f"{service.url}/v1/shoal/nodes/{node}", {"host": "10.0.0.1", "era": None}
     )
-    assert status == 200 and elapsed < 2.0
+    assert status == 200 and elapsed < 3.0
     status, _, elapsed = timed_json(
         "POST", f"{service.url}/v1/configuration/datasets", {"primary": node}
     )
-    assert status == 201 and elapsed < 2.0
+    assert status == 201 and elapsed < 3.0
 
     trickle(flood)
     deadline = time.monotonic() + HEADER_TIMEOUT + 5
