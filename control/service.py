@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from uuid import uuid4
 
 import structlog
@@ -22,7 +22,10 @@ from twisted.python.threadpool import ThreadPool
 
 from control.errors import InvalidRequest, Unavailable
 from control.events import DEFAULT_MAX_AGE, DEFAULT_PER_DATASET, EventRetention
-from control.logs import LoggedSite, configure_logging
+from control.logs import configure_logging
+
+if TYPE_CHECKING:
+    from control.api.channel import ConnectionLimits, LimitedSite
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -41,6 +44,11 @@ class ServiceOptions:
     database_threads: int = 8
     events_per_dataset: int = DEFAULT_PER_DATASET
     events_max_age: float = DEFAULT_MAX_AGE
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    idle_timeout: float = 60.0
+    max_connections: int | None = None
+    max_connections_per_address: int = 128
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
@@ -82,16 +90,44 @@ def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
     )
 
 
-def build_site(reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions) -> LoggedSite:
+def connection_limits(options: ServiceOptions) -> ConnectionLimits:
+    """The deadlines and connection limits the options ask for.
+
+    Without ``max_connections``, the cap is the process's file-descriptor
+    limit less a headroom, so that the service can always open its database
+    and answer the clients (agents among them) it has let in.
+    """
+    from control.api.channel import ConnectionLimits, default_max_connections
+
+    maximum = options.max_connections
+    return ConnectionLimits(
+        header_timeout=options.header_timeout,
+        body_timeout=options.body_timeout,
+        idle_timeout=options.idle_timeout,
+        max_connections=default_max_connections() if maximum is None else maximum,
+        max_per_address=options.max_connections_per_address,
+    )
+
+
+def build_site(
+    reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions
+) -> LimitedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``."""
     from control.api.app import ControlAPI
+    from control.api.channel import LimitedSite
     from control.api.limits import BoundedRequest
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
     threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
     api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
-    site = LoggedSite(api.resource(), requestFactory=BoundedRequest)
+    site = LimitedSite(
+        api.resource(),
+        connection_limits(options),
+        requestFactory=BoundedRequest,
+        reactor=reactor,
+        parsePOSTFormSubmission=False,
+    )
     site.displayTracebacks = False
     return site
 

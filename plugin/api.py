@@ -18,8 +18,10 @@ from typing import Any
 import structlog
 from klein import Klein
 from twisted.internet.defer import CancelledError
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from control.errors import InvalidRequest, PayloadTooLarge, ShoalError
 from plugin.volumes import VolumeService
@@ -81,6 +83,21 @@ def error_message(error: BaseException) -> str:
     return f"Internal error in the Shoal plugin: {type(error).__name__}: {error}"
 
 
+def routing_refusal(request: Request, error: HTTPException) -> bytes:
+    """Answer a routing error as the protocol's JSON ``{"Err": ...}`` with its own status."""
+    path = request.path.decode("utf-8", "replace")[:200]
+    method = request.method.decode("ascii", "replace")
+    if isinstance(error, MethodNotAllowed):
+        allowed = sorted(set(error.valid_methods or []) - {"HEAD", "OPTIONS"})
+        request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+        message = f"{method} is not allowed on {path}; use {', '.join(allowed)}."
+    elif error.code == 404:
+        message = f"The Shoal plugin has no endpoint {path}; see docs/plugin.md."
+    else:
+        message = f"{method} {path} was refused: {error.description or error.name}"
+    return respond(request, {"Err": message}, error.code or 500)
+
+
 class PluginAPI:
     """The plugin's HTTP endpoints, bound to one :class:`VolumeService`."""
 
@@ -92,6 +109,13 @@ class PluginAPI:
     def resource(self) -> Resource:
         """The Twisted resource serving every endpoint."""
         return self.app.resource()  # type: ignore[no-any-return]
+
+    @app.handle_errors(HTTPException)
+    def _unrouted(self, request: Request, failure: Failure) -> bytes:
+        """An unknown endpoint (404) or a method other than POST (405, with ``Allow``), as JSON."""
+        error = failure.value
+        assert isinstance(error, HTTPException)
+        return routing_refusal(request, error)
 
     async def _answer(
         self, request: Request, work: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]

@@ -47,9 +47,16 @@ def shoal(*args: str, env: dict[str, str] | None = None, timeout: float = 60) ->
 class ControlProcess:
     """A ``shoal control serve`` child process on a free loopback port."""
 
-    def __init__(self, database: str, extra: Sequence[str] = (), log_path: str | None = None):
+    def __init__(
+        self,
+        database: str,
+        extra: Sequence[str] = (),
+        log_path: str | None = None,
+        nofile: int | None = None,
+    ):
         self.database = database
         self.extra = list(extra)
+        self.nofile = nofile
         self.port = free_port()
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None
@@ -77,9 +84,19 @@ class ControlProcess:
             *self.extra,
         ]
         out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT)
+        self.process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=self._limit
+        )
         wait_for_port(self.port, timeout, self.process)
         return self
+
+    def _limit(self) -> None:
+        """In the child: lower its file-descriptor limit, when asked to."""
+        if self.nofile is not None:
+            import resource
+
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def kill(self) -> None:
         """SIGKILL the service, as a crash would."""

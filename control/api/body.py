@@ -121,9 +121,21 @@ def _message(error: Any) -> str:
     return message[:MAX_MESSAGE]
 
 
+_VALIDATORS: dict[int, tuple[Mapping[str, Any], Draft202012Validator]] = {}
+
+
+def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
+    """The validator of ``schema``, built once per schema object (schemas are constants)."""
+    cached = _VALIDATORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        cached = (schema, StrictValidator(schema))
+        _VALIDATORS[id(schema)] = cached
+    return cached[1]
+
+
 def validate(obj: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` if it matches ``schema``; else :class:`InvalidRequest` listing every problem."""
-    validator = StrictValidator(schema)
+    validator = _validator(schema)
     try:
         found = sorted(validator.iter_errors(obj), key=lambda e: e.json_path)
     except RecursionError:
@@ -157,11 +169,17 @@ def path_uuid(value: str, what: str) -> UUID:
 def if_tag(request: Request) -> str | None:
     """The ``X-If-Configuration-Matches`` header, if the write is conditional.
 
-    One that cannot be a tag (:data:`~control.api.schemas.TAG`) is refused: an
-    empty one is more likely a script's unset variable than a wish to write
-    unconditionally."""
-    value = _header(request, b"x-if-configuration-matches")
-    if value is not None and not StrictValidator(TAG).is_valid(value):
+    One given once and shaped as a tag (:data:`~control.api.schemas.TAG`) is
+    used; an empty, repeated or malformed one is a malformed request (400), not
+    a tag that fails to match (412): an empty one is more likely a script's
+    unset variable than a wish to write unconditionally."""
+    values = request.requestHeaders.getRawHeaders(b"x-if-configuration-matches")
+    if values is None:
+        return None
+    if len(values) != 1:
+        raise InvalidRequest("X-If-Configuration-Matches must be given once.")
+    value = values[0].decode("latin-1")
+    if not _validator(TAG).is_valid(value):
         raise InvalidRequest(
             f"X-If-Configuration-Matches {value[:70]!r} is not a tag: send the tag from "
             "X-Configuration-Tag, or leave the header out for an unconditional write."
@@ -218,7 +236,7 @@ def query_parameters(request: Request, schemas: Mapping[str, Schema]) -> dict[st
     for name, text in query(request, frozenset(schemas)).items():
         schema = schemas[name]
         value = _parameter_value(text, schema)
-        if value is None or not StrictValidator(schema).is_valid(value):
+        if value is None or not _validator(schema).is_valid(value):
             rule = schema.get("description", "see the OpenAPI document")
             raise InvalidRequest(
                 f"Query parameter {name!r} = {text[:60]!r} is not valid: {rule}"

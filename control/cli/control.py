@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from control.cli.dataset import seconds_arg
@@ -54,7 +55,20 @@ def serve(ctx: Context) -> None:
         allow_insecure=args.allow_insecure,
         events_per_dataset=args.events_per_dataset,
         events_max_age=args.events_max_age,
+        header_timeout=args.header_timeout,
+        body_timeout=args.body_timeout,
+        idle_timeout=args.idle_timeout,
+        max_connections=args.max_connections,
+        max_connections_per_address=args.max_connections_per_address,
+        database_threads=args.database_threads,
     )
+
+
+def count_arg(text: str) -> int:
+    """A positive whole number (of connections)."""
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive whole number")
+    return int(text)
 
 
 def register(subparsers: Any) -> None:
@@ -75,3 +89,17 @@ def register(subparsers: Any) -> None:
                    help="keep the newest N events of each dataset (default 100)")
     p.add_argument("--events-max-age", type=seconds_arg, default=7 * 24 * 3600.0, metavar="S",
                    help="forget events older than S seconds (default 604800, a week)")
+    p.add_argument("--database-threads", type=count_arg, default=8, metavar="N",
+                   help="threads running database calls (default 8)")
+    p.add_argument("--header-timeout", type=seconds_arg, default=10.0, metavar="S",
+                   help="a request's line and headers must arrive within S seconds (default 10)")
+    p.add_argument("--body-timeout", type=seconds_arg, default=30.0, metavar="S",
+                   help="a request's body must arrive within S seconds of its headers "
+                   "(default 30)")
+    p.add_argument("--idle-timeout", type=seconds_arg, default=60.0, metavar="S",
+                   help="close a kept-alive connection idle for S seconds (default 60)")
+    p.add_argument("--max-connections", type=count_arg, metavar="N",
+                   help="connections open at once, in all (default: the file-descriptor "
+                   "limit less 128)")
+    p.add_argument("--max-connections-per-address", type=count_arg, default=128, metavar="N",
+                   help="connections open at once from one client address (default 128)")

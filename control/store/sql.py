@@ -13,8 +13,9 @@ from the database, so several processes may share the database safely.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from uuid import UUID
 
 from attrs import define
@@ -67,6 +68,9 @@ class SQLStore:
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
+        self._writers: AbstractContextManager[object] = (
+            threading.Lock() if is_sqlite(self._engine) else nullcontext()
+        )
         try:
             with self._read() as connection:
                 check_at_head(connection, url)
@@ -84,8 +88,18 @@ class SQLStore:
 
     @contextmanager
     def _write(self) -> Iterator[tuple[Connection, int, int]]:
-        """A write transaction holding the writers' lock, with both counters as read."""
-        with unavailable_on_failure(self._url), self._engine.connect() as connection:
+        """A write transaction holding the writers' lock, with both counters as read.
+
+        On SQLite the writers of this process also queue on a thread lock
+        before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time anyway,
+        and its busy handler polls with sleeps of up to 100 ms, which leaves the
+        database idle between commits and lets an unlucky writer wait seconds.
+        """
+        with (
+            self._writers,
+            unavailable_on_failure(self._url),
+            self._engine.connect() as connection,
+        ):
             connection.execution_options(**{WRITE: True})
             with connection.begin():
                 generation, state_version = q.read_counters(connection, lock=True)

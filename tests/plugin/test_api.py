@@ -137,3 +137,20 @@ def test_remove(stub: StubTreq, cluster: Cluster) -> None:
     assert call(stub, "VolumeDriver.Remove", {"Name": "data"}) == (200, {"Err": ""})
     code, body = call(stub, "VolumeDriver.Remove", {"Name": "data"})
     assert code == 500 and "no such volume" in body["Err"]
+
+
+def test_unknown_endpoint_is_a_json_404(stub: StubTreq) -> None:
+    """An endpoint the plugin does not have is answered 404 with a JSON Err, not HTML."""
+    code, answer = call(stub, "VolumeDriver.Frobnicate", {"Name": "x"})
+    assert code == 404 and "no endpoint /VolumeDriver.Frobnicate" in answer["Err"]
+
+
+def test_wrong_method_is_a_json_405_with_allow(stub: StubTreq) -> None:
+    """A GET of an endpoint is answered 405 with Allow: POST and a JSON Err."""
+    response = result(stub.get(f"{URL}/Plugin.Activate"))
+    assert response.code == 405
+    assert response.headers.getRawHeaders("Allow") == ["POST"]
+    assert response.headers.getRawHeaders("Content-Type") == [
+        "application/vnd.docker.plugins.v1+json"
+    ]
+    assert "use POST" in json.loads(result(response.content()))["Err"]

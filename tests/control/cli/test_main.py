@@ -186,12 +186,23 @@ def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(control.service, "run_control_service", lambda **kw: calls.append(kw))
     result = CLI()("control", "serve", "--port", "9999", "--tls-dir", "/etc/shoal",
-                   "--node-timeout", "5", "--events-per-dataset", "20", "--events-max-age", "60")
+                   "--node-timeout", "5", "--header-timeout", "3", "--max-connections", "500",
+                   "--events-per-dataset", "20", "--events-max-age", "60")
     assert result.code == 0
     assert calls == [
         {"port": 9999, "host": "127.0.0.1", "database": None, "tls_dir": "/etc/shoal",
          "node_timeout": 5.0, "allow_insecure": False, "events_per_dataset": 20,
-         "events_max_age": 60.0}
+         "events_max_age": 60.0, "header_timeout": 3.0,
+         "body_timeout": 30.0, "idle_timeout": 60.0, "max_connections": 500,
+         "max_connections_per_address": 128, "database_threads": 8}
     ]
     refused = CLI()("control", "serve", "--events-per-dataset", "0")
     assert refused.code == 2 and "at least 1" in refused.err
+
+
+def test_control_serve_refuses_bad_limits() -> None:
+    """Connection limits must be positive whole numbers, deadlines positive seconds."""
+    for flag, value in [("--max-connections", "0"), ("--max-connections-per-address", "-1"),
+                        ("--header-timeout", "0"), ("--body-timeout", "soon")]:
+        result = CLI()("control", "serve", flag, value)
+        assert result.code == 2 and flag in result.err
