@@ -203,8 +203,12 @@ class ConvergenceLoop:
         self.failures += 1
         self._previous = None  # the retry after the backoff is no hot loop
         log = self._log.info if self.lifecycle.stopping else self._log.warning
-        log("agent.failed", step=what, failures=self.failures,
-            error=f"{type(error).__name__}: {error}")
+        log(
+            "agent.failed",
+            step=what,
+            failures=self.failures,
+            error=f"{type(error).__name__}: {error}",
+        )
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:

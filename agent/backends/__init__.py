@@ -13,6 +13,7 @@ from agent.backends.interface import (
     BackendError,
     BlockDeviceAPI,
     BlockDeviceVolume,
+    InsufficientCapacity,
     UnattachedVolume,
     UnknownVolume,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "EventuallyConsistentBlockDeviceAPI",
     "FakeBlockDeviceAPI",
     "FakeStorage",
+    "InsufficientCapacity",
     "LoopbackBlockDeviceAPI",
     "UnattachedVolume",
     "UnknownBackend",

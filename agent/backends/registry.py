@@ -2,7 +2,7 @@
 Backend names: ``--backend NAME`` resolves here, without touching the loop.
 
 ``BACKENDS`` maps each built-in name to a factory that takes keyword options
-(``pool``, ``cluster_id``, ``instance_id``, ...). Third-party backends register
+(``pool``, ``cluster_id``, ``instance_id``, ``overcommit``, ...). Third-party backends register
 a factory in the ``shoal.backends`` entry-point group.
 """
 
@@ -26,8 +26,12 @@ class UnknownBackend(BackendError):
     """No backend is registered under that name."""
 
 
-def _loopback(*, pool: str, cluster_id: UUID, instance_id: str, **_: Any) -> BlockDeviceAPI:
-    return LoopbackBlockDeviceAPI(pool=pool, cluster_id=cluster_id, instance_id=instance_id)
+def _loopback(
+    *, pool: str, cluster_id: UUID, instance_id: str, overcommit: float | None = None, **_: Any
+) -> BlockDeviceAPI:
+    return LoopbackBlockDeviceAPI(
+        pool=pool, cluster_id=cluster_id, instance_id=instance_id, overcommit=overcommit
+    )
 
 
 def _fake(
