@@ -9,12 +9,15 @@ and the client is built by the CLI's own :func:`control.cli.shell.http_client`.
 
 from __future__ import annotations
 
+import argparse
 import socket
 from typing import Any
 from uuid import UUID
 
 from attrs import evolve
 
+from agent.backends.interface import BackendError
+from agent.backends.loopback import OVERCOMMIT_RANGE, check_overcommit
 from agent.backends.registry import backend_names
 from agent.identity import DEFAULT_STATE_DIR
 from agent.service import (
@@ -54,6 +57,7 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
         era=args.era,
         heartbeat=args.heartbeat,
         kill_after_changes=kill_after_changes(env),
+        pool_overcommit=args.pool_overcommit,
     )
 
 
@@ -75,57 +79,47 @@ def _positive(text: str) -> float:
     return value
 
 
+def _overcommit(text: str) -> float:
+    try:
+        value = float(text)
+        check_overcommit(value)
+    except (ValueError, BackendError) as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an overcommit ratio between {OVERCOMMIT_RANGE[0]} and "
+            f"{OVERCOMMIT_RANGE[1]}"
+        ) from e
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``shoal agent run``."""
     commands = group(subparsers, "agent", "the node agent")
     p = command(commands, "run", run, "converge this node toward the cluster's configuration")
-    p.add_argument(
-        "--control",
-        metavar="URL",
-        help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523)",
-    )
-    p.add_argument(
-        "--node-name",
-        metavar="NAME",
-        help="this node's name (default: the host name); fixed at first start",
-    )
+    p.add_argument("--control", metavar="URL",
+                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523)")
+    p.add_argument("--node-name", metavar="NAME",
+                   help="this node's name (default: the host name); fixed at first start")
     p.add_argument("--label", action="append", metavar="K=V", help="a node label (repeatable)")
-    p.add_argument(
-        "--backend",
-        default="loopback",
-        metavar="NAME",
-        help=f"storage backend: {', '.join(backend_names())} (default loopback)",
-    )
+    p.add_argument("--backend", default="loopback", metavar="NAME",
+                   help=f"storage backend: {', '.join(backend_names())} (default loopback)")
     p.add_argument("--pool", metavar="DIR", help="the loopback backend's shared volume pool")
-    p.add_argument(
-        "--mount-root",
-        default=DEFAULT_MOUNT_ROOT,
-        metavar="DIR",
-        help=f"datasets are mounted at DIR/<dataset id> (default {DEFAULT_MOUNT_ROOT})",
-    )
-    p.add_argument(
-        "--state-dir",
-        default=DEFAULT_STATE_DIR,
-        metavar="DIR",
-        help=f"where the node identity is kept (default {DEFAULT_STATE_DIR})",
-    )
-    p.add_argument(
-        "--cluster-id",
-        metavar="UUID",
-        help=f"the cluster's volumes in the backend (env SHOAL_CLUSTER_ID; "
-        f"default {DEFAULT_CLUSTER_ID})",
-    )
-    p.add_argument(
-        "--host", metavar="ADDRESS", help="the address to register (default: the host name)"
-    )
+    p.add_argument("--pool-overcommit", type=_overcommit, metavar="R",
+                   help="make the loopback pool thin: sparse volumes, provisioned up to R "
+                   f"times the pool's size ({OVERCOMMIT_RANGE[0]}..{OVERCOMMIT_RANGE[1]}); "
+                   "default: thick, every volume fully allocated. Every agent of a pool "
+                   "must use the same setting")
+    p.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT, metavar="DIR",
+                   help=f"datasets are mounted at DIR/<dataset id> (default {DEFAULT_MOUNT_ROOT})")
+    p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR",
+                   help=f"where the node identity is kept (default {DEFAULT_STATE_DIR})")
+    p.add_argument("--cluster-id", metavar="UUID",
+                   help=f"the cluster's volumes in the backend (env SHOAL_CLUSTER_ID; "
+                   f"default {DEFAULT_CLUSTER_ID})")
+    p.add_argument("--host", metavar="ADDRESS",
+                   help="the address to register (default: the host name)")
     p.add_argument("--era", help="override the era (default: the kernel boot id); for tests")
-    p.add_argument(
-        "--heartbeat",
-        type=_positive,
-        default=5.0,
-        metavar="S",
-        help="report at least every S seconds (default 5)",
-    )
+    p.add_argument("--heartbeat", type=_positive, default=5.0, metavar="S",
+                   help="report at least every S seconds (default 5)")
 
 
 __all__ = ["options_from_args", "register", "run"]

@@ -22,17 +22,20 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from uuid import UUID
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from pyrsistent import PMap, pmap
 
 from agent.backends.interface import (
+    BackendError,
     BlockDeviceAPI,
     BlockDeviceVolume,
     UnattachedVolume,
     UnknownVolume,
 )
 from agent.fs.interface import FilesystemError, Filesystems, Mount
-from control.model import Dataset, DatasetState, NodeState, VolumeStatus
+from agent.health import steady
+from agent.kernlog import KernelLog
+from control.model import Capacity, Dataset, DatasetState, NodeState, VolumeStatus
 
 
 class DiscoveredState(enum.Enum):
@@ -92,7 +95,7 @@ class DiscoveredDataset:
     mount_paths: tuple[str, ...] = ()
 
 
-def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset]) -> PMap:
+def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset] | Mapping[str, str]) -> PMap:
     return pmap(datasets)
 
 
@@ -106,12 +109,17 @@ class LocalState:
     Everything one pass observed on this node, frozen.
 
     ``datasets`` holds one entry per dataset that has a volume in this
-    cluster; ``volumes`` is the backend's raw listing.
+    cluster; ``volumes`` is the backend's raw listing. ``capacity`` is what
+    the backend can hold (free space rounded, see :func:`agent.health.steady`),
+    ``device_errors`` the kernel's latest error line per device attached here
+    that has one.
     """
 
     instance_id: str
     datasets: PMap = field(factory=pmap, converter=_freeze_datasets)
     volumes: tuple[BlockDeviceVolume, ...] = field(default=(), converter=_freeze_volumes)
+    capacity: Capacity | None = None
+    device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
 
 
 def mount_point(mount_root: str, dataset_id: UUID) -> str:
@@ -219,12 +227,20 @@ def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
         return False
 
 
+def _capacity(backend: BlockDeviceAPI) -> Capacity | None:
+    try:
+        return steady(backend.capacity())
+    except (BackendError, OSError):  # unknown capacity: creates are tried and may fail
+        return None
+
+
 def discover(
     backend: BlockDeviceAPI,
     filesystems: Filesystems,
     mount_root: str,
     node_instance_id: str,
     recently_created: Iterable[BlockDeviceVolume] = (),
+    kernel_log: KernelLog | None = None,
 ) -> LocalState:
     """
     Observe the node (all of a pass's I/O) and return one frozen snapshot.
@@ -235,6 +251,7 @@ def discover(
     A volume attached here whose device cannot be restored is reported as
     :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
     that propagate: the pass fails and the next one observes again.
+    ``kernel_log`` (if given) is asked for errors of the devices attached here.
     """
     volumes = backend.list_volumes()
     devices: dict[str, str] = {}
@@ -249,9 +266,11 @@ def discover(
     formatted = frozenset(
         d for d in devices.values() if d in mounted or _has_filesystem(filesystems, d)
     )
-    return classify(
+    local = classify(
         volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
     )
+    errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
+    return evolve(local, capacity=_capacity(backend), device_errors=errors)
 
 
 def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:

@@ -33,6 +33,8 @@ from twisted.internet.task import deferLater
 from agent.changes import Change, Wait, leaves, sleep_after
 from agent.discovery import LocalState, datasets_to_ask_about, discover, local_state_to_report
 from agent.executor import Executor
+from agent.health import observed_health, with_health
+from agent.kernlog import KernelLog
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.pacing import (
     NO_STATE_WAKE,
@@ -100,7 +102,8 @@ class ConvergenceLoop:
     ``clock`` is the reactor (or a ``task.Clock``); ``run_blocking`` runs
     discovery off the reactor thread; ``executor`` runs the changes (its own
     runner puts them in a thread too); ``random`` returns floats in [0, 1)
-    for the backoff jitter.
+    for the backoff jitter; ``kernel_log`` (if given) tells discovery which
+    devices the kernel logged errors for.
     """
 
     def __init__(
@@ -114,6 +117,7 @@ class ConvergenceLoop:
         random: Callable[[], float],
         run_blocking: Runner = synchronous_runner,
         logger: Any = None,
+        kernel_log: KernelLog | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -123,6 +127,7 @@ class ConvergenceLoop:
         self.instance_id = executor.backend.compute_instance_id()
         self._random = random
         self._run_blocking = run_blocking
+        self._kernel_log = kernel_log
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.failures = 0
@@ -203,12 +208,8 @@ class ConvergenceLoop:
         self.failures += 1
         self._previous = None  # the retry after the backoff is no hot loop
         log = self._log.info if self.lifecycle.stopping else self._log.warning
-        log(
-            "agent.failed",
-            step=what,
-            failures=self.failures,
-            error=f"{type(error).__name__}: {error}",
-        )
+        log("agent.failed", step=what, failures=self.failures,
+            error=f"{type(error).__name__}: {error}")
         self.lifecycle.handle(Event.FAILED)
 
     def _call(self, d: Deferred[Any], extra: float = 0.0) -> Deferred[Any]:
@@ -308,6 +309,7 @@ class ConvergenceLoop:
             self.settings.mount_root,
             self.instance_id,
             self.executor.recently_created,
+            self._kernel_log,
         )
         times.lap("discover")
         self.executor.observed(local.volumes)
@@ -316,6 +318,10 @@ class ConvergenceLoop:
         report = local_state_to_report(
             local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
         )
+        health = observed_health(
+            local, desired, self.node.node_uuid, self.settings.default_size, now
+        )
+        report = with_health(report, local.capacity, health, self._last_report)
         reporting = Deferred.fromCoroutine(self._report(report, now))
         view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
         changes = calculate_changes(
