@@ -47,7 +47,7 @@ def steady(capacity: Capacity | None) -> Capacity | None:
     step = max(MiB, capacity.total // STEPS)
     free = capacity.free // step * step
     maximum = capacity.maximum_volume_size
-    if maximum is not None and maximum >= capacity.free - step:
+    if maximum is not None and capacity.free - step <= maximum <= capacity.free:
         maximum = min(maximum, free) // MiB * MiB
     return evolve(capacity, free=free, maximum_volume_size=maximum)
 

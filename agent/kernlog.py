@@ -29,6 +29,8 @@ KMSG = "/dev/kmsg"
 ERROR_LEVEL = 3
 """Syslog levels up to this one (emerg, alert, crit, err) are errors whatever they say."""
 _ERROR_WORDS = re.compile(r"I/O error|data loss|error", re.IGNORECASE)
+_HARMLESS = re.compile(r"operation not supported error", re.IGNORECASE)
+"""Errors that lose no data: a discard or write-zeroes the backing file cannot do (mkfs tries)."""
 MAX_LINE = 300
 """A reported line is cut to this many characters."""
 
@@ -56,6 +58,8 @@ def parse_record(raw: bytes) -> tuple[int, str] | None:
 
 def is_error(level: int, message: str) -> bool:
     """Whether a kernel line reports an error (by level or by its words)."""
+    if _HARMLESS.search(message):
+        return False
     return level <= ERROR_LEVEL or _ERROR_WORDS.search(message) is not None
 
 

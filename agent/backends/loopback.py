@@ -16,7 +16,8 @@ losing writes later inside a mounted filesystem. With ``overcommit`` set
 (``--pool-overcommit R``, :data:`OVERCOMMIT_RANGE`) the pool is *thin*:
 volume files are sparse and a create is refused once the volumes of every
 cluster in the pool would provision more than ``R`` times the pool's size.
-Every agent sharing a pool must use the same setting.
+Every agent sharing a pool must use the same setting. The loop devices of a
+thick pool refuse discards, which would punch holes into the allocated files.
 
 A volume's blockdevice id is its dataset id. A volume file appears with its
 full size in one ``link`` (which fails if it exists), so two nodes racing to
@@ -338,6 +339,8 @@ class LoopbackBlockDeviceAPI:
             if not had_record:
                 self._remove_record(blockdevice_id)
             raise
+        if self.overcommit is None:  # best effort: keep the allocation (see disable_discard)
+            loopdev.disable_discard(device)
         try:
             self._write_record(blockdevice_id, attach_to, device)
         except BaseException:

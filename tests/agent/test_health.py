@@ -46,10 +46,12 @@ def test_steady_rounds_free_space_down():
     assert a is not None and a.free == 50 * GiB and a.maximum_volume_size == 50 * GiB
 
 
-def test_steady_keeps_a_budget_below_free_space():
-    """A thin pool's budget (well below free space) is not rounded to free space."""
+def test_steady_keeps_a_budget_apart_from_free_space():
+    """A thin pool's budget (below or above free space) is not rounded to free space."""
     thin = Capacity("loopback", total=100 * MiB, free=90 * MiB, maximum_volume_size=20 * MiB)
     assert steady(thin) == thin
+    full = Capacity("loopback", total=100 * MiB, free=0, maximum_volume_size=72 * MiB)
+    assert steady(full) == full
 
 
 def test_too_large_is_permanent_and_no_space_is_not():

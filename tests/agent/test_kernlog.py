@@ -23,6 +23,9 @@ def test_errors_by_level_or_words():
     assert is_error(3, "anything")
     assert is_error(6, "EXT4-fs (loop1): failed to convert -- potential data loss!")
     assert not is_error(6, "EXT4-fs (loop0): mounted filesystem r/w")
+    assert not is_error(
+        3, "operation not supported error, dev loop0, sector 130944 op 0x9:(WRITE_ZEROES)"
+    )
 
 
 def test_mentions_whole_device_names():

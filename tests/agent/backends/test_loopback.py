@@ -112,6 +112,17 @@ def test_volume_is_allocated_file(pool: Path) -> None:
     assert image.stat().st_blocks * 512 >= volume.size
 
 
+def test_allocation_survives_mkfs(small_pool: Path) -> None:
+    """mkfs.ext4 discards the device (tmpfs punches holes), but a thick volume stays allocated."""
+    pool = small_pool
+    api = _api(pool)
+    volume = api.attach_volume(api.create_volume(uuid4(), 64 * 2**20).blockdevice_id, "a")
+    device = api.get_device_path(volume.blockdevice_id)
+    subprocess.run(["mkfs.ext4", "-q", device], check=True, stdin=subprocess.DEVNULL)
+    image = pool / str(api.cluster_id) / "volumes" / f"{volume.blockdevice_id}.img"
+    assert image.stat().st_blocks * 512 >= volume.size
+
+
 def test_thin_volume_is_sparse_file(pool: Path) -> None:
     """In a thin (overcommitted) pool a volume is a sparse file."""
     api = LoopbackBlockDeviceAPI(str(pool), uuid4(), "a", overcommit=2.0)
