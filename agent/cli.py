@@ -10,14 +10,21 @@ and the client is built by the CLI's own :func:`control.cli.shell.http_client`.
 
 from __future__ import annotations
 
+import argparse
 import socket
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from attrs import evolve
 
+from agent.backends.interface import BackendError
 from agent.backends.registry import backend_names
-from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
+from agent.defaults import (
+    DEFAULT_CLUSTER_ID,
+    DEFAULT_MOUNT_ROOT,
+    OVERCOMMIT_RANGE,
+    check_overcommit,
+)
 from agent.identity import DEFAULT_STATE_DIR
 from control.cli.options import command, group
 from control.cli.shell import Context, Settings, http_client
@@ -52,6 +59,7 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
         era=args.era,
         heartbeat=args.heartbeat,
         kill_after_changes=kill_after_changes(env),
+        pool_overcommit=args.pool_overcommit,
     )
 
 
@@ -76,6 +84,18 @@ def _positive(text: str) -> float:
     return value
 
 
+def _overcommit(text: str) -> float:
+    try:
+        value = float(text)
+        check_overcommit(value)
+    except (ValueError, BackendError) as e:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an overcommit ratio between {OVERCOMMIT_RANGE[0]} and "
+            f"{OVERCOMMIT_RANGE[1]}"
+        ) from e
+    return value
+
+
 def register(subparsers: Any) -> None:
     """Add ``shoal agent run``."""
     commands = group(subparsers, "agent", "the node agent")
@@ -88,6 +108,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--backend", default="loopback", metavar="NAME",
                    help=f"storage backend: {', '.join(backend_names())} (default loopback)")
     p.add_argument("--pool", metavar="DIR", help="the loopback backend's shared volume pool")
+    p.add_argument("--pool-overcommit", type=_overcommit, metavar="R",
+                   help="make the loopback pool thin: sparse volumes, provisioned up to R "
+                   f"times the pool's size ({OVERCOMMIT_RANGE[0]}..{OVERCOMMIT_RANGE[1]}); "
+                   "default: thick, every volume fully allocated. Every agent of a pool "
+                   "must use the same setting")
     p.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT, metavar="DIR",
                    help=f"datasets are mounted at DIR/<dataset id> (default {DEFAULT_MOUNT_ROOT})")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR",

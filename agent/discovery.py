@@ -29,7 +29,7 @@ from agent.backends.interface import (
     BlockDeviceVolume,
 )
 from agent.fs.interface import Mount
-from control.model import Condition, Dataset, DatasetState, NodeState, VolumeStatus
+from control.model import Capacity, Condition, Dataset, DatasetState, NodeState, VolumeStatus
 
 
 class DiscoveredState(enum.Enum):
@@ -89,7 +89,7 @@ class DiscoveredDataset:
     mount_paths: tuple[str, ...] = ()
 
 
-def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset]) -> PMap:
+def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset] | Mapping[str, str]) -> PMap:
     return pmap(datasets)
 
 
@@ -104,13 +104,18 @@ class LocalState:
 
     ``datasets`` holds one entry per dataset that has a volume in this
     cluster; ``volumes`` is the backend's raw listing; ``conditions`` what
-    discovery itself found wrong (reported as they are).
+    discovery itself found wrong (reported as they are). ``capacity`` is what
+    the backend can hold (free space rounded, see :func:`agent.health.steady`),
+    ``device_errors`` the kernel's latest error line per device attached here
+    that has one.
     """
 
     instance_id: str
     datasets: PMap = field(factory=pmap, converter=_freeze_datasets)
     volumes: tuple[BlockDeviceVolume, ...] = field(default=(), converter=_freeze_volumes)
     conditions: tuple[Condition, ...] = ()
+    capacity: Capacity | None = None
+    device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
 
 
 def mount_point(mount_root: str, dataset_id: UUID) -> str:

@@ -40,6 +40,8 @@ from agent.changes import Change, Wait, leaves, sleep_after
 from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
 from agent.discovery import LocalState, datasets_to_ask_about, local_state_to_report
 from agent.executor import ChangeFailed, Executor
+from agent.health import observed_health, with_health
+from agent.kernlog import KernelLog
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.memory import PassMemory
 from agent.observe import discover
@@ -112,7 +114,8 @@ class ConvergenceLoop:
     ``clock`` is the reactor (or a ``task.Clock``); ``run_blocking`` runs
     discovery off the reactor thread; ``executor`` runs the changes (its own
     runner puts them in a thread too); ``random`` returns floats in [0, 1)
-    for the backoff jitter.
+    for the backoff jitter; ``kernel_log`` (if given) tells discovery which
+    devices the kernel logged errors for.
     """
 
     def __init__(
@@ -126,6 +129,7 @@ class ConvergenceLoop:
         random: Callable[[], float],
         run_blocking: Runner,
         logger: Any = None,
+        kernel_log: KernelLog | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -135,6 +139,7 @@ class ConvergenceLoop:
         self.instance_id = executor.backend.compute_instance_id()
         self._random = random
         self._run_blocking = run_blocking
+        self._kernel_log = kernel_log
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.memory = PassMemory()
@@ -339,6 +344,7 @@ class ConvergenceLoop:
             self.settings.mount_root,
             self.instance_id,
             self.executor.recently_created,
+            self._kernel_log,
         )
         times.lap("discover")
         self.executor.observed(local.volumes)
@@ -365,6 +371,10 @@ class ConvergenceLoop:
             now,
             conditions=troubles.conditions(),
         )
+        health = observed_health(
+            local, desired, self.node.node_uuid, self.settings.default_size, now
+        )
+        report = with_health(report, local.capacity, health, self.memory.last_report)
         reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         asking = datasets_to_ask_about(local)

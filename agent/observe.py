@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from attrs import evolve
+
 from agent.backends.interface import (
+    BackendError,
     BlockDeviceAPI,
     BlockDeviceVolume,
     UnattachedVolume,
@@ -18,6 +21,9 @@ from agent.backends.interface import (
 )
 from agent.discovery import LocalState, classify
 from agent.fs.interface import FilesystemError, Filesystems
+from agent.health import steady
+from agent.kernlog import KernelLog
+from control.model import Capacity
 
 
 def _device_of(backend: BlockDeviceAPI, blockdevice_id: str) -> str | None:
@@ -34,12 +40,20 @@ def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
         return False
 
 
+def _capacity(backend: BlockDeviceAPI) -> Capacity | None:
+    try:
+        return steady(backend.capacity())
+    except (BackendError, OSError):  # unknown capacity: creates are tried and may fail
+        return None
+
+
 def discover(
     backend: BlockDeviceAPI,
     filesystems: Filesystems,
     mount_root: str,
     node_instance_id: str,
     recently_created: Iterable[BlockDeviceVolume] = (),
+    kernel_log: KernelLog | None = None,
 ) -> LocalState:
     """
     Observe the node (all of a pass's I/O) and return one frozen snapshot.
@@ -50,6 +64,7 @@ def discover(
     A volume attached here whose device cannot be restored is reported as
     :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
     that propagate: the pass fails and the next one observes again.
+    ``kernel_log`` (if given) is asked for errors of the devices attached here.
     """
     volumes = backend.list_volumes()
     devices: dict[str, str] = {}
@@ -64,6 +79,8 @@ def discover(
     formatted = frozenset(
         d for d in devices.values() if d in mounted or _has_filesystem(filesystems, d)
     )
-    return classify(
+    local = classify(
         volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
     )
+    errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
+    return evolve(local, capacity=_capacity(backend), device_errors=errors)

@@ -23,7 +23,8 @@ Safety rules the table keeps (each has a test):
 - a volume attached to another node is never attached here (Wait instead),
   so a dataset is mounted on at most one node;
 - a volume is created only when discovery shows none for the dataset (and
-  the backend's create is idempotent by dataset as a second guard);
+  the backend's create is idempotent by dataset as a second guard), and
+  only when the backend reports it fits (else the report says why);
 - a volume this node holds a live lease on is not unmounted or detached.
 """
 
@@ -50,7 +51,8 @@ from agent.changes import (
     sequentially,
 )
 from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState, mount_point
-from control.model import Dataset, Lease
+from agent.health import fits
+from control.model import Capacity, Dataset, Lease
 
 GiB = 1024 * 1024 * 1024
 DEFAULT_VOLUME_SIZE = GiB
@@ -105,6 +107,7 @@ class Context:
     mount_root: str
     leased_here: frozenset[UUID]
     default_size: int
+    capacity: Capacity | None = None
 
 
 Transition = Callable[[Dataset | None, DiscoveredDataset, Context], Change]
@@ -129,7 +132,10 @@ def _nothing(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> 
 
 def _create(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     assert record is not None
-    return CreateVolume(record.dataset_id, record.maximum_size or ctx.default_size)
+    size = record.maximum_size or ctx.default_size
+    if not fits(ctx.capacity, size):  # reported as too_large / no_space (agent.health)
+        return NoOp()
+    return CreateVolume(record.dataset_id, size)
 
 
 def _attach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
@@ -251,7 +257,7 @@ def calculate_changes(
     primary it is and those of volumes attached to it, deleted ones included
     until they are purged. Datasets are considered in id order, in parallel.
     """
-    ctx = Context(node_instance_id, mount_root, cluster.leased_here, default_size)
+    ctx = Context(node_instance_id, mount_root, cluster.leased_here, default_size, local.capacity)
     found_all = local.datasets
     changes = []
     for dataset_id in sorted(desired.keys() | found_all.keys()):

@@ -41,6 +41,7 @@ from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
 from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
+from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
@@ -66,6 +67,7 @@ class AgentOptions:
     era: str | None = None
     heartbeat: float = 5.0
     kill_after_changes: int | None = None
+    pool_overcommit: float | None = None
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -116,6 +118,8 @@ def _sigkill_self() -> None:
 
 def _make_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
     extra: dict[str, Any] = {}
+    if options.pool_overcommit is not None:
+        extra["overcommit"] = options.pool_overcommit
     if options.pool is not None:
         extra["pool"] = os.path.abspath(options.pool)
     elif options.backend == "loopback":
@@ -162,6 +166,7 @@ def build_loop(
         settings,
         random=random.Random().random,
         run_blocking=runner,
+        kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
     )
 
 

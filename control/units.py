@@ -60,3 +60,21 @@ def format_size(size: int | None) -> str:
         if size and size % UNITS[unit] == 0:
             return f"{size // UNITS[unit]}{unit}"
     return str(size)
+
+
+def describe_size(size: int) -> str:
+    """``size`` for a person: bytes in the largest binary unit, e.g. ``1.9 GiB``, ``100 TiB``.
+
+    Not exact (one decimal, rounded down so a limit is never overstated); use
+    :func:`format_size` where the text must be read back.
+    """
+    for unit, name in (("E", "EiB"), ("P", "PiB"), ("T", "TiB"), ("G", "GiB"), ("M", "MiB")):
+        factor = _NAMED[unit]
+        if size >= factor:
+            tenths = size * 10 // factor
+            whole, tenth = divmod(tenths, 10)
+            return f"{whole} {name}" if tenth == 0 else f"{whole}.{tenth} {name}"
+    return f"{size} bytes"
+
+
+_NAMED: dict[str, int] = {**UNITS, "P": 1024**5, "E": 1024**6}

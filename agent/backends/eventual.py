@@ -16,6 +16,7 @@ from uuid import UUID
 from attrs import define, field
 
 from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
+from control.model import Capacity
 
 T = TypeVar("T")
 
@@ -56,6 +57,10 @@ class EventuallyConsistentBlockDeviceAPI:
     def compute_instance_id(self) -> str:
         """The wrapped backend's instance id."""
         return self.wrapped.compute_instance_id()
+
+    def capacity(self) -> Capacity:
+        """The wrapped backend's capacity."""
+        return self.wrapped.capacity()
 
     def create_volume(self, dataset_id: UUID, size: int) -> BlockDeviceVolume:
         """Create through the wrapped backend; listings lag behind."""

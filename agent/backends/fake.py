@@ -20,12 +20,16 @@ from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
     BlockDeviceVolume,
+    InsufficientCapacity,
     UnattachedVolume,
     UnknownVolume,
 )
+from control.model import Capacity
 
 MiB = 1024 * 1024
 DEVICE_PREFIX = "/dev/fake/"
+UNLIMITED_VOLUME = 2**63 // MiB * MiB - MiB
+"""The largest volume an unlimited fake storage creates (still a valid file size)."""
 
 
 def device_path_for(blockdevice_id: str) -> str:
@@ -64,6 +68,8 @@ class FakeStorage:
     - ``largest_volume``: bytes; a create of a larger volume fails with
       ``EFBIG`` as a sparse file too large for its filesystem does (``None``:
       no limit).
+    - ``total``: the storage's size in bytes; ``None`` for unlimited. Volumes
+      are fully allocated: their sizes together never exceed it.
     """
 
     lock: threading.RLock = field(factory=threading.RLock)
@@ -73,6 +79,7 @@ class FakeStorage:
     filesystems: set[str] = field(factory=set)
     files: dict[str, dict[str, bytes]] = field(factory=dict)
     largest_volume: int | None = None
+    total: int | None = None
     _failures: dict[str, list[Exception]] = field(factory=dict)
     _counter: int = 0
 
@@ -98,6 +105,42 @@ class FakeStorage:
         """Simulate an attached volume's device vanishing (the record stays)."""
         with self.lock:
             self.lost_devices.add(blockdevice_id)
+
+    def used(self) -> int:
+        """Bytes held by every cluster's volumes."""
+        with self.lock:
+            return sum(volume.size for volume in self.volumes.values())
+
+    def capacity(self) -> Capacity:
+        """What the storage holds: its total, free bytes and the largest volume that fits."""
+        with self.lock:
+            if self.total is None:
+                return Capacity(backend="fake", maximum_volume_size=UNLIMITED_VOLUME)
+            free = max(0, self.total - self.used())
+            return Capacity(backend="fake", total=self.total, free=free, maximum_volume_size=free)
+
+    def check_fits(self, size: int) -> None:
+        """Raise :class:`InsufficientCapacity` unless a new volume of ``size`` bytes fits."""
+        capacity = self.capacity()
+        maximum = capacity.maximum_volume_size or 0
+        if size <= maximum:
+            return
+        if capacity.total is None or size > capacity.total:
+            ceiling = UNLIMITED_VOLUME if capacity.total is None else capacity.total
+            raise InsufficientCapacity(
+                f"A volume of {size} bytes cannot fit in the fake storage: the largest it can "
+                f"ever hold is {ceiling} bytes.",
+                reason="too_large",
+                requested=size,
+                available=maximum,
+            )
+        raise InsufficientCapacity(
+            f"A volume of {size} bytes does not fit in the fake storage now: "
+            f"{maximum} bytes are free.",
+            reason="no_space",
+            requested=size,
+            available=maximum,
+        )
 
     def device_present(self, device: str, instance_id: str | None = None) -> bool:
         """Whether ``device`` exists (on ``instance_id``, if given)."""
@@ -128,6 +171,12 @@ class FakeBlockDeviceAPI:
         """The id of the node this backend instance runs on."""
         return self.instance_id
 
+    def capacity(self) -> Capacity:
+        """The shared storage's capacity (see :meth:`FakeStorage.capacity`)."""
+        with self.storage.lock:
+            self.storage.check_failure("capacity")
+            return self.storage.capacity()
+
     def _get(self, blockdevice_id: str) -> BlockDeviceVolume:
         volume = self.storage.volumes.get(blockdevice_id)
         if volume is None or volume.cluster_id != self.cluster_id:
@@ -144,9 +193,11 @@ class FakeBlockDeviceAPI:
             largest = self.storage.largest_volume
             if largest is not None and size > largest:
                 raise OSError(errno.EFBIG, "File too large")
+            rounded = round_up(size, self._allocation_unit)
+            self.storage.check_fits(rounded)
             volume = BlockDeviceVolume(
                 blockdevice_id=self.storage.new_blockdevice_id(),
-                size=round_up(size, self._allocation_unit),
+                size=rounded,
                 cluster_id=self.cluster_id,
                 dataset_id=dataset_id,
             )

@@ -16,6 +16,8 @@ from uuid import UUID
 
 from attrs import frozen
 
+from control.model import Capacity
+
 
 class BackendError(Exception):
     """Base of the errors a backend raises; the message says what to do."""
@@ -31,6 +33,23 @@ class AlreadyAttachedVolume(BackendError):
 
 class UnattachedVolume(BackendError):
     """The volume is not attached, so it has no device path and cannot be detached."""
+
+
+class InsufficientCapacity(BackendError):
+    """
+    The volume cannot be created: it is larger than the backend can hold.
+
+    ``reason`` is ``"too_large"`` when the volume exceeds what the backend
+    could hold even empty (a configuration change is needed), ``"no_space"``
+    when it exceeds only the space free now. ``requested`` and ``available``
+    are bytes (``available``: the largest volume the backend can create now).
+    """
+
+    def __init__(self, message: str, *, reason: str, requested: int, available: int) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.requested = requested
+        self.available = available
 
 
 @frozen
@@ -69,6 +88,10 @@ class BlockDeviceAPI(Protocol):
       ``list_volumes`` still reports it attached, ``get_device_path`` restores
       the device or raises :class:`UnattachedVolume`, and ``detach_volume``
       clears the record even when the device is already gone.
+    - Capacity is accounted for: a create that does not fit raises
+      :class:`InsufficientCapacity` instead of promising space the backend
+      does not have (a thin backend may overcommit only within a bounded,
+      explicit setting).
     - Nothing here looks at filesystems or mounts: callers unmount first. A
       backend that can tell the device is still in use (loopback: mounted)
       refuses the detach with :class:`BackendError` and keeps the attachment.
@@ -82,8 +105,20 @@ class BlockDeviceAPI(Protocol):
         """The id of the node this backend instance runs on, as used by ``attach_volume``."""
         ...
 
+    def capacity(self) -> Capacity:
+        """What the backend can hold now: total, free, the largest volume it can create.
+
+        Cheap enough to call on every pass of the agent's loop.
+        """
+        ...
+
     def create_volume(self, dataset_id: UUID, size: int) -> BlockDeviceVolume:
-        """Return the dataset's volume, creating it unattached with at least ``size`` bytes."""
+        """Return the dataset's volume, creating it unattached with at least ``size`` bytes.
+
+        Raises :class:`InsufficientCapacity` (and creates nothing) when a new
+        volume of that size does not fit, whatever the size: a create never
+        fails with an arithmetic error or leaves a partial volume behind.
+        """
         ...
 
     def destroy_volume(self, blockdevice_id: str) -> None:

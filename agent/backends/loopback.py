@@ -7,17 +7,32 @@ fact lives there, so an agent restart loses nothing::
     <pool>/<cluster_id>/volumes/<dataset_id>.img     the volume (write-once)
     <pool>/<cluster_id>/attachments/<dataset_id>     {"instance_id", "device"}
     <pool>/<cluster_id>/locks/<dataset_id>           flock'd around attach/detach/destroy
+    <pool>/.capacity.lock                             flock'd around every create
+
+Capacity: by default a volume file is fully allocated (``posix_fallocate``)
+before it appears, so a volume never promises space the pool does not have:
+a full pool refuses the create (:class:`InsufficientCapacity`) instead of
+losing writes later inside a mounted filesystem. With ``overcommit`` set
+(``--pool-overcommit R``, :data:`agent.defaults.OVERCOMMIT_RANGE`) the pool is *thin*:
+volume files are sparse and a create is refused once the volumes of every
+cluster in the pool would provision more than ``R`` times the pool's size.
+Every agent sharing a pool must use the same setting. The loop devices of a
+thick pool refuse discards, which would punch holes into the allocated files.
 
 A volume's blockdevice id is its dataset id. A volume file appears with its
 full size in one ``link`` (which fails if it exists), so two nodes racing to
 create end with one volume. Attachment records are replaced atomically
 (temporary file, fsync, rename) under the volume's lock, so two nodes racing
-to attach cannot both win.
+to attach cannot both win. The record is written *before* ``losetup`` and
+removed if ``losetup`` fails, and a device whose final record cannot be
+written is detached again: a failed metadata write (a full pool) never leaves
+a loop device attached without a record.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -32,13 +47,27 @@ from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
     BlockDeviceVolume,
+    InsufficientCapacity,
     UnattachedVolume,
     UnknownVolume,
 )
+from agent.defaults import check_overcommit
 from agent.files import write_atomically
+from control.model import Capacity
+from control.units import describe_size
 
 MiB = 1024 * 1024
 SUFFIX = ".img"
+BACKEND_NAME = "loopback"
+def largest_file(pool: str) -> int:
+    """The largest file the pool's filesystem can hold, in whole MiB (``PC_FILESIZEBITS``)."""
+    try:
+        bits = os.pathconf(pool, "PC_FILESIZEBITS")
+    except (OSError, ValueError):
+        bits = 64
+    if bits <= 0:
+        bits = 64
+    return ((2 ** (bits - 1) - 1) // MiB) * MiB
 
 
 @define
@@ -48,6 +77,7 @@ class LoopbackBlockDeviceAPI:
     pool: str
     cluster_id: UUID
     instance_id: str
+    overcommit: float | None = field(default=None, converter=check_overcommit)
     _root: str = field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -118,25 +148,118 @@ class LoopbackBlockDeviceAPI:
         finally:
             os.close(fd)
 
+    def _provisioned(self) -> int:
+        """Bytes promised to the volumes of every cluster in the pool (apparent sizes)."""
+        total = 0
+        with os.scandir(self.pool) as clusters:
+            for cluster in clusters:
+                volumes = os.path.join(cluster.path, "volumes")
+                if not cluster.is_dir() or not os.path.isdir(volumes):
+                    continue
+                with os.scandir(volumes) as files:
+                    for image in files:
+                        if image.name.endswith(SUFFIX) and not image.name.startswith("."):
+                            with contextlib.suppress(FileNotFoundError):
+                                total += image.stat().st_size
+        return total
+
+    def _limits(self) -> tuple[int, int, int, int]:
+        """``(total, free, ceiling, maximum)``: pool bytes, free bytes, the largest
+        volume an empty pool could take, and the largest volume that fits now."""
+        stats = os.statvfs(self.pool)
+        total = stats.f_blocks * stats.f_frsize
+        free = stats.f_bavail * stats.f_frsize
+        file_limit = largest_file(self.pool)
+        if self.overcommit is None:
+            ceiling, room = total, free
+        else:
+            ceiling = int(self.overcommit * total)
+            room = ceiling - self._provisioned()
+        ceiling = min(ceiling, file_limit) // MiB * MiB
+        maximum = max(0, min(room, ceiling)) // MiB * MiB
+        return total, free, ceiling, maximum
+
+    def capacity(self) -> Capacity:
+        """The pool's size and free bytes (``statvfs``) and the largest volume that fits now."""
+        total, free, _, maximum = self._limits()
+        return Capacity(
+            backend=BACKEND_NAME, total=total, free=free, maximum_volume_size=maximum, shared=True
+        )
+
+    def _refuse(self, size: int, ceiling: int, maximum: int) -> InsufficientCapacity:
+        mode = (
+            "a fully allocated pool"
+            if self.overcommit is None
+            else f"a thin pool overcommitted at most {self.overcommit}x"
+        )
+        if size > ceiling:
+            return InsufficientCapacity(
+                f"A volume of {describe_size(size)} cannot fit in pool {self.pool} ({mode}): "
+                f"the largest it can ever hold is {describe_size(ceiling)}. Ask for a smaller "
+                "size or use a larger pool.",
+                reason="too_large",
+                requested=size,
+                available=maximum,
+            )
+        return InsufficientCapacity(
+            f"A volume of {describe_size(size)} does not fit in pool {self.pool} ({mode}) now: "
+            f"the largest that fits is {describe_size(maximum)}. Free space in the pool "
+            "(delete datasets) or ask for a smaller size.",
+            reason="no_space",
+            requested=size,
+            available=maximum,
+        )
+
+    @contextlib.contextmanager
+    def _pool_locked(self) -> Iterator[None]:
+        fd = os.open(os.path.join(self.pool, ".capacity.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
     def create_volume(self, dataset_id: UUID, size: int) -> BlockDeviceVolume:
-        """Return the dataset's volume, creating a sparse file of at least ``size`` bytes."""
+        """Return the dataset's volume, creating a file of at least ``size`` bytes.
+
+        The file is fully allocated unless the pool is thin; a volume that
+        does not fit raises :class:`InsufficientCapacity`.
+        """
         if size <= 0:
             raise BackendError(f"A volume size must be a positive number of bytes, not {size}.")
         blockdevice_id = str(dataset_id)
         image = self._image(blockdevice_id)
         if not os.path.exists(image):
-            rounded = -(-size // MiB) * MiB
-            fd, temporary = tempfile.mkstemp(dir=os.path.dirname(image), prefix=".tmp-")
-            try:
-                try:
-                    os.ftruncate(fd, rounded)
-                finally:
-                    os.close(fd)
-                with contextlib.suppress(FileExistsError):
-                    os.link(temporary, image)
-            finally:
-                os.unlink(temporary)
+            with self._pool_locked():
+                if not os.path.exists(image):
+                    self._create_file(image, -(-size // MiB) * MiB)
         return self._volume(blockdevice_id)
+
+    def _create_file(self, image: str, size: int) -> None:
+        """Make the volume file of ``size`` bytes appear at ``image`` in one ``link``."""
+        _, _, ceiling, maximum = self._limits()
+        if size > maximum:
+            raise self._refuse(size, ceiling, maximum)
+        fd, temporary = tempfile.mkstemp(dir=os.path.dirname(image), prefix=".tmp-")
+        try:
+            try:
+                self._allocate(fd, size)
+            except (OSError, OverflowError) as e:
+                if isinstance(e, OSError) and e.errno not in (errno.ENOSPC, errno.EFBIG):
+                    raise
+                raise self._refuse(size, ceiling, maximum) from e
+            finally:
+                os.close(fd)
+            with contextlib.suppress(FileExistsError):
+                os.link(temporary, image)
+        finally:
+            os.unlink(temporary)
+
+    def _allocate(self, fd: int, size: int) -> None:
+        if self.overcommit is None:
+            os.posix_fallocate(fd, 0, size)
+        else:
+            os.ftruncate(fd, size)
 
     def _require_unattached(self, blockdevice_id: str) -> BlockDeviceVolume:
         """The volume, or :class:`AlreadyAttachedVolume` if it is attached anywhere."""
@@ -162,8 +285,7 @@ class LoopbackBlockDeviceAPI:
         self._volume(blockdevice_id)
         with self._locked(blockdevice_id):
             volume = self._require_unattached(blockdevice_id)
-            device = self._loop_device(blockdevice_id)
-            self._write_record(blockdevice_id, attach_to, device)
+            self._attach_recorded(blockdevice_id, attach_to)
         return BlockDeviceVolume(
             blockdevice_id=blockdevice_id,
             size=volume.size,
@@ -172,13 +294,40 @@ class LoopbackBlockDeviceAPI:
             attached_to=attach_to,
         )
 
-    def _loop_device(self, blockdevice_id: str) -> str:
-        """A loop device on the volume: one a crash left behind, else a new one."""
+    def _attach_recorded(self, blockdevice_id: str, attach_to: str) -> str:
+        """Record the attachment, then ``losetup``, then record the device; undo on failure.
+
+        Called with the volume's lock held. A record without a device (the
+        first write) is what a crash in between leaves: the volume is
+        attached, and ``get_device_path`` restores its device.
+        """
         image = self._image(blockdevice_id)
         existing = loopdev.devices_backed_by(image)
-        if existing:
-            return existing[0]
-        return loopdev.attach(image)
+        had_record = self._read_record(blockdevice_id) is not None
+        if not existing:
+            self._write_record(blockdevice_id, attach_to, "")
+        try:
+            device = existing[0] if existing else loopdev.attach(image)
+        except BaseException:
+            if not had_record:
+                self._remove_record(blockdevice_id)
+            raise
+        if self.overcommit is None:  # best effort: keep the allocation (see disable_discard)
+            loopdev.disable_discard(device)
+        try:
+            self._write_record(blockdevice_id, attach_to, device)
+        except BaseException:
+            if not existing:
+                with contextlib.suppress(BackendError):
+                    loopdev.detach(device, image)
+            if not had_record:
+                self._remove_record(blockdevice_id)
+            raise
+        return device
+
+    def _remove_record(self, blockdevice_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path("attachments", blockdevice_id))
 
     def detach_volume(self, blockdevice_id: str) -> None:
         """Detach the volume's loop device (if still there) and clear its record."""
@@ -213,9 +362,7 @@ class LoopbackBlockDeviceAPI:
             device = self._record_here(blockdevice_id).get("device", "")
             if loopdev.backing_file(device) == os.path.realpath(image):
                 return device
-            device = self._loop_device(blockdevice_id)
-            self._write_record(blockdevice_id, self.instance_id, device)
-            return device
+            return self._attach_recorded(blockdevice_id, self.instance_id)
 
     def _record_here(self, blockdevice_id: str) -> dict[str, str]:
         """The attachment record, if it says the volume is attached to this instance."""

@@ -56,6 +56,22 @@ def attach(path: str) -> str:
     return device
 
 
+def disable_discard(device: str) -> bool:
+    """Make ``device`` refuse discards (``discard_max_bytes`` 0); returns whether it could.
+
+    A discard on a loop device punches holes in its backing file, which would
+    undo a fully allocated volume's reservation (``mkfs.ext4`` discards the
+    whole device by default).
+    """
+    name = os.path.basename(device)
+    try:
+        with open(os.path.join(SYS_BLOCK, name, "queue", "discard_max_bytes"), "w") as f:
+            f.write("0")
+    except OSError:
+        return False
+    return True
+
+
 def in_use(device: str) -> bool:
     """Whether ``device`` is held exclusively, as a mounted filesystem holds its device."""
     try:

@@ -2,8 +2,8 @@
 Backend names: ``--backend NAME`` resolves here, without touching the loop.
 
 ``BACKENDS`` maps each built-in name to a factory that takes keyword options
-(``pool``, ``cluster_id``, ``instance_id``, ...). Third-party backends register
-a factory in the ``shoal.backends`` entry-point group. The built-in factories
+(``pool``, ``cluster_id``, ``instance_id``, ``overcommit``, ...). Third-party backends
+register a factory in the ``shoal.backends`` entry-point group. The built-in factories
 import their backend when called, so listing the names loads no backend.
 """
 
@@ -28,10 +28,14 @@ class UnknownBackend(BackendError):
     """No backend is registered under that name."""
 
 
-def _loopback(*, pool: str, cluster_id: UUID, instance_id: str, **_: Any) -> BlockDeviceAPI:
+def _loopback(
+    *, pool: str, cluster_id: UUID, instance_id: str, overcommit: float | None = None, **_: Any
+) -> BlockDeviceAPI:
     from agent.backends.loopback import LoopbackBlockDeviceAPI
 
-    return LoopbackBlockDeviceAPI(pool=pool, cluster_id=cluster_id, instance_id=instance_id)
+    return LoopbackBlockDeviceAPI(
+        pool=pool, cluster_id=cluster_id, instance_id=instance_id, overcommit=overcommit
+    )
 
 
 def _fake(

@@ -20,6 +20,7 @@ from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__
+from control.admission import check_create, check_move
 from control.api import schemas
 from control.api.actor import actor_of
 from control.api.body import (
@@ -126,10 +127,17 @@ class ControlAPI:
 
     @app.route("/v1/configuration/datasets", methods=["POST"])
     async def create_dataset(self, request: Request) -> bytes:
-        """Create a dataset (201); its id is generated unless given."""
+        """Create a dataset (201); its id is generated unless given.
+
+        A size no live node can create is refused (:mod:`control.admission`).
+        """
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
+        state = await self._store.cluster_state()
+        check_create(
+            dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
+        )
         stored, generation = await self._store.create_dataset(
             dataset, if_tag(request), now=self._now(), actor=actor_of(request)
         )
@@ -144,6 +152,10 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
+        current = await self._store.dataset(uuid)
+        if current is not None and not current.deleted:
+            state = await self._store.cluster_state()
+            check_move(current, primary, state, self._now(), self._node_timeout)
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
         )

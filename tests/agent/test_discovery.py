@@ -14,6 +14,7 @@ from agent.discovery import (
 )
 from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import Mount
+from agent.kernlog import FakeKernelLog
 from agent.observe import discover
 from control.model import Condition, ConditionKind, Dataset, DatasetState, VolumeStatus
 
@@ -83,6 +84,21 @@ def test_discover_against_fakes():
         device,
         (PATH,),
     )
+
+
+def test_discover_observes_capacity_and_kernel_errors():
+    """discover() records the backend's capacity and the kernel's lines for devices here only."""
+    storage = FakeStorage(total=256 * 1024 * 1024)
+    backend = FakeBlockDeviceAPI(storage, CLUSTER, HERE)
+    created = backend.create_volume(D, 64 * 1024 * 1024)
+    backend.attach_volume(created.blockdevice_id, HERE)
+    device = backend.get_device_path(created.blockdevice_id)
+    kernel = FakeKernelLog()
+    kernel.log(device, "Buffer I/O error on dev fake")
+    kernel.log("/dev/elsewhere", "Buffer I/O error on dev elsewhere")
+    local = discover(backend, FakeFilesystems(storage, HERE), ROOT, HERE, kernel_log=kernel)
+    assert local.capacity is not None and local.capacity.free == 192 * 1024 * 1024
+    assert dict(local.device_errors) == {device: "Buffer I/O error on dev fake"}
 
 
 def test_discover_treats_missing_device_as_stale():

@@ -22,7 +22,7 @@ from agent.service import (
     killing_runner,
     parse_labels,
 )
-from control.cli.options import Parser
+from control.cli.options import Parser, UsageError
 from control.client.testing import MemoryControl
 from control.errors import InvalidRequest
 from control.store.threaded import synchronous_runner
@@ -107,3 +107,21 @@ def test_loopback_needs_a_pool(tmp_path):
     clock: Any = Clock()
     with pytest.raises(InvalidRequest, match="--pool"):
         build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
+
+
+def test_pool_overcommit_option():
+    """--pool-overcommit lands in the options and the backend; out of bounds is a usage error."""
+    assert options_from_args(parse("--pool-overcommit", "1.5"), {}).pool_overcommit == 1.5
+    assert options_from_args(parse(), {}).pool_overcommit is None
+    for bad in ("0.5", "11", "lots"):
+        with pytest.raises(UsageError, match="between 1.0 and 10.0"):
+            parse("--pool-overcommit", bad)
+
+
+def test_loopback_backend_gets_the_overcommit(tmp_path):
+    """The loopback backend is built thin with the given ratio."""
+    options = AgentOptions(node_name="n1", state_dir=str(tmp_path / "s"), pool=str(tmp_path / "p"),
+                           mount_root=str(tmp_path / "m"), era="e", pool_overcommit=2.0)
+    clock: Any = Clock()
+    loop = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
+    assert getattr(loop.executor.backend, "overcommit", None) == 2.0

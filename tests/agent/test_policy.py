@@ -32,7 +32,7 @@ from agent.policy import (
     DesiredState,
     calculate_changes,
 )
-from control.model import MINIMUM_DATASET_SIZE, Dataset, Lease
+from control.model import MINIMUM_DATASET_SIZE, Capacity, Dataset, Lease
 
 ME, OTHER = UUID(int=1), UUID(int=2)
 HERE = "i-here"
@@ -143,6 +143,16 @@ def test_many_datasets_are_handled_in_parallel_in_id_order():
     local = LocalState(instance_id=HERE)
     tree = calculate_changes(desired, ClusterView(ME), local, HERE, ROOT, default_size=99)
     assert tree == InParallel([CreateVolume(second, 99), CreateVolume(first, 99)])
+
+
+def test_no_create_that_the_backend_says_cannot_fit():
+    """A volume larger than the reported largest volume is not created; one that fits is."""
+    small, big = UUID(int=30), UUID(int=31)
+    desired = {small: Dataset(small, ME, 64 * 2**20), big: Dataset(big, ME, 2**40)}
+    capacity = Capacity("fake", total=2**30, free=2**30, maximum_volume_size=2**30)
+    local = LocalState(instance_id=HERE, capacity=capacity)
+    tree = calculate_changes(desired, ClusterView(ME), local, HERE, ROOT)
+    assert tree == CreateVolume(small, 64 * 2**20)
 
 
 # -- safety, over every cell and lease -----------------------------------------

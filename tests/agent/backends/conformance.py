@@ -5,7 +5,9 @@ Subclass :class:`BlockDeviceAPIConformance` in a ``Test...`` class that
 provides a ``make_api`` fixture: a callable ``make_api(cluster_id,
 instance_id)`` returning a backend, where all backends made in one test share
 the same storage. Override :meth:`~BlockDeviceAPIConformance.vanish_device` to
-make an attached volume's device disappear behind the backend's back.
+make an attached volume's device disappear behind the backend's back. The
+capacity tests also need a ``make_small_api`` fixture: like ``make_api``, over
+a storage of :data:`SMALL_STORAGE` bytes.
 """
 
 from __future__ import annotations
@@ -20,11 +22,17 @@ from agent.backends.interface import (
     AlreadyAttachedVolume,
     BlockDeviceAPI,
     BlockDeviceVolume,
+    InsufficientCapacity,
     UnattachedVolume,
     UnknownVolume,
 )
 
 MakeAPI = Callable[[UUID, str], BlockDeviceAPI]
+MiB = 2**20
+SMALL_STORAGE = 100 * MiB
+"""The size of the storage behind ``make_small_api`` (a 100 MiB pool)."""
+HUGE = 9223372036854774784
+"""A size the API once accepted and no backend can create (2**63 - 1024)."""
 
 
 class BlockDeviceAPIConformance:
@@ -278,3 +286,74 @@ class BlockDeviceAPIConformance:
         api.detach_volume(volume.blockdevice_id)
         assert api.list_volumes() == [volume]
         assert other.attach_volume(volume.blockdevice_id, "node-b").attached_to == "node-b"
+
+    # -- capacity -----------------------------------------------------------
+
+    def test_capacity_reported(self, api: BlockDeviceAPI) -> None:
+        """The backend names itself and reports a largest volume that is a whole number of units."""
+        capacity = api.capacity()
+        assert capacity.backend
+        assert capacity.maximum_volume_size is not None
+        assert capacity.maximum_volume_size % api.allocation_unit() == 0
+        if capacity.total is not None:
+            assert capacity.free is not None and 0 <= capacity.free <= capacity.total
+
+    def test_huge_size_refused(self, api: BlockDeviceAPI) -> None:
+        """A size no storage can hold is refused as too large, not with an arithmetic error."""
+        with pytest.raises(InsufficientCapacity) as refused:
+            api.create_volume(uuid4(), HUGE)
+        assert refused.value.reason == "too_large"
+        assert refused.value.requested >= HUGE
+        assert api.list_volumes() == []
+
+    def test_beyond_maximum_refused(self, api: BlockDeviceAPI) -> None:
+        """A volume one unit larger than the reported maximum is refused and nothing is created."""
+        maximum = api.capacity().maximum_volume_size
+        assert maximum is not None
+        with pytest.raises(InsufficientCapacity) as refused:
+            api.create_volume(uuid4(), maximum + api.allocation_unit())
+        assert refused.value.available <= maximum
+        assert api.list_volumes() == []
+
+    def test_small_storage_capacity(self, make_small_api: MakeAPI) -> None:
+        """A small storage reports its size and, empty, fits a volume of most of it."""
+        capacity = make_small_api(uuid4(), "node-a").capacity()
+        assert capacity.total is not None and capacity.total <= SMALL_STORAGE
+        assert capacity.maximum_volume_size is not None
+        assert SMALL_STORAGE // 2 <= capacity.maximum_volume_size <= SMALL_STORAGE
+
+    def test_no_create_beyond_capacity(self, make_small_api: MakeAPI) -> None:
+        """Volumes are accepted only while they fit: together they never exceed the storage."""
+        api = make_small_api(uuid4(), "node-a")
+        created = [api.create_volume(uuid4(), 40 * MiB) for _ in range(2)]
+        with pytest.raises(InsufficientCapacity) as refused:
+            api.create_volume(uuid4(), 40 * MiB)
+        assert refused.value.reason == "no_space"
+        assert "MiB" in str(refused.value) or "bytes" in str(refused.value)
+        assert sorted(api.list_volumes(), key=lambda v: v.blockdevice_id) == sorted(
+            created, key=lambda v: v.blockdevice_id
+        )
+
+    def test_larger_than_storage_too_large(self, make_small_api: MakeAPI) -> None:
+        """A volume larger than the whole storage is too large, not merely out of space."""
+        api = make_small_api(uuid4(), "node-a")
+        with pytest.raises(InsufficientCapacity) as refused:
+            api.create_volume(uuid4(), 2 * SMALL_STORAGE)
+        assert refused.value.reason == "too_large"
+
+    def test_create_uses_capacity(self, make_small_api: MakeAPI) -> None:
+        """Creating a volume lowers the largest volume that fits by at least its size."""
+        api = make_small_api(uuid4(), "node-a")
+        before = api.capacity().maximum_volume_size
+        assert before is not None
+        api.create_volume(uuid4(), 32 * MiB)
+        after = api.capacity().maximum_volume_size
+        assert after is not None and after <= before - 32 * MiB
+
+    def test_destroy_frees_capacity(self, make_small_api: MakeAPI) -> None:
+        """Destroying a volume makes its space available again."""
+        api = make_small_api(uuid4(), "node-a")
+        before = api.capacity().maximum_volume_size
+        volume = api.create_volume(uuid4(), 32 * MiB)
+        api.destroy_volume(volume.blockdevice_id)
+        assert api.capacity().maximum_volume_size == before

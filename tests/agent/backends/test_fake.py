@@ -8,7 +8,7 @@ import pytest
 
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import BackendError, BlockDeviceAPI
-from tests.agent.backends.conformance import BlockDeviceAPIConformance, MakeAPI
+from tests.agent.backends.conformance import SMALL_STORAGE, BlockDeviceAPIConformance, MakeAPI
 
 
 class TestFakeConformance(BlockDeviceAPIConformance):
@@ -18,6 +18,16 @@ class TestFakeConformance(BlockDeviceAPIConformance):
     def make_api(self) -> MakeAPI:
         """Fake backends sharing one storage."""
         storage = FakeStorage()
+
+        def make(cluster_id: UUID, instance_id: str) -> BlockDeviceAPI:
+            return FakeBlockDeviceAPI(storage, cluster_id, instance_id)
+
+        return make
+
+    @pytest.fixture
+    def make_small_api(self) -> MakeAPI:
+        """Fake backends sharing one storage of 100 MiB."""
+        storage = FakeStorage(total=SMALL_STORAGE)
 
         def make(cluster_id: UUID, instance_id: str) -> BlockDeviceAPI:
             return FakeBlockDeviceAPI(storage, cluster_id, instance_id)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -13,9 +14,18 @@ from uuid import UUID, uuid4
 import pytest
 
 from agent.backends import loopdev
-from agent.backends.interface import BackendError, BlockDeviceAPI, UnknownVolume
+from agent.backends.interface import (
+    BackendError,
+    BlockDeviceAPI,
+    InsufficientCapacity,
+    UnknownVolume,
+)
 from agent.backends.loopback import LoopbackBlockDeviceAPI
-from tests.agent.backends.conformance import BlockDeviceAPIConformance, MakeAPI
+from tests.agent.backends.conformance import (
+    SMALL_STORAGE,
+    BlockDeviceAPIConformance,
+    MakeAPI,
+)
 
 pytestmark = [
     pytest.mark.functional,
@@ -43,8 +53,33 @@ def pool(tmp_path: Path) -> Iterator[Path]:
         _release(path)
 
 
+@pytest.fixture
+def small_pool(tmp_path: Path) -> Iterator[Path]:
+    """A pool on its own 100 MiB tmpfs, unmounted (and its loop devices released) afterwards."""
+    path = tmp_path / "small"
+    path.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={SMALL_STORAGE}", "shoal-test", str(path)],
+        check=True,
+    )
+    try:
+        yield path
+    finally:
+        _release(path)
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
 class TestLoopbackConformance(BlockDeviceAPIConformance):
     """LoopbackBlockDeviceAPI over one temporary pool."""
+
+    @pytest.fixture
+    def make_small_api(self, small_pool: Path) -> MakeAPI:
+        """Loopback backends sharing one pool on a 100 MiB tmpfs."""
+
+        def make(cluster_id: UUID, instance_id: str) -> BlockDeviceAPI:
+            return LoopbackBlockDeviceAPI(str(small_pool), cluster_id, instance_id)
+
+        return make
 
     @pytest.fixture
     def make_api(self, pool: Path) -> MakeAPI:
@@ -67,14 +102,132 @@ def _api(
     return LoopbackBlockDeviceAPI(str(pool), cluster_id or uuid4(), instance_id)
 
 
-def test_volume_is_sparse_file(pool: Path) -> None:
-    """A volume is a sparse file of the rounded size in the cluster's part of the pool."""
+def test_volume_is_allocated_file(pool: Path) -> None:
+    """By default a volume is a fully allocated file of the rounded size in the cluster's part."""
     api = _api(pool)
     dataset_id = uuid4()
     volume = api.create_volume(dataset_id, 64 * 2**20)
     image = pool / str(api.cluster_id) / "volumes" / f"{dataset_id}.img"
     assert image.stat().st_size == volume.size == 64 * 2**20
+    assert image.stat().st_blocks * 512 >= volume.size
+
+
+def test_allocation_survives_mkfs(small_pool: Path) -> None:
+    """mkfs.ext4 discards the device (tmpfs punches holes), but a thick volume stays allocated."""
+    pool = small_pool
+    api = _api(pool)
+    volume = api.attach_volume(api.create_volume(uuid4(), 64 * 2**20).blockdevice_id, "a")
+    device = api.get_device_path(volume.blockdevice_id)
+    subprocess.run(["mkfs.ext4", "-q", device], check=True, stdin=subprocess.DEVNULL)
+    image = pool / str(api.cluster_id) / "volumes" / f"{volume.blockdevice_id}.img"
+    assert image.stat().st_blocks * 512 >= volume.size
+
+
+def test_thin_volume_is_sparse_file(pool: Path) -> None:
+    """In a thin (overcommitted) pool a volume is a sparse file."""
+    api = LoopbackBlockDeviceAPI(str(pool), uuid4(), "a", overcommit=2.0)
+    volume = api.create_volume(uuid4(), 64 * 2**20)
+    image = pool / str(api.cluster_id) / "volumes" / f"{volume.blockdevice_id}.img"
+    assert image.stat().st_size == 64 * 2**20
     assert image.stat().st_blocks == 0
+
+
+def test_overcommit_bounded(pool: Path) -> None:
+    """An overcommit ratio outside 1.0..10.0 is refused with the bounds."""
+    for ratio in (0.5, 10.5):
+        with pytest.raises(BackendError, match="between 1.0 and 10.0"):
+            LoopbackBlockDeviceAPI(str(pool), uuid4(), "a", overcommit=ratio)
+
+
+def test_thin_pool_refuses_beyond_ratio(small_pool: Path) -> None:
+    """A thin pool provisions up to ratio x its size across clusters, then refuses."""
+    api = LoopbackBlockDeviceAPI(str(small_pool), uuid4(), "a", overcommit=1.5)
+    other = LoopbackBlockDeviceAPI(str(small_pool), uuid4(), "a", overcommit=1.5)
+    api.create_volume(uuid4(), 64 * 2**20)
+    other.create_volume(uuid4(), 64 * 2**20)
+    assert (api.capacity().maximum_volume_size or 0) < 64 * 2**20
+    with pytest.raises(InsufficientCapacity, match="thin pool overcommitted at most 1.5x"):
+        api.create_volume(uuid4(), 64 * 2**20)
+
+
+def test_full_pool_refuses_fallocate(small_pool: Path) -> None:
+    """When the pool's free space was taken behind the backend's back, fallocate's ENOSPC
+    refuses the create and leaves no file behind."""
+    api = LoopbackBlockDeviceAPI(str(small_pool), uuid4(), "a")
+    maximum = api.capacity().maximum_volume_size or 0
+    filler = small_pool / "filler"
+    with open(filler, "wb") as f:
+        os.posix_fallocate(f.fileno(), 0, maximum - 8 * 2**20)
+    volumes = small_pool / str(api.cluster_id) / "volumes"
+    with pytest.raises(InsufficientCapacity):
+        api._create_file(str(volumes / f"{uuid4()}.img"), maximum)
+    assert os.listdir(volumes) == []
+
+
+def _attached_devices(pool: Path) -> list[str]:
+    prefix = os.path.realpath(pool) + os.sep
+    return [
+        name
+        for name in os.listdir(loopdev.SYS_BLOCK)
+        if (loopdev.backing_file(name) or "").startswith(prefix)
+    ]
+
+
+def test_attach_record_fails_before_losetup(small_pool: Path) -> None:
+    """With the pool full, the attachment record cannot be written: nothing is attached."""
+    api = LoopbackBlockDeviceAPI(str(small_pool), uuid4(), "a")
+    volume = api.create_volume(uuid4(), 64 * 2**20)
+    with open(small_pool / "filler", "wb") as f, pytest.raises(OSError):
+        while True:
+            f.write(b"x" * 2**20)
+            f.flush()
+    with pytest.raises(OSError) as failed:
+        api.attach_volume(volume.blockdevice_id, "a")
+    assert failed.value.errno == errno.ENOSPC
+    assert _attached_devices(small_pool) == []
+    assert api.list_volumes()[0].attached_to is None
+
+
+def test_attach_record_fails_after_losetup(pool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If the record naming the device cannot be written, the loop device is detached again."""
+    api = _api(pool)
+    volume = api.create_volume(uuid4(), 1)
+    writes = []
+    real_write = LoopbackBlockDeviceAPI._write_record
+
+    def failing_second(
+        self: LoopbackBlockDeviceAPI, blockdevice_id: str, instance_id: str, device: str
+    ) -> None:
+        writes.append(device)
+        if device:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_write(self, blockdevice_id, instance_id, device)
+
+    monkeypatch.setattr(LoopbackBlockDeviceAPI, "_write_record", failing_second)
+    with pytest.raises(OSError):
+        api.attach_volume(volume.blockdevice_id, "a")
+    assert writes[0] == "" and writes[1].startswith("/dev/loop")
+    assert _attached_devices(pool) == []
+    assert api.list_volumes()[0].attached_to is None
+
+
+def test_attach_record_written_before_losetup(pool: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When losetup fails, the record written before it is removed again."""
+    api = _api(pool)
+    volume = api.create_volume(uuid4(), 1)
+    record = pool / str(api.cluster_id) / "attachments" / volume.blockdevice_id
+    seen = []
+
+    def failing_losetup(path: str) -> str:
+        seen.append(record.exists())
+        raise BackendError("losetup: no free loop device")
+
+    monkeypatch.setattr(loopdev, "attach", failing_losetup)
+    with pytest.raises(BackendError, match="no free loop device"):
+        api.attach_volume(volume.blockdevice_id, "a")
+    assert seen == [True]
+    assert not record.exists()
+    assert api.list_volumes()[0].attached_to is None
 
 
 def test_attachment_record(pool: Path) -> None:

@@ -35,8 +35,11 @@ MiB = 1024 * 1024
 class AgentProcess:
     """One ``shoal agent run`` child process, restartable, with its own state and mounts."""
 
-    def __init__(self, name: str, control_url: str, base: str, pool: str) -> None:
+    def __init__(
+        self, name: str, control_url: str, base: str, pool: str, extra: Sequence[str] = ()
+    ) -> None:
         self.name = name
+        self.extra = list(extra)
         self.control_url = control_url
         self.state_dir = os.path.join(base, name)
         self.mount_root = os.path.join(base, name, "mounts")
@@ -50,7 +53,7 @@ class AgentProcess:
             sys.executable, "-m", "control.cli", "agent", "run",
             "--control", self.control_url, "--node-name", self.name,
             "--state-dir", self.state_dir, "--pool", self.pool, "--mount-root", self.mount_root,
-            "--label", f"name={self.name}", "--heartbeat", "1",
+            "--label", f"name={self.name}", "--heartbeat", "1", *self.extra,
         ]
 
     def start(self, kill_after_changes: int | None = None) -> AgentProcess:
@@ -174,8 +177,9 @@ class LocalCluster:
     """A control service and named agents in ``base``, on the pool ``base/pool``."""
 
     def __init__(self, base: str, names: Sequence[str] = ("node1", "node2"),
-                 node_timeout: float = 3.0) -> None:
+                 node_timeout: float = 3.0, agent_args: Sequence[str] = ()) -> None:
         self.base = base
+        self.agent_args = list(agent_args)
         self.pool = os.path.join(base, "pool")
         self.control = ControlProcess(
             f"sqlite:///{os.path.join(base, 'control.db')}",
@@ -194,7 +198,9 @@ class LocalCluster:
         """Start the control service and every agent."""
         self.control.start()
         for name in self.names:
-            self.agents[name] = AgentProcess(name, self.url, self.base, self.pool).start()
+            self.agents[name] = AgentProcess(
+                name, self.url, self.base, self.pool, self.agent_args
+            ).start()
         return self
 
     def close(self) -> None:
