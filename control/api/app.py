@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from klein import Klein
+from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -53,12 +54,32 @@ WATCH_DEFAULT = 30.0
 WATCH_MAXIMUM = 300.0
 
 
+def peer_identity(request: Request) -> str | None:
+    """
+    The SHA-256 fingerprint (hex) of the client certificate of ``request``'s
+    TLS connection, or ``None`` over plain HTTP (which trusts its network).
+    """
+    transport = ISSLTransport(request.transport, None)
+    if transport is None:
+        return None
+    certificate = transport.getPeerCertificate()
+    if certificate is None:
+        return None
+    return str(certificate.digest("sha256").decode("ascii").replace(":", "").lower())
+
+
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
     return sorted(items, key=lambda item: str(key(item)))
 
 
 class ControlAPI:
-    """The control service's HTTP API, bound to one store and one clock."""
+    """
+    The control service's HTTP API, bound to one store and one clock.
+
+    ``identify`` names the client certificate of a request (default:
+    :func:`peer_identity`); nodes are bound to the certificate that
+    registered them.
+    """
 
     app = Klein()
 
@@ -69,8 +90,10 @@ class ControlAPI:
         new_uuid: Callable[[], UUID] = uuid4,
         node_timeout: float = 30.0,
         watch_interval: float = 1.0,
+        identify: Callable[[Request], str | None] = peer_identity,
     ) -> None:
         self._store = store
+        self._identify = identify
         self._clock = clock
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
@@ -226,6 +249,7 @@ class ControlAPI:
             body.get("labels") or {},
             now,
             mount_root=body.get("mount_root"),
+            identity=self._identify(request),
         )
         stored = await self._store.register_node(node)
         self.notifier.check()
@@ -237,7 +261,7 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         report = node_state_from_json(uuid, read_json(request, schemas.REPORT_STATE), self._now())
         try:
-            changed = await self._store.report_state(report)
+            changed = await self._store.report_state(report, self._identify(request))
         except NotFound:
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "

@@ -21,6 +21,7 @@ _REASONS = {
     200: "OK",
     201: "Created",
     400: "The request is malformed or breaks a rule.",
+    403: "Another client certificate registered this node.",
     404: "Not found.",
     405: "Not allowed on this resource now.",
     409: "Conflicts with the current configuration.",
@@ -87,11 +88,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/shoal/nodes", "Registered nodes and their liveness.", {200: s.NODES}),
     Operation(
         "put", "/v1/shoal/nodes/{node_uuid}", "Register or update a node (agents).",
-        {200: s.NODE}, s.REGISTER_NODE,
+        {200: s.NODE}, s.REGISTER_NODE, (403,),
     ),
     Operation(
         "put", "/v1/shoal/state/{node_uuid}", "Report a node's observed state (agents).",
-        {200: s.REPORT_RESULT}, s.REPORT_STATE, (404,),
+        {200: s.REPORT_RESULT}, s.REPORT_STATE, (403, 404, 409),
     ),
     Operation(
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",

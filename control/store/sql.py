@@ -207,19 +207,22 @@ class SQLStore:
         """Create or update a node; the state version moves only if what it registers changed."""
         with self._write() as (connection, generation, state_version):
             old = q.get_node(connection, node.uuid)
-            q.put_node(connection, node, exists=old is not None)
-            if old is None or not old.same_registration(node):
+            stored = rules.register_node(old, node)
+            q.put_node(connection, stored, exists=old is not None)
+            if old is None or not old.same_registration(stored):
                 q.write_counters(connection, generation, state_version + 1)
-        return node
+        return stored
 
-    def report_state(self, report: NodeState) -> bool:
+    def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's report, mark it seen, and purge what deletion allows."""
         with self._write() as (connection, generation, state_version):
-            if not q.node_exists(connection, report.node_uuid):
+            node = q.get_node(connection, report.node_uuid)
+            if node is None:
                 raise NotFound(
                     f"Node {report.node_uuid} has not registered; its agent must register first."
                 )
             old = q.get_report(connection, report.node_uuid)
+            rules.check_report(node, old, report, generation, identity)
             changed = old is None or not old.same_observation(report)
             q.put_report(connection, report, exists=old is not None)
             if report.reported_at is not None:
@@ -244,7 +247,8 @@ def _purge(connection: Connection) -> list[UUID]:
     if not deleted:
         return []
     reports = q.all_reports(connection)
-    doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports)]
+    eras = {node.uuid: node.era for node in q.all_nodes(connection)}
+    doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports, eras)]
     if doomed:
         q.purge_datasets(connection, doomed)
     return doomed

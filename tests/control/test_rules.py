@@ -126,13 +126,16 @@ def test_purgeable() -> None:
     live = dataset()
     gone = rules.delete_dataset(live, live.dataset_id, None, 5, NOW)
     i = live.dataset_id
-    assert not rules.purgeable(live, [seen(A, 9)])
-    assert not rules.purgeable(gone, [])
-    assert not rules.purgeable(gone, [seen(A, 4)])
-    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 9, i)])
-    assert not rules.purgeable(gone, [seen(A, 5, i)])
-    assert not rules.purgeable(gone, [seen(B, 9)])
-    assert rules.purgeable(gone, [seen(A, 5), seen(B, 1)])
+    eras = {A: None, B: None}
+    assert not rules.purgeable(live, [seen(A, 9)], eras)
+    assert not rules.purgeable(gone, [], eras)
+    assert not rules.purgeable(gone, [seen(A, 4)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 9, i)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5, i)], eras)
+    assert not rules.purgeable(gone, [seen(B, 9)], eras)
+    assert rules.purgeable(gone, [seen(A, 5), seen(B, 1)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 1)], {A: "rebooted", B: None})
+    assert not rules.purgeable(gone, [seen(A, 5)], {})
 
 
 @given(st.lists(st.tuples(st.sampled_from([A, B, C]), st.integers(0, 10), st.booleans())))
@@ -144,7 +147,7 @@ def test_purgeable_property(reports) -> None:
     expected = not any(has for _, _, has in reports) and any(
         n == A and g >= 5 for n, g, _ in reports
     )
-    assert rules.purgeable(gone, states) is expected
+    assert rules.purgeable(gone, states, {A: None, B: None, C: None}) is expected
 
 
 def test_mounted_elsewhere() -> None:

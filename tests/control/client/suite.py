@@ -46,7 +46,7 @@ class ClientHarness:
 
     def register(self, node: UUID = NODE_A, host: str = "10.0.0.1", era: str = "e1") -> None:
         """Register a node."""
-        self.run(self.client.register_node(node, host, era, {"name": host}))
+        self.run(self.client.register_node(node, host, era, {"name": host}, "/shoal"))
 
     def create(self, primary: UUID = NODE_A, **kw: Any) -> Any:
         """Create a dataset and return it."""
