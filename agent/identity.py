@@ -9,6 +9,7 @@ the same file to learn which node it serves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections.abc import Callable
@@ -17,6 +18,7 @@ from uuid import UUID, uuid4
 from attrs import frozen
 
 IDENTITY_FILE = "identity.json"
+MOUNT_ROOT_FILE = "mount_root.json"
 DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
@@ -56,10 +58,16 @@ def read_identity(state_dir: str) -> NodeIdentity:
         ) from e
 
 
-def write_atomically(path: str, data: bytes) -> None:
-    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole."""
+def write_atomically(path: str, data: bytes, mode: int = 0o600) -> None:
+    """Replace ``path`` with ``data`` so that readers see the old or the new file, whole.
+
+    The file is created with ``mode`` (owner-only by default).
+    """
     temporary = f"{path}.tmp"
-    with open(temporary, "wb") as f:
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(temporary)
+    descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    with os.fdopen(descriptor, "wb") as f:
         f.write(data)
         f.flush()
         os.fsync(f.fileno())
@@ -95,6 +103,34 @@ def load_or_create_identity(
             "give each agent its own --state-dir."
         )
     return identity
+
+
+def write_mount_root(state_dir: str, mount_root: str) -> None:
+    """Record where this node's agent mounts datasets, for the local plugin to trust.
+
+    The plugin hands a container only paths below this root: it reads it
+    here, from the node itself, never from the control service.
+    """
+    body = json.dumps({"mount_root": mount_root}).encode()
+    write_atomically(os.path.join(state_dir, MOUNT_ROOT_FILE), body)
+
+
+def read_mount_root(state_dir: str) -> str:
+    """The mount root the local agent recorded; raises :class:`IdentityError` if none."""
+    path = os.path.join(state_dir, MOUNT_ROOT_FILE)
+    try:
+        with open(path) as f:
+            root = json.load(f)["mount_root"]
+    except FileNotFoundError:
+        raise IdentityError(
+            f"No mount root recorded at {path}: start this node's agent (`shoal agent run "
+            f"--state-dir {state_dir}`) first, or point at its --state-dir."
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise IdentityError(f"The mount root file {path} is damaged ({e}); fix or remove it") from e
+    if not isinstance(root, str) or not root.startswith("/"):
+        raise IdentityError(f"The mount root in {path} is not an absolute path; fix or remove it.")
+    return root
 
 
 def boot_id(path: str = BOOT_ID_PATH) -> str:

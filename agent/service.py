@@ -41,7 +41,12 @@ from agent.backends.interface import BlockDeviceAPI
 from agent.backends.registry import make_backend
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
-from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
+from agent.identity import (
+    DEFAULT_STATE_DIR,
+    boot_id,
+    load_or_create_identity,
+    write_mount_root,
+)
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest
@@ -150,6 +155,7 @@ def build_loop(
     backend = _make_backend(options, instance_id)
     mount_root = os.path.abspath(options.mount_root)
     os.makedirs(mount_root, exist_ok=True)
+    write_mount_root(options.state_dir, mount_root)
     change_runner = runner
     if options.kill_after_changes is not None:
         change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)

@@ -39,6 +39,7 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
         state_dir=args.state_dir,
         default_size=args.default_size,
         mount_timeout=args.mount_timeout,
+        check_mount_table=not args.test_directory_mounts,
     )
 
 
@@ -70,3 +71,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mount-timeout", type=seconds_arg, default=DEFAULT_MOUNT_TIMEOUT,
                    metavar="S", help="seconds a Mount waits for the volume to arrive "
                                      f"(default {DEFAULT_MOUNT_TIMEOUT:g}; Docker gives up at 120)")
+    p.add_argument("--test-directory-mounts", action="store_true",
+                   help="FOR TESTS ONLY: accept a plain directory at <mount root>/<dataset id> "
+                        "instead of checking the kernel's mount table for a block device")

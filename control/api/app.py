@@ -59,10 +59,10 @@ def peer_identity(request: Request) -> str | None:
     The SHA-256 fingerprint (hex) of the client certificate of ``request``'s
     TLS connection, or ``None`` over plain HTTP (which trusts its network).
     """
-    transport = ISSLTransport(request.transport, None)
+    transport: Any = ISSLTransport(request.transport, None)
     if transport is None:
         return None
-    certificate = transport.getPeerCertificate()
+    certificate: Any = transport.getPeerCertificate()
     if certificate is None:
         return None
     return str(certificate.digest("sha256").decode("ascii").replace(":", "").lower())

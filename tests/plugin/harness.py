@@ -64,7 +64,12 @@ class Cluster:
         if mounts is None:
             mounts = self.mounts.setdefault(node, MemoryMounts())
         service = VolumeService(
-            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT
+            self.client,
+            lambda: node,
+            self.clock,
+            mounts,
+            self.agents[node].guard(),
+            mount_timeout=MOUNT_TIMEOUT,
         )
         self.services[node] = service
         return service

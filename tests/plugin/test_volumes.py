@@ -334,7 +334,7 @@ class TestReports:
 
 
 def test_mount_table_is_saved_through_the_blocking_runner() -> None:
-    """Every save of the mount table runs through the injected runner, never inline."""
+    """Every save of the mount table and the mount check run through the injected runner."""
     cluster = make_cluster()
     mounts = MemoryMounts()
     ran: list[Any] = []
@@ -343,15 +343,17 @@ def test_mount_table_is_saved_through_the_blocking_runner() -> None:
         ran.append(f)
         return Deferred.fromCoroutine(_call(f, *args))
 
+    guard = cluster.agents[NODE1].guard()
     service = VolumeService(
-        cluster.client, lambda: NODE1, cluster.clock, mounts, run_blocking=recording_runner
+        cluster.client, lambda: NODE1, cluster.clock, mounts, guard, run_blocking=recording_runner
     )
     cluster.services[NODE1] = service
     create(cluster, NODE1)
     d = start(service.mount("vol", "c1"))
     cluster.converge(NODE1)
     result(d)
-    assert ran and all(f == mounts.save for f in ran)
+    assert mounts.save in ran and guard.verify in ran
+    assert all(f in (mounts.save, guard.verify) for f in ran)
     assert mounts.load().count("vol") == 1
 
 
