@@ -121,6 +121,7 @@ def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
         "last_seen": node.last_seen,
         "live": live,
         "mount_root": node.mount_root,
+        "identity": node.identity,
     }
 
 
@@ -133,6 +134,7 @@ def node_from_json(obj: Mapping[str, Any]) -> Node:
         labels=obj.get("labels") or {},
         last_seen=obj.get("last_seen"),
         mount_root=obj.get("mount_root"),
+        identity=obj.get("identity"),
     )
 
 

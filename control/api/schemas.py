@@ -182,6 +182,11 @@ NODE = _object(
     last_seen={"type": ["number", "null"]},
     live={"type": "boolean"},
     mount_root={"type": ["string", "null"]},
+    identity={
+        "type": ["string", "null"],
+        "description": "SHA-256 fingerprint (hex) of the client certificate that registered "
+        "the node; null without TLS. Only that certificate may register or report for it.",
+    },
 )
 EVENT = _object(
     ["id", "at", "kind", "message", "dataset_id", "node_uuid", "actor", "details"],

@@ -48,6 +48,7 @@ class CLI:
     client: ShoalClient = field(init=False)
     settle: Any = field(init=False)
     settings: list[Settings] = field(factory=list)
+    eras: dict[UUID, str] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.clock.advance(START)
@@ -80,7 +81,8 @@ class CLI:
 
     def register(self, node: UUID = NODE_1, host: str = "node1", **labels: str) -> None:
         """Register a node."""
-        self.wait(self.client.register_node(node, host, f"era-{host}", labels))
+        self.wait(self.client.register_node(node, host, f"era-{host}", labels, "/shoal"))
+        self.eras[node] = f"era-{host}"
 
     def create(self, dataset: UUID = DATASET_1, node: UUID = NODE_1, name: str | None = None,
                size: int | None = GiB) -> None:
@@ -95,4 +97,4 @@ class CLI:
                             else None)
             for d, s in states
         }
-        self.wait(self.client.report_state(NodeState(node, f"era-{node}", 0, datasets)))
+        self.wait(self.client.report_state(NodeState(node, self.eras.get(node), 0, datasets)))
