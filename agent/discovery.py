@@ -32,7 +32,14 @@ from agent.backends.interface import (
     UnknownVolume,
 )
 from agent.fs.interface import FilesystemError, Filesystems, Mount
-from control.model import Dataset, DatasetState, NodeState, VolumeStatus
+from control.model import Dataset, DatasetState, NodeState, OrphanVolume, VolumeStatus
+
+ORPHAN_QUESTIONS = 200
+"""
+At most this many unknown datasets are asked about per pass (``also``), so
+the request stays well under the service's URL limit; further orphans are
+found as the first ones are destroyed.
+"""
 
 
 class DiscoveredState(enum.Enum):
@@ -254,17 +261,61 @@ def discover(
     )
 
 
-def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:
+def _unknown_volumes(
+    local: LocalState, desired: Mapping[UUID, Dataset]
+) -> list[BlockDeviceVolume]:
+    """Volumes here or unattached whose dataset this node was not sent, by blockdevice id."""
+    return sorted(
+        (
+            v
+            for v in local.volumes
+            if v.dataset_id not in desired
+            and (v.attached_to is None or v.attached_to == local.instance_id)
+        ),
+        key=lambda v: v.blockdevice_id,
+    )
+
+
+def datasets_to_ask_about(
+    local: LocalState, desired: Mapping[UUID, Dataset] | None = None
+) -> frozenset[UUID]:
     """
     The dataset ids whose records the agent must fetch besides its own (``also``).
 
     Those of volumes attached here: the node must learn that they moved away
-    or were deleted even when it is no longer their primary.
+    or were deleted even when it is no longer their primary. And those of
+    volumes here or unattached that are not in ``desired`` (the records just
+    fetched), at most :data:`ORPHAN_QUESTIONS`: if the answer has no record
+    either, the volume is an orphan (see :func:`orphans`).
     """
-    return frozenset(
+    attached = {
         d.dataset_id
         for d in local.datasets.values()
         if d.state in ATTACHED_HERE_STATES or d.state in MOUNTED_STATES
+    }
+    unknown: list[UUID] = []
+    for volume in _unknown_volumes(local, desired or {}):
+        if len(unknown) == ORPHAN_QUESTIONS:
+            break
+        if volume.dataset_id not in attached and volume.dataset_id not in unknown:
+            unknown.append(volume.dataset_id)
+    return frozenset(attached | set(unknown))
+
+
+def orphans(
+    local: LocalState, desired: Mapping[UUID, Dataset], asked: frozenset[UUID]
+) -> tuple[OrphanVolume, ...]:
+    """
+    The volumes here or unattached that no dataset record owns (pure).
+
+    Only those whose dataset was asked about (``asked``, the ``also`` of the
+    fetch that returned ``desired``) and not returned: the control service
+    has no record of it, deleted or not.
+    """
+    return tuple(
+        OrphanVolume(blockdevice_id=v.blockdevice_id, dataset_id=v.dataset_id, size=v.size)
+        for v in _unknown_volumes(local, desired)
+        if v.dataset_id in asked
     )
 
 
@@ -296,6 +347,7 @@ def local_state_to_report(
     era: str | None,
     node_uuid: UUID,
     now: float,
+    asked: frozenset[UUID] = frozenset(),
 ) -> NodeState:
     """
     What the agent reports for the snapshot ``local`` (pure).
@@ -304,6 +356,8 @@ def local_state_to_report(
     volumes it is the primary of); ``generation`` must be the configuration
     generation fetched *before* ``local`` was observed, so the control service
     never purges a deletion on the strength of an older observation.
+    ``asked`` are the ids the fetch asked about besides the node's own: the
+    report lists as orphans the volumes among them that have no record.
     """
     states = {}
     for found in local.datasets.values():
@@ -311,5 +365,10 @@ def local_state_to_report(
         if state is not None:
             states[found.dataset_id] = state
     return NodeState(
-        node_uuid=node_uuid, era=era, generation=generation, datasets=states, reported_at=now
+        node_uuid=node_uuid,
+        era=era,
+        generation=generation,
+        datasets=states,
+        reported_at=now,
+        orphans=orphans(local, desired, asked),
     )

@@ -310,7 +310,13 @@ class ConvergenceLoop:
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         report = local_state_to_report(
-            local, desired, configuration.generation, self.node.era, self.node.node_uuid, now
+            local,
+            desired,
+            configuration.generation,
+            self.node.era,
+            self.node.node_uuid,
+            now,
+            asked=also,
         )
         reporting = Deferred.fromCoroutine(self._report(report, now))
         view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
@@ -324,7 +330,7 @@ class ConvergenceLoop:
         )
         times.lap("calculate")
         self._generation = configuration.generation
-        self._also = datasets_to_ask_about(local)
+        self._also = datasets_to_ask_about(local, desired)
         sleep = self._no_progress_pause(local, changes, sleep_after(changes))
         self._waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(changes))
         if not self._also <= also:

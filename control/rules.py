@@ -21,7 +21,17 @@ from control.errors import (
     NotFound,
     PreconditionFailed,
 )
-from control.model import Dataset, Lease, Node, NodeState, VolumeStatus, tag_for
+from control.model import (
+    MINIMUM_DATASET_SIZE,
+    SIZE_MULTIPLE,
+    Dataset,
+    Lease,
+    Node,
+    NodeState,
+    OrphanVolume,
+    VolumeStatus,
+    tag_for,
+)
 
 
 def check_tag(generation: int, if_tag: str | None) -> None:
@@ -310,3 +320,89 @@ def mounted_elsewhere(dataset_id: UUID, node: UUID, reports: Iterable[NodeState]
         ):
             return report.node_uuid
     return None
+
+
+# -- orphaned volumes --------------------------------------------------------------
+
+ORPHAN_MARK = "shoal.orphan"
+"""Metadata key of a record made to destroy an orphan: its blockdevice id."""
+
+
+def reported_orphans(
+    reports: Iterable[NodeState], datasets: Mapping[UUID, Dataset]
+) -> list[tuple[UUID, OrphanVolume]]:
+    """
+    Every ``(node, orphan)`` the reports list, by blockdevice id then node.
+
+    An orphan whose dataset has a record (created or adopted since the node
+    looked) is left out: it is no orphan any more.
+    """
+    found = [
+        (report.node_uuid, orphan)
+        for report in reports
+        for orphan in report.orphans
+        if orphan.dataset_id is None or orphan.dataset_id not in datasets
+    ]
+    return sorted(found, key=lambda item: (item[1].blockdevice_id, str(item[0])))
+
+
+def find_orphan(blockdevice_id: str, reports: Iterable[NodeState]) -> tuple[UUID, OrphanVolume]:
+    """The first node (by uuid) reporting ``blockdevice_id`` as an orphan, with it; or 404/409."""
+    found = sorted(
+        (
+            (report.node_uuid, orphan)
+            for report in reports
+            for orphan in report.orphans
+            if orphan.blockdevice_id == blockdevice_id
+        ),
+        key=lambda item: str(item[0]),
+    )
+    if not found:
+        raise NotFound(
+            f"No node reports an orphaned volume {blockdevice_id[:200]!r}. List them with "
+            "`shoal volume orphans` (GET /v1/shoal/orphans)."
+        )
+    node, orphan = found[0]
+    if orphan.dataset_id is None:
+        raise Conflict(
+            f"Volume {blockdevice_id!r} names no dataset, so no agent can recognise it to "
+            "destroy it; remove it from the backend by hand."
+        )
+    return node, orphan
+
+
+def _orphan_size(size: int | None) -> int | None:
+    if size is None or size < MINIMUM_DATASET_SIZE or size % SIZE_MULTIPLE:
+        return None
+    return size
+
+
+def adopt_orphan(
+    node: UUID, orphan: OrphanVolume, existing: Dataset | None, generation: int
+) -> Dataset:
+    """
+    The deleted record that makes ``node``'s agent destroy ``orphan``, or refuse.
+
+    The record is deleted at ``generation`` with ``node`` (which sees the
+    volume) as its primary, so the ordinary deletion destroys the volume and
+    the ordinary purge forgets the record afterwards. A volume whose dataset
+    is live is refused (409); one already being destroyed returns its record
+    unchanged (idempotent).
+    """
+    assert orphan.dataset_id is not None
+    if existing is not None and not existing.deleted:
+        raise Conflict(
+            f"Volume {orphan.blockdevice_id!r} belongs to live dataset {existing.dataset_id}: "
+            "it is no orphan and will not be destroyed. Delete the dataset instead if you "
+            "mean to destroy its data."
+        )
+    if existing is not None:
+        return existing
+    return Dataset(
+        dataset_id=orphan.dataset_id,
+        primary=node,
+        maximum_size=_orphan_size(orphan.size),
+        metadata={ORPHAN_MARK: orphan.blockdevice_id[:256]},
+        deleted=True,
+        deleted_generation=generation,
+    )

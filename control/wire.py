@@ -240,6 +240,16 @@ def orphan_from_json(obj: Mapping[str, Any]) -> OrphanVolume:
     )
 
 
+def reported_orphan_to_json(node_uuid: UUID, orphan: OrphanVolume) -> JSON:
+    """An orphaned volume and the node reporting it (``GET /v1/shoal/orphans``)."""
+    return {"node_uuid": str(node_uuid), **orphan_to_json(orphan)}
+
+
+def reported_orphan_from_json(obj: Mapping[str, Any]) -> tuple[UUID, OrphanVolume]:
+    """An orphaned volume and the node reporting it, from its JSON."""
+    return parse_uuid(_field(obj, "node_uuid"), "node_uuid"), orphan_from_json(obj)
+
+
 def node_state_to_json(state: NodeState) -> JSON:
     """A node's report: era, generation seen, its datasets sorted by id, conditions, capacity."""
     return {

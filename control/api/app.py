@@ -36,8 +36,9 @@ from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
-from control.errors import NotFound, ShoalError
+from control.errors import InvalidRequest, NotFound, ShoalError
 from control.model import Node, tag_for
+from control.rules import reported_orphans
 from control.store.threaded import ThreadedStore
 from control.wire import (
     dataset_from_json,
@@ -46,6 +47,7 @@ from control.wire import (
     lease_to_json,
     node_state_from_json,
     node_to_json,
+    reported_orphan_to_json,
     state_datasets_to_json,
     versions_to_json,
 )
@@ -289,6 +291,24 @@ class ControlAPI:
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
             },
         )
+
+    @app.route("/v1/shoal/orphans", methods=["GET"])
+    async def list_orphans(self, request: Request) -> bytes:
+        """Every backend volume some node reports that no dataset record owns, with the node."""
+        cluster_state = await self._store.cluster_state()
+        configuration = await self._store.configuration(self._now())
+        found = reported_orphans(cluster_state.reports.values(), configuration.datasets)
+        body = [reported_orphan_to_json(node, orphan) for node, orphan in found]
+        return json_response(request, body, tag=configuration.tag)
+
+    @app.route("/v1/shoal/orphans/<blockdevice_id>", methods=["DELETE"])
+    async def destroy_orphan(self, request: Request, blockdevice_id: str) -> bytes:
+        """Have an orphaned volume destroyed: records its dataset as deleted (see the store)."""
+        if not 1 <= len(blockdevice_id) <= 255 or "\x00" in blockdevice_id:
+            raise InvalidRequest("A blockdevice id is 1 to 255 characters, without NUL.")
+        stored, generation = await self._store.destroy_orphan(blockdevice_id, if_tag(request))
+        self.notifier.check()
+        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
     @app.route("/v1/shoal/watch", methods=["GET"])
     async def watch(self, request: Request) -> bytes:

@@ -100,6 +100,15 @@ OPERATIONS: tuple[Operation, ...] = (
         None, (400,), _ALSO,
     ),
     Operation(
+        "get", "/v1/shoal/orphans",
+        "Backend volumes no dataset owns, as nodes report them.", {200: s.REPORTED_ORPHANS},
+    ),
+    Operation(
+        "delete", "/v1/shoal/orphans/{blockdevice_id}",
+        "Destroy an orphaned volume: record its dataset deleted (primary: a node that sees it).",
+        {200: s.DATASET}, None, (400, 404, 409), conditional=True,
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), _WATCH_QUERY,
     ),
@@ -113,7 +122,7 @@ def _json(schema: s.Schema) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", op.path):
-        schema = {"type": "string"} if name == "era" else s.UUID
+        schema = {"type": "string"} if name in ("era", "blockdevice_id") else s.UUID
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for name, schema, description in op.query:
         params.append({"name": name, "in": "query", "schema": schema, "description": description})

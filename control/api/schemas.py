@@ -199,6 +199,11 @@ EVENT = _object(
     actor={"type": ["string", "null"]},
     details={"type": "object"},
 )
+REPORTED_ORPHAN = _object(
+    ["node_uuid", "blockdevice_id", "dataset_id", "size"],
+    node_uuid=UUID,
+    **ORPHAN["properties"],
+)
 VERSIONS = _object(["configuration", "state"], configuration=COUNTER, state=COUNTER)
 REPORT_RESULT = _object(
     ["changed", "configuration", "state"],
@@ -219,3 +224,4 @@ LEASES = _list(LEASE)
 STATE_DATASETS = _list(STATE_DATASET)
 STATE_NODES = _list(STATE_NODE)
 NODES = _list(NODE)
+REPORTED_ORPHANS = _list(REPORTED_ORPHAN)

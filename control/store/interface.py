@@ -95,6 +95,18 @@ class Store(Protocol):
         """Remove a dataset's lease; returns the lease released and the new generation."""
         ...
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Have an orphaned volume destroyed; returns the record made and the new generation.
+
+        Records the orphan's dataset as deleted (primary: the first node, by
+        uuid, reporting the orphan; see :func:`control.rules.adopt_orphan`), so
+        the ordinary deletion destroys it. ``NotFound`` when no node reports
+        ``blockdevice_id`` as an orphan, ``Conflict`` when its dataset is live
+        or it names none. A record already deleted is returned without a new
+        generation.
+        """
+        ...
+
     def register_node(self, node: Node) -> Node:
         """Create or update a node by uuid (host, era, labels, last_seen, mount_root);
         returns the node as stored.

@@ -160,6 +160,19 @@ class MemoryStore:
             del self._leases[dataset_id]
             return released, self._bump()
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            node, orphan = rules.find_orphan(blockdevice_id, self._reports.values())
+            assert orphan.dataset_id is not None
+            existing = self._datasets.get(orphan.dataset_id)
+            stored = rules.adopt_orphan(node, orphan, existing, self._generation + 1)
+            if stored == existing:
+                return stored, self._generation
+            self._datasets[stored.dataset_id] = stored
+            return stored, self._bump()
+
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:

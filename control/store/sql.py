@@ -201,6 +201,21 @@ class SQLStore:
         self._cache.advance(generation, lambda s: s.without_lease(dataset_id))
         return released, generation + 1
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
+        with self._write() as (connection, generation, state_version):
+            rules.check_tag(generation, if_tag)
+            node, orphan = rules.find_orphan(blockdevice_id, q.all_reports(connection))
+            assert orphan.dataset_id is not None
+            existing = q.get_dataset(connection, orphan.dataset_id)
+            stored = rules.adopt_orphan(node, orphan, existing, generation + 1)
+            if stored == existing:
+                return stored, generation
+            q.put_dataset(connection, stored, exists=False)
+            q.write_counters(connection, generation + 1, state_version)
+        self._cache.advance(generation, lambda s: s.with_dataset(stored))
+        return stored, generation + 1
+
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:

@@ -517,6 +517,40 @@ class StoreConformance:
         store.report_state(report(a, 2, era="boot-2"))
         assert store.dataset(dataset.dataset_id) is None
 
+    # -- orphans ---------------------------------------------------------------------------
+
+    def test_destroy_orphan_records_deleted_dataset(self, store: Store) -> None:
+        """An orphan gets a deleted record on the first node (by uuid) reporting it, once."""
+        a, b = add_node(store), add_node(store, "b")
+        lost = uuid4()
+        for node in (a, b):
+            store.report_state(NodeState(node_uuid=node, era="era", generation=0, orphans=[
+                OrphanVolume("vol-9", lost, MINIMUM_DATASET_SIZE)
+            ]))
+        stored, generation = store.destroy_orphan("vol-9", "0")
+        first = min((a, b), key=str)
+        assert stored == Dataset(
+            dataset_id=lost, primary=first, maximum_size=MINIMUM_DATASET_SIZE,
+            metadata={"shoal.orphan": "vol-9"}, deleted=True, deleted_generation=1,
+        )
+        assert generation == 1 and store.dataset(lost) == stored
+        assert store.destroy_orphan("vol-9", None) == (stored, 1)
+
+    def test_destroy_orphan_refusals(self, store: Store) -> None:
+        """Unknown ids are 404, a live dataset's volume 409; nothing changes."""
+        a = add_node(store)
+        live = add_dataset(store, a)
+        store.report_state(NodeState(node_uuid=a, era="era", generation=1, orphans=[
+            OrphanVolume("vol-live", live.dataset_id), OrphanVolume("vol-anon")
+        ]))
+        with pytest.raises(NotFound):
+            store.destroy_orphan("vol-none", None)
+        with pytest.raises(Conflict, match="live dataset"):
+            store.destroy_orphan("vol-live", None)
+        with pytest.raises(Conflict, match="names no dataset"):
+            store.destroy_orphan("vol-anon", None)
+        assert store.versions().configuration == 1 and store.dataset(live.dataset_id) == live
+
     def test_datasets_for_node(self, store: Store) -> None:
         """A node's datasets are those it is primary of plus those asked for, deleted too."""
         a, b = add_node(store), add_node(store, "b")
