@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "control.cli.dataset",
     "control.cli.node",
     "control.cli.lease",
+    "control.cli.volume",
     "control.cli.ca",
     "control.cli.control",
 )

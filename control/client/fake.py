@@ -30,11 +30,13 @@ from control.client.interface import (
     NodeConfiguration,
     NodeInfo,
     Reported,
+    ReportedOrphan,
     ServiceVersion,
     StateDataset,
 )
 from control.errors import NotFound
 from control.model import Dataset, Lease, Node, NodeState, Versions
+from control.rules import reported_orphans
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.wire import (
@@ -247,6 +249,22 @@ class FakeClient:
         ordered = sorted(datasets, key=lambda d: str(d.dataset_id))
         leases = self._leases(self._now(), (d.dataset_id for d in ordered))
         return NodeConfiguration(generation, [_same_as_wire(d) for d in ordered], leases)
+
+    def list_orphans(self) -> Deferred[list[ReportedOrphan]]:
+        """See :meth:`ShoalClient.list_orphans`."""
+
+        def listing() -> list[ReportedOrphan]:
+            reports = self.store.cluster_state().reports.values()
+            datasets = self.store.configuration(self._now()).datasets
+            return [ReportedOrphan(*found) for found in reported_orphans(reports, datasets)]
+
+        return maybeDeferred(listing)
+
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None = None) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.destroy_orphan`."""
+        return self._write(
+            lambda: _same_as_wire(self.store.destroy_orphan(blockdevice_id, if_tag)[0])
+        )
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""

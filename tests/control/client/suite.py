@@ -18,9 +18,9 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control import FLOCKER_API_VERSION
-from control.client.interface import ShoalClient, StateDataset
+from control.client.interface import ReportedOrphan, ShoalClient, StateDataset
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
-from control.model import DatasetState, NodeState, Versions, VolumeStatus
+from control.model import DatasetState, NodeState, OrphanVolume, Versions, VolumeStatus
 from tests.control.api.harness import DATASET_1, NODE_A, NODE_B, START, GiB, result_of
 
 __all__ = ["DATASET_1", "NODE_A", "NODE_B", "START", "GiB", "result_of"]
@@ -163,6 +163,20 @@ class ClientContract:
         assert harness.run(harness.client.list_state_datasets()) == [
             StateDataset(DATASET_1, NODE_A, "/shoal/x", GiB)
         ]
+
+    def test_orphans_listed_and_destroyed(self, harness: ClientHarness) -> None:
+        """An orphan a node reports is listed; destroying it answers the deleted record made."""
+        harness.register()
+        orphan = OrphanVolume("vol-1", DATASET_1, GiB)
+        harness.run(harness.client.report_state(
+            NodeState(NODE_A, era="e1", generation=0, orphans=[orphan])
+        ))
+        assert harness.run(harness.client.list_orphans()) == [ReportedOrphan(NODE_A, orphan)]
+        record = harness.run(harness.client.destroy_orphan("vol-1"))
+        assert (record.dataset_id, record.primary, record.deleted) == (DATASET_1, NODE_A, True)
+        assert harness.run(harness.client.list_orphans()) == []
+        with pytest.raises(NotFound):
+            harness.run(harness.client.destroy_orphan("vol/2"))
 
     def test_list_nodes_liveness(self, harness: ClientHarness) -> None:
         """A node is live after registering and not live once the timeout has passed."""
