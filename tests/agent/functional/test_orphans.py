@@ -12,7 +12,7 @@ import pytest
 
 from agent.backends.registry import make_backend
 from agent.service import DEFAULT_CLUSTER_ID
-from tests.agent.functional.cluster import MiB, LocalCluster, wait_until
+from tests.agent.functional.cluster import LocalCluster, MiB, wait_until
 from tests.processes import ROOT
 
 pytestmark = [pytest.mark.functional, pytest.mark.root]
