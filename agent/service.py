@@ -153,8 +153,10 @@ def build_loop(
     identity = load_or_create_identity(options.state_dir, options.node_name)
     instance_id = str(identity.uuid)
     backend = _make_backend(options, instance_id)
-    mount_root = os.path.abspath(options.mount_root)
-    os.makedirs(mount_root, exist_ok=True)
+    os.makedirs(options.mount_root, exist_ok=True)
+    # The kernel's mount table names real paths: so must the mount root the
+    # agent registers (reported paths must lie below it) and the plugin trusts.
+    mount_root = os.path.realpath(options.mount_root)
     write_mount_root(options.state_dir, mount_root)
     change_runner = runner
     if options.kill_after_changes is not None:

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
+from cryptography.hazmat.primitives import hashes
 from klein import Klein
 from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
@@ -67,7 +68,7 @@ def peer_identity(request: Request) -> str | None:
     certificate: Any = transport.getPeerCertificate()
     if certificate is None:
         return None
-    return str(certificate.digest("sha256").decode("ascii").replace(":", "").lower())
+    return str(certificate.to_cryptography().fingerprint(hashes.SHA256()).hex())
 
 
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:

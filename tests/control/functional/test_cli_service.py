@@ -8,6 +8,8 @@ import ssl
 import uuid
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.processes import ControlProcess, http_json, shoal
 
@@ -125,6 +127,9 @@ def test_node_certificate_cannot_report_for_another_node(tls_dir: str, tmp_path)
         assert http_json("PUT", state_url, forged, context=a)[0] == 200
         nodes = http_json("GET", f"{service.url}/v1/shoal/nodes", context=a)[2]
         assert [n["host"] for n in nodes] == ["a"]
+        with open(f"{tls_dir}/node-node-a.crt", "rb") as f:
+            certificate = x509.load_pem_x509_certificate(f.read())
+        assert nodes[0]["identity"] == certificate.fingerprint(hashes.SHA256()).hex()
     finally:
         service.stop()
 
