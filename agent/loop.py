@@ -47,7 +47,7 @@ from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.api.watch import ReactorTime
 from control.client.interface import NodeConfiguration, ShoalClient
-from control.errors import NotFound
+from control.errors import Conflict, NotFound
 from control.model import NodeState
 from control.runners import Runner, synchronous_runner
 
@@ -386,6 +386,12 @@ class ConvergenceLoop:
             answer = await self._call(self.client.report_state(report))
         except NotFound as e:
             raise NodeLost(str(e)) from e
+        except Conflict:
+            # Refused as stale: the service holds another era for this node (its
+            # database was restored, or the node was registered by someone else).
+            # Register again after the backoff, then report afresh.
+            self._need_register = True
+            raise
         self._last_report, self._last_report_at = report, now
         self._state = adopt_state_version(self._state, answer.versions.state, answer.changed)
         self._current_generation = answer.versions.configuration
