@@ -52,6 +52,8 @@ class PluginOptions:
     mount_timeout: float = DEFAULT_MOUNT_TIMEOUT
     check_mount_table: bool = True
     """Check the kernel's mount table too (off only for directory-mounting test agents)."""
+    mount_root: str | None = None
+    """This node's mount root; ``None``: read what the local agent recorded."""
 
 
 class AgentNode:
@@ -63,10 +65,10 @@ class AgentNode:
     control service.
     """
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, mount_root: str | None = None) -> None:
         self.state_dir = state_dir
         self._uuid: UUID | None = None
-        self._mount_root: str | None = None
+        self._mount_root = mount_root
 
     def mount_root(self) -> str:
         """Where the local agent mounts datasets, or :class:`Unavailable` saying why not known."""
@@ -109,7 +111,7 @@ def prepare_socket(path: str) -> None:
 
 def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> VolumeService:
     """The volume service of this node, its mount table loaded from the state dir."""
-    node = AgentNode(options.agent_state_dir)
+    node = AgentNode(options.agent_state_dir, options.mount_root)
     guard = MountGuard(node.mount_root, check_kernel=options.check_mount_table)
     return VolumeService(
         client,
