@@ -262,7 +262,8 @@ def _purge(connection: Connection) -> list[UUID]:
     if not deleted:
         return []
     reports = q.all_reports(connection)
-    eras = {node.uuid: node.era for node in q.all_nodes(connection)}
+    primaries = {q.get_node(connection, uuid) for uuid in {d.primary for d in deleted}}
+    eras = {node.uuid: node.era for node in primaries if node is not None}
     doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports, eras)]
     if doomed:
         q.purge_datasets(connection, doomed)
