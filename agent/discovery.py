@@ -29,7 +29,22 @@ from agent.backends.interface import (
     BlockDeviceVolume,
 )
 from agent.fs.interface import Mount
-from control.model import Capacity, Condition, Dataset, DatasetState, NodeState, VolumeStatus
+from control.model import (
+    Capacity,
+    Condition,
+    Dataset,
+    DatasetState,
+    NodeState,
+    OrphanVolume,
+    VolumeStatus,
+)
+
+ORPHAN_QUESTIONS = 200
+"""
+At most this many unknown datasets are asked about per pass (``also``), so
+the request stays well under the service's URL limit; further orphans are
+found as the first ones are destroyed.
+"""
 
 
 class DiscoveredState(enum.Enum):
@@ -209,17 +224,61 @@ def classify(
     return LocalState(instance_id=instance_id, datasets=datasets, volumes=listing)
 
 
-def datasets_to_ask_about(local: LocalState) -> frozenset[UUID]:
+def _unknown_volumes(
+    local: LocalState, desired: Mapping[UUID, Dataset]
+) -> list[BlockDeviceVolume]:
+    """Volumes here or unattached whose dataset this node was not sent, by blockdevice id."""
+    return sorted(
+        (
+            v
+            for v in local.volumes
+            if v.dataset_id not in desired
+            and (v.attached_to is None or v.attached_to == local.instance_id)
+        ),
+        key=lambda v: v.blockdevice_id,
+    )
+
+
+def datasets_to_ask_about(
+    local: LocalState, desired: Mapping[UUID, Dataset] | None = None
+) -> frozenset[UUID]:
     """
     The dataset ids whose records the agent must fetch besides its own (``also``).
 
     Those of volumes attached here: the node must learn that they moved away
-    or were deleted even when it is no longer their primary.
+    or were deleted even when it is no longer their primary. And those of
+    volumes here or unattached that are not in ``desired`` (the records just
+    fetched), at most :data:`ORPHAN_QUESTIONS`: if the answer has no record
+    either, the volume is an orphan (see :func:`orphans`).
     """
-    return frozenset(
+    attached = {
         d.dataset_id
         for d in local.datasets.values()
         if d.state in ATTACHED_HERE_STATES or d.state in MOUNTED_STATES
+    }
+    unknown: list[UUID] = []
+    for volume in _unknown_volumes(local, desired or {}):
+        if len(unknown) == ORPHAN_QUESTIONS:
+            break
+        if volume.dataset_id not in attached and volume.dataset_id not in unknown:
+            unknown.append(volume.dataset_id)
+    return frozenset(attached | set(unknown))
+
+
+def orphans(
+    local: LocalState, desired: Mapping[UUID, Dataset], asked: frozenset[UUID]
+) -> tuple[OrphanVolume, ...]:
+    """
+    The volumes here or unattached that no dataset record owns (pure).
+
+    Only those whose dataset was asked about (``asked``, the ``also`` of the
+    fetch that returned ``desired``) and not returned: the control service
+    has no record of it, deleted or not.
+    """
+    return tuple(
+        OrphanVolume(blockdevice_id=v.blockdevice_id, dataset_id=v.dataset_id, size=v.size)
+        for v in _unknown_volumes(local, desired)
+        if v.dataset_id in asked
     )
 
 
@@ -252,6 +311,7 @@ def local_state_to_report(
     node_uuid: UUID,
     now: float,
     conditions: Iterable[Condition] = (),
+    asked: frozenset[UUID] = frozenset(),
 ) -> NodeState:
     """
     What the agent reports for the snapshot ``local`` (pure).
@@ -262,6 +322,8 @@ def local_state_to_report(
     never purges a deletion on the strength of an older observation.
     ``conditions`` (what the loop remembers blocking each dataset) are
     reported after those discovery found (``local.conditions``).
+    ``asked`` are the ids the fetch asked about besides the node's own: the
+    report lists as orphans the volumes among them that have no record.
     """
     states = {}
     for found in local.datasets.values():
@@ -275,4 +337,5 @@ def local_state_to_report(
         datasets=states,
         reported_at=now,
         conditions=(*local.conditions, *conditions),
+        orphans=orphans(local, desired, asked),
     )

@@ -19,6 +19,7 @@ from attrs import frozen
 from agent.files import write_atomically
 
 IDENTITY_FILE = "identity.json"
+MOUNT_ROOT_FILE = "mount_root.json"
 DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
@@ -82,6 +83,34 @@ def load_or_create_identity(
             "give each agent its own --state-dir."
         )
     return identity
+
+
+def write_mount_root(state_dir: str, mount_root: str) -> None:
+    """Record where this node's agent mounts datasets, for the local plugin to trust.
+
+    The plugin hands a container only paths below this root: it reads it
+    here, from the node itself, never from the control service.
+    """
+    body = json.dumps({"mount_root": mount_root}).encode()
+    write_atomically(os.path.join(state_dir, MOUNT_ROOT_FILE), body)
+
+
+def read_mount_root(state_dir: str) -> str:
+    """The mount root the local agent recorded; raises :class:`IdentityError` if none."""
+    path = os.path.join(state_dir, MOUNT_ROOT_FILE)
+    try:
+        with open(path) as f:
+            root = json.load(f)["mount_root"]
+    except FileNotFoundError:
+        raise IdentityError(
+            f"No mount root recorded at {path}: start this node's agent (`shoal agent run "
+            f"--state-dir {state_dir}`) first, or point at its --state-dir."
+        ) from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise IdentityError(f"The mount root file {path} is damaged ({e}); fix or remove it") from e
+    if not isinstance(root, str) or not root.startswith("/"):
+        raise IdentityError(f"The mount root in {path} is not an absolute path; fix or remove it.")
+    return root
 
 
 def boot_id(path: str = BOOT_ID_PATH) -> str:

@@ -56,7 +56,7 @@ from agent.pacing import (
 from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.client.interface import NodeConfiguration, ShoalClient
-from control.errors import NotFound
+from control.errors import Conflict, NotFound
 from control.model import NodeState, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
@@ -370,6 +370,7 @@ class ConvergenceLoop:
             self.node.node_uuid,
             now,
             conditions=troubles.conditions(),
+            asked=also,
         )
         health = observed_health(
             local, desired, self.node.node_uuid, self.settings.default_size, now
@@ -377,7 +378,7 @@ class ConvergenceLoop:
         report = with_health(report, local.capacity, health, self.memory.last_report)
         reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
-        asking = datasets_to_ask_about(local)
+        asking = datasets_to_ask_about(local, desired)
         waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
         self.memory = memory.decided(
             self.memory, configuration.generation, asking, waiting_on_others, troubles
@@ -473,6 +474,12 @@ class ConvergenceLoop:
             answer = await self._call(self.client.report_state(report))
         except NotFound as e:
             raise NodeLost(str(e)) from e
+        except Conflict:
+            # Refused as stale: the service holds another era for this node (its
+            # database was restored, or the node was registered by someone else).
+            # Register again after the backoff, then report afresh.
+            self.memory = memory.node_lost(self.memory)
+            raise
         self.memory = memory.reported(self.memory, report, now, answer)
         return changed
 

@@ -40,7 +40,12 @@ from agent.backends.registry import make_backend
 from agent.defaults import DEFAULT_CLUSTER_ID, DEFAULT_MOUNT_ROOT
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
-from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
+from agent.identity import (
+    DEFAULT_STATE_DIR,
+    boot_id,
+    load_or_create_identity,
+    write_mount_root,
+)
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
@@ -148,8 +153,11 @@ def build_loop(
     identity = load_or_create_identity(options.state_dir, options.node_name)
     instance_id = str(identity.uuid)
     backend = _make_backend(options, instance_id)
-    mount_root = os.path.abspath(options.mount_root)
-    os.makedirs(mount_root, exist_ok=True)
+    os.makedirs(options.mount_root, exist_ok=True)
+    # The kernel's mount table names real paths: so must the mount root the
+    # agent registers (reported paths must lie below it) and the plugin trusts.
+    mount_root = os.path.realpath(options.mount_root)
+    write_mount_root(options.state_dir, mount_root)
     change_runner = runner
     if options.kill_after_changes is not None:
         change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)

@@ -110,7 +110,13 @@ class SimulatedCluster:
         if self.lag:
             backend = EventuallyConsistentBlockDeviceAPI(truth, self.lag)
         self.store.register_node(
-            Node(uuid=node_uuid, host=instance_id, era=era, last_seen=self.now)
+            Node(
+                uuid=node_uuid,
+                host=instance_id,
+                era=era,
+                last_seen=self.now,
+                mount_root=self.mount_root,
+            )
         )
         filesystems = FakeFilesystems(self.storage, instance_id)
         executor = Executor(backend, filesystems, synchronous_runner)

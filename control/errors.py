@@ -25,6 +25,12 @@ class InvalidRequest(ShoalError):
     code = 400
 
 
+class Forbidden(ShoalError):
+    """The caller's certificate may not do this, e.g. report for another node (403)."""
+
+    code = 403
+
+
 class NotFound(ShoalError):
     """The named thing does not exist (404)."""
 

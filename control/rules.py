@@ -9,11 +9,29 @@ disagree about what is allowed, and the rules are tested without a database.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import posixpath
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
-from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
-from control.model import Dataset, Lease, NodeState, VolumeStatus, tag_for
+from control.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    PreconditionFailed,
+)
+from control.model import (
+    MINIMUM_DATASET_SIZE,
+    SIZE_MULTIPLE,
+    Dataset,
+    Lease,
+    Node,
+    NodeState,
+    OrphanVolume,
+    VolumeStatus,
+    tag_for,
+)
 
 
 def check_tag(generation: int, if_tag: str | None) -> None:
@@ -135,13 +153,18 @@ def release_lease(existing: Lease | None, dataset_id: UUID, now: float) -> Lease
     return existing
 
 
-def purgeable(dataset: Dataset, reports: Iterable[NodeState]) -> bool:
+def purgeable(
+    dataset: Dataset, reports: Iterable[NodeState], eras: Mapping[UUID, str | None]
+) -> bool:
     """
     Whether a deleted dataset's record may be forgotten.
 
-    Only once no node reports its volume, and its primary has reported an
-    observation made at or after the deletion: until then a volume might still
-    exist that only the record lets an agent recognise and destroy.
+    Only once no node reports its volume, and its primary has reported, in
+    the era it is registered with now (``eras``: each node's registered era),
+    an observation made at or after the deletion: until then a volume might
+    still exist that only the record lets an agent recognise and destroy. A
+    report from before the primary's last registration (another era) counts
+    for nothing; :func:`check_report` keeps stale reports out of the store.
     """
     if not dataset.deleted or dataset.deleted_generation is None:
         return False
@@ -149,9 +172,144 @@ def purgeable(dataset: Dataset, reports: Iterable[NodeState]) -> bool:
     for report in reports:
         if dataset.dataset_id in report.datasets:
             return False
-        if report.node_uuid == dataset.primary and report.generation >= dataset.deleted_generation:
+        if (
+            report.node_uuid == dataset.primary
+            and dataset.primary in eras
+            and report.era == eras[dataset.primary]
+            and report.generation >= dataset.deleted_generation
+        ):
             primary_caught_up = True
     return primary_caught_up
+
+
+# -- who may report what ---------------------------------------------------------
+
+
+def _fingerprint(identity: str | None) -> str:
+    return "no certificate" if identity is None else f"SHA-256 {identity[:16]}..."
+
+
+def check_identity(node: Node, identity: str | None, action: str) -> None:
+    """
+    Refuse (403) a registration or report for ``node`` made with another certificate.
+
+    ``identity`` is the caller's client-certificate fingerprint, ``None``
+    without TLS: a plain-HTTP service trusts its network, so nothing is
+    checked then, nor for a node registered without TLS.
+    """
+    if node.identity is None or identity is None or identity == node.identity:
+        return
+    raise Forbidden(
+        f"Cannot {action} node {node.uuid}: it was registered with the client certificate "
+        f"{_fingerprint(node.identity)}, and this request presents {_fingerprint(identity)}. "
+        "Only the certificate that registered a node may register or report for it: run its "
+        "agent with that node's own certificate. A node whose certificate was replaced must "
+        "register as a new node (remove its agent's identity.json)."
+    )
+
+
+def is_normal_absolute(path: str) -> bool:
+    """Whether ``path`` is absolute and normalised: no ``.``, ``..``, ``//`` or trailing ``/``."""
+    return path.startswith("/") and not path.startswith("//") and posixpath.normpath(path) == path
+
+
+def strictly_below(root: str, path: str) -> bool:
+    """Whether the normalised ``path`` lies strictly below the normalised directory ``root``."""
+    if not (is_normal_absolute(root) and is_normal_absolute(path)):
+        return False
+    return path.startswith(root.rstrip("/") + "/") and path != root
+
+
+def check_mount_root(mount_root: str | None) -> None:
+    """Refuse a registered mount root that is not a normalised absolute directory below ``/``."""
+    if mount_root is None:
+        return
+    if not is_normal_absolute(mount_root) or mount_root == "/":
+        raise InvalidRequest(
+            f"mount_root {mount_root[:200]!r} must be a normalised absolute directory other "
+            "than / (no '.', '..', '//' or trailing '/'), such as /var/lib/shoal/mounts."
+        )
+
+
+def register_node(existing: Node | None, node: Node) -> Node:
+    """The node to store for a registration, or refuse it (403, 400).
+
+    A registration without a certificate keeps the identity recorded before.
+    """
+    check_mount_root(node.mount_root)
+    if existing is None:
+        return node
+    check_identity(existing, node.identity, "register")
+    if node.identity is None and existing.identity is not None:
+        return node.__class__(
+            uuid=node.uuid,
+            host=node.host,
+            era=node.era,
+            labels=node.labels,
+            last_seen=node.last_seen,
+            mount_root=node.mount_root,
+            identity=existing.identity,
+        )
+    return node
+
+
+def _check_paths(node: Node, report: NodeState) -> None:
+    for state in report.datasets.values():
+        if state.path is None:
+            continue
+        if node.mount_root is None:
+            raise InvalidRequest(
+                f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, but "
+                f"node {node.uuid} registered no mount_root, so no path of it is trusted. "
+                "Register the node with its mount_root (agents do), then report again."
+            )
+        if not strictly_below(node.mount_root, state.path):
+            raise InvalidRequest(
+                f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, which "
+                f"is not a normalised path strictly below node {node.uuid}'s mount root "
+                f"{node.mount_root!r}. A node may only report paths below the mount root it "
+                "registered."
+            )
+
+
+def _check_freshness(
+    node: Node, last: NodeState | None, report: NodeState, generation: int
+) -> None:
+    if report.era != node.era:
+        raise Conflict(
+            f"The report is from era {report.era!r}, but node {node.uuid} is registered in era "
+            f"{node.era!r}: it is stale, or the node rebooted. The agent must register "
+            "(PUT /v1/shoal/nodes/<uuid>) in its current era before it reports."
+        )
+    if report.generation > generation:
+        raise Conflict(
+            f"The report claims configuration generation {report.generation}, but the "
+            f"configuration is only at generation {generation}: report the generation of the "
+            "configuration the observation was made against."
+        )
+    if last is not None and report.generation < last.generation:
+        raise Conflict(
+            f"The report is from generation {report.generation}, older than the generation "
+            f"{last.generation} node {node.uuid} last reported: it is stale (replayed or "
+            "delayed) and was not recorded. Report a fresh observation."
+        )
+
+
+def check_report(
+    node: Node, last: NodeState | None, report: NodeState, generation: int, identity: str | None
+) -> None:
+    """
+    Refuse a report that is not the node's own, current word (nothing is recorded then).
+
+    403 when another certificate than the one that registered the node sends
+    it; 409 when its era is not the node's registered era, when its
+    generation is newer than the configuration (``generation``) or older than
+    the node's last report (``last``); 400 when a dataset's
+    path is not strictly below the node's registered mount root.
+    """
+    check_identity(node, identity, "report for")
+    _check_freshness(node, last, report, generation)
+    _check_paths(node, report)
 
 
 def mounted_elsewhere(dataset_id: UUID, node: UUID, reports: Iterable[NodeState]) -> UUID | None:
@@ -165,3 +323,89 @@ def mounted_elsewhere(dataset_id: UUID, node: UUID, reports: Iterable[NodeState]
         ):
             return report.node_uuid
     return None
+
+
+# -- orphaned volumes --------------------------------------------------------------
+
+ORPHAN_MARK = "shoal.orphan"
+"""Metadata key of a record made to destroy an orphan: its blockdevice id."""
+
+
+def reported_orphans(
+    reports: Iterable[NodeState], datasets: Mapping[UUID, Dataset]
+) -> list[tuple[UUID, OrphanVolume]]:
+    """
+    Every ``(node, orphan)`` the reports list, by blockdevice id then node.
+
+    An orphan whose dataset has a record (created or adopted since the node
+    looked) is left out: it is no orphan any more.
+    """
+    found = [
+        (report.node_uuid, orphan)
+        for report in reports
+        for orphan in report.orphans
+        if orphan.dataset_id is None or orphan.dataset_id not in datasets
+    ]
+    return sorted(found, key=lambda item: (item[1].blockdevice_id, str(item[0])))
+
+
+def find_orphan(blockdevice_id: str, reports: Iterable[NodeState]) -> tuple[UUID, OrphanVolume]:
+    """The first node (by uuid) reporting ``blockdevice_id`` as an orphan, with it; or 404/409."""
+    found = sorted(
+        (
+            (report.node_uuid, orphan)
+            for report in reports
+            for orphan in report.orphans
+            if orphan.blockdevice_id == blockdevice_id
+        ),
+        key=lambda item: str(item[0]),
+    )
+    if not found:
+        raise NotFound(
+            f"No node reports an orphaned volume {blockdevice_id[:200]!r}. List them with "
+            "`shoal volume orphans` (GET /v1/shoal/orphans)."
+        )
+    node, orphan = found[0]
+    if orphan.dataset_id is None:
+        raise Conflict(
+            f"Volume {blockdevice_id!r} names no dataset, so no agent can recognise it to "
+            "destroy it; remove it from the backend by hand."
+        )
+    return node, orphan
+
+
+def _orphan_size(size: int | None) -> int | None:
+    if size is None or size < MINIMUM_DATASET_SIZE or size % SIZE_MULTIPLE:
+        return None
+    return size
+
+
+def adopt_orphan(
+    node: UUID, orphan: OrphanVolume, existing: Dataset | None, generation: int
+) -> Dataset:
+    """
+    The deleted record that makes ``node``'s agent destroy ``orphan``, or refuse.
+
+    The record is deleted at ``generation`` with ``node`` (which sees the
+    volume) as its primary, so the ordinary deletion destroys the volume and
+    the ordinary purge forgets the record afterwards. A volume whose dataset
+    is live is refused (409); one already being destroyed returns its record
+    unchanged (idempotent).
+    """
+    assert orphan.dataset_id is not None
+    if existing is not None and not existing.deleted:
+        raise Conflict(
+            f"Volume {orphan.blockdevice_id!r} belongs to live dataset {existing.dataset_id}: "
+            "it is no orphan and will not be destroyed. Delete the dataset instead if you "
+            "mean to destroy its data."
+        )
+    if existing is not None:
+        return existing
+    return Dataset(
+        dataset_id=orphan.dataset_id,
+        primary=node,
+        maximum_size=_orphan_size(orphan.size),
+        metadata={ORPHAN_MARK: orphan.blockdevice_id[:256]},
+        deleted=True,
+        deleted_generation=generation,
+    )

@@ -123,6 +123,7 @@ def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
         "last_seen": node.last_seen,
         "live": live,
         "mount_root": node.mount_root,
+        "identity": node.identity,
     }
 
 
@@ -135,6 +136,7 @@ def node_from_json(obj: Mapping[str, Any]) -> Node:
         labels=obj.get("labels") or {},
         last_seen=obj.get("last_seen"),
         mount_root=obj.get("mount_root"),
+        identity=obj.get("identity"),
     )
 
 
@@ -248,6 +250,16 @@ def orphan_from_json(obj: Mapping[str, Any]) -> OrphanVolume:
         dataset_id=None if dataset_id is None else parse_uuid(dataset_id, "dataset_id"),
         size=_whole(obj.get("size")),
     )
+
+
+def reported_orphan_to_json(node_uuid: UUID, orphan: OrphanVolume) -> JSON:
+    """An orphaned volume and the node reporting it (``GET /v1/shoal/orphans``)."""
+    return {"node_uuid": str(node_uuid), **orphan_to_json(orphan)}
+
+
+def reported_orphan_from_json(obj: Mapping[str, Any]) -> tuple[UUID, OrphanVolume]:
+    """An orphaned volume and the node reporting it, from its JSON."""
+    return parse_uuid(_field(obj, "node_uuid"), "node_uuid"), orphan_from_json(obj)
 
 
 def node_state_to_json(state: NodeState) -> JSON:

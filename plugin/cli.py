@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TYPE_CHECKING, Any
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
@@ -43,6 +44,8 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
         state_dir=args.state_dir,
         default_size=args.default_size,
         mount_timeout=args.mount_timeout,
+        check_mount_table=not args.test_directory_mounts,
+        mount_root=os.path.realpath(args.mount_root) if args.mount_root else None,
     )
 
 
@@ -76,3 +79,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mount-timeout", type=seconds_arg, default=DEFAULT_MOUNT_TIMEOUT,
                    metavar="S", help="seconds a Mount waits for the volume to arrive "
                                      f"(default {DEFAULT_MOUNT_TIMEOUT:g}; Docker gives up at 120)")
+    p.add_argument("--mount-root", metavar="DIR",
+                   help="where this node's agent mounts datasets (default: what the agent "
+                        "recorded in --agent-state-dir); only paths below it are handed out")
+    p.add_argument("--test-directory-mounts", action="store_true",
+                   help="FOR TESTS ONLY: accept a plain directory at <mount root>/<dataset id> "
+                        "instead of checking the kernel's mount table for a block device")

@@ -21,13 +21,14 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import UNIXServerEndpoint
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
-from agent.identity import IdentityError, read_identity
+from agent.identity import IdentityError, read_identity, read_mount_root
 from control.client.interface import ShoalClient
 from control.errors import InvalidRequest, Unavailable
 from control.logs import LoggedSite
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
 from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
+from plugin.hostmounts import MountGuard
 from plugin.mounts import MountFile
 from plugin.volumes import VolumeService
 
@@ -43,19 +44,34 @@ class PluginOptions:
     state_dir: str = DEFAULT_STATE_DIR
     default_size: int | None = DEFAULT_SIZE
     mount_timeout: float = DEFAULT_MOUNT_TIMEOUT
+    check_mount_table: bool = True
+    """Check the kernel's mount table too (off only for directory-mounting test agents)."""
+    mount_root: str | None = None
+    """This node's mount root; ``None``: read what the local agent recorded."""
 
 
 class AgentNode:
-    """This node's uuid, read from the local agent's identity file.
+    """This node's uuid and mount root, read from the local agent's state directory.
 
-    The agent may start after the plugin, so the file is read on first need
+    The agent may start after the plugin, so the files are read on first need
     and remembered once found; until then every request explains what is
-    missing.
+    missing. The mount root comes from this node only, never from the
+    control service.
     """
 
-    def __init__(self, state_dir: str) -> None:
+    def __init__(self, state_dir: str, mount_root: str | None = None) -> None:
         self.state_dir = state_dir
         self._uuid: UUID | None = None
+        self._mount_root = mount_root
+
+    def mount_root(self) -> str:
+        """Where the local agent mounts datasets, or :class:`Unavailable` saying why not known."""
+        if self._mount_root is None:
+            try:
+                self._mount_root = read_mount_root(self.state_dir)
+            except IdentityError as e:
+                raise Unavailable(f"This node's mount root is not known yet: {e}") from None
+        return self._mount_root
 
     def __call__(self) -> UUID:
         """The node's uuid, or :class:`Unavailable` saying how to give the node one."""
@@ -89,11 +105,14 @@ def prepare_socket(path: str) -> None:
 
 def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> VolumeService:
     """The volume service of this node, its mount table loaded from the state dir."""
+    node = AgentNode(options.agent_state_dir, options.mount_root)
+    guard = MountGuard(node.mount_root, check_kernel=options.check_mount_table)
     return VolumeService(
         client,
-        AgentNode(options.agent_state_dir),
+        node,
         reactor,
         MountFile(options.state_dir),
+        guard,
         default_size=options.default_size,
         mount_timeout=options.mount_timeout,
         run_blocking=thread_pool_runner(reactor, reactor.getThreadPool()),

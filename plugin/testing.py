@@ -8,7 +8,10 @@ the live datasets whose primary is its node, except those another node still
 reports attached (as a real agent waits for the old primary to let go), so a
 dataset moved away disappears from the old node's report first. Tests call it
 when they want the "agent" to act, which lets them check that a waiting Mount
-is woken by the report.
+is woken by the report. It also plays this node's kernel mount table: what it
+reports mounted is mounted (from ``/dev/fake/<dataset id>``), which
+:meth:`FakeAgent.guard` checks as the real :class:`~plugin.hostmounts.MountGuard`
+checks ``/proc/self/mountinfo``.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient
 from control.model import DatasetState, NodeState, VolumeStatus
+from plugin.hostmounts import MountEntry, MountGuard
 from plugin.mounts import MountTable
 
 
@@ -29,10 +33,20 @@ class FakeAgent:
         self.node = node
         self.name = name
         self.mount_root = mount_root
+        self.kernel_mounts: list[MountEntry] = []
 
     async def register(self) -> None:
         """Register the node, as an agent does when it starts."""
-        await self.client.register_node(self.node, self.name, None, {})
+        await self.client.register_node(self.node, self.name, None, {}, self.mount_root)
+
+    def guard(self) -> MountGuard:
+        """This node's mount checks over the fake mount table (block devices: ``/dev/...``)."""
+        return MountGuard(
+            lambda: self.mount_root,
+            read_mounts=lambda: list(self.kernel_mounts),
+            block_device=lambda source: source.startswith("/dev/"),
+            realpath=lambda path: path,
+        )
 
     async def converge(self) -> None:
         """Report every live dataset whose primary is this node as mounted here."""
@@ -55,6 +69,10 @@ class FakeAgent:
         report = NodeState(
             node_uuid=self.node, generation=configuration.generation, datasets=datasets
         )
+        self.kernel_mounts = [
+            MountEntry(str(state.path), f"/dev/fake/{state.dataset_id}", "ext4")
+            for state in datasets.values()
+        ]
         await self.client.report_state(report)
 
 

@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar
 from uuid import UUID
 
 import structlog
+from attrs import evolve
 from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
 
 from control.client.interface import ShoalClient, StateDataset
@@ -28,6 +29,7 @@ from control.model import Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin import rules
+from plugin.hostmounts import MountGuard
 from plugin.mounts import MountTable
 from plugin.names import check_name
 
@@ -67,6 +69,9 @@ class VolumeService:
 
     ``node`` returns this node's uuid (read from the local agent's identity)
     or raises a :class:`ShoalError` explaining why it is not known yet.
+    ``guard`` checks every reported mount path on this node before it is
+    handed out (:mod:`plugin.hostmounts`): Mount and Path refuse an untrusted
+    one, Get and List show it as not mounted here.
     """
 
     def __init__(
@@ -75,6 +80,7 @@ class VolumeService:
         node: Callable[[], UUID],
         clock: ReactorTime,
         mounts: MountStore,
+        guard: MountGuard,
         default_size: int | None = None,
         mount_timeout: float = 110.0,
         logger: Any = None,
@@ -85,6 +91,7 @@ class VolumeService:
         self._node = node
         self._clock = clock
         self._mounts = mounts
+        self._guard = guard
         self._table = mounts.load()
         self.default_size = default_size
         self.mount_timeout = mount_timeout
@@ -221,6 +228,7 @@ class VolumeService:
                 await self._client.move_dataset(dataset.dataset_id, node)
                 self._log.info("moving", volume=name, origin=str(dataset.primary))
             path = await self._wait_mounted(name, dataset.dataset_id, node)
+            await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
         except BaseException:
             await self._release_unused(name, strict=False)
             raise
@@ -300,7 +308,26 @@ class VolumeService:
 
     # -- Get / List / Path ----------------------------------------------------------
 
+    def _trusted(self, states: list[StateDataset]) -> list[StateDataset]:
+        """``states``, each path reported on this node that ``guard`` distrusts removed."""
+        node = self._node()
+        return [
+            evolve(state, path=None)
+            if state.primary == node
+            and state.path is not None
+            and not self._guard.trusted(state.dataset_id, state.path)
+            else state
+            for state in states
+        ]
+
     async def _observe(self) -> tuple[list[Dataset], list[Lease], list[StateDataset]]:
+        """The datasets, leases and reported states, untrusted paths removed."""
+        datasets, leases, states = await self._observe_untrusted()
+        return datasets, leases, self._trusted(states)
+
+    async def _observe_untrusted(
+        self,
+    ) -> tuple[list[Dataset], list[Lease], list[StateDataset]]:
         reads: list[Deferred[Any]] = [
             self._client.list_datasets(),
             self._client.list_leases(),
@@ -329,9 +356,21 @@ class VolumeService:
         )
 
     async def path(self, name: str) -> str:
-        """Where volume ``name`` is mounted on this node, or ``""`` if it is not."""
-        volume = await self.get(name)
-        return str(volume["Mountpoint"])
+        """Where volume ``name`` is mounted on this node, or ``""`` if it is not.
+
+        A path the control service reports is checked on this node first
+        (``guard``): one that fails is refused, never answered.
+        """
+        check_name(name)
+        node = self._node()
+        datasets, _, states = await self._observe_untrusted()
+        dataset = rules.find_volume(datasets, name)
+        if dataset is None:
+            raise NotFound(rules.no_such_volume(name))
+        path = rules.local_mountpoint(rules.state_for(states, dataset.dataset_id), node)
+        if path:
+            await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
+        return path
 
     async def list(self) -> list[dict[str, str]]:
         """Every volume, with its mount path on this node where it has one."""

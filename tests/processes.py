@@ -155,14 +155,23 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -
     wait_until(listening, timeout, f"a service listening on port {port}")
 
 
-def http_json(method: str, url: str, body: Any = None, headers: dict[str, str] | None = None):
-    """A blocking JSON request: returns ``(status, headers, decoded body)``."""
+def http_json(
+    method: str,
+    url: str,
+    body: Any = None,
+    headers: dict[str, str] | None = None,
+    context: Any = None,
+):
+    """A blocking JSON request: returns ``(status, headers, decoded body)``.
+
+    ``context`` is the :class:`ssl.SSLContext` of an HTTPS request (client certificates).
+    """
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if data is not None:
         request.add_header("Content-Type", "application/json")
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
+        with urllib.request.urlopen(request, timeout=30, context=context) as response:
             return response.status, dict(response.headers), json.loads(response.read() or b"null")
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), json.loads(error.read() or b"null")

@@ -13,7 +13,9 @@ from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
+from cryptography.hazmat.primitives import hashes
 from klein import Klein
+from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -35,11 +37,11 @@ from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier
-from control.errors import NotFound, ShoalError
+from control.errors import InvalidRequest, NotFound, ShoalError
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.model import Node, tag_for
 from control.reactor import ReactorTime
-from control.rules import check_tag
+from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
 from control.wire import (
     conditions_to_json,
@@ -50,6 +52,7 @@ from control.wire import (
     lease_to_json,
     node_state_from_json,
     node_to_json,
+    reported_orphan_to_json,
     state_datasets_to_json,
     versions_to_json,
 )
@@ -58,12 +61,32 @@ WATCH_DEFAULT = schemas.WATCH_DEFAULT
 WATCH_MAXIMUM = schemas.WATCH_MAXIMUM
 
 
+def peer_identity(request: Request) -> str | None:
+    """
+    The SHA-256 fingerprint (hex) of the client certificate of ``request``'s
+    TLS connection, or ``None`` over plain HTTP (which trusts its network).
+    """
+    transport: Any = ISSLTransport(request.transport, None)
+    if transport is None:
+        return None
+    certificate: Any = transport.getPeerCertificate()
+    if certificate is None:
+        return None
+    return str(certificate.to_cryptography().fingerprint(hashes.SHA256()).hex())
+
+
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
     return sorted(items, key=lambda item: str(key(item)))
 
 
 class ControlAPI:
-    """The control service's HTTP API, bound to one store and one clock."""
+    """
+    The control service's HTTP API, bound to one store and one clock.
+
+    ``identify`` names the client certificate of a request (default:
+    :func:`peer_identity`); nodes are bound to the certificate that
+    registered them.
+    """
 
     app = Klein()
 
@@ -74,8 +97,10 @@ class ControlAPI:
         new_uuid: Callable[[], UUID] = uuid4,
         node_timeout: float = 30.0,
         watch_interval: float = 1.0,
+        identify: Callable[[Request], str | None] = peer_identity,
     ) -> None:
         self._store = store
+        self._identify = identify
         self._clock = clock
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
@@ -274,6 +299,7 @@ class ControlAPI:
             body.get("labels") or {},
             now,
             mount_root=body.get("mount_root"),
+            identity=self._identify(request),
         )
         stored = await self._store.register_node(node)
         self.notifier.check()
@@ -285,7 +311,7 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         report = node_state_from_json(uuid, read_json(request, schemas.REPORT_STATE), self._now())
         try:
-            changed = await self._store.report_state(report)
+            changed = await self._store.report_state(report, self._identify(request))
         except NotFound:
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "
@@ -337,6 +363,24 @@ class ControlAPI:
         )
         found = await self._store.events(asked)
         return json_response(request, [event_to_json(e) for e in found])
+
+    @app.route("/v1/shoal/orphans", methods=["GET"])
+    async def list_orphans(self, request: Request) -> bytes:
+        """Every backend volume some node reports that no dataset record owns, with the node."""
+        cluster_state = await self._store.cluster_state()
+        configuration = await self._store.configuration(self._now())
+        found = reported_orphans(cluster_state.reports.values(), configuration.datasets)
+        body = [reported_orphan_to_json(node, orphan) for node, orphan in found]
+        return json_response(request, body, tag=configuration.tag)
+
+    @app.route("/v1/shoal/orphans/<blockdevice_id>", methods=["DELETE"])
+    async def destroy_orphan(self, request: Request, blockdevice_id: str) -> bytes:
+        """Have an orphaned volume destroyed: records its dataset as deleted (see the store)."""
+        if not 1 <= len(blockdevice_id) <= 255 or "\x00" in blockdevice_id:
+            raise InvalidRequest("A blockdevice id is 1 to 255 characters, without NUL.")
+        stored, generation = await self._store.destroy_orphan(blockdevice_id, if_tag(request))
+        self.notifier.check()
+        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
     @app.route("/v1/shoal/watch", methods=["GET"])
     async def watch(self, request: Request) -> bytes:

@@ -21,6 +21,7 @@ _REASONS = {
     200: "OK",
     201: "Created",
     400: "The request is malformed or breaks a rule.",
+    403: "Another client certificate registered this node.",
     404: "Not found.",
     405: "Not allowed on this resource now.",
     409: "Conflicts with the current configuration.",
@@ -87,11 +88,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/shoal/nodes", "Registered nodes and their liveness.", {200: s.NODES}),
     Operation(
         "put", "/v1/shoal/nodes/{node_uuid}", "Register or update a node (agents).",
-        {200: s.NODE}, s.REGISTER_NODE,
+        {200: s.NODE}, s.REGISTER_NODE, (403,),
     ),
     Operation(
         "put", "/v1/shoal/state/{node_uuid}", "Report a node's observed state (agents).",
-        {200: s.REPORT_RESULT}, s.REPORT_STATE, (404,),
+        {200: s.REPORT_RESULT}, s.REPORT_STATE, (403, 404, 409),
     ),
     Operation(
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",
@@ -107,6 +108,15 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.EVENTS}, None, (400,), s.EVENTS_QUERY,
     ),
     Operation(
+        "get", "/v1/shoal/orphans",
+        "Backend volumes no dataset owns, as nodes report them.", {200: s.REPORTED_ORPHANS},
+    ),
+    Operation(
+        "delete", "/v1/shoal/orphans/{blockdevice_id}",
+        "Destroy an orphaned volume: record its dataset deleted (primary: a node that sees it).",
+        {200: s.DATASET}, None, (400, 404, 409), conditional=True,
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),
@@ -120,7 +130,10 @@ def _json(schema: s.Schema) -> dict[str, Any]:
 def _parameters(op: Operation) -> list[dict[str, Any]]:
     params: list[dict[str, Any]] = []
     for name in re.findall(r"{(\w+)}", op.path):
-        schema = s.ERA_PARAMETER if name == "era" else s.UUID
+        schema = {
+            "era": s.ERA_PARAMETER,
+            "blockdevice_id": s.BLOCKDEVICE_ID_PARAMETER,
+        }.get(name, s.UUID)
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for name, schema in (op.query or {}).items():
         params.append(

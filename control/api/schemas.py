@@ -83,6 +83,13 @@ LABELS: Schema = {
 COUNTER: Schema = {"type": "integer", "minimum": 0, "maximum": LARGEST}
 ERA: Schema = {"type": ["string", "null"], "maxLength": 255, "pattern": NO_NUL}
 ERA_PARAMETER: Schema = {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL}
+BLOCKDEVICE_ID_PARAMETER: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 255,
+    "pattern": NO_NUL,
+    "description": "A backend volume's id, as `GET /v1/shoal/orphans` lists it.",
+}
 TAG: Schema = {
     "type": "string",
     "pattern": "^[!-~]+$",
@@ -292,6 +299,11 @@ NODE = _object(
     last_seen={"type": ["number", "null"]},
     live={"type": "boolean"},
     mount_root={"type": ["string", "null"]},
+    identity={
+        "type": ["string", "null"],
+        "description": "SHA-256 fingerprint (hex) of the client certificate that registered "
+        "the node; null without TLS. Only that certificate may register or report for it.",
+    },
 )
 EVENT = _object(
     ["id", "at", "kind", "message", "dataset_id", "node_uuid", "actor", "details"],
@@ -310,6 +322,11 @@ NODE_CONDITION = {
     "required": [*CONDITION["required"], "node_uuid"],
 }
 """A condition with the node that reports it."""
+REPORTED_ORPHAN = _object(
+    ["node_uuid", "blockdevice_id", "dataset_id", "size"],
+    node_uuid=UUID,
+    **ORPHAN["properties"],
+)
 VERSIONS = _object(["configuration", "state"], configuration=COUNTER, state=COUNTER)
 REPORT_RESULT = _object(
     ["changed", "configuration", "state"],
@@ -333,3 +350,4 @@ CONTAINERS: Schema = {"type": "array", "maxItems": 0, "description": "Always emp
 NODES = _list(NODE)
 EVENTS = _list(EVENT)
 NODE_CONDITIONS = _list(NODE_CONDITION)
+REPORTED_ORPHANS = _list(REPORTED_ORPHAN)

@@ -53,6 +53,7 @@ COMMAND_GROUPS = (
     CommandGroup("dataset", "control.cli.dataset", "create, list, move and delete datasets"),
     CommandGroup("node", "control.cli.node", "list the cluster's nodes"),
     CommandGroup("lease", "control.cli.lease", "list, acquire and release leases on datasets"),
+    CommandGroup("volume", "control.cli.volume", "backend volumes that no dataset owns"),
     CommandGroup("ca", "control.cli.ca", "the cluster certificate authority (mutual TLS)"),
     CommandGroup("events", "control.cli.events", "show what happened to datasets and nodes"),
     CommandGroup("control", "control.cli.control", "the control service"),

@@ -30,6 +30,7 @@ from control.client.interface import (
     NodeConfiguration,
     NodeInfo,
     Reported,
+    ReportedOrphan,
     ServiceVersion,
     StateDataset,
 )
@@ -42,6 +43,7 @@ from control.wire import (
     lease_from_json,
     node_from_json,
     node_state_to_json,
+    reported_orphan_from_json,
     versions_from_json,
 )
 
@@ -247,6 +249,20 @@ class HTTPClient:
     async def _list_events(self, params: Mapping[str, str]) -> list[Event]:
         obj = await self._json("GET", "/v1/shoal/events", params=params)
         return [event_from_json(o) for o in obj]
+
+    def list_orphans(self) -> Deferred[list[ReportedOrphan]]:
+        """See :meth:`ShoalClient.list_orphans`."""
+        return Deferred.fromCoroutine(self._list_orphans())
+
+    async def _list_orphans(self) -> list[ReportedOrphan]:
+        obj = await self._json("GET", "/v1/shoal/orphans")
+        return [ReportedOrphan(*reported_orphan_from_json(o)) for o in obj]
+
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None = None) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.destroy_orphan`."""
+        path = f"/v1/shoal/orphans/{quote(blockdevice_id, safe='')}"
+        d = Deferred.fromCoroutine(self._json("DELETE", path, None, if_tag=if_tag))
+        return d.addCallback(dataset_from_json)
 
     def list_leases(self) -> Deferred[list[Lease]]:
         """See :meth:`ShoalClient.list_leases`."""

@@ -21,7 +21,16 @@ from uuid import UUID
 
 from attrs import frozen
 
-from control.model import Condition, Dataset, Event, Lease, Node, NodeState, Versions
+from control.model import (
+    Condition,
+    Dataset,
+    Event,
+    Lease,
+    Node,
+    NodeState,
+    OrphanVolume,
+    Versions,
+)
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -85,6 +94,13 @@ class NodeConfiguration(NamedTuple):
     generation: int
     datasets: list[Dataset]
     leases: list[Lease]
+
+
+class ReportedOrphan(NamedTuple):
+    """A backend volume no dataset record owns, and a node that reports it."""
+
+    node_uuid: UUID
+    orphan: OrphanVolume
 
 
 class Reported(NamedTuple):
@@ -197,6 +213,16 @@ class ShoalClient(Protocol):
     ) -> Deferred[NodeConfiguration]:
         """The datasets whose primary is ``node_uuid`` or whose id is in ``also``,
         with the generation they belong to and the live leases."""
+        ...
+
+    def list_orphans(self) -> Deferred[list[ReportedOrphan]]:
+        """Every orphaned backend volume any node reports, with that node."""
+        ...
+
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None = None) -> Deferred[Dataset]:
+        """Have an orphaned volume destroyed; fires with the deleted record made for it.
+        ``NotFound`` (no node reports it), ``Conflict`` (its dataset is live),
+        ``PreconditionFailed``."""
         ...
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:

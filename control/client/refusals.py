@@ -8,6 +8,7 @@ import json
 
 from control.errors import (
     Conflict,
+    Forbidden,
     InvalidRequest,
     NotAllowed,
     NotFound,
@@ -22,6 +23,7 @@ ERRORS: dict[int, type[ShoalError]] = {
     cls.code: cls
     for cls in (
         InvalidRequest,
+        Forbidden,
         NotFound,
         NotAllowed,
         Conflict,

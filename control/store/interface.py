@@ -111,8 +111,28 @@ class Store(Protocol):
         """Remove a dataset's lease; returns the lease released and the new generation."""
         ...
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Have an orphaned volume destroyed; returns the record made and the new generation.
+
+        Records the orphan's dataset as deleted (primary: the first node, by
+        uuid, reporting the orphan; see :func:`control.rules.adopt_orphan`), so
+        the ordinary deletion destroys it. ``NotFound`` when no node reports
+        ``blockdevice_id`` as an orphan, ``Conflict`` when its dataset is live
+        or it names none. A record already deleted is returned without a new
+        generation.
+        """
+        ...
+
     def register_node(self, node: Node) -> Node:
-        """Create or update a node by uuid (host, era, labels, last_seen)."""
+        """Create or update a node by uuid (host, era, labels, last_seen, mount_root);
+        returns the node as stored.
+
+        :func:`control.rules.register_node` decides: it refuses a mount root
+        that is not a normalised directory other than ``/`` (``InvalidRequest``)
+        and a registration with another certificate than the one recorded in
+        ``identity`` (:class:`~control.errors.Forbidden`); one without a
+        certificate keeps the recorded identity.
+        """
         ...
 
     def nodes(self) -> list[Node]:
@@ -123,13 +143,16 @@ class Store(Protocol):
         """The node whose current era is ``era``, or ``None``."""
         ...
 
-    def report_state(self, report: NodeState) -> bool:
+    def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's latest report and mark the node seen at ``report.reported_at``.
 
         Returns whether the observation changed. Also purges deleted datasets
         that :func:`control.rules.purgeable` allows (a configuration write,
         which bumps the generation). Raises :class:`~control.errors.NotFound`
-        for a node that has not registered.
+        for a node that has not registered, and whatever
+        :func:`control.rules.check_report` refuses (another certificate than
+        ``identity`` registered the node, a stale era or generation, a path
+        outside the node's mount root); a refused report records nothing.
         """
         ...
 

@@ -187,18 +187,32 @@ class MemoryStore:
             self.append_events([ev.lease_released(released, now, actor)])
             return released, self._bump()
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            node, orphan = rules.find_orphan(blockdevice_id, self._reports.values())
+            assert orphan.dataset_id is not None
+            existing = self._datasets.get(orphan.dataset_id)
+            stored = rules.adopt_orphan(node, orphan, existing, self._generation + 1)
+            if stored == existing:
+                return stored, self._generation
+            self._datasets[stored.dataset_id] = stored
+            return stored, self._bump()
+
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
         with self._lock:
             old = self._nodes.get(node.uuid)
-            if old is None or not old.same_registration(node):
+            stored = rules.register_node(old, node)
+            if old is None or not old.same_registration(stored):
                 self._state_version += 1
-            self._nodes[node.uuid] = node
-            return node
+            self._nodes[node.uuid] = stored
+            return stored
 
-    def report_state(self, report: NodeState) -> bool:
+    def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's report, mark it seen, and purge what deletion allows."""
         with self._lock:
             node = self._nodes.get(report.node_uuid)
@@ -207,6 +221,7 @@ class MemoryStore:
                     f"Node {report.node_uuid} has not registered; its agent must register first."
                 )
             old = self._reports.get(report.node_uuid)
+            rules.check_report(node, old, report, self._generation, identity)
             changed = old is None or not old.same_observation(report)
             if changed:
                 self._state_version += 1
@@ -220,10 +235,11 @@ class MemoryStore:
 
     def _purge(self) -> None:
         reports = list(self._reports.values())
+        eras = {uuid: node.era for uuid, node in self._nodes.items()}
         doomed = [
             d.dataset_id
             for d in self._datasets.values()
-            if d.deleted and rules.purgeable(d, reports)
+            if d.deleted and rules.purgeable(d, reports, eras)
         ]
         for dataset_id in doomed:
             del self._datasets[dataset_id]

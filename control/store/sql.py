@@ -269,25 +269,43 @@ class SQLStore:
             generation = w.changed(lambda s: s.without_lease(dataset_id))
         return released, generation
 
+    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+        """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
+        with self._write() as (connection, generation, state_version):
+            rules.check_tag(generation, if_tag)
+            node, orphan = rules.find_orphan(blockdevice_id, q.all_reports(connection))
+            assert orphan.dataset_id is not None
+            existing = q.get_dataset(connection, orphan.dataset_id)
+            stored = rules.adopt_orphan(node, orphan, existing, generation + 1)
+            if stored == existing:
+                return stored, generation
+            q.put_dataset(connection, stored, exists=False)
+            q.write_counters(connection, generation + 1, state_version)
+        self._cache.advance(generation, lambda s: s.with_dataset(stored))
+        return stored, generation + 1
+
     # -- state writes --------------------------------------------------------
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
         with self._write() as (connection, generation, state_version):
             old = q.get_node(connection, node.uuid)
-            q.put_node(connection, node, exists=old is not None)
-            if old is None or not old.same_registration(node):
+            stored = rules.register_node(old, node)
+            q.put_node(connection, stored, exists=old is not None)
+            if old is None or not old.same_registration(stored):
                 q.write_counters(connection, generation, state_version + 1)
-        return node
+        return stored
 
-    def report_state(self, report: NodeState) -> bool:
+    def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's report, mark it seen, and purge what deletion allows."""
         with self._write() as (connection, generation, state_version):
-            if not q.node_exists(connection, report.node_uuid):
+            node = q.get_node(connection, report.node_uuid)
+            if node is None:
                 raise NotFound(
                     f"Node {report.node_uuid} has not registered; its agent must register first."
                 )
             old = q.get_report(connection, report.node_uuid)
+            rules.check_report(node, old, report, generation, identity)
             changed = old is None or not old.same_observation(report)
             q.put_report(connection, report, exists=old is not None)
             if changed:
@@ -325,7 +343,9 @@ def _purge(connection: Connection) -> list[UUID]:
     if not deleted:
         return []
     reports = q.all_reports(connection)
-    doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports)]
+    primaries = {q.get_node(connection, uuid) for uuid in {d.primary for d in deleted}}
+    eras = {node.uuid: node.era for node in primaries if node is not None}
+    doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports, eras)]
     if doomed:
         q.purge_datasets(connection, doomed)
     return doomed

@@ -176,3 +176,35 @@ def test_datasets_to_ask_about_are_those_attached_here():
         },
     )
     assert datasets_to_ask_about(local) == frozenset({D})
+
+
+def test_unknown_volumes_are_asked_about_then_reported_orphans():
+    """A volume here or unattached with no record is asked about, and reported if none exists."""
+    mine, lost, far = UUID(int=10), UUID(int=11), UUID(int=12)
+    volumes = [
+        volume(HERE, "b-mine", mine),
+        volume(None, "b-lost", lost),
+        volume(THERE, "b-far", far),
+    ]
+    local = classify(volumes, HERE, {}, frozenset(), (), ROOT)
+    desired = {mine: Dataset(dataset_id=mine, primary=ME)}
+    assert datasets_to_ask_about(local, desired) == frozenset({mine, lost})
+    first = local_state_to_report(local, desired, 5, "era", ME, 10.0)
+    assert first.orphans == ()
+    asked = frozenset({mine, lost})
+    report = local_state_to_report(local, desired, 5, "era", ME, 10.0, asked=asked)
+    assert [(o.blockdevice_id, o.dataset_id, o.size) for o in report.orphans] == [
+        ("b-lost", lost, 64)
+    ]
+    found_record = {**desired, lost: Dataset(dataset_id=lost, primary=OTHER, deleted=True)}
+    assert local_state_to_report(local, found_record, 5, "era", ME, 10.0, asked).orphans == ()
+
+
+def test_questions_about_unknown_volumes_are_bounded():
+    """At most ORPHAN_QUESTIONS unknown datasets are asked about in one pass."""
+    from agent.discovery import ORPHAN_QUESTIONS
+
+    volumes = [volume(None, f"b{i:04d}", UUID(int=1000 + i)) for i in range(ORPHAN_QUESTIONS + 5)]
+    local = classify(volumes, HERE, {}, frozenset(), (), ROOT)
+    asked = datasets_to_ask_about(local, {})
+    assert asked == {UUID(int=1000 + i) for i in range(ORPHAN_QUESTIONS)}

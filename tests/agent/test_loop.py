@@ -251,6 +251,23 @@ def test_registers_again_when_the_service_lost_the_node():
     assert node.uuid in world.control.store.cluster_state().reports
 
 
+def test_registers_again_after_backoff_when_a_report_is_refused_as_stale():
+    """When the service holds another era for the node, the 409 leads to a new registration."""
+    world = World()
+    node = world.node(0)
+    store = world.control.store
+    registered = store.cluster_state().nodes[node.uuid]
+    store.register_node(registered.__class__(uuid=node.uuid, host="h", era="restored-era"))
+    world.clock.advance(5)
+    calls = world.calls_since(0)
+    assert calls.count("register_node") == 1 and node.loop.phase is Phase.BACKING_OFF
+    world.clock.advance(1)
+    assert world.client.calls.count("register_node") == 2
+    assert store.cluster_state().nodes[node.uuid].era == "era-0"
+    assert store.cluster_state().reports[node.uuid].era == "era-0"
+    assert node.loop.phase is Phase.WAITING
+
+
 def test_failed_change_is_retried_by_a_later_pass():
     """A failing attach backs its dataset off (not the loop), and a later pass mounts."""
     world = World()

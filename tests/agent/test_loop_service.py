@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import stat
 from typing import Any
 from uuid import UUID
 
@@ -12,7 +14,7 @@ from twisted.internet.task import Clock
 from agent.backends.fake import FakeBlockDeviceAPI
 from agent.cli import options_from_args, register
 from agent.fs.fake import FakeFilesystems
-from agent.identity import read_identity
+from agent.identity import read_identity, read_mount_root
 from agent.service import (
     DEFAULT_CLUSTER_ID,
     KILL_AFTER_CHANGES,
@@ -98,6 +100,20 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
     assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
     again = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid
+
+
+def test_build_loop_records_the_mount_root_for_the_plugin(tmp_path):
+    """The agent writes its absolute mount root next to its identity, readable by root only."""
+    state = tmp_path / "state"
+    options = AgentOptions(
+        node_name="n1", backend="fake", state_dir=str(state), mount_root=str(tmp_path / "m"),
+        era="era-1",
+    )
+    clock: Any = Clock()
+    build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
+    assert read_mount_root(str(state)) == str(tmp_path / "m")
+    for name in ("mount_root.json", "identity.json"):
+        assert stat.S_IMODE(os.stat(state / name).st_mode) == 0o600
 
 
 def test_loopback_needs_a_pool(tmp_path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import posixpath
 from uuid import uuid4
 
 import pytest
@@ -9,8 +10,15 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from control import rules
-from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
-from control.model import Dataset, DatasetState, Lease, NodeState, VolumeStatus
+from control.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    PreconditionFailed,
+)
+from control.model import Dataset, DatasetState, Lease, Node, NodeState, VolumeStatus
 
 NOW = 1000.0
 A, B, C = uuid4(), uuid4(), uuid4()
@@ -126,13 +134,16 @@ def test_purgeable() -> None:
     live = dataset()
     gone = rules.delete_dataset(live, live.dataset_id, None, 5, NOW)
     i = live.dataset_id
-    assert not rules.purgeable(live, [seen(A, 9)])
-    assert not rules.purgeable(gone, [])
-    assert not rules.purgeable(gone, [seen(A, 4)])
-    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 9, i)])
-    assert not rules.purgeable(gone, [seen(A, 5, i)])
-    assert not rules.purgeable(gone, [seen(B, 9)])
-    assert rules.purgeable(gone, [seen(A, 5), seen(B, 1)])
+    eras = {A: None, B: None}
+    assert not rules.purgeable(live, [seen(A, 9)], eras)
+    assert not rules.purgeable(gone, [], eras)
+    assert not rules.purgeable(gone, [seen(A, 4)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 9, i)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5, i)], eras)
+    assert not rules.purgeable(gone, [seen(B, 9)], eras)
+    assert rules.purgeable(gone, [seen(A, 5), seen(B, 1)], eras)
+    assert not rules.purgeable(gone, [seen(A, 5), seen(B, 1)], {A: "rebooted", B: None})
+    assert not rules.purgeable(gone, [seen(A, 5)], {})
 
 
 @given(st.lists(st.tuples(st.sampled_from([A, B, C]), st.integers(0, 10), st.booleans())))
@@ -144,7 +155,7 @@ def test_purgeable_property(reports) -> None:
     expected = not any(has for _, _, has in reports) and any(
         n == A and g >= 5 for n, g, _ in reports
     )
-    assert rules.purgeable(gone, states) is expected
+    assert rules.purgeable(gone, states, {A: None, B: None, C: None}) is expected
 
 
 def test_mounted_elsewhere() -> None:
@@ -153,3 +164,22 @@ def test_mounted_elsewhere() -> None:
     assert rules.mounted_elsewhere(i, A, [seen(A, 1, i, status=VolumeStatus.MOUNTED)]) is None
     assert rules.mounted_elsewhere(i, A, [seen(B, 1, i, status=VolumeStatus.ATTACHED)]) is None
     assert rules.mounted_elsewhere(i, A, [seen(B, 1, i, status=VolumeStatus.MOUNTED)]) == B
+
+
+@given(st.lists(st.sampled_from(["a", "b", ".", "..", "", "mnt"]), min_size=1, max_size=6))
+def test_strictly_below_never_escapes(parts) -> None:
+    """A path accepted below ``/mnt`` is normalised and really lies inside it."""
+    path = "/mnt/" + "/".join(parts)
+    if rules.strictly_below("/mnt", path):
+        assert posixpath.normpath(path) == path and ".." not in path.split("/")
+        assert path.startswith("/mnt/") and len(path) > len("/mnt/")
+
+
+def test_check_identity_only_binds_recorded_certificates() -> None:
+    """No identity recorded or none presented (plain HTTP) passes; a different one is 403."""
+    bound = Node(uuid=A, host="h", identity="ab")
+    rules.check_identity(Node(uuid=A, host="h"), "cd", "report for")
+    rules.check_identity(bound, None, "report for")
+    rules.check_identity(bound, "ab", "report for")
+    with pytest.raises(Forbidden, match="ab"):
+        rules.check_identity(bound, "cd", "report for")

@@ -14,7 +14,7 @@ import os
 import threading
 from typing import Any
 
-from agent.identity import load_or_create_identity
+from agent.identity import load_or_create_identity, write_mount_root
 from tests.processes import http_json
 
 
@@ -39,7 +39,9 @@ class DirectoryAgent:
 
     def start(self) -> DirectoryAgent:
         """Register and start converging in a background thread."""
-        self._call("PUT", f"/v1/shoal/nodes/{self.uuid}", {"host": self.name, "labels": {}})
+        write_mount_root(self.state_dir, self.mount_root)
+        registration = {"host": self.name, "labels": {}, "mount_root": self.mount_root}
+        self._call("PUT", f"/v1/shoal/nodes/{self.uuid}", registration)
         self.converge()
         self._thread = threading.Thread(target=self._run, name=f"agent-{self.name}", daemon=True)
         self._thread.start()

@@ -70,7 +70,12 @@ class Cluster:
         if mounts is None:
             mounts = self.mounts.setdefault(node, MemoryMounts())
         service = VolumeService(
-            self.client, lambda: node, self.clock, mounts, mount_timeout=MOUNT_TIMEOUT,
+            self.client,
+            lambda: node,
+            self.clock,
+            mounts,
+            self.agents[node].guard(),
+            mount_timeout=MOUNT_TIMEOUT,
             run_blocking=synchronous_runner,
         )
         self.services[node] = service

@@ -34,3 +34,31 @@ def test_default_size_option() -> None:
     for bad in ("1M", "lots"):
         with pytest.raises(argparse.ArgumentTypeError):
             default_size_arg(bad)
+
+
+def test_mount_root_comes_from_the_agent_or_the_flag(tmp_path: str) -> None:
+    """The mount root is what the local agent recorded, unless --mount-root says otherwise."""
+    from agent.identity import write_mount_root
+
+    node = AgentNode(str(tmp_path))
+    with pytest.raises(Unavailable, match="mount root is not known yet"):
+        node.mount_root()
+    write_mount_root(str(tmp_path), "/var/lib/shoal/mounts")
+    assert node.mount_root() == "/var/lib/shoal/mounts"
+    assert AgentNode(str(tmp_path), "/srv/m").mount_root() == "/srv/m"
+
+
+def test_plugin_options_for_mount_checks() -> None:
+    """--mount-root and --test-directory-mounts reach the plugin's options."""
+    from control.cli.options import Parser
+    from plugin.cli import options_from_args, register
+
+    parser = Parser(prog="shoal")
+    register(parser.add_subparsers(parser_class=Parser))
+    plain = options_from_args(parser.parse_args(["plugin", "serve"]))
+    assert (plain.mount_root, plain.check_mount_table) == (None, True)
+    args = parser.parse_args(
+        ["plugin", "serve", "--mount-root", "/srv/m", "--test-directory-mounts"]
+    )
+    options = options_from_args(args)
+    assert (options.mount_root, options.check_mount_table) == ("/srv/m", False)

@@ -179,7 +179,7 @@ class TestMount:
         assert not d.called
         too_large = Condition(dataset.dataset_id, ConditionKind.ERROR, "too_large",
                               "create failed: File too large", START, "create", 1, True)
-        report = NodeState(NODE1, era="e", generation=2, conditions=(too_large,))
+        report = NodeState(NODE1, era=None, generation=2, conditions=(too_large,))
         result(cluster.client.report_state(report))
         cluster.clock.advance(0)
         error = failure(d)
@@ -360,7 +360,7 @@ class TestReports:
 
 
 def test_mount_table_is_saved_through_the_blocking_runner() -> None:
-    """Every save of the mount table runs through the injected runner, never inline."""
+    """Every save of the mount table and the mount check run through the injected runner."""
     cluster = make_cluster()
     mounts = MemoryMounts()
     ran: list[Any] = []
@@ -369,15 +369,17 @@ def test_mount_table_is_saved_through_the_blocking_runner() -> None:
         ran.append(f)
         return Deferred.fromCoroutine(_call(f, *args))
 
+    guard = cluster.agents[NODE1].guard()
     service = VolumeService(
-        cluster.client, lambda: NODE1, cluster.clock, mounts, run_blocking=recording_runner
+        cluster.client, lambda: NODE1, cluster.clock, mounts, guard, run_blocking=recording_runner
     )
     cluster.services[NODE1] = service
     create(cluster, NODE1)
     d = start(service.mount("vol", "c1"))
     cluster.converge(NODE1)
     result(d)
-    assert ran and all(f == mounts.save for f in ran)
+    assert mounts.save in ran and guard.verify in ran
+    assert all(f in (mounts.save, guard.verify) for f in ran)
     assert mounts.load().count("vol") == 1
 
 

@@ -29,6 +29,16 @@ NODE_B = UUID("bbbbbbbb-0000-4000-8000-000000000002")
 DATASET_1 = UUID("11111111-0000-4000-8000-000000000001")
 DATASET_2 = UUID("22222222-0000-4000-8000-000000000002")
 GiB = 1024**3
+MOUNT_ROOT = "/mnt"
+"""Where :meth:`Harness.register` says its nodes mount datasets."""
+IDENTITY_HEADER = "X-Test-Client-Certificate"
+"""The header the harness reads a request's certificate identity from (TLS stands in)."""
+
+
+def header_identity(request: Any) -> str | None:
+    """The test stand-in for a TLS client certificate: the value of :data:`IDENTITY_HEADER`."""
+    value = request.getHeader(IDENTITY_HEADER)
+    return None if value is None else str(value)
 
 
 def result_of(d: Deferred) -> Any:
@@ -89,7 +99,9 @@ class Harness:
         self.clock.advance(START)
         ids = _uuids()
         store = ThreadedStore(self.memory, synchronous_runner)
-        self.api = ControlAPI(store, self.clock, new_uuid=lambda: next(ids))
+        self.api = ControlAPI(
+            store, self.clock, new_uuid=lambda: next(ids), identify=header_identity
+        )
         self.client = StubTreq(self.api.resource())
 
     def start(
@@ -141,9 +153,17 @@ class Harness:
             Draft202012Validator(schema).validate(body)
         return Answer(response.code, response.headers, body)
 
-    def register(self, node: UUID = NODE_A, host: str = "10.0.0.1", era: str = "e1") -> Answer:
-        """Register a node and return the answer."""
-        answer = self.call("PUT", f"/v1/shoal/nodes/{node}", {"host": host, "era": era})
+    def register(
+        self,
+        node: UUID = NODE_A,
+        host: str = "10.0.0.1",
+        era: str = "e1",
+        mount_root: str = MOUNT_ROOT,
+        **kw: Any,
+    ) -> Answer:
+        """Register a node (mounting under ``mount_root``) and return the answer."""
+        body = {"host": host, "era": era, "mount_root": mount_root}
+        answer = self.call("PUT", f"/v1/shoal/nodes/{node}", body, **kw)
         assert answer.code == 200, answer.body
         return answer
 

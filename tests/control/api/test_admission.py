@@ -19,7 +19,8 @@ def _report(h: Harness, node: UUID, maximum: int | None, shared: bool = True, **
         "maximum_volume_size": maximum,
         "shared": shared,
     }
-    body = {"generation": 0, "datasets": [], "capacity": capacity, **extra}
+    era = {NODE_A: "e1", NODE_B: "e2"}[node]
+    body = {"era": era, "generation": 0, "datasets": [], "capacity": capacity, **extra}
     answer = h.call("PUT", f"/v1/shoal/state/{node}", body)
     assert answer.code == 200, answer.body
 

@@ -45,6 +45,7 @@ def test_register_and_list_nodes_with_liveness() -> None:
         "last_seen": START,
         "live": True,
         "mount_root": "/mnt/shoal",
+        "identity": None,
     }
     assert (answer.code, answer.body) == (200, node)
     assert h.call("GET", "/v1/shoal/nodes").body == [node]

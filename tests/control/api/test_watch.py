@@ -177,7 +177,7 @@ def test_watch_wakes_on_state_change() -> None:
     h = _registered()
     d = h.start("GET", f"{WATCH}?configuration=0&state=1")
     h.client.flush()
-    report = {"generation": 0, "datasets": []}
+    report = {"era": "e1", "generation": 0, "datasets": []}
     h.call("PUT", f"/v1/shoal/state/{NODE_A}", report)
     assert h.finish(d).body == {"configuration": 0, "state": 2}
 

@@ -42,6 +42,7 @@ class CLI:
     client: ShoalClient = field(init=False)
     settle: Any = field(init=False)
     settings: list[Settings] = field(factory=list)
+    eras: dict[UUID, str] = field(factory=dict)
 
     def __attrs_post_init__(self) -> None:
         self.clock.advance(START)
@@ -69,7 +70,8 @@ class CLI:
 
     def register(self, node: UUID = NODE_1, host: str = "node1", **labels: str) -> None:
         """Register a node."""
-        self.wait(self.client.register_node(node, host, f"era-{host}", labels))
+        self.wait(self.client.register_node(node, host, f"era-{host}", labels, "/shoal"))
+        self.eras[node] = f"era-{host}"
 
     def create(self, dataset: UUID = DATASET_1, node: UUID = NODE_1, name: str | None = None,
                size: int | None = GiB) -> None:
@@ -85,5 +87,5 @@ class CLI:
                             else None)
             for d, s in states
         }
-        report = NodeState(node, f"era-{node}", 0, datasets, conditions=conditions)
+        report = NodeState(node, self.eras.get(node), 0, datasets, conditions=conditions)
         self.wait(self.client.report_state(report))

@@ -19,13 +19,14 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control import FLOCKER_API_VERSION
-from control.client.interface import NodeCondition, ShoalClient, StateDataset
+from control.client.interface import NodeCondition, ReportedOrphan, ShoalClient, StateDataset
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
 from control.model import (
     Condition,
     ConditionKind,
     DatasetState,
     NodeState,
+    OrphanVolume,
     Versions,
     VolumeStatus,
 )
@@ -54,7 +55,7 @@ class ClientHarness:
 
     def register(self, node: UUID = NODE_A, host: str = "10.0.0.1", era: str = "e1") -> None:
         """Register a node."""
-        self.run(self.client.register_node(node, host, era, {"name": host}))
+        self.run(self.client.register_node(node, host, era, {"name": host}, "/shoal"))
 
     def create(self, primary: UUID = NODE_A, **kw: Any) -> Any:
         """Create a dataset and return it."""
@@ -199,6 +200,20 @@ class ClientContract:
         after = harness.run(harness.client.list_events(since=found[0].event_id, limit=5))
         assert after == found[1:]
         assert harness.run(harness.client.list_events(node_uuid=NODE_A)) == found[:1]
+
+    def test_orphans_listed_and_destroyed(self, harness: ClientHarness) -> None:
+        """An orphan a node reports is listed; destroying it answers the deleted record made."""
+        harness.register()
+        orphan = OrphanVolume("vol-1", DATASET_1, GiB)
+        harness.run(harness.client.report_state(
+            NodeState(NODE_A, era="e1", generation=0, orphans=[orphan])
+        ))
+        assert harness.run(harness.client.list_orphans()) == [ReportedOrphan(NODE_A, orphan)]
+        record = harness.run(harness.client.destroy_orphan("vol-1"))
+        assert (record.dataset_id, record.primary, record.deleted) == (DATASET_1, NODE_A, True)
+        assert harness.run(harness.client.list_orphans()) == []
+        with pytest.raises(NotFound):
+            harness.run(harness.client.destroy_orphan("vol/2"))
 
     def test_list_nodes_liveness(self, harness: ClientHarness) -> None:
         """A node is live after registering and not live once the timeout has passed."""

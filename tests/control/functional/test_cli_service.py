@@ -11,6 +11,8 @@ import urllib.request
 import uuid
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 
 from tests.processes import ControlProcess, http_json, shoal
 
@@ -86,6 +88,8 @@ def tls_dir(tmp_path) -> str:
         ("ca", "init", "--dir", directory),
         ("ca", "issue", "control", "--ip", "127.0.0.1", "--dir", directory),
         ("ca", "issue", "user", "alice", "--dir", directory),
+        ("ca", "issue", "node", "node-a", "--dir", directory),
+        ("ca", "issue", "node", "node-b", "--dir", directory),
     ):
         result = shoal(*args)
         assert result.returncode == 0, result.stderr
@@ -114,6 +118,45 @@ def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
         assert anonymous.returncode == 1 and "error:" in anonymous.stderr
         with pytest.raises(OSError):
             http_json("GET", f"http://127.0.0.1:{service.port}/v1/version")
+    finally:
+        service.stop()
+
+
+def _as(tls_dir: str, name: str) -> ssl.SSLContext:
+    """A client TLS context presenting certificate ``name`` and trusting the cluster CA."""
+    context = ssl.create_default_context(cafile=f"{tls_dir}/cluster.crt")
+    context.load_cert_chain(f"{tls_dir}/{name}.crt", f"{tls_dir}/{name}.key")
+    return context
+
+
+def test_node_certificate_cannot_report_for_another_node(tls_dir: str, tmp_path) -> None:
+    """Node B's certificate can neither report for node A nor re-register it; A's own can."""
+    service = ControlProcess(
+        f"sqlite:///{tmp_path / 'control.db'}", extra=["--tls-dir", tls_dir]
+    ).start()
+    try:
+        a, b = _as(tls_dir, "node-node-a"), _as(tls_dir, "node-node-b")
+        node_a = str(uuid.uuid4())
+        registration = {"host": "a", "era": "boot-a", "mount_root": "/var/lib/shoal/mounts"}
+        url = f"{service.url}/v1/shoal/nodes/{node_a}"
+        assert http_json("PUT", url, registration, context=a)[0] == 200
+        dataset = str(uuid.uuid4())
+        forged = {"era": "boot-a", "generation": 0, "datasets": [
+            {"dataset_id": dataset, "status": "mounted",
+             "path": f"/var/lib/shoal/mounts/{dataset}"}
+        ]}
+        state_url = f"{service.url}/v1/shoal/state/{node_a}"
+        status, _, body = http_json("PUT", state_url, forged, context=b)
+        assert status == 403 and "Only the certificate that registered" in body["description"]
+        status, _, body = http_json("PUT", url, {**registration, "host": "evil"}, context=b)
+        assert status == 403
+        assert http_json("GET", f"{service.url}/v1/state/datasets", context=a)[2] == []
+        assert http_json("PUT", state_url, forged, context=a)[0] == 200
+        nodes = http_json("GET", f"{service.url}/v1/shoal/nodes", context=a)[2]
+        assert [n["host"] for n in nodes] == ["a"]
+        with open(f"{tls_dir}/node-node-a.crt", "rb") as f:
+            certificate = x509.load_pem_x509_certificate(f.read())
+        assert nodes[0]["identity"] == certificate.fingerprint(hashes.SHA256()).hex()
     finally:
         service.stop()
 

@@ -15,7 +15,14 @@ from uuid import UUID, uuid4
 import pytest
 from attrs import evolve
 
-from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound, PreconditionFailed
+from control.errors import (
+    Conflict,
+    Forbidden,
+    InvalidRequest,
+    NotAllowed,
+    NotFound,
+    PreconditionFailed,
+)
 from control.events import EventQuery, EventRetention
 from control.model import (
     MINIMUM_DATASET_SIZE,
@@ -37,9 +44,11 @@ from control.store.interface import Store
 NOW = 1_700_000_000.0
 
 
-def add_node(store: Store, host: str = "10.0.0.1", era: str | None = None) -> UUID:
-    """Register a new node; returns its uuid."""
-    node = Node(uuid=uuid4(), host=host, era=era, labels={"zone": "a"}, last_seen=NOW)
+def add_node(store: Store, host: str = "10.0.0.1", era: str | None = "era") -> UUID:
+    """Register a new node (mounting under ``/m``); returns its uuid."""
+    node = Node(
+        uuid=uuid4(), host=host, era=era, labels={"zone": "a"}, last_seen=NOW, mount_root="/m"
+    )
     return store.register_node(node).uuid
 
 
@@ -50,13 +59,15 @@ def add_dataset(store: Store, primary: UUID, **kwargs: Any) -> Dataset:
     return dataset
 
 
-def report(node: UUID, generation: int, *dataset_ids: UUID, at: float = NOW) -> NodeState:
+def report(
+    node: UUID, generation: int, *dataset_ids: UUID, at: float = NOW, era: str = "era"
+) -> NodeState:
     """A report from ``node`` having seen ``generation`` and holding ``dataset_ids`` mounted."""
     states = {
         i: DatasetState(dataset_id=i, status=VolumeStatus.MOUNTED, path=f"/m/{i}", device="/dev/b")
         for i in dataset_ids
     }
-    return NodeState(node_uuid=node, era="era", generation=generation, datasets=states,
+    return NodeState(node_uuid=node, era=era, generation=generation, datasets=states,
                      reported_at=at)
 
 
@@ -400,6 +411,7 @@ class StoreConformance:
         store.report_state(plain)
         detailed = NodeState(
             node_uuid=a,
+            era="era",
             generation=1,
             reported_at=NOW + 1,
             conditions=[
@@ -421,6 +433,127 @@ class StoreConformance:
         assert store.report_state(detailed) is True
         assert store.cluster_state().reports == {a: detailed}
         assert store.report_state(plain) is True
+
+    # -- who may report what ------------------------------------------------------------
+
+    def test_registration_by_another_certificate_refused(self, store: Store) -> None:
+        """A node registered with one certificate cannot be re-registered with another."""
+        node = Node(uuid=uuid4(), host="h", era="e1", mount_root="/m", identity="ab" * 32)
+        store.register_node(node)
+        with pytest.raises(Forbidden, match="registered with the client certificate"):
+            store.register_node(Node(uuid=node.uuid, host="evil", era="e1", identity="cd" * 32))
+        assert store.nodes() == [node] and store.versions() == Versions(0, 1)
+        plain = Node(uuid=node.uuid, host="h2", era="e1", mount_root="/m")
+        assert store.register_node(plain).identity == node.identity
+
+    def test_report_by_another_certificate_refused(self, store: Store) -> None:
+        """Only the certificate that registered a node may report for it; nothing is recorded."""
+        node = Node(uuid=uuid4(), host="h", era="era", mount_root="/m", identity="ab" * 32)
+        store.register_node(node)
+        with pytest.raises(Forbidden, match="report for node"):
+            store.report_state(report(node.uuid, 0), "cd" * 32)
+        assert store.cluster_state().reports == {}
+        assert store.report_state(report(node.uuid, 0), "ab" * 32) is True
+
+    @pytest.mark.parametrize(
+        "path", ["/etc", "/m", "/m/../etc", "/m/./x", "/m//x", "/m/x/", "/mnt/x", "m/x"]
+    )
+    def test_report_path_outside_mount_root_refused(self, store: Store, path: str) -> None:
+        """A path not strictly below the registered mount root (normalised) is refused."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        forged = NodeState(node_uuid=a, era="era", generation=1, datasets={
+            dataset.dataset_id: DatasetState(dataset.dataset_id, VolumeStatus.MOUNTED, path=path)
+        })
+        with pytest.raises(InvalidRequest, match="mount root"):
+            store.report_state(forged)
+        assert store.cluster_state().reports == {} and store.versions() == Versions(1, 1)
+
+    def test_report_path_without_mount_root_refused(self, store: Store) -> None:
+        """A node that registered no mount root may report no path at all."""
+        node = Node(uuid=uuid4(), host="h", era="era")
+        store.register_node(node)
+        dataset = add_dataset(store, node.uuid)
+        with pytest.raises(InvalidRequest, match="no mount_root"):
+            store.report_state(report(node.uuid, 1, dataset.dataset_id))
+        assert store.report_state(report(node.uuid, 1)) is True
+
+    @pytest.mark.parametrize("root", ["/", "/m/", "/m/../etc", "//m"])
+    def test_unnormalised_mount_root_refused(self, store: Store, root: str) -> None:
+        """A mount root of / or one that is not normalised is refused at registration."""
+        with pytest.raises(InvalidRequest, match="mount_root"):
+            store.register_node(Node(uuid=uuid4(), host="h", mount_root=root))
+        assert store.nodes() == []
+
+    def test_stale_reports_refused(self, store: Store) -> None:
+        """Reports of another era, a future generation or an older generation are refused."""
+        a = add_node(store)
+        for _ in range(3):
+            add_dataset(store, a)
+        store.report_state(report(a, 2))
+        for stale in (report(a, 3, era="old-boot"), report(a, 4), report(a, 1)):
+            with pytest.raises(Conflict):
+                store.report_state(stale)
+        assert store.cluster_state().reports[a] == report(a, 2)
+        assert store.report_state(report(a, 3)) is True
+
+    def test_forged_empty_report_does_not_purge(self, store: Store) -> None:
+        """An empty report of the wrong era or an old generation purges nothing."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.report_state(report(a, 1, dataset.dataset_id))
+        store.delete_dataset(dataset.dataset_id, None, NOW)
+        for forged in (report(a, 2, era="forged"), report(a, 0), report(a, 9)):
+            with pytest.raises(Conflict):
+                store.report_state(forged)
+        assert store.dataset(dataset.dataset_id) is not None
+        assert store.versions().configuration == 2
+
+    def test_purge_waits_for_primary_in_its_current_era(self, store: Store) -> None:
+        """After the primary re-registers in a new era, its old report no longer counts."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        store.delete_dataset(dataset.dataset_id, None, NOW)
+        store.report_state(report(a, 2, dataset.dataset_id))
+        store.register_node(Node(uuid=a, host="10.0.0.1", era="boot-2", mount_root="/m"))
+        store.report_state(report(b, 2))
+        assert store.dataset(dataset.dataset_id) is not None
+        store.report_state(report(a, 2, era="boot-2"))
+        assert store.dataset(dataset.dataset_id) is None
+
+    # -- orphans ---------------------------------------------------------------------------
+
+    def test_destroy_orphan_records_deleted_dataset(self, store: Store) -> None:
+        """An orphan gets a deleted record on the first node (by uuid) reporting it, once."""
+        a, b = add_node(store), add_node(store, "b")
+        lost = uuid4()
+        for node in (a, b):
+            store.report_state(NodeState(node_uuid=node, era="era", generation=0, orphans=[
+                OrphanVolume("vol-9", lost, MINIMUM_DATASET_SIZE)
+            ]))
+        stored, generation = store.destroy_orphan("vol-9", "0")
+        first = min((a, b), key=str)
+        assert stored == Dataset(
+            dataset_id=lost, primary=first, maximum_size=MINIMUM_DATASET_SIZE,
+            metadata={"shoal.orphan": "vol-9"}, deleted=True, deleted_generation=1,
+        )
+        assert generation == 1 and store.dataset(lost) == stored
+        assert store.destroy_orphan("vol-9", None) == (stored, 1)
+
+    def test_destroy_orphan_refusals(self, store: Store) -> None:
+        """Unknown ids are 404, a live dataset's volume 409; nothing changes."""
+        a = add_node(store)
+        live = add_dataset(store, a)
+        store.report_state(NodeState(node_uuid=a, era="era", generation=1, orphans=[
+            OrphanVolume("vol-live", live.dataset_id), OrphanVolume("vol-anon")
+        ]))
+        with pytest.raises(NotFound):
+            store.destroy_orphan("vol-none", None)
+        with pytest.raises(Conflict, match="live dataset"):
+            store.destroy_orphan("vol-live", None)
+        with pytest.raises(Conflict, match="names no dataset"):
+            store.destroy_orphan("vol-anon", None)
+        assert store.versions().configuration == 1 and store.dataset(live.dataset_id) == live
 
     def test_datasets_for_node(self, store: Store) -> None:
         """A node's datasets are those it is primary of plus those asked for, deleted too."""
@@ -471,7 +604,7 @@ class StoreConformance:
         """A report never purges datasets that are not deleted."""
         a = add_node(store)
         dataset = add_dataset(store, a)
-        store.report_state(report(a, 99))
+        store.report_state(report(a, 1))
         assert store.dataset(dataset.dataset_id) == dataset
         assert store.versions().configuration == 1
 
@@ -484,7 +617,7 @@ class StoreConformance:
         gone = add_dataset(store, a)
         store.delete_dataset(gone.dataset_id, None, NOW)
         store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 60), None, NOW)
-        store.report_state(report(a, 2, dataset.dataset_id))
+        store.report_state(report(a, 2, dataset.dataset_id, era="boot"))
         expected = (store.versions(), store.configuration(NOW), store.cluster_state())
         store.close()
         again = reopen()

@@ -22,6 +22,10 @@ def datasets(control: ControlProcess) -> list[dict[str, Any]]:
     return [d for d in body if not d["deleted"]]
 
 
+DIRECTORIES = ("--test-directory-mounts",)
+"""The stand-in agent mounts plain directories, which the plugin refuses unless told."""
+
+
 def leases(control: ControlProcess) -> list[dict[str, Any]]:
     """The live leases."""
     return http_json("GET", control.url + "/v1/configuration/leases")[2]
@@ -37,7 +41,7 @@ def node1(
     """Node1: a stand-in agent, its plugin where Docker finds it, and the engine."""
     name, socket = docker_plugin_socket
     agent = dir_agents("node1")
-    return name, agent, plugins("node1", socket=socket), dockerd
+    return name, agent, plugins("node1", socket=socket, extra=DIRECTORIES), dockerd
 
 
 def test_volume_lifecycle(node1: Any, control: ControlProcess) -> None:
@@ -91,7 +95,7 @@ def test_running_container_holds_the_volume(
     assert [le["node_uuid"] for le in leases(control)] == [str(agent.uuid)]
 
     dir_agents("node2")
-    other = plugins("node2")
+    other = plugins("node2", extra=DIRECTORIES)
     code, body = other.call("VolumeDriver.Mount", {"Name": "vol3", "ID": "x"})
     assert code == 500 and "in use on node node1" in body["Err"]
     code, body = other.call("VolumeDriver.Remove", {"Name": "vol3"})
