@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from klein import Klein
+from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -35,7 +36,7 @@ from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier, ReactorTime
-from control.errors import NotFound, ShoalError
+from control.errors import NotFound, ShoalError, Unavailable
 from control.model import Node, tag_for
 from control.store.threaded import ThreadedStore
 from control.wire import (
@@ -279,4 +280,12 @@ class ControlAPI:
             state = current.state if state is None else state
         waiting = self.notifier.wait(configuration, state, timeout)
         request.notifyFinish().addErrback(lambda _: waiting.cancel())
-        return json_response(request, versions_to_json(await waiting))
+        try:
+            versions = await waiting
+        except CancelledError:
+            if getattr(request, "_disconnected", False):
+                return b""  # the watcher went away; nobody reads an answer
+            raise Unavailable(
+                "The control service is shutting down; watch again once it is back."
+            ) from None
+        return json_response(request, versions_to_json(versions))

@@ -14,7 +14,7 @@ from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
 from control.client.interface import NodeInfo, StateDataset
 from control.errors import InvalidRequest, ShoalError
-from control.model import Dataset, Lease
+from control.model import Dataset, Lease, check_maximum_size
 from control.units import format_size, parse_size
 from control.wire import JSON, dataset_to_json, lease_to_json
 
@@ -24,9 +24,11 @@ DEFAULT_TIMEOUT = 120.0
 def size_arg(text: str) -> int:
     """``--size``: a size with a binary unit (see :mod:`control.units`)."""
     try:
-        return parse_size(text)
+        size = parse_size(text)
+        check_maximum_size(size, "--size")
     except ShoalError as e:
         raise argparse.ArgumentTypeError(e.description) from None
+    return size
 
 
 def meta_arg(text: str) -> tuple[str, str]:

@@ -134,7 +134,8 @@ class SQLStore:
             rules.check_tag(generation, if_tag)
             existing = q.get_dataset(connection, dataset.dataset_id)
             known = q.node_exists(connection, dataset.primary)
-            stored = rules.create_dataset(existing, known, dataset)
+            named = None if dataset.name is None else q.live_named(connection, dataset.name)
+            stored = rules.create_dataset(existing, known, dataset, named)
             q.put_dataset(connection, stored, exists=False)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
@@ -146,13 +147,15 @@ class SQLStore:
         """Give a dataset a new primary; returns it and the new generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
+            lease = q.get_lease(connection, dataset_id)
             stored = rules.move_dataset(
                 q.get_dataset(connection, dataset_id),
                 dataset_id,
                 primary,
                 q.node_exists(connection, primary),
-                q.get_lease(connection, dataset_id),
+                lease,
                 now,
+                _holder(connection, lease),
             )
             q.put_dataset(connection, stored, exists=True)
             q.write_counters(connection, generation + 1, state_version)
@@ -167,7 +170,9 @@ class SQLStore:
             rules.check_tag(generation, if_tag)
             existing = q.get_dataset(connection, dataset_id)
             lease = q.get_lease(connection, dataset_id)
-            stored = rules.delete_dataset(existing, dataset_id, lease, generation + 1, now)
+            stored = rules.delete_dataset(
+                existing, dataset_id, lease, generation + 1, now, _holder(connection, lease)
+            )
             if stored == existing:
                 return stored, generation
             q.put_dataset(connection, stored, exists=True)
@@ -183,7 +188,9 @@ class SQLStore:
             rules.check_tag(generation, if_tag)
             existing = q.get_lease(connection, lease.dataset_id)
             dataset = q.get_dataset(connection, lease.dataset_id)
-            stored, created = rules.acquire_lease(dataset, existing, lease, now)
+            stored, created = rules.acquire_lease(
+                dataset, existing, lease, now, _holder(connection, existing)
+            )
             q.put_lease(connection, stored, exists=existing is not None)
             q.write_counters(connection, generation + 1, state_version)
         self._cache.advance(generation, lambda s: s.with_lease(stored))
@@ -236,6 +243,13 @@ class SQLStore:
     def close(self) -> None:
         """Release every pooled connection."""
         self._engine.dispose()
+
+
+def _holder(connection: Connection, lease: Lease | None) -> str | None:
+    """The name of the node holding ``lease``, for a refusal."""
+    if lease is None:
+        return None
+    return rules.holder_name(lease, q.get_node(connection, lease.node_uuid))
 
 
 def _purge(connection: Connection) -> list[UUID]:
