@@ -34,6 +34,27 @@ def check_primary_known(primary: UUID, known: bool) -> None:
         )
 
 
+def check_live(node: Node | None, now: float, timeout: float) -> None:
+    """Refuse to place a dataset on ``node`` if it is registered but not heard from lately.
+
+    Only asked for (the API's ``X-Shoal-Require-Live`` header, the CLI unless
+    ``--force``): Flocker placed datasets on any node, and its clients still may.
+    """
+    if node is None or node.is_live(now, timeout):
+        return
+    silent = (
+        "it was never heard from"
+        if node.last_seen is None
+        else f"it was last heard from {now - node.last_seen:.0f} s ago"
+    )
+    raise Conflict(
+        f"Node {node.display_name} ({node.uuid}) is not live: {silent} "
+        f"(the node timeout is {timeout:g} s), so its agent may be down and nothing would act "
+        "on the dataset there. Start its agent or choose a live node (GET /v1/shoal/nodes); "
+        "leave out X-Shoal-Require-Live to place the dataset there anyway."
+    )
+
+
 def _require(existing: Dataset | None, dataset_id: UUID) -> Dataset:
     if existing is None:
         raise NotFound(f"Dataset {dataset_id} does not exist.")

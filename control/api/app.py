@@ -20,7 +20,7 @@ from twisted.web.resource import Resource
 from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
-from control import FLOCKER_API_VERSION, __version__
+from control import FLOCKER_API_VERSION, __version__, rules
 from control.api import schemas
 from control.api.body import (
     if_tag,
@@ -30,6 +30,7 @@ from control.api.body import (
     query_seconds,
     query_uuids,
     read_json,
+    require_live,
 )
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.listing import ListingEncoder
@@ -127,6 +128,7 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
+        await self._check_live(request, dataset.primary)
         stored, generation = await self._store.create_dataset(dataset, if_tag(request))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
@@ -136,6 +138,7 @@ class ControlAPI:
         """Give a dataset a new primary."""
         uuid = path_uuid(dataset_id, "dataset id")
         primary = path_uuid(read_json(request, schemas.MOVE_DATASET)["primary"], "primary")
+        await self._check_live(request, primary)
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now()
         )
@@ -149,6 +152,14 @@ class ControlAPI:
         stored, generation = await self._store.delete_dataset(uuid, if_tag(request), self._now())
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    async def _check_live(self, request: Request, primary: UUID) -> None:
+        """Refuse a primary that is not live, if the request opts in (``X-Shoal-Require-Live``)."""
+        if not require_live(request):
+            return
+        nodes = await self._store.nodes()
+        node = next((n for n in nodes if n.uuid == primary), None)
+        rules.check_live(node, self._now(), self._node_timeout)
 
     # -- state ---------------------------------------------------------------
 

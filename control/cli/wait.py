@@ -70,6 +70,14 @@ def gone(dataset_id: UUID, names: Mapping[UUID, str]) -> Pending:
     return pending
 
 
+def interrupted_note(waiting: str) -> str:
+    """What Ctrl-C during a wait means: only the waiting stops."""
+    return (
+        f"stopped waiting for {waiting}, but the operation goes on in the cluster: "
+        "`shoal dataset list` shows how far it got."
+    )
+
+
 async def wait_until(ctx: Context, pending: Pending, timeout: float) -> None:
     """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds."""
     deadline = ctx.clock.seconds() + timeout
@@ -78,9 +86,11 @@ async def wait_until(ctx: Context, pending: Pending, timeout: float) -> None:
     while True:
         waiting = pending(await ctx.client.list_state_datasets())
         if waiting is None:
+            ctx.on_interrupt = None
             return
         if waiting != last:
             ctx.progress(f"waiting for {waiting}")
+            ctx.on_interrupt = interrupted_note(waiting)
             last = waiting
         left = deadline - ctx.clock.seconds()
         if left <= 0:
