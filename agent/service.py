@@ -41,10 +41,16 @@ from agent.backends.interface import BlockDeviceAPI
 from agent.backends.registry import make_backend
 from agent.executor import Executor
 from agent.fs.interface import Filesystems
-from agent.identity import DEFAULT_STATE_DIR, boot_id, load_or_create_identity
+from agent.identity import (
+    DEFAULT_STATE_DIR,
+    StateDirLocked,
+    boot_id,
+    load_or_create_identity,
+    lock_state_dir,
+)
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
-from control.errors import InvalidRequest
+from control.errors import Conflict, InvalidRequest
 from control.runners import Runner, thread_pool_runner
 
 DEFAULT_MOUNT_ROOT = "/var/lib/shoal/mounts"
@@ -187,6 +193,10 @@ def run_agent(
     options: AgentOptions, make_client: Callable[[Any], ShoalClient], reactor: Any = None
 ) -> int:
     """Run one agent until SIGTERM/SIGINT (blocking; runs the reactor); returns the exit status."""
+    try:
+        lock = lock_state_dir(options.state_dir)
+    except StateDirLocked as e:
+        raise Conflict(str(e)) from None
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -226,5 +236,8 @@ def run_agent(
     reactor.callWhenRunning(begin)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
-    reactor.run()
+    try:
+        reactor.run()
+    finally:
+        os.close(lock)
     return status[0]
