@@ -22,9 +22,9 @@ def test_node_list_table() -> None:
     result = cluster()("node", "list")
     assert result.code == 0
     assert [line.split() for line in result.out.splitlines()] == [
-        ["HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
-        ["node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
-        ["node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
+        ["NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
+        ["node1", "node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
+        ["node2", "node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
     ]
 
 
