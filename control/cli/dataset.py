@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,20 @@ def meta_arg(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+CLI_TERMS = {"maximum_size": "--size"}
+"""The API's field names, as the ``shoal dataset create`` options that set them."""
+
+
+def in_cli_terms(error: ShoalError) -> ShoalError:
+    """``error`` speaking of the CLI's options (``--size``) instead of the API's fields."""
+    description = error.description
+    for field, option in CLI_TERMS.items():
+        description = re.sub(rf"\b{field}\b", option, description)
+    if description == error.description:
+        return error
+    return type(error)(description, error.errors)
 
 
 def uuid_arg(text: str) -> UUID:
@@ -174,7 +189,10 @@ async def create(ctx: Context) -> None:
     primary = default_node(nodes) if args.node is None else resolve_node(args.node, nodes)
     check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
     metadata = dict(args.meta or [])
-    dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+    try:
+        dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
     names = node_names(nodes)
     where = node_name(primary, names)
     ctx.progress(f"created dataset {dataset.dataset_id} on {where}")

@@ -8,9 +8,12 @@ from typing import Any
 
 import pytest
 
+from control.cli.dataset import in_cli_terms, liveness_status
 from control.cli.program import run
 from control.cli.shell import Shell
-from control.model import VolumeStatus
+from control.client.interface import NodeInfo
+from control.errors import Conflict, InvalidRequest
+from control.model import Dataset, Node, VolumeStatus
 
 from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, GiB
 
@@ -253,3 +256,27 @@ def test_interrupted_wait_says_the_operation_goes_on(cli: CLI) -> None:
         "how far it got.\n"
     )
     assert cli.wait(cli.client.list_datasets()).datasets[0].primary == NODE_2
+
+
+def test_api_field_names_become_options() -> None:
+    """A refusal naming the API's fields is shown with the CLI's options."""
+    error = in_cli_terms(InvalidRequest("maximum_size 5 is over the maximum_size limit.", ["e"]))
+    assert isinstance(error, InvalidRequest)
+    assert (error.description, error.errors) == ("--size 5 is over the --size limit.", ["e"])
+    same = Conflict("The name 'db' is in use.")
+    assert in_cli_terms(same) is same
+
+
+def test_liveness_status() -> None:
+    """Only a live dataset whose primary is known and silent is unknown, saying for how long."""
+    node = Node(NODE_2, "10.0.0.2", labels={"name": "node2"}, last_seen=1000.0)
+    dataset = Dataset(DATASET_1, NODE_2)
+    assert liveness_status(dataset, NodeInfo(node, False), 1130.0) == \
+        "unknown (node2 not seen for 2m)"
+    never = Node(NODE_2, "10.0.0.2")
+    assert liveness_status(dataset, NodeInfo(never, False), 1130.0) == \
+        "unknown (10.0.0.2 never seen)"
+    assert liveness_status(dataset, NodeInfo(node, True), 1130.0) is None
+    assert liveness_status(dataset, None, 1130.0) is None
+    deleted = Dataset(DATASET_1, NODE_2, deleted=True)
+    assert liveness_status(deleted, NodeInfo(node, False), 1130.0) is None
