@@ -170,6 +170,8 @@ class Supervisor:
     spawn: Spawn
     names: Sequence[str]
     say: Callable[[str], None]
+    last_words: Callable[[str], str] = lambda _name: ""
+    """The end of an agent's log, to say why it died."""
     children: dict[str, Child] = field(factory=dict)
     restart_at: dict[str, float] = field(factory=dict)
 
@@ -190,9 +192,11 @@ class Supervisor:
             status = self.children[name].poll()
             if status is not None:
                 self.restart_at[name] = now + RESTART_DELAY
+                words = self.last_words(name).strip()
                 self.say(
                     f"agent {name} (pid {self.children[name].pid}) {exit_text(status)}; "
                     f"restarting it in {RESTART_DELAY:g} s"
+                    + (f". Its log ends: {words}" if words else "")
                 )
 
     def pids(self) -> dict[str, int]:
@@ -277,10 +281,15 @@ def _tail(path: str, lines: int = 15) -> str:
         return ""
 
 
-def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM every child still running, wait for each (SIGKILL after STOP_TIMEOUT)."""
+def _ignore_signals() -> None:
+    """A second Ctrl-C while stopping must not interrupt the stopping (nor print a traceback)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child still running, wait for each (SIGKILL after STOP_TIMEOUT)."""
+    _ignore_signals()
     for process in processes:
         if process.poll() is None:
             process.send_signal(signal.SIGTERM)
@@ -321,7 +330,12 @@ class LocalCluster:
         )
         self.spawned.append(self.control)
         if with_agents:
-            self.supervisor = Supervisor(self._spawn_agent, AGENT_NAMES, _say)
+            self.supervisor = Supervisor(
+                self._spawn_agent,
+                AGENT_NAMES,
+                _say,
+                lambda name: _tail(os.path.join(self.directory, name, "agent.log"), 1),
+            )
             self.supervisor.start()
 
     def _tick(self) -> int | None:
@@ -400,6 +414,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         cluster.start(with_agents=ok)
         return cluster.run()
     except KeyboardInterrupt:
+        _ignore_signals()
         _say("stopping the cluster (datasets stay mounted; `make run` picks up from here)")
         return 0
     finally:

@@ -39,7 +39,7 @@ def test_dead_agent_is_reported_and_restarted_after_a_delay() -> None:
         spawned.append(FakeChild(100 + len(spawned)))
         return spawned[-1]
 
-    supervisor = Supervisor(spawn, ["node1", "node2"], said.append)
+    supervisor = Supervisor(spawn, ["node1", "node2"], said.append, lambda name: "")
     supervisor.start()
     supervisor.check(0.0)
     assert said == [] and supervisor.pids() == {"node1": 100, "node2": 101}
@@ -75,3 +75,15 @@ def test_ready_message_has_the_export_line_and_how_to_fail_a_node() -> None:
     text = ready_message("http://127.0.0.1:4523", {"node1": 11, "node2": 12}, "/r")
     assert "SHOAL_URL=http://127.0.0.1:4523" in text and "export PATH=" in text
     assert "kill -STOP 12" in text and "kill -CONT 12" in text
+
+
+def test_death_message_quotes_the_end_of_the_log() -> None:
+    """Why an agent died is quoted from the end of its log."""
+    said: list[str] = []
+    child = FakeChild(7, status=1)
+    supervisor = Supervisor(lambda name: child, ["node1"], said.append,
+                            lambda name: "error: Another agent (pid 3) is running\n")
+    supervisor.start()
+    supervisor.check(0.0)
+    assert said == [f"agent node1 (pid 7) exited with status 1; restarting it in "
+                    f"{RESTART_DELAY:g} s. Its log ends: error: Another agent (pid 3) is running"]
