@@ -100,7 +100,7 @@ def remove_mount_point(path: str) -> None:
     """
     if not os.path.isdir(path) or os.path.ismount(path):
         return
-    with contextlib.suppress(FileNotFoundError, OSError):
+    with contextlib.suppress(OSError):
         os.rmdir(path)
 
 

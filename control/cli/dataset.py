@@ -14,7 +14,7 @@ from control.cli.output import duration, node_name, node_names, state_json, tabl
 from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
 from control.client.interface import NodeInfo, StateDataset
-from control.errors import InvalidRequest, NotAllowed, ShoalError
+from control.errors import Conflict, InvalidRequest, ShoalError
 from control.model import Dataset, Lease, Node, check_maximum_size
 from control.units import format_size, parse_size
 from control.wire import JSON, dataset_to_json, lease_to_json
@@ -104,7 +104,7 @@ def check_live(target: NodeInfo, now: float, force: bool) -> None:
     """Refuse to place a dataset on a node that is not live, unless ``force``."""
     if force or target.live:
         return
-    raise NotAllowed(
+    raise Conflict(
         f"Node {target.node.display_name} is not live ({unseen(target.node, now)}): its agent "
         "may be down, and nothing would act on the dataset there until it is back. "
         "Start that node's agent, choose a live node (`shoal node list`), or give --force."
