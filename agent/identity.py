@@ -9,6 +9,7 @@ the same file to learn which node it serves.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 from collections.abc import Callable
@@ -20,6 +21,7 @@ from agent.files import write_atomically
 
 IDENTITY_FILE = "identity.json"
 MOUNT_ROOT_FILE = "mount_root.json"
+LOCK_FILE = "lock"
 DEFAULT_STATE_DIR = "/var/lib/shoal/agent"
 BOOT_ID_PATH = "/proc/sys/kernel/random/boot_id"
 
@@ -111,6 +113,36 @@ def read_mount_root(state_dir: str) -> str:
     if not isinstance(root, str) or not root.startswith("/"):
         raise IdentityError(f"The mount root in {path} is not an absolute path; fix or remove it.")
     return root
+
+
+class StateDirLocked(IdentityError):
+    """Another live agent holds the state directory's lock."""
+
+
+def lock_state_dir(state_dir: str) -> int:
+    """Take ``<state-dir>/lock`` for the life of this process; returns the open descriptor.
+
+    Two agents on one state directory would share one node identity and fight
+    over its volumes, so the second one is refused with
+    :class:`StateDirLocked` naming the first one's pid. The kernel drops the
+    lock when the process ends, however it ends.
+    """
+    os.makedirs(state_dir, exist_ok=True)
+    path = os.path.join(state_dir, LOCK_FILE)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise StateDirLocked(
+            f"Another agent (pid {holder}) is running with --state-dir {state_dir}: two "
+            "agents must never share one node identity. Stop that agent, or give this one "
+            "its own --state-dir."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
 
 
 def boot_id(path: str = BOOT_ID_PATH) -> str:

@@ -42,14 +42,16 @@ from agent.executor import Executor
 from agent.fs.interface import Filesystems
 from agent.identity import (
     DEFAULT_STATE_DIR,
+    StateDirLocked,
     boot_id,
     load_or_create_identity,
+    lock_state_dir,
     write_mount_root,
 )
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from control.client.interface import ShoalClient
-from control.errors import InvalidRequest
+from control.errors import Conflict, InvalidRequest
 from control.runners import Runner, thread_pool_runner
 
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
@@ -182,6 +184,10 @@ def run_agent(
     options: AgentOptions, make_client: Callable[[Any], ShoalClient], reactor: Any = None
 ) -> int:
     """Run one agent until SIGTERM/SIGINT (blocking; runs the reactor); returns the exit status."""
+    try:
+        lock = lock_state_dir(options.state_dir)
+    except StateDirLocked as e:
+        raise Conflict(str(e)) from None
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 
@@ -221,5 +227,8 @@ def run_agent(
     reactor.callWhenRunning(begin)
     reactor.addSystemEventTrigger("before", "shutdown", stop)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
-    reactor.run()
+    try:
+        reactor.run()
+    finally:
+        os.close(lock)
     return status[0]

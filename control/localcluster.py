@@ -3,20 +3,43 @@ Start a whole local cluster for a newcomer: ``make run``.
 
 One control service on SQLite bound to loopback and, when running as root
 (loop devices and mounts need it), two agents ``node1`` and ``node2`` sharing
-one loopback storage pool. Everything lives under ``--dir``; Ctrl-C stops it all.
+one loopback storage pool. Everything lives under ``--dir``, which one
+``make run`` at a time holds a lock on; each process logs to its own file
+there. The cluster is announced as ready once both agents have registered
+and are live. An agent that dies is restarted (and said so); Ctrl-C or
+SIGTERM stops everything quietly.
+
+To try a node failure, freeze one agent with ``kill -STOP PID`` (the pids are
+printed when the cluster is ready): after the node timeout ``shoal node
+list`` shows it not live; ``kill -CONT PID`` brings it back.
 """
 
 from __future__ import annotations
 
 import argparse
+import fcntl
+import json
 import os
 import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from attrs import define, field
 
 AGENT_NAMES = ("node1", "node2")
+LOCK_FILE = "localcluster.lock"
+TICK = 0.5
+"""Seconds between two looks at the children (a wait on the control service, not a sleep)."""
+RESTART_DELAY = 2.0
+"""Seconds between an agent's death and its restart (no tight loop if it cannot start)."""
+READY_TIMEOUT = 120.0
+STOP_TIMEOUT = 30.0
 
 
 def shoal_command() -> list[str]:
@@ -95,6 +118,137 @@ def clean(directory: str) -> None:
     shutil.rmtree(directory)
 
 
+# -- the run directory's lock ---------------------------------------------------------
+
+
+class AlreadyRunning(Exception):
+    """Another ``make run`` holds the run directory."""
+
+
+def lock_run_dir(directory: str) -> int:
+    """Hold ``<directory>/localcluster.lock`` for the life of this process; its descriptor.
+
+    Raises :class:`AlreadyRunning`, naming the holder's pid, if another process has it.
+    """
+    os.makedirs(directory, exist_ok=True)
+    fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
+        os.close(fd)
+        raise AlreadyRunning(
+            f"another `make run` (pid {holder}) is already running a cluster in {directory}: "
+            f"use that one, or stop it first (Ctrl-C in its terminal, or kill {holder})."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+    return fd
+
+
+# -- supervising the children ---------------------------------------------------------
+
+
+class Child(Protocol):
+    """What the supervisor needs of a child process (``subprocess.Popen``)."""
+
+    pid: int
+
+    def poll(self) -> int | None:
+        """The exit status, or ``None`` while it runs."""
+        ...
+
+
+Spawn = Callable[[str], Child]
+"""Start the agent of that name; returns its process."""
+
+
+@define
+class Supervisor:
+    """Keeps every agent running: one that dies is reported and restarted after a delay."""
+
+    spawn: Spawn
+    names: Sequence[str]
+    say: Callable[[str], None]
+    last_words: Callable[[str], str] = lambda _name: ""
+    """The end of an agent's log, to say why it died."""
+    children: dict[str, Child] = field(factory=dict)
+    restart_at: dict[str, float] = field(factory=dict)
+
+    def start(self) -> None:
+        """Start every agent."""
+        for name in self.names:
+            self.children[name] = self.spawn(name)
+
+    def check(self, now: float) -> None:
+        """Report agents that died since the last check; restart those whose delay is over."""
+        for name in self.names:
+            if name in self.restart_at:
+                if now >= self.restart_at[name]:
+                    del self.restart_at[name]
+                    self.children[name] = self.spawn(name)
+                    self.say(f"agent {name} restarted (pid {self.children[name].pid})")
+                continue
+            status = self.children[name].poll()
+            if status is not None:
+                self.restart_at[name] = now + RESTART_DELAY
+                words = self.last_words(name).strip()
+                self.say(
+                    f"agent {name} (pid {self.children[name].pid}) {exit_text(status)}; "
+                    f"restarting it in {RESTART_DELAY:g} s"
+                    + (f". Its log ends: {words}" if words else "")
+                )
+
+    def pids(self) -> dict[str, int]:
+        """The pid of each running agent."""
+        return {n: c.pid for n, c in self.children.items() if n not in self.restart_at}
+
+
+def exit_text(status: int) -> str:
+    """How a child ended, in words."""
+    if status < 0:
+        try:
+            return f"was killed by {signal.Signals(-status).name}"
+        except ValueError:
+            return f"was killed by signal {-status}"
+    return f"exited with status {status}"
+
+
+# -- readiness ------------------------------------------------------------------------
+
+
+def registered_live(url: str) -> set[str] | None:
+    """The names of the live registered nodes, or ``None`` if the service does not answer."""
+    try:
+        with urllib.request.urlopen(f"{url}/v1/shoal/nodes", timeout=2) as answer:
+            nodes = json.load(answer)
+    except (OSError, ValueError):
+        return None
+    return {str(n.get("labels", {}).get("name")) for n in nodes if n.get("live")}
+
+
+def ready_message(url: str, pids: dict[str, int], directory: str) -> str:
+    """What to tell the newcomer once the cluster is ready."""
+    bin_dir = os.path.dirname(sys.executable)
+    lines = [
+        f"shoal: cluster ready: control service at {url} (log {directory}/control.log)",
+    ]
+    for name, pid in sorted(pids.items()):
+        lines.append(f"shoal: agent {name} pid {pid} (log {directory}/{name}/agent.log)")
+    lines.append("shoal: in another terminal:")
+    lines.append(f"  export PATH={bin_dir}:$PATH SHOAL_URL={url}")
+    if pids:
+        name, pid = sorted(pids.items())[-1]
+        lines.append(
+            f"shoal: to try a node failure, freeze {name}: kill -STOP {pid} (resume: "
+            f"kill -CONT {pid}); an agent that dies is restarted. Ctrl-C stops the cluster."
+        )
+    return "\n".join(lines)
+
+
+# -- the command ----------------------------------------------------------------------
+
+
 def _interrupt(_signal: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
@@ -105,6 +259,133 @@ def _stop_on_signals() -> None:
     signal.signal(signal.SIGTERM, _interrupt)
 
 
+def _say(text: str) -> None:
+    print(f"shoal: {text}", flush=True)
+
+
+def _start(command: list[str], log_path: str) -> subprocess.Popen[bytes]:
+    """Start a child in its own session (Ctrl-C reaches only us), logging to ``log_path``."""
+    os.makedirs(os.path.dirname(log_path), exist_ok=True)
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+
+
+def _tail(path: str, lines: int = 15) -> str:
+    try:
+        with open(path, errors="replace") as f:
+            return "".join(f.readlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _ignore_signals() -> None:
+    """A second Ctrl-C while stopping must not interrupt the stopping (nor print a traceback)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+def _stop(processes: Sequence[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM every child still running, wait for each (SIGKILL after STOP_TIMEOUT)."""
+    _ignore_signals()
+    for process in processes:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+    for process in processes:
+        try:
+            process.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+@define
+class LocalCluster:
+    """The children of one ``make run`` and how to watch them."""
+
+    directory: str
+    port: int
+    clock: Callable[[], float] = time.monotonic
+    control: subprocess.Popen[bytes] | None = None
+    supervisor: Supervisor | None = None
+    spawned: list[subprocess.Popen[bytes]] = field(factory=list)
+
+    @property
+    def url(self) -> str:
+        """The control service's URL."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def _spawn_agent(self, name: str) -> subprocess.Popen[bytes]:
+        log = os.path.join(self.directory, name, "agent.log")
+        process = _start(agent_command(self.directory, self.port, name), log)
+        self.spawned.append(process)
+        return process
+
+    def start(self, with_agents: bool) -> None:
+        """Start the control service and, if ``with_agents``, the agents."""
+        self.control = _start(
+            control_command(self.directory, self.port), os.path.join(self.directory, "control.log")
+        )
+        self.spawned.append(self.control)
+        if with_agents:
+            self.supervisor = Supervisor(
+                self._spawn_agent,
+                AGENT_NAMES,
+                _say,
+                lambda name: _tail(os.path.join(self.directory, name, "agent.log"), 1),
+            )
+            self.supervisor.start()
+
+    def _tick(self) -> int | None:
+        """Wait a moment on the control service; its exit status if it ended."""
+        assert self.control is not None
+        try:
+            status = self.control.wait(TICK)
+        except subprocess.TimeoutExpired:
+            status = None
+        if self.supervisor is not None:
+            self.supervisor.check(self.clock())
+        return status
+
+    def wait_ready(self) -> int | None:
+        """Wait until the service answers and every agent is registered and live.
+
+        Returns the control service's exit status if it ended meanwhile.
+        """
+        wanted = set(AGENT_NAMES) if self.supervisor is not None else set()
+        deadline = self.clock() + READY_TIMEOUT
+        warned = False
+        while True:
+            live = registered_live(self.url)
+            if live is not None and wanted <= live:
+                pids = self.supervisor.pids() if self.supervisor is not None else {}
+                print(ready_message(self.url, pids, self.directory), flush=True)
+                return None
+            if not warned and self.clock() > deadline:
+                warned = True
+                missing = ", ".join(sorted(wanted - (live or set()))) or "the control service"
+                _say(f"still waiting for {missing} after {READY_TIMEOUT:g} s; see the logs "
+                     f"in {self.directory}")
+            status = self._tick()
+            if status is not None:
+                return status
+
+    def run(self) -> int:
+        """Supervise until the control service ends (its status) or we are interrupted."""
+        status = self.wait_ready()
+        while status is None:
+            status = self._tick()
+        _say(f"the control service {exit_text(status)}; stopping the cluster. Its log ends:")
+        print(_tail(os.path.join(self.directory, "control.log")), end="", flush=True)
+        return status or 1
+
+    def stop(self) -> None:
+        """Stop every child."""
+        _stop(list(reversed(self.spawned)))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the local cluster in the foreground until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__)
@@ -112,31 +393,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=4523)
     parser.add_argument("--clean", action="store_true", help="unmount, detach and remove --dir")
     args = parser.parse_args(argv)
-    if args.clean:
-        clean(os.path.abspath(args.dir))
+    directory = os.path.abspath(args.dir)
+    if args.clean and not os.path.isdir(directory):
         return 0
     _stop_on_signals()
-    directory = os.path.abspath(args.dir)
-    os.makedirs(directory, exist_ok=True)
-    processes = [subprocess.Popen(control_command(directory, args.port))]
-    ok, why = agents_available()
-    if ok:
-        processes += [
-            subprocess.Popen(agent_command(directory, args.port, name)) for name in AGENT_NAMES
-        ]
-    else:
-        print(f"shoal: starting the control service only ({why})", file=sys.stderr)
-    print(f"shoal: cluster running; try: export SHOAL_URL=http://127.0.0.1:{args.port}")
     try:
-        return processes[0].wait()
+        lock = lock_run_dir(directory)
+    except AlreadyRunning as e:
+        print(f"shoal: {e}", file=sys.stderr)
+        return 1
+    if args.clean:
+        clean(directory)
+        os.close(lock)
+        return 0
+    cluster = LocalCluster(directory, args.port)
+    try:
+        ok, why = agents_available()
+        if not ok:
+            _say(f"starting the control service only ({why})")
+        cluster.start(with_agents=ok)
+        return cluster.run()
     except KeyboardInterrupt:
+        _ignore_signals()
+        _say("stopping the cluster (datasets stay mounted; `make run` picks up from here)")
         return 0
     finally:
-        for process in reversed(processes):
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait()
+        cluster.stop()
+        os.close(lock)
 
 
 if __name__ == "__main__":

@@ -40,20 +40,24 @@ def _freeze_map(value: Mapping[Any, Any] | None) -> PMap:
     return pmap(value or {})
 
 
-def check_maximum_size(size: int | None) -> None:
-    """Raise :class:`InvalidRequest` unless ``size`` is a valid dataset size."""
+def check_maximum_size(size: int | None, what: str = "maximum_size") -> None:
+    """Raise :class:`InvalidRequest` unless ``size`` is a valid dataset size.
+
+    ``what`` names the size in the message as the asker knows it: the API's
+    ``maximum_size``, the CLI's ``--size``, the plugin's ``size`` option.
+    """
     if size is None:
         return
     if isinstance(size, bool) or not isinstance(size, int):
-        raise InvalidRequest("maximum_size must be an integer number of bytes or null.")
+        raise InvalidRequest(f"{what} must be an integer number of bytes or null.")
     if size < MINIMUM_DATASET_SIZE:
         raise InvalidRequest(
-            f"maximum_size {size} is too small: a dataset needs at least "
+            f"{what} {size} is too small: a dataset needs at least "
             f"{MINIMUM_DATASET_SIZE} bytes (64 MiB)."
         )
     if size % SIZE_MULTIPLE:
         raise InvalidRequest(
-            f"maximum_size {size} is not a multiple of {SIZE_MULTIPLE}; round it to a whole KiB."
+            f"{what} {size} is not a multiple of {SIZE_MULTIPLE}; round it to a whole KiB."
         )
 
 

@@ -55,29 +55,85 @@ def check_primary_known(primary: UUID, known: bool) -> None:
         )
 
 
+def check_live(node: Node | None, now: float, timeout: float) -> None:
+    """Refuse to place a dataset on ``node`` if it is registered but not heard from lately.
+
+    Only asked for (the API's ``X-Shoal-Require-Live`` header, the CLI unless
+    ``--force``): Flocker placed datasets on any node, and its clients still may.
+    """
+    if node is None or node.is_live(now, timeout):
+        return
+    silent = (
+        "it was never heard from"
+        if node.last_seen is None
+        else f"it was last heard from {now - node.last_seen:.0f} s ago"
+    )
+    raise Conflict(
+        f"Node {node.display_name} ({node.uuid}) is not live: {silent} "
+        f"(the node timeout is {timeout:g} s), so its agent may be down and nothing would act "
+        "on the dataset there. Start its agent or choose a live node (GET /v1/shoal/nodes); "
+        "leave out X-Shoal-Require-Live to place the dataset there anyway."
+    )
+
+
 def _require(existing: Dataset | None, dataset_id: UUID) -> Dataset:
     if existing is None:
         raise NotFound(f"Dataset {dataset_id} does not exist.")
     return existing
 
 
-def _check_lease(lease: Lease | None, node: UUID | None, action: str, now: float) -> None:
+def _check_lease(
+    lease: Lease | None, node: UUID | None, action: str, now: float, holder_name: str | None
+) -> None:
     if lease is None or lease.expired(now) or lease.node_uuid == node:
         return
     left = lease.seconds_left(now)
     until = "until it is released" if left is None else f"for {left:.0f} more seconds"
+    holder = str(lease.node_uuid) if holder_name is None else f"{holder_name} ({lease.node_uuid})"
     raise Conflict(
-        f"Cannot {action} dataset {lease.dataset_id}: node {lease.node_uuid} holds a lease "
-        f"on it {until}. Release the lease on that node first."
+        f"Cannot {action} dataset {lease.dataset_id}: node {holder} holds a lease on it "
+        f"{until}, because a container there may use it. Stop that container (its plugin "
+        f"then releases the lease), or release it with `shoal lease release "
+        f"{lease.dataset_id}` (DELETE /v1/configuration/leases/{lease.dataset_id})."
     )
 
 
-def create_dataset(existing: Dataset | None, primary_known: bool, dataset: Dataset) -> Dataset:
-    """Return the dataset to store, or refuse: the id is in use or the primary unknown."""
+def holder_name(lease: Lease | None, node: Node | None) -> str | None:
+    """What people call the node holding ``lease`` (``node``, looked up by the store)."""
+    if lease is None or node is None:
+        return None
+    return node.display_name
+
+
+def check_name_free(dataset: Dataset, holder: Dataset | None) -> None:
+    """Refuse ``dataset`` if its ``name`` is taken by ``holder``, another live dataset.
+
+    A ``name`` is unique among datasets that are not deleted, so a name always
+    means one dataset (to the CLI and to Docker alike).
+    """
+    if holder is None or holder.deleted or holder.dataset_id == dataset.dataset_id:
+        return
+    raise Conflict(
+        f"The name {dataset.name!r} is already used by dataset {holder.dataset_id}: "
+        "choose another name, or delete that dataset first."
+    )
+
+
+def create_dataset(
+    existing: Dataset | None,
+    primary_known: bool,
+    dataset: Dataset,
+    named: Dataset | None = None,
+) -> Dataset:
+    """Return the dataset to store, or refuse: the id or the name is in use, or the primary unknown.
+
+    ``named`` is the live dataset already carrying ``dataset``'s ``name``, if any.
+    """
     if existing is not None:
         raise Conflict(
             f"Dataset id {dataset.dataset_id} is already in use; choose another or omit it."
         )
+    check_name_free(dataset, named)
     check_primary_known(dataset.primary, primary_known)
     return dataset.__class__(
         dataset_id=dataset.dataset_id,
@@ -94,14 +150,18 @@ def move_dataset(
     primary_known: bool,
     lease: Lease | None,
     now: float,
+    holder_name: str | None = None,
 ) -> Dataset:
-    """Return the dataset with its new primary, or refuse the move."""
+    """Return the dataset with its new primary, or refuse the move.
+
+    ``holder_name`` names the node holding ``lease``, for the refusal.
+    """
     current = _require(existing, dataset_id)
     if current.deleted:
         raise NotAllowed(f"Dataset {dataset_id} is deleted; it cannot be moved.")
     check_primary_known(primary, primary_known)
     if primary != current.primary:
-        _check_lease(lease, primary, "move", now)
+        _check_lease(lease, primary, "move", now, holder_name)
     return current.__class__(
         dataset_id=current.dataset_id,
         primary=primary,
@@ -111,7 +171,12 @@ def move_dataset(
 
 
 def delete_dataset(
-    existing: Dataset | None, dataset_id: UUID, lease: Lease | None, generation: int, now: float
+    existing: Dataset | None,
+    dataset_id: UUID,
+    lease: Lease | None,
+    generation: int,
+    now: float,
+    holder_name: str | None = None,
 ) -> Dataset:
     """Return the dataset marked deleted at ``generation``, or refuse.
 
@@ -120,7 +185,7 @@ def delete_dataset(
     current = _require(existing, dataset_id)
     if current.deleted:
         return current
-    _check_lease(lease, None, "delete", now)
+    _check_lease(lease, None, "delete", now, holder_name)
     return current.__class__(
         dataset_id=current.dataset_id,
         primary=current.primary,
@@ -132,7 +197,11 @@ def delete_dataset(
 
 
 def acquire_lease(
-    dataset: Dataset | None, existing: Lease | None, lease: Lease, now: float
+    dataset: Dataset | None,
+    existing: Lease | None,
+    lease: Lease,
+    now: float,
+    holder_name: str | None = None,
 ) -> tuple[Lease, bool]:
     """Return ``(lease, created)``: a new lease, a renewal by the same node, or refuse."""
     current = _require(dataset, lease.dataset_id)
@@ -141,7 +210,7 @@ def acquire_lease(
     if lease.expires is not None and lease.expires <= now:
         raise InvalidRequest("expires must be a positive number of seconds, or null.")
     if existing is not None and not existing.expired(now):
-        _check_lease(existing, lease.node_uuid, "lease", now)
+        _check_lease(existing, lease.node_uuid, "lease", now, holder_name)
         return lease, False
     return lease, True
 

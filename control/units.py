@@ -30,6 +30,8 @@ _SIZE = re.compile(r"^\s*(?P<number>\d+(?:\.\d+)?)\s*(?P<unit>[KMGT]?)(?P<i>I?)(
 
 def parse_size(text: str) -> int:
     """Return the number of bytes ``text`` names, or raise :class:`InvalidRequest`."""
+    if text.strip().startswith("-"):
+        raise InvalidRequest(f"Invalid size {text!r}: a size cannot be negative.")
     match = _SIZE.match(text.upper())
     if match is None or (match["i"] and not match["unit"]):
         raise InvalidRequest(

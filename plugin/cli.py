@@ -28,7 +28,7 @@ def default_size_arg(text: str) -> int:
     """``--default-size``: a dataset size such as ``1G`` (binary units, at least 64M)."""
     try:
         size = parse_size(text)
-        check_maximum_size(size)
+        check_maximum_size(size, "--default-size")
     except ShoalError as e:
         raise argparse.ArgumentTypeError(e.description) from None
     return size

@@ -33,20 +33,36 @@ KNOWN_OPTIONS: Mapping[str, str] = {
 def named_datasets(datasets: Iterable[Dataset]) -> dict[str, Dataset]:
     """The live datasets that carry a valid volume name, by name.
 
-    When several live datasets share a name (made outside the plugin), the one
-    with the smallest id is kept, so every node picks the same one.
+    The control service keeps a ``name`` unique among live datasets. A name
+    that several live datasets still share (written before that rule) is left
+    out, so no node silently picks one of them: :func:`find_volume` refuses it.
     """
     found: dict[str, Dataset] = {}
+    for name, candidates in _by_name(datasets).items():
+        if len(candidates) == 1:
+            found[name] = candidates[0]
+    return found
+
+
+def _by_name(datasets: Iterable[Dataset]) -> dict[str, list[Dataset]]:
+    found: dict[str, list[Dataset]] = {}
     for dataset in sorted(datasets, key=lambda d: str(d.dataset_id)):
         name = dataset.metadata.get(NAME_METADATA_KEY)
         if not dataset.deleted and isinstance(name, str) and is_valid_name(name):
-            found.setdefault(name, dataset)
+            found.setdefault(name, []).append(dataset)
     return found
 
 
 def find_volume(datasets: Iterable[Dataset], name: str) -> Dataset | None:
-    """The live dataset named ``name``, or ``None``."""
-    return named_datasets(datasets).get(name)
+    """The one live dataset named ``name``, or ``None``; refuses a name several carry."""
+    candidates = _by_name(datasets).get(name, [])
+    if len(candidates) > 1:
+        ids = ", ".join(str(d.dataset_id) for d in candidates)
+        raise Conflict(
+            f"Volume {name!r} is ambiguous: datasets {ids} all carry that name. Delete all "
+            "but one (`shoal dataset delete ID`) or rename them, then retry."
+        )
+    return candidates[0] if candidates else None
 
 
 def lease_for(leases: Iterable[Lease], dataset_id: UUID) -> Lease | None:
@@ -93,7 +109,7 @@ def parse_create_options(opts: object, default_size: int | None) -> CreateOption
     if not isinstance(text, str):
         raise InvalidRequest("The size option must be a string such as 10G.")
     size = parse_size(text)
-    check_maximum_size(size)
+    check_maximum_size(size, "The size option")
     return CreateOptions(size=size, explicit=True)
 
 
@@ -135,6 +151,13 @@ def node_label(node: UUID, names: Mapping[UUID, str]) -> str:
     return f"{name} ({node})" if name else str(node)
 
 
+def _release_hint(lease: Lease) -> str:
+    return (
+        "If no container uses it any more (its node is gone), release the lease: "
+        f"`shoal lease release {lease.dataset_id}`."
+    )
+
+
 def decide_mount(
     name: str, dataset: Dataset, lease: Lease | None, node: UUID, names: Mapping[UUID, str]
 ) -> Refused | Claim:
@@ -142,7 +165,8 @@ def decide_mount(
     if lease is not None and lease.node_uuid != node:
         return Refused(
             f"Volume {name!r} is in use on node {node_label(lease.node_uuid, names)}: it holds "
-            "the volume's lease while containers there use it. Stop those containers, then retry."
+            "the volume's lease while containers there use it. Stop those containers, then retry. "
+            f"{_release_hint(lease)}"
         )
     return Claim(acquire=lease is None, move=dataset.primary != node)
 
@@ -223,7 +247,7 @@ def decide_remove(
     if lease is not None and lease.node_uuid != node:
         return Refused(
             f"Volume {name!r} is in use on node {node_label(lease.node_uuid, names)}, which "
-            "holds its lease; stop the containers using it there first."
+            f"holds its lease; stop the containers using it there first. {_release_hint(lease)}"
         )
     return Delete(release=lease is not None)
 

@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherRes
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
-from control.errors import Conflict, NotFound, PreconditionFailed, ShoalError, Unavailable
+from control.errors import Conflict, NotFound, ShoalError
 from control.model import Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
@@ -36,8 +36,6 @@ from plugin.names import check_name
 T = TypeVar("T")
 D = TypeVar("D")
 
-CREATE_ATTEMPTS = 20
-"""How many times Create retries its conditional write when the configuration changed."""
 
 
 def _uncancellable(d: Deferred[T]) -> Deferred[T]:
@@ -186,25 +184,22 @@ class VolumeService:
 
     async def _create(self, name: str, options: rules.CreateOptions) -> None:
         node = self._node()
-        for _ in range(CREATE_ATTEMPTS):
-            listing = await self._client.list_datasets()
-            existing = rules.find_volume(listing.datasets, name)
-            if existing is not None:
-                rules.check_existing(name, existing, options)
-                return
+        listing = await self._client.list_datasets()
+        existing = rules.find_volume(listing.datasets, name)
+        if existing is None:
             try:
                 created = await self._client.create_dataset(
-                    node, options.size, rules.create_metadata(name), if_tag=listing.tag
+                    node, options.size, rules.create_metadata(name)
                 )
-            except PreconditionFailed:
-                self._log.info("create_retry", volume=name, tag=listing.tag)
-                continue
-            self._log.info("created", volume=name, dataset_id=str(created.dataset_id))
-            return
-        raise Unavailable(
-            f"Could not create volume {name!r}: the cluster configuration changed under "
-            f"{CREATE_ATTEMPTS} attempts in a row. Retry in a moment."
-        )
+            except Conflict:
+                # The service keeps names unique: another node created it first.
+                existing = rules.find_volume((await self._client.list_datasets()).datasets, name)
+                if existing is None:
+                    raise
+            else:
+                self._log.info("created", volume=name, dataset_id=str(created.dataset_id))
+                return
+        rules.check_existing(name, existing, options)
 
     # -- Mount / Unmount ------------------------------------------------------------
 

@@ -44,6 +44,9 @@ class Filesystems(Protocol):
     that already has any filesystem: data is never formatted away.
     ``mount`` creates the mount point if needed and is idempotent for the same
     device and path; ``unmount`` of a path that is not mounted does nothing.
+    After ``unmount`` nothing can be written at the old mount point (the real
+    implementation removes the empty directory), so a process still writing
+    there fails instead of filling the node's own disk.
     """
 
     def has_filesystem(self, device: str) -> bool:

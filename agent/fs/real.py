@@ -8,6 +8,7 @@ failures raise :class:`~agent.fs.interface.FilesystemError` quoting stderr.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 from collections.abc import Sequence
@@ -66,6 +67,35 @@ def _same_device(one: str, two: str) -> bool:
         return False
 
 
+def make_mount_point(path: str) -> None:
+    """Create the directory ``path`` (and its parents) for a mount, with mode 000.
+
+    Until the filesystem is mounted over it, no one but root can write into it;
+    once mounted, the mounted filesystem's own permissions apply.
+    """
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        if not os.path.isdir(path):
+            os.mkdir(path, 0o000)
+        elif not os.path.ismount(path) and not os.listdir(path):
+            os.chmod(path, 0o000)
+    except OSError as e:
+        raise FilesystemError(f"Cannot create mount point {path}: {e}") from e
+
+
+def remove_mount_point(path: str) -> None:
+    """Remove ``path`` if it is an empty directory with nothing mounted on it.
+
+    After an unmount, writes to the old path would land on the node's own disk
+    and vanish from the dataset, so the directory goes. Never recursive: a
+    directory holding files (or a mount) is left alone.
+    """
+    if not os.path.isdir(path) or os.path.ismount(path):
+        return
+    with contextlib.suppress(OSError):
+        os.rmdir(path)
+
+
 @frozen
 class RealFilesystems:
     """
@@ -115,30 +145,28 @@ class RealFilesystems:
             raise FilesystemError(
                 f"Cannot mount {device} at {path}: {current.device} is mounted there."
             )
-        try:
-            os.makedirs(path, exist_ok=True)
-        except OSError as e:
-            raise FilesystemError(f"Cannot create mount point {path}: {e}") from e
+        make_mount_point(path)
         _check(["mount", device, path])
 
     def unmount(self, path: str) -> None:
-        """Unmount whatever is mounted at ``path``; nothing if nothing is.
+        """Unmount whatever is mounted at ``path``, then remove the empty mount point.
 
-        A busy mount raises :class:`FilesystemBusy`, naming the processes
-        that hold it when ``/proc`` shows them.
+        Nothing is unmounted if nothing is mounted there (an empty mount point
+        left behind is removed all the same). A busy mount raises
+        :class:`FilesystemBusy`, naming the processes that hold it when
+        ``/proc`` shows them.
         """
         path = os.path.realpath(path)
-        if self._mounted_at(path) is None:
-            return
-        argv = ["umount", path]
-        done = _run(argv)
-        if done.returncode == 0:
-            return
-        error = _failure(argv, done)
-        if "busy" not in done.stderr:
-            raise error
-        held = describe_holders(path)
-        raise FilesystemBusy(f"{error}; {held}" if held else str(error))
+        if self._mounted_at(path) is not None:
+            argv = ["umount", path]
+            done = _run(argv)
+            if done.returncode != 0:
+                error = _failure(argv, done)
+                if "busy" not in done.stderr:
+                    raise error
+                held = describe_holders(path)
+                raise FilesystemBusy(f"{error}; {held}" if held else str(error))
+        remove_mount_point(path)
 
     def _all_mounts(self) -> list[Mount]:
         try:

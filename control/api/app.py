@@ -15,13 +15,14 @@ from uuid import UUID, uuid4
 
 from cryptography.hazmat.primitives import hashes
 from klein import Klein
+from twisted.internet.defer import CancelledError
 from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
-from control import FLOCKER_API_VERSION, __version__
+from control import FLOCKER_API_VERSION, __version__, rules
 from control.admission import check_create, check_move
 from control.api import schemas
 from control.api.actor import actor_of
@@ -30,6 +31,7 @@ from control.api.body import (
     path_uuid,
     query_parameters,
     read_json,
+    require_live,
     uuid_list,
 )
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
@@ -37,7 +39,7 @@ from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.watch import Notifier
-from control.errors import InvalidRequest, NotFound, ShoalError
+from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.model import Node, tag_for
 from control.reactor import ReactorTime
@@ -159,6 +161,7 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
+        await self._check_live(request, dataset.primary)
         state = await self._store.cluster_state()
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
@@ -177,6 +180,7 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
+        await self._check_live(request, primary)
         current = await self._store.dataset(uuid)
         if current is not None and not current.deleted:
             state = await self._store.cluster_state()
@@ -204,6 +208,14 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    async def _check_live(self, request: Request, primary: UUID) -> None:
+        """Refuse a primary that is not live, if the request opts in (``X-Shoal-Require-Live``)."""
+        if not require_live(request):
+            return
+        nodes = await self._store.nodes()
+        node = next((n for n in nodes if n.uuid == primary), None)
+        rules.check_live(node, self._now(), self._node_timeout)
 
     # -- containers (Flocker's, kept for old clients) -------------------------
 
@@ -395,4 +407,12 @@ class ControlAPI:
             state = current.state if state is None else state
         waiting = self.notifier.wait(configuration, state, timeout)
         request.notifyFinish().addErrback(lambda _: waiting.cancel())
-        return json_response(request, versions_to_json(await waiting))
+        try:
+            versions = await waiting
+        except CancelledError:
+            if getattr(request, "_disconnected", False):
+                return b""  # the watcher went away; nobody reads an answer
+            raise Unavailable(
+                "The control service is shutting down; watch again once it is back."
+            ) from None
+        return json_response(request, versions_to_json(versions))

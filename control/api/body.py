@@ -187,6 +187,20 @@ def if_tag(request: Request) -> str | None:
     return value
 
 
+REQUIRE_LIVE_HEADER = "X-Shoal-Require-Live"
+"""Opt-in: refuse a create or move onto a node that is not live (Flocker clients never send it)."""
+
+
+def require_live(request: Request) -> bool:
+    """Whether the request opts in to :data:`REQUIRE_LIVE_HEADER` (``true`` or ``false``)."""
+    value = _header(request, REQUIRE_LIVE_HEADER.lower().encode())
+    if value is None or value.strip().lower() == "false":
+        return False
+    if value.strip().lower() == "true":
+        return True
+    raise InvalidRequest(f"{REQUIRE_LIVE_HEADER} must be true or false, not {value[:40]!r}.")
+
+
 def query(request: Request, allowed: frozenset[str]) -> dict[str, str]:
     """The query parameters, each given at most once and all of them known."""
     result: dict[str, str] = {}

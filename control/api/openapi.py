@@ -16,6 +16,7 @@ from control.api import schemas as s
 
 TAG_HEADER = "X-Configuration-Tag"
 IF_HEADER = "X-If-Configuration-Matches"
+LIVE_HEADER = "X-Shoal-Require-Live"
 
 _REASONS = {
     200: "OK",
@@ -45,6 +46,8 @@ class Operation:
     refusals: tuple[int, ...] = ()
     query: dict[str, s.Schema] | None = None
     conditional: bool = False
+    places: bool = False
+    """Whether it places a dataset on a node (and so honours :data:`LIVE_HEADER`)."""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -53,11 +56,11 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/configuration/datasets", "Every dataset.", {200: s.DATASETS}),
     Operation(
         "post", "/v1/configuration/datasets", "Create a dataset.", {201: s.DATASET},
-        s.CREATE_DATASET, (409,), conditional=True,
+        s.CREATE_DATASET, (409,), conditional=True, places=True,
     ),
     Operation(
         "post", "/v1/configuration/datasets/{dataset_id}", "Move a dataset to a new primary.",
-        {200: s.DATASET}, s.MOVE_DATASET, (404, 405, 409), conditional=True,
+        {200: s.DATASET}, s.MOVE_DATASET, (404, 405, 409), conditional=True, places=True,
     ),
     Operation(
         "delete", "/v1/configuration/datasets/{dataset_id}", "Delete a dataset.",
@@ -141,6 +144,11 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         )
     if op.conditional:
         params.append({"name": IF_HEADER, "in": "header", "schema": s.TAG})
+    if op.places:
+        params.append({
+            "name": LIVE_HEADER, "in": "header", "schema": {"enum": ["true", "false"]},
+            "description": "true: refuse (409) a primary that is not live.",
+        })
     return params
 
 

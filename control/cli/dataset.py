@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -14,8 +15,8 @@ from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
 from control.cli.status import blocking, condition_json, condition_text, status_of, with_names
 from control.client.interface import NodeCondition, NodeInfo, StateDataset
-from control.errors import InvalidRequest, ShoalError
-from control.model import Dataset, Event
+from control.errors import Conflict, InvalidRequest, ShoalError
+from control.model import Dataset, Event, Node, check_maximum_size
 from control.units import format_size, parse_size
 from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json
 
@@ -27,9 +28,11 @@ SHOWN_EVENTS = 10
 def size_arg(text: str) -> int:
     """``--size``: a size with a binary unit (see :mod:`control.units`)."""
     try:
-        return parse_size(text)
+        size = parse_size(text)
+        check_maximum_size(size, "the size")
     except ShoalError as e:
         raise argparse.ArgumentTypeError(e.description) from None
+    return size
 
 
 def meta_arg(text: str) -> tuple[str, str]:
@@ -38,6 +41,20 @@ def meta_arg(text: str) -> tuple[str, str]:
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, value
+
+
+CLI_TERMS = {"maximum_size": "--size"}
+"""The API's field names, as the ``shoal dataset create`` options that set them."""
+
+
+def in_cli_terms(error: ShoalError) -> ShoalError:
+    """``error`` speaking of the CLI's options (``--size``) instead of the API's fields."""
+    description = error.description
+    for field, option in CLI_TERMS.items():
+        description = re.sub(rf"\b{field}\b", option, description)
+    if description == error.description:
+        return error
+    return type(error)(description, error.errors)
 
 
 def uuid_arg(text: str) -> UUID:
@@ -65,8 +82,48 @@ def default_node(nodes: Sequence[NodeInfo]) -> UUID:
         return nodes[0].node.uuid
     if not nodes:
         raise InvalidRequest("No node has registered yet: start an agent (`shoal agent run`).")
-    hosts = ", ".join(sorted(n.node.host for n in nodes))
-    raise InvalidRequest(f"The cluster has {len(nodes)} nodes ({hosts}): choose one with --node.")
+    known = ", ".join(sorted(n.node.display_name for n in nodes))
+    raise InvalidRequest(f"The cluster has {len(nodes)} nodes ({known}): choose one with --node.")
+
+
+def unseen(node: Node, now: float) -> str:
+    """How long a node has been silent: ``not seen for 2m`` or ``never seen``."""
+    if node.last_seen is None:
+        return "never seen"
+    return f"not seen for {duration(now - node.last_seen)}"
+
+
+def liveness_status(dataset: Dataset, primary: NodeInfo | None, now: float) -> str | None:
+    """``unknown (node1 not seen for 2m)`` when the dataset's primary is not live, else ``None``.
+
+    What a silent node last reported may no longer be true, so it is not shown as a fact.
+    """
+    if dataset.deleted or primary is None or primary.live:
+        return None
+    return f"unknown ({primary.node.display_name} {unseen(primary.node, now)})"
+
+
+def check_live(target: NodeInfo, now: float, force: bool) -> None:
+    """Refuse to place a dataset on a node that is not live, unless ``force``."""
+    if force or target.live:
+        return
+    raise Conflict(
+        f"Node {target.node.display_name} is not live ({unseen(target.node, now)}): its agent "
+        "may be down, and nothing would act on the dataset there until it is back. "
+        "Start that node's agent, choose a live node (`shoal node list`), or give --force."
+    )
+
+
+def _status(dataset: Dataset, state: StateDataset | None, nodes: Sequence[NodeInfo],
+            now: float, conditions: Sequence[NodeCondition]) -> str:
+    primary = next((n for n in nodes if n.node.uuid == dataset.primary), None)
+    return liveness_status(dataset, primary, now) or status_of(
+        dataset, state, node_names(nodes), conditions
+    )
+
+
+def _node_info(nodes: Sequence[NodeInfo], uuid: UUID) -> NodeInfo:
+    return next(n for n in nodes if n.node.uuid == uuid)
 
 
 def _state_of(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset | None:
@@ -74,11 +131,11 @@ def _state_of(states: Sequence[StateDataset], dataset_id: UUID) -> StateDataset 
 
 
 def _document(dataset: Dataset, state: StateDataset | None, conditions: Sequence[NodeCondition],
-              names: Mapping[UUID, str]) -> JSON:
+              nodes: Sequence[NodeInfo], now: float) -> JSON:
     return {
         "dataset": dataset_to_json(dataset),
         "state": state_json(state),
-        "status": status_of(dataset, state, names, conditions),
+        "status": _status(dataset, state, nodes, now, conditions),
         "conditions": [condition_json(c) for c in blocking(conditions, dataset.dataset_id)],
     }
 
@@ -100,7 +157,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
     names = node_names(nodes)
     if ctx.json:
         ctx.print_json({
-            **_document(dataset, state, conditions, names),
+            **_document(dataset, state, conditions, nodes, now),
             "lease": None if lease is None else lease_to_json(lease, now),
             "events": [event_to_json(e) for e in events],
         })
@@ -115,7 +172,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ("name:", dataset.name or "-"),
         ("size:", format_size(dataset.maximum_size)),
         ("primary:", f"{node_name(dataset.primary, names)} ({dataset.primary})"),
-        ("status:", status_of(dataset, state, names, conditions)),
+        ("status:", _status(dataset, state, nodes, now, conditions)),
         ("path:", (state.path if state else None) or "-"),
         ("lease:", held),
         ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
@@ -140,8 +197,12 @@ async def create(ctx: Context) -> None:
     args = ctx.args
     nodes = await ctx.client.list_nodes()
     primary = default_node(nodes) if args.node is None else resolve_node(args.node, nodes)
+    check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
     metadata = dict(args.meta or [])
-    dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+    try:
+        dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
     names = node_names(nodes)
     where = node_name(primary, names)
     ctx.progress(f"created dataset {dataset.dataset_id} on {where}")
@@ -158,15 +219,16 @@ async def list_(ctx: Context) -> None:
     nodes = await ctx.client.list_nodes()
     conditions = await ctx.client.list_conditions()
     names = node_names(nodes)
+    now = ctx.clock.seconds()
     if ctx.json:
-        ctx.print_json([_document(d, _state_of(states, d.dataset_id), conditions, names)
+        ctx.print_json([_document(d, _state_of(states, d.dataset_id), conditions, nodes, now)
                         for d in listing.datasets])
         return
     rows = []
     for d in sorted(listing.datasets, key=lambda d: (d.name or "~", str(d.dataset_id))):
         state = _state_of(states, d.dataset_id)
         path = (state.path if state else None) or "-"
-        status = status_of(d, state, names, conditions)
+        status = _status(d, state, nodes, now, conditions)
         primary = node_name(d.primary, names)
         rows.append((str(d.dataset_id), d.name or "-", format_size(d.maximum_size), primary,
                      status, path))
@@ -183,9 +245,15 @@ async def move(ctx: Context) -> None:
     """Move a dataset to another node, optionally waiting until it is mounted there."""
     dataset, nodes = await _find(ctx)
     target = resolve_node(ctx.args.to, nodes)
-    moved = await ctx.client.move_dataset(dataset.dataset_id, target)
     names = node_names(nodes)
-    ctx.progress(f"moving dataset {moved.dataset_id} to {node_name(target, names)}")
+    if target == dataset.primary:
+        moved = dataset
+        ctx.progress(f"dataset {dataset.dataset_id} is already on {node_name(target, names)}; "
+                     "nothing to move")
+    else:
+        check_live(_node_info(nodes, target), ctx.clock.seconds(), ctx.args.force)
+        moved = await ctx.client.move_dataset(dataset.dataset_id, target)
+        ctx.progress(f"moving dataset {moved.dataset_id} to {node_name(target, names)}")
     if ctx.args.wait:
         goal = wait.mounted_on(moved.dataset_id, target, names)
         await wait.wait_until(ctx, goal, ctx.args.timeout, moved.dataset_id, names)
@@ -213,6 +281,11 @@ def _wait_options(parser: argparse.ArgumentParser, goal: str) -> None:
     )
 
 
+def _force_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--force", action="store_true",
+                        help="place the dataset there even if the node is not live")
+
+
 def register(subparsers: Any) -> None:
     """Add ``shoal dataset ...``."""
     commands = group(subparsers, "dataset", "create, list, move and delete datasets")
@@ -222,6 +295,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--meta", type=meta_arg, action="append", metavar="KEY=VALUE",
                    help="metadata (repeatable); name=NAME names the volume")
     p.add_argument("--id", type=uuid_arg, help="the dataset id (default: generated)")
+    _force_option(p)
     _wait_options(p, "it is mounted on its primary")
     command(commands, "list", list_, "list datasets and where they are")
     p = command(commands, "show", show, "show one dataset")
@@ -229,6 +303,7 @@ def register(subparsers: Any) -> None:
     p = command(commands, "move", move, "move a dataset to another node")
     p.add_argument("dataset", metavar="ID|NAME")
     p.add_argument("--to", required=True, metavar="NODE", help="the new primary node")
+    _force_option(p)
     _wait_options(p, "it is mounted on the new primary")
     p = command(commands, "delete", delete, "delete a dataset and its volume")
     p.add_argument("dataset", metavar="ID|NAME")

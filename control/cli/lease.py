@@ -63,7 +63,8 @@ async def release(ctx: Context) -> None:
     if ctx.json:
         ctx.print_json(lease_to_json(lease, ctx.clock.seconds()))
         return
-    ctx.print(f"released lease on dataset {dataset.dataset_id} held by {lease.node_uuid}")
+    holder = node_name(lease.node_uuid, node_names(await ctx.client.list_nodes()))
+    ctx.print(f"released lease on dataset {dataset.dataset_id} held by {holder}")
 
 
 def register(subparsers: Any) -> None:

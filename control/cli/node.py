@@ -10,7 +10,7 @@ from control.cli.shell import Context
 
 
 async def list_(ctx: Context) -> None:
-    """List registered nodes: host, uuid, labels, era, liveness and when last heard from."""
+    """List registered nodes: name, host, uuid, labels, era, liveness and when last heard from."""
     nodes = await ctx.client.list_nodes()
     if ctx.json:
         ctx.print_json([node_info_json(n) for n in nodes])
@@ -18,6 +18,7 @@ async def list_(ctx: Context) -> None:
     now = ctx.clock.seconds()
     rows = [
         (
+            n.node.display_name,
             n.node.host,
             str(n.node.uuid),
             labels_text(n.node.labels),
@@ -25,9 +26,9 @@ async def list_(ctx: Context) -> None:
             "live" if n.live else "not live",
             ago(n.node.last_seen, now),
         )
-        for n in sorted(nodes, key=lambda n: (n.node.host, str(n.node.uuid)))
+        for n in sorted(nodes, key=lambda n: (n.node.display_name, str(n.node.uuid)))
     ]
-    ctx.print(table(("HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST SEEN"), rows))
+    ctx.print(table(("NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST SEEN"), rows))
 
 
 def register(subparsers: Any) -> None:

@@ -12,6 +12,7 @@ The global options (``--json``, ``--url``, ``--ca-cert``, ``--cert``,
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Callable
 from typing import Any, NoReturn
 
@@ -38,7 +39,15 @@ class UsageError(Exception):
 
 
 class Parser(argparse.ArgumentParser):
-    """An argument parser that raises :class:`UsageError` instead of exiting."""
+    """An argument parser that raises :class:`UsageError` instead of exiting.
+
+    A word starting with ``-`` and a digit (``--size -5G``) is read as a value,
+    not as an unknown option, so its own check can say what is wrong with it.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = re.compile(r"^-\.?\d")
 
     def error(self, message: str) -> NoReturn:
         """Refuse the command line."""

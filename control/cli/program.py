@@ -151,24 +151,37 @@ def _print_error(shell: Shell, error: ShoalError) -> None:
         shell.err.write(f"  {detail}\n")
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C stopped a command; ``note`` says what that means for what it was doing."""
+
+    def __init__(self, note: str | None) -> None:
+        super().__init__(note)
+        self.note = note
+
+
 def _run(args: argparse.Namespace, shell: Shell) -> Any:
     handler = args.handler
     if not inspect.iscoroutinefunction(handler):
         return handler(Context(args, shell, shell.clock))
     settings = Settings.from_args(args, shell.env)
+    contexts: list[Context] = []
 
     def work(reactor: Any) -> Deferred[Any]:
         from twisted.internet.defer import Deferred
 
         client = shell.make_client(settings, reactor)
-        coroutine = handler(Context(args, shell, reactor, client))
+        contexts.append(Context(args, shell, reactor, client))
+        coroutine = handler(contexts[-1])
         d = Deferred.fromCoroutine(coroutine)
         close = getattr(client, "close", None)
         if close is not None:
             d.addBoth(lambda result: close().addBoth(lambda _: result))
         return d
 
-    return shell.run(work)
+    try:
+        return shell.run(work)
+    except KeyboardInterrupt:
+        raise Interrupted(contexts[-1].on_interrupt if contexts else None) from None
 
 
 def run(argv: Sequence[str], shell: Shell, modules: Sequence[ModuleType] | None = None) -> int:
@@ -185,6 +198,9 @@ def run(argv: Sequence[str], shell: Shell, modules: Sequence[ModuleType] | None 
     except ShoalError as e:
         _print_error(shell, e)
         return 1
+    except Interrupted as e:
+        shell.err.write(f"error: interrupted{'; ' + e.note if e.note else ''}\n")
+        return 130
     except KeyboardInterrupt:
         shell.err.write("error: interrupted\n")
         return 130

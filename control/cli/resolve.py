@@ -30,7 +30,7 @@ def _by_prefix(text: str, ids: Sequence[UUID]) -> list[UUID]:
 
 def _one(matches: Sequence[UUID], what: str, text: str, describe: dict[UUID, str]) -> UUID:
     if len(matches) > 1:
-        listed = ", ".join(sorted(f"{m} ({describe.get(m, '?')})" for m in matches))
+        listed = ", ".join(sorted(f"{describe.get(m, '?')} ({m})" for m in matches))
         raise InvalidRequest(f"{what} {text!r} is ambiguous: it matches {listed}.")
     return matches[0]
 
@@ -47,7 +47,7 @@ def resolve_node(text: str, nodes: Sequence[NodeInfo]) -> UUID:
     ]
     matches = named or _by_prefix(text, ids)
     if not matches:
-        known = ", ".join(sorted(f"{n.node.host} ({n.node.uuid})" for n in nodes)) or "none"
+        known = ", ".join(sorted(n.node.display_name for n in nodes)) or "none"
         raise NotFound(f"No node {text!r}; the registered nodes are: {known}.")
     return _one(matches, "Node", text, describe)
 

@@ -165,6 +165,8 @@ class Context:
         self.shell = shell
         self.clock = clock
         self._client = client
+        self.on_interrupt: str | None = None
+        """What to tell the user if interrupted now (e.g. that the operation goes on)."""
 
     @property
     def client(self) -> ShoalClient:

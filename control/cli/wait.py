@@ -78,6 +78,14 @@ def gone(dataset_id: UUID, names: Mapping[UUID, str]) -> Pending:
     return pending
 
 
+def interrupted_note(waiting: str) -> str:
+    """What Ctrl-C during a wait means: only the waiting stops."""
+    return (
+        f"stopped waiting for {waiting}, but the operation goes on in the cluster: "
+        "`shoal dataset list` shows how far it got."
+    )
+
+
 async def wait_until(
     ctx: Context,
     pending: Pending,
@@ -95,7 +103,11 @@ async def wait_until(
 
     def check(states: Sequence[StateDataset]) -> Reached[None] | str:
         waiting = pending(states)
-        return Reached(None) if waiting is None else waiting
+        if waiting is None:
+            ctx.on_interrupt = None
+            return Reached(None)
+        ctx.on_interrupt = interrupted_note(waiting)
+        return waiting
 
     def condition(found: NodeCondition) -> None:
         ctx.progress(condition_text(found, known, ctx.clock.seconds()))

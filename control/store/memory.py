@@ -111,11 +111,25 @@ class MemoryStore:
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             stored = rules.create_dataset(
-                self._datasets.get(dataset.dataset_id), dataset.primary in self._nodes, dataset
+                self._datasets.get(dataset.dataset_id),
+                dataset.primary in self._nodes,
+                dataset,
+                self._named(dataset.name),
             )
             self._datasets[stored.dataset_id] = stored
             self.append_events([ev.dataset_created(stored, now, actor)])
             return stored, self._bump()
+
+    def _holder(self, dataset_id: UUID) -> str | None:
+        lease = self._leases.get(dataset_id)
+        return rules.holder_name(lease, None if lease is None else self._nodes.get(lease.node_uuid))
+
+    def _named(self, name: str | None) -> Dataset | None:
+        if name is None:
+            return None
+        return next(
+            (d for d in self._datasets.values() if d.name == name and not d.deleted), None
+        )
 
     def move_dataset(
         self,
@@ -137,6 +151,7 @@ class MemoryStore:
                 primary in self._nodes,
                 self._leases.get(dataset_id),
                 now,
+                self._holder(dataset_id),
             )
             self._datasets[dataset_id] = stored
             assert before is not None
@@ -151,7 +166,12 @@ class MemoryStore:
             rules.check_tag(self._generation, if_tag)
             existing = self._datasets.get(dataset_id)
             stored = rules.delete_dataset(
-                existing, dataset_id, self._leases.get(dataset_id), self._generation + 1, now
+                existing,
+                dataset_id,
+                self._leases.get(dataset_id),
+                self._generation + 1,
+                now,
+                self._holder(dataset_id),
             )
             if stored == existing:
                 return stored, self._generation
@@ -170,6 +190,7 @@ class MemoryStore:
                 self._leases.get(lease.dataset_id),
                 lease,
                 now,
+                self._holder(lease.dataset_id),
             )
             self._leases[stored.dataset_id] = stored
             if created:

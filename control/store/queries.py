@@ -62,6 +62,17 @@ def put_dataset(connection: Connection, dataset: Dataset, exists: bool) -> None:
     _upsert(connection, datasets, "dataset_id", rows.dataset_row(dataset), exists)
 
 
+def live_named(connection: Connection, name: str) -> Dataset | None:
+    """A dataset that is not deleted and whose metadata ``name`` is ``name``, or ``None``."""
+    row = connection.execute(
+        select(datasets)
+        .where(datasets.c.deleted == False)  # noqa: E712
+        .where(datasets.c.metadata["name"].as_string() == name)
+        .limit(1)
+    ).first()
+    return None if row is None else rows.dataset_from_row(row)
+
+
 def all_datasets(connection: Connection) -> dict[UUID, Dataset]:
     """Every dataset by id."""
     uuids: dict[str, UUID] = {}

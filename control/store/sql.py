@@ -191,7 +191,8 @@ class SQLStore:
         with self._write_configuration(if_tag) as w:
             existing = q.get_dataset(w.connection, dataset.dataset_id)
             known = q.node_exists(w.connection, dataset.primary)
-            stored = rules.create_dataset(existing, known, dataset)
+            named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
+            stored = rules.create_dataset(existing, known, dataset, named)
             q.put_dataset(w.connection, stored, exists=False)
             eventlog.append(
                 w.connection, [ev.dataset_created(stored, now, actor)], self._retention
@@ -211,13 +212,15 @@ class SQLStore:
         """Give a dataset a new primary; returns it and the new generation."""
         with self._write_configuration(if_tag) as w:
             before = q.get_dataset(w.connection, dataset_id)
+            lease = q.get_lease(w.connection, dataset_id)
             stored = rules.move_dataset(
                 before,
                 dataset_id,
                 primary,
                 q.node_exists(w.connection, primary),
-                q.get_lease(w.connection, dataset_id),
+                lease,
                 now,
+                _holder(w.connection, lease),
             )
             q.put_dataset(w.connection, stored, exists=True)
             assert before is not None
@@ -233,7 +236,9 @@ class SQLStore:
         with self._write_configuration(if_tag) as w:
             existing = q.get_dataset(w.connection, dataset_id)
             lease = q.get_lease(w.connection, dataset_id)
-            stored = rules.delete_dataset(existing, dataset_id, lease, w.generation + 1, now)
+            stored = rules.delete_dataset(
+                existing, dataset_id, lease, w.generation + 1, now, _holder(w.connection, lease)
+            )
             if stored == existing:
                 return stored, w.generation
             q.put_dataset(w.connection, stored, exists=True)
@@ -250,7 +255,9 @@ class SQLStore:
         with self._write_configuration(if_tag) as w:
             existing = q.get_lease(w.connection, lease.dataset_id)
             dataset = q.get_dataset(w.connection, lease.dataset_id)
-            stored, created = rules.acquire_lease(dataset, existing, lease, now)
+            stored, created = rules.acquire_lease(
+                dataset, existing, lease, now, _holder(w.connection, existing)
+            )
             q.put_lease(w.connection, stored, exists=existing is not None)
             taken = [ev.lease_taken(stored, now, actor)] if created else []
             eventlog.append(w.connection, taken, self._retention)
@@ -349,3 +356,10 @@ def _purge(connection: Connection) -> list[UUID]:
     if doomed:
         q.purge_datasets(connection, doomed)
     return doomed
+
+
+def _holder(connection: Connection, lease: Lease | None) -> str | None:
+    """The name of the node holding ``lease``, for a refusal."""
+    if lease is None:
+        return None
+    return rules.holder_name(lease, q.get_node(connection, lease.node_uuid))

@@ -56,6 +56,27 @@ def test_create() -> None:
         rules.create_dataset(None, False, wanted)
 
 
+def test_create_name_in_use() -> None:
+    """A name a live dataset carries is refused with that dataset's id; a deleted one frees it."""
+    holder = dataset(metadata={"name": "db"})
+    wanted = dataset(metadata={"name": "db"})
+    with pytest.raises(Conflict, match=f"'db' is already used by dataset {holder.dataset_id}"):
+        rules.create_dataset(None, True, wanted, holder)
+    gone = rules.delete_dataset(holder, holder.dataset_id, None, 2, NOW)
+    assert rules.create_dataset(None, True, wanted, gone) == wanted
+
+
+def test_lease_refusal_names_holder_and_release_command() -> None:
+    """A refusal for a lease names the holder's node and how to release the lease."""
+    current = dataset()
+    lease = Lease(current.dataset_id, C)
+    with pytest.raises(Conflict) as caught:
+        rules.move_dataset(current, current.dataset_id, B, True, lease, NOW, "node3")
+    message = caught.value.description
+    assert f"node node3 ({C}) holds a lease" in message
+    assert f"`shoal lease release {current.dataset_id}`" in message
+
+
 def test_move() -> None:
     """A move changes the primary, unless the dataset is missing, deleted or leased elsewhere."""
     current = dataset(metadata={"x": "y"})

@@ -35,11 +35,12 @@ class TestFind:
         ]
         assert rules.named_datasets([*others, live]) == {"vol": live}
 
-    def test_duplicate_names_pick_the_smallest_id(self) -> None:
-        """Every node resolves a duplicated name to the same dataset."""
+    def test_duplicate_names_are_refused(self) -> None:
+        """A name two live datasets share (made before names were unique) resolves to neither."""
         a, b = dataset("vol", n=5), dataset("vol", n=3)
-        assert rules.find_volume([a, b], "vol") == b
-        assert rules.find_volume([b, a], "vol") == b
+        with pytest.raises(Conflict, match=f"{b.dataset_id}, {a.dataset_id}"):
+            rules.find_volume([a, b], "vol")
+        assert rules.named_datasets([a, b, dataset("one", n=7)]) == {"one": dataset("one", n=7)}
 
 
 class TestCreateOptions:

@@ -73,7 +73,7 @@ class TestCreate:
         assert isinstance(error, InvalidRequest)
 
     def test_concurrent_create_ends_with_one_dataset(self) -> None:
-        """When another node wins the race for a name, Create retries and finds it."""
+        """When another node wins the race for a name, the 409 makes Create accept its dataset."""
 
         class Racing(HTTPClient):
             """A client where node2 creates the same name just before our write lands."""

@@ -124,6 +124,20 @@ class FilesystemsConformance:
         fs.unmount(os.path.join(mount_root, "missing"))
         assert fs.mounts() == before
 
+    def test_unmounted_path_is_not_writable(
+        self, fs: Filesystems, formatted: str, mount_root: str
+    ) -> None:
+        """After an unmount, a write at the old mount point fails instead of landing elsewhere."""
+        path = os.path.join(mount_root, "gone")
+        fs.mount(formatted, path)
+        self.write_marker(fs, os.path.join(path, "before"), b"data")
+        fs.unmount(path)
+        with pytest.raises((OSError, FilesystemError)):
+            self.write_marker(fs, os.path.join(path, "after"), b"lost")
+        fs.mount(formatted, path)
+        assert self.read_marker(fs, os.path.join(path, "before")) == b"data"
+        fs.unmount(path)
+
     def test_marker_survives_remount(
         self, fs: Filesystems, formatted: str, mount_root: str
     ) -> None:

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from agent.fs.interface import FilesystemError, Filesystems, Mount
-from agent.fs.real import RealFilesystems, parse_mountinfo, unescape
+from agent.fs.real import (
+    RealFilesystems,
+    make_mount_point,
+    parse_mountinfo,
+    remove_mount_point,
+    unescape,
+)
 from tests.agent.fs.conformance import FilesystemsConformance, NewDevice
 
 needs_root = [
@@ -111,3 +117,32 @@ def test_parse_mountinfo() -> None:
 def test_unescape() -> None:
     """Octal escapes for space, tab, newline and backslash are decoded."""
     assert unescape("a\\040b\\011c\\012d\\134e") == "a b\tc\nd\\e"
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
+def test_unmount_removes_only_an_empty_mount_point(new_device: NewDevice, mount_root: str) -> None:
+    """The emptied mount point is removed; a directory holding files is kept."""
+    fs = RealFilesystems(under=mount_root)
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "m")
+    fs.mount(device, path)
+    fs.unmount(path)
+    assert not os.path.exists(path)
+    os.mkdir(path)
+    Path(path, "someone's file").write_text("keep")
+    fs.unmount(path)
+    assert Path(path, "someone's file").read_text() == "keep"
+
+
+def test_mount_point_is_made_unwritable(tmp_path: Path) -> None:
+    """A new mount point has mode 000 until something is mounted over it."""
+    path = tmp_path / "a" / "m"
+    make_mount_point(str(path))
+    assert path.stat().st_mode & 0o777 == 0
+    make_mount_point(str(path))
+    remove_mount_point(str(path))
+    assert not path.exists()
+    remove_mount_point(str(path))

@@ -34,9 +34,19 @@ def test_create_move_back_and_forth_then_delete(cluster: LocalCluster, nodes):
         assert read_marker(os.path.join(target.mount_path(dataset_id), "marker")) == data
         others = [a for a in (one, two) if a is not target]
         assert not any(os.path.ismount(a.mount_path(dataset_id)) for a in others)
+        for other in others:
+            _assert_unwritable(other.mount_path(dataset_id))
     cluster.delete(dataset_id)
     wait_until(lambda: cluster.gone(dataset_id), 30, f"{dataset_id} to be purged")
     assert not [m for m in mounts_under(cluster.base) if str(dataset_id) in m[1]]
+    for agent in nodes:
+        _assert_unwritable(agent.mount_path(dataset_id))
+
+
+def _assert_unwritable(old_mount_point: str) -> None:
+    """A write where a dataset was mounted fails, rather than landing on the node's own disk."""
+    with pytest.raises(OSError), open(os.path.join(old_mount_point, "x"), "w") as f:
+        f.write("lost")
 
 
 def test_datasets_on_both_nodes_at_once(cluster: LocalCluster, nodes):

@@ -197,3 +197,34 @@ def test_malformed_path_id_is_named() -> None:
     h = Harness()
     answer = h.call("DELETE", f"{DATASETS}/not-a-uuid")
     assert answer.code == 400 and "'not-a-uuid'" in answer.body["description"]
+
+
+def test_name_in_use_is_409_naming_the_dataset() -> None:
+    """A create with a name in use is 409 naming the dataset that has it, and writes nothing."""
+    h = Harness()
+    h.register()
+    first = h.create(metadata={"name": "db"}).body["dataset_id"]
+    answer = h.create(metadata={"name": "db"})
+    assert answer.code == 409
+    assert first in answer.body["description"] and "'db'" in answer.body["description"]
+    assert h.generation() == 1
+
+
+def test_require_live_opt_in() -> None:
+    """With X-Shoal-Require-Live: true, a create or move onto a silent node is 409; without, 2xx."""
+    h = Harness()
+    h.register(NODE_B, "10.0.0.2")
+    h.clock.advance(60)
+    h.register()
+    live = {"X-Shoal-Require-Live": "true"}
+    path = "/v1/configuration/datasets"
+    refused = h.call("POST", path, {"primary": str(NODE_B)}, headers=live)
+    assert refused.code == 409
+    assert "is not live: it was last heard from 60 s ago" in refused.body["description"]
+    created = h.call("POST", path, {"primary": str(NODE_A)}, headers=live)
+    assert created.code == 201
+    move = f"{path}/{created.body['dataset_id']}"
+    assert h.call("POST", move, {"primary": str(NODE_B)}, headers=live).code == 409
+    assert h.call("POST", move, {"primary": str(NODE_B)}).code == 200
+    bad = h.call("POST", path, {"primary": str(NODE_A)}, headers={"X-Shoal-Require-Live": "yes"})
+    assert bad.code == 400 and h.generation() == 2

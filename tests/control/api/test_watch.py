@@ -265,3 +265,15 @@ def test_watch_cancelled_when_client_disconnects() -> None:
     assert h.api.notifier.waiting == 0
     assert h.clock.getDelayedCalls() == []
     assert channel.transport.written.getvalue() == b""
+
+
+def test_watch_cancelled_at_shutdown_answers_503() -> None:
+    """A watch the stopping service cancels is answered 503 with JSON, never 500."""
+    h = _registered()
+    d = h.start("GET", f"{WATCH}?configuration=5&state=5")
+    h.client.flush()
+    assert h.api.notifier.waiting == 1
+    h.api.notifier.stop()
+    answer = h.finish(d)
+    assert answer.code == 503
+    assert "shutting down" in answer.body["description"]

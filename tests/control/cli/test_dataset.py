@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import io
 import json
+from typing import Any
 from uuid import UUID
 
 import pytest
 
-from control.model import Condition, ConditionKind, VolumeStatus
+from control.cli.dataset import in_cli_terms, liveness_status
+from control.cli.program import run
+from control.cli.shell import Shell
+from control.client.interface import NodeInfo
+from control.errors import Conflict, InvalidRequest
+from control.model import Condition, ConditionKind, Dataset, Node, VolumeStatus
 
 from .harness import CLI, DATASET_1, DATASET_2, NODE_1, NODE_2, START, GiB
 
@@ -74,7 +81,7 @@ def test_create_needs_node_choice(cli: CLI) -> None:
     """With several nodes, create asks which one."""
     result = cli("dataset", "create")
     assert result.code == 1
-    assert result.err == "error: The cluster has 2 nodes (node1, node2): choose one with --node.\n"
+    assert result.err == "error: The cluster has 2 nodes (node1, second): choose one with --node.\n"
 
 
 def test_create_single_node_default() -> None:
@@ -86,11 +93,15 @@ def test_create_single_node_default() -> None:
 
 
 def test_create_refused_by_service(cli: CLI) -> None:
-    """The service's refusal is printed as one line, exit status 1."""
-    result = cli("dataset", "create", "--node", "node1", "--size", "1M")
+    """The service's refusal is one line, exit status 1: a name in use names its dataset."""
+    cli.create(DATASET_1, NODE_1, "db")
+    result = cli("dataset", "create", "--node", "node1", "--meta", "name=db")
     assert result.code == 1
-    assert result.err.startswith("error: The request body is not valid: $.maximum_size: 1048576")
-    assert "at least 67108864 (64 MiB)" in result.err
+    assert result.err == (
+        f"error: The name 'db' is already used by dataset {DATASET_1}: choose another name, "
+        "or delete that dataset first.\n"
+    )
+    assert len(cli.wait(cli.client.list_datasets()).datasets) == 1
 
 
 @pytest.mark.parametrize(
@@ -101,6 +112,9 @@ def test_create_refused_by_service(cli: CLI) -> None:
         (["dataset", "create", "--id", "x"], "'x' is not a UUID"),
         (["dataset", "move", "db"], "the following arguments are required: --to"),
         (["dataset", "create", "--timeout", "-1"], "not a positive number"),
+        (["dataset", "create", "--size", "-5G"], "argument --size: Invalid size '-5G': a size "
+         "cannot be negative"),
+        (["dataset", "create", "--size", "1M"], "argument --size: the size 1048576 is too small"),
     ],
 )
 def test_usage_errors(cli: CLI, argv: list[str], message: str) -> None:
@@ -127,7 +141,8 @@ def test_show_ambiguous_and_unknown(cli: CLI) -> None:
     cli.create(DATASET_1, NODE_1, "a")
     cli.create(DATASET_1.__class__(str(DATASET_1).replace("0001", "0009")), NODE_1, "b")
     ambiguous = cli("dataset", "show", "1111")
-    assert ambiguous.code == 1 and "is ambiguous" in ambiguous.err and "(b)" in ambiguous.err
+    assert ambiguous.code == 1 and "is ambiguous" in ambiguous.err
+    assert "b (11111111" in ambiguous.err
     unknown = cli("dataset", "show", "nope")
     assert unknown.code == 1 and "shoal dataset list" in unknown.err
 
@@ -237,3 +252,97 @@ def test_wait_prints_a_waiting_condition_and_goes_on(cli: CLI) -> None:
     assert "second: waiting (for 1s): waiting for node1 to unmount and detach volume v1" in (
         result.out
     )
+
+
+def test_size_messages_never_name_api_fields(cli: CLI) -> None:
+    """Size refusals speak of the size, never of the API's ``maximum_size``."""
+    for size in ("1M", "100000K", "-5G", "x"):
+        assert "maximum_size" not in cli("dataset", "create", "--size", size).err
+
+
+def test_move_to_same_node_says_so(cli: CLI) -> None:
+    """A move to the node a dataset is already on says so and writes nothing."""
+    cli.create(DATASET_1, NODE_1, "db")
+    before = cli.wait(cli.client.list_datasets()).tag
+    result = cli("dataset", "move", "db", "--to", "node1")
+    assert result.code == 0, result.err
+    assert result.out.startswith(f"dataset {DATASET_1} is already on node1; nothing to move\n")
+    assert cli.wait(cli.client.list_datasets()).tag == before
+
+
+def test_dead_node_refused_unless_forced(cli: CLI) -> None:
+    """Creating on or moving to a node that is not live is refused; --force does it anyway."""
+    cli.clock.advance(120)
+    cli.register(NODE_1, "node1")
+    create = cli("dataset", "create", "--node", "second")
+    assert create.code == 1
+    assert create.err == (
+        "error: Node second is not live (not seen for 2m): its agent may be down, and nothing "
+        "would act on the dataset there until it is back. Start that node's agent, choose a "
+        "live node (`shoal node list`), or give --force.\n"
+    )
+    cli.create(DATASET_1, NODE_1, "db")
+    move = cli("dataset", "move", "db", "--to", "second")
+    assert move.code == 1 and "Node second is not live" in move.err
+    assert cli.wait(cli.client.list_datasets()).datasets[0].primary == NODE_1
+    assert cli("dataset", "move", "db", "--to", "second", "--force").code == 0
+    assert cli("dataset", "create", "--node", "second", "--force").code == 0
+
+
+def test_status_of_dataset_on_silent_node(cli: CLI) -> None:
+    """A dataset whose primary is not live shows as unknown, with how long it has been silent."""
+    cli.create(DATASET_1, NODE_2, "db")
+    cli.report(NODE_2, (DATASET_1, MOUNTED))
+    cli.clock.advance(125)
+    cli.register(NODE_1, "node1")
+    [row] = cli("dataset", "list").out.splitlines()[1:]
+    assert "unknown (second not seen for 2m)" in row
+    assert "status:    unknown (second not seen for 2m)" in cli("dataset", "show", "db").out
+
+
+def test_interrupted_wait_says_the_operation_goes_on(cli: CLI) -> None:
+    """Ctrl-C during ``--wait`` stops only the waiting, and says so."""
+    cli.create(DATASET_1, NODE_1, "db")
+    cli.report(NODE_1, (DATASET_1, MOUNTED))
+
+    def interrupting(work: Any) -> Any:
+        work(cli.clock)
+        for _ in range(5):
+            cli.settle()
+            cli.clock.advance(1)
+        raise KeyboardInterrupt  # what the runner raises when Ctrl-C stops the reactor
+
+    out, err = io.StringIO(), io.StringIO()
+    shell = Shell(out, err, {}, lambda settings, reactor: cli.client, interrupting, cli.clock)
+    code = run(["dataset", "move", "db", "--to", "node2", "--wait"], shell)
+    assert code == 130
+    assert err.getvalue() == (
+        f"error: interrupted; stopped waiting for dataset {DATASET_1} to move to second (it is "
+        "still on node1), but the operation goes on in the cluster: `shoal dataset list` shows "
+        "how far it got.\n"
+    )
+    assert cli.wait(cli.client.list_datasets()).datasets[0].primary == NODE_2
+
+
+def test_api_field_names_become_options() -> None:
+    """A refusal naming the API's fields is shown with the CLI's options."""
+    error = in_cli_terms(InvalidRequest("maximum_size 5 is over the maximum_size limit.", ["e"]))
+    assert isinstance(error, InvalidRequest)
+    assert (error.description, error.errors) == ("--size 5 is over the --size limit.", ["e"])
+    same = Conflict("The name 'db' is in use.")
+    assert in_cli_terms(same) is same
+
+
+def test_liveness_status() -> None:
+    """Only a live dataset whose primary is known and silent is unknown, saying for how long."""
+    node = Node(NODE_2, "10.0.0.2", labels={"name": "node2"}, last_seen=1000.0)
+    dataset = Dataset(DATASET_1, NODE_2)
+    assert liveness_status(dataset, NodeInfo(node, False), 1130.0) == \
+        "unknown (node2 not seen for 2m)"
+    never = Node(NODE_2, "10.0.0.2")
+    assert liveness_status(dataset, NodeInfo(never, False), 1130.0) == \
+        "unknown (10.0.0.2 never seen)"
+    assert liveness_status(dataset, NodeInfo(node, True), 1130.0) is None
+    assert liveness_status(dataset, None, 1130.0) is None
+    deleted = Dataset(DATASET_1, NODE_2, deleted=True)
+    assert liveness_status(deleted, NodeInfo(node, False), 1130.0) is None

@@ -22,9 +22,9 @@ def test_node_list_table() -> None:
     result = cluster()("node", "list")
     assert result.code == 0
     assert [line.split() for line in result.out.splitlines()] == [
-        ["HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
-        ["node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
-        ["node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
+        ["NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
+        ["node1", "node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
+        ["node2", "node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
     ]
 
 
@@ -46,7 +46,9 @@ def test_lease_cycle() -> None:
     assert listed[1].split() == [str(DATASET_1), "db", "node1", "in", "1m"]
     renewed = json.loads(cli("lease", "acquire", "db", "--node", "node1", "--json").out)
     assert (renewed["created"], renewed["expires"]) == (False, None)
-    assert cli("lease", "release", "db").code == 0
+    released = cli("lease", "release", "db")
+    assert released.code == 0
+    assert released.out == f"released lease on dataset {DATASET_1} held by node1\n"
     assert json.loads(cli("lease", "list", "--json").out) == []
 
 
@@ -56,7 +58,8 @@ def test_lease_conflict() -> None:
     cli("lease", "acquire", "db", "--node", "node1")
     result = cli("lease", "acquire", "db", "--node", "node2")
     assert result.code == 1
-    assert result.err.startswith(f"error: Cannot lease dataset {DATASET_1}: node {NODE_1}")
+    assert result.err.startswith(f"error: Cannot lease dataset {DATASET_1}: node node1 ({NODE_1})")
+    assert f"`shoal lease release {DATASET_1}`" in result.err
 
 
 def test_release_without_lease() -> None:

@@ -142,6 +142,24 @@ class StoreConformance:
         assert store.dataset(first.dataset_id) == first
         assert store.versions().configuration == 1
 
+    def test_create_name_in_use(self, store: Store) -> None:
+        """A name carried by a live dataset is refused, naming that dataset; nothing changes."""
+        first = add_dataset(store, add_node(store), metadata={"name": "db"})
+        with pytest.raises(Conflict, match=str(first.dataset_id)):
+            store.create_dataset(
+                Dataset(dataset_id=uuid4(), primary=first.primary, metadata={"name": "db"}), None
+            )
+        assert list(store.configuration(NOW).datasets) == [first.dataset_id]
+        assert store.versions().configuration == 1
+
+    def test_create_name_of_deleted_dataset(self, store: Store) -> None:
+        """The name of a deleted dataset may be used again; other names never clash."""
+        first = add_dataset(store, add_node(store), metadata={"name": "db"})
+        store.delete_dataset(first.dataset_id, None, NOW)
+        again = add_dataset(store, first.primary, metadata={"name": "db"})
+        other = add_dataset(store, first.primary, metadata={"name": "dbx", "app": "db"})
+        assert {again.name, other.name} == {"db", "dbx"}
+
     def test_dataset_missing(self, store: Store) -> None:
         """Looking up an unknown dataset gives None."""
         assert store.dataset(uuid4()) is None

@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from control.errors import PreconditionFailed
+from control.errors import Conflict, PreconditionFailed
 from control.model import Dataset, Node
 from control.store.sql import SQLStore
 
@@ -68,3 +68,28 @@ def test_conditional_moves_never_lose_an_update(open_sql: Callable[[], SQLStore]
         assert configuration.generation == first + len(wins)
         assert {d: configuration.datasets[d].primary for d in datasets} == expected
     assert len(wins) >= THREADS // 2
+
+
+def _creator(store: SQLStore, node: UUID, start: threading.Barrier) -> UUID | None:
+    """Create a dataset named ``shared`` (unconditionally); its id, or None if refused."""
+    start.wait()
+    try:
+        created, _ = store.create_dataset(
+            Dataset(dataset_id=uuid4(), primary=node, metadata={"name": "shared"}), None
+        )
+    except Conflict:
+        return None
+    return created.dataset_id
+
+
+def test_concurrent_creates_of_one_name(open_sql: Callable[[], SQLStore]) -> None:
+    """Twenty threads on two stores create the same name at once: exactly one wins."""
+    stores = [open_sql(), open_sql()]
+    node = stores[0].register_node(Node(uuid=uuid4(), host="h")).uuid
+    start = threading.Barrier(THREADS)
+    with ThreadPoolExecutor(THREADS) as pool:
+        futures = [pool.submit(_creator, stores[t % 2], node, start) for t in range(THREADS)]
+        winners = [i for i in (f.result() for f in futures) if i is not None]
+    assert len(winners) == 1
+    named = [d for d in stores[1].configuration(NOW).datasets.values() if d.name == "shared"]
+    assert [d.dataset_id for d in named] == winners
