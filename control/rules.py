@@ -327,13 +327,13 @@ def _check_paths(node: Node, report: NodeState) -> None:
         if state.path is None:
             continue
         if node.mount_root is None:
-            raise InvalidRequest(
+            raise Conflict(
                 f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, but "
                 f"node {node.uuid} registered no mount_root, so no path of it is trusted. "
                 "Register the node with its mount_root (agents do), then report again."
             )
         if not strictly_below(node.mount_root, state.path):
-            raise InvalidRequest(
+            raise Conflict(
                 f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, which "
                 f"is not a normalised path strictly below node {node.uuid}'s mount root "
                 f"{node.mount_root!r}. A node may only report paths below the mount root it "

@@ -106,7 +106,9 @@ StrictValidator = validators.extend(
 ``67108864.0`` is not an integer here, as in Flocker (the API's one
 deviation from plain JSON Schema, stated in the OpenAPI document)."""
 
-_EXPLAINED = frozenset({"minimum", "maximum", "multipleOf", "exclusiveMinimum", "type"})
+_EXPLAINED = frozenset(
+    {"minimum", "maximum", "multipleOf", "exclusiveMinimum", "type", "pattern"}
+)
 
 
 def _message(error: Any) -> str:

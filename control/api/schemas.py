@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from control.admission import SIZE_CEILING
 from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
 from control.model import (
     MAX_METADATA_ITEMS,
@@ -21,6 +22,7 @@ from control.model import (
     ConditionKind,
     VolumeStatus,
 )
+from control.units import describe_size
 
 Schema = dict[str, Any]
 
@@ -60,7 +62,12 @@ SIZE: Schema = {
 NEW_SIZE: Schema = {
     **SIZE,
     "type": ["integer", "null"],
-    "description": f"{SIZE['description']} Null or absent means the default size.",
+    "maximum": SIZE_CEILING,
+    "description": (
+        f"{SIZE['description']} A new dataset is at most {describe_size(SIZE_CEILING)} (the "
+        "ceiling), and no larger than some live node reports it can create. Null or absent "
+        "means the default size."
+    ),
 }
 REPORTED_SIZE: Schema = {
     "type": "integer",
@@ -134,11 +141,13 @@ ACQUIRE_LEASE = _object(
         ),
     },
 )
+NORMAL_PATH = "^(/([^./\\x00][^/\\x00]*|\\.[^./\\x00][^/\\x00]*|\\.\\.[^/\\x00]+))+$"
+"""An absolute, normalised path below ``/``: no empty, ``.`` or ``..`` part, no trailing ``/``."""
 ABSOLUTE_PATH: Schema = {
     "type": "string",
-    "minLength": 1,
+    "minLength": 2,
     "maxLength": 4096,
-    "pattern": "^/[^\\x00]*$",
+    "pattern": NORMAL_PATH,
 }
 REGISTER_NODE = _object(
     ["host"],
@@ -147,8 +156,9 @@ REGISTER_NODE = _object(
     labels=LABELS,
     mount_root={
         **ABSOLUTE_PATH,
-        "description": "The directory under which the agent mounts datasets; "
-        "reported paths must lie below it.",
+        "description": "The directory under which the agent mounts datasets: an absolute, "
+        "normalised path other than / (no '.', '..', '//' or trailing '/'). Reported paths "
+        "must lie below it.",
     },
 )
 DATASET_STATE = _object(
@@ -157,7 +167,12 @@ DATASET_STATE = _object(
     status={"enum": [s.value for s in VolumeStatus]},
     maximum_size={**REPORTED_SIZE, "type": ["integer", "null"]},
     device=NULLABLE_STRING,
-    path=NULLABLE_STRING,
+    path={
+        **ABSOLUTE_PATH,
+        "type": ["string", "null"],
+        "description": "Where the volume is mounted: an absolute, normalised path strictly "
+        "below the mount_root the node registered (409 otherwise), or null.",
+    },
 )
 SHORT_TEXT: Schema = {"type": "string", "minLength": 1, "maxLength": 64, "pattern": NO_NUL}
 NULLABLE_UUID: Schema = {"anyOf": [UUID, {"type": "null"}]}

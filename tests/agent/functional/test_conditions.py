@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -34,26 +35,52 @@ def show_json(cluster: LocalCluster, dataset_id: UUID) -> Any:
     return json.loads(done.stdout)
 
 
-def test_a_create_too_large_for_the_pool_fails_fast_with_the_reason(cluster: LocalCluster, nodes):
-    """--size 100T: --wait stops at once with the agent's EFBIG; list, show and events say why."""
-    one, _ = nodes
-    start = time.monotonic()
-    done = shoal(cluster, "dataset", "create", "--node", "node1", "--size", "100T", "--wait",
-                 "--timeout", "120")
-    elapsed = time.monotonic() - start
+def test_a_size_no_volume_can_have_is_refused_at_once(cluster: LocalCluster, nodes):
+    """--size 100T is above the 64 TiB ceiling: the service refuses it at once, naming it."""
+    done = shoal(cluster, "dataset", "create", "--node", "node1", "--size", "100T", "--wait")
     assert done.returncode == 1, done.stdout + done.stderr
+    assert "64 TiB" in done.stderr and "maximum_size" not in done.stderr
+    assert "created dataset" not in done.stdout
+
+
+def _both_paused(cluster: LocalCluster) -> bool:
+    listing = json.loads(shoal(cluster, "node", "list", "--json").stdout)
+    return not any(node["live"] for node in listing)
+
+
+def test_a_create_too_large_for_the_pool_fails_fast_with_the_reason(cluster: LocalCluster, nodes):
+    """A size admitted while no node had reported (both paused) but larger than the pool:
+    --wait stops at once with the agent's reason; list, show and events say why."""
+    one, two = nodes
+    for agent in (one, two):
+        os.kill(agent.process.pid, signal.SIGSTOP)
+    try:
+        wait_until(lambda: _both_paused(cluster), 30, "both nodes not live")
+        waiting = subprocess.Popen(
+            [sys.executable, "-m", "control.cli", "dataset", "create", "--node", "node1",
+             "--size", "50T", "--force", "--wait", "--timeout", "120", "--url", cluster.url],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        )
+        time.sleep(1)
+    finally:
+        for agent in (one, two):
+            os.kill(agent.process.pid, signal.SIGCONT)
+    start = time.monotonic()
+    out, err = waiting.communicate(timeout=120)
+    elapsed = time.monotonic() - start
+    assert waiting.returncode == 1, out + err
     assert elapsed < 60, f"--wait took {elapsed:.1f} s: it must not wait for the timeout"
-    assert "node1: error (create, 1 attempt" in done.stdout
-    assert done.stderr.startswith("error: node1 cannot do it: create failed: File too large")
-    dataset_id = UUID(re.search(r"created dataset (\S+) on node1", done.stdout).group(1))
+    assert "node1: error (create, 1 attempt" in out
+    assert err.startswith("error: node1 cannot do it: A volume of 50 TiB can never fit")
+    dataset_id = UUID(re.search(r"created dataset (\S+) on node1", out).group(1))
     shown = show_json(cluster, dataset_id)
     (condition,) = shown["conditions"]
     assert (condition["step"], condition["reason"], condition["permanent"]) == (
         "create", "too_large", True)
     assert condition["node_uuid"] == str(one.uuid)
-    assert shown["status"] == "error: create failed: File too large"
+    assert shown["status"].startswith("error: A volume of 50 TiB can never fit")
     listing = shoal(cluster, "dataset", "list").stdout
-    assert "error: create failed: File too large" in listing
+    assert "error: A volume of 50 TiB can never fit" in listing
     events = json.loads(shoal(cluster, "events", "--dataset", str(dataset_id), "--json").stdout)
     assert [e["kind"] for e in events][:2] == ["created", "error"]
     cluster.delete(dataset_id)

@@ -37,14 +37,25 @@ def _report(
     return h.call("PUT", f"/v1/shoal/state/{NODE_A}", body, **kw)
 
 
-@pytest.mark.parametrize("path", ["/etc", "/mnt", "/mnt/../etc", "/mnt/x/../../etc", "/mntx/y"])
+@pytest.mark.parametrize("path", ["/etc", "/mnt", "/mntx/y"])
 def test_path_outside_mount_root_refused(path: str) -> None:
-    """A reported path not strictly below the node's mount root is a 400 and is not recorded."""
+    """A normalised path not strictly below the node's mount root is a 409, not recorded."""
+    h = Harness()
+    h.register()
+    answer = _report(h, [_mounted(path)])
+    assert answer.code == 409
+    assert "strictly below" in answer.body["description"] and "'/mnt'" in answer.body["description"]
+    assert h.call("GET", "/v1/state/datasets").body == []
+
+
+@pytest.mark.parametrize("path", ["/mnt/../etc", "/mnt/x/../../etc", "mnt/x", "/mnt//x"])
+def test_unnormalised_path_refused(path: str) -> None:
+    """A path that is not absolute and normalised breaks the schema: a 400, not recorded."""
     h = Harness()
     h.register()
     answer = _report(h, [_mounted(path)])
     assert answer.code == 400
-    assert "strictly below" in answer.body["description"] and "'/mnt'" in answer.body["description"]
+    assert "normalised" in answer.body["description"]
     assert h.call("GET", "/v1/state/datasets").body == []
 
 
@@ -60,7 +71,7 @@ def test_path_without_mount_root_refused() -> None:
     h = Harness()
     assert h.call("PUT", f"/v1/shoal/nodes/{NODE_A}", {"host": "h", "era": "e1"}).code == 200
     answer = _report(h, [_mounted(f"/mnt/{DATASET_1}")])
-    assert answer.code == 400 and "no mount_root" in answer.body["description"]
+    assert answer.code == 409 and "no mount_root" in answer.body["description"]
 
 
 def test_mount_root_of_slash_refused() -> None:

@@ -483,7 +483,7 @@ class StoreConformance:
         forged = NodeState(node_uuid=a, era="era", generation=1, datasets={
             dataset.dataset_id: DatasetState(dataset.dataset_id, VolumeStatus.MOUNTED, path=path)
         })
-        with pytest.raises(InvalidRequest, match="mount root"):
+        with pytest.raises(Conflict, match="mount root"):
             store.report_state(forged)
         assert store.cluster_state().reports == {} and store.versions() == Versions(1, 1)
 
@@ -492,7 +492,7 @@ class StoreConformance:
         node = Node(uuid=uuid4(), host="h", era="era")
         store.register_node(node)
         dataset = add_dataset(store, node.uuid)
-        with pytest.raises(InvalidRequest, match="no mount_root"):
+        with pytest.raises(Conflict, match="no mount_root"):
             store.report_state(report(node.uuid, 1, dataset.dataset_id))
         assert store.report_state(report(node.uuid, 1)) is True
 
