@@ -63,7 +63,9 @@ def main() -> None:
     options = parser.parse_args()
     shoal = [sys.executable, "-m", "control.cli"] if options.module else shoal_command()
     table = Table(f"CLI start-up, whole process ({' '.join(os.path.basename(a) for a in shoal)})")
-    env = dict(os.environ)
+    # An installed shoal has its byte code cached; PYTHONDONTWRITEBYTECODE (set in some
+    # sandboxes and CI images) would make every run compile the project from source.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     run([*shoal, "--help"], env)  # warm the byte-code and page caches
     helps = (("shoal --help", ["--help"]), ("shoal dataset --help", ["dataset", "--help"]))
     for name, args in helps:

@@ -212,6 +212,12 @@ def run(argv: Sequence[str], shell: Shell, modules: Sequence[ModuleType] | None 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """The ``shoal`` entry point."""
+    import os
     import sys
 
-    return run(sys.argv[1:] if argv is None else argv, real_shell())
+    from control.cli.tls import plain_http_client, skip_tls_imports
+
+    words = sys.argv[1:] if argv is None else argv
+    if plain_http_client(words, os.environ):
+        skip_tls_imports()
+    return run(words, real_shell())

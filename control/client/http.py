@@ -15,7 +15,6 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
-from OpenSSL.SSL import Error as TLSError
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionClosed
@@ -46,6 +45,14 @@ from control.wire import (
     reported_orphan_from_json,
     versions_from_json,
 )
+
+try:
+    from OpenSSL.SSL import Error as TLSError
+except ImportError:  # a plain-HTTP CLI run without TLS libraries (see control.cli.tls)
+
+    class TLSError(Exception):  # type: ignore[no-redef]
+        """Stands for pyOpenSSL's error where TLS is not loaded: it is never raised."""
+
 
 TAG_HEADER = "X-Configuration-Tag"
 IF_TAG_HEADER = "X-If-Configuration-Matches"
