@@ -28,6 +28,8 @@ from control.wire import (
     capacity_to_json,
     condition_from_json,
     condition_to_json,
+    event_from_json,
+    event_to_json,
     orphan_from_json,
     orphan_to_json,
 )
@@ -167,27 +169,12 @@ def node_state_from_row(row: Row) -> NodeState:
 
 
 def event_row(event: Event) -> dict[str, Any]:
-    """The ``events`` row of ``event`` (its id is left to the database)."""
-    return {
-        "at": event.at,
-        "kind": event.kind,
-        "message": event.message,
-        "dataset_id": None if event.dataset_id is None else str(event.dataset_id),
-        "node_uuid": None if event.node_uuid is None else str(event.node_uuid),
-        "actor": event.actor,
-        "details": dict(event.details),
-    }
+    """The ``events`` row of ``event``: its JSON less the id, which the database assigns."""
+    row = event_to_json(event)
+    del row["id"]
+    return row
 
 
 def event_from_row(row: Row) -> Event:
     """The event stored in ``row``."""
-    return Event(
-        event_id=row["event_id"],
-        at=row["at"],
-        kind=row["kind"],
-        message=row["message"],
-        dataset_id=None if row["dataset_id"] is None else UUID(row["dataset_id"]),
-        node_uuid=None if row["node_uuid"] is None else UUID(row["node_uuid"]),
-        actor=row["actor"],
-        details=row["details"] or {},
-    )
+    return event_from_json({**row, "id": row["event_id"]})
