@@ -23,6 +23,7 @@ CLIENT_GROUPS = frozenset({"dataset", "node", "lease", "events", "volume"})
 
 _TLS_OPTIONS = ("--ca-cert", "--cert", "--key")
 _TLS_ENVIRONMENT = ("SHOAL_CA_CERT", "SHOAL_CERT", "SHOAL_KEY")
+_VALUE_OPTIONS = frozenset({"--url", *_TLS_OPTIONS})
 
 
 def _option(argv: Sequence[str], name: str) -> str | None:
@@ -34,9 +35,20 @@ def _option(argv: Sequence[str], name: str) -> str | None:
     return None
 
 
+def command_group(argv: Sequence[str]) -> str | None:
+    """The command group ``shoal ARGV`` runs: its first word that is no global option (pure)."""
+    words = iter(argv)
+    for word in words:
+        if word in _VALUE_OPTIONS:
+            next(words, None)
+        elif not word.startswith("-"):
+            return word
+    return None
+
+
 def plain_http_client(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
     """Whether ``shoal ARGV`` is a client command that will talk plain HTTP (pure)."""
-    if not any(word in CLIENT_GROUPS for word in argv[:3]):
+    if command_group(argv) not in CLIENT_GROUPS:
         return False
     if any(_option(argv, name) is not None for name in _TLS_OPTIONS):
         return False

@@ -18,6 +18,7 @@ from tests.processes import ROOT
         (["--json", "node", "list"], {"SHOAL_URL": "http://127.0.0.1:4523"}),
         (["events", "--url", "http://10.0.0.1:4523"], {}),
         (["volume", "orphans", "--url=http://h:1"], {}),
+        (["--url", "http://h:1", "--json", "lease", "list"], {}),
     ],
 )
 def test_plain_http_client_commands_skip_tls(argv: list[str], environ: dict[str, str]) -> None:
@@ -34,6 +35,8 @@ def test_plain_http_client_commands_skip_tls(argv: list[str], environ: dict[str,
         (["node", "list"], {"SHOAL_CA_CERT": "cluster.crt"}),
         (["control", "serve"], {}),
         (["ca", "init"], {}),
+        (["ca", "issue", "node", "node-a", "--dir", "ca"], {}),
+        (["--url", "node", "control", "serve"], {}),
         (["agent", "run"], {}),
         (["plugin", "serve"], {}),
         (["--help"], {}),
