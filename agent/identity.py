@@ -9,7 +9,6 @@ the same file to learn which node it serves.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from uuid import UUID, uuid4
 from attrs import frozen
 
 from agent.files import write_atomically
+from control.pidlock import LockHeld, hold_lock
 
 IDENTITY_FILE = "identity.json"
 MOUNT_ROOT_FILE = "mount_root.json"
@@ -127,22 +127,14 @@ def lock_state_dir(state_dir: str) -> int:
     :class:`StateDirLocked` naming the first one's pid. The kernel drops the
     lock when the process ends, however it ends.
     """
-    os.makedirs(state_dir, exist_ok=True)
-    path = os.path.join(state_dir, LOCK_FILE)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
+        return hold_lock(os.path.join(state_dir, LOCK_FILE))
+    except LockHeld as held:
         raise StateDirLocked(
-            f"Another agent (pid {holder}) is running with --state-dir {state_dir}: two "
+            f"Another agent (pid {held.holder}) is running with --state-dir {state_dir}: two "
             "agents must never share one node identity. Stop that agent, or give this one "
             "its own --state-dir."
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 def boot_id(path: str = BOOT_ID_PATH) -> str:

@@ -17,7 +17,6 @@ list`` shows it not live; ``kill -CONT PID`` brings it back.
 from __future__ import annotations
 
 import argparse
-import fcntl
 import json
 import os
 import shutil
@@ -31,6 +30,8 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from attrs import define, field
+
+from control.pidlock import LockHeld, hold_lock
 
 AGENT_NAMES = ("node1", "node2")
 LOCK_FILE = "localcluster.lock"
@@ -130,20 +131,14 @@ def lock_run_dir(directory: str) -> int:
 
     Raises :class:`AlreadyRunning`, naming the holder's pid, if another process has it.
     """
-    os.makedirs(directory, exist_ok=True)
-    fd = os.open(os.path.join(directory, LOCK_FILE), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "unknown"
-        os.close(fd)
+        return hold_lock(os.path.join(directory, LOCK_FILE))
+    except LockHeld as held:
         raise AlreadyRunning(
-            f"another `make run` (pid {holder}) is already running a cluster in {directory}: "
-            f"use that one, or stop it first (Ctrl-C in its terminal, or kill {holder})."
+            f"another `make run` (pid {held.holder}) is already running a cluster in "
+            f"{directory}: use that one, or stop it first (Ctrl-C in its terminal, or kill "
+            f"{held.holder})."
         ) from None
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return fd
 
 
 # -- supervising the children ---------------------------------------------------------

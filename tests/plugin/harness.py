@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from control.client.http import HTTPClient
-from control.client.testing import FlushingClock, MemoryControl
+from control.client.testing import FlushingClock, MemoryControl, result_of
 from control.model import Dataset
 from control.runners import synchronous_runner
 from plugin.testing import FakeAgent, MemoryMounts
@@ -31,14 +31,7 @@ def start(coroutine: Coroutine[Any, Any, Any]) -> Deferred[Any]:
 def result(coroutine_or_deferred: Any) -> Any:
     """The result of work that must already have finished."""
     d = coroutine_or_deferred
-    if not isinstance(d, Deferred):
-        d = start(d)
-    outcome: list[Any] = []
-    d.addBoth(outcome.append)
-    assert outcome, "the operation has not finished"
-    if isinstance(outcome[0], Failure):
-        outcome[0].raiseException()
-    return outcome[0]
+    return result_of(d if isinstance(d, Deferred) else start(d))
 
 
 def failure(d: Deferred[Any]) -> BaseException:
