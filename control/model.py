@@ -96,6 +96,12 @@ class Dataset:
     ``deleted_generation`` is the configuration generation at which the
     dataset was deleted (``None`` while it is live); the record is purged once
     no node reports the dataset and its primary has acted on that generation.
+
+    ``epoch`` is the dataset's fencing token: it grows by one every time the
+    primary changes (a move, a failover). An agent attaches and mounts the
+    volume only with the dataset's current epoch, and a backend refuses an
+    attach with an epoch older than one it has seen (docs/failover.md). It is
+    on the agents' configuration route only, never on the Flocker v1 routes.
     """
 
     dataset_id: UUID
@@ -104,6 +110,7 @@ class Dataset:
     metadata: PMap = field(factory=pmap, converter=_freeze_map, validator=_valid_metadata)
     deleted: bool = False
     deleted_generation: int | None = None
+    epoch: int = 0
 
     @property
     def name(self) -> str | None:

@@ -77,14 +77,21 @@ def dataset_to_json(dataset: Dataset) -> JSON:
 
 
 def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
-    """A dataset from its configuration JSON (``deleted_generation`` is not on the wire)."""
+    """A dataset from its configuration JSON (``deleted_generation`` is not on the wire;
+    ``epoch`` only on the agents' configuration route, see :func:`node_dataset_to_json`)."""
     return Dataset(
         dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
         primary=parse_uuid(_field(obj, "primary"), "primary"),
         maximum_size=_whole(obj.get("maximum_size")),
         metadata=obj.get("metadata") or {},
         deleted=bool(obj.get("deleted", False)),
+        epoch=_whole(obj.get("epoch", 0)),
     )
+
+
+def node_dataset_to_json(dataset: Dataset) -> JSON:
+    """A dataset as an agent's configuration lists it: Flocker's JSON plus its ``epoch``."""
+    return {**dataset_to_json(dataset), "epoch": dataset.epoch}
 
 
 def lease_to_json(lease: Lease, now: float) -> JSON:

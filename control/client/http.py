@@ -42,6 +42,7 @@ from control.wire import (
     lease_from_json,
     node_from_json,
     node_state_to_json,
+    parse_uuid,
     reported_orphan_from_json,
     versions_from_json,
 )
@@ -339,6 +340,12 @@ class HTTPClient:
             generation=obj["generation"],
             datasets=[dataset_from_json(o) for o in obj["datasets"]],
             leases=[lease_from_json(o, now) for o in obj["leases"]],
+            fenced=bool(obj.get("fenced", False)),
+            fenced_nodes=frozenset(
+                parse_uuid(u, "fenced node") for u in obj.get("fenced_nodes", ())
+            ),
+            node_lease=obj.get("node_lease"),
+            heartbeat=obj.get("heartbeat"),
         )
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:

@@ -89,11 +89,25 @@ class LeaseGrant(NamedTuple):
 
 
 class NodeConfiguration(NamedTuple):
-    """What one agent must converge: the generation, its datasets and all live leases."""
+    """
+    What one agent must converge: the generation, its datasets and all live leases.
+
+    Failover (docs/failover.md): each dataset carries its ``epoch``; ``fenced``
+    says this node is fenced (it must let go of everything and attach nothing);
+    ``fenced_nodes`` are every fenced node, whose volumes a new primary fences
+    in the backend before it attaches them; ``node_lease`` is how long the
+    agent may go without a successful call to the control service before it
+    fences itself, and ``heartbeat`` how often it must report at least
+    (``None``: the service does not say; keep the agent's own settings).
+    """
 
     generation: int
     datasets: list[Dataset]
     leases: list[Lease]
+    fenced: bool = False
+    fenced_nodes: frozenset[UUID] = frozenset()
+    node_lease: float | None = None
+    heartbeat: float | None = None
 
 
 class ReportedOrphan(NamedTuple):
