@@ -88,6 +88,27 @@ def _valid_metadata(_instance: object, _attribute: object, value: PMap) -> None:
     check_metadata(value)
 
 
+class SourceKind(enum.Enum):
+    """What a new dataset's data is copied from."""
+
+    SNAPSHOT = "snapshot"
+    """A restore: the new volume starts as a copy-on-write copy of a snapshot."""
+    DATASET = "dataset"
+    """A clone: the new volume starts as a copy-on-write copy of another dataset's volume."""
+
+
+@frozen
+class DataSource:
+    """The source of a restored or cloned dataset: a snapshot id or a dataset id."""
+
+    kind: SourceKind
+    source_id: UUID
+
+
+FILESYSTEMS = ("ext4", "xfs")
+"""The filesystems an agent can make on a volume; the first is the default."""
+
+
 @frozen
 class Dataset:
     """
@@ -102,6 +123,10 @@ class Dataset:
     volume only with the dataset's current epoch, and a backend refuses an
     attach with an epoch older than one it has seen (docs/failover.md). It is
     on the agents' configuration route only, never on the Flocker v1 routes.
+
+    ``source`` says what a restored or cloned dataset's volume starts from;
+    ``filesystem`` which filesystem the agent makes on a new volume. Both are
+    immutable after create, and, like ``epoch``, absent from the v1 routes.
     """
 
     dataset_id: UUID
@@ -111,6 +136,8 @@ class Dataset:
     deleted: bool = False
     deleted_generation: int | None = None
     epoch: int = 0
+    source: DataSource | None = None
+    filesystem: str = FILESYSTEMS[0]
 
     @property
     def name(self) -> str | None:
@@ -253,11 +280,47 @@ class OrphanVolume:
     size: int | None = None
 
 
+@frozen
+class DatasetSnapshot:
+    """
+    A point-in-time, copy-on-write capture of one dataset's volume.
+
+    ``name`` is unique among live snapshots (create is idempotent by name).
+    ``dataset_id`` is the source dataset, which the snapshot outlives.
+    ``node`` is the node in charge of making (and later destroying) it: the
+    source's primary when it was asked for, else a live node on the backend.
+    ``size`` is the restore size in bytes once known. ``ready`` becomes true
+    when that node reports the snapshot made; ``deleted`` when it is asked
+    to go (the record is purged once the node reports it gone).
+    """
+
+    snapshot_id: UUID
+    name: str
+    dataset_id: UUID
+    created: float
+    node: UUID
+    size: int | None = None
+    ready: bool = False
+    deleted: bool = False
+
+
+@frozen
+class ReportedSnapshot:
+    """A snapshot a node sees in its backend, as it reports it."""
+
+    snapshot_id: UUID
+    size: int
+
+
 def _conditions(value: Iterable[Condition]) -> tuple[Condition, ...]:
     return tuple(value)
 
 
 def _orphans(value: Iterable[OrphanVolume]) -> tuple[OrphanVolume, ...]:
+    return tuple(value)
+
+
+def _snapshots(value: Iterable[ReportedSnapshot]) -> tuple[ReportedSnapshot, ...]:
     return tuple(value)
 
 
@@ -281,7 +344,8 @@ class NodeState:
     made the observation: it tells the control service which deletions the
     node has already acted on. ``conditions`` say what blocks its datasets,
     ``capacity`` what its backend can hold, and ``orphans`` which backend
-    volumes it sees that no dataset owns.
+    volumes it sees that no dataset owns, ``snapshots`` the snapshots it was
+    asked to make that exist in its backend.
     """
 
     node_uuid: UUID
@@ -292,6 +356,7 @@ class NodeState:
     conditions: tuple[Condition, ...] = field(default=(), converter=_conditions)
     capacity: Capacity | None = None
     orphans: tuple[OrphanVolume, ...] = field(default=(), converter=_orphans)
+    snapshots: tuple[ReportedSnapshot, ...] = field(default=(), converter=_snapshots)
 
     def same_observation(self, other: NodeState) -> bool:
         """Whether ``other`` reports the same facts (ignoring when it was sent)."""
@@ -305,6 +370,7 @@ class NodeState:
             self.conditions,
             self.capacity,
             self.orphans,
+            self.snapshots,
         )
 
     def conditions_of(self, dataset_id: UUID | None) -> tuple[Condition, ...]:

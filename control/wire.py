@@ -16,17 +16,22 @@ from uuid import UUID
 
 from control.errors import InvalidRequest
 from control.model import (
+    FILESYSTEMS,
     Capacity,
     ClusterState,
     Condition,
     ConditionKind,
     Dataset,
+    DatasetSnapshot,
     DatasetState,
+    DataSource,
     Event,
     Lease,
     Node,
     NodeState,
     OrphanVolume,
+    ReportedSnapshot,
+    SourceKind,
     Versions,
     VolumeStatus,
 )
@@ -86,12 +91,78 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         metadata=obj.get("metadata") or {},
         deleted=bool(obj.get("deleted", False)),
         epoch=_whole(obj.get("epoch", 0)),
+        source=None if obj.get("source") is None else source_from_json(obj["source"]),
+        filesystem=obj.get("filesystem") or FILESYSTEMS[0],
     )
 
 
 def node_dataset_to_json(dataset: Dataset) -> JSON:
-    """A dataset as an agent's configuration lists it: Flocker's JSON plus its ``epoch``."""
-    return {**dataset_to_json(dataset), "epoch": dataset.epoch}
+    """A dataset as an agent's configuration lists it: Flocker's JSON plus its
+    ``epoch``, ``filesystem`` and ``source`` (null for a fresh volume)."""
+    return {
+        **dataset_to_json(dataset),
+        "epoch": dataset.epoch,
+        "filesystem": dataset.filesystem,
+        "source": None if dataset.source is None else source_to_json(dataset.source),
+    }
+
+
+def source_to_json(source: DataSource) -> JSON:
+    """A dataset's data source: ``{"kind": "snapshot"|"dataset", "id": uuid}``."""
+    return {"kind": source.kind.value, "id": str(source.source_id)}
+
+
+def source_from_json(obj: Mapping[str, Any]) -> DataSource:
+    """A data source from its JSON."""
+    kind = _field(obj, "kind")
+    try:
+        parsed = SourceKind(kind)
+    except ValueError:
+        raise InvalidRequest(
+            f"source kind {kind!r} is not one of: {', '.join(k.value for k in SourceKind)}."
+        ) from None
+    return DataSource(kind=parsed, source_id=parse_uuid(_field(obj, "id"), "source id"))
+
+
+def snapshot_to_json(snapshot: DatasetSnapshot) -> JSON:
+    """A snapshot record, as the snapshot routes and the agents' configuration list it."""
+    return {
+        "snapshot_id": str(snapshot.snapshot_id),
+        "name": snapshot.name,
+        "dataset_id": str(snapshot.dataset_id),
+        "created": snapshot.created,
+        "node": str(snapshot.node),
+        "size": snapshot.size,
+        "ready": snapshot.ready,
+        "deleted": snapshot.deleted,
+    }
+
+
+def snapshot_from_json(obj: Mapping[str, Any]) -> DatasetSnapshot:
+    """A snapshot record from its JSON."""
+    return DatasetSnapshot(
+        snapshot_id=parse_uuid(_field(obj, "snapshot_id"), "snapshot_id"),
+        name=_field(obj, "name"),
+        dataset_id=parse_uuid(_field(obj, "dataset_id"), "dataset_id"),
+        created=_field(obj, "created"),
+        node=parse_uuid(_field(obj, "node"), "node"),
+        size=_whole(obj.get("size")),
+        ready=bool(obj.get("ready", False)),
+        deleted=bool(obj.get("deleted", False)),
+    )
+
+
+def reported_snapshot_to_json(snapshot: ReportedSnapshot) -> JSON:
+    """A snapshot as a node reports it seen in its backend."""
+    return {"snapshot_id": str(snapshot.snapshot_id), "size": snapshot.size}
+
+
+def reported_snapshot_from_json(obj: Mapping[str, Any]) -> ReportedSnapshot:
+    """A reported snapshot from its JSON."""
+    return ReportedSnapshot(
+        snapshot_id=parse_uuid(_field(obj, "snapshot_id"), "snapshot_id"),
+        size=_whole(_field(obj, "size")),
+    )
 
 
 def lease_to_json(lease: Lease, now: float) -> JSON:
@@ -280,6 +351,7 @@ def node_state_to_json(state: NodeState) -> JSON:
         "conditions": [condition_to_json(c) for c in state.conditions],
         "capacity": None if state.capacity is None else capacity_to_json(state.capacity),
         "orphans": [orphan_to_json(o) for o in state.orphans],
+        "snapshots": [reported_snapshot_to_json(x) for x in state.snapshots],
     }
 
 
@@ -301,6 +373,7 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
         conditions=tuple(condition_from_json(c) for c in obj.get("conditions") or ()),
         capacity=None if capacity is None else capacity_from_json(capacity),
         orphans=tuple(orphan_from_json(o) for o in obj.get("orphans") or ()),
+        snapshots=tuple(reported_snapshot_from_json(x) for x in obj.get("snapshots") or ()),
     )
 
 

@@ -52,6 +52,7 @@ from control.wire import (
     event_to_json,
     lease_from_json,
     lease_to_json,
+    node_dataset_to_json,
     node_state_from_json,
     node_to_json,
     reported_orphan_to_json,
@@ -348,7 +349,9 @@ class ControlAPI:
             request,
             {
                 "generation": generation,
-                "datasets": [dataset_to_json(d) for d in _by_id(datasets, lambda d: d.dataset_id)],
+                "datasets": [
+                    node_dataset_to_json(d) for d in _by_id(datasets, lambda d: d.dataset_id)
+                ],
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
             },
         )

@@ -13,6 +13,7 @@ from typing import Any
 from control.admission import SIZE_CEILING
 from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
 from control.model import (
+    FILESYSTEMS,
     MAX_METADATA_ITEMS,
     MAX_METADATA_KEY,
     MAX_METADATA_VALUE,
@@ -20,6 +21,7 @@ from control.model import (
     MINIMUM_LEASE_SECONDS,
     SIZE_MULTIPLE,
     ConditionKind,
+    SourceKind,
     VolumeStatus,
 )
 from control.units import describe_size
@@ -202,6 +204,11 @@ ORPHAN = _object(
     dataset_id=NULLABLE_UUID,
     size=BYTES,
 )
+REPORTED_SNAPSHOT = _object(
+    ["snapshot_id", "size"],
+    snapshot_id=UUID,
+    size={"type": "integer", "minimum": 0, "maximum": LARGEST},
+)
 REPORT_STATE = _object(
     ["generation", "datasets"],
     era=ERA,
@@ -215,6 +222,7 @@ REPORT_STATE = _object(
     conditions={**_list(CONDITION), "maxItems": 10000},
     capacity={"anyOf": [CAPACITY, {"type": "null"}]},
     orphans={**_list(ORPHAN), "maxItems": 10000},
+    snapshots={**_list(REPORTED_SNAPSHOT), "maxItems": 100000},
 )
 
 # -- query parameters (name -> schema; the description is the refusal's hint) ---
@@ -349,10 +357,22 @@ REPORT_RESULT = _object(
     configuration=COUNTER,
     state=COUNTER,
 )
+DATA_SOURCE = _object(
+    ["kind", "id"],
+    kind={"enum": [k.value for k in SourceKind]},
+    id=UUID,
+)
+NODE_DATASET = _object(
+    ["dataset_id", "primary", "metadata", "deleted", "epoch", "filesystem", "source"],
+    **DATASET["properties"],
+    epoch={**COUNTER, "description": "The fencing token: grows with every change of primary."},
+    filesystem={"enum": list(FILESYSTEMS)},
+    source={"anyOf": [DATA_SOURCE, {"type": "null"}]},
+)
 NODE_CONFIGURATION = _object(
     ["generation", "datasets", "leases"],
     generation=COUNTER,
-    datasets=_list(DATASET),
+    datasets=_list(NODE_DATASET),
     leases=_list(LEASE),
 )
 OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "This OpenAPI document."}

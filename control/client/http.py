@@ -44,6 +44,7 @@ from control.wire import (
     node_state_to_json,
     parse_uuid,
     reported_orphan_from_json,
+    snapshot_from_json,
     versions_from_json,
 )
 
@@ -346,6 +347,7 @@ class HTTPClient:
             ),
             node_lease=obj.get("node_lease"),
             heartbeat=obj.get("heartbeat"),
+            snapshots=tuple(snapshot_from_json(o) for o in obj.get("snapshots", ())),
         )
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:

@@ -24,6 +24,7 @@ from attrs import frozen
 from control.model import (
     Condition,
     Dataset,
+    DatasetSnapshot,
     Event,
     Lease,
     Node,
@@ -99,6 +100,8 @@ class NodeConfiguration(NamedTuple):
     agent may go without a successful call to the control service before it
     fences itself, and ``heartbeat`` how often it must report at least
     (``None``: the service does not say; keep the agent's own settings).
+    ``snapshots`` are the snapshots this node is in charge of: to make while
+    live and not yet reported, to destroy once deleted.
     """
 
     generation: int
@@ -108,6 +111,7 @@ class NodeConfiguration(NamedTuple):
     fenced_nodes: frozenset[UUID] = frozenset()
     node_lease: float | None = None
     heartbeat: float | None = None
+    snapshots: tuple[DatasetSnapshot, ...] = ()
 
 
 class ReportedOrphan(NamedTuple):
