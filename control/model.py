@@ -292,6 +292,10 @@ class DatasetSnapshot:
     ``size`` is the restore size in bytes once known. ``ready`` becomes true
     when that node reports the snapshot made; ``deleted`` when it is asked
     to go (the record is purged once the node reports it gone).
+    ``filesystem`` is the source's filesystem, which a restore keeps (the
+    snapshot outlives the source's record). ``deleted_generation`` is the
+    configuration generation of the deletion (not on the wire), as for
+    :class:`Dataset`.
     """
 
     snapshot_id: UUID
@@ -302,6 +306,8 @@ class DatasetSnapshot:
     size: int | None = None
     ready: bool = False
     deleted: bool = False
+    filesystem: str = FILESYSTEMS[0]
+    deleted_generation: int | None = None
 
 
 @frozen

@@ -140,6 +140,8 @@ def create_dataset(
         primary=dataset.primary,
         maximum_size=dataset.maximum_size,
         metadata=dataset.metadata,
+        source=dataset.source,
+        filesystem=dataset.filesystem,
     )
 
 
@@ -167,6 +169,8 @@ def move_dataset(
         primary=primary,
         maximum_size=current.maximum_size,
         metadata=current.metadata,
+        source=current.source,
+        filesystem=current.filesystem,
     )
 
 
@@ -193,6 +197,8 @@ def delete_dataset(
         metadata=current.metadata,
         deleted=True,
         deleted_generation=generation,
+        source=current.source,
+        filesystem=current.filesystem,
     )
 
 

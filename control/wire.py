@@ -135,6 +135,7 @@ def snapshot_to_json(snapshot: DatasetSnapshot) -> JSON:
         "size": snapshot.size,
         "ready": snapshot.ready,
         "deleted": snapshot.deleted,
+        "filesystem": snapshot.filesystem,
     }
 
 
@@ -149,6 +150,7 @@ def snapshot_from_json(obj: Mapping[str, Any]) -> DatasetSnapshot:
         size=_whole(obj.get("size")),
         ready=bool(obj.get("ready", False)),
         deleted=bool(obj.get("deleted", False)),
+        filesystem=obj.get("filesystem") or FILESYSTEMS[0],
     )
 
 

@@ -17,6 +17,7 @@ from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    DatasetSnapshot,
     Event,
     Lease,
     Node,
@@ -75,7 +76,13 @@ class Store(Protocol):
     def create_dataset(
         self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
     ) -> tuple[Dataset, int]:
-        """Store a new dataset; returns it and the new generation."""
+        """Store a new dataset; returns it and the new generation.
+
+        A dataset with a ``source`` (a restore or a clone) is checked against
+        that source by :func:`control.snapshots.check_source` (404 unknown,
+        409 deleted or a snapshot not ready, 400 smaller than the source) and
+        recorded with a ``restored`` or ``cloned`` event instead of ``created``.
+        """
         ...
 
     def move_dataset(
@@ -123,6 +130,51 @@ class Store(Protocol):
         """
         ...
 
+    def resize_dataset(
+        self,
+        dataset_id: UUID,
+        maximum_size: int,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Grow a dataset (:func:`control.snapshots.resize_dataset` decides); returns it and
+        the generation. The same size returns it without a new generation."""
+        ...
+
+    def snapshots(self, dataset_id: UUID | None = None) -> list[DatasetSnapshot]:
+        """Every snapshot record (of ``dataset_id`` only, if given), deleted ones included."""
+        ...
+
+    def snapshot(self, snapshot_id: UUID) -> DatasetSnapshot | None:
+        """One snapshot record, deleted or not, or ``None``."""
+        ...
+
+    def create_snapshot(
+        self, snapshot: DatasetSnapshot, if_tag: str | None, *, now: float,
+        actor: str | None = None,
+    ) -> tuple[DatasetSnapshot, bool, int]:
+        """Record a snapshot of ``snapshot.dataset_id`` named ``snapshot.name``; returns it,
+        whether it is new, and the generation.
+
+        :func:`control.snapshots.create_snapshot` decides: the same name of the
+        same dataset returns the live snapshot of that name (not new, no new
+        generation); another dataset's name is a ``Conflict``; an unknown
+        dataset ``NotFound``, a deleted one ``Conflict``.
+        """
+        ...
+
+    def delete_snapshot(
+        self, snapshot_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[DatasetSnapshot, int]:
+        """Mark a snapshot deleted (its node destroys it); returns it and the generation.
+
+        Deleting a deleted snapshot returns it without a new generation;
+        ``NotFound`` for an unknown one. Datasets restored from it are untouched.
+        """
+        ...
+
     def register_node(self, node: Node) -> Node:
         """Create or update a node by uuid (host, era, labels, last_seen, mount_root);
         returns the node as stored.
@@ -148,7 +200,11 @@ class Store(Protocol):
 
         Returns whether the observation changed. Also purges deleted datasets
         that :func:`control.rules.purgeable` allows (a configuration write,
-        which bumps the generation). Raises :class:`~control.errors.NotFound`
+        which bumps the generation), marks ready the snapshots a node now
+        reports (:func:`control.snapshots.seen_ready`, with ``snapshot_ready``
+        events) and purges the deleted snapshots
+        :func:`control.snapshots.purgeable` allows, bumping the generation once
+        if any of these changed. Raises :class:`~control.errors.NotFound`
         for a node that has not registered, and whatever
         :func:`control.rules.check_report` refuses (another certificate than
         ``identity`` registered the node, a stale era or generation, a path

@@ -18,12 +18,15 @@ from pyrsistent import pmap
 
 from control import events as ev
 from control import rules
+from control import snapshot_events as sev
+from control import snapshots as snap
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    DatasetSnapshot,
     Event,
     Lease,
     Node,
@@ -50,6 +53,7 @@ class MemoryStore:
         self._leases: dict[UUID, Lease] = {}
         self._nodes: dict[UUID, Node] = {}
         self._reports: dict[UUID, NodeState] = {}
+        self._snapshots: dict[UUID, DatasetSnapshot] = {}
 
     # -- reads ---------------------------------------------------------------
 
@@ -116,8 +120,84 @@ class MemoryStore:
                 dataset,
                 self._named(dataset.name),
             )
+            if stored.source is not None:
+                snap.check_source(stored.source, self._source(stored), stored)
             self._datasets[stored.dataset_id] = stored
-            self.append_events([ev.dataset_created(stored, now, actor)])
+            made = ev.dataset_created if stored.source is None else sev.dataset_from_source
+            self.append_events([made(stored, now, actor)])
+            return stored, self._bump()
+
+    def _source(self, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
+        assert dataset.source is not None
+        found: dict = self._datasets if dataset.source.kind.value == "dataset" else self._snapshots
+        return found.get(dataset.source.source_id)
+
+    def resize_dataset(
+        self,
+        dataset_id: UUID,
+        maximum_size: int,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Grow a dataset; the same size returns it without a new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            before = self._datasets.get(dataset_id)
+            stored = snap.resize_dataset(before, dataset_id, maximum_size)
+            if stored == before:
+                return stored, self._generation
+            assert before is not None
+            self._datasets[dataset_id] = stored
+            self.append_events([sev.dataset_resized(before, stored, now, actor)])
+            return stored, self._bump()
+
+    # -- snapshots -------------------------------------------------------------
+
+    def snapshots(self, dataset_id: UUID | None = None) -> list[DatasetSnapshot]:
+        """Every snapshot record (of ``dataset_id`` only, if given)."""
+        with self._lock:
+            found = self._snapshots.values()
+            return [s for s in found if dataset_id is None or s.dataset_id == dataset_id]
+
+    def snapshot(self, snapshot_id: UUID) -> DatasetSnapshot | None:
+        """One snapshot record, or ``None``."""
+        with self._lock:
+            return self._snapshots.get(snapshot_id)
+
+    def create_snapshot(
+        self, snapshot: DatasetSnapshot, if_tag: str | None, *, now: float,
+        actor: str | None = None,
+    ) -> tuple[DatasetSnapshot, bool, int]:
+        """Record a snapshot, or return the live one of that name of the same dataset."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            named = next(
+                (s for s in self._snapshots.values() if s.name == snapshot.name and not s.deleted),
+                None,
+            )
+            stored, created = snap.create_snapshot(
+                self._datasets.get(snapshot.dataset_id), named, snapshot
+            )
+            if not created:
+                return stored, False, self._generation
+            self._snapshots[stored.snapshot_id] = stored
+            self.append_events([sev.snapshot_created(stored, now, actor)])
+            return stored, True, self._bump()
+
+    def delete_snapshot(
+        self, snapshot_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[DatasetSnapshot, int]:
+        """Mark a snapshot deleted; a deleted one is returned without a new generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._snapshots.get(snapshot_id)
+            stored = snap.delete_snapshot(existing, snapshot_id, self._generation + 1)
+            if stored == existing:
+                return stored, self._generation
+            self._snapshots[snapshot_id] = stored
+            self.append_events([sev.snapshot_deleted(stored, now, actor)])
             return stored, self._bump()
 
     def _holder(self, dataset_id: UUID) -> str | None:
@@ -257,6 +337,7 @@ class MemoryStore:
     def _purge(self) -> None:
         reports = list(self._reports.values())
         eras = {uuid: node.era for uuid, node in self._nodes.items()}
+        snapshots_changed = self._settle_snapshots(reports, eras)
         doomed = [
             d.dataset_id
             for d in self._datasets.values()
@@ -265,8 +346,27 @@ class MemoryStore:
         for dataset_id in doomed:
             del self._datasets[dataset_id]
             self._leases.pop(dataset_id, None)
-        if doomed:
+        if doomed or snapshots_changed:
             self._bump()
+
+    def _settle_snapshots(self, reports: list[NodeState], eras: dict[UUID, str | None]) -> bool:
+        """Mark ready what nodes report made, forget deleted ones gone; whether any changed."""
+        ready = snap.seen_ready(self._snapshots.values(), reports)
+        for made in ready:
+            self._snapshots[made.snapshot_id] = made
+        self.append_events(sev.ready_events(ready, reports))
+        gone = [
+            s.snapshot_id
+            for s in self._snapshots.values()
+            if snap.purgeable(s, reports, eras, self._primary_of(s.dataset_id))
+        ]
+        for snapshot_id in gone:
+            del self._snapshots[snapshot_id]
+        return bool(ready or gone)
+
+    def _primary_of(self, dataset_id: UUID) -> UUID | None:
+        dataset = self._datasets.get(dataset_id)
+        return None if dataset is None else dataset.primary
 
     # -- events ----------------------------------------------------------------
 

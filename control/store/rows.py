@@ -15,12 +15,15 @@ from uuid import UUID
 from pyrsistent import PMap, pmap
 
 from control.model import (
+    FILESYSTEMS,
+    DataSource,
     Dataset,
     DatasetState,
     Event,
     Lease,
     Node,
     NodeState,
+    SourceKind,
     VolumeStatus,
 )
 from control.wire import (
@@ -32,6 +35,8 @@ from control.wire import (
     event_to_json,
     orphan_from_json,
     orphan_to_json,
+    reported_snapshot_from_json,
+    reported_snapshot_to_json,
 )
 
 Row = Mapping[Any, Any]
@@ -46,7 +51,23 @@ def dataset_row(dataset: Dataset) -> dict[str, Any]:
         "metadata": dict(dataset.metadata),
         "deleted": dataset.deleted,
         "deleted_generation": dataset.deleted_generation,
+        **_source_columns(dataset),
     }
+
+
+def _source_columns(dataset: Dataset) -> dict[str, Any]:
+    source = dataset.source
+    return {
+        "source_kind": None if source is None else source.kind.value,
+        "source_id": None if source is None else str(source.source_id),
+        "filesystem": dataset.filesystem,
+    }
+
+
+def _source_from(kind: str | None, source_id: str | None) -> DataSource | None:
+    if kind is None or source_id is None:
+        return None
+    return DataSource(SourceKind(kind), UUID(source_id))
 
 
 _EMPTY: PMap = pmap()
@@ -54,12 +75,14 @@ _EMPTY: PMap = pmap()
 
 def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -> Dataset:
     """
-    The dataset stored in ``row``, whose columns are in the order of the table.
+    The dataset stored in ``row``, whose columns are in the order of the table
+    (the source and filesystem columns are read by name).
 
     ``uuids`` caches parsed primaries across the rows of one listing (there
     are few nodes, and listing ten thousand datasets is the hot path).
     """
-    dataset_id, primary, maximum_size, metadata, deleted, deleted_generation = row
+    dataset_id, primary, maximum_size, metadata, deleted, deleted_generation = row[:6]
+    named = row._mapping  # type: ignore[attr-defined]
     uuids = {} if uuids is None else uuids
     primary_uuid = uuids.get(primary)
     if primary_uuid is None:
@@ -71,6 +94,8 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         metadata=pmap(metadata) if metadata else _EMPTY,
         deleted=bool(deleted),
         deleted_generation=deleted_generation,
+        source=_source_from(named["source_kind"], named["source_id"]),
+        filesystem=named["filesystem"] or FILESYSTEMS[0],
     )
 
 
@@ -149,6 +174,7 @@ def node_state_row(report: NodeState) -> dict[str, Any]:
         "conditions": [condition_to_json(c) for c in report.conditions],
         "capacity": None if report.capacity is None else capacity_to_json(report.capacity),
         "orphans": [orphan_to_json(o) for o in report.orphans],
+        "snapshots": [reported_snapshot_to_json(s) for s in report.snapshots],
     }
 
 
@@ -165,6 +191,7 @@ def node_state_from_row(row: Row) -> NodeState:
         conditions=tuple(condition_from_json(c) for c in row["conditions"] or ()),
         capacity=None if capacity is None else capacity_from_json(capacity),
         orphans=tuple(orphan_from_json(o) for o in row["orphans"] or ()),
+        snapshots=tuple(reported_snapshot_from_json(s) for s in row["snapshots"] or ()),
     )
 
 

@@ -24,12 +24,15 @@ from sqlalchemy import Connection
 
 from control import events as ev
 from control import rules
+from control import snapshot_events as sev
+from control import snapshots as snap
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
     Configuration,
     Dataset,
+    DatasetSnapshot,
     Event,
     Lease,
     Node,
@@ -38,6 +41,7 @@ from control.model import (
 )
 from control.store import eventlog
 from control.store import queries as q
+from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -193,11 +197,80 @@ class SQLStore:
             known = q.node_exists(w.connection, dataset.primary)
             named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
             stored = rules.create_dataset(existing, known, dataset, named)
+            if stored.source is not None:
+                snap.check_source(stored.source, _source(w.connection, stored), stored)
             q.put_dataset(w.connection, stored, exists=False)
-            eventlog.append(
-                w.connection, [ev.dataset_created(stored, now, actor)], self._retention
-            )
+            made = ev.dataset_created if stored.source is None else sev.dataset_from_source
+            eventlog.append(w.connection, [made(stored, now, actor)], self._retention)
             generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def resize_dataset(
+        self,
+        dataset_id: UUID,
+        maximum_size: int,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Grow a dataset; the same size returns it without a new generation."""
+        with self._write_configuration(if_tag) as w:
+            before = q.get_dataset(w.connection, dataset_id)
+            stored = snap.resize_dataset(before, dataset_id, maximum_size)
+            if stored == before:
+                return stored, w.generation
+            assert before is not None
+            q.put_dataset(w.connection, stored, exists=True)
+            resized = sev.dataset_resized(before, stored, now, actor)
+            eventlog.append(w.connection, [resized], self._retention)
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    # -- snapshots -------------------------------------------------------------
+
+    def snapshots(self, dataset_id: UUID | None = None) -> list[DatasetSnapshot]:
+        """Every snapshot record (of ``dataset_id`` only, if given)."""
+        with self._read() as connection:
+            return sq.all_snapshots(connection, dataset_id)
+
+    def snapshot(self, snapshot_id: UUID) -> DatasetSnapshot | None:
+        """One snapshot record, or ``None``."""
+        with self._read() as connection:
+            return sq.get_snapshot(connection, snapshot_id)
+
+    def create_snapshot(
+        self, snapshot: DatasetSnapshot, if_tag: str | None, *, now: float,
+        actor: str | None = None,
+    ) -> tuple[DatasetSnapshot, bool, int]:
+        """Record a snapshot, or return the live one of that name of the same dataset."""
+        with self._write_configuration(if_tag) as w:
+            stored, created = snap.create_snapshot(
+                q.get_dataset(w.connection, snapshot.dataset_id),
+                sq.live_named(w.connection, snapshot.name),
+                snapshot,
+            )
+            if not created:
+                return stored, False, w.generation
+            sq.put_snapshot(w.connection, stored, exists=False)
+            made = sev.snapshot_created(stored, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
+            generation = w.changed(_next_generation)
+        return stored, True, generation
+
+    def delete_snapshot(
+        self, snapshot_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[DatasetSnapshot, int]:
+        """Mark a snapshot deleted; a deleted one is returned without a new generation."""
+        with self._write_configuration(if_tag) as w:
+            existing = sq.get_snapshot(w.connection, snapshot_id)
+            stored = snap.delete_snapshot(existing, snapshot_id, w.generation + 1)
+            if stored == existing:
+                return stored, w.generation
+            sq.put_snapshot(w.connection, stored, exists=True)
+            deleted = sev.snapshot_deleted(stored, now, actor)
+            eventlog.append(w.connection, [deleted], self._retention)
+            generation = w.changed(_next_generation)
         return stored, generation
 
     def move_dataset(
@@ -320,12 +393,29 @@ class SQLStore:
                 eventlog.append(connection, ev.report_events(old, report, at), self._retention)
             if report.reported_at is not None:
                 q.mark_seen(connection, report.node_uuid, report.reported_at)
+            settled = self._settle_snapshots(connection)
             purged = _purge(connection)
-            if changed or purged:
-                q.write_counters(connection, generation + bool(purged), state_version + changed)
-        if purged:
+            bump = bool(purged) or settled
+            if changed or bump:
+                q.write_counters(connection, generation + bump, state_version + changed)
+        if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         return changed
+
+    def _settle_snapshots(self, connection: Connection) -> bool:
+        """Mark ready what nodes report made, forget deleted ones gone; whether any changed."""
+        unsettled = sq.unsettled(connection)
+        if not unsettled:
+            return False
+        reports = q.all_reports(connection)
+        ready = snap.seen_ready(unsettled, reports)
+        for made in ready:
+            sq.put_snapshot(connection, made, exists=True)
+        eventlog.append(connection, sev.ready_events(ready, reports), self._retention)
+        gone = [s.snapshot_id for s in unsettled if _snapshot_purgeable(connection, s, reports)]
+        if gone:
+            sq.purge_snapshots(connection, gone)
+        return bool(ready or gone)
 
     # -- events ----------------------------------------------------------------
 
@@ -356,6 +446,32 @@ def _purge(connection: Connection) -> list[UUID]:
     if doomed:
         q.purge_datasets(connection, doomed)
     return doomed
+
+
+def _next_generation(snapshot: Snapshot) -> Snapshot:
+    """The cached configuration at the next generation (a write it does not hold changed)."""
+    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases)
+
+
+def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
+    """The record a restore or clone copies, or ``None``."""
+    assert dataset.source is not None
+    if dataset.source.kind.value == "snapshot":
+        return sq.get_snapshot(connection, dataset.source.source_id)
+    return q.get_dataset(connection, dataset.source.source_id)
+
+
+def _snapshot_purgeable(
+    connection: Connection, snapshot: DatasetSnapshot, reports: list[NodeState]
+) -> bool:
+    if not snapshot.deleted:
+        return False
+    source = q.get_dataset(connection, snapshot.dataset_id)
+    primary = None if source is None else source.primary
+    charged = [snapshot.node] + ([primary] if primary is not None else [])
+    nodes = [q.get_node(connection, uuid) for uuid in charged]
+    eras = {node.uuid: node.era for node in nodes if node is not None}
+    return snap.purgeable(snapshot, reports, eras, primary)
 
 
 def _holder(connection: Connection, lease: Lease | None) -> str | None:

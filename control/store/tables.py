@@ -56,6 +56,9 @@ datasets = Table(
     Column("metadata", JSON, nullable=False),
     Column("deleted", Boolean(create_constraint=False), nullable=False),
     Column("deleted_generation", BigInteger, nullable=True),
+    Column("source_kind", String(16), nullable=True),
+    Column("source_id", String(UUID_LENGTH), nullable=True),
+    Column("filesystem", String(16), nullable=False, server_default="ext4"),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
 )
@@ -105,6 +108,7 @@ node_states = Table(
     Column("conditions", JSON, nullable=True),
     Column("capacity", JSON, nullable=True),
     Column("orphans", JSON, nullable=True),
+    Column("snapshots", JSON, nullable=True),
 )
 """The latest report of each node."""
 
@@ -127,3 +131,22 @@ events = Table(
     Index("ix_events_at", "at"),
 )
 """The event history: bounded per dataset and in age by pruning."""
+
+snapshots = Table(
+    "snapshots",
+    metadata,
+    Column("snapshot_id", String(UUID_LENGTH), primary_key=True),
+    Column("name", String(255), nullable=False),
+    Column("dataset_id", String(UUID_LENGTH), nullable=False),
+    Column("created", Float, nullable=False),
+    Column("node", String(UUID_LENGTH), nullable=False),
+    Column("size", BigInteger, nullable=True),
+    Column("ready", Boolean(create_constraint=False), nullable=False),
+    Column("deleted", Boolean(create_constraint=False), nullable=False),
+    Column("deleted_generation", BigInteger, nullable=True),
+    Column("filesystem", String(16), nullable=False),
+    Index("ix_snapshots_name", "name"),
+    Index("ix_snapshots_dataset_id", "dataset_id"),
+)
+"""Snapshot records, deleted ones included until they are purged (they outlive their dataset,
+so ``dataset_id`` is no foreign key)."""
