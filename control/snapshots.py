@@ -26,9 +26,9 @@ from control.model import (
     FILESYSTEMS,
     MINIMUM_DATASET_SIZE,
     SIZE_MULTIPLE,
-    DataSource,
     Dataset,
     DatasetSnapshot,
+    DataSource,
     NodeState,
     SourceKind,
 )

@@ -16,9 +16,9 @@ from pyrsistent import PMap, pmap
 
 from control.model import (
     FILESYSTEMS,
-    DataSource,
     Dataset,
     DatasetState,
+    DataSource,
     Event,
     Lease,
     Node,

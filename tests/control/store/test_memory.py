@@ -6,9 +6,10 @@ import pytest
 
 from control.store.memory import MemoryStore
 from tests.control.store.conformance import StoreConformance
+from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
-class TestMemoryStore(StoreConformance):
+class TestMemoryStore(StoreConformance, SnapshotConformance):
     """MemoryStore against the Store contract."""
 
     @pytest.fixture
