@@ -23,6 +23,7 @@ from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__, rules
+from control import snapshots as snap
 from control.admission import check_create, check_move
 from control.api import schemas
 from control.api.actor import actor_of
@@ -38,10 +39,11 @@ from control.api.errors import json_headers, json_response, refuse, routing_erro
 from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
+from control.api.sources import find_source
 from control.api.watch import Notifier
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
-from control.model import Node, tag_for
+from control.model import DatasetSnapshot, Node, tag_for
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
@@ -56,6 +58,7 @@ from control.wire import (
     node_state_from_json,
     node_to_json,
     reported_orphan_to_json,
+    snapshot_to_json,
     state_datasets_to_json,
     versions_to_json,
 )
@@ -343,6 +346,7 @@ class ControlAPI:
         now = self._now()
         generation, datasets = await self._store.datasets_for_node(uuid, also)
         configuration = await self._store.configuration(now)
+        snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
         ids = {d.dataset_id for d in datasets}
         leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
         return json_response(
@@ -353,6 +357,7 @@ class ControlAPI:
                     node_dataset_to_json(d) for d in _by_id(datasets, lambda d: d.dataset_id)
                 ],
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
+                "snapshots": [snapshot_to_json(x) for x in snapshots],
             },
         )
 
@@ -419,3 +424,99 @@ class ControlAPI:
                 "The control service is shutting down; watch again once it is back."
             ) from None
         return json_response(request, versions_to_json(versions))
+
+    # -- snapshots, restore, clone and resize (control.snapshots) ---------------
+
+    async def _snapshots_in_charge(
+        self, node_uuid: UUID, datasets: Any, now: float
+    ) -> list[DatasetSnapshot]:
+        """The snapshots ``node_uuid`` must make or destroy (see :func:`snap.in_charge`)."""
+        nodes = await self._store.nodes()
+        live = frozenset(n.uuid for n in nodes if n.is_live(now, self._node_timeout))
+        return snap.pending_for(node_uuid, await self._store.snapshots(), datasets, live)
+
+    @app.route("/v1/shoal/snapshots", methods=["GET"])
+    async def list_snapshots(self, request: Request) -> bytes:
+        """Every snapshot record (of one dataset, if asked), oldest first."""
+        params = query_parameters(request, schemas.SNAPSHOTS_QUERY)
+        dataset = params.get("dataset")
+        found = await self._store.snapshots(None if dataset is None else UUID(dataset))
+        found = sorted(found, key=lambda x: (x.created, str(x.snapshot_id)))
+        return json_response(request, [snapshot_to_json(x) for x in found])
+
+    @app.route("/v1/shoal/snapshots", methods=["POST"])
+    async def create_snapshot(self, request: Request) -> bytes:
+        """Snapshot a dataset (201), or answer the live snapshot of that name (200)."""
+        body = read_json(request, schemas.CREATE_SNAPSHOT)
+        dataset_id = UUID(body["dataset_id"])
+        snapshot_id = self._new_uuid()
+        name = body.get("name") or snap.default_name(
+            snapshot_id, await self._store.dataset(dataset_id)
+        )
+        asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), dataset_id)
+        stored, created, generation = await self._store.create_snapshot(
+            asked, if_tag(request), now=self._now(), actor=actor_of(request)
+        )
+        self.notifier.check()
+        code = 201 if created else 200
+        return json_response(request, snapshot_to_json(stored), code, tag_for(generation))
+
+    @app.route("/v1/shoal/snapshots/<snapshot_id>", methods=["GET"])
+    async def show_snapshot(self, request: Request, snapshot_id: str) -> bytes:
+        """One snapshot record."""
+        uuid = path_uuid(snapshot_id, "snapshot id")
+        found = await self._store.snapshot(uuid)
+        if found is None:
+            raise NotFound(f"Snapshot {uuid} does not exist (`shoal snapshot list`).")
+        return json_response(request, snapshot_to_json(found))
+
+    @app.route("/v1/shoal/snapshots/<snapshot_id>", methods=["DELETE"])
+    async def delete_snapshot(self, request: Request, snapshot_id: str) -> bytes:
+        """Mark a snapshot deleted; its node destroys it. Restored datasets are untouched."""
+        uuid = path_uuid(snapshot_id, "snapshot id")
+        stored, generation = await self._store.delete_snapshot(
+            uuid, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/datasets", methods=["POST"])
+    async def create_shoal_dataset(self, request: Request) -> bytes:
+        """Create a dataset (201): new, or restored or cloned from a ``source``."""
+        body = read_json(request, schemas.CREATE_SHOAL_DATASET)
+        now = self._now()
+        source, found = await find_source(self._store, body.get("source"), now)
+        primary = body.get("primary")
+        dataset = snap.new_from_source(
+            UUID(body.get("dataset_id") or str(self._new_uuid())),
+            source,
+            found,
+            None if primary is None else UUID(primary),
+            body.get("maximum_size"),
+            body.get("metadata") or {},
+            body.get("filesystem"),
+        )
+        await self._check_live(request, dataset.primary)
+        state = await self._store.cluster_state()
+        check_create(dataset.maximum_size, dataset.primary, state, now, self._node_timeout)
+        stored, generation = await self._store.create_dataset(
+            dataset, if_tag(request), now=now, actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), 201, tag_for(generation))
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/resize", methods=["POST"])
+    async def resize_dataset(self, request: Request, dataset_id: str) -> bytes:
+        """Grow a dataset; its primary grows the volume and the filesystem online."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        size = read_json(request, schemas.RESIZE_DATASET)["maximum_size"]
+        now = self._now()
+        current = await self._store.dataset(uuid)
+        if current is not None and not current.deleted:
+            state = await self._store.cluster_state()
+            check_create(size, current.primary, state, now, self._node_timeout)
+        stored, generation = await self._store.resize_dataset(
+            uuid, size, if_tag(request), now, actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))

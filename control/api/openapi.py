@@ -120,6 +120,35 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.DATASET}, None, (400, 404, 409), conditional=True,
     ),
     Operation(
+        "get", "/v1/shoal/snapshots", "Snapshots (of one dataset, if asked), deleted ones too.",
+        {200: s.SNAPSHOTS}, None, (400,), s.SNAPSHOTS_QUERY,
+    ),
+    Operation(
+        "post", "/v1/shoal/snapshots",
+        "Snapshot a dataset (201); the same name and dataset again answers it (200).",
+        {201: s.SNAPSHOT, 200: s.SNAPSHOT}, s.CREATE_SNAPSHOT, (404, 409), conditional=True,
+    ),
+    Operation(
+        "get", "/v1/shoal/snapshots/{snapshot_id}", "One snapshot.", {200: s.SNAPSHOT},
+        None, (400, 404),
+    ),
+    Operation(
+        "delete", "/v1/shoal/snapshots/{snapshot_id}",
+        "Delete a snapshot (its node destroys it); restored datasets are untouched.",
+        {200: s.SNAPSHOT}, None, (400, 404), conditional=True,
+    ),
+    Operation(
+        "post", "/v1/shoal/datasets",
+        "Create a dataset: new, restored from a snapshot or cloned from a dataset.",
+        {201: s.SHOAL_DATASET}, s.CREATE_SHOAL_DATASET, (404, 409), conditional=True,
+        places=True,
+    ),
+    Operation(
+        "post", "/v1/shoal/datasets/{dataset_id}/resize",
+        "Grow a dataset (never shrink); its primary grows the volume and filesystem online.",
+        {200: s.SHOAL_DATASET}, s.RESIZE_DATASET, (404, 405, 409), conditional=True,
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),

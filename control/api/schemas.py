@@ -386,3 +386,73 @@ NODES = _list(NODE)
 EVENTS = _list(EVENT)
 NODE_CONDITIONS = _list(NODE_CONDITION)
 REPORTED_ORPHANS = _list(REPORTED_ORPHAN)
+
+# -- snapshots, restore, clone and resize (issue 8) ------------------------------
+
+SNAPSHOT_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 253,
+    "pattern": "^[^/\\x00\\s]([^/\\x00]*[^/\\x00\\s])?$",
+    "description": "A snapshot name: 1 to 253 characters, no '/' or NUL, no blank at either "
+    "end; unique among snapshots that are not deleted.",
+}
+CREATE_SNAPSHOT = _object(
+    ["dataset_id"],
+    dataset_id={**UUID, "description": "The dataset to snapshot."},
+    name={**SNAPSHOT_NAME, "description": f"{SNAPSHOT_NAME['description']} Asking again "
+          "with the same name and dataset answers the existing snapshot (200). Default: "
+          "generated from the dataset's name."},
+)
+SNAPSHOT = _object(
+    ["snapshot_id", "name", "dataset_id", "created", "node", "size", "ready", "deleted",
+     "filesystem"],
+    snapshot_id=UUID,
+    name={"type": "string"},
+    dataset_id={**UUID, "description": "The source dataset (which the snapshot outlives)."},
+    created={"type": "number", "description": "When it was asked for (seconds since the epoch)."},
+    node={**UUID, "description": "The node in charge of making it."},
+    size={**BYTES, "description": "The restore size in bytes, once ready."},
+    ready={"type": "boolean"},
+    deleted={"type": "boolean"},
+    filesystem={"enum": list(FILESYSTEMS)},
+)
+SNAPSHOTS = _list(SNAPSHOT)
+SNAPSHOTS_QUERY: dict[str, Schema] = {
+    "dataset": {**UUID, "description": "Only this dataset's snapshots (a dataset id, a UUID)."},
+}
+SOURCE_REQUEST: Schema = {
+    **_object(
+        ["kind"],
+        kind={"enum": [k.value for k in SourceKind]},
+        id=UUID,
+        name={"type": "string", "minLength": 1, "maxLength": 253, "pattern": NO_NUL},
+    ),
+    "oneOf": [{"required": ["id"]}, {"required": ["name"]}],
+    "description": "What the new dataset's data starts from: a snapshot (a restore) or a "
+    "dataset (a clone), by id or by name (a live snapshot's or dataset's name).",
+}
+CREATE_SHOAL_DATASET = _object(
+    [],
+    primary={**UUID, "description": "The node to create it on. Required without a source; "
+             "with one, defaults to the node where the source is."},
+    dataset_id=UUID,
+    maximum_size={**NEW_SIZE, "description": f"{NEW_SIZE['description']} With a source: "
+                  "defaults to the source's size, and may be larger, never smaller."},
+    metadata=METADATA,
+    filesystem={"enum": list(FILESYSTEMS), "description": "The filesystem made on a new "
+                "volume (default ext4); a restore or clone keeps its source's."},
+    source=SOURCE_REQUEST,
+)
+RESIZE_DATASET = _object(
+    ["maximum_size"],
+    maximum_size={**SIZE, "maximum": SIZE_CEILING, "description": f"{SIZE['description']} "
+                  "The new size: at least the current one (datasets only grow)."},
+)
+SHOAL_DATASET = NODE_DATASET
+"""A dataset with its epoch, filesystem and source, as the /v1/shoal/ routes answer it."""
+NODE_CONFIGURATION["properties"]["snapshots"] = {
+    **_list(SNAPSHOT),
+    "description": "The snapshots this node is in charge of that are not ready yet (to make) "
+    "or deleted (to destroy).",
+}
