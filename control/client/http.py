@@ -35,7 +35,16 @@ from control.client.interface import (
 )
 from control.client.refusals import error_for, reason
 from control.errors import ShoalError, Unavailable
-from control.model import Dataset, Event, Lease, Node, NodeState, Versions
+from control.model import (
+    Dataset,
+    DataSource,
+    DatasetSnapshot,
+    Event,
+    Lease,
+    Node,
+    NodeState,
+    Versions,
+)
 from control.wire import (
     dataset_from_json,
     event_from_json,
@@ -45,6 +54,7 @@ from control.wire import (
     parse_uuid,
     reported_orphan_from_json,
     snapshot_from_json,
+    source_to_json,
     versions_from_json,
 )
 
@@ -349,6 +359,64 @@ class HTTPClient:
             heartbeat=obj.get("heartbeat"),
             snapshots=tuple(snapshot_from_json(o) for o in obj.get("snapshots", ())),
         )
+
+    def list_snapshots(self, dataset_id: UUID | None = None) -> Deferred[list[DatasetSnapshot]]:
+        """See :meth:`ShoalClient.list_snapshots`."""
+        params = {} if dataset_id is None else {"dataset": str(dataset_id)}
+        d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/snapshots", params=params))
+        return d.addCallback(lambda obj: [snapshot_from_json(o) for o in obj])
+
+    def create_snapshot(
+        self, dataset_id: UUID, name: str | None = None
+    ) -> Deferred[DatasetSnapshot]:
+        """See :meth:`ShoalClient.create_snapshot`."""
+        body = {"dataset_id": str(dataset_id), **({} if name is None else {"name": name})}
+        d = Deferred.fromCoroutine(self._json("POST", "/v1/shoal/snapshots", body))
+        return d.addCallback(snapshot_from_json)
+
+    def get_snapshot(self, snapshot_id: UUID) -> Deferred[DatasetSnapshot]:
+        """See :meth:`ShoalClient.get_snapshot`."""
+        d = Deferred.fromCoroutine(self._json("GET", f"/v1/shoal/snapshots/{snapshot_id}"))
+        return d.addCallback(snapshot_from_json)
+
+    def delete_snapshot(self, snapshot_id: UUID) -> Deferred[DatasetSnapshot]:
+        """See :meth:`ShoalClient.delete_snapshot`."""
+        d = Deferred.fromCoroutine(self._json("DELETE", f"/v1/shoal/snapshots/{snapshot_id}"))
+        return d.addCallback(snapshot_from_json)
+
+    def create_shoal_dataset(
+        self,
+        primary: UUID | None = None,
+        maximum_size: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        dataset_id: UUID | None = None,
+        filesystem: str | None = None,
+        source: DataSource | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.create_shoal_dataset`."""
+        given = {
+            "primary": None if primary is None else str(primary),
+            "maximum_size": maximum_size,
+            "metadata": None if metadata is None else dict(metadata),
+            "dataset_id": None if dataset_id is None else str(dataset_id),
+            "filesystem": filesystem,
+            "source": None if source is None else source_to_json(source),
+        }
+        body = {k: v for k, v in given.items() if v is not None}
+        d = Deferred.fromCoroutine(
+            self._json("POST", "/v1/shoal/datasets", body, if_tag=if_tag)
+        )
+        return d.addCallback(dataset_from_json)
+
+    def resize_dataset(
+        self, dataset_id: UUID, maximum_size: int, if_tag: str | None = None
+    ) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.resize_dataset`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/resize"
+        body = {"maximum_size": maximum_size}
+        d = Deferred.fromCoroutine(self._json("POST", path, body, if_tag=if_tag))
+        return d.addCallback(dataset_from_json)
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""

@@ -23,6 +23,7 @@ from attrs import frozen
 
 from control.model import (
     Condition,
+    DataSource,
     Dataset,
     DatasetSnapshot,
     Event,
@@ -241,6 +242,48 @@ class ShoalClient(Protocol):
         """Have an orphaned volume destroyed; fires with the deleted record made for it.
         ``NotFound`` (no node reports it), ``Conflict`` (its dataset is live),
         ``PreconditionFailed``."""
+        ...
+
+    def list_snapshots(self, dataset_id: UUID | None = None) -> Deferred[list[DatasetSnapshot]]:
+        """Every snapshot record (of ``dataset_id`` only, if given), oldest first."""
+        ...
+
+    def create_snapshot(
+        self, dataset_id: UUID, name: str | None = None
+    ) -> Deferred[DatasetSnapshot]:
+        """Snapshot a dataset, or fire with the live snapshot of that name of the same
+        dataset. ``NotFound`` (no dataset), ``Conflict`` (deleted, or the name is another
+        dataset's), ``InvalidRequest`` (bad name)."""
+        ...
+
+    def get_snapshot(self, snapshot_id: UUID) -> Deferred[DatasetSnapshot]:
+        """One snapshot record; ``NotFound`` if there is none."""
+        ...
+
+    def delete_snapshot(self, snapshot_id: UUID) -> Deferred[DatasetSnapshot]:
+        """Mark a snapshot deleted (idempotent); ``NotFound`` if there is none."""
+        ...
+
+    def create_shoal_dataset(
+        self,
+        primary: UUID | None = None,
+        maximum_size: int | None = None,
+        metadata: Mapping[str, str] | None = None,
+        dataset_id: UUID | None = None,
+        filesystem: str | None = None,
+        source: DataSource | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[Dataset]:
+        """Create a dataset through ``POST /v1/shoal/datasets``: with ``source`` a restore
+        or a clone (defaults from the source), with ``filesystem`` ext4 or xfs; fires with
+        it, ``epoch``, ``filesystem`` and ``source`` included."""
+        ...
+
+    def resize_dataset(
+        self, dataset_id: UUID, maximum_size: int, if_tag: str | None = None
+    ) -> Deferred[Dataset]:
+        """Grow a dataset; ``InvalidRequest`` when smaller, ``NotFound``, ``NotAllowed``
+        (deleted), ``Conflict`` (no recorded size)."""
         ...
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
