@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
-from control.cli import wait
+from control.cli import dataset_source, wait
 from control.cli.options import command, group
 from control.cli.output import duration, node_name, node_names, state_json, table
 from control.cli.resolve import resolve_dataset, resolve_node
@@ -196,16 +196,26 @@ async def create(ctx: Context) -> None:
     """Create a dataset, optionally waiting until it is mounted."""
     args = ctx.args
     nodes = await ctx.client.list_nodes()
-    primary = default_node(nodes) if args.node is None else resolve_node(args.node, nodes)
+    source, near = await dataset_source.chosen_source(ctx)
+    if args.node is not None:
+        primary = resolve_node(args.node, nodes)
+    else:
+        primary = default_node(nodes) if near is None else near
     check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
     metadata = dict(args.meta or [])
     try:
-        dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+        if source is None and args.fs is None:
+            dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
+        else:
+            dataset = await ctx.client.create_shoal_dataset(
+                primary, args.size, metadata, args.id, args.fs, source
+            )
     except ShoalError as e:
         raise in_cli_terms(e) from None
     names = node_names(nodes)
     where = node_name(primary, names)
-    ctx.progress(f"created dataset {dataset.dataset_id} on {where}")
+    how = "" if source is None else f" ({dataset_source.describe_source(source)})"
+    ctx.progress(f"created dataset {dataset.dataset_id} on {where}{how}")
     if args.wait:
         goal = wait.mounted_on(dataset.dataset_id, primary, names)
         await wait.wait_until(ctx, goal, args.timeout, dataset.dataset_id, names)
@@ -273,6 +283,25 @@ async def delete(ctx: Context) -> None:
         ctx.print_json({"dataset": dataset_to_json(deleted)})
 
 
+async def resize(ctx: Context) -> None:
+    """Grow a dataset, optionally waiting until its primary reports the new size."""
+    dataset, nodes = await _find(ctx)
+    try:
+        grown = await ctx.client.resize_dataset(dataset.dataset_id, ctx.args.size)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    names = node_names(nodes)
+    ctx.progress(
+        f"resizing dataset {grown.dataset_id} from {format_size(dataset.maximum_size)} to "
+        f"{format_size(grown.maximum_size)}; {node_name(grown.primary, names)} grows the "
+        "volume and its filesystem online"
+    )
+    if ctx.args.wait:
+        goal = dataset_source.grown_to(grown.dataset_id, grown.primary, ctx.args.size, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, grown.dataset_id, names)
+    await show_dataset(ctx, grown, nodes)
+
+
 def _wait_options(parser: argparse.ArgumentParser, goal: str) -> None:
     parser.add_argument("--wait", action="store_true", help=f"wait until {goal}")
     parser.add_argument(
@@ -290,11 +319,13 @@ def register(subparsers: Any) -> None:
     """Add ``shoal dataset ...``."""
     commands = group(subparsers, "dataset", "create, list, move and delete datasets")
     p = command(commands, "create", create, "create a dataset")
-    p.add_argument("--node", help="primary node: uuid, uuid prefix, host or name label")
+    p.add_argument("--node", help="primary node: uuid, uuid prefix, host or name label "
+                   "(default: the only node, or where the source is)")
     p.add_argument("--size", type=size_arg, help="maximum size, e.g. 10G, 512MiB (binary units)")
     p.add_argument("--meta", type=meta_arg, action="append", metavar="KEY=VALUE",
                    help="metadata (repeatable); name=NAME names the volume")
     p.add_argument("--id", type=uuid_arg, help="the dataset id (default: generated)")
+    dataset_source.add_source_options(p)
     _force_option(p)
     _wait_options(p, "it is mounted on its primary")
     command(commands, "list", list_, "list datasets and where they are")
@@ -305,6 +336,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--to", required=True, metavar="NODE", help="the new primary node")
     _force_option(p)
     _wait_options(p, "it is mounted on the new primary")
+    p = command(commands, "resize", resize, "grow a dataset online (never shrink)")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p.add_argument("--size", type=size_arg, required=True,
+                   help="the new maximum size, e.g. 20G: at least the current one")
+    _wait_options(p, "its primary reports the new size")
     p = command(commands, "delete", delete, "delete a dataset and its volume")
     p.add_argument("dataset", metavar="ID|NAME")
     _wait_options(p, "no node has its volume any more")

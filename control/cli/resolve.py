@@ -2,7 +2,7 @@
 Turn what a person types into a node or a dataset (pure functions).
 
 A NODE is a full uuid, a host or ``name`` label, or a unique uuid prefix.
-A dataset is a full id, a metadata ``name`` of a dataset that is not deleted,
+A dataset (or a snapshot) is a full id, the ``name`` of one that is not deleted,
 or a unique id prefix. Ambiguity and absence are refused with the candidates.
 """
 
@@ -13,7 +13,7 @@ from uuid import UUID
 
 from control.client.interface import NodeInfo
 from control.errors import InvalidRequest, NotFound
-from control.model import Dataset
+from control.model import Dataset, DatasetSnapshot
 
 
 def _as_uuid(text: str) -> UUID | None:
@@ -67,3 +67,20 @@ def resolve_dataset(text: str, datasets: Sequence[Dataset]) -> Dataset:
             "(`shoal dataset list` shows them)."
         )
     return by_id[_one(matches, "Dataset", text, describe)]
+
+
+def resolve_snapshot(text: str, snapshots: Sequence[DatasetSnapshot]) -> DatasetSnapshot:
+    """The snapshot ``text`` names: its id, the name of a live one, or a unique id prefix."""
+    by_id = {s.snapshot_id: s for s in snapshots}
+    describe = {s.snapshot_id: s.name for s in snapshots}
+    exact = _as_uuid(text)
+    if exact is not None and exact in by_id:
+        return by_id[exact]
+    named = [s.snapshot_id for s in snapshots if s.name == text and not s.deleted]
+    matches = named or _by_prefix(text, list(by_id))
+    if not matches:
+        raise NotFound(
+            f"No snapshot {text!r}: give its id, a unique id prefix or its name "
+            "(`shoal snapshot list` shows them)."
+        )
+    return by_id[_one(matches, "Snapshot", text, describe)]

@@ -37,8 +37,8 @@ from control.client.refusals import error_for, reason
 from control.errors import ShoalError, Unavailable
 from control.model import (
     Dataset,
-    DataSource,
     DatasetSnapshot,
+    DataSource,
     Event,
     Lease,
     Node,

@@ -23,9 +23,9 @@ from attrs import frozen
 
 from control.model import (
     Condition,
-    DataSource,
     Dataset,
     DatasetSnapshot,
+    DataSource,
     Event,
     Lease,
     Node,

@@ -33,7 +33,7 @@ def snapshot_row(snapshot: DatasetSnapshot) -> dict[str, Any]:
     }
 
 
-def snapshot_from_row(row: Mapping[str, Any]) -> DatasetSnapshot:
+def snapshot_from_row(row: Mapping[Any, Any]) -> DatasetSnapshot:
     """The snapshot stored in ``row``."""
     return DatasetSnapshot(
         snapshot_id=UUID(row["snapshot_id"]),
