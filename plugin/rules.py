@@ -10,19 +10,32 @@ every rule is tested with plain values.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
 from attrs import frozen
 
 from control.client.interface import NodeCondition, StateDataset
-from control.errors import Conflict, InvalidRequest
-from control.model import Dataset, Lease, check_maximum_size
+from control.errors import Conflict, InvalidRequest, NotFound
+from control.model import (
+    FILESYSTEMS,
+    Dataset,
+    DatasetSnapshot,
+    DataSource,
+    Lease,
+    SourceKind,
+    check_maximum_size,
+)
 from control.progress import Stage, progress_towards
 from control.units import format_size, parse_size
 from plugin.names import NAME_METADATA_KEY, check_name, is_valid_name
 
 KNOWN_OPTIONS: Mapping[str, str] = {
     "size": "the volume's maximum size, e.g. 64M, 10G or 1Gi (binary units)",
+    "from-snapshot": "restore a snapshot: its name (`shoal snapshot list`); it must be ready",
+    "clone-of": "clone another volume as it is now: its name",
+    "fs": f"the filesystem of a new volume: {' or '.join(FILESYSTEMS)} (default "
+    f"{FILESYSTEMS[0]}; a restore or clone keeps its source's)",
 }
 """The ``Opts`` that ``VolumeDriver.Create`` understands, with what each means."""
 
@@ -85,14 +98,49 @@ def no_such_volume(name: str) -> str:
 
 @frozen
 class CreateOptions:
-    """What a ``VolumeDriver.Create`` asks for; ``explicit`` when ``size`` was given."""
+    """What a ``VolumeDriver.Create`` asks for; ``explicit`` when ``size`` was given.
+
+    ``from_snapshot`` (a snapshot name) or ``clone_of`` (a volume name) make a
+    restore or a clone; ``filesystem`` is ``fs`` (``None``: the default, or
+    the source's).
+    """
 
     size: int | None
     explicit: bool = False
+    from_snapshot: str | None = None
+    clone_of: str | None = None
+    filesystem: str | None = None
+
+
+def _text_option(opts: Mapping[str, object], key: str) -> str | None:
+    value = opts.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"The {key} option must be a non-empty string.")
+    return value
+
+
+def _source_options(opts: Mapping[str, object]) -> dict[str, Any]:
+    found: dict[str, Any] = {
+        "from_snapshot": _text_option(opts, "from-snapshot"),
+        "clone_of": _text_option(opts, "clone-of"),
+        "filesystem": _text_option(opts, "fs"),
+    }
+    if found["from_snapshot"] is not None and found["clone_of"] is not None:
+        raise InvalidRequest("Give from-snapshot or clone-of, not both: a volume has one source.")
+    if found["filesystem"] is not None and found["filesystem"] not in FILESYSTEMS:
+        raise InvalidRequest(
+            f"The fs option {found['filesystem'][:40]!r} is not one of: {', '.join(FILESYSTEMS)}."
+        )
+    return found
 
 
 def parse_create_options(opts: object, default_size: int | None) -> CreateOptions:
-    """Read Docker's ``Opts``; refuse unknown options, listing the known ones."""
+    """Read Docker's ``Opts``; refuse unknown options, listing the known ones.
+
+    A restore or clone without ``size`` takes its source's size, not ``default_size``.
+    """
     if opts is None:
         opts = {}
     if not isinstance(opts, Mapping):
@@ -103,14 +151,42 @@ def parse_create_options(opts: object, default_size: int | None) -> CreateOption
         raise InvalidRequest(
             f"Unknown volume option(s) {', '.join(map(repr, unknown))}. Known options: {known}."
         )
+    source = _source_options(opts)
+    copied = source["from_snapshot"] is not None or source["clone_of"] is not None
     if "size" not in opts:
-        return CreateOptions(size=default_size)
+        return CreateOptions(size=None if copied else default_size, **source)
     text = opts["size"]
     if not isinstance(text, str):
         raise InvalidRequest("The size option must be a string such as 10G.")
     size = parse_size(text)
     check_maximum_size(size, "The size option")
-    return CreateOptions(size=size, explicit=True)
+    return CreateOptions(size=size, explicit=True, **source)
+
+
+def find_snapshot(snapshots: Iterable[DatasetSnapshot], name: str) -> DatasetSnapshot:
+    """The live snapshot called ``name``, or refuse (404) saying how to list them."""
+    for snapshot in snapshots:
+        if snapshot.name == name and not snapshot.deleted:
+            return snapshot
+    raise NotFound(
+        f"No snapshot is named {name!r}: `shoal snapshot list` shows them "
+        "(`shoal snapshot create VOLUME --name NAME` makes one)."
+    )
+
+
+def source_of(
+    options: CreateOptions, datasets: Iterable[Dataset], snapshots: Iterable[DatasetSnapshot]
+) -> DataSource | None:
+    """The source a Create's options name, or ``None`` for a new empty volume."""
+    if options.from_snapshot is not None:
+        found = find_snapshot(snapshots, options.from_snapshot)
+        return DataSource(SourceKind.SNAPSHOT, found.snapshot_id)
+    if options.clone_of is not None:
+        volume = find_volume(datasets, options.clone_of)
+        if volume is None:
+            raise NotFound(no_such_volume(options.clone_of))
+        return DataSource(SourceKind.DATASET, volume.dataset_id)
+    return None
 
 
 def check_existing(name: str, existing: Dataset, options: CreateOptions) -> None:

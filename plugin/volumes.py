@@ -188,9 +188,7 @@ class VolumeService:
         existing = rules.find_volume(listing.datasets, name)
         if existing is None:
             try:
-                created = await self._client.create_dataset(
-                    node, options.size, rules.create_metadata(name)
-                )
+                created = await self._create_new(name, options, node, listing.datasets)
             except Conflict:
                 # The service keeps names unique: another node created it first.
                 existing = rules.find_volume((await self._client.list_datasets()).datasets, name)
@@ -200,6 +198,26 @@ class VolumeService:
                 self._log.info("created", volume=name, dataset_id=str(created.dataset_id))
                 return
         rules.check_existing(name, existing, options)
+
+    async def _create_new(
+        self, name: str, options: rules.CreateOptions, node: UUID, datasets: list[Dataset]
+    ) -> Dataset:
+        """Create the dataset: new on this node, a restore here, or a clone where its
+        source is (which can freeze it; the first Mount moves it here)."""
+        metadata = rules.create_metadata(name)
+        if options.from_snapshot is None and options.clone_of is None:
+            if options.filesystem is None:
+                return await self._client.create_dataset(node, options.size, metadata)
+            return await self._client.create_shoal_dataset(
+                node, options.size, metadata, filesystem=options.filesystem
+            )
+        snapshots = [] if options.from_snapshot is None else await self._client.list_snapshots()
+        source = rules.source_of(options, datasets, snapshots)
+        assert source is not None
+        primary = node if options.from_snapshot is not None else None
+        return await self._client.create_shoal_dataset(
+            primary, options.size, metadata, filesystem=options.filesystem, source=source
+        )
 
     # -- Mount / Unmount ------------------------------------------------------------
 

@@ -63,7 +63,7 @@ class TestCreate:
 
     def test_unknown_option_creates_nothing(self, cluster: Cluster) -> None:
         """An unknown option is refused before anything is written."""
-        error = failure(start(cluster.services[NODE1].create("vol", {"fs": "xfs"})))
+        error = failure(start(cluster.services[NODE1].create("vol", {"fss": "xfs"})))
         assert isinstance(error, InvalidRequest) and "size" in error.description
         assert cluster.datasets() == []
 
