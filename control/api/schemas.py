@@ -432,7 +432,7 @@ SOURCE_REQUEST: Schema = {
     "description": "What the new dataset's data starts from: a snapshot (a restore) or a "
     "dataset (a clone), by id or by name (a live snapshot's or dataset's name).",
 }
-CREATE_SHOAL_DATASET = _object(
+_CREATE_SHOAL_DATASET = _object(
     [],
     primary={**UUID, "description": "The node to create it on. Required without a source; "
              "with one, defaults to the node where the source is."},
@@ -444,6 +444,12 @@ CREATE_SHOAL_DATASET = _object(
                 "volume (default ext4); a restore or clone keeps its source's."},
     source=SOURCE_REQUEST,
 )
+CREATE_SHOAL_DATASET: Schema = {
+    **_CREATE_SHOAL_DATASET,
+    "anyOf": [{"required": ["primary"]}, {"required": ["source"]}],
+    "description": "A new dataset names its primary; a restore or clone names its source "
+    "(and may name a primary).",
+}
 RESIZE_DATASET = _object(
     ["maximum_size"],
     maximum_size={**SIZE, "maximum": SIZE_CEILING, "description": f"{SIZE['description']} "
