@@ -158,7 +158,8 @@ class Store(Protocol):
         """Record a snapshot of ``snapshot.dataset_id`` named ``snapshot.name``; returns it,
         whether it is new, and the generation.
 
-        :func:`control.snapshots.create_snapshot` decides: the same name of the
+        ``snapshot.node``, ``size``, ``ready`` and ``filesystem`` are ignored:
+        :func:`control.snapshots.create_snapshot` fills them, and decides: the same name of the
         same dataset returns the live snapshot of that name (not new, no new
         generation); another dataset's name is a ``Conflict``; an unknown
         dataset ``NotFound``, a deleted one ``Conflict``.
