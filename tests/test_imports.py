@@ -49,6 +49,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("plugin.rules", (*IO, "klein")),
     ("control.rules", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.model", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.snapshots", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.snapshot_events", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.wire", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
     ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
