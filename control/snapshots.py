@@ -16,6 +16,7 @@ Any node whose agent reaches the backend can make or destroy a snapshot.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from uuid import UUID
 
@@ -37,15 +38,21 @@ from control.units import describe_size
 MAX_NAME = 253
 """The longest snapshot name."""
 
+NAME_PATTERN = "^[^/\\x00-\\x1f\\x7f ]([^/\\x00-\\x1f\\x7f]*[^/\\x00-\\x1f\\x7f ])?$"
+"""A snapshot name: no ``/``, no ASCII control character, no space at either end (the API's
+schema uses the same pattern, which reads the same in JSON Schema and in Python)."""
+
+_NAME = re.compile(NAME_PATTERN)
+
 
 def check_name(name: object) -> str:
-    """``name`` if it is a valid snapshot name: 1 to 253 characters, no NUL, no ``/``."""
+    """``name`` if it is a valid snapshot name (:data:`NAME_PATTERN`, 1 to 253 characters)."""
     if not isinstance(name, str) or not 1 <= len(name) <= MAX_NAME:
         raise InvalidRequest(f"A snapshot name is 1 to {MAX_NAME} characters.")
-    if "\x00" in name or "/" in name or name.strip() != name:
+    if _NAME.match(name) is None:
         raise InvalidRequest(
-            f"Snapshot name {name[:60]!r} may not contain NUL or '/', nor start or end "
-            "with blanks."
+            f"Snapshot name {name[:60]!r} may not contain '/' or control characters, nor "
+            "start or end with a space."
         )
     return name
 

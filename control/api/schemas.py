@@ -24,6 +24,7 @@ from control.model import (
     SourceKind,
     VolumeStatus,
 )
+from control.snapshots import NAME_PATTERN as SNAPSHOT_NAME_PATTERN
 from control.units import describe_size
 
 Schema = dict[str, Any]
@@ -393,9 +394,9 @@ SNAPSHOT_NAME: Schema = {
     "type": "string",
     "minLength": 1,
     "maxLength": 253,
-    "pattern": "^[^/\\x00\\s]([^/\\x00]*[^/\\x00\\s])?$",
-    "description": "A snapshot name: 1 to 253 characters, no '/' or NUL, no blank at either "
-    "end; unique among snapshots that are not deleted.",
+    "pattern": SNAPSHOT_NAME_PATTERN,
+    "description": "A snapshot name: 1 to 253 characters, no '/' or control characters, no "
+    "space at either end; unique among snapshots that are not deleted.",
 }
 CREATE_SNAPSHOT = _object(
     ["dataset_id"],
