@@ -111,11 +111,16 @@ def create_snapshot(
 
 
 def delete_snapshot(
-    existing: DatasetSnapshot | None, snapshot_id: UUID, generation: int
+    existing: DatasetSnapshot | None,
+    snapshot_id: UUID,
+    generation: int,
+    restoring: Iterable[Dataset] = (),
 ) -> DatasetSnapshot:
     """The snapshot marked deleted at ``generation``; an already deleted one unchanged.
 
-    Datasets restored from it are independent volumes and never touched.
+    Datasets restored from it are independent volumes and never touched; but
+    while one is still being restored (``restoring``: see :func:`restoring`)
+    the delete is refused (409), or the restore would lose its source.
     """
     if existing is None:
         raise NotFound(
@@ -123,7 +128,31 @@ def delete_snapshot(
         )
     if existing.deleted:
         return existing
+    waiting = sorted(str(d.dataset_id) for d in restoring)
+    if waiting:
+        raise Conflict(
+            f"Snapshot {existing.name!r} is being restored into dataset(s) {', '.join(waiting)}, "
+            "whose volume no node reports yet: deleting it now would leave them without "
+            "their data. Wait until they are created (`shoal dataset list`), or delete them "
+            "first."
+        )
     return evolve(existing, deleted=True, deleted_generation=generation)
+
+
+def restoring(
+    snapshot_id: UUID, restored: Iterable[Dataset], reports: Iterable[NodeState]
+) -> list[Dataset]:
+    """The live datasets restored from ``snapshot_id`` whose volume no node reports yet."""
+    seen = {dataset_id for report in reports for dataset_id in report.datasets}
+    return [
+        d
+        for d in restored
+        if not d.deleted
+        and d.source is not None
+        and d.source.kind is SourceKind.SNAPSHOT
+        and d.source.source_id == snapshot_id
+        and d.dataset_id not in seen
+    ]
 
 
 def reported_sizes(reports: Iterable[NodeState]) -> dict[UUID, int]:

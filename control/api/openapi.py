@@ -135,7 +135,7 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "delete", "/v1/shoal/snapshots/{snapshot_id}",
         "Delete a snapshot (its node destroys it); restored datasets are untouched.",
-        {200: s.SNAPSHOT}, None, (400, 404), conditional=True,
+        {200: s.SNAPSHOT}, None, (400, 404, 409), conditional=True,
     ),
     Operation(
         "post", "/v1/shoal/datasets",

@@ -193,7 +193,8 @@ class MemoryStore:
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             existing = self._snapshots.get(snapshot_id)
-            stored = snap.delete_snapshot(existing, snapshot_id, self._generation + 1)
+            pending = snap.restoring(snapshot_id, self._datasets.values(), self._reports.values())
+            stored = snap.delete_snapshot(existing, snapshot_id, self._generation + 1, pending)
             if stored == existing:
                 return stored, self._generation
             self._snapshots[snapshot_id] = stored

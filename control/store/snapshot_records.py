@@ -13,8 +13,9 @@ from uuid import UUID
 
 from sqlalchemy import Connection, delete, insert, select, update
 
-from control.model import DatasetSnapshot
-from control.store.tables import snapshots
+from control.model import Dataset, DatasetSnapshot
+from control.store.rows import dataset_from_row
+from control.store.tables import datasets, snapshots
 
 
 def snapshot_row(snapshot: DatasetSnapshot) -> dict[str, Any]:
@@ -99,3 +100,9 @@ def purge_snapshots(connection: Connection, snapshot_ids: Iterable[UUID]) -> Non
     """Forget snapshot records."""
     ids = [str(i) for i in snapshot_ids]
     connection.execute(delete(snapshots).where(snapshots.c.snapshot_id.in_(ids)))
+
+
+def restored_from(connection: Connection, snapshot_id: UUID) -> list[Dataset]:
+    """The datasets (deleted or not) whose source is ``snapshot_id``."""
+    query = select(datasets).where(datasets.c.source_id == str(snapshot_id))
+    return [dataset_from_row(row) for row in connection.execute(query)]

@@ -264,7 +264,12 @@ class SQLStore:
         """Mark a snapshot deleted; a deleted one is returned without a new generation."""
         with self._write_configuration(if_tag) as w:
             existing = sq.get_snapshot(w.connection, snapshot_id)
-            stored = snap.delete_snapshot(existing, snapshot_id, w.generation + 1)
+            pending = snap.restoring(
+                snapshot_id,
+                sq.restored_from(w.connection, snapshot_id),
+                q.all_reports(w.connection),
+            )
+            stored = snap.delete_snapshot(existing, snapshot_id, w.generation + 1, pending)
             if stored == existing:
                 return stored, w.generation
             sq.put_snapshot(w.connection, stored, exists=True)

@@ -71,6 +71,20 @@ class TestCreate:
         assert snap.default_name(snapshot_id, SOURCE) == "db-12345678"
 
 
+def test_delete_refused_while_a_restore_is_pending() -> None:
+    """A snapshot whose restore no node reports yet is kept (409); reported, it may go."""
+    existing = _snapshot(ready=True)
+    restore = Dataset(uuid4(), A, GiB, source=DataSource(SourceKind.SNAPSHOT,
+                                                         existing.snapshot_id))
+    pending = snap.restoring(existing.snapshot_id, [restore, SOURCE], [NodeState(A)])
+    assert pending == [restore]
+    with pytest.raises(Conflict, match="being restored"):
+        snap.delete_snapshot(existing, existing.snapshot_id, 3, pending)
+    seen = NodeState(A, datasets={restore.dataset_id: object()})
+    assert snap.restoring(existing.snapshot_id, [restore], [seen]) == []
+    assert snap.delete_snapshot(existing, existing.snapshot_id, 3).deleted_generation == 3
+
+
 class TestReadiness:
     """Reports make snapshots ready; deleted ones are purged once gone."""
 

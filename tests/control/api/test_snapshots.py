@@ -153,13 +153,20 @@ def test_restore_smaller_refused_larger_accepted() -> None:
 
 
 def test_deleting_a_snapshot_keeps_restored_datasets() -> None:
-    """Deleting the snapshot never touches a dataset restored from it."""
+    """A snapshot is kept while a restore from it is pending; deleting it then never touches
+    the dataset restored from it."""
     h = _cluster()
     made = _snapshot(h)
     _ready(h, made)
     restored = h.call("POST", "/v1/shoal/datasets",
                       {"source": {"kind": "snapshot", "id": made["snapshot_id"]}}).body
-    h.call("DELETE", f"{SNAPSHOTS}/{made['snapshot_id']}")
+    early = h.call("DELETE", f"{SNAPSHOTS}/{made['snapshot_id']}")
+    assert early.code == 409 and "being restored" in early.body["description"]
+    present = [{"dataset_id": restored["dataset_id"], "status": "present"}]
+    answer = h.call("PUT", f"/v1/shoal/state/{NODE_A}",
+                    {"era": "e1", "generation": h.generation(), "datasets": present})
+    assert answer.code == 200, answer.body
+    assert h.call("DELETE", f"{SNAPSHOTS}/{made['snapshot_id']}").code == 200
     listing = {d["dataset_id"]: d for d in h.call("GET", "/v1/configuration/datasets").body}
     assert not listing[restored["dataset_id"]]["deleted"]
 

@@ -8,7 +8,14 @@ import pytest
 
 from control.client.testing import MemoryControl, result_of
 from control.errors import Conflict, InvalidRequest, NotFound
-from control.model import DataSource, NodeState, ReportedSnapshot, SourceKind
+from control.model import (
+    DatasetState,
+    DataSource,
+    NodeState,
+    ReportedSnapshot,
+    SourceKind,
+    VolumeStatus,
+)
 
 GiB = 1024**3
 
@@ -43,6 +50,11 @@ def test_snapshot_restore_clone_resize(control: MemoryControl) -> None:
     assert result_of(client.resize_dataset(dataset.dataset_id, 3 * GiB)).maximum_size == 3 * GiB
     with pytest.raises(InvalidRequest, match="only grow"):
         result_of(client.resize_dataset(dataset.dataset_id, GiB))
+    with pytest.raises(Conflict, match="being restored"):
+        result_of(client.delete_snapshot(made.snapshot_id))
+    present = {restored.dataset_id: DatasetState(restored.dataset_id, VolumeStatus.PRESENT)}
+    generation = control.store.versions().configuration
+    result_of(client.report_state(NodeState(node, "e1", generation, present, snapshots=seen)))
     assert result_of(client.delete_snapshot(made.snapshot_id)).deleted
     with pytest.raises(NotFound):
         result_of(client.get_snapshot(uuid4()))

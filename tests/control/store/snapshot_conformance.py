@@ -150,6 +150,21 @@ class SnapshotConformance:
         [event] = store.events(EventQuery(dataset_id=made.dataset_id))
         assert (event.kind, event.actor) == ("restored", "alice")
 
+    def test_snapshot_kept_while_a_restore_is_pending(self, store: Store) -> None:
+        """Deleting a snapshot is refused until its restores' volumes are reported."""
+        node = add_node(store)
+        dataset = add_dataset(store, node, maximum_size=SIZE)
+        stored, _, _ = store.create_snapshot(asked(dataset.dataset_id), None, now=NOW)
+        make_ready(store, node, stored)
+        from_snapshot = DataSource(SourceKind.SNAPSHOT, stored.snapshot_id)
+        restored, _ = store.create_dataset(Dataset(uuid4(), node, SIZE, source=from_snapshot),
+                                           None, now=NOW)
+        with pytest.raises(Conflict, match="being restored"):
+            store.delete_snapshot(stored.snapshot_id, None, NOW)
+        store.report_state(report(node, store.versions().configuration, restored.dataset_id))
+        deleted, _ = store.delete_snapshot(stored.snapshot_id, None, NOW)
+        assert deleted.deleted and store.dataset(restored.dataset_id) == restored
+
     def test_restore_smaller_than_snapshot_refused(self, store: Store) -> None:
         """A restore smaller than the snapshot is refused (400)."""
         node = add_node(store)
