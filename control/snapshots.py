@@ -140,19 +140,37 @@ def delete_snapshot(
 
 
 def restoring(
-    snapshot_id: UUID, restored: Iterable[Dataset], reports: Iterable[NodeState]
+    snapshot_id: UUID, copies: Iterable[Dataset], reports: Iterable[NodeState]
 ) -> list[Dataset]:
     """The live datasets restored from ``snapshot_id`` whose volume no node reports yet."""
+    return _pending_copies(DataSource(SourceKind.SNAPSHOT, snapshot_id), copies, reports)
+
+
+def cloning(
+    dataset_id: UUID, copies: Iterable[Dataset], reports: Iterable[NodeState]
+) -> list[Dataset]:
+    """The live clones of ``dataset_id`` whose volume no node reports yet."""
+    return _pending_copies(DataSource(SourceKind.DATASET, dataset_id), copies, reports)
+
+
+def _pending_copies(
+    source: DataSource, copies: Iterable[Dataset], reports: Iterable[NodeState]
+) -> list[Dataset]:
     seen = {dataset_id for report in reports for dataset_id in report.datasets}
     return [
-        d
-        for d in restored
-        if not d.deleted
-        and d.source is not None
-        and d.source.kind is SourceKind.SNAPSHOT
-        and d.source.source_id == snapshot_id
-        and d.dataset_id not in seen
+        d for d in copies if not d.deleted and d.source == source and d.dataset_id not in seen
     ]
+
+
+def check_not_cloning(dataset_id: UUID, clones: Iterable[Dataset]) -> None:
+    """Refuse (409) deleting a dataset while a clone of it is still being created."""
+    waiting = sorted(str(d.dataset_id) for d in clones)
+    if waiting:
+        raise Conflict(
+            f"Dataset {dataset_id} is being cloned into dataset(s) {', '.join(waiting)}, whose "
+            "volume no node reports yet: deleting it now would leave them without their "
+            "data. Wait until they are created (`shoal dataset list`), or delete them first."
+        )
 
 
 def reported_sizes(reports: Iterable[NodeState]) -> dict[UUID, int]:

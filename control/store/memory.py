@@ -246,6 +246,8 @@ class MemoryStore:
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             existing = self._datasets.get(dataset_id)
+            clones = snap.cloning(dataset_id, self._datasets.values(), self._reports.values())
+            snap.check_not_cloning(dataset_id, clones)
             stored = rules.delete_dataset(
                 existing,
                 dataset_id,

@@ -102,7 +102,7 @@ def purge_snapshots(connection: Connection, snapshot_ids: Iterable[UUID]) -> Non
     connection.execute(delete(snapshots).where(snapshots.c.snapshot_id.in_(ids)))
 
 
-def restored_from(connection: Connection, snapshot_id: UUID) -> list[Dataset]:
-    """The datasets (deleted or not) whose source is ``snapshot_id``."""
-    query = select(datasets).where(datasets.c.source_id == str(snapshot_id))
+def copies_of(connection: Connection, source_id: UUID) -> list[Dataset]:
+    """The datasets (deleted or not) restored or cloned from ``source_id``."""
+    query = select(datasets).where(datasets.c.source_id == str(source_id))
     return [dataset_from_row(row) for row in connection.execute(query)]

@@ -266,7 +266,7 @@ class SQLStore:
             existing = sq.get_snapshot(w.connection, snapshot_id)
             pending = snap.restoring(
                 snapshot_id,
-                sq.restored_from(w.connection, snapshot_id),
+                sq.copies_of(w.connection, snapshot_id),
                 q.all_reports(w.connection),
             )
             stored = snap.delete_snapshot(existing, snapshot_id, w.generation + 1, pending)
@@ -314,6 +314,10 @@ class SQLStore:
         with self._write_configuration(if_tag) as w:
             existing = q.get_dataset(w.connection, dataset_id)
             lease = q.get_lease(w.connection, dataset_id)
+            copies = sq.copies_of(w.connection, dataset_id)
+            if copies:
+                clones = snap.cloning(dataset_id, copies, q.all_reports(w.connection))
+                snap.check_not_cloning(dataset_id, clones)
             stored = rules.delete_dataset(
                 existing, dataset_id, lease, w.generation + 1, now, _holder(w.connection, lease)
             )

@@ -61,6 +61,7 @@ datasets = Table(
     Column("filesystem", String(16), nullable=False, server_default="ext4"),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
+    Index("ix_datasets_source_id", "source_id"),
 )
 """The desired datasets, deleted ones included until they are purged."""
 

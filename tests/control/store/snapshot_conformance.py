@@ -235,3 +235,16 @@ class SnapshotConformance:
         seen = evolve(report(node, 0), snapshots=(ReportedSnapshot(uuid4(), 5),))
         store.report_state(seen)
         assert store.cluster_state().reports[node].snapshots == seen.snapshots
+
+    def test_source_kept_while_a_clone_is_pending(self, store: Store) -> None:
+        """Deleting a dataset is refused until its clones' volumes are reported."""
+        node = add_node(store)
+        source = add_dataset(store, node, maximum_size=SIZE)
+        of_source = DataSource(SourceKind.DATASET, source.dataset_id)
+        clone, _ = store.create_dataset(Dataset(uuid4(), node, SIZE, source=of_source), None,
+                                        now=NOW)
+        with pytest.raises(Conflict, match="being cloned"):
+            store.delete_dataset(source.dataset_id, None, NOW)
+        store.report_state(report(node, store.versions().configuration, clone.dataset_id))
+        deleted, _ = store.delete_dataset(source.dataset_id, None, NOW)
+        assert deleted.deleted and store.dataset(clone.dataset_id) == clone

@@ -24,6 +24,7 @@ def upgrade() -> None:
         datasets.add_column(
             sa.Column("filesystem", sa.String(16), nullable=False, server_default="ext4")
         )
+    op.create_index("ix_datasets_source_id", "datasets", ["source_id"])
     with op.batch_alter_table("node_states") as node_states:
         node_states.add_column(sa.Column("snapshots", sa.JSON, nullable=True))
     op.create_table(
@@ -49,6 +50,7 @@ def downgrade() -> None:
     op.drop_table("snapshots")
     with op.batch_alter_table("node_states") as node_states:
         node_states.drop_column("snapshots")
+    op.drop_index("ix_datasets_source_id", table_name="datasets")
     with op.batch_alter_table("datasets") as datasets:
         datasets.drop_column("filesystem")
         datasets.drop_column("source_id")
