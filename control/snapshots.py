@@ -59,9 +59,7 @@ def check_name(name: object) -> str:
 
 def default_name(snapshot_id: UUID, source: Dataset | None) -> str:
     """The name of a snapshot asked for without one: ``<volume name or id>-<id prefix>``."""
-    base = (source.name if source is not None else None) or str(
-        source.dataset_id if source else snapshot_id
-    )[:8]
+    base = "snapshot" if source is None else (source.name or str(source.dataset_id)[:8])
     return f"{base}-{str(snapshot_id)[:8]}"[:MAX_NAME]
 
 

@@ -453,7 +453,8 @@ class ControlAPI:
         name = body.get("name") or snap.default_name(
             snapshot_id, await self._store.dataset(dataset_id)
         )
-        asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), dataset_id)
+        # The node in charge is the source's primary: the store's rule fills it in.
+        asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), node=dataset_id)
         stored, created, generation = await self._store.create_snapshot(
             asked, if_tag(request), now=self._now(), actor=actor_of(request)
         )

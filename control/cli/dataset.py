@@ -200,7 +200,8 @@ async def create(ctx: Context) -> None:
     if args.node is not None:
         primary = resolve_node(args.node, nodes)
     else:
-        primary = default_node(nodes) if near is None else near
+        known = near is not None and any(n.node.uuid == near for n in nodes)
+        primary = near if near is not None and known else default_node(nodes)
     check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
     metadata = dict(args.meta or [])
     try:
