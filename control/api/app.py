@@ -181,6 +181,7 @@ class ControlAPI:
         """Give a dataset a new primary; without one, answer it unchanged (as Flocker does)."""
         uuid = path_uuid(dataset_id, "dataset id")
         body = read_json(request, schemas.MOVE_DATASET)
+        require_live(request)  # a malformed header is refused even when nothing moves
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")

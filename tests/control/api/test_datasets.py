@@ -228,3 +228,13 @@ def test_require_live_opt_in() -> None:
     assert h.call("POST", move, {"primary": str(NODE_B)}).code == 200
     bad = h.call("POST", path, {"primary": str(NODE_A)}, headers={"X-Shoal-Require-Live": "yes"})
     assert bad.code == 400 and h.generation() == 2
+
+
+def test_malformed_live_header_refused_on_an_empty_move() -> None:
+    """A move that changes nothing still refuses a malformed X-Shoal-Require-Live (400)."""
+    h = Harness()
+    h.register()
+    assert h.create(dataset_id=str(DATASET_1)).code == 201
+    answer = h.call("POST", f"/v1/configuration/datasets/{DATASET_1}", {},
+                    headers={"X-Shoal-Require-Live": "maybe", "X-If-Configuration-Matches": "x"})
+    assert answer.code == 400 and "X-Shoal-Require-Live" in answer.body["description"]

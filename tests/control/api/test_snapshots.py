@@ -215,3 +215,4 @@ def test_resize_grows_only() -> None:
     kinds = [e["kind"] for e in h.call("GET", f"/v1/shoal/events?dataset={DATASET_1}").body]
     assert kinds.count("resized") == 1
     assert h.call("POST", f"/v1/shoal/datasets/{NODE_A}/resize", {"maximum_size": GiB}).code == 404
+
