@@ -40,7 +40,7 @@ def event_line(event: Event, datasets: Mapping[UUID, str], names: Mapping[UUID, 
     node = node_name(event.node_uuid, names)
     by = f" (by {with_names(event.actor, names)})" if event.actor else ""
     message = with_names(event.message, names)
-    return f"{when}  {event.kind:<14} {dataset:<12} {node:<10} {message}{by}"
+    return f"{when}  {event.kind:<16} {dataset:<12} {node:<10} {message}{by}"
 
 
 async def events(ctx: Context) -> None:
