@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
 )
 
 UUID_LENGTH = 36
@@ -56,6 +57,9 @@ datasets = Table(
     Column("metadata", JSON, nullable=False),
     Column("deleted", Boolean(create_constraint=False), nullable=False),
     Column("deleted_generation", BigInteger, nullable=True),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    Column("failover", Boolean(create_constraint=False), nullable=True),
+    Column("failover_grace", Float, nullable=True),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
 )
@@ -85,6 +89,8 @@ nodes = Table(
     Column("last_seen", Float, nullable=True),
     Column("mount_root", String(4096), nullable=True),
     Column("identity", String(255), nullable=True),
+    Column("fence", JSON, nullable=True),
+    Column("draining", Boolean(create_constraint=False), nullable=False, server_default=false()),
     Index("ix_nodes_era", "era"),
 )
 """Registered nodes."""

@@ -6,9 +6,10 @@ import pytest
 
 from control.store.memory import MemoryStore
 from tests.control.store.conformance import StoreConformance
+from tests.control.store.failover_conformance import FailoverConformance
 
 
-class TestMemoryStore(StoreConformance):
+class TestMemoryStore(StoreConformance, FailoverConformance):
     """MemoryStore against the Store contract."""
 
     @pytest.fixture

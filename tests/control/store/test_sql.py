@@ -10,9 +10,10 @@ import pytest
 from control.model import Dataset, Lease, Node, NodeState
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, StoreConformance
+from tests.control.store.failover_conformance import FailoverConformance
 
 
-class TestSQLStore(StoreConformance):
+class TestSQLStore(StoreConformance, FailoverConformance):
     """SQLStore against the Store contract, on each database."""
 
     @pytest.fixture
