@@ -112,38 +112,54 @@ def check_placeable(node: Node | None, dataset_id: UUID | None = None) -> None:
     )
 
 
+FAILED_OVER = "failed_over"
+"""The event kind (and :func:`fail_over` kind) of a failover off a fenced node."""
+DRAINED = "moved"
+"""The event kind (and :func:`fail_over` kind) of a move off a draining node."""
+
+
 def fail_over(
     dataset: Dataset | None,
     lease: Lease | None,
-    from_node: UUID,
+    from_node: Node | None,
     to: Node | None,
     now: float,
-    release: bool,
+    kind: str,
 ) -> Dataset | None:
     """
     The dataset moved from ``from_node`` to ``to`` with its epoch grown, or ``None``.
 
     ``None`` (nothing to write) unless the dataset is live with primary
-    ``from_node``, and ``to`` is registered, not fenced and not draining, and
-    no lease stands in the way: a live lease of another node than ``to``
-    blocks the move unless ``release`` (the lease is ``from_node``'s, which
-    the failover releases in the same write).
+    ``from_node``, which is fenced (``kind`` :data:`FAILED_OVER`) or
+    draining and unfenced (:data:`DRAINED`); ``to`` is another registered
+    node, neither fenced nor draining; and no lease stands in the way: a live
+    lease of another node than ``to`` blocks the move, except a failover's
+    of ``from_node`` (which the failover releases in the same write).
     """
-    if dataset is None or dataset.deleted or dataset.primary != from_node:
+    if dataset is None or dataset.deleted or from_node is None:
         return None
-    if to is None or to.uuid == from_node or placeable(to) is not None:
+    if dataset.primary != from_node.uuid:
+        return None
+    failing_over = kind == FAILED_OVER
+    if failing_over and from_node.fence is None:
+        return None
+    if not failing_over and (from_node.fence is not None or not from_node.draining):
+        return None
+    if to is None or to.uuid == from_node.uuid or placeable(to) is not None:
         return None
     held = lease is not None and not lease.expired(now) and lease.node_uuid != to.uuid
-    if held and not (release and lease is not None and lease.node_uuid == from_node):
+    released = failing_over and lease is not None and lease.node_uuid == from_node.uuid
+    if held and not released:
         return None
     return evolve(dataset, primary=to.uuid, epoch=dataset.epoch + 1)
 
 
-def release_node_lease(lease: Lease | None, node_uuid: UUID, now: float) -> Lease | None:
-    """The lease to release if ``node_uuid`` still holds it unexpired, else ``None``."""
-    if lease is None or lease.expired(now) or lease.node_uuid != node_uuid:
+def release_node_lease(lease: Lease | None, holder: Node | None, now: float) -> Lease | None:
+    """The lease to release if the fenced node ``holder`` still holds it unexpired, else
+    ``None`` (a node no longer fenced keeps its leases)."""
+    if lease is None or lease.expired(now) or holder is None or holder.fence is None:
         return None
-    return lease
+    return lease if lease.node_uuid == holder.uuid else None
 
 
 def check_failover_grace(grace: object) -> float | None:

@@ -210,20 +210,20 @@ class Store(Protocol):
         *,
         actor: str | None,
         reason: str,
-        release: bool,
         kind: str = "failed_over",
     ) -> Dataset | None:
         """Move a dataset from ``from_node`` to ``to_node`` (epoch + 1) if
-        :func:`control.failover_rules.fail_over` allows, releasing ``from_node``'s lease
-        on it when ``release``; one configuration write with its events (``kind``:
-        ``failed_over``, or ``moved`` for a drain). Returns ``None`` when nothing changed."""
+        :func:`control.failover_rules.fail_over` allows: ``kind`` ``failed_over`` off a
+        fenced node (releasing its lease on the dataset), ``moved`` off a draining one.
+        One configuration write with its events; ``None`` when nothing changed."""
         ...
 
     def release_node_lease(
         self, dataset_id: UUID, node_uuid: UUID, now: float, *, actor: str | None, reason: str
     ) -> Lease | None:
-        """Release the dataset's lease if ``node_uuid`` still holds it (a configuration write,
-        event ``lease_released`` with ``reason``); returns it, or ``None`` if nothing changed."""
+        """Release the dataset's lease if ``node_uuid`` is fenced and still holds it (a
+        configuration write, event ``lease_released`` with ``reason``); returns it, or
+        ``None`` if nothing changed."""
         ...
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:

@@ -350,7 +350,6 @@ class MemoryStore:
         *,
         actor: str | None,
         reason: str,
-        release: bool,
         kind: str = "failed_over",
     ) -> Dataset | None:
         """Move a dataset off ``from_node`` if the rule allows; returns it or ``None``."""
@@ -358,13 +357,14 @@ class MemoryStore:
             before = self._datasets.get(dataset_id)
             lease = self._leases.get(dataset_id)
             stored = fr.fail_over(
-                before, lease, from_node, self._nodes.get(to_node), now, release
+                before, lease, self._nodes.get(from_node), self._nodes.get(to_node), now, kind
             )
             if stored is None:
                 return None
             assert before is not None
             found = []
-            doomed = fr.release_node_lease(lease, from_node, now) if release else None
+            origin = self._nodes.get(from_node)
+            doomed = fr.release_node_lease(lease, origin, now) if kind == fr.FAILED_OVER else None
             if doomed is not None:
                 del self._leases[dataset_id]
                 found.append(ev.lease_released(doomed, now, actor, reason))
@@ -379,7 +379,9 @@ class MemoryStore:
     ) -> Lease | None:
         """Release the dataset's lease if ``node_uuid`` still holds it; returns it or ``None``."""
         with self._lock:
-            doomed = fr.release_node_lease(self._leases.get(dataset_id), node_uuid, now)
+            doomed = fr.release_node_lease(
+                self._leases.get(dataset_id), self._nodes.get(node_uuid), now
+            )
             if doomed is None:
                 return None
             del self._leases[dataset_id]

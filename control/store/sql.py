@@ -414,7 +414,6 @@ class SQLStore:
         *,
         actor: str | None,
         reason: str,
-        release: bool,
         kind: str = "failed_over",
     ) -> Dataset | None:
         """Move a dataset off ``from_node`` if the rule allows; returns it or ``None``."""
@@ -422,12 +421,13 @@ class SQLStore:
             before = q.get_dataset(w.connection, dataset_id)
             lease = q.get_lease(w.connection, dataset_id)
             to = q.get_node(w.connection, to_node)
-            stored = fr.fail_over(before, lease, from_node, to, now, release)
+            origin = q.get_node(w.connection, from_node)
+            stored = fr.fail_over(before, lease, origin, to, now, kind)
             if stored is None:
                 return None
             assert before is not None
             found = []
-            doomed = fr.release_node_lease(lease, from_node, now) if release else None
+            doomed = fr.release_node_lease(lease, origin, now) if kind == fr.FAILED_OVER else None
             if doomed is not None:
                 q.delete_lease(w.connection, dataset_id)
                 found.append(ev.lease_released(doomed, now, actor, reason))
@@ -451,7 +451,9 @@ class SQLStore:
     ) -> Lease | None:
         """Release the dataset's lease if ``node_uuid`` still holds it; returns it or ``None``."""
         with self._write_configuration(None) as w:
-            doomed = fr.release_node_lease(q.get_lease(w.connection, dataset_id), node_uuid, now)
+            lease = q.get_lease(w.connection, dataset_id)
+            holder = q.get_node(w.connection, node_uuid)
+            doomed = fr.release_node_lease(lease, holder, now)
             if doomed is None:
                 return None
             q.delete_lease(w.connection, dataset_id)

@@ -126,7 +126,7 @@ class FailoverConformance:
         store.fence_node(a, AUTO, silent_since=NOW)
         generation = store.versions().configuration
         moved = store.fail_over(
-            dataset.dataset_id, a, b, NOW + 11, actor="failover", reason="a fenced", release=True
+            dataset.dataset_id, a, b, NOW + 11, actor="failover", reason="a fenced"
         )
         assert moved == evolve(dataset, primary=b, epoch=1)
         configuration = store.configuration(NOW + 11)
@@ -146,19 +146,37 @@ class FailoverConformance:
         d = dataset.dataset_id
         store.fence_node(c, MANUAL)
         generation = store.versions().configuration
-        assert store.fail_over(d, b, c, NOW, actor="f", reason="r", release=True) is None
-        assert store.fail_over(d, a, c, NOW, actor="f", reason="r", release=True) is None
-        assert store.fail_over(d, a, a, NOW, actor="f", reason="r", release=True) is None
-        store.acquire_lease(Lease(d, a, None), None, NOW)
-        assert store.fail_over(d, a, b, NOW, actor="f", reason="r", release=False) is None
-        assert store.versions().configuration == generation + 1
+        assert store.fail_over(d, a, b, NOW, actor="f", reason="a is not fenced") is None
+        store.fence_node(a, AUTO, silent_since=NOW)
+        assert store.fail_over(d, b, c, NOW, actor="f", reason="b is not primary") is None
+        assert store.fail_over(d, a, c, NOW, actor="f", reason="c is fenced") is None
+        assert store.fail_over(d, a, a, NOW, actor="f", reason="to itself") is None
+        store.set_draining(b, True, NOW)
+        assert store.fail_over(d, a, b, NOW, actor="f", reason="b is draining") is None
+        assert store.versions().configuration == generation
         assert store.dataset(d) == dataset
 
-    def test_release_node_lease(self, store: Store) -> None:
-        """Only a lease the node still holds is released, with the reason in its event."""
+    def test_drain_move_waits_for_lease(self, store: Store) -> None:
+        """A drain moves a dataset off a draining node only while no other node leases it."""
         a, b = add_node(store), add_node(store, "b")
         d = add_dataset(store, a).dataset_id
         store.acquire_lease(Lease(d, a, None), None, NOW)
+        assert store.fail_over(d, a, b, NOW, actor="f", reason="r", kind="moved") is None
+        store.set_draining(a, True, NOW)
+        assert store.fail_over(d, a, b, NOW, actor="f", reason="r", kind="moved") is None
+        store.release_lease(d, None, NOW)
+        moved = store.fail_over(d, a, b, NOW, actor="f", reason="a drains", kind="moved")
+        assert moved is not None and moved.primary == b and moved.epoch == 1
+        assert store.events(EventQuery(dataset_id=d))[-1].kind == "moved"
+
+    def test_release_node_lease(self, store: Store) -> None:
+        """Only a lease a fenced node still holds is released, with the reason in its event."""
+        a, b = add_node(store), add_node(store, "b")
+        d = add_dataset(store, a).dataset_id
+        store.acquire_lease(Lease(d, a, None), None, NOW)
+        assert store.release_node_lease(d, a, NOW, actor="failover", reason="not fenced") is None
+        store.fence_node(a, MANUAL)
+        store.fence_node(b, MANUAL)
         assert store.release_node_lease(d, b, NOW, actor="failover", reason="r") is None
         released = store.release_node_lease(d, a, NOW, actor="failover", reason="a fenced")
         assert released == Lease(d, a, None) and store.configuration(NOW).leases == {}
