@@ -18,7 +18,7 @@ from uuid import UUID
 from attrs import evolve
 
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound
-from control.model import Dataset, Fence, Lease, Node
+from control.model import Configuration, Dataset, Fence, Lease, Node, NodeState, VolumeStatus
 
 MAXIMUM_FAILOVER_GRACE = 7 * 24 * 3600.0
 """The longest per-dataset failover grace (seconds) a dataset may ask for."""
@@ -75,6 +75,28 @@ def unfence(existing: Node | None, node_uuid: UUID, only_if: Fence | None) -> No
     if node.fence is None or (only_if is not None and node.fence != only_if):
         return node
     return evolve(node, fence=None)
+
+
+def check_unfence(
+    node: Node, report: NodeState | None, configuration: Configuration
+) -> None:
+    """Refuse (409) to lift a fence while the node still reports holding (attached or
+    mounted) a volume of a dataset whose primary is now another node."""
+    if node.fence is None or report is None:
+        return
+    for dataset_id, held in sorted(report.datasets.items(), key=lambda item: str(item[0])):
+        dataset = configuration.datasets.get(dataset_id)
+        if (
+            held.status in (VolumeStatus.ATTACHED, VolumeStatus.MOUNTED)
+            and dataset is not None
+            and dataset.primary != node.uuid
+        ):
+            raise Conflict(
+                f"Node {node.display_name} ({node.uuid}) still reports dataset {dataset_id} "
+                f"{held.status.value}, and its primary is now node {dataset.primary}: "
+                "unfencing it could let two nodes write that dataset. Let its agent reach the "
+                "control service and clean up (it does so by itself), then unfence again."
+            )
 
 
 def set_draining(existing: Node | None, node_uuid: UUID, draining: bool) -> Node:

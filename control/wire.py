@@ -108,6 +108,21 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
     }
 
 
+def failover_to_json(dataset: Dataset, cluster_grace: float) -> JSON:
+    """A dataset's failover options, as ``PUT /v1/shoal/datasets/<id>/failover`` answers:
+    ``enabled`` (null: the default), ``grace`` (null: the cluster's) and the grace
+    that applies (never shorter than the cluster's)."""
+    own = dataset.failover_grace
+    return {
+        "dataset_id": str(dataset.dataset_id),
+        "primary": str(dataset.primary),
+        "epoch": dataset.epoch,
+        "enabled": dataset.failover,
+        "grace": own,
+        "effective_grace": cluster_grace if own is None else max(own, cluster_grace),
+    }
+
+
 def source_to_json(source: DataSource) -> JSON:
     """A dataset's data source: ``{"kind": "snapshot"|"dataset", "id": uuid}``."""
     return {"kind": source.kind.value, "id": str(source.source_id)}

@@ -48,6 +48,8 @@ class Operation:
     conditional: bool = False
     places: bool = False
     """Whether it places a dataset on a node (and so honours :data:`LIVE_HEADER`)."""
+    body_required: bool = True
+    """Whether the body may be left out (``False``: an empty body reads as ``{}``)."""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -96,6 +98,30 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "put", "/v1/shoal/state/{node_uuid}", "Report a node's observed state (agents).",
         {200: s.REPORT_RESULT}, s.REPORT_STATE, (403, 404, 409),
+    ),
+    Operation(
+        "post", "/v1/shoal/nodes/{node_uuid}/fence",
+        "Fence a node by hand: its datasets fail over; it stays fenced until unfenced.",
+        {200: s.NODE}, s.FENCE_NODE, (404,), body_required=False,
+    ),
+    Operation(
+        "delete", "/v1/shoal/nodes/{node_uuid}/fence",
+        "Unfence a node (409 while it still holds a dataset now primary elsewhere).",
+        {200: s.NODE}, None, (404, 409),
+    ),
+    Operation(
+        "post", "/v1/shoal/nodes/{node_uuid}/drain",
+        "Drain a node: its datasets move off it (leased ones once released).",
+        {200: s.NODE}, None, (404,),
+    ),
+    Operation(
+        "delete", "/v1/shoal/nodes/{node_uuid}/drain", "Stop draining a node.",
+        {200: s.NODE}, None, (404,),
+    ),
+    Operation(
+        "put", "/v1/shoal/datasets/{dataset_id}/failover",
+        "Set a dataset's failover options (on, off, default; a longer grace).",
+        {200: s.DATASET_FAILOVER}, s.SET_FAILOVER, (404, 405), conditional=True,
     ),
     Operation(
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",
@@ -177,7 +203,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": _responses(op),
     }
     if op.body is not None:
-        result["requestBody"] = {"required": True, "content": _json(op.body)}
+        result["requestBody"] = {"required": op.body_required, "content": _json(op.body)}
     return result
 
 

@@ -308,3 +308,6 @@ def register(subparsers: Any) -> None:
     p = command(commands, "delete", delete, "delete a dataset and its volume")
     p.add_argument("dataset", metavar="ID|NAME")
     _wait_options(p, "no node has its volume any more")
+    from control.cli.failover import register_dataset_failover
+
+    register_dataset_failover(commands)
