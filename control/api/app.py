@@ -32,7 +32,6 @@ from control.api.body import (
     path_uuid,
     query_parameters,
     read_json,
-    read_optional_json,
     require_live,
     uuid_list,
 )
@@ -361,7 +360,7 @@ class ControlAPI:
     async def fence_node(self, request: Request, node_uuid: str) -> bytes:
         """Fence a node by hand: its datasets fail over, and it stays fenced until unfenced."""
         uuid = path_uuid(node_uuid, "node uuid")
-        body = read_optional_json(request, schemas.FENCE_NODE)
+        body = read_json(request, schemas.FENCE_NODE)
         await self._known_node(uuid)
         now = self._now()
         actor = actor_of(request)

@@ -156,13 +156,6 @@ def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
     return validate(parse_json(read_body(request)), schema)
 
 
-def read_optional_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
-    """Like :func:`read_json`, but an empty body reads as ``{}``."""
-    _check_content_type(request)
-    raw = read_body(request)
-    return validate(parse_json(raw) if raw.strip() else {}, schema)
-
-
 _CANONICAL_UUID = re.compile(UUID_PATTERN.removeprefix("^").removesuffix("$"))
 
 

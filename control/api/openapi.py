@@ -48,8 +48,6 @@ class Operation:
     conditional: bool = False
     places: bool = False
     """Whether it places a dataset on a node (and so honours :data:`LIVE_HEADER`)."""
-    body_required: bool = True
-    """Whether the body may be left out (``False``: an empty body reads as ``{}``)."""
 
 
 OPERATIONS: tuple[Operation, ...] = (
@@ -102,21 +100,21 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "post", "/v1/shoal/nodes/{node_uuid}/fence",
         "Fence a node by hand: its datasets fail over; it stays fenced until unfenced.",
-        {200: s.NODE}, s.FENCE_NODE, (404,), body_required=False,
+        {200: s.NODE}, s.FENCE_NODE, (404,),
     ),
     Operation(
         "delete", "/v1/shoal/nodes/{node_uuid}/fence",
         "Unfence a node (409 while it still holds a dataset now primary elsewhere).",
-        {200: s.NODE}, None, (404, 409),
+        {200: s.NODE}, None, (400, 404, 409),
     ),
     Operation(
         "post", "/v1/shoal/nodes/{node_uuid}/drain",
         "Drain a node: its datasets move off it (leased ones once released).",
-        {200: s.NODE}, None, (404,),
+        {200: s.NODE}, None, (400, 404),
     ),
     Operation(
         "delete", "/v1/shoal/nodes/{node_uuid}/drain", "Stop draining a node.",
-        {200: s.NODE}, None, (404,),
+        {200: s.NODE}, None, (400, 404),
     ),
     Operation(
         "put", "/v1/shoal/datasets/{dataset_id}/failover",
@@ -203,7 +201,7 @@ def _operation(op: Operation) -> dict[str, Any]:
         "responses": _responses(op),
     }
     if op.body is not None:
-        result["requestBody"] = {"required": op.body_required, "content": _json(op.body)}
+        result["requestBody"] = {"required": True, "content": _json(op.body)}
     return result
 
 

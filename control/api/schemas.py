@@ -287,7 +287,7 @@ EVENTS_QUERY: dict[str, Schema] = {
 
 FENCE_NODE = {
     **_object([], reason={"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NO_NUL}),
-    "description": "Why the node is fenced (optional; an empty body is accepted too).",
+    "description": "Why the node is fenced: `{}` to give no reason.",
 }
 SET_FAILOVER = {
     **_object(
