@@ -93,7 +93,7 @@ class MemoryControl:
     lets a test wrap client methods (a subclass of :class:`HTTPClient`).
     ``failover`` sets the failover timing the API announces; with
     ``run_failover`` the failover executor (:attr:`failover`) runs on the
-    clock every heartbeat, as in the service (else run a pass with
+    clock twice per heartbeat, as in the service (else run a pass with
     ``failover.run_once()``).
     """
 
