@@ -404,6 +404,18 @@ class ControlAPI:
         self.notifier.check()
         return json_response(request, self._node_json(stored, now))
 
+    @app.route("/v1/shoal/datasets/<dataset_id>/failover", methods=["GET"])
+    async def get_failover(self, request: Request, dataset_id: str) -> bytes:
+        """A dataset's failover options and the grace that applies to it."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        configuration = await self._store.configuration(self._now())
+        dataset = configuration.datasets.get(uuid)
+        if dataset is None:
+            raise NotFound(f"Dataset {uuid} does not exist.")
+        return json_response(
+            request, failover_to_json(dataset, self.failover.grace), tag=configuration.tag
+        )
+
     @app.route("/v1/shoal/datasets/<dataset_id>/failover", methods=["PUT"])
     async def set_failover(self, request: Request, dataset_id: str) -> bytes:
         """Set a dataset's failover options: on, off or the default, and a longer grace."""

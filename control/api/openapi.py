@@ -117,6 +117,11 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.NODE}, None, (400, 404),
     ),
     Operation(
+        "get", "/v1/shoal/datasets/{dataset_id}/failover",
+        "A dataset's failover options and the grace that applies.",
+        {200: s.DATASET_FAILOVER}, None, (400, 404),
+    ),
+    Operation(
         "put", "/v1/shoal/datasets/{dataset_id}/failover",
         "Set a dataset's failover options (on, off, default; a longer grace).",
         {200: s.DATASET_FAILOVER}, s.SET_FAILOVER, (404, 405), conditional=True,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from control.cli.options import command
+from control.cli.options import UsageError, command
 from control.cli.resolve import resolve_dataset
 from control.cli.shell import Context
 from control.client.interface import DatasetFailover
@@ -40,12 +40,18 @@ def failover_text(options: DatasetFailover) -> str:
 
 
 async def set_failover(ctx: Context) -> None:
-    """Turn a dataset's failover on, off or back to the default, with a longer grace."""
+    """Show a dataset's failover options, or turn its failover on, off or back to the
+    default, with a longer grace."""
+    if ctx.args.setting is None and ctx.args.grace is not None:
+        raise UsageError("--grace goes with --on, --off or --default (they set both)", "")
     listing = await ctx.client.list_datasets()
     dataset = resolve_dataset(ctx.args.dataset, listing.datasets)
-    options = await ctx.client.set_failover(
-        dataset.dataset_id, _SETTINGS[ctx.args.setting], ctx.args.grace
-    )
+    if ctx.args.setting is None:
+        options = await ctx.client.get_failover(dataset.dataset_id)
+    else:
+        options = await ctx.client.set_failover(
+            dataset.dataset_id, _SETTINGS[ctx.args.setting], ctx.args.grace
+        )
     if ctx.json:
         ctx.print_json(failover_json(options))
     else:
@@ -65,9 +71,9 @@ def _grace(text: str) -> float:
 def register_dataset_failover(commands: Any) -> None:
     """Add ``shoal dataset failover`` to the ``dataset`` group's ``commands``."""
     p = command(commands, "failover", set_failover,
-                "turn a dataset's automatic failover on, off, or back to the default")
+                "show a dataset's automatic failover, or turn it on, off or back to the default")
     p.add_argument("dataset", metavar="ID|NAME")
-    setting = p.add_mutually_exclusive_group(required=True)
+    setting = p.add_mutually_exclusive_group()
     for name, meaning in (
         ("on", "fail over when its node is fenced (needs a shared backend)"),
         ("off", "stay on a fenced node until moved by hand"),

@@ -371,6 +371,15 @@ class HTTPClient:
 
         return Deferred.fromCoroutine(call())
 
+    def get_failover(self, dataset_id: UUID) -> Deferred[DatasetFailover]:
+        """See :meth:`ShoalClient.get_failover`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/failover"
+
+        async def call() -> DatasetFailover:
+            return messages.dataset_failover_from_json(await self._json("GET", path))
+
+        return Deferred.fromCoroutine(call())
+
     def set_failover(
         self,
         dataset_id: UUID,

@@ -276,6 +276,10 @@ class ShoalClient(Protocol):
         """Start (or, with ``draining=False``, stop) draining a node; fires with the node."""
         ...
 
+    def get_failover(self, dataset_id: UUID) -> Deferred[DatasetFailover]:
+        """A dataset's failover options. ``NotFound`` for an unknown dataset."""
+        ...
+
     def set_failover(
         self,
         dataset_id: UUID,

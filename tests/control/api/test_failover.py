@@ -128,6 +128,9 @@ def test_failover_off_stays_and_says_why() -> None:
     dataset_id = cluster.create(A)
     options = result_of(cluster.client.set_failover(dataset_id, False, 30.0))
     assert (options.enabled, options.grace, options.effective_grace) == (False, 30.0, 30.0)
+    assert result_of(cluster.client.get_failover(dataset_id)) == options
+    with pytest.raises(NotFound):
+        result_of(cluster.client.get_failover(UUID(int=9)))
     cluster.advance(12, B, C)
     assert cluster.dataset(dataset_id).primary == A
     conditions = result_of(cluster.client.list_conditions(dataset_id))

@@ -56,4 +56,7 @@ def test_dataset_failover_options() -> None:
     back = json.loads(cli("dataset", "failover", "db", "--default", "--json").out)
     assert (back["enabled"], back["grace"], back["effective_grace"]) == (None, None, 10.0)
     assert cli("dataset", "failover", "db", "--on", "--grace", "-1").code == 2
-    assert cli("dataset", "failover", "db").code == 2
+    shown = json.loads(cli("dataset", "failover", "db", "--json").out)
+    assert (shown["enabled"], shown["epoch"], shown["effective_grace"]) == (None, 0, 10.0)
+    lone = cli("dataset", "failover", "db", "--grace", "30")
+    assert lone.code == 2 and "--grace goes with" in lone.err
