@@ -39,6 +39,12 @@ def failover_text(options: DatasetFailover) -> str:
     )
 
 
+def failover_summary(options: DatasetFailover) -> str:
+    """The ``failover:`` line of ``shoal dataset show``: the option, grace and epoch."""
+    enabled = {True: "on", False: "off", None: "default"}[options.enabled]
+    return f"{enabled}, after {options.effective_grace:g}s silent (epoch {options.epoch})"
+
+
 async def set_failover(ctx: Context) -> None:
     """Show a dataset's failover options, or turn its failover on, off or back to the
     default, with a longer grace."""

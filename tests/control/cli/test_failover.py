@@ -60,3 +60,14 @@ def test_dataset_failover_options() -> None:
     assert (shown["enabled"], shown["epoch"], shown["effective_grace"]) == (None, 0, 10.0)
     lone = cli("dataset", "failover", "db", "--grace", "30")
     assert lone.code == 2 and "--grace goes with" in lone.err
+
+
+def test_show_has_failover_line() -> None:
+    """``shoal dataset show`` says the failover option, its grace and the epoch."""
+    cli = cluster()
+    cli("dataset", "failover", "db", "--off")
+    cli("dataset", "move", "db", "--to", "node2")
+    shown = cli("dataset", "show", "db").out
+    assert "failover:  off, after 10s silent (epoch 1)" in shown
+    document = json.loads(cli("dataset", "show", "db", "--json").out)
+    assert (document["failover"]["enabled"], document["failover"]["epoch"]) == (False, 1)
