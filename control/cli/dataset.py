@@ -9,8 +9,8 @@ from typing import Any
 from uuid import UUID
 
 from control.cli import wait
+from control.cli.failover import failover_json, failover_summary, register_dataset_failover
 from control.cli.options import command, group
-from control.cli.failover import failover_json, failover_summary
 from control.cli.output import duration, node_name, node_names, state_json, table
 from control.cli.resolve import resolve_dataset, resolve_node
 from control.cli.shell import Context
@@ -312,6 +312,4 @@ def register(subparsers: Any) -> None:
     p = command(commands, "delete", delete, "delete a dataset and its volume")
     p.add_argument("dataset", metavar="ID|NAME")
     _wait_options(p, "no node has its volume any more")
-    from control.cli.failover import register_dataset_failover
-
     register_dataset_failover(commands)
