@@ -303,6 +303,8 @@ def _fence_decisions(p: _Pass) -> tuple[list[Decision], dict[UUID, Fence]]:
 
 def _release_decisions(p: _Pass, fences: Mapping[UUID, Fence]) -> list[Decision]:
     found: list[Decision] = []
+    if not fences:
+        return found
     for dataset_id, lease in sorted(p.configuration.live_leases(p.now).items(), key=_key):
         if lease.node_uuid in fences:
             reason = f"node {lease.node_uuid} is fenced, so nothing there can use the dataset"
@@ -325,9 +327,13 @@ def _move_decisions(
     """Failovers off fenced nodes and moves off draining ones, plus why others stay."""
     found: list[Decision] = []
     held: dict[UUID, str] = {}
+    affected = set(fences) | {n.uuid for n in p.state.nodes.values() if n.draining}
+    if not affected:
+        return found, held  # the usual pass: nothing to move, so no need to look further
     primaries = _primaries(p.configuration)
     leased = p.configuration.live_leases(p.now)
-    for dataset in sorted(p.configuration.datasets.values(), key=lambda d: str(d.dataset_id)):
+    moving = [d for d in p.configuration.datasets.values() if d.primary in affected]
+    for dataset in sorted(moving, key=lambda d: str(d.dataset_id)):
         node = p.state.nodes.get(dataset.primary)
         if dataset.deleted or node is None:
             continue
