@@ -44,7 +44,15 @@ from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons, visible_state
 from control.liveness import FailoverSettings, liveness
-from control.model import Condition, ConditionKind, Fence, Node, tag_for
+from control.model import (
+    ClusterState,
+    Condition,
+    ConditionKind,
+    Configuration,
+    Fence,
+    Node,
+    tag_for,
+)
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
@@ -489,7 +497,7 @@ class ControlAPI:
         return json_response(request, conditions_to_json(state, dataset_id) + held)
 
     def _held_conditions(
-        self, configuration: Any, state: Any, dataset_id: UUID | None
+        self, configuration: Configuration, state: ClusterState, dataset_id: UUID | None
     ) -> list[dict[str, Any]]:
         """Why datasets stay on fenced or draining nodes, as conditions of those nodes."""
         now = self._now()

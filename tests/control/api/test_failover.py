@@ -6,10 +6,11 @@ from uuid import UUID
 
 import pytest
 
+from control.client.interface import NodeInfo
 from control.client.testing import MemoryControl, result_of
 from control.errors import Conflict, InvalidRequest, NotFound
 from control.events import EventQuery
-from control.model import Capacity, DatasetState, NodeState, VolumeStatus
+from control.model import Capacity, Dataset, DatasetState, NodeState, VolumeStatus
 
 A = UUID("aaaaaaaa-0000-4000-8000-000000000001")
 B = UUID("bbbbbbbb-0000-4000-8000-000000000002")
@@ -53,11 +54,13 @@ class Cluster:
         """A new dataset on ``node``; returns its id."""
         return result_of(self.client.create_dataset(node, metadata={"name": "db"})).dataset_id
 
-    def dataset(self, dataset_id: UUID):  # type: ignore[no-untyped-def]
-        """The dataset as the agents' configuration route shows it."""
-        return self.control.store.dataset(dataset_id)
+    def dataset(self, dataset_id: UUID) -> Dataset:
+        """The dataset as stored."""
+        found = self.control.store.dataset(dataset_id)
+        assert found is not None
+        return found
 
-    def nodes(self) -> dict[UUID, object]:
+    def nodes(self) -> dict[UUID, NodeInfo]:
         """Each node's listing entry."""
         return {n.node.uuid: n for n in result_of(self.client.list_nodes())}
 
@@ -75,8 +78,8 @@ def test_silent_node_fenced_and_dataset_failed_over() -> None:
     assert moved.primary in (B, C) and moved.epoch == 1
     assert result_of(cluster.client.list_leases()) == []
     node_a = cluster.nodes()[A]
-    assert node_a.node.fence is not None and node_a.node.fence.automatic  # type: ignore[attr-defined]
-    assert node_a.liveness == "dead"  # type: ignore[attr-defined]
+    assert node_a.node.fence is not None and node_a.node.fence.automatic
+    assert node_a.liveness == "dead"
     events = cluster.control.store.events(EventQuery())
     kinds = [(e.kind, e.actor) for e in events if e.actor == "failover"]
     assert ("node_suspect", "failover") in kinds and ("node_dead", "failover") in kinds
@@ -98,7 +101,7 @@ def test_node_reporting_within_grace_keeps_dataset() -> None:
         cluster.advance(8, B, C)
         cluster.report(A, db=dataset_id)
     assert cluster.dataset(dataset_id).primary == A and cluster.dataset(dataset_id).epoch == 0
-    assert cluster.nodes()[A].node.fence is None  # type: ignore[attr-defined]
+    assert cluster.nodes()[A].node.fence is None
 
 
 def test_fenced_node_comes_back_clean_and_is_unfenced() -> None:
@@ -117,7 +120,7 @@ def test_fenced_node_comes_back_clean_and_is_unfenced() -> None:
     cluster.register(A)
     cluster.report(A)
     cluster.advance(2, A, B, C)
-    assert cluster.nodes()[A].node.fence is None  # type: ignore[attr-defined]
+    assert cluster.nodes()[A].node.fence is None
     unfenced = cluster.control.store.events(EventQuery(node_uuid=A))[-1]
     assert (unfenced.kind, unfenced.actor) == ("node_unfenced", "failover")
 
