@@ -188,19 +188,23 @@ def choose_target(
     now: float,
     settings: FailoverSettings,
     started: float,
+    asked_by: UUID | None = None,
 ) -> UUID | None:
     """
     The node to take a dataset off ``holder`` (whose backend reported ``capacity``), or ``None``.
 
     Candidates are live, unfenced, not draining, and report the same shared
-    backend; the one with most free capacity wins, then the one primary for
-    fewest datasets (``primaries``), then the smallest uuid.
+    backend. ``asked_by`` (the node holding a lease on the dataset: its plugin
+    asked for it) is the only candidate when it is given; otherwise the one
+    with most free capacity wins, then the one primary for fewest datasets
+    (``primaries``), then the smallest uuid.
     """
     ranked = []
     for node in state.nodes.values():
         theirs = _capacity(state, node.uuid)
         if (
             node.uuid == holder
+            or (asked_by is not None and node.uuid != asked_by)
             or theirs is None
             or theirs.backend != capacity.backend
             or not theirs.shared
@@ -357,10 +361,17 @@ def _move_decisions(
         target = None
         if blocker is None:
             assert capacity is not None
+            lease = leased.get(dataset.dataset_id)
+            asked_by = None if lease is None or lease.node_uuid == node.uuid else lease.node_uuid
             target = choose_target(
-                node.uuid, capacity, p.state, primaries, p.now, p.settings, p.started
+                node.uuid, capacity, p.state, primaries, p.now, p.settings, p.started, asked_by
             )
-            if target is None:
+            if target is None and asked_by is not None:
+                blocker = (
+                    f"node {asked_by} holds a lease on it but cannot take it (not live, fenced, "
+                    "draining or on another backend); release that lease to let it move"
+                )
+            elif target is None:
                 blocker = (
                     f"no live, unfenced, undrained node reports the shared backend "
                     f"{capacity.backend!r}; it moves once one does"

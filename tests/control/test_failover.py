@@ -228,3 +228,15 @@ def test_visible_state_hides_fenced_nodes_foreign_volumes() -> None:
     assert set(shown.reports[A].datasets) == {D2}
     unfenced = state(node(A), node(B), held={A: {D1: VolumeStatus.MOUNTED}})
     assert visible_state(unfenced, c) == unfenced
+
+
+def test_node_holding_a_lease_gets_the_dataset() -> None:
+    """The node whose plugin leased the dataset is the target; a leaseholder that cannot
+    take it holds the dataset, saying so."""
+    c = config(Dataset(D1, A), leases=(Lease(D1, C, None),))
+    s = state(node(A, fence=AUTO), node(B), node(C), capacity={B: evolve(SHARED, free=99)})
+    moves = [d for d in plan(c, s, T, G, T).decisions if isinstance(d, MoveDataset)]
+    assert [(m.dataset_id, m.to_node) for m in moves] == [(D1, C)]
+    s = state(node(A, fence=AUTO), node(B), node(C, draining=True))
+    held = [d for d in plan(c, s, T, G, T).decisions if isinstance(d, HoldDataset)]
+    assert len(held) == 1 and "holds a lease" in held[0].reason
