@@ -36,8 +36,19 @@ KINDS = (
     "unmounted",
     "detached",
     "error",
+    "node_suspect",
+    "node_dead",
+    "node_live",
+    "node_fenced",
+    "node_unfenced",
+    "node_draining",
+    "node_drain_stopped",
+    "failed_over",
+    "failover_held",
+    "failover_set",
 )
-"""Every kind of event the control service records."""
+"""Every kind of event the control service records (the ``node_*``, ``failed_over``,
+``failover_held`` and ``failover_set`` ones come from :mod:`control.failover_events`)."""
 
 DEFAULT_PER_DATASET = 100
 DEFAULT_MAX_AGE = 7 * 24 * 3600.0
@@ -129,15 +140,19 @@ def lease_taken(lease: Lease, at: float, actor: str | None) -> Event:
     )
 
 
-def lease_released(lease: Lease, at: float, actor: str | None) -> Event:
-    """A dataset's lease was released."""
+def lease_released(
+    lease: Lease, at: float, actor: str | None, reason: str | None = None
+) -> Event:
+    """A dataset's lease was released (``reason``: why, when not its holder's own wish)."""
+    because = "" if reason is None else f": {reason}"
     return Event(
         kind="lease_released",
         at=at,
-        message=f"lease of node {lease.node_uuid} released",
+        message=f"lease of node {lease.node_uuid} released{because}",
         dataset_id=lease.dataset_id,
         node_uuid=lease.node_uuid,
         actor=actor,
+        details={} if reason is None else {"reason": reason},
     )
 
 

@@ -127,6 +127,13 @@ class Dataset:
     ``source`` says what a restored or cloned dataset's volume starts from;
     ``filesystem`` which filesystem the agent makes on a new volume. Both are
     immutable after create, and, like ``epoch``, absent from the v1 routes.
+
+    ``failover`` says whether the dataset gets a new primary when its primary
+    is fenced: ``None`` (the default) means on exactly when the primary's
+    backend is shared, ``True``/``False`` force it (never possible on a
+    node-local backend). ``failover_grace`` lengthens the cluster's grace
+    period for this dataset (seconds of silence before it moves; never
+    shorter than the cluster's). See docs/failover.md.
     """
 
     dataset_id: UUID
@@ -138,6 +145,8 @@ class Dataset:
     epoch: int = 0
     source: DataSource | None = None
     filesystem: str = FILESYSTEMS[0]
+    failover: bool | None = None
+    failover_grace: float | None = None
 
     @property
     def name(self) -> str | None:
@@ -169,6 +178,26 @@ class Lease:
 
 
 @frozen
+class Fence:
+    """
+    Why a node is fenced: cut off from its datasets so that another node may take them.
+
+    ``at`` is when (the control service's clock), ``reason`` why as a person
+    reads it, ``actor`` who did it (``failover`` for the control service's
+    own failover, else the operator's client identity). An ``automatic``
+    fence is lifted by the control service once the node has registered again
+    (``rejoined_at``) and reports that it holds nothing now primary elsewhere;
+    an operator's fence stays until ``shoal node unfence``.
+    """
+
+    at: float
+    reason: str
+    actor: str | None = None
+    automatic: bool = False
+    rejoined_at: float | None = None
+
+
+@frozen
 class Node:
     """
     A node known to the cluster: registered by its agent.
@@ -178,7 +207,9 @@ class Node:
     ``mount_root`` is the directory under which the agent mounts datasets
     (reported paths must lie below it). ``identity`` names the client
     certificate that registered the node (its SHA-256 fingerprint), or
-    ``None`` when the service runs without TLS.
+    ``None`` when the service runs without TLS. ``fence`` is set while the
+    node is fenced (docs/failover.md), ``draining`` while an operator has
+    its datasets moved off it; registration keeps both.
     """
 
     uuid: UUID
@@ -188,6 +219,8 @@ class Node:
     last_seen: float | None = None
     mount_root: str | None = None
     identity: str | None = None
+    fence: Fence | None = None
+    draining: bool = False
 
     @property
     def display_name(self) -> str:

@@ -13,6 +13,8 @@ import posixpath
 from collections.abc import Iterable, Mapping
 from uuid import UUID
 
+from attrs import evolve
+
 from control.errors import (
     Conflict,
     Forbidden,
@@ -21,6 +23,7 @@ from control.errors import (
     NotFound,
     PreconditionFailed,
 )
+from control.failover_rules import rejoined
 from control.model import (
     MINIMUM_DATASET_SIZE,
     SIZE_MULTIPLE,
@@ -156,22 +159,18 @@ def move_dataset(
 ) -> Dataset:
     """Return the dataset with its new primary, or refuse the move.
 
-    ``holder_name`` names the node holding ``lease``, for the refusal.
+    A new primary grows the dataset's ``epoch`` (its fencing token) by one;
+    the same primary returns the dataset unchanged. ``holder_name`` names the
+    node holding ``lease``, for the refusal.
     """
     current = _require(existing, dataset_id)
     if current.deleted:
         raise NotAllowed(f"Dataset {dataset_id} is deleted; it cannot be moved.")
     check_primary_known(primary, primary_known)
-    if primary != current.primary:
-        _check_lease(lease, primary, "move", now, holder_name)
-    return current.__class__(
-        dataset_id=current.dataset_id,
-        primary=primary,
-        maximum_size=current.maximum_size,
-        metadata=current.metadata,
-        source=current.source,
-        filesystem=current.filesystem,
-    )
+    if primary == current.primary:
+        return current
+    _check_lease(lease, primary, "move", now, holder_name)
+    return evolve(current, primary=primary, epoch=current.epoch + 1)
 
 
 def delete_dataset(
@@ -190,16 +189,7 @@ def delete_dataset(
     if current.deleted:
         return current
     _check_lease(lease, None, "delete", now, holder_name)
-    return current.__class__(
-        dataset_id=current.dataset_id,
-        primary=current.primary,
-        maximum_size=current.maximum_size,
-        metadata=current.metadata,
-        deleted=True,
-        deleted_generation=generation,
-        source=current.source,
-        filesystem=current.filesystem,
-    )
+    return evolve(current, deleted=True, deleted_generation=generation)
 
 
 def acquire_lease(
@@ -310,22 +300,21 @@ def register_node(existing: Node | None, node: Node) -> Node:
     """The node to store for a registration, or refuse it (403, 400).
 
     A registration without a certificate keeps the identity recorded before.
+    It keeps the node's fence and draining mark too (only the failover or an
+    operator changes those), noting in the fence that the node has
+    registered again since (see :func:`control.failover_rules.rejoined`).
     """
     check_mount_root(node.mount_root)
     if existing is None:
-        return node
+        return evolve(node, fence=None, draining=False)
     check_identity(existing, node.identity, "register")
-    if node.identity is None and existing.identity is not None:
-        return node.__class__(
-            uuid=node.uuid,
-            host=node.host,
-            era=node.era,
-            labels=node.labels,
-            last_seen=node.last_seen,
-            mount_root=node.mount_root,
-            identity=existing.identity,
-        )
-    return node
+    identity = existing.identity if node.identity is None else node.identity
+    return evolve(
+        node,
+        identity=identity,
+        fence=rejoined(existing.fence, node.last_seen),
+        draining=existing.draining,
+    )
 
 
 def _check_paths(node: Node, report: NodeState) -> None:

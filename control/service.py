@@ -49,6 +49,7 @@ class ServiceOptions:
     idle_timeout: float = 60.0
     max_connections: int | None = None
     max_connections_per_address: int = 128
+    failover_grace: float = 10.0
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
@@ -116,11 +117,21 @@ def build_site(
     from control.api.app import ControlAPI
     from control.api.channel import LimitedSite
     from control.api.limits import BoundedRequest
+    from control.failover_service import FailoverService
+    from control.liveness import FailoverSettings
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
-    threaded = ThreadedStore(store, thread_pool_runner(reactor, pool))
-    api = ControlAPI(threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout)
+    runner = thread_pool_runner(reactor, pool)
+    threaded = ThreadedStore(store, runner)
+    failover = FailoverSettings(grace=options.failover_grace)
+    api = ControlAPI(
+        threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout, failover=failover
+    )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    # The one control process runs the failover (issue 12 will elect a leader to run it).
+    executor = FailoverService(store, runner, reactor, failover, started=api.started)
+    reactor.callWhenRunning(executor.start)
+    reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
         api.resource(),
         connection_limits(options),
@@ -137,7 +148,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
 
     ``settings`` are the fields of :class:`ServiceOptions` (port, host,
     database, tls_dir, node_timeout, allow_insecure, events_per_dataset,
-    events_max_age).
+    events_max_age, failover_grace, ...).
     """
     from control.store.factory import open_store
 

@@ -26,6 +26,7 @@ from control.model import (
     DatasetState,
     DataSource,
     Event,
+    Fence,
     Lease,
     Node,
     NodeState,
@@ -104,6 +105,21 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
         "epoch": dataset.epoch,
         "filesystem": dataset.filesystem,
         "source": None if dataset.source is None else source_to_json(dataset.source),
+    }
+
+
+def failover_to_json(dataset: Dataset, cluster_grace: float) -> JSON:
+    """A dataset's failover options, as ``PUT /v1/shoal/datasets/<id>/failover`` answers:
+    ``enabled`` (null: the default), ``grace`` (null: the cluster's) and the grace
+    that applies (never shorter than the cluster's)."""
+    own = dataset.failover_grace
+    return {
+        "dataset_id": str(dataset.dataset_id),
+        "primary": str(dataset.primary),
+        "epoch": dataset.epoch,
+        "enabled": dataset.failover,
+        "grace": own,
+        "effective_grace": cluster_grace if own is None else max(own, cluster_grace),
     }
 
 
@@ -188,12 +204,13 @@ def lease_from_json(obj: Mapping[str, Any], now: float) -> Lease:
     )
 
 
-def node_to_json(node: Node, now: float, timeout: float) -> JSON:
-    """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds."""
-    return node_with_liveness_to_json(node, node.is_live(now, timeout))
+def node_to_json(node: Node, now: float, timeout: float, liveness: str | None = None) -> JSON:
+    """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds
+    and its failover ``liveness`` (live, suspect, dead; see :mod:`control.liveness`)."""
+    return node_with_liveness_to_json(node, node.is_live(now, timeout), liveness)
 
 
-def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
+def node_with_liveness_to_json(node: Node, live: bool, liveness: str | None = None) -> JSON:
     """A registered node and whether it is live, as ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
@@ -204,7 +221,32 @@ def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
         "live": live,
         "mount_root": node.mount_root,
         "identity": node.identity,
+        "liveness": liveness,
+        "fence": None if node.fence is None else fence_to_json(node.fence),
+        "draining": node.draining,
     }
+
+
+def fence_to_json(fence: Fence) -> JSON:
+    """Why and since when a node is fenced."""
+    return {
+        "at": fence.at,
+        "reason": fence.reason,
+        "actor": fence.actor,
+        "automatic": fence.automatic,
+        "rejoined_at": fence.rejoined_at,
+    }
+
+
+def fence_from_json(obj: Mapping[str, Any]) -> Fence:
+    """A fence from its JSON."""
+    return Fence(
+        at=float(_field(obj, "at")),
+        reason=str(_field(obj, "reason")),
+        actor=obj.get("actor"),
+        automatic=bool(obj.get("automatic", False)),
+        rejoined_at=obj.get("rejoined_at"),
+    )
 
 
 def node_from_json(obj: Mapping[str, Any]) -> Node:
@@ -217,6 +259,8 @@ def node_from_json(obj: Mapping[str, Any]) -> Node:
         last_seen=obj.get("last_seen"),
         mount_root=obj.get("mount_root"),
         identity=obj.get("identity"),
+        fence=None if obj.get("fence") is None else fence_from_json(obj["fence"]),
+        draining=bool(obj.get("draining", False)),
     )
 
 

@@ -23,6 +23,7 @@ from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__, rules
+from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
 from control.api import schemas
@@ -43,15 +44,28 @@ from control.api.sources import find_source
 from control.api.watch import Notifier
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
-from control.model import DatasetSnapshot, Node, tag_for
+from control.failover import held_reasons, visible_state
+from control.liveness import FailoverSettings, liveness
+from control.model import (
+    ClusterState,
+    Condition,
+    ConditionKind,
+    Configuration,
+    DatasetSnapshot,
+    Fence,
+    Node,
+    tag_for,
+)
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
 from control.wire import (
+    condition_to_json,
     conditions_to_json,
     dataset_from_json,
     dataset_to_json,
     event_to_json,
+    failover_to_json,
     lease_from_json,
     lease_to_json,
     node_dataset_to_json,
@@ -104,7 +118,11 @@ class ControlAPI:
         node_timeout: float = 30.0,
         watch_interval: float = 1.0,
         identify: Callable[[Request], str | None] = peer_identity,
+        failover: FailoverSettings | None = None,
+        started: float | None = None,
     ) -> None:
+        self.failover = FailoverSettings() if failover is None else failover
+        self.started = clock.seconds() if started is None else started
         self._store = store
         self._identify = identify
         self._clock = clock
@@ -119,6 +137,10 @@ class ControlAPI:
 
     def _now(self) -> float:
         return self._clock.seconds()
+
+    def _node_json(self, node: Node, now: float) -> dict[str, Any]:
+        state = liveness(node, now, self.failover, self.started)
+        return node_to_json(node, now, self._node_timeout, state.value)
 
     # -- errors --------------------------------------------------------------
 
@@ -166,6 +188,7 @@ class ControlAPI:
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         dataset = dataset_from_json({**body, "dataset_id": dataset_id})
         await self._check_live(request, dataset.primary)
+        await self._check_placeable(dataset.primary, None)
         state = await self._store.cluster_state()
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
@@ -187,6 +210,8 @@ class ControlAPI:
         primary = path_uuid(body["primary"], "primary")
         await self._check_live(request, primary)
         current = await self._store.dataset(uuid)
+        if current is not None and not current.deleted and current.primary != primary:
+            await self._check_placeable(primary, uuid)
         if current is not None and not current.deleted:
             state = await self._store.cluster_state()
             check_move(current, primary, state, self._now(), self._node_timeout)
@@ -214,6 +239,11 @@ class ControlAPI:
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
+    async def _check_placeable(self, primary: UUID, dataset_id: UUID | None) -> None:
+        """Refuse (409) a primary that is fenced or draining (docs/failover.md)."""
+        nodes = await self._store.nodes()
+        fr.check_placeable(next((n for n in nodes if n.uuid == primary), None), dataset_id)
+
     async def _check_live(self, request: Request, primary: UUID) -> None:
         """Refuse a primary that is not live, if the request opts in (``X-Shoal-Require-Live``)."""
         if not require_live(request):
@@ -239,9 +269,14 @@ class ControlAPI:
 
     @app.route("/v1/state/datasets", methods=["GET"])
     async def state_datasets(self, request: Request) -> bytes:
-        """Where each dataset's volume actually is, as the agents report."""
+        """Where each dataset's volume actually is, as the agents report.
+
+        A fenced node's reports of datasets now primary elsewhere are left out
+        (:func:`control.failover.visible_state`)."""
         cluster_state = await self._store.cluster_state()
-        return json_response(request, state_datasets_to_json(cluster_state))
+        configuration = await self._store.configuration(self._now())
+        shown = visible_state(cluster_state, configuration)
+        return json_response(request, state_datasets_to_json(shown))
 
     @app.route("/v1/state/nodes", methods=["GET"])
     async def state_nodes(self, request: Request) -> bytes:
@@ -298,10 +333,11 @@ class ControlAPI:
 
     @app.route("/v1/shoal/nodes", methods=["GET"])
     async def list_nodes(self, request: Request) -> bytes:
-        """Registered nodes, each with whether it was heard from recently."""
+        """Registered nodes, each with whether it was heard from recently, its failover
+        liveness (live, suspect, dead), fence and draining mark."""
         now = self._now()
         nodes = _by_id(await self._store.nodes(), lambda n: n.uuid)
-        return json_response(request, [node_to_json(n, now, self._node_timeout) for n in nodes])
+        return json_response(request, [self._node_json(n, now) for n in nodes])
 
     @app.route("/v1/shoal/nodes/<node_uuid>", methods=["PUT"])
     async def register_node(self, request: Request, node_uuid: str) -> bytes:
@@ -320,7 +356,96 @@ class ControlAPI:
         )
         stored = await self._store.register_node(node)
         self.notifier.check()
-        return json_response(request, node_to_json(stored, now, self._node_timeout))
+        return json_response(request, self._node_json(stored, now))
+
+    # -- fencing and draining (docs/failover.md) -------------------------------
+
+    async def _known_node(self, uuid: UUID) -> Node:
+        node = next((n for n in await self._store.nodes() if n.uuid == uuid), None)
+        if node is None:
+            raise NotFound(
+                f"Node {uuid} is not registered. List the nodes with `shoal node list` "
+                "(GET /v1/shoal/nodes)."
+            )
+        return node
+
+    @app.route("/v1/shoal/nodes/<node_uuid>/fence", methods=["POST"])
+    async def fence_node(self, request: Request, node_uuid: str) -> bytes:
+        """Fence a node by hand: its datasets fail over, and it stays fenced until unfenced."""
+        uuid = path_uuid(node_uuid, "node uuid")
+        body = read_json(request, schemas.FENCE_NODE)
+        await self._known_node(uuid)
+        now = self._now()
+        actor = actor_of(request)
+        reason = body.get("reason") or f"fenced by {actor}"
+        fence = Fence(at=now, reason=reason, actor=actor, automatic=False)
+        stored, _ = await self._store.fence_node(uuid, fence)
+        self.notifier.check()
+        return json_response(request, self._node_json(stored, now))
+
+    @app.route("/v1/shoal/nodes/<node_uuid>/fence", methods=["DELETE"])
+    async def unfence_node(self, request: Request, node_uuid: str) -> bytes:
+        """Lift a node's fence; refused (409) while it still reports holding a dataset
+        whose primary is now another node."""
+        uuid = path_uuid(node_uuid, "node uuid")
+        node = await self._known_node(uuid)
+        configuration = await self._store.configuration(self._now())
+        state = await self._store.cluster_state()
+        fr.check_unfence(node, state.reports.get(uuid), configuration)
+        now = self._now()
+        actor = actor_of(request)
+        stored, _ = await self._store.unfence_node(
+            uuid, now, actor=actor, reason=f"unfenced by {actor}"
+        )
+        self.notifier.check()
+        return json_response(request, self._node_json(stored, now))
+
+    @app.route("/v1/shoal/nodes/<node_uuid>/drain", methods=["POST"])
+    async def drain_node(self, request: Request, node_uuid: str) -> bytes:
+        """Mark a node draining: its datasets move off it (leased ones once released)."""
+        return await self._set_draining(request, node_uuid, True)
+
+    @app.route("/v1/shoal/nodes/<node_uuid>/drain", methods=["DELETE"])
+    async def undrain_node(self, request: Request, node_uuid: str) -> bytes:
+        """Stop draining a node (datasets already moved stay where they are)."""
+        return await self._set_draining(request, node_uuid, False)
+
+    async def _set_draining(self, request: Request, node_uuid: str, draining: bool) -> bytes:
+        uuid = path_uuid(node_uuid, "node uuid")
+        now = self._now()
+        stored, _ = await self._store.set_draining(uuid, draining, now, actor=actor_of(request))
+        self.notifier.check()
+        return json_response(request, self._node_json(stored, now))
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/failover", methods=["GET"])
+    async def get_failover(self, request: Request, dataset_id: str) -> bytes:
+        """A dataset's failover options and the grace that applies to it."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        configuration = await self._store.configuration(self._now())
+        dataset = configuration.datasets.get(uuid)
+        if dataset is None:
+            raise NotFound(f"Dataset {uuid} does not exist.")
+        return json_response(
+            request, failover_to_json(dataset, self.failover.grace), tag=configuration.tag
+        )
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/failover", methods=["PUT"])
+    async def set_failover(self, request: Request, dataset_id: str) -> bytes:
+        """Set a dataset's failover options: on, off or the default, and a longer grace."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        body = read_json(request, schemas.SET_FAILOVER)
+        stored, generation = await self._store.set_failover(
+            uuid,
+            body.get("enabled"),
+            body.get("grace"),
+            if_tag(request),
+            self._now(),
+            actor=actor_of(request),
+        )
+        self.notifier.check()
+        return json_response(
+            request, failover_to_json(stored, self.failover.grace), tag=tag_for(generation)
+        )
 
     @app.route("/v1/shoal/state/<node_uuid>", methods=["PUT"])
     async def report_state(self, request: Request, node_uuid: str) -> bytes:
@@ -348,6 +473,7 @@ class ControlAPI:
         generation, datasets = await self._store.datasets_for_node(uuid, also)
         configuration = await self._store.configuration(now)
         snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
+        fenced = sorted(str(n.uuid) for n in await self._store.nodes() if n.fence is not None)
         ids = {d.dataset_id for d in datasets}
         leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
         return json_response(
@@ -359,6 +485,10 @@ class ControlAPI:
                 ],
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
                 "snapshots": [snapshot_to_json(x) for x in snapshots],
+                "fenced": str(uuid) in fenced,
+                "fenced_nodes": fenced,
+                "node_lease": self.failover.node_lease,
+                "heartbeat": self.failover.heartbeat,
             },
         )
 
@@ -369,7 +499,28 @@ class ControlAPI:
         dataset = params.get("dataset")
         dataset_id = None if dataset is None else UUID(dataset)
         state = await self._store.cluster_state()
-        return json_response(request, conditions_to_json(state, dataset_id))
+        configuration = await self._store.configuration(self._now())
+        held = self._held_conditions(configuration, state, dataset_id)
+        return json_response(request, conditions_to_json(state, dataset_id) + held)
+
+    def _held_conditions(
+        self, configuration: Configuration, state: ClusterState, dataset_id: UUID | None
+    ) -> list[dict[str, Any]]:
+        """Why datasets stay on fenced or draining nodes, as conditions of those nodes."""
+        now = self._now()
+        found = []
+        held = held_reasons(configuration, state, now, self.failover, self.started)
+        for held_id, reason in sorted(held.items(), key=lambda item: str(item[0])):
+            if dataset_id is not None and held_id != dataset_id:
+                continue
+            primary = configuration.datasets[held_id].primary
+            node = state.nodes.get(primary)
+            since = node.fence.at if node is not None and node.fence is not None else now
+            condition = Condition(
+                held_id, ConditionKind.WAITING, "failover_held", reason, since
+            )
+            found.append({**condition_to_json(condition), "node_uuid": str(primary)})
+        return found
 
     @app.route("/v1/shoal/events", methods=["GET"])
     async def events(self, request: Request) -> bytes:
@@ -433,7 +584,9 @@ class ControlAPI:
     ) -> list[DatasetSnapshot]:
         """The snapshots ``node_uuid`` must make or destroy (see :func:`snap.in_charge`)."""
         nodes = await self._store.nodes()
-        live = frozenset(n.uuid for n in nodes if n.is_live(now, self._node_timeout))
+        live = frozenset(
+            n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
+        )
         return snap.pending_for(node_uuid, await self._store.snapshots(), datasets, live)
 
     @app.route("/v1/shoal/snapshots", methods=["GET"])

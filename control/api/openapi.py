@@ -98,6 +98,35 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.REPORT_RESULT}, s.REPORT_STATE, (403, 404, 409),
     ),
     Operation(
+        "post", "/v1/shoal/nodes/{node_uuid}/fence",
+        "Fence a node by hand: its datasets fail over; it stays fenced until unfenced.",
+        {200: s.NODE}, s.FENCE_NODE, (404,),
+    ),
+    Operation(
+        "delete", "/v1/shoal/nodes/{node_uuid}/fence",
+        "Unfence a node (409 while it still holds a dataset now primary elsewhere).",
+        {200: s.NODE}, None, (400, 404, 409),
+    ),
+    Operation(
+        "post", "/v1/shoal/nodes/{node_uuid}/drain",
+        "Drain a node: its datasets move off it (leased ones once released).",
+        {200: s.NODE}, None, (400, 404),
+    ),
+    Operation(
+        "delete", "/v1/shoal/nodes/{node_uuid}/drain", "Stop draining a node.",
+        {200: s.NODE}, None, (400, 404),
+    ),
+    Operation(
+        "get", "/v1/shoal/datasets/{dataset_id}/failover",
+        "A dataset's failover options and the grace that applies.",
+        {200: s.DATASET_FAILOVER}, None, (400, 404),
+    ),
+    Operation(
+        "put", "/v1/shoal/datasets/{dataset_id}/failover",
+        "Set a dataset's failover options (on, off, default; a longer grace).",
+        {200: s.DATASET_FAILOVER}, s.SET_FAILOVER, (404, 405), conditional=True,
+    ),
+    Operation(
         "get", "/v1/shoal/nodes/{node_uuid}/configuration",
         "The datasets and leases one node needs.", {200: s.NODE_CONFIGURATION},
         None, (400,), s.NODE_CONFIGURATION_QUERY,

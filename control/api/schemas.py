@@ -12,6 +12,7 @@ from typing import Any
 
 from control.admission import SIZE_CEILING
 from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
+from control.failover_rules import MAXIMUM_FAILOVER_GRACE
 from control.model import (
     FILESYSTEMS,
     MAX_METADATA_ITEMS,
@@ -285,6 +286,27 @@ EVENTS_QUERY: dict[str, Schema] = {
     },
 }
 
+FENCE_NODE = {
+    **_object([], reason={"type": "string", "minLength": 1, "maxLength": 1024, "pattern": NO_NUL}),
+    "description": "Why the node is fenced: `{}` to give no reason.",
+}
+SET_FAILOVER = {
+    **_object(
+        [],
+        enabled={"type": ["boolean", "null"]},
+        grace={
+            "type": ["number", "null"],
+            "exclusiveMinimum": 0,
+            "maximum": MAXIMUM_FAILOVER_GRACE,
+        },
+    ),
+    "description": (
+        "enabled: true, false, or null (the default: on for a shared backend); grace: seconds "
+        "of silence before the dataset fails over, never shorter than the cluster's grace "
+        "(null: the cluster's). Absent means null."
+    ),
+}
+
 # -- response bodies ----------------------------------------------------------
 
 ERROR = _object(
@@ -314,6 +336,19 @@ STATE_DATASET = _object(
 )
 STATE_NODE = _object(["host", "uuid"], host={"type": "string"}, uuid=UUID)
 ERA_NODE = _object(["uuid"], uuid=UUID)
+FENCE: Schema = _object(
+    ["at", "reason", "actor", "automatic", "rejoined_at"],
+    at={"type": "number"},
+    reason={"type": "string"},
+    actor={"type": ["string", "null"]},
+    automatic={"type": "boolean"},
+    rejoined_at={"type": ["number", "null"]},
+)
+"""Why and since when a node is fenced (docs/failover.md)."""
+LIVENESS: Schema = {
+    "enum": ["live", "suspect", "dead", None],
+    "description": "live; suspect after two missed heartbeats; dead after the failover grace.",
+}
 NODE = _object(
     ["uuid", "host", "era", "labels", "last_seen", "live"],
     uuid=UUID,
@@ -328,6 +363,9 @@ NODE = _object(
         "description": "SHA-256 fingerprint (hex) of the client certificate that registered "
         "the node; null without TLS. Only that certificate may register or report for it.",
     },
+    liveness=LIVENESS,
+    fence={"anyOf": [FENCE, {"type": "null"}]},
+    draining={"type": "boolean"},
 )
 EVENT = _object(
     ["id", "at", "kind", "message", "dataset_id", "node_uuid", "actor", "details"],
@@ -375,6 +413,23 @@ NODE_CONFIGURATION = _object(
     generation=COUNTER,
     datasets=_list(NODE_DATASET),
     leases=_list(LEASE),
+    fenced={"type": "boolean", "description": "This node is fenced: let go of everything."},
+    fenced_nodes={**_list(UUID), "description": "Every fenced node's uuid."},
+    node_lease={
+        "type": "number",
+        "description": "Seconds without a successful report after which the agent fences "
+        "itself (half the failover grace).",
+    },
+    heartbeat={"type": "number", "description": "Report at least this often (seconds)."},
+)
+DATASET_FAILOVER = _object(
+    ["dataset_id", "primary", "epoch", "enabled", "grace", "effective_grace"],
+    dataset_id=UUID,
+    primary=UUID,
+    epoch=COUNTER,
+    enabled={"type": ["boolean", "null"]},
+    grace={"type": ["number", "null"]},
+    effective_grace={"type": "number"},
 )
 OPENAPI_DOCUMENT: Schema = {"type": "object", "description": "This OpenAPI document."}
 

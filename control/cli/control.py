@@ -61,7 +61,21 @@ def serve(ctx: Context) -> None:
         max_connections=args.max_connections,
         max_connections_per_address=args.max_connections_per_address,
         database_threads=args.database_threads,
+        failover_grace=args.failover_grace,
     )
+
+
+def grace_arg(text: str) -> float:
+    """``--failover-grace``: seconds, at least the minimum grace."""
+    from control.liveness import MINIMUM_GRACE
+
+    seconds = seconds_arg(text)
+    if seconds < MINIMUM_GRACE:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too short: the grace must be at least {MINIMUM_GRACE:g} s so that "
+            "agents can fence themselves first"
+        )
+    return seconds
 
 
 def count_arg(text: str) -> int:
@@ -81,6 +95,10 @@ def register(subparsers: Any) -> None:
                    help="SQLAlchemy URL (default sqlite:////var/lib/shoal/control.db)")
     p.add_argument("--tls-dir", metavar="DIR",
                    help="serve HTTPS with mutual TLS using the certificates in DIR")
+    p.add_argument("--failover-grace", type=grace_arg, default=10.0, metavar="S",
+                   help="seconds a node may go without reporting before it is fenced and its "
+                   "datasets fail over (default 10; agents fence themselves after half of it; "
+                   "see docs/failover.md)")
     p.add_argument("--node-timeout", type=seconds_arg, default=30.0, metavar="S",
                    help="a node not heard from for S seconds is not live (default 30)")
     p.add_argument("--allow-insecure", action="store_true",

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import UUID
 
 from control.cli import dataset_source, wait
+from control.cli.failover import failover_json, failover_summary, register_dataset_failover
 from control.cli.options import command, group
 from control.cli.output import duration, node_name, node_names, state_json, table
 from control.cli.resolve import resolve_dataset, resolve_node
@@ -151,6 +152,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
     leases = await ctx.client.list_leases()
     conditions = await ctx.client.list_conditions(dataset.dataset_id)
     events = await ctx.client.list_events(dataset_id=dataset.dataset_id, limit=SHOWN_EVENTS)
+    failover = await ctx.client.get_failover(dataset.dataset_id)
     state = _state_of(states, dataset.dataset_id)
     lease = next((x for x in leases if x.dataset_id == dataset.dataset_id), None)
     now = ctx.clock.seconds()
@@ -159,6 +161,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ctx.print_json({
             **_document(dataset, state, conditions, nodes, now),
             "lease": None if lease is None else lease_to_json(lease, now),
+            "failover": failover_json(failover),
             "events": [event_to_json(e) for e in events],
         })
         return
@@ -175,6 +178,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ("status:", _status(dataset, state, nodes, now, conditions)),
         ("path:", (state.path if state else None) or "-"),
         ("lease:", held),
+        ("failover:", failover_summary(failover)),
         ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
     ]
     for found in blocking(conditions, dataset.dataset_id):
@@ -345,3 +349,4 @@ def register(subparsers: Any) -> None:
     p = command(commands, "delete", delete, "delete a dataset and its volume")
     p.add_argument("dataset", metavar="ID|NAME")
     _wait_options(p, "no node has its volume any more")
+    register_dataset_failover(commands)

@@ -51,7 +51,7 @@ class CommandGroup:
 
 COMMAND_GROUPS = (
     CommandGroup("dataset", "control.cli.dataset", "create, list, move and delete datasets"),
-    CommandGroup("node", "control.cli.node", "list the cluster's nodes"),
+    CommandGroup("node", "control.cli.node", "list, fence and drain the cluster's nodes"),
     CommandGroup("snapshot", "control.cli.snapshot", "create, list, show and delete snapshots"),
     CommandGroup("lease", "control.cli.lease", "list, acquire and release leases on datasets"),
     CommandGroup("volume", "control.cli.volume", "backend volumes that no dataset owns"),

@@ -23,6 +23,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 
 from control.client import messages
 from control.client.interface import (
+    DatasetFailover,
     DatasetListing,
     LeaseGrant,
     NodeCondition,
@@ -417,6 +418,51 @@ class HTTPClient:
         body = {"maximum_size": maximum_size}
         d = Deferred.fromCoroutine(self._json("POST", path, body, if_tag=if_tag))
         return d.addCallback(dataset_from_json)
+    def fence_node(self, node_uuid: UUID, reason: str | None = None) -> Deferred[NodeInfo]:
+        """See :meth:`ShoalClient.fence_node`."""
+        body = {} if reason is None else {"reason": reason}
+        return self._node_info("POST", f"/v1/shoal/nodes/{node_uuid}/fence", body)
+
+    def unfence_node(self, node_uuid: UUID) -> Deferred[NodeInfo]:
+        """See :meth:`ShoalClient.unfence_node`."""
+        return self._node_info("DELETE", f"/v1/shoal/nodes/{node_uuid}/fence", None)
+
+    def drain_node(self, node_uuid: UUID, draining: bool = True) -> Deferred[NodeInfo]:
+        """See :meth:`ShoalClient.drain_node`."""
+        method = "POST" if draining else "DELETE"
+        return self._node_info(method, f"/v1/shoal/nodes/{node_uuid}/drain", None)
+
+    def _node_info(self, method: str, path: str, body: Any) -> Deferred[NodeInfo]:
+        async def call() -> NodeInfo:
+            return messages.node_info_from_json(await self._json(method, path, body))
+
+        return Deferred.fromCoroutine(call())
+
+    def get_failover(self, dataset_id: UUID) -> Deferred[DatasetFailover]:
+        """See :meth:`ShoalClient.get_failover`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/failover"
+
+        async def call() -> DatasetFailover:
+            return messages.dataset_failover_from_json(await self._json("GET", path))
+
+        return Deferred.fromCoroutine(call())
+
+    def set_failover(
+        self,
+        dataset_id: UUID,
+        enabled: bool | None,
+        grace: float | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[DatasetFailover]:
+        """See :meth:`ShoalClient.set_failover`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/failover"
+        body = {"enabled": enabled, "grace": grace}
+
+        async def call() -> DatasetFailover:
+            obj = await self._json("PUT", path, body, if_tag=if_tag)
+            return messages.dataset_failover_from_json(obj)
+
+        return Deferred.fromCoroutine(call())
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""

@@ -62,10 +62,29 @@ class StateDataset:
 
 @frozen
 class NodeInfo:
-    """A registered node and whether it was heard from recently enough."""
+    """A registered node and whether it was heard from recently enough.
+
+    ``liveness`` is the failover's view (``live``, ``suspect``, ``dead``;
+    ``None`` from a service that does not say); the node's ``fence`` and
+    ``draining`` are on :attr:`node`.
+    """
 
     node: Node
     live: bool
+    liveness: str | None = None
+
+
+@frozen
+class DatasetFailover:
+    """A dataset's failover options (docs/failover.md): ``enabled`` (``None``: the
+    default), its own ``grace`` (``None``: the cluster's) and the grace that applies."""
+
+    dataset_id: UUID
+    primary: UUID
+    epoch: int
+    enabled: bool | None
+    grace: float | None
+    effective_grace: float
 
 
 @frozen
@@ -284,6 +303,35 @@ class ShoalClient(Protocol):
     ) -> Deferred[Dataset]:
         """Grow a dataset; ``InvalidRequest`` when smaller, ``NotFound``, ``NotAllowed``
         (deleted), ``Conflict`` (no recorded size)."""
+        ...
+
+    def fence_node(self, node_uuid: UUID, reason: str | None = None) -> Deferred[NodeInfo]:
+        """Fence a node by hand (its datasets fail over; it stays fenced until unfenced);
+        fires with the node. ``NotFound`` for an unknown node."""
+        ...
+
+    def unfence_node(self, node_uuid: UUID) -> Deferred[NodeInfo]:
+        """Lift a node's fence; fires with the node. ``NotFound``; ``Conflict`` while the
+        node still reports holding a dataset now primary elsewhere."""
+        ...
+
+    def drain_node(self, node_uuid: UUID, draining: bool = True) -> Deferred[NodeInfo]:
+        """Start (or, with ``draining=False``, stop) draining a node; fires with the node."""
+        ...
+
+    def get_failover(self, dataset_id: UUID) -> Deferred[DatasetFailover]:
+        """A dataset's failover options. ``NotFound`` for an unknown dataset."""
+        ...
+
+    def set_failover(
+        self,
+        dataset_id: UUID,
+        enabled: bool | None,
+        grace: float | None = None,
+        if_tag: str | None = None,
+    ) -> Deferred[DatasetFailover]:
+        """Set a dataset's failover options; fires with them. ``NotFound``, ``NotAllowed``
+        (deleted), ``InvalidRequest`` (a bad grace), ``PreconditionFailed``."""
         ...
 
     def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:

@@ -14,6 +14,7 @@ from typing import Any
 from uuid import UUID
 
 from control.client.interface import (
+    DatasetFailover,
     NodeCondition,
     NodeInfo,
     Reported,
@@ -91,7 +92,21 @@ def state_dataset_from_json(obj: Any) -> StateDataset:
 
 def node_info_from_json(obj: Any) -> NodeInfo:
     """One entry of ``GET /v1/shoal/nodes``."""
-    return NodeInfo(node=node_from_json(obj), live=bool(_get(obj, "live")))
+    liveness = obj.get("liveness") if isinstance(obj, dict) else None
+    return NodeInfo(node=node_from_json(obj), live=bool(_get(obj, "live")), liveness=liveness)
+
+
+def dataset_failover_from_json(obj: Any) -> DatasetFailover:
+    """The answer of ``PUT /v1/shoal/datasets/<id>/failover``."""
+    grace = obj.get("grace") if isinstance(obj, dict) else None
+    return DatasetFailover(
+        dataset_id=parse_uuid(_get(obj, "dataset_id"), "dataset_id"),
+        primary=parse_uuid(_get(obj, "primary"), "primary"),
+        epoch=int(_get(obj, "epoch")),
+        enabled=_get(obj, "enabled"),
+        grace=None if grace is None else float(grace),
+        effective_grace=float(_get(obj, "effective_grace")),
+    )
 
 
 def reported_from_json(obj: Any) -> Reported:

@@ -26,6 +26,8 @@ from twisted.python.failure import Failure
 
 from control.api.app import ControlAPI
 from control.client.http import HTTPClient
+from control.failover_service import FailoverService
+from control.liveness import FailoverSettings
 from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
@@ -89,6 +91,10 @@ class MemoryControl:
     ``clock`` defaults to a :class:`FlushingClock` at :data:`START`; with a
     plain ``Clock``, call :meth:`flush` after advancing it. ``client_class``
     lets a test wrap client methods (a subclass of :class:`HTTPClient`).
+    ``failover`` sets the failover timing the API announces; with
+    ``run_failover`` the failover executor (:attr:`failover`) runs on the
+    clock twice per heartbeat, as in the service (else run a pass with
+    ``failover.run_once()``).
     """
 
     def __init__(
@@ -98,6 +104,8 @@ class MemoryControl:
         node_timeout: float = 30.0,
         new_uuid: Callable[[], UUID] = uuid4,
         client_class: type[HTTPClient] = HTTPClient,
+        failover: FailoverSettings | None = None,
+        run_failover: bool = False,
     ) -> None:
         if clock is None:
             clock = FlushingClock()
@@ -109,7 +117,13 @@ class MemoryControl:
             clock,
             new_uuid=new_uuid,
             node_timeout=node_timeout,
+            failover=failover,
         )
+        self.failover = FailoverService(
+            self.store, synchronous_runner, clock, self.api.failover, started=self.api.started
+        )
+        if run_failover:
+            self.failover.start()
         self.stub = StubTreq(self.api.resource())
         if isinstance(clock, FlushingClock):
             clock.after_step.append(self.flush)

@@ -19,6 +19,7 @@ from control.model import (
     Dataset,
     DatasetSnapshot,
     Event,
+    Fence,
     Lease,
     Node,
     NodeState,
@@ -211,6 +212,75 @@ class Store(Protocol):
         ``identity`` registered the node, a stale era or generation, a path
         outside the node's mount root); a refused report records nothing.
         """
+        ...
+
+    # -- fencing, draining, failover (docs/failover.md; rules in control.failover_rules) --
+
+    def set_failover(
+        self,
+        dataset_id: UUID,
+        enabled: bool | None,
+        grace: float | None,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Set a dataset's failover options (a configuration write); returns it and the
+        generation (unchanged, with no event, when the options already were so)."""
+        ...
+
+    def fence_node(
+        self, node_uuid: UUID, fence: Fence, *, silent_since: float | None = None
+    ) -> tuple[Node, bool]:
+        """Fence a node as :func:`control.failover_rules.fence` decides; returns the node
+        and whether it changed (a state write; event ``node_fenced``). ``NotFound``
+        for an unknown node."""
+        ...
+
+    def unfence_node(
+        self,
+        node_uuid: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        only_if: Fence | None = None,
+    ) -> tuple[Node, bool]:
+        """Lift a node's fence (``only_if``: only that fence); returns the node and whether
+        it changed (event ``node_unfenced``). ``NotFound`` for an unknown node."""
+        ...
+
+    def set_draining(
+        self, node_uuid: UUID, draining: bool, now: float, *, actor: str | None = None
+    ) -> tuple[Node, bool]:
+        """Mark a node draining or not; returns the node and whether it changed
+        (events ``node_draining``, ``node_drain_stopped``). ``NotFound`` for an unknown node."""
+        ...
+
+    def fail_over(
+        self,
+        dataset_id: UUID,
+        from_node: UUID,
+        to_node: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        kind: str = "failed_over",
+    ) -> Dataset | None:
+        """Move a dataset from ``from_node`` to ``to_node`` (epoch + 1) if
+        :func:`control.failover_rules.fail_over` allows: ``kind`` ``failed_over`` off a
+        fenced node (releasing its lease on the dataset), ``moved`` off a draining one.
+        One configuration write with its events; ``None`` when nothing changed."""
+        ...
+
+    def release_node_lease(
+        self, dataset_id: UUID, node_uuid: UUID, now: float, *, actor: str | None, reason: str
+    ) -> Lease | None:
+        """Release the dataset's lease if ``node_uuid`` is fenced and still holds it (a
+        configuration write, event ``lease_released`` with ``reason``); returns it, or
+        ``None`` if nothing changed."""
         ...
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:

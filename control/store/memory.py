@@ -17,6 +17,8 @@ from attrs import evolve
 from pyrsistent import pmap
 
 from control import events as ev
+from control import failover_events as fev
+from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
@@ -28,6 +30,7 @@ from control.model import (
     Dataset,
     DatasetSnapshot,
     Event,
+    Fence,
     Lease,
     Node,
     NodeState,
@@ -311,7 +314,7 @@ class MemoryStore:
         with self._lock:
             old = self._nodes.get(node.uuid)
             stored = rules.register_node(old, node)
-            if old is None or not old.same_registration(stored):
+            if old is None or not old.same_registration(stored) or old.fence != stored.fence:
                 self._state_version += 1
             self._nodes[node.uuid] = stored
             return stored
@@ -370,6 +373,123 @@ class MemoryStore:
     def _primary_of(self, dataset_id: UUID) -> UUID | None:
         dataset = self._datasets.get(dataset_id)
         return None if dataset is None else dataset.primary
+    # -- fencing, draining, failover ---------------------------------------------
+
+    def set_failover(
+        self,
+        dataset_id: UUID,
+        enabled: bool | None,
+        grace: float | None,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Set a dataset's failover options; returns it and the generation."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            stored = fr.set_failover(existing, dataset_id, enabled, grace)
+            if stored == existing:
+                return stored, self._generation
+            self._datasets[dataset_id] = stored
+            self.append_events([fev.failover_set(stored, now, actor)])
+            return stored, self._bump()
+
+    def _put_node(self, node: Node, event: Event) -> None:
+        self._nodes[node.uuid] = node
+        self._state_version += 1
+        self.append_events([event])
+
+    def fence_node(
+        self, node_uuid: UUID, fence: Fence, *, silent_since: float | None = None
+    ) -> tuple[Node, bool]:
+        """Fence a node as the rule decides; returns it and whether it changed."""
+        with self._lock:
+            existing = self._nodes.get(node_uuid)
+            stored = fr.fence(existing, node_uuid, fence, silent_since)
+            if stored == existing:
+                return stored, False
+            self._put_node(stored, fev.node_fenced(stored, fence))
+            return stored, True
+
+    def unfence_node(
+        self,
+        node_uuid: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        only_if: Fence | None = None,
+    ) -> tuple[Node, bool]:
+        """Lift a node's fence; returns it and whether it changed."""
+        with self._lock:
+            existing = self._nodes.get(node_uuid)
+            stored = fr.unfence(existing, node_uuid, only_if)
+            if stored == existing:
+                return stored, False
+            self._put_node(stored, fev.node_unfenced(stored, now, actor, reason))
+            return stored, True
+
+    def set_draining(
+        self, node_uuid: UUID, draining: bool, now: float, *, actor: str | None = None
+    ) -> tuple[Node, bool]:
+        """Mark a node draining or not; returns it and whether it changed."""
+        with self._lock:
+            existing = self._nodes.get(node_uuid)
+            stored = fr.set_draining(existing, node_uuid, draining)
+            if stored == existing:
+                return stored, False
+            self._put_node(stored, fev.node_draining(stored, now, actor, draining))
+            return stored, True
+
+    def fail_over(
+        self,
+        dataset_id: UUID,
+        from_node: UUID,
+        to_node: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        kind: str = "failed_over",
+    ) -> Dataset | None:
+        """Move a dataset off ``from_node`` if the rule allows; returns it or ``None``."""
+        with self._lock:
+            before = self._datasets.get(dataset_id)
+            lease = self._leases.get(dataset_id)
+            stored = fr.fail_over(
+                before, lease, self._nodes.get(from_node), self._nodes.get(to_node), now, kind
+            )
+            if stored is None:
+                return None
+            assert before is not None
+            found = []
+            origin = self._nodes.get(from_node)
+            doomed = fr.release_node_lease(lease, origin, now) if kind == fr.FAILED_OVER else None
+            if doomed is not None:
+                del self._leases[dataset_id]
+                found.append(ev.lease_released(doomed, now, actor, reason))
+            self._datasets[dataset_id] = stored
+            found.append(fev.failed_over(before, stored, now, actor, reason, kind))
+            self.append_events(found)
+            self._bump()
+            return stored
+
+    def release_node_lease(
+        self, dataset_id: UUID, node_uuid: UUID, now: float, *, actor: str | None, reason: str
+    ) -> Lease | None:
+        """Release the dataset's lease if ``node_uuid`` still holds it; returns it or ``None``."""
+        with self._lock:
+            doomed = fr.release_node_lease(
+                self._leases.get(dataset_id), self._nodes.get(node_uuid), now
+            )
+            if doomed is None:
+                return None
+            del self._leases[dataset_id]
+            self.append_events([ev.lease_released(doomed, now, actor, reason)])
+            self._bump()
+            return doomed
 
     # -- events ----------------------------------------------------------------
 

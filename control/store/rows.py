@@ -33,6 +33,8 @@ from control.wire import (
     condition_to_json,
     event_from_json,
     event_to_json,
+    fence_from_json,
+    fence_to_json,
     orphan_from_json,
     orphan_to_json,
     reported_snapshot_from_json,
@@ -51,6 +53,9 @@ def dataset_row(dataset: Dataset) -> dict[str, Any]:
         "metadata": dict(dataset.metadata),
         "deleted": dataset.deleted,
         "deleted_generation": dataset.deleted_generation,
+        "epoch": dataset.epoch,
+        "failover": dataset.failover,
+        "failover_grace": dataset.failover_grace,
         **_source_columns(dataset),
     }
 
@@ -83,6 +88,7 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
     """
     dataset_id, primary, maximum_size, metadata, deleted, deleted_generation = row[:6]
     named = row._mapping  # type: ignore[attr-defined]
+    epoch, failover, failover_grace = named["epoch"], named["failover"], named["failover_grace"]
     uuids = {} if uuids is None else uuids
     primary_uuid = uuids.get(primary)
     if primary_uuid is None:
@@ -94,6 +100,9 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         metadata=pmap(metadata) if metadata else _EMPTY,
         deleted=bool(deleted),
         deleted_generation=deleted_generation,
+        epoch=epoch,
+        failover=None if failover is None else bool(failover),
+        failover_grace=failover_grace,
         source=_source_from(named["source_kind"], named["source_id"]),
         filesystem=named["filesystem"] or FILESYSTEMS[0],
     )
@@ -125,6 +134,8 @@ def node_row(node: Node) -> dict[str, Any]:
         "last_seen": node.last_seen,
         "mount_root": node.mount_root,
         "identity": node.identity,
+        "fence": None if node.fence is None else fence_to_json(node.fence),
+        "draining": node.draining,
     }
 
 
@@ -138,6 +149,8 @@ def node_from_row(row: Row) -> Node:
         last_seen=row["last_seen"],
         mount_root=row["mount_root"],
         identity=row["identity"],
+        fence=None if row["fence"] is None else fence_from_json(row["fence"]),
+        draining=bool(row["draining"]),
     )
 
 

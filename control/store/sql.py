@@ -23,6 +23,8 @@ from pyrsistent import pmap
 from sqlalchemy import Connection
 
 from control import events as ev
+from control import failover_events as fev
+from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
@@ -34,6 +36,7 @@ from control.model import (
     Dataset,
     DatasetSnapshot,
     Event,
+    Fence,
     Lease,
     Node,
     NodeState,
@@ -381,7 +384,7 @@ class SQLStore:
             old = q.get_node(connection, node.uuid)
             stored = rules.register_node(old, node)
             q.put_node(connection, stored, exists=old is not None)
-            if old is None or not old.same_registration(stored):
+            if old is None or not old.same_registration(stored) or old.fence != stored.fence:
                 q.write_counters(connection, generation, state_version + 1)
         return stored
 
@@ -425,6 +428,138 @@ class SQLStore:
         if gone:
             sq.purge_snapshots(connection, gone)
         return bool(ready or gone)
+    # -- fencing, draining, failover ---------------------------------------------
+
+    def set_failover(
+        self,
+        dataset_id: UUID,
+        enabled: bool | None,
+        grace: float | None,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Set a dataset's failover options; returns it and the generation."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            stored = fr.set_failover(existing, dataset_id, enabled, grace)
+            if stored == existing:
+                return stored, w.generation
+            q.put_dataset(w.connection, stored, exists=True)
+            eventlog.append(
+                w.connection, [fev.failover_set(stored, now, actor)], self._retention
+            )
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def _node_write(
+        self, node_uuid: UUID, decide: Callable[[Node | None], Node], event: Callable[[Node], Event]
+    ) -> tuple[Node, bool]:
+        """One state write of a node record: ``decide`` it, store it with its event."""
+        with self._write() as (connection, generation, state_version):
+            existing = q.get_node(connection, node_uuid)
+            stored = decide(existing)
+            if stored == existing:
+                return stored, False
+            q.put_node(connection, stored, exists=True)
+            eventlog.append(connection, [event(stored)], self._retention)
+            q.write_counters(connection, generation, state_version + 1)
+        return stored, True
+
+    def fence_node(
+        self, node_uuid: UUID, fence: Fence, *, silent_since: float | None = None
+    ) -> tuple[Node, bool]:
+        """Fence a node as the rule decides; returns it and whether it changed."""
+        return self._node_write(
+            node_uuid,
+            lambda n: fr.fence(n, node_uuid, fence, silent_since),
+            lambda n: fev.node_fenced(n, fence),
+        )
+
+    def unfence_node(
+        self,
+        node_uuid: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        only_if: Fence | None = None,
+    ) -> tuple[Node, bool]:
+        """Lift a node's fence; returns it and whether it changed."""
+        return self._node_write(
+            node_uuid,
+            lambda n: fr.unfence(n, node_uuid, only_if),
+            lambda n: fev.node_unfenced(n, now, actor, reason),
+        )
+
+    def set_draining(
+        self, node_uuid: UUID, draining: bool, now: float, *, actor: str | None = None
+    ) -> tuple[Node, bool]:
+        """Mark a node draining or not; returns it and whether it changed."""
+        return self._node_write(
+            node_uuid,
+            lambda n: fr.set_draining(n, node_uuid, draining),
+            lambda n: fev.node_draining(n, now, actor, draining),
+        )
+
+    def fail_over(
+        self,
+        dataset_id: UUID,
+        from_node: UUID,
+        to_node: UUID,
+        now: float,
+        *,
+        actor: str | None,
+        reason: str,
+        kind: str = "failed_over",
+    ) -> Dataset | None:
+        """Move a dataset off ``from_node`` if the rule allows; returns it or ``None``."""
+        with self._write_configuration(None) as w:
+            before = q.get_dataset(w.connection, dataset_id)
+            lease = q.get_lease(w.connection, dataset_id)
+            to = q.get_node(w.connection, to_node)
+            origin = q.get_node(w.connection, from_node)
+            stored = fr.fail_over(before, lease, origin, to, now, kind)
+            if stored is None:
+                return None
+            assert before is not None
+            found = []
+            doomed = fr.release_node_lease(lease, origin, now) if kind == fr.FAILED_OVER else None
+            if doomed is not None:
+                q.delete_lease(w.connection, dataset_id)
+                found.append(ev.lease_released(doomed, now, actor, reason))
+            q.put_dataset(w.connection, stored, exists=True)
+            found.append(fev.failed_over(before, stored, now, actor, reason, kind))
+            eventlog.append(w.connection, found, self._retention)
+            released = doomed is not None
+
+            def update(s: Snapshot) -> Snapshot:
+                moved = s.with_dataset(stored)
+                if released:
+                    moved = Snapshot(moved.generation, moved.datasets,
+                                     moved.leases.discard(dataset_id))
+                return moved
+
+            w.changed(update)
+        return stored
+
+    def release_node_lease(
+        self, dataset_id: UUID, node_uuid: UUID, now: float, *, actor: str | None, reason: str
+    ) -> Lease | None:
+        """Release the dataset's lease if ``node_uuid`` still holds it; returns it or ``None``."""
+        with self._write_configuration(None) as w:
+            lease = q.get_lease(w.connection, dataset_id)
+            holder = q.get_node(w.connection, node_uuid)
+            doomed = fr.release_node_lease(lease, holder, now)
+            if doomed is None:
+                return None
+            q.delete_lease(w.connection, dataset_id)
+            eventlog.append(
+                w.connection, [ev.lease_released(doomed, now, actor, reason)], self._retention
+            )
+            w.changed(lambda s: s.without_lease(dataset_id))
+        return doomed
 
     # -- events ----------------------------------------------------------------
 

@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    false,
 )
 
 UUID_LENGTH = 36
@@ -56,6 +57,9 @@ datasets = Table(
     Column("metadata", JSON, nullable=False),
     Column("deleted", Boolean(create_constraint=False), nullable=False),
     Column("deleted_generation", BigInteger, nullable=True),
+    Column("epoch", BigInteger, nullable=False, server_default="0"),
+    Column("failover", Boolean(create_constraint=False), nullable=True),
+    Column("failover_grace", Float, nullable=True),
     Column("source_kind", String(16), nullable=True),
     Column("source_id", String(UUID_LENGTH), nullable=True),
     Column("filesystem", String(16), nullable=False, server_default="ext4"),
@@ -89,6 +93,8 @@ nodes = Table(
     Column("last_seen", Float, nullable=True),
     Column("mount_root", String(4096), nullable=True),
     Column("identity", String(255), nullable=True),
+    Column("fence", JSON, nullable=True),
+    Column("draining", Boolean(create_constraint=False), nullable=False, server_default=false()),
     Index("ix_nodes_era", "era"),
 )
 """Registered nodes."""

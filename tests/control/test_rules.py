@@ -81,7 +81,9 @@ def test_move() -> None:
     """A move changes the primary, unless the dataset is missing, deleted or leased elsewhere."""
     current = dataset(metadata={"x": "y"})
     moved = rules.move_dataset(current, current.dataset_id, B, True, None, NOW)
-    assert moved == dataset(primary=B, dataset_id=current.dataset_id, metadata={"x": "y"})
+    assert moved == dataset(
+        primary=B, dataset_id=current.dataset_id, metadata={"x": "y"}, epoch=1
+    )
     with pytest.raises(NotFound):
         rules.move_dataset(None, current.dataset_id, B, True, None, NOW)
     with pytest.raises(Conflict, match="Unknown primary"):

@@ -46,11 +46,14 @@ def test_register_and_list_nodes_with_liveness() -> None:
         "live": True,
         "mount_root": "/mnt/shoal",
         "identity": None,
+        "liveness": "live",
+        "fence": None,
+        "draining": False,
     }
     assert (answer.code, answer.body) == (200, node)
     assert h.call("GET", "/v1/shoal/nodes").body == [node]
     h.clock.advance(31)
-    assert h.call("GET", "/v1/shoal/nodes").body == [{**node, "live": False}]
+    assert h.call("GET", "/v1/shoal/nodes").body == [{**node, "live": False, "liveness": "dead"}]
 
 
 def test_register_does_not_touch_configuration() -> None:

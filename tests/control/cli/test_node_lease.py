@@ -18,13 +18,15 @@ def cluster() -> CLI:
 
 
 def test_node_list_table() -> None:
-    """Nodes show host, uuid, labels, era, liveness and when they were last seen."""
+    """Nodes show host, uuid, labels, era, liveness, fence, drain and when last seen."""
     result = cluster()("node", "list")
     assert result.code == 0
     assert [line.split() for line in result.out.splitlines()] == [
-        ["NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST", "SEEN"],
-        ["node1", "node1", str(NODE_1), "-", "era-node1", "live", "0s", "ago"],
-        ["node2", "node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "1m", "ago"],
+        ["NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LIVENESS", "FENCED", "DRAINING",
+         "LAST", "SEEN"],
+        ["node1", "node1", str(NODE_1), "-", "era-node1", "live", "live", "-", "-", "0s", "ago"],
+        ["node2", "node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "dead", "-", "-",
+         "1m", "ago"],
     ]
 
 

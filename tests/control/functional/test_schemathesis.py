@@ -38,6 +38,11 @@ STATE_REFUSALS = ["2xx", "404", "405", "409", "412"]
 deleted (405), in conflict (409), or changed since the tag was read (412). The document
 lists each of these on the routes that answer it, and the status check holds them to that."""
 
+INVALID_REFUSALS = [
+    "400", "401", "403", "404", "405", "406", "409", "413", "415", "422", "428", "429", "5xx"
+]
+"""How an invalid request may be refused: schemathesis's defaults, plus 413 for a generated
+body over the API's 1 MiB limit (refused before it is parsed, as the document says)."""
 NODE = uuid.UUID("5c0a1000-0000-4000-8000-000000000001")
 """The node the service knows: valid creates and moves name it as their primary."""
 
@@ -107,7 +112,10 @@ schema = schemathesis.openapi.from_dict(
     config=schemathesis.Config.from_dict(
         {
             "generation": {"max-examples": MAX_EXAMPLES},
-            "checks": {"positive_data_acceptance": {"expected-statuses": STATE_REFUSALS}},
+            "checks": {
+                "positive_data_acceptance": {"expected-statuses": STATE_REFUSALS},
+                "negative_data_rejection": {"expected-statuses": INVALID_REFUSALS},
+            },
         }
     ),
 )

@@ -169,7 +169,9 @@ class StoreConformance:
         a, b = add_node(store), add_node(store, "10.0.0.2")
         dataset = add_dataset(store, a, metadata={"name": "n"})
         moved, generation = store.move_dataset(dataset.dataset_id, b, None, NOW)
-        assert moved == Dataset(dataset_id=dataset.dataset_id, primary=b, metadata={"name": "n"})
+        assert moved == Dataset(
+            dataset_id=dataset.dataset_id, primary=b, metadata={"name": "n"}, epoch=1
+        )
         assert generation == 2 and store.dataset(dataset.dataset_id) == moved
 
     def test_move_to_same_primary_is_a_write(self, store: Store) -> None:

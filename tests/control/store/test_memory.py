@@ -6,10 +6,11 @@ import pytest
 
 from control.store.memory import MemoryStore
 from tests.control.store.conformance import StoreConformance
+from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
-class TestMemoryStore(StoreConformance, SnapshotConformance):
+class TestMemoryStore(StoreConformance, SnapshotConformance, FailoverConformance):
     """MemoryStore against the Store contract."""
 
     @pytest.fixture

@@ -1,0 +1,88 @@
+"""The failover executor: passes on the clock, failures retried, the SQL store end to end."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from uuid import UUID
+
+from twisted.internet.task import Clock
+
+from control.errors import Unavailable
+from control.events import EventQuery
+from control.failover import Memory
+from control.failover_service import FailoverService, run_pass
+from control.liveness import FailoverSettings
+from control.model import Capacity, Dataset, Lease, Node, NodeState
+from control.runners import synchronous_runner
+from control.store.factory import open_store
+from control.store.interface import Store
+from control.store.memory import MemoryStore
+
+T = 1_000.0
+A, B = UUID(int=1), UUID(int=2)
+D = UUID(int=101)
+SETTINGS = FailoverSettings(grace=10.0)
+
+
+def populate(store: Store) -> None:
+    """Two nodes on a shared pool, seen at T, and a leased dataset on A."""
+    for node in (A, B):
+        store.register_node(Node(node, f"h{node.int}", "era", last_seen=T, mount_root="/m"))
+        pool = Capacity("pool", free=1, shared=True)
+        store.report_state(NodeState(node, "era", 0, {}, T, capacity=pool))
+    store.create_dataset(Dataset(D, A), None, now=T)
+    store.acquire_lease(Lease(D, A, None), None, T)
+
+
+def test_sql_store_fails_over_end_to_end(tmp_path: Path) -> None:
+    """A pass over the SQL store fences, releases and fails over, and a second pass is a no-op."""
+    store = open_store(f"sqlite:///{tmp_path / 'control.db'}", upgrade=True)
+    try:
+        populate(store)
+        store.report_state(NodeState(B, "era", 2, {}, T + 11, capacity=Capacity("pool", free=1)))
+        memory = run_pass(store, T + 11, SETTINGS, T, Memory())
+        dataset = store.dataset(D)
+        assert dataset is not None and (dataset.primary, dataset.epoch) == (B, 1)
+        assert store.configuration(T + 11).leases == {}
+        fenced = {n.uuid: n.fence for n in store.nodes()}
+        assert fenced[A] is not None and fenced[B] is None
+        before = store.versions()
+        run_pass(store, T + 11.5, SETTINGS, T, memory)
+        assert store.versions() == before
+    finally:
+        store.close()
+
+
+class FlakyStore(MemoryStore):
+    """A memory store whose database is unreachable for the first ``failures`` reads."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    def configuration(self, now: float):  # type: ignore[no-untyped-def]
+        """Fail while failures are left, then answer."""
+        if self.failures:
+            self.failures -= 1
+            raise Unavailable("The database is unavailable.")
+        return super().configuration(now)
+
+
+def test_passes_run_on_the_clock_and_survive_failures() -> None:
+    """Passes run twice a heartbeat; a failed pass is logged and the next one acts."""
+    store = FlakyStore(failures=1)
+    populate(store)
+    clock = Clock()
+    clock.advance(T)
+    service = FailoverService(store, synchronous_runner, clock, SETTINGS)
+    service.start()
+    clock.advance(1.0)  # the first pass fails: the database is unreachable
+    assert store.failures == 0
+    clock.advance(10.0)
+    dataset = store.dataset(D)
+    assert dataset is not None and dataset.primary == A  # B is silent too: no target
+    kinds = [e.kind for e in store.events(EventQuery(node_uuid=A))]
+    assert kinds[-3:] == ["node_fenced", "lease_released", "failover_held"]
+    assert "no live, unfenced, undrained node" in store.events(EventQuery(dataset_id=D))[-1].message
+    service.stop()
+    assert not clock.getDelayedCalls()
