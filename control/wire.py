@@ -59,6 +59,11 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _optional_text(value: Any) -> str | None:
+    """``value`` as text, ``None`` staying ``None``."""
+    return None if value is None else str(value)
+
+
 def _field(obj: Mapping[str, Any], key: str) -> Any:
     if not isinstance(obj, Mapping):
         raise InvalidRequest(f"Expected a JSON object, got {type(obj).__name__}.")
@@ -297,6 +302,7 @@ def capacity_to_json(capacity: Capacity) -> JSON:
         "free": capacity.free,
         "maximum_volume_size": capacity.maximum_volume_size,
         "shared": capacity.shared,
+        "snapshot_method": capacity.snapshot_method,
     }
 
 
@@ -308,6 +314,7 @@ def capacity_from_json(obj: Mapping[str, Any]) -> Capacity:
         free=_whole(obj.get("free")),
         maximum_volume_size=_whole(obj.get("maximum_volume_size")),
         shared=bool(obj.get("shared", True)),
+        snapshot_method=_optional_text(obj.get("snapshot_method")),
     )
 
 

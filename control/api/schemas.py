@@ -197,6 +197,7 @@ CAPACITY = _object(
     free=BYTES,
     maximum_volume_size=BYTES,
     shared={"type": "boolean"},
+    snapshot_method={"anyOf": [SHORT_TEXT, {"type": "null"}]},
 )
 ORPHAN = _object(
     ["blockdevice_id"],
