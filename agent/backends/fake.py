@@ -14,7 +14,7 @@ import errno
 import threading
 from uuid import UUID
 
-from attrs import define, evolve, field
+from attrs import define, evolve, field, frozen
 
 from agent.backends.interface import (
     AlreadyAttachedVolume,
@@ -53,6 +53,14 @@ def round_up(size: int, unit: int) -> int:
     return -(-size // unit) * unit
 
 
+@frozen
+class FakeContent:
+    """A copy of a volume's data: its filesystem's (kind, size), if any, and its files."""
+
+    geometry: tuple[str, int] | None
+    files: dict[str, bytes]
+
+
 @define
 class FakeStorage:
     """
@@ -75,6 +83,8 @@ class FakeStorage:
     - ``snapshots``: (cluster id, snapshot id) -> snapshot; a snapshot holds
       a copy of its source's filesystem and files (``snapshot_data``) and
       counts towards ``total`` like a volume of its size.
+    - ``geometry``: blockdevice id -> (filesystem kind, filesystem size) of
+      the volumes that hold a filesystem.
     """
 
     lock: threading.RLock = field(factory=threading.RLock)
@@ -86,7 +96,8 @@ class FakeStorage:
     largest_volume: int | None = None
     total: int | None = None
     snapshots: dict[tuple[UUID, str], BlockDeviceSnapshot] = field(factory=dict)
-    snapshot_data: dict[tuple[UUID, str], tuple[bool, dict[str, bytes]]] = field(factory=dict)
+    snapshot_data: dict[tuple[UUID, str], FakeContent] = field(factory=dict)
+    geometry: dict[str, tuple[str, int]] = field(factory=dict)
     _failures: dict[str, list[Exception]] = field(factory=dict)
     _counter: int = 0
 
@@ -233,6 +244,7 @@ class FakeBlockDeviceAPI:
             del self.storage.volumes[blockdevice_id]
             del self.storage.by_dataset[(self.cluster_id, volume.dataset_id)]
             self.storage.filesystems.discard(blockdevice_id)
+            self.storage.geometry.pop(blockdevice_id, None)
             self.storage.files.pop(blockdevice_id, None)
 
     def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
@@ -289,10 +301,12 @@ class FakeBlockDeviceAPI:
             raise UnknownSnapshot(f"No snapshot {snapshot_id!r} in cluster {self.cluster_id}.")
         return snapshot
 
-    def _content_of(self, blockdevice_id: str) -> tuple[bool, dict[str, bytes]]:
-        """A copy of a volume's data: whether it has a filesystem, and its files."""
-        formatted = blockdevice_id in self.storage.filesystems
-        return formatted, dict(self.storage.files.get(blockdevice_id, {}))
+    def _content_of(self, blockdevice_id: str) -> FakeContent:
+        """A copy of a volume's data: its filesystem, and its files."""
+        geometry = None
+        if blockdevice_id in self.storage.filesystems:
+            geometry = self.storage.geometry.get(blockdevice_id, ("ext4", 0))
+        return FakeContent(geometry, dict(self.storage.files.get(blockdevice_id, {})))
 
     def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
         """Capture the volume's data now; idempotent by ``snapshot_id``."""
@@ -338,7 +352,7 @@ class FakeBlockDeviceAPI:
             self.storage.snapshot_data.pop((self.cluster_id, snapshot_id), None)
 
     def _create_with(
-        self, dataset_id: UUID, size: int, minimum: int, content: tuple[bool, dict[str, bytes]]
+        self, dataset_id: UUID, size: int, minimum: int, content: FakeContent
     ) -> BlockDeviceVolume:
         existing = self.storage.by_dataset.get((self.cluster_id, dataset_id))
         if existing is not None:
@@ -349,10 +363,10 @@ class FakeBlockDeviceAPI:
                 "ask for at least the source's size."
             )
         volume = self.create_volume(dataset_id, size)
-        formatted, files = content
-        if formatted:
+        if content.geometry is not None:
             self.storage.filesystems.add(volume.blockdevice_id)
-        self.storage.files[volume.blockdevice_id] = dict(files)
+            self.storage.geometry[volume.blockdevice_id] = content.geometry
+        self.storage.files[volume.blockdevice_id] = dict(content.files)
         return volume
 
     def create_volume_from_snapshot(
@@ -365,7 +379,7 @@ class FakeBlockDeviceAPI:
                 snapshot = self._snapshot(snapshot_id)
                 data = self.storage.snapshot_data[(self.cluster_id, snapshot_id)]
                 return self._create_with(dataset_id, size, snapshot.size, data)
-            return self._create_with(dataset_id, size, 0, (False, {}))
+            return self._create_with(dataset_id, size, 0, FakeContent(None, {}))
 
     def clone_volume(
         self, dataset_id: UUID, source_blockdevice_id: str, size: int
@@ -377,7 +391,7 @@ class FakeBlockDeviceAPI:
                 source = self._get(source_blockdevice_id)
                 content = self._content_of(source_blockdevice_id)
                 return self._create_with(dataset_id, size, source.size, content)
-            return self._create_with(dataset_id, size, 0, (False, {}))
+            return self._create_with(dataset_id, size, 0, FakeContent(None, {}))
 
     def resize_volume(self, blockdevice_id: str, size: int) -> BlockDeviceVolume:
         """Grow a volume to at least ``size`` bytes (rounded up); never shrinks."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -63,7 +63,7 @@ def btrfs_mount(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     yield from mounted_pool_filesystem(tmp_path_factory.mktemp("btrfs"), "btrfs")
 
 
-def _fresh_pool(mount: Path) -> Iterator[Path]:
+def _fresh_pool(mount: Path) -> Generator[Path, None, None]:
     pool = mount / uuid4().hex
     try:
         yield pool
