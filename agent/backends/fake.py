@@ -305,7 +305,8 @@ class FakeBlockDeviceAPI:
         """A copy of a volume's data: its filesystem, and its files."""
         geometry = None
         if blockdevice_id in self.storage.filesystems:
-            geometry = self.storage.geometry.get(blockdevice_id, ("ext4", 0))
+            size = self.storage.volumes[blockdevice_id].size
+            geometry = self.storage.geometry.get(blockdevice_id, ("ext4", size))
         return FakeContent(geometry, dict(self.storage.files.get(blockdevice_id, {})))
 
     def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:

@@ -105,7 +105,8 @@ class FakeFilesystems:
             volume = self._volume_of(device)
             if volume not in self.storage.filesystems:
                 return None
-            kind, size = self.storage.geometry.get(volume, (DEFAULT_FILESYSTEM, 0))
+            default = (DEFAULT_FILESYSTEM, self.storage.volumes[volume].size)
+            kind, size = self.storage.geometry.get(volume, default)
             return FilesystemInfo(kind=kind, size=size)
 
     def grow_filesystem(self, device: str) -> None:
