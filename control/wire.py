@@ -191,13 +191,16 @@ def lease_from_json(obj: Mapping[str, Any], now: float) -> Lease:
     )
 
 
-def node_to_json(node: Node, now: float, timeout: float) -> JSON:
+def node_to_json(
+    node: Node, now: float, timeout: float, capacity: Capacity | None = None
+) -> JSON:
     """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds."""
-    return node_with_liveness_to_json(node, node.is_live(now, timeout))
+    return node_with_liveness_to_json(node, node.is_live(now, timeout), capacity)
 
 
-def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
-    """A registered node and whether it is live, as ``GET /v1/shoal/nodes`` lists it."""
+def node_with_liveness_to_json(node: Node, live: bool, capacity: Capacity | None = None) -> JSON:
+    """A registered node, whether it is live and its last reported capacity (or null), as
+    ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
         "host": node.host,
@@ -207,6 +210,7 @@ def node_with_liveness_to_json(node: Node, live: bool) -> JSON:
         "live": live,
         "mount_root": node.mount_root,
         "identity": node.identity,
+        "capacity": None if capacity is None else capacity_to_json(capacity),
     }
 
 

@@ -41,7 +41,7 @@ from control.api.root import JSONRoot
 from control.api.watch import Notifier
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
-from control.model import Node, tag_for
+from control.model import Capacity, Node, NodeState, tag_for
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
@@ -297,7 +297,14 @@ class ControlAPI:
         """Registered nodes, each with whether it was heard from recently."""
         now = self._now()
         nodes = _by_id(await self._store.nodes(), lambda n: n.uuid)
-        return json_response(request, [node_to_json(n, now, self._node_timeout) for n in nodes])
+        reports = (await self._store.cluster_state()).reports
+        return json_response(
+            request,
+            [
+                node_to_json(n, now, self._node_timeout, _capacity_of(reports.get(n.uuid)))
+                for n in nodes
+            ],
+        )
 
     @app.route("/v1/shoal/nodes/<node_uuid>", methods=["PUT"])
     async def register_node(self, request: Request, node_uuid: str) -> bytes:
@@ -419,3 +426,8 @@ class ControlAPI:
                 "The control service is shutting down; watch again once it is back."
             ) from None
         return json_response(request, versions_to_json(versions))
+
+
+def _capacity_of(report: NodeState | None) -> Capacity | None:
+    """The capacity a node last reported, if any."""
+    return None if report is None else report.capacity

@@ -323,6 +323,11 @@ NODE = _object(
     last_seen={"type": ["number", "null"]},
     live={"type": "boolean"},
     mount_root={"type": ["string", "null"]},
+    capacity={
+        "anyOf": [CAPACITY, {"type": "null"}],
+        "description": "What the node's backend last reported it can hold, and how it makes "
+        "snapshots (snapshot_method); null before its first report.",
+    },
     identity={
         "type": ["string", "null"],
         "description": "SHA-256 fingerprint (hex) of the client certificate that registered "

@@ -7,6 +7,7 @@ from typing import Any
 from control.cli.options import command, group
 from control.cli.output import ago, labels_text, node_info_json, table
 from control.cli.shell import Context
+from control.client.interface import NodeInfo
 
 
 async def list_(ctx: Context) -> None:
@@ -25,10 +26,19 @@ async def list_(ctx: Context) -> None:
             n.node.era or "-",
             "live" if n.live else "not live",
             ago(n.node.last_seen, now),
+            _snapshot_method(n),
         )
         for n in sorted(nodes, key=lambda n: (n.node.display_name, str(n.node.uuid)))
     ]
-    ctx.print(table(("NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST SEEN"), rows))
+    header = ("NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LAST SEEN", "SNAPSHOTS")
+    ctx.print(table(header, rows))
+
+
+def _snapshot_method(info: NodeInfo) -> str:
+    """How the node's backend makes snapshots (``reflink``, ``copy``, ...), or ``-``."""
+    if info.capacity is None or info.capacity.snapshot_method is None:
+        return "-"
+    return info.capacity.snapshot_method
 
 
 def register(subparsers: Any) -> None:

@@ -22,6 +22,7 @@ from uuid import UUID
 from attrs import frozen
 
 from control.model import (
+    Capacity,
     Condition,
     Dataset,
     DatasetSnapshot,
@@ -65,6 +66,7 @@ class NodeInfo:
 
     node: Node
     live: bool
+    capacity: Capacity | None = None
 
 
 @frozen

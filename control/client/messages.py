@@ -23,6 +23,7 @@ from control.client.interface import (
 from control.errors import InvalidRequest
 from control.wire import (
     JSON,
+    capacity_from_json,
     condition_from_json,
     node_from_json,
     parse_uuid,
@@ -91,7 +92,12 @@ def state_dataset_from_json(obj: Any) -> StateDataset:
 
 def node_info_from_json(obj: Any) -> NodeInfo:
     """One entry of ``GET /v1/shoal/nodes``."""
-    return NodeInfo(node=node_from_json(obj), live=bool(_get(obj, "live")))
+    capacity = obj.get("capacity") if isinstance(obj, dict) else None
+    return NodeInfo(
+        node=node_from_json(obj),
+        live=bool(_get(obj, "live")),
+        capacity=None if capacity is None else capacity_from_json(capacity),
+    )
 
 
 def reported_from_json(obj: Any) -> Reported:
