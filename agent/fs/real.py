@@ -19,7 +19,6 @@ import os
 import re
 import struct
 import subprocess
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import TypeVar
 
@@ -349,7 +348,7 @@ def hold_frozen(path: str, action: Callable[[], T], timeout: float) -> T:
     :class:`FilesystemError` after ``action``.
     """
     child = subprocess.Popen(
-        [sys.executable, "-I", "-S", freezer.__file__, path, str(timeout)],
+        ["sh", "-c", freezer.HOLD_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -16,6 +16,7 @@ from agent.fs.real import (
     CAP_SYS_RESOURCE,
     RealFilesystems,
     has_capability,
+    hold_frozen,
     make_mount_point,
     parse_mountinfo,
     remove_mount_point,
@@ -288,3 +289,22 @@ def test_xfs_copy_mounts_beside_its_source(tmp_path: Path, mount_root: str) -> N
             fs.unmount(path)
         for device in devices:
             subprocess.run(["losetup", "-d", device], check=False)
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup, mount and FIFREEZE")
+def test_freeze_held_too_long_thaws_and_says_so(new_device: NewDevice, mount_root: str) -> None:
+    """A freeze outliving its timeout is thawed by the holder, and the action's caller is told."""
+    fs = RealFilesystems()
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "t")
+    fs.mount(device, path)
+    try:
+        with pytest.raises(FilesystemError, match="thawed after"):
+            hold_frozen(path, lambda: time.sleep(2.5), 1)
+        assert not fs.is_frozen(path)
+    finally:
+        fs.thaw(path)
+        fs.unmount(path)
