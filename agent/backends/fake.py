@@ -358,7 +358,7 @@ class FakeBlockDeviceAPI:
         existing = self.storage.by_dataset.get((self.cluster_id, dataset_id))
         if existing is not None:
             return self.storage.volumes[existing]
-        if size < minimum:
+        if round_up(size, self._allocation_unit) < minimum:
             raise BackendError(
                 f"A volume of {size} bytes cannot hold a source of {minimum} bytes; "
                 "ask for at least the source's size."
