@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -172,11 +173,22 @@ class LoopbackSnapshots:
         return found
 
     def _drop_stray_record(self, snapshot_id: str) -> None:
-        """Remove a record whose image never appeared, unless its snapshot is being made."""
-        with self._snapshot_locked(snapshot_id):
+        """Remove a record whose image never appeared, unless its snapshot is being made.
+
+        Never waits: a snapshot being made holds its lock, and a listing goes on without it.
+        """
+        lock = os.path.join(self._root, "locks", "snapshot-" + self._snapshot_name(snapshot_id))
+        fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return
             if not os.path.exists(self._snapshot_image(snapshot_id)):
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self._snapshot_record(snapshot_id))
+        finally:
+            os.close(fd)
 
     def destroy_snapshot(self, snapshot_id: str) -> None:
         """Delete the snapshot's image, then its record."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from collections.abc import Generator, Iterator
@@ -213,3 +214,17 @@ def test_snapshot_of_other_cluster_unknown(tmp_path: Path) -> None:
     volume = mine.create_volume(uuid4(), 8 * MiB)
     mine.create_snapshot(volume.blockdevice_id, str(uuid4()))
     assert theirs.list_snapshots() == []
+
+
+def test_listing_never_waits_for_a_snapshot_being_made(tmp_path: Path) -> None:
+    """While a snapshot is being made (its lock held), a listing neither waits nor removes it."""
+    api = _api(tmp_path / "pool")
+    volume = api.create_volume(uuid4(), 8 * MiB)
+    snapshot_id = str(uuid4())
+    record = tmp_path / "pool" / str(api.cluster_id) / "snapshots" / f"{snapshot_id}.json"
+    with api._snapshot_locked(snapshot_id):
+        record.write_text(json.dumps({"blockdevice_id": volume.blockdevice_id}))
+        assert api.list_snapshots() == []
+        assert record.exists()
+    assert api.list_snapshots() == []
+    assert not record.exists()
