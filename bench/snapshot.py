@@ -163,10 +163,17 @@ def timed_each(
 
 
 def used_bytes(path: str) -> int:
-    """Bytes used in the filesystem of ``path``, after a sync."""
-    os.sync()
-    stats = os.statvfs(path)
-    return (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+    """Bytes used in the filesystem of ``path`` once it settles (XFS frees blocks lazily)."""
+    last = -1
+    for _ in range(50):
+        os.sync()
+        stats = os.statvfs(path)
+        used = (stats.f_blocks - stats.f_bfree) * stats.f_frsize
+        if used == last:
+            return used
+        last = used
+        time.sleep(0.2)
+    return last
 
 
 class Writer(threading.Thread):
