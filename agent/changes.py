@@ -43,10 +43,11 @@ class AttachVolume:
 
 @frozen
 class MakeFilesystem:
-    """Format ``device``, which discovery found without a filesystem."""
+    """Format ``device`` as ``filesystem``; discovery found it without a filesystem."""
 
     dataset_id: UUID
     device: str
+    filesystem: str = "ext4"
 
 
 @frozen
@@ -80,6 +81,70 @@ class DestroyVolume:
 
     dataset_id: UUID
     blockdevice_id: str
+
+
+@frozen
+class CreateSnapshot:
+    """
+    Snapshot the dataset's volume ``blockdevice_id`` as ``snapshot_id``.
+
+    With ``freeze_path`` set (the source is mounted here) the filesystem
+    there is frozen for the instant of the copy, and always thawed.
+    """
+
+    dataset_id: UUID
+    snapshot_id: str
+    blockdevice_id: str
+    freeze_path: str | None = None
+
+
+@frozen
+class DestroySnapshot:
+    """Destroy the (deleted) snapshot ``snapshot_id`` of the dataset ``dataset_id``."""
+
+    dataset_id: UUID
+    snapshot_id: str
+
+
+@frozen
+class RestoreVolume:
+    """Create the dataset's volume of ``size`` bytes from the snapshot ``snapshot_id``."""
+
+    dataset_id: UUID
+    snapshot_id: str
+    size: int
+
+
+@frozen
+class CloneVolume:
+    """
+    Create the dataset's volume of ``size`` bytes as a copy of the volume ``source_blockdevice_id``.
+
+    With ``freeze_path`` set (the source is mounted here) the source's
+    filesystem is frozen for the instant of the copy.
+    """
+
+    dataset_id: UUID
+    source_blockdevice_id: str
+    size: int
+    freeze_path: str | None = None
+
+
+@frozen
+class ResizeVolume:
+    """Grow the dataset's volume ``blockdevice_id`` to ``size`` bytes."""
+
+    dataset_id: UUID
+    blockdevice_id: str
+    size: int
+
+
+@frozen
+class GrowFilesystem:
+    """Grow the filesystem on ``device`` to fill it (online if mounted)."""
+
+    dataset_id: UUID
+    device: str
 
 
 @frozen
@@ -129,6 +194,12 @@ Action = (
     | UnmountFilesystem
     | DetachVolume
     | DestroyVolume
+    | CreateSnapshot
+    | DestroySnapshot
+    | RestoreVolume
+    | CloneVolume
+    | ResizeVolume
+    | GrowFilesystem
 )
 """A leaf change that does I/O."""
 
@@ -143,6 +214,12 @@ ACTIONS: tuple[type, ...] = (
     UnmountFilesystem,
     DetachVolume,
     DestroyVolume,
+    CreateSnapshot,
+    DestroySnapshot,
+    RestoreVolume,
+    CloneVolume,
+    ResizeVolume,
+    GrowFilesystem,
 )
 
 

@@ -26,12 +26,18 @@ from pyrsistent import PMap, pmap
 from agent.changes import (
     AttachVolume,
     Change,
+    CloneVolume,
+    CreateSnapshot,
     CreateVolume,
+    DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    GrowFilesystem,
     InParallel,
     MakeFilesystem,
     MountFilesystem,
+    ResizeVolume,
+    RestoreVolume,
     Sequentially,
     UnmountFilesystem,
     Wait,
@@ -50,6 +56,12 @@ STEPS: dict[type, str] = {
     UnmountFilesystem: "unmount",
     DetachVolume: "detach",
     DestroyVolume: "destroy",
+    CreateSnapshot: "snapshot",
+    DestroySnapshot: "destroy_snapshot",
+    RestoreVolume: "restore",
+    CloneVolume: "clone",
+    ResizeVolume: "resize",
+    GrowFilesystem: "grow_filesystem",
 }
 """The step name of each action, as conditions report it."""
 

@@ -20,22 +20,26 @@ from __future__ import annotations
 import enum
 import posixpath
 from collections.abc import Iterable, Mapping
+from typing import Any
 from uuid import UUID
 
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from pyrsistent import PMap, pmap
 
 from agent.backends.interface import (
+    BlockDeviceSnapshot,
     BlockDeviceVolume,
 )
-from agent.fs.interface import Mount
+from agent.fs.interface import FilesystemInfo, Mount
 from control.model import (
     Capacity,
     Condition,
     Dataset,
+    DatasetSnapshot,
     DatasetState,
     NodeState,
     OrphanVolume,
+    ReportedSnapshot,
     VolumeStatus,
 )
 
@@ -92,7 +96,8 @@ class DiscoveredDataset:
 
     ``device`` is set only for a volume attached here whose device exists;
     ``mount_paths`` lists where that device is mounted on this node, the
-    dataset's mount point first when it is among them.
+    dataset's mount point first when it is among them. ``filesystem`` is the
+    kind and size of the filesystem on that device, when known.
     """
 
     dataset_id: UUID
@@ -102,9 +107,10 @@ class DiscoveredDataset:
     attached_to: str | None = None
     device: str | None = None
     mount_paths: tuple[str, ...] = ()
+    filesystem: FilesystemInfo | None = None
 
 
-def _freeze_datasets(datasets: Mapping[UUID, DiscoveredDataset] | Mapping[str, str]) -> PMap:
+def _freeze_datasets(datasets: Mapping[Any, Any]) -> PMap:
     return pmap(datasets)
 
 
@@ -122,7 +128,8 @@ class LocalState:
     discovery itself found wrong (reported as they are). ``capacity`` is what
     the backend can hold (free space rounded, see :func:`agent.health.steady`),
     ``device_errors`` the kernel's latest error line per device attached here
-    that has one.
+    that has one. ``snapshots`` are the backend's whole snapshots of this
+    cluster by snapshot id.
     """
 
     instance_id: str
@@ -131,6 +138,38 @@ class LocalState:
     conditions: tuple[Condition, ...] = ()
     capacity: Capacity | None = None
     device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
+    snapshots: PMap = field(factory=pmap, converter=_freeze_datasets)
+
+
+def with_filesystems(local: LocalState, infos: Mapping[str, FilesystemInfo]) -> LocalState:
+    """``local`` with each attached dataset's filesystem from ``infos`` (device -> info)."""
+    datasets = {
+        dataset_id: evolve(found, filesystem=infos.get(found.device)) if found.device else found
+        for dataset_id, found in local.datasets.items()
+    }
+    return evolve(local, datasets=datasets)
+
+
+def with_snapshots(local: LocalState, snapshots: Iterable[BlockDeviceSnapshot]) -> LocalState:
+    """``local`` with the backend's snapshots."""
+    return evolve(local, snapshots={s.snapshot_id: s for s in snapshots})
+
+
+def reported_snapshots(
+    local: LocalState, sent: Iterable[DatasetSnapshot]
+) -> tuple[ReportedSnapshot, ...]:
+    """The snapshots this node was sent that exist whole in its backend, by id (pure).
+
+    Reporting one is what marks it ready (or, once deleted, keeps its record
+    until it is gone): a half-made snapshot is never listed by a backend, so
+    never reported.
+    """
+    found = []
+    for record in sorted(sent, key=lambda s: str(s.snapshot_id)):
+        snapshot = local.snapshots.get(str(record.snapshot_id))
+        if snapshot is not None:
+            found.append(ReportedSnapshot(snapshot_id=record.snapshot_id, size=snapshot.size))
+    return tuple(found)
 
 
 def mount_point(mount_root: str, dataset_id: UUID) -> str:

@@ -14,7 +14,7 @@ the loop observes again and decides again.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
@@ -26,13 +26,19 @@ from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import (
     AttachVolume,
     Change,
+    CloneVolume,
+    CreateSnapshot,
     CreateVolume,
+    DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    GrowFilesystem,
     InParallel,
     MakeFilesystem,
     MountFilesystem,
     NoOp,
+    ResizeVolume,
+    RestoreVolume,
     Sequentially,
     UnmountFilesystem,
     Wait,
@@ -41,6 +47,8 @@ from agent.fs.interface import Filesystems
 from control.runners import Runner
 
 __all__ = ["ChangeFailed", "Executor", "describe"]
+
+T = TypeVar("T")
 
 
 def describe(change: Change) -> dict[str, Any]:
@@ -97,12 +105,57 @@ class Executor:
             AttachVolume: lambda c: backend.attach_volume(
                 c.blockdevice_id, backend.compute_instance_id()
             ),
-            MakeFilesystem: lambda c: filesystems.make_filesystem(c.device),
+            MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
             MountFilesystem: lambda c: filesystems.mount(c.device, c.path),
             UnmountFilesystem: lambda c: filesystems.unmount(c.path),
             DetachVolume: self._detach,
             DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
+            CreateSnapshot: self._snapshot,
+            DestroySnapshot: lambda c: backend.destroy_snapshot(c.snapshot_id),
+            RestoreVolume: lambda c: backend.create_volume_from_snapshot(
+                c.dataset_id, c.snapshot_id, c.size
+            ),
+            CloneVolume: self._clone,
+            ResizeVolume: lambda c: backend.resize_volume(c.blockdevice_id, c.size),
+            GrowFilesystem: lambda c: filesystems.grow_filesystem(c.device),
         }
+
+    def _frozen(self, path: str | None, action: Callable[[], T]) -> T:
+        """Run ``action``, with the filesystem at ``path`` frozen around it if ``path`` is set."""
+        if path is None:
+            return action()
+        return self.filesystems.while_frozen(path, action)
+
+    def _snapshot(self, change: CreateSnapshot) -> object:
+        """Snapshot the volume, its filesystem frozen for the copy if it is mounted here."""
+        return self._frozen(
+            change.freeze_path,
+            lambda: self.backend.create_snapshot(change.blockdevice_id, change.snapshot_id),
+        )
+
+    def _clone(self, change: CloneVolume) -> object:
+        """Clone the volume, its filesystem frozen for the copy if it is mounted here."""
+        return self._frozen(
+            change.freeze_path,
+            lambda: self.backend.clone_volume(
+                change.dataset_id, change.source_blockdevice_id, change.size
+            ),
+        )
+
+    def thaw_leftovers(self) -> list[str]:
+        """Thaw every filesystem mounted by this agent; returns the paths it tried.
+
+        Called at start-up: a freeze is held by a child process that thaws
+        when the agent dies, and this catches anything that still escaped.
+        """
+        paths = []
+        for mount in self.filesystems.mounts():
+            paths.append(mount.path)
+            try:
+                self.filesystems.thaw(mount.path)
+            except Exception as e:  # one stuck mount must not stop the agent starting
+                self._log.warning("agent.thaw.failed", path=mount.path, error=str(e))
+        return paths
 
     def _detach(self, change: DetachVolume) -> None:
         """Detach, having confirmed that the volume is attached to this node.
@@ -127,7 +180,8 @@ class Executor:
             self._created.pop(volume.dataset_id, None)
 
     def _record(self, change: Change, result: object) -> None:
-        if isinstance(change, CreateVolume) and isinstance(result, BlockDeviceVolume):
+        made = (CreateVolume, RestoreVolume, CloneVolume)
+        if isinstance(change, made) and isinstance(result, BlockDeviceVolume):
             self._created[change.dataset_id] = result
         elif isinstance(change, DestroyVolume):
             self._created.pop(change.dataset_id, None)

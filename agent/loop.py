@@ -29,7 +29,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from pyrsistent import PMap, pmap
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import deferLater
@@ -38,7 +38,12 @@ from twisted.python.failure import Failure
 from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
 from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
-from agent.discovery import LocalState, datasets_to_ask_about, local_state_to_report
+from agent.discovery import (
+    LocalState,
+    datasets_to_ask_about,
+    local_state_to_report,
+    reported_snapshots,
+)
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
@@ -358,6 +363,7 @@ class ConvergenceLoop:
             self.instance_id,
             self.settings.mount_root,
             self.settings.default_size,
+            snapshots=configuration.snapshots,
         )
         held = self.memory.troubles.held(now)
         to_run = held_back(changes, held)
@@ -376,6 +382,7 @@ class ConvergenceLoop:
             local, desired, self.node.node_uuid, self.settings.default_size, now
         )
         report = with_health(report, local.capacity, health, self.memory.last_report)
+        report = evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
         reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         asking = datasets_to_ask_about(local, desired)

@@ -19,8 +19,8 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
-from agent.discovery import LocalState, classify
-from agent.fs.interface import FilesystemError, Filesystems
+from agent.discovery import LocalState, classify, with_filesystems, with_snapshots
+from agent.fs.interface import FilesystemError, FilesystemInfo, Filesystems
 from agent.health import steady
 from agent.kernlog import KernelLog
 from control.model import Capacity
@@ -38,6 +38,13 @@ def _has_filesystem(filesystems: Filesystems, device: str) -> bool:
         return filesystems.has_filesystem(device)
     except FilesystemError:
         return False
+
+
+def _filesystem_info(filesystems: Filesystems, device: str) -> FilesystemInfo | None:
+    try:
+        return filesystems.filesystem_info(device)
+    except FilesystemError:
+        return None
 
 
 def _capacity(backend: BlockDeviceAPI) -> Capacity | None:
@@ -82,5 +89,7 @@ def discover(
     local = classify(
         volumes, node_instance_id, devices, formatted, mounts, mount_root, recently_created
     )
+    infos = {d: info for d in formatted if (info := _filesystem_info(filesystems, d))}
+    local = with_snapshots(with_filesystems(local, infos), backend.list_snapshots())
     errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
     return evolve(local, capacity=_capacity(backend), device_errors=errors)

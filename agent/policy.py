@@ -25,7 +25,18 @@ Safety rules the table keeps (each has a test):
 - a volume is created only when discovery shows none for the dataset (and
   the backend's create is idempotent by dataset as a second guard), and
   only when the backend reports it fits (else the report says why);
-- a volume this node holds a live lease on is not unmounted or detached.
+- a volume this node holds a live lease on is not unmounted or detached;
+- a restore or clone never formats: its volume arrives with its source's
+  filesystem, which is grown (offline for ext4, online for xfs) when the
+  volume is larger; a volume grows only while mounted here, within capacity;
+- a snapshot is made by the node it was given to, freezing the source's
+  filesystem only when it is mounted here; never while the source is
+  attached to another node (which could not be frozen from here); a ready
+  snapshot that vanished is never made again (it would be another instant);
+  only a deleted snapshot is destroyed.
+
+Snapshots have their own table, :data:`SNAPSHOT_TRANSITIONS`: wanted state x
+found in the backend -> change.
 """
 
 from __future__ import annotations
@@ -35,30 +46,45 @@ from collections.abc import Callable, Iterable, Mapping
 from uuid import UUID
 
 from attrs import frozen
+from pyrsistent import PMap, pmap
 
 from agent.changes import (
     AttachVolume,
     Change,
+    CloneVolume,
+    CreateSnapshot,
     CreateVolume,
+    DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    GrowFilesystem,
     MakeFilesystem,
     MountFilesystem,
     NoOp,
+    ResizeVolume,
+    RestoreVolume,
     UnmountFilesystem,
     Wait,
     in_parallel,
     sequentially,
 )
-from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState, mount_point
+from agent.discovery import (
+    MOUNTED_STATES,
+    DiscoveredDataset,
+    DiscoveredState,
+    LocalState,
+    mount_point,
+)
 from agent.health import fits
-from control.model import Capacity, Dataset, Lease
+from control.model import Capacity, Dataset, DatasetSnapshot, Lease, SourceKind
 
 GiB = 1024 * 1024 * 1024
 DEFAULT_VOLUME_SIZE = GiB
 """The size of a volume created for a dataset without ``maximum_size``."""
 WAITING_FOR_NODE = "waiting_for_node"
 """The code of a wait for another node (named by uuid) to let a volume go."""
+GROW_SLACK = 4 * 1024 * 1024
+"""A filesystem smaller than its volume by more than this many bytes is grown."""
 
 
 class DesiredState(enum.Enum):
@@ -108,6 +134,10 @@ class Context:
     leased_here: frozenset[UUID]
     default_size: int
     capacity: Capacity | None = None
+    snapshots: PMap = pmap()
+    """The backend's snapshots by id (:attr:`LocalState.snapshots`)."""
+    volumes: PMap = pmap()
+    """Every dataset's discovered volume (:attr:`LocalState.datasets`): clone sources."""
 
 
 Transition = Callable[[Dataset | None, DiscoveredDataset, Context], Change]
@@ -132,10 +162,58 @@ def _nothing(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> 
 
 def _create(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     assert record is not None
+    if record.source is not None:
+        return _create_from_source(record, ctx)
     size = record.maximum_size or ctx.default_size
     if not fits(ctx.capacity, size):  # reported as too_large / no_space (agent.health)
         return NoOp()
     return CreateVolume(record.dataset_id, size)
+
+
+def _create_from_source(record: Dataset, ctx: Context) -> Change:
+    """Restore (from a snapshot) or clone (from a dataset's volume), at least the source's size."""
+    assert record.source is not None
+    source_id = record.source.source_id
+    if record.source.kind is SourceKind.SNAPSHOT:
+        snapshot = ctx.snapshots.get(str(source_id))
+        if snapshot is None:
+            return Wait(
+                record.dataset_id,
+                f"waiting for snapshot {source_id} to exist in the backend before restoring it",
+                "waiting_for_snapshot",
+            )
+        size = max(record.maximum_size or snapshot.size, snapshot.size)
+        if not fits(ctx.capacity, size):
+            return NoOp()
+        return RestoreVolume(record.dataset_id, str(source_id), size)
+    source = ctx.volumes.get(source_id)
+    if source is None or source.blockdevice_id is None or source.size is None:
+        return Wait(
+            record.dataset_id,
+            f"waiting for dataset {source_id}'s volume to exist before cloning it",
+            "waiting_for_source",
+        )
+    if source.state in (DiscoveredState.ATTACHED_ELSEWHERE, DiscoveredState.ATTACHED_NO_DEVICE):
+        return Wait(
+            record.dataset_id,
+            f"the clone's source, dataset {source_id}, is attached to node {source.attached_to}, "
+            "which can freeze it; waiting for it to be here or unattached",
+            "waiting_for_source",
+        )
+    size = max(record.maximum_size or source.size, source.size)
+    if not fits(ctx.capacity, size):
+        return NoOp()
+    return CloneVolume(record.dataset_id, source.blockdevice_id, size, _frozen_at(source))
+
+
+def _frozen_at(found: DiscoveredDataset) -> str | None:
+    """Where to freeze a volume's filesystem for a copy: its mount here, if mounted."""
+    return found.mount_paths[0] if found.state in MOUNTED_STATES and found.mount_paths else None
+
+
+def _smaller_than_volume(found: DiscoveredDataset) -> bool:
+    info = found.filesystem
+    return info is not None and found.size is not None and info.size + GROW_SLACK < found.size
 
 
 def _attach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
@@ -161,8 +239,34 @@ def _wait_for_consistency(record: Dataset | None, found: DiscoveredDataset, ctx:
 
 
 def _make_filesystem(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    assert found.device is not None and record is not None
+    return MakeFilesystem(found.dataset_id, found.device, record.filesystem)
+
+
+def _grow_or_mount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Grow an ext4 that is smaller than its volume (offline, before mounting); else mount."""
     assert found.device is not None
-    return MakeFilesystem(found.dataset_id, found.device)
+    info = found.filesystem
+    if info is not None and info.kind == "ext4" and _smaller_than_volume(found):
+        return GrowFilesystem(found.dataset_id, found.device)
+    return _mount(record, found, ctx)
+
+
+def _keep_mounted(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Grow a filesystem smaller than its volume, or a volume smaller than wanted, online."""
+    assert record is not None and found.device is not None and found.blockdevice_id is not None
+    if _smaller_than_volume(found):
+        return GrowFilesystem(found.dataset_id, found.device)
+    wanted = record.maximum_size
+    if wanted is not None and found.size is not None and wanted > found.size:
+        if not fits(ctx.capacity, wanted - found.size):
+            return Wait(
+                found.dataset_id,
+                f"the backend has no room to grow volume {found.blockdevice_id} to {wanted} bytes",
+                "no_space",
+            )
+        return ResizeVolume(found.dataset_id, found.blockdevice_id, wanted)
+    return NoOp()
 
 
 def _mount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
@@ -226,8 +330,8 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
         _S.ATTACHED_ELSEWHERE: _wait_for_holder,
         _S.ATTACHED_NO_DEVICE: _wait_for_consistency,
         _S.ATTACHED_NO_FILESYSTEM: _make_filesystem,
-        _S.ATTACHED_HERE: _mount,
-        _S.MOUNTED_HERE: _nothing,
+        _S.ATTACHED_HERE: _grow_or_mount,
+        _S.MOUNTED_HERE: _keep_mounted,
         _S.MOUNTED_OTHER_PATH: _unmount_other_paths,
     },
     _D.ELSEWHERE: _LET_GO,
@@ -236,6 +340,87 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
     _D.UNKNOWN: {state: _nothing for state in DiscoveredState},
 }
 """Per-dataset policy: desired state x discovered state -> the change to make."""
+
+
+# -- snapshots -------------------------------------------------------------------
+
+
+class SnapshotWanted(enum.Enum):
+    """What the configuration wants of one snapshot this node is in charge of."""
+
+    MAKE = "make"
+    """Live and not ready: make it (the report marks it ready)."""
+    KEEP = "keep"
+    """Live and ready: keep it."""
+    DELETED = "deleted"
+    """Asked to go: destroy it."""
+
+
+class SnapshotFound(enum.Enum):
+    """Whether the backend lists the snapshot (whole)."""
+
+    ABSENT = "absent"
+    PRESENT = "present"
+
+
+SnapshotTransition = Callable[[DatasetSnapshot, Context], Change]
+
+
+def snapshot_wanted(record: DatasetSnapshot) -> SnapshotWanted:
+    """Classify one snapshot record."""
+    if record.deleted:
+        return SnapshotWanted.DELETED
+    return SnapshotWanted.KEEP if record.ready else SnapshotWanted.MAKE
+
+
+def _leave_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
+    return NoOp()
+
+
+def _make_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
+    """Snapshot the source volume: freezing it if mounted here, waiting if it is elsewhere."""
+    source = ctx.volumes.get(record.dataset_id)
+    if source is None or source.blockdevice_id is None:
+        return Wait(
+            record.dataset_id,
+            f"snapshot {record.snapshot_id} waits for dataset {record.dataset_id}'s volume, "
+            "which does not exist",
+            "waiting_for_source",
+        )
+    if source.state in (DiscoveredState.ATTACHED_ELSEWHERE, DiscoveredState.ATTACHED_NO_DEVICE):
+        return Wait(
+            record.dataset_id,
+            f"snapshot {record.snapshot_id} waits for dataset {record.dataset_id}'s volume, "
+            f"attached to node {source.attached_to}, to be here or unattached",
+            "waiting_for_source",
+        )
+    return CreateSnapshot(
+        record.dataset_id, str(record.snapshot_id), source.blockdevice_id, _frozen_at(source)
+    )
+
+
+def _destroy_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
+    return DestroySnapshot(record.dataset_id, str(record.snapshot_id))
+
+
+_W = SnapshotWanted
+_F = SnapshotFound
+
+SNAPSHOT_TRANSITIONS: Mapping[SnapshotWanted, Mapping[SnapshotFound, SnapshotTransition]] = {
+    _W.MAKE: {_F.ABSENT: _make_snapshot, _F.PRESENT: _leave_snapshot},
+    _W.KEEP: {_F.ABSENT: _leave_snapshot, _F.PRESENT: _leave_snapshot},
+    _W.DELETED: {_F.ABSENT: _leave_snapshot, _F.PRESENT: _destroy_snapshot},
+}
+"""Per-snapshot policy: wanted state x found in the backend -> the change to make."""
+
+
+def snapshot_changes(snapshots: Iterable[DatasetSnapshot], ctx: Context) -> list[Change]:
+    """The change for each snapshot this node is in charge of, by snapshot id (pure)."""
+    changes = []
+    for record in sorted(snapshots, key=lambda s: str(s.snapshot_id)):
+        found = _F.PRESENT if str(record.snapshot_id) in ctx.snapshots else _F.ABSENT
+        changes.append(SNAPSHOT_TRANSITIONS[snapshot_wanted(record)][found](record, ctx))
+    return changes
 
 
 def _absent(dataset_id: UUID) -> DiscoveredDataset:
@@ -249,15 +434,25 @@ def calculate_changes(
     node_instance_id: str,
     mount_root: str,
     default_size: int = DEFAULT_VOLUME_SIZE,
+    snapshots: Iterable[DatasetSnapshot] = (),
 ) -> Change:
     """
     The changes this node should make now, as a tree of values (pure).
 
     ``desired`` are the dataset records the node was sent: those whose
     primary it is and those of volumes attached to it, deleted ones included
-    until they are purged. Datasets are considered in id order, in parallel.
+    until they are purged. Datasets are considered in id order, in parallel,
+    then ``snapshots`` (the snapshot records the node is in charge of).
     """
-    ctx = Context(node_instance_id, mount_root, cluster.leased_here, default_size, local.capacity)
+    ctx = Context(
+        node_instance_id,
+        mount_root,
+        cluster.leased_here,
+        default_size,
+        local.capacity,
+        snapshots=local.snapshots,
+        volumes=local.datasets,
+    )
     found_all = local.datasets
     changes = []
     for dataset_id in sorted(desired.keys() | found_all.keys()):
@@ -265,4 +460,5 @@ def calculate_changes(
         found = found_all.get(dataset_id) or _absent(dataset_id)
         transition = DATASET_TRANSITIONS[desired_state(record, cluster.node_uuid)][found.state]
         changes.append(transition(record, found, ctx))
+    changes.extend(snapshot_changes(snapshots, ctx))
     return in_parallel(changes)

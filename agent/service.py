@@ -164,6 +164,7 @@ def build_loop(
     if options.kill_after_changes is not None:
         change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)
     executor = Executor(backend, _filesystems(backend, mount_root), change_runner)
+    executor.thaw_leftovers()  # what a killed agent left frozen (see agent.fs.freezer)
     era = options.era if options.era is not None else boot_id()
     labels = {"name": identity.name, **options.labels}
     facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, labels)

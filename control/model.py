@@ -295,6 +295,8 @@ class Capacity:
     Sizes are bytes, ``None`` when unknown. ``maximum_volume_size`` is the
     largest single volume the backend can create; ``shared`` says whether its
     volumes can reach other nodes (a shared pool or SAN) or stay node-local.
+    ``snapshot_method`` says how it makes snapshots and clones (``"reflink"``,
+    ``"copy"``, ``"rbd"``, ...), ``None`` when it does not say.
     """
 
     backend: str
@@ -302,6 +304,7 @@ class Capacity:
     free: int | None = None
     maximum_volume_size: int | None = None
     shared: bool = True
+    snapshot_method: str | None = None
 
 
 @frozen

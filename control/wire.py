@@ -60,6 +60,11 @@ def _whole(value: Any) -> Any:
     return value
 
 
+def _optional_text(value: Any) -> str | None:
+    """``value`` as text, ``None`` staying ``None``."""
+    return None if value is None else str(value)
+
+
 def _field(obj: Mapping[str, Any], key: str) -> Any:
     if not isinstance(obj, Mapping):
         raise InvalidRequest(f"Expected a JSON object, got {type(obj).__name__}.")
@@ -204,14 +209,24 @@ def lease_from_json(obj: Mapping[str, Any], now: float) -> Lease:
     )
 
 
-def node_to_json(node: Node, now: float, timeout: float, liveness: str | None = None) -> JSON:
-    """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds
-    and its failover ``liveness`` (live, suspect, dead; see :mod:`control.liveness`)."""
-    return node_with_liveness_to_json(node, node.is_live(now, timeout), liveness)
+def node_to_json(
+    node: Node,
+    now: float,
+    timeout: float,
+    liveness: str | None = None,
+    capacity: Capacity | None = None,
+) -> JSON:
+    """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds,
+    its failover ``liveness`` (live, suspect, dead; see :mod:`control.liveness`) and its
+    last reported capacity."""
+    return node_with_liveness_to_json(node, node.is_live(now, timeout), liveness, capacity)
 
 
-def node_with_liveness_to_json(node: Node, live: bool, liveness: str | None = None) -> JSON:
-    """A registered node and whether it is live, as ``GET /v1/shoal/nodes`` lists it."""
+def node_with_liveness_to_json(
+    node: Node, live: bool, liveness: str | None = None, capacity: Capacity | None = None
+) -> JSON:
+    """A registered node, whether it is live, its liveness and its last reported capacity
+    (or null), as ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
         "host": node.host,
@@ -224,6 +239,7 @@ def node_with_liveness_to_json(node: Node, live: bool, liveness: str | None = No
         "liveness": liveness,
         "fence": None if node.fence is None else fence_to_json(node.fence),
         "draining": node.draining,
+        "capacity": None if capacity is None else capacity_to_json(capacity),
     }
 
 
@@ -343,6 +359,7 @@ def capacity_to_json(capacity: Capacity) -> JSON:
         "free": capacity.free,
         "maximum_volume_size": capacity.maximum_volume_size,
         "shared": capacity.shared,
+        "snapshot_method": capacity.snapshot_method,
     }
 
 
@@ -354,6 +371,7 @@ def capacity_from_json(obj: Mapping[str, Any]) -> Capacity:
         free=_whole(obj.get("free")),
         maximum_volume_size=_whole(obj.get("maximum_volume_size")),
         shared=bool(obj.get("shared", True)),
+        snapshot_method=_optional_text(obj.get("snapshot_method")),
     )
 
 

@@ -4,7 +4,9 @@ An eventually consistent view of a backend, as cloud APIs give.
 :class:`EventuallyConsistentBlockDeviceAPI` forwards every call to the backend
 it wraps, but after each change (create, destroy, attach, detach) its
 ``list_volumes`` keeps answering the view from before the change for ``lag``
-more calls. The convergence loop must still converge against it.
+more calls. The convergence loop must still converge against it. Volumes made
+from a snapshot or a clone, and resizes, lag the same way; snapshot listings
+are forwarded as they are.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from uuid import UUID
 
 from attrs import define, field
 
-from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
+from agent.backends.interface import BlockDeviceAPI, BlockDeviceSnapshot, BlockDeviceVolume
 from control.model import Capacity
 
 T = TypeVar("T")
@@ -88,3 +90,35 @@ class EventuallyConsistentBlockDeviceAPI:
     def get_device_path(self, blockdevice_id: str) -> str:
         """The wrapped backend's device path (devices are local, so never stale)."""
         return self.wrapped.get_device_path(blockdevice_id)
+
+    def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
+        """Snapshot through the wrapped backend."""
+        return self.wrapped.create_snapshot(blockdevice_id, snapshot_id)
+
+    def list_snapshots(self) -> list[BlockDeviceSnapshot]:
+        """The wrapped backend's snapshots."""
+        return self.wrapped.list_snapshots()
+
+    def destroy_snapshot(self, snapshot_id: str) -> None:
+        """Destroy a snapshot through the wrapped backend."""
+        self.wrapped.destroy_snapshot(snapshot_id)
+
+    def create_volume_from_snapshot(
+        self, dataset_id: UUID, snapshot_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """Restore through the wrapped backend; listings lag behind."""
+        return self._change(
+            lambda: self.wrapped.create_volume_from_snapshot(dataset_id, snapshot_id, size)
+        )
+
+    def clone_volume(
+        self, dataset_id: UUID, source_blockdevice_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """Clone through the wrapped backend; listings lag behind."""
+        return self._change(
+            lambda: self.wrapped.clone_volume(dataset_id, source_blockdevice_id, size)
+        )
+
+    def resize_volume(self, blockdevice_id: str, size: int) -> BlockDeviceVolume:
+        """Resize through the wrapped backend; listings lag behind."""
+        return self._change(lambda: self.wrapped.resize_volume(blockdevice_id, size))

@@ -14,14 +14,16 @@ import errno
 import threading
 from uuid import UUID
 
-from attrs import define, evolve, field
+from attrs import define, evolve, field, frozen
 
 from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
+    BlockDeviceSnapshot,
     BlockDeviceVolume,
     InsufficientCapacity,
     UnattachedVolume,
+    UnknownSnapshot,
     UnknownVolume,
 )
 from control.model import Capacity
@@ -51,6 +53,14 @@ def round_up(size: int, unit: int) -> int:
     return -(-size // unit) * unit
 
 
+@frozen
+class FakeContent:
+    """A copy of a volume's data: its filesystem's (kind, size), if any, and its files."""
+
+    geometry: tuple[str, int] | None
+    files: dict[str, bytes]
+
+
 @define
 class FakeStorage:
     """
@@ -70,6 +80,11 @@ class FakeStorage:
       no limit).
     - ``total``: the storage's size in bytes; ``None`` for unlimited. Volumes
       are fully allocated: their sizes together never exceed it.
+    - ``snapshots``: (cluster id, snapshot id) -> snapshot; a snapshot holds
+      a copy of its source's filesystem and files (``snapshot_data``) and
+      counts towards ``total`` like a volume of its size.
+    - ``geometry``: blockdevice id -> (filesystem kind, filesystem size) of
+      the volumes that hold a filesystem.
     """
 
     lock: threading.RLock = field(factory=threading.RLock)
@@ -80,6 +95,9 @@ class FakeStorage:
     files: dict[str, dict[str, bytes]] = field(factory=dict)
     largest_volume: int | None = None
     total: int | None = None
+    snapshots: dict[tuple[UUID, str], BlockDeviceSnapshot] = field(factory=dict)
+    snapshot_data: dict[tuple[UUID, str], FakeContent] = field(factory=dict)
+    geometry: dict[str, tuple[str, int]] = field(factory=dict)
     _failures: dict[str, list[Exception]] = field(factory=dict)
     _counter: int = 0
 
@@ -109,15 +127,24 @@ class FakeStorage:
     def used(self) -> int:
         """Bytes held by every cluster's volumes."""
         with self.lock:
-            return sum(volume.size for volume in self.volumes.values())
+            volumes = sum(volume.size for volume in self.volumes.values())
+            return volumes + sum(snapshot.size for snapshot in self.snapshots.values())
 
     def capacity(self) -> Capacity:
         """What the storage holds: its total, free bytes and the largest volume that fits."""
         with self.lock:
             if self.total is None:
-                return Capacity(backend="fake", maximum_volume_size=UNLIMITED_VOLUME)
+                return Capacity(
+                    backend="fake", maximum_volume_size=UNLIMITED_VOLUME, snapshot_method="copy"
+                )
             free = max(0, self.total - self.used())
-            return Capacity(backend="fake", total=self.total, free=free, maximum_volume_size=free)
+            return Capacity(
+                backend="fake",
+                total=self.total,
+                free=free,
+                maximum_volume_size=free,
+                snapshot_method="copy",
+            )
 
     def check_fits(self, size: int) -> None:
         """Raise :class:`InsufficientCapacity` unless a new volume of ``size`` bytes fits."""
@@ -217,6 +244,7 @@ class FakeBlockDeviceAPI:
             del self.storage.volumes[blockdevice_id]
             del self.storage.by_dataset[(self.cluster_id, volume.dataset_id)]
             self.storage.filesystems.discard(blockdevice_id)
+            self.storage.geometry.pop(blockdevice_id, None)
             self.storage.files.pop(blockdevice_id, None)
 
     def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
@@ -264,3 +292,122 @@ class FakeBlockDeviceAPI:
                 )
             self.storage.lost_devices.discard(blockdevice_id)
             return device_path_for(blockdevice_id)
+
+    # -- snapshots, clones, resize -------------------------------------------
+
+    def _snapshot(self, snapshot_id: str) -> BlockDeviceSnapshot:
+        snapshot = self.storage.snapshots.get((self.cluster_id, snapshot_id))
+        if snapshot is None:
+            raise UnknownSnapshot(f"No snapshot {snapshot_id!r} in cluster {self.cluster_id}.")
+        return snapshot
+
+    def _content_of(self, blockdevice_id: str) -> FakeContent:
+        """A copy of a volume's data: its filesystem, and its files."""
+        geometry = None
+        if blockdevice_id in self.storage.filesystems:
+            size = self.storage.volumes[blockdevice_id].size
+            geometry = self.storage.geometry.get(blockdevice_id, ("ext4", size))
+        return FakeContent(geometry, dict(self.storage.files.get(blockdevice_id, {})))
+
+    def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
+        """Capture the volume's data now; idempotent by ``snapshot_id``."""
+        with self.storage.lock:
+            self.storage.check_failure("create_snapshot")
+            source = self._get(blockdevice_id)
+            key = (self.cluster_id, snapshot_id)
+            existing = self.storage.snapshots.get(key)
+            if existing is not None:
+                if existing.blockdevice_id != blockdevice_id:
+                    raise BackendError(
+                        f"Snapshot {snapshot_id} exists with source {existing.blockdevice_id}, "
+                        f"not {blockdevice_id}; use another snapshot id."
+                    )
+                return existing
+            self.storage.check_fits(source.size)
+            snapshot = BlockDeviceSnapshot(
+                snapshot_id=snapshot_id,
+                blockdevice_id=blockdevice_id,
+                dataset_id=source.dataset_id,
+                size=source.size,
+                cluster_id=self.cluster_id,
+            )
+            self.storage.snapshots[key] = snapshot
+            self.storage.snapshot_data[key] = self._content_of(blockdevice_id)
+            return snapshot
+
+    def list_snapshots(self) -> list[BlockDeviceSnapshot]:
+        """Every snapshot of this cluster, ordered by snapshot id."""
+        with self.storage.lock:
+            self.storage.check_failure("list_snapshots")
+            return sorted(
+                (s for (c, _), s in self.storage.snapshots.items() if c == self.cluster_id),
+                key=lambda s: s.snapshot_id,
+            )
+
+    def destroy_snapshot(self, snapshot_id: str) -> None:
+        """Destroy a snapshot; restored volumes keep their own data."""
+        with self.storage.lock:
+            self.storage.check_failure("destroy_snapshot")
+            self._snapshot(snapshot_id)
+            del self.storage.snapshots[(self.cluster_id, snapshot_id)]
+            self.storage.snapshot_data.pop((self.cluster_id, snapshot_id), None)
+
+    def _create_with(
+        self, dataset_id: UUID, size: int, minimum: int, content: FakeContent
+    ) -> BlockDeviceVolume:
+        existing = self.storage.by_dataset.get((self.cluster_id, dataset_id))
+        if existing is not None:
+            return self.storage.volumes[existing]
+        if round_up(size, self._allocation_unit) < minimum:
+            raise BackendError(
+                f"A volume of {size} bytes cannot hold a source of {minimum} bytes; "
+                "ask for at least the source's size."
+            )
+        volume = self.create_volume(dataset_id, size)
+        if content.geometry is not None:
+            self.storage.filesystems.add(volume.blockdevice_id)
+            self.storage.geometry[volume.blockdevice_id] = content.geometry
+        self.storage.files[volume.blockdevice_id] = dict(content.files)
+        return volume
+
+    def create_volume_from_snapshot(
+        self, dataset_id: UUID, snapshot_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """A new volume holding the snapshot's data; idempotent by dataset id."""
+        with self.storage.lock:
+            self.storage.check_failure("create_volume_from_snapshot")
+            if (self.cluster_id, dataset_id) not in self.storage.by_dataset:
+                snapshot = self._snapshot(snapshot_id)
+                data = self.storage.snapshot_data[(self.cluster_id, snapshot_id)]
+                return self._create_with(dataset_id, size, snapshot.size, data)
+            return self._create_with(dataset_id, size, 0, FakeContent(None, {}))
+
+    def clone_volume(
+        self, dataset_id: UUID, source_blockdevice_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """A new volume holding the source volume's data now; idempotent by dataset id."""
+        with self.storage.lock:
+            self.storage.check_failure("clone_volume")
+            if (self.cluster_id, dataset_id) not in self.storage.by_dataset:
+                source = self._get(source_blockdevice_id)
+                content = self._content_of(source_blockdevice_id)
+                return self._create_with(dataset_id, size, source.size, content)
+            return self._create_with(dataset_id, size, 0, FakeContent(None, {}))
+
+    def resize_volume(self, blockdevice_id: str, size: int) -> BlockDeviceVolume:
+        """Grow a volume to at least ``size`` bytes (rounded up); never shrinks."""
+        with self.storage.lock:
+            self.storage.check_failure("resize_volume")
+            volume = self._get(blockdevice_id)
+            rounded = round_up(size, self._allocation_unit)
+            if rounded < volume.size:
+                raise BackendError(
+                    f"Volume {blockdevice_id} has {volume.size} bytes; it cannot shrink to "
+                    f"{rounded}. Volumes only grow."
+                )
+            if rounded == volume.size:
+                return volume
+            self.storage.check_fits(rounded - volume.size)
+            grown = evolve(volume, size=rounded)
+            self.storage.volumes[blockdevice_id] = grown
+            return grown

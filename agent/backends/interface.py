@@ -35,6 +35,10 @@ class UnattachedVolume(BackendError):
     """The volume is not attached, so it has no device path and cannot be detached."""
 
 
+class UnknownSnapshot(BackendError):
+    """No snapshot with that id exists (in this cluster)."""
+
+
 class InsufficientCapacity(BackendError):
     """
     The volume cannot be created: it is larger than the backend can hold.
@@ -66,6 +70,23 @@ class BlockDeviceVolume:
     cluster_id: UUID
     dataset_id: UUID
     attached_to: str | None = None
+
+
+@frozen
+class BlockDeviceSnapshot:
+    """
+    One snapshot as the backend sees it: a copy-on-write capture of a volume.
+
+    ``blockdevice_id`` and ``dataset_id`` name the source volume and dataset
+    (which the snapshot outlives); ``size`` is its size in bytes, the
+    smallest volume it can be restored into.
+    """
+
+    snapshot_id: str
+    blockdevice_id: str
+    dataset_id: UUID
+    size: int
+    cluster_id: UUID
 
 
 @runtime_checkable
@@ -154,5 +175,64 @@ class BlockDeviceAPI(Protocol):
 
         Raises :class:`UnknownVolume`, or :class:`UnattachedVolume` if it is
         not attached here.
+        """
+        ...
+
+    # -- snapshots, clones, resize -------------------------------------------
+    #
+    # A snapshot, a restore and a clone appear whole or not at all: a crash
+    # while one is made leaves nothing listed (a half-made copy is removed
+    # later by the backend itself). Snapshots count towards capacity.
+
+    def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
+        """Capture the volume as it is now, copy-on-write where the storage can.
+
+        Idempotent by ``snapshot_id`` (the existing snapshot is returned; the
+        same id with another source raises :class:`BackendError`). The caller
+        freezes a mounted filesystem around the call. The snapshot outlives
+        its source. Raises :class:`UnknownVolume` if the source is absent.
+        """
+        ...
+
+    def list_snapshots(self) -> list[BlockDeviceSnapshot]:
+        """Every (whole) snapshot of this cluster."""
+        ...
+
+    def destroy_snapshot(self, snapshot_id: str) -> None:
+        """Destroy a snapshot; volumes restored from it are never touched.
+
+        Raises :class:`UnknownSnapshot` if it does not exist.
+        """
+        ...
+
+    def create_volume_from_snapshot(
+        self, dataset_id: UUID, snapshot_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """Like :meth:`create_volume`, with the snapshot's content.
+
+        Idempotent by dataset id, unattached, :class:`InsufficientCapacity`
+        when it does not fit. ``size`` must be at least the snapshot's size
+        (larger: a bigger volume, whose filesystem the caller grows); smaller
+        raises :class:`BackendError`. Raises :class:`UnknownSnapshot`.
+        """
+        ...
+
+    def clone_volume(
+        self, dataset_id: UUID, source_blockdevice_id: str, size: int
+    ) -> BlockDeviceVolume:
+        """Like :meth:`create_volume_from_snapshot`, from a live volume.
+
+        The caller freezes the source's filesystem if it is mounted. Raises
+        :class:`UnknownVolume` if the source is absent.
+        """
+        ...
+
+    def resize_volume(self, blockdevice_id: str, size: int) -> BlockDeviceVolume:
+        """Grow a volume, attached or not, to at least ``size`` bytes.
+
+        A smaller size raises :class:`BackendError` (volumes never shrink);
+        the same size changes nothing. An attached volume's device shows the
+        new size at once. :class:`InsufficientCapacity` if the growth does
+        not fit. The caller grows the filesystem.
         """
         ...

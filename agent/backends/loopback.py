@@ -8,6 +8,7 @@ fact lives there, so an agent restart loses nothing::
     <pool>/<cluster_id>/attachments/<dataset_id>     {"instance_id", "device"}
     <pool>/<cluster_id>/locks/<dataset_id>           flock'd around attach/detach/destroy
     <pool>/.capacity.lock                             flock'd around every create
+    <pool>/<cluster_id>/snapshots/<snapshot_id>.img  a snapshot (see agent.backends.loopsnap)
 
 Capacity: by default a volume file is fully allocated (``posix_fallocate``)
 before it appears, so a volume never promises space the pool does not have:
@@ -42,7 +43,7 @@ from uuid import UUID
 
 from attrs import define, field
 
-from agent.backends import loopdev
+from agent.backends import filecopy, loopdev
 from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
@@ -51,6 +52,7 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from agent.backends.loopsnap import LoopbackSnapshots
 from agent.defaults import check_overcommit
 from agent.files import write_atomically
 from control.model import Capacity
@@ -71,7 +73,7 @@ def largest_file(pool: str) -> int:
 
 
 @define
-class LoopbackBlockDeviceAPI:
+class LoopbackBlockDeviceAPI(LoopbackSnapshots):
     """Volumes of ``cluster_id`` in ``pool``, as seen from the node ``instance_id``."""
 
     pool: str
@@ -82,7 +84,7 @@ class LoopbackBlockDeviceAPI:
 
     def __attrs_post_init__(self) -> None:
         self._root = os.path.join(self.pool, str(self.cluster_id))
-        for sub in ("volumes", "attachments", "locks"):
+        for sub in ("volumes", "attachments", "locks", "snapshots"):
             os.makedirs(os.path.join(self._root, sub), exist_ok=True)
 
     def _path(self, kind: str, blockdevice_id: str) -> str:
@@ -149,18 +151,20 @@ class LoopbackBlockDeviceAPI:
             os.close(fd)
 
     def _provisioned(self) -> int:
-        """Bytes promised to the volumes of every cluster in the pool (apparent sizes)."""
+        """Bytes promised to the volumes and snapshots of every cluster in the pool (apparent
+        sizes)."""
         total = 0
         with os.scandir(self.pool) as clusters:
             for cluster in clusters:
-                volumes = os.path.join(cluster.path, "volumes")
-                if not cluster.is_dir() or not os.path.isdir(volumes):
-                    continue
-                with os.scandir(volumes) as files:
-                    for image in files:
-                        if image.name.endswith(SUFFIX) and not image.name.startswith("."):
-                            with contextlib.suppress(FileNotFoundError):
-                                total += image.stat().st_size
+                for kind in ("volumes", "snapshots"):
+                    images = os.path.join(cluster.path, kind)
+                    if not cluster.is_dir() or not os.path.isdir(images):
+                        continue
+                    with os.scandir(images) as files:
+                        for image in files:
+                            if image.name.endswith(SUFFIX) and not image.name.startswith("."):
+                                with contextlib.suppress(FileNotFoundError):
+                                    total += image.stat().st_size
         return total
 
     def _limits(self) -> tuple[int, int, int, int]:
@@ -183,7 +187,12 @@ class LoopbackBlockDeviceAPI:
         """The pool's size and free bytes (``statvfs``) and the largest volume that fits now."""
         total, free, _, maximum = self._limits()
         return Capacity(
-            backend=BACKEND_NAME, total=total, free=free, maximum_volume_size=maximum, shared=True
+            backend=BACKEND_NAME,
+            total=total,
+            free=free,
+            maximum_volume_size=maximum,
+            shared=True,
+            snapshot_method=self.snapshot_method(),
         )
 
     def _refuse(self, size: int, ceiling: int, maximum: int) -> InsufficientCapacity:
@@ -343,7 +352,11 @@ class LoopbackBlockDeviceAPI:
             os.unlink(self._path("attachments", blockdevice_id))
 
     def list_volumes(self) -> list[BlockDeviceVolume]:
-        """Every volume in this cluster's part of the pool, ordered by blockdevice id."""
+        """Every volume in this cluster's part of the pool, ordered by blockdevice id.
+
+        Copies a crash left half-made (restores, clones) are removed first.
+        """
+        filecopy.sweep(os.path.join(self._root, "volumes"))
         volumes = []
         for name in sorted(os.listdir(os.path.join(self._root, "volumes"))):
             if name.endswith(SUFFIX) and not name.startswith("."):

@@ -56,6 +56,11 @@ def attach(path: str) -> str:
     return device
 
 
+def refresh_size(device: str) -> None:
+    """Make ``device`` take its backing file's new size (``losetup -c``, ``LOOP_SET_CAPACITY``)."""
+    run(["losetup", "-c", device])
+
+
 def disable_discard(device: str) -> bool:
     """Make ``device`` refuse discards (``discard_max_bytes`` 0); returns whether it could.
 

@@ -11,11 +11,22 @@ another node. What is mounted where is per node: each node has its own
 from __future__ import annotations
 
 import posixpath
+from collections.abc import Callable
+from typing import TypeVar
 
 from attrs import define, field
 
 from agent.backends.fake import FakeStorage, blockdevice_id_for
-from agent.fs.interface import FilesystemError, FilesystemExists, Mount
+from agent.fs.interface import (
+    DEFAULT_FILESYSTEM,
+    FilesystemError,
+    FilesystemExists,
+    FilesystemInfo,
+    Mount,
+)
+
+T = TypeVar("T")
+KINDS = ("ext4", "xfs")
 
 
 @define
@@ -26,11 +37,14 @@ class FakeFilesystems:
     With ``instance_id`` set, only devices attached to that instance exist on
     this node (as for a real node); without it, any attached volume's device does.
     ``write_file`` and ``read_file`` give tests access to a mounted volume's data.
+    A filesystem spans its volume's size when made and when grown; writes
+    into a frozen filesystem fail (a real one would block).
     """
 
     storage: FakeStorage
     instance_id: str | None = None
     _mounts: dict[str, str] = field(factory=dict)
+    _frozen: set[str] = field(factory=set)
 
     def _volume_of(self, device: str) -> str:
         blockdevice_id = blockdevice_id_for(device)
@@ -43,13 +57,16 @@ class FakeFilesystems:
         with self.storage.lock:
             return self._volume_of(device) in self.storage.filesystems
 
-    def make_filesystem(self, device: str) -> None:
-        """Format ``device``, unless it already has a filesystem."""
+    def make_filesystem(self, device: str, filesystem: str = DEFAULT_FILESYSTEM) -> None:
+        """Format ``device`` as ``filesystem``, unless it already has a filesystem."""
         with self.storage.lock:
             volume = self._volume_of(device)
+            if filesystem not in KINDS:
+                raise FilesystemError(f"Cannot make a {filesystem!r} filesystem.")
             if volume in self.storage.filesystems:
                 raise FilesystemExists(f"Device {device} already has a filesystem; not formatting.")
             self.storage.filesystems.add(volume)
+            self.storage.geometry[volume] = (filesystem, self.storage.volumes[volume].size)
             self.storage.files[volume] = {}
 
     def mount(self, device: str, path: str) -> None:
@@ -70,12 +87,70 @@ class FakeFilesystems:
     def unmount(self, path: str) -> None:
         """Unmount whatever is mounted at ``path``; nothing if nothing is."""
         with self.storage.lock:
-            self._mounts.pop(posixpath.normpath(path), None)
+            path = posixpath.normpath(path)
+            if path in self._frozen:
+                raise FilesystemError(f"{path} is frozen; thaw it before unmounting.")
+            self._mounts.pop(path, None)
 
     def mounts(self) -> list[Mount]:
         """Every mount on this node, ordered by path."""
         with self.storage.lock:
             return [Mount(device=d, path=p) for p, d in sorted(self._mounts.items())]
+
+    # -- sizes, growth, freezing ----------------------------------------------
+
+    def filesystem_info(self, device: str) -> FilesystemInfo | None:
+        """The filesystem's kind and size, ``None`` without one."""
+        with self.storage.lock:
+            volume = self._volume_of(device)
+            if volume not in self.storage.filesystems:
+                return None
+            default = (DEFAULT_FILESYSTEM, self.storage.volumes[volume].size)
+            kind, size = self.storage.geometry.get(volume, default)
+            return FilesystemInfo(kind=kind, size=size)
+
+    def grow_filesystem(self, device: str) -> None:
+        """Make the filesystem span its volume (xfs: only while mounted)."""
+        with self.storage.lock:
+            info = self.filesystem_info(device)
+            if info is None:
+                raise FilesystemError(f"{device} holds no filesystem to grow.")
+            if info.kind == "xfs" and device not in self._mounts.values():
+                raise FilesystemError(f"The xfs filesystem on {device} grows only while mounted.")
+            volume = self._volume_of(device)
+            self.storage.geometry[volume] = (info.kind, self.storage.volumes[volume].size)
+
+    def _mounted_path(self, path: str) -> str:
+        path = posixpath.normpath(path)
+        if path not in self._mounts:
+            raise FilesystemError(f"Nothing is mounted at {path}.")
+        return path
+
+    def freeze(self, path: str) -> None:
+        """Freeze the filesystem at ``path``: writes fail until it is thawed."""
+        with self.storage.lock:
+            path = self._mounted_path(path)
+            if path in self._frozen:
+                raise FilesystemError(f"{path} is frozen already.")
+            self._frozen.add(path)
+
+    def thaw(self, path: str) -> None:
+        """Thaw the filesystem at ``path``; nothing if it is not frozen."""
+        with self.storage.lock:
+            self._frozen.discard(self._mounted_path(path))
+
+    def is_frozen(self, path: str) -> bool:
+        """Whether the filesystem at ``path`` is frozen."""
+        with self.storage.lock:
+            return self._mounted_path(path) in self._frozen
+
+    def while_frozen(self, path: str, action: Callable[[], T]) -> T:
+        """Run ``action`` with ``path`` frozen; thawed whatever happens."""
+        self.freeze(path)
+        try:
+            return action()
+        finally:
+            self.thaw(path)
 
     def _locate(self, path: str) -> tuple[dict[str, bytes], str]:
         path = posixpath.normpath(path)
@@ -86,8 +161,11 @@ class FakeFilesystems:
         raise FilesystemError(f"{path} is not inside a mounted fake volume.")
 
     def write_file(self, path: str, data: bytes) -> None:
-        """Write ``data`` to the file ``path`` inside a mounted volume."""
+        """Write ``data`` to the file ``path`` inside a mounted volume (not frozen)."""
         with self.storage.lock:
+            frozen = [p for p in self._frozen if posixpath.normpath(path).startswith(p + "/")]
+            if frozen:
+                raise FilesystemError(f"{frozen[0]} is frozen; the write would block.")
             files, name = self._locate(path)
             files[name] = data
 

@@ -1,14 +1,16 @@
 """
 The filesystem seam: make filesystems and mount them.
 
-The real implementation runs ``mkfs.ext4``, ``blkid``, ``mount`` and
-``umount``; a fake keeps the same facts in memory. Both pass
-``tests/agent/fs/conformance.py``. Calls are blocking.
+The real implementation runs ``mkfs.ext4`` (or ``mkfs.xfs``), ``blkid``,
+``mount`` and ``umount``; a fake keeps the same facts in memory. Both pass
+``tests/agent/fs/conformance.py`` (and ``tests/agent/fs/growth_conformance.py``
+for sizes, growth and freezing). Calls are blocking.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Protocol, TypeVar, runtime_checkable
 
 from attrs import frozen
 
@@ -25,6 +27,20 @@ class FilesystemBusy(FilesystemError):
 
 class FilesystemExists(FilesystemError):
     """The device already holds a filesystem, so it is never formatted."""
+
+
+T = TypeVar("T")
+
+DEFAULT_FILESYSTEM = "ext4"
+"""The filesystem made on a volume unless its dataset asks for another."""
+
+
+@frozen
+class FilesystemInfo:
+    """A device's filesystem: its ``kind`` (``"ext4"``, ``"xfs"``) and the ``size`` it spans."""
+
+    kind: str
+    size: int
 
 
 @frozen
@@ -53,8 +69,8 @@ class Filesystems(Protocol):
         """Whether ``device`` holds a recognisable filesystem."""
         ...
 
-    def make_filesystem(self, device: str) -> None:
-        """Format ``device`` as ext4, unless it already has a filesystem."""
+    def make_filesystem(self, device: str, filesystem: str = DEFAULT_FILESYSTEM) -> None:
+        """Format ``device`` as ``filesystem`` (``"ext4"`` or ``"xfs"``), unless it has one."""
         ...
 
     def mount(self, device: str, path: str) -> None:
@@ -67,4 +83,46 @@ class Filesystems(Protocol):
 
     def mounts(self) -> list[Mount]:
         """Every mount of a block device currently on this node."""
+        ...
+
+    # -- sizes, growth, freezing ----------------------------------------------
+
+    def filesystem_info(self, device: str) -> FilesystemInfo | None:
+        """The kind and size of ``device``'s filesystem, ``None`` if it holds none known.
+
+        Cheap (a superblock read, or an ioctl on a mounted filesystem), so the
+        agent asks on every pass; the size is current even while mounted.
+        """
+        ...
+
+    def grow_filesystem(self, device: str) -> None:
+        """Grow ``device``'s filesystem to fill the device, keeping its data.
+
+        ext4 grows mounted or not (online needs ``CAP_SYS_RESOURCE``); xfs
+        grows only mounted (raises :class:`FilesystemError` otherwise).
+        Growing a filesystem that already fills its device does nothing.
+        """
+        ...
+
+    def freeze(self, path: str) -> None:
+        """Freeze the filesystem mounted at ``path`` (``FIFREEZE``): writes block until thawed."""
+        ...
+
+    def thaw(self, path: str) -> None:
+        """Thaw the filesystem mounted at ``path`` (``FITHAW``); nothing if it is not frozen."""
+        ...
+
+    def is_frozen(self, path: str) -> bool:
+        """Whether the filesystem mounted at ``path`` is frozen."""
+        ...
+
+    def while_frozen(self, path: str, action: Callable[[], T]) -> T:
+        """Run ``action`` with the filesystem at ``path`` frozen, and always thaw it.
+
+        The filesystem is thawed when ``action`` returns or raises, and also
+        if the calling process dies meanwhile (the real implementation holds
+        the freeze in a child process that thaws when its parent goes or
+        after a timeout; a timeout raises :class:`FilesystemError` after the
+        action, whose result then may not be consistent).
+        """
         ...

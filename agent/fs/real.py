@@ -1,7 +1,11 @@
 """
-Real filesystem operations: ``blkid``, ``mkfs.ext4``, ``mount`` and ``umount``.
+Real filesystem operations: ``blkid``, ``mkfs.ext4``/``mkfs.xfs``, ``mount`` and ``umount``.
 
-Mounts are read from ``/proc/self/mountinfo``. Commands run with stdin
+Growth runs ``resize2fs`` or ``xfs_growfs``; freezing uses the ``FIFREEZE``
+and ``FITHAW`` ioctls, held by a child process (:mod:`agent.fs.freezer`).
+XFS refuses to mount a second filesystem with the UUID of one already
+mounted, which a snapshot or clone of a mounted volume has: XFS is mounted
+with ``nouuid``. Mounts are read from ``/proc/self/mountinfo``. Commands run with stdin
 closed (so a tool that would ask a question fails instead of waiting) and
 failures raise :class:`~agent.fs.interface.FilesystemError` quoting stderr.
 """
@@ -9,15 +13,38 @@ failures raise :class:`~agent.fs.interface.FilesystemError` quoting stderr.
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import os
 import re
-from collections.abc import Sequence
+import struct
+import subprocess
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 from attrs import frozen
 
 from agent.commands import Completed, check_command, command_failed, run_command
+from agent.fs import freezer, superblock
 from agent.fs.holders import describe_holders
-from agent.fs.interface import FilesystemBusy, FilesystemError, FilesystemExists, Mount
+from agent.fs.interface import (
+    DEFAULT_FILESYSTEM,
+    FilesystemBusy,
+    FilesystemError,
+    FilesystemExists,
+    FilesystemInfo,
+    Mount,
+)
+
+T = TypeVar("T")
+MKFS = {"ext4": ("mkfs.ext4", "-q"), "xfs": ("mkfs.xfs", "-q")}
+"""How each filesystem the agent makes is made (mkfs.ext4 and mkfs.xfs discard the device)."""
+MOUNT_OPTIONS = {"xfs": ("-o", "nouuid")}
+FREEZE_TIMEOUT = 120.0
+"""Seconds a filesystem stays frozen at most, whatever the action holding it does."""
+XFS_IOC_FSGEOMETRY_V1 = 0x80705864
+"""``_IOR('X', 100, struct xfs_fsop_geom_v1)`` (112 bytes): a mounted XFS's geometry."""
+CAP_SYS_RESOURCE = 24
 
 MOUNTINFO = "/proc/self/mountinfo"
 BLKID_NOTHING_FOUND = 2
@@ -123,11 +150,16 @@ class RealFilesystems:
             raise _failure(argv, done)
         return True
 
-    def make_filesystem(self, device: str) -> None:
-        """Format ``device`` as ext4 unless it has a filesystem; never forced."""
+    def make_filesystem(self, device: str, filesystem: str = DEFAULT_FILESYSTEM) -> None:
+        """Format ``device`` as ``filesystem`` unless it has a filesystem; never forced."""
+        command = MKFS.get(filesystem)
+        if command is None:
+            raise FilesystemError(
+                f"Cannot make a {filesystem!r} filesystem; choose one of {', '.join(MKFS)}."
+            )
         if self.has_filesystem(device):
             raise FilesystemExists(f"{device} already has a filesystem; it is never formatted.")
-        _check(["mkfs.ext4", "-q", device])
+        _check([*command, device])
 
     def _mounted_at(self, path: str) -> Mount | None:
         for mount in reversed(self._all_mounts()):
@@ -146,7 +178,9 @@ class RealFilesystems:
                 f"Cannot mount {device} at {path}: {current.device} is mounted there."
             )
         make_mount_point(path)
-        _check(["mount", device, path])
+        info = self.filesystem_info(device)
+        options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
+        _check(["mount", *options, device, path])
 
     def unmount(self, path: str) -> None:
         """Unmount whatever is mounted at ``path``, then remove the empty mount point.
@@ -182,3 +216,162 @@ class RealFilesystems:
             return found
         root = os.path.realpath(self.under)
         return [m for m in found if m.path == root or m.path.startswith(root.rstrip("/") + "/")]
+
+    # -- sizes, growth, freezing ----------------------------------------------
+
+    def _mount_of(self, device: str) -> str | None:
+        for mount in self._all_mounts():
+            if _same_device(mount.device, device):
+                return mount.path
+        return None
+
+    def filesystem_info(self, device: str) -> FilesystemInfo | None:
+        """The filesystem's kind and size from its superblock (a mounted XFS: its geometry)."""
+        try:
+            with open(device, "rb") as f:
+                info = superblock.parse(f.read(superblock.HEAD))
+        except OSError as e:
+            raise FilesystemError(f"Cannot read the superblock of {device}: {e}") from e
+        if info is not None and info.kind == "xfs":
+            path = self._mount_of(device)
+            if path is not None:
+                return FilesystemInfo(kind="xfs", size=_xfs_mounted_size(path))
+        return info
+
+    def grow_filesystem(self, device: str) -> None:
+        """Grow the filesystem to fill ``device``: ``resize2fs`` or ``xfs_growfs``."""
+        info = self.filesystem_info(device)
+        if info is None:
+            raise FilesystemError(f"{device} holds no ext4 or xfs filesystem to grow.")
+        path = self._mount_of(device)
+        if info.kind == "xfs":
+            if path is None:
+                raise FilesystemError(
+                    f"The xfs filesystem on {device} grows only while mounted; mount it first."
+                )
+            _check(["xfs_growfs", path])
+            return
+        if path is None:
+            _fsck(device)
+        elif not has_capability(CAP_SYS_RESOURCE):
+            raise FilesystemError(
+                f"Cannot grow the mounted ext4 filesystem on {device}: the agent lacks "
+                "CAP_SYS_RESOURCE, which resize2fs needs online. Run the agent with it, or "
+                "unmount the dataset (move it away and back) so it grows offline."
+            )
+        _check(["resize2fs", device])
+
+    def freeze(self, path: str) -> None:
+        """Freeze the filesystem mounted at ``path``."""
+        with _directory(path) as fd:
+            try:
+                freezer.freeze(fd)
+            except OSError as e:
+                raise FilesystemError(f"Cannot freeze {path}: {e}") from e
+
+    def thaw(self, path: str) -> None:
+        """Thaw the filesystem mounted at ``path``; nothing if it is not frozen."""
+        with _directory(path) as fd:
+            try:
+                freezer.thaw(fd)
+            except OSError as e:
+                raise FilesystemError(f"Cannot thaw {path}: {e}") from e
+
+    def is_frozen(self, path: str) -> bool:
+        """Whether ``path``'s filesystem is frozen (a freeze attempt says ``EBUSY``)."""
+        with _directory(path) as fd:
+            try:
+                freezer.freeze(fd)
+            except OSError as e:
+                if e.errno == errno.EBUSY:  # frozen already
+                    return True
+                raise FilesystemError(f"Cannot tell whether {path} is frozen: {e}") from e
+            freezer.thaw(fd)
+            return False
+
+    def while_frozen(self, path: str, action: Callable[[], T]) -> T:
+        """Run ``action`` while a child process holds ``path`` frozen (:mod:`agent.fs.freezer`)."""
+        return hold_frozen(path, action, FREEZE_TIMEOUT)
+
+
+@contextlib.contextmanager
+def _directory(path: str) -> Iterator[int]:
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as e:
+        raise FilesystemError(f"Cannot open mount point {path}: {e}") from e
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _xfs_mounted_size(path: str) -> int:
+    """The data size of the XFS mounted at ``path`` (``XFS_IOC_FSGEOMETRY_V1``)."""
+    with _directory(path) as fd:
+        buffer = bytearray(112)
+        try:
+            fcntl.ioctl(fd, XFS_IOC_FSGEOMETRY_V1, buffer)
+        except OSError as e:
+            raise FilesystemError(f"Cannot read the geometry of the xfs at {path}: {e}") from e
+    block_size = struct.unpack_from("=I", buffer, 0)[0]
+    blocks = struct.unpack_from("=Q", buffer, 32)[0]
+    return int(block_size * blocks)
+
+
+def _fsck(device: str) -> None:
+    """``e2fsck -f -p``, which resize2fs wants before an offline grow; 0 and 1 are fine."""
+    argv = ["e2fsck", "-f", "-p", device]
+    done = _run(argv)
+    if done.returncode not in (0, 1):
+        raise _failure(argv, done)
+
+
+def has_capability(bit: int) -> bool:
+    """Whether this process has capability ``bit`` in its effective set."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("CapEff:"):
+                    return bool(int(line.split()[1], 16) >> bit & 1)
+    except (OSError, ValueError):
+        pass
+    return False
+
+
+def hold_frozen(path: str, action: Callable[[], T], timeout: float) -> T:
+    """Freeze ``path`` in a child process, run ``action``, then let the child thaw it.
+
+    The child thaws when this process closes its stdin: after ``action``,
+    or when this process dies. If the child died early (killed) the
+    filesystem is thawed here. A timeout in the child raises
+    :class:`FilesystemError` after ``action``.
+    """
+    child = subprocess.Popen(
+        ["sh", "-c", freezer.HOLD_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
+    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
+    try:
+        if child.stdout.readline() != freezer.FROZEN:
+            child.wait()
+            reason = child.stderr.read().decode(errors="replace").strip()
+            raise FilesystemError(f"Cannot freeze {path}: {reason or 'the freezer failed'}")
+        result = action()
+    finally:
+        child.stdin.close()
+        code = child.wait()
+        child.stdout.close()
+        child.stderr.close()
+        if code not in (0, freezer.CANNOT_FREEZE):
+            with contextlib.suppress(OSError, FilesystemError), _directory(path) as fd:
+                freezer.thaw(fd)
+    if code == freezer.TIMED_OUT:
+        raise FilesystemError(
+            f"{path} was thawed after {timeout} s, before the action was done: its result may "
+            "not be consistent. It is retried; a slow copy needs a pool that can reflink."
+        )
+    return result

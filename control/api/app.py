@@ -47,6 +47,7 @@ from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons, visible_state
 from control.liveness import FailoverSettings, liveness
 from control.model import (
+    Capacity,
     ClusterState,
     Condition,
     ConditionKind,
@@ -54,6 +55,7 @@ from control.model import (
     DatasetSnapshot,
     Fence,
     Node,
+    NodeState,
     tag_for,
 )
 from control.reactor import ReactorTime
@@ -138,9 +140,11 @@ class ControlAPI:
     def _now(self) -> float:
         return self._clock.seconds()
 
-    def _node_json(self, node: Node, now: float) -> dict[str, Any]:
+    def _node_json(
+        self, node: Node, now: float, capacity: Capacity | None = None
+    ) -> dict[str, Any]:
         state = liveness(node, now, self.failover, self.started)
-        return node_to_json(node, now, self._node_timeout, state.value)
+        return node_to_json(node, now, self._node_timeout, state.value, capacity)
 
     # -- errors --------------------------------------------------------------
 
@@ -337,7 +341,10 @@ class ControlAPI:
         liveness (live, suspect, dead), fence and draining mark."""
         now = self._now()
         nodes = _by_id(await self._store.nodes(), lambda n: n.uuid)
-        return json_response(request, [self._node_json(n, now) for n in nodes])
+        reports = (await self._store.cluster_state()).reports
+        return json_response(
+            request, [self._node_json(n, now, _capacity_of(reports.get(n.uuid))) for n in nodes]
+        )
 
     @app.route("/v1/shoal/nodes/<node_uuid>", methods=["PUT"])
     async def register_node(self, request: Request, node_uuid: str) -> bytes:
@@ -675,3 +682,7 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+def _capacity_of(report: NodeState | None) -> Capacity | None:
+    """The capacity a node last reported, if any."""
+    return None if report is None else report.capacity

@@ -199,6 +199,7 @@ CAPACITY = _object(
     free=BYTES,
     maximum_volume_size=BYTES,
     shared={"type": "boolean"},
+    snapshot_method={"anyOf": [SHORT_TEXT, {"type": "null"}]},
 )
 ORPHAN = _object(
     ["blockdevice_id"],
@@ -358,6 +359,11 @@ NODE = _object(
     last_seen={"type": ["number", "null"]},
     live={"type": "boolean"},
     mount_root={"type": ["string", "null"]},
+    capacity={
+        "anyOf": [CAPACITY, {"type": "null"}],
+        "description": "What the node's backend last reported it can hold, and how it makes "
+        "snapshots (snapshot_method); null before its first report.",
+    },
     identity={
         "type": ["string", "null"],
         "description": "SHA-256 fingerprint (hex) of the client certificate that registered "

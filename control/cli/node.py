@@ -40,12 +40,13 @@ async def list_(ctx: Context) -> None:
             fence_text(n),
             "yes" if n.node.draining else "-",
             ago(n.node.last_seen, now),
+            _snapshot_method(n),
         )
         for n in sorted(nodes, key=lambda n: (n.node.display_name, str(n.node.uuid)))
     ]
     headers = (
         "NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LIVENESS", "FENCED", "DRAINING",
-        "LAST SEEN",
+        "LAST SEEN", "SNAPSHOTS",
     )
     ctx.print(table(headers, rows))
 
@@ -84,6 +85,13 @@ async def drain(ctx: Context) -> None:
             ctx, info,
             "is draining: its datasets move to other nodes (leased ones once their lease goes)",
         )
+
+
+def _snapshot_method(info: NodeInfo) -> str:
+    """How the node's backend makes snapshots (``reflink``, ``copy``, ...), or ``-``."""
+    if info.capacity is None or info.capacity.snapshot_method is None:
+        return "-"
+    return info.capacity.snapshot_method
 
 
 def register(subparsers: Any) -> None:

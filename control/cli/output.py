@@ -52,7 +52,7 @@ def node_names(nodes: Sequence[NodeInfo]) -> dict[UUID, str]:
 
 def node_info_json(info: NodeInfo) -> JSON:
     """A node as JSON, like ``GET /v1/shoal/nodes``."""
-    return node_with_liveness_to_json(info.node, info.live, info.liveness)
+    return node_with_liveness_to_json(info.node, info.live, info.liveness, info.capacity)
 
 
 def state_json(state: StateDataset | None) -> JSON | None:

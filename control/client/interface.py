@@ -22,6 +22,7 @@ from uuid import UUID
 from attrs import frozen
 
 from control.model import (
+    Capacity,
     Condition,
     Dataset,
     DatasetSnapshot,
@@ -66,12 +67,13 @@ class NodeInfo:
 
     ``liveness`` is the failover's view (``live``, ``suspect``, ``dead``;
     ``None`` from a service that does not say); the node's ``fence`` and
-    ``draining`` are on :attr:`node`.
+    ``draining`` are on :attr:`node`; ``capacity`` is what it last reported.
     """
 
     node: Node
     live: bool
     liveness: str | None = None
+    capacity: Capacity | None = None
 
 
 @frozen

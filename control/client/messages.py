@@ -24,6 +24,7 @@ from control.client.interface import (
 from control.errors import InvalidRequest
 from control.wire import (
     JSON,
+    capacity_from_json,
     condition_from_json,
     node_from_json,
     parse_uuid,
@@ -93,7 +94,13 @@ def state_dataset_from_json(obj: Any) -> StateDataset:
 def node_info_from_json(obj: Any) -> NodeInfo:
     """One entry of ``GET /v1/shoal/nodes``."""
     liveness = obj.get("liveness") if isinstance(obj, dict) else None
-    return NodeInfo(node=node_from_json(obj), live=bool(_get(obj, "live")), liveness=liveness)
+    capacity = obj.get("capacity") if isinstance(obj, dict) else None
+    return NodeInfo(
+        node=node_from_json(obj),
+        live=bool(_get(obj, "live")),
+        liveness=liveness,
+        capacity=None if capacity is None else capacity_from_json(capacity),
+    )
 
 
 def dataset_failover_from_json(obj: Any) -> DatasetFailover:

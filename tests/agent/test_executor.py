@@ -9,12 +9,18 @@ from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import UnattachedVolume, UnknownVolume
 from agent.changes import (
     AttachVolume,
+    CloneVolume,
+    CreateSnapshot,
     CreateVolume,
+    DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    GrowFilesystem,
     InParallel,
     MakeFilesystem,
     MountFilesystem,
+    ResizeVolume,
+    RestoreVolume,
     Sequentially,
     UnmountFilesystem,
     Wait,
@@ -138,3 +144,90 @@ def test_logs_what_was_done_and_what_failed(storage):
     }
     done = next(log for log in logs if log["event"] == "agent.change.done")
     assert done["dataset_id"] == str(D)
+
+
+def _mounted(ex, dataset_id):
+    """Create, attach, format and mount a volume for ``dataset_id``; returns (volume, path)."""
+    result_of(ex.run(CreateVolume(dataset_id, SIZE)))
+    (volume,) = [v for v in ex.backend.list_volumes() if v.dataset_id == dataset_id]
+    device = f"/dev/fake/{volume.blockdevice_id}"
+    path = f"/shoal/{dataset_id}"
+    tree = Sequentially(
+        [
+            AttachVolume(dataset_id, volume.blockdevice_id),
+            MakeFilesystem(dataset_id, device, "xfs"),
+            MountFilesystem(dataset_id, device, path),
+        ]
+    )
+    assert result_of(ex.run(tree)) is None
+    return volume, path
+
+
+class FreezeWatcher:
+    """A backend that records whether ``path`` was frozen during each copy."""
+
+    def __init__(self, backend, filesystems, path):
+        self.backend, self.filesystems, self.path, self.seen = backend, filesystems, path, []
+
+    def create_snapshot(self, *args):
+        """Record, then snapshot."""
+        self.seen.append(self.filesystems.is_frozen(self.path))
+        return self.backend.create_snapshot(*args)
+
+    def clone_volume(self, *args):
+        """Record, then clone."""
+        self.seen.append(self.filesystems.is_frozen(self.path))
+        return self.backend.clone_volume(*args)
+
+    def __getattr__(self, name):
+        return getattr(self.backend, name)
+
+
+def test_snapshot_and_clone_freeze_the_mounted_source(storage):
+    """A snapshot or clone of a mounted source copies it frozen, and leaves it thawed."""
+    volume, path = _mounted(executor(storage), D)
+    fs = FakeFilesystems(storage, "i-1")
+    fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
+    watcher = FreezeWatcher(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, path)
+    ex = Executor(watcher, fs, synchronous_runner)
+    assert result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path))) is None
+    assert result_of(ex.run(CloneVolume(E, volume.blockdevice_id, SIZE, path))) is None
+    assert watcher.seen == [True, True]
+    assert not fs.is_frozen(path)
+    assert [s.snapshot_id for s in ex.backend.list_snapshots()] == ["s1"]
+    assert E in {v.dataset_id for v in ex.recently_created}
+
+
+def test_failed_snapshot_thaws(storage):
+    """A snapshot that fails still thaws its source, and the run fails with the error."""
+    ex = executor(storage)
+    volume, path = _mounted(ex, D)
+    storage.inject_failure("create_snapshot", OSError(5, "I/O error"))
+    failed = result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path)))
+    assert isinstance(failed, ChangeFailed)
+    assert not ex.filesystems.is_frozen(path)
+
+
+def test_restore_resize_grow_and_destroy_snapshot(storage):
+    """Restore, resize, grow and snapshot destruction reach the backend and filesystems."""
+    ex = executor(storage)
+    volume, path = _mounted(ex, D)
+    result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, None)))
+    assert result_of(ex.run(RestoreVolume(E, "s1", 2 * SIZE))) is None
+    assert [v.size for v in ex.recently_created if v.dataset_id == E] == [2 * SIZE]
+    assert result_of(ex.run(ResizeVolume(D, volume.blockdevice_id, 2 * SIZE))) is None
+    device = f"/dev/fake/{volume.blockdevice_id}"
+    assert result_of(ex.run(GrowFilesystem(D, device))) is None
+    info = ex.filesystems.filesystem_info(device)
+    assert (info.kind, info.size) == ("xfs", 2 * SIZE)
+    assert result_of(ex.run(DestroySnapshot(D, "s1"))) is None
+    assert ex.backend.list_snapshots() == []
+
+
+def test_thaw_leftovers(storage):
+    """At start-up every mount of the node is thawed."""
+    ex = executor(storage)
+    _, path = _mounted(ex, D)
+    ex.filesystems.freeze(path)
+    assert ex.thaw_leftovers() == [path]
+    assert not ex.filesystems.is_frozen(path)

@@ -43,16 +43,24 @@ S = DiscoveredState
 
 FOUND = {
     S.NON_EXISTENT: None,
-    S.UNATTACHED: DiscoveredDataset(D, S.UNATTACHED, "b1", 64),
-    S.ATTACHED_ELSEWHERE: DiscoveredDataset(D, S.ATTACHED_ELSEWHERE, "b1", 64, "i-there"),
-    S.ATTACHED_NO_DEVICE: DiscoveredDataset(D, S.ATTACHED_NO_DEVICE, "b1", 64, HERE),
-    S.ATTACHED_NO_FILESYSTEM: DiscoveredDataset(
-        D, S.ATTACHED_NO_FILESYSTEM, "b1", 64, HERE, "/dev/x"
+    S.UNATTACHED: DiscoveredDataset(D, S.UNATTACHED, "b1", MINIMUM_DATASET_SIZE),
+    S.ATTACHED_ELSEWHERE: DiscoveredDataset(
+        D, S.ATTACHED_ELSEWHERE, "b1", MINIMUM_DATASET_SIZE, "i-there"
     ),
-    S.ATTACHED_HERE: DiscoveredDataset(D, S.ATTACHED_HERE, "b1", 64, HERE, "/dev/x"),
-    S.MOUNTED_HERE: DiscoveredDataset(D, S.MOUNTED_HERE, "b1", 64, HERE, "/dev/x", (PATH,)),
+    S.ATTACHED_NO_DEVICE: DiscoveredDataset(
+        D, S.ATTACHED_NO_DEVICE, "b1", MINIMUM_DATASET_SIZE, HERE
+    ),
+    S.ATTACHED_NO_FILESYSTEM: DiscoveredDataset(
+        D, S.ATTACHED_NO_FILESYSTEM, "b1", MINIMUM_DATASET_SIZE, HERE, "/dev/x"
+    ),
+    S.ATTACHED_HERE: DiscoveredDataset(
+        D, S.ATTACHED_HERE, "b1", MINIMUM_DATASET_SIZE, HERE, "/dev/x"
+    ),
+    S.MOUNTED_HERE: DiscoveredDataset(
+        D, S.MOUNTED_HERE, "b1", MINIMUM_DATASET_SIZE, HERE, "/dev/x", (PATH,)
+    ),
     S.MOUNTED_OTHER_PATH: DiscoveredDataset(
-        D, S.MOUNTED_OTHER_PATH, "b1", 64, HERE, "/dev/x", ("/old",)
+        D, S.MOUNTED_OTHER_PATH, "b1", MINIMUM_DATASET_SIZE, HERE, "/dev/x", ("/old",)
     ),
 }
 

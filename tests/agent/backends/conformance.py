@@ -7,7 +7,9 @@ instance_id)`` returning a backend, where all backends made in one test share
 the same storage. Override :meth:`~BlockDeviceAPIConformance.vanish_device` to
 make an attached volume's device disappear behind the backend's back. The
 capacity tests also need a ``make_small_api`` fixture: like ``make_api``, over
-a storage of :data:`SMALL_STORAGE` bytes.
+a storage of :data:`SMALL_STORAGE` bytes. The snapshot, clone and resize
+cases live in :mod:`tests.agent.backends.snapshot_conformance` (mixed in here),
+whose data hooks each backend's test overrides.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from tests.agent.backends.snapshot_conformance import SnapshotConformance
 
 MakeAPI = Callable[[UUID, str], BlockDeviceAPI]
 MiB = 2**20
@@ -35,7 +38,7 @@ HUGE = 9223372036854774784
 """A size the API once accepted and no backend can create (2**63 - 1024)."""
 
 
-class BlockDeviceAPIConformance:
+class BlockDeviceAPIConformance(SnapshotConformance):
     """Tests of the ``BlockDeviceAPI`` contract; needs a ``make_api`` fixture."""
 
     def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:

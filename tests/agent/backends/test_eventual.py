@@ -75,3 +75,21 @@ def test_device_path_not_stale(fake: FakeBlockDeviceAPI) -> None:
     volume = api.create_volume(uuid4(), 1)
     api.attach_volume(volume.blockdevice_id, "a")
     assert api.get_device_path(volume.blockdevice_id) == fake.get_device_path(volume.blockdevice_id)
+
+
+def test_restore_clone_and_resize_lag(fake: FakeBlockDeviceAPI) -> None:
+    """Restores, clones and resizes show up in listings only after ``lag`` stale ones."""
+    api = EventuallyConsistentBlockDeviceAPI(fake, lag=1)
+    source = fake.create_volume(uuid4(), 1)
+    snapshot = api.create_snapshot(source.blockdevice_id, "s1")
+    assert api.list_snapshots() == [snapshot]
+    restored = api.create_volume_from_snapshot(uuid4(), "s1", 1)
+    assert [api.list_volumes() for _ in range(2)] == [[source], fake.list_volumes()]
+    clone = api.clone_volume(uuid4(), source.blockdevice_id, 1)
+    assert clone not in api.list_volumes()
+    assert clone in api.list_volumes()
+    grown = api.resize_volume(restored.blockdevice_id, 2 * 2**20)
+    assert grown not in api.list_volumes()
+    assert grown in api.list_volumes()
+    api.destroy_snapshot("s1")
+    assert api.list_snapshots() == []

@@ -10,6 +10,9 @@ from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import BackendError, BlockDeviceAPI
 from tests.agent.backends.conformance import SMALL_STORAGE, BlockDeviceAPIConformance, MakeAPI
 
+RAW = ".raw"
+"""The fake file that stands for a volume's raw bytes in these tests."""
+
 
 class TestFakeConformance(BlockDeviceAPIConformance):
     """FakeBlockDeviceAPI over one shared FakeStorage."""
@@ -38,6 +41,23 @@ class TestFakeConformance(BlockDeviceAPIConformance):
         """Mark the device lost in the shared storage."""
         assert isinstance(api, FakeBlockDeviceAPI)
         api.storage.lose_device(blockdevice_id)
+
+    def write_data(
+        self, api: BlockDeviceAPI, blockdevice_id: str, offset: int, data: bytes
+    ) -> None:
+        """Write into the volume's raw bytes, kept as the file ``RAW`` of its data."""
+        assert isinstance(api, FakeBlockDeviceAPI)
+        files = api.storage.files.setdefault(blockdevice_id, {})
+        raw = bytearray(files.get(RAW, b""))
+        raw.extend(bytes(max(0, offset + len(data) - len(raw))))
+        raw[offset : offset + len(data)] = data
+        files[RAW] = bytes(raw)
+
+    def read_data(self, api: BlockDeviceAPI, blockdevice_id: str, offset: int, size: int) -> bytes:
+        """Read the volume's raw bytes (zeros where nothing was written)."""
+        assert isinstance(api, FakeBlockDeviceAPI)
+        raw = api.storage.files.get(blockdevice_id, {}).get(RAW, b"")
+        return raw[offset : offset + size].ljust(size, b"\0")
 
 
 def test_custom_allocation_unit() -> None:

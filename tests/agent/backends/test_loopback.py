@@ -95,6 +95,40 @@ class TestLoopbackConformance(BlockDeviceAPIConformance):
         device = api.get_device_path(blockdevice_id)
         subprocess.run(["losetup", "-d", device], check=True)
 
+    def write_data(
+        self, api: BlockDeviceAPI, blockdevice_id: str, offset: int, data: bytes
+    ) -> None:
+        """Write into the volume's file."""
+        write_image(api, blockdevice_id, offset, data)
+
+    def read_data(self, api: BlockDeviceAPI, blockdevice_id: str, offset: int, size: int) -> bytes:
+        """Read from the volume's file."""
+        return read_image(api, blockdevice_id, offset, size)
+
+
+def image_of(api: BlockDeviceAPI, blockdevice_id: str) -> str:
+    """The file of a loopback volume."""
+    assert isinstance(api, LoopbackBlockDeviceAPI)
+    return os.path.join(api.pool, str(api.cluster_id), "volumes", blockdevice_id + ".img")
+
+
+def write_image(api: BlockDeviceAPI, blockdevice_id: str, offset: int, data: bytes) -> None:
+    """Write ``data`` at ``offset`` into a loopback volume's file."""
+    fd = os.open(image_of(api, blockdevice_id), os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+    finally:
+        os.close(fd)
+
+
+def read_image(api: BlockDeviceAPI, blockdevice_id: str, offset: int, size: int) -> bytes:
+    """Read ``size`` bytes at ``offset`` from a loopback volume's file."""
+    fd = os.open(image_of(api, blockdevice_id), os.O_RDONLY)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
 
 def _api(
     pool: Path, instance_id: str = "a", cluster_id: UUID | None = None

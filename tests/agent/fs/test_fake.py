@@ -10,6 +10,7 @@ from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import FilesystemError, Filesystems
 from tests.agent.fs.conformance import FilesystemsConformance, NewDevice
+from tests.agent.fs.growth_conformance import GrowDevice, GrowthConformance, SizedDevice
 
 
 @pytest.fixture
@@ -24,8 +25,28 @@ def backend(storage: FakeStorage) -> FakeBlockDeviceAPI:
     return FakeBlockDeviceAPI(storage, uuid4(), "a")
 
 
-class TestFakeConformance(FilesystemsConformance):
+class TestFakeConformance(FilesystemsConformance, GrowthConformance):
     """FakeFilesystems on devices of fake volumes attached to node ``a``."""
+
+    @pytest.fixture
+    def sized_device(self, backend: FakeBlockDeviceAPI) -> SizedDevice:
+        """Create and attach a fake volume of a given size, returning its device."""
+
+        def make(size: int) -> str:
+            volume = backend.create_volume(uuid4(), size)
+            backend.attach_volume(volume.blockdevice_id, "a")
+            return backend.get_device_path(volume.blockdevice_id)
+
+        return make
+
+    @pytest.fixture
+    def grow_device(self, backend: FakeBlockDeviceAPI) -> GrowDevice:
+        """Resize the fake volume behind a device."""
+
+        def grow(device: str, size: int) -> None:
+            backend.resize_volume(device.rsplit("/", 1)[-1], size)
+
+        return grow
 
     @pytest.fixture
     def fs(self, storage: FakeStorage) -> Filesystems:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,13 +13,17 @@ import pytest
 
 from agent.fs.interface import FilesystemError, Filesystems, Mount
 from agent.fs.real import (
+    CAP_SYS_RESOURCE,
     RealFilesystems,
+    has_capability,
+    hold_frozen,
     make_mount_point,
     parse_mountinfo,
     remove_mount_point,
     unescape,
 )
 from tests.agent.fs.conformance import FilesystemsConformance, NewDevice
+from tests.agent.fs.growth_conformance import GrowDevice, GrowthConformance, SizedDevice
 
 needs_root = [
     pytest.mark.functional,
@@ -62,10 +68,51 @@ def new_device(tmp_path: Path, mount_root: str) -> Iterator[NewDevice]:
             subprocess.run(["losetup", "-d", device], check=False)
 
 
-class TestRealConformance(FilesystemsConformance):
-    """RealFilesystems: ext4 on loop devices of small sparse files."""
+class TestRealConformance(FilesystemsConformance, GrowthConformance):
+    """RealFilesystems: ext4 and xfs on loop devices of sparse files."""
 
     pytestmark = needs_root
+    online_ext4_grow = has_capability(CAP_SYS_RESOURCE)
+    online_ext4_reason = (
+        "growing a mounted ext4 needs CAP_SYS_RESOURCE, which this sandbox lacks "
+        "(resize2fs: Permission denied; docs/RUNTIMES: tested offline here)"
+    )
+
+    @pytest.fixture
+    def sized_device(self, tmp_path: Path, new_device: NewDevice) -> Iterator[SizedDevice]:
+        """Loop devices on sparse files of a given size (detached with ``new_device``'s)."""
+        made: list[str] = []
+
+        def make(size: int) -> str:
+            image = tmp_path / f"sized{len(made)}.img"
+            with open(image, "wb") as f:
+                f.truncate(size)
+            device = subprocess.run(
+                ["losetup", "--find", "--show", str(image)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+            made.append(device)
+            return device
+
+        try:
+            yield make
+        finally:
+            for device in made:
+                subprocess.run(["losetup", "-d", device], check=False)
+
+    @pytest.fixture
+    def grow_device(self) -> GrowDevice:
+        """Grow the sparse file behind a loop device and refresh the device's size."""
+
+        def grow(device: str, size: int) -> None:
+            backing = Path("/sys/block", os.path.basename(device), "loop", "backing_file")
+            with open(backing.read_text().strip(), "r+b") as f:
+                f.truncate(size)
+            subprocess.run(["losetup", "-c", device], check=True)
+
+        return grow
 
     @pytest.fixture
     def fs(self) -> Filesystems:
@@ -146,3 +193,118 @@ def test_mount_point_is_made_unwritable(tmp_path: Path) -> None:
     remove_mount_point(str(path))
     assert not path.exists()
     remove_mount_point(str(path))
+
+
+HOLDER = """
+import sys, time
+from agent.fs.real import hold_frozen
+def action():
+    print("holding", flush=True)
+    time.sleep(60)
+hold_frozen(sys.argv[1], action, 120)
+"""
+
+
+def _writable(path: str) -> bool:
+    """Whether a file can be written at ``path`` within 5 s (a frozen filesystem blocks)."""
+    done = subprocess.run(
+        ["sh", "-c", f"echo x > {path}/probe && sync {path}/probe"], timeout=5, check=False
+    )
+    return done.returncode == 0
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup, mount and FIFREEZE")
+def test_freeze_released_when_holder_killed(tmp_path: Path, mount_root: str) -> None:
+    """A process SIGKILLed while it holds a filesystem frozen leaves it thawed and writable."""
+    fs = RealFilesystems()
+    image = tmp_path / "frozen.img"
+    with open(image, "wb") as f:
+        f.truncate(64 * 2**20)
+    device = subprocess.run(
+        ["losetup", "--find", "--show", str(image)], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    path = os.path.join(mount_root, "f")
+    try:
+        fs.make_filesystem(device)
+        fs.mount(device, path)
+        holder = subprocess.Popen(
+            [sys.executable, "-c", HOLDER, path], stdout=subprocess.PIPE, cwd=os.getcwd()
+        )
+        assert holder.stdout is not None
+        assert holder.stdout.readline() == b"holding\n"
+        assert fs.is_frozen(path)
+        holder.kill()
+        holder.wait()
+        for _ in range(100):
+            if not fs.is_frozen(path):
+                break
+            time.sleep(0.05)
+        assert not fs.is_frozen(path)
+        assert _writable(path)
+    finally:
+        fs.thaw(path)
+        fs.unmount(path)
+        subprocess.run(["losetup", "-d", device], check=False)
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
+def test_xfs_copy_mounts_beside_its_source(tmp_path: Path, mount_root: str) -> None:
+    """A copy of an xfs volume (same UUID) mounts beside its source, each with its own data."""
+    fs = RealFilesystems()
+    images = [tmp_path / "source.img", tmp_path / "copy.img"]
+    with open(images[0], "wb") as f:
+        f.truncate(320 * 2**20)
+    devices: list[str] = []
+
+    def attach(image: Path) -> str:
+        devices.append(
+            subprocess.run(
+                ["losetup", "--find", "--show", str(image)],
+                check=True,
+                capture_output=True,
+                text=True,
+            ).stdout.strip()
+        )
+        return devices[-1]
+
+    paths = [os.path.join(mount_root, "source"), os.path.join(mount_root, "copy")]
+    try:
+        source = attach(images[0])
+        fs.make_filesystem(source, "xfs")
+        fs.mount(source, paths[0])
+        Path(paths[0], "marker").write_text("source")
+        fs.while_frozen(
+            paths[0],
+            lambda: subprocess.run(["cp", "--sparse=always", images[0], images[1]], check=True),
+        )
+        fs.mount(attach(images[1]), paths[1])
+        Path(paths[1], "marker").write_text("copy")
+        assert Path(paths[0], "marker").read_text() == "source"
+    finally:
+        for path in paths:
+            fs.unmount(path)
+        for device in devices:
+            subprocess.run(["losetup", "-d", device], check=False)
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup, mount and FIFREEZE")
+def test_freeze_held_too_long_thaws_and_says_so(new_device: NewDevice, mount_root: str) -> None:
+    """A freeze outliving its timeout is thawed by the holder, and the action's caller is told."""
+    fs = RealFilesystems()
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "t")
+    fs.mount(device, path)
+    try:
+        with pytest.raises(FilesystemError, match="thawed after"):
+            hold_frozen(path, lambda: time.sleep(2.5), 1)
+        assert not fs.is_frozen(path)
+    finally:
+        fs.thaw(path)
+        fs.unmount(path)

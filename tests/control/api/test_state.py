@@ -49,11 +49,30 @@ def test_register_and_list_nodes_with_liveness() -> None:
         "liveness": "live",
         "fence": None,
         "draining": False,
+        "capacity": None,
     }
     assert (answer.code, answer.body) == (200, node)
     assert h.call("GET", "/v1/shoal/nodes").body == [node]
     h.clock.advance(31)
     assert h.call("GET", "/v1/shoal/nodes").body == [{**node, "live": False, "liveness": "dead"}]
+
+
+def test_listed_nodes_carry_reported_capacity() -> None:
+    """The node list shows each node's last reported capacity, snapshot method included."""
+    h = Harness()
+    h.register()
+    capacity = {
+        "backend": "loopback",
+        "total": 2**30,
+        "free": 2**29,
+        "maximum_volume_size": 2**29,
+        "shared": True,
+        "snapshot_method": "reflink",
+    }
+    body = {"era": "e1", "generation": 0, "datasets": [], "capacity": capacity}
+    assert h.call("PUT", f"/v1/shoal/state/{NODE_A}", body).code == 200
+    [listed] = h.call("GET", "/v1/shoal/nodes").body
+    assert listed["capacity"] == capacity
 
 
 def test_register_does_not_touch_configuration() -> None:

@@ -1,0 +1,1 @@
+"""Functional tests of snapshots on real loop devices and filesystems."""

@@ -1,0 +1,236 @@
+"""Tests for the snapshot table and the restore, clone, resize and grow cells of the policy."""
+
+from collections.abc import Sequence
+from uuid import UUID
+
+from agent.backends.interface import BlockDeviceSnapshot
+from agent.changes import (
+    CloneVolume,
+    CreateSnapshot,
+    DestroySnapshot,
+    GrowFilesystem,
+    MakeFilesystem,
+    MountFilesystem,
+    NoOp,
+    ResizeVolume,
+    RestoreVolume,
+    Wait,
+)
+from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState
+from agent.fs.interface import FilesystemInfo
+from agent.policy import (
+    SNAPSHOT_TRANSITIONS,
+    ClusterView,
+    SnapshotFound,
+    SnapshotWanted,
+    calculate_changes,
+)
+from control.model import Capacity, Dataset, DatasetSnapshot, DataSource, SourceKind
+
+ME = UUID(int=1)
+HERE = "i-here"
+ROOT = "/shoal"
+SOURCE, NEW, SNAP = UUID(int=7), UUID(int=8), UUID(int=9)
+MiB = 2**20
+GiB = 1024 * MiB
+S = DiscoveredState
+
+
+def source_found(state: DiscoveredState, size: int = 64 * MiB) -> DiscoveredDataset:
+    """The source dataset's volume as discovered in ``state``."""
+    attached = {S.ATTACHED_ELSEWHERE: "i-there", S.UNATTACHED: None}.get(state, HERE)
+    mounted = state in (S.MOUNTED_HERE, S.MOUNTED_OTHER_PATH)
+    return DiscoveredDataset(
+        SOURCE,
+        state,
+        "b-source",
+        size,
+        attached,
+        "/dev/src" if attached == HERE else None,
+        (f"{ROOT}/{SOURCE}",) if mounted else (),
+        FilesystemInfo("xfs", size) if attached == HERE else None,
+    )
+
+
+def snapshot_record(ready: bool = False, deleted: bool = False) -> DatasetSnapshot:
+    """A snapshot of the source dataset this node is in charge of."""
+    return DatasetSnapshot(SNAP, "nightly", SOURCE, 1.0, ME, ready=ready, deleted=deleted)
+
+
+def backend_snapshot(size: int = 64 * MiB) -> BlockDeviceSnapshot:
+    """The snapshot as the backend lists it."""
+    return BlockDeviceSnapshot(str(SNAP), "b-source", SOURCE, size, UUID(int=0))
+
+
+def decide(
+    desired: list[Dataset],
+    found: list[DiscoveredDataset],
+    snapshots: Sequence[DatasetSnapshot] = (),
+    listed: Sequence[BlockDeviceSnapshot] = (),
+    capacity: Capacity | None = None,
+):
+    """calculate_changes for this node."""
+    local = LocalState(
+        instance_id=HERE,
+        datasets={f.dataset_id: f for f in found},
+        snapshots={s.snapshot_id: s for s in listed},
+        capacity=capacity,
+    )
+    return calculate_changes(
+        {d.dataset_id: d for d in desired},
+        ClusterView(ME),
+        local,
+        HERE,
+        ROOT,
+        snapshots=snapshots,
+    )
+
+
+def test_every_cell_of_the_snapshot_table_is_filled():
+    """Each wanted state has a transition for each found state."""
+    for wanted in SnapshotWanted:
+        assert set(SNAPSHOT_TRANSITIONS[wanted]) == set(SnapshotFound), wanted
+
+
+def test_snapshot_of_mounted_source_freezes_it():
+    """A snapshot to make of a volume mounted here is made with its filesystem frozen."""
+    changes = decide([], [source_found(S.MOUNTED_HERE)], [snapshot_record()])
+    assert changes == CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}")
+
+
+def test_snapshot_of_unmounted_source_does_not_freeze():
+    """An unmounted or unattached source is snapshotted without a freeze."""
+    for state in (S.UNATTACHED, S.ATTACHED_HERE, S.ATTACHED_NO_FILESYSTEM):
+        changes = decide([], [source_found(state)], [snapshot_record()])
+        assert changes == CreateSnapshot(SOURCE, str(SNAP), "b-source", None), state
+
+
+def test_snapshot_waits_for_source_elsewhere_or_absent():
+    """A source attached to another node (which could freeze it) or absent is waited for."""
+    for found in ([source_found(S.ATTACHED_ELSEWHERE)], [source_found(S.ATTACHED_NO_DEVICE)], []):
+        changes = decide([], found, [snapshot_record()])
+        assert isinstance(changes, Wait) and changes.code == "waiting_for_source"
+
+
+def test_snapshot_made_is_left_alone():
+    """A snapshot the backend lists is not made again, ready or not."""
+    for ready in (False, True):
+        changes = decide(
+            [], [source_found(S.MOUNTED_HERE)], [snapshot_record(ready)], [backend_snapshot()]
+        )
+        assert changes == NoOp()
+
+
+def test_lost_ready_snapshot_not_made_again():
+    """A ready snapshot missing from the backend is not remade (it would be another instant)."""
+    assert decide([], [source_found(S.MOUNTED_HERE)], [snapshot_record(ready=True)]) == NoOp()
+
+
+def test_deleted_snapshot_destroyed_once():
+    """A deleted snapshot still listed is destroyed; once gone nothing more happens."""
+    record = snapshot_record(ready=True, deleted=True)
+    assert decide([], [], [record], [backend_snapshot()]) == DestroySnapshot(SOURCE, str(SNAP))
+    assert decide([], [], [record]) == NoOp()
+
+
+def test_restore_from_listed_snapshot():
+    """A dataset whose source is a listed snapshot is restored, at least the snapshot's size."""
+    source = DataSource(SourceKind.SNAPSHOT, SNAP)
+    small = Dataset(NEW, ME, maximum_size=64 * MiB, source=source)
+    assert decide([small], [], listed=[backend_snapshot(128 * MiB)]) == RestoreVolume(
+        NEW, str(SNAP), 128 * MiB
+    )
+    big = Dataset(NEW, ME, maximum_size=256 * MiB, source=source)
+    assert decide([big], [], listed=[backend_snapshot()]) == RestoreVolume(
+        NEW, str(SNAP), 256 * MiB
+    )
+    unsized = Dataset(NEW, ME, source=source)
+    assert decide([unsized], [], listed=[backend_snapshot()]) == RestoreVolume(
+        NEW, str(SNAP), 64 * MiB
+    )
+
+
+def test_restore_waits_for_snapshot():
+    """A restore from a snapshot the backend does not list yet waits, never creates empty."""
+    record = Dataset(NEW, ME, source=DataSource(SourceKind.SNAPSHOT, SNAP))
+    changes = decide([record], [])
+    assert isinstance(changes, Wait) and changes.code == "waiting_for_snapshot"
+
+
+def test_restore_that_does_not_fit_is_not_tried():
+    """A restore larger than the backend can hold is not tried (health reports why)."""
+    record = Dataset(NEW, ME, maximum_size=2**40, source=DataSource(SourceKind.SNAPSHOT, SNAP))
+    capacity = Capacity(backend="fake", maximum_volume_size=GiB)
+    assert decide([record], [], listed=[backend_snapshot()], capacity=capacity) == NoOp()
+
+
+def test_clone_of_mounted_source_freezes_it():
+    """A clone of a dataset mounted here copies it frozen; of an unattached one, unfrozen."""
+    record = Dataset(NEW, ME, source=DataSource(SourceKind.DATASET, SOURCE))
+    assert decide([record], [source_found(S.MOUNTED_HERE)]) == CloneVolume(
+        NEW, "b-source", 64 * MiB, f"{ROOT}/{SOURCE}"
+    )
+    assert decide([record], [source_found(S.UNATTACHED)]) == CloneVolume(
+        NEW, "b-source", 64 * MiB, None
+    )
+
+
+def test_clone_waits_for_source():
+    """A clone of a volume attached to another node, or of none, waits."""
+    record = Dataset(NEW, ME, source=DataSource(SourceKind.DATASET, SOURCE))
+    for found in ([source_found(S.ATTACHED_ELSEWHERE)], []):
+        changes = decide([record], found)
+        assert isinstance(changes, Wait) and changes.code == "waiting_for_source"
+
+
+def _new(state: DiscoveredState, size: int, fs: FilesystemInfo | None) -> DiscoveredDataset:
+    paths = (f"{ROOT}/{NEW}",) if state is S.MOUNTED_HERE else ()
+    return DiscoveredDataset(NEW, state, "b-new", size, HERE, "/dev/new", paths, fs)
+
+
+def test_restored_ext4_grown_offline_before_mount():
+    """An ext4 smaller than its (larger) volume is grown before it is mounted."""
+    record = Dataset(NEW, ME, maximum_size=GiB)
+    small = _new(S.ATTACHED_HERE, GiB, FilesystemInfo("ext4", 64 * MiB))
+    assert decide([record], [small]) == GrowFilesystem(NEW, "/dev/new")
+    full = _new(S.ATTACHED_HERE, GiB, FilesystemInfo("ext4", GiB))
+    assert decide([record], [full]) == MountFilesystem(NEW, "/dev/new", f"{ROOT}/{NEW}")
+
+
+def test_xfs_mounted_then_grown_online():
+    """An xfs smaller than its volume is mounted first, then grown online."""
+    record = Dataset(NEW, ME, maximum_size=GiB, filesystem="xfs")
+    small = FilesystemInfo("xfs", 64 * MiB)
+    assert decide([record], [_new(S.ATTACHED_HERE, GiB, small)]) == MountFilesystem(
+        NEW, "/dev/new", f"{ROOT}/{NEW}"
+    )
+    assert decide([record], [_new(S.MOUNTED_HERE, GiB, small)]) == GrowFilesystem(NEW, "/dev/new")
+
+
+def test_grown_maximum_size_resizes_mounted_volume():
+    """A mounted volume smaller than the dataset's maximum size is grown, then its filesystem."""
+    record = Dataset(NEW, ME, maximum_size=2 * GiB, filesystem="xfs")
+    full = FilesystemInfo("xfs", GiB)
+    assert decide([record], [_new(S.MOUNTED_HERE, GiB, full)]) == ResizeVolume(
+        NEW, "b-new", 2 * GiB
+    )
+    grown = _new(S.MOUNTED_HERE, 2 * GiB, full)
+    assert decide([record], [grown]) == GrowFilesystem(NEW, "/dev/new")
+    done = _new(S.MOUNTED_HERE, 2 * GiB, FilesystemInfo("xfs", 2 * GiB))
+    assert decide([record], [done]) == NoOp()
+
+
+def test_resize_that_does_not_fit_waits():
+    """A growth the backend has no room for is not tried; the dataset says why."""
+    record = Dataset(NEW, ME, maximum_size=8 * GiB)
+    capacity = Capacity(backend="fake", maximum_volume_size=GiB)
+    found = _new(S.MOUNTED_HERE, GiB, FilesystemInfo("ext4", GiB))
+    changes = decide([record], [found], capacity=capacity)
+    assert isinstance(changes, Wait) and changes.code == "no_space"
+
+
+def test_filesystem_made_as_asked():
+    """A new volume gets the filesystem its dataset asks for."""
+    record = Dataset(NEW, ME, maximum_size=GiB, filesystem="xfs")
+    found = DiscoveredDataset(NEW, S.ATTACHED_NO_FILESYSTEM, "b-new", GiB, HERE, "/dev/new")
+    assert decide([record], [found]) == MakeFilesystem(NEW, "/dev/new", "xfs")
