@@ -1,80 +1,34 @@
 """
 The real loop makes, reports and destroys snapshots, restores, clones and grows.
 
-The control service's snapshot records are not in the store yet, nor does it
-keep a dataset's source, filesystem or a resize (another branch adds them),
-so :class:`SnapshotsDouble` puts them into the configuration answer of the
-real client, in memory. Everything else is the simulated cluster of
-:mod:`agent.testing`: real loops over the fake backend and filesystems.
+The simulated cluster of :mod:`agent.testing`: real loops over the fake
+backend and filesystems, talking to the real in-memory store through the real
+client, so every request goes in as an operator's would.
 """
 
 from __future__ import annotations
 
-from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
-from attrs import evolve
-from twisted.internet.defer import Deferred
 
 from agent.changes import actions
 from agent.fs.fake import FakeFilesystems
 from agent.testing import SimulatedCluster
-from control.client.interface import NodeConfiguration
 from control.model import (
     MINIMUM_DATASET_SIZE,
     Dataset,
     DatasetSnapshot,
     DataSource,
-    Node,
     ReportedSnapshot,
     SourceKind,
 )
-
-MiB = 2**20
-
-
-class SnapshotsDouble:
-    """The real client, whose configuration answers carry the given snapshots and sizes."""
-
-    def __init__(self, client: Any) -> None:
-        self.client = client
-        self.snapshots: tuple[DatasetSnapshot, ...] = ()
-        self.sizes: dict[UUID, int] = {}
-        self.datasets: dict[UUID, Dataset] = {}
-
-    def node_configuration(self, node_uuid: UUID, also: Any = ()) -> Deferred[NodeConfiguration]:
-        """The real answer with this double's snapshots and resized datasets."""
-
-        def amend(answer: NodeConfiguration) -> NodeConfiguration:
-            datasets = [
-                evolve(
-                    self.datasets.get(d.dataset_id, d),
-                    maximum_size=self.sizes.get(d.dataset_id, d.maximum_size),
-                )
-                for d in answer.datasets
-            ]
-            return answer._replace(datasets=datasets, snapshots=self.snapshots)
-
-        return self.client.node_configuration(node_uuid, also).addCallback(amend)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
 
 
 @pytest.fixture
 def cluster() -> SimulatedCluster:
     """One node over the fake backend."""
     return SimulatedCluster(1)
-
-
-@pytest.fixture
-def double(cluster: SimulatedCluster) -> SnapshotsDouble:
-    """The node's client, with snapshots in its configuration answers."""
-    loop = cluster.nodes[0].loop
-    loop.client = SnapshotsDouble(loop.client)
-    assert isinstance(loop.client, SnapshotsDouble)
-    return loop.client
 
 
 def fs(cluster: SimulatedCluster) -> FakeFilesystems:
@@ -87,15 +41,8 @@ def path_of(cluster: SimulatedCluster, dataset_id: UUID, name: str) -> str:
     return f"{cluster.mount_root}/{dataset_id}/{name}"
 
 
-def touch(cluster: SimulatedCluster) -> None:
-    """Bump the configuration generation (as a snapshot write would), so agents fetch again."""
-    bystander = UUID(int=99)
-    cluster.store.register_node(Node(uuid=bystander, host="bystander", era="x", last_seen=0.0))
-    cluster.store.create_dataset(Dataset(uuid4(), bystander), None)
-
-
 def reported(cluster: SimulatedCluster) -> tuple[ReportedSnapshot, ...]:
-    """The snapshots the node last reported to the control service."""
+    """The snapshots the node last reported (only those still pending: unready or deleted)."""
     return cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid].snapshots
 
 
@@ -105,25 +52,25 @@ def rounds(cluster: SimulatedCluster, count: int = 6) -> None:
         cluster.round()
 
 
-def snapshot_of(cluster: SimulatedCluster, dataset_id: UUID, **kw: Any) -> DatasetSnapshot:
-    """A snapshot record of ``dataset_id`` the node is in charge of."""
-    return DatasetSnapshot(
-        kw.pop("snapshot_id", uuid4()), "nightly", dataset_id, 1.0, cluster.nodes[0].node_uuid, **kw
-    )
+def snapshot_of(cluster: SimulatedCluster, dataset_id: UUID) -> DatasetSnapshot:
+    """Ask the store for a snapshot of ``dataset_id``, as ``shoal snapshot create`` does."""
+    request = DatasetSnapshot(uuid4(), "nightly", dataset_id, 0.0, cluster.nodes[0].node_uuid)
+    record, created, _ = cluster.store.create_snapshot(request, None, now=cluster.clock.seconds())
+    assert created and record.node == cluster.nodes[0].node_uuid
+    return record
 
 
 def test_snapshot_made_reported_and_restored(
-    cluster: SimulatedCluster, double: SnapshotsDouble
+    cluster: SimulatedCluster
 ) -> None:
     """A mounted dataset is snapshotted (thawed after), reported, and restores independently."""
     source = cluster.create(0)
     cluster.converge(10)
     fs(cluster).write_file(path_of(cluster, source, "m"), b"before")
     record = snapshot_of(cluster, source)
-    double.snapshots = (record,)
-    touch(cluster)
     rounds(cluster)
-    assert reported(cluster) == (ReportedSnapshot(record.snapshot_id, MINIMUM_DATASET_SIZE),)
+    made = cluster.store.snapshot(record.snapshot_id)
+    assert made is not None and made.ready and made.size == MINIMUM_DATASET_SIZE
     assert not fs(cluster).is_frozen(f"{cluster.mount_root}/{source}")
     fs(cluster).write_file(path_of(cluster, source, "m"), b"after")
     restored = Dataset(
@@ -133,7 +80,6 @@ def test_snapshot_made_reported_and_restored(
         source=DataSource(SourceKind.SNAPSHOT, record.snapshot_id),
     )
     cluster.store.create_dataset(restored, None)
-    double.datasets[restored.dataset_id] = restored
     rounds(cluster, 8)
     assert fs(cluster).read_file(path_of(cluster, restored.dataset_id, "m")) == b"before"
     fs(cluster).write_file(path_of(cluster, restored.dataset_id, "m"), b"restored")
@@ -143,17 +89,14 @@ def test_snapshot_made_reported_and_restored(
 
 
 def test_deleted_snapshot_destroyed_and_no_longer_reported(
-    cluster: SimulatedCluster, double: SnapshotsDouble
+    cluster: SimulatedCluster
 ) -> None:
     """A deleted snapshot is destroyed; the report lists it until it is gone."""
     source = cluster.create(0)
     cluster.converge(10)
     record = snapshot_of(cluster, source)
-    double.snapshots = (record,)
-    touch(cluster)
     rounds(cluster)
-    double.snapshots = (evolve(record, ready=True, deleted=True),)
-    touch(cluster)
+    cluster.store.delete_snapshot(record.snapshot_id, None, cluster.clock.seconds())
     rounds(cluster)
     assert cluster.nodes[0].truth.list_snapshots() == []
     assert reported(cluster) == ()
@@ -161,25 +104,27 @@ def test_deleted_snapshot_destroyed_and_no_longer_reported(
 
 
 def test_failed_snapshot_thaws_and_is_retried(
-    cluster: SimulatedCluster, double: SnapshotsDouble
+    cluster: SimulatedCluster
 ) -> None:
     """A snapshot that fails leaves the source thawed, says why, and is made by a later pass."""
     source = cluster.create(0)
     cluster.converge(10)
     cluster.storage.inject_failure("create_snapshot", OSError(5, "I/O error"))
     record = snapshot_of(cluster, source)
-    double.snapshots = (record,)
-    touch(cluster)
     cluster.round()
     assert not fs(cluster).is_frozen(f"{cluster.mount_root}/{source}")
     assert [c.step for c in cluster.failures] == ["snapshot"]
     assert reported(cluster) == ()
     rounds(cluster)
-    assert [s.snapshot_id for s in reported(cluster)] == [record.snapshot_id]
+    made = cluster.store.snapshot(record.snapshot_id)
+    assert made is not None and made.ready
+    assert [s.snapshot_id for s in cluster.nodes[0].truth.list_snapshots()] == [
+        str(record.snapshot_id)
+    ]
 
 
 def test_clone_larger_is_independent_and_grown(
-    cluster: SimulatedCluster, double: SnapshotsDouble
+    cluster: SimulatedCluster
 ) -> None:
     """A clone of a mounted dataset has its data, a grown filesystem, and its own future."""
     source = cluster.create(0)
@@ -189,11 +134,9 @@ def test_clone_larger_is_independent_and_grown(
         uuid4(),
         cluster.nodes[0].node_uuid,
         maximum_size=4 * MINIMUM_DATASET_SIZE,
-        filesystem="xfs",
         source=DataSource(SourceKind.DATASET, source),
     )
     cluster.store.create_dataset(clone, None)
-    double.datasets[clone.dataset_id] = clone
     rounds(cluster, 8)
     assert fs(cluster).read_file(path_of(cluster, clone.dataset_id, "m")) == b"shared past"
     fs(cluster).write_file(path_of(cluster, clone.dataset_id, "m"), b"clone only")
@@ -204,14 +147,13 @@ def test_clone_larger_is_independent_and_grown(
 
 
 def test_resize_grows_volume_and_filesystem_online(
-    cluster: SimulatedCluster, double: SnapshotsDouble
+    cluster: SimulatedCluster
 ) -> None:
     """A larger maximum size grows the mounted volume, then its filesystem, keeping the data."""
     dataset = cluster.create(0)
     cluster.converge(10)
     fs(cluster).write_file(path_of(cluster, dataset, "m"), b"kept")
-    double.sizes[dataset] = 3 * MINIMUM_DATASET_SIZE
-    touch(cluster)
+    cluster.store.resize_dataset(dataset, 3 * MINIMUM_DATASET_SIZE, None, cluster.clock.seconds())
     rounds(cluster)
     blockdevice_id = cluster.volume_of[dataset]
     assert cluster.storage.volumes[blockdevice_id].size == 3 * MINIMUM_DATASET_SIZE
