@@ -9,7 +9,7 @@ and answer JSON (:mod:`control.api.errors`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -52,6 +52,7 @@ from control.model import (
     Condition,
     ConditionKind,
     Configuration,
+    Dataset,
     DatasetSnapshot,
     Fence,
     Node,
@@ -480,6 +481,9 @@ class ControlAPI:
         generation, datasets = await self._store.datasets_for_node(uuid, also)
         configuration = await self._store.configuration(now)
         snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
+        datasets = _with_clones_to_make(
+            datasets, uuid, configuration.datasets, (await self._store.cluster_state()).reports
+        )
         fenced = sorted(str(n.uuid) for n in await self._store.nodes() if n.fence is not None)
         ids = {d.dataset_id for d in datasets}
         leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
@@ -682,6 +686,16 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+def _with_clones_to_make(
+    datasets: Any, node: UUID, everything: Mapping[UUID, Dataset], reports: Mapping[UUID, NodeState]
+) -> list[Dataset]:
+    """``datasets`` plus the clones ``node`` makes for their primary (see
+    :func:`snap.clones_to_make`)."""
+    have = {d.dataset_id for d in datasets}
+    extra = snap.clones_to_make(node, everything, reports.values())
+    return [*datasets, *(d for d in extra if d.dataset_id not in have)]
+
 
 def _capacity_of(report: NodeState | None) -> Capacity | None:
     """The capacity a node last reported, if any."""
