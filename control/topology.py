@@ -17,12 +17,13 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
+from typing import TypeVar
 
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
 
 from control.errors import InvalidRequest
-from control.model import Node
+from control.model import AccessMode, Node
 
 HOSTNAME = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
@@ -32,19 +33,6 @@ _KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-class AccessMode(enum.Enum):
-    """How many nodes and consumers may use a dataset at once (Kubernetes' names)."""
-
-    RWO = "ReadWriteOnce"
-    """Read-write on one node at a time (the default)."""
-    RWOP = "ReadWriteOncePod"
-    """Read-write by one consumer (one container) at a time."""
-    ROX = "ReadOnlyMany"
-    """Read-only on many nodes at once."""
-    RWX = "ReadWriteMany"
-    """Read-write on many nodes: refused, a block device with ext4 or xfs has one writer."""
 
 
 SUPPORTED_ACCESS_MODES = (AccessMode.RWO, AccessMode.RWOP, AccessMode.ROX)
@@ -68,7 +56,10 @@ class ReclaimPolicy(enum.Enum):
     """The volume is kept, listed as released, and can be adopted again."""
 
 
-def parse_enum(kind: type[enum.Enum], value: object, what: str) -> enum.Enum:
+E = TypeVar("E", bound=enum.Enum)
+
+
+def parse_enum(kind: type[E], value: object, what: str) -> E:
     """``value`` as a member of ``kind`` (by value, or by name such as ``RWO``), or a 400."""
     for member in kind:
         if value in (member.value, member.name):
