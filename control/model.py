@@ -109,6 +109,19 @@ FILESYSTEMS = ("ext4", "xfs")
 """The filesystems an agent can make on a volume; the first is the default."""
 
 
+class AccessMode(enum.Enum):
+    """How many nodes and consumers may use a dataset at once (Kubernetes' names)."""
+
+    RWO = "ReadWriteOnce"
+    """Read-write on one node at a time (the default)."""
+    RWOP = "ReadWriteOncePod"
+    """Read-write by one consumer (one container) at a time."""
+    ROX = "ReadOnlyMany"
+    """Read-only on many nodes at once."""
+    RWX = "ReadWriteMany"
+    """Read-write on many nodes: refused, a block device with ext4 or xfs has one writer."""
+
+
 @frozen
 class Dataset:
     """
@@ -134,6 +147,10 @@ class Dataset:
     node-local backend). ``failover_grace`` lengthens the cluster's grace
     period for this dataset (seconds of silence before it moves; never
     shorter than the cluster's). See docs/failover.md.
+
+    ``storage_class`` names the dataset's storage class (``None``: made before
+    classes, or without one), ``access_mode`` how it may be used
+    (docs/placement.md); both are fixed at create.
     """
 
     dataset_id: UUID
@@ -147,6 +164,8 @@ class Dataset:
     filesystem: str = FILESYSTEMS[0]
     failover: bool | None = None
     failover_grace: float | None = None
+    storage_class: str | None = None
+    access_mode: AccessMode = AccessMode.RWO
 
     @property
     def name(self) -> str | None:

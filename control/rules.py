@@ -145,6 +145,8 @@ def create_dataset(
         metadata=dataset.metadata,
         source=dataset.source,
         filesystem=dataset.filesystem,
+        storage_class=dataset.storage_class,
+        access_mode=dataset.access_mode,
     )
 
 

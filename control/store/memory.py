@@ -10,18 +10,21 @@ it safe to share between threads (conditional writes win a tag at most once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from attrs import evolve
 from pyrsistent import pmap
 
+from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
+from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
@@ -57,6 +60,7 @@ class MemoryStore:
         self._nodes: dict[UUID, Node] = {}
         self._reports: dict[UUID, NodeState] = {}
         self._snapshots: dict[UUID, DatasetSnapshot] = {}
+        self._classes: dict[str, StorageClass] = {}
 
     # -- reads ---------------------------------------------------------------
 
@@ -308,6 +312,56 @@ class MemoryStore:
             return stored, self._bump()
 
     # -- state writes --------------------------------------------------------
+
+    # -- storage classes ---------------------------------------------------------
+
+    def classes(self) -> list[StorageClass]:
+        """Every storage class, by name."""
+        with self._lock:
+            return sorted(self._classes.values(), key=lambda c: c.name)
+
+    def storage_class(self, name: str) -> StorageClass | None:
+        """One storage class, or ``None``."""
+        with self._lock:
+            return self._classes.get(name)
+
+    def _put_class(self, stored: StorageClass) -> None:
+        for other in cl.unset_other_defaults(stored, self._classes.values()):
+            self._classes[other.name] = other
+        self._classes[stored.name] = stored
+
+    def create_class(
+        self, cls: StorageClass, *, now: float, actor: str | None = None
+    ) -> tuple[StorageClass, bool]:
+        """Store a new class, or answer the same one again."""
+        with self._lock:
+            stored, created = cl.create_class(self._classes.get(cls.name), cls)
+            if created:
+                self._put_class(stored)
+                self.append_events([cl.class_event("class_created", stored, now, actor)])
+            return stored, created
+
+    def update_class(
+        self, name: str, changes: Mapping[str, Any], *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Change a class's mutable fields."""
+        with self._lock:
+            stored = cl.update_class(self._classes.get(name), name, changes)
+            if stored != self._classes[name]:
+                self._put_class(stored)
+                self.append_events([cl.class_event("class_updated", stored, now, actor)])
+            return stored
+
+    def delete_class(self, name: str, *, now: float, actor: str | None = None) -> StorageClass:
+        """Remove a class no live dataset names."""
+        with self._lock:
+            users = sum(
+                1 for d in self._datasets.values() if d.storage_class == name and not d.deleted
+            )
+            doomed = cl.delete_class(self._classes.get(name), name, users)
+            del self._classes[name]
+            self.append_events([cl.class_event("class_deleted", doomed, now, actor)])
+            return doomed
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""

@@ -14,20 +14,23 @@ from the database, so several processes may share the database safely.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 from uuid import UUID
 
 from attrs import define
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
+from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
+from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
@@ -42,6 +45,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.store import class_records as cq
 from control.store import eventlog
 from control.store import queries as q
 from control.store import snapshot_records as sq
@@ -377,6 +381,59 @@ class SQLStore:
         return stored, generation + 1
 
     # -- state writes --------------------------------------------------------
+
+    # -- storage classes ---------------------------------------------------------
+
+    def classes(self) -> list[StorageClass]:
+        """Every storage class, by name."""
+        with self._read() as connection:
+            return cq.all_classes(connection)
+
+    def storage_class(self, name: str) -> StorageClass | None:
+        """One storage class, or ``None``."""
+        with self._read() as connection:
+            return cq.get_class(connection, name)
+
+    def _put_class(self, connection: Connection, stored: StorageClass, exists: bool) -> None:
+        for other in cl.unset_other_defaults(stored, cq.all_classes(connection)):
+            cq.put_class(connection, other, exists=True)
+        cq.put_class(connection, stored, exists)
+
+    def create_class(
+        self, cls: StorageClass, *, now: float, actor: str | None = None
+    ) -> tuple[StorageClass, bool]:
+        """Store a new class, or answer the same one again."""
+        with self._write() as (connection, _, _):
+            stored, created = cl.create_class(cq.get_class(connection, cls.name), cls)
+            if created:
+                self._put_class(connection, stored, exists=False)
+                made = cl.class_event("class_created", stored, now, actor)
+                eventlog.append(connection, [made], self._retention)
+        return stored, created
+
+    def update_class(
+        self, name: str, changes: Mapping[str, Any], *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Change a class's mutable fields."""
+        with self._write() as (connection, _, _):
+            existing = cq.get_class(connection, name)
+            stored = cl.update_class(existing, name, changes)
+            if stored != existing:
+                self._put_class(connection, stored, exists=True)
+                changed = cl.class_event("class_updated", stored, now, actor)
+                eventlog.append(connection, [changed], self._retention)
+        return stored
+
+    def delete_class(self, name: str, *, now: float, actor: str | None = None) -> StorageClass:
+        """Remove a class no live dataset names."""
+        with self._write() as (connection, _, _):
+            doomed = cl.delete_class(
+                cq.get_class(connection, name), name, cq.users_of(connection, name)
+            )
+            cq.delete_class(connection, name)
+            deleted = cl.class_event("class_deleted", doomed, now, actor)
+            eventlog.append(connection, [deleted], self._retention)
+        return doomed
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
