@@ -53,7 +53,18 @@ def attach(path: str) -> str:
     device = run(["losetup", "--find", "--show", path]).strip()
     if not device.startswith("/dev/"):
         raise BackendError(f"losetup --find --show {path} printed {device!r}, not a device.")
+    make_writable(device)
     return device
+
+
+def make_writable(device: str) -> None:
+    """Clear ``device``'s read-only flag (``blockdev --setrw``, ``BLKROSET`` 0).
+
+    The flag belongs to the loop device, not to its backing file: one set by a
+    previous user of the device (``blockdev --setro``) survives its detach, and
+    the next file attached there would be read-only.
+    """
+    run(["blockdev", "--setrw", device])
 
 
 def refresh_size(device: str) -> None:
