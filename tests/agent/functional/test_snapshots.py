@@ -105,6 +105,12 @@ def fs_size(path: str) -> int:
     return found.f_blocks * found.f_frsize
 
 
+def pool_free(cluster: LocalCluster) -> int:
+    """Free bytes in the cluster's pool filesystem."""
+    found = os.statvfs(cluster.pool)
+    return found.f_bfree * found.f_frsize
+
+
 def snapshot_method(cluster: LocalCluster) -> dict[str, str | None]:
     """``shoal node list --json``: each node's snapshot method, by host name label."""
     nodes = cli(cluster, "node", "list")
@@ -124,9 +130,12 @@ def test_snapshot_restore_and_clone_are_independent(xfs: LocalCluster) -> None:
                "both nodes to report reflink snapshots")
     source = create(xfs, "src", "--node", "node1", "--size", "128M")
     write_marker(os.path.join(source, "marker"), b"before")
+    write_marker(os.path.join(source, "filler"), os.urandom(32 * MiB))
 
+    free = pool_free(xfs)
     snap = cli(xfs, "snapshot", "create", "src", "--name", "snap1", "--wait")
     assert snap["ready"] and snap["name"] == "snap1" and snap["size"] == 128 * MiB
+    assert free - pool_free(xfs) < 16 * MiB, "a reflink snapshot (32 MiB written) takes no space"
     write_marker(os.path.join(source, "marker"), b"after")
 
     restored = create(xfs, "restored", "--from-snapshot", "snap1", "--size", "256M")
