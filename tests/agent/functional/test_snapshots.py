@@ -143,8 +143,9 @@ def test_snapshot_restore_and_clone_are_independent(xfs: LocalCluster) -> None:
     assert read_marker(os.path.join(restored, "marker")) == b"before"
     assert fs_size(restored) > 200 * MiB > 128 * MiB > fs_size(source)
 
-    clone = create(xfs, "clone", "--clone-of", "src", "--node", "node2")
+    clone = create(xfs, "clone", "--clone-of", "src", "--node", "node2", "--size", "192M")
     assert xfs.agents["node2"].mount_root in clone
+    assert fs_size(clone) > 160 * MiB
     assert read_marker(os.path.join(clone, "marker")) == b"after"
 
     write_marker(os.path.join(restored, "marker"), b"restored")
