@@ -73,6 +73,7 @@ from agent.changes import (
 )
 from agent.discovery import (
     ATTACHED_HERE_STATES,
+    GROW_SLACK,
     MOUNTED_STATES,
     DiscoveredDataset,
     DiscoveredState,
@@ -87,8 +88,6 @@ DEFAULT_VOLUME_SIZE = GiB
 """The size of a volume created for a dataset without ``maximum_size``."""
 WAITING_FOR_NODE = "waiting_for_node"
 """The code of a wait for another node (named by uuid) to let a volume go."""
-GROW_SLACK = 4 * 1024 * 1024
-"""A filesystem smaller than its volume by more than this many bytes is grown."""
 
 
 class DesiredState(enum.Enum):
