@@ -77,8 +77,9 @@ def _wait(condition: Any, what: str) -> None:
 
 def test_cut_off_agent_stops_a_real_writer(places: tuple[Path, Path]) -> None:
     """Cut off from the service past its node lease, the agent shuts down and unmounts the
-    dataset: the writer gets EIO at once; back in touch (the writer gone), it mounts the data
-    again, with every record fsync'd before the fence."""
+    dataset: the writer gets EIO at once; back in touch, it mounts the data again once no
+    process holds the old mount (until then the dataset is busy), with every record fsync'd
+    before the fence."""
     pool, root = places
     clock = FlushingClock()
     control = MemoryControl(clock)
@@ -110,6 +111,7 @@ def test_cut_off_agent_stops_a_real_writer(places: tuple[Path, Path]) -> None:
         target=lambda: [lines.append(line.split()) for line in writer.stdout or []], daemon=True
     )
     reader.start()
+    held = open(os.path.join(path, "held"), "wb")  # a process that keeps a file open
     try:
         _wait(lambda: len(lines) >= 30, "the writer fsync'd 30 records")
         partition.cut = True
@@ -126,12 +128,18 @@ def test_cut_off_agent_stops_a_real_writer(places: tuple[Path, Path]) -> None:
     acknowledged = [int(line[1]) for line in lines if line[0] == "ok"]
 
     partition.cut = False
-    clock.advance(10.0)
     try:
+        clock.advance(10.0)
         assert not loop.memory.self_fenced
+        assert filesystems.mounts() == []  # the old filesystem lives on while a file is open
+        conditions = control.store.cluster_state().reports[node_uuid].conditions
+        assert [c.reason for c in conditions if c.dataset_id == dataset_id] == ["busy"]
+        held.close()
+        clock.advance(10.0)
         assert [m.path for m in filesystems.mounts()] == [path]
         records = (Path(path) / "data").read_bytes().splitlines()
         for seq in acknowledged:
             assert b"record-%08d" % seq in records
     finally:
+        held.close()
         loop.stop()
