@@ -25,7 +25,7 @@ from typing import TypeVar
 from attrs import frozen
 
 from agent.commands import Completed, check_command, command_failed, run_command
-from agent.fs import freezer, superblock
+from agent.fs import freezer, shutdown, superblock
 from agent.fs.holders import describe_holders
 from agent.fs.interface import (
     DEFAULT_FILESYSTEM,
@@ -168,7 +168,13 @@ class RealFilesystems:
         return None
 
     def mount(self, device: str, path: str) -> None:
-        """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair."""
+        """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair.
+
+        Refuses (:class:`FilesystemBusy`) a device whose filesystem is still in
+        use though mounted nowhere here: processes hold files of a lazily
+        unmounted mount (after a fence shut it down), and Linux would hand out
+        that same filesystem again, shut down or about to be released.
+        """
         path = os.path.realpath(path)
         current = self._mounted_at(path)
         if current is not None:
@@ -177,6 +183,12 @@ class RealFilesystems:
             raise FilesystemError(
                 f"Cannot mount {device} at {path}: {current.device} is mounted there."
             )
+        if _held(device) and self._mount_of(device) is None:
+            raise FilesystemBusy(
+                f"Cannot mount {device} at {path}: its filesystem is still in use though not "
+                "mounted here (processes keep files open in a mount unmounted lazily, as after "
+                "a fence); stop them (restart the containers) and the agent mounts it again."
+            )
         make_mount_point(path)
         info = self.filesystem_info(device)
         options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
@@ -184,18 +196,22 @@ class RealFilesystems:
         # default fallback), which would report a dataset mounted that no one can write.
         _check(["mount", "-w", *options, device, path])
 
-    def unmount(self, path: str) -> None:
+    def unmount(self, path: str, lazy: bool = False) -> None:
         """Unmount whatever is mounted at ``path``, then remove the empty mount point.
 
         Nothing is unmounted if nothing is mounted there (an empty mount point
         left behind is removed all the same). A busy mount raises
         :class:`FilesystemBusy`, naming the processes that hold it when
-        ``/proc`` shows them.
+        ``/proc`` shows them; with ``lazy`` it is detached (``umount -l``)
+        instead, and goes once they let go.
         """
         path = os.path.realpath(path)
         if self._mounted_at(path) is not None:
             argv = ["umount", path]
             done = _run(argv)
+            if done.returncode != 0 and lazy and "busy" in done.stderr:
+                argv = ["umount", "-l", path]
+                done = _run(argv)
             if done.returncode != 0:
                 error = _failure(argv, done)
                 if "busy" not in done.stderr:
@@ -203,6 +219,13 @@ class RealFilesystems:
                 held = describe_holders(path)
                 raise FilesystemBusy(f"{error}; {held}" if held else str(error))
         remove_mount_point(path)
+
+    def shutdown(self, path: str) -> None:
+        """Shut down the filesystem at ``path`` (``FS_IOC_SHUTDOWN``, :mod:`agent.fs.shutdown`)."""
+        path = os.path.realpath(path)
+        if self._mounted_at(path) is None:
+            raise FilesystemError(f"Nothing is mounted at {path}; nothing to shut down.")
+        shutdown.shutdown(path)
 
     def _all_mounts(self) -> list[Mount]:
         try:
@@ -294,6 +317,16 @@ class RealFilesystems:
     def while_frozen(self, path: str, action: Callable[[], T]) -> T:
         """Run ``action`` while a child process holds ``path`` frozen (:mod:`agent.fs.freezer`)."""
         return hold_frozen(path, action, FREEZE_TIMEOUT)
+
+
+def _held(device: str) -> bool:
+    """Whether ``device`` is held exclusively (as by a filesystem, mounted or lingering)."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as e:
+        return e.errno == errno.EBUSY
+    os.close(fd)
+    return False
 
 
 @contextlib.contextmanager
