@@ -1,0 +1,164 @@
+"""
+A real cluster for the failover tests and ``bench/failover.py``.
+
+:class:`FailoverCluster` is a :class:`~tests.agent.functional.cluster.LocalCluster`
+whose control service (SQLite) runs with a short ``--failover-grace``, with
+agents that may reach it through a :class:`~tests.failover.proxy.TcpProxy`
+(to cut them off), a :class:`~tests.failover.watch.WritableChecker` watching
+every mount namespace from start to end, writers on datasets' mounts, and
+small blocking helpers: events, node records, the CLI, signals.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
+
+from tests.agent.functional.cluster import AgentProcess, LocalCluster, release
+from tests.failover.proxy import TcpProxy
+from tests.failover.watch import WritableChecker
+from tests.failover.writer import WriterProcess
+from tests.processes import ControlProcess, shoal, wait_until
+
+
+class FailoverCluster(LocalCluster):
+    """A control service with a short grace, agents ``names`` on one pool, and a checker.
+
+    Agents named in ``proxied`` reach the control service through their own
+    :class:`TcpProxy` (``cluster.proxies[name]``).
+    """
+
+    def __init__(self, base: str, names: Sequence[str] = ("node1", "node2"),
+                 grace: float = 3.0, proxied: Sequence[str] = ()) -> None:
+        super().__init__(base, names)
+        self.grace = grace
+        self.control = ControlProcess(
+            f"sqlite:///{os.path.join(base, 'control.db')}",
+            extra=["--failover-grace", str(grace)],
+            log_path=os.path.join(base, "control.log"),
+        )
+        self.proxied = set(proxied)
+        self.proxies: dict[str, TcpProxy] = {}
+        self.checker = WritableChecker(self.pool)
+        self.writers: list[WriterProcess] = []
+
+    def start(self) -> FailoverCluster:
+        """Start the checker, the control service, the proxies and every agent."""
+        os.makedirs(self.pool, exist_ok=True)
+        self.checker.start()
+        self.control.start()
+        for name in self.names:
+            url = self.url
+            if name in self.proxied:
+                self.proxies[name] = TcpProxy(self.control.port).start()
+                url = self.proxies[name].url
+            self.agents[name] = AgentProcess(name, url, self.base, self.pool).start()
+        return self
+
+    def close(self) -> None:
+        """Stop writers, proxies and processes (woken first), and release every device."""
+        try:
+            for writer in self.writers:
+                writer.kill()
+            for agent in self.agents.values():
+                if agent.process is not None and agent.process.poll() is None:
+                    os.kill(agent.process.pid, signal.SIGCONT)
+            for proxy in self.proxies.values():
+                proxy.heal()
+            for agent in self.agents.values():
+                agent.stop()
+            self.control.stop()
+            for proxy in self.proxies.values():
+                proxy.close()
+        finally:
+            self.checker.stop()
+            release(self.base)
+
+    # -- processes ---------------------------------------------------------------
+
+    def restart_control(self) -> None:
+        """SIGKILL the control service and start it again on the same port and database."""
+        self.control.kill()
+        self.control.start()
+
+    def writer(self, dataset_id: UUID, agent: AgentProcess, name: str = "records") -> WriterProcess:
+        """Start a writer appending records to ``name`` on the dataset's mount on ``agent``."""
+        writer = WriterProcess(
+            os.path.join(agent.mount_path(dataset_id), name),
+            os.path.join(self.base, f"writer-{dataset_id}-{len(self.writers)}.log"),
+        )
+        self.writers.append(writer)
+        return writer.start()
+
+    @staticmethod
+    def pause(agent: AgentProcess, *writers: WriterProcess) -> None:
+        """SIGSTOP the agent (and writers): a node frozen, alive but silent."""
+        assert agent.process is not None
+        os.kill(agent.process.pid, signal.SIGSTOP)
+        for writer in writers:
+            writer.signal(signal.SIGSTOP)
+
+    @staticmethod
+    def resume(agent: AgentProcess, *writers: WriterProcess) -> None:
+        """SIGCONT the agent (and writers)."""
+        assert agent.process is not None
+        os.kill(agent.process.pid, signal.SIGCONT)
+        for writer in writers:
+            writer.signal(signal.SIGCONT)
+
+    # -- the control service's view ------------------------------------------------
+
+    def node(self, agent: AgentProcess) -> dict[str, Any]:
+        """The node's record in ``GET /v1/shoal/nodes`` (liveness, fence, draining)."""
+        nodes = self.api("GET", "/v1/shoal/nodes")
+        return next(n for n in nodes if n["uuid"] == str(agent.uuid))
+
+    def fenced(self, agent: AgentProcess) -> bool:
+        """Whether the control service has the node fenced."""
+        return self.node(agent)["fence"] is not None
+
+    def events(self, kind: str | None = None, **query: object) -> list[dict[str, Any]]:
+        """Events (``dataset=``, ``node=``), oldest first, only of ``kind`` if given."""
+        pairs = [f"{k}={v}" for k, v in query.items()] + ["limit=1000"]
+        found = self.api("GET", "/v1/shoal/events?" + "&".join(pairs))
+        return [e for e in found if kind is None or e["kind"] == kind]
+
+    def failover(self, dataset_id: UUID) -> dict[str, Any]:
+        """The dataset's failover options and epoch."""
+        return self.api("GET", f"/v1/shoal/datasets/{dataset_id}/failover")
+
+    def primary(self, dataset_id: UUID) -> str:
+        """The dataset's configured primary (a node uuid)."""
+        return str(self.configuration()[dataset_id]["primary"])
+
+    def leases(self) -> dict[UUID, dict[str, Any]]:
+        """``/v1/configuration/leases`` by dataset id."""
+        return {UUID(lease["dataset_id"]): lease
+                for lease in self.api("GET", "/v1/configuration/leases")}
+
+    def wait_failed_over(self, dataset_id: UUID, agent: AgentProcess, timeout: float = 60) -> None:
+        """Wait until the dataset is mounted on ``agent``, its data usable there."""
+        self.wait_mounted(dataset_id, agent, timeout)
+
+    def cli(self, *args: str, expect: int = 0) -> Any:
+        """Run ``shoal ARGS`` against this cluster; the process, checked for ``expect``."""
+        done = shoal("--url", self.url, *args)
+        if done.returncode != expect:
+            raise AssertionError(
+                f"shoal {' '.join(args)} exited {done.returncode}, not {expect}: "
+                f"{done.stdout}{done.stderr}"
+            )
+        return done
+
+    def cli_json(self, *args: str) -> Any:
+        """Run ``shoal --json ARGS``; its decoded output."""
+        return json.loads(self.cli("--json", *args).stdout)
+
+
+def wait_for(check: Any, timeout: float, what: str) -> Any:
+    """:func:`tests.processes.wait_until`, re-exported for the scenarios."""
+    return wait_until(check, timeout, what)
