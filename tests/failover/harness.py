@@ -15,6 +15,7 @@ import json
 import os
 import signal
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -56,7 +57,9 @@ class FailoverCluster(LocalCluster):
             if name in self.proxied:
                 self.proxies[name] = TcpProxy(self.control.port).start()
                 url = self.proxies[name].url
-            self.agents[name] = AgentProcess(name, url, self.base, self.pool).start()
+            self.agents[name] = AgentProcess(name, url, self.base, self.pool)
+        with ThreadPoolExecutor(len(self.names)) as pool:  # start them side by side
+            list(pool.map(AgentProcess.start, self.agents.values()))
         return self
 
     def close(self) -> None:
