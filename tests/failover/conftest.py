@@ -59,7 +59,26 @@ def make_cluster() -> Iterator[Callable[..., FailoverCluster]]:
             shutil.rmtree(base, ignore_errors=True)
 
 
+@pytest.fixture(scope="session")
+def shared_cluster() -> Iterator[FailoverCluster]:
+    """node1 (through a proxy, to be cut off) and node2 on one pool, shared by the tests that
+    leave their nodes healthy (each scenario brings its failed node back); started once."""
+    root_or_skip()
+    base = tempfile.mkdtemp(prefix="shoal-failover-")
+    cluster = FailoverCluster(base, ("node1", "node2"), GRACE, proxied=("node1",))
+    try:
+        yield cluster.start()
+    finally:
+        cluster.close()
+        if not os.environ.get("SHOAL_KEEP_FAILOVER_LOGS"):
+            shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
-def cluster(make_cluster: Callable[..., FailoverCluster]) -> FailoverCluster:
-    """Two agents, node1 and node2, on one pool, with the tests' short grace."""
-    return make_cluster()
+def cluster(shared_cluster: FailoverCluster) -> Iterator[FailoverCluster]:
+    """The shared two-node cluster, healthy; its checker must stay clean through the test."""
+    shared_cluster.recover()
+    checks = shared_cluster.checker.checks
+    yield shared_cluster
+    assert shared_cluster.checker.checks > checks
+    assert shared_cluster.checker.violations == [], shared_cluster.checker.violations

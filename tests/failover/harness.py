@@ -23,7 +23,7 @@ from tests.agent.functional.cluster import AgentProcess, LocalCluster, release
 from tests.failover.proxy import TcpProxy
 from tests.failover.watch import WritableChecker
 from tests.failover.writer import WriterProcess
-from tests.processes import ControlProcess, shoal, wait_until
+from tests.processes import ControlProcess, http_json, shoal, wait_until
 
 
 class FailoverCluster(LocalCluster):
@@ -80,6 +80,34 @@ class FailoverCluster(LocalCluster):
         finally:
             self.checker.stop()
             release(self.base)
+
+    def recover(self, timeout: float = 60) -> None:
+        """Bring every node back to health after a test: running, reachable, unfenced, not
+        draining and live, so that the next test starts from a clean cluster."""
+        for writer in self.writers:
+            writer.kill()
+        for proxy in self.proxies.values():
+            if proxy.cut_off:
+                proxy.heal()
+        for agent in self.agents.values():
+            if agent.process is None or agent.process.poll() is not None:
+                agent.start()
+            else:
+                os.kill(agent.process.pid, signal.SIGCONT)
+        for agent in self.agents.values():
+            if self.node(agent)["draining"]:
+                self.api("DELETE", f"/v1/shoal/nodes/{agent.uuid}/drain")
+            wait_until(lambda a=agent: self._unfenced(a), timeout, f"{agent.name} unfenced")
+            wait_until(lambda a=agent: self.node(a)["liveness"] == "live", timeout,
+                       f"{agent.name} live")
+
+    def _unfenced(self, agent: AgentProcess) -> bool:
+        """Whether the node is unfenced; lifts an operator's fence once the node allows it."""
+        fence = self.node(agent)["fence"]
+        if fence is not None and not fence["automatic"]:
+            status, _, _ = http_json("DELETE", f"{self.url}/v1/shoal/nodes/{agent.uuid}/fence")
+            return status == 200
+        return fence is None
 
     # -- processes ---------------------------------------------------------------
 

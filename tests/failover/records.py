@@ -109,16 +109,25 @@ def check_records(seed: str, data: bytes) -> RecordCheck:
     return RecordCheck(intact, len(data) - intact * RECORD_SIZE, tuple(later))
 
 
-def durable_problems(log: WriterLog, found: RecordCheck, newest: int | None = None) -> list[str]:
+def durable_problems(
+    log: WriterLog, found: RecordCheck, newest: int | None = None, racing: bool = False
+) -> list[str]:
     """What is wrong with a volume's copy, given the writer's log (empty: all good).
 
     Every record the writer fsynced must be there, whole and in order; at most
     one more record (written, its fsync not logged) may follow, and at most
     one record's worth of torn tail. With ``newest``, no record numbered above
     it may be there (records the writer wrote after it was fenced).
+
+    ``racing``: the writer was running when its filesystem was shut down, so
+    its last fsync may have raced the shutdown. ext4 can then answer that
+    fsync with success although the record never reaches the device (an
+    fsync whose journal commit is aborted before it starts waiting for it);
+    so the last fsynced record alone may be missing.
     """
     problems = []
-    if found.intact < log.last_fsynced + 1:
+    required = log.last_fsynced + (0 if racing else 1)
+    if found.intact < required:
         problems.append(
             f"only records 0..{found.intact - 1} are intact, but the writer fsynced up to "
             f"{log.last_fsynced}"

@@ -62,6 +62,8 @@ def test_durable_problems() -> None:
     assert durable_problems(log, check_records("s", records("s", range(5)))) == []
     missing = durable_problems(log, check_records("s", records("s", range(3))))
     assert "only records 0..2" in missing[0]
+    assert durable_problems(log, check_records("s", records("s", range(3))), racing=True) == []
+    assert durable_problems(log, check_records("s", records("s", range(2))), racing=True)
     assert durable_problems(log, check_records("s", records("s", range(7))))
     junk = records("s", range(4)) + b"\0" * RECORD_SIZE + record("s", 9)
     assert durable_problems(log, check_records("s", junk))
