@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
+from agent.backends import loopdev
 from tests.agent.functional.cluster import AgentProcess, LocalCluster, release
 from tests.failover.proxy import TcpProxy
 from tests.failover.watch import WritableChecker
@@ -79,7 +80,7 @@ class FailoverCluster(LocalCluster):
                 proxy.close()
         finally:
             self.checker.stop()
-            release(self.base)
+            release_devices(self.base)
 
     def recover(self, timeout: float = 60) -> None:
         """Bring every node back to health after a test: running, reachable, unfenced, not
@@ -188,6 +189,17 @@ class FailoverCluster(LocalCluster):
     def cli_json(self, *args: str) -> Any:
         """Run ``shoal --json ARGS``; its decoded output."""
         return json.loads(self.cli("--json", *args).stdout)
+
+
+def release_devices(base: str) -> None:
+    """Unmount and detach everything below ``base``, making fenced (read-only) loop devices
+    writable first: the flag outlives ``losetup -d`` and would trouble the device's next user."""
+    prefix = os.path.realpath(base).rstrip("/") + "/"
+    for name in os.listdir(loopdev.SYS_BLOCK):
+        backing = loopdev.backing_file(name)
+        if backing and backing.startswith(prefix) and loopdev.read_only("/dev/" + name):
+            loopdev.set_read_only("/dev/" + name, False)
+    release(base)
 
 
 def wait_for(check: Any, timeout: float, what: str) -> Any:
