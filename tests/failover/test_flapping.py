@@ -17,7 +17,11 @@ FLAP_GRACE = 6.0
 
 
 def test_flapping_node_never_fails_over(make_cluster) -> None:
-    """A node silent past the suspect mark but back inside the grace, twice: no fence, no move."""
+    """A node silent past the suspect mark but back inside the grace, twice: no fence, no move.
+
+    The silence may outlast the node lease (half the grace), so the agent may fence itself and
+    mount the dataset again; the control service must not fence it or move its data.
+    """
     cluster: FailoverCluster = make_cluster(grace=FLAP_GRACE)
     one = cluster.agents["node1"]
     dataset_id = cluster.create(one)
