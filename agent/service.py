@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -75,6 +76,7 @@ class AgentOptions:
     heartbeat: float = 5.0
     kill_after_changes: int | None = None
     pool_overcommit: float | None = None
+    self_fence: bool = True
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -168,7 +170,9 @@ def build_loop(
     era = options.era if options.era is not None else boot_id()
     labels = {"name": identity.name, **options.labels}
     facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, labels)
-    settings = LoopSettings(mount_root=mount_root, heartbeat=options.heartbeat)
+    settings = LoopSettings(
+        mount_root=mount_root, heartbeat=options.heartbeat, self_fence=options.self_fence
+    )
     return ConvergenceLoop(
         client,
         reactor,
@@ -177,6 +181,7 @@ def build_loop(
         settings,
         random=random.Random().random,
         run_blocking=runner,
+        monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
     )
 
