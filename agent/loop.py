@@ -301,6 +301,9 @@ class ConvergenceLoop:
             self._failed("pass", e)
             return
         self.memory = memory.succeeded(self.memory, sleep)
+        if self.memory.need_register:  # fenced: register again (docs/failover.md)
+            self.lifecycle.handle(Event.NODE_LOST)
+            return
         self.lifecycle.handle(Event.ACTED if sleep <= 0 else Event.IDLE)
 
     async def _wait(self) -> None:
@@ -581,6 +584,8 @@ class ConvergenceLoop:
                 else "the control service lifted this node's fence",
             )
             self.memory = evolve(self.memory, fenced=configuration.fenced)
+            if configuration.fenced:  # rejoin: the service lifts an automatic fence only after
+                self.memory = memory.node_lost(self.memory)  # a registration, then a clean report
         if self.settings.self_fence and configuration.node_lease != self.memory.lease.length:
             self.memory = memory.lease_told(self.memory, configuration.node_lease)
             self._arm_lease()
