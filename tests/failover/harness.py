@@ -47,6 +47,7 @@ class FailoverCluster(LocalCluster):
         self.proxies: dict[str, TcpProxy] = {}
         self.checker = WritableChecker(self.pool)
         self.writers: list[WriterProcess] = []
+        self.first_event = 0
 
     def start(self) -> FailoverCluster:
         """Start the checker, the control service, the proxies and every agent."""
@@ -101,6 +102,8 @@ class FailoverCluster(LocalCluster):
             wait_until(lambda a=agent: self._unfenced(a), timeout, f"{agent.name} unfenced")
             wait_until(lambda a=agent: self.node(a)["liveness"] == "live", timeout,
                        f"{agent.name} live")
+        self.first_event = 0
+        self.first_event = max((e["id"] for e in self.events()), default=0) + 1
 
     def _unfenced(self, agent: AgentProcess) -> bool:
         """Whether the node is unfenced; lifts an operator's fence once the node allows it."""
@@ -154,10 +157,14 @@ class FailoverCluster(LocalCluster):
         return self.node(agent)["fence"] is not None
 
     def events(self, kind: str | None = None, **query: object) -> list[dict[str, Any]]:
-        """Events (``dataset=``, ``node=``), oldest first, only of ``kind`` if given."""
+        """Events (``dataset=``, ``node=``) since the last :meth:`recover`, oldest first, only
+        of ``kind`` if given."""
         pairs = [f"{k}={v}" for k, v in query.items()] + ["limit=1000"]
+        if self.first_event > 0:
+            pairs.append(f"since={self.first_event - 1}")
         found = self.api("GET", "/v1/shoal/events?" + "&".join(pairs))
-        return [e for e in found if kind is None or e["kind"] == kind]
+        return [e for e in found
+                if (kind is None or e["kind"] == kind) and e["id"] >= self.first_event]
 
     def failover(self, dataset_id: UUID) -> dict[str, Any]:
         """The dataset's failover options and epoch."""
