@@ -27,6 +27,7 @@ from control.model import (
 
 KINDS = (
     "created",
+    "bound",
     "moved",
     "deleted",
     "lease_taken",
@@ -87,7 +88,16 @@ class EventQuery:
 
 
 def dataset_created(dataset: Dataset, at: float, actor: str | None) -> Event:
-    """A dataset was created on its primary."""
+    """A dataset was created on its primary (or unbound, waiting for its first consumer)."""
+    if not dataset.bound:
+        return Event(
+            kind="created",
+            at=at,
+            message="created unbound: it is bound to the node of its first consumer",
+            dataset_id=dataset.dataset_id,
+            actor=actor,
+            details={"primary": None, "maximum_size": dataset.maximum_size},
+        )
     return Event(
         kind="created",
         at=at,
@@ -103,6 +113,16 @@ def dataset_moved(before: Dataset, after: Dataset, at: float, actor: str | None)
     """A dataset got a new primary (``None`` when the primary stayed)."""
     if before.primary == after.primary:
         return None
+    if not before.bound:
+        return Event(
+            kind="bound",
+            at=at,
+            message=f"bound to node {after.primary}",
+            dataset_id=after.dataset_id,
+            node_uuid=after.primary,
+            actor=actor,
+            details={"to": str(after.primary)},
+        )
     return Event(
         kind="moved",
         at=at,

@@ -122,6 +122,14 @@ class AccessMode(enum.Enum):
     """Read-write on many nodes: refused, a block device with ext4 or xfs has one writer."""
 
 
+UNBOUND = UUID(int=0)
+"""The ``primary`` of a dataset not yet bound to a node (a WaitForFirstConsumer class).
+
+No node ever has this uuid, so no agent acts on an unbound dataset; the
+Flocker v1 routes show it as this nil uuid, which an old client reads as
+"on a node I do not know" (docs/placement.md)."""
+
+
 @frozen
 class Dataset:
     """
@@ -171,6 +179,11 @@ class Dataset:
     def name(self) -> str | None:
         """The volume name a container runtime knows this dataset by, if any."""
         return self.metadata.get("name")
+
+    @property
+    def bound(self) -> bool:
+        """Whether the dataset has a node (``primary`` is not :data:`UNBOUND`)."""
+        return self.primary != UNBOUND
 
 
 @frozen

@@ -137,7 +137,8 @@ def create_dataset(
             f"Dataset id {dataset.dataset_id} is already in use; choose another or omit it."
         )
     check_name_free(dataset, named)
-    check_primary_known(dataset.primary, primary_known)
+    if dataset.bound:
+        check_primary_known(dataset.primary, primary_known)
     return dataset.__class__(
         dataset_id=dataset.dataset_id,
         primary=dataset.primary,

@@ -17,6 +17,7 @@ from uuid import UUID
 from control.errors import InvalidRequest
 from control.model import (
     FILESYSTEMS,
+    AccessMode,
     Capacity,
     ClusterState,
     Condition,
@@ -99,7 +100,18 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         epoch=_whole(obj.get("epoch", 0)),
         source=None if obj.get("source") is None else source_from_json(obj["source"]),
         filesystem=obj.get("filesystem") or FILESYSTEMS[0],
+        storage_class=obj.get("storage_class"),
+        access_mode=_access_mode(obj.get("access_mode")),
     )
+
+
+def _access_mode(value: object) -> AccessMode:
+    for mode in AccessMode:
+        if value == mode.value:
+            return mode
+    if value is None:
+        return AccessMode.RWO
+    raise InvalidRequest(f"access_mode {value!r} is not one of the access modes.")
 
 
 def node_dataset_to_json(dataset: Dataset) -> JSON:
@@ -110,6 +122,8 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
         "epoch": dataset.epoch,
         "filesystem": dataset.filesystem,
         "source": None if dataset.source is None else source_to_json(dataset.source),
+        "storage_class": dataset.storage_class,
+        "access_mode": dataset.access_mode.value,
     }
 
 

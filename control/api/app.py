@@ -26,7 +26,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import schemas
+from control.api import class_routes, placing, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -42,11 +42,13 @@ from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.sources import find_source
 from control.api.watch import Notifier
+from control.binding import class_for
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons, visible_state
 from control.liveness import FailoverSettings, liveness
 from control.model import (
+    UNBOUND,
     Capacity,
     ClusterState,
     Condition,
@@ -190,10 +192,12 @@ class ControlAPI:
         """
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
-        dataset = dataset_from_json({**body, "dataset_id": dataset_id})
+        asked = dataset_from_json({**body, "dataset_id": dataset_id})
+        dataset, state = await placing.place_new(
+            self._store, asked, None, None, self._now(), self._node_timeout
+        )
         await self._check_live(request, dataset.primary)
         await self._check_placeable(dataset.primary, None)
-        state = await self._store.cluster_state()
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
         )
@@ -218,6 +222,7 @@ class ControlAPI:
             await self._check_placeable(primary, uuid)
         if current is not None and not current.deleted:
             state = await self._store.cluster_state()
+            await placing.check_move(self._store, current, primary, state)
             check_move(current, primary, state, self._now(), self._node_timeout)
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
@@ -649,17 +654,27 @@ class ControlAPI:
         now = self._now()
         source, found = await find_source(self._store, body.get("source"), now)
         primary = body.get("primary")
-        dataset = snap.new_from_source(
+        cls = class_for(body.get("storage_class"), await self._store.classes())
+        filesystem = body.get("filesystem") or (None if cls is None else cls.filesystem)
+        asked = snap.new_from_source(
             UUID(body.get("dataset_id") or str(self._new_uuid())),
             source,
             found,
-            None if primary is None else UUID(primary),
+            UUID(primary) if primary is not None else None if source else UNBOUND,
             body.get("maximum_size"),
             body.get("metadata") or {},
-            body.get("filesystem"),
+            filesystem,
         )
-        await self._check_live(request, dataset.primary)
-        state = await self._store.cluster_state()
+        dataset, state = await placing.place_new(
+            self._store,
+            asked,
+            None if cls is None else cls.name,
+            placing.access_mode_of(body.get("access_mode")),
+            now,
+            self._node_timeout,
+        )
+        if dataset.bound:
+            await self._check_live(request, dataset.primary)
         check_create(dataset.maximum_size, dataset.primary, state, now, self._node_timeout)
         stored, generation = await self._store.create_dataset(
             dataset, if_tag(request), now=now, actor=actor_of(request)
@@ -682,6 +697,34 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    # -- storage classes (control.api.class_routes) -------------------------------
+
+    @app.route("/v1/shoal/classes", methods=["GET"])
+    async def list_classes(self, request: Request) -> bytes:
+        """Every storage class, by name."""
+        return await class_routes.list_classes(self._store, request)
+
+    @app.route("/v1/shoal/classes", methods=["POST"])
+    async def create_class(self, request: Request) -> bytes:
+        """Create a storage class (201), or answer the same one again (200)."""
+        return await class_routes.create_class(self._store, request, self._now())
+
+    @app.route("/v1/shoal/classes/<name>", methods=["GET"])
+    async def show_class(self, request: Request, name: str) -> bytes:
+        """One storage class."""
+        return await class_routes.show_class(self._store, request, name)
+
+    @app.route("/v1/shoal/classes/<name>", methods=["PATCH"])
+    async def update_class(self, request: Request, name: str) -> bytes:
+        """Change a storage class's mutable fields."""
+        return await class_routes.update_class(self._store, request, name, self._now())
+
+    @app.route("/v1/shoal/classes/<name>", methods=["DELETE"])
+    async def delete_class(self, request: Request, name: str) -> bytes:
+        """Delete a storage class no live dataset names."""
+        return await class_routes.delete_class(self._store, request, name, self._now())
+
 
 def _capacity_of(report: NodeState | None) -> Capacity | None:
     """The capacity a node last reported, if any."""
