@@ -28,9 +28,22 @@ from attrs import evolve
 
 from control.classes import StorageClass
 from control.errors import Conflict, InvalidRequest
-from control.model import AccessMode, Capacity, ClusterState, Dataset
+from control.model import (
+    AccessMode,
+    Capacity,
+    ClusterState,
+    Condition,
+    ConditionKind,
+    Dataset,
+)
 from control.placement import Candidate, Placement, check_node, place
-from control.topology import BindingMode, check_access_mode, describe_topology
+from control.topology import (
+    BindingMode,
+    check_access_mode,
+    describe_topology,
+    node_labels,
+    topology_refusal,
+)
 
 
 def class_for(name: str | None, classes: Iterable[StorageClass]) -> StorageClass | None:
@@ -126,3 +139,39 @@ def check_target(
             )
     if cls is not None:
         _refuse(cls, target, dataset.access_mode)
+
+
+def placement_conditions(
+    datasets: Iterable[Dataset],
+    classes: Iterable[StorageClass],
+    state: ClusterState,
+    now: float,
+) -> list[Condition]:
+    """Conditions the control service itself sees on live datasets: ``unbound`` (waiting for
+    its first consumer) and ``outside_topology`` (its node's labels changed so that its class
+    no longer allows it there; it is never moved for that)."""
+    by_name = {c.name: c for c in classes}
+    found = []
+    for dataset in datasets:
+        if dataset.deleted:
+            continue
+        if not dataset.bound:
+            found.append(Condition(
+                dataset.dataset_id, ConditionKind.WAITING, "unbound",
+                "waiting for its first consumer: a container mounting it, or "
+                "`shoal dataset attach`, binds it to that node", now,
+            ))
+            continue
+        cls = by_name.get(dataset.storage_class or "")
+        node = state.nodes.get(dataset.primary)
+        if cls is None or node is None or not cls.allowed_topologies:
+            continue
+        refusal = topology_refusal(cls.allowed_topologies, node_labels(node))
+        if refusal is not None:
+            found.append(Condition(
+                dataset.dataset_id, ConditionKind.ERROR, "outside_topology",
+                f"its node {node.display_name} is no longer allowed by storage class "
+                f"{cls.name}: {refusal}. It stays there (Shoal never moves data silently); "
+                "move it to an allowed node, or restore the node's labels", now,
+            ))
+    return found

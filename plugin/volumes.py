@@ -25,9 +25,10 @@ from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherRes
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import Conflict, NotFound, ShoalError
-from control.model import Dataset, Lease
+from control.model import AccessMode, Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
+from control.topology import parse_enum
 from plugin import rules
 from plugin.hostmounts import MountGuard
 from plugin.mounts import MountTable
@@ -206,6 +207,12 @@ class VolumeService:
         source is (which can freeze it; the first Mount moves it here)."""
         metadata = rules.create_metadata(name)
         if options.from_snapshot is None and options.clone_of is None:
+            if options.placed_by_class:
+                return await self._client.create_shoal_dataset(
+                    None, options.size, metadata, filesystem=options.filesystem,
+                    storage_class=options.storage_class,
+                    access_mode=_access_mode(options.access_mode),
+                )
             if options.filesystem is None:
                 return await self._client.create_dataset(node, options.size, metadata)
             return await self._client.create_shoal_dataset(
@@ -390,3 +397,8 @@ class VolumeService:
         node = self._node()
         datasets, _, states = await self._observe()
         return rules.list_json(datasets, states, node)
+
+
+def _access_mode(text: str | None) -> str | None:
+    """An access mode option (``RWO`` or ``ReadWriteOnce``) as the API names it."""
+    return None if text is None else parse_enum(AccessMode, text, "The access-mode option").value

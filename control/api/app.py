@@ -42,7 +42,8 @@ from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.sources import find_source
 from control.api.watch import Notifier
-from control.binding import class_for
+from control.binding import class_for, placement_conditions
+from control.classes import StorageClass
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons, visible_state
@@ -512,16 +513,31 @@ class ControlAPI:
         dataset_id = None if dataset is None else UUID(dataset)
         state = await self._store.cluster_state()
         configuration = await self._store.configuration(self._now())
-        held = self._held_conditions(configuration, state, dataset_id)
+        classes = await self._store.classes()
+        held = self._held_conditions(configuration, state, dataset_id, classes)
         return json_response(request, conditions_to_json(state, dataset_id) + held)
 
     def _held_conditions(
-        self, configuration: Configuration, state: ClusterState, dataset_id: UUID | None
+        self,
+        configuration: Configuration,
+        state: ClusterState,
+        dataset_id: UUID | None,
+        classes: list[StorageClass],
     ) -> list[dict[str, Any]]:
-        """Why datasets stay on fenced or draining nodes, as conditions of those nodes."""
+        """Why datasets stay on fenced or draining nodes, as conditions of those nodes; and
+        the placement conditions (:func:`control.binding.placement_conditions`)."""
         now = self._now()
-        found = []
-        held = held_reasons(configuration, state, now, self.failover, self.started)
+        datasets = configuration.datasets.values()
+        if dataset_id is not None:
+            one = configuration.datasets.get(dataset_id)
+            datasets = [] if one is None else [one]  # type: ignore[assignment]
+        found = [
+            {**condition_to_json(c), "node_uuid": str(configuration.datasets[c.dataset_id].primary)}
+            for c in placement_conditions(datasets, classes, state, now)
+            if c.dataset_id is not None
+        ]
+        topologies = {c.name: c.allowed_topologies for c in classes}
+        held = held_reasons(configuration, state, now, self.failover, self.started, topologies)
         for held_id, reason in sorted(held.items(), key=lambda item: str(item[0])):
             if dataset_id is not None and held_id != dataset_id:
                 continue

@@ -120,3 +120,26 @@ def test_without_class_or_primary_is_refused() -> None:
     )
     unknown = h.call("POST", DATASETS, {"storage_class": "nope"})
     assert unknown.code == 400 and "does not exist" in unknown.body["description"]
+
+
+def test_relabelled_node_gives_its_dataset_a_condition_not_a_move() -> None:
+    """A node whose labels leave the class's topology: its dataset gets a condition, stays."""
+    h = _cluster(allowed_topologies=[{ZONE: ["a"]}])
+    made = _create(h)
+    assert made.body["primary"] == str(NODE_A)
+    body = {"host": "10.0.0.1", "era": "e1", "mount_root": "/mnt", "labels": {ZONE: "b"}}
+    assert h.call("PUT", f"/v1/shoal/nodes/{NODE_A}", body).code == 200
+    found = h.call("GET", "/v1/shoal/conditions").body
+    assert [(c["reason"], c["node_uuid"]) for c in found] == [("outside_topology", str(NODE_A))]
+    dataset = h.call("GET", "/v1/configuration/datasets").body[0]
+    assert dataset["primary"] == str(NODE_A)
+
+
+def test_unbound_dataset_shows_a_waiting_condition() -> None:
+    """An unbound dataset is listed as waiting for its first consumer."""
+    h = _cluster(binding_mode="WaitForFirstConsumer")
+    made = _create(h)
+    found = h.call("GET", f"/v1/shoal/conditions?dataset={made.body['dataset_id']}").body
+    assert [(c["kind"], c["reason"], c["node_uuid"]) for c in found] == [
+        ("waiting", "unbound", NIL)
+    ]
