@@ -155,6 +155,13 @@ def placement_conditions(
     for dataset in datasets:
         if dataset.deleted:
             continue
+        if dataset.released:
+            found.append(Condition(
+                dataset.dataset_id, ConditionKind.WAITING, "released",
+                "deleted with its volume retained (a Retain class): `shoal dataset adopt` "
+                "makes it a dataset again, with its data", now,
+            ))
+            continue
         if not dataset.bound:
             found.append(Condition(
                 dataset.dataset_id, ConditionKind.WAITING, "unbound",

@@ -28,6 +28,8 @@ from control.model import (
 KINDS = (
     "created",
     "bound",
+    "released",
+    "adopted",
     "moved",
     "deleted",
     "lease_taken",
@@ -257,3 +259,30 @@ def newest_first_cut(events: Iterable[Event], keep: int) -> list[Event]:
     """The events of ``events`` (oldest first) beyond the newest ``keep``: the ones to prune."""
     ordered = list(events)
     return ordered[: max(0, len(ordered) - keep)]
+
+
+def dataset_released(before: Dataset, at: float, actor: str | None) -> Event:
+    """A dataset of a Retain class was deleted: its volume is kept, released."""
+    return Event(
+        kind="released",
+        at=at,
+        message=f"released: deleted with its volume retained (it was on node {before.primary}); "
+        "`shoal dataset adopt` makes it a dataset again",
+        dataset_id=before.dataset_id,
+        node_uuid=before.primary if before.bound else None,
+        actor=actor,
+        details={"from": str(before.primary)},
+    )
+
+
+def dataset_adopted(after: Dataset, at: float, actor: str | None) -> Event:
+    """A released dataset was adopted on a node: live again, with its volume."""
+    return Event(
+        kind="adopted",
+        at=at,
+        message=f"adopted on node {after.primary}, with its retained volume",
+        dataset_id=after.dataset_id,
+        node_uuid=after.primary,
+        actor=actor,
+        details={"to": str(after.primary)},
+    )

@@ -158,7 +158,10 @@ class Dataset:
 
     ``storage_class`` names the dataset's storage class (``None``: made before
     classes, or without one), ``access_mode`` how it may be used
-    (docs/placement.md); both are fixed at create.
+    (docs/placement.md); both are fixed at create. ``released`` is set when a
+    dataset of a ``Retain`` class is deleted: it has no node (``primary`` is
+    :data:`UNBOUND`), its volume is kept, and ``shoal dataset adopt`` makes it a
+    dataset again.
     """
 
     dataset_id: UUID
@@ -174,6 +177,7 @@ class Dataset:
     failover_grace: float | None = None
     storage_class: str | None = None
     access_mode: AccessMode = AccessMode.RWO
+    released: bool = False
 
     @property
     def name(self) -> str | None:

@@ -81,7 +81,7 @@ def dataset_to_json(dataset: Dataset) -> JSON:
         "dataset_id": str(dataset.dataset_id),
         "primary": str(dataset.primary),
         "metadata": dict(dataset.metadata),
-        "deleted": dataset.deleted,
+        "deleted": dataset.deleted or dataset.released,
     }
     if dataset.maximum_size is not None:
         result["maximum_size"] = dataset.maximum_size
@@ -101,6 +101,7 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         source=None if obj.get("source") is None else source_from_json(obj["source"]),
         filesystem=obj.get("filesystem") or FILESYSTEMS[0],
         storage_class=obj.get("storage_class"),
+        released=bool(obj.get("released", False)),
         access_mode=_access_mode(obj.get("access_mode")),
     )
 
@@ -119,6 +120,8 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
     ``epoch``, ``filesystem`` and ``source`` (null for a fresh volume)."""
     return {
         **dataset_to_json(dataset),
+        "deleted": dataset.deleted,
+        "released": dataset.released,
         "epoch": dataset.epoch,
         "filesystem": dataset.filesystem,
         "source": None if dataset.source is None else source_to_json(dataset.source),

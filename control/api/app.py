@@ -243,9 +243,15 @@ class ControlAPI:
     async def delete_dataset(self, request: Request, dataset_id: str) -> bytes:
         """Mark a dataset deleted; its agents destroy the volume."""
         uuid = path_uuid(dataset_id, "dataset id")
-        stored, generation = await self._store.delete_dataset(
-            uuid, if_tag(request), self._now(), actor=actor_of(request)
-        )
+        current = await self._store.dataset(uuid)
+        if current is not None and await placing.retains(self._store, current):
+            stored, generation = await self._store.release_dataset(
+                uuid, if_tag(request), self._now(), actor=actor_of(request)
+            )
+        else:
+            stored, generation = await self._store.delete_dataset(
+                uuid, if_tag(request), self._now(), actor=actor_of(request)
+            )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -710,6 +716,33 @@ class ControlAPI:
             check_create(size, current.primary, state, now, self._node_timeout)
         stored, generation = await self._store.resize_dataset(
             uuid, size, if_tag(request), now, actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/released", methods=["GET"])
+    async def list_released(self, request: Request) -> bytes:
+        """Released datasets (deleted with their volume retained), by id."""
+        configuration = await self._store.configuration(self._now())
+        found = [d for d in configuration.datasets.values() if d.released and not d.deleted]
+        found.sort(key=lambda d: str(d.dataset_id))
+        return json_response(request, [node_dataset_to_json(d) for d in found])
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/adopt", methods=["POST"])
+    async def adopt_dataset(self, request: Request, dataset_id: str) -> bytes:
+        """Make a released dataset live again on a node, with its retained volume."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        body = read_json(request, schemas.ADOPT_DATASET)
+        state = await self._store.cluster_state()
+        asked = body.get("primary")
+        primary = placing.adopter(uuid, None if asked is None else UUID(asked), state)
+        await self._check_live(request, primary)
+        await self._check_placeable(primary, uuid)
+        current = await self._store.dataset(uuid)
+        if current is not None and current.released:
+            await placing.check_move(self._store, current, primary, state)
+        stored, generation = await self._store.adopt_dataset(
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))

@@ -178,6 +178,16 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.SHOAL_DATASET}, s.RESIZE_DATASET, (404, 405, 409), conditional=True,
     ),
     Operation(
+        "get", "/v1/shoal/released",
+        "Released datasets: deleted with their volume retained (a Retain class).",
+        {200: s.SHOAL_DATASETS},
+    ),
+    Operation(
+        "post", "/v1/shoal/datasets/{dataset_id}/adopt",
+        "Make a released dataset live again on a node, with its volume and data.",
+        {200: s.SHOAL_DATASET}, s.ADOPT_DATASET, (404, 409), conditional=True, places=True,
+    ),
+    Operation(
         "get", "/v1/shoal/classes", "Every storage class, by name.", {200: s.STORAGE_CLASSES}
     ),
     Operation(

@@ -11,10 +11,11 @@ from uuid import UUID
 
 from control.binding import check_target, class_for, new_dataset
 from control.classes import StorageClass
+from control.errors import Conflict
 from control.model import AccessMode, ClusterState, Dataset
 from control.placement import candidate, candidates
 from control.store.threaded import ThreadedStore
-from control.topology import parse_enum
+from control.topology import ReclaimPolicy, parse_enum
 
 
 def access_mode_of(value: object) -> AccessMode | None:
@@ -49,3 +50,27 @@ async def check_move(
     node = state.nodes.get(target)
     found = None if node is None else candidate(node, state)
     check_target(dataset, await class_of(store, dataset.storage_class), found, state)
+
+
+async def retains(store: ThreadedStore, dataset: Dataset) -> bool:
+    """Whether deleting ``dataset`` releases it (its class retains volumes)."""
+    if dataset.deleted or dataset.released:
+        return False
+    cls = await class_of(store, dataset.storage_class)
+    return cls is not None and cls.reclaim_policy is ReclaimPolicy.RETAIN
+
+
+def adopter(dataset_id: UUID, asked: UUID | None, state: ClusterState) -> UUID:
+    """The node to adopt a released dataset on: the one asked, else the first node (by uuid)
+    that reports its volume; refused (409) when neither is known."""
+    if asked is not None:
+        return asked
+    holders = sorted(
+        (r.node_uuid for r in state.reports.values() if dataset_id in r.datasets), key=str
+    )
+    if not holders:
+        raise Conflict(
+            f"No node reports the volume of dataset {dataset_id} now: name the node to adopt "
+            "it on (`shoal dataset adopt VOLUME --node NODE`)."
+        )
+    return holders[0]

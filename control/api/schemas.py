@@ -416,6 +416,8 @@ NODE_DATASET = _object(
     filesystem={"enum": list(FILESYSTEMS)},
     source={"anyOf": [DATA_SOURCE, {"type": "null"}]},
     storage_class={"type": ["string", "null"], "description": "The dataset's storage class."},
+    released={"type": "boolean", "description": "Deleted with its volume retained (no node); "
+              "the Flocker v1 routes show it deleted."},
     access_mode={"enum": [m.value for m in AccessMode],
                  "description": "ReadOnlyMany datasets are mounted read-only."},
 )
@@ -528,6 +530,7 @@ RESIZE_DATASET = _object(
                   "The new size: at least the current one (datasets only grow)."},
 )
 SHOAL_DATASET = NODE_DATASET
+SHOAL_DATASETS = _list(SHOAL_DATASET)
 """A dataset with its epoch, filesystem and source, as the /v1/shoal/ routes answer it."""
 NODE_CONFIGURATION["properties"]["snapshots"] = {
     **_list(SNAPSHOT),
@@ -604,3 +607,8 @@ STORAGE_CLASS = _object(
     created={"type": "number", "description": "When it was made (seconds since the epoch)."},
 )
 STORAGE_CLASSES = _list(STORAGE_CLASS)
+ADOPT_DATASET = _object(
+    [],
+    primary={**UUID, "description": "The node to adopt it on (default: the first node, by "
+             "uuid, that reports its volume)."},
+)

@@ -20,7 +20,7 @@ from control.errors import Conflict, InvalidRequest, ShoalError
 from control.model import AccessMode, Dataset, Event, Node, check_maximum_size
 from control.topology import parse_enum
 from control.units import format_size, parse_size
-from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json
+from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json, node_dataset_to_json
 
 DEFAULT_TIMEOUT = 120.0
 SHOWN_EVENTS = 10
@@ -252,6 +252,36 @@ def _mode(text: str | None) -> str | None:
     return None if text is None else parse_enum(AccessMode, text, "--access-mode").value
 
 
+async def released(ctx: Context) -> None:
+    """List released datasets: deleted with their volume retained."""
+    found = await ctx.client.list_released()
+    if ctx.json:
+        ctx.print_json([node_dataset_to_json(d) for d in found])
+        return
+    rows = [(d.name or "-", str(d.dataset_id), format_size(d.maximum_size),
+             d.storage_class or "-") for d in found]
+    ctx.print(table(("NAME", "DATASET", "SIZE", "CLASS"), rows))
+
+
+async def adopt(ctx: Context) -> None:
+    """Make a released dataset (by id, id prefix or its old name) live again, with its data."""
+    found = await ctx.client.list_released()
+    dataset = resolve_dataset(ctx.args.volume, found)
+    nodes = await ctx.client.list_nodes()
+    target = None if ctx.args.node is None else resolve_node(ctx.args.node, nodes)
+    try:
+        adopted = await ctx.client.adopt_dataset(dataset.dataset_id, target)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    names = node_names(nodes)
+    ctx.progress(f"adopted dataset {adopted.dataset_id} on {node_name(adopted.primary, names)}, "
+                 "with its retained volume")
+    if ctx.args.wait:
+        goal = wait.mounted_on(adopted.dataset_id, adopted.primary, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, adopted.dataset_id, names)
+    await show_dataset(ctx, adopted, nodes)
+
+
 async def attach(ctx: Context) -> None:
     """Bind an unbound dataset to a node (its first use), optionally waiting for the mount."""
     dataset, nodes = await _find(ctx)
@@ -393,6 +423,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--to", required=True, metavar="NODE", help="the new primary node")
     _force_option(p)
     _wait_options(p, "it is mounted on the new primary")
+    command(commands, "released", released, "list released datasets (volumes retained)")
+    p = command(commands, "adopt", adopt, "make a released dataset live again, with its data")
+    p.add_argument("volume", metavar="VOLUME", help="the released dataset: id, prefix or name")
+    p.add_argument("--node", metavar="NODE", help="where (default: the node with its volume)")
+    _wait_options(p, "it is mounted there")
     p = command(commands, "attach", attach, "bind an unbound dataset to a node (first use)")
     p.add_argument("dataset", metavar="ID|NAME")
     p.add_argument("--node", required=True, metavar="NODE", help="the node to bind it to")

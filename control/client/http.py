@@ -386,6 +386,18 @@ class HTTPClient:
         d = Deferred.fromCoroutine(self._json("DELETE", f"/v1/shoal/snapshots/{snapshot_id}"))
         return d.addCallback(snapshot_from_json)
 
+    def list_released(self) -> Deferred[list[Dataset]]:
+        """See :meth:`ShoalClient.list_released`."""
+        d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/released"))
+        return d.addCallback(lambda obj: [dataset_from_json(o) for o in obj])
+
+    def adopt_dataset(self, dataset_id: UUID, primary: UUID | None = None) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.adopt_dataset`."""
+        body = {} if primary is None else {"primary": str(primary)}
+        path = f"/v1/shoal/datasets/{dataset_id}/adopt"
+        d = Deferred.fromCoroutine(self._json("POST", path, body))
+        return d.addCallback(dataset_from_json)
+
     def list_classes(self) -> Deferred[list[StorageClass]]:
         """See :meth:`ShoalClient.list_classes`."""
         d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/classes"))

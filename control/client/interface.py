@@ -287,6 +287,15 @@ class ShoalClient(Protocol):
         """Mark a snapshot deleted (idempotent); ``NotFound`` if there is none."""
         ...
 
+    def list_released(self) -> Deferred[list[Dataset]]:
+        """Released datasets: deleted with their volume retained (a Retain class)."""
+        ...
+
+    def adopt_dataset(self, dataset_id: UUID, primary: UUID | None = None) -> Deferred[Dataset]:
+        """Make a released dataset live again on ``primary`` (default: the node reporting its
+        volume); ``Conflict`` when it is not released or no node is known."""
+        ...
+
     def list_classes(self) -> Deferred[list[StorageClass]]:
         """Every storage class, by name."""
         ...

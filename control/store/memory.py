@@ -216,7 +216,12 @@ class MemoryStore:
         if name is None:
             return None
         return next(
-            (d for d in self._datasets.values() if d.name == name and not d.deleted), None
+            (
+                d
+                for d in self._datasets.values()
+                if d.name == name and not d.deleted and not d.released
+            ),
+            None,
         )
 
     def move_dataset(
@@ -253,6 +258,13 @@ class MemoryStore:
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             existing = self._datasets.get(dataset_id)
+            if existing is not None and existing.released and not existing.deleted:
+                reports = self._reports.values()
+                reporters = [r.node_uuid for r in reports if dataset_id in r.datasets]
+                stored = rules.delete_released(existing, reporters, self._generation + 1)
+                self._datasets[dataset_id] = stored
+                self.append_events([ev.dataset_deleted(stored, now, actor)])
+                return stored, self._bump()
             clones = snap.cloning(dataset_id, self._datasets.values(), self._reports.values())
             snap.check_not_cloning(dataset_id, clones)
             stored = rules.delete_dataset(
@@ -267,6 +279,44 @@ class MemoryStore:
                 return stored, self._generation
             self._datasets[dataset_id] = stored
             self.append_events([ev.dataset_deleted(stored, now, actor)])
+            return stored, self._bump()
+
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset: no node, its volume kept."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            stored = rules.release_dataset(
+                existing, dataset_id, self._leases.get(dataset_id), now, self._holder(dataset_id)
+            )
+            if stored == existing:
+                return stored, self._generation
+            assert existing is not None
+            self._datasets[dataset_id] = stored
+            self.append_events([ev.dataset_released(existing, now, actor)])
+            return stored, self._bump()
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary``."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            name = None if existing is None else existing.name
+            stored = rules.adopt_released(
+                existing, dataset_id, primary, primary in self._nodes, self._named(name)
+            )
+            self._datasets[dataset_id] = stored
+            self.append_events([ev.dataset_adopted(stored, now, actor)])
             return stored, self._bump()
 
     def acquire_lease(

@@ -69,6 +69,7 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "filesystem": dataset.filesystem,
         "storage_class": dataset.storage_class,
         "access_mode": dataset.access_mode.value,
+        "released": dataset.released,
     }
 
 
@@ -111,6 +112,7 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         filesystem=named["filesystem"] or FILESYSTEMS[0],
         storage_class=named["storage_class"],
         access_mode=_ACCESS_MODES[named["access_mode"] or AccessMode.RWO.value],
+        released=bool(named["released"]),
     )
 
 

@@ -143,3 +143,44 @@ def test_unbound_dataset_shows_a_waiting_condition() -> None:
     assert [(c["kind"], c["reason"], c["node_uuid"]) for c in found] == [
         ("waiting", "unbound", NIL)
     ]
+
+
+def test_retain_releases_then_adopt_brings_it_back() -> None:
+    """Deleting a Retain dataset releases it (v1: deleted); adopt makes it live on its node."""
+    h = _cluster(reclaim_policy="Retain")
+    made = _create(h)
+    dataset, node = made.body["dataset_id"], made.body["primary"]
+    report = {"era": "e2", "generation": h.generation(), "datasets": [
+        {"dataset_id": dataset, "status": "mounted", "path": f"/mnt/{dataset}",
+         "device": "/dev/loop0", "maximum_size": GiB}]}
+    assert h.call("PUT", f"/v1/shoal/state/{node}", report).code == 200
+    deleted = h.call("DELETE", f"/v1/configuration/datasets/{dataset}")
+    assert deleted.code == 200 and deleted.body["deleted"] is True
+    assert deleted.body["primary"] == NIL
+    listed = h.call("GET", "/v1/configuration/datasets").body
+    assert [(d["primary"], d["deleted"]) for d in listed] == [(NIL, True)]
+    released = h.call("GET", "/v1/shoal/released").body
+    assert [(d["dataset_id"], d["released"], d["deleted"]) for d in released] == [
+        (dataset, True, False)
+    ]
+    node_view = h.call("GET", f"/v1/shoal/nodes/{node}/configuration?also={dataset}").body
+    assert [(d["primary"], d["deleted"]) for d in node_view["datasets"]] == [(NIL, False)]
+    adopted = h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt", {})
+    assert adopted.code == 200, adopted.body
+    assert (adopted.body["primary"], adopted.body["released"]) == (node, False)
+    assert h.call("GET", "/v1/shoal/released").body == []
+    kinds = [e["kind"] for e in h.call("GET", f"/v1/shoal/events?dataset={dataset}").body]
+    assert kinds == ["created", "attached", "mounted", "released", "adopted"]
+
+
+def test_adopt_refusals() -> None:
+    """Adopting a live dataset is a 409; a released one no node reports needs a node."""
+    h = _cluster(reclaim_policy="Retain")
+    dataset = _create(h).body["dataset_id"]
+    live = h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt", {"primary": str(NODE_A)})
+    assert live.code == 409 and "not released" in live.body["description"]
+    h.call("DELETE", f"/v1/configuration/datasets/{dataset}")
+    nobody = h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt", {})
+    assert nobody.code == 409 and "--node" in nobody.body["description"]
+    assert h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt",
+                  {"primary": str(NODE_A)}).code == 200

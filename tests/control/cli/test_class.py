@@ -78,3 +78,19 @@ def test_create_with_node_outside_the_class_is_refused() -> None:
     cli = _zoned()
     refused = cli("dataset", "create", "--node", "node2", "--class", "za", "--force")
     assert refused.code == 1 and f"{ZONE}=a" in refused.err
+
+
+def test_retain_delete_then_adopt() -> None:
+    """Deleting a dataset of a Retain class releases it; adopt brings it back by its name."""
+    cli = CLI()
+    cli.register(NODE_1, "node1")
+    assert cli("class", "create", "keep", "--reclaim", "Retain", "--default").code == 0
+    made = cli("dataset", "create", "--meta", "name=db", "--size", "1G")
+    assert made.code == 0, made.err
+    assert cli("dataset", "delete", "db").code == 0
+    listed = cli("dataset", "released")
+    assert "db" in listed.out and "keep" in listed.out
+    adopted = cli("dataset", "adopt", "db", "--node", "node1")
+    assert adopted.code == 0, adopted.err
+    assert "adopted dataset" in adopted.out and "node1" in adopted.out
+    assert json.loads(cli("dataset", "released", "--json").out) == []
