@@ -19,6 +19,7 @@ from control.client.interface import NodeCondition, StateDataset
 from control.errors import Conflict, InvalidRequest, NotFound
 from control.model import (
     FILESYSTEMS,
+    AccessMode,
     Dataset,
     DatasetSnapshot,
     DataSource,
@@ -258,6 +259,21 @@ def decide_mount(
             f"{_release_hint(lease)}"
         )
     return Claim(acquire=lease is None, move=dataset.primary != node)
+
+
+def single_consumer(
+    name: str, mode: AccessMode, users: Iterable[str], mount_id: str
+) -> Refused | None:
+    """Refuse a second consumer of a ReadWriteOncePod volume on this node (any other mode:
+    ``None``; the same Mount ID again is not a second consumer)."""
+    others = sorted(set(users) - {mount_id})
+    if mode is not AccessMode.RWOP or not others:
+        return None
+    return Refused(
+        f"Volume {name!r} is ReadWriteOncePod: one container at a time, and container "
+        f"{others[0][:12]} on this node uses it. Stop that container first, or use a class "
+        "that allows ReadWriteOnce."
+    )
 
 
 @frozen

@@ -236,6 +236,12 @@ class VolumeService:
     async def _mount(self, name: str, mount_id: str) -> str:
         node = self._node()
         _, dataset = await self._volume(name)
+        users = self._table.users.get(name, ())
+        if users and mount_id not in users:  # a second consumer here: is it allowed?
+            mode = await self._access_mode(node, dataset.dataset_id)
+            refused = rules.single_consumer(name, mode, users, mount_id)
+            if refused is not None:
+                raise Conflict(refused.message)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
         decision = await self._decide(partial(rules.decide_mount, name, dataset, lease, node))
         try:
@@ -256,6 +262,12 @@ class VolumeService:
         users = self._table.count(name)
         self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
+
+    async def _access_mode(self, node: UUID, dataset_id: UUID) -> AccessMode:
+        """The dataset's access mode, as the agents' route tells it (the v1 routes do not)."""
+        configuration = await self._client.node_configuration(node, [dataset_id])
+        found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
+        return AccessMode.RWO if found is None else found.access_mode
 
     async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
         """Wait, woken by the watch, until the volume is reported mounted on ``node``.

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from control.classes import StorageClass
 from control.client.http import HTTPClient
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
-from control.model import UNBOUND, Condition, ConditionKind, Dataset, NodeState
+from control.model import UNBOUND, AccessMode, Condition, ConditionKind, Dataset, NodeState
 from control.topology import HOSTNAME, BindingMode, Requirement, TopologyTerm
 from plugin.mounts import MountFile, MountTable
 from plugin.testing import MemoryMounts, mount_path
@@ -419,3 +419,27 @@ class TestStorageClasses:
         assert f"[{HOSTNAME}=node1] (it has {HOSTNAME}=node2)" in error.description
         assert cluster.datasets()[0].primary == UNBOUND
         assert cluster.lease_holder(cluster.datasets()[0].dataset_id) is None
+
+
+class TestAccessModes:
+    """ReadWriteOncePod: one container at a time, even on one node."""
+
+    def test_second_container_refused_for_read_write_once_pod(self, cluster: Cluster) -> None:
+        """A second Mount ID of an RWOP volume fails; the first may mount again; RWO shares."""
+        cls = StorageClass("pod", access_modes=(AccessMode.RWOP, AccessMode.RWO))
+        result(cluster.client.create_class(cls))
+        create(cluster, NODE1, "solo", **{"class": "pod"})
+        create(cluster, NODE1, "shared", **{"class": "pod", "access-mode": "RWO"})
+        for name in ("solo", "shared"):
+            d = start(cluster.services[NODE1].mount(name, "c1"))
+            cluster.converge(NODE1)
+            result(d)
+        error = failure(start(cluster.services[NODE1].mount("solo", "c2")))
+        assert isinstance(error, Conflict) and "ReadWriteOncePod" in error.description
+        assert "c1" in error.description
+        result(cluster.services[NODE1].mount("solo", "c1"))
+        result(cluster.services[NODE1].mount("shared", "c2"))
+        result(cluster.services[NODE1].unmount("solo", "c1"))
+        d = start(cluster.services[NODE1].mount("solo", "c2"))
+        cluster.converge(NODE1)
+        result(d)
