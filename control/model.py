@@ -161,7 +161,8 @@ class Dataset:
     (docs/placement.md); both are fixed at create. ``released`` is set when a
     dataset of a ``Retain`` class is deleted: it has no node (``primary`` is
     :data:`UNBOUND`), its volume is kept, and ``shoal dataset adopt`` makes it a
-    dataset again.
+    dataset again; ``released_from`` is the node it was on (where it is adopted,
+    and which destroys it if it is deleted for good, by default).
     """
 
     dataset_id: UUID
@@ -178,6 +179,7 @@ class Dataset:
     storage_class: str | None = None
     access_mode: AccessMode = AccessMode.RWO
     released: bool = False
+    released_from: UUID | None = None
 
     @property
     def name(self) -> str | None:

@@ -171,13 +171,21 @@ def release_dataset(
     if current.released:
         return current
     _check_lease(lease, None, "delete", now, holder_name)
-    return evolve(current, primary=UNBOUND, released=True, epoch=current.epoch + 1)
+    return evolve(
+        current,
+        primary=UNBOUND,
+        released=True,
+        released_from=current.primary if current.bound else None,
+        epoch=current.epoch + 1,
+    )
 
 
 def delete_released(current: Dataset, reporters: Iterable[UUID], generation: int) -> Dataset:
     """A released dataset deleted for good: the first node (by uuid) that reports its volume
-    destroys it; refused (409) while no node reports it."""
+    destroys it, else the node it was released from; refused (409) without either."""
     holders = sorted(reporters, key=str)
+    if not holders and current.released_from is not None:
+        holders = [current.released_from]
     if not holders:
         raise Conflict(
             f"No node reports the volume of released dataset {current.dataset_id} now, so none "
@@ -208,7 +216,9 @@ def adopt_released(
             "deleted can be adopted (`shoal dataset list --released`)."
         )
     check_primary_known(primary, primary_known)
-    adopted = evolve(current, primary=primary, released=False, epoch=current.epoch + 1)
+    adopted = evolve(
+        current, primary=primary, released=False, released_from=None, epoch=current.epoch + 1
+    )
     check_name_free(adopted, named)
     return adopted
 

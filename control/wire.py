@@ -102,8 +102,13 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         filesystem=obj.get("filesystem") or FILESYSTEMS[0],
         storage_class=obj.get("storage_class"),
         released=bool(obj.get("released", False)),
+        released_from=_optional_uuid(obj.get("released_from"), "released_from"),
         access_mode=_access_mode(obj.get("access_mode")),
     )
+
+
+def _optional_uuid(value: object, what: str) -> UUID | None:
+    return None if value is None else parse_uuid(value, what)
 
 
 def _access_mode(value: object) -> AccessMode:
@@ -122,6 +127,7 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
         **dataset_to_json(dataset),
         "deleted": dataset.deleted,
         "released": dataset.released,
+        "released_from": None if dataset.released_from is None else str(dataset.released_from),
         "epoch": dataset.epoch,
         "filesystem": dataset.filesystem,
         "source": None if dataset.source is None else source_to_json(dataset.source),

@@ -735,10 +735,10 @@ class ControlAPI:
         body = read_json(request, schemas.ADOPT_DATASET)
         state = await self._store.cluster_state()
         asked = body.get("primary")
-        primary = placing.adopter(uuid, None if asked is None else UUID(asked), state)
+        current = await self._store.dataset(uuid)
+        primary = placing.adopter(current, None if asked is None else UUID(asked), state)
         await self._check_live(request, primary)
         await self._check_placeable(primary, uuid)
-        current = await self._store.dataset(uuid)
         if current is not None and current.released:
             await placing.check_move(self._store, current, primary, state)
         stored, generation = await self._store.adopt_dataset(

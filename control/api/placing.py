@@ -11,7 +11,7 @@ from uuid import UUID
 
 from control.binding import check_target, class_for, new_dataset
 from control.classes import StorageClass
-from control.errors import Conflict
+from control.errors import Conflict, NotFound
 from control.model import AccessMode, ClusterState, Dataset
 from control.placement import candidate, candidates
 from control.store.threaded import ThreadedStore
@@ -60,11 +60,16 @@ async def retains(store: ThreadedStore, dataset: Dataset) -> bool:
     return cls is not None and cls.reclaim_policy is ReclaimPolicy.RETAIN
 
 
-def adopter(dataset_id: UUID, asked: UUID | None, state: ClusterState) -> UUID:
-    """The node to adopt a released dataset on: the one asked, else the first node (by uuid)
-    that reports its volume; refused (409) when neither is known."""
+def adopter(dataset: Dataset | None, asked: UUID | None, state: ClusterState) -> UUID:
+    """The node to adopt a released dataset on: the one asked, else the node it was released
+    from, else the first node (by uuid) that reports its volume; refused (409) without."""
+    if dataset is None:
+        raise NotFound("No such dataset: `shoal dataset released` lists the released ones.")
     if asked is not None:
         return asked
+    if dataset.released_from is not None:
+        return dataset.released_from
+    dataset_id = dataset.dataset_id
     holders = sorted(
         (r.node_uuid for r in state.reports.values() if dataset_id in r.datasets), key=str
     )

@@ -418,6 +418,8 @@ NODE_DATASET = _object(
     storage_class={"type": ["string", "null"], "description": "The dataset's storage class."},
     released={"type": "boolean", "description": "Deleted with its volume retained (no node); "
               "the Flocker v1 routes show it deleted."},
+    released_from={"anyOf": [UUID, {"type": "null"}],
+                   "description": "The node a released dataset was on (adopted there by default)."},
     access_mode={"enum": [m.value for m in AccessMode],
                  "description": "ReadOnlyMany datasets are mounted read-only."},
 )

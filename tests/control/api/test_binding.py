@@ -174,8 +174,8 @@ def test_retain_releases_then_adopt_brings_it_back() -> None:
 
 
 def test_adopt_refusals() -> None:
-    """Adopting a live dataset is a 409; a released one no node reports needs a node."""
-    h = _cluster(reclaim_policy="Retain")
+    """Adopting a live dataset is a 409; one that never had a node needs a node named."""
+    h = _cluster(reclaim_policy="Retain", binding_mode="WaitForFirstConsumer")
     dataset = _create(h).body["dataset_id"]
     live = h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt", {"primary": str(NODE_A)})
     assert live.code == 409 and "not released" in live.body["description"]
@@ -184,3 +184,15 @@ def test_adopt_refusals() -> None:
     assert nobody.code == 409 and "--node" in nobody.body["description"]
     assert h.call("POST", f"/v1/shoal/datasets/{dataset}/adopt",
                   {"primary": str(NODE_A)}).code == 200
+
+
+def test_adopt_defaults_to_the_node_it_was_released_from() -> None:
+    """A released dataset remembers its node; adopt without a node goes back there."""
+    h = _cluster(reclaim_policy="Retain")
+    made = _create(h).body
+    h.call("DELETE", f"/v1/configuration/datasets/{made['dataset_id']}")
+    [released] = h.call("GET", "/v1/shoal/released").body
+    assert released["released_from"] == made["primary"]
+    adopted = h.call("POST", f"/v1/shoal/datasets/{made['dataset_id']}/adopt", {})
+    assert adopted.code == 200 and adopted.body["primary"] == made["primary"]
+    assert h.call("POST", f"/v1/shoal/datasets/{NIL}/adopt", {}).code == 404

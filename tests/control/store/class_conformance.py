@@ -153,12 +153,20 @@ class ReleaseConformance:
     def test_deleting_a_released_dataset_has_a_reporting_node_destroy_it(
         self, store: Store
     ) -> None:
-        """A released dataset deleted for good goes to the node reporting its volume."""
-        node = add_node(store)
+        """A released dataset deleted for good goes to the node reporting its volume, else
+        to the node it was released from; one that never had a node is refused."""
+        node, other = add_node(store), add_node(store, "10.0.0.2")
         dataset = add_dataset(store, node)
-        store.release_dataset(dataset.dataset_id, None, NOW)
-        with pytest.raises(Conflict, match="No node reports the volume"):
-            store.delete_dataset(dataset.dataset_id, None, NOW)
-        store.report_state(report(node, store.versions().configuration, dataset.dataset_id))
+        released, _ = store.release_dataset(dataset.dataset_id, None, NOW)
+        assert released.released_from == node
+        store.report_state(report(other, store.versions().configuration, dataset.dataset_id))
         deleted, _ = store.delete_dataset(dataset.dataset_id, None, NOW)
+        assert (deleted.deleted, deleted.primary) == (True, other)
+        quiet = add_dataset(store, node)
+        store.release_dataset(quiet.dataset_id, None, NOW)
+        deleted, _ = store.delete_dataset(quiet.dataset_id, None, NOW)
         assert (deleted.deleted, deleted.primary) == (True, node)
+        never = add_dataset(store, UNBOUND)
+        store.release_dataset(never.dataset_id, None, NOW)
+        with pytest.raises(Conflict, match="No node reports the volume"):
+            store.delete_dataset(never.dataset_id, None, NOW)
