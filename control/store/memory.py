@@ -51,6 +51,8 @@ class MemoryStore:
     def __init__(self, retention: EventRetention | None = None) -> None:
         self._retention = retention if retention is not None else EventRetention()
         self._events: list[Event] = []
+        self._counts: dict[UUID, int] = {}  # events per dataset in _events
+        self._oldest_at = float("inf")  # the earliest ``at`` in _events
         self._last_event_id = 0
         self._lock = threading.RLock()
         self._generation = 0
@@ -605,6 +607,10 @@ class MemoryStore:
                 self._last_event_id += 1
                 stored.append(evolve(event, event_id=self._last_event_id))
             self._events.extend(stored)
+            for event in stored:
+                self._oldest_at = min(self._oldest_at, event.at)
+                if event.dataset_id is not None:
+                    self._counts[event.dataset_id] = self._counts.get(event.dataset_id, 0) + 1
             if stored:
                 self._prune(stored)
             return stored
@@ -612,6 +618,9 @@ class MemoryStore:
     def _prune(self, added: list[Event]) -> None:
         keep = self._retention.per_dataset
         cutoff = max(e.at for e in added) - self._retention.max_age
+        touched = {e.dataset_id for e in added if e.dataset_id is not None}
+        if self._oldest_at >= cutoff and all(self._counts[d] <= keep for d in touched):
+            return  # nothing is too old, and no dataset has too many: the scan drops nothing
         counts: dict[UUID, int] = {}
         kept: list[Event] = []
         for event in reversed(self._events):
@@ -624,6 +633,11 @@ class MemoryStore:
                     continue
             kept.append(event)
         self._events = kept[::-1]
+        self._counts = {}
+        for event in self._events:
+            if event.dataset_id is not None:
+                self._counts[event.dataset_id] = self._counts.get(event.dataset_id, 0) + 1
+        self._oldest_at = min((e.at for e in self._events), default=float("inf"))
 
     def events(self, query: EventQuery) -> list[Event]:
         """The events ``query`` asks for, oldest first."""
