@@ -2,7 +2,8 @@
 Placement on a real cluster: two labelled agents, one per zone, on loop devices.
 
 A control service and agents node1 (zone a) and node2 (zone b) sharing one
-loopback pool: an Immediate class places in its zone, a WaitForFirstConsumer
+loopback pool, and node3 (zone a) with only a ``local`` pool of its own: an
+Immediate class places in its zone, a local volume is pinned to node3, a WaitForFirstConsumer
 dataset waits unbound and is bound by ``shoal dataset attach``, a move out of
 the class's zone is refused naming the term, and a Retain class keeps the
 volume of a deleted dataset, which ``shoal dataset adopt`` brings back with
@@ -36,7 +37,8 @@ pytestmark = [pytest.mark.functional, pytest.mark.root]
 
 @pytest.fixture(scope="module")
 def zoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """node1 in zone a, node2 in zone b, one pool; everything released after."""
+    """node1 in zone a, node2 in zone b on one shared pool; node3 in zone a with only its own
+    local pool; everything released after."""
     _root_or_skip()
     base = str(tmp_path_factory.mktemp("zoned"))
     local = LocalCluster(base, names=())
@@ -45,6 +47,9 @@ def zoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         for name, zone in (("node1", "a"), ("node2", "b")):
             extra = [*local.agent_args, "--label", f"{ZONE}={zone}"]
             local.agents[name] = AgentProcess(name, local.url, base, local.pool, extra).start()
+        own = os.path.join(base, "node3-local")  # node3's own disk: the local backend
+        extra = ["--label", f"{ZONE}=a", "--backend", "local", "--pool", own]
+        local.agents["node3"] = AgentProcess("node3", local.url, base, own, extra).start()
         yield local
     finally:
         local.close()
@@ -103,7 +108,7 @@ def test_retain_then_adopt_keeps_the_data(zoned: LocalCluster) -> None:
     """Deleting a Retain dataset keeps its volume; adopt mounts it again with the data."""
     one = zoned.agents["node1"]
     shoal(zoned, "class", "create", "keep", "--size", "64M", "--reclaim", "Retain",
-          "--topology", f"{ZONE}=a")
+          "--topology", f"{ZONE}=a", "--backend", "loopback")
     dataset = UUID(create(zoned, "--class", "keep", "--meta", "name=kept")["dataset_id"])
     zoned.wait_mounted(dataset, one)
     marker = os.path.join(one.mount_path(dataset), "marker")
@@ -117,3 +122,19 @@ def test_retain_then_adopt_keeps_the_data(zoned: LocalCluster) -> None:
     shoal(zoned, "dataset", "adopt", "kept", "--wait", "--timeout", "60")
     zoned.wait_mounted(dataset, one)
     assert read_marker(marker) == b"retained data"
+
+
+def test_local_volume_is_pinned_to_its_node(zoned: LocalCluster) -> None:
+    """A class on the local backend places on node3, the only node with one; no move."""
+    three = zoned.agents["node3"]
+    shoal(zoned, "class", "create", "pinned", "--size", "64M", "--backend", "local")
+    made = create(zoned, "--class", "pinned", "--meta", "name=pinned")
+    dataset = UUID(made["dataset_id"])
+    assert made["primary"] == str(three.uuid)
+    zoned.wait_mounted(dataset, three)
+    refused = shoal(zoned, "dataset", "move", "pinned", "--to", "node1", ok=False)
+    assert refused.returncode == 1 and "node-local backend 'local'" in refused.stderr
+    nodes = json.loads(shoal(zoned, "node", "list", "--json").stdout)
+    local = [n["capacity"] for n in nodes if n["uuid"] == str(three.uuid)]
+    assert local[0]["backend"] == "local" and local[0]["shared"] is False
+    assert zoned.mounted_on(dataset, three)
