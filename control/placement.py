@@ -237,11 +237,6 @@ def check_node(need: Need, candidate: Candidate, reserved: int = 0) -> Refusal |
     return Refusal(found, message, ((candidate.name, why),))
 
 
-def in_topology(need: Need, candidate: Candidate) -> bool:
-    """Whether ``candidate``'s labels are inside ``need``'s allowed topology."""
-    return allowed(need.topology, candidate.labels)
-
-
 def candidate(node: Node, state: ClusterState, unusable: str | None = None) -> Candidate:
     """``node`` as placement sees it, with the capacity of its latest report."""
     report = state.reports.get(node.uuid)

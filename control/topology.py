@@ -20,7 +20,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, TypeVar
 
 from attrs import field, frozen
-from pyrsistent import PMap, pmap
 
 from control.errors import InvalidRequest
 from control.model import AccessMode, Node
@@ -33,9 +32,6 @@ _KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-SUPPORTED_ACCESS_MODES = (AccessMode.RWO, AccessMode.RWOP, AccessMode.ROX)
 
 
 class BindingMode(enum.Enum):
@@ -264,10 +260,3 @@ def parse_term(text: str) -> TopologyTerm:
             )
         requirements.append(Requirement(key, tuple(values.split("|"))))
     return TopologyTerm(tuple(requirements))
-
-
-def labels_pmap(value: Mapping[str, str] | None) -> PMap:
-    """``value`` as a frozen map, every key and value checked."""
-    for key, item in (value or {}).items():
-        check_label(key, item)
-    return pmap(value or {})

@@ -533,10 +533,10 @@ class ControlAPI:
         """Why datasets stay on fenced or draining nodes, as conditions of those nodes; and
         the placement conditions (:func:`control.binding.placement_conditions`)."""
         now = self._now()
-        datasets = configuration.datasets.values()
-        if dataset_id is not None:
-            one = configuration.datasets.get(dataset_id)
-            datasets = [] if one is None else [one]  # type: ignore[assignment]
+        datasets = [
+            d for d in configuration.datasets.values()
+            if dataset_id is None or d.dataset_id == dataset_id
+        ]
         found = [
             {**condition_to_json(c), "node_uuid": str(configuration.datasets[c.dataset_id].primary)}
             for c in placement_conditions(datasets, classes, state, now)
