@@ -89,10 +89,15 @@ class Candidate:
 
 @frozen
 class Placement:
-    """The decision: ``node`` on its ``backend``."""
+    """The decision: ``node`` on its ``backend`` (``""`` when it has not reported one)."""
 
     node: UUID
     backend: str
+
+
+UNKNOWN = Capacity("")
+"""The capacity of a node that has not reported one: it fits anything, with no free space
+known (so it ranks below every node that reported some)."""
 
 
 @frozen
@@ -126,6 +131,8 @@ def _failed(need: Need, candidate: Candidate, reserved: int) -> Rule | Capacity:
         return Rule.USABLE
     if need.topology and not allowed(need.topology, candidate.labels):
         return Rule.TOPOLOGY
+    if not candidate.capacities and need.backend is None:
+        return UNKNOWN  # it has not reported yet: an unknown capacity fits anything
     best: Capacity | None = None
     seen = False
     for capacity in candidate.capacities:
@@ -228,11 +235,6 @@ def check_node(need: Need, candidate: Candidate, reserved: int = 0) -> Refusal |
     why = _reason(found, need, candidate, reserved)
     message = f"Node {candidate.name} cannot take the dataset: {why}."
     return Refusal(found, message, ((candidate.name, why),))
-
-
-def in_topology(need: Need, candidate: Candidate) -> bool:
-    """Whether ``candidate``'s labels are inside ``need``'s allowed topology."""
-    return allowed(need.topology, candidate.labels)
 
 
 def candidate(node: Node, state: ClusterState, unusable: str | None = None) -> Candidate:

@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections.abc import Iterable, Mapping
-from typing import TypeVar
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
 
 from attrs import field, frozen
-from pyrsistent import PMap, pmap
 
 from control.errors import InvalidRequest
 from control.model import AccessMode, Node
@@ -33,9 +32,6 @@ _KEY = re.compile(
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
 _VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
-
-
-SUPPORTED_ACCESS_MODES = (AccessMode.RWO, AccessMode.RWOP, AccessMode.ROX)
 
 
 class BindingMode(enum.Enum):
@@ -96,12 +92,42 @@ def check_label(key: object, value: object) -> None:
         )
 
 
-def node_labels(node: Node) -> dict[str, str]:
+class NodeLabels(Mapping[str, str]):
+    """A node's labels plus its default ``kubernetes.io/hostname``, without copying them
+    (placement reads the labels of every node for every decision)."""
+
+    __slots__ = ("_labels", "_hostname")
+
+    def __init__(self, labels: Mapping[str, str], hostname: str) -> None:
+        self._labels = labels
+        self._hostname = hostname
+
+    def __getitem__(self, key: str) -> str:
+        if key == HOSTNAME and HOSTNAME not in self._labels:
+            return self._hostname
+        return self._labels[key]
+
+    def get(self, key: str, default: object = None) -> Any:
+        """The label's value, or ``default``."""
+        if key == HOSTNAME and HOSTNAME not in self._labels:
+            return self._hostname
+        return self._labels.get(key, default)
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._labels
+        if HOSTNAME not in self._labels:
+            yield HOSTNAME
+
+    def __len__(self) -> int:
+        return len(self._labels) + (HOSTNAME not in self._labels)
+
+    def __repr__(self) -> str:
+        return f"NodeLabels({dict(self)!r})"
+
+
+def node_labels(node: Node) -> Mapping[str, str]:
     """``node``'s labels with the defaults: ``kubernetes.io/hostname`` is its name."""
-    labels = dict(node.labels)
-    if HOSTNAME not in labels:
-        labels[HOSTNAME] = str(labels.get("name") or node.host)
-    return labels
+    return NodeLabels(node.labels, str(node.labels.get("name") or node.host))
 
 
 def _values(value: Iterable[str]) -> tuple[str, ...]:
@@ -234,10 +260,3 @@ def parse_term(text: str) -> TopologyTerm:
             )
         requirements.append(Requirement(key, tuple(values.split("|"))))
     return TopologyTerm(tuple(requirements))
-
-
-def labels_pmap(value: Mapping[str, str] | None) -> PMap:
-    """``value`` as a frozen map, every key and value checked."""
-    for key, item in (value or {}).items():
-        check_label(key, item)
-    return pmap(value or {})

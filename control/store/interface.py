@@ -108,6 +108,27 @@ class Store(Protocol):
         """
         ...
 
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset (its class retains volumes): :func:`control.rules.release_dataset`
+        decides; event ``released``. A released one is returned without a new generation."""
+        ...
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary`` (:func:`control.rules.
+        adopt_released`); event ``adopted``. Deleting a released dataset has the first node
+        reporting its volume destroy it (:func:`control.rules.delete_released`)."""
+        ...
+
     def acquire_lease(
         self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:

@@ -69,6 +69,8 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "filesystem": dataset.filesystem,
         "storage_class": dataset.storage_class,
         "access_mode": dataset.access_mode.value,
+        "released": dataset.released,
+        "released_from": None if dataset.released_from is None else str(dataset.released_from),
     }
 
 
@@ -111,6 +113,8 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         filesystem=named["filesystem"] or FILESYSTEMS[0],
         storage_class=named["storage_class"],
         access_mode=_ACCESS_MODES[named["access_mode"] or AccessMode.RWO.value],
+        released=bool(named["released"]),
+        released_from=None if named["released_from"] is None else UUID(named["released_from"]),
     )
 
 

@@ -320,6 +320,16 @@ class SQLStore:
         """Mark a dataset deleted; an already deleted one is returned without a new generation."""
         with self._write_configuration(if_tag) as w:
             existing = q.get_dataset(w.connection, dataset_id)
+            if existing is not None and existing.released and not existing.deleted:
+                reporters = [
+                    r.node_uuid for r in q.all_reports(w.connection) if dataset_id in r.datasets
+                ]
+                doomed = rules.delete_released(existing, reporters, w.generation + 1)
+                q.put_dataset(w.connection, doomed, exists=True)
+                gone = ev.dataset_deleted(doomed, now, actor)
+                eventlog.append(w.connection, [gone], self._retention)
+                generation = w.changed(lambda s: s.with_dataset(doomed))
+                return doomed, generation
             lease = q.get_lease(w.connection, dataset_id)
             copies = sq.copies_of(w.connection, dataset_id)
             if copies:
@@ -334,6 +344,47 @@ class SQLStore:
             eventlog.append(
                 w.connection, [ev.dataset_deleted(stored, now, actor)], self._retention
             )
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset: no node, its volume kept."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            lease = q.get_lease(w.connection, dataset_id)
+            stored = rules.release_dataset(
+                existing, dataset_id, lease, now, _holder(w.connection, lease)
+            )
+            if stored == existing:
+                return stored, w.generation
+            assert existing is not None
+            q.put_dataset(w.connection, stored, exists=True)
+            made = ev.dataset_released(existing, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary``."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            name = None if existing is None else existing.name
+            named = None if name is None else q.live_named(w.connection, name)
+            known = q.node_exists(w.connection, primary)
+            stored = rules.adopt_released(existing, dataset_id, primary, known, named)
+            q.put_dataset(w.connection, stored, exists=True)
+            made = ev.dataset_adopted(stored, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
             generation = w.changed(lambda s: s.with_dataset(stored))
         return stored, generation
 

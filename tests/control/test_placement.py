@@ -176,3 +176,12 @@ def test_malformed_terms_are_refused(bad: object) -> None:
     """Malformed allowed topologies are refused with a 400 that says what is expected."""
     with pytest.raises(InvalidRequest):
         terms_from_json(bad)
+
+
+def test_a_node_that_has_not_reported_fits_any_backend_but_ranks_last() -> None:
+    """A node with no capacity report can take a dataset of any backend, after reported ones."""
+    silent = Candidate(C, "n3", pmap({ZONE: "a"}), ())
+    assert place(Need(), [silent]) == Placement(C, "")
+    assert place(Need(), [silent, node(A, "a", pool(1 * GiB))]) == Placement(A, "loopback")
+    refusal = place(Need(backend="loopback"), [silent])
+    assert isinstance(refusal, Refusal) and "none reported" in refusal.message

@@ -73,6 +73,8 @@ def fitting(need: Need, candidate: Candidate) -> list[Capacity]:
         all(candidate.labels.get(r.key) in r.values for r in t.requirements) for t in need.topology
     ):
         return []
+    if not candidate.capacities and need.backend is None:
+        return [Capacity("")]  # not reported yet: fits anything
     found = []
     for c in candidate.capacities:
         if need.backend is not None and c.backend != need.backend:

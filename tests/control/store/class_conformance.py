@@ -6,6 +6,8 @@ Mixed into the store test classes next to :class:`StoreConformance` (same ``stor
 
 from __future__ import annotations
 
+from uuid import uuid4
+
 import pytest
 from attrs import evolve
 from pyrsistent import pmap
@@ -13,10 +15,10 @@ from pyrsistent import pmap
 from control.classes import StorageClass
 from control.errors import Conflict, InvalidRequest, NotFound
 from control.events import EventQuery
-from control.model import AccessMode, Dataset
+from control.model import UNBOUND, AccessMode, Dataset
 from control.store.interface import Store
 from control.topology import ZONE, BindingMode, ReclaimPolicy, Requirement, TopologyTerm
-from tests.control.store.conformance import NOW, add_dataset, add_node
+from tests.control.store.conformance import NOW, add_dataset, add_node, report
 
 GiB = 1024**3
 ZONE_A = TopologyTerm((Requirement(ZONE, ("a",)),))
@@ -117,3 +119,54 @@ class ClassConformance:
             ("class_updated", "ops", "fast"),
             ("class_deleted", "ops", "fast"),
         ]
+
+
+class ReleaseConformance:
+    """Retain: release, adopt and delete a released dataset, in any store."""
+
+    def test_release_then_adopt(self, store: Store) -> None:
+        """A released dataset has no node and frees its name; adopting makes it live again."""
+        node = add_node(store)
+        dataset = add_dataset(store, node, metadata={"name": "db"}, storage_class="keep")
+        released, generation = store.release_dataset(dataset.dataset_id, None, NOW)
+        assert (released.primary, released.released, released.epoch) == (UNBOUND, True, 1)
+        assert store.release_dataset(dataset.dataset_id, None, NOW) == (released, generation)
+        adopted, _ = store.adopt_dataset(dataset.dataset_id, node, None, NOW, actor="ops")
+        assert (adopted.primary, adopted.released, adopted.epoch) == (node, False, 2)
+        assert adopted.metadata == dataset.metadata
+        kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
+        assert kinds == ["created", "released", "adopted"]
+
+    def test_adopt_refusals(self, store: Store) -> None:
+        """Only a released dataset is adopted, on a known node, if its name is still free."""
+        node = add_node(store)
+        dataset = add_dataset(store, node, metadata={"name": "db"})
+        with pytest.raises(Conflict, match="not released"):
+            store.adopt_dataset(dataset.dataset_id, node, None, NOW)
+        store.release_dataset(dataset.dataset_id, None, NOW)
+        add_dataset(store, node, metadata={"name": "db"})  # the name is free again
+        with pytest.raises(Conflict, match="already used"):
+            store.adopt_dataset(dataset.dataset_id, node, None, NOW)
+        with pytest.raises(Conflict, match="Unknown primary"):
+            store.adopt_dataset(dataset.dataset_id, uuid4(), None, NOW)
+
+    def test_deleting_a_released_dataset_has_a_reporting_node_destroy_it(
+        self, store: Store
+    ) -> None:
+        """A released dataset deleted for good goes to the node reporting its volume, else
+        to the node it was released from; one that never had a node is refused."""
+        node, other = add_node(store), add_node(store, "10.0.0.2")
+        dataset = add_dataset(store, node)
+        released, _ = store.release_dataset(dataset.dataset_id, None, NOW)
+        assert released.released_from == node
+        store.report_state(report(other, store.versions().configuration, dataset.dataset_id))
+        deleted, _ = store.delete_dataset(dataset.dataset_id, None, NOW)
+        assert (deleted.deleted, deleted.primary) == (True, other)
+        quiet = add_dataset(store, node)
+        store.release_dataset(quiet.dataset_id, None, NOW)
+        deleted, _ = store.delete_dataset(quiet.dataset_id, None, NOW)
+        assert (deleted.deleted, deleted.primary) == (True, node)
+        never = add_dataset(store, UNBOUND)
+        store.release_dataset(never.dataset_id, None, NOW)
+        with pytest.raises(Conflict, match="No node reports the volume"):
+            store.delete_dataset(never.dataset_id, None, NOW)

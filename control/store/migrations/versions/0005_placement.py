@@ -25,6 +25,18 @@ def upgrade() -> None:
                 "access_mode", sa.String(24), nullable=False, server_default="ReadWriteOnce"
             )
         )
+    # Not in the batch: on SQLite a batch may copy the table, and dropping the old
+    # datasets table would cascade to the leases that refer to it.
+    op.add_column(
+        "datasets",
+        sa.Column(
+            "released",
+            sa.Boolean(create_constraint=False),
+            nullable=False,
+            server_default=sa.false(),
+        ),
+    )
+    op.add_column("datasets", sa.Column("released_from", sa.String(36), nullable=True))
     op.create_index("ix_datasets_storage_class", "datasets", ["storage_class"])
     op.create_table(
         "storage_classes",
@@ -48,5 +60,7 @@ def downgrade() -> None:
     op.drop_table("storage_classes")
     op.drop_index("ix_datasets_storage_class", table_name="datasets")
     with op.batch_alter_table("datasets") as datasets:
+        datasets.drop_column("released_from")
+        datasets.drop_column("released")
         datasets.drop_column("access_mode")
         datasets.drop_column("storage_class")
