@@ -5,8 +5,8 @@ An eventually consistent view of a backend, as cloud APIs give.
 it wraps, but after each change (create, destroy, attach, detach) its
 ``list_volumes`` keeps answering the view from before the change for ``lag``
 more calls. The convergence loop must still converge against it. Volumes made
-from a snapshot or a clone, and resizes, lag the same way; snapshot listings
-are forwarded as they are.
+from a snapshot or a clone, resizes and fences lag the same way; snapshot
+listings and fenced leftovers are forwarded as they are.
 """
 
 from __future__ import annotations
@@ -17,7 +17,12 @@ from uuid import UUID
 
 from attrs import define, field
 
-from agent.backends.interface import BlockDeviceAPI, BlockDeviceSnapshot, BlockDeviceVolume
+from agent.backends.interface import (
+    BlockDeviceAPI,
+    BlockDeviceSnapshot,
+    BlockDeviceVolume,
+    FencedAttachment,
+)
 from control.model import Capacity
 
 T = TypeVar("T")
@@ -72,9 +77,23 @@ class EventuallyConsistentBlockDeviceAPI:
         """Destroy through the wrapped backend; listings lag behind."""
         self._change(lambda: self.wrapped.destroy_volume(blockdevice_id))
 
-    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+    def attach_volume(
+        self, blockdevice_id: str, attach_to: str, epoch: int = 0
+    ) -> BlockDeviceVolume:
         """Attach through the wrapped backend; listings lag behind."""
-        return self._change(lambda: self.wrapped.attach_volume(blockdevice_id, attach_to))
+        return self._change(lambda: self.wrapped.attach_volume(blockdevice_id, attach_to, epoch))
+
+    def fence(self, blockdevice_id: str, node: str) -> None:
+        """Fence through the wrapped backend; listings lag behind."""
+        self._change(lambda: self.wrapped.fence(blockdevice_id, node))
+
+    def fenced_leftovers(self) -> list[FencedAttachment]:
+        """The wrapped backend's leftovers (local, so never stale)."""
+        return self.wrapped.fenced_leftovers()
+
+    def clean_up_fenced(self, leftover: FencedAttachment) -> None:
+        """Clean up through the wrapped backend."""
+        self.wrapped.clean_up_fenced(leftover)
 
     def detach_volume(self, blockdevice_id: str) -> None:
         """Detach through the wrapped backend; listings lag behind."""

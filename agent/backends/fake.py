@@ -21,7 +21,9 @@ from agent.backends.interface import (
     BackendError,
     BlockDeviceSnapshot,
     BlockDeviceVolume,
+    FencedAttachment,
     InsufficientCapacity,
+    StaleEpoch,
     UnattachedVolume,
     UnknownSnapshot,
     UnknownVolume,
@@ -85,6 +87,9 @@ class FakeStorage:
       counts towards ``total`` like a volume of its size.
     - ``geometry``: blockdevice id -> (filesystem kind, filesystem size) of
       the volumes that hold a filesystem.
+    - ``fenced``: (cluster id, instance id, blockdevice id) -> what is left on
+      that instance of an attachment fenced away from it. A fenced instance's
+      device is gone for it at once (its fake filesystems refuse writes).
     """
 
     lock: threading.RLock = field(factory=threading.RLock)
@@ -98,6 +103,7 @@ class FakeStorage:
     snapshots: dict[tuple[UUID, str], BlockDeviceSnapshot] = field(factory=dict)
     snapshot_data: dict[tuple[UUID, str], FakeContent] = field(factory=dict)
     geometry: dict[str, tuple[str, int]] = field(factory=dict)
+    fenced: dict[tuple[UUID, str, str], FencedAttachment] = field(factory=dict)
     _failures: dict[str, list[Exception]] = field(factory=dict)
     _counter: int = 0
 
@@ -247,19 +253,62 @@ class FakeBlockDeviceAPI:
             self.storage.geometry.pop(blockdevice_id, None)
             self.storage.files.pop(blockdevice_id, None)
 
-    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
-        """Attach a volume to the instance ``attach_to``; returns the updated volume."""
+    def attach_volume(
+        self, blockdevice_id: str, attach_to: str, epoch: int = 0
+    ) -> BlockDeviceVolume:
+        """Attach a volume to ``attach_to`` at ``epoch``; returns the updated volume."""
         with self.storage.lock:
             self.storage.check_failure("attach_volume")
             volume = self._get(blockdevice_id)
+            if epoch < volume.epoch:
+                raise StaleEpoch(
+                    f"Volume {blockdevice_id} was attached at epoch {volume.epoch}; an attach at "
+                    f"epoch {epoch} comes from a stale configuration (the dataset changed "
+                    "primary since) and is refused."
+                )
             if volume.attached_to is not None:
                 raise AlreadyAttachedVolume(
                     f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
                 )
-            attached = evolve(volume, attached_to=attach_to)
+            attached = evolve(volume, attached_to=attach_to, epoch=max(volume.epoch, epoch))
             self.storage.volumes[blockdevice_id] = attached
             self.storage.lost_devices.discard(blockdevice_id)
             return attached
+
+    def fence(self, blockdevice_id: str, node: str) -> None:
+        """Take the volume from ``node``: its device is gone for it, and the volume unattached."""
+        with self.storage.lock:
+            self.storage.check_failure("fence")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to != node:
+                return
+            self.storage.volumes[blockdevice_id] = evolve(volume, attached_to=None)
+            self.storage.lost_devices.discard(blockdevice_id)
+            self.storage.fenced[(self.cluster_id, node, blockdevice_id)] = FencedAttachment(
+                blockdevice_id=blockdevice_id,
+                device_path=device_path_for(blockdevice_id),
+                detail=f"fake device {device_path_for(blockdevice_id)}, fenced from {node}",
+            )
+
+    def fenced_leftovers(self) -> list[FencedAttachment]:
+        """This instance's fenced attachments not yet cleaned up, by blockdevice id."""
+        with self.storage.lock:
+            self.storage.check_failure("fenced_leftovers")
+            return sorted(
+                (
+                    leftover
+                    for (cluster, instance, _), leftover in self.storage.fenced.items()
+                    if cluster == self.cluster_id and instance == self.instance_id
+                ),
+                key=lambda leftover: leftover.blockdevice_id,
+            )
+
+    def clean_up_fenced(self, leftover: FencedAttachment) -> None:
+        """Forget one fenced attachment of this instance; idempotent."""
+        with self.storage.lock:
+            self.storage.check_failure("clean_up_fenced")
+            key = (self.cluster_id, self.instance_id, leftover.blockdevice_id)
+            self.storage.fenced.pop(key, None)
 
     def detach_volume(self, blockdevice_id: str) -> None:
         """Detach a volume from whichever instance has it, even if its device is gone."""

@@ -35,6 +35,15 @@ class UnattachedVolume(BackendError):
     """The volume is not attached, so it has no device path and cannot be detached."""
 
 
+class StaleEpoch(BackendError):
+    """
+    An attach carried an epoch older than one the backend already saw for the volume.
+
+    The caller's configuration is stale (the dataset changed primary since, a
+    failover happened): it must not attach, and never mounts.
+    """
+
+
 class UnknownSnapshot(BackendError):
     """No snapshot with that id exists (in this cluster)."""
 
@@ -63,6 +72,8 @@ class BlockDeviceVolume:
 
     ``attached_to`` is the compute instance id of the node it is attached to,
     or ``None``. ``size`` is in bytes, a multiple of the allocation unit.
+    ``epoch`` is the highest attach epoch the backend has recorded for the
+    volume (0 until an attach carries one).
     """
 
     blockdevice_id: str
@@ -70,6 +81,21 @@ class BlockDeviceVolume:
     cluster_id: UUID
     dataset_id: UUID
     attached_to: str | None = None
+    epoch: int = 0
+
+
+@frozen
+class FencedAttachment:
+    """
+    What is left on *this* node of an attachment fenced away from it.
+
+    ``device_path`` is a local device still present (a loop device), or
+    ``None``; ``detail`` says in words what remains (for logs and events).
+    """
+
+    blockdevice_id: str
+    device_path: str | None
+    detail: str
 
 
 @frozen
@@ -116,6 +142,12 @@ class BlockDeviceAPI(Protocol):
     - Nothing here looks at filesystems or mounts: callers unmount first. A
       backend that can tell the device is still in use (loopback: mounted)
       refuses the detach with :class:`BackendError` and keeps the attachment.
+    - Fencing (issue 11, ``docs/failover.md``): ``fence`` cuts a node off a
+      volume without its cooperation, so that the volume can be attached
+      elsewhere while the fenced node is dead, paused or partitioned; attach
+      epochs (fencing tokens) keep a node holding a stale configuration from
+      attaching it again. The fenced node later removes what is left of its
+      attachment (``fenced_leftovers``, ``clean_up_fenced``).
     """
 
     def allocation_unit(self) -> int:
@@ -150,11 +182,42 @@ class BlockDeviceAPI(Protocol):
         """
         ...
 
-    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+    def attach_volume(
+        self, blockdevice_id: str, attach_to: str, epoch: int = 0
+    ) -> BlockDeviceVolume:
         """Attach a volume to the instance ``attach_to``; returns the updated volume.
 
-        Raises :class:`UnknownVolume`, or :class:`AlreadyAttachedVolume` if it
-        is attached anywhere (including ``attach_to``).
+        Raises :class:`UnknownVolume`; :class:`StaleEpoch` (and changes
+        nothing) if ``epoch`` is lower than the volume's recorded epoch,
+        whether or not the volume is attached; or
+        :class:`AlreadyAttachedVolume` if it is attached anywhere (including
+        ``attach_to``). Otherwise records ``max(recorded, epoch)``.
+        """
+        ...
+
+    def fence(self, blockdevice_id: str, node: str) -> None:
+        """Cut the instance ``node`` off the volume.
+
+        When it returns, nothing ``node`` writes through its existing
+        attachment reaches the volume (its writers get I/O errors), and the
+        volume is no longer attached (another instance can attach it).
+        Idempotent: a volume not attached to ``node`` is left alone. Never
+        touches the volume's data or its recorded epoch. Raises
+        :class:`UnknownVolume`.
+        """
+        ...
+
+    def fenced_leftovers(self) -> list[FencedAttachment]:
+        """This instance's local remains of attachments fenced away from it."""
+        ...
+
+    def clean_up_fenced(self, leftover: FencedAttachment) -> None:
+        """Remove one leftover: detach its local device, kill helper processes.
+
+        Never touches the volume's data or another node's attachment;
+        idempotent (a leftover already gone is fine). Raises
+        :class:`BackendError` when it cannot yet (loopback: the device is
+        still mounted; unmount it first).
         """
         ...
 

@@ -6,7 +6,9 @@ fact lives there, so an agent restart loses nothing::
 
     <pool>/<cluster_id>/volumes/<dataset_id>.img     the volume (write-once)
     <pool>/<cluster_id>/attachments/<dataset_id>     {"instance_id", "device"}
-    <pool>/<cluster_id>/locks/<dataset_id>           flock'd around attach/detach/destroy
+    <pool>/<cluster_id>/locks/<dataset_id>           flock'd around attach/detach/destroy/fence
+    <pool>/<cluster_id>/epochs/<dataset_id>          the highest attach epoch seen (decimal)
+    <pool>/<cluster_id>/fenced/<dataset_id>@<node>   a fenced attachment: {"instance_id", "devices"}
     <pool>/.capacity.lock                             flock'd around every create
     <pool>/<cluster_id>/snapshots/<snapshot_id>.img  a snapshot (see agent.backends.loopsnap)
 
@@ -28,6 +30,15 @@ to attach cannot both win. The record is written *before* ``losetup`` and
 removed if ``losetup`` fails, and a device whose final record cannot be
 written is detached again: a failed metadata write (a full pool) never leaves
 a loop device attached without a record.
+
+Fencing (every node shares this machine's kernel): :meth:`fence` shuts the
+filesystem on the fenced node's loop device down in every mount namespace
+(``FS_IOC_SHUTDOWN``, :mod:`agent.fs.shutdown`: its writers get ``EIO`` and
+nothing more reaches the file), makes the device read-only (``BLKROSET``) and
+moves the attachment record aside to ``fenced/``; the volume is then
+unattached, and the next attach uses another loop device. A read-only loop
+device backed by a volume is always such a leftover: attaches never reuse one
+and detaches leave it to its node's :meth:`clean_up_fenced`.
 """
 
 from __future__ import annotations
@@ -38,6 +49,7 @@ import fcntl
 import json
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from uuid import UUID
 
@@ -48,13 +60,17 @@ from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
     BlockDeviceVolume,
+    FencedAttachment,
     InsufficientCapacity,
+    StaleEpoch,
     UnattachedVolume,
     UnknownVolume,
 )
 from agent.backends.loopsnap import LoopbackSnapshots
 from agent.defaults import check_overcommit
 from agent.files import write_atomically
+from agent.fs import shutdown
+from agent.fs.interface import FilesystemError
 from control.model import Capacity
 from control.units import describe_size
 
@@ -84,7 +100,7 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
 
     def __attrs_post_init__(self) -> None:
         self._root = os.path.join(self.pool, str(self.cluster_id))
-        for sub in ("volumes", "attachments", "locks", "snapshots"):
+        for sub in ("volumes", "attachments", "locks", "snapshots", "epochs", "fenced"):
             os.makedirs(os.path.join(self._root, sub), exist_ok=True)
 
     def _path(self, kind: str, blockdevice_id: str) -> str:
@@ -125,7 +141,28 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
             cluster_id=self.cluster_id,
             dataset_id=dataset_id,
             attached_to=record["instance_id"] if record else None,
+            epoch=self._read_epoch(blockdevice_id),
         )
+
+    def _read_epoch(self, blockdevice_id: str) -> int:
+        try:
+            with open(self._path("epochs", blockdevice_id)) as f:
+                return int(f.read().strip() or 0)
+        except FileNotFoundError:
+            return 0
+        except (OSError, ValueError) as e:
+            raise BackendError(f"Epoch record of {blockdevice_id} is unreadable: {e}") from e
+
+    def _check_epoch(self, blockdevice_id: str, epoch: int) -> int:
+        """The recorded epoch; :class:`StaleEpoch` if ``epoch`` is below it."""
+        recorded = self._read_epoch(blockdevice_id)
+        if epoch < recorded:
+            raise StaleEpoch(
+                f"Volume {blockdevice_id} was attached at epoch {recorded}; an attach at epoch "
+                f"{epoch} comes from a stale configuration (the dataset changed primary since) "
+                "and is refused."
+            )
+        return recorded
 
     def _read_record(self, blockdevice_id: str) -> dict[str, str] | None:
         try:
@@ -288,12 +325,19 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
             for device in loopdev.devices_backed_by(image):
                 loopdev.detach(device, image)
             os.unlink(image)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._path("epochs", blockdevice_id))
 
-    def attach_volume(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
-        """Attach a volume to a loop device, recorded as attached to ``attach_to``."""
+    def attach_volume(
+        self, blockdevice_id: str, attach_to: str, epoch: int = 0
+    ) -> BlockDeviceVolume:
+        """Attach a volume to a loop device, recorded as attached to ``attach_to`` at ``epoch``."""
         self._volume(blockdevice_id)
         with self._locked(blockdevice_id):
+            recorded = self._check_epoch(blockdevice_id, epoch)
             volume = self._require_unattached(blockdevice_id)
+            if epoch > recorded:
+                write_atomically(self._path("epochs", blockdevice_id), str(epoch).encode())
             self._attach_recorded(blockdevice_id, attach_to)
         return BlockDeviceVolume(
             blockdevice_id=blockdevice_id,
@@ -301,7 +345,98 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
             cluster_id=self.cluster_id,
             dataset_id=volume.dataset_id,
             attached_to=attach_to,
+            epoch=max(epoch, volume.epoch),
         )
+
+    def _live_devices(self, blockdevice_id: str) -> list[str]:
+        """The loop devices backed by the volume, except fenced (read-only) leftovers."""
+        image = self._image(blockdevice_id)
+        return [d for d in loopdev.devices_backed_by(image) if not loopdev.read_only(d)]
+
+    def _fenced_path(self, blockdevice_id: str, node: str) -> str:
+        return self._path("fenced", f"{blockdevice_id}@{urllib.parse.quote(node, safe='')}")
+
+    def _read_fenced(self, path: str) -> list[str] | None:
+        """The devices a fenced attachment record lists; ``None`` without a record."""
+        try:
+            with open(path) as f:
+                record = json.load(f)
+            return [str(device) for device in record.get("devices") or []]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, AttributeError, TypeError) as e:
+            raise BackendError(f"Fenced attachment record {path} is unreadable: {e}") from e
+
+    def fence(self, blockdevice_id: str, node: str) -> None:
+        """Cut ``node`` off the volume: shut its filesystem down, make its loop device
+        read-only, and move its attachment record aside.
+
+        The fenced record is written first and lists every device fenced, so
+        a crash part-way leaves a fence that a repeated call completes.
+        """
+        self._volume(blockdevice_id)
+        with self._locked(blockdevice_id):
+            record = self._read_record(blockdevice_id)
+            if record is None or record.get("instance_id") != node:
+                return
+            path = self._fenced_path(blockdevice_id, node)
+            devices = self._read_fenced(path) or []
+            devices += [d for d in self._live_devices(blockdevice_id) if d not in devices]
+            fenced = {"instance_id": node, "blockdevice_id": blockdevice_id, "devices": devices}
+            write_atomically(path, json.dumps(fenced).encode())
+            image = os.path.realpath(self._image(blockdevice_id))
+            for device in devices:
+                if loopdev.backing_file(device) != image:
+                    continue
+                try:
+                    shutdown.shutdown_device(device)
+                except FilesystemError as e:
+                    raise BackendError(
+                        f"Cannot fence volume {blockdevice_id} from {node}: {e}"
+                    ) from e
+                loopdev.set_read_only(device)
+            self._remove_record(blockdevice_id)
+
+    def fenced_leftovers(self) -> list[FencedAttachment]:
+        """The fenced attachment records of this instance, with their loop devices still here."""
+        leftovers = []
+        suffix = "@" + urllib.parse.quote(self.instance_id, safe="")
+        for name in sorted(os.listdir(os.path.join(self._root, "fenced"))):
+            if not name.endswith(suffix) or name.startswith("."):
+                continue
+            blockdevice_id = name[: -len(suffix)]
+            record = self._read_fenced(self._path("fenced", name)) or []
+            present = self._fenced_devices(blockdevice_id, record)
+            device = present[0] if present else None
+            detail = (
+                f"read-only loop device {device} of volume {blockdevice_id}, fenced from this node"
+                if device
+                else f"the record of volume {blockdevice_id}'s attachment fenced from this node"
+            )
+            leftovers.append(FencedAttachment(blockdevice_id, device, detail))
+        return leftovers
+
+    def _fenced_devices(self, blockdevice_id: str, devices: list[str]) -> list[str]:
+        """The ``devices`` still backed by the volume and read-only (not reused since)."""
+        image = os.path.realpath(self._image(blockdevice_id))
+        return [d for d in devices if loopdev.backing_file(d) == image and loopdev.read_only(d)]
+
+    def clean_up_fenced(self, leftover: FencedAttachment) -> None:
+        """Detach this instance's fenced loop devices of the volume, then drop the record.
+
+        Raises :class:`BackendError` while a device is still mounted.
+        """
+        self._dataset_of(leftover.blockdevice_id)
+        path = self._fenced_path(leftover.blockdevice_id, self.instance_id)
+        with self._locked(leftover.blockdevice_id):
+            record = self._read_fenced(path)
+            if record is None:
+                return
+            image = self._image(leftover.blockdevice_id)
+            for device in self._fenced_devices(leftover.blockdevice_id, record):
+                loopdev.detach(device, image)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
 
     def _attach_recorded(self, blockdevice_id: str, attach_to: str) -> str:
         """Record the attachment, then ``losetup``, then record the device; undo on failure.
@@ -311,7 +446,7 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
         attached, and ``get_device_path`` restores its device.
         """
         image = self._image(blockdevice_id)
-        existing = loopdev.devices_backed_by(image)
+        existing = self._live_devices(blockdevice_id)
         had_record = self._read_record(blockdevice_id) is not None
         if not existing:
             self._write_record(blockdevice_id, attach_to, "")
@@ -346,8 +481,9 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots):
             if record is None:
                 raise UnattachedVolume(f"Volume {blockdevice_id} is not attached.")
             image = self._image(blockdevice_id)
-            loopdev.detach(record.get("device", ""), image)
-            for device in loopdev.devices_backed_by(image):
+            if not loopdev.read_only(record.get("device", "")):
+                loopdev.detach(record.get("device", ""), image)
+            for device in self._live_devices(blockdevice_id):
                 loopdev.detach(device, image)
             os.unlink(self._path("attachments", blockdevice_id))
 

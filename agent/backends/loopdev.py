@@ -8,7 +8,9 @@ raise :class:`~agent.backends.interface.BackendError` carrying their stderr.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
+import struct
 from collections.abc import Sequence
 
 from agent.backends.interface import BackendError
@@ -53,6 +55,8 @@ def attach(path: str) -> str:
     device = run(["losetup", "--find", "--show", path]).strip()
     if not device.startswith("/dev/"):
         raise BackendError(f"losetup --find --show {path} printed {device!r}, not a device.")
+    if read_only(device):  # left read-only by a fence of its previous user
+        set_read_only(device, False)
     return device
 
 
@@ -100,11 +104,14 @@ def detach(device: str, path: str) -> None:
 
     Refuses a device in use: ``losetup -d`` on a mounted device succeeds but
     only marks it for release at the last unmount, so the volume would look
-    free while its filesystem is still mounted.
+    free while its filesystem is still mounted. A read-only (fenced) device
+    is made writable again first, so that its next user gets a normal device.
     """
     if backing_file(device) != os.path.realpath(path):
         return
     _refuse_busy(device, path)
+    if read_only(device):
+        set_read_only(device, False)
     try:
         run(["losetup", "-d", device])
     except BackendError:
@@ -112,3 +119,36 @@ def detach(device: str, path: str) -> None:
             raise
     if backing_file(device) == os.path.realpath(path):
         _refuse_busy(device, path)
+
+
+BLKROSET = 0x125D
+"""``_IO(0x12, 93)``: set a block device read-only (argument: a pointer to an int)."""
+
+
+def read_only(device: str) -> bool:
+    """Whether loop device ``device`` is read-only (sysfs ``ro``); ``False`` if it is gone."""
+    try:
+        with open(os.path.join(SYS_BLOCK, os.path.basename(device), "ro")) as f:
+            return f.read().strip() == "1"
+    except OSError:
+        return False
+
+
+def set_read_only(device: str, read_only: bool = True) -> None:
+    """Make ``device`` read-only, or writable again (``BLKROSET``).
+
+    The flag belongs to the device, not to its backing file: it outlives
+    ``losetup -d``, so a fenced device is made writable again before it is
+    released (and :func:`attach` clears it on a device it reuses).
+    """
+    what = "read-only" if read_only else "writable"
+    try:
+        fd = os.open(device, os.O_RDONLY)
+    except OSError as e:
+        raise BackendError(f"Cannot open {device} to make it {what}: {e}") from e
+    try:
+        fcntl.ioctl(fd, BLKROSET, struct.pack("i", int(read_only)))
+    except OSError as e:
+        raise BackendError(f"Cannot make {device} {what} (BLKROSET): {e}") from e
+    finally:
+        os.close(fd)

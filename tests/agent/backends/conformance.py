@@ -6,7 +6,9 @@ provides a ``make_api`` fixture: a callable ``make_api(cluster_id,
 instance_id)`` returning a backend, where all backends made in one test share
 the same storage. Override :meth:`~BlockDeviceAPIConformance.vanish_device` to
 make an attached volume's device disappear behind the backend's back. The
-capacity tests also need a ``make_small_api`` fixture: like ``make_api``, over
+fence cases (issue 11) need the data hooks ``write_data``/``read_data`` of the
+snapshot cases; that writes stop on a fenced node is each backend's own
+functional test. The capacity tests also need a ``make_small_api`` fixture: like ``make_api``, over
 a storage of :data:`SMALL_STORAGE` bytes. The snapshot, clone and resize
 cases live in :mod:`tests.agent.backends.snapshot_conformance` (mixed in here),
 whose data hooks each backend's test overrides.
@@ -25,6 +27,7 @@ from agent.backends.interface import (
     BlockDeviceAPI,
     BlockDeviceVolume,
     InsufficientCapacity,
+    StaleEpoch,
     UnattachedVolume,
     UnknownVolume,
 )
@@ -289,6 +292,136 @@ class BlockDeviceAPIConformance(SnapshotConformance):
         api.detach_volume(volume.blockdevice_id)
         assert api.list_volumes() == [volume]
         assert other.attach_volume(volume.blockdevice_id, "node-b").attached_to == "node-b"
+
+    # -- epochs and fencing (issue 11) ---------------------------------------
+
+    def test_new_volume_epoch_zero(self, api: BlockDeviceAPI) -> None:
+        """A new volume has epoch 0, and an attach without an epoch keeps it."""
+        volume = self._created(api)
+        assert volume.epoch == 0
+        assert api.attach_volume(volume.blockdevice_id, "node-a").epoch == 0
+
+    def test_epoch_recorded(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """An attach records its epoch, listed on every node and kept across a detach."""
+        volume = self._created(api)
+        attached = api.attach_volume(volume.blockdevice_id, "node-a", epoch=3)
+        assert (attached.epoch, attached.attached_to) == (3, "node-a")
+        assert other.list_volumes() == [attached]
+        api.detach_volume(volume.blockdevice_id)
+        assert other.list_volumes()[0].epoch == 3
+        assert other.attach_volume(volume.blockdevice_id, "node-b", epoch=3).epoch == 3
+        other.detach_volume(volume.blockdevice_id)
+        assert other.attach_volume(volume.blockdevice_id, "node-b", epoch=7).epoch == 7
+
+    def test_stale_epoch_refused(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """An attach with an older epoch raises StaleEpoch and changes nothing."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a", epoch=5)
+        api.detach_volume(volume.blockdevice_id)
+        before = api.list_volumes()
+        with pytest.raises(StaleEpoch):
+            other.attach_volume(volume.blockdevice_id, "node-b", epoch=4)
+        assert api.list_volumes() == before
+        assert before[0].epoch == 5 and before[0].attached_to is None
+
+    def test_stale_epoch_refused_while_attached(
+        self, api: BlockDeviceAPI, other: BlockDeviceAPI
+    ) -> None:
+        """A stale attach of a volume attached elsewhere says it is stale (not merely busy)."""
+        volume = self._created(api)
+        attached = other.attach_volume(volume.blockdevice_id, "node-b", epoch=2)
+        with pytest.raises(StaleEpoch):
+            api.attach_volume(volume.blockdevice_id, "node-a", epoch=1)
+        assert api.list_volumes() == [attached]
+
+    def test_fence_detaches(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """A fenced volume is unattached, attachable by another node, gone for the fenced one."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a", epoch=1)
+        api.get_device_path(volume.blockdevice_id)
+        other.fence(volume.blockdevice_id, "node-a")
+        listed = other.list_volumes()[0]
+        assert (listed.attached_to, listed.epoch) == (None, 1)
+        moved = other.attach_volume(volume.blockdevice_id, "node-b", epoch=2)
+        assert (moved.attached_to, moved.epoch) == ("node-b", 2)
+        assert other.get_device_path(volume.blockdevice_id).startswith("/dev/")
+        with pytest.raises(UnattachedVolume):
+            api.get_device_path(volume.blockdevice_id)
+
+    def test_fence_idempotent(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """Fencing twice is the same as once, also after the volume moved on."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        other.fence(volume.blockdevice_id, "node-a")
+        other.fence(volume.blockdevice_id, "node-a")
+        assert other.list_volumes()[0].attached_to is None
+        attached = other.attach_volume(volume.blockdevice_id, "node-b", epoch=1)
+        other.fence(volume.blockdevice_id, "node-a")
+        assert other.list_volumes() == [attached]
+        assert len(api.fenced_leftovers()) == 1
+
+    def test_fence_elsewhere_noop(self, api: BlockDeviceAPI, other: BlockDeviceAPI) -> None:
+        """Fencing a node from a volume attached to another node, or to none, changes nothing."""
+        attached = other.attach_volume(self._created(api).blockdevice_id, "node-b")
+        unattached = self._created(api)
+        api.fence(attached.blockdevice_id, "node-a")
+        api.fence(unattached.blockdevice_id, "node-a")
+        assert sorted(api.list_volumes(), key=lambda v: v.blockdevice_id) == sorted(
+            [attached, unattached], key=lambda v: v.blockdevice_id
+        )
+        assert other.get_device_path(attached.blockdevice_id).startswith("/dev/")
+        assert api.fenced_leftovers() == [] and other.fenced_leftovers() == []
+
+    def test_fence_unknown(self, api: BlockDeviceAPI) -> None:
+        """Fencing a volume that does not exist raises UnknownVolume."""
+        with pytest.raises(UnknownVolume):
+            api.fence(str(uuid4()), "node-a")
+
+    def test_leftovers_on_fenced_node_only(
+        self, api: BlockDeviceAPI, other: BlockDeviceAPI
+    ) -> None:
+        """The fenced node lists its leftover (its old device, if any); other nodes list none."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a")
+        device = api.get_device_path(volume.blockdevice_id)
+        other.fence(volume.blockdevice_id, "node-a")
+        leftovers = api.fenced_leftovers()
+        assert [leftover.blockdevice_id for leftover in leftovers] == [volume.blockdevice_id]
+        assert leftovers[0].device_path in (None, device)
+        assert leftovers[0].detail
+        assert other.fenced_leftovers() == []
+
+    def test_clean_up_keeps_data_and_new_attachment(
+        self, api: BlockDeviceAPI, other: BlockDeviceAPI
+    ) -> None:
+        """Cleaning a leftover keeps the data and the new node's attachment; it is idempotent."""
+        volume = self._created(api)
+        self.write_data(api, volume.blockdevice_id, 4096, b"before the fence")
+        api.attach_volume(volume.blockdevice_id, "node-a", epoch=1)
+        other.fence(volume.blockdevice_id, "node-a")
+        moved = other.attach_volume(volume.blockdevice_id, "node-b", epoch=2)
+        device = other.get_device_path(volume.blockdevice_id)
+        (leftover,) = api.fenced_leftovers()
+        api.clean_up_fenced(leftover)
+        api.clean_up_fenced(leftover)
+        assert api.fenced_leftovers() == []
+        assert other.list_volumes() == [moved]
+        assert other.get_device_path(volume.blockdevice_id) == device
+        other.detach_volume(volume.blockdevice_id)
+        assert self.read_data(other, volume.blockdevice_id, 4096, 16) == b"before the fence"
+
+    def test_fenced_node_stale_after_failover(
+        self, api: BlockDeviceAPI, other: BlockDeviceAPI
+    ) -> None:
+        """After a fence and a move, the fenced node's old epoch can never attach again."""
+        volume = self._created(api)
+        api.attach_volume(volume.blockdevice_id, "node-a", epoch=1)
+        other.fence(volume.blockdevice_id, "node-a")
+        other.attach_volume(volume.blockdevice_id, "node-b", epoch=2)
+        other.detach_volume(volume.blockdevice_id)
+        with pytest.raises(StaleEpoch):
+            api.attach_volume(volume.blockdevice_id, "node-a", epoch=1)
+        assert api.list_volumes()[0].attached_to is None
 
     # -- capacity -----------------------------------------------------------
 

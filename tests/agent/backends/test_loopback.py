@@ -40,6 +40,8 @@ def _release(pool: Path) -> None:
     for name in os.listdir(loopdev.SYS_BLOCK):
         backing = loopdev.backing_file(name)
         if backing and backing.startswith(prefix):
+            if loopdev.read_only(name):  # a fence's leftover: the flag outlives the device
+                loopdev.set_read_only("/dev/" + name, False)
             subprocess.run(["losetup", "-d", "/dev/" + name], check=False)
 
 
