@@ -35,10 +35,12 @@ from agent.backends.interface import (
     AlreadyAttachedVolume,
     BackendError,
     BlockDeviceVolume,
+    StaleEpoch,
     UnattachedVolume,
     UnknownVolume,
 )
 from agent.backends.rbd import bindings, capacity, claims, krbd, naming
+from agent.backends.rbd.fencing import RbdFencing
 from agent.backends.rbd.fuse import RbdFuse
 from agent.backends.rbd.session import CephSession, CephSettings
 from agent.backends.rbd.snapshots import RbdSnapshots
@@ -50,6 +52,14 @@ DEFAULT_RUN_DIR = "/run/shoal/rbd"
 ATTACH_METHODS = ("auto", "kernel", "fuse")
 
 
+def _epoch_of(image: Any) -> int:
+    """The attach epoch recorded in an open image's metadata (0 if none)."""
+    try:
+        return int(image.metadata_get(naming.META_EPOCH))
+    except (KeyError, ValueError):
+        return 0
+
+
 def _round(size: int) -> int:
     if size <= 0:
         raise BackendError(f"A volume size must be a positive number of bytes, not {size}.")
@@ -57,7 +67,7 @@ def _round(size: int) -> int:
 
 
 @define
-class RbdBlockDeviceAPI(RbdSnapshots):
+class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
     """Volumes of ``cluster_id`` in one Ceph pool, as seen from the node ``instance_id``."""
 
     cluster_id: UUID
@@ -106,6 +116,7 @@ class RbdBlockDeviceAPI(RbdSnapshots):
         try:
             with rbd.Image(ioctx, image, read_only=True) as opened:
                 size = opened.size()
+                epoch = _epoch_of(opened)
         except rbd.ImageNotFound:
             raise UnknownVolume(
                 f"No volume {dataset_id} in cluster {self.cluster_id} (no image {image} in "
@@ -118,6 +129,7 @@ class RbdBlockDeviceAPI(RbdSnapshots):
             cluster_id=self.cluster_id,
             dataset_id=dataset_id,
             attached_to=record[0].instance_id if record else None,
+            epoch=epoch,
         )
 
     def _volume(self, blockdevice_id: str) -> BlockDeviceVolume:
@@ -218,15 +230,13 @@ class RbdBlockDeviceAPI(RbdSnapshots):
             cluster_id=self.cluster_id,
             dataset_id=volume.dataset_id,
             attached_to=attach_to,
+            epoch=claim.epoch,
         )
 
     def _check_epoch(self, blockdevice_id: str, epoch: int, recorded: int) -> None:
         """Refuse an attach with an epoch older than the recorded one (a stale caller)."""
         if epoch < recorded:
-            from agent.backends import interface
-
-            stale = getattr(interface, "StaleEpoch", BackendError)
-            raise stale(
+            raise StaleEpoch(
                 f"Volume {blockdevice_id} was attached with epoch {recorded}, newer than this "
                 f"attach's {epoch}: this node's configuration is stale (a failover happened). "
                 "It must not attach the volume."
@@ -237,10 +247,7 @@ class RbdBlockDeviceAPI(RbdSnapshots):
 
         def read(ioctx: Any) -> int:
             with rbd.Image(ioctx, image, read_only=True) as opened:
-                try:
-                    return int(opened.metadata_get(naming.META_EPOCH))
-                except (KeyError, ValueError):
-                    return 0
+                return _epoch_of(opened)
 
         return self.session.run(read)
 

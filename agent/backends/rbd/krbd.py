@@ -46,6 +46,19 @@ def mapped(settings: CephSettings, image: str) -> list[str]:
     return found
 
 
+def mapped_images(settings: CephSettings) -> list[str]:
+    """The images of the settings' pool mapped on this node."""
+    try:
+        ids = sorted(os.listdir(SYS_RBD))
+    except OSError:
+        return []
+    return [
+        _read(os.path.join(SYS_RBD, i, "name"))
+        for i in ids
+        if _read(os.path.join(SYS_RBD, i, "pool")) == settings.pool
+    ]
+
+
 def client_address(device: str) -> str | None:
     """The kernel client's address of a mapped device, if the kernel says."""
     dev_id = device.removeprefix("/dev/rbd")
@@ -78,4 +91,4 @@ def detach(settings: CephSettings, image: str, force: bool = False) -> None:
             )
 
 
-__all__ = ["attach", "available", "client_address", "detach", "mapped"]
+__all__ = ["attach", "available", "client_address", "detach", "mapped", "mapped_images"]

@@ -147,6 +147,9 @@ def make_rbd(
     try:
         yield make
     finally:
+        for api in made:  # fenced first: a lookup in a fenced rbd-fuse mount hangs
+            for leftover in api.fenced_leftovers():
+                api.clean_up_fenced(leftover)
         clean_node(str(tmp_path))
         remove_images(ceph_cluster, {(a.settings.pool, a.cluster_id) for a in made})
         for api in made:
