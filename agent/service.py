@@ -75,6 +75,9 @@ class AgentOptions:
     heartbeat: float = 5.0
     kill_after_changes: int | None = None
     pool_overcommit: float | None = None
+    backend_options: PMap = field(factory=pmap, converter=pmap)
+    """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
+    ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -124,7 +127,7 @@ def _sigkill_self() -> None:
 
 
 def _make_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(options.backend_options)
     if options.pool_overcommit is not None:
         extra["overcommit"] = options.pool_overcommit
     if options.pool is not None:
