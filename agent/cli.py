@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from attrs import evolve
-from pyrsistent import pmap
 
 from agent.backends.interface import BackendError
 from agent.backends.registry import backend_names
@@ -67,13 +66,11 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
         heartbeat=args.heartbeat,
         kill_after_changes=kill_after_changes(env),
         pool_overcommit=args.pool_overcommit,
-        backend_options=pmap(
-            {
-                name: getattr(args, name)
-                for name in BACKEND_OPTIONS
-                if getattr(args, name, None) is not None
-            }
-        ),
+        backend_options={
+            name: getattr(args, name)
+            for name in BACKEND_OPTIONS
+            if getattr(args, name, None) is not None
+        },
     )
 
 

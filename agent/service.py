@@ -59,6 +59,10 @@ THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
 
 
+def _frozen_options(options: Mapping[str, Any]) -> PMap:
+    return pmap(options)
+
+
 @frozen
 class AgentOptions:
     """How to run one agent (the options of ``shoal agent run``)."""
@@ -75,7 +79,7 @@ class AgentOptions:
     heartbeat: float = 5.0
     kill_after_changes: int | None = None
     pool_overcommit: float | None = None
-    backend_options: PMap = field(factory=pmap, converter=pmap)
+    backend_options: PMap = field(factory=pmap, converter=_frozen_options)
     """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
     ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
 
