@@ -1,0 +1,172 @@
+"""
+Real agents (``shoal agent run --backend rbd``) on the session's Ceph cluster.
+
+Two agents, each with its own rbd-fuse run directory and mount root, act as
+two hosts (one network namespace: each rbd-fuse is its own Ceph client
+instance). A dataset moves back and forth with its data; an agent SIGKILLed
+right after each step of a create or a move (``SHOAL_AGENT_KILL_AFTER_CHANGES``)
+converges after a restart, adopting the rbd-fuse processes and loop devices it
+left, with the data intact. The module's mount checker asserts all along that
+no dataset is ever mounted on both nodes.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from uuid import UUID, uuid4
+
+import pytest
+
+from agent.backends.rbd.backend import RbdBlockDeviceAPI
+from agent.backends.rbd.devcluster import DevCluster
+from agent.backends.rbd.session import CephSettings
+from tests.agent.backends.ceph.conftest import clean_node, remove_images
+from tests.agent.functional.cluster import (
+    AgentProcess,
+    LocalCluster,
+    MountChecker,
+    read_marker,
+    wait_until,
+    write_marker,
+)
+
+pytestmark = [pytest.mark.functional, pytest.mark.root]
+KILLED = -signal.SIGKILL
+
+
+class RbdCluster(LocalCluster):
+    """A control service and two agents on the rbd backend (pool ``rbd``)."""
+
+    def __init__(self, base: str, ceph: DevCluster) -> None:
+        self.cluster_id = uuid4()
+        self.settings = CephSettings(
+            conf=ceph.conf,
+            client="shoal",
+            keyring=os.path.join(ceph.directory, "client.shoal.keyring"),
+            pool="rbd",
+        )
+        super().__init__(base, agent_args=[
+            "--backend", "rbd", "--cluster-id", str(self.cluster_id),
+            "--ceph-conf", ceph.conf, "--ceph-client", "shoal",
+            "--ceph-keyring", str(self.settings.keyring), "--ceph-pool", "rbd",
+            "--rbd-attach", "fuse", "--rbd-run-dir", os.path.join(base, "rbd"),
+        ])
+        self.observer = RbdBlockDeviceAPI(
+            cluster_id=self.cluster_id, instance_id="observer", settings=self.settings,
+            run_dir=os.path.join(base, "observer"), attach_method="fuse",
+        )
+
+    def gone(self, dataset_id: UUID) -> bool:
+        """Whether the dataset is purged: no record, no state, no image."""
+        return (
+            dataset_id not in self.configuration()
+            and dataset_id not in self.state()
+            and all(v.dataset_id != dataset_id for v in self.observer.list_volumes())
+        )
+
+
+@pytest.fixture(scope="module")
+def cluster(
+    ceph_cluster: DevCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[RbdCluster]:
+    """node1 and node2 on the rbd backend; everything released after."""
+    base = str(tmp_path_factory.mktemp("rbd-agents"))
+    local = RbdCluster(base, ceph_cluster)
+    try:
+        local.start()
+        yield local
+    finally:
+        local.close()
+        clean_node(base)
+        remove_images(ceph_cluster, {("rbd", local.cluster_id)})
+        local.observer.close()
+
+
+@pytest.fixture(scope="module")
+def checker(cluster: RbdCluster) -> Iterator[MountChecker]:
+    """A thread checking that no dataset is ever mounted on both nodes."""
+    watching = MountChecker(list(cluster.agents.values()))
+    watching.start()
+    yield watching
+    watching.stop()
+    assert watching.violations == []
+
+
+@pytest.fixture
+def nodes(cluster: RbdCluster, checker: MountChecker) -> Iterator[tuple]:
+    """node1 and node2, running without the kill hook."""
+    for agent in cluster.agents.values():
+        if agent.process is None or agent.process.poll() is not None:
+            agent.start()
+    yield cluster.agents["node1"], cluster.agents["node2"]
+    assert checker.violations == []
+
+
+def mounted_with_marker(cluster: LocalCluster, agent: AgentProcess) -> tuple[UUID, bytes]:
+    """A new dataset mounted on ``agent`` holding a random marker file."""
+    dataset_id = cluster.create(agent)
+    cluster.wait_mounted(dataset_id, agent, timeout=60)
+    data = os.urandom(1024)
+    write_marker(os.path.join(agent.mount_path(dataset_id), "marker"), data)
+    return dataset_id, data
+
+
+def marker_on(agent: AgentProcess, dataset_id: UUID) -> bytes:
+    """The marker file of a dataset mounted on ``agent``."""
+    return read_marker(os.path.join(agent.mount_path(dataset_id), "marker"))
+
+
+def purge(cluster: RbdCluster, *datasets: UUID) -> None:
+    """Delete the datasets and wait until their images are gone."""
+    for dataset_id in datasets:
+        cluster.delete(dataset_id)
+    for dataset_id in datasets:
+        wait_until(lambda d=dataset_id: cluster.gone(d), 60, f"{dataset_id} to be purged")
+
+
+def test_move_back_and_forth(cluster: RbdCluster, nodes) -> None:
+    """A dataset moves node1 -> node2 -> node1 -> node2 with its data."""
+    one, two = nodes
+    dataset_id, data = mounted_with_marker(cluster, one)
+    for target in (two, one, two):
+        cluster.move(dataset_id, target)
+        cluster.wait_mounted(dataset_id, target, timeout=60)
+        assert marker_on(target, dataset_id) == data
+    purge(cluster, dataset_id)
+
+
+@pytest.mark.parametrize("step", [1, 2, 3, 4], ids=["create", "attach", "mkfs", "mount"])
+def test_create_survives_sigkill(cluster: RbdCluster, nodes, step: int) -> None:
+    """Killed after any step of a create, the restarted agent adopts and mounts the volume."""
+    one, _ = nodes
+    assert one.stop() == 0
+    one.start(kill_after_changes=step)
+    dataset_id = cluster.create(one)
+    assert one.wait_exit(60) == KILLED
+    one.start()
+    cluster.wait_mounted(dataset_id, one, timeout=60)
+    assert one.changes_done("MakeFilesystem", dataset_id) == (0 if step == 3 else 1)
+    purge(cluster, dataset_id)
+
+
+@pytest.mark.parametrize(
+    "who,step",
+    [("old", 1), ("old", 2), ("new", 1), ("new", 2)],
+    ids=["old-unmount", "old-detach", "new-attach", "new-mount"],
+)
+def test_move_survives_sigkill(cluster: RbdCluster, nodes, who: str, step: int) -> None:
+    """Killing either side after any step of a move ends mounted on the new node, intact."""
+    one, two = nodes
+    dataset_id, data = mounted_with_marker(cluster, one)
+    victim = one if who == "old" else two
+    assert victim.stop() == 0
+    victim.start(kill_after_changes=step)
+    cluster.move(dataset_id, two)
+    assert victim.wait_exit(60) == KILLED
+    victim.start()
+    cluster.wait_mounted(dataset_id, two, timeout=60)
+    assert marker_on(two, dataset_id) == data
+    assert not os.path.ismount(one.mount_path(dataset_id))
+    purge(cluster, dataset_id)
