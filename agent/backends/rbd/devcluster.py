@@ -1,7 +1,8 @@
 """
 A throwaway single-node Ceph cluster in one directory, for tests, ``make run`` and benches.
 
-One monitor and one OSD (memstore: data in RAM, capped), cephx on, bound to
+One monitor and one OSD (memstore: data in RAM, capped; or bluestore on a
+sparse file, which survives a restart: :meth:`DevCluster.resume`), cephx on, bound to
 127.0.0.1 only, no manager (RBD I/O does not need one), with the settings
 ``docs/backends.md`` explains (fast paxos, one-replica pools). Every file,
 socket and log lives under the directory; :meth:`DevCluster.stop` kills the
@@ -50,8 +51,7 @@ osd crush chooseleaf type = 0
 mon allow pool size one = true
 mon allow pool delete = true
 mon warn on pool no redundancy = false
-osd objectstore = memstore
-memstore device bytes = {memstore_bytes}
+{objectstore}
 osd data = {dir}/osd/$name
 mon data = {dir}/mon/$name
 rbd default features = layering, exclusive-lock
@@ -91,6 +91,9 @@ class DevCluster:
     v2_port: int = 3300
     v1_port: int = 6789
     memstore_bytes: int = 4 * 2**30
+    objectstore: str = "memstore"
+    """``memstore`` (fast, in RAM, gone when stopped) or ``bluestore`` (on a sparse file)."""
+    bluestore_bytes: int = 20 * 2**30
     _daemons: list[subprocess.Popen[bytes]] = field(factory=list)
 
     @property
@@ -121,7 +124,7 @@ class DevCluster:
                     dir=d,
                     v2=self.v2_port,
                     v1=self.v1_port,
-                    memstore_bytes=self.memstore_bytes,
+                    objectstore=self._objectstore_settings(d),
                 )
             )
         self._make_keys()
@@ -142,6 +145,35 @@ class DevCluster:
                   "mgr", "allow profile osd", "-i", osd_key)
         _run(["ceph-osd", "-c", self.conf, "-i", osd_id, "--mkfs", "--osd-uuid", osd_uuid])
         self._daemon(["ceph-osd", "-c", self.conf, "-f", "-i", osd_id], osd_name)
+        self._wait_osd_up()
+
+    def _objectstore_settings(self, d: str) -> str:
+        if self.objectstore == "memstore":
+            return f"osd objectstore = memstore\nmemstore device bytes = {self.memstore_bytes}"
+        return (
+            "osd objectstore = bluestore\n"
+            f"bluestore block path = {d}/osd/$name.block\n"
+            f"bluestore block size = {self.bluestore_bytes}\n"
+            "bluestore block create = true\n"
+            "bluestore block db create = false\n"
+            "bluestore block wal create = false\n"
+            "bluestore fsck on mkfs = false\n"
+            "bluestore cache size = 268435456"
+        )
+
+    def exists(self) -> bool:
+        """Whether a cluster was made in the directory before (and can be resumed)."""
+        return os.path.exists(self.conf) and os.path.isdir(
+            os.path.join(self.directory, "osd", "osd.0")
+        )
+
+    def resume(self) -> None:
+        """Start the daemons of a cluster made earlier in the directory (bluestore keeps its
+        data; a memstore OSD comes back empty)."""
+        self.directory = os.path.abspath(self.directory)
+        self._daemon(["ceph-mon", "-c", self.conf, "-f", "-i", "a"], "mon.a")
+        self.ceph("status", timeout=60)
+        self._daemon(["ceph-osd", "-c", self.conf, "-f", "-i", "0"], "osd.0")
         self._wait_osd_up()
 
     def _make_keys(self) -> None:
@@ -198,9 +230,16 @@ class DevCluster:
         """The pids of the running daemons."""
         return [d.pid for d in self._daemons if d.poll() is None]
 
-    def stop(self) -> None:
-        """Kill the daemons (the OSD first) and wait for them; idempotent."""
+    def stop(self, grace: float = 0) -> None:
+        """Stop the daemons (the OSD first) and wait for them; idempotent. SIGTERM and up
+        to ``grace`` seconds for each before SIGKILL (0: SIGKILL at once, for a throwaway
+        memstore cluster)."""
         for daemon in reversed(self._daemons):
+            if daemon.poll() is None and grace > 0:
+                with contextlib.suppress(ProcessLookupError):
+                    daemon.send_signal(signal.SIGTERM)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    daemon.wait(timeout=grace)
             if daemon.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
                     daemon.send_signal(signal.SIGKILL)
