@@ -46,11 +46,16 @@ def _from_file(name: str) -> ModuleType:
     raise BackendError(f"Python module {name!r} not found. {HINT}")
 
 
+MARKS = {"rados": "Rados", "rbd": "RBD"}
+"""A name each real binding defines (a script called ``rbd.py`` on the path is not one)."""
+
+
 def _module(name: str) -> ModuleType:
     try:
-        return importlib.import_module(name)
+        module = importlib.import_module(name)
     except ImportError:
         return _from_file(name)
+    return module if hasattr(module, MARKS[name]) else _from_file(name)
 
 
 def load() -> tuple[Any, Any]:
