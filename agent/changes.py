@@ -18,6 +18,8 @@ from uuid import UUID
 
 from attrs import field, frozen
 
+from agent.backends.interface import FencedAttachment
+
 IDLE_SLEEP = 60.0
 """Seconds the loop may wait (for the watch) when there is nothing to do."""
 
@@ -35,10 +37,43 @@ class CreateVolume:
 
 @frozen
 class AttachVolume:
-    """Attach the dataset's volume ``blockdevice_id`` to this node."""
+    """Attach the dataset's volume ``blockdevice_id`` to this node, at the dataset's ``epoch``."""
 
     dataset_id: UUID
     blockdevice_id: str
+    epoch: int = 0
+
+
+@frozen
+class FenceVolume:
+    """
+    Cut the node ``node`` (an instance id) off the volume ``blockdevice_id``, because of ``reason``.
+
+    Made before attaching a volume still attached to a fenced node
+    (``docs/failover.md``, "Backend fence").
+    """
+
+    dataset_id: UUID
+    blockdevice_id: str
+    node: str
+    reason: str
+
+
+@frozen
+class ShutDownFilesystem:
+    """Shut down the filesystem mounted at ``path`` (writers get ``EIO``), because of ``reason``."""
+
+    dataset_id: UUID | None
+    path: str
+    reason: str
+
+
+@frozen
+class CleanUpFenced:
+    """Remove what is left here of an attachment fenced away from this node."""
+
+    dataset_id: UUID | None
+    leftover: FencedAttachment
 
 
 @frozen
@@ -61,10 +96,11 @@ class MountFilesystem:
 
 @frozen
 class UnmountFilesystem:
-    """Unmount the dataset's filesystem from ``path``."""
+    """Unmount the dataset's filesystem from ``path``; ``lazy``: detach it even while busy."""
 
-    dataset_id: UUID
+    dataset_id: UUID | None
     path: str
+    lazy: bool = False
 
 
 @frozen
@@ -200,6 +236,9 @@ Action = (
     | CloneVolume
     | ResizeVolume
     | GrowFilesystem
+    | FenceVolume
+    | ShutDownFilesystem
+    | CleanUpFenced
 )
 """A leaf change that does I/O."""
 
@@ -220,6 +259,9 @@ ACTIONS: tuple[type, ...] = (
     CloneVolume,
     ResizeVolume,
     GrowFilesystem,
+    FenceVolume,
+    ShutDownFilesystem,
+    CleanUpFenced,
 )
 
 

@@ -71,6 +71,7 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
             for name in BACKEND_OPTIONS
             if getattr(args, name, None) is not None
         },
+        self_fence=not args.no_self_fence,
     )
 
 
@@ -148,7 +149,12 @@ def register(subparsers: Any) -> None:
                    help="the address to register (default: the host name)")
     p.add_argument("--era", help="override the era (default: the kernel boot id); for tests")
     p.add_argument("--heartbeat", type=_positive, default=5.0, metavar="S",
-                   help="report at least every S seconds (default 5)")
+                   help="report at least every S seconds (default 5; the control service's "
+                   "heartbeat, if shorter, wins)")
+    p.add_argument("--no-self-fence", action="store_true",
+                   help="never fence this node itself when its node lease runs out (default: "
+                   "shut down and unmount every dataset once the control service's node_lease "
+                   "passes without a successful report; docs/failover.md)")
 
 
 __all__ = ["BACKEND_OPTIONS", "options_from_args", "register", "run"]

@@ -26,12 +26,14 @@ from pyrsistent import PMap, pmap
 from agent.changes import (
     AttachVolume,
     Change,
+    CleanUpFenced,
     CloneVolume,
     CreateSnapshot,
     CreateVolume,
     DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    FenceVolume,
     GrowFilesystem,
     InParallel,
     MakeFilesystem,
@@ -39,6 +41,7 @@ from agent.changes import (
     ResizeVolume,
     RestoreVolume,
     Sequentially,
+    ShutDownFilesystem,
     UnmountFilesystem,
     Wait,
     in_parallel,
@@ -62,6 +65,9 @@ STEPS: dict[type, str] = {
     CloneVolume: "clone",
     ResizeVolume: "resize",
     GrowFilesystem: "grow_filesystem",
+    FenceVolume: "fence",
+    ShutDownFilesystem: "shutdown",
+    CleanUpFenced: "clean_up_fenced",
 }
 """The step name of each action, as conditions report it."""
 

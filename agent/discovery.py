@@ -29,6 +29,7 @@ from pyrsistent import PMap, pmap
 from agent.backends.interface import (
     BlockDeviceSnapshot,
     BlockDeviceVolume,
+    FencedAttachment,
 )
 from agent.fs.interface import FilesystemInfo, Mount
 from control.model import (
@@ -97,7 +98,8 @@ class DiscoveredDataset:
     ``device`` is set only for a volume attached here whose device exists;
     ``mount_paths`` lists where that device is mounted on this node, the
     dataset's mount point first when it is among them. ``filesystem`` is the
-    kind and size of the filesystem on that device, when known.
+    kind and size of the filesystem on that device, when known. ``epoch`` is
+    the highest attach epoch the backend recorded for the volume.
     """
 
     dataset_id: UUID
@@ -108,6 +110,22 @@ class DiscoveredDataset:
     device: str | None = None
     mount_paths: tuple[str, ...] = ()
     filesystem: FilesystemInfo | None = None
+    epoch: int = 0
+
+
+@frozen
+class Leftover:
+    """
+    What is left here of an attachment fenced away from this node (``docs/failover.md``).
+
+    ``dataset_id`` is the volume's dataset when the listing still has the
+    volume; ``mount_paths`` are where this node still mounts the leftover's
+    device (the fenced filesystem, whose writes fail).
+    """
+
+    attachment: FencedAttachment
+    dataset_id: UUID | None = None
+    mount_paths: tuple[str, ...] = ()
 
 
 def _freeze_datasets(datasets: Mapping[Any, Any]) -> PMap:
@@ -129,7 +147,8 @@ class LocalState:
     the backend can hold (free space rounded, see :func:`agent.health.steady`),
     ``device_errors`` the kernel's latest error line per device attached here
     that has one. ``snapshots`` are the backend's whole snapshots of this
-    cluster by snapshot id.
+    cluster by snapshot id. ``leftovers`` are the local remains of attachments
+    fenced away from this node (:func:`with_leftovers`).
     """
 
     instance_id: str
@@ -139,6 +158,26 @@ class LocalState:
     capacity: Capacity | None = None
     device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
     snapshots: PMap = field(factory=pmap, converter=_freeze_datasets)
+    leftovers: tuple[Leftover, ...] = ()
+
+
+def with_leftovers(
+    local: LocalState, leftovers: Iterable[FencedAttachment], mounts: Iterable[Mount]
+) -> LocalState:
+    """``local`` with the backend's fenced ``leftovers``, their datasets and their mounts here."""
+    datasets = {v.blockdevice_id: v.dataset_id for v in local.volumes}
+    by_device: dict[str, tuple[str, ...]] = {}
+    for mount in mounts:
+        by_device[mount.device] = (*by_device.get(mount.device, ()), posixpath.normpath(mount.path))
+    found = tuple(
+        Leftover(
+            attachment=leftover,
+            dataset_id=datasets.get(leftover.blockdevice_id),
+            mount_paths=by_device.get(leftover.device_path, ()) if leftover.device_path else (),
+        )
+        for leftover in sorted(leftovers, key=lambda leftover: leftover.blockdevice_id)
+    )
+    return evolve(local, leftovers=found)
 
 
 def with_filesystems(local: LocalState, infos: Mapping[str, FilesystemInfo]) -> LocalState:
@@ -228,6 +267,7 @@ def _classify_volume(
         attached_to=volume.attached_to,
         device=device,
         mount_paths=paths,
+        epoch=volume.epoch,
     )
 
 

@@ -26,12 +26,14 @@ from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import (
     AttachVolume,
     Change,
+    CleanUpFenced,
     CloneVolume,
     CreateSnapshot,
     CreateVolume,
     DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    FenceVolume,
     GrowFilesystem,
     InParallel,
     MakeFilesystem,
@@ -40,13 +42,21 @@ from agent.changes import (
     ResizeVolume,
     RestoreVolume,
     Sequentially,
+    ShutDownFilesystem,
     UnmountFilesystem,
     Wait,
 )
 from agent.fs.interface import Filesystems
 from control.runners import Runner
 
-__all__ = ["ChangeFailed", "Executor", "describe"]
+__all__ = ["FENCING", "ChangeFailed", "Executor", "describe"]
+
+FENCING: dict[type, str] = {
+    FenceVolume: "agent.fence.volume",
+    ShutDownFilesystem: "agent.fence.shutdown",
+    CleanUpFenced: "agent.fence.cleaned_up",
+}
+"""The log event of each fencing action once done (``docs/failover.md``): what and why."""
 
 T = TypeVar("T")
 
@@ -103,11 +113,11 @@ class Executor:
         self._actions: dict[type, Callable[[Any], object]] = {
             CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
             AttachVolume: lambda c: backend.attach_volume(
-                c.blockdevice_id, backend.compute_instance_id()
+                c.blockdevice_id, backend.compute_instance_id(), c.epoch
             ),
             MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
             MountFilesystem: lambda c: filesystems.mount(c.device, c.path),
-            UnmountFilesystem: lambda c: filesystems.unmount(c.path),
+            UnmountFilesystem: lambda c: filesystems.unmount(c.path, lazy=c.lazy),
             DetachVolume: self._detach,
             DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
             CreateSnapshot: self._snapshot,
@@ -118,6 +128,9 @@ class Executor:
             CloneVolume: self._clone,
             ResizeVolume: lambda c: backend.resize_volume(c.blockdevice_id, c.size),
             GrowFilesystem: lambda c: filesystems.grow_filesystem(c.device),
+            FenceVolume: lambda c: backend.fence(c.blockdevice_id, c.node),
+            ShutDownFilesystem: lambda c: filesystems.shutdown(c.path),
+            CleanUpFenced: lambda c: backend.clean_up_fenced(c.leftover),
         }
 
     def _frozen(self, path: str | None, action: Callable[[], T]) -> T:
@@ -206,6 +219,8 @@ class Executor:
         def done(result: object) -> None:
             self._record(change, result)
             self._log.info("agent.change.done", **describe(change))
+            if type(change) in FENCING:
+                self._log.warning(FENCING[type(change)], **describe(change))
 
         def failed(failure: Failure) -> Failure:
             self._log.warning(

@@ -20,6 +20,16 @@ the explicit state machine of :mod:`agent.lifecycle`; what a pass leaves for
 the next is one frozen :class:`~agent.memory.PassMemory`, replaced through
 the pure updates of :mod:`agent.memory`. The reactor thread
 never blocks: every backend and filesystem call goes through a runner.
+
+Fencing (``docs/failover.md``): every pass hands calculate the configuration's
+``fenced`` and ``fenced_nodes`` (:class:`~agent.fencing.FenceView`). The loop
+also keeps the node lease on an injected monotonic clock: it is renewed when a
+report or registration sent at time ``t`` succeeds (from ``t``), and a timer
+fires when ``node_lease`` has passed since; then the node fences itself
+(:meth:`ConvergenceLoop.fence_self`: every filesystem it mounts is shut down
+and unmounted, lazily when busy) and mounts nothing until a report or
+registration succeeds again. It reports at least every ``heartbeat`` (the
+shorter of its own setting and the service's).
 """
 
 from __future__ import annotations
@@ -45,6 +55,7 @@ from agent.discovery import (
     reported_snapshots,
 )
 from agent.executor import ChangeFailed, Executor
+from agent.fencing import FenceView, self_fence_changes
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
 from agent.lifecycle import Event, Lifecycle, Phase
@@ -62,7 +73,7 @@ from agent.passlog import decided_fields, observed_fields
 from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import Conflict, NotFound
-from control.model import NodeState, Versions
+from control.model import Condition, ConditionKind, NodeState, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 
@@ -94,7 +105,9 @@ class LoopSettings:
     consecutive failure: ``min(backoff_cap, backoff_initial * 2**(n-1))``,
     of which a random half is jitter. A failing dataset backs off on its own
     the same way (``dataset_backoff_*``), leaving the node's other datasets
-    and the loop itself at full speed.
+    and the loop itself at full speed. ``self_fence``: fence the node itself
+    once the service's ``node_lease`` passes without a successful report or
+    registration (off: never; the service's other fences still hold).
     """
 
     mount_root: str
@@ -106,6 +119,11 @@ class LoopSettings:
     dataset_backoff_initial: float = 0.5
     dataset_backoff_cap: float = 30.0
     default_size: int = DEFAULT_VOLUME_SIZE
+    self_fence: bool = True
+
+
+SELF_FENCE_RETRY = 1.0
+"""Seconds before a self-fence that failed (a mount it could not shut down) is tried again."""
 
 
 class NodeLost(Exception):
@@ -120,7 +138,9 @@ class ConvergenceLoop:
     discovery off the reactor thread; ``executor`` runs the changes (its own
     runner puts them in a thread too); ``random`` returns floats in [0, 1)
     for the backoff jitter; ``kernel_log`` (if given) tells discovery which
-    devices the kernel logged errors for.
+    devices the kernel logged errors for; ``monotonic`` is the clock the node
+    lease is measured on (default: ``clock.seconds``; the service passes
+    ``time.monotonic``).
     """
 
     def __init__(
@@ -135,6 +155,7 @@ class ConvergenceLoop:
         run_blocking: Runner,
         logger: Any = None,
         kernel_log: KernelLog | None = None,
+        monotonic: Callable[[], float] | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -155,6 +176,9 @@ class ConvergenceLoop:
         self._calls: set[Deferred[Any]] = set()
         self._stopped: list[Deferred[None]] = []
         self._done: Deferred[None] | None = None
+        self._monotonic = monotonic if monotonic is not None else clock.seconds
+        self._lease_timer: Any = None
+        self._self_fencing: Deferred[Any] | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -184,6 +208,7 @@ class ConvergenceLoop:
         if self.phase is Phase.STOPPED or (self._done is not None and self._done.called):
             return succeed(None)
         self.lifecycle.handle(Event.STOP)
+        self._disarm_lease()
         if self.phase is Phase.STOPPED:
             return succeed(None)
         d: Deferred[None] = Deferred()
@@ -213,6 +238,7 @@ class ConvergenceLoop:
             raise
         if self.phase is Phase.STOPPING:
             self.lifecycle.handle(Event.FINISHED)
+        self._disarm_lease()
         self._log.info("agent.stopped", passes=self.passes)
         self._release_stoppers()
 
@@ -248,6 +274,7 @@ class ConvergenceLoop:
 
     async def _register(self) -> None:
         node = self.node
+        sent_at = self._monotonic()
         try:
             await self._call(
                 self.client.register_node(
@@ -258,6 +285,7 @@ class ConvergenceLoop:
             self._failed("register", e)
             return
         self.memory = memory.registered(self.memory)
+        self._renewed(sent_at)
         self._log.info("agent.registered", node=str(node.node_uuid), host=node.host, era=node.era)
         self.lifecycle.handle(Event.REGISTERED)
 
@@ -278,7 +306,7 @@ class ConvergenceLoop:
     async def _wait(self) -> None:
         now = self.clock.seconds()
         m = self.memory
-        heartbeat_due = m.last_report_at + self.settings.heartbeat - now
+        heartbeat_due = m.last_report_at + self.heartbeat - now
         timeout = min(m.sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
             state = m.state if m.waiting_on_others else NO_STATE_WAKE
@@ -355,7 +383,10 @@ class ConvergenceLoop:
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
-        view = ClusterView.from_leases(self.node.node_uuid, configuration.leases, now)
+        view = evolve(
+            ClusterView.from_leases(self.node.node_uuid, configuration.leases, now),
+            fence=self._fence_view(configuration),
+        )
         changes = calculate_changes(
             desired,
             view,
@@ -375,7 +406,7 @@ class ConvergenceLoop:
             self.node.era,
             self.node.node_uuid,
             now,
-            conditions=troubles.conditions(),
+            conditions=(*troubles.conditions(), *self._node_conditions()),
             asked=also,
         )
         health = observed_health(
@@ -396,6 +427,8 @@ class ConvergenceLoop:
         acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
         reported, failures = await both(reporting, acting)
         times.lap("act_and_report")
+        if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
+            await self._shut_down_mounts("the node lease ran out while a pass was acting")
         after = settled(
             troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
         )
@@ -469,14 +502,16 @@ class ConvergenceLoop:
         except NotFound as e:
             raise NodeLost(str(e)) from e
         self.memory = memory.fetched(self.memory, also, result)
+        self._learned(result)
         return result
 
     async def _report(self, report: NodeState, now: float) -> bool:
         """Report if the observation changed or a heartbeat is due; returns whether it did."""
         last = self.memory.last_report
         changed = last is None or not report.same_observation(last)
-        if not memory.report_needed(self.memory, report, now, self.settings.heartbeat):
+        if not memory.report_needed(self.memory, report, now, self.heartbeat):
             return False
+        sent_at = self._monotonic()
         try:
             answer = await self._call(self.client.report_state(report))
         except NotFound as e:
@@ -488,6 +523,7 @@ class ConvergenceLoop:
             self.memory = memory.node_lost(self.memory)
             raise
         self.memory = memory.reported(self.memory, report, now, answer)
+        self._renewed(sent_at)
         return changed
 
     def _log_pass(
@@ -498,3 +534,135 @@ class ConvergenceLoop:
         log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
         log("agent.decided", **decided_fields(changes))
         log("agent.pass.done", **times.fields())
+
+    # -- fencing (docs/failover.md) -------------------------------------------
+
+    @property
+    def heartbeat(self) -> float:
+        """Report at least this often: the shorter of the setting and the service's."""
+        fetched = self.memory.fetched
+        told = fetched[1].heartbeat if fetched is not None else None
+        return min(self.settings.heartbeat, told) if told else self.settings.heartbeat
+
+    def _fence_view(self, configuration: NodeConfiguration) -> FenceView:
+        return FenceView(
+            fenced=configuration.fenced,
+            fenced_nodes=frozenset(str(node) for node in configuration.fenced_nodes),
+            self_fenced=self.memory.self_fenced,
+        )
+
+    def _node_conditions(self) -> tuple[Condition, ...]:
+        """The node's own conditions: that it fenced itself, until its lease is renewed."""
+        since = self.memory.self_fenced_at
+        if since is None:
+            return ()
+        return (
+            Condition(
+                dataset_id=None,
+                kind=ConditionKind.WAITING,
+                reason="self_fenced",
+                message="this node fenced itself: no successful report or registration within "
+                "its node lease; it shut down and unmounted its datasets and mounts nothing "
+                "until a report succeeds",
+                since=since,
+            ),
+        )
+
+    def _learned(self, configuration: NodeConfiguration) -> None:
+        """Take the fencing facts of a fetched configuration: the lease, and being fenced."""
+        if configuration.fenced != self.memory.fenced:
+            log = self._log.warning if configuration.fenced else self._log.info
+            log(
+                "agent.fenced" if configuration.fenced else "agent.unfenced",
+                node=str(self.node.node_uuid),
+                reason="the control service fenced this node: letting go of every dataset "
+                "primary elsewhere, attaching nothing"
+                if configuration.fenced
+                else "the control service lifted this node's fence",
+            )
+            self.memory = evolve(self.memory, fenced=configuration.fenced)
+        if self.settings.self_fence and configuration.node_lease != self.memory.lease.length:
+            self.memory = memory.lease_told(self.memory, configuration.node_lease)
+            self._arm_lease()
+
+    def _renewed(self, sent_at: float) -> None:
+        """A report or registration sent at ``sent_at`` succeeded: the lease runs from there."""
+        if self.memory.self_fenced:
+            self._log.warning(
+                "agent.self_fence.lifted",
+                node=str(self.node.node_uuid),
+                reason="a report or registration succeeded again",
+            )
+        self.memory = memory.lease_renewed(self.memory, sent_at)
+        self._arm_lease()
+
+    def _disarm_lease(self) -> None:
+        if self._lease_timer is not None and self._lease_timer.active():
+            self._lease_timer.cancel()
+        self._lease_timer = None
+
+    def _arm_lease(self) -> None:
+        """Set the timer for the lease's end (none without a lease, or once self-fenced)."""
+        self._disarm_lease()
+        end = self.memory.lease.expires_at()
+        if not self.settings.self_fence or end is None or self.memory.self_fenced:
+            return
+        if self.lifecycle.stopping:
+            return
+        delay = max(0.0, end - self._monotonic())
+        self._lease_timer = self.clock.callLater(delay, self._lease_check)
+
+    def _lease_check(self) -> None:
+        self._lease_timer = None
+        if self.memory.lease.expired(self._monotonic()):
+            self.fence_self()
+        else:  # woken early (the reactor's clock runs faster than the monotonic one)
+            self._arm_lease()
+
+    def fence_self(self) -> Deferred[Any]:
+        """Fence this node now: mark it self-fenced, then shut down and unmount its mounts.
+
+        Called by the lease timer; fires once the mounts are shut down and
+        unmounted (a failure is logged and retried after
+        :data:`SELF_FENCE_RETRY` while the node stays self-fenced).
+        """
+        lease = self.memory.lease
+        silent = self._monotonic() - (lease.renewed_at or 0.0)
+        reason = (
+            f"no successful report or registration for {silent:.1f} s "
+            f"(node lease {lease.length} s)"
+        )
+        self.memory = memory.fenced_self(self.memory, self.clock.seconds())
+        self._log.warning(
+            "agent.self_fence",
+            node=str(self.node.node_uuid),
+            reason=reason,
+            node_lease=lease.length,
+            silent_for=round(silent, 3),
+        )
+        return self._shut_down_mounts(reason)
+
+    def _shut_down_mounts(self, reason: str) -> Deferred[Any]:
+        filesystems = self.executor.filesystems
+        root = self.settings.mount_root
+        d: Deferred[Any] = self._run_blocking(filesystems.mounts)
+        d.addCallback(lambda mounts: self.executor.run(self_fence_changes(mounts, root, reason)))
+
+        def done(_: object) -> None:
+            self._log.warning("agent.self_fence.done", node=str(self.node.node_uuid))
+
+        def failed(failure: Failure) -> None:
+            self._log.error(
+                "agent.self_fence.failed",
+                node=str(self.node.node_uuid),
+                error=f"{type(failure.value).__name__}: {failure.value}",
+                retry_in=SELF_FENCE_RETRY,
+            )
+            if not self.lifecycle.stopping:
+                self.clock.callLater(SELF_FENCE_RETRY, self._retry_self_fence, reason)
+
+        return d.addCallbacks(done, failed)
+
+    def _retry_self_fence(self, reason: str) -> None:
+        if self.memory.self_fenced and not self.lifecycle.stopping:
+            self._shut_down_mounts(reason)

@@ -18,6 +18,7 @@ from attrs import evolve, frozen
 from agent.changes import Change
 from agent.conditions import Troubles
 from agent.discovery import LocalState
+from agent.fencing import Lease
 from agent.pacing import adopt_state_version
 from control.client.interface import NodeConfiguration, Reported
 from control.model import NodeState, Versions
@@ -38,7 +39,11 @@ class PassMemory:
     whether a dataset waits on another node (then the state version wakes
     the loop). ``previous`` and ``repeats`` catch a pass repeating the last
     one exactly. ``last_report`` and ``last_report_at`` pace the reports;
-    ``troubles`` are the per-dataset conditions and backoffs.
+    ``troubles`` are the per-dataset conditions and backoffs. ``lease`` is
+    the node lease (:class:`~agent.fencing.Lease`, monotonic);
+    ``self_fenced_at`` when the node fenced itself (the loop's clock; ``None``
+    while its lease holds); ``fenced`` whether the last configuration said
+    the node is fenced.
     """
 
     passes: int = 0
@@ -56,6 +61,29 @@ class PassMemory:
     last_report: NodeState | None = None
     last_report_at: float = float("-inf")
     troubles: Troubles = Troubles()
+    lease: Lease = Lease()
+    self_fenced_at: float | None = None
+    fenced: bool = False
+
+    @property
+    def self_fenced(self) -> bool:
+        """Whether the node has fenced itself and not renewed its lease since."""
+        return self.self_fenced_at is not None
+
+
+def lease_renewed(memory: PassMemory, sent_at: float) -> PassMemory:
+    """After a report or registration sent at ``sent_at`` (monotonic) succeeded."""
+    return evolve(memory, lease=memory.lease.renewed(sent_at), self_fenced_at=None)
+
+
+def lease_told(memory: PassMemory, length: float | None) -> PassMemory:
+    """After a configuration gave the node lease ``length`` (seconds; ``None``: not said)."""
+    return evolve(memory, lease=memory.lease.with_length(length))
+
+
+def fenced_self(memory: PassMemory, now: float) -> PassMemory:
+    """The node fenced itself at ``now`` (the loop's clock)."""
+    return evolve(memory, self_fenced_at=memory.self_fenced_at or now)
 
 
 def registered(memory: PassMemory) -> PassMemory:

@@ -19,7 +19,13 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
-from agent.discovery import LocalState, classify, with_filesystems, with_snapshots
+from agent.discovery import (
+    LocalState,
+    classify,
+    with_filesystems,
+    with_leftovers,
+    with_snapshots,
+)
 from agent.fs.interface import FilesystemError, FilesystemInfo, Filesystems
 from agent.health import steady
 from agent.kernlog import KernelLog
@@ -72,6 +78,7 @@ def discover(
     :attr:`DiscoveredState.ATTACHED_NO_DEVICE`. Backend errors other than
     that propagate: the pass fails and the next one observes again.
     ``kernel_log`` (if given) is asked for errors of the devices attached here.
+    The backend's fenced leftovers of this node come with their mounts here.
     """
     volumes = backend.list_volumes()
     devices: dict[str, str] = {}
@@ -91,5 +98,6 @@ def discover(
     )
     infos = {d: info for d in formatted if (info := _filesystem_info(filesystems, d))}
     local = with_snapshots(with_filesystems(local, infos), backend.list_snapshots())
+    local = with_leftovers(local, backend.fenced_leftovers(), mounts)
     errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
     return evolve(local, capacity=_capacity(backend), device_errors=errors)

@@ -21,7 +21,14 @@ Safety rules the table keeps (each has a test):
   one the listing says is attached here without the backend confirming it
   (a stale listing: it may be attached to another node by now);
 - a volume attached to another node is never attached here (Wait instead),
-  so a dataset is mounted on at most one node;
+  so a dataset is mounted on at most one node; unless that node is fenced
+  (``fenced_nodes``), when its attachment is fenced in the backend first;
+- an attach carries the dataset's epoch, and a volume the backend saw at a
+  newer epoch is never attached (a stale configuration: Wait);
+- a fenced or self-fenced node attaches, formats and mounts nothing; a fenced
+  node shuts down, unmounts (lazily) and detaches what is primary elsewhere,
+  whatever its leases; a fence's leftovers are always cleaned up
+  (:mod:`agent.fencing`);
 - a volume is created only when discovery shows none for the dataset (and
   the backend's create is idempotent by dataset as a second guard), and
   only when the backend reports it fits (else the report says why);
@@ -57,6 +64,7 @@ from agent.changes import (
     DestroySnapshot,
     DestroyVolume,
     DetachVolume,
+    FenceVolume,
     GrowFilesystem,
     MakeFilesystem,
     MountFilesystem,
@@ -75,6 +83,7 @@ from agent.discovery import (
     LocalState,
     mount_point,
 )
+from agent.fencing import FenceView, hold, leftover_changes, let_go_fenced, stale
 from agent.health import fits
 from control.model import Capacity, Dataset, DatasetSnapshot, Lease, SourceKind
 
@@ -108,11 +117,13 @@ class ClusterView:
     The little this node needs to know about the rest of the cluster.
 
     ``node_uuid`` is this node's identity (desired primaries name node
-    uuids); ``leased_here`` are the datasets this node holds a live lease on.
+    uuids); ``leased_here`` are the datasets this node holds a live lease on;
+    ``fence`` what the pass knows of fencing (:class:`~agent.fencing.FenceView`).
     """
 
     node_uuid: UUID
     leased_here: frozenset[UUID] = frozenset()
+    fence: FenceView = FenceView()
 
     @classmethod
     def from_leases(cls, node_uuid: UUID, leases: Iterable[Lease], now: float) -> ClusterView:
@@ -138,6 +149,7 @@ class Context:
     """The backend's snapshots by id (:attr:`LocalState.snapshots`)."""
     volumes: PMap = pmap()
     """Every dataset's discovered volume (:attr:`LocalState.datasets`): clone sources."""
+    fence: FenceView = FenceView()
 
 
 Transition = Callable[[Dataset | None, DiscoveredDataset, Context], Change]
@@ -162,6 +174,8 @@ def _nothing(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> 
 
 def _create(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     assert record is not None
+    if ctx.fence.holding:
+        return hold(record.dataset_id, ctx.fence)
     if record.source is not None:
         return _create_from_source(record, ctx)
     size = record.maximum_size or ctx.default_size
@@ -217,8 +231,43 @@ def _smaller_than_volume(found: DiscoveredDataset) -> bool:
 
 
 def _attach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
-    assert found.blockdevice_id is not None
-    return AttachVolume(found.dataset_id, found.blockdevice_id)
+    assert found.blockdevice_id is not None and record is not None
+    if found.epoch > record.epoch:
+        return stale(found.dataset_id, found, record.epoch)
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
+    return AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch)
+
+
+def _holder_fenced(found: DiscoveredDataset, ctx: Context) -> FenceVolume | None:
+    """The backend fence of the volume's holder, if that node is fenced (and this one is not)."""
+    if ctx.fence.holding or found.attached_to not in ctx.fence.fenced_nodes:
+        return None
+    assert found.blockdevice_id is not None and found.attached_to is not None
+    return FenceVolume(
+        found.dataset_id,
+        found.blockdevice_id,
+        found.attached_to,
+        f"node {found.attached_to} is fenced and still holds volume {found.blockdevice_id}",
+    )
+
+
+def _take_over(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Wait for the holder to let go, unless it is fenced: then fence it, and attach."""
+    assert found.blockdevice_id is not None and record is not None
+    if found.epoch > record.epoch:
+        return stale(found.dataset_id, found, record.epoch)
+    fence = _holder_fenced(found, ctx)
+    if fence is None:
+        return _wait_for_holder(record, found, ctx)
+    return sequentially(
+        [fence, AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch)]
+    )
+
+
+def _fence_or_wait(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """A deleted dataset's volume held elsewhere: fence a fenced holder, else wait for it."""
+    return _holder_fenced(found, ctx) or _wait_for_holder(record, found, ctx)
 
 
 def _wait_for_holder(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
@@ -240,12 +289,16 @@ def _wait_for_consistency(record: Dataset | None, found: DiscoveredDataset, ctx:
 
 def _make_filesystem(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     assert found.device is not None and record is not None
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
     return MakeFilesystem(found.dataset_id, found.device, record.filesystem)
 
 
 def _grow_or_mount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     """Grow an ext4 that is smaller than its volume (offline, before mounting); else mount."""
     assert found.device is not None
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
     info = found.filesystem
     if info is not None and info.kind == "ext4" and _smaller_than_volume(found):
         return GrowFilesystem(found.dataset_id, found.device)
@@ -255,6 +308,8 @@ def _grow_or_mount(record: Dataset | None, found: DiscoveredDataset, ctx: Contex
 def _keep_mounted(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     """Grow a filesystem smaller than its volume, or a volume smaller than wanted, online."""
     assert record is not None and found.device is not None and found.blockdevice_id is not None
+    if ctx.fence.holding:
+        return NoOp()
     if _smaller_than_volume(found):
         return GrowFilesystem(found.dataset_id, found.device)
     wanted = record.maximum_size
@@ -296,11 +351,19 @@ def _leased(found: DiscoveredDataset, ctx: Context) -> Change | None:
 
 
 def _release_unmount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
-    """Unmount, then detach in the same pass: the detach runs only if every unmount worked."""
+    """Unmount, then detach in the same pass: the detach runs only if every unmount worked.
+
+    A fenced node shuts the filesystem down first and unmounts lazily,
+    whatever its leases (the control service released them).
+    """
+    if ctx.fence.fenced:
+        return let_go_fenced(found)
     return _leased(found, ctx) or sequentially([_unmount_all(found), _detach(record, found, ctx)])
 
 
 def _release_detach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    if ctx.fence.fenced:
+        return _detach(record, found, ctx)
     return _leased(found, ctx) or _detach(record, found, ctx)
 
 
@@ -327,7 +390,7 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
     _D.MOUNTED_HERE: {
         _S.NON_EXISTENT: _create,
         _S.UNATTACHED: _attach,
-        _S.ATTACHED_ELSEWHERE: _wait_for_holder,
+        _S.ATTACHED_ELSEWHERE: _take_over,
         _S.ATTACHED_NO_DEVICE: _wait_for_consistency,
         _S.ATTACHED_NO_FILESYSTEM: _make_filesystem,
         _S.ATTACHED_HERE: _grow_or_mount,
@@ -336,7 +399,7 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
     },
     _D.ELSEWHERE: _LET_GO,
     _D.DELETED_ELSEWHERE: _LET_GO,
-    _D.DELETED_HERE: {**_LET_GO, _S.UNATTACHED: _destroy, _S.ATTACHED_ELSEWHERE: _wait_for_holder},
+    _D.DELETED_HERE: {**_LET_GO, _S.UNATTACHED: _destroy, _S.ATTACHED_ELSEWHERE: _fence_or_wait},
     _D.UNKNOWN: {state: _nothing for state in DiscoveredState},
 }
 """Per-dataset policy: desired state x discovered state -> the change to make."""
@@ -442,7 +505,8 @@ def calculate_changes(
     ``desired`` are the dataset records the node was sent: those whose
     primary it is and those of volumes attached to it, deleted ones included
     until they are purged. Datasets are considered in id order, in parallel,
-    then ``snapshots`` (the snapshot records the node is in charge of).
+    then ``snapshots`` (the snapshot records the node is in charge of), then
+    the leftovers of fences (:func:`agent.fencing.leftover_changes`).
     """
     ctx = Context(
         node_instance_id,
@@ -452,6 +516,7 @@ def calculate_changes(
         local.capacity,
         snapshots=local.snapshots,
         volumes=local.datasets,
+        fence=cluster.fence,
     )
     found_all = local.datasets
     changes = []
@@ -461,4 +526,5 @@ def calculate_changes(
         transition = DATASET_TRANSITIONS[desired_state(record, cluster.node_uuid)][found.state]
         changes.append(transition(record, found, ctx))
     changes.extend(snapshot_changes(snapshots, ctx))
+    changes.append(leftover_changes(local.leftovers))
     return in_parallel(changes)

@@ -25,6 +25,7 @@ import os
 import random
 import signal
 import socket
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -82,6 +83,7 @@ class AgentOptions:
     backend_options: PMap = field(factory=pmap, converter=_frozen_options)
     """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
     ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
+    self_fence: bool = True
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -175,7 +177,9 @@ def build_loop(
     era = options.era if options.era is not None else boot_id()
     labels = {"name": identity.name, **options.labels}
     facts = NodeFacts(identity.uuid, options.host or socket.gethostname(), era, labels)
-    settings = LoopSettings(mount_root=mount_root, heartbeat=options.heartbeat)
+    settings = LoopSettings(
+        mount_root=mount_root, heartbeat=options.heartbeat, self_fence=options.self_fence
+    )
     return ConvergenceLoop(
         client,
         reactor,
@@ -184,6 +188,7 @@ def build_loop(
         settings,
         random=random.Random().random,
         run_blocking=runner,
+        monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
     )
 

@@ -40,8 +40,12 @@ class StaleEpoch(BackendError):
     An attach carried an epoch older than one the backend already saw for the volume.
 
     The caller's configuration is stale (the dataset changed primary since, a
-    failover happened): it must not attach, and never mounts.
+    failover happened): it must not attach, and never mounts. Only a newer
+    configuration can clear it (``permanent``, in the agent's conditions).
     """
+
+    reason = "stale_epoch"
+    permanent = True
 
 
 class UnknownSnapshot(BackendError):

@@ -38,13 +38,16 @@ class FakeFilesystems:
     this node (as for a real node); without it, any attached volume's device does.
     ``write_file`` and ``read_file`` give tests access to a mounted volume's data.
     A filesystem spans its volume's size when made and when grown; writes
-    into a frozen filesystem fail (a real one would block).
+    into a frozen filesystem fail (a real one would block), and so do reads
+    and writes of a filesystem shut down (until it is unmounted), or of a
+    device fenced away from this node.
     """
 
     storage: FakeStorage
     instance_id: str | None = None
     _mounts: dict[str, str] = field(factory=dict)
     _frozen: set[str] = field(factory=set)
+    _shut_down: set[str] = field(factory=set)
 
     def _volume_of(self, device: str) -> str:
         blockdevice_id = blockdevice_id_for(device)
@@ -84,13 +87,24 @@ class FakeFilesystems:
                 raise FilesystemError(f"Cannot mount {device} at {path}: no filesystem on it.")
             self._mounts[path] = device
 
-    def unmount(self, path: str) -> None:
-        """Unmount whatever is mounted at ``path``; nothing if nothing is."""
+    def unmount(self, path: str, lazy: bool = False) -> None:
+        """Unmount whatever is mounted at ``path``; nothing if nothing is (never busy here)."""
         with self.storage.lock:
             path = posixpath.normpath(path)
             if path in self._frozen:
                 raise FilesystemError(f"{path} is frozen; thaw it before unmounting.")
             self._mounts.pop(path, None)
+            self._shut_down.discard(path)
+
+    def shutdown(self, path: str) -> None:
+        """Shut down the filesystem at ``path``: its reads and writes fail from now on."""
+        with self.storage.lock:
+            self._shut_down.add(self._mounted_path(path))
+
+    def is_shut_down(self, path: str) -> bool:
+        """Whether the filesystem at ``path`` was shut down (and is still mounted)."""
+        with self.storage.lock:
+            return posixpath.normpath(path) in self._shut_down
 
     def mounts(self) -> list[Mount]:
         """Every mount on this node, ordered by path."""
@@ -156,6 +170,8 @@ class FakeFilesystems:
         path = posixpath.normpath(path)
         for mount_point, device in self._mounts.items():
             if path.startswith(mount_point + "/"):
+                if mount_point in self._shut_down:
+                    raise FilesystemError(f"{path}: Input/output error (shut down)")
                 files = self.storage.files.setdefault(self._volume_of(device), {})
                 return files, path[len(mount_point) + 1 :]
         raise FilesystemError(f"{path} is not inside a mounted fake volume.")

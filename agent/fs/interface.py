@@ -77,8 +77,22 @@ class Filesystems(Protocol):
         """Mount ``device`` at ``path``."""
         ...
 
-    def unmount(self, path: str) -> None:
-        """Unmount whatever is mounted at ``path``."""
+    def unmount(self, path: str, lazy: bool = False) -> None:
+        """Unmount whatever is mounted at ``path``.
+
+        With ``lazy``, a mount that processes still use is detached from the
+        tree at once (``umount -l``) instead of raising :class:`FilesystemBusy`.
+        """
+        ...
+
+    def shutdown(self, path: str) -> None:
+        """Shut down the filesystem mounted at ``path`` at once (``FS_IOC_SHUTDOWN``).
+
+        Every later read or write through any mount of it fails with ``EIO``,
+        and nothing more reaches its device (what was ``fsync``'d is there).
+        Shutting it down again does nothing. Raises :class:`FilesystemError`
+        if nothing is mounted there or the filesystem cannot be shut down.
+        """
         ...
 
     def mounts(self) -> list[Mount]:

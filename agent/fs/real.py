@@ -25,7 +25,7 @@ from typing import TypeVar
 from attrs import frozen
 
 from agent.commands import Completed, check_command, command_failed, run_command
-from agent.fs import freezer, superblock
+from agent.fs import freezer, shutdown, superblock
 from agent.fs.holders import describe_holders
 from agent.fs.interface import (
     DEFAULT_FILESYSTEM,
@@ -182,18 +182,22 @@ class RealFilesystems:
         options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
         _check(["mount", *options, device, path])
 
-    def unmount(self, path: str) -> None:
+    def unmount(self, path: str, lazy: bool = False) -> None:
         """Unmount whatever is mounted at ``path``, then remove the empty mount point.
 
         Nothing is unmounted if nothing is mounted there (an empty mount point
         left behind is removed all the same). A busy mount raises
         :class:`FilesystemBusy`, naming the processes that hold it when
-        ``/proc`` shows them.
+        ``/proc`` shows them; with ``lazy`` it is detached (``umount -l``)
+        instead, and goes once they let go.
         """
         path = os.path.realpath(path)
         if self._mounted_at(path) is not None:
             argv = ["umount", path]
             done = _run(argv)
+            if done.returncode != 0 and lazy and "busy" in done.stderr:
+                argv = ["umount", "-l", path]
+                done = _run(argv)
             if done.returncode != 0:
                 error = _failure(argv, done)
                 if "busy" not in done.stderr:
@@ -201,6 +205,13 @@ class RealFilesystems:
                 held = describe_holders(path)
                 raise FilesystemBusy(f"{error}; {held}" if held else str(error))
         remove_mount_point(path)
+
+    def shutdown(self, path: str) -> None:
+        """Shut down the filesystem at ``path`` (``FS_IOC_SHUTDOWN``, :mod:`agent.fs.shutdown`)."""
+        path = os.path.realpath(path)
+        if self._mounted_at(path) is None:
+            raise FilesystemError(f"Nothing is mounted at {path}; nothing to shut down.")
+        shutdown.shutdown(path)
 
     def _all_mounts(self) -> list[Mount]:
         try:

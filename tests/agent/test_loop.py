@@ -177,15 +177,18 @@ def test_move_needs_no_poll_interval():
 
 
 def test_idle_loop_waits_on_the_watch_and_heartbeats():
-    """Idle, the loop makes no call until the heartbeat is due, then reports again."""
+    """Idle, the loop makes no call until the heartbeat is due, then reports again.
+
+    The heartbeat is the service's (2 s with the default grace), shorter than the agent's 5 s.
+    """
     world = World()
     node = world.node(0)
     mark = len(world.client.calls)
-    world.clock.advance(4.9)
+    world.clock.advance(1.9)
     assert world.calls_since(mark) == []
     world.clock.advance(0.2)
     assert "report_state" in world.calls_since(mark)
-    assert world.control.store.nodes()[0].last_seen == pytest.approx(5.0)
+    assert world.control.store.nodes()[0].last_seen == pytest.approx(2.0)
     assert node.loop.phase is Phase.WAITING
 
 
@@ -258,7 +261,7 @@ def test_registers_again_after_backoff_when_a_report_is_refused_as_stale():
     store = world.control.store
     registered = store.cluster_state().nodes[node.uuid]
     store.register_node(registered.__class__(uuid=node.uuid, host="h", era="restored-era"))
-    world.clock.advance(5)
+    world.clock.advance(2)
     calls = world.calls_since(0)
     assert calls.count("register_node") == 1 and node.loop.phase is Phase.BACKING_OFF
     world.clock.advance(1)
@@ -348,7 +351,7 @@ def test_idle_agent_is_not_woken_by_other_nodes_reports():
         NodeState(node_uuid=other, datasets={volume["dataset_id"]: DatasetState(**volume)})
     )
     assert node.loop.passes == passes
-    world.clock.advance(5.1)
+    world.clock.advance(2.1)  # the service's heartbeat
     assert node.loop.passes == passes + 1
 
 
@@ -413,10 +416,10 @@ class LaggingAttach(FakeBlockDeviceAPI):
 
     visible = False
 
-    def attach_volume(self, blockdevice_id: str, attach_to: str) -> Any:
+    def attach_volume(self, blockdevice_id: str, attach_to: str, epoch: int = 0) -> Any:
         """Acknowledge; really attach only once visible."""
         if self.visible:
-            return super().attach_volume(blockdevice_id, attach_to)
+            return super().attach_volume(blockdevice_id, attach_to, epoch)
         return None
 
 

@@ -150,3 +150,35 @@ class FilesystemsConformance:
         fs.mount(formatted, second)
         assert self.read_marker(fs, os.path.join(second, "marker")) == b"hello"
         fs.unmount(second)
+
+    # -- shutdown (issue 11: self-fencing) --------------------------------------
+
+    def test_shutdown_stops_writes(self, fs: Filesystems, formatted: str, mount_root: str) -> None:
+        """After a shutdown every write fails; a second shutdown does nothing; it unmounts."""
+        path = os.path.join(mount_root, "shut")
+        fs.mount(formatted, path)
+        self.write_marker(fs, os.path.join(path, "before"), b"data")
+        fs.shutdown(path)
+        fs.shutdown(path)
+        with pytest.raises((OSError, FilesystemError)):
+            self.write_marker(fs, os.path.join(path, "after"), b"lost")
+        fs.unmount(path, lazy=True)
+        assert [m for m in fs.mounts() if m.device == formatted] == []
+
+    def test_remount_after_shutdown(
+        self, fs: Filesystems, formatted: str, mount_root: str
+    ) -> None:
+        """A filesystem shut down and unmounted mounts again, writable."""
+        path = os.path.join(mount_root, "again")
+        fs.mount(formatted, path)
+        fs.shutdown(path)
+        fs.unmount(path)
+        fs.mount(formatted, path)
+        self.write_marker(fs, os.path.join(path, "after"), b"fresh")
+        assert self.read_marker(fs, os.path.join(path, "after")) == b"fresh"
+        fs.unmount(path)
+
+    def test_shutdown_not_mounted(self, fs: Filesystems, mount_root: str) -> None:
+        """Shutting down a path where nothing is mounted raises FilesystemError."""
+        with pytest.raises(FilesystemError):
+            fs.shutdown(os.path.join(mount_root, "nothing"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.fs.interface import FilesystemError, Filesystems, Mount
+from agent.fs.interface import FilesystemBusy, FilesystemError, Filesystems, Mount
 from agent.fs.real import (
     CAP_SYS_RESOURCE,
     RealFilesystems,
@@ -308,3 +308,25 @@ def test_freeze_held_too_long_thaws_and_says_so(new_device: NewDevice, mount_roo
     finally:
         fs.thaw(path)
         fs.unmount(path)
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
+def test_lazy_unmount_of_busy_mount(new_device: NewDevice, mount_root: str) -> None:
+    """A mount a process still uses is refused as busy, and detached at once when lazy."""
+    fs = RealFilesystems(under=mount_root)
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "busy")
+    fs.mount(device, path)
+    with open(os.path.join(path, "held"), "wb") as held:
+        with pytest.raises(FilesystemBusy):
+            fs.unmount(path)
+        fs.shutdown(path)
+        with pytest.raises(OSError):
+            held.write(b"x" * 4096)
+            held.flush()
+            os.fsync(held.fileno())
+        fs.unmount(path, lazy=True)
+        assert fs.mounts() == []
