@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from uuid import UUID
 
 import pytest
 
+from agent.backends.rbd import fuse
 from agent.backends.rbd.devcluster import DevCluster
 from tests.agent.backends.ceph.cluster import RbdCluster
 from tests.agent.backends.ceph.conftest import clean_node, remove_images
@@ -30,6 +33,7 @@ from tests.agent.functional.cluster import (
     wait_until,
     write_marker,
 )
+from tests.processes import http_json
 
 pytestmark = [pytest.mark.functional, pytest.mark.root]
 KILLED = -signal.SIGKILL
@@ -138,3 +142,63 @@ def test_move_survives_sigkill(cluster: RbdCluster, nodes, who: str, step: int) 
     assert marker_on(two, dataset_id) == data
     assert not os.path.ismount(one.mount_path(dataset_id))
     purge(cluster, dataset_id)
+
+
+WRITER = r"""
+import os, sys
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+n = 0
+while True:
+    n += 1
+    os.write(fd, b"%d\n" % n)
+    os.fsync(fd)
+    print(n, flush=True)
+"""
+
+
+def test_fence_while_writing(cluster: RbdCluster, nodes, checker: MountChecker) -> None:
+    """node1's agent frozen and node1 fenced by the operator while a writer runs there:
+    node2's agent blocklists node1's rbd-fuse (the writer gets EIO) and mounts the dataset
+    with every acknowledged fsync; thawed, node1's agent cleans up its leftovers.
+
+    The fenced node's mount stays until its agent lets go, cut off from the volume, so the
+    double-mount checker stops before the fence (the last test of the module)."""
+    one, two = nodes
+    checker.stop()
+    assert checker.violations == []
+    dataset_id = cluster.create(one)
+    cluster.api("PUT", f"/v1/shoal/datasets/{dataset_id}/failover", {"enabled": True})
+    cluster.wait_mounted(dataset_id, one, timeout=60)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, os.path.join(one.mount_path(dataset_id), "log")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    assert writer.stdout is not None and one.process is not None
+    while int(writer.stdout.readline()) < 20:
+        pass
+    one.process.send_signal(signal.SIGSTOP)  # node1 cannot cooperate
+    try:
+        cluster.api("POST", f"/v1/shoal/nodes/{one.uuid}/fence", {"reason": "test"})
+        acknowledged = 0
+        for line in writer.stdout:
+            acknowledged = int(line)
+        assert writer.wait(60) != 0
+        errors = writer.stderr.read()
+        assert "Input/output error" in errors or "Read-only file system" in errors, errors
+        cluster.wait_mounted(dataset_id, two, timeout=60)
+        lines = read_marker(os.path.join(two.mount_path(dataset_id), "log")).split()
+        assert [int(n) for n in lines[:acknowledged]] == list(range(1, acknowledged + 1))
+    finally:
+        one.process.send_signal(signal.SIGCONT)
+    run_dir = os.path.join(cluster.base, "rbd", str(one.uuid))
+    wait_until(lambda: fuse.RbdFuse(cluster.settings, run_dir).local() == [], 60,
+               "node1's fenced rbd-fuse to be cleaned up")
+    wait_until(lambda: not os.path.ismount(one.mount_path(dataset_id)), 60, "node1 unmounted")
+    wait_until(lambda: _unfenced(cluster, one), 60, "node1 unfenced")
+    purge(cluster, dataset_id)
+
+
+def _unfenced(cluster: RbdCluster, node: AgentProcess) -> bool:
+    """Try to lift the node's fence; whether it is lifted."""
+    status, _, _ = http_json("DELETE", f"{cluster.url}/v1/shoal/nodes/{node.uuid}/fence")
+    return status == 200
