@@ -5,10 +5,12 @@ A throwaway one-node Ceph cluster (memstore, 127.0.0.1) and, for each backend,
 a control service with two ``shoal agent run`` processes (rbd: rbd-fuse plus a
 loop device per attached volume; loopback: one shared pool). Through the API:
 create -> mounted on its primary, move -> mounted on the other node, snapshot
--> ready (the agent made it and reported it). Then, at backend level (the
-agents' own fence handling is another helper's work): a writer runs on node A's
-mounted filesystem, node B fences A, attaches, checks (e2fsck -p) and mounts:
-fence -> mounted on B. Root only.
+-> ready (the agent made it and reported it), and fence -> mounted on the other
+node: a writer runs on node A's mounted filesystem, A's agent is frozen
+(SIGSTOP: it cannot cooperate), the operator fences A (``POST
+/v1/shoal/nodes/A/fence``), until B's agent has fenced A in the backend,
+attached, checked and mounted the dataset. The same again at backend level
+alone (B's fence, attach, e2fsck -p, mount). Root only.
 
     sudo .venv/bin/python bench/rbd.py [--trials 10]
 """
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -42,18 +45,22 @@ from tests.agent.functional.cluster import LocalCluster, release  # noqa: E402
 MiB = 2**20
 SIZE = 256 * MiB
 TARGETS = {"create -> mounted": 0.5, "move -> mounted on the other node": 0.5,
-           "snapshot -> ready": 0.1, "fence -> mounted on the other node": 2.0}
+           "snapshot -> ready": 0.1, "fence -> mounted on the other node": 2.0,
+           "fence -> mounted on the other node, backend calls only": 2.0}
+FENCE = "fence -> mounted on the other node"
 WRITER = "import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_APPEND)\n" \
          "while True:\n os.write(fd,b'x'*4096); os.fsync(fd)\n"
 
 
-def wait(check: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    """Poll ``check`` every 5 ms until it holds."""
+def wait(
+    check: Callable[[], bool], what: str, timeout: float = 60, interval: float = 0.005
+) -> None:
+    """Poll ``check`` every ``interval`` seconds until it holds."""
     deadline = time.perf_counter() + timeout
     while not check():
         if time.perf_counter() > deadline:
             raise RuntimeError(f"{what}: not within {timeout} s")
-        time.sleep(0.005)
+        time.sleep(interval)
 
 
 def agent_trials(cluster: LocalCluster, trials: int) -> dict[str, list[float]]:
@@ -83,7 +90,40 @@ def agent_trials(cluster: LocalCluster, trials: int) -> dict[str, list[float]]:
         found["snapshot -> ready"].append(time.perf_counter() - start)
         client.check("DELETE", path)
         client.check("DELETE", f"/v1/configuration/datasets/{dataset_id}")
+    found[FENCE] = [
+        agent_fence_trial(cluster, follower, client) for _ in range(max(3, trials // 2))
+    ]
     return found
+
+
+def agent_fence_trial(cluster: LocalCluster, follower: StateFollower, client: KeepAlive) -> float:
+    """Seconds from the operator's fence of node1 (its agent frozen, a writer running on the
+    dataset) to the dataset mounted on node2."""
+    one, two = cluster.agents["node1"], cluster.agents["node2"]
+    created = client.check("POST", "/v1/configuration/datasets",
+                           {"primary": str(one.uuid), "maximum_size": SIZE}, 201)
+    dataset_id = UUID(created["dataset_id"])
+    follower.wait_mounted(dataset_id, one, timeout=60)
+    writer = subprocess.Popen([sys.executable, "-c", WRITER,
+                               os.path.join(one.mount_path(dataset_id), "log")],
+                              stderr=subprocess.DEVNULL)
+    time.sleep(0.3)
+    assert one.process is not None
+    one.process.send_signal(signal.SIGSTOP)
+    try:
+        start = time.perf_counter()
+        client.check("POST", f"/v1/shoal/nodes/{one.uuid}/fence", {"reason": "bench"})
+        follower.wait_mounted(dataset_id, two, timeout=60)
+        elapsed = time.perf_counter() - start
+    finally:
+        one.process.send_signal(signal.SIGCONT)
+    writer.kill()
+    writer.wait()
+    wait(lambda: client.request("DELETE", f"/v1/shoal/nodes/{one.uuid}/fence")[0] == 200,
+         "node1 unfenced", timeout=120, interval=0.2)
+    client.check("DELETE", f"/v1/configuration/datasets/{dataset_id}")
+    wait(lambda: cluster.gone(dataset_id), "dataset purged", timeout=120, interval=0.1)
+    return elapsed
 
 
 def fence_trial(one: BlockDeviceAPI, two: BlockDeviceAPI, mounts: str) -> float:
@@ -130,7 +170,7 @@ def measure(label: str, cluster: LocalCluster, pair: tuple[BlockDeviceAPI, Block
     finally:
         cluster.close()
     mounts = os.path.join(base, f"fence-{label}")
-    found["fence -> mounted on the other node"] = [
+    found["fence -> mounted on the other node, backend calls only"] = [
         fence_trial(*pair, mounts) for _ in range(max(3, trials // 2))
     ]
     for scenario, samples in found.items():
