@@ -336,16 +336,22 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
         """Every volume of this cluster in the pool, ordered by blockdevice id."""
         _, rbd = bindings.load()
 
-        def listing(ioctx: Any) -> list[BlockDeviceVolume]:
-            volumes = []
+        def listing(ioctx: Any) -> list[tuple[str, UUID]]:
+            found = []
             for entry in rbd.RBD().list2(ioctx):
                 dataset_id = naming.parse_volume(entry["name"], self.cluster_id)
                 if dataset_id is not None:
-                    with contextlib.suppress(UnknownVolume):
-                        volumes.append(self._volume_of(ioctx, entry["name"], dataset_id))
-            return sorted(volumes, key=lambda v: v.blockdevice_id)
+                    found.append((entry["name"], dataset_id))
+            return found
 
-        return self.session.run(listing)
+        def volume(ioctx: Any, item: tuple[str, UUID]) -> BlockDeviceVolume | None:
+            try:
+                return self._volume_of(ioctx, *item)
+            except UnknownVolume:
+                return None
+
+        volumes = self.session.map(volume, self.session.run(listing))
+        return sorted((v for v in volumes if v is not None), key=lambda v: v.blockdevice_id)
 
     def get_device_path(self, blockdevice_id: str) -> str:
         """The device of a volume attached here, made again if it vanished."""

@@ -13,7 +13,8 @@ from __future__ import annotations
 import errno
 import json
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from attrs import define, field, frozen
@@ -22,6 +23,9 @@ from agent.backends.interface import BackendError
 from agent.backends.rbd import bindings
 
 T = TypeVar("T")
+U = TypeVar("U")
+PARALLEL = 8
+"""Images looked at once by :meth:`CephSession.map`."""
 CONNECT_TIMEOUT = 20
 """Seconds to wait for the monitors at connect."""
 BLOCKLIST_EXPIRY = 3600
@@ -66,6 +70,7 @@ class CephSession:
     _lock: threading.Lock = field(factory=threading.Lock)
     _rados: Any = None
     _ioctx: Any = None
+    _workers: ThreadPoolExecutor | None = None
 
     def _open(self) -> tuple[Any, Any]:
         with self._lock:
@@ -102,6 +107,19 @@ class CephSession:
             _, ioctx = self._open()
             return action(ioctx)
 
+    def map(self, action: Callable[[Any, U], T], items: Iterable[U]) -> list[T]:
+        """``[action(ioctx, item) for item in items]``, several at once (librbd releases the
+        GIL while it waits for the cluster: opening images one by one costs a round trip
+        each)."""
+        listed = list(items)
+        if len(listed) < 2:
+            return self.run(lambda io: [action(io, item) for item in listed])
+        with self._lock:
+            if self._workers is None:
+                self._workers = ThreadPoolExecutor(PARALLEL, thread_name_prefix="shoal-rbd")
+            workers = self._workers
+        return self.run(lambda io: list(workers.map(lambda item: action(io, item), listed)))
+
     def cluster(self) -> Any:
         """The ``rados.Rados`` handle (connected)."""
         return self._open()[0]
@@ -131,6 +149,9 @@ class CephSession:
         """Close the connection (the next call opens a new one); idempotent."""
         with self._lock:
             ioctx, cluster, self._ioctx, self._rados = self._ioctx, self._rados, None, None
+            workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=True)
         if ioctx is not None:
             ioctx.close()
         if cluster is not None:

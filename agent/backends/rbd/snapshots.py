@@ -71,36 +71,44 @@ class RbdSnapshots:
                 found.append((entry["name"], dataset_id))
         return found
 
-    def _snapshots_in(self, ioctx: Any) -> list[tuple[str, BlockDeviceSnapshot]]:
+    def _snapshots_of(
+        self, ioctx: Any, holder: tuple[str, UUID]
+    ) -> list[tuple[str, BlockDeviceSnapshot]]:
+        """The Shoal snapshots of one image, with the image's name."""
         _, rbd = bindings.load()
+        image, dataset_id = holder
         found = []
-        for image, dataset_id in self._holders(ioctx):
-            with contextlib.suppress(rbd.ImageNotFound), rbd.Image(
-                ioctx, image, read_only=True
-            ) as opened:
-                    for snap in opened.list_snaps():
-                        snapshot_id = naming.snapshot_id_of(snap["name"])
-                        if snapshot_id is not None:
-                            found.append((image, BlockDeviceSnapshot(
-                                snapshot_id=snapshot_id,
-                                blockdevice_id=str(dataset_id),
-                                dataset_id=dataset_id,
-                                size=int(snap["size"]),
-                                cluster_id=self.cluster_id,
-                            )))
+        with contextlib.suppress(rbd.ImageNotFound), rbd.Image(
+            ioctx, image, read_only=True
+        ) as opened:
+            for snap in opened.list_snaps():
+                snapshot_id = naming.snapshot_id_of(snap["name"])
+                if snapshot_id is not None:
+                    found.append((image, BlockDeviceSnapshot(
+                        snapshot_id=snapshot_id,
+                        blockdevice_id=str(dataset_id),
+                        dataset_id=dataset_id,
+                        size=int(snap["size"]),
+                        cluster_id=self.cluster_id,
+                    )))
         return found
+
+    def _all_snapshots(self) -> list[tuple[str, BlockDeviceSnapshot]]:
+        """Every Shoal snapshot of this cluster, with its image's name."""
+        holders = self.session.run(self._holders)
+        return [s for found in self.session.map(self._snapshots_of, holders) for s in found]
 
     def _find_snapshot(self, snapshot_id: str) -> tuple[str, BlockDeviceSnapshot]:
         if not naming.valid_snapshot_id(snapshot_id):
             raise UnknownSnapshot(f"No snapshot {snapshot_id!r}: not a snapshot id.")
-        for image, snapshot in self.session.run(self._snapshots_in):
+        for image, snapshot in self._all_snapshots():
             if snapshot.snapshot_id == snapshot_id:
                 return image, snapshot
         raise UnknownSnapshot(f"No snapshot {snapshot_id} in cluster {self.cluster_id}.")
 
     def list_snapshots(self) -> list[BlockDeviceSnapshot]:
         """Every snapshot of this cluster, ordered by id."""
-        found = [s for _, s in self.session.run(self._snapshots_in)]
+        found = [s for _, s in self._all_snapshots()]
         return sorted(found, key=lambda s: s.snapshot_id)
 
     def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
@@ -121,14 +129,23 @@ class RbdSnapshots:
         image, _ = self._image(blockdevice_id)
         _, rbd = bindings.load()
 
-        def snap(ioctx: Any) -> None:
-            with rbd.Image(ioctx, image) as opened, contextlib.suppress(rbd.ImageExists):
-                opened.create_snap(naming.snapshot_name(snapshot_id))
+        def snap(ioctx: Any) -> int:
+            with rbd.Image(ioctx, image) as opened:
+                with contextlib.suppress(rbd.ImageExists):
+                    opened.create_snap(naming.snapshot_name(snapshot_id))
+                name = naming.snapshot_name(snapshot_id)
+                return next(int(s["size"]) for s in opened.list_snaps() if s["name"] == name)
 
         with capacity.locked(self.session, self.pause):
             self._reserve(volume.size)
-            self.session.run(snap)
-        return self._find_snapshot(snapshot_id)[1]
+            size = self.session.run(snap)
+        return BlockDeviceSnapshot(
+            snapshot_id=snapshot_id,
+            blockdevice_id=blockdevice_id,
+            dataset_id=volume.dataset_id,
+            size=size,
+            cluster_id=self.cluster_id,
+        )
 
     def destroy_snapshot(self, snapshot_id: str) -> None:
         """Remove the RBD snapshot (to RBD's trash while clones need it), and a retired
