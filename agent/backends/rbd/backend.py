@@ -276,7 +276,16 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
         clients. Refuses (:class:`AlreadyAttachedVolume`) while another client has it open."""
         kernel = self._kernel()
         present = krbd.mapped(self.settings, image) if kernel else self._fuse.find(image).pids
-        before = self._others_open(image)
+        recorded = self.session.run(lambda io: claims.read(io, image))
+        ours = set(recorded[0].clients) if recorded else set()
+        # A client this node's attachment recorded is its own: with no local process left, an
+        # rbd-fuse that died, whose watch (and maybe RBD's exclusive lock) lingers for 30 s.
+        # Blocklisting it lets the new client take over at once; it can never write again.
+        open_now = self._others_open(image)
+        if not present:
+            for address in sorted(ours & set(open_now)):
+                self.session.blocklist(address)
+        before = [a for a in open_now if a not in ours]
         if before and not present:
             raise AlreadyAttachedVolume(
                 f"Image {image} is still open by Ceph client(s) {', '.join(before)}: a writer "

@@ -10,6 +10,7 @@ blocklist entry names one client instance, never a whole host.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -161,3 +162,31 @@ def test_fence_while_writing(nodes, mounts: Path) -> None:
     assert os.path.ismount(mounts / "b")
     _run("umount", str(mounts / "b"))
     two.detach_volume(volume.blockdevice_id)
+
+
+def test_dead_rbd_fuse_replaced(nodes) -> None:
+    """A volume whose rbd-fuse died (its loop device left on a dead mount) gets a new rbd-fuse
+    and loop device, with the data, and the node still holds it."""
+    one, two = nodes
+    volume = one.create_volume(uuid4(), 16 * MiB)
+    one.attach_volume(volume.blockdevice_id, "host-a")
+    device = one.get_device_path(volume.blockdevice_id)
+    with open(device, "r+b") as f:
+        f.seek(4096)
+        f.write(b"survives")
+        f.flush()
+        os.fsync(f.fileno())
+    image = naming.volume_image(one.cluster_id, volume.dataset_id)
+    fuse_of_one = RbdFuse(one.settings, one.run_dir)
+    for pid in fuse_of_one.find(image).pids:
+        os.kill(pid, signal.SIGKILL)
+    replaced = one.get_device_path(volume.blockdevice_id)
+    found = fuse_of_one.find(image)
+    assert found.mounted and len(found.pids) == 1 and found.devices == (replaced,)
+    with open(replaced, "rb") as f:
+        f.seek(4096)
+        assert f.read(8) == b"survives"
+    with pytest.raises(AlreadyAttachedVolume):
+        two.attach_volume(volume.blockdevice_id, "host-b")
+    one.detach_volume(volume.blockdevice_id)
+    assert fuse_of_one.local() == []
