@@ -429,6 +429,8 @@ class ConvergenceLoop:
         times.lap("act_and_report")
         if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
             await self._shut_down_mounts("the node lease ran out while a pass was acting")
+        if configuration.fenced and not self.memory.rejoined:
+            await self._rejoin()
         after = settled(
             troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
         )
@@ -580,10 +582,28 @@ class ConvergenceLoop:
                 if configuration.fenced
                 else "the control service lifted this node's fence",
             )
-            self.memory = evolve(self.memory, fenced=configuration.fenced)
+            self.memory = evolve(self.memory, fenced=configuration.fenced, rejoined=False)
         if self.settings.self_fence and configuration.node_lease != self.memory.lease.length:
             self.memory = memory.lease_told(self.memory, configuration.node_lease)
             self._arm_lease()
+
+    async def _rejoin(self) -> None:
+        """Register again once fenced: the service lifts an automatic fence only after a
+        registration and then a report showing nothing held that is now primary elsewhere."""
+        node = self.node
+        sent_at = self._monotonic()
+        try:
+            await self._call(
+                self.client.register_node(
+                    node.node_uuid, node.host, node.era, node.labels, self.settings.mount_root
+                )
+            )
+        except Exception as e:  # the next pass tries again
+            self._log.warning("agent.rejoin.failed", error=f"{type(e).__name__}: {e}")
+            return
+        self.memory = evolve(self.memory, rejoined=True)
+        self._renewed(sent_at)
+        self._log.info("agent.rejoined", node=str(node.node_uuid), reason="this node is fenced")
 
     def _renewed(self, sent_at: float) -> None:
         """A report or registration sent at ``sent_at`` succeeded: the lease runs from there."""

@@ -19,7 +19,7 @@ from random import Random
 from typing import Any
 from uuid import UUID, uuid4
 
-from attrs import define, field
+from attrs import define, evolve, field
 from twisted.python.failure import Failure
 
 from agent.backends.eventual import EventuallyConsistentBlockDeviceAPI
@@ -28,13 +28,15 @@ from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
 from agent.changes import Change, NoOp
 from agent.discovery import mount_point
 from agent.executor import Executor
+from agent.fencing import FenceView
 from agent.fs.fake import FakeFilesystems
+from agent.fs.interface import Mount
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from agent.observe import discover
 from agent.policy import ClusterView, calculate_changes
 from control.client.http import HTTPClient
 from control.client.testing import FlushingClock, MemoryControl
-from control.model import MINIMUM_DATASET_SIZE, Condition, Dataset, Node
+from control.model import MINIMUM_DATASET_SIZE, Condition, Dataset, Fence, Node
 from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 
@@ -100,7 +102,7 @@ class SimulatedCluster:
         self.client = MemoryControl(clock=self.clock, store=self.store).client
         for index in range(self.node_count):
             node_uuid = UUID(int=index + 1)
-            self.nodes.append(self._boot(node_uuid, f"instance-{index}"))
+            self.nodes.append(self._boot(node_uuid, str(node_uuid)))
 
     def _boot(self, node_uuid: UUID, instance_id: str) -> SimulatedNode:
         self._eras += 1
@@ -217,12 +219,23 @@ class SimulatedCluster:
         with self.storage.lock:
             return [v for v in self.storage.volumes.values() if v.cluster_id == self.cluster_id]
 
+    def _fenced_mount(self, node: SimulatedNode, mount: Mount) -> bool:
+        """Whether a mount can no longer write: shut down, or its volume fenced from the node."""
+        fenced = (self.cluster_id, node.instance_id, blockdevice_id_for(mount.device) or "")
+        return node.filesystems.is_shut_down(mount.path) or fenced in self.storage.fenced
+
     def _mounted(self) -> dict[tuple[int, str], UUID]:
-        """(node index, path) -> dataset id of every mount of a cluster volume."""
+        """(node index, path) -> dataset id of every writable mount of a cluster volume.
+
+        Mounts a fence made unwritable (shut down, or of a volume fenced away
+        from the node) are left out: they are leftovers to clean up, not writers.
+        """
         by_id = {v.blockdevice_id: v for v in self._volumes()}
         found = {}
         for index, node in enumerate(self.nodes):
             for mount in node.filesystems.mounts():
+                if self._fenced_mount(node, mount):
+                    continue
                 volume = by_id.get(blockdevice_id_for(mount.device) or "")
                 if volume is None:
                     raise InvariantViolated(f"{mount} on node {index} has no volume")
@@ -297,14 +310,38 @@ class SimulatedCluster:
         _, records = self.store.datasets_for_node(node.node_uuid, node.loop.memory.also)
         desired = {record.dataset_id: record for record in records}
         local = discover(node.truth, node.filesystems, self.mount_root, node.instance_id)
-        view = ClusterView(node.node_uuid)
+        view = ClusterView(node.node_uuid, fence=self.fence_view(index))
         return calculate_changes(desired, view, local, node.instance_id, self.mount_root)
+
+    def fence_view(self, index: int) -> FenceView:
+        """What node ``index`` is told of fencing (its lease is not simulated here)."""
+        fenced = {n.uuid for n in self.store.nodes() if n.fence is not None}
+        return FenceView(
+            fenced=self.nodes[index].node_uuid in fenced,
+            fenced_nodes=frozenset(str(uuid) for uuid in fenced),
+        )
+
+    # -- failover (docs/failover.md) ------------------------------------------
+
+    def fence(self, index: int, reason: str = "simulated failure") -> None:
+        """Fence node ``index`` as the control service's failover does."""
+        fence = Fence(at=self.now, reason=reason, actor="failover", automatic=False)
+        self.store.fence_node(self.nodes[index].node_uuid, fence)
+
+    def fail_over(self, dataset_id: UUID, to: int) -> None:
+        """Give the dataset to node ``to`` as a failover does (its primary must be fenced)."""
+        record = self.store.dataset(dataset_id)
+        assert record is not None
+        moved = self.store.fail_over(
+            dataset_id,
+            record.primary,
+            self.nodes[to].node_uuid,
+            self.now,
+            actor="failover",
+            reason="simulated",
+        )
+        assert moved is not None, "the failover rule refused: is the primary fenced?"
 
 
 def _detached(volume: BlockDeviceVolume) -> BlockDeviceVolume:
-    return BlockDeviceVolume(
-        blockdevice_id=volume.blockdevice_id,
-        size=volume.size,
-        cluster_id=volume.cluster_id,
-        dataset_id=volume.dataset_id,
-    )
+    return evolve(volume, attached_to=None)
