@@ -16,7 +16,8 @@ a create, a move or a bind reaches the store:
   dataset whose volume is on a node-local backend.
 
 Refusals are :class:`~control.errors.Conflict` (409): the request conflicts
-with the class's rules or the cluster as it is now.
+with the class's rules or the cluster as it is now (no default class, a mode
+the class does not allow, no node that fits); an unknown class is a 404.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from uuid import UUID
 from attrs import evolve
 
 from control.classes import StorageClass
-from control.errors import Conflict, InvalidRequest
+from control.errors import Conflict, NotFound
 from control.model import (
     AccessMode,
     Capacity,
@@ -52,7 +53,7 @@ def class_for(name: str | None, classes: Iterable[StorageClass]) -> StorageClass
     if name is not None:
         if name not in known:
             have = ", ".join(sorted(known)) or "none yet (`shoal class create`)"
-            raise InvalidRequest(f"Storage class {name} does not exist; the classes are: {have}.")
+            raise NotFound(f"Storage class {name} does not exist; the classes are: {have}.")
         return known[name]
     return next((c for c in known.values() if c.default), None)
 
@@ -70,7 +71,7 @@ def new_dataset(
         if mode is not None:
             check_access_mode(mode)
         if not asked.bound:
-            raise InvalidRequest(
+            raise Conflict(
                 "Name a primary node, or a storage class (there is no default class): "
                 "`shoal dataset create --node NODE` or `--class CLASS`."
             )

@@ -125,7 +125,7 @@ class StorageClass:
         check_access_mode(asked)
         if asked not in self.access_modes:
             allowed = ", ".join(m.value for m in self.access_modes)
-            raise InvalidRequest(
+            raise Conflict(
                 f"Storage class {self.name} does not allow access mode {asked.value}: it "
                 f"allows {allowed}. Choose one of those, or another class."
             )

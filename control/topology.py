@@ -28,10 +28,14 @@ HOSTNAME = "kubernetes.io/hostname"
 ZONE = "topology.kubernetes.io/zone"
 REGION = "topology.kubernetes.io/region"
 
-_KEY = re.compile(
+KEY_PATTERN = (
     r"^([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
 )
-_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+"""A label key, as Kubernetes accepts it: an optional DNS prefix and ``/``, then a name."""
+VALUE_PATTERN = r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$"
+"""A label value: up to 63 letters, digits, ``-``, ``_`` or ``.``, alphanumeric at the ends."""
+_KEY = re.compile(KEY_PATTERN)
+_VALUE = re.compile(VALUE_PATTERN)
 
 
 class BindingMode(enum.Enum):

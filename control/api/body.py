@@ -107,7 +107,7 @@ StrictValidator = validators.extend(
 deviation from plain JSON Schema, stated in the OpenAPI document)."""
 
 _EXPLAINED = frozenset(
-    {"minimum", "maximum", "multipleOf", "exclusiveMinimum", "type", "pattern"}
+    {"minimum", "maximum", "multipleOf", "exclusiveMinimum", "type", "pattern", "enum"}
 )
 
 

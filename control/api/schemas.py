@@ -27,6 +27,8 @@ from control.model import (
     VolumeStatus,
 )
 from control.snapshots import NAME_PATTERN as SNAPSHOT_NAME_PATTERN
+from control.topology import KEY_PATTERN as LABEL_KEY_PATTERN
+from control.topology import VALUE_PATTERN as LABEL_VALUE_PATTERN
 from control.topology import BindingMode, ReclaimPolicy
 from control.units import describe_size
 
@@ -503,6 +505,11 @@ SOURCE_REQUEST: Schema = {
     "description": "What the new dataset's data starts from: a snapshot (a restore) or a "
     "dataset (a clone), by id or by name (a live snapshot's or dataset's name).",
 }
+ACCESS_MODE: Schema = {
+    "enum": [m.value for m in AccessMode if m is not AccessMode.RWX],
+    "description": "ReadWriteMany is refused: ext4 or xfs on a block device cannot have "
+    "writers on several nodes. Use ReadWriteOnce, ReadWriteOncePod or ReadOnlyMany.",
+}
 _CREATE_SHOAL_DATASET = _object(
     [],
     primary={**UUID, "description": "The node to create it on. Required without a source; "
@@ -517,8 +524,8 @@ _CREATE_SHOAL_DATASET = _object(
     storage_class={"type": "string", "minLength": 1, "maxLength": 63, "pattern": NO_NUL,
                    "description": "The dataset's storage class (default: the default "
                    "class, if one is marked); fixed for its life."},
-    access_mode={"enum": [m.value for m in AccessMode], "description": "One of the modes "
-                 "its class allows (default: the class's first); ReadWriteMany is refused."},
+    access_mode={**ACCESS_MODE, "description": f"One of the modes its class allows (default: "
+                 f"the class's first). {ACCESS_MODE['description']}"},
 )
 CREATE_SHOAL_DATASET: Schema = {
     **_CREATE_SHOAL_DATASET,
@@ -549,17 +556,24 @@ CLASS_NAME: Schema = {
     "pattern": "^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$",
     "description": "A class name: 1 to 63 lower-case letters, digits, '-' or '.'.",
 }
-ACCESS_MODE: Schema = {"enum": [m.value for m in AccessMode]}
 TOPOLOGY_TERM: Schema = {
     "type": "object",
     "minProperties": 1,
     "maxProperties": 16,
-    "propertyNames": {"minLength": 1, "maxLength": 253, "pattern": NO_NUL},
+    "propertyNames": {
+        "minLength": 1, "maxLength": 317, "pattern": LABEL_KEY_PATTERN,
+        "description": "A label key: an optional DNS prefix and '/', then up to 63 letters, "
+        "digits, '-', '_' or '.' (e.g. topology.kubernetes.io/zone).",
+    },
     "additionalProperties": {
         "type": "array",
         "minItems": 1,
         "maxItems": 64,
-        "items": {"type": "string", "maxLength": 63, "pattern": NO_NUL},
+        "items": {
+            "type": "string", "maxLength": 63, "pattern": LABEL_VALUE_PATTERN,
+            "description": "A label value: up to 63 letters, digits, '-', '_' or '.', "
+            "starting and ending with a letter or digit.",
+        },
     },
     "description": "A label key to the values it may take; a node matches a term when it "
     "matches every key of it.",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from control.classes import StorageClass, class_from_json, class_to_json, update_class
-from control.errors import InvalidRequest
+from control.errors import Conflict, InvalidRequest
 from control.model import AccessMode
 from control.placement import Need
 from control.topology import ZONE, BindingMode, ReclaimPolicy
@@ -59,7 +59,7 @@ def test_need_and_access_mode() -> None:
     assert cls.need(2 * GiB, AccessMode.ROX).size == 2 * GiB
     assert cls.access_mode(None) is AccessMode.RWO
     assert cls.access_mode(AccessMode.ROX) is AccessMode.ROX
-    with pytest.raises(InvalidRequest, match="does not allow access mode ReadWriteOncePod"):
+    with pytest.raises(Conflict, match="does not allow access mode ReadWriteOncePod"):
         cls.access_mode(AccessMode.RWOP)
 
 

@@ -102,9 +102,10 @@ def test_default_class_applies_to_flocker_v1_creates() -> None:
 def test_access_modes() -> None:
     """RWX is refused; a mode the class does not allow is refused naming the allowed ones."""
     h = _cluster(access_modes=["ReadWriteOnce", "ReadOnlyMany"])
-    assert _create(h, access_mode="ReadWriteMany").code == 400
+    rwx = _create(h, access_mode="ReadWriteMany")
+    assert rwx.code == 400 and "cannot have writers on several nodes" in rwx.body["description"]
     refused = _create(h, access_mode="ReadWriteOncePod")
-    assert refused.code == 400
+    assert refused.code == 409
     assert "allows ReadWriteOnce, ReadOnlyMany" in refused.body["description"]
     made = _create(h, access_mode="ReadOnlyMany")
     assert made.code == 201 and made.body["access_mode"] == "ReadOnlyMany"
@@ -115,11 +116,11 @@ def test_without_class_or_primary_is_refused() -> None:
     h = Harness()
     h.register()
     refused = h.call("POST", DATASETS, {"metadata": {"name": "v"}})
-    assert refused.code == 400 and "Name a primary node, or a storage class" in (
+    assert refused.code == 409 and "Name a primary node, or a storage class" in (
         refused.body["description"]
     )
     unknown = h.call("POST", DATASETS, {"storage_class": "nope"})
-    assert unknown.code == 400 and "does not exist" in unknown.body["description"]
+    assert unknown.code == 404 and "does not exist" in unknown.body["description"]
 
 
 def test_relabelled_node_gives_its_dataset_a_condition_not_a_move() -> None:

@@ -54,7 +54,7 @@ def test_refusals() -> None:
     """RWX, a bad name and an unknown class are refused with the right codes."""
     h = Harness()
     rwx = h.call("POST", CLASSES, {"name": "x", "access_modes": ["ReadWriteMany"]})
-    assert rwx.code == 400
+    assert rwx.code == 400 and "ReadWriteMany is refused" in rwx.body["description"]
     assert h.call("POST", CLASSES, {"name": "Bad Name"}).code == 400
     assert h.call("GET", f"{CLASSES}/nope").code == 404
     assert h.call("GET", f"{CLASSES}/Bad_Name").code == 400

@@ -204,9 +204,10 @@ def test_clone_for_another_node_sent_to_the_source_primary() -> None:
 
 
 def test_create_without_source_needs_primary_and_takes_filesystem() -> None:
-    """A plain create needs a primary (400 without) and may ask for xfs."""
+    """A plain create needs a primary (409 without, when no default class places it) and may
+    ask for xfs."""
     h = _cluster()
-    assert h.call("POST", "/v1/shoal/datasets", {"maximum_size": GiB}).code == 400
+    assert h.call("POST", "/v1/shoal/datasets", {"maximum_size": GiB}).code == 409
     answer = h.call("POST", "/v1/shoal/datasets",
                     {"primary": str(NODE_B), "filesystem": "xfs", "maximum_size": GiB})
     assert answer.code == 201 and answer.body["filesystem"] == "xfs"
