@@ -43,7 +43,8 @@ class PassMemory:
     the node lease (:class:`~agent.fencing.Lease`, monotonic);
     ``self_fenced_at`` when the node fenced itself (the loop's clock; ``None``
     while its lease holds); ``fenced`` whether the last configuration said
-    the node is fenced.
+    the node is fenced, ``rejoined`` whether it registered again since it
+    learned that (the service lifts an automatic fence only after that).
     """
 
     passes: int = 0
@@ -64,6 +65,7 @@ class PassMemory:
     lease: Lease = Lease()
     self_fenced_at: float | None = None
     fenced: bool = False
+    rejoined: bool = False
 
     @property
     def self_fenced(self) -> bool:

@@ -28,7 +28,9 @@ SERVICE = ("control.api", "control.store", "sqlalchemy", "alembic")
 IO = (
     "agent.backends.loopdev",
     "agent.backends.loopback",
+    "agent.backends.loopfence",
     "agent.fs.real",
+    "agent.fs.shutdown",
     "agent.observe",
     "agent.executor",
     "twisted.internet.reactor",
@@ -45,6 +47,7 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("agent.policy", IO),
     ("agent.discovery", IO),
     ("agent.changes", IO),
+    ("agent.fencing", IO),
     ("agent.passlog", tuple(m for m in IO if m != "agent.executor")),  # uses its describe()
     ("plugin.rules", (*IO, "klein")),
     ("control.rules", (*IO, "control.api", "control.store", "sqlalchemy")),

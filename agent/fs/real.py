@@ -168,7 +168,13 @@ class RealFilesystems:
         return None
 
     def mount(self, device: str, path: str) -> None:
-        """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair."""
+        """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair.
+
+        Refuses (:class:`FilesystemBusy`) a device whose filesystem is still in
+        use though mounted nowhere here: processes hold files of a lazily
+        unmounted mount (after a fence shut it down), and Linux would hand out
+        that same filesystem again, shut down or about to be released.
+        """
         path = os.path.realpath(path)
         current = self._mounted_at(path)
         if current is not None:
@@ -176,6 +182,12 @@ class RealFilesystems:
                 return
             raise FilesystemError(
                 f"Cannot mount {device} at {path}: {current.device} is mounted there."
+            )
+        if _held(device) and self._mount_of(device) is None:
+            raise FilesystemBusy(
+                f"Cannot mount {device} at {path}: its filesystem is still in use though not "
+                "mounted here (processes keep files open in a mount unmounted lazily, as after "
+                "a fence); stop them (restart the containers) and the agent mounts it again."
             )
         make_mount_point(path)
         info = self.filesystem_info(device)
@@ -303,6 +315,16 @@ class RealFilesystems:
     def while_frozen(self, path: str, action: Callable[[], T]) -> T:
         """Run ``action`` while a child process holds ``path`` frozen (:mod:`agent.fs.freezer`)."""
         return hold_frozen(path, action, FREEZE_TIMEOUT)
+
+
+def _held(device: str) -> bool:
+    """Whether ``device`` is held exclusively (as by a filesystem, mounted or lingering)."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as e:
+        return e.errno == errno.EBUSY
+    os.close(fd)
+    return False
 
 
 @contextlib.contextmanager

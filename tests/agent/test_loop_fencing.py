@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 from twisted.internet.defer import Deferred, fail
 
-from agent.backends.fake import FakeBlockDeviceAPI
+from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.changes import AttachVolume, FenceVolume, leaves
 from agent.discovery import mount_point
 from agent.executor import Executor
@@ -21,6 +21,7 @@ from agent.fs.interface import FilesystemError
 from agent.lifecycle import Phase
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from agent.testing import SimulatedCluster
+from control.client.testing import FlushingClock, MemoryControl
 from control.runners import synchronous_runner
 from tests.agent.test_loop import CLUSTER, ROOT, Node, World
 
@@ -213,6 +214,8 @@ def test_fenced_node_lets_go_of_a_volume_still_attached():
     cluster.fail_over(dataset_id, 1)
     changes = cluster.pass_node(0)
     assert cluster.nodes[0].filesystems.mounts() == []
+    (fenced,) = [n for n in cluster.store.nodes() if n.fence is not None]
+    assert fenced.uuid == cluster.nodes[0].node_uuid and fenced.fence.rejoined_at is not None
     assert {type(leaf).__name__ for leaf in leaves(changes)} >= {
         "ShutDownFilesystem",
         "UnmountFilesystem",
@@ -252,3 +255,67 @@ def test_no_two_writers_in_any_interleaving(steps):
         cluster.check_invariants()
     cluster.converge(15)
     cluster.check_invariants()
+
+
+# -- the whole story, with the control service's failover running -------------------
+
+
+def _agent(control: MemoryControl, storage: FakeStorage, index: int, client: Any) -> Node:
+    """A started agent number ``index`` on ``storage``, calling the service through ``client``."""
+    node_uuid = UUID(int=index + 1)
+    backend = FakeBlockDeviceAPI(storage, CLUSTER, str(node_uuid))
+    filesystems = FakeFilesystems(storage, str(node_uuid))
+    loop = ConvergenceLoop(
+        client,
+        control.clock,  # type: ignore[arg-type]
+        NodeFacts(node_uuid, f"host{index}", f"era-{index}"),
+        Executor(backend, filesystems, synchronous_runner),
+        LoopSettings(mount_root=ROOT, heartbeat=5.0),
+        random=lambda: 0.5,
+        run_blocking=synchronous_runner,
+    )
+    loop.start()
+    return Node(loop, backend, filesystems)
+
+
+def test_partitioned_primary_fails_over_and_rejoins_clean():
+    """A primary cut off from the service fences itself, is fenced and failed over after the
+    grace; the new primary fences its attachment and mounts the data; back in touch, the old
+    node registers again, cleans up, and the service lifts its fence."""
+    clock = FlushingClock()
+    control = MemoryControl(clock, run_failover=True)
+    storage = FakeStorage()
+    partition = Partition(control.client)
+    old = _agent(control, storage, 0, partition)
+    new = _agent(control, storage, 1, control.client)
+    created: list[Any] = []
+    control.client.create_dataset(old.uuid, 64 * 2**20).addCallback(created.append)
+    dataset_id = created[0].dataset_id
+    path = mount_point(ROOT, dataset_id)
+    assert old.mounted(dataset_id)
+    old.filesystems.write_file(f"{path}/kept", b"before")
+
+    partition.cut = True
+    for _ in range(300):
+        clock.advance(0.1)
+        if new.mounted(dataset_id):
+            break
+    assert old.loop.memory.self_fenced and not old.mounted(dataset_id)
+    assert new.mounted(dataset_id) and new.filesystems.read_file(f"{path}/kept") == b"before"
+    record = control.store.dataset(dataset_id)
+    assert record is not None and record.primary == new.uuid and record.epoch >= 1
+    fenced = {n.uuid: n.fence for n in control.store.nodes()}
+    assert fenced[old.uuid] is not None and fenced[old.uuid].automatic
+
+    partition.cut = False
+    for _ in range(300):
+        clock.advance(0.1)
+        if control.store.nodes()[0].fence is None and not old.backend.fenced_leftovers():
+            break
+    assert {n.uuid: n.fence for n in control.store.nodes()}[old.uuid] is None
+    assert old.backend.fenced_leftovers() == []
+    assert old.filesystems.mounts() == []
+    assert new.mounted(dataset_id)
+    control.failover.stop()
+    old.loop.stop()
+    new.loop.stop()

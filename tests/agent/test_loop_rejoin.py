@@ -25,8 +25,9 @@ def test_fenced_agent_registers_again_then_reports() -> None:
         advance(world, 12.0)
     events = [e["event"] for e in logs if e.get("node") in (None, str(node.uuid))]
     assert "agent.fenced" in events
-    assert events.count("agent.registered") == 1, events
-    assert "agent.observed" in events[events.index("agent.registered"):]
+    assert events.count("agent.rejoined") == 1, events
+    assert "agent.registered" not in events
+    assert "agent.observed" in events[events.index("agent.rejoined"):]
     nodes: list[Any] = []
     world.control.client.list_nodes().addCallback(nodes.append)
     fence = next(n for n in nodes[0] if n.node.uuid == node.uuid).node.fence

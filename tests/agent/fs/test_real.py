@@ -314,7 +314,8 @@ def test_freeze_held_too_long_thaws_and_says_so(new_device: NewDevice, mount_roo
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
 def test_lazy_unmount_of_busy_mount(new_device: NewDevice, mount_root: str) -> None:
-    """A mount a process still uses is refused as busy, and detached at once when lazy."""
+    """A mount a process still uses is refused as busy, and detached at once when lazy; its
+    device is not mounted again until that process lets go, then it mounts writable."""
     fs = RealFilesystems(under=mount_root)
     device = new_device()
     fs.make_filesystem(device)
@@ -330,3 +331,9 @@ def test_lazy_unmount_of_busy_mount(new_device: NewDevice, mount_root: str) -> N
             os.fsync(held.fileno())
         fs.unmount(path, lazy=True)
         assert fs.mounts() == []
+        with pytest.raises(FilesystemBusy, match="still in use"):
+            fs.mount(device, path)
+    fs.mount(device, path)
+    Path(path, "after").write_bytes(b"writable again")
+    assert Path(path, "after").read_bytes() == b"writable again"
+    fs.unmount(path)
