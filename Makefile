@@ -1,9 +1,11 @@
-# Shoal: `make run` starts a local cluster, `make test` runs the whole suite.
+# Shoal: `make run` starts a local cluster (`make run BACKEND=rbd`: on a local Ceph cluster),
+# `make test` runs the whole suite.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 RUN_DIR ?= $(CURDIR)/run
 PORT ?= 4523
+BACKEND ?= loopback
 
 .PHONY: venv run test lint unit bench clean
 
@@ -16,7 +18,7 @@ $(BIN)/shoal: pyproject.toml
 venv: $(BIN)/shoal
 
 run: venv
-	$(BIN)/python -m control.localcluster --dir $(RUN_DIR) --port $(PORT)
+	$(BIN)/python -m control.localcluster --dir $(RUN_DIR) --port $(PORT) --backend $(BACKEND)
 
 lint: venv
 	$(BIN)/ruff check control agent plugin tests bench

@@ -43,6 +43,12 @@ def _cluster_id(value: str | None) -> UUID:
         raise InvalidRequest(f"--cluster-id must be a UUID, not {value!r}.") from None
 
 
+BACKEND_OPTIONS = (
+    "ceph_conf", "ceph_client", "ceph_keyring", "ceph_pool", "rbd_run_dir", "rbd_attach",
+)
+"""The ``shoal agent run`` options that go to the backend's factory as they are."""
+
+
 def options_from_args(args: Any, env: Any) -> AgentOptions:
     """The :class:`AgentOptions` of a parsed ``shoal agent run`` command line."""
     from agent.service import AgentOptions, kill_after_changes, parse_labels
@@ -60,6 +66,11 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
         heartbeat=args.heartbeat,
         kill_after_changes=kill_after_changes(env),
         pool_overcommit=args.pool_overcommit,
+        backend_options={
+            name: getattr(args, name)
+            for name in BACKEND_OPTIONS
+            if getattr(args, name, None) is not None
+        },
         self_fence=not args.no_self_fence,
     )
 
@@ -114,6 +125,19 @@ def register(subparsers: Any) -> None:
                    f"times the pool's size ({OVERCOMMIT_RANGE[0]}..{OVERCOMMIT_RANGE[1]}); "
                    "default: thick, every volume fully allocated. Every agent of a pool "
                    "must use the same setting")
+    ceph = p.add_argument_group("the rbd backend (Ceph RBD; see docs/backends.md)")
+    ceph.add_argument("--ceph-conf", metavar="FILE",
+                      help="the Ceph configuration file (default /etc/ceph/ceph.conf)")
+    ceph.add_argument("--ceph-client", metavar="NAME",
+                      help="the cephx client, without 'client.' (default admin)")
+    ceph.add_argument("--ceph-keyring", metavar="FILE",
+                      help="the client's keyring (default: as ceph.conf says)")
+    ceph.add_argument("--ceph-pool", metavar="POOL", help="the pool of the volumes (default rbd)")
+    ceph.add_argument("--rbd-attach", choices=("auto", "kernel", "fuse"),
+                      help="attach with the kernel client (rbd map) or rbd-fuse plus a loop "
+                      "device (default auto: the kernel client where the kernel has it)")
+    ceph.add_argument("--rbd-run-dir", metavar="DIR",
+                      help="where rbd-fuse mounts go (default /run/shoal/rbd)")
     p.add_argument("--mount-root", default=DEFAULT_MOUNT_ROOT, metavar="DIR",
                    help=f"datasets are mounted at DIR/<dataset id> (default {DEFAULT_MOUNT_ROOT})")
     p.add_argument("--state-dir", default=DEFAULT_STATE_DIR, metavar="DIR",
@@ -133,4 +157,4 @@ def register(subparsers: Any) -> None:
                    "passes without a successful report; docs/failover.md)")
 
 
-__all__ = ["options_from_args", "register", "run"]
+__all__ = ["BACKEND_OPTIONS", "options_from_args", "register", "run"]

@@ -60,6 +60,10 @@ THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
 
 
+def _frozen_options(options: Mapping[str, Any]) -> PMap:
+    return pmap(options)
+
+
 @frozen
 class AgentOptions:
     """How to run one agent (the options of ``shoal agent run``)."""
@@ -76,6 +80,9 @@ class AgentOptions:
     heartbeat: float = 5.0
     kill_after_changes: int | None = None
     pool_overcommit: float | None = None
+    backend_options: PMap = field(factory=pmap, converter=_frozen_options)
+    """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
+    ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
     self_fence: bool = True
 
 
@@ -126,7 +133,7 @@ def _sigkill_self() -> None:
 
 
 def _make_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
-    extra: dict[str, Any] = {}
+    extra: dict[str, Any] = dict(options.backend_options)
     if options.pool_overcommit is not None:
         extra["overcommit"] = options.pool_overcommit
     if options.pool is not None:

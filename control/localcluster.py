@@ -12,6 +12,14 @@ SIGTERM stops everything quietly.
 To try a node failure, freeze one agent with ``kill -STOP PID`` (the pids are
 printed when the cluster is ready): after the node timeout ``shoal node
 list`` shows it not live; ``kill -CONT PID`` brings it back.
+
+``--backend rbd`` (``make run BACKEND=rbd``) puts the volumes in Ceph instead: a
+one-node Ceph cluster (bluestore on a sparse file in ``--dir``/ceph, so data
+survives a restart) is started first, each agent gets a cephx client of its
+own, and the agents attach with rbd-fuse. On stop, datasets are unmounted and
+their rbd-fuse attachments removed before Ceph stops (a FUSE mount whose
+cluster is gone would hang); the next ``make run`` attaches and mounts them
+again.
 """
 
 from __future__ import annotations
@@ -21,17 +29,21 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from attrs import define, field
 
 from control.pidlock import LockHeld, hold_lock
+
+if TYPE_CHECKING:
+    from agent.backends.rbd.devcluster import DevCluster
 
 AGENT_NAMES = ("node1", "node2")
 LOCK_FILE = "localcluster.lock"
@@ -41,6 +53,8 @@ RESTART_DELAY = 2.0
 """Seconds between an agent's death and its restart (no tight loop if it cannot start)."""
 READY_TIMEOUT = 120.0
 STOP_TIMEOUT = 30.0
+CEPH_POOL_QUOTA = 16 * 2**30
+"""The quota of the local Ceph cluster's pool (``make run BACKEND=rbd``): its capacity."""
 
 
 def shoal_command() -> list[str]:
@@ -63,8 +77,23 @@ def control_command(directory: str, port: int) -> list[str]:
     ]
 
 
-def agent_command(directory: str, port: int, name: str) -> list[str]:
-    """The command line of one local agent on the shared loopback pool."""
+BACKENDS = ("loopback", "rbd")
+
+
+def agent_command(directory: str, port: int, name: str, backend: str = "loopback") -> list[str]:
+    """The command line of one local agent on the shared loopback pool, or on local Ceph."""
+    if backend == "rbd":
+        storage = [
+            "--backend", "rbd",
+            "--ceph-conf", os.path.join(directory, "ceph", "ceph.conf"),
+            "--ceph-client", name,
+            "--ceph-keyring", os.path.join(directory, "ceph", f"client.{name}.keyring"),
+            "--ceph-pool", "rbd",
+            "--rbd-attach", "fuse",
+            "--rbd-run-dir", os.path.join(directory, "rbd"),
+        ]
+    else:
+        storage = ["--backend", "loopback", "--pool", os.path.join(directory, "pool")]
     return [
         *shoal_command(),
         "agent",
@@ -77,24 +106,75 @@ def agent_command(directory: str, port: int, name: str) -> list[str]:
         "127.0.0.1",
         "--state-dir",
         os.path.join(directory, name),
-        "--backend",
-        "loopback",
-        "--pool",
-        os.path.join(directory, "pool"),
+        *storage,
         "--mount-root",
         os.path.join(directory, name, "mounts"),
     ]
 
 
-def agents_available() -> tuple[bool, str]:
+def agents_available(backend: str = "loopback") -> tuple[bool, str]:
     """Whether agents can run here, and why not if they cannot."""
     if os.geteuid() != 0:
         return False, "not root: agents need losetup and mount"
+    if backend == "rbd":
+        from agent.backends.rbd.devcluster import PACKAGES, missing_tools
+
+        missing = missing_tools()
+        if missing:
+            return False, (
+                f"{', '.join(missing)} missing: install the Ceph packages "
+                f"(apt-get install {' '.join(PACKAGES)} fuse3)"
+            )
     try:
         import agent.cli  # noqa: F401
     except ImportError:
         return False, "the agent package has no CLI yet"
     return True, ""
+
+
+def release_mounts(directory: str) -> None:
+    """Unmount every dataset under ``directory`` and remove its rbd-fuse attachments (whose
+    records stay in Ceph: the agents attach them again at the next start)."""
+    from agent.backends.rbd.fuse import RbdFuse
+    from agent.backends.rbd.session import CephSettings
+    from agent.fs.real import RealFilesystems
+
+    filesystems = RealFilesystems(under=directory)
+    for mount in sorted(filesystems.mounts(), key=lambda m: m.path, reverse=True):
+        filesystems.unmount(mount.path)
+    rbd_dir = os.path.join(directory, "rbd")
+    if os.path.isdir(rbd_dir):
+        for node in sorted(os.listdir(rbd_dir)):
+            attachments = RbdFuse(CephSettings(), os.path.realpath(os.path.join(rbd_dir, node)))
+            for attachment in attachments.local():
+                attachments.detach(attachment.image)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_ceph(directory: str) -> DevCluster:
+    """The local Ceph cluster of ``--backend rbd``: made at the first start, resumed after."""
+    from agent.backends.rbd.devcluster import DevCluster
+
+    ceph = DevCluster(
+        os.path.join(directory, "ceph"),
+        v2_port=_free_port(),
+        v1_port=_free_port(),
+        objectstore="bluestore",
+    )
+    if ceph.exists():
+        ceph.resume()
+    else:
+        os.makedirs(ceph.directory, exist_ok=True)
+        ceph.start()
+        ceph.create_pool("rbd", CEPH_POOL_QUOTA)
+        for name in AGENT_NAMES:
+            ceph.add_client(name, "rbd")
+    return ceph
 
 
 def clean(directory: str) -> None:
@@ -104,13 +184,10 @@ def clean(directory: str) -> None:
     through the mounts, so ``make clean`` comes here instead of ``rm -rf``.
     """
     from agent.backends.loopdev import detach, devices_backed_by
-    from agent.fs.real import RealFilesystems
 
     if not os.path.isdir(directory):
         return
-    filesystems = RealFilesystems(under=directory)
-    for mount in sorted(filesystems.mounts(), key=lambda m: m.path, reverse=True):
-        filesystems.unmount(mount.path)
+    release_mounts(directory)
     for folder, _dirs, files in os.walk(os.path.join(directory, "pool")):
         for name in files:
             path = os.path.join(folder, name)
@@ -302,7 +379,9 @@ class LocalCluster:
 
     directory: str
     port: int
+    backend: str = "loopback"
     clock: Callable[[], float] = time.monotonic
+    ceph: DevCluster | None = None
     control: subprocess.Popen[bytes] | None = None
     supervisor: Supervisor | None = None
     spawned: list[subprocess.Popen[bytes]] = field(factory=list)
@@ -314,12 +393,16 @@ class LocalCluster:
 
     def _spawn_agent(self, name: str) -> subprocess.Popen[bytes]:
         log = os.path.join(self.directory, name, "agent.log")
-        process = _start(agent_command(self.directory, self.port, name), log)
+        process = _start(agent_command(self.directory, self.port, name, self.backend), log)
         self.spawned.append(process)
         return process
 
     def start(self, with_agents: bool) -> None:
-        """Start the control service and, if ``with_agents``, the agents."""
+        """Start the control service and, if ``with_agents``, the agents (and Ceph first for
+        ``--backend rbd``)."""
+        if with_agents and self.backend == "rbd":
+            _say(f"starting a one-node Ceph cluster in {self.directory}/ceph")
+            self.ceph = start_ceph(self.directory)
         self.control = _start(
             control_command(self.directory, self.port), os.path.join(self.directory, "control.log")
         )
@@ -377,8 +460,13 @@ class LocalCluster:
         return status or 1
 
     def stop(self) -> None:
-        """Stop every child."""
+        """Stop every child; with Ceph, unmount and remove rbd-fuse attachments before it."""
         _stop(list(reversed(self.spawned)))
+        if self.ceph is not None:
+            try:
+                release_mounts(self.directory)
+            finally:
+                self.ceph.stop(grace=10)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -387,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--dir", default="run", help="where databases, pools and mounts go")
     parser.add_argument("--port", type=int, default=4523)
     parser.add_argument("--clean", action="store_true", help="unmount, detach and remove --dir")
+    parser.add_argument("--backend", choices=BACKENDS, default="loopback",
+                        help="loopback (a shared pool directory) or rbd (a local Ceph cluster)")
     args = parser.parse_args(argv)
     directory = os.path.abspath(args.dir)
     if args.clean and not os.path.isdir(directory):
@@ -401,16 +491,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         clean(directory)
         os.close(lock)
         return 0
-    cluster = LocalCluster(directory, args.port)
+    cluster = LocalCluster(directory, args.port, args.backend)
     try:
-        ok, why = agents_available()
+        ok, why = agents_available(args.backend)
         if not ok:
             _say(f"starting the control service only ({why})")
         cluster.start(with_agents=ok)
         return cluster.run()
     except KeyboardInterrupt:
         _ignore_signals()
-        _say("stopping the cluster (datasets stay mounted; `make run` picks up from here)")
+        if args.backend == "rbd":
+            _say("stopping the cluster (datasets are unmounted before Ceph stops; the next "
+                 "`make run BACKEND=rbd` mounts them again)")
+        else:
+            _say("stopping the cluster (datasets stay mounted; `make run` picks up from here)")
         return 0
     finally:
         cluster.stop()

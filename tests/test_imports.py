@@ -37,10 +37,13 @@ IO = (
 )
 """Modules that do I/O (or start the reactor)."""
 ALL_OF_AGENT_AND_PLUGIN = ("agent", "plugin")
+CEPH = ("agent.backends.rbd", "rados", "rbd")
+"""The rbd backend and Ceph's bindings: loaded only when ``--backend rbd`` is chosen."""
 
 RULES = [  # agent.testing is exempt: it assembles a whole cluster, control service included
     ("agent.loop", (*SERVICE, "klein")),
-    ("agent.service", (*SERVICE, "klein")),
+    ("agent.service", (*SERVICE, "klein", *CEPH)),
+    ("agent.backends.registry", CEPH),
     ("plugin.serve", SERVICE),
     ("plugin.volumes", (*SERVICE, "klein")),
     ("plugin.testing", SERVICE),
@@ -58,6 +61,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.failover", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover_rules", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.liveness", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.topology", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.placement", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
     ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
     ("plugin.cli", (*SERVICE, "klein", "plugin.serve", "plugin.volumes", "agent.service")),

@@ -38,6 +38,19 @@ def _loopback(
     )
 
 
+def _local(
+    *, cluster_id: UUID, instance_id: str, pool: str | None = None,
+    overcommit: float | None = None, **_: Any
+) -> BlockDeviceAPI:
+    from agent.backends.local import LocalBlockDeviceAPI
+
+    if pool is None:
+        raise BackendError("--backend local needs --pool DIR: a directory on this node's disk.")
+    return LocalBlockDeviceAPI(
+        pool=pool, cluster_id=cluster_id, instance_id=instance_id, overcommit=overcommit
+    )
+
+
 def _fake(
     *, cluster_id: UUID, instance_id: str, storage: FakeStorage | None = None, **_: Any
 ) -> BlockDeviceAPI:
@@ -46,9 +59,46 @@ def _fake(
     return FakeBlockDeviceAPI(storage or FakeStorage(), cluster_id, instance_id)
 
 
+def _rbd(
+    *,
+    cluster_id: UUID,
+    instance_id: str,
+    ceph_conf: str | None = None,
+    ceph_client: str | None = None,
+    ceph_keyring: str | None = None,
+    ceph_pool: str | None = None,
+    rbd_run_dir: str | None = None,
+    rbd_attach: str | None = None,
+    overcommit: float | None = None,
+    **_: Any,
+) -> BlockDeviceAPI:
+    from agent.backends.rbd.backend import DEFAULT_RUN_DIR, RbdBlockDeviceAPI
+    from agent.backends.rbd.session import CephSettings
+
+    defaults = CephSettings()
+    settings = CephSettings(
+        conf=ceph_conf or defaults.conf,
+        client=ceph_client or defaults.client,
+        keyring=ceph_keyring,
+        pool=ceph_pool or defaults.pool,
+    )
+    api = RbdBlockDeviceAPI(
+        cluster_id=cluster_id,
+        instance_id=instance_id,
+        settings=settings,
+        run_dir=rbd_run_dir or DEFAULT_RUN_DIR,
+        overcommit=overcommit if overcommit is not None else 1.0,
+        attach_method=rbd_attach or "auto",
+    )
+    api.sweep_temporaries()
+    return api
+
+
 BACKENDS: Mapping[str, BackendFactory] = {
     "loopback": _loopback,
+    "local": _local,
     "fake": _fake,
+    "rbd": _rbd,
 }
 
 

@@ -48,6 +48,18 @@ def test_command_line_becomes_options():
     )
 
 
+def test_rbd_options_become_backend_options():
+    """The rbd backend's options reach its factory; unset ones are left out."""
+    args = parse("--node-name", "n1", "--backend", "rbd", "--ceph-conf", "/c.conf",
+                 "--ceph-client", "node1", "--ceph-pool", "shoal", "--rbd-attach", "fuse")
+    options = options_from_args(args, {})
+    assert options.backend == "rbd"
+    assert dict(options.backend_options) == {
+        "ceph_conf": "/c.conf", "ceph_client": "node1", "ceph_pool": "shoal", "rbd_attach": "fuse"
+    }
+    assert options_from_args(parse("--node-name", "n1"), {}).backend_options == {}
+
+
 def test_cluster_id_from_option_or_environment():
     """--cluster-id wins over SHOAL_CLUSTER_ID, which wins over the default."""
     one, two = UUID(int=1), UUID(int=2)

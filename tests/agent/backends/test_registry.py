@@ -15,9 +15,9 @@ from agent.backends.registry import BACKENDS, UnknownBackend, backend_names, mak
 
 
 def test_builtin_names() -> None:
-    """The loopback and fake backends are built in."""
-    assert {"loopback", "fake"} <= set(BACKENDS)
-    assert {"loopback", "fake"} <= set(backend_names())
+    """The loopback, fake and rbd backends are built in."""
+    assert {"loopback", "fake", "rbd"} <= set(BACKENDS)
+    assert {"loopback", "fake", "rbd"} <= set(backend_names())
 
 
 def test_make_loopback(tmp_path: Path) -> None:

@@ -95,3 +95,46 @@ def test_make_run_lifecycle(run_dir: Path) -> None:
     assert status == 0
     assert "Traceback" not in output.text
     assert "stopping the cluster" in output.text
+
+
+def test_make_run_on_ceph(run_dir: Path) -> None:
+    """``make run BACKEND=rbd``: Ceph and both agents come up, a dataset is mounted from an
+    RBD image, and Ctrl-C leaves no daemon, rbd-fuse, FUSE mount or loop device behind."""
+    from agent.backends.rbd.devcluster import missing_tools
+    from tests.agent.backends.ceph.conftest import leftovers, why_not
+
+    reason = why_not()
+    if reason is not None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"make run BACKEND=rbd cannot be tried under CI=true: {reason}")
+        pytest.skip(reason)
+    assert missing_tools() == []
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "control.localcluster", "--dir", str(run_dir), "--port",
+         str(port), "--backend", "rbd"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT,
+    )
+    output = Output(process)
+    try:
+        output.wait_for(r"export PATH=\S+ SHOAL_URL=http://127.0.0.1:\d+", timeout=180)
+        env = {**os.environ, "SHOAL_URL": f"http://127.0.0.1:{port}"}
+        created = subprocess.run(
+            [sys.executable, "-m", "control.cli", "dataset", "create", "--node", "node1",
+             "--size", "64MiB", "--wait", "--json"],
+            capture_output=True, text=True, cwd=ROOT, env=env, timeout=120,
+        )
+        assert created.returncode == 0, created.stderr
+        mounts = [p for p in (run_dir / "node1" / "mounts").iterdir() if os.path.ismount(p)]
+        assert len(mounts) == 1
+        with open("/proc/self/mountinfo") as f:
+            assert "fuse.rbd-fuse" in f.read()
+    finally:
+        process.send_signal(signal.SIGINT)
+        status = process.wait(120)
+    assert status == 0, output.text
+    assert "Traceback" not in output.text
+    assert leftovers(str(run_dir)) == []
+    daemons = subprocess.run(["pgrep", "-f", f"ceph-(mon|osd) -c {run_dir}"],
+                             capture_output=True, text=True)
+    assert daemons.stdout == ""

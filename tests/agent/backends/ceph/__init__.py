@@ -1,0 +1,1 @@
+"""Tests of the Ceph RBD backend against a throwaway one-node cluster (see conftest.py)."""
