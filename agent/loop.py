@@ -322,6 +322,7 @@ class ConvergenceLoop(LoopFencing):
     async def _back_off(self) -> None:
         s = self.settings
         delay = backoff_delay(self.failures, self._random(), s.backoff_initial, s.backoff_cap)
+        delay = min(delay, self.heartbeat)  # heard from within a heartbeat once the service is back
         self._log.info("agent.backing_off", seconds=round(delay, 3), failures=self.failures)
         self._waiting = deferLater(self.clock, delay)  # type: ignore[arg-type]
         try:
@@ -488,11 +489,16 @@ class ConvergenceLoop(LoopFencing):
 
         The last report's or watch's answer told the generation current then
         (after the previous observation, before the coming one); see
-        :func:`~agent.pacing.reusable_configuration`.
+        :func:`~agent.pacing.reusable_configuration`. Fences and unfences are
+        state writes (they leave the generation alone), so the configuration is
+        fetched afresh while this node is fenced (to learn its unfence) and while
+        it waits on another node (to learn that node's fence).
         """
-        reused = reusable_configuration(self.memory.fetched, current, also, self.node.node_uuid)
-        if reused is not None:
-            return reused
+        m = self.memory
+        if not (m.fenced or m.waiting_on_others):
+            reused = reusable_configuration(m.fetched, current, also, self.node.node_uuid)
+            if reused is not None:
+                return reused
         try:
             result: NodeConfiguration = await self._call(
                 self.client.node_configuration(self.node.node_uuid, sorted(also))
