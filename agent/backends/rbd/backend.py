@@ -217,6 +217,8 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
                 "(or fence that node)."
             )
         try:
+            # Another node may have attached at a newer epoch (and detached) since the check.
+            self._check_epoch(blockdevice_id, epoch, self._recorded_epoch(image))
             if claim.epoch > recorded:
                 self._record_epoch(image, claim.epoch)
             if attach_to == self.instance_id:
