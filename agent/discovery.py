@@ -90,6 +90,19 @@ ATTACHED_HERE_STATES = frozenset(
 MOUNTED_STATES = frozenset({DiscoveredState.MOUNTED_HERE, DiscoveredState.MOUNTED_OTHER_PATH})
 
 
+GROW_SLACK = 4 * 1024 * 1024
+"""A filesystem smaller than its volume by more than this many bytes is grown."""
+
+
+def usable_size(found: DiscoveredDataset) -> int | None:
+    """What the dataset offers: its volume's size, or its filesystem's while that is smaller
+    (a resize, restore or clone whose filesystem is not grown yet)."""
+    info = found.filesystem
+    if info is not None and found.size is not None and info.size + GROW_SLACK < found.size:
+        return info.size
+    return found.size
+
+
 @frozen
 class DiscoveredDataset:
     """
@@ -376,7 +389,7 @@ def _reported(
     return DatasetState(
         dataset_id=found.dataset_id,
         status=status,
-        maximum_size=found.size,
+        maximum_size=usable_size(found),
         device=found.device,
         path=path,
     )

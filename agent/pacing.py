@@ -16,6 +16,7 @@ from twisted.application.internet import backoffPolicy
 from twisted.internet.defer import Deferred, DeferredList
 
 from control.client.interface import NodeConfiguration
+from control.model import Dataset, SourceKind
 from control.reactor import ReactorTime
 
 SHORTEST_WATCH = 0.01
@@ -105,5 +106,13 @@ def reusable_configuration(
     known = asked | {d.dataset_id for d in configuration.datasets}
     if configuration.generation != current_generation or not also <= known:
         return None
-    kept = [d for d in configuration.datasets if d.primary == node_uuid or d.dataset_id in also]
+    kept = [
+        d for d in configuration.datasets
+        if d.primary == node_uuid or d.dataset_id in also or _clone(d)
+    ]
     return configuration._replace(datasets=kept)
+
+
+def _clone(dataset: Dataset) -> bool:
+    """Whether ``dataset`` is a clone: one sent to the node of its source, to make it."""
+    return dataset.source is not None and dataset.source.kind is SourceKind.DATASET

@@ -36,6 +36,9 @@ Safety rules the table keeps (each has a test):
 - a restore or clone never formats: its volume arrives with its source's
   filesystem, which is grown (offline for ext4, online for xfs) when the
   volume is larger; a volume grows only while mounted here, within capacity;
+- a clone is made by its primary, unless its source is attached to another
+  node: that node makes it (only it can freeze the source) and the primary
+  waits, then attaches it;
 - a snapshot is made by the node it was given to, freezing the source's
   filesystem only when it is mounted here; never while the source is
   attached to another node (which could not be frozen from here); a ready
@@ -77,6 +80,8 @@ from agent.changes import (
     sequentially,
 )
 from agent.discovery import (
+    ATTACHED_HERE_STATES,
+    GROW_SLACK,
     MOUNTED_STATES,
     DiscoveredDataset,
     DiscoveredState,
@@ -92,8 +97,6 @@ DEFAULT_VOLUME_SIZE = GiB
 """The size of a volume created for a dataset without ``maximum_size``."""
 WAITING_FOR_NODE = "waiting_for_node"
 """The code of a wait for another node (named by uuid) to let a volume go."""
-GROW_SLACK = 4 * 1024 * 1024
-"""A filesystem smaller than its volume by more than this many bytes is grown."""
 
 
 class DesiredState(enum.Enum):
@@ -211,9 +214,31 @@ def _create_from_source(record: Dataset, ctx: Context) -> Change:
         return Wait(
             record.dataset_id,
             f"the clone's source, dataset {source_id}, is attached to node {source.attached_to}, "
-            "which can freeze it; waiting for it to be here or unattached",
+            "which can freeze it and makes the clone; waiting for it",
             "waiting_for_source",
         )
+    size = max(record.maximum_size or source.size, source.size)
+    if not fits(ctx.capacity, size):
+        return NoOp()
+    return CloneVolume(record.dataset_id, source.blockdevice_id, size, _frozen_at(source))
+
+
+def _clone_for_primary(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Make the volume of a clone whose primary is elsewhere, if its source is attached here.
+
+    Only this node can freeze the source for the copy; the clone's primary
+    waits meanwhile, then attaches the new volume.
+    """
+    if record is None or record.source is None or record.source.kind is not SourceKind.DATASET:
+        return NoOp()
+    source = ctx.volumes.get(record.source.source_id)
+    if (
+        source is None
+        or source.blockdevice_id is None
+        or source.size is None
+        or (source.state not in MOUNTED_STATES and source.state not in ATTACHED_HERE_STATES)
+    ):
+        return NoOp()
     size = max(record.maximum_size or source.size, source.size)
     if not fits(ctx.capacity, size):
         return NoOp()
@@ -397,7 +422,7 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
         _S.MOUNTED_HERE: _keep_mounted,
         _S.MOUNTED_OTHER_PATH: _unmount_other_paths,
     },
-    _D.ELSEWHERE: _LET_GO,
+    _D.ELSEWHERE: {**_LET_GO, _S.NON_EXISTENT: _clone_for_primary},
     _D.DELETED_ELSEWHERE: _LET_GO,
     _D.DELETED_HERE: {**_LET_GO, _S.UNATTACHED: _destroy, _S.ATTACHED_ELSEWHERE: _fence_or_wait},
     _D.UNKNOWN: {state: _nothing for state in DiscoveredState},

@@ -27,6 +27,9 @@ from control.model import (
 
 KINDS = (
     "created",
+    "bound",
+    "released",
+    "adopted",
     "moved",
     "deleted",
     "lease_taken",
@@ -87,7 +90,16 @@ class EventQuery:
 
 
 def dataset_created(dataset: Dataset, at: float, actor: str | None) -> Event:
-    """A dataset was created on its primary."""
+    """A dataset was created on its primary (or unbound, waiting for its first consumer)."""
+    if not dataset.bound:
+        return Event(
+            kind="created",
+            at=at,
+            message="created unbound: it is bound to the node of its first consumer",
+            dataset_id=dataset.dataset_id,
+            actor=actor,
+            details={"primary": None, "maximum_size": dataset.maximum_size},
+        )
     return Event(
         kind="created",
         at=at,
@@ -103,6 +115,16 @@ def dataset_moved(before: Dataset, after: Dataset, at: float, actor: str | None)
     """A dataset got a new primary (``None`` when the primary stayed)."""
     if before.primary == after.primary:
         return None
+    if not before.bound:
+        return Event(
+            kind="bound",
+            at=at,
+            message=f"bound to node {after.primary}",
+            dataset_id=after.dataset_id,
+            node_uuid=after.primary,
+            actor=actor,
+            details={"to": str(after.primary)},
+        )
     return Event(
         kind="moved",
         at=at,
@@ -237,3 +259,30 @@ def newest_first_cut(events: Iterable[Event], keep: int) -> list[Event]:
     """The events of ``events`` (oldest first) beyond the newest ``keep``: the ones to prune."""
     ordered = list(events)
     return ordered[: max(0, len(ordered) - keep)]
+
+
+def dataset_released(before: Dataset, at: float, actor: str | None) -> Event:
+    """A dataset of a Retain class was deleted: its volume is kept, released."""
+    return Event(
+        kind="released",
+        at=at,
+        message=f"released: deleted with its volume retained (it was on node {before.primary}); "
+        "`shoal dataset adopt` makes it a dataset again",
+        dataset_id=before.dataset_id,
+        node_uuid=before.primary if before.bound else None,
+        actor=actor,
+        details={"from": str(before.primary)},
+    )
+
+
+def dataset_adopted(after: Dataset, at: float, actor: str | None) -> Event:
+    """A released dataset was adopted on a node: live again, with its volume."""
+    return Event(
+        kind="adopted",
+        at=at,
+        message=f"adopted on node {after.primary}, with its retained volume",
+        dataset_id=after.dataset_id,
+        node_uuid=after.primary,
+        actor=actor,
+        details={"to": str(after.primary)},
+    )

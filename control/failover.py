@@ -45,6 +45,7 @@ from control.model import (
     Node,
     VolumeStatus,
 )
+from control.topology import TopologyTerm, allowed, describe_topology, node_labels
 
 # -- decisions ---------------------------------------------------------------
 
@@ -189,11 +190,13 @@ def choose_target(
     settings: FailoverSettings,
     started: float,
     asked_by: UUID | None = None,
+    topology: tuple[TopologyTerm, ...] = (),
 ) -> UUID | None:
     """
     The node to take a dataset off ``holder`` (whose backend reported ``capacity``), or ``None``.
 
-    Candidates are live, unfenced, not draining, and report the same shared
+    Candidates are live, unfenced, not draining, inside the dataset's allowed
+    ``topology`` (its storage class's; none: anywhere), and report the same shared
     backend. ``asked_by`` (the node holding a lease on the dataset: its plugin
     asked for it) is the only candidate when it is given; otherwise the one
     with most free capacity wins, then the one primary for fewest datasets
@@ -209,6 +212,7 @@ def choose_target(
             or theirs.backend != capacity.backend
             or not theirs.shared
             or not _usable(node, now, settings, started)
+            or not allowed(topology, node_labels(node))
         ):
             continue
         ranked.append((_rank(theirs, primaries.get(node.uuid, 0), node), node.uuid))
@@ -260,13 +264,20 @@ def came_back_clean(node: Node, state: ClusterState, configuration: Configuratio
 
 @frozen
 class _Pass:
-    """The facts one pass plans from."""
+    """The facts one pass plans from (``topologies``: each storage class's allowed topology)."""
 
     configuration: Configuration
     state: ClusterState
     now: float
     settings: FailoverSettings
     started: float
+    topologies: Mapping[str, tuple[TopologyTerm, ...]] = pmap()
+
+    def topology_of(self, dataset: Dataset) -> tuple[TopologyTerm, ...]:
+        """Where ``dataset`` may live: its class's allowed topology (none: anywhere)."""
+        if dataset.storage_class is None:
+            return ()
+        return self.topologies.get(dataset.storage_class, ())
 
 
 def _liveness_decisions(p: _Pass, memory: Memory) -> tuple[list[Decision], PMap]:
@@ -363,8 +374,10 @@ def _move_decisions(
             assert capacity is not None
             lease = leased.get(dataset.dataset_id)
             asked_by = None if lease is None or lease.node_uuid == node.uuid else lease.node_uuid
+            topology = p.topology_of(dataset)
             target = choose_target(
-                node.uuid, capacity, p.state, primaries, p.now, p.settings, p.started, asked_by
+                node.uuid, capacity, p.state, primaries, p.now, p.settings, p.started, asked_by,
+                topology,
             )
             if target is None and asked_by is not None:
                 blocker = (
@@ -372,8 +385,9 @@ def _move_decisions(
                     "draining or on another backend); release that lease to let it move"
                 )
             elif target is None:
+                inside = "" if not topology else f" inside {describe_topology(topology)}"
                 blocker = (
-                    f"no live, unfenced, undrained node reports the shared backend "
+                    f"no live, unfenced, undrained node{inside} reports the shared backend "
                     f"{capacity.backend!r}; it moves once one does"
                 )
         if target is None:
@@ -404,11 +418,12 @@ def plan(
     settings: FailoverSettings,
     started: float,
     memory: Memory | None = None,
+    topologies: Mapping[str, tuple[TopologyTerm, ...]] | None = None,
 ) -> Plan:
     """Every decision for this pass, in order: liveness events, fences, lease releases,
     moves, holds, unfences; and the memory for the next pass."""
     memory = Memory() if memory is None else memory
-    p = _Pass(configuration, state, now, settings, started)
+    p = _Pass(configuration, state, now, settings, started, pmap(topologies or {}))
     marks, known = _liveness_decisions(p, memory)
     fences_decided, fences = _fence_decisions(p)
     releases = _release_decisions(p, fences)
@@ -429,9 +444,10 @@ def held_reasons(
     now: float,
     settings: FailoverSettings,
     started: float,
+    topologies: Mapping[str, tuple[TopologyTerm, ...]] | None = None,
 ) -> dict[UUID, str]:
     """Why each dataset on a fenced or draining node stays there now (for the listings)."""
-    p = _Pass(configuration, state, now, settings, started)
+    p = _Pass(configuration, state, now, settings, started, pmap(topologies or {}))
     fences = {n.uuid: n.fence for n in state.nodes.values() if n.fence is not None}
     _, held = _move_decisions(p, fences)
     return held

@@ -92,7 +92,8 @@ def run_pass(
     """One blocking pass: observe, plan, apply; returns the planner's memory for the next."""
     configuration = store.configuration(now)
     state = store.cluster_state()
-    decided = plan(configuration, state, now, settings, started, memory)
+    topologies = {c.name: c.allowed_topologies for c in store.classes()}
+    decided = plan(configuration, state, now, settings, started, memory, topologies)
     for decision in decided.decisions:
         try:
             changed = apply(store, decision, now, state)

@@ -109,6 +109,27 @@ FILESYSTEMS = ("ext4", "xfs")
 """The filesystems an agent can make on a volume; the first is the default."""
 
 
+class AccessMode(enum.Enum):
+    """How many nodes and consumers may use a dataset at once (Kubernetes' names)."""
+
+    RWO = "ReadWriteOnce"
+    """Read-write on one node at a time (the default)."""
+    RWOP = "ReadWriteOncePod"
+    """Read-write by one consumer (one container) at a time."""
+    ROX = "ReadOnlyMany"
+    """Read-only on many nodes at once."""
+    RWX = "ReadWriteMany"
+    """Read-write on many nodes: refused, a block device with ext4 or xfs has one writer."""
+
+
+UNBOUND = UUID(int=0)
+"""The ``primary`` of a dataset not yet bound to a node (a WaitForFirstConsumer class).
+
+No node ever has this uuid, so no agent acts on an unbound dataset; the
+Flocker v1 routes show it as this nil uuid, which an old client reads as
+"on a node I do not know" (docs/placement.md)."""
+
+
 @frozen
 class Dataset:
     """
@@ -134,6 +155,14 @@ class Dataset:
     node-local backend). ``failover_grace`` lengthens the cluster's grace
     period for this dataset (seconds of silence before it moves; never
     shorter than the cluster's). See docs/failover.md.
+
+    ``storage_class`` names the dataset's storage class (``None``: made before
+    classes, or without one), ``access_mode`` how it may be used
+    (docs/placement.md); both are fixed at create. ``released`` is set when a
+    dataset of a ``Retain`` class is deleted: it has no node (``primary`` is
+    :data:`UNBOUND`), its volume is kept, and ``shoal dataset adopt`` makes it a
+    dataset again; ``released_from`` is the node it was on (where it is adopted,
+    and which destroys it if it is deleted for good, by default).
     """
 
     dataset_id: UUID
@@ -147,11 +176,20 @@ class Dataset:
     filesystem: str = FILESYSTEMS[0]
     failover: bool | None = None
     failover_grace: float | None = None
+    storage_class: str | None = None
+    access_mode: AccessMode = AccessMode.RWO
+    released: bool = False
+    released_from: UUID | None = None
 
     @property
     def name(self) -> str | None:
         """The volume name a container runtime knows this dataset by, if any."""
         return self.metadata.get("name")
+
+    @property
+    def bound(self) -> bool:
+        """Whether the dataset has a node (``primary`` is not :data:`UNBOUND`)."""
+        return self.primary != UNBOUND
 
 
 @frozen

@@ -27,6 +27,7 @@ from control.failover_rules import rejoined
 from control.model import (
     MINIMUM_DATASET_SIZE,
     SIZE_MULTIPLE,
+    UNBOUND,
     Dataset,
     Lease,
     Node,
@@ -137,7 +138,8 @@ def create_dataset(
             f"Dataset id {dataset.dataset_id} is already in use; choose another or omit it."
         )
     check_name_free(dataset, named)
-    check_primary_known(dataset.primary, primary_known)
+    if dataset.bound:
+        check_primary_known(dataset.primary, primary_known)
     return dataset.__class__(
         dataset_id=dataset.dataset_id,
         primary=dataset.primary,
@@ -145,7 +147,80 @@ def create_dataset(
         metadata=dataset.metadata,
         source=dataset.source,
         filesystem=dataset.filesystem,
+        storage_class=dataset.storage_class,
+        access_mode=dataset.access_mode,
     )
+
+
+def release_dataset(
+    existing: Dataset | None,
+    dataset_id: UUID,
+    lease: Lease | None,
+    now: float,
+    holder_name: str | None = None,
+) -> Dataset:
+    """Return the dataset released (its class retains volumes): no node, volume kept.
+
+    Its node lets go of the volume (unmount, detach) and never destroys it;
+    releasing a released dataset returns it unchanged. Refused like a delete
+    while another node holds a lease on it.
+    """
+    current = _require(existing, dataset_id)
+    if current.deleted:
+        raise NotAllowed(f"Dataset {dataset_id} is deleted; it cannot be released.")
+    if current.released:
+        return current
+    _check_lease(lease, None, "delete", now, holder_name)
+    return evolve(
+        current,
+        primary=UNBOUND,
+        released=True,
+        released_from=current.primary if current.bound else None,
+        epoch=current.epoch + 1,
+    )
+
+
+def delete_released(current: Dataset, reporters: Iterable[UUID], generation: int) -> Dataset:
+    """A released dataset deleted for good: the first node (by uuid) that reports its volume
+    destroys it, else the node it was released from; refused (409) without either."""
+    holders = sorted(reporters, key=str)
+    if not holders and current.released_from is not None:
+        holders = [current.released_from]
+    if not holders:
+        raise Conflict(
+            f"No node reports the volume of released dataset {current.dataset_id} now, so none "
+            "can destroy it; retry once the node that had it reports again."
+        )
+    return evolve(
+        current, primary=holders[0], deleted=True, deleted_generation=generation,
+        epoch=current.epoch + 1,
+    )
+
+
+def adopt_released(
+    existing: Dataset | None,
+    dataset_id: UUID,
+    primary: UUID,
+    primary_known: bool,
+    named: Dataset | None,
+) -> Dataset:
+    """Return a released dataset made live again on ``primary``, with its volume and data.
+
+    Refused when it is not released (409), when ``primary`` is unknown, and
+    when a live dataset has taken its name meanwhile (409).
+    """
+    current = _require(existing, dataset_id)
+    if current.deleted or not current.released:
+        raise Conflict(
+            f"Dataset {dataset_id} is not released: only a dataset of a Retain class that was "
+            "deleted can be adopted (`shoal dataset list --released`)."
+        )
+    check_primary_known(primary, primary_known)
+    adopted = evolve(
+        current, primary=primary, released=False, released_from=None, epoch=current.epoch + 1
+    )
+    check_name_free(adopted, named)
+    return adopted
 
 
 def move_dataset(

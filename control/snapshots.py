@@ -160,6 +160,44 @@ def _pending_copies(
     ]
 
 
+def clones_to_make(
+    node: UUID, datasets: Mapping[UUID, Dataset], reports: Iterable[NodeState]
+) -> list[Dataset]:
+    """The clones ``node`` makes for another primary: their source is ``node``'s.
+
+    Live clones whose volume no node reports yet, of a live dataset whose
+    primary is ``node`` (where the source is attached, the only node that can
+    freeze it), while the clone's own primary is another node. Listed in
+    ``node``'s configuration; its agent makes the volume only if the source is
+    really attached there, and the clone's primary attaches it.
+    """
+    pending = _pending_copies_of_any(datasets.values(), reports)
+    found = []
+    for clone in pending:
+        assert clone.source is not None
+        source = datasets.get(clone.source.source_id)
+        if (
+            source is not None
+            and not source.deleted
+            and source.primary == node
+            and clone.primary != node
+        ):
+            found.append(clone)
+    return sorted(found, key=lambda d: str(d.dataset_id))
+
+
+def _pending_copies_of_any(
+    copies: Iterable[Dataset], reports: Iterable[NodeState]
+) -> list[Dataset]:
+    """The live clones (of any dataset) whose volume no node reports yet."""
+    seen = {dataset_id for report in reports for dataset_id in report.datasets}
+    return [
+        d for d in copies
+        if not d.deleted and d.source is not None and d.source.kind is SourceKind.DATASET
+        and d.dataset_id not in seen
+    ]
+
+
 def check_not_cloning(dataset_id: UUID, clones: Iterable[Dataset]) -> None:
     """Refuse (409) deleting a dataset while a clone of it is still being created."""
     waiting = sorted(str(d.dataset_id) for d in clones)

@@ -17,6 +17,7 @@ from uuid import UUID
 from control.errors import InvalidRequest
 from control.model import (
     FILESYSTEMS,
+    AccessMode,
     Capacity,
     ClusterState,
     Condition,
@@ -80,7 +81,7 @@ def dataset_to_json(dataset: Dataset) -> JSON:
         "dataset_id": str(dataset.dataset_id),
         "primary": str(dataset.primary),
         "metadata": dict(dataset.metadata),
-        "deleted": dataset.deleted,
+        "deleted": dataset.deleted or dataset.released,
     }
     if dataset.maximum_size is not None:
         result["maximum_size"] = dataset.maximum_size
@@ -99,7 +100,24 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         epoch=_whole(obj.get("epoch", 0)),
         source=None if obj.get("source") is None else source_from_json(obj["source"]),
         filesystem=obj.get("filesystem") or FILESYSTEMS[0],
+        storage_class=obj.get("storage_class"),
+        released=bool(obj.get("released", False)),
+        released_from=_optional_uuid(obj.get("released_from"), "released_from"),
+        access_mode=_access_mode(obj.get("access_mode")),
     )
+
+
+def _optional_uuid(value: object, what: str) -> UUID | None:
+    return None if value is None else parse_uuid(value, what)
+
+
+def _access_mode(value: object) -> AccessMode:
+    for mode in AccessMode:
+        if value == mode.value:
+            return mode
+    if value is None:
+        return AccessMode.RWO
+    raise InvalidRequest(f"access_mode {value!r} is not one of the access modes.")
 
 
 def node_dataset_to_json(dataset: Dataset) -> JSON:
@@ -107,9 +125,14 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
     ``epoch``, ``filesystem`` and ``source`` (null for a fresh volume)."""
     return {
         **dataset_to_json(dataset),
+        "deleted": dataset.deleted,
+        "released": dataset.released,
+        "released_from": None if dataset.released_from is None else str(dataset.released_from),
         "epoch": dataset.epoch,
         "filesystem": dataset.filesystem,
         "source": None if dataset.source is None else source_to_json(dataset.source),
+        "storage_class": dataset.storage_class,
+        "access_mode": dataset.access_mode.value,
     }
 
 

@@ -19,6 +19,7 @@ from control.client.interface import NodeCondition, StateDataset
 from control.errors import Conflict, InvalidRequest, NotFound
 from control.model import (
     FILESYSTEMS,
+    AccessMode,
     Dataset,
     DatasetSnapshot,
     DataSource,
@@ -36,6 +37,9 @@ KNOWN_OPTIONS: Mapping[str, str] = {
     "clone-of": "clone another volume as it is now: its name",
     "fs": f"the filesystem of a new volume: {' or '.join(FILESYSTEMS)} (default "
     f"{FILESYSTEMS[0]}; a restore or clone keeps its source's)",
+    "class": "a storage class (`shoal class list`): it places the volume, at once or, for a "
+    "WaitForFirstConsumer class, on the node of its first mount",
+    "access-mode": "RWO (default), RWOP or ROX: one its class allows",
 }
 """The ``Opts`` that ``VolumeDriver.Create`` understands, with what each means."""
 
@@ -110,6 +114,13 @@ class CreateOptions:
     from_snapshot: str | None = None
     clone_of: str | None = None
     filesystem: str | None = None
+    storage_class: str | None = None
+    access_mode: str | None = None
+
+    @property
+    def placed_by_class(self) -> bool:
+        """Whether the control service chooses the node (a class or access mode is named)."""
+        return self.storage_class is not None or self.access_mode is not None
 
 
 def _text_option(opts: Mapping[str, object], key: str) -> str | None:
@@ -126,6 +137,8 @@ def _source_options(opts: Mapping[str, object]) -> dict[str, Any]:
         "from_snapshot": _text_option(opts, "from-snapshot"),
         "clone_of": _text_option(opts, "clone-of"),
         "filesystem": _text_option(opts, "fs"),
+        "storage_class": _text_option(opts, "class"),
+        "access_mode": _text_option(opts, "access-mode"),
     }
     if found["from_snapshot"] is not None and found["clone_of"] is not None:
         raise InvalidRequest("Give from-snapshot or clone-of, not both: a volume has one source.")
@@ -154,7 +167,8 @@ def parse_create_options(opts: object, default_size: int | None) -> CreateOption
     source = _source_options(opts)
     copied = source["from_snapshot"] is not None or source["clone_of"] is not None
     if "size" not in opts:
-        return CreateOptions(size=None if copied else default_size, **source)
+        classed = source["storage_class"] is not None  # the class's default size applies
+        return CreateOptions(size=None if copied or classed else default_size, **source)
     text = opts["size"]
     if not isinstance(text, str):
         raise InvalidRequest("The size option must be a string such as 10G.")
@@ -245,6 +259,21 @@ def decide_mount(
             f"{_release_hint(lease)}"
         )
     return Claim(acquire=lease is None, move=dataset.primary != node)
+
+
+def single_consumer(
+    name: str, mode: AccessMode, users: Iterable[str], mount_id: str
+) -> Refused | None:
+    """Refuse a second consumer of a ReadWriteOncePod volume on this node (any other mode:
+    ``None``; the same Mount ID again is not a second consumer)."""
+    others = sorted(set(users) - {mount_id})
+    if mode is not AccessMode.RWOP or not others:
+        return None
+    return Refused(
+        f"Volume {name!r} is ReadWriteOncePod: one container at a time, and container "
+        f"{others[0][:12]} on this node uses it. Stop that container first, or use a class "
+        "that allows ReadWriteOnce."
+    )
 
 
 @frozen

@@ -25,9 +25,10 @@ from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherRes
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
 from control.errors import Conflict, NotFound, ShoalError
-from control.model import Dataset, Lease
+from control.model import AccessMode, Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
+from control.topology import parse_enum
 from plugin import rules
 from plugin.hostmounts import MountGuard
 from plugin.mounts import MountTable
@@ -206,6 +207,12 @@ class VolumeService:
         source is (which can freeze it; the first Mount moves it here)."""
         metadata = rules.create_metadata(name)
         if options.from_snapshot is None and options.clone_of is None:
+            if options.placed_by_class:
+                return await self._client.create_shoal_dataset(
+                    None, options.size, metadata, filesystem=options.filesystem,
+                    storage_class=options.storage_class,
+                    access_mode=_access_mode(options.access_mode),
+                )
             if options.filesystem is None:
                 return await self._client.create_dataset(node, options.size, metadata)
             return await self._client.create_shoal_dataset(
@@ -229,6 +236,12 @@ class VolumeService:
     async def _mount(self, name: str, mount_id: str) -> str:
         node = self._node()
         _, dataset = await self._volume(name)
+        users = self._table.users.get(name, ())
+        if users and mount_id not in users:  # a second consumer here: is it allowed?
+            mode = await self._access_mode(node, dataset.dataset_id)
+            refused = rules.single_consumer(name, mode, users, mount_id)
+            if refused is not None:
+                raise Conflict(refused.message)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
         decision = await self._decide(partial(rules.decide_mount, name, dataset, lease, node))
         try:
@@ -249,6 +262,12 @@ class VolumeService:
         users = self._table.count(name)
         self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
+
+    async def _access_mode(self, node: UUID, dataset_id: UUID) -> AccessMode:
+        """The dataset's access mode, as the agents' route tells it (the v1 routes do not)."""
+        configuration = await self._client.node_configuration(node, [dataset_id])
+        found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
+        return AccessMode.RWO if found is None else found.access_mode
 
     async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
         """Wait, woken by the watch, until the volume is reported mounted on ``node``.
@@ -390,3 +409,8 @@ class VolumeService:
         node = self._node()
         datasets, _, states = await self._observe()
         return rules.list_json(datasets, states, node)
+
+
+def _access_mode(text: str | None) -> str | None:
+    """An access mode option (``RWO`` or ``ReadWriteOnce``) as the API names it."""
+    return None if text is None else parse_enum(AccessMode, text, "The access-mode option").value

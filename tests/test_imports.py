@@ -61,6 +61,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.failover", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover_rules", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.liveness", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.topology", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.placement", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
     ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
     ("plugin.cli", (*SERVICE, "klein", "plugin.serve", "plugin.volumes", "agent.service")),

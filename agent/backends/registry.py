@@ -38,6 +38,19 @@ def _loopback(
     )
 
 
+def _local(
+    *, cluster_id: UUID, instance_id: str, pool: str | None = None,
+    overcommit: float | None = None, **_: Any
+) -> BlockDeviceAPI:
+    from agent.backends.local import LocalBlockDeviceAPI
+
+    if pool is None:
+        raise BackendError("--backend local needs --pool DIR: a directory on this node's disk.")
+    return LocalBlockDeviceAPI(
+        pool=pool, cluster_id=cluster_id, instance_id=instance_id, overcommit=overcommit
+    )
+
+
 def _fake(
     *, cluster_id: UUID, instance_id: str, storage: FakeStorage | None = None, **_: Any
 ) -> BlockDeviceAPI:
@@ -83,6 +96,7 @@ def _rbd(
 
 BACKENDS: Mapping[str, BackendFactory] = {
     "loopback": _loopback,
+    "local": _local,
     "fake": _fake,
     "rbd": _rbd,
 }

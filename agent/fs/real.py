@@ -192,7 +192,9 @@ class RealFilesystems:
         make_mount_point(path)
         info = self.filesystem_info(device)
         options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
-        _check(["mount", *options, device, path])
+        # -w: fail on a write-protected device rather than mount it read-only (mount's
+        # default fallback), which would report a dataset mounted that no one can write.
+        _check(["mount", "-w", *options, device, path])
 
     def unmount(self, path: str, lazy: bool = False) -> None:
         """Unmount whatever is mounted at ``path``, then remove the empty mount point.

@@ -9,7 +9,7 @@ and answer JSON (:mod:`control.api.errors`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -26,7 +26,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import schemas
+from control.api import class_routes, placing, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -42,16 +42,20 @@ from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.sources import find_source
 from control.api.watch import Notifier
+from control.binding import class_for, placement_conditions
+from control.classes import StorageClass
 from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons, visible_state
 from control.liveness import FailoverSettings, liveness
 from control.model import (
+    UNBOUND,
     Capacity,
     ClusterState,
     Condition,
     ConditionKind,
     Configuration,
+    Dataset,
     DatasetSnapshot,
     Fence,
     Node,
@@ -190,10 +194,12 @@ class ControlAPI:
         """
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
-        dataset = dataset_from_json({**body, "dataset_id": dataset_id})
+        asked = dataset_from_json({**body, "dataset_id": dataset_id})
+        dataset, state = await placing.place_new(
+            self._store, asked, None, None, self._now(), self._node_timeout
+        )
         await self._check_live(request, dataset.primary)
         await self._check_placeable(dataset.primary, None)
-        state = await self._store.cluster_state()
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
         )
@@ -218,6 +224,7 @@ class ControlAPI:
             await self._check_placeable(primary, uuid)
         if current is not None and not current.deleted:
             state = await self._store.cluster_state()
+            await placing.check_move(self._store, current, primary, state)
             check_move(current, primary, state, self._now(), self._node_timeout)
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
@@ -237,9 +244,15 @@ class ControlAPI:
     async def delete_dataset(self, request: Request, dataset_id: str) -> bytes:
         """Mark a dataset deleted; its agents destroy the volume."""
         uuid = path_uuid(dataset_id, "dataset id")
-        stored, generation = await self._store.delete_dataset(
-            uuid, if_tag(request), self._now(), actor=actor_of(request)
-        )
+        current = await self._store.dataset(uuid)
+        if current is not None and await placing.retains(self._store, current):
+            stored, generation = await self._store.release_dataset(
+                uuid, if_tag(request), self._now(), actor=actor_of(request)
+            )
+        else:
+            stored, generation = await self._store.delete_dataset(
+                uuid, if_tag(request), self._now(), actor=actor_of(request)
+            )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -480,6 +493,9 @@ class ControlAPI:
         generation, datasets = await self._store.datasets_for_node(uuid, also)
         configuration = await self._store.configuration(now)
         snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
+        datasets = _with_clones_to_make(
+            datasets, uuid, configuration.datasets, (await self._store.cluster_state()).reports
+        )
         fenced = sorted(str(n.uuid) for n in await self._store.nodes() if n.fence is not None)
         ids = {d.dataset_id for d in datasets}
         leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
@@ -507,16 +523,31 @@ class ControlAPI:
         dataset_id = None if dataset is None else UUID(dataset)
         state = await self._store.cluster_state()
         configuration = await self._store.configuration(self._now())
-        held = self._held_conditions(configuration, state, dataset_id)
+        classes = await self._store.classes()
+        held = self._held_conditions(configuration, state, dataset_id, classes)
         return json_response(request, conditions_to_json(state, dataset_id) + held)
 
     def _held_conditions(
-        self, configuration: Configuration, state: ClusterState, dataset_id: UUID | None
+        self,
+        configuration: Configuration,
+        state: ClusterState,
+        dataset_id: UUID | None,
+        classes: list[StorageClass],
     ) -> list[dict[str, Any]]:
-        """Why datasets stay on fenced or draining nodes, as conditions of those nodes."""
+        """Why datasets stay on fenced or draining nodes, as conditions of those nodes; and
+        the placement conditions (:func:`control.binding.placement_conditions`)."""
         now = self._now()
-        found = []
-        held = held_reasons(configuration, state, now, self.failover, self.started)
+        datasets = [
+            d for d in configuration.datasets.values()
+            if dataset_id is None or d.dataset_id == dataset_id
+        ]
+        found = [
+            {**condition_to_json(c), "node_uuid": str(configuration.datasets[c.dataset_id].primary)}
+            for c in placement_conditions(datasets, classes, state, now)
+            if c.dataset_id is not None
+        ]
+        topologies = {c.name: c.allowed_topologies for c in classes}
+        held = held_reasons(configuration, state, now, self.failover, self.started, topologies)
         for held_id, reason in sorted(held.items(), key=lambda item: str(item[0])):
             if dataset_id is not None and held_id != dataset_id:
                 continue
@@ -649,17 +680,27 @@ class ControlAPI:
         now = self._now()
         source, found = await find_source(self._store, body.get("source"), now)
         primary = body.get("primary")
-        dataset = snap.new_from_source(
+        cls = class_for(body.get("storage_class"), await self._store.classes())
+        filesystem = body.get("filesystem") or (None if cls is None else cls.filesystem)
+        asked = snap.new_from_source(
             UUID(body.get("dataset_id") or str(self._new_uuid())),
             source,
             found,
-            None if primary is None else UUID(primary),
+            UUID(primary) if primary is not None else None if source else UNBOUND,
             body.get("maximum_size"),
             body.get("metadata") or {},
-            body.get("filesystem"),
+            filesystem,
         )
-        await self._check_live(request, dataset.primary)
-        state = await self._store.cluster_state()
+        dataset, state = await placing.place_new(
+            self._store,
+            asked,
+            None if cls is None else cls.name,
+            placing.access_mode_of(body.get("access_mode")),
+            now,
+            self._node_timeout,
+        )
+        if dataset.bound:
+            await self._check_live(request, dataset.primary)
         check_create(dataset.maximum_size, dataset.primary, state, now, self._node_timeout)
         stored, generation = await self._store.create_dataset(
             dataset, if_tag(request), now=now, actor=actor_of(request)
@@ -682,6 +723,71 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/released", methods=["GET"])
+    async def list_released(self, request: Request) -> bytes:
+        """Released datasets (deleted with their volume retained), by id."""
+        configuration = await self._store.configuration(self._now())
+        found = [d for d in configuration.datasets.values() if d.released and not d.deleted]
+        found.sort(key=lambda d: str(d.dataset_id))
+        return json_response(request, [node_dataset_to_json(d) for d in found])
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/adopt", methods=["POST"])
+    async def adopt_dataset(self, request: Request, dataset_id: str) -> bytes:
+        """Make a released dataset live again on a node, with its retained volume."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        body = read_json(request, schemas.ADOPT_DATASET)
+        state = await self._store.cluster_state()
+        asked = body.get("primary")
+        current = await self._store.dataset(uuid)
+        primary = placing.adopter(current, None if asked is None else UUID(asked), state)
+        await self._check_live(request, primary)
+        await self._check_placeable(primary, uuid)
+        if current is not None and current.released:
+            await placing.check_move(self._store, current, primary, state)
+        stored, generation = await self._store.adopt_dataset(
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    # -- storage classes (control.api.class_routes) -------------------------------
+
+    @app.route("/v1/shoal/classes", methods=["GET"])
+    async def list_classes(self, request: Request) -> bytes:
+        """Every storage class, by name."""
+        return await class_routes.list_classes(self._store, request)
+
+    @app.route("/v1/shoal/classes", methods=["POST"])
+    async def create_class(self, request: Request) -> bytes:
+        """Create a storage class (201), or answer the same one again (200)."""
+        return await class_routes.create_class(self._store, request, self._now())
+
+    @app.route("/v1/shoal/classes/<name>", methods=["GET"])
+    async def show_class(self, request: Request, name: str) -> bytes:
+        """One storage class."""
+        return await class_routes.show_class(self._store, request, name)
+
+    @app.route("/v1/shoal/classes/<name>", methods=["PATCH"])
+    async def update_class(self, request: Request, name: str) -> bytes:
+        """Change a storage class's mutable fields."""
+        return await class_routes.update_class(self._store, request, name, self._now())
+
+    @app.route("/v1/shoal/classes/<name>", methods=["DELETE"])
+    async def delete_class(self, request: Request, name: str) -> bytes:
+        """Delete a storage class no live dataset names."""
+        return await class_routes.delete_class(self._store, request, name, self._now())
+
+
+def _with_clones_to_make(
+    datasets: Any, node: UUID, everything: Mapping[UUID, Dataset], reports: Mapping[UUID, NodeState]
+) -> list[Dataset]:
+    """``datasets`` plus the clones ``node`` makes for their primary (see
+    :func:`snap.clones_to_make`)."""
+    have = {d.dataset_id for d in datasets}
+    extra = snap.clones_to_make(node, everything, reports.values())
+    return [*datasets, *(d for d in extra if d.dataset_id not in have)]
+
 
 def _capacity_of(report: NodeState | None) -> Capacity | None:
     """The capacity a node last reported, if any."""

@@ -178,6 +178,38 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.SHOAL_DATASET}, s.RESIZE_DATASET, (404, 405, 409), conditional=True,
     ),
     Operation(
+        "get", "/v1/shoal/released",
+        "Released datasets: deleted with their volume retained (a Retain class).",
+        {200: s.SHOAL_DATASETS},
+    ),
+    Operation(
+        "post", "/v1/shoal/datasets/{dataset_id}/adopt",
+        "Make a released dataset live again on a node, with its volume and data.",
+        {200: s.SHOAL_DATASET}, s.ADOPT_DATASET, (404, 409), conditional=True, places=True,
+    ),
+    Operation(
+        "get", "/v1/shoal/classes", "Every storage class, by name.", {200: s.STORAGE_CLASSES}
+    ),
+    Operation(
+        "post", "/v1/shoal/classes",
+        "Create a storage class (201); the same name and settings again answers it (200).",
+        {201: s.STORAGE_CLASS, 200: s.STORAGE_CLASS}, s.CREATE_CLASS, (409,),
+    ),
+    Operation(
+        "get", "/v1/shoal/classes/{name}", "One storage class.", {200: s.STORAGE_CLASS},
+        None, (400, 404),
+    ),
+    Operation(
+        "patch", "/v1/shoal/classes/{name}",
+        "Change a class's mutable fields (parameters, default_size, default).",
+        {200: s.STORAGE_CLASS}, s.UPDATE_CLASS, (404,),
+    ),
+    Operation(
+        "delete", "/v1/shoal/classes/{name}",
+        "Delete a storage class no live dataset names (409 while one does).",
+        {200: s.STORAGE_CLASS}, None, (400, 404, 409),
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),
@@ -194,6 +226,7 @@ def _parameters(op: Operation) -> list[dict[str, Any]]:
         schema = {
             "era": s.ERA_PARAMETER,
             "blockdevice_id": s.BLOCKDEVICE_ID_PARAMETER,
+            "name": s.CLASS_NAME,
         }.get(name, s.UUID)
         params.append({"name": name, "in": "path", "required": True, "schema": schema})
     for name, schema in (op.query or {}).items():

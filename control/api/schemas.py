@@ -21,11 +21,13 @@ from control.model import (
     MINIMUM_DATASET_SIZE,
     MINIMUM_LEASE_SECONDS,
     SIZE_MULTIPLE,
+    AccessMode,
     ConditionKind,
     SourceKind,
     VolumeStatus,
 )
 from control.snapshots import NAME_PATTERN as SNAPSHOT_NAME_PATTERN
+from control.topology import BindingMode, ReclaimPolicy
 from control.units import describe_size
 
 Schema = dict[str, Any]
@@ -413,6 +415,13 @@ NODE_DATASET = _object(
     epoch={**COUNTER, "description": "The fencing token: grows with every change of primary."},
     filesystem={"enum": list(FILESYSTEMS)},
     source={"anyOf": [DATA_SOURCE, {"type": "null"}]},
+    storage_class={"type": ["string", "null"], "description": "The dataset's storage class."},
+    released={"type": "boolean", "description": "Deleted with its volume retained (no node); "
+              "the Flocker v1 routes show it deleted."},
+    released_from={"anyOf": [UUID, {"type": "null"}],
+                   "description": "The node a released dataset was on (adopted there by default)."},
+    access_mode={"enum": [m.value for m in AccessMode],
+                 "description": "ReadOnlyMany datasets are mounted read-only."},
 )
 NODE_CONFIGURATION = _object(
     ["generation", "datasets", "leases"],
@@ -505,12 +514,17 @@ _CREATE_SHOAL_DATASET = _object(
     filesystem={"enum": list(FILESYSTEMS), "description": "The filesystem made on a new "
                 "volume (default ext4); a restore or clone keeps its source's."},
     source=SOURCE_REQUEST,
+    storage_class={"type": "string", "minLength": 1, "maxLength": 63, "pattern": NO_NUL,
+                   "description": "The dataset's storage class (default: the default "
+                   "class, if one is marked); fixed for its life."},
+    access_mode={"enum": [m.value for m in AccessMode], "description": "One of the modes "
+                 "its class allows (default: the class's first); ReadWriteMany is refused."},
 )
 CREATE_SHOAL_DATASET: Schema = {
     **_CREATE_SHOAL_DATASET,
-    "anyOf": [{"required": ["primary"]}, {"required": ["source"]}],
-    "description": "A new dataset names its primary; a restore or clone names its source "
-    "(and may name a primary).",
+    "description": "A new dataset names its primary, or its storage class places it (an "
+    "Immediate class at once, a WaitForFirstConsumer class on first use); a restore or "
+    "clone names its source (and may name a primary).",
 }
 RESIZE_DATASET = _object(
     ["maximum_size"],
@@ -518,9 +532,85 @@ RESIZE_DATASET = _object(
                   "The new size: at least the current one (datasets only grow)."},
 )
 SHOAL_DATASET = NODE_DATASET
+SHOAL_DATASETS = _list(SHOAL_DATASET)
 """A dataset with its epoch, filesystem and source, as the /v1/shoal/ routes answer it."""
 NODE_CONFIGURATION["properties"]["snapshots"] = {
     **_list(SNAPSHOT),
     "description": "The snapshots this node is in charge of that are not ready yet (to make) "
     "or deleted (to destroy).",
 }
+
+# -- storage classes (issue 9, docs/placement.md) ----------------------------------
+
+CLASS_NAME: Schema = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 63,
+    "pattern": "^[a-z0-9]([-a-z0-9.]{0,61}[a-z0-9])?$",
+    "description": "A class name: 1 to 63 lower-case letters, digits, '-' or '.'.",
+}
+ACCESS_MODE: Schema = {"enum": [m.value for m in AccessMode]}
+TOPOLOGY_TERM: Schema = {
+    "type": "object",
+    "minProperties": 1,
+    "maxProperties": 16,
+    "propertyNames": {"minLength": 1, "maxLength": 253, "pattern": NO_NUL},
+    "additionalProperties": {
+        "type": "array",
+        "minItems": 1,
+        "maxItems": 64,
+        "items": {"type": "string", "maxLength": 63, "pattern": NO_NUL},
+    },
+    "description": "A label key to the values it may take; a node matches a term when it "
+    "matches every key of it.",
+}
+ALLOWED_TOPOLOGIES: Schema = {
+    **_list(TOPOLOGY_TERM),
+    "maxItems": 64,
+    "description": "A node must match one term; empty means anywhere.",
+}
+CLASS_PARAMETERS: Schema = {
+    "type": "object",
+    "maxProperties": 32,
+    "propertyNames": {"minLength": 1, "maxLength": 253, "pattern": NO_NUL},
+    "additionalProperties": {"type": "string", "maxLength": 1024, "pattern": NO_NUL},
+    "description": "Free-form parameters passed to the backend.",
+}
+_CLASS_FIELDS: dict[str, Schema] = {
+    "backend": {"anyOf": [SHORT_TEXT, {"type": "null"}],
+                "description": "The backend its volumes live on; null: any a node has."},
+    "filesystem": {"enum": list(FILESYSTEMS)},
+    "default_size": {**NEW_SIZE, "description": "The size of a dataset that names none."},
+    "reclaim_policy": {"enum": [p.value for p in ReclaimPolicy]},
+    "binding_mode": {"enum": [b.value for b in BindingMode]},
+    "allowed_topologies": ALLOWED_TOPOLOGIES,
+    "access_modes": {
+        **_list(ACCESS_MODE), "minItems": 1, "maxItems": 3, "uniqueItems": True,
+        "description": "The modes a dataset may ask for (the first is the default); "
+        "ReadWriteMany is refused.",
+    },
+    "parameters": CLASS_PARAMETERS,
+    "default": {"type": "boolean", "description": "Whether it is the default class (one is)."},
+}
+CREATE_CLASS = _object(["name"], name=CLASS_NAME, **_CLASS_FIELDS)
+UPDATE_CLASS = {
+    **_object(
+        [],
+        parameters=CLASS_PARAMETERS,
+        default_size=_CLASS_FIELDS["default_size"],
+        default=_CLASS_FIELDS["default"],
+    ),
+    "description": "Only these fields of a class change after it is made.",
+}
+STORAGE_CLASS = _object(
+    ["name", *_CLASS_FIELDS, "created"],
+    name=CLASS_NAME,
+    **_CLASS_FIELDS,
+    created={"type": "number", "description": "When it was made (seconds since the epoch)."},
+)
+STORAGE_CLASSES = _list(STORAGE_CLASS)
+ADOPT_DATASET = _object(
+    [],
+    primary={**UUID, "description": "The node to adopt it on (default: the first node, by "
+             "uuid, that reports its volume)."},
+)

@@ -17,9 +17,10 @@ from control.cli.shell import Context
 from control.cli.status import blocking, condition_json, condition_text, status_of, with_names
 from control.client.interface import NodeCondition, NodeInfo, StateDataset
 from control.errors import Conflict, InvalidRequest, ShoalError
-from control.model import Dataset, Event, Node, check_maximum_size
+from control.model import AccessMode, Dataset, Event, Node, check_maximum_size
+from control.topology import parse_enum
 from control.units import format_size, parse_size
-from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json
+from control.wire import JSON, dataset_to_json, event_to_json, lease_to_json, node_dataset_to_json
 
 DEFAULT_TIMEOUT = 120.0
 SHOWN_EVENTS = 10
@@ -201,30 +202,106 @@ async def create(ctx: Context) -> None:
     args = ctx.args
     nodes = await ctx.client.list_nodes()
     source, near = await dataset_source.chosen_source(ctx)
+    placed = await _placed_by_class(ctx, source)
+    primary: UUID | None = None
     if args.node is not None:
         primary = resolve_node(args.node, nodes)
-    else:
+    elif not placed:
         known = near is not None and any(n.node.uuid == near for n in nodes)
         primary = near if near is not None and known else default_node(nodes)
-    check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
+    if primary is not None:
+        check_live(_node_info(nodes, primary), ctx.clock.seconds(), args.force)
     metadata = dict(args.meta or [])
     try:
-        if source is None and args.fs is None:
+        if source is None and args.fs is None and not placed and primary is not None:
             dataset = await ctx.client.create_dataset(primary, args.size, metadata, args.id)
         else:
             dataset = await ctx.client.create_shoal_dataset(
-                primary, args.size, metadata, args.id, args.fs, source
+                primary, args.size, metadata, args.id, args.fs, source,
+                storage_class=args.storage_class, access_mode=_mode(args.access_mode),
             )
     except ShoalError as e:
         raise in_cli_terms(e) from None
+    primary = dataset.primary
     names = node_names(nodes)
     where = node_name(primary, names)
     how = "" if source is None else f" ({dataset_source.describe_source(source)})"
-    ctx.progress(f"created dataset {dataset.dataset_id} on {where}{how}")
-    if args.wait:
+    if dataset.bound:
+        ctx.progress(f"created dataset {dataset.dataset_id} on {where}{how}")
+    else:
+        ctx.progress(f"created dataset {dataset.dataset_id}, unbound until its first use "
+                     "(a container mounting it, or `shoal dataset attach`)")
+    if args.wait and dataset.bound:
         goal = wait.mounted_on(dataset.dataset_id, primary, names)
         await wait.wait_until(ctx, goal, args.timeout, dataset.dataset_id, names)
     await show_dataset(ctx, dataset, nodes)
+
+
+async def _placed_by_class(ctx: Context, source: object) -> bool:
+    """Whether the control service places the new dataset: a class is named, or there is
+    a default class, and neither ``--node`` nor a source says where."""
+    args = ctx.args
+    if args.storage_class is not None or args.access_mode is not None:
+        return True
+    if args.node is not None or source is not None:
+        return False
+    return any(c.default for c in await ctx.client.list_classes())
+
+
+def _mode(text: str | None) -> str | None:
+    return None if text is None else parse_enum(AccessMode, text, "--access-mode").value
+
+
+async def released(ctx: Context) -> None:
+    """List released datasets: deleted with their volume retained."""
+    found = await ctx.client.list_released()
+    if ctx.json:
+        ctx.print_json([node_dataset_to_json(d) for d in found])
+        return
+    rows = [(d.name or "-", str(d.dataset_id), format_size(d.maximum_size),
+             d.storage_class or "-") for d in found]
+    ctx.print(table(("NAME", "DATASET", "SIZE", "CLASS"), rows))
+
+
+async def adopt(ctx: Context) -> None:
+    """Make a released dataset (by id, id prefix or its old name) live again, with its data."""
+    found = await ctx.client.list_released()
+    dataset = resolve_dataset(ctx.args.volume, found)
+    nodes = await ctx.client.list_nodes()
+    target = None if ctx.args.node is None else resolve_node(ctx.args.node, nodes)
+    try:
+        adopted = await ctx.client.adopt_dataset(dataset.dataset_id, target)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    names = node_names(nodes)
+    ctx.progress(f"adopted dataset {adopted.dataset_id} on {node_name(adopted.primary, names)}, "
+                 "with its retained volume")
+    if ctx.args.wait:
+        goal = wait.mounted_on(adopted.dataset_id, adopted.primary, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, adopted.dataset_id, names)
+    await show_dataset(ctx, adopted, nodes)
+
+
+async def attach(ctx: Context) -> None:
+    """Bind an unbound dataset to a node (its first use), optionally waiting for the mount."""
+    dataset, nodes = await _find(ctx)
+    target = resolve_node(ctx.args.node, nodes)
+    names = node_names(nodes)
+    if dataset.bound and dataset.primary != target:
+        raise InvalidRequest(
+            f"Dataset {dataset.name or dataset.dataset_id} is already bound to "
+            f"{node_name(dataset.primary, names)}: use `shoal dataset move` to move it."
+        )
+    check_live(_node_info(nodes, target), ctx.clock.seconds(), ctx.args.force)
+    try:
+        bound = await ctx.client.move_dataset(dataset.dataset_id, target)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    ctx.progress(f"dataset {bound.dataset_id} bound to {node_name(target, names)}")
+    if ctx.args.wait:
+        goal = wait.mounted_on(bound.dataset_id, target, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, bound.dataset_id, names)
+    await show_dataset(ctx, bound, nodes)
 
 
 async def list_(ctx: Context) -> None:
@@ -330,6 +407,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--meta", type=meta_arg, action="append", metavar="KEY=VALUE",
                    help="metadata (repeatable); name=NAME names the volume")
     p.add_argument("--id", type=uuid_arg, help="the dataset id (default: generated)")
+    p.add_argument("--class", dest="storage_class", metavar="CLASS",
+                   help="its storage class (default: the default class); without --node the "
+                   "class places it, or leaves it unbound until its first use")
+    p.add_argument("--access-mode", metavar="MODE",
+                   help="RWO, RWOP or ROX: one its class allows (default: the class's first)")
     dataset_source.add_source_options(p)
     _force_option(p)
     _wait_options(p, "it is mounted on its primary")
@@ -341,6 +423,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("--to", required=True, metavar="NODE", help="the new primary node")
     _force_option(p)
     _wait_options(p, "it is mounted on the new primary")
+    command(commands, "released", released, "list released datasets (volumes retained)")
+    p = command(commands, "adopt", adopt, "make a released dataset live again, with its data")
+    p.add_argument("volume", metavar="VOLUME", help="the released dataset: id, prefix or name")
+    p.add_argument("--node", metavar="NODE", help="where (default: the node with its volume)")
+    _wait_options(p, "it is mounted there")
+    p = command(commands, "attach", attach, "bind an unbound dataset to a node (first use)")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p.add_argument("--node", required=True, metavar="NODE", help="the node to bind it to")
+    _force_option(p)
+    _wait_options(p, "it is mounted there")
     p = command(commands, "resize", resize, "grow a dataset online (never shrink)")
     p.add_argument("dataset", metavar="ID|NAME")
     p.add_argument("--size", type=size_arg, required=True,

@@ -9,6 +9,7 @@ from control.cli.output import ago, labels_text, node_info_json, table
 from control.cli.resolve import resolve_node
 from control.cli.shell import Context
 from control.client.interface import NodeInfo
+from control.units import format_size
 
 
 def fence_text(info: NodeInfo) -> str:
@@ -40,13 +41,14 @@ async def list_(ctx: Context) -> None:
             fence_text(n),
             "yes" if n.node.draining else "-",
             ago(n.node.last_seen, now),
+            capacity_text(n),
             _snapshot_method(n),
         )
         for n in sorted(nodes, key=lambda n: (n.node.display_name, str(n.node.uuid)))
     ]
     headers = (
         "NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LIVENESS", "FENCED", "DRAINING",
-        "LAST SEEN", "SNAPSHOTS",
+        "LAST SEEN", "CAPACITY", "SNAPSHOTS",
     )
     ctx.print(table(headers, rows))
 
@@ -85,6 +87,17 @@ async def drain(ctx: Context) -> None:
             ctx, info,
             "is draining: its datasets move to other nodes (leased ones once their lease goes)",
         )
+
+
+def capacity_text(info: NodeInfo) -> str:
+    """The CAPACITY column: ``loopback 12G free of 20G, shared`` (or node-local), or ``-``."""
+    capacity = info.capacity
+    if capacity is None:
+        return "-"
+    room = "" if capacity.free is None else f" {format_size(capacity.free)} free"
+    total = "" if capacity.total is None else f" of {format_size(capacity.total)}"
+    reach = "shared" if capacity.shared else "node-local"
+    return f"{capacity.backend}{room}{total}, {reach}"
 
 
 def _snapshot_method(info: NodeInfo) -> str:

@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from uuid import UUID
 
 from control.client.interface import NodeInfo, StateDataset
+from control.model import UNBOUND
 from control.wire import JSON, node_with_liveness_to_json
 
 
@@ -42,6 +43,8 @@ def node_name(node: UUID | None, names: Mapping[UUID, str]) -> str:
     """A node's host (or name) if known, else its uuid."""
     if node is None:
         return "-"
+    if node == UNBOUND:
+        return "unbound"
     return names.get(node, str(node))
 
 

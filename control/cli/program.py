@@ -53,6 +53,7 @@ COMMAND_GROUPS = (
     CommandGroup("dataset", "control.cli.dataset", "create, list, move and delete datasets"),
     CommandGroup("node", "control.cli.node", "list, fence and drain the cluster's nodes"),
     CommandGroup("snapshot", "control.cli.snapshot", "create, list, show and delete snapshots"),
+    CommandGroup("class", "control.cli.storage_class", "create, list, show and delete classes"),
     CommandGroup("lease", "control.cli.lease", "list, acquire and release leases on datasets"),
     CommandGroup("volume", "control.cli.volume", "backend volumes that no dataset owns"),
     CommandGroup("ca", "control.cli.ca", "the cluster certificate authority (mutual TLS)"),

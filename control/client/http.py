@@ -21,6 +21,7 @@ from twisted.internet.error import ConnectError, ConnectionClosed
 from twisted.web.client import RequestNotSent, RequestTransmissionFailed, ResponseFailed
 from twisted.web.iweb import IPolicyForHTTPS
 
+from control.classes import StorageClass, class_from_json, class_to_json
 from control.client import messages
 from control.client.interface import (
     DatasetFailover,
@@ -385,6 +386,46 @@ class HTTPClient:
         d = Deferred.fromCoroutine(self._json("DELETE", f"/v1/shoal/snapshots/{snapshot_id}"))
         return d.addCallback(snapshot_from_json)
 
+    def list_released(self) -> Deferred[list[Dataset]]:
+        """See :meth:`ShoalClient.list_released`."""
+        d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/released"))
+        return d.addCallback(lambda obj: [dataset_from_json(o) for o in obj])
+
+    def adopt_dataset(self, dataset_id: UUID, primary: UUID | None = None) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.adopt_dataset`."""
+        body = {} if primary is None else {"primary": str(primary)}
+        path = f"/v1/shoal/datasets/{dataset_id}/adopt"
+        d = Deferred.fromCoroutine(self._json("POST", path, body))
+        return d.addCallback(dataset_from_json)
+
+    def list_classes(self) -> Deferred[list[StorageClass]]:
+        """See :meth:`ShoalClient.list_classes`."""
+        d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/classes"))
+        return d.addCallback(lambda obj: [class_from_json(o) for o in obj])
+
+    def create_class(self, cls: StorageClass) -> Deferred[StorageClass]:
+        """See :meth:`ShoalClient.create_class`."""
+        body = class_to_json(cls)
+        del body["created"]
+        d = Deferred.fromCoroutine(self._json("POST", "/v1/shoal/classes", body))
+        return d.addCallback(class_from_json)
+
+    def get_class(self, name: str) -> Deferred[StorageClass]:
+        """See :meth:`ShoalClient.get_class`."""
+        d = Deferred.fromCoroutine(self._json("GET", f"/v1/shoal/classes/{quote(name)}"))
+        return d.addCallback(class_from_json)
+
+    def update_class(self, name: str, changes: Mapping[str, object]) -> Deferred[StorageClass]:
+        """See :meth:`ShoalClient.update_class`."""
+        path = f"/v1/shoal/classes/{quote(name)}"
+        d = Deferred.fromCoroutine(self._json("PATCH", path, dict(changes)))
+        return d.addCallback(class_from_json)
+
+    def delete_class(self, name: str) -> Deferred[StorageClass]:
+        """See :meth:`ShoalClient.delete_class`."""
+        d = Deferred.fromCoroutine(self._json("DELETE", f"/v1/shoal/classes/{quote(name)}"))
+        return d.addCallback(class_from_json)
+
     def create_shoal_dataset(
         self,
         primary: UUID | None = None,
@@ -394,6 +435,8 @@ class HTTPClient:
         filesystem: str | None = None,
         source: DataSource | None = None,
         if_tag: str | None = None,
+        storage_class: str | None = None,
+        access_mode: str | None = None,
     ) -> Deferred[Dataset]:
         """See :meth:`ShoalClient.create_shoal_dataset`."""
         given = {
@@ -403,6 +446,8 @@ class HTTPClient:
             "dataset_id": None if dataset_id is None else str(dataset_id),
             "filesystem": filesystem,
             "source": None if source is None else source_to_json(source),
+            "storage_class": storage_class,
+            "access_mode": access_mode,
         }
         body = {k: v for k, v in given.items() if v is not None}
         d = Deferred.fromCoroutine(

@@ -38,6 +38,8 @@ from control.model import (
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
 
+    from control.classes import StorageClass
+
 
 @frozen
 class ServiceVersion:
@@ -285,6 +287,37 @@ class ShoalClient(Protocol):
         """Mark a snapshot deleted (idempotent); ``NotFound`` if there is none."""
         ...
 
+    def list_released(self) -> Deferred[list[Dataset]]:
+        """Released datasets: deleted with their volume retained (a Retain class)."""
+        ...
+
+    def adopt_dataset(self, dataset_id: UUID, primary: UUID | None = None) -> Deferred[Dataset]:
+        """Make a released dataset live again on ``primary`` (default: the node reporting its
+        volume); ``Conflict`` when it is not released or no node is known."""
+        ...
+
+    def list_classes(self) -> Deferred[list[StorageClass]]:
+        """Every storage class, by name."""
+        ...
+
+    def create_class(self, cls: StorageClass) -> Deferred[StorageClass]:
+        """Create a storage class, or fire with the same one already made. ``Conflict``
+        (the name has other settings), ``InvalidRequest`` (a bad field, RWX)."""
+        ...
+
+    def get_class(self, name: str) -> Deferred[StorageClass]:
+        """One storage class; ``NotFound`` if there is none."""
+        ...
+
+    def update_class(self, name: str, changes: Mapping[str, object]) -> Deferred[StorageClass]:
+        """Change a class's mutable fields (JSON form: ``parameters``, ``default_size``,
+        ``default``); ``NotFound``, ``InvalidRequest``."""
+        ...
+
+    def delete_class(self, name: str) -> Deferred[StorageClass]:
+        """Delete a class; ``Conflict`` while a live dataset names it, ``NotFound``."""
+        ...
+
     def create_shoal_dataset(
         self,
         primary: UUID | None = None,
@@ -294,10 +327,14 @@ class ShoalClient(Protocol):
         filesystem: str | None = None,
         source: DataSource | None = None,
         if_tag: str | None = None,
+        storage_class: str | None = None,
+        access_mode: str | None = None,
     ) -> Deferred[Dataset]:
         """Create a dataset through ``POST /v1/shoal/datasets``: with ``source`` a restore
         or a clone (defaults from the source), with ``filesystem`` ext4 or xfs; fires with
-        it, ``epoch``, ``filesystem`` and ``source`` included."""
+        it, ``epoch``, ``filesystem`` and ``source`` included. Without ``primary`` (and
+        without a source) its ``storage_class`` (or the default class) places it, or leaves
+        it unbound until its first use; ``access_mode`` is one its class allows."""
         ...
 
     def resize_dataset(

@@ -8,10 +8,11 @@ thread pool. Every implementation passes ``tests/control/store/conformance.py``.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Protocol, runtime_checkable
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from control.classes import StorageClass
 from control.events import EventQuery
 from control.model import (
     ClusterState,
@@ -107,6 +108,27 @@ class Store(Protocol):
         """
         ...
 
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset (its class retains volumes): :func:`control.rules.release_dataset`
+        decides; event ``released``. A released one is returned without a new generation."""
+        ...
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary`` (:func:`control.rules.
+        adopt_released`); event ``adopted``. Deleting a released dataset has the first node
+        reporting its volume destroy it (:func:`control.rules.delete_released`)."""
+        ...
+
     def acquire_lease(
         self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:
@@ -175,6 +197,39 @@ class Store(Protocol):
         Deleting a deleted snapshot returns it without a new generation;
         ``NotFound`` for an unknown one. Datasets restored from it are untouched.
         """
+        ...
+
+    # -- storage classes (docs/placement.md; rules in control.classes) --------------
+
+    def classes(self) -> list[StorageClass]:
+        """Every storage class, by name."""
+        ...
+
+    def storage_class(self, name: str) -> StorageClass | None:
+        """One storage class, or ``None``."""
+        ...
+
+    def create_class(
+        self, cls: StorageClass, *, now: float, actor: str | None = None
+    ) -> tuple[StorageClass, bool]:
+        """Store a new class (:func:`control.classes.create_class` decides); returns it and
+        whether it is new. The same name and settings again is answered with the stored
+        class; other settings under that name are a ``Conflict``. A new default class
+        takes the default from the previous one. Event ``class_created``."""
+        ...
+
+    def update_class(
+        self, name: str, changes: Mapping[str, Any], *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Change a class's mutable fields (:func:`control.classes.update_class`: others
+        are an ``InvalidRequest``, an unknown class ``NotFound``). Event ``class_updated``."""
+        ...
+
+    def delete_class(
+        self, name: str, *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Remove a class no live dataset names (else ``Conflict``); ``NotFound`` for an
+        unknown one. Event ``class_deleted``."""
         ...
 
     def register_node(self, node: Node) -> Node:

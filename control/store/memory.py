@@ -10,18 +10,21 @@ it safe to share between threads (conditional writes win a tag at most once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 from uuid import UUID
 
 from attrs import evolve
 from pyrsistent import pmap
 
+from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
+from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
@@ -48,6 +51,8 @@ class MemoryStore:
     def __init__(self, retention: EventRetention | None = None) -> None:
         self._retention = retention if retention is not None else EventRetention()
         self._events: list[Event] = []
+        self._counts: dict[UUID, int] = {}  # events per dataset in _events
+        self._oldest_at = float("inf")  # the earliest ``at`` in _events
         self._last_event_id = 0
         self._lock = threading.RLock()
         self._generation = 0
@@ -57,6 +62,7 @@ class MemoryStore:
         self._nodes: dict[UUID, Node] = {}
         self._reports: dict[UUID, NodeState] = {}
         self._snapshots: dict[UUID, DatasetSnapshot] = {}
+        self._classes: dict[str, StorageClass] = {}
 
     # -- reads ---------------------------------------------------------------
 
@@ -212,7 +218,12 @@ class MemoryStore:
         if name is None:
             return None
         return next(
-            (d for d in self._datasets.values() if d.name == name and not d.deleted), None
+            (
+                d
+                for d in self._datasets.values()
+                if d.name == name and not d.deleted and not d.released
+            ),
+            None,
         )
 
     def move_dataset(
@@ -249,6 +260,13 @@ class MemoryStore:
         with self._lock:
             rules.check_tag(self._generation, if_tag)
             existing = self._datasets.get(dataset_id)
+            if existing is not None and existing.released and not existing.deleted:
+                reports = self._reports.values()
+                reporters = [r.node_uuid for r in reports if dataset_id in r.datasets]
+                stored = rules.delete_released(existing, reporters, self._generation + 1)
+                self._datasets[dataset_id] = stored
+                self.append_events([ev.dataset_deleted(stored, now, actor)])
+                return stored, self._bump()
             clones = snap.cloning(dataset_id, self._datasets.values(), self._reports.values())
             snap.check_not_cloning(dataset_id, clones)
             stored = rules.delete_dataset(
@@ -263,6 +281,44 @@ class MemoryStore:
                 return stored, self._generation
             self._datasets[dataset_id] = stored
             self.append_events([ev.dataset_deleted(stored, now, actor)])
+            return stored, self._bump()
+
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset: no node, its volume kept."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            stored = rules.release_dataset(
+                existing, dataset_id, self._leases.get(dataset_id), now, self._holder(dataset_id)
+            )
+            if stored == existing:
+                return stored, self._generation
+            assert existing is not None
+            self._datasets[dataset_id] = stored
+            self.append_events([ev.dataset_released(existing, now, actor)])
+            return stored, self._bump()
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary``."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            name = None if existing is None else existing.name
+            stored = rules.adopt_released(
+                existing, dataset_id, primary, primary in self._nodes, self._named(name)
+            )
+            self._datasets[dataset_id] = stored
+            self.append_events([ev.dataset_adopted(stored, now, actor)])
             return stored, self._bump()
 
     def acquire_lease(
@@ -308,6 +364,56 @@ class MemoryStore:
             return stored, self._bump()
 
     # -- state writes --------------------------------------------------------
+
+    # -- storage classes ---------------------------------------------------------
+
+    def classes(self) -> list[StorageClass]:
+        """Every storage class, by name."""
+        with self._lock:
+            return sorted(self._classes.values(), key=lambda c: c.name)
+
+    def storage_class(self, name: str) -> StorageClass | None:
+        """One storage class, or ``None``."""
+        with self._lock:
+            return self._classes.get(name)
+
+    def _put_class(self, stored: StorageClass) -> None:
+        for other in cl.unset_other_defaults(stored, self._classes.values()):
+            self._classes[other.name] = other
+        self._classes[stored.name] = stored
+
+    def create_class(
+        self, cls: StorageClass, *, now: float, actor: str | None = None
+    ) -> tuple[StorageClass, bool]:
+        """Store a new class, or answer the same one again."""
+        with self._lock:
+            stored, created = cl.create_class(self._classes.get(cls.name), cls)
+            if created:
+                self._put_class(stored)
+                self.append_events([cl.class_event("class_created", stored, now, actor)])
+            return stored, created
+
+    def update_class(
+        self, name: str, changes: Mapping[str, Any], *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Change a class's mutable fields."""
+        with self._lock:
+            stored = cl.update_class(self._classes.get(name), name, changes)
+            if stored != self._classes[name]:
+                self._put_class(stored)
+                self.append_events([cl.class_event("class_updated", stored, now, actor)])
+            return stored
+
+    def delete_class(self, name: str, *, now: float, actor: str | None = None) -> StorageClass:
+        """Remove a class no live dataset names."""
+        with self._lock:
+            users = sum(
+                1 for d in self._datasets.values() if d.storage_class == name and not d.deleted
+            )
+            doomed = cl.delete_class(self._classes.get(name), name, users)
+            del self._classes[name]
+            self.append_events([cl.class_event("class_deleted", doomed, now, actor)])
+            return doomed
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
@@ -501,6 +607,10 @@ class MemoryStore:
                 self._last_event_id += 1
                 stored.append(evolve(event, event_id=self._last_event_id))
             self._events.extend(stored)
+            for event in stored:
+                self._oldest_at = min(self._oldest_at, event.at)
+                if event.dataset_id is not None:
+                    self._counts[event.dataset_id] = self._counts.get(event.dataset_id, 0) + 1
             if stored:
                 self._prune(stored)
             return stored
@@ -508,6 +618,9 @@ class MemoryStore:
     def _prune(self, added: list[Event]) -> None:
         keep = self._retention.per_dataset
         cutoff = max(e.at for e in added) - self._retention.max_age
+        touched = {e.dataset_id for e in added if e.dataset_id is not None}
+        if self._oldest_at >= cutoff and all(self._counts[d] <= keep for d in touched):
+            return  # nothing is too old, and no dataset has too many: the scan drops nothing
         counts: dict[UUID, int] = {}
         kept: list[Event] = []
         for event in reversed(self._events):
@@ -520,6 +633,11 @@ class MemoryStore:
                     continue
             kept.append(event)
         self._events = kept[::-1]
+        self._counts = {}
+        for event in self._events:
+            if event.dataset_id is not None:
+                self._counts[event.dataset_id] = self._counts.get(event.dataset_id, 0) + 1
+        self._oldest_at = min((e.at for e in self._events), default=float("inf"))
 
     def events(self, query: EventQuery) -> list[Event]:
         """The events ``query`` asks for, oldest first."""

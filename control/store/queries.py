@@ -67,6 +67,7 @@ def live_named(connection: Connection, name: str) -> Dataset | None:
     row = connection.execute(
         select(datasets)
         .where(datasets.c.deleted == False)  # noqa: E712
+        .where(datasets.c.released == False)  # noqa: E712
         .where(datasets.c.metadata["name"].as_string() == name)
         .limit(1)
     ).first()

@@ -16,6 +16,7 @@ from pyrsistent import PMap, pmap
 
 from control.model import (
     FILESYSTEMS,
+    AccessMode,
     Dataset,
     DatasetState,
     DataSource,
@@ -66,6 +67,10 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "source_kind": None if source is None else source.kind.value,
         "source_id": None if source is None else str(source.source_id),
         "filesystem": dataset.filesystem,
+        "storage_class": dataset.storage_class,
+        "access_mode": dataset.access_mode.value,
+        "released": dataset.released,
+        "released_from": None if dataset.released_from is None else str(dataset.released_from),
     }
 
 
@@ -76,6 +81,7 @@ def _source_from(kind: str | None, source_id: str | None) -> DataSource | None:
 
 
 _EMPTY: PMap = pmap()
+_ACCESS_MODES = {mode.value: mode for mode in AccessMode}
 
 
 def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -> Dataset:
@@ -105,6 +111,10 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         failover_grace=failover_grace,
         source=_source_from(named["source_kind"], named["source_id"]),
         filesystem=named["filesystem"] or FILESYSTEMS[0],
+        storage_class=named["storage_class"],
+        access_mode=_ACCESS_MODES[named["access_mode"] or AccessMode.RWO.value],
+        released=bool(named["released"]),
+        released_from=None if named["released_from"] is None else UUID(named["released_from"]),
     )
 
 

@@ -14,20 +14,23 @@ from the database, so several processes may share the database safely.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
 from uuid import UUID
 
 from attrs import define
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
+from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
+from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
 from control.model import (
@@ -42,6 +45,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.store import class_records as cq
 from control.store import eventlog
 from control.store import queries as q
 from control.store import snapshot_records as sq
@@ -316,6 +320,16 @@ class SQLStore:
         """Mark a dataset deleted; an already deleted one is returned without a new generation."""
         with self._write_configuration(if_tag) as w:
             existing = q.get_dataset(w.connection, dataset_id)
+            if existing is not None and existing.released and not existing.deleted:
+                reporters = [
+                    r.node_uuid for r in q.all_reports(w.connection) if dataset_id in r.datasets
+                ]
+                doomed = rules.delete_released(existing, reporters, w.generation + 1)
+                q.put_dataset(w.connection, doomed, exists=True)
+                gone = ev.dataset_deleted(doomed, now, actor)
+                eventlog.append(w.connection, [gone], self._retention)
+                generation = w.changed(lambda s: s.with_dataset(doomed))
+                return doomed, generation
             lease = q.get_lease(w.connection, dataset_id)
             copies = sq.copies_of(w.connection, dataset_id)
             if copies:
@@ -330,6 +344,47 @@ class SQLStore:
             eventlog.append(
                 w.connection, [ev.dataset_deleted(stored, now, actor)], self._retention
             )
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def release_dataset(
+        self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None
+    ) -> tuple[Dataset, int]:
+        """Release a dataset: no node, its volume kept."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            lease = q.get_lease(w.connection, dataset_id)
+            stored = rules.release_dataset(
+                existing, dataset_id, lease, now, _holder(w.connection, lease)
+            )
+            if stored == existing:
+                return stored, w.generation
+            assert existing is not None
+            q.put_dataset(w.connection, stored, exists=True)
+            made = ev.dataset_released(existing, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def adopt_dataset(
+        self,
+        dataset_id: UUID,
+        primary: UUID,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Make a released dataset live again on ``primary``."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            name = None if existing is None else existing.name
+            named = None if name is None else q.live_named(w.connection, name)
+            known = q.node_exists(w.connection, primary)
+            stored = rules.adopt_released(existing, dataset_id, primary, known, named)
+            q.put_dataset(w.connection, stored, exists=True)
+            made = ev.dataset_adopted(stored, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
             generation = w.changed(lambda s: s.with_dataset(stored))
         return stored, generation
 
@@ -377,6 +432,59 @@ class SQLStore:
         return stored, generation + 1
 
     # -- state writes --------------------------------------------------------
+
+    # -- storage classes ---------------------------------------------------------
+
+    def classes(self) -> list[StorageClass]:
+        """Every storage class, by name."""
+        with self._read() as connection:
+            return cq.all_classes(connection)
+
+    def storage_class(self, name: str) -> StorageClass | None:
+        """One storage class, or ``None``."""
+        with self._read() as connection:
+            return cq.get_class(connection, name)
+
+    def _put_class(self, connection: Connection, stored: StorageClass, exists: bool) -> None:
+        for other in cl.unset_other_defaults(stored, cq.all_classes(connection)):
+            cq.put_class(connection, other, exists=True)
+        cq.put_class(connection, stored, exists)
+
+    def create_class(
+        self, cls: StorageClass, *, now: float, actor: str | None = None
+    ) -> tuple[StorageClass, bool]:
+        """Store a new class, or answer the same one again."""
+        with self._write() as (connection, _, _):
+            stored, created = cl.create_class(cq.get_class(connection, cls.name), cls)
+            if created:
+                self._put_class(connection, stored, exists=False)
+                made = cl.class_event("class_created", stored, now, actor)
+                eventlog.append(connection, [made], self._retention)
+        return stored, created
+
+    def update_class(
+        self, name: str, changes: Mapping[str, Any], *, now: float, actor: str | None = None
+    ) -> StorageClass:
+        """Change a class's mutable fields."""
+        with self._write() as (connection, _, _):
+            existing = cq.get_class(connection, name)
+            stored = cl.update_class(existing, name, changes)
+            if stored != existing:
+                self._put_class(connection, stored, exists=True)
+                changed = cl.class_event("class_updated", stored, now, actor)
+                eventlog.append(connection, [changed], self._retention)
+        return stored
+
+    def delete_class(self, name: str, *, now: float, actor: str | None = None) -> StorageClass:
+        """Remove a class no live dataset names."""
+        with self._write() as (connection, _, _):
+            doomed = cl.delete_class(
+                cq.get_class(connection, name), name, cq.users_of(connection, name)
+            )
+            cq.delete_class(connection, name)
+            deleted = cl.class_event("class_deleted", doomed, now, actor)
+            eventlog.append(connection, [deleted], self._retention)
+        return doomed
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""

@@ -63,9 +63,14 @@ datasets = Table(
     Column("source_kind", String(16), nullable=True),
     Column("source_id", String(UUID_LENGTH), nullable=True),
     Column("filesystem", String(16), nullable=False, server_default="ext4"),
+    Column("storage_class", String(63), nullable=True),
+    Column("access_mode", String(24), nullable=False, server_default="ReadWriteOnce"),
+    Column("released", Boolean(create_constraint=False), nullable=False, server_default=false()),
+    Column("released_from", String(UUID_LENGTH), nullable=True),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
     Index("ix_datasets_source_id", "source_id"),
+    Index("ix_datasets_storage_class", "storage_class"),
 )
 """The desired datasets, deleted ones included until they are purged."""
 
@@ -157,3 +162,20 @@ snapshots = Table(
 )
 """Snapshot records, deleted ones included until they are purged (they outlive their dataset,
 so ``dataset_id`` is no foreign key)."""
+
+storage_classes = Table(
+    "storage_classes",
+    metadata,
+    Column("name", String(63), primary_key=True),
+    Column("backend", String(64), nullable=True),
+    Column("filesystem", String(16), nullable=False),
+    Column("default_size", BigInteger, nullable=True),
+    Column("reclaim_policy", String(16), nullable=False),
+    Column("binding_mode", String(32), nullable=False),
+    Column("allowed_topologies", JSON, nullable=False),
+    Column("access_modes", JSON, nullable=False),
+    Column("parameters", JSON, nullable=False),
+    Column("is_default", Boolean(create_constraint=False), nullable=False),
+    Column("created", Float, nullable=False),
+)
+"""Storage classes by name (:mod:`control.classes`)."""

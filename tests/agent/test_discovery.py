@@ -2,6 +2,8 @@
 
 from uuid import UUID, uuid4
 
+from attrs import evolve
+
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import BlockDeviceVolume
 from agent.discovery import (
@@ -13,7 +15,7 @@ from agent.discovery import (
     local_state_to_report,
 )
 from agent.fs.fake import FakeFilesystems
-from agent.fs.interface import Mount
+from agent.fs.interface import FilesystemInfo, Mount
 from agent.kernlog import FakeKernelLog
 from agent.observe import discover
 from control.model import Condition, ConditionKind, Dataset, DatasetState, VolumeStatus
@@ -143,6 +145,17 @@ def test_report_rule():
     assert report(found(DiscoveredState.ATTACHED_ELSEWHERE), ME).status is VolumeStatus.PRESENT
     assert report(found(DiscoveredState.UNATTACHED), OTHER) is None
     assert report(found(DiscoveredState.UNATTACHED), None) is None
+
+
+def test_report_gives_the_filesystem_size_until_it_is_grown():
+    """A mounted volume whose filesystem is not grown yet reports the filesystem's size (what
+    its users can fill), so `shoal dataset resize --wait` waits for the grow too."""
+    grown = 256 * 2**20
+    small = DiscoveredDataset(D, DiscoveredState.MOUNTED_HERE, "b1", grown, device="/dev/x",
+                              mount_paths=(PATH,), filesystem=FilesystemInfo("xfs", 64 * 2**20))
+    assert report(small, None).maximum_size == 64 * 2**20
+    done = evolve(small, filesystem=FilesystemInfo("xfs", grown - 2**20))
+    assert report(done, None).maximum_size == grown
 
 
 def test_report_carries_generation_era_and_time():

@@ -6,7 +6,7 @@ from uuid import uuid4
 
 from agent.pacing import reusable_configuration
 from control.client.interface import NodeConfiguration
-from control.model import Dataset
+from control.model import Dataset, DataSource, SourceKind
 
 ME, OTHER = uuid4(), uuid4()
 MINE = Dataset(dataset_id=uuid4(), primary=ME)
@@ -41,3 +41,10 @@ def test_reused_minus_what_is_no_longer_asked_about() -> None:
     assert reusable_configuration(FETCHED, 7, frozenset({ATTACHED_HERE.dataset_id}), ME) == (
         CONFIGURATION
     )
+
+
+def test_reused_keeps_clones_to_make() -> None:
+    """A clone sent to the node of its source (to make it) is kept when records are reused."""
+    clone = Dataset(uuid4(), OTHER, source=DataSource(SourceKind.DATASET, MINE.dataset_id))
+    fetched = (frozenset(), NodeConfiguration(7, [MINE, clone], []))
+    assert reusable_configuration(fetched, 7, frozenset(), ME) == fetched[1]

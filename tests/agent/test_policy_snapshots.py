@@ -183,6 +183,25 @@ def test_clone_waits_for_source():
         assert isinstance(changes, Wait) and changes.code == "waiting_for_source"
 
 
+def test_clone_for_another_primary_made_where_its_source_is_attached():
+    """A clone whose primary is another node is made here, frozen, only while its source is
+    mounted or attached here; otherwise this node leaves it to its primary."""
+    other = UUID(int=2)
+    record = Dataset(NEW, other, source=DataSource(SourceKind.DATASET, SOURCE))
+    assert decide([record], [source_found(S.MOUNTED_HERE)]) == CloneVolume(
+        NEW, "b-source", 64 * MiB, f"{ROOT}/{SOURCE}"
+    )
+    assert decide([record], [source_found(S.ATTACHED_HERE)]) == CloneVolume(
+        NEW, "b-source", 64 * MiB, None
+    )
+    for found in ([source_found(S.UNATTACHED)], [source_found(S.ATTACHED_ELSEWHERE)], []):
+        assert decide([record], found) == NoOp()
+    made = DiscoveredDataset(NEW, S.UNATTACHED, "b-new", 64 * MiB)
+    assert decide([record], [source_found(S.MOUNTED_HERE), made]) == NoOp()
+    fresh = Dataset(NEW, other)
+    assert decide([fresh], [source_found(S.MOUNTED_HERE)]) == NoOp()
+
+
 def _new(state: DiscoveredState, size: int, fs: FilesystemInfo | None) -> DiscoveredDataset:
     paths = (f"{ROOT}/{NEW}",) if state is S.MOUNTED_HERE else ()
     return DiscoveredDataset(NEW, state, "b-new", size, HERE, "/dev/new", paths, fs)

@@ -85,6 +85,23 @@ def test_delete_refused_while_a_restore_is_pending() -> None:
     assert snap.delete_snapshot(existing, existing.snapshot_id, 3).deleted_generation == 3
 
 
+def test_clones_to_make_for_another_primary() -> None:
+    """The source's primary is sent a clone destined for another node until a node reports
+    the clone's volume; never a clone it is primary of, nor one of a deleted source."""
+    clone = Dataset(uuid4(), B, GiB, source=DataSource(SourceKind.DATASET, SOURCE.dataset_id))
+    local = Dataset(uuid4(), A, GiB, source=DataSource(SourceKind.DATASET, SOURCE.dataset_id))
+    restore = Dataset(uuid4(), B, GiB, source=DataSource(SourceKind.SNAPSHOT, uuid4()))
+    everything = {d.dataset_id: d for d in (SOURCE, clone, local, restore)}
+    assert snap.clones_to_make(A, everything, [NodeState(A)]) == [clone]
+    assert snap.clones_to_make(B, everything, [NodeState(A)]) == []
+    seen = NodeState(B, datasets={clone.dataset_id: object()})
+    assert snap.clones_to_make(A, everything, [seen]) == []
+    gone = {**everything, SOURCE.dataset_id: evolve(SOURCE, deleted=True)}
+    assert snap.clones_to_make(A, gone, []) == []
+    dropped = {**everything, clone.dataset_id: evolve(clone, deleted=True)}
+    assert snap.clones_to_make(A, dropped, []) == []
+
+
 class TestReadiness:
     """Reports make snapshots ready; deleted ones are purged once gone."""
 

@@ -8,9 +8,11 @@ from uuid import UUID
 import pytest
 from twisted.internet.defer import Deferred
 
+from control.classes import StorageClass
 from control.client.http import HTTPClient
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
-from control.model import Condition, ConditionKind, Dataset, NodeState
+from control.model import UNBOUND, AccessMode, Condition, ConditionKind, Dataset, NodeState
+from control.topology import HOSTNAME, BindingMode, Requirement, TopologyTerm
 from plugin.mounts import MountFile, MountTable
 from plugin.testing import MemoryMounts, mount_path
 from plugin.volumes import VolumeService
@@ -385,3 +387,59 @@ def test_mount_table_is_saved_through_the_blocking_runner() -> None:
 
 async def _call(f: Any, *args: Any) -> Any:
     return f(*args)
+
+
+class TestStorageClasses:
+    """The ``class`` option: the control service places the volume, or binds it on first use."""
+
+    @staticmethod
+    def _wait_class(cluster: Cluster, **fields: Any) -> None:
+        cls = StorageClass("wffc", binding_mode=BindingMode.WAIT, default_size=GiB, **fields)
+        result(cluster.client.create_class(cls))
+
+    def test_wait_for_first_consumer_binds_on_first_mount(self, cluster: Cluster) -> None:
+        """A class=wffc volume is created unbound and bound to the node that mounts it first."""
+        self._wait_class(cluster)
+        dataset = create(cluster, NODE2, "vol", **{"class": "wffc"})
+        assert (dataset.primary, dataset.maximum_size) == (UNBOUND, GiB)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        assert cluster.datasets()[0].primary == NODE1
+        cluster.converge(NODE1)
+        assert result(d) == mount_path("/mnt/node1", dataset.dataset_id)
+
+    def test_first_mount_outside_the_topology_is_refused_naming_the_term(
+        self, cluster: Cluster
+    ) -> None:
+        """A first mount on a node the class does not allow fails, naming the label term."""
+        only_node1 = TopologyTerm((Requirement(HOSTNAME, ("node1",)),))
+        self._wait_class(cluster, allowed_topologies=(only_node1,))
+        create(cluster, NODE2, "vol", **{"class": "wffc"})
+        error = failure(start(cluster.services[NODE2].mount("vol", "c1")))
+        assert isinstance(error, Conflict)
+        assert f"[{HOSTNAME}=node1] (it has {HOSTNAME}=node2)" in error.description
+        assert cluster.datasets()[0].primary == UNBOUND
+        assert cluster.lease_holder(cluster.datasets()[0].dataset_id) is None
+
+
+class TestAccessModes:
+    """ReadWriteOncePod: one container at a time, even on one node."""
+
+    def test_second_container_refused_for_read_write_once_pod(self, cluster: Cluster) -> None:
+        """A second Mount ID of an RWOP volume fails; the first may mount again; RWO shares."""
+        cls = StorageClass("pod", access_modes=(AccessMode.RWOP, AccessMode.RWO))
+        result(cluster.client.create_class(cls))
+        create(cluster, NODE1, "solo", **{"class": "pod"})
+        create(cluster, NODE1, "shared", **{"class": "pod", "access-mode": "RWO"})
+        for name in ("solo", "shared"):
+            d = start(cluster.services[NODE1].mount(name, "c1"))
+            cluster.converge(NODE1)
+            result(d)
+        error = failure(start(cluster.services[NODE1].mount("solo", "c2")))
+        assert isinstance(error, Conflict) and "ReadWriteOncePod" in error.description
+        assert "c1" in error.description
+        result(cluster.services[NODE1].mount("solo", "c1"))
+        result(cluster.services[NODE1].mount("shared", "c2"))
+        result(cluster.services[NODE1].unmount("solo", "c1"))
+        d = start(cluster.services[NODE1].mount("solo", "c2"))
+        cluster.converge(NODE1)
+        result(d)

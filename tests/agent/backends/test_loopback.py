@@ -339,6 +339,36 @@ def test_losetup_failure_names_stderr() -> None:
         loopdev.run(["losetup", "-d", "/dev/nonexistent"])
 
 
+def _read_only(device: str) -> bool:
+    done = subprocess.run(["blockdev", "--getro", device], check=True, capture_output=True,
+                          text=True)
+    return done.stdout.strip() == "1"
+
+
+def test_attach_clears_a_stale_read_only_flag(tmp_path: Path) -> None:
+    """A loop device left read-only by its previous user (the flag outlives a detach) is
+    writable once a volume is attached to it."""
+    scratch, image = tmp_path / "scratch.img", tmp_path / "volume.img"
+    for path in (scratch, image):
+        with open(path, "wb") as f:
+            f.truncate(2**20)
+    for _ in range(5):
+        tainted = loopdev.run(["losetup", "--find", "--show", str(scratch)]).strip()
+        device = None
+        try:
+            subprocess.run(["blockdev", "--setro", tainted], check=True)
+            subprocess.run(["losetup", "-d", tainted], check=True)
+            device = loopdev.attach(str(image))
+            if device == tainted:
+                assert not _read_only(device)
+                return
+        finally:
+            subprocess.run(["blockdev", "--setrw", tainted], check=False)
+            if device is not None:
+                subprocess.run(["losetup", "-d", device], check=False)
+    pytest.fail("another process took the tainted loop device every time; run again")
+
+
 def test_concurrent_attaches_get_distinct_devices(pool: Path) -> None:
     """Nodes attaching different volumes at once each get their own loop device."""
     cluster_id = uuid4()

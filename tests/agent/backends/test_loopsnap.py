@@ -21,6 +21,7 @@ from tests.agent.backends.test_loopback import (  # small_pool: a fixture the su
     small_pool,  # noqa: F401
     write_image,
 )
+from tests.agent.loopmount import mount_image
 
 pytestmark = [
     pytest.mark.functional,
@@ -43,7 +44,7 @@ def mounted_pool_filesystem(base: Path, kind: str, size: int = 2048 * MiB) -> It
     with open(image, "wb") as f:
         f.truncate(size)
     subprocess.run([*MKFS[kind], str(image)], check=True, stdin=subprocess.DEVNULL)
-    subprocess.run(["mount", "-o", "loop", str(image), str(mount)], check=True)
+    mount_image(str(image), str(mount))
     try:
         yield mount
     finally:

@@ -169,6 +169,26 @@ def test_unescape() -> None:
 @pytest.mark.functional
 @pytest.mark.root
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mount")
+def test_write_protected_device_is_not_mounted_read_only(
+    new_device: NewDevice, mount_root: str
+) -> None:
+    """A write-protected device fails to mount, saying so, instead of being mounted
+    read-only (mount's fallback) and reported mounted while no one can write to it."""
+    fs = RealFilesystems(under=mount_root)
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "m")
+    subprocess.run(["blockdev", "--setro", device], check=True)
+    try:
+        with pytest.raises(FilesystemError, match="write-protected"):
+            fs.mount(device, path)
+        assert fs.mounts() == []
+    finally:
+        subprocess.run(["blockdev", "--setrw", device], check=True)
+    fs.mount(device, path)
+    Path(path, "written").write_text("yes")
+
+
 def test_unmount_removes_only_an_empty_mount_point(new_device: NewDevice, mount_root: str) -> None:
     """The emptied mount point is removed; a directory holding files is kept."""
     fs = RealFilesystems(under=mount_root)

@@ -286,15 +286,27 @@ def read_marker(path: str) -> bytes:
 
 
 def release(base: str) -> None:
-    """Unmount everything mounted below ``base`` and detach loop devices on files below it."""
+    """Unmount everything mounted below ``base`` and detach loop devices on files below it.
+
+    The loop devices are found before anything is unmounted: once a pool that is itself
+    a mounted filesystem (an XFS or btrfs loop file) is lazily unmounted, the backing
+    files of its volumes no longer have paths below ``base``.
+    """
+    devices = loops_under(base)
     for _, path in sorted(mounts_under(base), key=lambda m: -len(m[1])):
         subprocess.run(["umount", "-l", path], check=False, capture_output=True)
+    for device in devices:
+        subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+
+
+def loops_under(base: str) -> list[str]:
+    """The loop devices whose backing file is below ``base``, deepest file first."""
     prefix = os.path.realpath(base).rstrip("/") + "/"
     try:
         names = os.listdir(loopdev.SYS_BLOCK)
     except OSError:
-        return
-    for name in names:
-        backing = loopdev.backing_file(name)
-        if backing and backing.startswith(prefix):
-            subprocess.run(["losetup", "-d", "/dev/" + name], check=False, capture_output=True)
+        return []
+    found = [(loopdev.backing_file(name), "/dev/" + name) for name in names]
+    return [device for backing, device in sorted(
+        ((b, d) for b, d in found if b and b.startswith(prefix)), key=lambda f: -len(f[0])
+    )]

@@ -11,12 +11,20 @@ import pytest
 from tests.agent.functional.cluster import LocalCluster, MountChecker
 
 
-def _root_or_skip() -> None:
+def skip_or_fail(reason: str) -> None:
+    """Skip for ``reason``; in CI (``CI=true``), where everything must be, fail instead."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"CI must be able to run this test: {reason}")
+    pytest.skip(reason)
+
+
+def _root_or_skip(*tools: str) -> None:
+    """Skip (fail in CI) unless root with the loop-device tools and ``tools``."""
     if os.geteuid() != 0:
-        pytest.skip("needs root: the agents attach loop devices and mount filesystems")
-    for tool in ("losetup", "mkfs.ext4", "mount", "umount", "blkid"):
+        skip_or_fail("needs root: the agents attach loop devices and mount filesystems")
+    for tool in ("losetup", "mkfs.ext4", "mount", "umount", "blkid", *tools):
         if shutil.which(tool) is None:
-            pytest.skip(f"needs {tool} (util-linux, e2fsprogs)")
+            skip_or_fail(f"needs {tool} (util-linux, e2fsprogs, xfsprogs, btrfs-progs)")
 
 
 @pytest.fixture(scope="module")

@@ -181,6 +181,28 @@ def test_clone_by_name_on_the_source_primary() -> None:
     assert [e["kind"] for e in events] == ["cloned"]
 
 
+def test_clone_for_another_node_sent_to_the_source_primary() -> None:
+    """A clone placed on another node is in its source's primary's configuration (which
+    can freeze the source and makes it) until a node reports its volume."""
+    h = _cluster()
+    answer = h.call("POST", "/v1/shoal/datasets", {"source": {"kind": "dataset", "name": "db"},
+                                                   "primary": str(NODE_B)})
+    assert answer.code == 201, answer.body
+    clone = answer.body["dataset_id"]
+
+    def sent(node: object) -> list[str]:
+        body = h.call("GET", f"/v1/shoal/nodes/{node}/configuration").body
+        return sorted(d["dataset_id"] for d in body["datasets"])
+
+    assert sent(NODE_A) == sorted([str(DATASET_1), clone])
+    assert sent(NODE_B) == [clone]
+    present = [{"dataset_id": clone, "status": "present"}]
+    reported = h.call("PUT", f"/v1/shoal/state/{NODE_B}",
+                      {"era": "e2", "generation": h.generation(), "datasets": present})
+    assert reported.code == 200, reported.body
+    assert sent(NODE_A) == [str(DATASET_1)]
+
+
 def test_create_without_source_needs_primary_and_takes_filesystem() -> None:
     """A plain create needs a primary (400 without) and may ask for xfs."""
     h = _cluster()

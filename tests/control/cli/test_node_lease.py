@@ -6,7 +6,7 @@ import json
 
 from control.model import Capacity, NodeState
 
-from .harness import CLI, DATASET_1, NODE_1, NODE_2, START
+from .harness import CLI, DATASET_1, NODE_1, NODE_2, START, GiB
 
 
 def cluster() -> CLI:
@@ -25,21 +25,24 @@ def test_node_list_table() -> None:
     assert result.code == 0
     assert [line.split() for line in result.out.splitlines()] == [
         ["NAME", "HOST", "UUID", "LABELS", "ERA", "STATUS", "LIVENESS", "FENCED", "DRAINING",
-         "LAST", "SEEN", "SNAPSHOTS"],
+         "LAST", "SEEN", "CAPACITY", "SNAPSHOTS"],
         ["node1", "node1", str(NODE_1), "-", "era-node1", "live", "live", "-", "-", "0s", "ago",
-         "-"],
+         "-", "-"],
         ["node2", "node2", str(NODE_2), "rack=r2", "era-node2", "not", "live", "dead", "-", "-",
-         "1m", "ago", "-"],
+         "1m", "ago", "-", "-"],
     ]
 
 
 def test_node_list_shows_snapshot_method() -> None:
     """A node that reported its capacity shows how its backend makes snapshots."""
     cli = cluster()
-    capacity = Capacity(backend="loopback", snapshot_method="reflink")
+    capacity = Capacity(backend="loopback", total=20 * GiB, free=12 * GiB, shared=False,
+                        snapshot_method="reflink")
     cli.wait(cli.client.report_state(NodeState(NODE_1, cli.eras.get(NODE_1), capacity=capacity)))
-    lines = [line.split() for line in cli("node", "list").out.splitlines()]
+    out = cli("node", "list").out
+    lines = [line.split() for line in out.splitlines()]
     assert lines[1][0] == "node1" and lines[1][-1] == "reflink"
+    assert "loopback 12G free of 20G, node-local" in out
     listed = json.loads(cli("node", "list", "--json").out)
     assert listed[0]["capacity"]["snapshot_method"] == "reflink"
 

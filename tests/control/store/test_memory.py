@@ -5,12 +5,15 @@ from __future__ import annotations
 import pytest
 
 from control.store.memory import MemoryStore
+from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
-class TestMemoryStore(StoreConformance, SnapshotConformance, FailoverConformance):
+class TestMemoryStore(
+    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance, FailoverConformance
+):
     """MemoryStore against the Store contract."""
 
     @pytest.fixture

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
 from control.errors import Unavailable
-from control.model import Dataset, Lease
+from control.model import AccessMode, Dataset, Lease
 from control.store.engine import make_engine
 from control.store.factory import open_store
 from control.store.migrate import SchemaMismatch, head_revision, upgrade
@@ -112,3 +112,26 @@ def test_unwritable_sqlite_is_unavailable(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'missing' / 'control.db'}"
     with pytest.raises(Unavailable, match="control.db"):
         open_store(url, upgrade=True)
+
+
+def test_upgrade_from_0004_gives_datasets_no_class_and_read_write_once(sql_url: str) -> None:
+    """A dataset stored before placement (0004) reads back with no class and RWO."""
+    upgrade(sql_url, "0004")
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                'INSERT INTO datasets (dataset_id, "primary", maximum_size, metadata, deleted, '
+                "deleted_generation, epoch, filesystem) "
+                "VALUES (:d, :n, null, '{}', false, null, 3, 'xfs')"
+            ), {"d": DATASET, "n": NODE})
+    finally:
+        engine.dispose()
+    store = open_store(sql_url, upgrade=True)
+    try:
+        dataset = store.dataset(UUID(DATASET))
+        assert dataset == Dataset(UUID(DATASET), UUID(NODE), epoch=3, filesystem="xfs")
+        assert dataset.storage_class is None and dataset.access_mode is AccessMode.RWO
+        assert store.classes() == []
+    finally:
+        store.close()

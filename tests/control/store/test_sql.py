@@ -9,12 +9,15 @@ import pytest
 
 from control.model import Dataset, Lease, Node, NodeState
 from control.store.sql import SQLStore
+from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import NOW, StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
-class TestSQLStore(StoreConformance, SnapshotConformance, FailoverConformance):
+class TestSQLStore(
+    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance, FailoverConformance
+):
     """SQLStore against the Store contract, on each database."""
 
     @pytest.fixture

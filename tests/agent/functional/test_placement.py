@@ -1,0 +1,140 @@
+"""
+Placement on a real cluster: two labelled agents, one per zone, on loop devices.
+
+A control service and agents node1 (zone a) and node2 (zone b) sharing one
+loopback pool, and node3 (zone a) with only a ``local`` pool of its own: an
+Immediate class places in its zone, a local volume is pinned to node3, a WaitForFirstConsumer
+dataset waits unbound and is bound by ``shoal dataset attach``, a move out of
+the class's zone is refused naming the term, and a Retain class keeps the
+volume of a deleted dataset, which ``shoal dataset adopt`` brings back with
+its data.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from uuid import UUID
+
+import pytest
+
+from control.model import UNBOUND
+from control.topology import ZONE
+from tests.agent.functional.cluster import (
+    AgentProcess,
+    LocalCluster,
+    read_marker,
+    write_marker,
+)
+from tests.agent.functional.conftest import _root_or_skip
+from tests.processes import ROOT, http_json, wait_until
+
+pytestmark = [pytest.mark.functional, pytest.mark.root]
+
+
+@pytest.fixture(scope="module")
+def zoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """node1 in zone a, node2 in zone b on one shared pool; node3 in zone a with only its own
+    local pool; everything released after."""
+    _root_or_skip()
+    base = str(tmp_path_factory.mktemp("zoned"))
+    local = LocalCluster(base, names=())
+    try:
+        local.start()
+        for name, zone in (("node1", "a"), ("node2", "b")):
+            extra = [*local.agent_args, "--label", f"{ZONE}={zone}"]
+            local.agents[name] = AgentProcess(name, local.url, base, local.pool, extra).start()
+        own = os.path.join(base, "node3-local")  # node3's own disk: the local backend
+        extra = ["--label", f"{ZONE}=a", "--backend", "local", "--pool", own]
+        local.agents["node3"] = AgentProcess("node3", local.url, base, own, extra).start()
+        yield local
+    finally:
+        local.close()
+
+
+def shoal(cluster: LocalCluster, *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    """Run ``shoal ARGS`` against the cluster."""
+    done = subprocess.run(
+        [sys.executable, "-m", "control.cli", "--url", cluster.url, *args],
+        capture_output=True, text=True, cwd=ROOT, timeout=120,
+    )
+    if ok:
+        assert done.returncode == 0, done.stderr
+    return done
+
+
+def create(cluster: LocalCluster, *args: str) -> dict:
+    """``shoal dataset create ARGS --json``: the dataset made."""
+    return dict(json.loads(shoal(cluster, "dataset", "create", "--json", *args).stdout)["dataset"])
+
+
+def test_immediate_class_places_in_its_zone_and_refuses_a_cross_zone_move(
+    zoned: LocalCluster,
+) -> None:
+    """An Immediate zone-b class places on node2; a move to node1 (zone a) is refused."""
+    one, two = zoned.agents["node1"], zoned.agents["node2"]
+    shoal(zoned, "class", "create", "zone-b", "--size", "64M", "--topology", f"{ZONE}=b")
+    made = create(zoned, "--class", "zone-b", "--meta", "name=placed")
+    dataset = UUID(made["dataset_id"])
+    assert made["primary"] == str(two.uuid)
+    zoned.wait_mounted(dataset, two)
+    status, _, answer = http_json(
+        "POST", f"{zoned.url}/v1/configuration/datasets/{dataset}", {"primary": str(one.uuid)}
+    )
+    assert status == 409 and f"[{ZONE}=b] (it has {ZONE}=a)" in answer["description"]
+    refused = shoal(zoned, "dataset", "move", "placed", "--to", "node1", ok=False)
+    assert refused.returncode == 1 and f"{ZONE}=b" in refused.stderr
+    assert zoned.mounted_on(dataset, two)
+
+
+def test_wait_for_first_consumer_is_bound_by_attach(zoned: LocalCluster) -> None:
+    """A WaitForFirstConsumer dataset is on no node until attach binds it to node1."""
+    one = zoned.agents["node1"]
+    shoal(zoned, "class", "create", "later", "--size", "64M", "--binding",
+          "WaitForFirstConsumer")
+    made = create(zoned, "--class", "later", "--meta", "name=waiting")
+    dataset = UUID(made["dataset_id"])
+    assert made["primary"] == str(UNBOUND)
+    assert dataset not in zoned.state()
+    assert not os.path.exists(zoned.volume_path(dataset))
+    shoal(zoned, "dataset", "attach", "waiting", "--node", "node1", "--wait", "--timeout", "60")
+    zoned.wait_mounted(dataset, one)
+
+
+def test_retain_then_adopt_keeps_the_data(zoned: LocalCluster) -> None:
+    """Deleting a Retain dataset keeps its volume; adopt mounts it again with the data."""
+    one = zoned.agents["node1"]
+    shoal(zoned, "class", "create", "keep", "--size", "64M", "--reclaim", "Retain",
+          "--topology", f"{ZONE}=a", "--backend", "loopback")
+    dataset = UUID(create(zoned, "--class", "keep", "--meta", "name=kept")["dataset_id"])
+    zoned.wait_mounted(dataset, one)
+    marker = os.path.join(one.mount_path(dataset), "marker")
+    write_marker(marker, b"retained data")
+    shoal(zoned, "dataset", "delete", "kept")
+    wait_until(lambda: not os.path.ismount(one.mount_path(dataset)), 60,
+               "the released volume to be unmounted", interval=0.2)
+    assert os.path.exists(zoned.volume_path(dataset))
+    released = json.loads(shoal(zoned, "dataset", "released", "--json").stdout)
+    assert [d["dataset_id"] for d in released] == [str(dataset)]
+    shoal(zoned, "dataset", "adopt", "kept", "--wait", "--timeout", "60")
+    zoned.wait_mounted(dataset, one)
+    assert read_marker(marker) == b"retained data"
+
+
+def test_local_volume_is_pinned_to_its_node(zoned: LocalCluster) -> None:
+    """A class on the local backend places on node3, the only node with one; no move."""
+    three = zoned.agents["node3"]
+    shoal(zoned, "class", "create", "pinned", "--size", "64M", "--backend", "local")
+    made = create(zoned, "--class", "pinned", "--meta", "name=pinned")
+    dataset = UUID(made["dataset_id"])
+    assert made["primary"] == str(three.uuid)
+    zoned.wait_mounted(dataset, three)
+    refused = shoal(zoned, "dataset", "move", "pinned", "--to", "node1", ok=False)
+    assert refused.returncode == 1 and "node-local backend 'local'" in refused.stderr
+    nodes = json.loads(shoal(zoned, "node", "list", "--json").stdout)
+    local = [n["capacity"] for n in nodes if n["uuid"] == str(three.uuid)]
+    assert local[0]["backend"] == "local" and local[0]["shared"] is False
+    assert zoned.mounted_on(dataset, three)

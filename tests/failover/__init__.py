@@ -1,0 +1,1 @@
+"""End-to-end failover tests: real control service, agents, writers and faults (issue 11)."""
