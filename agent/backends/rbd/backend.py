@@ -217,6 +217,8 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
                 "(or fence that node)."
             )
         try:
+            # Another node may have attached at a newer epoch (and detached) since the check.
+            self._check_epoch(blockdevice_id, epoch, self._recorded_epoch(image))
             if claim.epoch > recorded:
                 self._record_epoch(image, claim.epoch)
             if attach_to == self.instance_id:
@@ -363,11 +365,15 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
         return sorted((v for v in volumes if v is not None), key=lambda v: v.blockdevice_id)
 
     def get_device_path(self, blockdevice_id: str) -> str:
-        """The device of a volume attached here, made again if it vanished."""
-        self._volume(blockdevice_id)
+        """The device of a volume attached here, made again if it vanished.
+
+        Cheap when the device is there (one RADOS read and a look at the node): the agent
+        asks on every pass.
+        """
         image, _ = self._image(blockdevice_id)
         record = self.session.run(lambda io: claims.read(io, image))
         if record is None:
+            self._volume(blockdevice_id)  # UnknownVolume if there is no such volume
             raise UnattachedVolume(f"Volume {blockdevice_id} is not attached.")
         if record[0].instance_id != self.instance_id:
             raise UnattachedVolume(
@@ -382,6 +388,7 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
             found = self._fuse.find(image)
             if found.devices and found.mounted and found.pids:
                 return found.devices[0]
+        self._volume(blockdevice_id)
         return self._attach_here(image)
 
 

@@ -112,15 +112,22 @@ class RbdFuse:
         names = sorted(n for n in os.listdir(loopdev.SYS_BLOCK) if n.startswith("loop"))
         return tuple("/dev/" + n for n in names if loopdev.backing_file(n) == target)
 
-    def find(self, image: str) -> FuseAttachment:
-        """What exists on this node for ``image``."""
+    def find(
+        self,
+        image: str,
+        running: dict[int, list[str]] | None = None,
+        mounted: set[str] | None = None,
+    ) -> FuseAttachment:
+        """What exists on this node for ``image`` (``running``, ``mounted``: the rbd-fuse
+        processes and mounts, if already looked up)."""
         mountpoint = self.mountpoint(image)
-        pids = tuple(pid for pid, argv in processes().items() if argv[-1] == mountpoint)
+        running = processes() if running is None else running
+        mounted = fuse_mounts() if mounted is None else mounted
         return FuseAttachment(
             image=image,
             mountpoint=mountpoint,
-            mounted=mountpoint in fuse_mounts(),
-            pids=pids,
+            mounted=mountpoint in mounted,
+            pids=tuple(pid for pid, argv in running.items() if argv[-1] == mountpoint),
             devices=self._devices(image),
         )
 
@@ -130,11 +137,13 @@ class RbdFuse:
         with contextlib.suppress(FileNotFoundError):
             names.update(os.listdir(self.run_dir))
         prefix = self.run_dir + os.sep
-        names.update(m[len(prefix) :] for m in fuse_mounts() if m.startswith(prefix))
+        running, mounted = processes(), fuse_mounts()
+        names.update(m[len(prefix) :] for m in mounted if m.startswith(prefix))
         names.update(
-            argv[-1][len(prefix) :] for argv in processes().values() if argv[-1].startswith(prefix)
+            argv[-1][len(prefix) :] for argv in running.values() if argv[-1].startswith(prefix)
         )
-        return [self.find(name) for name in sorted(n for n in names if os.sep not in n)]
+        images = sorted(n for n in names if os.sep not in n)
+        return [self.find(name, running, mounted) for name in images]
 
     def attach(self, image: str) -> str:
         """The loop device of ``image``, starting rbd-fuse and losetup as needed.
