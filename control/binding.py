@@ -78,7 +78,14 @@ def new_dataset(
         return asked if mode is None else evolve(asked, access_mode=mode)
     chosen = cls.access_mode(mode)
     size = asked.maximum_size if asked.maximum_size is not None else cls.default_size
-    filled = evolve(asked, maximum_size=size, storage_class=cls.name, access_mode=chosen)
+    filled = evolve(
+        asked,
+        maximum_size=size,
+        storage_class=cls.name,
+        access_mode=chosen,
+        failover=cls.failover if asked.failover is None else asked.failover,
+        failover_grace=cls.failover_grace if asked.failover_grace is None else asked.failover_grace,
+    )
     if asked.bound:
         found = {c.uuid: c for c in candidates}.get(asked.primary)
         if found is not None:

@@ -25,6 +25,7 @@ from attrs import evolve, field, frozen
 from pyrsistent import PMap, pmap
 
 from control.errors import Conflict, InvalidRequest, NotFound
+from control.failover_rules import check_failover_grace
 from control.model import FILESYSTEMS, Event, check_maximum_size
 from control.placement import Need
 from control.topology import (
@@ -71,7 +72,10 @@ class StorageClass:
 
     ``backend`` ``None`` means any backend a node reports. ``access_modes``
     are the modes a dataset of the class may ask for; the first is its
-    default. ``created`` is when it was made (the control service's clock).
+    default. ``failover`` and ``failover_grace`` are the failover options its
+    datasets start with (``None``: the cluster's; see docs/failover.md); a
+    dataset may still set its own. ``created`` is when it was made (the control
+    service's clock).
     """
 
     name: str
@@ -83,6 +87,8 @@ class StorageClass:
     allowed_topologies: tuple[TopologyTerm, ...] = field(default=(), converter=_terms)
     access_modes: tuple[AccessMode, ...] = field(default=(AccessMode.RWO,), converter=_modes)
     parameters: PMap = field(factory=pmap, converter=_params)
+    failover: bool | None = None
+    failover_grace: float | None = field(default=None, converter=check_failover_grace)
     default: bool = False
     created: float = 0.0
 
@@ -93,6 +99,8 @@ class StorageClass:
                 f"filesystem {self.filesystem!r} is not one of: {', '.join(FILESYSTEMS)}."
             )
         check_maximum_size(self.default_size, "default_size")
+        if self.failover is not None and not isinstance(self.failover, bool):
+            raise InvalidRequest("failover must be true, false, or null for the cluster's default.")
         if not self.access_modes:
             raise InvalidRequest("A storage class allows at least one access mode.")
         for mode in self.access_modes:
@@ -232,6 +240,8 @@ def class_to_json(cls: StorageClass) -> dict[str, Any]:
         "allowed_topologies": terms_to_json(cls.allowed_topologies),
         "access_modes": [m.value for m in cls.access_modes],
         "parameters": dict(cls.parameters),
+        "failover": cls.failover,
+        "failover_grace": cls.failover_grace,
         "default": cls.default,
         "created": cls.created,
     }
@@ -259,6 +269,8 @@ def class_from_json(obj: Mapping[str, Any], created: float = 0.0) -> StorageClas
         allowed_topologies=terms_from_json(obj.get("allowed_topologies")),
         access_modes=_modes_from(obj.get("access_modes")),
         parameters=obj.get("parameters") or {},
+        failover=obj.get("failover"),
+        failover_grace=obj.get("failover_grace"),
         default=bool(obj.get("default", False)),
         created=float(obj.get("created", created)),
     )

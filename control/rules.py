@@ -149,6 +149,8 @@ def create_dataset(
         filesystem=dataset.filesystem,
         storage_class=dataset.storage_class,
         access_mode=dataset.access_mode,
+        failover=dataset.failover,
+        failover_grace=dataset.failover_grace,
     )
 
 

@@ -604,6 +604,12 @@ _CLASS_FIELDS: dict[str, Schema] = {
         "ReadWriteMany is refused.",
     },
     "parameters": CLASS_PARAMETERS,
+    "failover": {"type": ["boolean", "null"], "description": "Whether its datasets fail over "
+                 "when their node dies (null: on for a shared backend); a dataset may override."},
+    "failover_grace": {"type": ["number", "null"], "exclusiveMinimum": 0,
+                       "maximum": MAXIMUM_FAILOVER_GRACE,
+                       "description": "Seconds of silence before its datasets fail over, never "
+                       "shorter than the cluster's grace (null: the cluster's)."},
     "default": {"type": "boolean", "description": "Whether it is the default class (one is)."},
 }
 CREATE_CLASS = _object(["name"], name=CLASS_NAME, **_CLASS_FIELDS)

@@ -58,8 +58,15 @@ def _print(ctx: Context, cls: StorageClass) -> None:
         ("access modes:", ", ".join(m.value for m in cls.access_modes)),
         ("topology:", describe_topology(cls.allowed_topologies)),
         ("parameters:", params),
+        ("failover:", _failover(cls)),
     ]
     ctx.print(table(("", ""), lines).split("\n", 1)[1])
+
+
+def _failover(cls: StorageClass) -> str:
+    enabled = {None: "default (on for a shared backend)", True: "on", False: "off"}[cls.failover]
+    grace = "the cluster's grace" if cls.failover_grace is None else f"{cls.failover_grace:g}s"
+    return f"{enabled}, after {grace}"
 
 
 def _parameters(items: list[str] | None) -> dict[str, str]:
@@ -90,6 +97,8 @@ def from_args(args: argparse.Namespace) -> StorageClass:
             parse_enum(AccessMode, m, "--access-mode") for m in args.access_mode or ["RWO"]
         ),
         parameters=_parameters(args.parameter),
+        failover=args.failover,
+        failover_grace=args.failover_grace,
         default=args.default,
     )
 
@@ -159,6 +168,12 @@ def register(subparsers: Any) -> None:
                    "the default; default RWO)")
     p.add_argument("--parameter", action="append", metavar="K=V",
                    help="a backend parameter (repeatable)")
+    p.add_argument("--failover", action=argparse.BooleanOptionalAction, default=None,
+                   help="its datasets fail over when their node dies (default: on for a "
+                   "shared backend)")
+    p.add_argument("--failover-grace", type=float, metavar="SECONDS",
+                   help="seconds of silence before its datasets fail over (default: the "
+                   "cluster's grace)")
     p.add_argument("--default", action="store_true", help="make it the default class")
     p = command(commands, "list", list_, "list storage classes")
     p = command(commands, "show", show, "show one storage class")

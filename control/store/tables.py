@@ -175,6 +175,8 @@ storage_classes = Table(
     Column("allowed_topologies", JSON, nullable=False),
     Column("access_modes", JSON, nullable=False),
     Column("parameters", JSON, nullable=False),
+    Column("failover", Boolean(create_constraint=False), nullable=True),
+    Column("failover_grace", Float, nullable=True),
     Column("is_default", Boolean(create_constraint=False), nullable=False),
     Column("created", Float, nullable=False),
 )

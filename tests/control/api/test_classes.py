@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from control.topology import ZONE
-from tests.control.api.harness import GiB, Harness
+from tests.control.api.harness import NODE_A, GiB, Harness
 
 CLASSES = "/v1/shoal/classes"
 FAST = {
@@ -16,6 +16,8 @@ FAST = {
     "allowed_topologies": [{ZONE: ["a"]}],
     "access_modes": ["ReadWriteOnce", "ReadOnlyMany"],
     "parameters": {"tier": "ssd"},
+    "failover": True,
+    "failover_grace": 30.0,
     "default": True,
 }
 
@@ -70,3 +72,19 @@ def test_delete_and_events() -> None:
     assert h.call("GET", CLASSES).body == []
     kinds = [e["kind"] for e in h.call("GET", "/v1/shoal/events").body]
     assert kinds == ["class_created", "class_updated", "class_deleted"]
+
+
+def test_datasets_start_with_their_class_failover_options() -> None:
+    """A dataset of a class with failover options starts with them; a bad grace is a 400."""
+    h = Harness()
+    h.register()
+    bad = h.call("POST", CLASSES, {"name": "slow", "failover_grace": -1})
+    assert bad.code == 400 and "failover_grace" in bad.body["description"]
+    slow = {"name": "slow", "failover": False, "failover_grace": 60}
+    made = h.call("POST", CLASSES, slow)
+    assert made.code == 201, made.body
+    body = {"storage_class": "slow", "primary": str(NODE_A)}
+    created = h.call("POST", "/v1/shoal/datasets", body)
+    assert created.code == 201, created.body
+    options = h.call("GET", f"/v1/shoal/datasets/{created.body['dataset_id']}/failover").body
+    assert (options["enabled"], options["grace"]) == (False, 60.0)

@@ -94,3 +94,18 @@ def test_retain_delete_then_adopt() -> None:
     assert adopted.code == 0, adopted.err
     assert "adopted dataset" in adopted.out and "node1" in adopted.out
     assert json.loads(cli("dataset", "released", "--json").out) == []
+
+
+def test_failover_options_shown_and_given_to_datasets() -> None:
+    """A class's failover options are shown and become its new datasets' options."""
+    cli = CLI()
+    cli.register(NODE_1, "node1")
+    made = cli("class", "create", "slow", "--no-failover", "--failover-grace", "60", "--json")
+    assert made.code == 0, made.err
+    assert json.loads(made.out)["failover"] is False
+    assert "off, after 60s" in cli("class", "show", "slow").out
+    created = cli("dataset", "create", "--class", "slow", "--node", str(NODE_1), "--json")
+    assert created.code == 0, created.err
+    dataset_id = json.loads(created.out)["dataset"]["dataset_id"]
+    options = json.loads(cli("dataset", "failover", dataset_id, "--json").out)
+    assert (options["enabled"], options["grace"]) == (False, 60.0)

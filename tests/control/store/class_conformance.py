@@ -35,6 +35,8 @@ def fast(name: str = "fast", **kwargs: object) -> StorageClass:
         "allowed_topologies": (ZONE_A,),
         "access_modes": (AccessMode.RWO, AccessMode.ROX),
         "parameters": {"tier": "ssd"},
+        "failover": False,
+        "failover_grace": 45.0,
         "created": NOW,
         **kwargs,
     }
