@@ -75,8 +75,11 @@ def _converged(control: MemoryControl, placement: dict[UUID, UUID]) -> bool:
     return True
 
 
-def converge_fleet(datasets: int, nodes: int) -> FleetResult:
-    """Create ``datasets`` spread over ``nodes`` idle agents; time until all are mounted."""
+def start_fleet(
+    nodes: int, labels: Callable[[int], dict[str, str]] = lambda index: {}
+) -> tuple[FlushingClock, MemoryControl, list[ConvergenceLoop]]:
+    """``nodes`` started, idle agents (node ``i`` has uuid ``i + 1`` and ``labels(i)``) over one
+    fake SAN, taking turns against one in-memory control service."""
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     clock, storage = FlushingClock(), FakeStorage()
     control = MemoryControl(clock)
@@ -87,13 +90,19 @@ def converge_fleet(datasets: int, nodes: int) -> FleetResult:
         backend = FakeBlockDeviceAPI(storage, CLUSTER, str(node_uuid))
         filesystems = FakeFilesystems(storage, str(node_uuid))
         executor = Executor(backend, filesystems, synchronous_runner)
-        facts = NodeFacts(node_uuid, f"host{index}", f"era{index}")
+        facts = NodeFacts(node_uuid, f"host{index}", f"era{index}", labels(index))
         loop = ConvergenceLoop(client, clock, facts, executor,  # type: ignore[arg-type]
                                LoopSettings(mount_root=ROOT), random=lambda: 0.5,
                                run_blocking=synchronous_runner)
         loop.start()
         loops.append(loop)
     clock.advance(0)
+    return clock, control, loops
+
+
+def converge_fleet(datasets: int, nodes: int) -> FleetResult:
+    """Create ``datasets`` spread over ``nodes`` idle agents; time until all are mounted."""
+    clock, control, loops = start_fleet(nodes)
     placement = {uuid4(): UUID(int=i % nodes + 1) for i in range(datasets)}
     for dataset_id, primary in placement.items():
         size = MINIMUM_DATASET_SIZE

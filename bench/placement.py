@@ -27,25 +27,18 @@ from the first bind until every one is reported mounted on its node.
 from __future__ import annotations
 
 import argparse
-import logging
 import random
 import resource
 import time
 from uuid import UUID
 
-import structlog
 from _common import Table, timed
-from _fleet import CLUSTER, ROOT, TakingTurns, _converged
+from _fleet import _converged, start_fleet
 
-from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
-from agent.executor import Executor
-from agent.fs.fake import FakeFilesystems
-from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts
 from control.classes import StorageClass
-from control.client.testing import FlushingClock, MemoryControl, result_of
+from control.client.testing import result_of
 from control.model import MINIMUM_DATASET_SIZE, Capacity, ClusterState, Node, NodeState
 from control.placement import Candidate, Need, candidates, place
-from control.runners import synchronous_runner
 from control.topology import ZONE, BindingMode, Requirement, TopologyTerm
 
 GiB = 1024**3
@@ -85,23 +78,7 @@ def bind_on_first_use(datasets: int, nodes: int, lease: bool = False) -> tuple[f
 
     Each bind is a move to the consumer's node (``shoal dataset attach``); with ``lease``
     a lease is taken first, as the Docker plugin's Mount does (one more request each)."""
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
-    clock, storage = FlushingClock(), FakeStorage()
-    control = MemoryControl(clock)
-    client = TakingTurns(control.client, clock)
-    loops = []
-    for index in range(nodes):
-        node_uuid = UUID(int=index + 1)
-        backend = FakeBlockDeviceAPI(storage, CLUSTER, str(node_uuid))
-        executor = Executor(backend, FakeFilesystems(storage, str(node_uuid)), synchronous_runner)
-        labels = {ZONE: f"z{index % 3}"}
-        facts = NodeFacts(node_uuid, f"host{index}", f"era{index}", labels)
-        loop = ConvergenceLoop(client, clock, facts, executor,  # type: ignore[arg-type]
-                               LoopSettings(mount_root=ROOT), random=lambda: 0.5,
-                               run_blocking=synchronous_runner)
-        loop.start()
-        loops.append(loop)
-    clock.advance(0)
+    clock, control, loops = start_fleet(nodes, lambda index: {ZONE: f"z{index % 3}"})
     zones = TopologyTerm((Requirement(ZONE, ("z0", "z1", "z2")),))
     wait = StorageClass("wffc", binding_mode=BindingMode.WAIT, allowed_topologies=(zones,),
                         default_size=MINIMUM_DATASET_SIZE)
