@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import errno
 import json
+from collections.abc import Callable
 from typing import Any
 
 from attrs import evolve, frozen
@@ -101,29 +102,25 @@ def take(ioctx: Any, image: str, claim: Claim) -> bool:
 
 def replace(ioctx: Any, image: str, claim: Claim, version: int) -> bool:
     """Overwrite the record if it is still at ``version``; ``False`` if it changed or is gone."""
-    rados, _ = bindings.load()
-    op = ioctx.create_write_op()
-    try:
-        op.assert_version(version)
-        op.write_full(claim.to_bytes())
-        ioctx.operate_write_op(op, attachment_object(image))
-    except rados.Error as e:
-        if error_number(e) in _CHANGED:
-            return False
-        raise
-    finally:
-        ioctx.release_write_op(op)
-    return True
+    return _write_unless_changed(ioctx, image, version, lambda op: op.write_full(claim.to_bytes()))
 
 
 def remove(ioctx: Any, image: str, version: int | None = None) -> bool:
     """Remove the record (only at ``version`` if given); ``False`` if it was gone or changed."""
+    return _write_unless_changed(ioctx, image, version, lambda op: op.remove())
+
+
+def _write_unless_changed(
+    ioctx: Any, image: str, version: int | None, write: Callable[[Any], None]
+) -> bool:
+    """Run ``write`` on the record as one operation (asserting ``version`` first, if given);
+    ``False`` if the record changed or is gone."""
     rados, _ = bindings.load()
     op = ioctx.create_write_op()
     try:
         if version is not None:
             op.assert_version(version)
-        op.remove()
+        write(op)
         ioctx.operate_write_op(op, attachment_object(image))
     except rados.Error as e:
         if error_number(e) in _CHANGED:
