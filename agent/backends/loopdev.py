@@ -7,7 +7,6 @@ raise :class:`~agent.backends.interface.BackendError` carrying their stderr.
 
 from __future__ import annotations
 
-import errno
 import fcntl
 import os
 import struct
@@ -15,6 +14,7 @@ from collections.abc import Sequence
 
 from agent.backends.interface import BackendError
 from agent.commands import check_command
+from agent.fs.holders import held_exclusively
 
 SYS_BLOCK = "/sys/block"
 
@@ -81,18 +81,8 @@ def disable_discard(device: str) -> bool:
     return True
 
 
-def in_use(device: str) -> bool:
-    """Whether ``device`` is held exclusively, as a mounted filesystem holds its device."""
-    try:
-        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
-    except OSError as e:
-        return e.errno == errno.EBUSY
-    os.close(fd)
-    return False
-
-
 def _refuse_busy(device: str, path: str) -> None:
-    if in_use(device):
+    if held_exclusively(device):
         raise BackendError(
             f"{device} (backed by {path}) is in use, most likely mounted; unmount it "
             "everywhere before detaching, or its filesystem could end up mounted twice."

@@ -9,6 +9,7 @@ cannot be read during the scan are skipped.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 
 from attrs import frozen
@@ -86,3 +87,14 @@ def describe_holders(mount_point: str, proc_root: str = PROC, limit: int = 5) ->
     shown = ", ".join(str(h) for h in found[:limit])
     more = f" and {len(found) - limit} more" if len(found) > limit else ""
     return f"held by {shown}{more}"
+
+
+def held_exclusively(device: str) -> bool:
+    """Whether ``device`` is held exclusively, as a filesystem (mounted, or lingering after a
+    lazy unmount) holds its device."""
+    try:
+        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
+    except OSError as e:
+        return e.errno == errno.EBUSY
+    os.close(fd)
+    return False

@@ -26,7 +26,7 @@ from attrs import frozen
 
 from agent.commands import Completed, check_command, command_failed, run_command
 from agent.fs import freezer, shutdown, superblock
-from agent.fs.holders import describe_holders
+from agent.fs.holders import describe_holders, held_exclusively
 from agent.fs.interface import (
     DEFAULT_FILESYSTEM,
     FilesystemBusy,
@@ -183,7 +183,7 @@ class RealFilesystems:
             raise FilesystemError(
                 f"Cannot mount {device} at {path}: {current.device} is mounted there."
             )
-        if _held(device) and self._mount_of(device) is None:
+        if held_exclusively(device) and self._mount_of(device) is None:
             raise FilesystemBusy(
                 f"Cannot mount {device} at {path}: its filesystem is still in use though not "
                 "mounted here (processes keep files open in a mount unmounted lazily, as after "
@@ -317,16 +317,6 @@ class RealFilesystems:
     def while_frozen(self, path: str, action: Callable[[], T]) -> T:
         """Run ``action`` while a child process holds ``path`` frozen (:mod:`agent.fs.freezer`)."""
         return hold_frozen(path, action, FREEZE_TIMEOUT)
-
-
-def _held(device: str) -> bool:
-    """Whether ``device`` is held exclusively (as by a filesystem, mounted or lingering)."""
-    try:
-        fd = os.open(device, os.O_RDONLY | os.O_EXCL)
-    except OSError as e:
-        return e.errno == errno.EBUSY
-    os.close(fd)
-    return False
 
 
 @contextlib.contextmanager
