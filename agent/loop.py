@@ -270,13 +270,8 @@ class ConvergenceLoop(LoopFencing):
 
     async def _register(self) -> None:
         node = self.node
-        sent_at = self._monotonic()
         try:
-            await self._call(
-                self.client.register_node(
-                    node.node_uuid, node.host, node.era, node.labels, self.settings.mount_root
-                )
-            )
+            sent_at = await self._send_registration()
         except Exception as e:
             self._failed("register", e)
             return

@@ -98,17 +98,24 @@ class LoopFencing:
             self.memory = memory.lease_told(self.memory, configuration.node_lease)
             self._arm_lease()
 
+    async def _send_registration(self) -> float:
+        """Register this node with the control service; returns when it was sent (on the
+        monotonic clock, from which a successful one renews the node lease)."""
+        node = self.node
+        sent_at = self._monotonic()
+        await self._call(
+            self.client.register_node(
+                node.node_uuid, node.host, node.era, node.labels, self.settings.mount_root
+            )
+        )
+        return sent_at
+
     async def _rejoin(self) -> None:
         """Register again once fenced: the service lifts an automatic fence only after a
         registration and then a report showing nothing held that is now primary elsewhere."""
         node = self.node
-        sent_at = self._monotonic()
         try:
-            await self._call(
-                self.client.register_node(
-                    node.node_uuid, node.host, node.era, node.labels, self.settings.mount_root
-                )
-            )
+            sent_at = await self._send_registration()
         except Exception as e:  # the next pass tries again
             self._log.warning("agent.rejoin.failed", error=f"{type(e).__name__}: {e}")
             return
