@@ -28,6 +28,10 @@ NOFILE = 256
 HEADER_TIMEOUT = 3.0
 PER_ADDRESS = 100
 FLOOD_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 12)]
+CAP = NOFILE - 128
+"""The service's connection cap: its fd limit less the default headroom."""
+OWN_REQUESTS = 8
+"""More than the connections this test's own requests open, each of which may evict a slow one."""
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +137,9 @@ def test_slow_connection_flood_does_not_starve_other_clients(service: ControlPro
         sock.close()
     assert [kind for kind, _ in endings].count("open") == 0
     statuses = [status_of(answer) for _, answer in endings]
-    assert statuses.count(408) >= NOFILE // 2, statuses
+    # Every connection still held at the end (the cap, less those evicted for
+    # this test's own requests) is closed by the header deadline with a 408.
+    assert statuses.count(408) >= CAP - OWN_REQUESTS, statuses
     assert set(statuses) <= {408, 503, None}
     assert service.process is not None and service.process.poll() is None
     assert http_json("GET", f"{service.url}/v1/version")[0] == 200
