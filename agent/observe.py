@@ -21,6 +21,7 @@ from agent.backends.interface import (
 )
 from agent.discovery import (
     LocalState,
+    attached_here,
     classify,
     with_filesystems,
     with_leftovers,
@@ -83,7 +84,7 @@ def discover(
     volumes = backend.list_volumes()
     devices: dict[str, str] = {}
     for volume in volumes:
-        if volume.attached_to == node_instance_id:
+        if attached_here(volume, node_instance_id):
             device = _device_of(backend, volume.blockdevice_id)
             if device is not None:
                 devices[volume.blockdevice_id] = device

@@ -119,7 +119,7 @@ def _where(cls: StorageClass) -> str:
 def _node_local(dataset: Dataset, state: ClusterState) -> Capacity | None:
     """The capacity of the node-local backend ``dataset``'s volume is on, if it is."""
     report = state.reports.get(dataset.primary)
-    capacity = None if report is None else report.capacity
+    capacity = None if report is None else report.capacity_of(dataset.backend)
     if capacity is None or capacity.shared:
         return None
     has_volume = dataset.dataset_id in report.datasets if report is not None else False

@@ -240,7 +240,7 @@ def check_node(need: Need, candidate: Candidate, reserved: int = 0) -> Refusal |
 def candidate(node: Node, state: ClusterState, unusable: str | None = None) -> Candidate:
     """``node`` as placement sees it, with the capacity of its latest report."""
     report = state.reports.get(node.uuid)
-    capacities = () if report is None or report.capacity is None else (report.capacity,)
+    capacities = () if report is None else report.all_capacities()
     return Candidate(node.uuid, node.display_name, node_labels(node), capacities, unusable)
 
 

@@ -104,6 +104,8 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         released=bool(obj.get("released", False)),
         released_from=_optional_uuid(obj.get("released_from"), "released_from"),
         access_mode=_access_mode(obj.get("access_mode")),
+        readers=frozenset(parse_uuid(r, "readers") for r in obj.get("readers") or ()),
+        backend=_optional_text(obj.get("backend")),
     )
 
 
@@ -133,6 +135,8 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
         "source": None if dataset.source is None else source_to_json(dataset.source),
         "storage_class": dataset.storage_class,
         "access_mode": dataset.access_mode.value,
+        "readers": sorted(str(r) for r in dataset.readers),
+        "backend": dataset.backend,
     }
 
 
@@ -383,6 +387,7 @@ def capacity_to_json(capacity: Capacity) -> JSON:
         "maximum_volume_size": capacity.maximum_volume_size,
         "shared": capacity.shared,
         "snapshot_method": capacity.snapshot_method,
+        "read_only_many": capacity.read_only_many,
     }
 
 
@@ -395,6 +400,7 @@ def capacity_from_json(obj: Mapping[str, Any]) -> Capacity:
         maximum_volume_size=_whole(obj.get("maximum_volume_size")),
         shared=bool(obj.get("shared", True)),
         snapshot_method=_optional_text(obj.get("snapshot_method")),
+        read_only_many=bool(obj.get("read_only_many", False)),
     )
 
 
@@ -437,6 +443,7 @@ def node_state_to_json(state: NodeState) -> JSON:
         ],
         "conditions": [condition_to_json(c) for c in state.conditions],
         "capacity": None if state.capacity is None else capacity_to_json(state.capacity),
+        "capacities": [capacity_to_json(c) for c in state.capacities],
         "orphans": [orphan_to_json(o) for o in state.orphans],
         "snapshots": [reported_snapshot_to_json(x) for x in state.snapshots],
     }
@@ -459,6 +466,7 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
         reported_at=now,
         conditions=tuple(condition_from_json(c) for c in obj.get("conditions") or ()),
         capacity=None if capacity is None else capacity_from_json(capacity),
+        capacities=tuple(capacity_from_json(c) for c in obj.get("capacities") or ()),
         orphans=tuple(orphan_from_json(o) for o in obj.get("orphans") or ()),
         snapshots=tuple(reported_snapshot_from_json(x) for x in obj.get("snapshots") or ()),
     )

@@ -40,6 +40,8 @@ T = TypeVar("T")
 MKFS = {"ext4": ("mkfs.ext4", "-q"), "xfs": ("mkfs.xfs", "-q")}
 """How each filesystem the agent makes is made (mkfs.ext4 and mkfs.xfs discard the device)."""
 MOUNT_OPTIONS = {"xfs": ("-o", "nouuid")}
+READ_ONLY_OPTIONS = {"ext4": ("-o", "noload"), "xfs": ("-o", "norecovery")}
+"""A read-only mount replays no journal: it writes nothing to the shared device."""
 FREEZE_TIMEOUT = 120.0
 """Seconds a filesystem stays frozen at most, whatever the action holding it does."""
 XFS_IOC_FSGEOMETRY_V1 = 0x80705864
@@ -81,7 +83,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
         except (ValueError, IndexError):
             continue
         if source.startswith("/dev/"):
-            found.append(Mount(device=source, path=path))
+            read_only = "ro" in fields[5].split(",")
+            found.append(Mount(device=source, path=path, read_only=read_only))
     return found
 
 
@@ -167,8 +170,11 @@ class RealFilesystems:
                 return mount
         return None
 
-    def mount(self, device: str, path: str) -> None:
+    def mount(self, device: str, path: str, read_only: bool = False) -> None:
         """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair.
+
+        ``read_only`` mounts with ``-r`` and replays no journal (ext4 ``noload``,
+        xfs ``norecovery``): nothing is written to the device, which readers share.
 
         Refuses (:class:`FilesystemBusy`) a device whose filesystem is still in
         use though mounted nowhere here: processes hold files of a lazily
@@ -191,7 +197,11 @@ class RealFilesystems:
             )
         make_mount_point(path)
         info = self.filesystem_info(device)
-        options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
+        kind = info.kind if info else None
+        options = MOUNT_OPTIONS.get(kind or "", ())
+        if read_only:
+            _check(["mount", "-r", *options, *READ_ONLY_OPTIONS.get(kind or "", ()), device, path])
+            return
         # -w: fail on a write-protected device rather than mount it read-only (mount's
         # default fallback), which would report a dataset mounted that no one can write.
         _check(["mount", "-w", *options, device, path])

@@ -204,6 +204,8 @@ CAPACITY = _object(
     maximum_volume_size=BYTES,
     shared={"type": "boolean"},
     snapshot_method={"anyOf": [SHORT_TEXT, {"type": "null"}]},
+    read_only_many={"type": "boolean", "description": "Whether it attaches a volume read-only "
+                    "to several nodes at once (ReadOnlyMany readers)."},
 )
 ORPHAN = _object(
     ["blockdevice_id"],
@@ -228,6 +230,8 @@ REPORT_STATE = _object(
     },
     conditions={**_list(CONDITION), "maxItems": 10000},
     capacity={"anyOf": [CAPACITY, {"type": "null"}]},
+    capacities={**_list(CAPACITY), "maxItems": 16,
+                "description": "Every backend of the node, its first (default) one first."},
     orphans={**_list(ORPHAN), "maxItems": 10000},
     snapshots={**_list(REPORTED_SNAPSHOT), "maxItems": 100000},
 )
@@ -424,6 +428,10 @@ NODE_DATASET = _object(
                    "description": "The node a released dataset was on (adopted there by default)."},
     access_mode={"enum": [m.value for m in AccessMode],
                  "description": "ReadOnlyMany datasets are mounted read-only."},
+    readers={**_list(UUID), "description": "The nodes besides the primary that mount a "
+             "ReadOnlyMany dataset read-only."},
+    backend={"type": ["string", "null"], "description": "The backend of the dataset's volume "
+             "(null: the primary's first backend)."},
 )
 NODE_CONFIGURATION = _object(
     ["generation", "datasets", "leases"],
