@@ -85,6 +85,7 @@ def new_dataset(
         access_mode=chosen,
         failover=cls.failover if asked.failover is None else asked.failover,
         failover_grace=cls.failover_grace if asked.failover_grace is None else asked.failover_grace,
+        backend=cls.backend,
     )
     if asked.bound:
         found = {c.uuid: c for c in candidates}.get(asked.primary)
@@ -95,7 +96,8 @@ def new_dataset(
         return filled
     decision = place(cls.need(size, chosen), candidates, reserved)
     if isinstance(decision, Placement):
-        return evolve(filled, primary=decision.node)
+        backend = filled.backend or decision.backend or None
+        return evolve(filled, primary=decision.node, backend=backend)
     raise Conflict(f"{decision.message} Storage class {cls.name} cannot place it now.")
 
 

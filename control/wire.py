@@ -10,7 +10,7 @@ letting a ``KeyError`` or ``ValueError`` escape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -242,18 +242,26 @@ def node_to_json(
     timeout: float,
     liveness: str | None = None,
     capacity: Capacity | None = None,
+    capacities: Sequence[Capacity] = (),
 ) -> JSON:
     """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds,
     its failover ``liveness`` (live, suspect, dead; see :mod:`control.liveness`) and its
-    last reported capacity."""
-    return node_with_liveness_to_json(node, node.is_live(now, timeout), liveness, capacity)
+    last reported capacity (every backend's in ``capacities``)."""
+    return node_with_liveness_to_json(
+        node, node.is_live(now, timeout), liveness, capacity, capacities
+    )
 
 
 def node_with_liveness_to_json(
-    node: Node, live: bool, liveness: str | None = None, capacity: Capacity | None = None
+    node: Node,
+    live: bool,
+    liveness: str | None = None,
+    capacity: Capacity | None = None,
+    capacities: Sequence[Capacity] = (),
 ) -> JSON:
     """A registered node, whether it is live, its liveness and its last reported capacity
-    (or null), as ``GET /v1/shoal/nodes`` lists it."""
+    (or null; ``capacities``: every backend's, the first one first), as
+    ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
         "host": node.host,
@@ -267,6 +275,9 @@ def node_with_liveness_to_json(
         "fence": None if node.fence is None else fence_to_json(node.fence),
         "draining": node.draining,
         "capacity": None if capacity is None else capacity_to_json(capacity),
+        "capacities": [
+            capacity_to_json(c) for c in (capacities or ([capacity] if capacity else []))
+        ],
     }
 
 
@@ -482,16 +493,18 @@ def _most_advanced(reports: Iterable[NodeState]) -> dict[UUID, tuple[UUID, Datas
     return best
 
 
-def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
+def state_datasets_to_json(cluster_state: ClusterState, node: UUID | None = None) -> list[JSON]:
     """
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
     attached gives ``primary``, present gives neither. As in Flocker,
-    ``maximum_size`` is left out when the volume has none.
+    ``maximum_size`` is left out when the volume has none. With ``node``, only
+    that node's report counts (``?node=``: a ReadOnlyMany reader's own view).
     """
     result = []
-    best = _most_advanced(cluster_state.reports.values())
+    reports = [r for r in cluster_state.reports.values() if node in (None, r.node_uuid)]
+    best = _most_advanced(reports)
     for dataset_id in sorted(best, key=str):
         node, state = best[dataset_id]
         entry: JSON = {"dataset_id": str(dataset_id)}

@@ -274,6 +274,10 @@ NODE_CONFIGURATION_QUERY: dict[str, Schema] = {
     },
 }
 
+STATE_DATASETS_QUERY: dict[str, Schema] = {
+    "node": {**UUID, "description": "Only what this node reports (a node uuid): where a "
+             "ReadOnlyMany dataset its readers mount is seen on each of them."},
+}
 CONDITIONS_QUERY: dict[str, Schema] = {
     "dataset": {**UUID, "description": "Only this dataset's conditions (a dataset id, a UUID)."},
 }
@@ -371,6 +375,11 @@ NODE = _object(
         "anyOf": [CAPACITY, {"type": "null"}],
         "description": "What the node's backend last reported it can hold, and how it makes "
         "snapshots (snapshot_method); null before its first report.",
+    },
+    capacities={
+        **_list(CAPACITY),
+        "description": "Every backend of the node (an agent may run several), its first "
+        "(default) one first; empty before its first report.",
     },
     identity={
         "type": ["string", "null"],
@@ -637,6 +646,10 @@ STORAGE_CLASS = _object(
     created={"type": "number", "description": "When it was made (seconds since the epoch)."},
 )
 STORAGE_CLASSES = _list(STORAGE_CLASS)
+ADD_READER = _object(
+    ["node"],
+    node={**UUID, "description": "The node that mounts the ReadOnlyMany dataset read-only."},
+)
 ADOPT_DATASET = _object(
     [],
     primary={**UUID, "description": "The node to adopt it on (default: the first node, by "

@@ -139,6 +139,7 @@ def _document(dataset: Dataset, state: StateDataset | None, conditions: Sequence
         "state": state_json(state),
         "status": _status(dataset, state, nodes, now, conditions),
         "conditions": [condition_json(c) for c in blocking(conditions, dataset.dataset_id)],
+        "readers": sorted(str(r) for r in dataset.readers),
     }
 
 
@@ -283,25 +284,47 @@ async def adopt(ctx: Context) -> None:
 
 
 async def attach(ctx: Context) -> None:
-    """Bind an unbound dataset to a node (its first use), optionally waiting for the mount."""
+    """Bind an unbound dataset to a node (its first use), or let the node read a
+    ReadOnlyMany dataset bound elsewhere; optionally waiting for the mount."""
     dataset, nodes = await _find(ctx)
     target = resolve_node(ctx.args.node, nodes)
     names = node_names(nodes)
-    if dataset.bound and dataset.primary != target:
-        raise InvalidRequest(
-            f"Dataset {dataset.name or dataset.dataset_id} is already bound to "
-            f"{node_name(dataset.primary, names)}: use `shoal dataset move` to move it."
-        )
     check_live(_node_info(nodes, target), ctx.clock.seconds(), ctx.args.force)
     try:
-        bound = await ctx.client.move_dataset(dataset.dataset_id, target)
+        if dataset.bound and dataset.primary != target:
+            done = await ctx.client.add_reader(dataset.dataset_id, target)
+            ctx.progress(f"dataset {done.dataset_id} read on {node_name(target, names)} "
+                         f"(read-only; primary {node_name(done.primary, names)})")
+        else:
+            done = await ctx.client.move_dataset(dataset.dataset_id, target)
+            ctx.progress(f"dataset {done.dataset_id} bound to {node_name(target, names)}")
     except ShoalError as e:
         raise in_cli_terms(e) from None
-    ctx.progress(f"dataset {bound.dataset_id} bound to {node_name(target, names)}")
     if ctx.args.wait:
-        goal = wait.mounted_on(bound.dataset_id, target, names)
-        await wait.wait_until(ctx, goal, ctx.args.timeout, bound.dataset_id, names)
-    await show_dataset(ctx, bound, nodes)
+        goal = wait.mounted_on(done.dataset_id, target, names)
+        await wait.wait_until(ctx, goal, ctx.args.timeout, done.dataset_id, names)
+    await _show_placed(ctx, done, nodes)
+
+
+async def detach(ctx: Context) -> None:
+    """Stop a node reading a ReadOnlyMany dataset: it unmounts and detaches it there."""
+    dataset, nodes = await _find(ctx)
+    target = resolve_node(ctx.args.node, nodes)
+    try:
+        done = await ctx.client.remove_reader(dataset.dataset_id, target)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    ctx.progress(f"dataset {done.dataset_id} no longer read on "
+                 f"{node_name(target, node_names(nodes))}")
+    await _show_placed(ctx, done, nodes)
+
+
+async def _show_placed(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]) -> None:
+    """The dataset after an attach or detach, with its readers (``--json``: ``readers``)."""
+    await show_dataset(ctx, dataset, nodes)
+    if dataset.readers and not ctx.json:
+        names = node_names(nodes)
+        ctx.print("readers:   " + ", ".join(sorted(node_name(r, names) for r in dataset.readers)))
 
 
 async def list_(ctx: Context) -> None:
@@ -428,11 +451,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("volume", metavar="VOLUME", help="the released dataset: id, prefix or name")
     p.add_argument("--node", metavar="NODE", help="where (default: the node with its volume)")
     _wait_options(p, "it is mounted there")
-    p = command(commands, "attach", attach, "bind an unbound dataset to a node (first use)")
+    p = command(commands, "attach", attach,
+                "bind an unbound dataset to a node (first use), or add a ReadOnlyMany reader")
     p.add_argument("dataset", metavar="ID|NAME")
-    p.add_argument("--node", required=True, metavar="NODE", help="the node to bind it to")
+    p.add_argument("--node", required=True, metavar="NODE",
+                   help="the node to bind it to, or (bound elsewhere) to read it read-only")
     _force_option(p)
     _wait_options(p, "it is mounted there")
+    p = command(commands, "detach", detach, "stop a node reading a ReadOnlyMany dataset")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p.add_argument("--node", required=True, metavar="NODE", help="the reader to remove")
     p = command(commands, "resize", resize, "grow a dataset online (never shrink)")
     p.add_argument("dataset", metavar="ID|NAME")
     p.add_argument("--size", type=size_arg, required=True,

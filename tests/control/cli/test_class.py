@@ -70,7 +70,8 @@ def test_create_unbound_then_attach() -> None:
     bound = cli("dataset", "attach", "db", "--node", "node1", "--force", "--json")
     assert bound.code == 0, bound.err
     again = cli("dataset", "attach", "db", "--node", "node2", "--force")
-    assert again.code == 1 and "already bound to node1" in again.err
+    assert again.code == 1 and "only a ReadOnlyMany dataset" in again.err
+    assert "shoal dataset move" in again.err
 
 
 def test_create_with_node_outside_the_class_is_refused() -> None:
