@@ -290,8 +290,9 @@ async def attach(ctx: Context) -> None:
     target = resolve_node(ctx.args.node, nodes)
     names = node_names(nodes)
     check_live(_node_info(nodes, target), ctx.clock.seconds(), ctx.args.force)
+    reading = dataset.bound and dataset.primary != target
     try:
-        if dataset.bound and dataset.primary != target:
+        if reading:
             done = await ctx.client.add_reader(dataset.dataset_id, target)
             ctx.progress(f"dataset {done.dataset_id} read on {node_name(target, names)} "
                          f"(read-only; primary {node_name(done.primary, names)})")
@@ -300,9 +301,10 @@ async def attach(ctx: Context) -> None:
             ctx.progress(f"dataset {done.dataset_id} bound to {node_name(target, names)}")
     except ShoalError as e:
         raise in_cli_terms(e) from None
-    if ctx.args.wait:
+    if ctx.args.wait:  # a reader: as the reader itself reports it
         goal = wait.mounted_on(done.dataset_id, target, names)
-        await wait.wait_until(ctx, goal, ctx.args.timeout, done.dataset_id, names)
+        where = target if reading else None
+        await wait.wait_until(ctx, goal, ctx.args.timeout, done.dataset_id, names, where)
     await _show_placed(ctx, done, nodes)
 
 

@@ -12,6 +12,7 @@ its data.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -138,3 +139,50 @@ def test_local_volume_is_pinned_to_its_node(zoned: LocalCluster) -> None:
     local = [n["capacity"] for n in nodes if n["uuid"] == str(three.uuid)]
     assert local[0]["backend"] == "local" and local[0]["shared"] is False
     assert zoned.mounted_on(dataset, three)
+
+
+def _mount_options(path: str) -> list[str]:
+    """The options of the mount at ``path`` (``/proc/self/mountinfo``)."""
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split(" ")
+            if fields[4] == path:
+                return fields[5].split(",")
+    return []
+
+
+def _read_only_on(agent: AgentProcess, dataset: UUID, data: bytes) -> None:
+    """The dataset is mounted read-only on ``agent``: it reads ``data``; a write is EROFS."""
+    path = agent.mount_path(dataset)
+    wait_until(lambda: os.path.ismount(path), 60, f"{dataset} mounted on {agent.name}",
+               interval=0.2)
+    assert "ro" in _mount_options(path)
+    assert read_marker(os.path.join(path, "marker")) == data
+    with pytest.raises(OSError) as refused:
+        write_marker(os.path.join(path, "written"), b"never")
+    assert refused.value.errno == errno.EROFS
+
+
+def test_read_only_many_is_read_only_on_both_nodes(zoned: LocalCluster) -> None:
+    """A ReadOnlyMany dataset restored from a snapshot is mounted read-only on node1 (its
+    primary) and node2 (a reader), with the data; writes fail on both; node2 lets go."""
+    one, two = zoned.agents["node1"], zoned.agents["node2"]
+    source = UUID(create(zoned, "--node", "node1", "--size", "64M",
+                         "--meta", "name=filled")["dataset_id"])
+    zoned.wait_mounted(source, one)
+    write_marker(os.path.join(one.mount_path(source), "marker"), b"shared data")
+    shoal(zoned, "snapshot", "create", "filled", "--name", "filled-1", "--wait")
+    shoal(zoned, "class", "create", "readonly", "--access-mode", "ROX", "--backend", "loopback")
+    made = create(zoned, "--class", "readonly", "--node", "node1", "--from-snapshot", "filled-1",
+                  "--meta", "name=shared")
+    dataset = UUID(made["dataset_id"])
+    _read_only_on(one, dataset, b"shared data")
+    shoal(zoned, "dataset", "attach", "shared", "--node", "node2", "--wait", "--timeout", "60")
+    _read_only_on(two, dataset, b"shared data")
+    _read_only_on(one, dataset, b"shared data")
+    refused = shoal(zoned, "dataset", "attach", "filled", "--node", "node2", ok=False)
+    assert "only a ReadOnlyMany dataset" in refused.stderr
+    shoal(zoned, "dataset", "detach", "shared", "--node", "node2")
+    wait_until(lambda: not os.path.ismount(two.mount_path(dataset)), 60,
+               "node2 to let go of its read-only mount", interval=0.2)
+    assert os.path.ismount(one.mount_path(dataset))
