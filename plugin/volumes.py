@@ -225,7 +225,8 @@ class VolumeService:
         assert source is not None
         primary = node if options.from_snapshot is not None else None
         return await self._client.create_shoal_dataset(
-            primary, options.size, metadata, filesystem=options.filesystem, source=source
+            primary, options.size, metadata, filesystem=options.filesystem, source=source,
+            storage_class=options.storage_class, access_mode=_access_mode(options.access_mode),
         )
 
     # -- Mount / Unmount ------------------------------------------------------------

@@ -91,7 +91,7 @@ def reader_refusal(dataset: Dataset, node: UUID, state: ClusterState) -> str | N
     ours = None if primary is None else primary.capacity_of(dataset.backend)
     backend = dataset.backend or (ours.backend if ours is not None else None)
     report = state.reports.get(node)
-    theirs = None if report is None else report.capacity_of(backend)
-    if report is not None and backend is None:
-        theirs = report.capacity_of(None)
+    if report is None or not report.all_capacities():
+        return None  # it has not said yet: its agent refuses what its backend cannot do
+    theirs = report.capacity_of(backend)
     return readers.reader_refusal(dataset, known.display_name, ours, theirs)

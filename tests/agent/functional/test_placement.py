@@ -7,7 +7,8 @@ Immediate class places in its zone, a local volume is pinned to node3, a WaitFor
 dataset waits unbound and is bound by ``shoal dataset attach``, a move out of
 the class's zone is refused naming the term, and a Retain class keeps the
 volume of a deleted dataset, which ``shoal dataset adopt`` brings back with
-its data.
+its data. A ReadOnlyMany dataset is read on node1 and node2 at once, read-only on
+both, by ``shoal dataset attach`` and through each node's Docker plugin.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 from uuid import UUID
 
 import pytest
@@ -31,6 +33,7 @@ from tests.agent.functional.cluster import (
     write_marker,
 )
 from tests.agent.functional.conftest import _root_or_skip
+from tests.plugin.runtimes import PluginProcess
 from tests.processes import ROOT, http_json, wait_until
 
 pytestmark = [pytest.mark.functional, pytest.mark.root]
@@ -186,3 +189,48 @@ def test_read_only_many_is_read_only_on_both_nodes(zoned: LocalCluster) -> None:
     wait_until(lambda: not os.path.ismount(two.mount_path(dataset)), 60,
                "node2 to let go of its read-only mount", interval=0.2)
     assert os.path.ismount(one.mount_path(dataset))
+
+
+def test_read_only_many_through_the_plugin(zoned: LocalCluster, tmp_path: Path) -> None:
+    """Through each node's Docker plugin: a ROX volume restored from a snapshot is mounted by
+    a container on node1 and one on node2 at once, read-only on both; node2's Unmount lets go."""
+    one, two = zoned.agents["node1"], zoned.agents["node2"]
+    source = UUID(create(zoned, "--node", "node1", "--size", "64M",
+                         "--meta", "name=published")["dataset_id"])
+    zoned.wait_mounted(source, one)
+    write_marker(os.path.join(one.mount_path(source), "marker"), b"for every node")
+    shoal(zoned, "snapshot", "create", "published", "--name", "published-1", "--wait")
+    shoal(zoned, "class", "create", "ro-plugin", "--access-mode", "ROX")
+    plugins = {
+        agent.name: PluginProcess(
+            str(tmp_path / f"{agent.name}.sock"), zoned.url, agent.state_dir,
+            str(tmp_path / f"{agent.name}-plugin"), str(tmp_path / f"{agent.name}-plugin.log"),
+            extra=("--mount-timeout", "60"),
+        )
+        for agent in (one, two)
+    }
+    try:
+        for plugin in plugins.values():
+            plugin.start()
+        opts = {"class": "ro-plugin", "from-snapshot": "published-1"}
+        made = plugins["node1"].call("VolumeDriver.Create", {"Name": "reports", "Opts": opts})
+        assert made == (200, {"Err": ""})
+        for name, agent in (("node1", one), ("node2", two)):
+            status, answer = plugins[name].call(
+                "VolumeDriver.Mount", {"Name": "reports", "ID": f"c-{name}"}
+            )
+            assert status == 200 and answer["Err"] == "", answer
+            dataset = UUID(os.path.basename(answer["Mountpoint"]))
+            assert answer["Mountpoint"] == agent.mount_path(dataset)
+            _read_only_on(agent, dataset, b"for every node")
+        _read_only_on(one, dataset, b"for every node")
+        status, answer = plugins["node2"].call(
+            "VolumeDriver.Unmount", {"Name": "reports", "ID": "c-node2"}
+        )
+        assert status == 200 and answer["Err"] == "", answer
+        wait_until(lambda: not os.path.ismount(two.mount_path(dataset)), 60,
+                   "node2 to let go once its last container is gone", interval=0.2)
+        assert os.path.ismount(one.mount_path(dataset))
+    finally:
+        for plugin in plugins.values():
+            plugin.stop()
