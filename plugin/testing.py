@@ -8,10 +8,10 @@ the live datasets whose primary is its node (and the ReadOnlyMany datasets it
 reads), except those another node still reports attached (as a real agent
 waits for the old primary to let go), so a dataset moved away disappears from
 the old node's report first. Tests call it when they want the "agent" to act,
-which lets them check that a waiting Mount is woken by the report. It also plays this node's kernel mount table: what it
-reports mounted is mounted (from ``/dev/fake/<dataset id>``), which
-:meth:`FakeAgent.guard` checks as the real :class:`~plugin.hostmounts.MountGuard`
-checks ``/proc/self/mountinfo``.
+which lets them check that a waiting Mount is woken by the report. It also
+plays this node's kernel mount table: what it reports mounted is mounted (from
+``/dev/fake/<dataset id>``), which :meth:`FakeAgent.guard` checks as the real
+:class:`~plugin.hostmounts.MountGuard` checks ``/proc/self/mountinfo``.
 """
 
 from __future__ import annotations
