@@ -29,10 +29,12 @@ WAIT_SLEEP = 5.0
 
 @frozen
 class CreateVolume:
-    """Create the dataset's volume (the backend returns the existing one if any)."""
+    """Create the dataset's volume (the backend returns the existing one if any), on the
+    node's ``backend`` of that name (``None``: its default one)."""
 
     dataset_id: UUID
     size: int
+    backend: str | None = None
 
 
 @frozen

@@ -178,6 +178,9 @@ class LocalState:
     device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
     snapshots: PMap = field(factory=pmap, converter=_freeze_datasets)
     leftovers: tuple[Leftover, ...] = ()
+    capacities: tuple[Capacity, ...] = ()
+    """Every backend's capacity when the node runs several (the default one first, which is
+    ``capacity``); empty with one backend."""
 
 
 def with_leftovers(

@@ -28,6 +28,7 @@ from agent.backends.interface import (
     BlockDeviceVolume,
     ReadOnlyManyAPI,
 )
+from agent.backends.multi import MultiBackend
 from agent.changes import (
     AttachVolume,
     Change,
@@ -116,7 +117,7 @@ class Executor:
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._actions: dict[type, Callable[[Any], object]] = {
-            CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
+            CreateVolume: self._create,
             AttachVolume: self._attach,
             MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
             MountFilesystem: lambda c: filesystems.mount(c.device, c.path, c.read_only),
@@ -172,6 +173,12 @@ class Executor:
             except Exception as e:  # one stuck mount must not stop the agent starting
                 self._log.warning("agent.thaw.failed", path=mount.path, error=str(e))
         return paths
+
+    def _create(self, change: CreateVolume) -> BlockDeviceVolume:
+        """Create on the change's backend when the node runs several, else on its one."""
+        if isinstance(self.backend, MultiBackend):
+            return self.backend.create_volume_on(change.backend, change.dataset_id, change.size)
+        return self.backend.create_volume(change.dataset_id, change.size)
 
     def _attach(self, change: AttachVolume) -> BlockDeviceVolume:
         """Attach read-write at the change's epoch, or read-only beside other readers."""

@@ -405,7 +405,11 @@ class ConvergenceLoop(LoopFencing):
             local, desired, self.node.node_uuid, self.settings.default_size, now
         )
         report = with_health(report, local.capacity, health, self.memory.last_report)
-        report = evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
+        report = evolve(
+            report,
+            snapshots=reported_snapshots(local, configuration.snapshots),
+            capacities=local.capacities,
+        )
         reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         asking = datasets_to_ask_about(local, desired)

@@ -19,6 +19,7 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from agent.backends.multi import MultiBackend
 from agent.discovery import (
     LocalState,
     attached_here,
@@ -101,4 +102,16 @@ def discover(
     local = with_snapshots(with_filesystems(local, infos), backend.list_snapshots())
     local = with_leftovers(local, backend.fenced_leftovers(), mounts)
     errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
-    return evolve(local, capacity=_capacity(backend), device_errors=errors)
+    capacities: tuple[Capacity, ...] = ()
+    if isinstance(backend, MultiBackend):
+        capacities = tuple(c for c in map(steady, _all_capacities(backend)) if c is not None)
+    return evolve(
+        local, capacity=_capacity(backend), device_errors=errors, capacities=capacities
+    )
+
+
+def _all_capacities(backend: MultiBackend) -> list[Capacity]:
+    try:
+        return backend.capacities()
+    except (BackendError, OSError):
+        return []

@@ -160,6 +160,8 @@ class Context:
     fence: FenceView = FenceView()
     node_uuid: UUID | None = None
     """This node (to tell a ``ReadOnlyMany`` dataset's primary from its readers)."""
+    capacities: PMap = pmap()
+    """Each backend's capacity by name, when the node runs several."""
 
 
 Transition = Callable[[Dataset | None, DiscoveredDataset, Context], Change]
@@ -191,9 +193,10 @@ def _create(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> C
     if record.source is not None:
         return _create_from_source(record, ctx)
     size = record.maximum_size or ctx.default_size
-    if not fits(ctx.capacity, size):  # reported as too_large / no_space (agent.health)
+    capacity = ctx.capacities.get(record.backend, ctx.capacity) if record.backend else ctx.capacity
+    if not fits(capacity, size):  # reported as too_large / no_space (agent.health)
         return NoOp()
-    return CreateVolume(record.dataset_id, size)
+    return CreateVolume(record.dataset_id, size, record.backend)
 
 
 def _create_from_source(record: Dataset, ctx: Context) -> Change:
@@ -655,6 +658,7 @@ def calculate_changes(
         volumes=local.datasets,
         fence=cluster.fence,
         node_uuid=cluster.node_uuid,
+        capacities=pmap({c.backend: c for c in local.capacities}),
     )
     found_all = local.datasets
     changes = []
