@@ -2,6 +2,8 @@
 
 from uuid import UUID
 
+from attrs import evolve
+
 from agent.backends.interface import BlockDeviceVolume
 from agent.changes import (
     AttachVolume,
@@ -9,6 +11,7 @@ from agent.changes import (
     DetachVolume,
     MakeFilesystem,
     MountFilesystem,
+    NoOp,
     Sequentially,
     Wait,
     sequentially,
@@ -130,3 +133,17 @@ def test_discovery_tells_read_only_attachments():
     assert local.datasets[D].state is S.ATTACHED_HERE and local.datasets[D].read_only
     local = classify([volume], "y", {}, frozenset(), [], ROOT)
     assert local.datasets[D].state is S.READ_ONLY_ELSEWHERE
+
+
+def test_create_goes_to_the_dataset_backend_within_its_capacity():
+    """On a node with several backends a new volume is made on its dataset's backend, and
+    only if that backend has room (another backend's room does not count)."""
+    shared = Capacity("loopback", total=2**30, free=2**30, maximum_volume_size=2**30)
+    full = Capacity("local", total=2**30, free=0, maximum_volume_size=0, shared=False)
+    record = Dataset(D, ME, SIZE, backend="local")
+    local = LocalState(instance_id=HERE, capacity=shared, capacities=(shared, full))
+    assert calculate_changes({D: record}, ClusterView(ME), local, HERE, ROOT) == NoOp()
+    roomy = evolve(full, free=2**30, maximum_volume_size=2**30)
+    local = LocalState(instance_id=HERE, capacity=shared, capacities=(shared, roomy))
+    change = calculate_changes({D: record}, ClusterView(ME), local, HERE, ROOT)
+    assert change == CreateVolume(D, SIZE, "local")
