@@ -97,7 +97,8 @@ def free(c: Capacity) -> int:
 def test_placement_never_breaks_a_rule_and_always_finds_one(
     need: Need, candidates: list[Candidate]
 ) -> None:
-    """A placement satisfies every rule and is the roomiest; a refusal means none could."""
+    """A placement satisfies every rule and is the roomiest (on a shared backend when any
+    shared one fits); a refusal means none could."""
     decision = place(need, candidates)
     options = [(c, f) for c in candidates for f in fitting(need, c)]
     if not options:
@@ -108,9 +109,14 @@ def test_placement_never_breaks_a_rule_and_always_finds_one(
     chosen = next(c for c in candidates if c.uuid == decision.node)
     backends = fitting(need, chosen)
     assert decision.backend in {c.backend for c in backends}
-    best = max(free(f) for _, f in options)
-    assert max(free(f) for f in backends) == best
-    assert decision.node == min(c.uuid for c, f in options if free(f) == best)
+
+    def rank(f: Capacity) -> tuple[bool, int]:
+        return (not f.shared, -free(f))
+
+    best = min(rank(f) for _, f in options)
+    assert min(rank(f) for f in backends) == best
+    assert decision.node == min(c.uuid for c, f in options if rank(f) == best)
+    assert decision.backend == min((rank(f), f.backend) for f in backends)[1]
 
 
 @given(needs, nodes(), st.randoms())

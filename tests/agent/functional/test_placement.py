@@ -41,8 +41,8 @@ pytestmark = [pytest.mark.functional, pytest.mark.root]
 
 @pytest.fixture(scope="module")
 def zoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    """node1 in zone a, node2 in zone b on one shared pool; node3 in zone a with only its own
-    local pool; everything released after."""
+    """node1 in zone a, node2 in zone b on one shared pool (node2 also with a local pool of
+    its own); node3 in zone a with only its own local pool; everything released after."""
     _root_or_skip()
     base = str(tmp_path_factory.mktemp("zoned"))
     local = LocalCluster(base, names=())
@@ -50,6 +50,9 @@ def zoned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
         local.start()
         for name, zone in (("node1", "a"), ("node2", "b")):
             extra = [*local.agent_args, "--label", f"{ZONE}={zone}"]
+            if name == "node2":  # also a local pool of its own: two backends in one agent
+                own = os.path.join(base, "node2-local")
+                extra += ["--backend", "loopback", "--backend", f"local={own}"]
             local.agents[name] = AgentProcess(name, local.url, base, local.pool, extra).start()
         own = os.path.join(base, "node3-local")  # node3's own disk: the local backend
         extra = ["--label", f"{ZONE}=a", "--backend", "local", "--pool", own]
@@ -131,7 +134,8 @@ def test_retain_then_adopt_keeps_the_data(zoned: LocalCluster) -> None:
 def test_local_volume_is_pinned_to_its_node(zoned: LocalCluster) -> None:
     """A class on the local backend places on node3, the only node with one; no move."""
     three = zoned.agents["node3"]
-    shoal(zoned, "class", "create", "pinned", "--size", "64M", "--backend", "local")
+    shoal(zoned, "class", "create", "pinned", "--size", "64M", "--backend", "local",
+          "--topology", f"{ZONE}=a")
     made = create(zoned, "--class", "pinned", "--meta", "name=pinned")
     dataset = UUID(made["dataset_id"])
     assert made["primary"] == str(three.uuid)
@@ -142,6 +146,32 @@ def test_local_volume_is_pinned_to_its_node(zoned: LocalCluster) -> None:
     local = [n["capacity"] for n in nodes if n["uuid"] == str(three.uuid)]
     assert local[0]["backend"] == "local" and local[0]["shared"] is False
     assert zoned.mounted_on(dataset, three)
+
+
+def test_one_agent_offers_a_shared_and_a_local_backend(zoned: LocalCluster) -> None:
+    """node2 runs loopback and local: it reports both; a zone-b local class puts the volume in
+    node2's own pool, a zone-b loopback class in the shared pool; the local one is pinned."""
+    two = zoned.agents["node2"]
+    nodes = json.loads(shoal(zoned, "node", "list", "--json").stdout)
+    (mine,) = [n for n in nodes if n["uuid"] == str(two.uuid)]
+    assert [(c["backend"], c["shared"]) for c in mine["capacities"]] == [
+        ("loopback", True), ("local", False)
+    ]
+    listed = shoal(zoned, "node", "list").stdout
+    assert "loopback" in listed and "node-local" in listed
+    for name, backend in (("b-local", "local"), ("b-shared", "loopback")):
+        shoal(zoned, "class", "create", name, "--size", "64M", "--backend", backend,
+              "--topology", f"{ZONE}=b")
+    own = UUID(create(zoned, "--class", "b-local", "--meta", "name=own")["dataset_id"])
+    shared = UUID(create(zoned, "--class", "b-shared", "--meta", "name=common")["dataset_id"])
+    for dataset in (own, shared):
+        zoned.wait_mounted(dataset, two)
+    own_pool = os.path.join(zoned.base, "node2-local")
+    assert any(str(own) in files for _, _, files in os.walk(own_pool))
+    assert not os.path.exists(zoned.volume_path(own))
+    assert os.path.exists(zoned.volume_path(shared))
+    refused = shoal(zoned, "dataset", "move", "own", "--to", "node1", ok=False)
+    assert refused.returncode == 1 and "node-local backend 'local'" in refused.stderr
 
 
 def _mount_options(path: str) -> list[str]:
