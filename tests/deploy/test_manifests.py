@@ -35,6 +35,10 @@ SHOAL_LABEL_KEYS = {
     "topology.kubernetes.io/region",
 }
 """The topology labels Shoal's agents register (control/topology.py, docs/placement.md)."""
+CLASS_PARAMETERS = {"class", "fs"}
+"""The CreateVolume parameters the driver reads (plugin/csi/rules.py: PARAMETERS)."""
+SIDECAR_PREFIX = "csi.storage.k8s.io/"
+"""Parameters for the sidecars (fstype, secrets), which the driver accepts and ignores."""
 PENDING_GROUPS = {"csi"}
 """``shoal`` command groups the manifests run that this build may not have yet."""
 WORKLOADS = {"Deployment", "StatefulSet", "DaemonSet"}
@@ -140,6 +144,20 @@ def test_topology_keys_are_labels_shoal_registers() -> None:
         for expression in term["matchLabelExpressions"]
     }
     assert keys and keys <= SHOAL_LABEL_KEYS
+
+
+def test_class_parameters_are_ones_the_driver_reads() -> None:
+    """Every StorageClass names a Shoal class, and only parameters the driver knows."""
+    for document in of_kind("StorageClass"):
+        parameters = set(document["parameters"])
+        assert "class" in parameters
+        unknown = {p for p in parameters - CLASS_PARAMETERS if not p.startswith(SIDECAR_PREFIX)}
+        assert not unknown, f"{document['metadata']['name']}: {unknown}"
+    try:
+        from plugin.csi.rules import PARAMETERS  # the driver, once merged
+    except ModuleNotFoundError:
+        return
+    assert set(PARAMETERS) == CLASS_PARAMETERS
 
 
 def test_sidecar_images_are_pinned_upstream_releases() -> None:
