@@ -135,6 +135,38 @@ def test_driver_name_is_the_same_everywhere() -> None:
     )
 
 
+def argument(container: dict[str, Any], flag: str) -> str | None:
+    """The value of ``--flag=VALUE`` in a container's args, its $(VAR)s from its env values."""
+    env = {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+    for arg in container.get("args", []):
+        if arg.startswith(f"{flag}="):
+            value: str = arg.split("=", 1)[1]
+            return re.sub(r"\$\(([A-Z_]+)\)", lambda m: env.get(m[1], m[0]), value)
+    return None
+
+
+def socket_volume(container: dict[str, Any], path: str) -> str:
+    """The name of the volume a container sees the socket ``path`` in."""
+    mounts = [m for m in container["volumeMounts"] if path.startswith(m["mountPath"] + "/")]
+    assert len(mounts) == 1, f"{container['name']} does not see {path} in one volume"
+    return str(mounts[0]["name"])
+
+
+@pytest.mark.parametrize("owner", ["shoal-csi-controller", "shoal-node"])
+def test_sidecars_reach_the_driver_socket(owner: str) -> None:
+    """Every sidecar's --csi-address is the driver's endpoint, in the same pod volume."""
+    (spec,) = [spec for name, spec in pod_specs(DEPLOYED) if name == owner]
+    driver = next(c for c in spec["containers"] if c["name"] == "shoal-csi")
+    endpoint = argument(driver, "--endpoint")
+    assert endpoint is not None and endpoint.startswith("unix://")
+    socket = endpoint.removeprefix("unix://")
+    sidecars = [c for c in spec["containers"] if c["image"] != "shoal"]
+    assert sidecars
+    for sidecar in sidecars:
+        assert argument(sidecar, "--csi-address") == socket, sidecar["name"]
+        assert socket_volume(sidecar, socket) == socket_volume(driver, socket), sidecar["name"]
+
+
 def test_topology_keys_are_labels_shoal_registers() -> None:
     """Every allowedTopologies key of a class is a topology label Shoal's agents register."""
     keys = {
