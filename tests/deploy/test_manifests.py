@@ -187,7 +187,9 @@ def test_class_parameters_are_ones_the_driver_reads() -> None:
         assert not unknown, f"{document['metadata']['name']}: {unknown}"
     try:
         from plugin.csi.rules import PARAMETERS  # the driver, once merged
-    except ModuleNotFoundError:
+    except ModuleNotFoundError as e:
+        if e.name not in ("plugin.csi", "plugin.csi.rules"):
+            raise
         return
     assert set(PARAMETERS) == CLASS_PARAMETERS
 
