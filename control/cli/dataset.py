@@ -139,7 +139,6 @@ def _document(dataset: Dataset, state: StateDataset | None, conditions: Sequence
         "state": state_json(state),
         "status": _status(dataset, state, nodes, now, conditions),
         "conditions": [condition_json(c) for c in blocking(conditions, dataset.dataset_id)],
-        "readers": sorted(str(r) for r in dataset.readers),
     }
 
 
@@ -155,6 +154,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
     conditions = await ctx.client.list_conditions(dataset.dataset_id)
     events = await ctx.client.list_events(dataset_id=dataset.dataset_id, limit=SHOWN_EVENTS)
     failover = await ctx.client.get_failover(dataset.dataset_id)
+    dataset = await _full_record(ctx, dataset)
     state = _state_of(states, dataset.dataset_id)
     lease = next((x for x in leases if x.dataset_id == dataset.dataset_id), None)
     now = ctx.clock.seconds()
@@ -165,6 +165,9 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
             "lease": None if lease is None else lease_to_json(lease, now),
             "failover": failover_json(failover),
             "events": [event_to_json(e) for e in events],
+            "access_mode": dataset.access_mode.value,
+            "readers": sorted(str(r) for r in dataset.readers),
+            "backend": dataset.backend,
         })
         return
     held = "none"
@@ -183,6 +186,9 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ("failover:", failover_summary(failover)),
         ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
     ]
+    if dataset.readers:
+        readers = ", ".join(sorted(node_name(r, names) for r in dataset.readers))
+        rows.append(("readers:", f"{readers} (read-only, {dataset.access_mode.value})"))
     for found in blocking(conditions, dataset.dataset_id):
         rows.append(("condition:", condition_text(found, names, now)))
     ctx.print(table(("", ""), rows).split("\n", 1)[1])
@@ -190,6 +196,18 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ctx.print("")
         ctx.print(table(("WHEN", "EVENT", "MESSAGE", "BY"),
                         [_event_line(e, names, now) for e in events]))
+
+
+async def _full_record(ctx: Context, dataset: Dataset) -> Dataset:
+    """The dataset as the agents' route has it (access mode, readers, backend), which the
+    Flocker v1 listing leaves out; as it is when that route does not answer."""
+    if not dataset.bound:
+        return dataset
+    try:
+        found = await ctx.client.node_configuration(dataset.primary, [dataset.dataset_id])
+    except ShoalError:
+        return dataset
+    return next((d for d in found.datasets if d.dataset_id == dataset.dataset_id), dataset)
 
 
 async def _find(ctx: Context) -> tuple[Dataset, list[NodeInfo]]:
@@ -305,7 +323,7 @@ async def attach(ctx: Context) -> None:
         goal = wait.mounted_on(done.dataset_id, target, names)
         where = target if reading else None
         await wait.wait_until(ctx, goal, ctx.args.timeout, done.dataset_id, names, where)
-    await _show_placed(ctx, done, nodes)
+    await show_dataset(ctx, done, nodes)
 
 
 async def detach(ctx: Context) -> None:
@@ -318,15 +336,7 @@ async def detach(ctx: Context) -> None:
         raise in_cli_terms(e) from None
     ctx.progress(f"dataset {done.dataset_id} no longer read on "
                  f"{node_name(target, node_names(nodes))}")
-    await _show_placed(ctx, done, nodes)
-
-
-async def _show_placed(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]) -> None:
-    """The dataset after an attach or detach, with its readers (``--json``: ``readers``)."""
-    await show_dataset(ctx, dataset, nodes)
-    if dataset.readers and not ctx.json:
-        names = node_names(nodes)
-        ctx.print("readers:   " + ", ".join(sorted(node_name(r, names) for r in dataset.readers)))
+    await show_dataset(ctx, done, nodes)
 
 
 async def list_(ctx: Context) -> None:
