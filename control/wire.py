@@ -483,28 +483,39 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
     )
 
 
-def _most_advanced(reports: Iterable[NodeState]) -> dict[UUID, tuple[UUID, DatasetState]]:
+def _most_advanced(
+    reports: Iterable[NodeState], primaries: Mapping[UUID, UUID]
+) -> dict[UUID, tuple[UUID, DatasetState]]:
     best: dict[UUID, tuple[UUID, DatasetState]] = {}
     for report in sorted(reports, key=lambda r: str(r.node_uuid)):
         for dataset_id, state in report.datasets.items():
             current = best.get(dataset_id)
-            if current is None or _ADVANCEMENT[state.status] > _ADVANCEMENT[current[1].status]:
+            rank = (_ADVANCEMENT[state.status], primaries.get(dataset_id) == report.node_uuid)
+            if current is None or rank > (
+                _ADVANCEMENT[current[1].status], primaries.get(dataset_id) == current[0]
+            ):
                 best[dataset_id] = (report.node_uuid, state)
     return best
 
 
-def state_datasets_to_json(cluster_state: ClusterState, node: UUID | None = None) -> list[JSON]:
+def state_datasets_to_json(
+    cluster_state: ClusterState,
+    node: UUID | None = None,
+    primaries: Mapping[UUID, UUID] | None = None,
+) -> list[JSON]:
     """
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
     attached gives ``primary``, present gives neither. As in Flocker,
     ``maximum_size`` is left out when the volume has none. With ``node``, only
-    that node's report counts (``?node=``: a ReadOnlyMany reader's own view).
+    that node's report counts (``?node=``: a ReadOnlyMany reader's own view). Among
+    reports as advanced, the dataset's primary's (``primaries``) wins: a ReadOnlyMany
+    dataset mounted on its readers too is shown where its primary has it.
     """
     result = []
     reports = [r for r in cluster_state.reports.values() if node in (None, r.node_uuid)]
-    best = _most_advanced(reports)
+    best = _most_advanced(reports, primaries or {})
     for dataset_id in sorted(best, key=str):
         node, state = best[dataset_id]
         entry: JSON = {"dataset_id": str(dataset_id)}

@@ -296,8 +296,10 @@ class ControlAPI:
         cluster_state = await self._store.cluster_state()
         configuration = await self._store.configuration(self._now())
         shown = visible_state(cluster_state, configuration)
+        primaries = {d.dataset_id: d.primary for d in configuration.datasets.values()}
         return json_response(
-            request, state_datasets_to_json(shown, None if node is None else UUID(node))
+            request,
+            state_datasets_to_json(shown, None if node is None else UUID(node), primaries),
         )
 
     @app.route("/v1/state/nodes", methods=["GET"])
