@@ -174,7 +174,7 @@ def desired_state(record: Dataset | None, node_uuid: UUID) -> DesiredState:
     here = record.primary == node_uuid
     if record.deleted:
         return DesiredState.DELETED_HERE if here else DesiredState.DELETED_ELSEWHERE
-    if record.read_only and (here or node_uuid in record.readers):
+    if record.read_only and not record.released and (here or node_uuid in record.readers):
         return DesiredState.READ_ONLY_HERE
     return DesiredState.MOUNTED_HERE if here else DesiredState.ELSEWHERE
 

@@ -180,6 +180,7 @@ def release_dataset(
         released=True,
         released_from=current.primary if current.bound else None,
         epoch=current.epoch + 1,
+        readers=frozenset(),
     )
 
 

@@ -832,6 +832,6 @@ def _with_readings(datasets: Any, node: UUID, everything: Mapping[UUID, Dataset]
     have = {d.dataset_id for d in datasets}
     extra = [
         d for d in everything.values()
-        if node in d.readers and not d.deleted and d.dataset_id not in have
+        if node in d.readers and not d.deleted and not d.released and d.dataset_id not in have
     ]
     return [*datasets, *extra]

@@ -142,8 +142,11 @@ class ReleaseConformance:
         removed, _ = store.set_reader(dataset.dataset_id, other, False, None, NOW)
         assert removed.readers == frozenset()
         assert store.set_reader(dataset.dataset_id, other, False, None, NOW)[0] == removed
+        store.set_reader(dataset.dataset_id, node, True, None, NOW)
+        released, _ = store.release_dataset(dataset.dataset_id, None, NOW)
+        assert released.readers == frozenset()  # a released dataset has no node at all
         kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
-        assert kinds.count("reader_added") == 2 and kinds.count("reader_removed") == 1
+        assert kinds.count("reader_added") == 3 and kinds.count("reader_removed") == 1
 
     def test_reader_refusals(self, store: Store) -> None:
         """Only a live, bound ReadOnlyMany dataset has readers, on registered nodes."""
