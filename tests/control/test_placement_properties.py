@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from uuid import UUID
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from pyrsistent import pmap
 
@@ -93,6 +93,7 @@ def free(c: Capacity) -> int:
     return -1 if c.free is None else c.free
 
 
+@settings(deadline=None)
 @given(needs, nodes())
 def test_placement_never_breaks_a_rule_and_always_finds_one(
     need: Need, candidates: list[Candidate]
@@ -119,6 +120,7 @@ def test_placement_never_breaks_a_rule_and_always_finds_one(
     assert decision.backend == min((rank(f), f.backend) for f in backends)[1]
 
 
+@settings(deadline=None)
 @given(needs, nodes(), st.randoms())
 def test_placement_is_independent_of_candidate_order(
     need: Need, candidates: list[Candidate], rnd: random.Random
@@ -129,6 +131,7 @@ def test_placement_is_independent_of_candidate_order(
     assert place(need, shuffled) == place(need, candidates)
 
 
+@settings(deadline=None)
 @given(needs, nodes())
 def test_check_node_agrees_with_the_oracle(need: Need, candidates: list[Candidate]) -> None:
     """A given node is refused exactly when it breaks a rule."""
