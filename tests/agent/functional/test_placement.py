@@ -264,3 +264,20 @@ def test_read_only_many_through_the_plugin(zoned: LocalCluster, tmp_path: Path) 
     finally:
         for plugin in plugins.values():
             plugin.stop()
+
+
+def test_a_new_empty_read_only_many_dataset_is_formatted_once_then_read_only(
+    zoned: LocalCluster,
+) -> None:
+    """An empty ReadOnlyMany dataset: node1 (its primary) formats it read-write while no node
+    reads it, then mounts it read-only; node2 then reads it too."""
+    one, two = zoned.agents["node1"], zoned.agents["node2"]
+    shoal(zoned, "class", "create", "ro-empty", "--access-mode", "ROX", "--backend", "loopback",
+          "--size", "64M")
+    made = create(zoned, "--class", "ro-empty", "--node", "node1", "--meta", "name=blank")
+    dataset = UUID(made["dataset_id"])
+    path = one.mount_path(dataset)
+    wait_until(lambda: os.path.ismount(path), 60, "the empty dataset mounted", interval=0.2)
+    assert "ro" in _mount_options(path) and "lost+found" in os.listdir(path)
+    shoal(zoned, "dataset", "attach", "blank", "--node", "node2", "--wait", "--timeout", "60")
+    assert "ro" in _mount_options(two.mount_path(dataset))
