@@ -3,7 +3,8 @@ The convergence loop: one node agent's observe -> calculate -> act, forever.
 
 Each pass fetches the node's configuration (its datasets plus those of the
 volumes attached here), observes the node (:func:`~agent.discovery.discover`,
-in a thread), reports the observation when it changed or a heartbeat is due,
+in a thread; at the same time as the fetch when the generation is known, see
+:func:`~agent.pacing.observed_after`), reports the observation when it changed or a heartbeat is due,
 calculates the changes (:func:`~agent.policy.calculate_changes`) and runs
 them (:class:`~agent.executor.Executor`, in a thread). A pass that did
 something is followed by another at once, so its result is reported without
@@ -67,6 +68,7 @@ from agent.pacing import (
     Stopwatch,
     backoff_delay,
     both,
+    observed_after,
     reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
@@ -360,18 +362,7 @@ class ConvergenceLoop(LoopFencing):
         current, self.memory = memory.started_pass(self.memory)
         times = Stopwatch(self.clock)
         also = self.memory.also
-        configuration: NodeConfiguration = await self._configuration(also, current)
-        times.lap("fetch")
-        local: LocalState = await self._run_blocking(
-            discover,
-            self.executor.backend,
-            self.executor.filesystems,
-            self.settings.mount_root,
-            self.instance_id,
-            self.executor.recently_created,
-            self._kernel_log,
-        )
-        times.lap("discover")
+        configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
@@ -433,6 +424,40 @@ class ConvergenceLoop(LoopFencing):
         self._log_pass(local, to_run, reported, configuration.generation, times)
         self._log_failures(failures)
         return sleep, to_run
+
+    async def _fetch_and_observe(
+        self, also: frozenset[UUID], current: int | None, times: Stopwatch
+    ) -> tuple[NodeConfiguration, LocalState]:
+        """The configuration and a fresh observation, both at once when that is sound.
+
+        When the generation current at the start of the pass is known (the
+        watch or the last report said it), the observation starts with the
+        fetch: it is made after that generation was written, as if it had
+        followed the fetch. If the fetch brings a newer generation, or the
+        current one is unknown, the node is observed (again) after the fetch
+        (:func:`~agent.pacing.observed_after`).
+        """
+        fetching = Deferred.fromCoroutine(self._configuration(also, current))
+        early = None if current is None else self._observe()
+        configuration: NodeConfiguration
+        configuration, local = await both(fetching, early if early is not None else succeed(None))
+        times.lap("fetch")
+        if local is None or not observed_after(current, configuration.generation):
+            local = await self._observe()
+        times.lap("discover")
+        return configuration, local
+
+    def _observe(self) -> Deferred[LocalState]:
+        """Discover the node's state, off the reactor thread."""
+        return self._run_blocking(
+            discover,
+            self.executor.backend,
+            self.executor.filesystems,
+            self.settings.mount_root,
+            self.instance_id,
+            self.executor.recently_created,
+            self._kernel_log,
+        )
 
     def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
         """Run ``changes``; fires with the failed changes and their errors (maybe none)."""
