@@ -4,13 +4,17 @@ The convergence loop: one node agent's observe -> calculate -> act, forever.
 Each pass fetches the node's configuration (its datasets plus those of the
 volumes attached here), observes the node (:func:`~agent.discovery.discover`,
 in a thread; at the same time as the fetch when the generation is known, see
-:func:`~agent.pacing.observed_after`), reports the observation when it changed or a heartbeat is due,
-calculates the changes (:func:`~agent.policy.calculate_changes`) and runs
-them (:class:`~agent.executor.Executor`, in a thread). A pass that did
-something is followed by another at once, so its result is reported without
-delay; an idle loop waits on the control service's watch, which answers
-within milliseconds of a configuration change (a create, move or delete) or
-of another node's state change (the old primary reporting a volume free).
+:func:`~agent.pacing.observed_after`), reports the observation when it
+changed or a heartbeat is due, calculates the changes
+(:func:`~agent.policy.calculate_changes`) and runs them
+(:class:`~agent.executor.Executor`, in a thread). A pass that did something
+is followed by another at once, so its result is reported without delay; a
+snapshot it made or a filesystem it mounted is reported as soon as the
+change is done (:func:`~agent.effects.after_changes`): the snapshot is
+ready, the dataset mounted, one observation sooner. An idle
+loop waits on the control service's watch, which answers within milliseconds
+of a configuration change (a create, move or delete) or of another node's
+state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
 
 Failures of the loop's own calls back off exponentially with jitter
@@ -48,13 +52,14 @@ from twisted.python.failure import Failure
 
 from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
-from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
+from agent.conditions import BackoffSettings, Troubles, held_back, noticing_waits, settled
 from agent.discovery import (
     LocalState,
     datasets_to_ask_about,
     local_state_to_report,
     reported_snapshots,
 )
+from agent.effects import after_changes
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
@@ -382,21 +387,7 @@ class ConvergenceLoop(LoopFencing):
         held = self.memory.troubles.held(now)
         to_run = held_back(changes, held)
         troubles = noticing_waits(self.memory.troubles, to_run, now)
-        report = local_state_to_report(
-            local,
-            desired,
-            configuration.generation,
-            self.node.era,
-            self.node.node_uuid,
-            now,
-            conditions=(*troubles.conditions(), *self._node_conditions()),
-            asked=also,
-        )
-        health = observed_health(
-            local, desired, self.node.node_uuid, self.settings.default_size, now
-        )
-        report = with_health(report, local.capacity, health, self.memory.last_report)
-        report = evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
+        report = self._report_of(local, configuration, troubles, also, now)
         reporting = Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         asking = datasets_to_ask_about(local, desired)
@@ -410,10 +401,19 @@ class ConvergenceLoop(LoopFencing):
         acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
         reported, failures = await both(reporting, acting)
         times.lap("act_and_report")
+        effects = self.executor.effects()
         if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
             await self._shut_down_mounts("the node lease ran out while a pass was acting")
         if configuration.fenced and not self.memory.rejoined:
             await self._rejoin()
+        if effects and not (
+            self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
+        ):
+            known = after_changes(local, effects)
+            now = self.clock.seconds()
+            update = self._report_of(known, configuration, troubles, also, now)
+            if not update.same_observation(report):
+                reported = await self._report(update, now) or reported
         after = settled(
             troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
         )
@@ -458,6 +458,32 @@ class ConvergenceLoop(LoopFencing):
             self.executor.recently_created,
             self._kernel_log,
         )
+
+    def _report_of(
+        self,
+        local: LocalState,
+        configuration: NodeConfiguration,
+        troubles: Troubles,
+        also: frozenset[UUID],
+        now: float,
+    ) -> NodeState:
+        """What to report of the observation ``local`` (pure but for the node's conditions)."""
+        desired = {d.dataset_id: d for d in configuration.datasets}
+        report = local_state_to_report(
+            local,
+            desired,
+            configuration.generation,
+            self.node.era,
+            self.node.node_uuid,
+            now,
+            conditions=(*troubles.conditions(), *self._node_conditions()),
+            asked=also,
+        )
+        health = observed_health(
+            local, desired, self.node.node_uuid, self.settings.default_size, now
+        )
+        report = with_health(report, local.capacity, health, self.memory.last_report)
+        return evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
 
     def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
         """Run ``changes``; fires with the failed changes and their errors (maybe none)."""
