@@ -441,10 +441,10 @@ class ConvergenceLoop(LoopFencing):
         early = None if current is None else self._observe()
         configuration: NodeConfiguration
         configuration, local = await both(fetching, early if early is not None else succeed(None))
-        times.lap("fetch")
+        times.lap("fetch" if early is None else "fetch_and_discover")
         if local is None or not observed_after(current, configuration.generation):
             local = await self._observe()
-        times.lap("discover")
+            times.lap("discover")
         return configuration, local
 
     def _observe(self) -> Deferred[LocalState]:
