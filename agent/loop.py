@@ -66,7 +66,7 @@ from agent.kernlog import KernelLog
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.loopfencing import LoopFencing
 from agent.memory import PassMemory
-from agent.observe import discover
+from agent.observe import Together, discover
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,
@@ -143,7 +143,9 @@ class ConvergenceLoop(LoopFencing):
     for the backoff jitter; ``kernel_log`` (if given) tells discovery which
     devices the kernel logged errors for; ``monotonic`` is the clock the node
     lease is measured on (default: ``clock.seconds``; the service passes
-    ``time.monotonic``).
+    ``time.monotonic``); ``together`` how discovery makes its independent
+    observations (default: one by one; the service passes
+    :func:`~agent.observe.in_threads`).
     """
 
     def __init__(
@@ -159,6 +161,7 @@ class ConvergenceLoop(LoopFencing):
         logger: Any = None,
         kernel_log: KernelLog | None = None,
         monotonic: Callable[[], float] | None = None,
+        together: Together | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -169,6 +172,7 @@ class ConvergenceLoop(LoopFencing):
         self._random = random
         self._run_blocking = run_blocking
         self._kernel_log = kernel_log
+        self._together = together
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.memory = PassMemory()
@@ -457,6 +461,7 @@ class ConvergenceLoop(LoopFencing):
             self.instance_id,
             self.executor.recently_created,
             self._kernel_log,
+            self._together,
         )
 
     def _report_of(
