@@ -51,6 +51,7 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("agent.discovery", IO),
     ("agent.changes", IO),
     ("agent.fencing", IO),
+    ("agent.effects", IO),
     ("agent.passlog", tuple(m for m in IO if m != "agent.executor")),  # uses its describe()
     ("plugin.rules", (*IO, "klein")),
     ("control.rules", (*IO, "control.api", "control.store", "sqlalchemy")),
