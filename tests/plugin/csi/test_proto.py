@@ -1,0 +1,121 @@
+"""The CSI protocol definition: the generated modules are fresh, and the wire matches the spec."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.processes import ROOT
+
+PROTO = os.path.join("plugin", "csi", "proto", "csi.proto")
+GENERATED = ("csi_pb2.py", "csi_pb2.pyi", "csi_pb2_grpc.py")
+
+
+def generate(proto_root: str, out: str, proto: str) -> None:
+    """Run grpcio-tools as ``make proto`` does."""
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-I", proto_root, f"--python_out={out}",
+         f"--pyi_out={out}", f"--grpc_python_out={out}", proto],
+        check=True, cwd=proto_root, capture_output=True,
+    )
+
+
+def test_generated_modules_are_fresh(tmp_path: Any) -> None:
+    """The checked-in modules are exactly what ``make proto`` makes of csi.proto now."""
+    pytest.importorskip("grpc_tools")
+    os.makedirs(tmp_path / "plugin" / "csi" / "proto")
+    shutil.copy(os.path.join(ROOT, PROTO), tmp_path / PROTO)
+    generate(str(tmp_path), str(tmp_path), PROTO)
+    for name in GENERATED:
+        made = (tmp_path / "plugin" / "csi" / "proto" / name).read_text()
+        with open(os.path.join(ROOT, "plugin", "csi", "proto", name)) as f:
+            assert f.read() == made, f"{name} is stale: run `make proto` and commit the result"
+
+
+def spec_proto() -> str | None:
+    """The CSI spec's csi.proto from the Go module cache (csi-sanity's install puts it there)."""
+    gopath = os.environ.get("GOPATH") or os.path.expanduser("~/go")
+    found = sorted(glob.glob(os.path.join(
+        gopath, "pkg", "mod", "github.com", "container-storage-interface", "spec@v1.*", "csi.proto"
+    )))
+    return found[-1] if found else None
+
+
+def shape(files: Any, package: str) -> Iterator[tuple[object, ...]]:
+    """Every service method, message field and enum value of ``package``, as wire facts."""
+    def messages(prefix: str, descriptors: Any) -> Iterator[tuple[object, ...]]:
+        for message in descriptors:
+            name = f"{prefix}.{message.name}"
+            for field in message.field:
+                oneof = message.oneof_decl[field.oneof_index].name if field.HasField(
+                    "oneof_index") else None
+                yield ("field", name, field.name, field.number, field.type, field.label,
+                       field.type_name, oneof)
+            yield from enums(name, message.enum_type)
+            yield from messages(name, message.nested_type)
+
+    def enums(prefix: str, descriptors: Any) -> Iterator[tuple[object, ...]]:
+        for enum in descriptors:
+            for value in enum.value:
+                yield ("enum", f"{prefix}.{enum.name}", value.name, value.number)
+
+    for file in files.file:
+        if file.package != package:
+            continue
+        for service in file.service:
+            for method in service.method:
+                yield ("rpc", service.name, method.name, method.input_type, method.output_type,
+                       method.server_streaming)
+        yield from messages(f".{package}", file.message_type)
+        yield from enums(f".{package}", file.enum_type)
+
+
+def descriptor_set(proto_root: str, proto: str, out: str) -> Any:
+    """The parsed FileDescriptorSet protoc makes of ``proto``."""
+    from google.protobuf import descriptor_pb2
+    from grpc_tools import protoc
+
+    include = os.path.join(os.path.dirname(protoc.__file__), "_proto")
+    subprocess.run(
+        [sys.executable, "-m", "grpc_tools.protoc", "-I", proto_root, "-I", include,
+         f"--descriptor_set_out={out}", proto],
+        check=True, cwd=proto_root, capture_output=True,
+    )
+    files = descriptor_pb2.FileDescriptorSet()
+    with open(out, "rb") as f:
+        files.ParseFromString(f.read())
+    return files
+
+
+def test_wire_compatible_with_the_spec(tmp_path: Any) -> None:
+    """Every RPC, field number, type and enum value of ours is the CSI spec's, and none is missing."""
+    pytest.importorskip("grpc_tools")
+    spec = spec_proto()
+    if spec is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("CI installs csi-sanity, which brings the spec's csi.proto; it is missing")
+        pytest.skip("the CSI spec's csi.proto is not in the Go module cache (install csi-sanity)")
+    ours = set(shape(descriptor_set(ROOT, PROTO, str(tmp_path / "ours.pb")), "csi.v1"))
+    spec_dir = os.path.dirname(spec)
+    theirs = set(shape(descriptor_set(spec_dir, "csi.proto", str(tmp_path / "spec.pb")), "csi.v1"))
+    assert sorted(map(str, theirs - ours)) == []
+    assert sorted(map(str, ours - theirs)) == []
+
+
+def test_service_paths_are_the_spec_names() -> None:
+    """The generated stubs call the spec's method paths (what a CO sends on the wire)."""
+    from plugin.csi.proto import csi_pb2
+
+    services = csi_pb2.DESCRIPTOR.services_by_name
+    assert services["Identity"].full_name == "csi.v1.Identity"
+    assert services["Node"].methods_by_name["NodeStageVolume"].full_name == (
+        "csi.v1.Node.NodeStageVolume"
+    )
+    assert "CreateVolume" in services["Controller"].methods_by_name
