@@ -1,1 +1,1 @@
-"""Shoal's Kubernetes CSI driver: the CSI v1 Identity, Controller and Node services (docs/csi.md)."""
+"""Shoal's Kubernetes CSI driver: the CSI v1 Identity, Controller and Node services."""

@@ -95,7 +95,7 @@ def descriptor_set(proto_root: str, proto: str, out: str) -> Any:
 
 
 def test_wire_compatible_with_the_spec(tmp_path: Any) -> None:
-    """Every RPC, field number, type and enum value of ours is the CSI spec's, and none is missing."""
+    """Every RPC, field number, type and enum value of ours is the spec's, and none is missing."""
     pytest.importorskip("grpc_tools")
     spec = spec_proto()
     if spec is None:
