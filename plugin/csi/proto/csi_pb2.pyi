@@ -459,10 +459,12 @@ class ListVolumesRequest(_message.Message):
 class ListVolumesResponse(_message.Message):
     __slots__ = ("entries", "next_token")
     class VolumeStatus(_message.Message):
-        __slots__ = ("published_node_ids",)
+        __slots__ = ("published_node_ids", "volume_condition")
         PUBLISHED_NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+        VOLUME_CONDITION_FIELD_NUMBER: _ClassVar[int]
         published_node_ids: _containers.RepeatedScalarFieldContainer[str]
-        def __init__(self, published_node_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+        volume_condition: VolumeCondition
+        def __init__(self, published_node_ids: _Optional[_Iterable[str]] = ..., volume_condition: _Optional[_Union[VolumeCondition, _Mapping]] = ...) -> None: ...
     class Entry(_message.Message):
         __slots__ = ("volume", "status")
         VOLUME_FIELD_NUMBER: _ClassVar[int]
@@ -548,10 +550,12 @@ class ControllerGetVolumeRequest(_message.Message):
 class ControllerGetVolumeResponse(_message.Message):
     __slots__ = ("volume", "status")
     class VolumeStatus(_message.Message):
-        __slots__ = ("published_node_ids",)
+        __slots__ = ("published_node_ids", "volume_condition")
         PUBLISHED_NODE_IDS_FIELD_NUMBER: _ClassVar[int]
+        VOLUME_CONDITION_FIELD_NUMBER: _ClassVar[int]
         published_node_ids: _containers.RepeatedScalarFieldContainer[str]
-        def __init__(self, published_node_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+        volume_condition: VolumeCondition
+        def __init__(self, published_node_ids: _Optional[_Iterable[str]] = ..., volume_condition: _Optional[_Union[VolumeCondition, _Mapping]] = ...) -> None: ...
     VOLUME_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     volume: Volume
@@ -640,6 +644,7 @@ class ControllerServiceCapability(_message.Message):
             PUBLISH_READONLY: _ClassVar[ControllerServiceCapability.RPC.Type]
             EXPAND_VOLUME: _ClassVar[ControllerServiceCapability.RPC.Type]
             LIST_VOLUMES_PUBLISHED_NODES: _ClassVar[ControllerServiceCapability.RPC.Type]
+            VOLUME_CONDITION: _ClassVar[ControllerServiceCapability.RPC.Type]
             GET_VOLUME: _ClassVar[ControllerServiceCapability.RPC.Type]
             SINGLE_NODE_MULTI_WRITER: _ClassVar[ControllerServiceCapability.RPC.Type]
             MODIFY_VOLUME: _ClassVar[ControllerServiceCapability.RPC.Type]
@@ -657,6 +662,7 @@ class ControllerServiceCapability(_message.Message):
         PUBLISH_READONLY: ControllerServiceCapability.RPC.Type
         EXPAND_VOLUME: ControllerServiceCapability.RPC.Type
         LIST_VOLUMES_PUBLISHED_NODES: ControllerServiceCapability.RPC.Type
+        VOLUME_CONDITION: ControllerServiceCapability.RPC.Type
         GET_VOLUME: ControllerServiceCapability.RPC.Type
         SINGLE_NODE_MULTI_WRITER: ControllerServiceCapability.RPC.Type
         MODIFY_VOLUME: ControllerServiceCapability.RPC.Type
@@ -944,10 +950,12 @@ class NodeGetVolumeStatsRequest(_message.Message):
     def __init__(self, volume_id: _Optional[str] = ..., volume_path: _Optional[str] = ..., staging_target_path: _Optional[str] = ...) -> None: ...
 
 class NodeGetVolumeStatsResponse(_message.Message):
-    __slots__ = ("usage",)
+    __slots__ = ("usage", "volume_condition")
     USAGE_FIELD_NUMBER: _ClassVar[int]
+    VOLUME_CONDITION_FIELD_NUMBER: _ClassVar[int]
     usage: _containers.RepeatedCompositeFieldContainer[VolumeUsage]
-    def __init__(self, usage: _Optional[_Iterable[_Union[VolumeUsage, _Mapping]]] = ...) -> None: ...
+    volume_condition: VolumeCondition
+    def __init__(self, usage: _Optional[_Iterable[_Union[VolumeUsage, _Mapping]]] = ..., volume_condition: _Optional[_Union[VolumeCondition, _Mapping]] = ...) -> None: ...
 
 class VolumeUsage(_message.Message):
     __slots__ = ("available", "total", "used", "unit")
@@ -968,6 +976,14 @@ class VolumeUsage(_message.Message):
     used: int
     unit: VolumeUsage.Unit
     def __init__(self, available: _Optional[int] = ..., total: _Optional[int] = ..., used: _Optional[int] = ..., unit: _Optional[_Union[VolumeUsage.Unit, str]] = ...) -> None: ...
+
+class VolumeCondition(_message.Message):
+    __slots__ = ("abnormal", "message")
+    ABNORMAL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGE_FIELD_NUMBER: _ClassVar[int]
+    abnormal: bool
+    message: str
+    def __init__(self, abnormal: _Optional[bool] = ..., message: _Optional[str] = ...) -> None: ...
 
 class NodeGetVolumeHealthRequest(_message.Message):
     __slots__ = ("volume_id", "volume_publish_path", "staging_target_path")
@@ -1035,6 +1051,7 @@ class NodeServiceCapability(_message.Message):
             STAGE_UNSTAGE_VOLUME: _ClassVar[NodeServiceCapability.RPC.Type]
             GET_VOLUME_STATS: _ClassVar[NodeServiceCapability.RPC.Type]
             EXPAND_VOLUME: _ClassVar[NodeServiceCapability.RPC.Type]
+            VOLUME_CONDITION: _ClassVar[NodeServiceCapability.RPC.Type]
             SINGLE_NODE_MULTI_WRITER: _ClassVar[NodeServiceCapability.RPC.Type]
             VOLUME_MOUNT_GROUP: _ClassVar[NodeServiceCapability.RPC.Type]
             GET_VOLUME_HEALTH: _ClassVar[NodeServiceCapability.RPC.Type]
@@ -1043,6 +1060,7 @@ class NodeServiceCapability(_message.Message):
         STAGE_UNSTAGE_VOLUME: NodeServiceCapability.RPC.Type
         GET_VOLUME_STATS: NodeServiceCapability.RPC.Type
         EXPAND_VOLUME: NodeServiceCapability.RPC.Type
+        VOLUME_CONDITION: NodeServiceCapability.RPC.Type
         SINGLE_NODE_MULTI_WRITER: NodeServiceCapability.RPC.Type
         VOLUME_MOUNT_GROUP: NodeServiceCapability.RPC.Type
         GET_VOLUME_HEALTH: NodeServiceCapability.RPC.Type

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -39,13 +38,20 @@ def test_generated_modules_are_fresh(tmp_path: Any) -> None:
             assert f.read() == made, f"{name} is stale: run `make proto` and commit the result"
 
 
-def spec_proto() -> str | None:
-    """The CSI spec's csi.proto from the Go module cache (csi-sanity's install puts it there)."""
+SPEC_VERSIONS = ("v1.12.0", "v1.13.0")
+"""The spec versions ours is the union of (``.ci/run`` puts both in the Go module cache)."""
+
+
+def spec_protos() -> dict[str, str]:
+    """The CSI spec's csi.proto of each of :data:`SPEC_VERSIONS` found in the Go module cache."""
     gopath = os.environ.get("GOPATH") or os.path.expanduser("~/go")
-    found = sorted(glob.glob(os.path.join(
-        gopath, "pkg", "mod", "github.com", "container-storage-interface", "spec@v1.*", "csi.proto"
-    )))
-    return found[-1] if found else None
+    found = {}
+    for version in SPEC_VERSIONS:
+        path = os.path.join(gopath, "pkg", "mod", "github.com", "container-storage-interface",
+                            f"spec@{version}", "csi.proto")
+        if os.path.exists(path):
+            found[version] = path
+    return found
 
 
 def shape(files: Any, package: str) -> Iterator[tuple[object, ...]]:
@@ -95,18 +101,23 @@ def descriptor_set(proto_root: str, proto: str, out: str) -> Any:
 
 
 def test_wire_compatible_with_the_spec(tmp_path: Any) -> None:
-    """Every RPC, field number, type and enum value of ours is the spec's, and none is missing."""
+    """Every RPC, field and enum value of each spec version is ours, and we add none of our own."""
     pytest.importorskip("grpc_tools")
-    spec = spec_proto()
-    if spec is None:
+    specs = spec_protos()
+    if len(specs) < len(SPEC_VERSIONS):
+        missing = sorted(set(SPEC_VERSIONS) - set(specs))
         if os.environ.get("CI") == "true":
-            pytest.fail("CI installs csi-sanity, which brings the spec's csi.proto; it is missing")
-        pytest.skip("the CSI spec's csi.proto is not in the Go module cache (install csi-sanity)")
+            pytest.fail(f"CI puts the spec's csi.proto {missing} in the Go module cache")
+        pytest.skip(f"the CSI spec's csi.proto {missing} is not in the Go module cache "
+                    "(`go mod download github.com/container-storage-interface/spec@VERSION`)")
     ours = set(shape(descriptor_set(ROOT, PROTO, str(tmp_path / "ours.pb")), "csi.v1"))
-    spec_dir = os.path.dirname(spec)
-    theirs = set(shape(descriptor_set(spec_dir, "csi.proto", str(tmp_path / "spec.pb")), "csi.v1"))
-    assert sorted(map(str, theirs - ours)) == []
-    assert sorted(map(str, ours - theirs)) == []
+    union: set[tuple[object, ...]] = set()
+    for version, path in specs.items():
+        out = str(tmp_path / f"{version}.pb")
+        theirs = set(shape(descriptor_set(os.path.dirname(path), "csi.proto", out), "csi.v1"))
+        assert (version, sorted(map(str, theirs - ours))) == (version, [])
+        union |= theirs
+    assert sorted(map(str, ours - union)) == []
 
 
 def test_service_paths_are_the_spec_names() -> None:
