@@ -91,6 +91,8 @@ def register(subparsers: Any) -> None:
                    help="seconds CreateSnapshot waits for ready_to_use before answering "
                         "not ready (default 30)")
     p.add_argument("--max-volumes", type=count_arg, default=0, metavar="N",
-                   help="NodeGetInfo's max_volumes_per_node (default 0: no limit)")
+                   help="volumes one node may have published at once: NodeGetInfo's "
+                        "max_volumes_per_node, enforced by ControllerPublishVolume "
+                        "(default 0: no limit)")
     p.add_argument("--workers", type=count_arg, default=16, metavar="N",
                    help="gRPC threads (concurrent RPCs; default 16)")

@@ -49,7 +49,8 @@ CAPABILITIES = (
 
 class ControllerService:
     """The Controller RPCs over ``client``; ``snapshot_wait`` bounds how long CreateSnapshot
-    waits for ready_to_use (the CO asks again after)."""
+    waits for ready_to_use (the CO asks again after); ``max_volumes`` (0: no limit) is how
+    many volumes one node may have published at once, as the nodes' NodeGetInfo says."""
 
     def __init__(
         self,
@@ -57,8 +58,10 @@ class ControllerService:
         clock: ReactorTime,
         default_size: int | None = 1024**3,
         snapshot_wait: float = 30.0,
+        max_volumes: int = 0,
     ) -> None:
         self._client = client
+        self.max_volumes = max_volumes
         self._clock = clock
         self.default_size = default_size
         self.snapshot_wait = snapshot_wait
@@ -252,6 +255,7 @@ class ControllerService:
                 f"{await self._node_name(holder)}; unpublish it there first.",
             )
         if holder is None:
+            await self._check_limit(node)
             await self._client.acquire_lease(dataset.dataset_id, node, None)
         if dataset.primary == node:
             return
@@ -262,6 +266,18 @@ class ControllerService:
                 with contextlib.suppress(NotFound):
                     await self._client.release_lease(dataset.dataset_id)
             raise
+
+    async def _check_limit(self, node: UUID) -> None:
+        """RESOURCE_EXHAUSTED when ``node`` already has ``max_volumes`` volumes published."""
+        if not self.max_volumes:
+            return
+        held = [lease for lease in await self._client.list_leases() if lease.node_uuid == node]
+        if len(held) >= self.max_volumes:
+            raise CsiError(
+                Code.RESOURCE_EXHAUSTED,
+                f"Node {await self._node_name(node)} already has {len(held)} volumes published, "
+                f"its limit (--max-volumes {self.max_volumes}); unpublish one first.",
+            )
 
     async def ControllerUnpublishVolume(self, request: Any) -> Any:
         """Release the node's lease (idempotent: a volume not published there is done)."""

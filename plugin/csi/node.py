@@ -20,6 +20,7 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, wait_for_state
+from control.model import Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin.common.mounted import wait_mounted
@@ -222,7 +223,8 @@ class NodeService:
         return response
 
     async def NodeExpandVolume(self, request: Any) -> Any:
-        """Wait until this node's agent reports the grown size (it grows the filesystem)."""
+        """Wait until this node shows the grown size: the agent grows the volume, and the
+        filesystem of a mount volume (online); for block access, the device's own size."""
         rules.require(request.volume_id, "volume_id")
         rules.require(request.volume_path, "volume_path")
         dataset_id = await self._dataset_id(request.volume_id)
@@ -232,6 +234,17 @@ class NodeService:
         dataset = rules.live(datasets, dataset_id)
         wanted = max(request.capacity_range.required_bytes,
                      (dataset.maximum_size if dataset else None) or 0)
+        with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
+            if await self._run(hostfs.is_block, request.volume_path):
+                size = await self._device_grown(request.volume_path, wanted)
+            else:
+                size = await wait_for_state(
+                    self._client, self._clock, self._grown(dataset_id, wanted),
+                    self.stage_timeout, dataset_id=dataset_id,
+                )
+        return csi.NodeExpandVolumeResponse(capacity_bytes=size)
+
+    def _grown(self, dataset_id: UUID, wanted: int) -> Any:
         node = self._node()
 
         def grown(states: Sequence[StateDataset]) -> Reached[int] | str:
@@ -241,10 +254,24 @@ class NodeService:
                 return Reached(size or wanted)
             return f"the agent to report volume {dataset_id} grown to {wanted} bytes here"
 
-        with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
-            size = await wait_for_state(self._client, self._clock, grown, self.stage_timeout,
-                                        dataset_id=dataset_id)
-        return csi.NodeExpandVolumeResponse(capacity_bytes=size)
+        return grown
+
+    async def _device_grown(self, path: str, wanted: int) -> int:
+        """The size of the device at ``path`` once it is at least ``wanted`` bytes, looked at
+        again whenever the cluster changes (the agent grows the volume)."""
+        deadline = self._clock.seconds() + self.stage_timeout
+        seen = Versions(0, 0)
+        while True:
+            size: int = await self._run(hostfs.device_size, path)
+            left = deadline - self._clock.seconds()
+            if size >= wanted or left <= 0:
+                break
+            seen = await self._client.watch(seen.configuration, seen.state, min(left, 5.0))
+        if size < wanted:
+            raise CsiError(Code.DEADLINE_EXCEEDED,
+                           f"The device at {path} is still {size} bytes, not {wanted}: the agent "
+                           "has not grown the volume yet; retry.")
+        return size
 
     # -- about this node --------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def build_services(reactor: Any, client: ShoalClient, options: CsiOptions) -> di
     ready: Any = lambda: None  # noqa: E731
     if controller:
         services["controller"] = ControllerService(
-            client, reactor, options.default_size, options.snapshot_wait
+            client, reactor, options.default_size, options.snapshot_wait, options.max_volumes
         )
     if options.mode in ("node", "all"):
         node = AgentNode(options.agent_state_dir, options.mount_root, options.node_id)
