@@ -12,6 +12,9 @@ per node (root only), each trial times, as a CO's gRPC client sees it:
   (a move, through CSI);
 - NodePublishVolume (the bind mount at the pod's target path).
 
+Beside them, the same agents without the driver (``bench/move.py``'s REST trials):
+create -> mounted and move -> mounted, so the driver's own share can be read off.
+
     sudo .venv/bin/python bench/csi.py [--trials 20]
 """
 
@@ -26,7 +29,7 @@ import time
 from uuid import UUID
 
 from _common import Table, percentile
-from move import StateFollower
+from move import StateFollower, agent_trials
 
 from tests.agent.functional.cluster import LocalCluster, release
 from tests.plugin.csi.harness import Csi, CsiProcess, MiB
@@ -131,6 +134,7 @@ def main() -> None:
         started = time.perf_counter()
         samples = trials(cluster, drivers, base, args.trials)
         wall = time.perf_counter() - started
+        rest_creates, rest_moves = agent_trials(cluster, args.trials)
         memory = {name: d.rss_kib() for name, d in drivers.items()}
     finally:
         for driver in drivers.values():
@@ -141,6 +145,8 @@ def main() -> None:
     for scenario, found in samples.items():
         rss = memory["controller"] if "Create" in scenario else memory["node2"]
         table.add(scenario, found, sum(found) or wall, rss)
+    table.add("baseline: REST create -> mounted (no CSI)", rest_creates, None, None)
+    table.add("baseline: REST move -> mounted (no CSI)", rest_moves, None, None)
     print(table.render())
     print()
     for scenario, target in TARGETS.items():

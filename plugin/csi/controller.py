@@ -24,6 +24,7 @@ from control.model import Versions as _Versions
 from control.reactor import ReactorTime
 from plugin.csi import rules
 from plugin.csi.errors import Code, CsiError
+from plugin.csi.gather import gather
 from plugin.csi.inflight import InFlight
 from plugin.csi.proto import csi_pb2 as csi
 
@@ -128,8 +129,8 @@ class ControllerService:
         self, request: Any, filesystem: str | None, source: tuple[str, str] | None
     ) -> Any:
         class_name = request.parameters.get("class") or None
-        datasets = await self._datasets()
-        nodes = await self._client.list_nodes()
+        listing, nodes = await gather(self._client.list_datasets(), self._client.list_nodes())
+        datasets = listing.datasets
         existing = rules.by_name(datasets, request.name)
         if existing is None:
             try:
@@ -228,9 +229,14 @@ class ControllerService:
         rules.require(request.node_id, "node_id")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        dataset = await self._dataset(request.volume_id)
+        listing, nodes, leases = await gather(
+            self._client.list_datasets(), self._client.list_nodes(), self._client.list_leases()
+        )
+        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        if dataset is None:
+            raise CsiError(Code.NOT_FOUND,
+                           f"No volume {request.volume_id[:80]!r}: no live dataset.")
         node = rules.parse_volume_id(request.node_id)
-        nodes = await self._client.list_nodes()
         if node is None or all(n.node.uuid != node for n in nodes):
             raise CsiError(Code.NOT_FOUND, f"No node {request.node_id[:80]!r} is registered.")
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
@@ -242,12 +248,11 @@ class ControllerService:
                     f"{'read-only' if known else 'read-write'}; unpublish it to publish it "
                     "the other way.",
                 )
-            await self._publish(dataset, node)
+            await self._publish(dataset, node, rules.holder(leases, dataset.dataset_id))
             self._readonly[dataset.dataset_id, node] = request.readonly
         return csi.ControllerPublishVolumeResponse(publish_context={"node": str(node)})
 
-    async def _publish(self, dataset: Dataset, node: UUID) -> None:
-        holder = await self._holder(dataset.dataset_id)
+    async def _publish(self, dataset: Dataset, node: UUID, holder: UUID | None) -> None:
         if holder is not None and holder != node:
             raise CsiError(
                 Code.FAILED_PRECONDITION,

@@ -20,12 +20,13 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, wait_for_state
-from control.model import Versions
+from control.model import Dataset, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin.common.mounted import wait_mounted
 from plugin.csi import hostfs, rules
 from plugin.csi.errors import Code, CsiError
+from plugin.csi.gather import gather
 from plugin.csi.inflight import InFlight
 from plugin.csi.proto import csi_pb2 as csi
 from plugin.hostmounts import MountGuard, expected_path
@@ -104,17 +105,19 @@ class NodeService:
         rules.require(request.staging_target_path, "staging_target_path")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        dataset_id = await self._dataset_id(request.volume_id)
+        listing, leases = await gather(self._client.list_datasets(), self._client.list_leases())
+        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        if dataset is None:
+            raise CsiError(Code.NOT_FOUND,
+                           f"No volume {request.volume_id[:80]!r}: no live dataset.")
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
-            await self._stage(dataset_id, request)
+            await self._stage(dataset, rules.holder(leases, dataset.dataset_id), request)
         return csi.NodeStageVolumeResponse()
 
-    async def _stage(self, dataset_id: UUID, request: Any) -> None:
+    async def _stage(self, dataset: Dataset, holder: UUID | None, request: Any) -> None:
         node = self._node()
-        datasets = (await self._client.list_datasets()).datasets
-        dataset = rules.live(datasets, dataset_id)
-        holder = rules.holder(await self._client.list_leases(), dataset_id)
-        if dataset is not None and dataset.primary != node and holder != node:
+        dataset_id = dataset.dataset_id
+        if dataset.primary != node and holder != node:
             raise CsiError(
                 Code.FAILED_PRECONDITION,
                 f"Volume {dataset_id} is not published to this node ({node}): "
