@@ -132,3 +132,10 @@ def csi_sanity() -> str | None:
         gopath = done.stdout.strip()
     candidate = os.path.join(gopath or os.path.expanduser("~/go"), "bin", "csi-sanity")
     return candidate if os.access(candidate, os.X_OK) else None
+
+
+def kill(driver: CsiProcess) -> None:
+    """SIGKILL a driver, as its node's death would."""
+    if driver.process is not None and driver.process.poll() is None:
+        driver.process.kill()
+        driver.process.wait()
