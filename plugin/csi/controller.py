@@ -142,6 +142,9 @@ class ControllerService:
                 rules.check_existing(existing, request, source, class_name)
         else:
             rules.check_existing(existing, request, source, class_name)
+        failover = rules.failover_of(request.parameters)
+        if failover is not None:
+            await self._client.set_failover(existing.dataset_id, *failover)
         return csi.CreateVolumeResponse(volume=self._volume(existing, nodes))
 
     async def _create_new(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import grpc
 import pytest
@@ -206,3 +207,13 @@ class TestListing:
         error = refused(controller, "CreateSnapshot", source_volume_id=other.volume_id,
                         name="s1")
         assert error.code is Code.ALREADY_EXISTS
+
+
+def test_failover_parameters_reach_the_dataset(cluster: Cluster, controller: Any) -> None:
+    """``failover`` and ``failover-grace`` set the dataset's failover options; bad ones refused."""
+    volume = create(controller, parameters={"failover": "false", "failover-grace": "40"})
+    options = result_of(cluster.client.get_failover(UUID(volume.volume_id)))
+    assert (options.enabled, options.grace) == (False, 40.0)
+    error = refused(controller, "CreateVolume", name="x", volume_capabilities=[capability()],
+                    parameters={"failover": "maybe"})
+    assert error.code is Code.INVALID_ARGUMENT
