@@ -16,10 +16,19 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from twisted.internet.defer import Deferred
+
 from control.classes import default_of
 from control.client.interface import NodeInfo, ShoalClient
 from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound
-from control.model import MINIMUM_DATASET_SIZE, Dataset, DatasetSnapshot, DataSource, SourceKind
+from control.model import (
+    MINIMUM_DATASET_SIZE,
+    UNBOUND,
+    Dataset,
+    DatasetSnapshot,
+    DataSource,
+    SourceKind,
+)
 from control.model import Versions as _Versions
 from control.reactor import ReactorTime
 from plugin.csi import rules
@@ -46,6 +55,9 @@ CAPABILITIES = (
     RPC.SINGLE_NODE_MULTI_WRITER,
 )
 """What ControllerGetCapabilities advertises; every one is implemented below."""
+
+COMPLETE_CHUNK = 100
+"""Dataset ids asked about in one request for their full records (the URL stays short)."""
 
 
 class ControllerService:
@@ -81,6 +93,15 @@ class ControllerService:
         if found is None:
             raise CsiError(Code.NOT_FOUND, f"No volume {volume_id[:80]!r}: no live dataset.")
         return found
+
+    async def _complete(self, datasets: Sequence[Dataset]) -> list[Dataset]:
+        """``datasets`` with every field: the v1 listing leaves out the source, filesystem and
+        class, which the agents' configuration route (asked about these ids) carries."""
+        ids = [d.dataset_id for d in datasets]
+        chunks = [ids[i:i + COMPLETE_CHUNK] for i in range(0, len(ids), COMPLETE_CHUNK)]
+        answers = await gather(*(self._client.node_configuration(UNBOUND, c) for c in chunks))
+        found = {d.dataset_id: d for answer in answers for d in answer.datasets}
+        return [found.get(d.dataset_id, d) for d in datasets]
 
     async def _holder(self, dataset_id: UUID) -> UUID | None:
         return rules.holder(await self._client.list_leases(), dataset_id)
@@ -139,8 +160,10 @@ class ControllerService:
                 existing = rules.by_name(await self._datasets(), request.name)
                 if existing is None:
                     raise
+                existing = (await self._complete([existing]))[0]
                 rules.check_existing(existing, request, source, class_name)
         else:
+            existing = (await self._complete([existing]))[0]
             rules.check_existing(existing, request, source, class_name)
         failover = rules.failover_of(request.parameters)
         if failover is not None:
@@ -305,7 +328,7 @@ class ControllerService:
         """Confirm the capabilities when Shoal serves every one for this volume."""
         rules.require(request.volume_id, "volume_id")
         rules.require(len(request.volume_capabilities), "volume_capabilities")
-        dataset = await self._dataset(request.volume_id)
+        dataset = (await self._complete([await self._dataset(request.volume_id)]))[0]
         reasons = [rules.unsupported_capability(c) for c in request.volume_capabilities]
         reasons += [
             f"the volume's filesystem is {dataset.filesystem}, not {c.mount.fs_type}"
@@ -334,11 +357,12 @@ class ControllerService:
             key=lambda d: str(d.dataset_id),
         )
         chosen, token = rules.page(datasets, request.max_entries, request.starting_token)
-        nodes = await self._client.list_nodes()
-        leases = await self._client.list_leases()
-        conditions = await self._client.list_conditions()
+        complete, nodes, leases, conditions = await gather(
+            Deferred.fromCoroutine(self._complete(chosen)), self._client.list_nodes(),
+            self._client.list_leases(), self._client.list_conditions(),
+        )
         response = csi.ListVolumesResponse(next_token=token)
-        for dataset in chosen:
+        for dataset in complete:
             entry = response.entries.add()
             entry.volume.CopyFrom(self._volume(dataset, nodes))
             holder = rules.holder(leases, dataset.dataset_id)
@@ -352,7 +376,7 @@ class ControllerService:
     async def ControllerGetVolume(self, request: Any) -> Any:
         """One volume with its node and condition; NOT_FOUND for an unknown id."""
         rules.require(request.volume_id, "volume_id")
-        dataset = await self._dataset(request.volume_id)
+        dataset = (await self._complete([await self._dataset(request.volume_id)]))[0]
         response = csi.ControllerGetVolumeResponse()
         response.volume.CopyFrom(self._volume(dataset, await self._client.list_nodes()))
         await self._status(dataset.dataset_id, response.status)

@@ -8,7 +8,10 @@ from uuid import UUID
 import grpc
 import pytest
 
+from control.classes import StorageClass
 from control.client.testing import result_of
+from control.model import UNBOUND
+from control.topology import BindingMode
 from plugin.csi.controller import CAPABILITIES, ControllerService
 from plugin.csi.errors import CsiError
 from plugin.csi.proto import csi_pb2 as csi
@@ -217,3 +220,19 @@ def test_failover_parameters_reach_the_dataset(cluster: Cluster, controller: Any
     error = refused(controller, "CreateVolume", name="x", volume_capabilities=[capability()],
                     parameters={"failover": "maybe"})
     assert error.code is Code.INVALID_ARGUMENT
+
+
+def test_wait_for_first_consumer_binds_at_publish(cluster: Cluster, controller: Any) -> None:
+    """A WaitForFirstConsumer class's volume is created unbound, bound where published, and
+    a repeat of its CreateVolume (class included) answers it."""
+    cls = StorageClass("wffc", binding_mode=BindingMode.WAIT, default_size=256 * MiB)
+    result_of(cluster.client.create_class(cls))
+    volume = create(controller, parameters={"class": "wffc"})
+    dataset = next(d for d in cluster.datasets() if str(d.dataset_id) == volume.volume_id)
+    assert (dataset.primary, dataset.maximum_size, list(volume.accessible_topology)) == (
+        UNBOUND, 256 * MiB, [])
+    call(controller, "ControllerPublishVolume", volume_id=volume.volume_id, node_id=str(NODE2),
+         volume_capability=capability())
+    full = result_of(cluster.client.node_configuration(NODE2, [UUID(volume.volume_id)]))
+    assert [(d.primary, d.storage_class) for d in full.datasets] == [(NODE2, "wffc")]
+    assert create(controller, parameters={"class": "wffc"}).volume_id == volume.volume_id
