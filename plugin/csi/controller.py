@@ -165,9 +165,6 @@ class ControllerService:
         else:
             existing = (await self._complete([existing]))[0]
             rules.check_existing(existing, request, source, class_name)
-        failover = rules.failover_of(request.parameters)
-        if failover is not None:
-            await self._client.set_failover(existing.dataset_id, *failover)
         return csi.CreateVolumeResponse(volume=self._volume(existing, nodes))
 
     async def _create_new(

@@ -37,8 +37,6 @@ DRIVER_NAME = "csi.shoal.io"
 PARAMETERS = {
     "class": "the Shoal storage class that places the volume (docs/placement.md)",
     "fs": f"the filesystem of a mount volume: {', '.join(FILESYSTEMS)}",
-    "failover": "true or false: whether the volume moves when its node dies (docs/failover.md)",
-    "failover-grace": "seconds of silence before it does (at least the cluster's grace)",
 }
 """CreateVolume parameters Shoal reads (a StorageClass's ``parameters``)."""
 
@@ -118,9 +116,7 @@ def filesystem_of(capabilities: Iterable[Any], parameters: Mapping[str, str]) ->
 
 
 def check_parameters(parameters: Mapping[str, str]) -> None:
-    """Refuse (INVALID_ARGUMENT) parameters Shoal does not know, listing the known ones, or
-    whose values are not valid."""
-    failover_of(parameters)
+    """Refuse (INVALID_ARGUMENT) parameters Shoal does not know, listing the known ones."""
     unknown = sorted(
         k for k in parameters
         if k not in PARAMETERS and not k.startswith(IGNORED_PREFIXES)
@@ -129,29 +125,6 @@ def check_parameters(parameters: Mapping[str, str]) -> None:
         known = "; ".join(f"{k}: {v}" for k, v in PARAMETERS.items())
         raise CsiError(Code.INVALID_ARGUMENT,
                        f"Unknown parameter(s) {', '.join(map(repr, unknown))}. Known: {known}.")
-
-
-def failover_of(parameters: Mapping[str, str]) -> tuple[bool | None, float | None] | None:
-    """The ``failover`` and ``failover-grace`` parameters, or ``None`` when neither is given."""
-    enabled_text, grace_text = parameters.get("failover"), parameters.get("failover-grace")
-    if enabled_text is None and grace_text is None:
-        return None
-    enabled = None
-    if enabled_text is not None:
-        if enabled_text.lower() not in ("true", "false"):
-            raise CsiError(Code.INVALID_ARGUMENT,
-                           f"Parameter failover is {enabled_text[:20]!r}, not true or false.")
-        enabled = enabled_text.lower() == "true"
-    grace = None
-    if grace_text is not None:
-        try:
-            grace = float(grace_text)
-        except ValueError:
-            grace = -1.0
-        if not grace > 0:
-            raise CsiError(Code.INVALID_ARGUMENT,
-                           f"Parameter failover-grace is {grace_text[:20]!r}, not seconds > 0.")
-    return enabled, grace
 
 
 def _round_up(size: int) -> int:

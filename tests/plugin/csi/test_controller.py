@@ -212,16 +212,6 @@ class TestListing:
         assert error.code is Code.ALREADY_EXISTS
 
 
-def test_failover_parameters_reach_the_dataset(cluster: Cluster, controller: Any) -> None:
-    """``failover`` and ``failover-grace`` set the dataset's failover options; bad ones refused."""
-    volume = create(controller, parameters={"failover": "false", "failover-grace": "40"})
-    options = result_of(cluster.client.get_failover(UUID(volume.volume_id)))
-    assert (options.enabled, options.grace) == (False, 40.0)
-    error = refused(controller, "CreateVolume", name="x", volume_capabilities=[capability()],
-                    parameters={"failover": "maybe"})
-    assert error.code is Code.INVALID_ARGUMENT
-
-
 def test_wait_for_first_consumer_binds_at_publish(cluster: Cluster, controller: Any) -> None:
     """A WaitForFirstConsumer class's volume is created unbound, bound where published, and
     a repeat of its CreateVolume (class included) answers it."""
