@@ -44,10 +44,14 @@ SPEC_VERSIONS = ("v1.12.0", "v1.13.0")
 
 def spec_protos() -> dict[str, str]:
     """The CSI spec's csi.proto of each of :data:`SPEC_VERSIONS` found in the Go module cache."""
-    gopath = os.environ.get("GOPATH") or os.path.expanduser("~/go")
+    cache = os.environ.get("GOMODCACHE")
+    if not cache and shutil.which("go"):
+        cache = subprocess.run(["go", "env", "GOMODCACHE"], capture_output=True,
+                               text=True).stdout.strip()
+    cache = cache or os.path.join(os.path.expanduser("~/go"), "pkg", "mod")
     found = {}
     for version in SPEC_VERSIONS:
-        path = os.path.join(gopath, "pkg", "mod", "github.com", "container-storage-interface",
+        path = os.path.join(cache, "github.com", "container-storage-interface",
                             f"spec@{version}", "csi.proto")
         if os.path.exists(path):
             found[version] = path
