@@ -10,12 +10,12 @@ import pytest
 
 from control.classes import StorageClass
 from control.client.testing import result_of
-from control.model import UNBOUND
+from control.model import UNBOUND, Condition, ConditionKind, NodeState
 from control.topology import BindingMode
 from plugin.csi.controller import CAPABILITIES, ControllerService
 from plugin.csi.errors import CsiError
 from plugin.csi.proto import csi_pb2 as csi
-from tests.plugin.harness import NODE1, NODE2, Cluster, make_cluster, start
+from tests.plugin.harness import NODE1, NODE2, START, Cluster, make_cluster, start
 
 MiB = 1024 * 1024
 Code = grpc.StatusCode
@@ -226,3 +226,19 @@ def test_wait_for_first_consumer_binds_at_publish(cluster: Cluster, controller: 
     full = result_of(cluster.client.node_configuration(NODE2, [UUID(volume.volume_id)]))
     assert [(d.primary, d.storage_class) for d in full.datasets] == [(NODE2, "wffc")]
     assert create(controller, parameters={"class": "wffc"}).volume_id == volume.volume_id
+
+
+def test_volume_condition_follows_the_agents_errors(cluster: Cluster, controller: Any) -> None:
+    """An error an agent reports for the dataset makes the volume abnormal, with its message."""
+    volume = create(controller)
+    healthy = call(controller, "ControllerGetVolume", volume_id=volume.volume_id)
+    assert healthy.status.volume_condition.abnormal is False
+    failing = Condition(UUID(volume.volume_id), ConditionKind.ERROR, "mount_failed",
+                        "mount failed: bad superblock", START, "mount")
+    result_of(cluster.client.report_state(
+        NodeState(NODE1, generation=1, conditions=(failing,))))
+    sick = call(controller, "ControllerGetVolume", volume_id=volume.volume_id)
+    assert sick.status.volume_condition.abnormal is True
+    assert "bad superblock" in sick.status.volume_condition.message
+    listed = call(controller, "ListVolumes")
+    assert [e.status.volume_condition.abnormal for e in listed.entries] == [True]
