@@ -29,7 +29,7 @@ from plugin.csi.errors import Code, CsiError
 from plugin.csi.gather import gather
 from plugin.csi.inflight import InFlight
 from plugin.csi.proto import csi_pb2 as csi
-from plugin.hostmounts import MountGuard, expected_path
+from plugin.hostmounts import MountGuard, UntrustedMount, expected_path
 
 RPC = csi.NodeServiceCapability.RPC.Type
 CAPABILITIES = (
@@ -94,8 +94,15 @@ class NodeService:
     async def _agent_mount(self, dataset_id: UUID) -> str:
         """Where this node's agent has the dataset mounted, checked on this node."""
         path = expected_path(self._node.mount_root(), dataset_id)
-        await self._run(self._guard.verify, dataset_id, path)
+        await self._verify(dataset_id, path)
         return path
+
+    async def _verify(self, dataset_id: UUID, path: str) -> None:
+        """FAILED_PRECONDITION, saying why, unless this node's checks accept ``path``."""
+        try:
+            await self._run(self._guard.verify, dataset_id, path)
+        except UntrustedMount as e:
+            raise CsiError(Code.FAILED_PRECONDITION, e.description) from None
 
     # -- staging ----------------------------------------------------------------------
 
@@ -125,7 +132,7 @@ class NodeService:
             )
         reported = await wait_mounted(self._client, self._clock, dataset_id, node,
                                       self.stage_timeout)
-        await self._run(self._guard.verify, dataset_id, reported)
+        await self._verify(dataset_id, reported)
         if is_block(request.volume_capability):
             await self._run(hostfs.device_of, reported)
             return

@@ -107,3 +107,18 @@ def test_identity(cluster: Cluster) -> None:
         raise Unavailable("This node is not known yet.")
 
     assert call(IdentityService(cluster.client, False, unknown), "Probe").ready.value is False
+
+
+def test_a_reported_mount_this_node_refuses_is_failed_precondition(
+    cluster: Cluster, node: NodeService
+) -> None:
+    """The agent reports the volume mounted here, but the kernel shows no such mount: refused."""
+    controller = ControllerService(cluster.client, cluster.clock)
+    volume = create(controller)
+    call(controller, "ControllerPublishVolume", volume_id=volume.volume_id, node_id=str(NODE1),
+         volume_capability=capability())
+    cluster.converge(NODE1)
+    cluster.agents[NODE1].kernel_mounts = []
+    error = refused(node, "NodeStageVolume", volume_id=volume.volume_id,
+                    staging_target_path="/staging", volume_capability=capability())
+    assert error.code is Code.FAILED_PRECONDITION and "nothing is mounted there" in error.message
