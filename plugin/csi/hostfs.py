@@ -150,6 +150,15 @@ def device_of(path: str) -> str:
     return entry.source
 
 
+def other_mounts(path: str, known: set[str]) -> list[str]:
+    """Every other place the filesystem mounted at ``path`` is mounted (bound), but ``known``."""
+    entry = top_mount(os.path.realpath(path))
+    if entry is None:
+        return []
+    real = {os.path.realpath(k) for k in known}
+    return sorted(e.path for e in mounts() if e.source == entry.source and e.path not in real)
+
+
 def device_size(path: str) -> int:
     """The size in bytes of the block device (or device node bound) at ``path``."""
     fd = os.open(path, os.O_RDONLY)

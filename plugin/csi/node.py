@@ -162,7 +162,7 @@ class NodeService:
             == rules.MODES.SINGLE_NODE_READER_ONLY
         )
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
-            self._check_single_writer(request)
+            await self._check_single_writer(request, dataset_id)
             if is_block(request.volume_capability):
                 device = await self._run(hostfs.device_of, await self._agent_mount(dataset_id))
                 await self._run(hostfs.make_file, request.target_path)
@@ -181,11 +181,18 @@ class NodeService:
             self._targets[request.volume_id] = known | {request.target_path}
         return csi.NodePublishVolumeResponse()
 
-    def _check_single_writer(self, request: Any) -> None:
-        """FAILED_PRECONDITION: a SINGLE_NODE_SINGLE_WRITER volume published at another path."""
-        mode = request.volume_capability.access_mode.mode
-        others = self._targets.get(request.volume_id, frozenset()) - {request.target_path}
-        if mode == rules.MODES.SINGLE_NODE_SINGLE_WRITER and others:
+    async def _check_single_writer(self, request: Any, dataset_id: UUID) -> None:
+        """FAILED_PRECONDITION: a SINGLE_NODE_SINGLE_WRITER volume published at another path,
+        as this process published it or, for mount access, as the mount table shows (so a
+        restarted driver still knows)."""
+        if request.volume_capability.access_mode.mode != rules.MODES.SINGLE_NODE_SINGLE_WRITER:
+            return
+        others = set(self._targets.get(request.volume_id, frozenset()) - {request.target_path})
+        if not is_block(request.volume_capability):
+            agent = expected_path(self._node.mount_root(), dataset_id)
+            known = {agent, request.staging_target_path, request.target_path}
+            others |= set(await self._run(hostfs.other_mounts, agent, known))
+        if others:
             raise CsiError(
                 Code.FAILED_PRECONDITION,
                 f"Volume {request.volume_id} is single-writer and already published at "
