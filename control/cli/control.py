@@ -62,6 +62,7 @@ def serve(ctx: Context) -> None:
         max_connections_per_address=args.max_connections_per_address,
         database_threads=args.database_threads,
         failover_grace=args.failover_grace,
+        watch_floor=args.watch_floor,
     )
 
 
@@ -119,5 +120,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-connections", type=count_arg, metavar="N",
                    help="connections open at once, in all (default: the file-descriptor "
                    "limit less 128)")
+    p.add_argument("--watch-floor", type=seconds_arg, metavar="S",
+                   help="while anyone watches, read the counters every S seconds even without "
+                   "news (default 1 on SQLite, 5 on PostgreSQL, where replicas hear each other's "
+                   "writes by LISTEN/NOTIFY)")
     p.add_argument("--max-connections-per-address", type=count_arg, default=128, metavar="N",
                    help="connections open at once from one client address (default 128)")
