@@ -125,7 +125,7 @@ def test_a_leader_cut_off_stops_before_the_next_one_starts() -> None:
     stuck.hung = True  # the network to the leader's database backend goes silent
     session.kill_backend()  # and the server frees its lock
     seen = _run(clock, [a, b], 8)
-    assert (False, True) == seen[-1]
+    assert seen[-1] == (False, True)
     assert not any(all(both) for both in seen)
     stops = next(i for i, s in enumerate(seen) if not s[0])
     starts = next(i for i, s in enumerate(seen) if s[1])
