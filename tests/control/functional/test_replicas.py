@@ -18,7 +18,9 @@ from tests.agent.functional.cluster import AgentProcess
 from tests.pgserver import ThrowawayPostgres, postgres_bin
 from tests.processes import (
     ControlProcess,
+    free_port,
     http_json,
+    shoal,
     wait_until,
 )
 from tests.replicaload import LoadProcess, acknowledged, errors
@@ -171,7 +173,8 @@ def test_killing_replicas_in_turn_loses_no_acknowledged_write(
     pg_database: str, tmp_path: Path
 ) -> None:
     """Under load, kill -9 each replica in turn and restart it: every acknowledged create
-    is stored, and the agents converge on all of them."""
+    is stored, the agents converge on all of them, and none of them stalls long enough to
+    lose its node lease."""
     began = time.monotonic()
     replicas = Replicas(pg_database, tmp_path, 3).start()
     agents = [_agent(f"node{i}", replicas.urls, tmp_path) for i in range(2)]
@@ -205,6 +208,11 @@ def test_killing_replicas_in_turn_loses_no_acknowledged_write(
         wait_until(lambda: _converged(_any_live(replicas), acked), 90,
                    "the agents to report every dataset")
         print(f"converged at {time.monotonic() - began:.1f} s")
+        for agent in agents:
+            with open(agent.log_path, errors="replace") as log:
+                text = log.read()
+            assert '"agent.self_fence"' not in text, f"{agent.name} lost its node lease"
+            assert '"agent.fenced"' not in text, f"{agent.name} was fenced"
     finally:
         for agent in agents:
             agent.stop()
@@ -277,3 +285,18 @@ def test_watch_latency_survives_a_database_restart(
         assert before < floor and after < floor
     finally:
         replicas.stop()
+
+
+def test_a_second_service_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
+    """SQLite serves one process: a second one on the same file exits naming the first."""
+    database = f"sqlite:///{tmp_path / 'control.db'}"
+    first = ControlProcess(database, log_path=str(tmp_path / "first.log")).start()
+    try:
+        second = shoal("control", "serve", "--port", str(free_port()), "--database", database,
+                       timeout=60)
+        assert second.returncode != 0
+        assert f"(pid {first.process.pid}) already serves" in second.stderr  # type: ignore[union-attr]
+        assert "PostgreSQL" in second.stderr
+        assert http_json("GET", first.url + "/v1/version")[0] == 200
+    finally:
+        first.stop()
