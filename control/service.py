@@ -143,15 +143,16 @@ def start_election(reactor: Any, database: str) -> Any:
     The election's session runs on a thread pool of its own (one thread), so
     that a busy database pool never delays the leader's checks.
     """
+    from control.election import ElectionSettings
     from control.leader import Elector, PostgresLockSession, SoleLeader
     from control.runners import thread_pool_runner
 
     if not is_postgres(database):
         return SoleLeader()
     threads = ThreadPool(minthreads=1, maxthreads=1, name="shoal-leader")
-    elector = Elector(
-        PostgresLockSession(database, timeout=1.0), thread_pool_runner(reactor, threads), reactor
-    )
+    settings = ElectionSettings()
+    session = PostgresLockSession(database, timeout=settings.timeout)
+    elector = Elector(session, thread_pool_runner(reactor, threads), reactor, settings)
     reactor.callWhenRunning(threads.start)
     reactor.callWhenRunning(elector.start)
     reactor.addSystemEventTrigger("before", "shutdown", elector.stop)
