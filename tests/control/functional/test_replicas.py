@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from control.client.messages import register_node_body
+from control.service import hold_sqlite_file
 from tests.agent.functional.cluster import AgentProcess
 from tests.pgserver import ThrowawayPostgres, postgres_bin
 from tests.processes import (
@@ -288,15 +289,15 @@ def test_watch_latency_survives_a_database_restart(
 
 
 def test_a_second_service_on_one_sqlite_file_is_refused(tmp_path: Path) -> None:
-    """SQLite serves one process: a second one on the same file exits naming the first."""
-    database = f"sqlite:///{tmp_path / 'control.db'}"
-    first = ControlProcess(database, log_path=str(tmp_path / "first.log")).start()
+    """SQLite serves one process: a service started on a file another one holds exits,
+    naming the holder's pid and PostgreSQL as the way to several replicas."""
+    path = str(tmp_path / "control.db")
+    held = hold_sqlite_file(path)  # this test process plays the first service
     try:
-        second = shoal("control", "serve", "--port", str(free_port()), "--database", database,
-                       timeout=60)
-        assert second.returncode != 0
-        assert f"(pid {first.process.pid}) already serves" in second.stderr  # type: ignore[union-attr]
-        assert "PostgreSQL" in second.stderr
-        assert http_json("GET", first.url + "/v1/version")[0] == 200
+        second = shoal("control", "serve", "--port", str(free_port()), "--database",
+                       f"sqlite:///{path}", timeout=60)
     finally:
-        first.stop()
+        os.close(held)
+    assert second.returncode != 0
+    assert f"(pid {os.getpid()}) already serves the SQLite database" in second.stderr
+    assert "PostgreSQL" in second.stderr
