@@ -197,6 +197,7 @@ def build_site(
     floor = options.watch_floor
     if floor is None:
         floor = 5.0 if replicated else 1.0
+    leadership = start_election(reactor, database or "")
     api = ControlAPI(
         threaded,
         reactor,
@@ -204,9 +205,9 @@ def build_site(
         node_timeout=options.node_timeout,
         failover=failover,
         watch_interval=floor,
+        leading=leadership.leading,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
-    leadership = start_election(reactor, database or "")
     if database is not None:
         listen_for_changes(reactor, database, api.notifier)
     executor = FailoverService(

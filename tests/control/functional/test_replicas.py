@@ -238,6 +238,11 @@ def test_replicas_started_together_all_come_up_and_a_killed_leader_is_replaced(
         handover = time.monotonic() - killed_at
         assert len(new) == 1 and new[0] != leader[0]
         print(f"handover after kill -9 of the leader: {handover:.2f} s")
+        asked = shoal("--json", "--url", ",".join(replicas.urls), "control", "replicas")
+        found = {r["url"]: r for r in json.loads(asked.stdout)}
+        assert asked.returncode == 1  # the killed replica does not answer
+        assert not found[replicas.urls[leader[0]]]["answers"]
+        assert [u for u, r in found.items() if r["leader"]] == [replicas.urls[new[0]]]
     finally:
         replicas.stop()
 
@@ -283,7 +288,7 @@ def test_watch_latency_survives_a_database_restart(
                    "replica B's listener to reconnect")
         after = _watch_latency(a, b, floor)
         print(f"watch latency A -> B: {before * 1000:.1f} ms before, {after * 1000:.1f} ms after")
-        assert before < floor and after < floor
+        assert before < floor / 3 and after < floor / 3
     finally:
         replicas.stop()
 
