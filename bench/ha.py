@@ -19,7 +19,6 @@ prints one table:
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import threading
@@ -30,7 +29,7 @@ from _common import KeepAlive, Table
 
 from control.client.messages import register_node_body
 from tests.pgserver import ThrowawayPostgres, postgres_bin
-from tests.processes import ControlProcess, wait_until
+from tests.processes import ControlProcess, http_json, wait_until
 from tests.replicaload import LoadProcess, acknowledged
 
 SIZE = 64 * 1024 * 1024
@@ -46,33 +45,24 @@ def start_all(services: list[ControlProcess]) -> None:
 
 
 def restart(service: ControlProcess) -> None:
-    """Start a killed replica again, on a fresh log (its old one ends with its old role)."""
-    assert service.log_path is not None
-    open(service.log_path, "w").close()
+    """Start a killed replica again."""
     service.start(timeout=120)
 
 
-def leader_events(service: ControlProcess) -> list[str]:
-    """The leader events in a replica's log."""
-    assert service.log_path is not None
-    events = []
-    with open(service.log_path, errors="replace") as log:
-        for line in log:
-            if '"leader.' in line:
-                try:
-                    events.append(json.loads(line)["event"])
-                except (ValueError, KeyError):
-                    continue
-    return events
+def leads(service: ControlProcess) -> bool:
+    """Whether the replica is alive and says (``GET /v1/version``) that it leads."""
+    if service.process is None or service.process.poll() is not None:
+        return False
+    try:
+        status, _, body = http_json("GET", service.url + "/v1/version")
+    except OSError:
+        return False
+    return status == 200 and body.get("leader") is True
 
 
 def acting(services: list[ControlProcess]) -> list[ControlProcess]:
-    """The live replicas whose last leader event says they act."""
-    return [
-        s for s in services
-        if s.process is not None and s.process.poll() is None
-        and (events := leader_events(s)) and events[-1] == "leader.acting"
-    ]
+    """The live replicas that lead."""
+    return [s for s in services if leads(s)]
 
 
 def watch_once(writer: KeepAlive, watcher: KeepAlive) -> float:
