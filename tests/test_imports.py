@@ -59,6 +59,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.snapshots", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.snapshot_events", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.wire", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.election", (*IO, "control.api", "control.store", "sqlalchemy", "twisted")),
+    ("control.client.endpoints", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover_rules", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.liveness", (*IO, "control.api", "control.store", "sqlalchemy")),

@@ -126,10 +126,12 @@ class ControlAPI:
         identify: Callable[[Request], str | None] = peer_identity,
         failover: FailoverSettings | None = None,
         started: float | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.failover = FailoverSettings() if failover is None else failover
         self.started = clock.seconds() if started is None else started
         self._store = store
+        self._leading = leading if leading is not None else (lambda: True)
         self._identify = identify
         self._clock = clock
         self._new_uuid = new_uuid
@@ -168,8 +170,11 @@ class ControlAPI:
 
     @app.route("/v1/version", methods=["GET"])
     def version(self, request: Request) -> bytes:
-        """The Flocker API version spoken and Shoal's own version."""
-        return json_response(request, {"flocker": FLOCKER_API_VERSION, "shoal": __version__})
+        """The Flocker API version spoken, Shoal's own version, and whether this replica leads."""
+        return json_response(
+            request,
+            {"flocker": FLOCKER_API_VERSION, "shoal": __version__, "leader": self._leading()},
+        )
 
     @app.route("/v1/openapi.json", methods=["GET"])
     def openapi(self, request: Request) -> bytes:
