@@ -3,7 +3,8 @@ The root resource: answers what Klein cannot route as JSON too.
 
 Klein answers a URL or Host header that is not UTF-8 with a plain-text 400
 before any error handler runs; this wrapper refuses those as JSON first and
-hands everything else to the Klein resource.
+hands everything else to the Klein resource, but for ``/ui`` and below: the
+dashboard's static files (:mod:`control.ui`), when given.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ class JSONRoot(Resource):
 
     isLeaf = True
 
-    def __init__(self, inner: Resource) -> None:
+    def __init__(self, inner: Resource, ui: Resource | None = None) -> None:
         super().__init__()
         self._inner = inner
+        self._ui = ui
 
     def render(self, request: Request) -> bytes | int:
         """Refuse a non-UTF-8 path or host as JSON, else let ``inner`` render."""
@@ -40,5 +42,9 @@ class JSONRoot(Resource):
             return json_response(
                 request, error_body("The request's path or Host header is not UTF-8."), 400
             )
+        if self._ui is not None and request.postpath and request.postpath[0] == b"ui":
+            request.prepath = [*(request.prepath or []), request.postpath.pop(0)]
+            served: bytes | int = self._ui.render(request)
+            return served
         result: bytes | int = self._inner.render(request)
         return result
