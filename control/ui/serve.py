@@ -13,7 +13,6 @@ import os
 from attrs import frozen
 from twisted.web.resource import Resource
 from twisted.web.server import Request
-from twisted.web.util import redirectTo
 
 STATIC_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "static")
 """The dashboard's files, shipped as package data (one flat directory)."""
@@ -78,7 +77,10 @@ class StaticFiles(Resource):
         """The file, 304 when the browser has it already, or a plain 404."""
         postpath = request.postpath or []
         if not postpath:
-            return redirectTo(b"/ui/", request)
+            request.setResponseCode(301)
+            request.setHeader(b"location", b"/ui/")
+            request.setHeader(b"content-type", b"text/plain; charset=utf-8")
+            return b"The dashboard is at /ui/.\n"
         name = b"/".join(postpath).decode("utf-8", "replace") or INDEX
         found = self._files.get(name)
         for header, value in HEADERS.items():
