@@ -91,6 +91,7 @@ function redraw(data, what) {
     applyFilter();
     drawFlight($("flight-list"), $("flight-empty"), flightEntries(view.rows), view.names);
     drawSelected();
+    if (what.has("configuration") || what.has("state")) loadSnapshots();
   }
   drawEvents($("event-list"), data.events, view.names);
   $("summary").textContent =

@@ -110,13 +110,13 @@ export function drawFlight(list, empty, entries, names) {
       const li = el("li", entry.landed ? "landed" : "moving");
       li.dataset.id = entry.row.id;
       const name = entry.row.name || entry.row.id.slice(0, 8);
-      const from = entry.from ? named(entry.from, names) : "?";
       const to = named(entry.row.dataset.primary, names);
+      const from = entry.from ? named(entry.from, names) : to;
       const bar = el("progress");
       bar.max = STAGE_STEPS;
       bar.value = entry.landed ? STAGE_STEPS : stageStep(entry.row.progress.stage);
       const words = entry.landed
-        ? `landed on ${to}`
+        ? `${from === to ? "mounted" : "landed"} on ${to}`
         : `${entry.row.progress.stage}${entry.row.conditions.length ? ` · ${entry.row.status.word}` : ""}`;
       const route = from === to ? ` on ${to} ` : ` ${from} → ${to} `;
       li.append(el("span", "name", name), el("span", "route", route), bar, el("span", "stage", ` ${words}`));
