@@ -77,3 +77,25 @@ def test_the_api_is_untouched() -> None:
     assert response.code == 404
     assert header(response, "content-type") == "application/json"
     assert get("/v1/version")[0].code == 200
+
+
+def _write(headers: dict[str, str]) -> int:
+    """The status of a dataset create sent with ``headers`` (and a JSON body)."""
+    h = Harness()
+    h.register()
+    client = StubTreq(h.api.resource())
+    body = b'{"primary": "aaaaaaaa-0000-4000-8000-000000000001", "maximum_size": 67108864}'
+    d = client.post("http://shoal.test/v1/configuration/datasets", data=body,
+                    headers={"Host": "shoal.test", **headers})
+    client.flush()
+    return int(result_of(d).code)
+
+
+def test_a_browser_write_from_another_site_is_refused() -> None:
+    """A write a page of another origin makes a browser send is a 403; the page's own, the
+    CLI's (no browser headers) and a same-origin one are served."""
+    assert _write({"Origin": "https://evil.example", "Sec-Fetch-Site": "cross-site"}) == 403
+    assert _write({"Origin": "https://evil.example"}) == 403
+    assert _write({"Sec-Fetch-Site": "same-site"}) == 403
+    assert _write({"Origin": "http://shoal.test", "Sec-Fetch-Site": "same-origin"}) == 201
+    assert _write({"Content-Type": "application/json"}) == 201
