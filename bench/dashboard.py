@@ -134,12 +134,15 @@ def moves_shown(driver: Any, client: KeepAlive, dataset_id: str, nodes: list[str
     """Move one dataset back and forth with the API; seconds until the page shows each."""
     show_row(driver, dataset_id)
     samples = []
+    path = f"/v1/configuration/datasets/{dataset_id}"
     start = time.perf_counter()
     for index in range(moves):
         target = (index + 1) % 2
-        path = f"/v1/configuration/datasets/{dataset_id}"
-        samples.append(time_to_show(driver, dataset_id, NODES[target], lambda t=target: client.check(
-            "POST", path, {"primary": nodes[t]})))
+
+        def move(target: int = target) -> None:
+            client.check("POST", path, {"primary": nodes[target]})
+
+        samples.append(time_to_show(driver, dataset_id, NODES[target], move))
     return samples, time.perf_counter() - start
 
 

@@ -14,7 +14,6 @@ from twisted.web.server import Request
 
 from control.api.errors import CONTENT_TYPE, error_body, json_response
 
-
 SAFE_METHODS = (b"GET", b"HEAD", b"OPTIONS")
 
 
