@@ -26,6 +26,7 @@ import sys
 import tempfile
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from _common import ROOT, KeepAlive, Table, timed
@@ -67,14 +68,26 @@ def register(client: KeepAlive) -> list[str]:
     return uuids
 
 
-def seed(client: KeepAlive, nodes: list[str], count: int) -> dict[str, list[str]]:
-    """Create ``count`` datasets, alternately on each node; returns their ids by node."""
+def seed(port: int, nodes: list[str], count: int, workers: int = 4) -> dict[str, list[str]]:
+    """Create ``count`` datasets, alternately on each node, over ``workers`` connections;
+    returns their ids by node."""
+
+    def create(indices: range) -> list[tuple[str, str]]:
+        client = KeepAlive(port)
+        made = []
+        for index in indices:
+            node = nodes[index % len(nodes)]
+            body = {"primary": node, "maximum_size": SIZE,
+                    "metadata": {"name": f"db-{index:05d}"}}
+            answer = client.check("POST", "/v1/configuration/datasets", body, 201)
+            made.append((node, answer["dataset_id"]))
+        return made
+
     placed: dict[str, list[str]] = {node: [] for node in nodes}
-    for index in range(count):
-        node = nodes[index % len(nodes)]
-        body = {"primary": node, "maximum_size": SIZE, "metadata": {"name": f"db-{index:05d}"}}
-        placed[node].append(client.check("POST", "/v1/configuration/datasets", body, 201)
-                            ["dataset_id"])
+    with ThreadPoolExecutor(workers) as pool:
+        for made in pool.map(create, [range(w, count, workers) for w in range(workers)]):
+            for node, dataset_id in made:
+                placed[node].append(dataset_id)
     return placed
 
 
@@ -146,12 +159,22 @@ def moves_shown(driver: Any, client: KeepAlive, dataset_id: str, nodes: list[str
     return samples, time.perf_counter() - start
 
 
-def cli_moves_shown(driver: Any, url: str, dataset_id: str, moves: int) -> list[float]:
-    """As :func:`moves_shown`, with the real ``shoal dataset move`` process, from its start."""
+def page_measures(driver: Any, name: str, last: int) -> list[float]:
+    """The durations (seconds) of the page's last ``last`` measures named ``name``."""
+    found = driver.execute_script(
+        "return performance.getEntriesByName(arguments[0]).map((e) => e.duration)", name)
+    return [d / 1000 for d in found[-last:]]
+
+
+def cli_moves_shown(
+    driver: Any, url: str, dataset_id: str, moves: int, done: int
+) -> list[float]:
+    """As :func:`moves_shown` (after its ``done`` moves), with the real ``shoal dataset move``
+    process, from its start."""
     show_row(driver, dataset_id)
     samples = []
     for index in range(moves):
-        target = NODES[(index + 1) % 2]
+        target = NODES[(done + index + 1) % 2]
 
         def move(target: str = target) -> None:
             subprocess.run(
@@ -185,7 +208,7 @@ def main() -> None:
         try:
             client = KeepAlive(service.port)
             nodes = register(client)
-            placed = seed(client, nodes, args.datasets)
+            placed = seed(service.port, nodes, args.datasets)
             for index, node in enumerate(nodes):
                 report_mounted(client, node, index, placed[node])
             listed, wall = timed(lambda: client.check("GET", "/v1/shoal/datasets"), 20)
@@ -197,7 +220,11 @@ def main() -> None:
             shown, wall = moves_shown(driver, client, moved, nodes, args.moves)
             table.add("API move -> page shows it (target < 500 ms)", shown, wall,
                       service.rss_kib())
-            cli = cli_moves_shown(driver, service.url, moved, args.cli_moves)
+            for part, what in (("read", "its reads (watch wake-up to answers)"),
+                               ("draw", "joining and drawing")):
+                spent = page_measures(driver, f"shoal:{part}", args.moves)
+                table.add(f"  of which {what}", spent, None, None)
+            cli = cli_moves_shown(driver, service.url, moved, args.cli_moves, args.moves)
             table.add("`shoal dataset move` start -> page shows it", cli, None, None)
         finally:
             driver.quit()

@@ -67,8 +67,13 @@ export class LiveData {
     if (want.has("events") || want.has("configuration") || want.has("state")) {
       reads.push(this.readEvents());
     }
+    const started = performance.now();
     await Promise.all(reads);
+    const read = performance.now();
     this.onChange(data, want);
+    // How long the reads and the drawing took, for bench/dashboard.py and the curious.
+    performance.measure("shoal:read", { start: started, end: read });
+    performance.measure("shoal:draw", { start: read, end: performance.now() });
   }
 
   async readEvents() {
