@@ -209,6 +209,7 @@ def main() -> None:
             client = KeepAlive(service.port)
             nodes = register(client)
             placed = seed(service.port, nodes, args.datasets)
+            client = KeepAlive(service.port)  # the first one sat idle past the idle timeout
             for index, node in enumerate(nodes):
                 report_mounted(client, node, index, placed[node])
             listed, wall = timed(lambda: client.check("GET", "/v1/shoal/datasets"), 20)
