@@ -4,6 +4,7 @@
 // changes with time alone.
 
 import { api } from "./api.js";
+import { withMoves } from "./model.js";
 
 const WATCH_TIMEOUT = 25;
 const NODE_REFRESH_MS = 5000;
@@ -53,6 +54,16 @@ export class LiveData {
     const want = new Set(parts);
     const reads = [];
     const data = this.data;
+    if (want.has("configuration") && this.lastEvent !== null) {
+      // The events since the last read are few: show their moves at once, then read the rest.
+      const fresh = await this.readEvents();
+      const moved = withMoves(data.datasets, fresh);
+      if (moved !== data.datasets) {
+        data.datasets = moved;
+        this.onChange(data, new Set(["configuration"]));
+      }
+      want.add("events-read");
+    }
     if (want.has("configuration")) {
       reads.push(api.datasets().then((x) => (data.datasets = x)));
       want.add("leases");
@@ -64,7 +75,8 @@ export class LiveData {
       want.add("nodes");
     }
     if (want.has("nodes")) reads.push(api.nodes().then((x) => (data.nodes = x)));
-    if (want.has("events") || want.has("configuration") || want.has("state")) {
+    const eventsRead = want.has("events-read");
+    if (!eventsRead && (want.has("events") || want.has("configuration") || want.has("state"))) {
       reads.push(this.readEvents());
     }
     const started = performance.now();
@@ -80,9 +92,10 @@ export class LiveData {
     const found = this.lastEvent === null
       ? await api.newestEvents(EVENT_PAGE)
       : await api.eventsSince(this.lastEvent, EVENT_PAGE);
-    if (found.length === 0) return;
+    if (found.length === 0) return found;
     this.lastEvent = found[found.length - 1].id;
     this.data.events = [...this.data.events, ...found].slice(-EVENT_PAGE);
+    return found;
   }
 
   async follow() {

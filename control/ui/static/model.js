@@ -234,6 +234,29 @@ export function nodeRows(api) {
     }));
 }
 
+/**
+ * The datasets with the moves of `events` applied (each `moved` event's `details.to` becomes its
+ * dataset's primary): what the page shows at once, before the full listing is read again.
+ * Answers the same array when no event moves a dataset it lists.
+ */
+export function withMoves(datasets, events) {
+  const moved = new Map();
+  for (const event of events) {
+    if (event.kind === "moved" && event.dataset_id && event.details && event.details.to) {
+      moved.set(event.dataset_id, event.details.to);
+    }
+  }
+  if (moved.size === 0) return datasets;
+  let changed = false;
+  const result = datasets.map((dataset) => {
+    const to = moved.get(dataset.dataset_id);
+    if (to === undefined || to === dataset.primary) return dataset;
+    changed = true;
+    return { ...dataset, primary: to };
+  });
+  return changed ? result : datasets;
+}
+
 /** One event as a line of the log. */
 export function eventText(event, names) {
   return withNames(event.message, names);

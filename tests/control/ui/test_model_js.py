@@ -137,3 +137,18 @@ def test_sizes_and_durations(model: Any) -> None:
     found = model("return [m.describeSize(64 * 2 ** 20), m.describeSize(1536 * 2 ** 20),"
                   " m.describeSize(50 * 2 ** 40), m.duration(45), m.duration(600)];")
     assert found == ["64 MiB", "1.5 GiB", "50 TiB", "45s", "10m"]
+
+
+def test_moves_from_events_are_applied_at_once(model: Any) -> None:
+    """A ``moved`` event gives its dataset the new primary before the listing is read again;
+    other events, and moves of unknown datasets, change nothing."""
+    found = model(
+        "const datasets = args[0].datasets;"
+        "const events = [{kind: 'moved', dataset_id: 'mounted', details: {from: 'x', to: 'n2'}},"
+        "                {kind: 'moved', dataset_id: 'nowhere', details: {to: 'n2'}},"
+        "                {kind: 'created', dataset_id: 'pending', details: {}}];"
+        "const moved = m.withMoves(datasets, events);"
+        "return [moved.find((d) => d.dataset_id === 'mounted').primary,"
+        "        datasets.find((d) => d.dataset_id === 'mounted').primary,"
+        "        m.withMoves(datasets, events.slice(1)) === datasets];", answers())
+    assert found == ["n2", NODE_1, True]
