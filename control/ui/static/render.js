@@ -9,6 +9,7 @@ import {
   eventText,
   named,
   stageStep,
+  withNames,
 } from "./model.js";
 
 /** A new element with a class and text. */
@@ -138,7 +139,7 @@ export function drawEvents(list, events, names) {
         el("time", null, at),
         el("span", "kind", ` ${event.kind} `),
         el("span", "message", eventText(event, names)),
-        el("span", "actor", event.actor ? ` (${event.actor})` : ""),
+        el("span", "actor", event.actor ? ` (${withNames(event.actor, names)})` : ""),
       );
       return li;
     }),
