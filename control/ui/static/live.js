@@ -1,7 +1,7 @@
 // Live data: load everything once, then follow the API's watch (GET /v1/shoal/watch, a long
 // poll) and read again only what moved: the configuration or the state. The event log follows
-// GET /v1/shoal/events?since=N. Nodes are read again every few seconds too, since liveness
-// changes with time alone.
+// GET /v1/shoal/events?since=N. Nodes (liveness, capacity) and leases are read every few
+// seconds, since liveness and a lease's time left change with time alone.
 
 import { api } from "./api.js";
 import { withMoves } from "./model.js";
@@ -72,7 +72,6 @@ export class LiveData {
     if (want.has("state")) {
       reads.push(api.state().then((x) => (data.state = x)));
       reads.push(api.conditions().then((x) => (data.conditions = x)));
-      want.add("nodes");
     }
     if (want.has("nodes")) reads.push(api.nodes().then((x) => (data.nodes = x)));
     const eventsRead = want.has("events-read");
