@@ -263,7 +263,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     def listening(port: Any) -> None:
         scheme = "http" if options.tls_dir is None else "https"
         address = port.getHost()
-        log.info("control.listening", url=f"{scheme}://{address.host}:{address.port}")
+        url = f"{scheme}://{address.host}:{address.port}"
+        log.info("control.listening", url=url, dashboard=f"{url}/ui/")
 
     def failed(reason: Failure) -> None:
         failures.append(reason)

@@ -65,6 +65,7 @@ from control.model import (
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
+from control.ui import ui_resource
 from control.wire import (
     condition_to_json,
     conditions_to_json,
@@ -138,10 +139,11 @@ class ControlAPI:
         self._node_timeout = node_timeout
         self.notifier = Notifier(clock, store.versions, watch_interval)
         self._listing = ListingEncoder()
+        self._shoal_listing = ListingEncoder(node_dataset_to_json)
 
     def resource(self) -> Resource:
-        """The Twisted resource serving the API (mount it at the site root)."""
-        return JSONRoot(self.app.resource())
+        """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
+        return JSONRoot(self.app.resource(), ui_resource())
 
     def _now(self) -> float:
         return self._clock.seconds()
@@ -677,6 +679,15 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/datasets", methods=["GET"])
+    async def list_shoal_datasets(self, request: Request) -> bytes:
+        """Every dataset, deleted ones included, as the /v1/shoal/ routes show one (with its
+        class, access mode, epoch and filesystem), with the configuration tag."""
+        configuration = await self._store.configuration(self._now())
+        body = self._shoal_listing.datasets(configuration)
+        json_headers(request, tag=configuration.tag)
+        return body
 
     @app.route("/v1/shoal/datasets", methods=["POST"])
     async def create_shoal_dataset(self, request: Request) -> bytes:
