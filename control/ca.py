@@ -7,7 +7,9 @@ The cluster certificate authority, and the TLS settings that trust it.
 always carries DNS name ``control-service``, so clients verify it by that name
 whatever address they dial), ``node-NAME`` for agents and ``user-NAME`` for
 operators. Every connection is mutual TLS: each side proves it holds a
-certificate signed by the cluster CA.
+certificate signed by the cluster CA. Each certificate also says what its
+holder may do (:mod:`control.roles`): its role, and for a node, the one node
+uuid it speaks for, as SubjectAltName URIs.
 
 Certificate building is pure (keys and ``now`` are passed in); only the
 ``*_files`` functions touch the filesystem. Keys are ECDSA P-256, written 0600.
@@ -22,6 +24,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 from attrs import frozen
 from cryptography import x509
@@ -33,6 +36,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from control.errors import Conflict, InvalidRequest, NotFound
+from control.roles import USER_ROLES, Role, node_urn, role_urn
 
 CA_NAME = "cluster"
 CONTROL_NAME = "control-service"
@@ -135,8 +139,33 @@ def make_ca(cluster: str, key: ec.EllipticCurvePrivateKey, now: datetime) -> Iss
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
 
-def alt_names(kind: Kind, dns: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
-    """The SubjectAltName entries of a certificate; refuses malformed IP addresses."""
+def role_of(kind: Kind, role: Role | None, node: UUID | None) -> Role:
+    """The role a certificate of ``kind`` gets; refuses a role or node that does not fit."""
+    if kind == "user":
+        if role not in USER_ROLES:
+            choices = ", ".join(r.value for r in USER_ROLES)
+            raise InvalidRequest(f"A user certificate needs a role: one of {choices} (--role).")
+        if node is not None:
+            raise InvalidRequest("Only a node certificate is bound to a node uuid.")
+        return role
+    if role is not None:
+        raise InvalidRequest(f"A {kind} certificate has the role {kind}; --role is for users.")
+    if kind == "node" and node is None:
+        raise InvalidRequest("A node certificate must be bound to the node's uuid.")
+    if kind == "control" and node is not None:
+        raise InvalidRequest("Only a node certificate is bound to a node uuid.")
+    return Role(kind)
+
+
+def alt_names(
+    kind: Kind,
+    dns: Sequence[str],
+    ips: Sequence[str],
+    role: Role | None = None,
+    node: UUID | None = None,
+) -> list[x509.GeneralName]:
+    """The SubjectAltName entries of a certificate: its names and addresses, then its
+    role and node URIs (:mod:`control.roles`); refuses malformed IP addresses."""
     names: list[str] = ([CONTROL_NAME] if kind == "control" else []) + list(dns)
     result: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(names)]
     for ip in ips:
@@ -144,6 +173,10 @@ def alt_names(kind: Kind, dns: Sequence[str], ips: Sequence[str]) -> list[x509.G
             result.append(x509.IPAddress(ipaddress.ip_address(ip)))
         except ValueError as e:
             raise InvalidRequest(f"Invalid IP address {ip!r} for the certificate.") from e
+    if role is not None:
+        result.append(x509.UniformResourceIdentifier(role_urn(role)))
+    if node is not None:
+        result.append(x509.UniformResourceIdentifier(node_urn(node)))
     return result
 
 
@@ -155,8 +188,15 @@ def make_certificate(
     now: datetime,
     dns: Sequence[str] = (),
     ips: Sequence[str] = (),
+    role: Role | None = None,
+    node: UUID | None = None,
 ) -> Issued:
-    """A certificate of ``kind`` signed by ``ca``, valid from ``now``."""
+    """A certificate of ``kind`` signed by ``ca``, valid from ``now``.
+
+    A user certificate needs a ``role`` (admin, operator, viewer); a node
+    certificate needs the ``node`` uuid it speaks for (:func:`role_of`).
+    """
+    given = role_of(kind, role, node)
     ca_cert = x509.load_pem_x509_certificate(ca.certificate)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     cluster = ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
@@ -164,7 +204,7 @@ def make_certificate(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, file_stem(kind, name)),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(cluster)),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, kind),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, given.value),
         ]
     )
     builder = (
@@ -183,9 +223,8 @@ def make_certificate(
             critical=False,
         )
     )
-    names = alt_names(kind, dns, ips)
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    names = alt_names(kind, dns, ips, given, node)
+    builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
@@ -240,9 +279,13 @@ def issue_files(
     now: datetime,
     dns: Sequence[str] = (),
     ips: Sequence[str] = (),
+    role: Role | None = None,
+    node: UUID | None = None,
 ) -> Written:
     """Issue a certificate of ``kind`` with the CA in ``directory``, written next to it."""
-    issued = make_certificate(read_ca(directory), kind, name, new_key(), now, dns, ips)
+    issued = make_certificate(
+        read_ca(directory), kind, name, new_key(), now, dns, ips, role, node
+    )
     return write_issued(directory, file_stem(kind, name), issued)
 
 

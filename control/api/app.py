@@ -13,10 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
-from cryptography.hazmat.primitives import hashes
 from klein import Klein
 from twisted.internet.defer import CancelledError
-from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -24,10 +22,13 @@ from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
+from control import revocations as rv
 from control import snapshots as snap
 from control.admission import check_create, check_move
 from control.api import class_routes, placing, schemas
 from control.api.actor import actor_of
+from control.api.denylist import Denylist
+from control.api.guard import Authenticate, Guard, peer_principal, principal_on
 from control.api.body import (
     if_tag,
     path_uuid,
@@ -89,16 +90,14 @@ WATCH_MAXIMUM = schemas.WATCH_MAXIMUM
 
 def peer_identity(request: Request) -> str | None:
     """
-    The SHA-256 fingerprint (hex) of the client certificate of ``request``'s
-    TLS connection, or ``None`` over plain HTTP (which trusts its network).
+    What a node registration through ``request`` records as its owner: the node
+    a node certificate is bound to (``urn:shoal:node:UUID``), else the SHA-256
+    fingerprint (hex) of the client certificate; ``None`` over plain HTTP.
     """
-    transport: Any = ISSLTransport(request.transport, None)
-    if transport is None:
-        return None
-    certificate: Any = transport.getPeerCertificate()
-    if certificate is None:
-        return None
-    return str(certificate.to_cryptography().fingerprint(hashes.SHA256()).hex())
+    principal = principal_on(request)
+    if principal is None:
+        principal = peer_principal(request)
+    return None if principal is None else principal.identity
 
 
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
@@ -109,9 +108,11 @@ class ControlAPI:
     """
     The control service's HTTP API, bound to one store and one clock.
 
-    ``identify`` names the client certificate of a request (default:
-    :func:`peer_identity`); nodes are bound to the certificate that
-    registered them.
+    ``authenticate`` finds the principal of a request's client certificate
+    (default: :func:`~control.api.guard.peer_principal`; ``None`` over plain
+    HTTP), which :class:`~control.api.guard.Guard` authorises by role for
+    every route; ``denylist`` holds the revoked serials. ``identify`` names
+    the owner a node registration records (default: :func:`peer_identity`).
     """
 
     app = Klein()
@@ -126,11 +127,15 @@ class ControlAPI:
         identify: Callable[[Request], str | None] = peer_identity,
         failover: FailoverSettings | None = None,
         started: float | None = None,
+        authenticate: Authenticate = peer_principal,
+        denylist: Denylist | None = None,
     ) -> None:
         self.failover = FailoverSettings() if failover is None else failover
         self.started = clock.seconds() if started is None else started
         self._store = store
         self._identify = identify
+        self._authenticate = authenticate
+        self.denylist = Denylist() if denylist is None else denylist
         self._clock = clock
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
@@ -139,7 +144,12 @@ class ControlAPI:
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API (mount it at the site root)."""
-        return JSONRoot(self.app.resource())
+        guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
+        return JSONRoot(guarded)
+
+    async def refresh_revocations(self) -> None:
+        """Load the revoked serials from the store into :attr:`denylist`."""
+        self.denylist.update(r.serial for r in await self._store.revocations())
 
     def _now(self) -> float:
         return self._clock.seconds()
@@ -750,6 +760,30 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    # -- revoked certificates (control.revocations) -------------------------------
+
+    @app.route("/v1/shoal/revocations", methods=["GET"])
+    async def list_revocations(self, request: Request) -> bytes:
+        """Every revoked client certificate, oldest first."""
+        found = await self._store.revocations()
+        return json_response(request, [rv.revocation_to_json(r) for r in found])
+
+    @app.route("/v1/shoal/revocations", methods=["POST"])
+    async def revoke(self, request: Request) -> bytes:
+        """Revoke a certificate (201), or answer its revocation again (200); its live
+        connections are dropped (:class:`~control.api.denylist.Denylist`)."""
+        body = read_json(request, schemas.REVOKE)
+        asked = rv.Revocation(
+            rv.parse_serial(body["serial"]),
+            body["subject"],
+            self._now(),
+            actor_of(request),
+            body.get("reason"),
+        )
+        kept, created = await self._store.revoke_certificate(asked)
+        await self.refresh_revocations()
+        return json_response(request, rv.revocation_to_json(kept), 201 if created else 200)
 
     # -- storage classes (control.api.class_routes) -------------------------------
 

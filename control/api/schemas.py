@@ -634,3 +634,28 @@ ADOPT_DATASET = _object(
     primary={**UUID, "description": "The node to adopt it on (default: the first node, by "
              "uuid, that reports its volume)."},
 )
+
+# -- revoked certificates (control.revocations) -------------------------------------
+
+SERIAL: Schema = {
+    "type": "string",
+    "pattern": "^(0[xX])?[0-9A-Fa-f:]{1,60}$",
+    "description": "A certificate serial in hex, as `openssl x509 -noout -serial` shows it.",
+}
+REVOKE = _object(
+    ["serial", "subject"],
+    serial=SERIAL,
+    subject={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL,
+             "description": "Who the certificate names (its common name, e.g. node-n1)."},
+    reason={"type": "string", "maxLength": 1024, "pattern": NO_NUL},
+)
+REVOCATION = _object(
+    ["serial", "subject", "at", "actor", "reason"],
+    serial={"type": "string", "pattern": "^[0-9a-f]{1,40}$",
+            "description": "The serial, lower-case hex."},
+    subject={"type": "string"},
+    at={"type": "number", "description": "When it was revoked (seconds since the epoch)."},
+    actor={"type": ["string", "null"], "description": "Who revoked it (subject and role)."},
+    reason={"type": ["string", "null"]},
+)
+REVOCATIONS = _list(REVOCATION)

@@ -26,6 +26,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 
 
 @runtime_checkable
@@ -336,6 +337,17 @@ class Store(Protocol):
         """Release the dataset's lease if ``node_uuid`` is fenced and still holds it (a
         configuration write, event ``lease_released`` with ``reason``); returns it, or
         ``None`` if nothing changed."""
+        ...
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first (:mod:`control.revocations`)."""
+        ...
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate; returns the record kept and whether it is new.
+
+        Revoking a serial again answers the first record and changes nothing
+        (:func:`control.revocations.revoke`). Event ``certificate_revoked``."""
         ...
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:

@@ -21,12 +21,14 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
+from control.revocations import Revocation
 from control.model import (
     ClusterState,
     Configuration,
@@ -63,6 +65,7 @@ class MemoryStore:
         self._reports: dict[UUID, NodeState] = {}
         self._snapshots: dict[UUID, DatasetSnapshot] = {}
         self._classes: dict[str, StorageClass] = {}
+        self._revocations: dict[int, Revocation] = {}
 
     # -- reads ---------------------------------------------------------------
 
@@ -598,6 +601,20 @@ class MemoryStore:
             return doomed
 
     # -- events ----------------------------------------------------------------
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first."""
+        with self._lock:
+            return sorted(self._revocations.values(), key=lambda r: (r.at, r.serial))
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate, once."""
+        with self._lock:
+            kept, new = rv.revoke(self._revocations.get(revocation.serial), revocation)
+            if new:
+                self._revocations[kept.serial] = kept
+                self.append_events([rv.revoked_event(kept)])
+            return kept, new
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         """Record ``events`` with increasing ids and prune; returns them with their ids."""

@@ -27,12 +27,14 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
+from control.revocations import Revocation
 from control.model import (
     ClusterState,
     Configuration,
@@ -48,6 +50,7 @@ from control.model import (
 from control.store import class_records as cq
 from control.store import eventlog
 from control.store import queries as q
+from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
@@ -485,6 +488,23 @@ class SQLStore:
             deleted = cl.class_event("class_deleted", doomed, now, actor)
             eventlog.append(connection, [deleted], self._retention)
         return doomed
+
+    # -- revoked certificates (control.revocations) -------------------------------
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first."""
+        with self._read() as connection:
+            return rq.all_revocations(connection)
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate, once."""
+        with self._write() as (connection, _, _):
+            existing = rq.get_revocation(connection, revocation.serial)
+            kept, new = rv.revoke(existing, revocation)
+            if new:
+                rq.put_revocation(connection, kept)
+                eventlog.append(connection, [rv.revoked_event(kept)], self._retention)
+        return kept, new
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
