@@ -33,7 +33,7 @@ class Revocation:
 
 
 def parse_serial(text: str) -> int:
-    """A certificate serial written in hex (``3a:4f``, ``0x3A4F`` or ``3a4f``), as openssl shows it."""
+    """A certificate serial in hex (``3a:4f``, ``0x3A4F``, ``3a4f``), as openssl shows it."""
     digits = text.strip().lower().removeprefix("0x").replace(":", "")
     try:
         serial = int(digits, 16)

@@ -27,8 +27,6 @@ from control import snapshots as snap
 from control.admission import check_create, check_move
 from control.api import class_routes, placing, schemas
 from control.api.actor import actor_of
-from control.api.denylist import Denylist
-from control.api.guard import Authenticate, Guard, peer_principal, principal_on
 from control.api.body import (
     if_tag,
     path_uuid,
@@ -37,7 +35,9 @@ from control.api.body import (
     require_live,
     uuid_list,
 )
+from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
+from control.api.guard import Authenticate, Guard, peer_principal, principal_on
 from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot

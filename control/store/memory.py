@@ -28,7 +28,6 @@ from control import snapshots as snap
 from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
-from control.revocations import Revocation
 from control.model import (
     ClusterState,
     Configuration,
@@ -41,6 +40,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 
 
 def _present(events: list[Event | None]) -> list[Event]:

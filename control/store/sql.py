@@ -34,7 +34,6 @@ from control import snapshots as snap
 from control.classes import StorageClass
 from control.errors import NotFound
 from control.events import EventQuery, EventRetention
-from control.revocations import Revocation
 from control.model import (
     ClusterState,
     Configuration,
@@ -47,6 +46,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import eventlog
 from control.store import queries as q

@@ -13,7 +13,8 @@ from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
 class TestMemoryStore(
-    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance, FailoverConformance,
+    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
+    FailoverConformance,
     RevocationConformance,
 ):
     """MemoryStore against the Store contract."""

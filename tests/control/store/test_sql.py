@@ -17,7 +17,8 @@ from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
 class TestSQLStore(
-    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance, FailoverConformance,
+    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
+    FailoverConformance,
     RevocationConformance,
 ):
     """SQLStore against the Store contract, on each database."""
