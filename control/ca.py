@@ -20,7 +20,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -308,16 +308,49 @@ def readable_ca_key(tls_dir: str | Path) -> Path | None:
     return path if os.access(path, os.R_OK) else None
 
 
-def server_tls_options(tls_dir: str | Path) -> Any:
+def server_tls_options(
+    tls_dir: str | Path, revoked: Callable[[int], bool] | None = None
+) -> Any:
     """TLS options for the control service: its certificate, requiring client
-    certificates signed by the cluster CA in ``tls_dir`` (mutual TLS)."""
+    certificates signed by the cluster CA in ``tls_dir`` (mutual TLS).
+
+    With ``revoked``, a client certificate whose serial it names fails the
+    handshake (checked on every new connection)."""
     base = Path(tls_dir)
     authority = ssl.Certificate.loadPEM(_read(base / f"{CA_NAME}.crt", "cluster CA certificate"))
     own = ssl.PrivateCertificate.loadPEM(
         _read(base / f"{CONTROL_NAME}.crt", "control certificate")
         + _read(base / f"{CONTROL_NAME}.key", "control key")
     )
-    return own.options(authority)
+    options = own.options(authority)
+    return options if revoked is None else RevocationChecking(options, revoked)
+
+
+class RevocationChecking:
+    """Server TLS options that also fail the handshake of a revoked client certificate.
+
+    Wraps Twisted's ``CertificateOptions``: the OpenSSL context keeps its
+    verification (the cluster CA, a client certificate required) and gains
+    a check of the client certificate's serial against ``revoked``.
+    """
+
+    def __init__(self, options: Any, revoked: Callable[[int], bool]) -> None:
+        self._options = options
+        self._revoked = revoked
+        self._context: Any = None
+
+    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
+        """The OpenSSL context, made once, verifying the serial at depth 0."""
+        if self._context is None:
+            context = self._options.getContext()
+            context.set_verify(context.get_verify_mode(), self._verify)
+            self._context = context
+        return self._context
+
+    def _verify(self, connection: Any, certificate: Any, errno: int, depth: int, ok: int) -> bool:
+        if not ok:
+            return False
+        return depth != 0 or not self._revoked(certificate.get_serial_number())
 
 
 @implementer(IPolicyForHTTPS)

@@ -19,7 +19,7 @@ class Denylist:
 
     def __init__(self, serials: Iterable[int] = ()) -> None:
         self._serials: frozenset[int] = frozenset(serials)
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[], object]] = []
 
     def revoked(self, serial: int) -> bool:
         """Whether the certificate with ``serial`` is revoked."""
@@ -34,6 +34,6 @@ class Denylist:
             for listener in list(self._listeners):
                 listener()
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
+    def subscribe(self, listener: Callable[[], object]) -> None:
         """Call ``listener`` whenever a serial is added."""
         self._listeners.append(listener)
