@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
@@ -326,6 +327,7 @@ def server_tls_options(
     return options if revoked is None else RevocationChecking(options, revoked)
 
 
+@implementer(IOpenSSLContextFactory)
 class RevocationChecking:
     """Server TLS options that also fail the handshake of a revoked client certificate.
 
