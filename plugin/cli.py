@@ -46,6 +46,7 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
         mount_timeout=args.mount_timeout,
         check_mount_table=not args.test_directory_mounts,
         mount_root=os.path.realpath(args.mount_root) if args.mount_root else None,
+        socket_group=args.socket_group,
     )
 
 
@@ -66,7 +67,11 @@ def register(subparsers: Any) -> None:
     commands = group(subparsers, "plugin", "the Docker volume plugin")
     p = command(commands, "serve", serve, "serve the Docker volume plugin on a Unix socket")
     p.add_argument("--socket", default=DEFAULT_SOCKET,
-                   help=f"the plugin's Unix socket (default {DEFAULT_SOCKET})")
+                   help=f"the plugin's Unix socket (default {DEFAULT_SOCKET}); mode 0600: "
+                   "only its owner (root, as Docker runs) may use it")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="also let this group (name or number) use the socket (mode 0660); "
+                   "anyone who can use it can have any volume mounted on this node")
     p.add_argument("--control", dest="url", metavar="URL", default=argparse.SUPPRESS,
                    help="control service URL (same as --url)")
     p.add_argument("--agent-state-dir", default=AGENT_STATE_DIR, metavar="DIR",

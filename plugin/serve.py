@@ -3,7 +3,8 @@ The plugin process: ``shoal plugin serve``.
 
 Reads which node it serves from the local agent's identity file, serves
 :class:`~plugin.api.PluginAPI` on a Unix socket (where Docker discovers
-plugins, ``/run/docker/plugins/shoal.sock`` by default), and on start
+plugins, ``/run/docker/plugins/shoal.sock`` by default; mode 0600, or 0660
+for its ``--socket-group``), and on start
 releases leases it holds for volumes nobody on this node uses any more.
 """
 
@@ -48,6 +49,8 @@ class PluginOptions:
     """Check the kernel's mount table too (off only for directory-mounting test agents)."""
     mount_root: str | None = None
     """This node's mount root; ``None``: read what the local agent recorded."""
+    socket_group: str | None = None
+    """The group (name or number) that may use the socket too; ``None``: root (its owner) only."""
 
 
 class AgentNode:
@@ -103,6 +106,26 @@ def prepare_socket(path: str) -> None:
     raise InvalidRequest(f"Another process is already serving {path}; stop it first.")
 
 
+def socket_access(group: str | None) -> tuple[int, int | None]:
+    """The socket's mode and group id: 0600 (its owner, root, only), or 0660 for ``group``.
+
+    Whoever can write to the socket can have any volume of the cluster mounted
+    on this node, so nobody else may; refuses a group that does not exist.
+    """
+    if group is None:
+        return 0o600, None
+    import grp
+
+    try:
+        gid = int(group) if group.isdigit() else grp.getgrnam(group).gr_gid
+    except KeyError:
+        raise InvalidRequest(
+            f"No group {group[:64]!r} on this host for --socket-group: create it, or leave "
+            "the option out so that only root can use the socket."
+        ) from None
+    return 0o660, gid
+
+
 def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> VolumeService:
     """The volume service of this node, its mount table loaded from the state dir."""
     node = AgentNode(options.agent_state_dir, options.mount_root)
@@ -121,13 +144,16 @@ def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> 
 
 def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> Deferred[Any]:
     """Listen on the socket; fires with the listening port."""
+    mode, gid = socket_access(options.socket_group)
     prepare_socket(options.socket)
     service = build_service(reactor, client, options)
     site = LoggedSite(PluginAPI(service).resource())
     site.displayTracebacks = False
-    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
+    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=mode)
 
     def listening(port: Any) -> Any:
+        if gid is not None:
+            os.chown(options.socket, -1, gid)
         log.info("listening", socket=options.socket, control=getattr(client, "base_url", None))
         reactor.addSystemEventTrigger("before", "shutdown", port.stopListening)
         Deferred.fromCoroutine(service.release_unused()).addErrback(

@@ -62,3 +62,19 @@ def test_plugin_options_for_mount_checks() -> None:
     )
     options = options_from_args(args)
     assert (options.mount_root, options.check_mount_table) == ("/srv/m", False)
+
+
+def test_socket_is_for_root_or_one_group() -> None:
+    """The socket is 0600 without --socket-group; 0660 for a group by name or number; an
+    unknown group is refused."""
+    import grp
+
+    from control.errors import InvalidRequest
+    from plugin.serve import socket_access
+
+    assert socket_access(None) == (0o600, None)
+    mine = grp.getgrgid(os.getgid())
+    assert socket_access(mine.gr_name) == (0o660, mine.gr_gid)
+    assert socket_access(str(mine.gr_gid)) == (0o660, mine.gr_gid)
+    with pytest.raises(InvalidRequest, match="No group"):
+        socket_access("no-such-group-shoal")

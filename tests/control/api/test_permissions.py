@@ -201,3 +201,33 @@ def test_decide_names_the_path_node() -> None:
     node = Principal("node-b", Role.NODE, 9, "ff", NODE_B)
     refusal = decide(node, "put", "/v1/shoal/state/{node_uuid}", {"node_uuid": str(NODE_A)})
     assert refusal is not None and f"for node {NODE_A} itself" in refusal
+
+
+def test_a_revoked_certificate_may_do_nothing() -> None:
+    """Once an admin revokes a serial, every request with it is refused 403, saying so; the
+    revocation records the admin as its actor."""
+    harness = Harness()
+    assert harness.call("GET", "/v1/version", headers=principal("viewer", serial=77)).code == 200
+    revoke = {"serial": "4D", "subject": "user-viewer", "reason": "left"}
+    denied = harness.call("POST", "/v1/shoal/revocations", revoke, headers=principal("operator"))
+    assert denied.code == 403 and "needs the role admin" in denied.body["description"]
+    made = harness.call("POST", "/v1/shoal/revocations", revoke, headers=principal("admin"))
+    assert made.code == 201 and made.body["actor"] == "user-admin (admin)"
+    again = harness.call("POST", "/v1/shoal/revocations", revoke, headers=principal("admin"))
+    assert again.code == 200 and again.body == made.body
+    refused = harness.call("GET", "/v1/version", headers=principal("viewer", serial=77))
+    assert refused.code == 403 and "was revoked" in refused.body["description"]
+    assert harness.call("GET", "/v1/version", headers=principal("viewer", serial=78)).code == 200
+
+
+def test_writes_record_subject_and_role() -> None:
+    """The event of a write names the certificate's subject and role."""
+    harness = Harness()
+    harness.register(NODE_A)
+    created = harness.call(
+        "POST", "/v1/configuration/datasets", {"primary": str(NODE_A)},
+        headers=principal("operator"),
+    )
+    assert created.code == 201
+    events = harness.call("GET", "/v1/shoal/events", headers=principal("viewer")).body
+    assert [(e["kind"], e["actor"]) for e in events] == [("created", "user-operator (operator)")]
