@@ -370,8 +370,10 @@ NODE = _object(
     },
     identity={
         "type": ["string", "null"],
-        "description": "SHA-256 fingerprint (hex) of the client certificate that registered "
-        "the node; null without TLS. Only that certificate may register or report for it.",
+        "description": "Who registered the node: its certificate's node URI "
+        "(urn:shoal:node:UUID), or the SHA-256 fingerprint (hex) of a certificate without one; "
+        "null without TLS. Only that certificate, or one bound to this node, may register or "
+        "report for it.",
     },
     liveness=LIVENESS,
     fence={"anyOf": [FENCE, {"type": "null"}]},
