@@ -10,7 +10,7 @@ from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from control.cli.dataset import seconds_arg
 from control.cli.options import command, group
 from control.cli.shell import Context, Settings
-from control.errors import ShoalError
+from control.errors import InvalidRequest, ShoalError
 from control.model import check_maximum_size
 from control.units import parse_size
 from plugin.defaults import (
@@ -50,6 +50,26 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
     )
 
 
+def check_plugin_certificate(cert: str | None) -> None:
+    """Refuse a node certificate: the plugin creates and moves datasets, which needs an
+    operator's (docs/operations.md, "Roles")."""
+    if cert is None:
+        return
+    from control.roles import bound_node
+
+    try:
+        with open(cert, "rb") as f:
+            node = bound_node(f.read())
+    except (OSError, ValueError) as e:
+        raise InvalidRequest(f"Cannot read the plugin's certificate {cert}: {e}") from e
+    if node is not None:
+        raise InvalidRequest(
+            f"{cert} is the certificate of node {node}, which may not create or move datasets: "
+            "give the plugin a user certificate of its own, `shoal ca issue user plugin-NAME "
+            "--role operator`."
+        )
+
+
 def serve(ctx: Context) -> None:
     """Serve the plugin until stopped."""
     from twisted.internet import reactor
@@ -57,8 +77,10 @@ def serve(ctx: Context) -> None:
     from control.logs import configure_logging
     from plugin.serve import run_plugin
 
+    settings = Settings.from_args(ctx.args, ctx.shell.env)
+    check_plugin_certificate(settings.cert)
     configure_logging()
-    client = ctx.shell.make_client(Settings.from_args(ctx.args, ctx.shell.env), reactor)
+    client = ctx.shell.make_client(settings, reactor)
     run_plugin(reactor, client, options_from_args(ctx.args))
 
 
