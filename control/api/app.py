@@ -598,7 +598,9 @@ class ControlAPI:
         """Have an orphaned volume destroyed: records its dataset as deleted (see the store)."""
         if not 1 <= len(blockdevice_id) <= 255 or "\x00" in blockdevice_id:
             raise InvalidRequest("A blockdevice id is 1 to 255 characters, without NUL.")
-        stored, generation = await self._store.destroy_orphan(blockdevice_id, if_tag(request))
+        stored, generation = await self._store.destroy_orphan(
+            blockdevice_id, if_tag(request), now=self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 

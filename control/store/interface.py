@@ -142,7 +142,9 @@ class Store(Protocol):
         """Remove a dataset's lease; returns the lease released and the new generation."""
         ...
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Have an orphaned volume destroyed; returns the record made and the new generation.
 
         Records the orphan's dataset as deleted (primary: the first node, by
@@ -150,7 +152,7 @@ class Store(Protocol):
         the ordinary deletion destroys it. ``NotFound`` when no node reports
         ``blockdevice_id`` as an orphan, ``Conflict`` when its dataset is live
         or it names none. A record already deleted is returned without a new
-        generation.
+        generation. Event ``deleted`` (by ``actor``) when a record is made.
         """
         ...
 

@@ -353,7 +353,9 @@ class MemoryStore:
             self.append_events([ev.lease_released(released, now, actor)])
             return released, self._bump()
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
@@ -364,6 +366,7 @@ class MemoryStore:
             if stored == existing:
                 return stored, self._generation
             self._datasets[stored.dataset_id] = stored
+            self.append_events([ev.dataset_deleted(stored, now, actor)])
             return stored, self._bump()
 
     # -- state writes --------------------------------------------------------

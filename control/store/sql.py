@@ -419,7 +419,9 @@ class SQLStore:
             generation = w.changed(lambda s: s.without_lease(dataset_id))
         return released, generation
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
@@ -431,6 +433,8 @@ class SQLStore:
                 return stored, generation
             q.put_dataset(connection, stored, exists=False)
             q.write_counters(connection, generation + 1, state_version)
+            gone = ev.dataset_deleted(stored, now, actor)
+            eventlog.append(connection, [gone], self._retention)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
