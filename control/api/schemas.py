@@ -641,8 +641,10 @@ ADOPT_DATASET = _object(
 
 SERIAL: Schema = {
     "type": "string",
-    "pattern": "^(0[xX])?[0-9A-Fa-f:]{1,60}$",
-    "description": "A certificate serial in hex, as `openssl x509 -noout -serial` shows it.",
+    "pattern": "^(0[xX])?0*[1-9A-Fa-f][0-9A-Fa-f]{0,39}$",
+    "maxLength": 128,
+    "description": "A certificate serial in hex, as `openssl x509 -noout -serial` shows it "
+    "(at most 20 octets, not 0).",
 }
 REVOKE = _object(
     ["serial", "subject"],
