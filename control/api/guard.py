@@ -29,14 +29,21 @@ Authenticate = Callable[[Request], Principal | None]
 
 
 def peer_principal(request: Request) -> Principal | None:
-    """The principal of ``request``'s TLS client certificate; ``None`` over plain HTTP."""
+    """The principal of ``request``'s TLS client certificate; ``None`` over plain HTTP.
+
+    Parsed once per connection (a connection's certificate never changes)."""
     transport: Any = ISSLTransport(request.transport, None)
     if transport is None:
         return None
+    known: Principal | None = getattr(transport, "shoal_principal", None)
+    if known is not None:
+        return known
     certificate: Any = transport.getPeerCertificate()
     if certificate is None:
         return None
-    return principal_of(certificate.to_cryptography())
+    found = principal_of(certificate.to_cryptography())
+    transport.shoal_principal = found
+    return found
 
 
 def openapi_path(rule: str) -> str:
