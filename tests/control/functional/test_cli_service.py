@@ -117,6 +117,7 @@ def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
         node = register_node_tls(service.url, tls_dir)
         cli_json(service.url, "dataset", "create", "--node", node, env=credentials)
         events = cli_json(service.url, "events", env=credentials)
+        # A slow machine may also see the silent node turn suspect; only the create matters here.
         [created] = [e for e in events if e["kind"] == "created"]  # type: ignore[union-attr]
         assert created["actor"] == "user-alice (operator)", events
         anonymous = shoal(
