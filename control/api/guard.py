@@ -62,6 +62,18 @@ def route_of(url_map: Map, method: str, path: str) -> tuple[str, str, dict[str, 
     return asked.lower(), openapi_path(rule.rule), {k: str(v) for k, v in params.items()}
 
 
+def routed_path(request: Request) -> str:
+    """The path Klein routes ``request`` by: its percent-decoded segments, joined.
+
+    Computed exactly as Klein computes ``path_info`` (from ``prepath`` and
+    ``postpath``, which Twisted has unquoted), never from the raw path: a path
+    with an encoded character (``dataset%73``) must be authorised as the route
+    it will reach. Klein refuses one that is not UTF-8 before any handler runs.
+    """
+    segments = list(request.prepath or []) + list(request.postpath or [])
+    return "/" + b"/".join(segments).decode("utf-8", "replace").lstrip("/")
+
+
 def principal_on(request: Request) -> Principal | None:
     """The principal :class:`Guard` found for ``request`` (``None`` over plain HTTP)."""
     found: Principal | None = getattr(request, "shoal_principal", None)
@@ -101,7 +113,7 @@ class Guard(Resource):
                 "revoked: ask an admin for a new one (`shoal ca issue`)."
             )
         method = request.method.decode("ascii", "replace")
-        route = route_of(self._map, method, request.path.decode("utf-8"))
+        route = route_of(self._map, method, routed_path(request))
         if route is None:
             return None
         return decide(principal, *route)

@@ -231,3 +231,27 @@ def test_writes_record_subject_and_role() -> None:
     assert created.code == 201
     events = harness.call("GET", "/v1/shoal/events", headers=principal("viewer")).body
     assert [(e["kind"], e["actor"]) for e in events] == [("created", "user-operator (operator)")]
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    [
+        "/v1/configuration/dataset%73/{}",
+        "/v1/configuration/%64atasets/{}",
+        "/v1%2Fconfiguration/datasets/{}",
+    ],
+)
+def test_encoded_paths_are_authorised_as_the_route_they_reach(spelling: str) -> None:
+    """A percent-encoded path is authorised as the route Klein routes it to: a node cannot move
+    a dataset by spelling the path differently."""
+    harness = Harness()
+    harness.register(NODE_A)
+    harness.register(NODE_B, host="10.0.0.2")
+    created = harness.create(NODE_A)
+    path = spelling.format(created.body["dataset_id"])
+    moved = {"primary": str(NODE_B)}
+    answer = harness.call("POST", path, moved, headers=principal("node", NODE_B))
+    assert answer.code == 403, answer.body
+    shown = harness.call("GET", "/v1/configuration/datasets").body
+    assert [d["primary"] for d in shown] == [str(NODE_A)]
+    assert harness.call("POST", path, moved, headers=principal("operator")).code == 200
