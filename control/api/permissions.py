@@ -11,6 +11,7 @@ everything is allowed: a plain-HTTP service trusts its (loopback) network.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from uuid import UUID
 
 from attrs import frozen
 
@@ -39,7 +40,15 @@ class Rule:
             return False
         if self.any_node:
             return True
-        return self.own_node is not None and params.get(self.own_node) == str(principal.node)
+        return self.own_node is not None and _is(params.get(self.own_node), principal.node)
+
+
+def _is(text: str | None, node: UUID) -> bool:
+    """Whether the path parameter ``text`` names ``node`` (in any spelling a UUID takes)."""
+    try:
+        return text is not None and UUID(text) == node
+    except ValueError:
+        return False
 
 
 def _reads(own_node: str | None = None) -> Rule:

@@ -255,3 +255,12 @@ def test_encoded_paths_are_authorised_as_the_route_they_reach(spelling: str) -> 
     shown = harness.call("GET", "/v1/configuration/datasets").body
     assert [d["primary"] for d in shown] == [str(NODE_A)]
     assert harness.call("POST", path, moved, headers=principal("operator")).code == 200
+
+
+def test_a_node_s_own_uuid_in_any_spelling() -> None:
+    """A node's own uuid in capitals is still its own; another node's in any spelling is not."""
+    node = Principal("node-a", Role.NODE, 9, "ff", NODE_A)
+    path = "/v1/shoal/state/{node_uuid}"
+    assert decide(node, "put", path, {"node_uuid": str(NODE_A).upper()}) is None
+    assert decide(node, "put", path, {"node_uuid": NODE_B.hex}) is not None
+    assert decide(node, "put", path, {"node_uuid": "not-a-uuid"}) is not None
