@@ -22,10 +22,9 @@ from werkzeug.exceptions import HTTPException
 
 from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
-from control import revocations as rv
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, placing, schemas
+from control.api import class_routes, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -768,24 +767,15 @@ class ControlAPI:
     @app.route("/v1/shoal/revocations", methods=["GET"])
     async def list_revocations(self, request: Request) -> bytes:
         """Every revoked client certificate, oldest first."""
-        found = await self._store.revocations()
-        return json_response(request, [rv.revocation_to_json(r) for r in found])
+        return await revocation_routes.list_revocations(self._store, request)
 
     @app.route("/v1/shoal/revocations", methods=["POST"])
     async def revoke(self, request: Request) -> bytes:
         """Revoke a certificate (201), or answer its revocation again (200); its live
         connections are dropped (:class:`~control.api.denylist.Denylist`)."""
-        body = read_json(request, schemas.REVOKE)
-        asked = rv.Revocation(
-            rv.parse_serial(body["serial"]),
-            body["subject"],
-            self._now(),
-            actor_of(request),
-            body.get("reason"),
+        return await revocation_routes.revoke(
+            self._store, request, self._now(), self.refresh_revocations
         )
-        kept, created = await self._store.revoke_certificate(asked)
-        await self.refresh_revocations()
-        return json_response(request, rv.revocation_to_json(kept), 201 if created else 200)
 
     # -- storage classes (control.api.class_routes) -------------------------------
 
