@@ -211,6 +211,9 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
     store = open_store(database, upgrade=True, retention=retention)
+    # Before anything listens (the reactor is not running yet): no revoked
+    # certificate gets in while the first refresh is on its way.
+    denylist.update(r.serial for r in store.revocations())
     # The pool's threads are not daemons: start them only with the reactor, so
     # that a failure before it runs cannot leave the process hanging.
     pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")

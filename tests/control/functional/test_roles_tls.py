@@ -136,7 +136,8 @@ def test_revocation_refuses_new_connections_and_drops_live_ones(
     cluster: tuple[str, ControlProcess],
 ) -> None:
     """``shoal ca revoke`` by an admin: the revoked certificate's kept-alive connection is
-    closed by the service, and its next handshake fails; an operator may not revoke."""
+    closed by the service, and its next handshake fails, after a restart too; an operator
+    may not revoke."""
     tls_dir, service = cluster
     live = http.client.HTTPSConnection("127.0.0.1", service.port, timeout=30,
                                        context=_as(tls_dir, "user-gone"))
@@ -156,3 +157,8 @@ def test_revocation_refuses_new_connections_and_drops_live_ones(
     assert http_json("GET", f"{service.url}/v1/version", context=_as(tls_dir, "user-val"))[0] == 200
     events = shoal("--url", service.url, "--json", "events", env=_cli(tls_dir, "user-root"))
     assert '"certificate_revoked"' in events.stdout and "user-root (admin)" in events.stdout
+    service.stop()  # the denylist is in the store: it holds from the first connection on
+    service.start()
+    with pytest.raises((ssl.SSLError, ConnectionError, OSError)):
+        http_json("GET", f"{service.url}/v1/version", context=_as(tls_dir, "user-gone"))
+    assert http_json("GET", f"{service.url}/v1/version", context=_as(tls_dir, "user-val"))[0] == 200
