@@ -111,13 +111,15 @@ _ORDER = (Role.VIEWER, Role.OPERATOR, Role.ADMIN, Role.CONTROL)
 
 
 def needed(rule: Rule) -> str:
-    """The roles a rule allows, for people: ``operator or admin``, ``the node itself``."""
+    """Who a rule allows, for people: ``the role operator or admin``, ``a node certificate
+    for node {node_uuid} itself``."""
     users = [r.value for r in _ORDER if r in rule.roles and r is not Role.CONTROL]
+    parts = [f"the role {' or '.join(users)}"] if users else []
     if rule.own_node is not None:
-        users.append(f"a node certificate for node {{{rule.own_node}}} itself")
+        parts.append(f"a node certificate for node {{{rule.own_node}}} itself")
     if rule.any_node:
-        users.append("node")
-    return " or ".join(users) if users else "the control service's own certificate"
+        parts.append("a node certificate")
+    return " or ".join(parts) if parts else "the control service's own certificate"
 
 
 def _reissue(role: Role | None) -> str:
@@ -149,6 +151,6 @@ def decide(
     described = needed(rule).replace(f"{{{rule.own_node}}}", params.get(rule.own_node or "", "?"))
     speaks = "" if principal.node is None else f" for node {principal.node}"
     return (
-        f"{method.upper()} {path} needs the role {described}; the certificate "
+        f"{method.upper()} {path} needs {described}; the certificate "
         f"{principal.subject!r} has the role {holder}{speaks}.{_reissue(principal.role)}"
     )
