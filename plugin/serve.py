@@ -3,12 +3,14 @@ The plugin process: ``shoal plugin serve``.
 
 Reads which node it serves from the local agent's identity file, serves
 :class:`~plugin.api.PluginAPI` on a Unix socket (where Docker discovers
-plugins, ``/run/docker/plugins/shoal.sock`` by default), and on start
+plugins, ``/run/docker/plugins/shoal.sock`` by default; mode 0600, or 0660
+for its ``--socket-group``), and on start
 releases leases it holds for volumes nobody on this node uses any more.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -22,7 +24,7 @@ from control.logs import LoggedSite
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
 from plugin.common.node import AgentNode
-from plugin.common.sockets import prepare_socket
+from plugin.common.sockets import prepare_socket, socket_access
 from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from plugin.hostmounts import MountGuard
 from plugin.mounts import MountFile
@@ -44,6 +46,8 @@ class PluginOptions:
     """Check the kernel's mount table too (off only for directory-mounting test agents)."""
     mount_root: str | None = None
     """This node's mount root; ``None``: read what the local agent recorded."""
+    socket_group: str | None = None
+    """The group (name or number) that may use the socket too; ``None``: root (its owner) only."""
 
 
 def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> VolumeService:
@@ -64,13 +68,16 @@ def build_service(reactor: Any, client: ShoalClient, options: PluginOptions) -> 
 
 def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> Deferred[Any]:
     """Listen on the socket; fires with the listening port."""
+    mode, gid = socket_access(options.socket_group)
     prepare_socket(options.socket)
     service = build_service(reactor, client, options)
     site = LoggedSite(PluginAPI(service).resource())
     site.displayTracebacks = False
-    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
+    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=mode)
 
     def listening(port: Any) -> Any:
+        if gid is not None:
+            os.chown(options.socket, -1, gid)
         log.info("listening", socket=options.socket, control=getattr(client, "base_url", None))
         reactor.addSystemEventTrigger("before", "shutdown", port.stopListening)
         Deferred.fromCoroutine(service.release_unused()).addErrback(
