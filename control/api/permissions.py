@@ -88,6 +88,7 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("get", "/v1/shoal/events"): READ,
     ("get", "/v1/shoal/orphans"): READ,
     ("delete", "/v1/shoal/orphans/{blockdevice_id}"): ADMIN,
+    ("get", "/v1/shoal/datasets"): READ,
     ("get", "/v1/shoal/snapshots"): READ,
     ("post", "/v1/shoal/snapshots"): OPERATE,
     ("get", "/v1/shoal/snapshots/{snapshot_id}"): READ,
