@@ -192,6 +192,22 @@ class ControlAPI:
         """The OpenAPI document of this API."""
         return json_response(request, document(__version__))
 
+    @app.route("/v1/shoal/whoami", methods=["GET"])
+    def whoami(self, request: Request) -> bytes:
+        """The caller's certificate: its subject, role and node (all ``None`` over plain HTTP)."""
+        principal = self._authenticate(request)
+        role = None if principal is None or principal.role is None else principal.role.value
+        node = None if principal is None or principal.node is None else str(principal.node)
+        return json_response(
+            request,
+            {
+                "tls": principal is not None,
+                "subject": None if principal is None else principal.subject,
+                "role": role,
+                "node": node,
+            },
+        )
+
     # -- datasets ------------------------------------------------------------
 
     @app.route("/v1/configuration/datasets", methods=["GET"])

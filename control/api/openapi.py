@@ -54,6 +54,10 @@ class Operation:
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/version", "Versions of the API and of Shoal.", {200: s.VERSION}),
     Operation("get", "/v1/openapi.json", "This document.", {200: s.OPENAPI_DOCUMENT}),
+    Operation(
+        "get", "/v1/shoal/whoami", "Who the caller's client certificate says it is.",
+        {200: s.WHOAMI},
+    ),
     Operation("get", "/v1/configuration/datasets", "Every dataset.", {200: s.DATASETS}),
     Operation(
         "post", "/v1/configuration/datasets", "Create a dataset.", {201: s.DATASET},

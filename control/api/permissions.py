@@ -61,6 +61,7 @@ NODE_SELF = Rule(_NODE, "node_uuid")
 
 RULES: Mapping[tuple[str, str], Rule] = {
     ("get", "/v1/version"): Rule(_ANYONE),
+    ("get", "/v1/shoal/whoami"): Rule(_ANYONE),
     ("get", "/v1/openapi.json"): Rule(_ANYONE),
     ("get", "/v1/configuration/datasets"): READ,
     ("post", "/v1/configuration/datasets"): OPERATE,

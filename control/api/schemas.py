@@ -323,6 +323,13 @@ VERSION = _object(
     shoal={"type": "string"},
     leader={"type": "boolean", "description": "whether this replica runs the background work"},
 )
+WHOAMI = _object(
+    ["tls", "subject", "role", "node"],
+    tls={"type": "boolean", "description": "whether the caller presented a client certificate"},
+    subject={"type": ["string", "null"], "description": "the certificate's common name"},
+    role={"type": ["string", "null"], "description": "admin, operator, viewer, node or control"},
+    node={"type": ["string", "null"], "description": "the node a node certificate speaks for"},
+)
 DATASET = _object(
     ["dataset_id", "primary", "metadata", "deleted"],
     dataset_id=UUID,

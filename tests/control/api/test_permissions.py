@@ -46,7 +46,10 @@ NODE_OWN = {
     ("put", "/v1/shoal/state/{node_uuid}"),
     ("get", "/v1/shoal/nodes/{node_uuid}/configuration"),
 }
-NODE_ANY = {("get", "/v1/shoal/watch"), ("get", "/v1/version"), ("get", "/v1/openapi.json")}
+NODE_ANY = {
+    ("get", "/v1/shoal/watch"), ("get", "/v1/version"), ("get", "/v1/openapi.json"),
+    ("get", "/v1/shoal/whoami"),
+}
 AGENT_ONLY = {("put", "/v1/shoal/nodes/{node_uuid}"), ("put", "/v1/shoal/state/{node_uuid}")}
 
 
@@ -264,3 +267,15 @@ def test_a_node_s_own_uuid_in_any_spelling() -> None:
     assert decide(node, "put", path, {"node_uuid": str(NODE_A).upper()}) is None
     assert decide(node, "put", path, {"node_uuid": NODE_B.hex}) is not None
     assert decide(node, "put", path, {"node_uuid": "not-a-uuid"}) is not None
+
+
+def test_whoami_says_who_the_certificate_is() -> None:
+    """``GET /v1/shoal/whoami`` gives the certificate's subject, role and node (none over HTTP)."""
+    harness = Harness()
+    plain = harness.call("GET", "/v1/shoal/whoami")
+    assert plain.code == 200
+    assert plain.body == {"tls": False, "subject": None, "role": None, "node": None}
+    viewer = harness.call("GET", "/v1/shoal/whoami", headers=principal("viewer"))
+    assert viewer.body == {"tls": True, "subject": "user-viewer", "role": "viewer", "node": None}
+    node = harness.call("GET", "/v1/shoal/whoami", headers=principal("node", NODE_A))
+    assert node.body["role"] == "node" and node.body["node"] == str(NODE_A)
