@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -51,6 +52,7 @@ from agent.identity import (
 )
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
+from agent.observe import in_threads
 from control.client.interface import ShoalClient
 from control.errors import Conflict, InvalidRequest
 from control.runners import Runner, thread_pool_runner
@@ -58,6 +60,8 @@ from control.runners import Runner, thread_pool_runner
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
 THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
+DISCOVERY_THREADS = 5
+"""Threads for the independent observations of one discovery (:func:`agent.observe.in_threads`)."""
 
 
 def _frozen_options(options: Mapping[str, Any]) -> PMap:
@@ -87,6 +91,8 @@ class AgentOptions:
     more_backends: tuple[str, ...] = ()
     """Further backends, ``NAME`` or ``NAME=POOL`` each (``--backend`` repeated): the node
     offers them all (:class:`agent.backends.multi.MultiBackend`), ``backend`` the default."""
+    node_uuid: UUID | None = None
+    """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -184,7 +190,9 @@ def build_loop(
     options: AgentOptions, client: ShoalClient, reactor: Any, runner: Runner
 ) -> ConvergenceLoop:
     """The agent's loop, its identity loaded (or created) from the state directory."""
-    identity = load_or_create_identity(options.state_dir, options.node_name)
+    identity = load_or_create_identity(
+        options.state_dir, options.node_name, bound=options.node_uuid
+    )
     instance_id = str(identity.uuid)
     backend = _make_backend(options, instance_id)
     os.makedirs(options.mount_root, exist_ok=True)
@@ -213,6 +221,7 @@ def build_loop(
         run_blocking=runner,
         monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
+        together=in_threads(ThreadPoolExecutor(DISCOVERY_THREADS, "shoal-discover")),
     )
 
 
