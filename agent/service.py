@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -51,6 +52,7 @@ from agent.identity import (
 )
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
+from agent.observe import in_threads
 from control.client.interface import ShoalClient
 from control.errors import Conflict, InvalidRequest
 from control.runners import Runner, thread_pool_runner
@@ -58,6 +60,8 @@ from control.runners import Runner, thread_pool_runner
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
 THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
+DISCOVERY_THREADS = 5
+"""Threads for the independent observations of one discovery (:func:`agent.observe.in_threads`)."""
 
 
 def _frozen_options(options: Mapping[str, Any]) -> PMap:
@@ -84,6 +88,8 @@ class AgentOptions:
     """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
     ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
     self_fence: bool = True
+    node_uuid: UUID | None = None
+    """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -161,7 +167,9 @@ def build_loop(
     options: AgentOptions, client: ShoalClient, reactor: Any, runner: Runner
 ) -> ConvergenceLoop:
     """The agent's loop, its identity loaded (or created) from the state directory."""
-    identity = load_or_create_identity(options.state_dir, options.node_name)
+    identity = load_or_create_identity(
+        options.state_dir, options.node_name, bound=options.node_uuid
+    )
     instance_id = str(identity.uuid)
     backend = _make_backend(options, instance_id)
     os.makedirs(options.mount_root, exist_ok=True)
@@ -190,6 +198,7 @@ def build_loop(
         run_blocking=runner,
         monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
+        together=in_threads(ThreadPoolExecutor(DISCOVERY_THREADS, "shoal-discover")),
     )
 
 
