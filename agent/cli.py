@@ -81,12 +81,25 @@ def run(ctx: Context) -> int:
     from control.logs import configure_logging
 
     env = ctx.shell.env
-    options = options_from_args(ctx.args, env)
     settings = Settings.from_args(ctx.args, env)
+    options = evolve(options_from_args(ctx.args, env), node_uuid=certificate_node(settings.cert))
     if ctx.args.control:
-        settings = evolve(settings, url=ctx.args.control)
+        settings = evolve(settings, url=",".join(ctx.args.control))
     configure_logging()
     return run_agent(options, lambda reactor: http_client(settings, reactor))
+
+
+def certificate_node(cert: str | None) -> UUID | None:
+    """The node uuid the agent's certificate file is bound to (``None`` without TLS)."""
+    if cert is None:
+        return None
+    from control.roles import bound_node
+
+    try:
+        with open(cert, "rb") as f:
+            return bound_node(f.read())
+    except (OSError, ValueError) as e:
+        raise InvalidRequest(f"Cannot read the node certificate {cert}: {e}") from e
 
 
 def _positive(text: str) -> float:
@@ -112,8 +125,9 @@ def register(subparsers: Any) -> None:
     """Add ``shoal agent run``."""
     commands = group(subparsers, "agent", "the node agent")
     p = command(commands, "run", run, "converge this node toward the cluster's configuration")
-    p.add_argument("--control", metavar="URL",
-                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523)")
+    p.add_argument("--control", metavar="URL", action="append",
+                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523); "
+                   "repeat it, or separate URLs by commas, to name several replicas")
     p.add_argument("--node-name", metavar="NAME",
                    help="this node's name (default: the host name); fixed at first start")
     p.add_argument("--label", action="append", metavar="K=V", help="a node label (repeatable)")

@@ -88,6 +88,8 @@ class AgentOptions:
     """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
     ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
     self_fence: bool = True
+    node_uuid: UUID | None = None
+    """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -165,7 +167,9 @@ def build_loop(
     options: AgentOptions, client: ShoalClient, reactor: Any, runner: Runner
 ) -> ConvergenceLoop:
     """The agent's loop, its identity loaded (or created) from the state directory."""
-    identity = load_or_create_identity(options.state_dir, options.node_name)
+    identity = load_or_create_identity(
+        options.state_dir, options.node_name, bound=options.node_uuid
+    )
     instance_id = str(identity.uuid)
     backend = _make_backend(options, instance_id)
     os.makedirs(options.mount_root, exist_ok=True)

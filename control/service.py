@@ -17,6 +17,7 @@ from uuid import uuid4
 import structlog
 from attrs import frozen
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
@@ -26,8 +27,11 @@ from control.logs import configure_logging
 
 if TYPE_CHECKING:
     from control.api.channel import ConnectionLimits, LimitedSite
+    from control.api.denylist import Denylist
 
 DEFAULT_PORT = 4523
+REVOCATION_REFRESH = 5.0
+"""Seconds between reloads of the revoked certificates (made through other replicas)."""
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
 
 
@@ -50,11 +54,33 @@ class ServiceOptions:
     max_connections: int | None = None
     max_connections_per_address: int = 128
     failover_grace: float = 10.0
+    watch_floor: float | None = None
+    """Seconds between reads of the counters while anyone watches (default: 1 on SQLite,
+    5 on PostgreSQL, where other replicas' writes are heard by LISTEN/NOTIFY)."""
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
     """The SQLite file the service uses when no ``--database`` is given."""
     return f"sqlite:///{os.path.join(os.path.abspath(directory), 'control.db')}"
+
+
+def hold_sqlite_file(path: str) -> int:
+    """Hold ``<path>.lock`` for the life of this process: one control service per SQLite file.
+
+    Raises :class:`InvalidRequest` naming the other service's pid if it runs.
+    Several replicas need PostgreSQL (docs/operations.md, "High availability").
+    """
+    from control.pidlock import LockHeld, hold_lock
+
+    try:
+        return hold_lock(os.path.abspath(path) + ".lock")
+    except LockHeld as held:
+        raise InvalidRequest(
+            f"Another control service (pid {held.holder}) already serves the SQLite database "
+            f"{path}. SQLite serves one control process only: stop that one, or, to run several "
+            "replicas, put the cluster on PostgreSQL (--database postgresql+psycopg://...; "
+            "docs/operations.md, 'High availability')."
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -77,8 +103,9 @@ def check_listener_safety(options: ServiceOptions) -> None:
         )
 
 
-def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
-    """TCP, or TLS requiring client certificates signed by the cluster CA.
+def server_endpoint(reactor: Any, options: ServiceOptions, denylist: Denylist | None = None) -> Any:
+    """TCP, or TLS requiring client certificates signed by the cluster CA and not
+    revoked (in ``denylist``).
 
     Reads the TLS files at once, so a missing one is refused before anything starts.
     """
@@ -86,8 +113,9 @@ def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
         return endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
     from control.ca import server_tls_options
 
+    revoked = None if denylist is None else denylist.revoked
     return endpoints.SSL4ServerEndpoint(
-        reactor, options.port, server_tls_options(options.tls_dir), interface=options.host
+        reactor, options.port, server_tls_options(options.tls_dir, revoked), interface=options.host
     )
 
 
@@ -110,12 +138,65 @@ def connection_limits(options: ServiceOptions) -> ConnectionLimits:
     )
 
 
+def is_postgres(database: str) -> bool:
+    """Whether the SQLAlchemy URL ``database`` names PostgreSQL (replicas are possible)."""
+    return database.startswith("postgresql")
+
+
+def start_election(reactor: Any, database: str) -> Any:
+    """The leadership of this replica: an election on PostgreSQL, else the sole leader.
+
+    The election's session runs on a thread pool of its own (one thread), so
+    that a busy database pool never delays the leader's checks.
+    """
+    from control.election import ElectionSettings
+    from control.leader import Elector, PostgresLockSession, SoleLeader
+    from control.runners import thread_pool_runner
+
+    if not is_postgres(database):
+        return SoleLeader()
+    threads = ThreadPool(minthreads=1, maxthreads=1, name="shoal-leader")
+    settings = ElectionSettings()
+    session = PostgresLockSession(database, timeout=settings.timeout)
+    elector = Elector(session, thread_pool_runner(reactor, threads), reactor, settings)
+    reactor.callWhenRunning(threads.start)
+    reactor.callWhenRunning(elector.start)
+    reactor.addSystemEventTrigger("before", "shutdown", elector.stop)
+    reactor.addSystemEventTrigger("after", "shutdown", threads.stop)
+    return elector
+
+
+def listen_for_changes(reactor: Any, database: str, notifier: Any) -> None:
+    """On PostgreSQL, wake watchers when another replica commits (LISTEN/NOTIFY)."""
+    if not is_postgres(database):
+        return
+    from control.store.listener import ChangeListener
+
+    listener = ChangeListener(database, notifier.check, reactor.callFromThread)
+    reactor.callWhenRunning(listener.start)
+    reactor.addSystemEventTrigger("before", "shutdown", listener.stop)
+
+
 def build_site(
-    reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions
+    reactor: Any,
+    store: Any,
+    pool: ThreadPool,
+    options: ServiceOptions,
+    database: str | None = None,
+    denylist: Denylist | None = None,
 ) -> LimitedSite:
-    """The web site serving the API for ``store``, with its calls run in ``pool``."""
+    """The web site serving the API for ``store``, with its calls run in ``pool``.
+
+    ``database`` is the store's URL: on PostgreSQL the replica listens for
+    other replicas' writes and takes part in the leader election. The revoked
+    certificates (``denylist``) are loaded at start and every
+    :data:`REVOCATION_REFRESH` seconds; the site drops the live connections of a
+    certificate as soon as it is revoked."""
+    from twisted.internet.task import LoopingCall
+
     from control.api.app import ControlAPI
     from control.api.channel import LimitedSite
+    from control.api.denylist import Denylist
     from control.api.limits import BoundedRequest
     from control.failover_service import FailoverService
     from control.liveness import FailoverSettings
@@ -124,12 +205,28 @@ def build_site(
     runner = thread_pool_runner(reactor, pool)
     threaded = ThreadedStore(store, runner)
     failover = FailoverSettings(grace=options.failover_grace)
+    replicated = database is not None and is_postgres(database)
+    floor = options.watch_floor
+    if floor is None:
+        floor = 5.0 if replicated else 1.0
+    leadership = start_election(reactor, database or "")
+    denylist = Denylist() if denylist is None else denylist
     api = ControlAPI(
-        threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout, failover=failover
+        threaded,
+        reactor,
+        new_uuid=uuid4,
+        node_timeout=options.node_timeout,
+        failover=failover,
+        watch_interval=floor,
+        leading=leadership.leading,
+        denylist=denylist,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
-    # The one control process runs the failover (issue 12 will elect a leader to run it).
-    executor = FailoverService(store, runner, reactor, failover, started=api.started)
+    if database is not None:
+        listen_for_changes(reactor, database, api.notifier)
+    executor = FailoverService(
+        store, runner, reactor, failover, started=api.started, leading=leadership.leading
+    )
     reactor.callWhenRunning(executor.start)
     reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
@@ -140,7 +237,28 @@ def build_site(
         parsePOSTFormSubmission=False,
     )
     site.displayTracebacks = False
+    denylist.subscribe(lambda: site.drop_revoked(denylist.revoked))
+    refresh = LoopingCall(
+        lambda: Deferred.fromCoroutine(api.refresh_revocations()).addErrback(_refresh_failed)
+    )
+    refresh.clock = reactor
+    reactor.callWhenRunning(refresh.start, REVOCATION_REFRESH)
+    reactor.addSystemEventTrigger("before", "shutdown", _stopper(refresh))
     return site
+
+
+def _stopper(loop: Any) -> Any:
+    def stop() -> None:
+        if loop.running:
+            loop.stop()
+
+    return stop
+
+
+def _refresh_failed(failure: Failure) -> None:
+    structlog.get_logger("shoal.control").error(
+        "revocations.refresh_failed", error=failure.getErrorMessage()
+    )
 
 
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
@@ -158,19 +276,27 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
 
         reactor = default_reactor
     check_listener_safety(options)
-    endpoint = server_endpoint(reactor, options)
+    from control.api.denylist import Denylist
+
+    denylist = Denylist()
+    endpoint = server_endpoint(reactor, options, denylist)
     database = options.database or default_database_url()
     if database.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
+        if database[len("sqlite:///") :] not in ("", ":memory:"):
+            hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
     store = open_store(database, upgrade=True, retention=retention)
+    # Before anything listens (the reactor is not running yet): no revoked
+    # certificate gets in while the first refresh is on its way.
+    denylist.update(r.serial for r in store.revocations())
     # The pool's threads are not daemons: start them only with the reactor, so
     # that a failure before it runs cannot leave the process hanging.
     pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")
     reactor.callWhenRunning(pool.start)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
     reactor.addSystemEventTrigger("after", "shutdown", store.close)
-    site = build_site(reactor, store, pool, options)
+    site = build_site(reactor, store, pool, options, database, denylist)
     configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
@@ -178,7 +304,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     def listening(port: Any) -> None:
         scheme = "http" if options.tls_dir is None else "https"
         address = port.getHost()
-        log.info("control.listening", url=f"{scheme}://{address.host}:{address.port}")
+        url = f"{scheme}://{address.host}:{address.port}"
+        log.info("control.listening", url=url, dashboard=f"{url}/ui/")
 
     def failed(reason: Failure) -> None:
         failures.append(reason)
