@@ -26,6 +26,7 @@ from control.logs import configure_logging
 
 if TYPE_CHECKING:
     from control.api.channel import ConnectionLimits, LimitedSite
+    from control.api.metrics import ControlMetrics
 
 DEFAULT_PORT = 4523
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
@@ -50,6 +51,9 @@ class ServiceOptions:
     max_connections: int | None = None
     max_connections_per_address: int = 128
     failover_grace: float = 10.0
+    metrics_address: str | None = None
+    """Also serve ``/metrics`` as plain HTTP at this HOST:PORT (loopback unless
+    ``allow_insecure``); it is always served on the API's own port too."""
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
@@ -75,6 +79,16 @@ def check_listener_safety(options: ServiceOptions) -> None:
             "the cluster. Give --tls-dir (see `shoal ca init`), bind to 127.0.0.1, or pass "
             "--allow-insecure if you really mean it."
         )
+    if options.metrics_address is not None:
+        from control.metrics_http import parse_address
+
+        host, _ = parse_address(options.metrics_address)
+        if not is_loopback(host) and not options.allow_insecure:
+            raise InvalidRequest(
+                f"Refusing to serve the metrics as plain HTTP on {host}: give a loopback "
+                "--metrics-address (such as 127.0.0.1:9523), scrape /metrics on the API's port "
+                "with a client certificate, or pass --allow-insecure if you really mean it."
+            )
 
 
 def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
@@ -111,29 +125,39 @@ def connection_limits(options: ServiceOptions) -> ConnectionLimits:
 
 
 def build_site(
-    reactor: Any, store: Any, pool: ThreadPool, options: ServiceOptions
+    reactor: Any,
+    store: Any,
+    pool: ThreadPool,
+    options: ServiceOptions,
+    metrics: ControlMetrics | None = None,
 ) -> LimitedSite:
-    """The web site serving the API for ``store``, with its calls run in ``pool``."""
+    """The web site serving the API for ``store``, with its calls run in ``pool``,
+    and its metrics (``metrics``, or new ones) at ``/metrics``."""
     from control.api.app import ControlAPI
     from control.api.channel import LimitedSite
     from control.api.limits import BoundedRequest
+    from control.api.metrics import ControlMetrics, MeteredStore
     from control.failover_service import FailoverService
     from control.liveness import FailoverSettings
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
     runner = thread_pool_runner(reactor, pool)
+    metrics = ControlMetrics() if metrics is None else metrics
+    store = MeteredStore(store, metrics, reactor)
     threaded = ThreadedStore(store, runner)
     failover = FailoverSettings(grace=options.failover_grace)
     api = ControlAPI(
         threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout, failover=failover
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    metrics.watch(lambda: api.notifier.waiting)
+    metrics.collect_cluster(store, reactor, failover, api.started)
     # The one control process runs the failover (issue 12 will elect a leader to run it).
     executor = FailoverService(store, runner, reactor, failover, started=api.started)
     reactor.callWhenRunning(executor.start)
     reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
-        api.resource(),
+        metrics.root(api.resource(), ControlAPI.app.url_map, reactor, runner),
         connection_limits(options),
         requestFactory=BoundedRequest,
         reactor=reactor,
@@ -141,6 +165,23 @@ def build_site(
     )
     site.displayTracebacks = False
     return site
+
+
+def serve_metrics(
+    reactor: Any, address: str, metrics: ControlMetrics, pool: ThreadPool, failed: Any
+) -> None:
+    """Serve ``metrics`` as plain HTTP at ``address`` too (``--metrics-address``)."""
+    from control.metrics_http import listen_metrics
+    from control.runners import thread_pool_runner
+
+    def listening(port: Any) -> None:
+        bound = port.getHost()
+        structlog.get_logger("shoal.control").info(
+            "control.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
+        )
+
+    runner = thread_pool_runner(reactor, pool)
+    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, failed)
 
 
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
@@ -170,7 +211,10 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     reactor.callWhenRunning(pool.start)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
     reactor.addSystemEventTrigger("after", "shutdown", store.close)
-    site = build_site(reactor, store, pool, options)
+    from control.api.metrics import ControlMetrics
+
+    metrics = ControlMetrics()
+    site = build_site(reactor, store, pool, options, metrics)
     configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
@@ -185,6 +229,9 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         reactor.stop()
 
     reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(listening, failed))
+    if options.metrics_address is not None:
+        reactor.callWhenRunning(serve_metrics, reactor, options.metrics_address, metrics, pool,
+                                failed)
     reactor.run()
     if failures:
         raise Unavailable(f"Cannot serve the API: {failures[0].getErrorMessage()}")
