@@ -104,10 +104,12 @@ class Executor:
         filesystems: Filesystems,
         runner: Runner,
         logger: Any = None,
+        on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.backend = backend
         self.filesystems = filesystems
         self._run = runner
+        self._on_change = on_change
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._actions: dict[type, Callable[[Any], object]] = {
@@ -218,11 +220,13 @@ class Executor:
 
         def done(result: object) -> None:
             self._record(change, result)
+            self._count(change, True)
             self._log.info("agent.change.done", **describe(change))
             if type(change) in FENCING:
                 self._log.warning(FENCING[type(change)], **describe(change))
 
         def failed(failure: Failure) -> Failure:
+            self._count(change, False)
             self._log.warning(
                 "agent.change.failed",
                 error=f"{type(failure.value).__name__}: {failure.value}",
@@ -232,6 +236,11 @@ class Executor:
 
         d.addCallbacks(done, failed)
         return d
+
+    def _count(self, change: Change, ok: bool) -> None:
+        """Tell ``on_change`` (the metrics) the kind and result of an executed change."""
+        if self._on_change is not None:
+            self._on_change(type(change).__name__, ok)
 
     def _sequentially(self, changes: list[Change]) -> Deferred:
         d: Deferred = succeed(None)

@@ -31,6 +31,7 @@ from control.runners import Runner
 from control.topology import parse_enum
 from plugin import rules
 from plugin.hostmounts import MountGuard
+from plugin.metrics import PluginMetrics
 from plugin.mounts import MountTable
 from plugin.names import check_name
 
@@ -85,6 +86,7 @@ class VolumeService:
         logger: Any = None,
         *,
         run_blocking: Runner,
+        metrics: PluginMetrics | None = None,
     ) -> None:
         self._client = client
         self._node = node
@@ -97,6 +99,7 @@ class VolumeService:
         self._locks: dict[str, DeferredLock] = {}
         self._saving = DeferredLock()
         self._run_blocking = run_blocking
+        self.metrics = PluginMetrics() if metrics is None else metrics
         self._log = logger if logger is not None else structlog.get_logger("shoal.plugin")
 
     @property
@@ -253,7 +256,7 @@ class VolumeService:
             if decision.move:
                 await self._client.move_dataset(dataset.dataset_id, node)
                 self._log.info("moving", volume=name, origin=str(dataset.primary))
-            path = await self._wait_mounted(name, dataset.dataset_id, node)
+            path = await self._timed_wait(name, dataset.dataset_id, node)
             await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
         except BaseException:
             await self._release_unused(name, strict=False)
@@ -268,6 +271,17 @@ class VolumeService:
         configuration = await self._client.node_configuration(node, [dataset_id])
         found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
         return AccessMode.RWO if found is None else found.access_mode
+
+    async def _timed_wait(self, name: str, dataset_id: UUID, node: UUID) -> str:
+        """:meth:`_wait_mounted`, its duration recorded in the metrics."""
+        started = self._clock.seconds()
+        mounted = False
+        try:
+            path = await self._wait_mounted(name, dataset_id, node)
+            mounted = True
+            return path
+        finally:
+            self.metrics.waited(self._clock.seconds() - started, mounted)
 
     async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
         """Wait, woken by the watch, until the volume is reported mounted on ``node``.

@@ -107,8 +107,9 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
     identity = read_identity(str(tmp_path / "state"))
     assert loop.node.node_uuid == identity.uuid
     assert loop.instance_id == str(identity.uuid)
-    assert isinstance(loop.executor.backend, FakeBlockDeviceAPI)
-    assert isinstance(loop.executor.filesystems, FakeFilesystems)
+    # Both are timed for the metrics (agent.metrics.Timed), around the fakes.
+    assert isinstance(loop.executor.backend.inner, FakeBlockDeviceAPI)  # type: ignore[attr-defined]
+    assert isinstance(loop.executor.filesystems.inner, FakeFilesystems)  # type: ignore[attr-defined]
     assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
     again = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid
