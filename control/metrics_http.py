@@ -19,7 +19,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_PLAIN_0_0_4
 from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
@@ -78,7 +79,7 @@ class MetricsResource(Resource):
             if finished[0]:
                 return
             request.setResponseCode(200)
-            request.setHeader(b"content-type", CONTENT_TYPE_LATEST.encode("ascii"))
+            request.setHeader(b"content-type", CONTENT_TYPE_PLAIN_0_0_4.encode("ascii"))
             request.setHeader(b"content-length", str(len(body)).encode("ascii"))
             request.write(body)
             request.finish()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 from uuid import UUID
 
@@ -13,9 +14,11 @@ from twisted.internet.task import Clock
 from control.api.app import ControlAPI
 from control.api.metrics import UNMATCHED, ControlMetrics, MeteredStore, route_template
 from control.client.testing import result_of
+from control.errors import InvalidRequest
 from control.liveness import FailoverSettings
 from control.model import DatasetState, Node, NodeState, VolumeStatus
 from control.runners import synchronous_runner
+from control.service import ServiceOptions, check_listener_safety
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
 from tests.scrape import Scrape, parse
@@ -233,3 +236,25 @@ def test_route_template(method: bytes, path: bytes, route: str) -> None:
 
     route_of = route_template(ControlAPI.app.url_map)
     assert route_of(Request()) == route  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("address", "allow", "refused"),
+    [
+        ("127.0.0.1:9523", False, None),
+        ("[::1]:9523", False, None),
+        ("0.0.0.0:9523", False, "Refusing to serve the metrics as plain HTTP on 0.0.0.0"),
+        ("0.0.0.0:9523", True, None),
+        ("9523", False, "A metrics address is HOST:PORT"),
+    ],
+)
+def test_metrics_address_is_loopback_unless_insecure_is_allowed(
+    address: str, allow: bool, refused: str | None
+) -> None:
+    """The plain-HTTP metrics listener is refused off loopback without --allow-insecure."""
+    options = ServiceOptions(metrics_address=address, allow_insecure=allow)
+    if refused is None:
+        check_listener_safety(options)
+        return
+    with pytest.raises(InvalidRequest, match=re.escape(refused)):
+        check_listener_safety(options)
