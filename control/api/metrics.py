@@ -8,16 +8,19 @@ The control service's Prometheus metrics (the list and their meaning: docs/opera
   feeds the convergence lag (a dataset write starts the clock, the report that
   shows it reached stops it; :class:`control.cluster_metrics.PendingChanges`).
 - :class:`ClusterCollector` computes datasets by state and nodes by liveness
-  at scrape time from the store (its cached configuration and the reports),
-  recomputing the dataset counts only when a counter moved. The scrape runs in
-  the database thread pool (:class:`control.metrics_http.MetricsResource`).
+  at scrape time from the store's cached configuration, the nodes and a
+  :class:`ReportCache` (the reports this process stored, each summarised once;
+  reloaded from the store every minute), recomputing the dataset counts only
+  when the configuration, a report or a fence changed. The scrape runs in the
+  database thread pool (:class:`control.metrics_http.MetricsResource`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from typing import Any
+from uuid import UUID
 
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -27,7 +30,15 @@ from twisted.web.server import Request
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import Map, RequestRedirect
 
-from control.cluster_metrics import DatasetHealth, PendingChanges, dataset_states, node_counts
+from control.cluster_metrics import (
+    DatasetHealth,
+    NodeCounts,
+    NodeSummary,
+    PendingChanges,
+    count_datasets,
+    node_counts,
+    summarise,
+)
 from control.errors import ShoalError
 from control.liveness import FailoverSettings, Liveness
 from control.metrics_http import MetricsResource, TimedResource
@@ -109,10 +120,10 @@ class ControlMetrics:
         self.watch_waiters.set_function(lambda: float(waiting()))
 
     def collect_cluster(
-        self, store: Store, clock: ReactorTime, failover: FailoverSettings, started: float
+        self, store: MeteredStore, clock: ReactorTime, failover: FailoverSettings, started: float
     ) -> ClusterCollector:
         """Register (and return) the scrape-time collector of datasets and nodes."""
-        collector = ClusterCollector(store, clock, failover, started)
+        collector = ClusterCollector(store, store.reports, clock, failover, started)
         self.registry.register(collector)
         return collector
 
@@ -159,6 +170,7 @@ class MeteredStore:
         self._clock = clock
         self._lock = threading.Lock()
         self._pending = PendingChanges()
+        self.reports = ReportCache()
 
     def __getattr__(self, name: str) -> Any:
         method = getattr(self.store, name)
@@ -183,6 +195,8 @@ class MeteredStore:
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
         if name == "report_state" and args and isinstance(args[0], NodeState):
+            if result:  # a new observation (an unchanged one leaves the cached one right)
+                self.reports.wrote(args[0])
             self._reported(args[0])
             return
         if name not in PLACING:
@@ -204,23 +218,94 @@ class MeteredStore:
             self._metrics.convergence_lag.observe(lag)
 
 
+RESYNC = 60.0
+"""Seconds after which the report cache is read again from the store whole."""
+
+
+class ReportCache:
+    """The latest report of each node, each with its :class:`NodeSummary`; thread-safe.
+
+    Fed by the reports this process writes (:class:`MeteredStore`), and loaded
+    whole from the store at the first scrape and every :data:`RESYNC` seconds
+    (reports another process wrote). A node's entry is only ever replaced by a
+    report received later, and summarised once, when a scrape first needs it.
+    """
+
+    def __init__(self, resync: float = RESYNC) -> None:
+        self._lock = threading.Lock()
+        self._resync = resync
+        self._reports: dict[UUID, NodeState] = {}
+        self._summaries: dict[UUID, tuple[NodeState, NodeSummary]] = {}
+        self._version = 0
+        self._loaded_at: float | None = None
+
+    def wrote(self, report: NodeState) -> None:
+        """Keep ``report``, which this process just stored."""
+        with self._lock:
+            self._put(report)
+
+    def stale(self, now: float) -> bool:
+        """Whether the cache must be loaded from the store (never was, or long ago)."""
+        with self._lock:
+            return self._loaded_at is None or now - self._loaded_at >= self._resync
+
+    def load(self, reports: Iterable[NodeState], now: float) -> None:
+        """Take the store's reports (those newer than what is kept, with new facts)."""
+        with self._lock:
+            for report in reports:
+                old = self._reports.get(report.node_uuid)
+                if old is None or not old.same_observation(report):
+                    self._put(report)
+            self._loaded_at = now
+
+    def _put(self, report: NodeState) -> None:
+        old = self._reports.get(report.node_uuid)
+        if old is not None and (old.reported_at or 0.0) > (report.reported_at or 0.0):
+            return
+        self._reports[report.node_uuid] = report
+        self._version += 1
+
+    def summaries(self) -> tuple[int, dict[UUID, NodeSummary]]:
+        """A version that moves whenever a report is replaced, and every node's summary."""
+        with self._lock:
+            version, reports = self._version, dict(self._reports)
+            done = dict(self._summaries)
+        found = {}
+        for node, report in reports.items():
+            kept = done.get(node)
+            if kept is None or kept[0] is not report:
+                kept = (report, summarise(report))
+                with self._lock:
+                    self._summaries[node] = kept
+            found[node] = kept[1]
+        return version, found
+
+
 class ClusterCollector:
-    """Datasets by state and nodes by liveness, read from the store at each scrape.
+    """Datasets by state and nodes by liveness, computed at each scrape.
 
     Blocking (it reads the store): it runs where the scrape runs, in the
-    database thread pool. The dataset counts are recomputed only when the
-    configuration generation or the state version moved since the last scrape.
+    database thread pool. It reads the versions and the nodes (a few rows);
+    the dataset counts come from the store's cached configuration and the
+    :class:`ReportCache`, and are recomputed only when the configuration, a
+    report or a fence changed since the last scrape.
     """
 
     def __init__(
-        self, store: Store, clock: ReactorTime, failover: FailoverSettings, started: float
+        self,
+        store: Store,
+        reports: ReportCache,
+        clock: ReactorTime,
+        failover: FailoverSettings,
+        started: float,
     ) -> None:
         self._store = store
+        self._reports = reports
         self._clock = clock
         self._failover = failover
         self._started = started
         self._lock = threading.Lock()
-        self._cached: tuple[tuple[int, int], dict[DatasetHealth, int]] | None = None
+        self._cached: tuple[Hashable, dict[DatasetHealth, int]] | None = None
 
     def describe(self) -> Iterator[Metric]:
         """The families this collector yields, without reading the store."""
@@ -235,21 +320,24 @@ class ClusterCollector:
             return iter(self._families(None, None, up=False))
         return iter(self._families(datasets, nodes))
 
-    def _read(self) -> tuple[dict[DatasetHealth, int], Any]:
+    def _read(self) -> tuple[dict[DatasetHealth, int], NodeCounts]:
         now = self._clock.seconds()
-        versions = self._store.versions()
-        key = (versions.configuration, versions.state)
+        if self._reports.stale(now):
+            self._reports.load(self._store.cluster_state().reports.values(), now)
+        generation = self._store.versions().configuration
+        nodes = self._store.nodes()
+        fenced = frozenset(n.uuid for n in nodes if n.fence is not None)
+        report_version, summaries = self._reports.summaries()
         with self._lock:
             cached = self._cached
-        if cached is not None and cached[0] == key:
-            return cached[1], node_counts(self._store.nodes(), now, self._failover, self._started)
-        configuration = self._store.configuration(now)
-        state = self._store.cluster_state()
-        counts = dataset_states(configuration, state)
-        with self._lock:
-            self._cached = ((configuration.generation, state.version), counts)
-        nodes = node_counts(state.nodes.values(), now, self._failover, self._started)
-        return counts, nodes
+        if cached is not None and cached[0] == (generation, report_version, fenced):
+            counts = cached[1]
+        else:
+            configuration = self._store.configuration(now)
+            counts = count_datasets(configuration.datasets, summaries, fenced)
+            with self._lock:
+                self._cached = ((configuration.generation, report_version, fenced), counts)
+        return counts, node_counts(nodes, now, self._failover, self._started)
 
     def _families(self, datasets: Any, nodes: Any, up: bool = True) -> list[Metric]:
         store_up = GaugeMetricFamily(
