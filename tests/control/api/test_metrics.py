@@ -12,7 +12,13 @@ from treq.testing import StubTreq
 from twisted.internet.task import Clock
 
 from control.api.app import ControlAPI
-from control.api.metrics import UNMATCHED, ControlMetrics, MeteredStore, route_template
+from control.api.metrics import (
+    UNMATCHED,
+    ControlMetrics,
+    MeteredStore,
+    ReportCache,
+    route_template,
+)
 from control.client.testing import result_of
 from control.errors import InvalidRequest
 from control.liveness import FailoverSettings
@@ -258,3 +264,39 @@ def test_metrics_address_is_loopback_unless_insecure_is_allowed(
         return
     with pytest.raises(InvalidRequest, match=re.escape(refused)):
         check_listener_safety(options)
+
+
+class TestReportCache:
+    """The reports the dataset counts are computed from."""
+
+    def test_a_later_report_replaces_an_earlier_never_the_reverse(self) -> None:
+        """A store load holding an older report does not undo one just written."""
+        cache = ReportCache()
+        newer = NodeState(N1, "era", 0, {}, reported_at=20.0)
+        older = NodeState(N1, "era", 0, {D1: _mounted(D1)}, reported_at=10.0)
+        cache.wrote(newer)
+        version, _ = cache.summaries()
+        cache.load([older], now=30.0)
+        assert cache.summaries()[0] == version
+        assert cache.summaries()[1][N1].reported == frozenset()
+
+    def test_reloads_from_the_store_after_the_resync_interval(self) -> None:
+        """Stale at first, fresh after a load, stale again once the interval passed."""
+        cache = ReportCache(resync=60.0)
+        assert cache.stale(0.0)
+        cache.load([], now=100.0)
+        assert not cache.stale(159.0)
+        assert cache.stale(160.0)
+
+    def test_summaries_are_made_once_per_report(self) -> None:
+        """The same report is not summarised again; a new one is."""
+        cache = ReportCache()
+        cache.wrote(NodeState(N1, "era", 0, {D1: _mounted(D1)}, reported_at=1.0))
+        first = cache.summaries()[1][N1]
+        assert cache.summaries()[1][N1] is first
+        cache.wrote(NodeState(N1, "era", 0, {}, reported_at=2.0))
+        assert cache.summaries()[1][N1].mounted == {}
+
+
+def _mounted(dataset_id: UUID) -> DatasetState:
+    return DatasetState(dataset_id, VolumeStatus.MOUNTED, GIB, "/dev/x", f"/m/{dataset_id}")
