@@ -143,6 +143,7 @@ def main() -> None:
             nodes = register(client)
             started = time.perf_counter()
             owned = seed(service.port, nodes, args.datasets)
+            client = KeepAlive(service.port)  # the first one idled out while seeding
             for node, ids in owned.items():
                 report(client, node, ids)
             print(f"(seeded {args.datasets} datasets and {NODES} reports in "
