@@ -112,6 +112,35 @@ def scrape(connection: http.client.HTTPConnection) -> int:
     return len(body)
 
 
+def cpu_seconds(pid: int) -> float:
+    """The CPU time (user + system) process ``pid`` has used, from /proc (10 ms ticks)."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class Scraper:
+    """Scrapes over one keep-alive connection, noting the service's CPU time per scrape."""
+
+    def __init__(self, service: ControlProcess) -> None:
+        assert service.process is not None
+        self.pid = service.process.pid
+        self.connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=120)
+        self.cpu: list[float] = []
+
+    def __call__(self) -> int:
+        before = cpu_seconds(self.pid)
+        size = scrape(self.connection)
+        self.cpu.append(cpu_seconds(self.pid) - before)
+        return size
+
+    def cpu_ms(self) -> str:
+        """The service's mean CPU time per scrape so far, in ms, and forget it."""
+        mean = sum(self.cpu) / max(1, len(self.cpu)) * 1000
+        self.cpu = []
+        return f"{mean:.1f}"
+
+
 def in_process(owned: dict[str, list[str]], samples: int, table: Table) -> None:
     """Time the pure recomputation over the same datasets and reports."""
     datasets = {
@@ -122,9 +151,13 @@ def in_process(owned: dict[str, list[str]], samples: int, table: Table) -> None:
     reports = {uuid.UUID(node): node_report(node, ids) for node, ids in owned.items()}
     configuration = Configuration(1, datasets)
     state = ClusterState(1, nodes, reports)
-    pure, wall = timed(lambda: dataset_states(configuration, state), samples)
-    table.add(f"dataset_states() over {len(datasets)} datasets (pure, in process)", pure, wall,
-              None)
+    pure = []
+    for _ in range(samples):
+        before = time.process_time()
+        dataset_states(configuration, state)
+        pure.append(time.process_time() - before)
+    table.add(f"dataset_states() over {len(datasets)} datasets, 4 reports (pure, CPU time)",
+              pure, sum(pure), None)
 
 
 def main() -> None:
@@ -148,27 +181,36 @@ def main() -> None:
                 report(client, node, ids)
             print(f"(seeded {args.datasets} datasets and {NODES} reports in "
                   f"{time.perf_counter() - started:.0f} s)")
-            connection = http.client.HTTPConnection("127.0.0.1", service.port, timeout=120)
-            size = scrape(connection)
-            same, wall = timed(lambda: scrape(connection), args.samples)
+            scraper = Scraper(service)
+            size = scraper()
+            scraper.cpu_ms()
+            same, wall = timed(scraper, args.samples)
             table.add(f"scrape, nothing changed ({size} bytes)", same, wall, service.rss_kib())
+            cpu = {"nothing changed": scraper.cpu_ms()}
             first, first_ids = nodes[0], owned[nodes[0]]
             after_report = []
             for i in range(args.samples // 4):
                 report(client, first, first_ids, flip=i)
-                after_report.extend(timed(lambda: scrape(connection), 1)[0])
+                after_report.extend(timed(scraper, 1)[0])
             table.add("scrape after a changed report (recomputed)", after_report, None, None)
+            cpu["after a changed report"] = scraper.cpu_ms()
             body = {"primary": first, "maximum_size": SIZE}
             after_create = []
             for _ in range(args.samples // 4):
                 client.check("POST", "/v1/configuration/datasets", body, 201)
-                after_create.extend(timed(lambda: scrape(connection), 1)[0])
+                after_create.extend(timed(scraper, 1)[0])
             table.add("scrape after a create (recomputed)", after_create, None,
                       service.rss_kib())
+            cpu["after a create"] = scraper.cpu_ms()
         finally:
             service.stop()
     in_process(owned, max(10, args.samples // 4), table)
     print(table.render())
+    print()
+    print("The control service's own CPU time per scrape (mean, from /proc; the wall times above")
+    print("include waiting for a core on a loaded machine):")
+    for scenario, ms in cpu.items():
+        print(f"- {scenario}: {ms} ms")
 
 
 if __name__ == "__main__":
