@@ -7,8 +7,9 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Gauge
 from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control.api.app import ControlAPI
@@ -22,6 +23,7 @@ from control.api.metrics import (
 from control.client.testing import result_of
 from control.errors import InvalidRequest
 from control.liveness import FailoverSettings
+from control.metrics_http import metrics_site
 from control.model import DatasetState, Node, NodeState, VolumeStatus
 from control.runners import synchronous_runner
 from control.service import ServiceOptions, check_listener_safety
@@ -300,3 +302,30 @@ class TestReportCache:
 
 def _mounted(dataset_id: UUID) -> DatasetState:
     return DatasetState(dataset_id, VolumeStatus.MOUNTED, GIB, "/dev/x", f"/m/{dataset_id}")
+
+
+def test_collection_is_handed_to_the_runner() -> None:
+    """The exposition is rendered by the injected runner (a thread pool in the service):
+    nothing is answered until the runner is done, so the reactor never collects."""
+    handed: list[tuple[Deferred[bytes], Any, tuple[Any, ...]]] = []
+
+    def runner(f: Any, *args: Any) -> Deferred[bytes]:
+        d: Deferred[bytes] = Deferred()
+        handed.append((d, f, args))
+        return d
+
+    registry = CollectorRegistry()
+    Gauge("shoal_test_value", "A value.", registry=registry).set(3)
+    stub = StubTreq(metrics_site(registry, runner).resource)
+    answered: list[Any] = []
+    stub.get(URL + "/metrics").addBoth(answered.append)
+    stub.flush()
+    assert (answered, len(handed)) == ([], 1)
+    done, f, args = handed[0]
+    done.callback(f(*args))
+    stub.flush()
+    response = answered[0]
+    body = stub.content(response)
+    stub.flush()
+    assert response.code == 200
+    assert parse(result_of(body).decode()).value("shoal_test_value") == 3
