@@ -32,10 +32,12 @@ from werkzeug.routing import Map, RequestRedirect
 
 from control.cluster_metrics import (
     DatasetHealth,
+    DesiredIndex,
     NodeCounts,
     NodeSummary,
     PendingChanges,
     count_datasets,
+    index_datasets,
     node_counts,
     summarise,
 )
@@ -306,6 +308,7 @@ class ClusterCollector:
         self._started = started
         self._lock = threading.Lock()
         self._cached: tuple[Hashable, dict[DatasetHealth, int]] | None = None
+        self._index: tuple[Any, DesiredIndex] | None = None
 
     def describe(self) -> Iterator[Metric]:
         """The families this collector yields, without reading the store."""
@@ -334,10 +337,23 @@ class ClusterCollector:
             counts = cached[1]
         else:
             configuration = self._store.configuration(now)
-            counts = count_datasets(configuration.datasets, summaries, fenced)
+            counts = count_datasets(
+                configuration.datasets, summaries, fenced, self._index_of(configuration.datasets)
+            )
             with self._lock:
                 self._cached = ((configuration.generation, report_version, fenced), counts)
         return counts, node_counts(nodes, now, self._failover, self._started)
+
+    def _index_of(self, datasets: Any) -> DesiredIndex:
+        """The index of ``datasets``, kept while the store answers the same (cached) map."""
+        with self._lock:
+            kept = self._index
+        if kept is not None and kept[0] is datasets:
+            return kept[1]
+        index = index_datasets(datasets)
+        with self._lock:
+            self._index = (datasets, index)
+        return index
 
     def _families(self, datasets: Any, nodes: Any, up: bool = True) -> list[Metric]:
         store_up = GaugeMetricFamily(

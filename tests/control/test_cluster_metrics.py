@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pyrsistent import pmap
 
 from control.cluster_metrics import (
@@ -179,3 +181,75 @@ class TestPendingChanges:
         assert len(pending) <= 20
         newest = report(N1, mounted(UUID(int=1024)))
         assert pending.reported(newest, 30.0)[1] == [6.0]
+
+
+def naive_states(configuration: Configuration, state: ClusterState) -> dict[DatasetHealth, int]:
+    """The definition, one dataset at a time with :func:`reached` (slow, plainly right)."""
+    fenced = {n.uuid for n in state.nodes.values() if n.fence is not None}
+    found = counts()
+    errors = {
+        c.dataset_id for r in state.reports.values() for c in r.conditions
+        if c.kind is ConditionKind.ERROR
+    }
+    for dataset_id, dataset in configuration.datasets.items():
+        held = [
+            (node, r.datasets[dataset_id]) for node, r in state.reports.items()
+            if dataset_id in r.datasets
+            and not (node in fenced and dataset.primary != node)
+        ]
+        if reached(dataset, held):
+            found[DatasetHealth.CONVERGED] += 1
+        elif dataset_id in errors:
+            found[DatasetHealth.ERROR] += 1
+        else:
+            found[DatasetHealth.PENDING] += 1
+    return found
+
+
+DATASETS = [UUID(int=100 + i) for i in range(6)]
+NODES = [N1, N2, UNBOUND]
+STATUSES = [VolumeStatus.PRESENT, VolumeStatus.ATTACHED, VolumeStatus.MOUNTED,
+            VolumeStatus.MOUNTED]
+RARELY = st.sampled_from([False, False, False, True])
+
+
+@st.composite
+def clusters(draw: st.DrawFn) -> tuple[Configuration, ClusterState]:
+    """Any small configuration and any reports of it."""
+    datasets = []
+    for dataset_id in draw(st.lists(st.sampled_from(DATASETS), unique=True)):
+        datasets.append(Dataset(
+            dataset_id, draw(st.sampled_from(NODES)), draw(st.sampled_from([None, GIB, 2 * GIB])),
+            deleted=draw(RARELY), released=draw(RARELY),
+        ))
+    reports = []
+    for node in (N1, N2):
+        found = {
+            dataset_id: DatasetState(
+                dataset_id, draw(st.sampled_from(STATUSES)),
+                draw(st.sampled_from([None, GIB, 2 * GIB])),
+            )
+            for dataset_id in draw(st.lists(st.sampled_from(DATASETS), unique=True))
+        }
+        failing = draw(st.lists(st.sampled_from(DATASETS), unique=True, max_size=2))
+        reports.append(report(node, *found.values(),
+                              conditions=tuple(error_of(d) for d in failing)))
+    nodes = tuple(
+        Node(node, "h", fence=Fence(1.0, "x") if draw(RARELY) else None)
+        for node in (N1, N2)
+    )
+    return configuration(*datasets), state(*reports, nodes=nodes)
+
+
+@settings(max_examples=300)
+@given(clusters())
+def test_counts_agree_with_the_definition(cluster: tuple[Configuration, ClusterState]) -> None:
+    """The set-based counting gives what :func:`reached` gives one dataset at a time."""
+    config, found = cluster
+    assert dataset_states(config, found) == naive_states(config, found)
+
+
+def test_larger_than_wanted_is_converged() -> None:
+    """A volume reported larger than asked (rounded up by the backend) is converged."""
+    config = configuration(Dataset(D1, N1, GIB))
+    assert dataset_states(config, state(report(N1, mounted(D1, 2 * GIB)))) == counts(1, 0, 0)
