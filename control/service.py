@@ -180,8 +180,11 @@ def serve_metrics(
             "control.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
         )
 
+    def refused(reason: Failure) -> None:
+        failed(Failure(Unavailable(f"the metrics address {address}: {reason.getErrorMessage()}")))
+
     runner = thread_pool_runner(reactor, pool)
-    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, failed)
+    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, refused)
 
 
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
