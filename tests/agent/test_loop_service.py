@@ -48,6 +48,13 @@ def test_command_line_becomes_options():
     )
 
 
+def test_metrics_address_option():
+    """``--metrics-address`` reaches the options; without it no metrics are served."""
+    assert options_from_args(parse("--node-name", "n1"), {}).metrics_address is None
+    args = parse("--node-name", "n1", "--metrics-address", "127.0.0.1:9524")
+    assert options_from_args(args, {}).metrics_address == "127.0.0.1:9524"
+
+
 def test_rbd_options_become_backend_options():
     """The rbd backend's options reach its factory; unset ones are left out."""
     args = parse("--node-name", "n1", "--backend", "rbd", "--ceph-conf", "/c.conf",
