@@ -51,7 +51,12 @@ def check_arrived(
     assert problems == [], problems
     mounted = cluster.checker.mounted_under(dataset_id, target.mount_root)
     assert mounted, f"the checker never saw {dataset_id} mounted on {target.name}"
-    assert log.fsynced_after(mounted[0].first) == []
+    late = log.fsynced_after(mounted[0].first)
+    if newest is not None:
+        # A record in flight when the writer was frozen may be logged only once it
+        # runs again; whether it reached ``target`` is what durable_problems checked.
+        late = [number for number in late if number > newest]
+    assert late == []
     assert cluster.checker.writer_overlaps(log, dataset_id) == []
     return log
 

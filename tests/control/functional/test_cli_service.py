@@ -110,8 +110,10 @@ def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
         assert cli_json(service.url, "node", "list", env=credentials) == []
         node = register_node_tls(service.url, tls_dir)
         cli_json(service.url, "dataset", "create", "--node", node, env=credentials)
-        [created] = cli_json(service.url, "events", env=credentials)
-        assert created["kind"] == "created" and "alice" in created["actor"]
+        events = cli_json(service.url, "events", env=credentials)
+        # A slow machine may also see the silent node turn suspect; only the create matters here.
+        [created] = [event for event in events if event["kind"] == "created"]
+        assert "alice" in created["actor"]
         anonymous = shoal(
             "--url", service.url, "--ca-cert", f"{tls_dir}/cluster.crt", "node", "list"
         )
