@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyrsistent import pmap
 
@@ -241,7 +241,7 @@ def clusters(draw: st.DrawFn) -> tuple[Configuration, ClusterState]:
     return configuration(*datasets), state(*reports, nodes=nodes)
 
 
-@settings(max_examples=300, deadline=None)  # no timing: the machine is shared
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(clusters())
 def test_counts_agree_with_the_definition(cluster: tuple[Configuration, ClusterState]) -> None:
     """The set-based counting gives what :func:`reached` gives one dataset at a time."""
