@@ -7,7 +7,7 @@ RUN_DIR ?= $(CURDIR)/run
 PORT ?= 4523
 BACKEND ?= loopback
 
-.PHONY: venv run test lint unit bench clean
+.PHONY: venv run test lint unit bench clean proto
 
 $(BIN)/shoal: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -32,6 +32,12 @@ unit: venv
 
 bench: venv
 	@for script in bench/[!_]*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The CSI driver's gRPC modules, made from plugin/csi/proto/csi.proto (checked in;
+# tests/plugin/csi/test_proto.py fails when they are stale).
+proto: venv
+	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --pyi_out=. --grpc_python_out=. \
+		plugin/csi/proto/csi.proto
 
 clean:
 	[ ! -x $(BIN)/python ] || $(BIN)/python -m control.localcluster --dir $(RUN_DIR) --clean

@@ -85,7 +85,7 @@ def run(ctx: Context) -> int:
     options = options_from_args(ctx.args, env)
     settings = Settings.from_args(ctx.args, env)
     if ctx.args.control:
-        settings = evolve(settings, url=ctx.args.control)
+        settings = evolve(settings, url=",".join(ctx.args.control))
     configure_logging()
     return run_agent(options, lambda reactor: http_client(settings, reactor))
 
@@ -113,8 +113,9 @@ def register(subparsers: Any) -> None:
     """Add ``shoal agent run``."""
     commands = group(subparsers, "agent", "the node agent")
     p = command(commands, "run", run, "converge this node toward the cluster's configuration")
-    p.add_argument("--control", metavar="URL",
-                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523)")
+    p.add_argument("--control", metavar="URL", action="append",
+                   help="control service URL (else --url, SHOAL_URL, http://127.0.0.1:4523); "
+                   "repeat it, or separate URLs by commas, to name several replicas")
     p.add_argument("--node-name", metavar="NAME",
                    help="this node's name (default: the host name); fixed at first start")
     p.add_argument("--label", action="append", metavar="K=V", help="a node label (repeatable)")

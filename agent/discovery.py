@@ -409,9 +409,11 @@ def local_state_to_report(
     What the agent reports for the snapshot ``local`` (pure).
 
     ``desired`` are the records the node was sent (to know which unattached
-    volumes it is the primary of); ``generation`` must be the configuration
-    generation fetched *before* ``local`` was observed, so the control service
-    never purges a deletion on the strength of an older observation.
+    volumes it is the primary of); ``generation`` must be a configuration
+    generation written before ``local`` was observed (fetched before, or
+    announced by the watch before observing began: see
+    :func:`agent.pacing.observed_after`), so the control service never purges
+    a deletion on the strength of an older observation.
     ``conditions`` (what the loop remembers blocking each dataset) are
     reported after those discovery found (``local.conditions``).
     ``asked`` are the ids the fetch asked about besides the node's own: the

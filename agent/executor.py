@@ -46,6 +46,7 @@ from agent.changes import (
     UnmountFilesystem,
     Wait,
 )
+from agent.effects import KNOWN_EFFECTS
 from agent.fs.interface import Filesystems
 from control.runners import Runner
 
@@ -112,6 +113,7 @@ class Executor:
         self._on_change = on_change
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
+        self._effects: list[tuple[Change, object]] = []
         self._actions: dict[type, Callable[[Any], object]] = {
             CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
             AttachVolume: lambda c: backend.attach_volume(
@@ -194,10 +196,18 @@ class Executor:
         for volume in listing:
             self._created.pop(volume.dataset_id, None)
 
+    def effects(self) -> tuple[tuple[Change, object], ...]:
+        """The changes with known effects (:data:`agent.effects.KNOWN_EFFECTS`) done since the
+        last call, each with what its action returned (each given once)."""
+        done, self._effects = tuple(self._effects), []
+        return done
+
     def _record(self, change: Change, result: object) -> None:
         made = (CreateVolume, RestoreVolume, CloneVolume)
         if isinstance(change, made) and isinstance(result, BlockDeviceVolume):
             self._created[change.dataset_id] = result
+        if isinstance(change, KNOWN_EFFECTS):
+            self._effects.append((change, result))
         elif isinstance(change, DestroyVolume):
             self._created.pop(change.dataset_id, None)
 

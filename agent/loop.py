@@ -3,13 +3,18 @@ The convergence loop: one node agent's observe -> calculate -> act, forever.
 
 Each pass fetches the node's configuration (its datasets plus those of the
 volumes attached here), observes the node (:func:`~agent.discovery.discover`,
-in a thread), reports the observation when it changed or a heartbeat is due,
-calculates the changes (:func:`~agent.policy.calculate_changes`) and runs
-them (:class:`~agent.executor.Executor`, in a thread). A pass that did
-something is followed by another at once, so its result is reported without
-delay; an idle loop waits on the control service's watch, which answers
-within milliseconds of a configuration change (a create, move or delete) or
-of another node's state change (the old primary reporting a volume free).
+in a thread; at the same time as the fetch when the generation is known, see
+:func:`~agent.pacing.observed_after`), reports the observation when it
+changed or a heartbeat is due, calculates the changes
+(:func:`~agent.policy.calculate_changes`) and runs them
+(:class:`~agent.executor.Executor`, in a thread). A pass that did something
+is followed by another at once, so its result is reported without delay; a
+snapshot it made or a filesystem it mounted is reported as soon as the
+change is done (:func:`~agent.effects.after_changes`): the snapshot is
+ready, the dataset mounted, one observation sooner. An idle
+loop waits on the control service's watch, which answers within milliseconds
+of a configuration change (a create, move or delete) or of another node's
+state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
 
 Failures of the loop's own calls back off exponentially with jitter
@@ -47,13 +52,14 @@ from twisted.python.failure import Failure
 
 from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
-from agent.conditions import BackoffSettings, held_back, noticing_waits, settled
+from agent.conditions import BackoffSettings, Troubles, held_back, noticing_waits, settled
 from agent.discovery import (
     LocalState,
     datasets_to_ask_about,
     local_state_to_report,
     reported_snapshots,
 )
+from agent.effects import after_changes
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
@@ -61,13 +67,14 @@ from agent.lifecycle import Event, Lifecycle, Phase
 from agent.loopfencing import LoopFencing
 from agent.memory import PassMemory
 from agent.metrics import AgentMetrics
-from agent.observe import discover
+from agent.observe import Together, discover
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,
     Stopwatch,
     backoff_delay,
     both,
+    observed_after,
     reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
@@ -137,8 +144,10 @@ class ConvergenceLoop(LoopFencing):
     for the backoff jitter; ``kernel_log`` (if given) tells discovery which
     devices the kernel logged errors for; ``monotonic`` is the clock the node
     lease is measured on (default: ``clock.seconds``; the service passes
-    ``time.monotonic``); ``metrics`` (default: new ones, on that clock) records
-    each pass, what it discovered and each accepted report.
+    ``time.monotonic``); ``together`` how discovery makes its independent
+    observations (default: one by one; the service passes
+    :func:`~agent.observe.in_threads`); ``metrics`` (default: new ones, on the
+    monotonic clock) records each pass, what it discovered and each accepted report.
     """
 
     def __init__(
@@ -155,6 +164,7 @@ class ConvergenceLoop(LoopFencing):
         kernel_log: KernelLog | None = None,
         monotonic: Callable[[], float] | None = None,
         metrics: AgentMetrics | None = None,
+        together: Together | None = None,
     ) -> None:
         self.client = client
         self.clock = clock
@@ -165,6 +175,7 @@ class ConvergenceLoop(LoopFencing):
         self._random = random
         self._run_blocking = run_blocking
         self._kernel_log = kernel_log
+        self._together = together
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.memory = PassMemory()
@@ -365,18 +376,7 @@ class ConvergenceLoop(LoopFencing):
         current, self.memory = memory.started_pass(self.memory)
         times = Stopwatch(self.clock)
         also = self.memory.also
-        configuration: NodeConfiguration = await self._configuration(also, current)
-        times.lap("fetch")
-        local: LocalState = await self._run_blocking(
-            discover,
-            self.executor.backend,
-            self.executor.filesystems,
-            self.settings.mount_root,
-            self.instance_id,
-            self.executor.recently_created,
-            self._kernel_log,
-        )
-        times.lap("discover")
+        configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
@@ -396,6 +396,90 @@ class ConvergenceLoop(LoopFencing):
         held = self.memory.troubles.held(now)
         to_run = held_back(changes, held)
         troubles = noticing_waits(self.memory.troubles, to_run, now)
+        report = self._report_of(local, configuration, troubles, also, now)
+        reporting = Deferred.fromCoroutine(self._report(report, now))
+        times.lap("calculate")
+        asking = datasets_to_ask_about(local, desired)
+        waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
+        self.memory = memory.decided(
+            self.memory, configuration.generation, asking, waiting_on_others, troubles
+        )
+        sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
+        if not asking <= also:
+            sleep = 0.0
+        acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
+        reported, failures = await both(reporting, acting)
+        times.lap("act_and_report")
+        effects = self.executor.effects()
+        if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
+            await self._shut_down_mounts("the node lease ran out while a pass was acting")
+        if configuration.fenced and not self.memory.rejoined:
+            await self._rejoin()
+        if effects and not (
+            self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
+        ):
+            known = after_changes(local, effects)
+            now = self.clock.seconds()
+            update = self._report_of(known, configuration, troubles, also, now)
+            if not update.same_observation(report):
+                reported = await self._report(update, now) or reported
+        after = settled(
+            troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
+        )
+        self.memory = memory.troubled(self.memory, after)
+        retry = after.next_retry(self.clock.seconds())
+        if retry is not None:
+            sleep = min(sleep, retry)
+        self._log_pass(local, to_run, reported, configuration.generation, times)
+        self.metrics.passed(times.total, local)
+        self._log_failures(failures)
+        return sleep, to_run
+
+    async def _fetch_and_observe(
+        self, also: frozenset[UUID], current: int | None, times: Stopwatch
+    ) -> tuple[NodeConfiguration, LocalState]:
+        """The configuration and a fresh observation, both at once when that is sound.
+
+        When the generation current at the start of the pass is known (the
+        watch or the last report said it), the observation starts with the
+        fetch: it is made after that generation was written, as if it had
+        followed the fetch. If the fetch brings a newer generation, or the
+        current one is unknown, the node is observed (again) after the fetch
+        (:func:`~agent.pacing.observed_after`).
+        """
+        fetching = Deferred.fromCoroutine(self._configuration(also, current))
+        early = None if current is None else self._observe()
+        configuration: NodeConfiguration
+        configuration, local = await both(fetching, early if early is not None else succeed(None))
+        times.lap("fetch" if early is None else "fetch_and_discover")
+        if local is None or not observed_after(current, configuration.generation):
+            local = await self._observe()
+            times.lap("discover")
+        return configuration, local
+
+    def _observe(self) -> Deferred[LocalState]:
+        """Discover the node's state, off the reactor thread."""
+        return self._run_blocking(
+            discover,
+            self.executor.backend,
+            self.executor.filesystems,
+            self.settings.mount_root,
+            self.instance_id,
+            self.executor.recently_created,
+            self._kernel_log,
+            self._together,
+        )
+
+    def _report_of(
+        self,
+        local: LocalState,
+        configuration: NodeConfiguration,
+        troubles: Troubles,
+        also: frozenset[UUID],
+        now: float,
+    ) -> NodeState:
+        """What to report of the observation ``local`` (pure but for the node's conditions)."""
+        desired = {d.dataset_id: d for d in configuration.datasets}
         report = local_state_to_report(
             local,
             desired,
@@ -410,35 +494,7 @@ class ConvergenceLoop(LoopFencing):
             local, desired, self.node.node_uuid, self.settings.default_size, now
         )
         report = with_health(report, local.capacity, health, self.memory.last_report)
-        report = evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
-        reporting = Deferred.fromCoroutine(self._report(report, now))
-        times.lap("calculate")
-        asking = datasets_to_ask_about(local, desired)
-        waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
-        self.memory = memory.decided(
-            self.memory, configuration.generation, asking, waiting_on_others, troubles
-        )
-        sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
-        if not asking <= also:
-            sleep = 0.0
-        acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
-        reported, failures = await both(reporting, acting)
-        times.lap("act_and_report")
-        if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
-            await self._shut_down_mounts("the node lease ran out while a pass was acting")
-        if configuration.fenced and not self.memory.rejoined:
-            await self._rejoin()
-        after = settled(
-            troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
-        )
-        self.memory = memory.troubled(self.memory, after)
-        retry = after.next_retry(self.clock.seconds())
-        if retry is not None:
-            sleep = min(sleep, retry)
-        self._log_pass(local, to_run, reported, configuration.generation, times)
-        self.metrics.passed(times.total, local)
-        self._log_failures(failures)
-        return sleep, to_run
+        return evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
 
     def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
         """Run ``changes``; fires with the failed changes and their errors (maybe none)."""

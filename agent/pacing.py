@@ -3,8 +3,10 @@ When the convergence loop passes again, and what it tells about a pass (pure hel
 
 :func:`backoff_delay` spaces retries after failures; :func:`adopt_state_version`
 decides which state version the watch may start from after the agent's own
-report; :class:`Stopwatch` times the steps of a pass for the logs;
-:func:`both` waits for two Deferreds without abandoning either.
+report; :func:`observed_after` whether an observation made alongside the
+configuration's fetch may stand for one made after it; :class:`Stopwatch`
+times the steps of a pass for the logs; :func:`both` waits for two Deferreds
+without abandoning either.
 """
 
 from __future__ import annotations
@@ -55,6 +57,20 @@ def adopt_state_version(known: int, reported: int, changed: bool) -> int:
     the loop keeps ``known`` so that the watch wakes it at once.
     """
     return reported if reported == known + (1 if changed else 0) else known
+
+
+def observed_after(current: int | None, fetched: int) -> bool:
+    """
+    Whether an observation started when ``current`` was the current generation counts as
+    made after the configuration of generation ``fetched`` (pure).
+
+    Generation ``current`` was written before the observation began, so an
+    observation begun alongside the fetch is as good as one made after it;
+    unless the fetch brought a newer generation, which may have been written
+    while observing (then the node is observed again). With ``current``
+    unknown, nothing is known of the order.
+    """
+    return current is not None and fetched <= current
 
 
 class Stopwatch:

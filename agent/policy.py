@@ -9,8 +9,10 @@ state -> a function producing the change.
 
 Each pass takes at most one step per dataset, because the next step depends on
 facts only the next observation shows (a device path after an attach, the
-absence of a mount before a detach). The loop passes again at once while a
-pass did anything (see :func:`agent.changes.sleep_after`).
+absence of a mount before a detach); except where the step's success is all
+the next needs: unmount then detach when letting go, mkfs then mount. The
+loop passes again at once while a pass did anything (see
+:func:`agent.changes.sleep_after`).
 
 Safety rules the table keeps (each has a test):
 
@@ -313,10 +315,13 @@ def _wait_for_consistency(record: Dataset | None, found: DiscoveredDataset, ctx:
 
 
 def _make_filesystem(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Format the device, then mount it in the same pass (the mount runs only if mkfs worked):
+    the filesystem just made fills its device, so nothing is left to observe in between."""
     assert found.device is not None and record is not None
     if ctx.fence.holding:
         return hold(found.dataset_id, ctx.fence)
-    return MakeFilesystem(found.dataset_id, found.device, record.filesystem)
+    made = MakeFilesystem(found.dataset_id, found.device, record.filesystem)
+    return sequentially([made, _mount(record, found, ctx)])
 
 
 def _grow_or_mount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:

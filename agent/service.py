@@ -27,6 +27,7 @@ import signal
 import socket
 import time
 from collections.abc import Callable, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import UUID
 
@@ -52,6 +53,7 @@ from agent.identity import (
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
 from agent.metrics import AgentMetrics
+from agent.observe import in_threads
 from control.client.interface import ShoalClient
 from control.errors import Conflict, InvalidRequest
 from control.runners import Runner, thread_pool_runner
@@ -59,6 +61,8 @@ from control.runners import Runner, thread_pool_runner
 KILL_AFTER_CHANGES = "SHOAL_AGENT_KILL_AFTER_CHANGES"
 THREADS = 8
 """Threads for discovery and changes (changes of different datasets run in parallel)."""
+DISCOVERY_THREADS = 5
+"""Threads for the independent observations of one discovery (:func:`agent.observe.in_threads`)."""
 
 
 def _frozen_options(options: Mapping[str, Any]) -> PMap:
@@ -201,6 +205,7 @@ def build_loop(
         monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
         metrics=metrics,
+        together=in_threads(ThreadPoolExecutor(DISCOVERY_THREADS, "shoal-discover")),
     )
 
 

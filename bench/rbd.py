@@ -187,6 +187,7 @@ def main() -> None:
     if reason is not None:
         print(f"bench/rbd.py: {reason}", file=sys.stderr)
         sys.exit(1)
+    load_before = os.getloadavg()
     base = tempfile.mkdtemp(prefix="shoal-bench-rbd-")
     table = Table("Ceph RBD against loopback (bench/rbd.py)")
     p50s: dict[tuple[str, str], float] = {}
@@ -219,6 +220,9 @@ def main() -> None:
         shutil.rmtree(base, ignore_errors=True)
     print(table.render())
     print()
+    after = os.getloadavg()
+    load = " / ".join(f"{a:.1f} -> {b:.1f}" for a, b in zip(load_before, after, strict=True))
+    print(f"machine load (1, 5, 15 min averages, start -> end; {os.cpu_count()} cores): {load}")
     for scenario, target in TARGETS.items():
         rbd, loop = p50s[("rbd", scenario)], p50s[("loopback", scenario)]
         print(f"- {scenario}: rbd p50 {rbd * 1000:.0f} ms (target < {target * 1000:.0f} ms: "

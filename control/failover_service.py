@@ -7,16 +7,19 @@ the decisions one by one through the store's guarded writes
 ``append_events``), each one transaction with its events; a write whose
 facts no longer hold changes nothing, and the next pass plans again. The
 whole pass is blocking store work, so it runs through a runner (a thread
-pool in the service); the reactor only schedules it. It runs in the one
-control service process (issue 12 will elect a leader to run it).
+pool in the service); the reactor only schedules it. Among several control
+replicas only the elected leader runs passes (:mod:`control.leader`): a pass
+starts only while the replica leads, and stops applying decisions as soon as
+it no longer does.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import structlog
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 
@@ -86,15 +89,31 @@ def apply(store: Store, decision: Decision, now: float, state: ClusterState) -> 
     return changed
 
 
+def _always() -> bool:
+    return True
+
+
 def run_pass(
-    store: Store, now: float, settings: FailoverSettings, started: float, memory: Memory
+    store: Store,
+    now: float,
+    settings: FailoverSettings,
+    started: float,
+    memory: Memory,
+    leading: Callable[[], bool] = _always,
 ) -> Memory:
-    """One blocking pass: observe, plan, apply; returns the planner's memory for the next."""
+    """One blocking pass: observe, plan, apply; returns the planner's memory for the next.
+
+    ``leading`` is asked before each decision; once it says no (this replica
+    lost the leadership) the rest of the pass is dropped.
+    """
     configuration = store.configuration(now)
     state = store.cluster_state()
     topologies = {c.name: c.allowed_topologies for c in store.classes()}
     decided = plan(configuration, state, now, settings, started, memory, topologies)
     for decision in decided.decisions:
+        if not leading():
+            log.warning("failover.pass_abandoned", reason="no longer the leader")
+            break
         try:
             changed = apply(store, decision, now, state)
         except NotFound:
@@ -130,7 +149,10 @@ class FailoverService:
     ``runner`` runs each blocking pass (a thread pool in the service,
     :func:`~control.runners.synchronous_runner` in tests); ``started`` is when
     the control service started (default: the clock's time at construction),
-    from which every node gets a fresh grace.
+    from which every node gets a fresh grace. ``leading`` says whether this
+    replica may act now (default: always, the single process); a replica that
+    becomes the leader after following starts with a fresh memory and gives
+    every node a fresh grace from then.
     """
 
     def __init__(
@@ -140,8 +162,11 @@ class FailoverService:
         clock: Any,
         settings: FailoverSettings,
         started: float | None = None,
+        leading: Callable[[], bool] = _always,
     ) -> None:
         self._store = store
+        self._leading = leading
+        self._followed = False
         self._run = runner
         self._clock = clock
         self.settings = settings
@@ -161,9 +186,19 @@ class FailoverService:
             self._loop.stop()
 
     def run_once(self) -> Deferred[None]:
-        """Run one pass; a failure is logged and the next pass tries again."""
+        """Run one pass if this replica leads; a failure is logged and the next pass tries again."""
         now = self._clock.seconds()
-        d = self._run(run_pass, self._store, now, self.settings, self.started, self.memory)
+        if not self._leading():
+            self._followed = True
+            return succeed(None)
+        if self._followed:
+            self._followed = False
+            self.memory = Memory()
+            self.started = now
+            log.info("failover.leading", grace_from=now)
+        d = self._run(
+            run_pass, self._store, now, self.settings, self.started, self.memory, self._leading
+        )
         d.addCallbacks(self._remember, self._failed)
         return d
 

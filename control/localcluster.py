@@ -304,6 +304,7 @@ def ready_message(url: str, pids: dict[str, int], directory: str) -> str:
     bin_dir = os.path.dirname(sys.executable)
     lines = [
         f"shoal: cluster ready: control service at {url} (log {directory}/control.log)",
+        f"shoal: dashboard at {url}/ui/ (open it in a browser)",
     ]
     for name, pid in sorted(pids.items()):
         lines.append(f"shoal: agent {name} pid {pid} (log {directory}/{name}/agent.log)")

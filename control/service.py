@@ -54,11 +54,33 @@ class ServiceOptions:
     metrics_address: str | None = None
     """Also serve ``/metrics`` as plain HTTP at this HOST:PORT (loopback unless
     ``allow_insecure``); it is always served on the API's own port too."""
+    watch_floor: float | None = None
+    """Seconds between reads of the counters while anyone watches (default: 1 on SQLite,
+    5 on PostgreSQL, where other replicas' writes are heard by LISTEN/NOTIFY)."""
 
 
 def default_database_url(directory: str = DEFAULT_DATABASE_DIR) -> str:
     """The SQLite file the service uses when no ``--database`` is given."""
     return f"sqlite:///{os.path.join(os.path.abspath(directory), 'control.db')}"
+
+
+def hold_sqlite_file(path: str) -> int:
+    """Hold ``<path>.lock`` for the life of this process: one control service per SQLite file.
+
+    Raises :class:`InvalidRequest` naming the other service's pid if it runs.
+    Several replicas need PostgreSQL (docs/operations.md, "High availability").
+    """
+    from control.pidlock import LockHeld, hold_lock
+
+    try:
+        return hold_lock(os.path.abspath(path) + ".lock")
+    except LockHeld as held:
+        raise InvalidRequest(
+            f"Another control service (pid {held.holder}) already serves the SQLite database "
+            f"{path}. SQLite serves one control process only: stop that one, or, to run several "
+            "replicas, put the cluster on PostgreSQL (--database postgresql+psycopg://...; "
+            "docs/operations.md, 'High availability')."
+        ) from None
 
 
 def is_loopback(host: str) -> bool:
@@ -124,15 +146,59 @@ def connection_limits(options: ServiceOptions) -> ConnectionLimits:
     )
 
 
+def is_postgres(database: str) -> bool:
+    """Whether the SQLAlchemy URL ``database`` names PostgreSQL (replicas are possible)."""
+    return database.startswith("postgresql")
+
+
+def start_election(reactor: Any, database: str) -> Any:
+    """The leadership of this replica: an election on PostgreSQL, else the sole leader.
+
+    The election's session runs on a thread pool of its own (one thread), so
+    that a busy database pool never delays the leader's checks.
+    """
+    from control.election import ElectionSettings
+    from control.leader import Elector, PostgresLockSession, SoleLeader
+    from control.runners import thread_pool_runner
+
+    if not is_postgres(database):
+        return SoleLeader()
+    threads = ThreadPool(minthreads=1, maxthreads=1, name="shoal-leader")
+    settings = ElectionSettings()
+    session = PostgresLockSession(database, timeout=settings.timeout)
+    elector = Elector(session, thread_pool_runner(reactor, threads), reactor, settings)
+    reactor.callWhenRunning(threads.start)
+    reactor.callWhenRunning(elector.start)
+    reactor.addSystemEventTrigger("before", "shutdown", elector.stop)
+    reactor.addSystemEventTrigger("after", "shutdown", threads.stop)
+    return elector
+
+
+def listen_for_changes(reactor: Any, database: str, notifier: Any) -> None:
+    """On PostgreSQL, wake watchers when another replica commits (LISTEN/NOTIFY)."""
+    if not is_postgres(database):
+        return
+    from control.store.listener import ChangeListener
+
+    listener = ChangeListener(database, notifier.check, reactor.callFromThread)
+    reactor.callWhenRunning(listener.start)
+    reactor.addSystemEventTrigger("before", "shutdown", listener.stop)
+
+
 def build_site(
     reactor: Any,
     store: Any,
     pool: ThreadPool,
     options: ServiceOptions,
+    database: str | None = None,
     metrics: ControlMetrics | None = None,
 ) -> LimitedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``,
-    and its metrics (``metrics``, or new ones) at ``/metrics``."""
+    and its metrics (``metrics``, or new ones) at ``/metrics``.
+
+    ``database`` is the store's URL: on PostgreSQL the replica listens for
+    other replicas' writes and takes part in the leader election.
+    """
     from control.api.app import ControlAPI
     from control.api.channel import LimitedSite
     from control.api.limits import BoundedRequest
@@ -146,14 +212,28 @@ def build_site(
     store = MeteredStore(store, metrics, reactor)
     threaded = ThreadedStore(store, runner)
     failover = FailoverSettings(grace=options.failover_grace)
+    replicated = database is not None and is_postgres(database)
+    floor = options.watch_floor
+    if floor is None:
+        floor = 5.0 if replicated else 1.0
+    leadership = start_election(reactor, database or "")
     api = ControlAPI(
-        threaded, reactor, new_uuid=uuid4, node_timeout=options.node_timeout, failover=failover
+        threaded,
+        reactor,
+        new_uuid=uuid4,
+        node_timeout=options.node_timeout,
+        failover=failover,
+        watch_interval=floor,
+        leading=leadership.leading,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
     metrics.watch(lambda: api.notifier.waiting)
     metrics.collect_cluster(store, reactor, failover, api.started)
-    # The one control process runs the failover (issue 12 will elect a leader to run it).
-    executor = FailoverService(store, runner, reactor, failover, started=api.started)
+    if database is not None:
+        listen_for_changes(reactor, database, api.notifier)
+    executor = FailoverService(
+        store, runner, reactor, failover, started=api.started, leading=leadership.leading
+    )
     reactor.callWhenRunning(executor.start)
     reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
@@ -206,6 +286,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     database = options.database or default_database_url()
     if database.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
+        if database[len("sqlite:///") :] not in ("", ":memory:"):
+            hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
     store = open_store(database, upgrade=True, retention=retention)
     # The pool's threads are not daemons: start them only with the reactor, so
@@ -217,7 +299,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.api.metrics import ControlMetrics
 
     metrics = ControlMetrics()
-    site = build_site(reactor, store, pool, options, metrics)
+    site = build_site(reactor, store, pool, options, database, metrics)
     configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
@@ -225,7 +307,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     def listening(port: Any) -> None:
         scheme = "http" if options.tls_dir is None else "https"
         address = port.getHost()
-        log.info("control.listening", url=f"{scheme}://{address.host}:{address.port}")
+        url = f"{scheme}://{address.host}:{address.port}"
+        log.info("control.listening", url=url, dashboard=f"{url}/ui/")
 
     def failed(reason: Failure) -> None:
         failures.append(reason)

@@ -69,7 +69,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--socket", default=DEFAULT_SOCKET,
                    help=f"the plugin's Unix socket (default {DEFAULT_SOCKET})")
     p.add_argument("--control", dest="url", metavar="URL", default=argparse.SUPPRESS,
-                   help="control service URL (same as --url)")
+                   action="append", help="control service URL (same as --url; repeatable)")
     p.add_argument("--agent-state-dir", default=AGENT_STATE_DIR, metavar="DIR",
                    help="the local agent's --state-dir, holding this node's identity "
                         f"(default {AGENT_STATE_DIR})")

@@ -9,11 +9,7 @@ releases leases it holds for volumes nobody on this node uses any more.
 
 from __future__ import annotations
 
-import os
-import socket
-import stat
 from typing import Any
-from uuid import UUID
 
 import structlog
 from attrs import frozen
@@ -21,13 +17,13 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.endpoints import UNIXServerEndpoint
 
 from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
-from agent.identity import IdentityError, read_identity, read_mount_root
 from control.client.interface import ShoalClient
-from control.errors import InvalidRequest, Unavailable
 from control.logs import LoggedSite
 from control.metrics_http import TimedResource, listen_metrics, parse_address
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
+from plugin.common.node import AgentNode
+from plugin.common.sockets import prepare_socket
 from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from plugin.hostmounts import MountGuard
 from plugin.metrics import PluginMetrics, endpoint_of
@@ -52,59 +48,6 @@ class PluginOptions:
     """This node's mount root; ``None``: read what the local agent recorded."""
     metrics_address: str | None = None
     """Serve the plugin's metrics as plain HTTP at this HOST:PORT (``None``: not at all)."""
-
-
-class AgentNode:
-    """This node's uuid and mount root, read from the local agent's state directory.
-
-    The agent may start after the plugin, so the files are read on first need
-    and remembered once found; until then every request explains what is
-    missing. The mount root comes from this node only, never from the
-    control service.
-    """
-
-    def __init__(self, state_dir: str, mount_root: str | None = None) -> None:
-        self.state_dir = state_dir
-        self._uuid: UUID | None = None
-        self._mount_root = mount_root
-
-    def mount_root(self) -> str:
-        """Where the local agent mounts datasets, or :class:`Unavailable` saying why not known."""
-        if self._mount_root is None:
-            try:
-                self._mount_root = read_mount_root(self.state_dir)
-            except IdentityError as e:
-                raise Unavailable(f"This node's mount root is not known yet: {e}") from None
-        return self._mount_root
-
-    def __call__(self) -> UUID:
-        """The node's uuid, or :class:`Unavailable` saying how to give the node one."""
-        if self._uuid is None:
-            try:
-                self._uuid = read_identity(self.state_dir).uuid
-            except IdentityError as e:
-                raise Unavailable(f"This node is not known yet: {e}") from None
-        return self._uuid
-
-
-def prepare_socket(path: str) -> None:
-    """Make the socket's directory; remove a stale socket, refuse a live one."""
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    try:
-        mode = os.lstat(path).st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISSOCK(mode):
-        raise InvalidRequest(f"{path} exists and is not a socket; choose another --socket.")
-    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        probe.connect(path)
-    except OSError:
-        os.unlink(path)
-        return
-    finally:
-        probe.close()
-    raise InvalidRequest(f"Another process is already serving {path}; stop it first.")
 
 
 def build_service(

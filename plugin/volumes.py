@@ -13,7 +13,7 @@ who ran ``docker``.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any, Protocol, TypeVar
 from uuid import UUID
@@ -23,13 +23,14 @@ from attrs import evolve
 from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherResults
 
 from control.client.interface import ShoalClient, StateDataset
-from control.client.waiting import Reached, WaitBlocked, WaitTimedOut, wait_for_state
+from control.client.waiting import WaitBlocked, WaitTimedOut
 from control.errors import Conflict, NotFound, ShoalError
 from control.model import AccessMode, Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
 from control.topology import parse_enum
 from plugin import rules
+from plugin.common.mounted import wait_mounted
 from plugin.hostmounts import MountGuard
 from plugin.metrics import PluginMetrics
 from plugin.mounts import MountTable
@@ -290,15 +291,9 @@ class VolumeService:
         without a change (the shared loop of :mod:`control.client.waiting`).
         """
 
-        def check(states: Sequence[StateDataset]) -> Reached[str] | str:
-            progress = rules.mount_progress(rules.state_for(states, dataset_id), node, {})
-            return Reached(progress.path) if isinstance(progress, rules.Mounted) else (
-                progress.reason
-            )
-
         try:
-            return await wait_for_state(
-                self._client, self._clock, check, self.mount_timeout, dataset_id=dataset_id
+            return await wait_mounted(
+                self._client, self._clock, dataset_id, node, self.mount_timeout
             )
         except WaitTimedOut:
             states = await self._client.list_state_datasets()

@@ -51,6 +51,7 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("agent.discovery", IO),
     ("agent.changes", IO),
     ("agent.fencing", IO),
+    ("agent.effects", IO),
     ("agent.passlog", tuple(m for m in IO if m != "agent.executor")),  # uses its describe()
     ("plugin.rules", (*IO, "klein")),
     ("control.rules", (*IO, "control.api", "control.store", "sqlalchemy")),
@@ -58,6 +59,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.snapshots", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.snapshot_events", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.wire", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.election", (*IO, "control.api", "control.store", "sqlalchemy", "twisted")),
+    ("control.client.endpoints", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.failover_rules", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.liveness", (*IO, "control.api", "control.store", "sqlalchemy")),
@@ -68,6 +71,9 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
     ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
     ("plugin.cli", (*SERVICE, "klein", "plugin.serve", "plugin.volumes", "agent.service")),
+    ("plugin.csi.serve", (*SERVICE, "klein", "plugin.api", "plugin.volumes")),
+    ("plugin.csi.rules", (*IO, "klein", "plugin.csi.hostfs")),
+    ("plugin.csi.cli", (*SERVICE, "klein", "grpc", "plugin.csi.serve", "agent.service")),
     ("control.client.http", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
 ]
 

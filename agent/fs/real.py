@@ -37,8 +37,20 @@ from agent.fs.interface import (
 )
 
 T = TypeVar("T")
-MKFS = {"ext4": ("mkfs.ext4", "-q"), "xfs": ("mkfs.xfs", "-q")}
-"""How each filesystem the agent makes is made (mkfs.ext4 and mkfs.xfs discard the device)."""
+MKFS = {
+    "ext4": ("mkfs.ext4", "-q", "-E", "lazy_itable_init=1,lazy_journal_init=1"),
+    "xfs": ("mkfs.xfs", "-q"),
+}
+"""
+How each filesystem the agent makes is made (mkfs.ext4 and mkfs.xfs discard the device).
+
+ext4 leaves its inode tables and journal unzeroed: the kernel zeroes the
+inode tables in the background after the first mount, and the journal needs
+no zeroing (mkfs writes an empty journal, and with ``metadata_csum``, the
+default, a stale block of another filesystem fails its checksum instead of
+being replayed). Writing the journal's zeros was most of the cost of mkfs
+on a network volume (rbd-fuse: 8 MiB through FUSE for a 256 MiB volume).
+"""
 MOUNT_OPTIONS = {"xfs": ("-o", "nouuid")}
 FREEZE_TIMEOUT = 120.0
 """Seconds a filesystem stays frozen at most, whatever the action holding it does."""

@@ -65,6 +65,7 @@ from control.model import (
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
 from control.store.threaded import ThreadedStore
+from control.ui import ui_resource
 from control.wire import (
     condition_to_json,
     conditions_to_json,
@@ -126,20 +127,23 @@ class ControlAPI:
         identify: Callable[[Request], str | None] = peer_identity,
         failover: FailoverSettings | None = None,
         started: float | None = None,
+        leading: Callable[[], bool] | None = None,
     ) -> None:
         self.failover = FailoverSettings() if failover is None else failover
         self.started = clock.seconds() if started is None else started
         self._store = store
+        self._leading = leading if leading is not None else (lambda: True)
         self._identify = identify
         self._clock = clock
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
         self.notifier = Notifier(clock, store.versions, watch_interval)
         self._listing = ListingEncoder()
+        self._shoal_listing = ListingEncoder(node_dataset_to_json)
 
     def resource(self) -> Resource:
-        """The Twisted resource serving the API (mount it at the site root)."""
-        return JSONRoot(self.app.resource())
+        """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
+        return JSONRoot(self.app.resource(), ui_resource())
 
     def _now(self) -> float:
         return self._clock.seconds()
@@ -168,8 +172,11 @@ class ControlAPI:
 
     @app.route("/v1/version", methods=["GET"])
     def version(self, request: Request) -> bytes:
-        """The Flocker API version spoken and Shoal's own version."""
-        return json_response(request, {"flocker": FLOCKER_API_VERSION, "shoal": __version__})
+        """The Flocker API version spoken, Shoal's own version, and whether this replica leads."""
+        return json_response(
+            request,
+            {"flocker": FLOCKER_API_VERSION, "shoal": __version__, "leader": self._leading()},
+        )
 
     @app.route("/v1/openapi.json", methods=["GET"])
     def openapi(self, request: Request) -> bytes:
@@ -672,6 +679,15 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/datasets", methods=["GET"])
+    async def list_shoal_datasets(self, request: Request) -> bytes:
+        """Every dataset, deleted ones included, as the /v1/shoal/ routes show one (with its
+        class, access mode, epoch and filesystem), with the configuration tag."""
+        configuration = await self._store.configuration(self._now())
+        body = self._shoal_listing.datasets(configuration)
+        json_headers(request, tag=configuration.tag)
+        return body
 
     @app.route("/v1/shoal/datasets", methods=["POST"])
     async def create_shoal_dataset(self, request: Request) -> bytes:

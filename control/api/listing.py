@@ -9,6 +9,8 @@ re-encodes only what changed since the previous one.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from control.api.errors import encode
@@ -17,9 +19,14 @@ from control.wire import dataset_to_json
 
 
 class ListingEncoder:
-    """Encodes configurations' dataset listings, reusing what it encoded before."""
+    """Encodes configurations' dataset listings, reusing what it encoded before.
 
-    def __init__(self) -> None:
+    ``to_json`` is the form of one dataset: Flocker's (the default) or Shoal's
+    fuller one (:func:`control.wire.node_dataset_to_json`).
+    """
+
+    def __init__(self, to_json: Callable[[Dataset], Any] = dataset_to_json) -> None:
+        self._to_json = to_json
         self._fragments: dict[UUID, tuple[Dataset, bytes]] = {}
         self._last: tuple[int, bytes] | None = None
 
@@ -31,7 +38,7 @@ class ListingEncoder:
         for dataset_id, dataset in configuration.datasets.items():
             cached = self._fragments.get(dataset_id)
             if cached is None or not (cached[0] is dataset or cached[0] == dataset):
-                cached = (dataset, encode(dataset_to_json(dataset)))
+                cached = (dataset, encode(self._to_json(dataset)))
             fragments[dataset_id] = cached
         self._fragments = fragments
         ordered = sorted(fragments.items(), key=lambda item: str(item[0]))

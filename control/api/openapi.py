@@ -167,6 +167,11 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.SNAPSHOT}, None, (400, 404, 409), conditional=True,
     ),
     Operation(
+        "get", "/v1/shoal/datasets",
+        "Every dataset (deleted ones too) with its class, access mode, epoch and filesystem.",
+        {200: s.SHOAL_DATASETS},
+    ),
+    Operation(
         "post", "/v1/shoal/datasets",
         "Create a dataset: new, restored from a snapshot or cloned from a dataset.",
         {201: s.SHOAL_DATASET}, s.CREATE_SHOAL_DATASET, (404, 409), conditional=True,

@@ -317,7 +317,12 @@ SET_FAILOVER = {
 ERROR = _object(
     ["description"], description={"type": "string"}, errors=_list({"type": "string"})
 )
-VERSION = _object(["flocker", "shoal"], flocker={"type": "string"}, shoal={"type": "string"})
+VERSION = _object(
+    ["flocker", "shoal"],
+    flocker={"type": "string"},
+    shoal={"type": "string"},
+    leader={"type": "boolean", "description": "whether this replica runs the background work"},
+)
 DATASET = _object(
     ["dataset_id", "primary", "metadata", "deleted"],
     dataset_id=UUID,

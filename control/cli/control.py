@@ -63,7 +63,43 @@ def serve(ctx: Context) -> None:
         database_threads=args.database_threads,
         failover_grace=args.failover_grace,
         metrics_address=args.metrics_address,
+        watch_floor=args.watch_floor,
     )
+
+
+async def replicas(ctx: Context) -> int:
+    """Ask every control URL given whether it answers and whether it leads.
+
+    Exits 1 when a replica does not answer, or when the answering ones do
+    not have exactly one leader (during a handover, for a few seconds)."""
+    from attrs import evolve
+
+    from control.cli.output import table
+    from control.cli.shell import Settings
+    from control.client.endpoints import parse_urls
+    from control.errors import ShoalError
+
+    settings = Settings.from_args(ctx.args, ctx.shell.env)
+    found: list[dict[str, Any]] = []
+    for url in parse_urls(settings.url):
+        client = ctx.shell.make_client(evolve(settings, url=url), ctx.clock)
+        try:
+            version = await client.version()
+        except ShoalError as e:
+            found.append({"url": url, "answers": False, "leader": None, "shoal": None,
+                          "error": str(e)})
+            continue
+        found.append({"url": url, "answers": True, "leader": version.leader,
+                      "shoal": version.shoal, "error": None})
+    if ctx.json:
+        ctx.print_json(found)
+    else:
+        rows = [(str(r["url"]), "yes" if r["answers"] else "no",
+                 {True: "leader", False: "-", None: "?"}[r["leader"]],
+                 str(r["shoal"] or r["error"] or "")) for r in found]
+        ctx.print(table(("URL", "ANSWERS", "ROLE", "VERSION"), rows))
+    leaders = [r for r in found if r["leader"]]
+    return 0 if all(r["answers"] for r in found) and len(leaders) == 1 else 1
 
 
 def grace_arg(text: str) -> float:
@@ -89,6 +125,9 @@ def count_arg(text: str) -> int:
 def register(subparsers: Any) -> None:
     """Add ``shoal control ...``."""
     commands = group(subparsers, "control", "the control service")
+    command(commands, "replicas", replicas,
+            "show which of the control URLs (--url, repeated or comma-separated) answer, "
+            "and which one leads")
     p = command(commands, "serve", serve, "run the control service")
     p.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"default {DEFAULT_PORT}")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
@@ -123,5 +162,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--metrics-address", metavar="HOST:PORT",
                    help="also serve /metrics as plain HTTP here, e.g. 127.0.0.1:9523 (loopback "
                    "unless --allow-insecure); /metrics is always served on --port too")
+    p.add_argument("--watch-floor", type=seconds_arg, metavar="S",
+                   help="while anyone watches, read the counters every S seconds even without "
+                   "news (default 1 on SQLite, 5 on PostgreSQL, where replicas hear each other's "
+                   "writes by LISTEN/NOTIFY)")
     p.add_argument("--max-connections-per-address", type=count_arg, default=128, metavar="N",
                    help="connections open at once from one client address (default 128)")

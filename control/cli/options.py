@@ -65,7 +65,11 @@ def add_global_options(parser: argparse.ArgumentParser, suppress: bool) -> None:
         help="print machine-readable JSON",
     )
     group.add_argument(
-        "--url", default=default, help=f"control service URL (env SHOAL_URL; {DEFAULT_URL})"
+        "--url",
+        default=default,
+        action="append",
+        help=f"control service URL (env SHOAL_URL; {DEFAULT_URL}); repeat it, or separate "
+        "URLs by commas, to name several replicas of the cluster",
     )
     group.add_argument(
         "--ca-cert", default=default, help="cluster CA certificate (env SHOAL_CA_CERT)"

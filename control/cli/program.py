@@ -61,6 +61,7 @@ COMMAND_GROUPS = (
     CommandGroup("control", "control.cli.control", "the control service"),
     CommandGroup("agent", "agent.cli", "the node agent", optional=True),
     CommandGroup("plugin", "plugin.cli", "the Docker volume plugin", optional=True),
+    CommandGroup("csi", "plugin.csi.cli", "the Kubernetes CSI driver", optional=True),
 )
 """Every command group, in the order ``shoal --help`` lists them."""
 COMMAND_MODULES = tuple(g.module for g in COMMAND_GROUPS if not g.optional)

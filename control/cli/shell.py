@@ -46,11 +46,18 @@ class Settings:
     def from_args(cls, args: argparse.Namespace, env: Mapping[str, str]) -> Settings:
         """Options win over the environment, which wins over the defaults."""
         return cls(
-            url=args.url or env.get("SHOAL_URL") or DEFAULT_URL,
+            url=joined_urls(args.url) or env.get("SHOAL_URL") or DEFAULT_URL,
             ca_cert=args.ca_cert or env.get("SHOAL_CA_CERT"),
             cert=args.cert or env.get("SHOAL_CERT"),
             key=args.key or env.get("SHOAL_KEY"),
         )
+
+
+def joined_urls(given: str | list[str] | None) -> str | None:
+    """``--url`` as given (once, repeated, or not at all) as one comma-separated string."""
+    if given is None or isinstance(given, str):
+        return given
+    return ",".join(given) or None
 
 
 ClientFactory = Callable[[Settings, Any], "ShoalClient"]
@@ -63,7 +70,7 @@ def http_client(settings: Settings, reactor: Any) -> ShoalClient:
     files = (settings.ca_cert, settings.cert, settings.key)
     if any(files) and not all(files):
         raise InvalidRequest("Mutual TLS needs all three of --ca-cert, --cert and --key.")
-    if settings.url.startswith("https:") and not all(files):
+    if "https:" in settings.url and not all(files):
         raise InvalidRequest(
             f"{settings.url} is HTTPS: give --ca-cert, --cert and --key "
             "(or SHOAL_CA_CERT, SHOAL_CERT, SHOAL_KEY); see `shoal ca issue user NAME`."

@@ -35,6 +35,17 @@ def _option(argv: Sequence[str], name: str) -> str | None:
     return None
 
 
+def _all_options(argv: Sequence[str], name: str) -> list[str]:
+    """Every value of the (repeatable) option ``name``."""
+    found = []
+    for index, word in enumerate(argv):
+        if word == name and index + 1 < len(argv):
+            found.append(argv[index + 1])
+        elif word.startswith(name + "="):
+            found.append(word.split("=", 1)[1])
+    return found
+
+
 def command_group(argv: Sequence[str]) -> str | None:
     """The command group ``shoal ARGV`` runs: its first word that is no global option (pure)."""
     words = iter(argv)
@@ -54,8 +65,8 @@ def plain_http_client(argv: Sequence[str], environ: Mapping[str, str]) -> bool:
         return False
     if any(environ.get(name) for name in _TLS_ENVIRONMENT):
         return False
-    url = _option(argv, "--url") or environ.get("SHOAL_URL") or "http://"
-    return url.startswith("http://")
+    urls = _all_options(argv, "--url") or [environ.get("SHOAL_URL") or "http://"]
+    return not any("https:" in given for given in urls)
 
 
 def skip_tls_imports() -> None:

@@ -10,7 +10,7 @@ against the real API in memory.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import quote
 from uuid import UUID
@@ -23,6 +23,7 @@ from twisted.web.iweb import IPolicyForHTTPS
 
 from control.classes import StorageClass, class_from_json, class_to_json
 from control.client import messages
+from control.client.endpoints import attempt_order, parse_urls, worth_another
 from control.client.interface import (
     DatasetFailover,
     DatasetListing,
@@ -101,6 +102,11 @@ def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
 class HTTPClient:
     """A client of the control service at ``base_url`` (``http://`` or ``https://``).
 
+    ``base_url`` may name several replicas of one cluster (a sequence, or
+    URLs separated by commas): a request that cannot reach one, or gets a
+    server error (5xx) from it, is sent to the next, and the client stays
+    with the one that answered (:mod:`control.client.endpoints`).
+
     ``treq`` is anything with treq's ``request`` method (the real client by
     default, ``StubTreq`` in tests); ``tls`` is the policy for https, such as
     :func:`control.ca.client_tls_policy`; ``clock`` turns lease expiries into
@@ -109,7 +115,7 @@ class HTTPClient:
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str | Sequence[str],
         treq: Any = None,
         *,
         tls: IPolicyForHTTPS | Any = None,
@@ -121,13 +127,19 @@ class HTTPClient:
             from twisted.internet import reactor as default_reactor
 
             reactor = default_reactor
-        self.base_url = base_url.rstrip("/")
+        self.urls = parse_urls(base_url)
+        self._current = 0
         self._pool: Any = None
         if treq is None:
             treq, self._pool = default_treq(tls, reactor)
         self._treq = treq
         self._clock = clock if clock is not None else reactor
         self._request_timeout = request_timeout
+
+    @property
+    def base_url(self) -> str:
+        """The URL of the replica the client talks to now."""
+        return self.urls[self._current]
 
     def close(self) -> Deferred[None]:
         """Close the kept-alive connections this client opened (if it made its pool)."""
@@ -149,30 +161,47 @@ class HTTPClient:
         A service that does not answer within the request timeout (plus
         ``waits``, the seconds a watch is meant to wait) is :class:`Unavailable`.
         """
-        url = self.base_url + path
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
         if body is not None:
             kwargs["json"] = body
         limit = self._request_timeout + waits
+        failure: Exception | None = None
+        for index in attempt_order(self.urls, self._current):
+            base = self.urls[index]
+            url = base + path
+            try:
+                response, content = await self._attempt(method, base, url, kwargs, limit)
+            except Unavailable as e:
+                failure = e
+                continue
+            if worth_another(response.code) and len(self.urls) > 1:
+                failure = error_for(response.code, content, url)
+                continue
+            self._current = index
+            if response.code >= 300:
+                raise error_for(response.code, content, url)
+            try:
+                return response, json.loads(content)
+            except ValueError as e:
+                raise ShoalError(f"The control service at {url} did not answer JSON.") from e
+        assert failure is not None
+        raise failure
+
+    async def _attempt(
+        self, method: str, base: str, url: str, kwargs: dict[str, Any], limit: float
+    ) -> tuple[Any, bytes]:
+        """One exchange with the replica at ``base``; :class:`Unavailable` if it cannot be had."""
         exchange = Deferred.fromCoroutine(self._exchange(method, url, kwargs))
         exchange.addTimeout(limit, self._clock)
         try:
-            response, content = await exchange
+            return await exchange
         except defer.TimeoutError as e:
             raise Unavailable(
-                f"The control service at {self.base_url} did not answer within {limit:g} s."
+                f"The control service at {base} did not answer within {limit:g} s."
             ) from e
         except UNREACHABLE as e:
-            raise Unavailable(
-                f"Cannot reach the control service at {self.base_url}: {reason(e)}"
-            ) from e
-        if response.code >= 300:
-            raise error_for(response.code, content, url)
-        try:
-            return response, json.loads(content)
-        except ValueError as e:
-            raise ShoalError(f"The control service at {url} did not answer JSON.") from e
+            raise Unavailable(f"Cannot reach the control service at {base}: {reason(e)}") from e
 
     async def _exchange(self, method: str, url: str, kwargs: dict[str, Any]) -> tuple[Any, bytes]:
         response = await self._treq.request(method, url, **kwargs)

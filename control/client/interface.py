@@ -47,6 +47,8 @@ class ServiceVersion:
 
     flocker: str
     shoal: str
+    leader: bool | None = None
+    """Whether the replica that answered runs the background work (``None``: not said)."""
 
 
 @frozen

@@ -77,7 +77,12 @@ def _get(obj: Any, key: str) -> Any:
 
 def service_version_from_json(obj: Any) -> ServiceVersion:
     """The answer of ``GET /v1/version``."""
-    return ServiceVersion(flocker=str(_get(obj, "flocker")), shoal=str(obj.get("shoal", "")))
+    leader = obj.get("leader")
+    return ServiceVersion(
+        flocker=str(_get(obj, "flocker")),
+        shoal=str(obj.get("shoal", "")),
+        leader=leader if isinstance(leader, bool) else None,
+    )
 
 
 def state_dataset_from_json(obj: Any) -> StateDataset:

@@ -16,6 +16,7 @@ from sqlalchemy import Connection, Table, delete, insert, or_, select, update
 
 from control.model import Dataset, Lease, Node, NodeState
 from control.store import rows
+from control.store.pglocks import notify_counters
 from control.store.tables import CLUSTER_ROW, cluster, datasets, leases, node_states, nodes
 
 
@@ -37,6 +38,8 @@ def write_counters(connection: Connection, generation: int, state_version: int) 
         .where(cluster.c.id == CLUSTER_ROW)
         .values(generation=generation, state_version=state_version)
     )
+    if connection.dialect.name == "postgresql":
+        notify_counters(connection, generation, state_version)
 
 
 def _upsert(

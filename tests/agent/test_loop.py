@@ -148,8 +148,7 @@ def test_configuration_change_wakes_it_without_time_passing():
     assert [e["changes"] for e in decided] == [
         [f"CreateVolume({str(dataset_id)[:8]})"],
         [f"AttachVolume({str(dataset_id)[:8]})"],
-        [f"MakeFilesystem({str(dataset_id)[:8]})"],
-        [f"MountFilesystem({str(dataset_id)[:8]})"],
+        [f"MakeFilesystem({str(dataset_id)[:8]})", f"MountFilesystem({str(dataset_id)[:8]})"],
     ]
 
 

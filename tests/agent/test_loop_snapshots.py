@@ -161,3 +161,16 @@ def test_resize_grows_volume_and_filesystem_online(
     assert info is not None and info.size == 3 * MINIMUM_DATASET_SIZE
     assert fs(cluster).read_file(path_of(cluster, dataset, "m")) == b"kept"
     assert actions(cluster.pass_node(0)) == []
+
+
+def test_snapshot_is_ready_after_the_pass_that_made_it(
+    cluster: SimulatedCluster
+) -> None:
+    """The pass that makes a snapshot reports it, so it is ready with no further pass."""
+    source = cluster.create(0)
+    cluster.converge(10)
+    record = snapshot_of(cluster, source)
+    assert [type(c).__name__ for c in actions(cluster.pass_node(0))] == ["CreateSnapshot"]
+    made = cluster.store.snapshot(record.snapshot_id)
+    assert made is not None and made.ready and made.size == MINIMUM_DATASET_SIZE
+    assert actions(cluster.pass_node(0)) == []

@@ -90,13 +90,15 @@ def test_every_cell_of_the_table_is_filled():
 
 
 def test_mounted_here_row():
-    """A dataset wanted here is created, attached, formatted and mounted, one step a pass."""
+    """A dataset wanted here is created, attached, then formatted and mounted in one pass."""
     want = DesiredState.MOUNTED_HERE
     assert changes_for(want, S.NON_EXISTENT) == CreateVolume(D, MINIMUM_DATASET_SIZE)
     assert changes_for(want, S.UNATTACHED) == AttachVolume(D, "b1")
     assert isinstance(changes_for(want, S.ATTACHED_ELSEWHERE), Wait)
     assert isinstance(changes_for(want, S.ATTACHED_NO_DEVICE), Wait)
-    assert changes_for(want, S.ATTACHED_NO_FILESYSTEM) == MakeFilesystem(D, "/dev/x")
+    assert changes_for(want, S.ATTACHED_NO_FILESYSTEM) == Sequentially(
+        (MakeFilesystem(D, "/dev/x"), MountFilesystem(D, "/dev/x", PATH))
+    )
     assert changes_for(want, S.ATTACHED_HERE) == MountFilesystem(D, "/dev/x", PATH)
     assert changes_for(want, S.MOUNTED_HERE) == NoOp()
     assert changes_for(want, S.MOUNTED_OTHER_PATH) == UnmountFilesystem(D, "/old")

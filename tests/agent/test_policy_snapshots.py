@@ -14,6 +14,7 @@ from agent.changes import (
     NoOp,
     ResizeVolume,
     RestoreVolume,
+    Sequentially,
     Wait,
 )
 from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState
@@ -252,4 +253,6 @@ def test_filesystem_made_as_asked():
     """A new volume gets the filesystem its dataset asks for."""
     record = Dataset(NEW, ME, maximum_size=GiB, filesystem="xfs")
     found = DiscoveredDataset(NEW, S.ATTACHED_NO_FILESYSTEM, "b-new", GiB, HERE, "/dev/new")
-    assert decide([record], [found]) == MakeFilesystem(NEW, "/dev/new", "xfs")
+    assert decide([record], [found]) == Sequentially(
+        (MakeFilesystem(NEW, "/dev/new", "xfs"), MountFilesystem(NEW, "/dev/new", f"{ROOT}/{NEW}"))
+    )

@@ -86,3 +86,39 @@ def test_passes_run_on_the_clock_and_survive_failures() -> None:
     assert "no live, unfenced, undrained node" in store.events(EventQuery(dataset_id=D))[-1].message
     service.stop()
     assert not clock.getDelayedCalls()
+
+
+def test_only_the_leader_runs_passes_and_a_new_leader_starts_afresh() -> None:
+    """A follower changes nothing; once it leads, every node gets a fresh grace from then."""
+    store = MemoryStore()
+    populate(store)
+    clock = Clock()
+    clock.advance(T)
+    leading = [False]
+    service = FailoverService(store, synchronous_runner, clock, SETTINGS,
+                              leading=lambda: leading[0])
+    service.start()
+    clock.advance(30.0)  # A and B have been silent for 30 s, beyond the grace
+    before = store.versions()
+    assert all(n.fence is None for n in store.nodes())
+    leading[0] = True
+    clock.advance(1.0)
+    assert service.started > T + 30.0
+    assert store.versions() == before  # the new leader's grace has only begun
+    clock.advance(SETTINGS.grace + 2.0)
+    assert any(n.fence is not None for n in store.nodes())
+    service.stop()
+
+
+def test_a_pass_stops_applying_once_the_replica_no_longer_leads() -> None:
+    """Decisions planned while leading are dropped when the leadership goes mid-pass."""
+    store = MemoryStore()
+    populate(store)
+    asked: list[bool] = []
+
+    def leading() -> bool:
+        asked.append(False)
+        return False
+
+    run_pass(store, T + 30.0, SETTINGS, T, Memory(), leading)
+    assert asked and all(n.fence is None for n in store.nodes())

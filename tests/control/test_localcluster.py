@@ -71,10 +71,12 @@ def test_second_run_on_a_directory_is_refused(tmp_path: Path) -> None:
 
 
 def test_ready_message_has_the_export_line_and_how_to_fail_a_node() -> None:
-    """The ready message gives the export line and how to freeze and resume an agent."""
+    """The ready message gives the export line, the dashboard and how to freeze and resume
+    an agent."""
     text = ready_message("http://127.0.0.1:4523", {"node1": 11, "node2": 12}, "/r")
     assert "SHOAL_URL=http://127.0.0.1:4523" in text and "export PATH=" in text
     assert "kill -STOP 12" in text and "kill -CONT 12" in text
+    assert "dashboard at http://127.0.0.1:4523/ui/" in text
 
 
 def test_death_message_quotes_the_end_of_the_log() -> None:

@@ -206,7 +206,7 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
         """Record the attachment to ``attach_to`` and, if that is this node, make its device."""
         volume = self._volume(blockdevice_id)
         image, _ = self._image(blockdevice_id)
-        recorded = self._recorded_epoch(image)
+        recorded = volume.epoch
         self._check_epoch(blockdevice_id, epoch, recorded)
         claim = claims.Claim(instance_id=attach_to, epoch=max(epoch, recorded))
         if not self.session.run(lambda io: claims.take(io, image, claim)):

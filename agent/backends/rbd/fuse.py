@@ -156,7 +156,8 @@ class RbdFuse:
             return found.devices[0] if found.devices else loopdev.attach(self.image_file(image))
         for device in found.devices:
             run_command(["losetup", "-d", device], BackendError)
-        self.stop(image)
+        if found.mounted or found.pids or found.devices:
+            self.stop(image)
         self._start(image)
         return loopdev.attach(self.image_file(image))
 

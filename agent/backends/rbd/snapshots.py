@@ -117,7 +117,7 @@ class RbdSnapshots:
             raise BackendError(
                 f"{snapshot_id!r} cannot name a snapshot: use letters, digits, '.', ':', '-'."
             )
-        volume = self._volume(blockdevice_id)
+        image, dataset_id = self._image(blockdevice_id)
         with contextlib.suppress(UnknownSnapshot):
             _, existing = self._find_snapshot(snapshot_id)
             if existing.blockdevice_id != blockdevice_id:
@@ -126,23 +126,28 @@ class RbdSnapshots:
                     f", not {blockdevice_id}."
                 )
             return existing
-        image, _ = self._image(blockdevice_id)
         _, rbd = bindings.load()
+        name = naming.snapshot_name(snapshot_id)
 
         def snap(ioctx: Any) -> int:
-            with rbd.Image(ioctx, image) as opened:
+            # One open of the image for its size and the snapshot (each open costs round trips).
+            try:
+                opened = rbd.Image(ioctx, image)
+            except rbd.ImageNotFound:
+                raise UnknownVolume(
+                    f"No volume {blockdevice_id} in cluster {self.cluster_id} (no image {image})."
+                ) from None
+            with opened, capacity.locked(self.session, self.pause):
+                self._reserve(opened.size())
                 with contextlib.suppress(rbd.ImageExists):
-                    opened.create_snap(naming.snapshot_name(snapshot_id))
-                name = naming.snapshot_name(snapshot_id)
+                    opened.create_snap(name)
                 return next(int(s["size"]) for s in opened.list_snaps() if s["name"] == name)
 
-        with capacity.locked(self.session, self.pause):
-            self._reserve(volume.size)
-            size = self.session.run(snap)
+        size = self.session.run(snap)
         return BlockDeviceSnapshot(
             snapshot_id=snapshot_id,
             blockdevice_id=blockdevice_id,
-            dataset_id=volume.dataset_id,
+            dataset_id=dataset_id,
             size=size,
             cluster_id=self.cluster_id,
         )

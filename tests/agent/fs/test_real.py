@@ -357,3 +357,18 @@ def test_lazy_unmount_of_busy_mount(new_device: NewDevice, mount_root: str) -> N
     Path(path, "after").write_bytes(b"writable again")
     assert Path(path, "after").read_bytes() == b"writable again"
     fs.unmount(path)
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup and mkfs")
+def test_ext4_made_unzeroed_is_clean_and_checksummed(new_device: NewDevice) -> None:
+    """The ext4 made without zeroing its journal passes e2fsck, with a checksummed journal."""
+    device = new_device()
+    RealFilesystems().make_filesystem(device, "ext4")
+    checked = subprocess.run(["e2fsck", "-fn", device], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    features = subprocess.run(
+        ["dumpe2fs", "-h", device], capture_output=True, text=True, check=True
+    ).stdout
+    assert "has_journal" in features and "metadata_csum" in features

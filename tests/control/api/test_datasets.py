@@ -9,9 +9,10 @@ DATASETS = "/v1/configuration/datasets"
 
 
 def test_version() -> None:
-    """The version route names the Flocker API and Shoal versions."""
+    """The version route names the Flocker API and Shoal versions, and that the one
+    process (no replicas) leads."""
     answer = Harness().call("GET", "/v1/version")
-    expected = {"flocker": FLOCKER_API_VERSION, "shoal": __version__}
+    expected = {"flocker": FLOCKER_API_VERSION, "shoal": __version__, "leader": True}
     assert (answer.code, answer.body) == (200, expected)
 
 

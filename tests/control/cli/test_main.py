@@ -196,7 +196,7 @@ def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:
          "events_max_age": 60.0, "header_timeout": 3.0,
          "body_timeout": 30.0, "idle_timeout": 60.0, "max_connections": 500,
          "max_connections_per_address": 128, "database_threads": 8,
-         "failover_grace": 3.0, "metrics_address": "127.0.0.1:9523"}
+         "failover_grace": 3.0, "metrics_address": "127.0.0.1:9523", "watch_floor": None}
     ]
     refused = CLI()("control", "serve", "--events-per-dataset", "0")
     assert refused.code == 2 and "at least 1" in refused.err

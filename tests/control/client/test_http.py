@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import pytest
 from treq.testing import StubTreq
@@ -119,3 +120,60 @@ def test_watch_may_wait_its_own_timeout_on_top() -> None:
     assert outcome == []
     clock.advance(1)
     assert isinstance(outcome[0].value, Unavailable)
+
+
+class Routing:
+    """A treq stand-in sending each request by its URL's host, counting the attempts."""
+
+    def __init__(self, routes: dict[str, Any]) -> None:
+        self.routes = routes
+        self.attempts: list[str] = []
+
+    def request(self, method: str, url: str, **kw: Any) -> Deferred:
+        """Send the request to the stand-in for its host."""
+        host = url.split("/")[2]
+        self.attempts.append(host)
+        return self.routes[host].request(method, url, **kw)
+
+
+def _replicas() -> tuple[HTTPClient, Routing, Clock]:
+    """A client of three replicas: one refusing, one answering 503, one the real API."""
+    clock = Clock()
+    clock.advance(START)
+    api = ControlAPI(ThreadedStore(MemoryStore(), synchronous_runner), clock)
+    routes = {
+        "down:1": Refusing(),
+        "sick:2": Answering(503, b'{"description": "The database is unavailable"}'),
+        "up:3": StubTreq(api.resource()),
+    }
+    router = Routing(routes)
+    client = HTTPClient(["http://down:1", "http://sick:2,http://up:3"], router, clock=clock)
+    return client, router, clock
+
+
+def test_a_client_of_several_replicas_moves_on_and_stays_with_the_one_that_answered() -> None:
+    """Refused and 5xx replicas are skipped; the next request goes straight to the good one."""
+    client, router, _ = _replicas()
+    assert result_of(client.version()).shoal
+    assert router.attempts == ["down:1", "sick:2", "up:3"]
+    assert client.base_url == "http://up:3"
+    result_of(client.version())
+    assert router.attempts[3:] == ["up:3"]
+
+
+def test_a_refusal_is_the_answer_and_is_not_sent_elsewhere() -> None:
+    """A 4xx from a replica is raised at once, without trying the others."""
+    client, router, _ = _replicas()
+    result_of(client.version())
+    del router.attempts[:]
+    with pytest.raises(ShoalError):
+        result_of(client.delete_dataset(UUID(int=7)))
+    assert router.attempts == ["up:3"]
+
+
+def test_when_no_replica_answers_the_last_failure_is_raised() -> None:
+    """With every replica down or failing, the client reports the last one's trouble."""
+    routes = {"down:1": Refusing(), "sick:2": Answering(503, b'{"description": "db down"}')}
+    client = HTTPClient("http://sick:2,http://down:1", Routing(routes), clock=Clock())
+    with pytest.raises(Unavailable, match="down:1.*refused"):
+        result_of(client.version())

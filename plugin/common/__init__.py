@@ -1,0 +1,1 @@
+"""What the Docker plugin and the CSI driver share: this node's identity, waiting for a mount."""

@@ -1,0 +1,1 @@
+"""Shoal's Kubernetes CSI driver: the CSI v1 Identity, Controller and Node services."""

@@ -1,0 +1,65 @@
+"""The effects of a pass's changes, added to its observation before the next one (pure)."""
+
+from __future__ import annotations
+
+from uuid import UUID, uuid4
+
+from agent.backends.interface import BlockDeviceSnapshot, BlockDeviceVolume
+from agent.changes import CreateSnapshot, MountFilesystem, UnmountFilesystem
+from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
+from agent.effects import after_changes
+from agent.fs.interface import Mount
+from control.model import DatasetState, VolumeStatus
+
+HERE = "i-here"
+ME = UUID(int=1)
+CLUSTER = UUID(int=99)
+D = UUID(int=7)
+ROOT = "/shoal"
+PATH = f"{ROOT}/{D}"
+DEVICE = "/dev/x"
+
+
+def observed(mounts: tuple[Mount, ...] = ()):
+    """The observation of dataset ``D``'s volume attached here on ``DEVICE`` with a filesystem."""
+    volume = BlockDeviceVolume("b1", 64, CLUSTER, D, HERE)
+    return classify([volume], HERE, {"b1": DEVICE}, frozenset({DEVICE}), mounts, ROOT, ())
+
+
+def snapshot(snapshot_id: str) -> BlockDeviceSnapshot:
+    """A snapshot of ``D`` as the backend returns it."""
+    return BlockDeviceSnapshot(snapshot_id, "b1", D, 64, CLUSTER)
+
+
+def test_mounted_filesystem_is_reported_mounted() -> None:
+    """A mount done makes the dataset mounted there, as the next observation would show."""
+    local = observed()
+    assert local.datasets[D].state is DiscoveredState.ATTACHED_HERE
+    after = after_changes(local, [(MountFilesystem(D, DEVICE, PATH), None)])
+    assert after == observed((Mount(DEVICE, PATH),))
+    report = local_state_to_report(after, {}, 1, "era", ME, 0.0)
+    assert report.datasets[D] == DatasetState(
+        dataset_id=D, status=VolumeStatus.MOUNTED, maximum_size=64, device=DEVICE, path=PATH
+    )
+
+
+def test_mount_of_another_device_adds_nothing() -> None:
+    """A mount of a device the pass did not see for the dataset is left to the next pass."""
+    local = observed()
+    assert after_changes(local, [(MountFilesystem(D, "/dev/y", PATH), None)]) == local
+    assert after_changes(local, [(MountFilesystem(uuid4(), DEVICE, PATH), None)]) == local
+
+
+def test_snapshot_made_is_listed_beside_the_others() -> None:
+    """A snapshot made is listed as the backend returned it, the ones observed kept."""
+    old, new = str(uuid4()), str(uuid4())
+    local = with_snapshots(observed(), [snapshot(old)])
+    after = after_changes(local, [(CreateSnapshot(D, new, "b1"), snapshot(new))])
+    assert after == with_snapshots(observed(), [snapshot(old), snapshot(new)])
+
+
+def test_other_changes_add_nothing() -> None:
+    """Changes whose effects are not known ahead wait for the next observation."""
+    local = observed((Mount(DEVICE, PATH),))
+    assert after_changes(local, [(UnmountFilesystem(D, PATH), None)]) == local
+    assert after_changes(local, []) == local
