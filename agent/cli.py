@@ -82,12 +82,25 @@ def run(ctx: Context) -> int:
     from control.logs import configure_logging
 
     env = ctx.shell.env
-    options = options_from_args(ctx.args, env)
     settings = Settings.from_args(ctx.args, env)
+    options = evolve(options_from_args(ctx.args, env), node_uuid=certificate_node(settings.cert))
     if ctx.args.control:
         settings = evolve(settings, url=",".join(ctx.args.control))
     configure_logging()
     return run_agent(options, lambda reactor: http_client(settings, reactor))
+
+
+def certificate_node(cert: str | None) -> UUID | None:
+    """The node uuid the agent's certificate file is bound to (``None`` without TLS)."""
+    if cert is None:
+        return None
+    from control.roles import bound_node
+
+    try:
+        with open(cert, "rb") as f:
+            return bound_node(f.read())
+    except (OSError, ValueError) as e:
+        raise InvalidRequest(f"Cannot read the node certificate {cert}: {e}") from e
 
 
 def _positive(text: str) -> float:

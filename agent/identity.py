@@ -62,12 +62,15 @@ def read_identity(state_dir: str) -> NodeIdentity:
 
 
 def load_or_create_identity(
-    state_dir: str, name: str, new_uuid: Callable[[], UUID] = uuid4
+    state_dir: str, name: str, new_uuid: Callable[[], UUID] = uuid4, bound: UUID | None = None
 ) -> NodeIdentity:
     """Read this node's identity, creating it on first start.
 
     Refuses a state directory that belongs to a node of another name, so two
-    agents cannot end up sharing one identity by mistake.
+    agents cannot end up sharing one identity by mistake. ``bound`` is the
+    uuid the agent's node certificate speaks for: a new identity takes it, and
+    an existing identity with another uuid is refused (the certificate is
+    another node's).
     """
     os.makedirs(state_dir, exist_ok=True)
     try:
@@ -75,7 +78,7 @@ def load_or_create_identity(
     except IdentityError:
         if os.path.exists(identity_path(state_dir)):
             raise
-        identity = NodeIdentity(uuid=new_uuid(), name=name)
+        identity = NodeIdentity(uuid=bound or new_uuid(), name=name)
         body = {"uuid": str(identity.uuid), "name": identity.name}
         write_atomically(identity_path(state_dir), json.dumps(body).encode())
         return identity
@@ -83,6 +86,12 @@ def load_or_create_identity(
         raise IdentityError(
             f"{identity_path(state_dir)} belongs to node {identity.name!r}, not {name!r}: "
             "give each agent its own --state-dir."
+        )
+    if bound is not None and identity.uuid != bound:
+        raise IdentityError(
+            f"{identity_path(state_dir)} is node {identity.uuid}, but this agent's certificate "
+            f"speaks for node {bound}: use this node's own certificate, or issue one for it "
+            f"with `shoal ca issue node {name} --uuid {identity.uuid}`."
         )
     return identity
 

@@ -91,6 +91,8 @@ class AgentOptions:
     self_fence: bool = True
     metrics_address: str | None = None
     """Serve the agent's metrics as plain HTTP at this HOST:PORT (``None``: not at all)."""
+    node_uuid: UUID | None = None
+    """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
 
 def parse_labels(items: list[str] | None) -> dict[str, str]:
@@ -174,7 +176,9 @@ def build_loop(
     """The agent's loop, its identity loaded (or created) from the state directory; its
     backend and filesystem calls, changes and passes recorded in ``metrics`` (or new ones)."""
     metrics = AgentMetrics(time.monotonic) if metrics is None else metrics
-    identity = load_or_create_identity(options.state_dir, options.node_name)
+    identity = load_or_create_identity(
+        options.state_dir, options.node_name, bound=options.node_uuid
+    )
     instance_id = str(identity.uuid)
     backend = metrics.timed_backend(_make_backend(options, instance_id))
     os.makedirs(options.mount_root, exist_ok=True)

@@ -7,7 +7,9 @@ The cluster certificate authority, and the TLS settings that trust it.
 always carries DNS name ``control-service``, so clients verify it by that name
 whatever address they dial), ``node-NAME`` for agents and ``user-NAME`` for
 operators. Every connection is mutual TLS: each side proves it holds a
-certificate signed by the cluster CA.
+certificate signed by the cluster CA. Each certificate also says what its
+holder may do (:mod:`control.roles`): its role, and for a node, the one node
+uuid it speaks for, as SubjectAltName URIs.
 
 Certificate building is pure (keys and ``now`` are passed in); only the
 ``*_files`` functions touch the filesystem. Keys are ECDSA P-256, written 0600.
@@ -18,10 +20,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
+from uuid import UUID
 
 from attrs import frozen
 from cryptography import x509
@@ -29,10 +32,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from twisted.internet import ssl
+from twisted.internet.interfaces import IOpenSSLContextFactory
 from twisted.web.iweb import IPolicyForHTTPS
 from zope.interface import implementer
 
 from control.errors import Conflict, InvalidRequest, NotFound
+from control.roles import USER_ROLES, Role, node_urn, role_urn
 
 CA_NAME = "cluster"
 CONTROL_NAME = "control-service"
@@ -135,8 +140,33 @@ def make_ca(cluster: str, key: ec.EllipticCurvePrivateKey, now: datetime) -> Iss
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
 
-def alt_names(kind: Kind, dns: Sequence[str], ips: Sequence[str]) -> list[x509.GeneralName]:
-    """The SubjectAltName entries of a certificate; refuses malformed IP addresses."""
+def role_of(kind: Kind, role: Role | None, node: UUID | None) -> Role:
+    """The role a certificate of ``kind`` gets; refuses a role or node that does not fit."""
+    if kind == "user":
+        if role not in USER_ROLES:
+            choices = ", ".join(r.value for r in USER_ROLES)
+            raise InvalidRequest(f"A user certificate needs a role: one of {choices} (--role).")
+        if node is not None:
+            raise InvalidRequest("Only a node certificate is bound to a node uuid.")
+        return role
+    if role is not None:
+        raise InvalidRequest(f"A {kind} certificate has the role {kind}; --role is for users.")
+    if kind == "node" and node is None:
+        raise InvalidRequest("A node certificate must be bound to the node's uuid.")
+    if kind == "control" and node is not None:
+        raise InvalidRequest("Only a node certificate is bound to a node uuid.")
+    return Role(kind)
+
+
+def alt_names(
+    kind: Kind,
+    dns: Sequence[str],
+    ips: Sequence[str],
+    role: Role | None = None,
+    node: UUID | None = None,
+) -> list[x509.GeneralName]:
+    """The SubjectAltName entries of a certificate: its names and addresses, then its
+    role and node URIs (:mod:`control.roles`); refuses malformed IP addresses."""
     names: list[str] = ([CONTROL_NAME] if kind == "control" else []) + list(dns)
     result: list[x509.GeneralName] = [x509.DNSName(n) for n in dict.fromkeys(names)]
     for ip in ips:
@@ -144,6 +174,10 @@ def alt_names(kind: Kind, dns: Sequence[str], ips: Sequence[str]) -> list[x509.G
             result.append(x509.IPAddress(ipaddress.ip_address(ip)))
         except ValueError as e:
             raise InvalidRequest(f"Invalid IP address {ip!r} for the certificate.") from e
+    if role is not None:
+        result.append(x509.UniformResourceIdentifier(role_urn(role)))
+    if node is not None:
+        result.append(x509.UniformResourceIdentifier(node_urn(node)))
     return result
 
 
@@ -155,8 +189,15 @@ def make_certificate(
     now: datetime,
     dns: Sequence[str] = (),
     ips: Sequence[str] = (),
+    role: Role | None = None,
+    node: UUID | None = None,
 ) -> Issued:
-    """A certificate of ``kind`` signed by ``ca``, valid from ``now``."""
+    """A certificate of ``kind`` signed by ``ca``, valid from ``now``.
+
+    A user certificate needs a ``role`` (admin, operator, viewer); a node
+    certificate needs the ``node`` uuid it speaks for (:func:`role_of`).
+    """
+    given = role_of(kind, role, node)
     ca_cert = x509.load_pem_x509_certificate(ca.certificate)
     ca_key = serialization.load_pem_private_key(ca.key, password=None)
     cluster = ca_cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value
@@ -164,7 +205,7 @@ def make_certificate(
         [
             x509.NameAttribute(NameOID.COMMON_NAME, file_stem(kind, name)),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, str(cluster)),
-            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, kind),
+            x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, given.value),
         ]
     )
     builder = (
@@ -183,9 +224,8 @@ def make_certificate(
             critical=False,
         )
     )
-    names = alt_names(kind, dns, ips)
-    if names:
-        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    names = alt_names(kind, dns, ips, given, node)
+    builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
     certificate = builder.sign(ca_key, hashes.SHA256())  # type: ignore[arg-type]
     return Issued(certificate.public_bytes(serialization.Encoding.PEM), _pem_key(key))
 
@@ -240,9 +280,13 @@ def issue_files(
     now: datetime,
     dns: Sequence[str] = (),
     ips: Sequence[str] = (),
+    role: Role | None = None,
+    node: UUID | None = None,
 ) -> Written:
     """Issue a certificate of ``kind`` with the CA in ``directory``, written next to it."""
-    issued = make_certificate(read_ca(directory), kind, name, new_key(), now, dns, ips)
+    issued = make_certificate(
+        read_ca(directory), kind, name, new_key(), now, dns, ips, role, node
+    )
     return write_issued(directory, file_stem(kind, name), issued)
 
 
@@ -265,16 +309,50 @@ def readable_ca_key(tls_dir: str | Path) -> Path | None:
     return path if os.access(path, os.R_OK) else None
 
 
-def server_tls_options(tls_dir: str | Path) -> Any:
+def server_tls_options(
+    tls_dir: str | Path, revoked: Callable[[int], bool] | None = None
+) -> Any:
     """TLS options for the control service: its certificate, requiring client
-    certificates signed by the cluster CA in ``tls_dir`` (mutual TLS)."""
+    certificates signed by the cluster CA in ``tls_dir`` (mutual TLS).
+
+    With ``revoked``, a client certificate whose serial it names fails the
+    handshake (checked on every new connection)."""
     base = Path(tls_dir)
     authority = ssl.Certificate.loadPEM(_read(base / f"{CA_NAME}.crt", "cluster CA certificate"))
     own = ssl.PrivateCertificate.loadPEM(
         _read(base / f"{CONTROL_NAME}.crt", "control certificate")
         + _read(base / f"{CONTROL_NAME}.key", "control key")
     )
-    return own.options(authority)
+    options = own.options(authority)
+    return options if revoked is None else RevocationChecking(options, revoked)
+
+
+@implementer(IOpenSSLContextFactory)
+class RevocationChecking:
+    """Server TLS options that also fail the handshake of a revoked client certificate.
+
+    Wraps Twisted's ``CertificateOptions``: the OpenSSL context keeps its
+    verification (the cluster CA, a client certificate required) and gains
+    a check of the client certificate's serial against ``revoked``.
+    """
+
+    def __init__(self, options: Any, revoked: Callable[[int], bool]) -> None:
+        self._options = options
+        self._revoked = revoked
+        self._context: Any = None
+
+    def getContext(self) -> Any:  # noqa: N802 (Twisted's name)
+        """The OpenSSL context, made once, verifying the serial at depth 0."""
+        if self._context is None:
+            context = self._options.getContext()
+            context.set_verify(context.get_verify_mode(), self._verify)
+            self._context = context
+        return self._context
+
+    def _verify(self, connection: Any, certificate: Any, errno: int, depth: int, ok: int) -> bool:
+        if not ok:
+            return False
+        return depth != 0 or not self._revoked(certificate.get_serial_number())
 
 
 @implementer(IPolicyForHTTPS)

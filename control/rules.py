@@ -36,6 +36,7 @@ from control.model import (
     VolumeStatus,
     tag_for,
 )
+from control.roles import node_urn
 
 
 def check_tag(generation: int, if_tag: str | None) -> None:
@@ -335,18 +336,22 @@ def check_identity(node: Node, identity: str | None, action: str) -> None:
     """
     Refuse (403) a registration or report for ``node`` made with another certificate.
 
-    ``identity`` is the caller's client-certificate fingerprint, ``None``
-    without TLS: a plain-HTTP service trusts its network, so nothing is
-    checked then, nor for a node registered without TLS.
+    ``identity`` is the caller's certificate identity (the ``urn:shoal:node:UUID``
+    it is bound to, else its fingerprint), ``None`` without TLS: a plain-HTTP
+    service trusts its network, so nothing is checked then, nor for a node
+    registered without TLS. A certificate bound to this very node may always
+    take over (a reissued node certificate; the API has checked the binding).
     """
     if node.identity is None or identity is None or identity == node.identity:
+        return
+    if identity == node_urn(node.uuid):
         return
     raise Forbidden(
         f"Cannot {action} node {node.uuid}: it was registered with the client certificate "
         f"{_fingerprint(node.identity)}, and this request presents {_fingerprint(identity)}. "
-        "Only the certificate that registered a node may register or report for it: run its "
-        "agent with that node's own certificate. A node whose certificate was replaced must "
-        "register as a new node (remove its agent's identity.json)."
+        "Only the certificate that registered a node, or one bound to its uuid, may register "
+        "or report for it: run its agent with that node's own certificate (`shoal ca issue "
+        f"node NAME --uuid {node.uuid}`)."
     )
 
 

@@ -17,6 +17,7 @@ from uuid import uuid4
 import structlog
 from attrs import frozen
 from twisted.internet import endpoints
+from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
@@ -26,9 +27,12 @@ from control.logs import configure_logging
 
 if TYPE_CHECKING:
     from control.api.channel import ConnectionLimits, LimitedSite
+    from control.api.denylist import Denylist
     from control.api.metrics import ControlMetrics
 
 DEFAULT_PORT = 4523
+REVOCATION_REFRESH = 5.0
+"""Seconds between reloads of the revoked certificates (made through other replicas)."""
 DEFAULT_DATABASE_DIR = "/var/lib/shoal"
 
 
@@ -113,8 +117,9 @@ def check_listener_safety(options: ServiceOptions) -> None:
             )
 
 
-def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
-    """TCP, or TLS requiring client certificates signed by the cluster CA.
+def server_endpoint(reactor: Any, options: ServiceOptions, denylist: Denylist | None = None) -> Any:
+    """TCP, or TLS requiring client certificates signed by the cluster CA and not
+    revoked (in ``denylist``).
 
     Reads the TLS files at once, so a missing one is refused before anything starts.
     """
@@ -122,8 +127,9 @@ def server_endpoint(reactor: Any, options: ServiceOptions) -> Any:
         return endpoints.TCP4ServerEndpoint(reactor, options.port, interface=options.host)
     from control.ca import server_tls_options
 
+    revoked = None if denylist is None else denylist.revoked
     return endpoints.SSL4ServerEndpoint(
-        reactor, options.port, server_tls_options(options.tls_dir), interface=options.host
+        reactor, options.port, server_tls_options(options.tls_dir, revoked), interface=options.host
     )
 
 
@@ -191,16 +197,22 @@ def build_site(
     pool: ThreadPool,
     options: ServiceOptions,
     database: str | None = None,
+    denylist: Denylist | None = None,
     metrics: ControlMetrics | None = None,
 ) -> LimitedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``,
     and its metrics (``metrics``, or new ones) at ``/metrics``.
 
     ``database`` is the store's URL: on PostgreSQL the replica listens for
-    other replicas' writes and takes part in the leader election.
-    """
+    other replicas' writes and takes part in the leader election. The revoked
+    certificates (``denylist``) are loaded at start and every
+    :data:`REVOCATION_REFRESH` seconds; the site drops the live connections of a
+    certificate as soon as it is revoked."""
+    from twisted.internet.task import LoopingCall
+
     from control.api.app import ControlAPI
     from control.api.channel import LimitedSite
+    from control.api.denylist import Denylist
     from control.api.limits import BoundedRequest
     from control.api.metrics import ControlMetrics, MeteredStore
     from control.failover_service import FailoverService
@@ -217,6 +229,7 @@ def build_site(
     if floor is None:
         floor = 5.0 if replicated else 1.0
     leadership = start_election(reactor, database or "")
+    denylist = Denylist() if denylist is None else denylist
     api = ControlAPI(
         threaded,
         reactor,
@@ -225,6 +238,7 @@ def build_site(
         failover=failover,
         watch_interval=floor,
         leading=leadership.leading,
+        denylist=denylist,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
     metrics.watch(lambda: api.notifier.waiting)
@@ -244,6 +258,13 @@ def build_site(
         parsePOSTFormSubmission=False,
     )
     site.displayTracebacks = False
+    denylist.subscribe(lambda: site.drop_revoked(denylist.revoked))
+    refresh = LoopingCall(
+        lambda: Deferred.fromCoroutine(api.refresh_revocations()).addErrback(_refresh_failed)
+    )
+    refresh.clock = reactor
+    reactor.callWhenRunning(refresh.start, REVOCATION_REFRESH)
+    reactor.addSystemEventTrigger("before", "shutdown", _stopper(refresh))
     return site
 
 
@@ -267,6 +288,20 @@ def serve_metrics(
     listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, refused)
 
 
+def _stopper(loop: Any) -> Any:
+    def stop() -> None:
+        if loop.running:
+            loop.stop()
+
+    return stop
+
+
+def _refresh_failed(failure: Failure) -> None:
+    structlog.get_logger("shoal.control").error(
+        "revocations.refresh_failed", error=failure.getErrorMessage()
+    )
+
+
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
     """Run the control service until it is stopped (blocking; runs the reactor).
 
@@ -282,7 +317,10 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
 
         reactor = default_reactor
     check_listener_safety(options)
-    endpoint = server_endpoint(reactor, options)
+    from control.api.denylist import Denylist
+
+    denylist = Denylist()
+    endpoint = server_endpoint(reactor, options, denylist)
     database = options.database or default_database_url()
     if database.startswith("sqlite:///"):
         os.makedirs(os.path.dirname(database[len("sqlite:///") :]) or ".", exist_ok=True)
@@ -290,6 +328,9 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
             hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
     store = open_store(database, upgrade=True, retention=retention)
+    # Before anything listens (the reactor is not running yet): no revoked
+    # certificate gets in while the first refresh is on its way.
+    denylist.update(r.serial for r in store.revocations())
     # The pool's threads are not daemons: start them only with the reactor, so
     # that a failure before it runs cannot leave the process hanging.
     pool = ThreadPool(minthreads=1, maxthreads=options.database_threads, name="shoal-db")
@@ -299,7 +340,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.api.metrics import ControlMetrics
 
     metrics = ControlMetrics()
-    site = build_site(reactor, store, pool, options, database, metrics)
+    site = build_site(reactor, store, pool, options, database, denylist, metrics)
     configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []

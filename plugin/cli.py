@@ -10,7 +10,7 @@ from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from control.cli.dataset import seconds_arg
 from control.cli.options import command, group
 from control.cli.shell import Context, Settings
-from control.errors import ShoalError
+from control.errors import InvalidRequest, ShoalError
 from control.model import check_maximum_size
 from control.units import parse_size
 from plugin.defaults import (
@@ -47,7 +47,28 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
         check_mount_table=not args.test_directory_mounts,
         mount_root=os.path.realpath(args.mount_root) if args.mount_root else None,
         metrics_address=args.metrics_address,
+        socket_group=args.socket_group,
     )
+
+
+def check_plugin_certificate(cert: str | None) -> None:
+    """Refuse a node certificate: the plugin creates and moves datasets, which needs an
+    operator's (docs/operations.md, "Roles")."""
+    if cert is None:
+        return
+    from control.roles import bound_node
+
+    try:
+        with open(cert, "rb") as f:
+            node = bound_node(f.read())
+    except (OSError, ValueError) as e:
+        raise InvalidRequest(f"Cannot read the plugin's certificate {cert}: {e}") from e
+    if node is not None:
+        raise InvalidRequest(
+            f"{cert} is the certificate of node {node}, which may not create or move datasets: "
+            "give the plugin a user certificate of its own, `shoal ca issue user plugin-NAME "
+            "--role operator`."
+        )
 
 
 def serve(ctx: Context) -> None:
@@ -57,8 +78,10 @@ def serve(ctx: Context) -> None:
     from control.logs import configure_logging
     from plugin.serve import run_plugin
 
+    settings = Settings.from_args(ctx.args, ctx.shell.env)
+    check_plugin_certificate(settings.cert)
     configure_logging()
-    client = ctx.shell.make_client(Settings.from_args(ctx.args, ctx.shell.env), reactor)
+    client = ctx.shell.make_client(settings, reactor)
     run_plugin(reactor, client, options_from_args(ctx.args))
 
 
@@ -67,7 +90,11 @@ def register(subparsers: Any) -> None:
     commands = group(subparsers, "plugin", "the Docker volume plugin")
     p = command(commands, "serve", serve, "serve the Docker volume plugin on a Unix socket")
     p.add_argument("--socket", default=DEFAULT_SOCKET,
-                   help=f"the plugin's Unix socket (default {DEFAULT_SOCKET})")
+                   help=f"the plugin's Unix socket (default {DEFAULT_SOCKET}); mode 0600: "
+                   "only its owner (root, as Docker runs) may use it")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="also let this group (name or number) use the socket (mode 0660); "
+                   "anyone who can use it can have any volume mounted on this node")
     p.add_argument("--control", dest="url", metavar="URL", default=argparse.SUPPRESS,
                    action="append", help="control service URL (same as --url; repeatable)")
     p.add_argument("--agent-state-dir", default=AGENT_STATE_DIR, metavar="DIR",

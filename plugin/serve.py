@@ -3,12 +3,14 @@ The plugin process: ``shoal plugin serve``.
 
 Reads which node it serves from the local agent's identity file, serves
 :class:`~plugin.api.PluginAPI` on a Unix socket (where Docker discovers
-plugins, ``/run/docker/plugins/shoal.sock`` by default), and on start
+plugins, ``/run/docker/plugins/shoal.sock`` by default; mode 0600, or 0660
+for its ``--socket-group``), and on start
 releases leases it holds for volumes nobody on this node uses any more.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import structlog
@@ -23,7 +25,7 @@ from control.metrics_http import TimedResource, listen_metrics, parse_address
 from control.runners import thread_pool_runner
 from plugin.api import PluginAPI
 from plugin.common.node import AgentNode
-from plugin.common.sockets import prepare_socket
+from plugin.common.sockets import prepare_socket, socket_access
 from plugin.defaults import DEFAULT_MOUNT_TIMEOUT, DEFAULT_SIZE, DEFAULT_SOCKET, DEFAULT_STATE_DIR
 from plugin.hostmounts import MountGuard
 from plugin.metrics import PluginMetrics, endpoint_of
@@ -48,6 +50,8 @@ class PluginOptions:
     """This node's mount root; ``None``: read what the local agent recorded."""
     metrics_address: str | None = None
     """Serve the plugin's metrics as plain HTTP at this HOST:PORT (``None``: not at all)."""
+    socket_group: str | None = None
+    """The group (name or number) that may use the socket too; ``None``: root (its owner) only."""
 
 
 def build_service(
@@ -73,15 +77,18 @@ def start_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> D
     """Listen on the socket; fires with the listening port."""
     if options.metrics_address is not None:
         parse_address(options.metrics_address)  # refused before anything listens
+    mode, gid = socket_access(options.socket_group)
     prepare_socket(options.socket)
     metrics = PluginMetrics()
     service = build_service(reactor, client, options, metrics)
     timed = TimedResource(PluginAPI(service).resource(), reactor, endpoint_of, metrics.answered)
     site = LoggedSite(timed)
     site.displayTracebacks = False
-    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=0o660)
+    endpoint = UNIXServerEndpoint(reactor, options.socket, mode=mode)
 
     def listening(port: Any) -> Any:
+        if gid is not None:
+            os.chown(options.socket, -1, gid)
         log.info("listening", socket=options.socket, control=getattr(client, "base_url", None))
         reactor.addSystemEventTrigger("before", "shutdown", port.stopListening)
         Deferred.fromCoroutine(service.release_unused()).addErrback(

@@ -13,10 +13,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID, uuid4
 
-from cryptography.hazmat.primitives import hashes
 from klein import Klein
 from twisted.internet.defer import CancelledError
-from twisted.internet.interfaces import ISSLTransport
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 from twisted.web.server import Request
@@ -26,7 +24,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, placing, schemas
+from control.api import class_routes, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -36,7 +34,9 @@ from control.api.body import (
     require_live,
     uuid_list,
 )
+from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
+from control.api.guard import Authenticate, Guard, peer_principal, principal_on
 from control.api.listing import ListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
@@ -90,16 +90,14 @@ WATCH_MAXIMUM = schemas.WATCH_MAXIMUM
 
 def peer_identity(request: Request) -> str | None:
     """
-    The SHA-256 fingerprint (hex) of the client certificate of ``request``'s
-    TLS connection, or ``None`` over plain HTTP (which trusts its network).
+    What a node registration through ``request`` records as its owner: the node
+    a node certificate is bound to (``urn:shoal:node:UUID``), else the SHA-256
+    fingerprint (hex) of the client certificate; ``None`` over plain HTTP.
     """
-    transport: Any = ISSLTransport(request.transport, None)
-    if transport is None:
-        return None
-    certificate: Any = transport.getPeerCertificate()
-    if certificate is None:
-        return None
-    return str(certificate.to_cryptography().fingerprint(hashes.SHA256()).hex())
+    principal = principal_on(request)
+    if principal is None:
+        principal = peer_principal(request)
+    return None if principal is None else principal.identity
 
 
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
@@ -110,9 +108,11 @@ class ControlAPI:
     """
     The control service's HTTP API, bound to one store and one clock.
 
-    ``identify`` names the client certificate of a request (default:
-    :func:`peer_identity`); nodes are bound to the certificate that
-    registered them.
+    ``authenticate`` finds the principal of a request's client certificate
+    (default: :func:`~control.api.guard.peer_principal`; ``None`` over plain
+    HTTP), which :class:`~control.api.guard.Guard` authorises by role for
+    every route; ``denylist`` holds the revoked serials. ``identify`` names
+    the owner a node registration records (default: :func:`peer_identity`).
     """
 
     app = Klein()
@@ -128,12 +128,16 @@ class ControlAPI:
         failover: FailoverSettings | None = None,
         started: float | None = None,
         leading: Callable[[], bool] | None = None,
+        authenticate: Authenticate = peer_principal,
+        denylist: Denylist | None = None,
     ) -> None:
         self.failover = FailoverSettings() if failover is None else failover
         self.started = clock.seconds() if started is None else started
         self._store = store
         self._leading = leading if leading is not None else (lambda: True)
         self._identify = identify
+        self._authenticate = authenticate
+        self.denylist = Denylist() if denylist is None else denylist
         self._clock = clock
         self._new_uuid = new_uuid
         self._node_timeout = node_timeout
@@ -143,7 +147,12 @@ class ControlAPI:
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
-        return JSONRoot(self.app.resource(), ui_resource())
+        guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
+        return JSONRoot(guarded, ui_resource())
+
+    async def refresh_revocations(self) -> None:
+        """Load the revoked serials from the store into :attr:`denylist`."""
+        self.denylist.update(r.serial for r in await self._store.revocations())
 
     def _now(self) -> float:
         return self._clock.seconds()
@@ -182,6 +191,22 @@ class ControlAPI:
     def openapi(self, request: Request) -> bytes:
         """The OpenAPI document of this API."""
         return json_response(request, document(__version__))
+
+    @app.route("/v1/shoal/whoami", methods=["GET"])
+    def whoami(self, request: Request) -> bytes:
+        """The caller's certificate: its subject, role and node (all ``None`` over plain HTTP)."""
+        principal = self._authenticate(request)
+        role = None if principal is None or principal.role is None else principal.role.value
+        node = None if principal is None or principal.node is None else str(principal.node)
+        return json_response(
+            request,
+            {
+                "tls": principal is not None,
+                "subject": None if principal is None else principal.subject,
+                "role": role,
+                "node": node,
+            },
+        )
 
     # -- datasets ------------------------------------------------------------
 
@@ -595,7 +620,9 @@ class ControlAPI:
         """Have an orphaned volume destroyed: records its dataset as deleted (see the store)."""
         if not 1 <= len(blockdevice_id) <= 255 or "\x00" in blockdevice_id:
             raise InvalidRequest("A blockdevice id is 1 to 255 characters, without NUL.")
-        stored, generation = await self._store.destroy_orphan(blockdevice_id, if_tag(request))
+        stored, generation = await self._store.destroy_orphan(
+            blockdevice_id, if_tag(request), now=self._now(), actor=actor_of(request)
+        )
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -766,6 +793,21 @@ class ControlAPI:
         )
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    # -- revoked certificates (control.revocations) -------------------------------
+
+    @app.route("/v1/shoal/revocations", methods=["GET"])
+    async def list_revocations(self, request: Request) -> bytes:
+        """Every revoked client certificate, oldest first."""
+        return await revocation_routes.list_revocations(self._store, request)
+
+    @app.route("/v1/shoal/revocations", methods=["POST"])
+    async def revoke(self, request: Request) -> bytes:
+        """Revoke a certificate (201), or answer its revocation again (200); its live
+        connections are dropped (:class:`~control.api.denylist.Denylist`)."""
+        return await revocation_routes.revoke(
+            self._store, request, self._now(), self.refresh_revocations
+        )
 
     # -- storage classes (control.api.class_routes) -------------------------------
 

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import resource
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
+import structlog
 from attrs import frozen
 from twisted.internet.protocol import Protocol, connectionDone
 from twisted.python.failure import Failure
@@ -239,6 +241,18 @@ class JSONChannel(HTTPChannel):
         super().connectionLost(reason)
 
 
+def peer_serial(transport: Any) -> int | None:
+    """The serial of a TLS connection's client certificate; ``None`` without one."""
+    get = getattr(transport, "getPeerCertificate", None)
+    if get is None:
+        return None
+    try:
+        certificate = get()
+    except Exception:  # the handshake is not done yet: no certificate
+        return None
+    return None if certificate is None else int(certificate.get_serial_number())
+
+
 class LimitedSite(LoggedSite):
     """A site that limits connections per client address and in all (and logs each request).
 
@@ -294,6 +308,20 @@ class LimitedSite(LoggedSite):
         self.release(oldest)
         oldest.abort()
         return True
+
+    def drop_revoked(self, revoked: Callable[[int], bool]) -> int:
+        """Close every connection whose client certificate's serial is ``revoked``;
+        returns how many (a revoked certificate keeps no live connection)."""
+        dropped = 0
+        for channel in list(self._address):
+            serial = peer_serial(channel.transport)
+            if serial is not None and revoked(serial):
+                self.release(channel)
+                channel.abort()
+                dropped += 1
+        if dropped:
+            structlog.get_logger("shoal.control").info("tls.revoked_dropped", connections=dropped)
+        return dropped
 
     def release(self, channel: JSONChannel) -> None:
         """Forget ``channel`` (once) so that its place can be taken."""

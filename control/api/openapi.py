@@ -22,7 +22,8 @@ _REASONS = {
     200: "OK",
     201: "Created",
     400: "The request is malformed or breaks a rule.",
-    403: "Another client certificate registered this node.",
+    403: "The client certificate's role may not do this, or it speaks for another node, "
+    "or it was revoked.",
     404: "Not found.",
     405: "Not allowed on this resource now.",
     409: "Conflicts with the current configuration.",
@@ -53,6 +54,10 @@ class Operation:
 OPERATIONS: tuple[Operation, ...] = (
     Operation("get", "/v1/version", "Versions of the API and of Shoal.", {200: s.VERSION}),
     Operation("get", "/v1/openapi.json", "This document.", {200: s.OPENAPI_DOCUMENT}),
+    Operation(
+        "get", "/v1/shoal/whoami", "Who the caller's client certificate says it is.",
+        {200: s.WHOAMI},
+    ),
     Operation("get", "/v1/configuration/datasets", "Every dataset.", {200: s.DATASETS}),
     Operation(
         "post", "/v1/configuration/datasets", "Create a dataset.", {201: s.DATASET},
@@ -215,6 +220,15 @@ OPERATIONS: tuple[Operation, ...] = (
         {200: s.STORAGE_CLASS}, None, (400, 404, 409),
     ),
     Operation(
+        "get", "/v1/shoal/revocations", "Revoked client certificates, oldest first (admin).",
+        {200: s.REVOCATIONS},
+    ),
+    Operation(
+        "post", "/v1/shoal/revocations",
+        "Revoke a client certificate (201); revoking it again answers the first record (200).",
+        {201: s.REVOCATION, 200: s.REVOCATION}, s.REVOKE,
+    ),
+    Operation(
         "get", "/v1/shoal/watch", "Wait until a counter passes the given value.",
         {200: s.VERSIONS}, None, (400,), s.WATCH_QUERY,
     ),
@@ -255,7 +269,7 @@ def _responses(op: Operation) -> dict[str, Any]:
         if op.conditional or op.path.startswith("/v1/configuration"):
             answer["headers"] = {TAG_HEADER: {"schema": {"type": "string"}}}
         result[str(code)] = answer
-    refusals = set(op.refusals) | {503}
+    refusals = set(op.refusals) | {403, 503}  # 403: any route, by role (permissions.RULES)
     if op.body is not None:
         refusals |= set(_BODY_ERRORS)
     if op.conditional:
@@ -286,7 +300,11 @@ schemas in this document, with two additions JSON Schema cannot state:
 - an array marked `{s.UNIQUE_BY}: NAME` holds no two items with the same NAME
   (a duplicate is refused with 400).
 
-Every refusal is JSON `{{"description": ..., "errors": [...]}}` with the status listed."""
+Every refusal is JSON `{{"description": ..., "errors": [...]}}` with the status listed.
+
+Over mutual TLS every route is authorised by the role in the client certificate
+(viewer, operator, admin, node, control; docs/operations.md, "Roles"): a refusal
+is 403 naming the role needed. Over plain HTTP (loopback) everything is allowed."""
 
 
 def document(version: str) -> dict[str, Any]:

@@ -323,6 +323,13 @@ VERSION = _object(
     shoal={"type": "string"},
     leader={"type": "boolean", "description": "whether this replica runs the background work"},
 )
+WHOAMI = _object(
+    ["tls", "subject", "role", "node"],
+    tls={"type": "boolean", "description": "whether the caller presented a client certificate"},
+    subject={"type": ["string", "null"], "description": "the certificate's common name"},
+    role={"type": ["string", "null"], "description": "admin, operator, viewer, node or control"},
+    node={"type": ["string", "null"], "description": "the node a node certificate speaks for"},
+)
 DATASET = _object(
     ["dataset_id", "primary", "metadata", "deleted"],
     dataset_id=UUID,
@@ -375,8 +382,10 @@ NODE = _object(
     },
     identity={
         "type": ["string", "null"],
-        "description": "SHA-256 fingerprint (hex) of the client certificate that registered "
-        "the node; null without TLS. Only that certificate may register or report for it.",
+        "description": "Who registered the node: its certificate's node URI "
+        "(urn:shoal:node:UUID), or the SHA-256 fingerprint (hex) of a certificate without one; "
+        "null without TLS. Only that certificate, or one bound to this node, may register or "
+        "report for it.",
     },
     liveness=LIVENESS,
     fence={"anyOf": [FENCE, {"type": "null"}]},
@@ -639,3 +648,30 @@ ADOPT_DATASET = _object(
     primary={**UUID, "description": "The node to adopt it on (default: the first node, by "
              "uuid, that reports its volume)."},
 )
+
+# -- revoked certificates (control.revocations) -------------------------------------
+
+SERIAL: Schema = {
+    "type": "string",
+    "pattern": "^(0[xX])?0*[1-9A-Fa-f][0-9A-Fa-f]{0,39}$",
+    "maxLength": 128,
+    "description": "A certificate serial in hex, as `openssl x509 -noout -serial` shows it "
+    "(at most 20 octets, not 0).",
+}
+REVOKE = _object(
+    ["serial", "subject"],
+    serial=SERIAL,
+    subject={"type": "string", "minLength": 1, "maxLength": 255, "pattern": NO_NUL,
+             "description": "Who the certificate names (its common name, e.g. node-n1)."},
+    reason={"type": "string", "maxLength": 1024, "pattern": NO_NUL},
+)
+REVOCATION = _object(
+    ["serial", "subject", "at", "actor", "reason"],
+    serial={"type": "string", "pattern": "^[0-9a-f]{1,40}$",
+            "description": "The serial, lower-case hex."},
+    subject={"type": "string"},
+    at={"type": "number", "description": "When it was revoked (seconds since the epoch)."},
+    actor={"type": ["string", "null"], "description": "Who revoked it (subject and role)."},
+    reason={"type": ["string", "null"]},
+)
+REVOCATIONS = _list(REVOCATION)

@@ -48,6 +48,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation, revocation_from_json, serial_text
 from control.wire import (
     dataset_from_json,
     event_from_json,
@@ -160,6 +161,8 @@ class HTTPClient:
 
         A service that does not answer within the request timeout (plus
         ``waits``, the seconds a watch is meant to wait) is :class:`Unavailable`.
+        With several replicas, an unreachable one or a 5xx moves the request to
+        the next; the last failure is raised when none answers.
         """
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
@@ -454,6 +457,21 @@ class HTTPClient:
         """See :meth:`ShoalClient.delete_class`."""
         d = Deferred.fromCoroutine(self._json("DELETE", f"/v1/shoal/classes/{quote(name)}"))
         return d.addCallback(class_from_json)
+
+    def list_revocations(self) -> Deferred[list[Revocation]]:
+        """See :meth:`ShoalClient.list_revocations`."""
+        d = Deferred.fromCoroutine(self._json("GET", "/v1/shoal/revocations"))
+        return d.addCallback(lambda obj: [revocation_from_json(o) for o in obj])
+
+    def revoke_certificate(
+        self, serial: int, subject: str, reason: str | None = None
+    ) -> Deferred[Revocation]:
+        """See :meth:`ShoalClient.revoke_certificate`."""
+        body: dict[str, Any] = {"serial": serial_text(serial), "subject": subject}
+        if reason is not None:
+            body["reason"] = reason
+        d = Deferred.fromCoroutine(self._json("POST", "/v1/shoal/revocations", body))
+        return d.addCallback(revocation_from_json)
 
     def create_shoal_dataset(
         self,

@@ -34,6 +34,7 @@ from control.model import (
     OrphanVolume,
     Versions,
 )
+from control.revocations import Revocation
 
 if TYPE_CHECKING:
     from twisted.internet.defer import Deferred
@@ -318,6 +319,16 @@ class ShoalClient(Protocol):
 
     def delete_class(self, name: str) -> Deferred[StorageClass]:
         """Delete a class; ``Conflict`` while a live dataset names it, ``NotFound``."""
+        ...
+
+    def list_revocations(self) -> Deferred[list[Revocation]]:
+        """Every revoked client certificate, oldest first (admin)."""
+        ...
+
+    def revoke_certificate(
+        self, serial: int, subject: str, reason: str | None = None
+    ) -> Deferred[Revocation]:
+        """Revoke a client certificate (admin); revoking it again answers the first record."""
         ...
 
     def create_shoal_dataset(

@@ -26,6 +26,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 
 
 @runtime_checkable
@@ -141,7 +142,9 @@ class Store(Protocol):
         """Remove a dataset's lease; returns the lease released and the new generation."""
         ...
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Have an orphaned volume destroyed; returns the record made and the new generation.
 
         Records the orphan's dataset as deleted (primary: the first node, by
@@ -149,7 +152,7 @@ class Store(Protocol):
         the ordinary deletion destroys it. ``NotFound`` when no node reports
         ``blockdevice_id`` as an orphan, ``Conflict`` when its dataset is live
         or it names none. A record already deleted is returned without a new
-        generation.
+        generation. Event ``deleted`` (by ``actor``) when a record is made.
         """
         ...
 
@@ -336,6 +339,17 @@ class Store(Protocol):
         """Release the dataset's lease if ``node_uuid`` is fenced and still holds it (a
         configuration write, event ``lease_released`` with ``reason``); returns it, or
         ``None`` if nothing changed."""
+        ...
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first (:mod:`control.revocations`)."""
+        ...
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate; returns the record kept and whether it is new.
+
+        Revoking a serial again answers the first record and changes nothing
+        (:func:`control.revocations.revoke`). Event ``certificate_revoked``."""
         ...
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:

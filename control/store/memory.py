@@ -21,6 +21,7 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
@@ -39,6 +40,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 
 
 def _present(events: list[Event | None]) -> list[Event]:
@@ -63,6 +65,7 @@ class MemoryStore:
         self._reports: dict[UUID, NodeState] = {}
         self._snapshots: dict[UUID, DatasetSnapshot] = {}
         self._classes: dict[str, StorageClass] = {}
+        self._revocations: dict[int, Revocation] = {}
 
     # -- reads ---------------------------------------------------------------
 
@@ -350,7 +353,9 @@ class MemoryStore:
             self.append_events([ev.lease_released(released, now, actor)])
             return released, self._bump()
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
@@ -361,6 +366,7 @@ class MemoryStore:
             if stored == existing:
                 return stored, self._generation
             self._datasets[stored.dataset_id] = stored
+            self.append_events([ev.dataset_deleted(stored, now, actor)])
             return stored, self._bump()
 
     # -- state writes --------------------------------------------------------
@@ -598,6 +604,20 @@ class MemoryStore:
             return doomed
 
     # -- events ----------------------------------------------------------------
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first."""
+        with self._lock:
+            return sorted(self._revocations.values(), key=lambda r: (r.at, r.serial))
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate, once."""
+        with self._lock:
+            kept, new = rv.revoke(self._revocations.get(revocation.serial), revocation)
+            if new:
+                self._revocations[kept.serial] = kept
+                self.append_events([rv.revoked_event(kept)])
+            return kept, new
 
     def append_events(self, events: Sequence[Event]) -> list[Event]:
         """Record ``events`` with increasing ids and prune; returns them with their ids."""

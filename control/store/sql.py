@@ -27,6 +27,7 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
@@ -45,9 +46,11 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import eventlog
 from control.store import queries as q
+from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
@@ -416,7 +419,9 @@ class SQLStore:
             generation = w.changed(lambda s: s.without_lease(dataset_id))
         return released, generation
 
-    def destroy_orphan(self, blockdevice_id: str, if_tag: str | None) -> tuple[Dataset, int]:
+    def destroy_orphan(
+        self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
+    ) -> tuple[Dataset, int]:
         """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
         with self._write() as (connection, generation, state_version):
             rules.check_tag(generation, if_tag)
@@ -428,6 +433,8 @@ class SQLStore:
                 return stored, generation
             q.put_dataset(connection, stored, exists=False)
             q.write_counters(connection, generation + 1, state_version)
+            gone = ev.dataset_deleted(stored, now, actor)
+            eventlog.append(connection, [gone], self._retention)
         self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
@@ -485,6 +492,23 @@ class SQLStore:
             deleted = cl.class_event("class_deleted", doomed, now, actor)
             eventlog.append(connection, [deleted], self._retention)
         return doomed
+
+    # -- revoked certificates (control.revocations) -------------------------------
+
+    def revocations(self) -> list[Revocation]:
+        """Every revoked certificate, oldest first."""
+        with self._read() as connection:
+            return rq.all_revocations(connection)
+
+    def revoke_certificate(self, revocation: Revocation) -> tuple[Revocation, bool]:
+        """Record a revoked certificate, once."""
+        with self._write() as (connection, _, _):
+            existing = rq.get_revocation(connection, revocation.serial)
+            kept, new = rv.revoke(existing, revocation)
+            if new:
+                rq.put_revocation(connection, kept)
+                eventlog.append(connection, [rv.revoked_event(kept)], self._retention)
+        return kept, new
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""

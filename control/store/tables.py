@@ -181,3 +181,14 @@ storage_classes = Table(
     Column("created", Float, nullable=False),
 )
 """Storage classes by name (:mod:`control.classes`)."""
+
+revocations = Table(
+    "revocations",
+    metadata,
+    Column("serial", String(40), primary_key=True),
+    Column("subject", String(255), nullable=False),
+    Column("at", Float, nullable=False),
+    Column("actor", String(255), nullable=True),
+    Column("reason", String(1024), nullable=True),
+)
+"""Revoked client certificates by serial (lower-case hex; :mod:`control.revocations`)."""

@@ -82,3 +82,28 @@ def test_rewrite_makes_a_loose_file_private(tmp_path) -> None:
     assert _mode(path) == 0o600
     with open(path, "rb") as f:
         assert f.read() == b'{"a": 1}'
+
+
+def test_a_new_identity_takes_the_certificate_s_node(tmp_path: Path) -> None:
+    """On first start with a node certificate, the agent's uuid is the one it is bound to."""
+    from uuid import UUID
+
+    bound = UUID("3f9c1a2e-5b7d-4c1e-9a0b-6d2f8e4c7a11")
+    identity = load_or_create_identity(str(tmp_path), "n1", bound=bound)
+    assert identity.uuid == bound
+    assert load_or_create_identity(str(tmp_path), "n1", bound=bound).uuid == bound
+
+
+def test_another_node_s_certificate_is_refused(tmp_path: Path) -> None:
+    """An existing identity with a certificate bound to another node is refused, saying how to
+    issue the right one."""
+    from uuid import UUID, uuid4
+
+    from agent.identity import IdentityError
+
+    mine = load_or_create_identity(str(tmp_path), "n1")
+    other = uuid4()
+    with pytest.raises(IdentityError, match=f"--uuid {mine.uuid}") as raised:
+        load_or_create_identity(str(tmp_path), "n1", bound=other)
+    assert str(other) in str(raised.value)
+    assert isinstance(mine.uuid, UUID)

@@ -206,3 +206,18 @@ def test_check_identity_only_binds_recorded_certificates() -> None:
     rules.check_identity(bound, "ab", "report for")
     with pytest.raises(Forbidden, match="ab"):
         rules.check_identity(bound, "cd", "report for")
+
+
+def test_a_certificate_bound_to_the_node_takes_it_over() -> None:
+    """A node registered with one certificate's fingerprint may be registered again by a
+    certificate bound to its uuid (a reissued one), which is then recorded; a certificate bound
+    to another node may not."""
+    from control.roles import node_urn
+
+    bound = Node(uuid=A, host="h", identity="ab")
+    again = rules.register_node(bound, Node(uuid=A, host="h", identity=node_urn(A)))
+    assert again.identity == node_urn(A)
+    with pytest.raises(Forbidden):
+        rules.register_node(bound, Node(uuid=A, host="h", identity=node_urn(uuid4())))
+    with pytest.raises(Forbidden):
+        rules.check_identity(again, "ab", "report for")

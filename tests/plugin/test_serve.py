@@ -74,3 +74,38 @@ def test_plugin_metrics_address_option() -> None:
     assert options_from_args(parser.parse_args(["plugin", "serve"])).metrics_address is None
     args = parser.parse_args(["plugin", "serve", "--metrics-address", "[::1]:9525"])
     assert options_from_args(args).metrics_address == "[::1]:9525"
+
+
+def test_socket_is_for_root_or_one_group() -> None:
+    """The socket is 0600 without --socket-group; 0660 for a group by name or number; an
+    unknown group is refused."""
+    import grp
+
+    from control.errors import InvalidRequest
+    from plugin.common.sockets import socket_access
+
+    assert socket_access(None) == (0o600, None)
+    mine = grp.getgrgid(os.getgid())
+    assert socket_access(mine.gr_name) == (0o660, mine.gr_gid)
+    assert socket_access(str(mine.gr_gid)) == (0o660, mine.gr_gid)
+    with pytest.raises(InvalidRequest, match="No group"):
+        socket_access("no-such-group-shoal")
+
+
+def test_plugin_refuses_a_node_certificate(tmp_path: str) -> None:
+    """The plugin started with a node certificate is refused, told to use an operator's."""
+    from datetime import UTC, datetime
+
+    from control import ca
+    from control.errors import InvalidRequest
+    from control.roles import Role
+    from plugin.cli import check_plugin_certificate
+
+    now = datetime.now(UTC)
+    ca.init_ca_files(tmp_path, "test", now)
+    ca.issue_files(tmp_path, "node", "n1", now, node=NODE)
+    ca.issue_files(tmp_path, "user", "plugin-n1", now, role=Role.OPERATOR)
+    with pytest.raises(InvalidRequest, match="--role operator"):
+        check_plugin_certificate(os.path.join(str(tmp_path), "node-n1.crt"))
+    check_plugin_certificate(os.path.join(str(tmp_path), "user-plugin-n1.crt"))
+    check_plugin_certificate(None)

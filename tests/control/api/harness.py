@@ -19,6 +19,7 @@ from twisted.python.failure import Failure
 from control import __version__
 from control.api.app import ControlAPI
 from control.api.openapi import OPERATIONS, Operation, document
+from control.roles import Principal, Role
 from control.store.interface import Store
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore, synchronous_runner
@@ -33,6 +34,28 @@ MOUNT_ROOT = "/mnt"
 """Where :meth:`Harness.register` says its nodes mount datasets."""
 IDENTITY_HEADER = "X-Test-Client-Certificate"
 """The header the harness reads a request's certificate identity from (TLS stands in)."""
+PRINCIPAL_HEADER = "X-Test-Principal"
+"""The header the harness reads a request's principal from: ``ROLE`` or ``node=UUID`` (TLS
+stands in; without it the request is plain HTTP)."""
+
+
+def principal(role: str, node: UUID | None = None, serial: int = 1) -> dict[str, str]:
+    """The headers of a request made with a certificate of ``role`` (for ``node``)."""
+    value = role if node is None else f"{role};{node}"
+    return {PRINCIPAL_HEADER: f"{value};{serial}"}
+
+
+def header_principal(request: Any) -> Principal | None:
+    """The test stand-in for a TLS client certificate's principal (:data:`PRINCIPAL_HEADER`)."""
+    value = request.getHeader(PRINCIPAL_HEADER)
+    if value is None:
+        return None
+    role, *rest = str(value).split(";")
+    node = UUID(rest[0]) if len(rest) == 2 else None
+    serial = int(rest[-1]) if rest else 1
+    known = Role(role) if role in {r.value for r in Role} else None
+    subject = f"node-{node}" if node is not None else f"user-{role}"
+    return Principal(subject, known, serial, f"{serial:064x}", node)
 
 
 def header_identity(request: Any) -> str | None:
@@ -100,7 +123,11 @@ class Harness:
         ids = _uuids()
         store = ThreadedStore(self.memory, synchronous_runner)
         self.api = ControlAPI(
-            store, self.clock, new_uuid=lambda: next(ids), identify=header_identity
+            store,
+            self.clock,
+            new_uuid=lambda: next(ids),
+            identify=header_identity,
+            authenticate=header_principal,
         )
         self.client = StubTreq(self.api.resource())
 

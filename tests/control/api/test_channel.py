@@ -242,3 +242,34 @@ def test_pipelined_request_keeps_its_connection_busy() -> None:
     clock.advance(1)
     assert connection.transport.value().count(b"200 OK") == 1
     assert connection.protocol not in site._waiting
+
+
+class _Certificate:
+    """What a TLS transport's ``getPeerCertificate`` answers (pyOpenSSL's X509), in part."""
+
+    def __init__(self, serial: int) -> None:
+        self.serial = serial
+
+    def get_serial_number(self) -> int:
+        """The serial number."""
+        return self.serial
+
+
+def test_revoked_certificates_lose_their_connections() -> None:
+    """Growing the denylist drops exactly the connections of the revoked serial, and frees
+    their places; plain connections and other certificates stay."""
+    from control.api.denylist import Denylist
+
+    site, _ = make_site()
+    gone, kept, plain = Connection(site), Connection(site, "10.0.0.2"), Connection(site, "10.0.0.3")
+    for connection, serial in ((gone, 11), (kept, 12)):
+        connection.transport.getPeerCertificate = (  # type: ignore[attr-defined]
+            lambda s=serial: _Certificate(s)
+        )
+    denylist = Denylist()
+    denylist.subscribe(lambda: site.drop_revoked(denylist.revoked))
+    denylist.update([11])
+    assert gone.closed and not kept.closed and not plain.closed
+    assert site.open == 2
+    denylist.update([11])  # nothing new: nothing more dropped
+    assert not kept.closed

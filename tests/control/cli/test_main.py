@@ -164,7 +164,8 @@ def test_ca_commands(tmp_path: Path) -> None:
     control = cli("ca", "issue", "control", "ctl.example", "--ip", "10.0.0.5",
                   "--dir", str(tmp_path), "--json")
     assert json.loads(control.out)["certificate"] == str(tmp_path / "control-service.crt")
-    assert cli("ca", "issue", "user", "alice", "--dir", str(tmp_path)).code == 0
+    alice = cli("ca", "issue", "user", "alice", "--role", "operator", "--dir", str(tmp_path))
+    assert alice.code == 0
     cert = x509.load_pem_x509_certificate((tmp_path / "control-service.crt").read_bytes())
     names = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert names.get_values_for_type(x509.DNSName) == ["control-service", "ctl.example"]
@@ -177,6 +178,10 @@ def test_ca_errors(tmp_path: Path) -> None:
     assert cli("ca", "issue", "node", "--dir", str(tmp_path)).code == 2
     missing = cli("ca", "issue", "node", "n1", "--dir", str(tmp_path))
     assert missing.code == 1 and "shoal ca init" in missing.err
+    roleless = cli("ca", "issue", "user", "bob", "--dir", str(tmp_path))
+    assert roleless.code == 2 and "--role admin|operator|viewer" in roleless.err
+    assert cli("ca", "issue", "node", "n1", "--role", "admin", "--dir", str(tmp_path)).code == 2
+    assert cli("ca", "issue", "user", "bob", "--role", "root", "--dir", str(tmp_path)).code == 2
 
 
 def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -11,8 +11,6 @@ import urllib.request
 import uuid
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 
 from tests.processes import ControlProcess, http_json, shoal
 
@@ -29,11 +27,16 @@ def register_node(url: str, host: str = "127.0.0.1") -> str:
     return node
 
 
+NODE_A = "aaaaaaaa-1111-4000-8000-000000000001"
+NODE_B = "bbbbbbbb-2222-4000-8000-000000000002"
+"""The uuids the fixture's node certificates are bound to."""
+
+
 def register_node_tls(url: str, tls_dir: str) -> str:
-    """Register one node over mutual TLS with the user's certificate; returns its uuid."""
+    """Register node A over mutual TLS with its own node certificate; returns its uuid."""
     context = ssl.create_default_context(cafile=f"{tls_dir}/cluster.crt")
-    context.load_cert_chain(f"{tls_dir}/user-alice.crt", f"{tls_dir}/user-alice.key")
-    node = str(uuid.uuid4())
+    context.load_cert_chain(f"{tls_dir}/node-node-a.crt", f"{tls_dir}/node-node-a.key")
+    node = NODE_A
     body = json.dumps({"host": "127.0.0.1", "era": None, "labels": {}}).encode()
     request = urllib.request.Request(
         f"{url}/v1/shoal/nodes/{node}", data=body, method="PUT",
@@ -82,14 +85,17 @@ def test_refusal_is_explained_without_traceback(control: ControlProcess) -> None
 
 @pytest.fixture
 def tls_dir(tmp_path) -> str:
-    """A cluster CA with certificates for the control service, one node and one user."""
+    """A cluster CA with certificates for the control service, two nodes and a user of each
+    role (alice: operator, root: admin, val: viewer)."""
     directory = str(tmp_path / "ca")
     for args in (
         ("ca", "init", "--dir", directory),
         ("ca", "issue", "control", "--ip", "127.0.0.1", "--dir", directory),
-        ("ca", "issue", "user", "alice", "--dir", directory),
-        ("ca", "issue", "node", "node-a", "--dir", directory),
-        ("ca", "issue", "node", "node-b", "--dir", directory),
+        ("ca", "issue", "user", "alice", "--role", "operator", "--dir", directory),
+        ("ca", "issue", "user", "root", "--role", "admin", "--dir", directory),
+        ("ca", "issue", "user", "val", "--role", "viewer", "--dir", directory),
+        ("ca", "issue", "node", "node-a", "--uuid", NODE_A, "--dir", directory),
+        ("ca", "issue", "node", "node-b", "--uuid", NODE_B, "--dir", directory),
     ):
         result = shoal(*args)
         assert result.returncode == 0, result.stderr
@@ -112,8 +118,8 @@ def test_mutual_tls_service(tls_dir: str, tmp_path) -> None:
         cli_json(service.url, "dataset", "create", "--node", node, env=credentials)
         events = cli_json(service.url, "events", env=credentials)
         # A slow machine may also see the silent node turn suspect; only the create matters here.
-        [created] = [event for event in events if event["kind"] == "created"]
-        assert "alice" in created["actor"]
+        [created] = [e for e in events if e["kind"] == "created"]  # type: ignore[union-attr]
+        assert created["actor"] == "user-alice (operator)", events
         anonymous = shoal(
             "--url", service.url, "--ca-cert", f"{tls_dir}/cluster.crt", "node", "list"
         )
@@ -132,13 +138,14 @@ def _as(tls_dir: str, name: str) -> ssl.SSLContext:
 
 
 def test_node_certificate_cannot_report_for_another_node(tls_dir: str, tmp_path) -> None:
-    """Node B's certificate can neither report for node A nor re-register it; A's own can."""
+    """Node B's certificate can neither report for node A nor re-register it (403 naming the
+    node needed); A's own can, and A's registration records the node its certificate names."""
     service = ControlProcess(
         f"sqlite:///{tmp_path / 'control.db'}", extra=["--tls-dir", tls_dir]
     ).start()
     try:
         a, b = _as(tls_dir, "node-node-a"), _as(tls_dir, "node-node-b")
-        node_a = str(uuid.uuid4())
+        node_a = NODE_A
         registration = {"host": "a", "era": "boot-a", "mount_root": "/var/lib/shoal/mounts"}
         url = f"{service.url}/v1/shoal/nodes/{node_a}"
         assert http_json("PUT", url, registration, context=a)[0] == 200
@@ -149,16 +156,16 @@ def test_node_certificate_cannot_report_for_another_node(tls_dir: str, tmp_path)
         ]}
         state_url = f"{service.url}/v1/shoal/state/{node_a}"
         status, _, body = http_json("PUT", state_url, forged, context=b)
-        assert status == 403 and "Only the certificate that registered" in body["description"]
+        assert status == 403 and f"node certificate for node {NODE_A} itself" in body["description"]
         status, _, body = http_json("PUT", url, {**registration, "host": "evil"}, context=b)
         assert status == 403
-        assert http_json("GET", f"{service.url}/v1/state/datasets", context=a)[2] == []
+        viewer = _as(tls_dir, "user-val")
+        assert http_json("GET", f"{service.url}/v1/state/datasets", context=viewer)[2] == []
+        assert http_json("GET", f"{service.url}/v1/state/datasets", context=a)[0] == 403
         assert http_json("PUT", state_url, forged, context=a)[0] == 200
-        nodes = http_json("GET", f"{service.url}/v1/shoal/nodes", context=a)[2]
+        nodes = http_json("GET", f"{service.url}/v1/shoal/nodes", context=viewer)[2]
         assert [n["host"] for n in nodes] == ["a"]
-        with open(f"{tls_dir}/node-node-a.crt", "rb") as f:
-            certificate = x509.load_pem_x509_certificate(f.read())
-        assert nodes[0]["identity"] == certificate.fingerprint(hashes.SHA256()).hex()
+        assert nodes[0]["identity"] == f"urn:shoal:node:{NODE_A}"
     finally:
         service.stop()
 

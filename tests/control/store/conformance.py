@@ -551,7 +551,7 @@ class StoreConformance:
             store.report_state(NodeState(node_uuid=node, era="era", generation=0, orphans=[
                 OrphanVolume("vol-9", lost, MINIMUM_DATASET_SIZE)
             ]))
-        stored, generation = store.destroy_orphan("vol-9", "0")
+        stored, generation = store.destroy_orphan("vol-9", "0", now=NOW, actor="user-x (admin)")
         first = min((a, b), key=str)
         assert stored == Dataset(
             dataset_id=lost, primary=first, maximum_size=MINIMUM_DATASET_SIZE,
@@ -559,6 +559,8 @@ class StoreConformance:
         )
         assert generation == 1 and store.dataset(lost) == stored
         assert store.destroy_orphan("vol-9", None) == (stored, 1)
+        events = store.events(EventQuery(dataset_id=lost))
+        assert [(e.kind, e.actor) for e in events] == [("deleted", "user-x (admin)")]
 
     def test_destroy_orphan_refusals(self, store: Store) -> None:
         """Unknown ids are 404, a live dataset's volume 409; nothing changes."""

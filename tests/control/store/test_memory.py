@@ -8,11 +8,14 @@ from control.store.memory import MemoryStore
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
+from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
 
 class TestMemoryStore(
-    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance, FailoverConformance
+    ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
+    FailoverConformance,
+    RevocationConformance,
 ):
     """MemoryStore against the Store contract."""
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import socket
+import stat
 
 import pytest
+import pytest_twisted
 
 from control.errors import InvalidRequest
 from plugin.serve import prepare_socket
@@ -40,3 +42,31 @@ def test_regular_file_is_refused(workdir: str) -> None:
     open(path, "w").close()
     with pytest.raises(InvalidRequest, match="not a socket"):
         prepare_socket(path)
+
+
+@pytest.mark.parametrize("grouped", [False, True])
+@pytest_twisted.ensureDeferred
+async def test_socket_is_root_only_or_its_group(workdir: str, grouped: bool) -> None:
+    """The served socket is 0600 (its owner only), or 0660 owned by --socket-group."""
+    import grp
+
+    from twisted.internet import reactor
+
+    from control.client.testing import MemoryControl
+    from plugin.serve import PluginOptions, start_plugin
+
+    group = grp.getgrgid(os.getgid()).gr_name if grouped else None
+    path = os.path.join(workdir, "plugin.sock")
+    options = PluginOptions(
+        socket=path,
+        agent_state_dir=os.path.join(workdir, "agent"),
+        state_dir=os.path.join(workdir, "plugin"),
+        socket_group=group,
+    )
+    port = await start_plugin(reactor, MemoryControl().client, options)
+    try:
+        status = os.stat(path)
+        assert stat.S_IMODE(status.st_mode) == (0o660 if grouped else 0o600)
+        assert status.st_gid == os.getgid()
+    finally:
+        await port.stopListening()
