@@ -155,7 +155,7 @@ class TimedResource(Resource):
         clock: ReactorTime,
         route_of: Callable[[Request], str],
         observe: Observe,
-        metrics: MetricsResource | None = None,
+        metrics: Resource | None = None,
     ) -> None:
         super().__init__()
         self._inner = inner

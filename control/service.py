@@ -251,7 +251,7 @@ def build_site(
     reactor.callWhenRunning(executor.start)
     reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
-        metrics.root(api.resource(), ControlAPI.app.url_map, reactor, runner),
+        metrics.root(api.resource(), ControlAPI.app.url_map, reactor, runner, api.guard_reads),
         connection_limits(options),
         requestFactory=BoundedRequest,
         reactor=reactor,

@@ -130,15 +130,18 @@ class ControlMetrics:
         return collector
 
     def root(
-        self, inner: Resource, url_map: Map, clock: ReactorTime, runner: Runner
+        self, inner: Resource, url_map: Map, clock: ReactorTime, runner: Runner,
+        guard: Callable[[Resource], Resource] | None = None,
     ) -> TimedResource:
-        """``inner`` timed by route template, with ``/metrics`` served ahead of it."""
+        """``inner`` timed by route template, with ``/metrics`` served ahead of it (behind
+        ``guard``: the API's revocation and read rule)."""
+        exposition: Resource = MetricsResource(self.registry, runner)
         return TimedResource(
             inner,
             clock,
             route_template(url_map),
             self.observe_request,
-            MetricsResource(self.registry, runner),
+            exposition if guard is None else guard(exposition),
         )
 
 

@@ -329,3 +329,31 @@ def test_collection_is_handed_to_the_runner() -> None:
     stub.flush()
     assert response.code == 200
     assert parse(result_of(body).decode()).value("shoal_test_value") == 3
+
+
+def test_metrics_on_the_api_port_obey_the_read_rule_and_revocations() -> None:
+    """Over mutual TLS, /metrics is read with a reading role; a node's or a revoked
+    certificate is refused 403, saying why; plain HTTP is served."""
+    from tests.control.api.harness import header_principal, principal
+
+    clock = Clock()
+    clock.advance(START)
+    metrics = ControlMetrics(CollectorRegistry())
+    api = ControlAPI(
+        ThreadedStore(MemoryStore(), synchronous_runner), clock, authenticate=header_principal
+    )
+    stub = StubTreq(metrics.root(
+        api.resource(), ControlAPI.app.url_map, clock, synchronous_runner, api.guard_reads
+    ))
+
+    def scrape(headers: dict[str, str]) -> tuple[int, bytes]:
+        response = result_of(stub.get(URL + "/metrics", headers=headers))
+        return response.code, result_of(stub.content(response))
+
+    assert scrape({})[0] == 200
+    assert scrape(principal("viewer"))[0] == 200
+    code, body = scrape(principal("node", N1))
+    assert code == 403 and b"needs the role viewer" in body
+    api.denylist.update([77])
+    code, body = scrape(principal("viewer", serial=77))
+    assert code == 403 and b"revoked" in body
