@@ -479,7 +479,8 @@ def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
-    attached gives ``primary``, present gives neither. As in Flocker,
+    attached gives ``primary``, present gives neither; ``device`` (a Shoal
+    addition) is the device path on that node when attached or mounted. As in Flocker,
     ``maximum_size`` is left out when the volume has none.
     """
     result = []
@@ -493,6 +494,8 @@ def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
             entry["primary"] = str(node)
         if state.status is VolumeStatus.MOUNTED:
             entry["path"] = state.path
+        if state.status is not VolumeStatus.PRESENT and state.device is not None:
+            entry["device"] = state.device
         result.append(entry)
     return result
 

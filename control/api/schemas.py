@@ -351,6 +351,8 @@ STATE_DATASET = _object(
     primary=UUID,
     path={"type": ["string", "null"]},
     maximum_size=REPORTED_SIZE,
+    device={"type": "string", "description": "The device path on ``primary`` while the volume "
+            "is attached or mounted there (a Shoal addition: a raw dataset is used by it)."},
 )
 STATE_NODE = _object(["host", "uuid"], host={"type": "string"}, uuid=UUID)
 ERA_NODE = _object(["uuid"], uuid=UUID)
