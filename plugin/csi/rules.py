@@ -38,7 +38,8 @@ DRIVER_NAME = "csi.shoal.io"
 
 PARAMETERS = {
     "class": "the Shoal storage class that places the volume (docs/placement.md)",
-    "fs": f"the filesystem of a mount volume: {', '.join(FILESYSTEMS)}",
+    "fs": f"the filesystem of a mount volume: {', '.join(FILESYSTEMS)} (a block volume is "
+    "raw: never formatted, whatever fs says)",
 }
 """CreateVolume parameters Shoal reads (a StorageClass's ``parameters``)."""
 
@@ -106,11 +107,11 @@ def filesystem_of(capabilities: Iterable[Any], parameters: Mapping[str, str]) ->
     raw dataset, never formatted or mounted), else a mount capability's fs_type, else ``fs``."""
     capabilities = list(capabilities)
     kinds = {c.WhichOneof("access_type") for c in capabilities}
-    if "block" in kinds:
-        if "mount" in kinds or parameters.get("fs"):
+    if "block" in kinds:  # the class's ``fs`` is for its mount volumes: not used here
+        if "mount" in kinds:
             raise CsiError(Code.INVALID_ARGUMENT,
-                           "The request asks for block access and a filesystem: a Shoal volume "
-                           "is either raw (block access) or has a filesystem (mount access). "
+                           "The request asks for block and mount access: a Shoal volume is "
+                           "either raw (block access) or has a filesystem (mount access). "
                            "Ask for one of the two.")
         return RAW
     asked = {c.mount.fs_type for c in capabilities if c.WhichOneof("access_type") == "mount"}

@@ -1,4 +1,4 @@
-"""Tests for raw (block-mode) datasets in calculate_changes: attached, never formatted or mounted."""
+"""Tests for raw (block-mode) datasets in calculate_changes: never formatted or mounted."""
 
 from attrs import evolve
 from hypothesis import given
@@ -21,7 +21,7 @@ from agent.discovery import DiscoveredState, LocalState, local_state_to_report
 from agent.fs.interface import FilesystemInfo
 from agent.policy import RAW_HERE, ClusterView, calculate_changes
 from control.model import MINIMUM_DATASET_SIZE, RAW, Dataset, VolumeStatus
-from tests.agent.test_policy import D, FOUND, HERE, ME, OTHER, PATH, ROOT
+from tests.agent.test_policy import FOUND, HERE, ME, OTHER, PATH, ROOT, D
 
 S = DiscoveredState
 RAW_HERE_RECORD = Dataset(D, ME, MINIMUM_DATASET_SIZE, filesystem=RAW)
