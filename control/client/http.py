@@ -161,6 +161,8 @@ class HTTPClient:
 
         A service that does not answer within the request timeout (plus
         ``waits``, the seconds a watch is meant to wait) is :class:`Unavailable`.
+        With several replicas, an unreachable one or a 5xx moves the request to
+        the next; the last failure is raised when none answers.
         """
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
