@@ -22,7 +22,13 @@ from attrs import asdict
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
-from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
+from agent.backends.interface import (
+    BackendError,
+    BlockDeviceAPI,
+    BlockDeviceVolume,
+    ReadOnlyManyAPI,
+    SeveralBackendsAPI,
+)
 from agent.changes import (
     AttachVolume,
     Change,
@@ -105,20 +111,20 @@ class Executor:
         filesystems: Filesystems,
         runner: Runner,
         logger: Any = None,
+        on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.backend = backend
         self.filesystems = filesystems
         self._run = runner
+        self._on_change = on_change
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._effects: list[tuple[Change, object]] = []
         self._actions: dict[type, Callable[[Any], object]] = {
-            CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
-            AttachVolume: lambda c: backend.attach_volume(
-                c.blockdevice_id, backend.compute_instance_id(), c.epoch
-            ),
+            CreateVolume: self._create,
+            AttachVolume: self._attach,
             MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
-            MountFilesystem: lambda c: filesystems.mount(c.device, c.path),
+            MountFilesystem: lambda c: filesystems.mount(c.device, c.path, c.read_only),
             UnmountFilesystem: lambda c: filesystems.unmount(c.path, lazy=c.lazy),
             DetachVolume: self._detach,
             DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
@@ -172,6 +178,28 @@ class Executor:
                 self._log.warning("agent.thaw.failed", path=mount.path, error=str(e))
         return paths
 
+    def _create(self, change: CreateVolume) -> BlockDeviceVolume:
+        """Create on the change's backend when the node runs several, else on its one."""
+        if isinstance(self.backend, SeveralBackendsAPI):
+            return self.backend.create_volume_on(change.backend, change.dataset_id, change.size)
+        return self.backend.create_volume(change.dataset_id, change.size)
+
+    def _attach(self, change: AttachVolume) -> BlockDeviceVolume:
+        """Attach read-write at the change's epoch, or read-only beside other readers."""
+        here = self.backend.compute_instance_id()
+        if not change.read_only:
+            return self.backend.attach_volume(change.blockdevice_id, here, change.epoch)
+        return self._read_only_many().attach_read_only(change.blockdevice_id, here)
+
+    def _read_only_many(self) -> ReadOnlyManyAPI:
+        """The backend as one that attaches read-only on many nodes, else a clear refusal."""
+        if not isinstance(self.backend, ReadOnlyManyAPI):
+            raise BackendError(
+                "This node's backend cannot attach a volume read-only to several nodes "
+                "(ReadOnlyMany): use a class on a backend that can (loopback)."
+            )
+        return self.backend
+
     def _detach(self, change: DetachVolume) -> None:
         """Detach, having confirmed that the volume is attached to this node.
 
@@ -182,7 +210,10 @@ class Executor:
         attached here) is asked first.
         """
         self.backend.get_device_path(change.blockdevice_id)
-        self.backend.detach_volume(change.blockdevice_id)
+        if change.read_only:
+            self._read_only_many().detach_read_only(change.blockdevice_id)
+        else:
+            self.backend.detach_volume(change.blockdevice_id)
 
     @property
     def recently_created(self) -> tuple[BlockDeviceVolume, ...]:
@@ -228,11 +259,13 @@ class Executor:
 
         def done(result: object) -> None:
             self._record(change, result)
+            self._count(change, True)
             self._log.info("agent.change.done", **describe(change))
             if type(change) in FENCING:
                 self._log.warning(FENCING[type(change)], **describe(change))
 
         def failed(failure: Failure) -> Failure:
+            self._count(change, False)
             self._log.warning(
                 "agent.change.failed",
                 error=f"{type(failure.value).__name__}: {failure.value}",
@@ -242,6 +275,11 @@ class Executor:
 
         d.addCallbacks(done, failed)
         return d
+
+    def _count(self, change: Change, ok: bool) -> None:
+        """Tell ``on_change`` (the metrics) the kind and result of an executed change."""
+        if self._on_change is not None:
+            self._on_change(type(change).__name__, ok)
 
     def _sequentially(self, changes: list[Change]) -> Deferred:
         d: Deferred = succeed(None)

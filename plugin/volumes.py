@@ -32,6 +32,7 @@ from control.topology import parse_enum
 from plugin import rules
 from plugin.common.mounted import wait_mounted
 from plugin.hostmounts import MountGuard
+from plugin.metrics import PluginMetrics
 from plugin.mounts import MountTable
 from plugin.names import check_name
 
@@ -86,6 +87,7 @@ class VolumeService:
         logger: Any = None,
         *,
         run_blocking: Runner,
+        metrics: PluginMetrics | None = None,
     ) -> None:
         self._client = client
         self._node = node
@@ -98,6 +100,7 @@ class VolumeService:
         self._locks: dict[str, DeferredLock] = {}
         self._saving = DeferredLock()
         self._run_blocking = run_blocking
+        self.metrics = PluginMetrics() if metrics is None else metrics
         self._log = logger if logger is not None else structlog.get_logger("shoal.plugin")
 
     @property
@@ -163,6 +166,8 @@ class VolumeService:
             lease = rules.lease_for(await self._client.list_leases(), dataset_id)
             if lease is not None and lease.node_uuid == self._node():
                 await self._client.release_lease(dataset_id)
+            else:  # a ReadOnlyMany reader (nothing to do for any other dataset)
+                await self._client.remove_reader(dataset_id, self._node())
         except NotFound:
             pass
         except ShoalError as e:
@@ -224,7 +229,8 @@ class VolumeService:
         assert source is not None
         primary = node if options.from_snapshot is not None else None
         return await self._client.create_shoal_dataset(
-            primary, options.size, metadata, filesystem=options.filesystem, source=source
+            primary, options.size, metadata, filesystem=options.filesystem, source=source,
+            storage_class=options.storage_class, access_mode=_access_mode(options.access_mode),
         )
 
     # -- Mount / Unmount ------------------------------------------------------------
@@ -248,7 +254,12 @@ class VolumeService:
             if refused is not None:
                 raise Conflict(refused.message)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
-        decision = await self._decide(partial(rules.decide_mount, name, dataset, lease, node))
+        mode = AccessMode.RWO
+        if dataset.bound and dataset.primary != node:  # read here, or move here?
+            mode = AccessMode.RWO if configured is None else configured.access_mode
+        decision = await self._decide(
+            partial(rules.decide_mount, name, dataset, lease, node, mode=mode)
+        )
         try:
             # Recorded before it is taken: a crash in between leaves an entry the
             # next start drops (no lease held), never a lease nobody releases.
@@ -258,7 +269,10 @@ class VolumeService:
             if decision.move:
                 await self._client.move_dataset(dataset.dataset_id, node)
                 self._log.info("moving", volume=name, origin=str(dataset.primary))
-            path = await self._wait_mounted(name, dataset.dataset_id, node)
+            if decision.read:
+                await self._client.add_reader(dataset.dataset_id, node)
+                self._log.info("reading", volume=name, primary=str(dataset.primary))
+            path = await self._timed_wait(name, dataset.dataset_id, node, own=decision.read)
             await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
         except BaseException:
             await self._release_unused(name, strict=False)
@@ -274,8 +288,22 @@ class VolumeService:
         configuration = await self._client.node_configuration(node, [dataset_id])
         return next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
 
-    async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
-        """Wait, woken by the watch, until the volume is reported mounted on ``node``.
+    async def _timed_wait(self, name: str, dataset_id: UUID, node: UUID, own: bool = False) -> str:
+        """:meth:`_wait_mounted`, its duration recorded in the metrics."""
+        started = self._clock.seconds()
+        mounted = False
+        try:
+            path = await self._wait_mounted(name, dataset_id, node, own)
+            mounted = True
+            return path
+        finally:
+            self.metrics.waited(self._clock.seconds() - started, mounted)
+
+    async def _wait_mounted(
+        self, name: str, dataset_id: UUID, node: UUID, own: bool = False
+    ) -> str:
+        """Wait, woken by the watch, until the volume is reported mounted on ``node``
+        (``own``: as that node alone reports it, for a ReadOnlyMany reader).
 
         Gives up at once when an agent reports an error that cannot clear
         without a change (the shared loop of :mod:`control.client.waiting`).
@@ -283,7 +311,7 @@ class VolumeService:
 
         try:
             return await wait_mounted(
-                self._client, self._clock, dataset_id, node, self.mount_timeout
+                self._client, self._clock, dataset_id, node, self.mount_timeout, own=own
             )
         except WaitTimedOut:
             states = await self._client.list_state_datasets()
@@ -363,12 +391,13 @@ class VolumeService:
             self._client.list_datasets(),
             self._client.list_leases(),
             self._client.list_state_datasets(),
+            self._client.list_state_datasets(self._node()),
         ]
         try:
-            listing, leases, states = await gatherResults(reads, consumeErrors=True)
+            listing, leases, states, here = await gatherResults(reads, consumeErrors=True)
         except FirstError as e:
             e.subFailure.raiseException()
-        return listing.datasets, leases, states
+        return listing.datasets, leases, rules.with_own_states(states, here, self._node())
 
     async def get(self, name: str) -> dict[str, object]:
         """Volume ``name`` as ``VolumeDriver.Get`` reports it."""

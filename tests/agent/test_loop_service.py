@@ -48,6 +48,13 @@ def test_command_line_becomes_options():
     )
 
 
+def test_metrics_address_option():
+    """``--metrics-address`` reaches the options; without it no metrics are served."""
+    assert options_from_args(parse("--node-name", "n1"), {}).metrics_address is None
+    args = parse("--node-name", "n1", "--metrics-address", "127.0.0.1:9524")
+    assert options_from_args(args, {}).metrics_address == "127.0.0.1:9524"
+
+
 def test_rbd_options_become_backend_options():
     """The rbd backend's options reach its factory; unset ones are left out."""
     args = parse("--node-name", "n1", "--backend", "rbd", "--ceph-conf", "/c.conf",
@@ -58,6 +65,27 @@ def test_rbd_options_become_backend_options():
         "ceph_conf": "/c.conf", "ceph_client": "node1", "ceph_pool": "shoal", "rbd_attach": "fuse"
     }
     assert options_from_args(parse("--node-name", "n1"), {}).backend_options == {}
+
+
+def test_several_backends_each_with_its_pool(tmp_path):
+    """--backend repeated: the first is the default (its pool from --pool or NAME=POOL), the
+    others name theirs; the agent builds one MultiBackend of them all."""
+    from agent.backends.multi import MultiBackend
+    from agent.service import _make_backend
+
+    local = str(tmp_path / "local")
+    args = parse("--node-name", "n1", "--pool", str(tmp_path / "shared"),
+                 "--backend", "loopback", "--backend", f"local={local}")
+    options = options_from_args(args, {})
+    assert (options.backend, options.more_backends) == ("loopback", (f"local={local}",))
+    backend = _make_backend(options, "node-uuid")
+    assert isinstance(backend, MultiBackend)
+    assert [c.backend for c in backend.capacities()] == ["loopback", "local"]
+    assert [c.shared for c in backend.capacities()] == [True, False]
+    missing = options_from_args(parse("--pool", "/p", "--backend", "loopback",
+                                      "--backend", "local"), {})
+    with pytest.raises(InvalidRequest, match="needs its own pool: --backend local=DIR"):
+        _make_backend(missing, "node-uuid")
 
 
 def test_cluster_id_from_option_or_environment():
@@ -107,8 +135,9 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
     identity = read_identity(str(tmp_path / "state"))
     assert loop.node.node_uuid == identity.uuid
     assert loop.instance_id == str(identity.uuid)
-    assert isinstance(loop.executor.backend, FakeBlockDeviceAPI)
-    assert isinstance(loop.executor.filesystems, FakeFilesystems)
+    # Both are timed for the metrics (agent.metrics.Timed), around the fakes.
+    assert isinstance(loop.executor.backend.inner, FakeBlockDeviceAPI)  # type: ignore[attr-defined]
+    assert isinstance(loop.executor.filesystems.inner, FakeFilesystems)  # type: ignore[attr-defined]
     assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
     again = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid
