@@ -35,6 +35,9 @@ Safety rules the table keeps (each has a test):
   the backend's create is idempotent by dataset as a second guard), and
   only when the backend reports it fits (else the report says why);
 - a volume this node holds a live lease on is not unmounted or detached;
+- a raw (block-mode) dataset's device is attached, grown, and let go like
+  any other, but never formatted and never mounted by the agent
+  (:data:`RAW_HERE`); a mount of it at the agent's mount point is undone;
 - a ``ReadOnlyMany`` dataset is attached and mounted read-only on its primary
   and each reader, never read-write while any node reads it: only the primary
   of a new one attaches it read-write, to format it, while no reader has it;
@@ -354,6 +357,12 @@ def _keep_mounted(record: Dataset | None, found: DiscoveredDataset, ctx: Context
         return NoOp()
     if _smaller_than_volume(found):
         return GrowFilesystem(found.dataset_id, found.device)
+    return _grow_volume(record, found, ctx)
+
+
+def _grow_volume(record: Dataset, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Grow the volume to the dataset's size when it is smaller (within capacity)."""
+    assert found.blockdevice_id is not None
     wanted = record.maximum_size
     if wanted is not None and found.size is not None and wanted > found.size:
         if not fits(ctx.capacity, wanted - found.size):
@@ -364,6 +373,19 @@ def _keep_mounted(record: Dataset | None, found: DiscoveredDataset, ctx: Context
             )
         return ResizeVolume(found.dataset_id, found.blockdevice_id, wanted)
     return NoOp()
+
+
+def _keep_raw(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """A raw dataset attached here: keep it attached, unformatted and unmounted; grow it."""
+    assert record is not None
+    if ctx.fence.holding:
+        return NoOp()
+    return _grow_volume(record, found, ctx)
+
+
+def _unmount_raw(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """A raw dataset mounted at the agent's mount point (never by this agent): unmount it there."""
+    return UnmountFilesystem(found.dataset_id, mount_point(ctx.mount_root, found.dataset_id))
 
 
 def _mount(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
@@ -550,6 +572,25 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
 }
 """Per-dataset policy: desired state x discovered state -> the change to make."""
 
+RAW_HERE: Mapping[DiscoveredState, Transition] = {
+    **DATASET_TRANSITIONS[_D.MOUNTED_HERE],
+    _S.ATTACHED_NO_FILESYSTEM: _keep_raw,
+    _S.ATTACHED_HERE: _keep_raw,
+    _S.MOUNTED_HERE: _unmount_raw,
+    _S.MOUNTED_OTHER_PATH: _keep_raw,
+}
+"""The :data:`DATASET_TRANSITIONS` row of a raw dataset whose primary is this node: attached,
+never formatted (whatever its device holds), never mounted by the agent."""
+
+
+def transition_for(
+    record: Dataset | None, desired: DesiredState, found: DiscoveredState
+) -> Transition:
+    """The transition for one dataset: :data:`RAW_HERE` for a raw one wanted here."""
+    if desired is _D.MOUNTED_HERE and record is not None and record.raw:
+        return RAW_HERE[found]
+    return DATASET_TRANSITIONS[desired][found]
+
 
 # -- snapshots -------------------------------------------------------------------
 
@@ -671,7 +712,7 @@ def calculate_changes(
     for dataset_id in sorted(desired.keys() | found_all.keys()):
         record = desired.get(dataset_id)
         found = found_all.get(dataset_id) or _absent(dataset_id)
-        transition = DATASET_TRANSITIONS[desired_state(record, cluster.node_uuid)][found.state]
+        transition = transition_for(record, desired_state(record, cluster.node_uuid), found.state)
         changes.append(transition(record, found, ctx))
     changes.extend(snapshot_changes(snapshots, ctx))
     changes.append(leftover_changes(local.leftovers))

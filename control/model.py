@@ -112,6 +112,12 @@ class DataSource:
 FILESYSTEMS = ("ext4", "xfs")
 """The filesystems an agent can make on a volume; the first is the default."""
 
+RAW = "raw"
+"""The ``filesystem`` of a raw (block-mode) dataset: attached, never formatted, never mounted."""
+
+FORMATS = (*FILESYSTEMS, RAW)
+"""Every value a dataset's ``filesystem`` may have: a filesystem, or :data:`RAW`."""
+
 
 class AccessMode(enum.Enum):
     """How many nodes and consumers may use a dataset at once (Kubernetes' names)."""
@@ -150,7 +156,8 @@ class Dataset:
     on the agents' configuration route only, never on the Flocker v1 routes.
 
     ``source`` says what a restored or cloned dataset's volume starts from;
-    ``filesystem`` which filesystem the agent makes on a new volume. Both are
+    ``filesystem`` which filesystem the agent makes on a new volume (:data:`RAW`:
+    none; the agent attaches the device and never formats or mounts it). Both are
     immutable after create, and, like ``epoch``, absent from the v1 routes.
 
     ``failover`` says whether the dataset gets a new primary when its primary
@@ -206,6 +213,11 @@ class Dataset:
     def name(self) -> str | None:
         """The volume name a container runtime knows this dataset by, if any."""
         return self.metadata.get("name")
+
+    @property
+    def raw(self) -> bool:
+        """Whether this is a raw (block-mode) dataset: its device is used as it is."""
+        return self.filesystem == RAW
 
     @property
     def bound(self) -> bool:

@@ -507,7 +507,8 @@ def state_datasets_to_json(
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
-    attached gives ``primary``, present gives neither. As in Flocker,
+    attached gives ``primary``, present gives neither; ``device`` (a Shoal
+    addition) is the device path on that node when attached or mounted. As in Flocker,
     ``maximum_size`` is left out when the volume has none. With ``node``, only
     that node's report counts (``?node=``: a ReadOnlyMany reader's own view). Among
     reports as advanced, the dataset's primary's (``primaries``) wins: a ReadOnlyMany
@@ -525,6 +526,8 @@ def state_datasets_to_json(
             entry["primary"] = str(node)
         if state.status is VolumeStatus.MOUNTED:
             entry["path"] = state.path
+        if state.status is not VolumeStatus.PRESENT and state.device is not None:
+            entry["device"] = state.device
         result.append(entry)
     return result
 

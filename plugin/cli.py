@@ -51,9 +51,12 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
     )
 
 
-def check_plugin_certificate(cert: str | None) -> None:
-    """Refuse a node certificate: the plugin creates and moves datasets, which needs an
-    operator's (docs/operations.md, "Roles")."""
+def check_plugin_certificate(
+    cert: str | None, what: str = "the plugin", user: str = "plugin-NAME"
+) -> None:
+    """Refuse a node certificate: ``what`` (the Docker plugin, the CSI driver) lists, creates
+    and moves datasets, which needs an operator's (docs/operations.md, "Roles"); ``user`` is
+    the user name the message suggests issuing."""
     if cert is None:
         return
     from control.roles import bound_node
@@ -62,11 +65,11 @@ def check_plugin_certificate(cert: str | None) -> None:
         with open(cert, "rb") as f:
             node = bound_node(f.read())
     except (OSError, ValueError) as e:
-        raise InvalidRequest(f"Cannot read the plugin's certificate {cert}: {e}") from e
+        raise InvalidRequest(f"Cannot read {what}'s certificate {cert}: {e}") from e
     if node is not None:
         raise InvalidRequest(
             f"{cert} is the certificate of node {node}, which may not create or move datasets: "
-            "give the plugin a user certificate of its own, `shoal ca issue user plugin-NAME "
+            f"give {what} a user certificate of its own, `shoal ca issue user {user} "
             "--role operator`."
         )
 

@@ -273,6 +273,18 @@ def decide_mount(
     return Claim(acquire=lease is None, move=dataset.primary != node)
 
 
+def refuse_raw(name: str, dataset: Dataset | None) -> Refused | None:
+    """Refuse to mount a raw (block-mode) dataset: it has no filesystem, and its device is
+    for a CSI Block volume only (``None``: not raw, or not known)."""
+    if dataset is None or not dataset.raw:
+        return None
+    return Refused(
+        f"Volume {name!r} (dataset {dataset.dataset_id}) is a raw block volume: it has no "
+        "filesystem, so Docker cannot mount it. Use it as a block device through the CSI "
+        "driver (volumeMode: Block), or create a volume with a filesystem (fs=ext4 or xfs)."
+    )
+
+
 def single_consumer(
     name: str, mode: AccessMode, users: Iterable[str], mount_id: str
 ) -> Refused | None:

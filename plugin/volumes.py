@@ -24,7 +24,7 @@ from twisted.internet.defer import Deferred, DeferredLock, FirstError, gatherRes
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import WaitBlocked, WaitTimedOut
-from control.errors import Conflict, NotFound, ShoalError
+from control.errors import Conflict, InvalidRequest, NotFound, ShoalError
 from control.model import AccessMode, Dataset, Lease
 from control.reactor import ReactorTime
 from control.runners import Runner
@@ -243,16 +243,20 @@ class VolumeService:
     async def _mount(self, name: str, mount_id: str) -> str:
         node = self._node()
         _, dataset = await self._volume(name)
+        configured = await self._configured(node, dataset.dataset_id)
+        raw = rules.refuse_raw(name, configured)
+        if raw is not None:
+            raise InvalidRequest(raw.message)
         users = self._table.users.get(name, ())
         if users and mount_id not in users:  # a second consumer here: is it allowed?
-            mode = await self._access_mode(node, dataset.dataset_id)
+            mode = AccessMode.RWO if configured is None else configured.access_mode
             refused = rules.single_consumer(name, mode, users, mount_id)
             if refused is not None:
                 raise Conflict(refused.message)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
         mode = AccessMode.RWO
         if dataset.bound and dataset.primary != node:  # read here, or move here?
-            mode = await self._access_mode(node, dataset.dataset_id)
+            mode = AccessMode.RWO if configured is None else configured.access_mode
         decision = await self._decide(
             partial(rules.decide_mount, name, dataset, lease, node, mode=mode)
         )
@@ -278,11 +282,11 @@ class VolumeService:
         self._log.info("mounted", volume=name, id=mount_id, path=path, users=users)
         return path
 
-    async def _access_mode(self, node: UUID, dataset_id: UUID) -> AccessMode:
-        """The dataset's access mode, as the agents' route tells it (the v1 routes do not)."""
+    async def _configured(self, node: UUID, dataset_id: UUID) -> Dataset | None:
+        """The dataset's whole record (access mode, filesystem), as the agents' route tells it
+        (the v1 routes do not)."""
         configuration = await self._client.node_configuration(node, [dataset_id])
-        found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
-        return AccessMode.RWO if found is None else found.access_mode
+        return next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
 
     async def _timed_wait(self, name: str, dataset_id: UUID, node: UUID, own: bool = False) -> str:
         """:meth:`_wait_mounted`, its duration recorded in the metrics."""

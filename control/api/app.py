@@ -50,6 +50,7 @@ from control.failover import held_reasons, visible_state
 from control.liveness import FailoverSettings, liveness
 from control.model import (
     UNBOUND,
+    AccessMode,
     ClusterState,
     Condition,
     ConditionKind,
@@ -754,6 +755,12 @@ class ControlAPI:
             now,
             self._node_timeout,
         )
+        if dataset.raw and dataset.access_mode is AccessMode.ROX:
+            raise InvalidRequest(
+                "A raw dataset (filesystem raw) cannot be ReadOnlyMany: its readers mount a "
+                "filesystem, and a raw dataset has none. Use ReadWriteOnce or "
+                "ReadWriteOncePod, or give it a filesystem."
+            )
         if dataset.bound:
             await self._check_live(request, dataset.primary)
         check_create(dataset.maximum_size, dataset.primary, state, now, self._node_timeout)

@@ -15,6 +15,7 @@ from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
 from control.failover_rules import MAXIMUM_FAILOVER_GRACE
 from control.model import (
     FILESYSTEMS,
+    FORMATS,
     MAX_METADATA_ITEMS,
     MAX_METADATA_KEY,
     MAX_METADATA_VALUE,
@@ -358,6 +359,8 @@ STATE_DATASET = _object(
     primary=UUID,
     path={"type": ["string", "null"]},
     maximum_size=REPORTED_SIZE,
+    device={"type": "string", "description": "The device path on ``primary`` while the volume "
+            "is attached or mounted there (a Shoal addition: a raw dataset is used by it)."},
 )
 STATE_NODE = _object(["host", "uuid"], host={"type": "string"}, uuid=UUID)
 ERA_NODE = _object(["uuid"], uuid=UUID)
@@ -442,7 +445,7 @@ NODE_DATASET = _object(
     ["dataset_id", "primary", "metadata", "deleted", "epoch", "filesystem", "source"],
     **DATASET["properties"],
     epoch={**COUNTER, "description": "The fencing token: grows with every change of primary."},
-    filesystem={"enum": list(FILESYSTEMS)},
+    filesystem={"enum": list(FORMATS)},
     source={"anyOf": [DATA_SOURCE, {"type": "null"}]},
     storage_class={"type": ["string", "null"], "description": "The dataset's storage class."},
     released={"type": "boolean", "description": "Deleted with its volume retained (no node); "
@@ -519,7 +522,7 @@ SNAPSHOT = _object(
     size={**BYTES, "description": "The restore size in bytes, once ready."},
     ready={"type": "boolean"},
     deleted={"type": "boolean"},
-    filesystem={"enum": list(FILESYSTEMS)},
+    filesystem={"enum": list(FORMATS)},
 )
 SNAPSHOTS = _list(SNAPSHOT)
 SNAPSHOTS_QUERY: dict[str, Schema] = {
@@ -549,8 +552,9 @@ _CREATE_SHOAL_DATASET = _object(
     maximum_size={**NEW_SIZE, "description": f"{NEW_SIZE['description']} With a source: "
                   "defaults to the source's size, and may be larger, never smaller."},
     metadata=METADATA,
-    filesystem={"enum": list(FILESYSTEMS), "description": "The filesystem made on a new "
-                "volume (default ext4); a restore or clone keeps its source's."},
+    filesystem={"enum": list(FORMATS), "description": "The filesystem made on a new "
+                "volume (default ext4; raw: none, a block-mode dataset whose device is "
+                "attached, never formatted or mounted); a restore or clone keeps its source's."},
     source=SOURCE_REQUEST,
     storage_class={"type": "string", "minLength": 1, "maxLength": 63, "pattern": NO_NUL,
                    "description": "The dataset's storage class (default: the default "

@@ -14,7 +14,7 @@ from control.cli.resolve import resolve_dataset, resolve_snapshot
 from control.cli.shell import Context
 from control.cli.wait import Pending
 from control.client.interface import StateDataset
-from control.model import FILESYSTEMS, DataSource, SourceKind
+from control.model import FORMATS, DataSource, SourceKind
 from control.units import format_size
 
 
@@ -25,9 +25,10 @@ def add_source_options(parser: argparse.ArgumentParser) -> None:
                         help="restore a snapshot (id, id prefix or name); it must be ready")
     source.add_argument("--clone-of", metavar="DATASET",
                         help="clone a dataset as it is now (id, id prefix or name)")
-    parser.add_argument("--fs", choices=FILESYSTEMS,
-                        help="filesystem of a new volume (default ext4; a restore or clone "
-                        "keeps its source's)")
+    parser.add_argument("--fs", choices=FORMATS,
+                        help="filesystem of a new volume (default ext4; raw: a block-mode "
+                        "dataset, never formatted or mounted; a restore or clone keeps its "
+                        "source's)")
 
 
 async def chosen_source(ctx: Context) -> tuple[DataSource | None, UUID | None]:

@@ -57,13 +57,15 @@ class StateDataset:
     """A dataset as the cluster actually has it (``/v1/state/datasets``).
 
     ``primary`` is the node the volume is attached or mounted on (``None`` if
-    it is only present); ``path`` is its mount point when mounted.
+    it is only present); ``path`` is its mount point when mounted, ``device``
+    its device path on ``primary`` when attached or mounted there.
     """
 
     dataset_id: UUID
     primary: UUID | None = None
     path: str | None = None
     maximum_size: int | None = None
+    device: str | None = None
 
 
 @frozen

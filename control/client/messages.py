@@ -93,6 +93,7 @@ def state_dataset_from_json(obj: Any) -> StateDataset:
         primary=None if primary is None else parse_uuid(primary, "primary"),
         path=obj.get("path"),
         maximum_size=obj.get("maximum_size"),
+        device=obj.get("device"),
     )
 
 

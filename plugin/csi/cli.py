@@ -11,7 +11,7 @@ from agent.identity import DEFAULT_STATE_DIR as AGENT_STATE_DIR
 from control.cli.dataset import seconds_arg
 from control.cli.options import command, group
 from control.cli.shell import Context, Settings
-from plugin.cli import default_size_arg
+from plugin.cli import check_plugin_certificate, default_size_arg
 
 DEFAULT_ENDPOINT = "unix:///run/csi/shoal.sock"
 MODES = ("controller", "node", "all")
@@ -46,8 +46,11 @@ def serve(ctx: Context) -> None:
     from plugin.csi.serve import CsiOptions, run_csi
 
     args = ctx.args
+    settings = Settings.from_args(args, ctx.shell.env)
+    user = "csi-node" if args.mode == "node" else "csi-controller"
+    check_plugin_certificate(settings.cert, "the CSI driver", user)
     configure_logging()
-    client = ctx.shell.make_client(Settings.from_args(args, ctx.shell.env), reactor)
+    client = ctx.shell.make_client(settings, reactor)
     options = CsiOptions(
         endpoint=args.endpoint,
         mode=args.mode,

@@ -261,6 +261,8 @@ class ControllerService(SnapshotRPCs):
         node = rules.parse_volume_id(request.node_id)
         if node is None or all(n.node.uuid != node for n in nodes):
             raise CsiError(Code.NOT_FOUND, f"No node {request.node_id[:80]!r} is registered.")
+        dataset = (await self._complete([dataset]))[0]
+        rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             known = self._readonly.get((dataset.dataset_id, node))
             if known is not None and known != request.readonly:
@@ -331,7 +333,9 @@ class ControllerService(SnapshotRPCs):
             for c in request.volume_capabilities
             if c.WhichOneof("access_type") == "mount"
             and c.mount.fs_type not in ("", dataset.filesystem)
+            and not dataset.raw
         ]
+        reasons.append(rules.access_mismatch(dataset, request.volume_capabilities))
         try:
             rules.check_parameters(request.parameters)
         except CsiError as e:

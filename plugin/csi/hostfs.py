@@ -150,6 +150,22 @@ def device_of(path: str) -> str:
     return entry.source
 
 
+def raw_device(path: str) -> str:
+    """The real path of the raw dataset's device ``path`` (as the agent reported it), once it is
+    a block device under /dev/ that nothing mounts (FAILED_PRECONDITION otherwise)."""
+    real = os.path.realpath(path)
+    if not real.startswith("/dev/") or not is_block(real):
+        raise CsiError(Code.FAILED_PRECONDITION,
+                       f"The reported device {path[:200]!r} is not a block device under /dev/ "
+                       "on this node; is the agent here attaching it?")
+    held = sorted(e.path for e in mounts() if os.path.realpath(e.source) == real)
+    if held:
+        raise CsiError(Code.FAILED_PRECONDITION,
+                       f"The raw volume's device {real} is mounted at {held[0]}: a raw volume's "
+                       "device is used as it is, never mounted. Unmount it there first.")
+    return real
+
+
 def other_mounts(path: str, known: set[str]) -> list[str]:
     """Every other place the filesystem mounted at ``path`` is mounted (bound), but ``known``."""
     entry = top_mount(os.path.realpath(path))

@@ -20,7 +20,7 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, wait_for_state
-from control.model import Dataset, Versions
+from control.model import UNBOUND, Dataset, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin.common.mounted import wait_mounted
@@ -91,12 +91,6 @@ class NodeService:
             raise CsiError(Code.NOT_FOUND, f"No volume {volume_id[:80]!r}: no live dataset.")
         return found.dataset_id
 
-    async def _agent_mount(self, dataset_id: UUID) -> str:
-        """Where this node's agent has the dataset mounted, checked on this node."""
-        path = expected_path(self._node.mount_root(), dataset_id)
-        await self._verify(dataset_id, path)
-        return path
-
     async def _verify(self, dataset_id: UUID, path: str) -> None:
         """FAILED_PRECONDITION, saying why, unless this node's checks accept ``path``."""
         try:
@@ -117,6 +111,8 @@ class NodeService:
         if dataset is None:
             raise CsiError(Code.NOT_FOUND,
                            f"No volume {request.volume_id[:80]!r}: no live dataset.")
+        dataset = await self._full(dataset)
+        rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._stage(dataset, rules.holder(leases, dataset.dataset_id), request)
         return csi.NodeStageVolumeResponse()
@@ -130,14 +126,29 @@ class NodeService:
                 f"Volume {dataset_id} is not published to this node ({node}): "
                 "ControllerPublishVolume it here first.",
             )
+        if is_block(request.volume_capability):
+            await self._raw_device(dataset_id, node)
+            return
         reported = await wait_mounted(self._client, self._clock, dataset_id, node,
                                       self.stage_timeout)
         await self._verify(dataset_id, reported)
-        if is_block(request.volume_capability):
-            await self._run(hostfs.device_of, reported)
-            return
         await self._run(hostfs.make_directory, request.staging_target_path)
         await self._run(hostfs.bind, reported, request.staging_target_path, False)
+
+    async def _raw_device(self, dataset_id: UUID, node: UUID) -> str:
+        """The device of the raw dataset, once the agent reports it attached here (woken by
+        the watch), checked on this node: a block device that nothing mounts."""
+        device = await wait_for_state(
+            self._client, self._clock, rules.attached_check(dataset_id, node),
+            self.stage_timeout, dataset_id=dataset_id,
+        )
+        found: str = await self._run(hostfs.raw_device, device)
+        return found
+
+    async def _full(self, dataset: Dataset) -> Dataset:
+        """``dataset`` with every field (the v1 listing leaves out its filesystem)."""
+        answer = await self._client.node_configuration(UNBOUND, [dataset.dataset_id])
+        return next((d for d in answer.datasets if d.dataset_id == dataset.dataset_id), dataset)
 
     async def NodeUnstageVolume(self, request: Any) -> Any:
         """Unmount the staging path (idempotent); the agent keeps its own mount."""
@@ -164,7 +175,7 @@ class NodeService:
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._check_single_writer(request, dataset_id)
             if is_block(request.volume_capability):
-                device = await self._run(hostfs.device_of, await self._agent_mount(dataset_id))
+                device = await self._raw_device(dataset_id, self._node())
                 await self._run(hostfs.make_file, request.target_path)
                 await self._run(hostfs.bind, device, request.target_path, readonly)
             else:

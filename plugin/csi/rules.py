@@ -15,10 +15,12 @@ from uuid import UUID
 
 import grpc
 
-from control.client.interface import NodeCondition, NodeInfo
+from control.client.interface import NodeCondition, NodeInfo, StateDataset
+from control.client.waiting import Reached
 from control.model import (
     FILESYSTEMS,
     MINIMUM_DATASET_SIZE,
+    RAW,
     SIZE_MULTIPLE,
     ConditionKind,
     Dataset,
@@ -36,7 +38,8 @@ DRIVER_NAME = "csi.shoal.io"
 
 PARAMETERS = {
     "class": "the Shoal storage class that places the volume (docs/placement.md)",
-    "fs": f"the filesystem of a mount volume: {', '.join(FILESYSTEMS)}",
+    "fs": f"the filesystem of a mount volume: {', '.join(FILESYSTEMS)} (a block volume is "
+    "raw: never formatted, whatever fs says)",
 }
 """CreateVolume parameters Shoal reads (a StorageClass's ``parameters``)."""
 
@@ -100,7 +103,17 @@ def check_capabilities(capabilities: Sequence[Any]) -> None:
 
 
 def filesystem_of(capabilities: Iterable[Any], parameters: Mapping[str, str]) -> str | None:
-    """The filesystem a CreateVolume asks for: a mount capability's fs_type, else ``fs``."""
+    """The filesystem a CreateVolume asks for: :data:`~control.model.RAW` for block access (a
+    raw dataset, never formatted or mounted), else a mount capability's fs_type, else ``fs``."""
+    capabilities = list(capabilities)
+    kinds = {c.WhichOneof("access_type") for c in capabilities}
+    if "block" in kinds:  # the class's ``fs`` is for its mount volumes: not used here
+        if "mount" in kinds:
+            raise CsiError(Code.INVALID_ARGUMENT,
+                           "The request asks for block and mount access: a Shoal volume is "
+                           "either raw (block access) or has a filesystem (mount access). "
+                           "Ask for one of the two.")
+        return RAW
     asked = {c.mount.fs_type for c in capabilities if c.WhichOneof("access_type") == "mount"}
     asked.discard("")
     if parameters.get("fs"):
@@ -209,12 +222,49 @@ def check_existing(
             problems.append("it has another content source")
     if storage_class is not None and existing.storage_class != storage_class:
         problems.append(f"its storage class is {existing.storage_class!r}")
+    wrong = access_mismatch(existing, request.volume_capabilities)
+    if wrong is not None:
+        problems.append(wrong)
     if problems:
         raise CsiError(
             Code.ALREADY_EXISTS,
             f"Volume {request.name!r} already exists as dataset {existing.dataset_id}, but "
             f"{'; '.join(problems)}: use another name, or delete it first.",
         )
+
+
+def access_mismatch(dataset: Dataset, capabilities: Iterable[Any]) -> str | None:
+    """Why ``dataset`` cannot serve one of ``capabilities``: block access needs a raw dataset
+    (its device is never mounted by the agent), mount access one with a filesystem."""
+    for capability in capabilities:
+        block = capability.WhichOneof("access_type") == "block"
+        if block and not dataset.raw:
+            return (f"it has a filesystem ({dataset.filesystem}) the agent mounts, so it cannot "
+                    "be used as a raw block device; create a volume with block access")
+        if not block and dataset.raw:
+            return ("it is a raw block volume (no filesystem), so it cannot be mounted; "
+                    "use block access (volumeMode: Block)")
+    return None
+
+
+def check_access(dataset: Dataset, capabilities: Iterable[Any]) -> None:
+    """Refuse (INVALID_ARGUMENT) a capability the dataset's kind (raw or not) cannot serve."""
+    wrong = access_mismatch(dataset, capabilities)
+    if wrong is not None:
+        raise CsiError(Code.INVALID_ARGUMENT, f"Volume {dataset.dataset_id}: {wrong}.")
+
+
+def attached_check(dataset_id: UUID, node: UUID) -> Any:
+    """A wait's pure check: the device path once ``dataset_id`` is reported attached (with a
+    device) on ``node``, else what is awaited."""
+
+    def check(states: Sequence[StateDataset]) -> Reached[str] | str:
+        state = next((s for s in states if s.dataset_id == dataset_id), None)
+        if state is not None and state.primary == node and state.device:
+            return Reached(state.device)
+        return f"the agent to report raw volume {dataset_id} attached on node {node}"
+
+    return check
 
 
 # -- Topology -------------------------------------------------------------------------

@@ -109,3 +109,29 @@ def test_plugin_refuses_a_node_certificate(tmp_path: str) -> None:
         check_plugin_certificate(os.path.join(str(tmp_path), "node-n1.crt"))
     check_plugin_certificate(os.path.join(str(tmp_path), "user-plugin-n1.crt"))
     check_plugin_certificate(None)
+
+
+def test_csi_serve_refuses_a_node_certificate(tmp_path: str) -> None:
+    """`shoal csi serve` with a node certificate exits at once, told to issue csi-node."""
+    import subprocess
+    import sys
+    from datetime import UTC, datetime
+
+    from control import ca
+
+    now = datetime.now(UTC)
+    ca.init_ca_files(tmp_path, "test", now)
+    ca.issue_files(tmp_path, "node", "n1", now, node=NODE)
+    files = {name: os.path.join(str(tmp_path), name)
+             for name in ("cluster.crt", "node-n1.crt", "node-n1.key")}
+    done = subprocess.run(
+        [sys.executable, "-m", "control.cli", "csi", "serve", "--mode", "node",
+         "--endpoint", f"unix://{tmp_path}/csi.sock", "--url", "https://127.0.0.1:9",
+         "--ca-cert", files["cluster.crt"], "--cert", files["node-n1.crt"],
+         "--key", files["node-n1.key"]],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 1
+    assert "is the certificate of node" in done.stderr
+    assert "shoal ca issue user csi-node --role operator" in done.stderr
+    assert not os.path.exists(os.path.join(str(tmp_path), "csi.sock"))

@@ -473,3 +473,18 @@ class TestAccessModes:
         d = start(cluster.services[NODE1].mount("solo", "c2"))
         cluster.converge(NODE1)
         result(d)
+
+
+class TestRawVolumes:
+    """A raw (block-mode) dataset is for the CSI driver's Block volumes only."""
+
+    def test_mount_of_a_raw_dataset_is_refused(self, cluster: Cluster) -> None:
+        """Mounting a raw dataset fails with a message naming it raw; no lease is left behind."""
+        made = result(cluster.client.create_shoal_dataset(
+            NODE1, None, {"name": "blocky"}, filesystem="raw"
+        ))
+        error = failure(start(cluster.services[NODE1].mount("blocky", "c1")))
+        assert isinstance(error, InvalidRequest)
+        assert "raw block volume" in error.description and "no filesystem" in error.description
+        leases = result(cluster.client.list_leases())
+        assert all(lease.dataset_id != made.dataset_id for lease in leases)

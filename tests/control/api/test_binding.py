@@ -111,6 +111,15 @@ def test_access_modes() -> None:
     assert made.code == 201 and made.body["access_mode"] == "ReadOnlyMany"
 
 
+def test_raw_datasets_are_never_read_only_many() -> None:
+    """A ReadOnlyMany raw dataset is refused (400); a ReadWriteOnce one is made raw."""
+    h = _cluster(access_modes=["ReadWriteOnce", "ReadOnlyMany"])
+    refused = _create(h, access_mode="ReadOnlyMany", filesystem="raw")
+    assert refused.code == 400 and "cannot be ReadOnlyMany" in refused.body["description"]
+    made = _create(h, filesystem="raw")
+    assert made.code == 201 and made.body["filesystem"] == "raw"
+
+
 def test_without_class_or_primary_is_refused() -> None:
     """With no class at all, a create must name its primary."""
     h = Harness()

@@ -110,7 +110,7 @@ def test_report_state_and_state_datasets() -> None:
     assert again.body == {"changed": False, "configuration": 0, "state": 2}
     assert h.call("GET", "/v1/state/datasets").body == [
         {"dataset_id": str(DATASET_1), "primary": str(NODE_A), "path": "/mnt/d1",
-         "maximum_size": GiB}
+         "maximum_size": GiB, "device": "/dev/vdb"}
     ]
 
 

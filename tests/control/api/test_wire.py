@@ -160,7 +160,7 @@ def test_node_state_refuses_duplicate_and_bad_status() -> None:
 
 
 def test_state_datasets_most_advanced_status_wins() -> None:
-    """One entry per dataset: mounted beats attached beats present."""
+    """One entry per dataset: mounted beats attached beats present; the device when attached."""
     on_a = NodeState(
         A,
         datasets={
@@ -178,8 +178,9 @@ def test_state_datasets_most_advanced_status_wins() -> None:
     )
     state = ClusterState(reports={A: on_a, B: on_b})
     assert state_datasets_to_json(state) == [
-        {"dataset_id": str(D1), "primary": str(B), "path": "/mnt/d1", "maximum_size": 2**30},
-        {"dataset_id": str(D2), "primary": str(A)},
+        {"dataset_id": str(D1), "primary": str(B), "path": "/mnt/d1", "maximum_size": 2**30,
+         "device": "/dev/vdb"},
+        {"dataset_id": str(D2), "primary": str(A), "device": "/dev/vdc"},
         {"dataset_id": str(D3)},
     ]
 

@@ -170,7 +170,7 @@ class ClientContract:
         assert (first.changed, second.changed) == (True, False)
         assert second.versions == first.versions
         assert harness.run(harness.client.list_state_datasets()) == [
-            StateDataset(DATASET_1, NODE_A, "/shoal/x", GiB)
+            StateDataset(DATASET_1, NODE_A, "/shoal/x", GiB, "/dev/loop0")
         ]
 
     def test_conditions_listed_with_their_node(self, harness: ClientHarness) -> None:

@@ -11,9 +11,11 @@ it is published.
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from typing import Any
 
+import grpc
 import pytest
 
 from tests.agent.functional.cluster import LocalCluster, read_marker, write_marker
@@ -145,3 +147,72 @@ def test_volume_lifecycle_across_nodes(
         controller.controller.DeleteVolume(pb.DeleteVolumeRequest(volume_id=volume_id))
     listed = controller.controller.ListVolumes(pb.ListVolumesRequest())
     assert [e.volume.volume_id for e in listed.entries] == []
+
+
+def _mounted_devices() -> set[str]:
+    """The ``major:minor`` of every filesystem mounted on this machine (mountinfo's third field)."""
+    with open("/proc/self/mountinfo") as f:
+        return {line.split()[2] for line in f}
+
+
+def _write_raw(path: str, offset: int, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        os.pwrite(fd, data, offset)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _read_raw(path: str, offset: int, size: int) -> bytes:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        return os.pread(fd, size, offset)
+    finally:
+        os.close(fd)
+
+
+def test_raw_block_volume_moves_between_nodes(
+    cluster: LocalCluster, drivers: Callable[..., CsiProcess], workdir: str
+) -> None:
+    """A block volume is raw, never formatted or mounted; bytes written on node1 read on node2."""
+    controller = Csi(drivers("node1", mode="controller").endpoint)
+    nodes = {name: Node(drivers(name, mode="node"), workdir, name) for name in ("node1", "node2")}
+    pb = controller.pb
+    cap = controller.block_capability()
+    volume = controller.controller.CreateVolume(pb.CreateVolumeRequest(
+        name="pvc-raw", volume_capabilities=[cap], parameters={"fs": "xfs"},
+        capacity_range=pb.CapacityRange(required_bytes=64 * MiB))).volume
+    assert volume.volume_context["filesystem"] == "raw"
+
+    target = attach_and_mount(controller, nodes["node1"], volume.volume_id, "pod-a", cap)
+    device = os.stat(target)
+    assert stat.S_ISBLK(device.st_mode)
+    number = f"{os.major(device.st_rdev)}:{os.minor(device.st_rdev)}"
+    assert number not in _mounted_devices()  # the agent mounted nothing of it
+    head = _read_raw(target, 0, 4096)
+    assert head[:4] != b"XFSB" and head[1080:1082] != b"\x53\xef"  # no xfs, no ext4
+    payload = b"raw bytes from node1 " * 100
+    _write_raw(target, 3 * MiB + 512, payload)
+    unmount_and_detach(controller, nodes["node1"], volume.volume_id, target)
+    assert not os.path.exists(target)
+
+    target2 = attach_and_mount(controller, nodes["node2"], volume.volume_id, "pod-b", cap)
+    assert _read_raw(target2, 3 * MiB + 512, len(payload)) == payload
+    device2 = os.stat(target2)
+    assert f"{os.major(device2.st_rdev)}:{os.minor(device2.st_rdev)}" not in _mounted_devices()
+
+    mount = controller.mount_capability()
+    with pytest.raises(grpc.RpcError) as refused:
+        controller.controller.ControllerPublishVolume(pb.ControllerPublishVolumeRequest(
+            volume_id=volume.volume_id, node_id=nodes["node2"].id, volume_capability=mount))
+    assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "raw block volume" in (refused.value.details() or "")
+
+    snapshot = controller.controller.CreateSnapshot(pb.CreateSnapshotRequest(
+        source_volume_id=volume.volume_id, name="raw-snap"), timeout=120).snapshot
+    source = pb.VolumeContentSource(
+        snapshot=pb.VolumeContentSource.SnapshotSource(snapshot_id=snapshot.snapshot_id))
+    restored = controller.controller.CreateVolume(pb.CreateVolumeRequest(
+        name="pvc-raw-restored", volume_capabilities=[cap], volume_content_source=source)).volume
+    assert restored.volume_context["filesystem"] == "raw"
