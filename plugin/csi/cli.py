@@ -62,6 +62,7 @@ def serve(ctx: Context) -> None:
         snapshot_wait=args.snapshot_wait,
         max_volumes=args.max_volumes,
         workers=args.workers,
+        socket_group=args.socket_group,
     )
     run_csi(reactor, client, options)
 
@@ -100,3 +101,6 @@ def register(subparsers: Any) -> None:
                         "(default 0: no limit)")
     p.add_argument("--workers", type=count_arg, default=16, metavar="N",
                    help="gRPC threads (concurrent RPCs; default 16)")
+    p.add_argument("--socket-group", metavar="GROUP",
+                   help="a group that may use the socket too (mode 0660); by default only "
+                        "root may (0600)")

@@ -44,6 +44,8 @@ class CsiOptions:
     snapshot_wait: float = 30.0
     max_volumes: int = 0
     workers: int = 16
+    socket_group: str | None = None
+    """The group that may use the socket too; ``None``: root (its owner) only."""
 
 
 def build_services(reactor: Any, client: ShoalClient, options: CsiOptions) -> dict[str, object]:
@@ -80,7 +82,7 @@ def run_csi(reactor: Any, client: ShoalClient, options: CsiOptions) -> None:
     def start() -> None:
         try:
             servers.append(start_server(options.endpoint, build_services(reactor, client, options),
-                                        bridge, options.workers))
+                                        bridge, options.workers, options.socket_group))
         except Exception as e:
             failures.append(e)
             reactor.stop()

@@ -12,6 +12,7 @@ an RPC a service does not define keeps grpcio's UNIMPLEMENTED.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from twisted.python.failure import Failure
 import control
 from control.client.interface import ShoalClient
 from control.errors import ShoalError
-from plugin.common.sockets import prepare_socket
+from plugin.common.sockets import prepare_socket, socket_access
 from plugin.csi.errors import Code, CsiError, status_of
 from plugin.csi.proto import csi_pb2 as csi
 from plugin.csi.proto import csi_pb2_grpc as csi_grpc
@@ -158,9 +159,15 @@ ADDERS = {
 
 
 def start_server(
-    endpoint: str, services: dict[str, object], bridge: Bridge, workers: int = 16
+    endpoint: str, services: dict[str, object], bridge: Bridge, workers: int = 16,
+    socket_group: str | None = None,
 ) -> grpc.Server:
-    """Serve ``services`` (keys of :data:`ADDERS`) on the endpoint's Unix socket; started."""
+    """Serve ``services`` (keys of :data:`ADDERS`) on the endpoint's Unix socket; started.
+
+    The socket is root's alone (0600), or also ``socket_group``'s (0660): whoever
+    may write to it can have any volume of the cluster mounted on this node.
+    """
+    mode, gid = socket_access(socket_group)
     path = socket_path(endpoint)
     prepare_socket(path)
     server = grpc.server(ThreadPoolExecutor(max_workers=workers, thread_name_prefix="csi"))
@@ -168,5 +175,12 @@ def start_server(
         base, add = ADDERS[kind]
         add(servicer(base, service, bridge), server)
     server.add_insecure_port("unix:" + path)
-    server.start()
+    previous = os.umask(0o177)  # the socket is made by start(): never open to others meanwhile
+    try:
+        server.start()
+    finally:
+        os.umask(previous)
+    os.chmod(path, mode)
+    if gid is not None:
+        os.chown(path, -1, gid)
     return server

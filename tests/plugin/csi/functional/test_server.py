@@ -89,3 +89,21 @@ def test_unserved_rpcs_and_a_stopping_driver(served: tuple[Csi, Bridge]) -> None
     assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
     bridge.stop()
     assert status(client, "a")[0] is grpc.StatusCode.UNAVAILABLE
+
+
+def test_socket_is_roots_alone_or_its_groups(tmp_path) -> None:
+    """The driver's socket is made 0600, or 0660 owned by ``--socket-group``'s group."""
+    import grp
+    import stat
+
+    bridge = Bridge(CallingReactor())
+    group = grp.getgrgid(os.getgid())
+    for name, mode, gid in ((None, 0o600, None), (group.gr_name, 0o660, group.gr_gid)):
+        path = str(tmp_path / f"csi-{mode:o}.sock")
+        server = start_server("unix://" + path, {"controller": Refusing()}, bridge, 1, name)
+        try:
+            found = os.stat(path)
+            assert stat.S_IMODE(found.st_mode) == mode
+            assert gid is None or found.st_gid == gid
+        finally:
+            server.stop(None)
