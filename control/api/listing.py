@@ -14,8 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from control.api.errors import encode
-from control.model import Configuration, Dataset
-from control.wire import dataset_to_json
+from control.failover import visible_state
+from control.model import ClusterState, Configuration, Dataset
+from control.wire import dataset_to_json, state_datasets_to_json
 
 
 class ListingEncoder:
@@ -29,6 +30,11 @@ class ListingEncoder:
         self._to_json = to_json
         self._fragments: dict[UUID, tuple[Dataset, bytes]] = {}
         self._last: tuple[int, bytes] | None = None
+
+    def cached(self, configuration: Configuration) -> bytes | None:
+        """The listing of ``configuration`` if it is the one encoded last, else ``None``."""
+        last = self._last
+        return last[1] if last is not None and last[0] == configuration.generation else None
 
     def datasets(self, configuration: Configuration) -> bytes:
         """The JSON array of every dataset, ordered by id."""
@@ -44,4 +50,33 @@ class ListingEncoder:
         ordered = sorted(fragments.items(), key=lambda item: str(item[0]))
         body = b"[" + b",".join(fragment for _, (_, fragment) in ordered) + b"]"
         self._last = (configuration.generation, body)
+        return body
+
+
+class StateListingEncoder:
+    """Encodes ``/v1/state/datasets``, once per state version and configuration generation.
+
+    The listing depends only on the reports' datasets and the nodes' fences
+    (both move the state version) and on the datasets' primaries (they move
+    the generation), so an answer is reused until either counter moves. It
+    may be called from several threads: at worst two encode the same answer.
+    """
+
+    def __init__(self) -> None:
+        self._last: tuple[tuple[int, int], bytes] | None = None
+
+    def cached(self, state: ClusterState, configuration: Configuration) -> bytes | None:
+        """The listing of ``state`` and ``configuration`` if encoded last, else ``None``."""
+        last = self._last
+        key = (state.version, configuration.generation)
+        return last[1] if last is not None and last[0] == key else None
+
+    def datasets(self, state: ClusterState, configuration: Configuration) -> bytes:
+        """The JSON array of the reported datasets (:func:`control.wire.state_datasets_to_json`)."""
+        cached = self.cached(state, configuration)
+        if cached is not None:
+            return cached
+        key = (state.version, configuration.generation)
+        body = encode(state_datasets_to_json(visible_state(state, configuration)))
+        self._last = (key, body)
         return body
