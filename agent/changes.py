@@ -29,19 +29,23 @@ WAIT_SLEEP = 5.0
 
 @frozen
 class CreateVolume:
-    """Create the dataset's volume (the backend returns the existing one if any)."""
+    """Create the dataset's volume (the backend returns the existing one if any), on the
+    node's ``backend`` of that name (``None``: its default one)."""
 
     dataset_id: UUID
     size: int
+    backend: str | None = None
 
 
 @frozen
 class AttachVolume:
-    """Attach the dataset's volume ``blockdevice_id`` to this node, at the dataset's ``epoch``."""
+    """Attach the dataset's volume ``blockdevice_id`` to this node, at the dataset's ``epoch``;
+    ``read_only``: a read-only attachment beside other readers (``ReadOnlyMany``)."""
 
     dataset_id: UUID
     blockdevice_id: str
     epoch: int = 0
+    read_only: bool = False
 
 
 @frozen
@@ -87,11 +91,12 @@ class MakeFilesystem:
 
 @frozen
 class MountFilesystem:
-    """Mount ``device`` at ``path``."""
+    """Mount ``device`` at ``path`` (``read_only``: ``ro``, no journal replay)."""
 
     dataset_id: UUID
     device: str
     path: str
+    read_only: bool = False
 
 
 @frozen
@@ -105,10 +110,12 @@ class UnmountFilesystem:
 
 @frozen
 class DetachVolume:
-    """Detach the dataset's volume ``blockdevice_id`` from this node."""
+    """Detach the dataset's volume ``blockdevice_id`` from this node (``read_only``: this
+    node's read-only attachment, leaving other readers theirs)."""
 
     dataset_id: UUID
     blockdevice_id: str
+    read_only: bool = False
 
 
 @frozen

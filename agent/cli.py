@@ -53,10 +53,13 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
     """The :class:`AgentOptions` of a parsed ``shoal agent run`` command line."""
     from agent.service import AgentOptions, kill_after_changes, parse_labels
 
+    specs = list(args.backend or ["loopback"])
+    first, _, first_pool = specs[0].partition("=")
     return AgentOptions(
         node_name=args.node_name or socket.gethostname(),
-        backend=args.backend,
-        pool=args.pool,
+        backend=first,
+        pool=first_pool or args.pool,
+        more_backends=tuple(specs[1:]),
         mount_root=args.mount_root,
         state_dir=args.state_dir,
         cluster_id=_cluster_id(args.cluster_id or env.get("SHOAL_CLUSTER_ID")),
@@ -131,8 +134,10 @@ def register(subparsers: Any) -> None:
     p.add_argument("--node-name", metavar="NAME",
                    help="this node's name (default: the host name); fixed at first start")
     p.add_argument("--label", action="append", metavar="K=V", help="a node label (repeatable)")
-    p.add_argument("--backend", default="loopback", metavar="NAME",
-                   help=f"storage backend: {', '.join(backend_names())} (default loopback)")
+    p.add_argument("--backend", action="append", metavar="NAME[=POOL]",
+                   help=f"storage backend: {', '.join(backend_names())} (default loopback); "
+                   "repeat it to offer several (the first is the default; each further "
+                   "file-pool backend names its own pool: --backend local=/var/lib/shoal/local)")
     p.add_argument("--pool", metavar="DIR", help="the loopback backend's shared volume pool")
     p.add_argument("--pool-overcommit", type=_overcommit, metavar="R",
                    help="make the loopback pool thin: sparse volumes, provisioned up to R "

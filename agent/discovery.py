@@ -78,6 +78,8 @@ class DiscoveredState(enum.Enum):
     """Mounted here at the dataset's mount point (maybe elsewhere too)."""
     MOUNTED_OTHER_PATH = "mounted_other_path"
     """Mounted here, but not at the dataset's mount point."""
+    READ_ONLY_ELSEWHERE = "read_only_elsewhere"
+    """Attached read-only to other nodes (``ReadOnlyMany`` readers) and not here."""
 
 
 ATTACHED_HERE_STATES = frozenset(
@@ -113,6 +115,8 @@ class DiscoveredDataset:
     dataset's mount point first when it is among them. ``filesystem`` is the
     kind and size of the filesystem on that device, when known. ``epoch`` is
     the highest attach epoch the backend recorded for the volume.
+    ``read_only`` says that the attachment here is a read-only one (this node
+    is among the volume's ``readers``), ``readers`` which nodes have one.
     """
 
     dataset_id: UUID
@@ -124,6 +128,8 @@ class DiscoveredDataset:
     mount_paths: tuple[str, ...] = ()
     filesystem: FilesystemInfo | None = None
     epoch: int = 0
+    read_only: bool = False
+    readers: frozenset[str] = frozenset()
 
 
 @frozen
@@ -172,6 +178,9 @@ class LocalState:
     device_errors: PMap = field(factory=pmap, converter=_freeze_datasets)
     snapshots: PMap = field(factory=pmap, converter=_freeze_datasets)
     leftovers: tuple[Leftover, ...] = ()
+    capacities: tuple[Capacity, ...] = ()
+    """Every backend's capacity when the node runs several (the default one first, which is
+    ``capacity``); empty with one backend."""
 
 
 def with_leftovers(
@@ -229,9 +238,15 @@ def mount_point(mount_root: str, dataset_id: UUID) -> str:
     return posixpath.join(mount_root, str(dataset_id))
 
 
+def attached_here(volume: BlockDeviceVolume, instance_id: str) -> bool:
+    """Whether ``volume`` is attached to ``instance_id``, read-write or read-only."""
+    return volume.attached_to == instance_id or instance_id in volume.readers
+
+
 def _preference(volume: BlockDeviceVolume, instance_id: str) -> tuple[int, str]:
-    here = volume.attached_to == instance_id
-    return (0 if here else 1 if volume.attached_to else 2, volume.blockdevice_id)
+    here = attached_here(volume, instance_id)
+    attached = volume.attached_to or volume.readers
+    return (0 if here else 1 if attached else 2, volume.blockdevice_id)
 
 
 def _one_per_dataset(
@@ -258,7 +273,9 @@ def _classify_volume(
     paths: tuple[str, ...] = ()
     if volume.attached_to is not None and volume.attached_to != instance_id:
         state = DiscoveredState.ATTACHED_ELSEWHERE
-    elif volume.attached_to == instance_id:
+    elif volume.readers and not attached_here(volume, instance_id):
+        state = DiscoveredState.READ_ONLY_ELSEWHERE
+    elif attached_here(volume, instance_id):
         device = devices.get(volume.blockdevice_id)
         paths = mounts_by_device.get(device, ()) if device else ()
         if device is None:
@@ -281,6 +298,8 @@ def _classify_volume(
         device=device,
         mount_paths=paths,
         epoch=volume.epoch,
+        read_only=volume.attached_to != instance_id and instance_id in volume.readers,
+        readers=volume.readers,
     )
 
 
@@ -325,7 +344,10 @@ def _unknown_volumes(
             v
             for v in local.volumes
             if v.dataset_id not in desired
-            and (v.attached_to is None or v.attached_to == local.instance_id)
+            and (
+                (v.attached_to is None and not v.readers)
+                or attached_here(v, local.instance_id)
+            )
         ),
         key=lambda v: v.blockdevice_id,
     )

@@ -22,7 +22,13 @@ from attrs import asdict
 from twisted.internet.defer import Deferred, DeferredList, succeed
 from twisted.python.failure import Failure
 
-from agent.backends.interface import BlockDeviceAPI, BlockDeviceVolume
+from agent.backends.interface import (
+    BackendError,
+    BlockDeviceAPI,
+    BlockDeviceVolume,
+    ReadOnlyManyAPI,
+)
+from agent.backends.multi import MultiBackend
 from agent.changes import (
     AttachVolume,
     Change,
@@ -113,12 +119,10 @@ class Executor:
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._effects: list[tuple[Change, object]] = []
         self._actions: dict[type, Callable[[Any], object]] = {
-            CreateVolume: lambda c: backend.create_volume(c.dataset_id, c.size),
-            AttachVolume: lambda c: backend.attach_volume(
-                c.blockdevice_id, backend.compute_instance_id(), c.epoch
-            ),
+            CreateVolume: self._create,
+            AttachVolume: self._attach,
             MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
-            MountFilesystem: lambda c: filesystems.mount(c.device, c.path),
+            MountFilesystem: lambda c: filesystems.mount(c.device, c.path, c.read_only),
             UnmountFilesystem: lambda c: filesystems.unmount(c.path, lazy=c.lazy),
             DetachVolume: self._detach,
             DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
@@ -172,6 +176,28 @@ class Executor:
                 self._log.warning("agent.thaw.failed", path=mount.path, error=str(e))
         return paths
 
+    def _create(self, change: CreateVolume) -> BlockDeviceVolume:
+        """Create on the change's backend when the node runs several, else on its one."""
+        if isinstance(self.backend, MultiBackend):
+            return self.backend.create_volume_on(change.backend, change.dataset_id, change.size)
+        return self.backend.create_volume(change.dataset_id, change.size)
+
+    def _attach(self, change: AttachVolume) -> BlockDeviceVolume:
+        """Attach read-write at the change's epoch, or read-only beside other readers."""
+        here = self.backend.compute_instance_id()
+        if not change.read_only:
+            return self.backend.attach_volume(change.blockdevice_id, here, change.epoch)
+        return self._read_only_many().attach_read_only(change.blockdevice_id, here)
+
+    def _read_only_many(self) -> ReadOnlyManyAPI:
+        """The backend as one that attaches read-only on many nodes, else a clear refusal."""
+        if not isinstance(self.backend, ReadOnlyManyAPI):
+            raise BackendError(
+                "This node's backend cannot attach a volume read-only to several nodes "
+                "(ReadOnlyMany): use a class on a backend that can (loopback)."
+            )
+        return self.backend
+
     def _detach(self, change: DetachVolume) -> None:
         """Detach, having confirmed that the volume is attached to this node.
 
@@ -182,7 +208,10 @@ class Executor:
         attached here) is asked first.
         """
         self.backend.get_device_path(change.blockdevice_id)
-        self.backend.detach_volume(change.blockdevice_id)
+        if change.read_only:
+            self._read_only_many().detach_read_only(change.blockdevice_id)
+        else:
+            self.backend.detach_volume(change.blockdevice_id)
 
     @property
     def recently_created(self) -> tuple[BlockDeviceVolume, ...]:

@@ -112,7 +112,7 @@ def let_go_fenced(found: DiscoveredDataset) -> Change:
     return sequentially(
         [
             *_shut_and_unmount(found.dataset_id, found.mount_paths, reason),
-            DetachVolume(found.dataset_id, found.blockdevice_id),
+            DetachVolume(found.dataset_id, found.blockdevice_id, read_only=found.read_only),
         ]
     )
 

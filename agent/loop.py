@@ -488,7 +488,11 @@ class ConvergenceLoop(LoopFencing):
             local, desired, self.node.node_uuid, self.settings.default_size, now
         )
         report = with_health(report, local.capacity, health, self.memory.last_report)
-        return evolve(report, snapshots=reported_snapshots(local, configuration.snapshots))
+        return evolve(
+            report,
+            snapshots=reported_snapshots(local, configuration.snapshots),
+            capacities=local.capacities,
+        )
 
     def _act(self, changes: Change) -> Deferred[tuple[tuple[Change, BaseException], ...]]:
         """Run ``changes``; fires with the failed changes and their errors (maybe none)."""

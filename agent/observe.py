@@ -23,8 +23,10 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from agent.backends.multi import MultiBackend
 from agent.discovery import (
     LocalState,
+    attached_here,
     classify,
     with_filesystems,
     with_leftovers,
@@ -119,7 +121,7 @@ def discover(
     )
     devices: dict[str, str] = {}
     for volume in volumes:
-        if volume.attached_to == node_instance_id:
+        if attached_here(volume, node_instance_id):
             device = _device_of(backend, volume.blockdevice_id)
             if device is not None:
                 devices[volume.blockdevice_id] = device
@@ -135,4 +137,14 @@ def discover(
     local = with_snapshots(with_filesystems(local, infos), snapshots)
     local = with_leftovers(local, leftovers, mounts)
     errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
-    return evolve(local, capacity=capacity, device_errors=errors)
+    capacities: tuple[Capacity, ...] = ()
+    if isinstance(backend, MultiBackend):
+        capacities = tuple(c for c in map(steady, _all_capacities(backend)) if c is not None)
+    return evolve(local, capacity=capacity, device_errors=errors, capacities=capacities)
+
+
+def _all_capacities(backend: MultiBackend) -> list[Capacity]:
+    try:
+        return backend.capacities()
+    except (BackendError, OSError):
+        return []

@@ -23,7 +23,7 @@ Safety rules the table keeps (each has a test):
   one the listing says is attached here without the backend confirming it
   (a stale listing: it may be attached to another node by now);
 - a volume attached to another node is never attached here (Wait instead),
-  so a dataset is mounted on at most one node; unless that node is fenced
+  so a dataset is mounted on at most one node read-write; unless that node is fenced
   (``fenced_nodes``), when its attachment is fenced in the backend first;
 - an attach carries the dataset's epoch, and a volume the backend saw at a
   newer epoch is never attached (a stale configuration: Wait);
@@ -35,6 +35,9 @@ Safety rules the table keeps (each has a test):
   the backend's create is idempotent by dataset as a second guard), and
   only when the backend reports it fits (else the report says why);
 - a volume this node holds a live lease on is not unmounted or detached;
+- a ``ReadOnlyMany`` dataset is attached and mounted read-only on its primary
+  and each reader, never read-write while any node reads it: only the primary
+  of a new one attaches it read-write, to format it, while no reader has it;
 - a restore or clone never formats: its volume arrives with its source's
   filesystem, which is grown (offline for ext4, online for xfs) when the
   volume is larger; a volume grows only while mounted here, within capacity;
@@ -112,6 +115,8 @@ class DesiredState(enum.Enum):
     """Deleted, and this node is its primary: this node destroys the volume."""
     DELETED_ELSEWHERE = "deleted_elsewhere"
     """Deleted, another node is its primary: let go of it; that node destroys it."""
+    READ_ONLY_HERE = "read_only_here"
+    """Live ``ReadOnlyMany``, this node its primary or a reader: mounted read-only here."""
     UNKNOWN = "unknown"
     """No record was sent: never touch the volume."""
 
@@ -155,6 +160,10 @@ class Context:
     volumes: PMap = pmap()
     """Every dataset's discovered volume (:attr:`LocalState.datasets`): clone sources."""
     fence: FenceView = FenceView()
+    node_uuid: UUID | None = None
+    """This node (to tell a ``ReadOnlyMany`` dataset's primary from its readers)."""
+    capacities: PMap = pmap()
+    """Each backend's capacity by name, when the node runs several."""
 
 
 Transition = Callable[[Dataset | None, DiscoveredDataset, Context], Change]
@@ -167,6 +176,8 @@ def desired_state(record: Dataset | None, node_uuid: UUID) -> DesiredState:
     here = record.primary == node_uuid
     if record.deleted:
         return DesiredState.DELETED_HERE if here else DesiredState.DELETED_ELSEWHERE
+    if record.read_only and not record.released and (here or node_uuid in record.readers):
+        return DesiredState.READ_ONLY_HERE
     return DesiredState.MOUNTED_HERE if here else DesiredState.ELSEWHERE
 
 
@@ -184,9 +195,10 @@ def _create(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> C
     if record.source is not None:
         return _create_from_source(record, ctx)
     size = record.maximum_size or ctx.default_size
-    if not fits(ctx.capacity, size):  # reported as too_large / no_space (agent.health)
+    capacity = ctx.capacities.get(record.backend, ctx.capacity) if record.backend else ctx.capacity
+    if not fits(capacity, size):  # reported as too_large / no_space (agent.health)
         return NoOp()
-    return CreateVolume(record.dataset_id, size)
+    return CreateVolume(record.dataset_id, size, record.backend)
 
 
 def _create_from_source(record: Dataset, ctx: Context) -> Change:
@@ -371,7 +383,7 @@ def _unmount_other_paths(record: Dataset | None, found: DiscoveredDataset, ctx: 
 
 def _detach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
     assert found.blockdevice_id is not None
-    return DetachVolume(found.dataset_id, found.blockdevice_id)
+    return DetachVolume(found.dataset_id, found.blockdevice_id, read_only=found.read_only)
 
 
 def _leased(found: DiscoveredDataset, ctx: Context) -> Change | None:
@@ -402,6 +414,92 @@ def _destroy(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> 
     return DestroyVolume(found.dataset_id, found.blockdevice_id)
 
 
+# -- ReadOnlyMany: mounted read-only on the primary and every reader ------------
+
+
+def _is_primary(record: Dataset | None, ctx: Context) -> bool:
+    return record is not None and record.primary == ctx.node_uuid
+
+
+def _create_for_readers(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """The primary creates the volume (restores, clones); a reader waits for it."""
+    if _is_primary(record, ctx):
+        return _create(record, found, ctx)
+    return Wait(
+        found.dataset_id,
+        "waiting for the dataset's primary to create its volume before reading it",
+        "waiting_for_primary",
+    )
+
+
+def _attach_read_only(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    assert found.blockdevice_id is not None
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
+    return AttachVolume(found.dataset_id, found.blockdevice_id, read_only=True)
+
+
+def _take_over_read_only(
+    record: Dataset | None, found: DiscoveredDataset, ctx: Context
+) -> Change:
+    """Attached read-write elsewhere: wait for it (the primary formatting it), unless that
+    node is fenced: fence it, then attach read-only."""
+    assert found.blockdevice_id is not None
+    fence = _holder_fenced(found, ctx)
+    if fence is None:
+        return _wait_for_holder(record, found, ctx)
+    return sequentially([fence, _attach_read_only(record, found, ctx)])
+
+
+def _format_read_only(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """No filesystem yet: only the primary of a new (sourceless) dataset makes one, attached
+    read-write while no reader has the volume; then it goes back to read-only."""
+    assert record is not None and found.blockdevice_id is not None
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
+    if not found.read_only:
+        if _is_primary(record, ctx) and record.source is None:
+            assert found.device is not None  # formatted only: never mounted read-write
+            return MakeFilesystem(found.dataset_id, found.device, record.filesystem)
+        return _detach(record, found, ctx)
+    others = found.readers - {ctx.instance_id}
+    if _is_primary(record, ctx) and record.source is None and not others:
+        return sequentially([
+            _detach(record, found, ctx),
+            AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch),
+        ])
+    wait = Wait(
+        found.dataset_id,
+        f"volume {found.blockdevice_id} has no filesystem yet; its primary makes one "
+        "while no node reads it",
+        "waiting_for_filesystem",
+    )
+    if _is_primary(record, ctx):
+        return wait
+    return sequentially([_detach(record, found, ctx), wait])
+
+
+def _mount_read_only(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Mount a read-only attachment read-only; let go of a read-write one (made to format)."""
+    assert found.device is not None
+    if ctx.fence.holding:
+        return hold(found.dataset_id, ctx.fence)
+    if not found.read_only:
+        return _detach(record, found, ctx)
+    return MountFilesystem(
+        found.dataset_id, found.device, mount_point(ctx.mount_root, found.dataset_id), True
+    )
+
+
+def _wait_for_readers(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    return Wait(
+        found.dataset_id,
+        f"volume {found.blockdevice_id} is attached read-only to "
+        f"{', '.join(sorted(found.readers))}; waiting for them to let go",
+        WAITING_FOR_NODE,
+    )
+
+
 _D = DesiredState
 _S = DiscoveredState
 
@@ -414,6 +512,7 @@ _LET_GO: dict[DiscoveredState, Transition] = {
     _S.ATTACHED_HERE: _release_detach,
     _S.MOUNTED_HERE: _release_unmount,
     _S.MOUNTED_OTHER_PATH: _release_unmount,
+    _S.READ_ONLY_ELSEWHERE: _nothing,
 }
 
 DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]] = {
@@ -426,10 +525,27 @@ DATASET_TRANSITIONS: Mapping[DesiredState, Mapping[DiscoveredState, Transition]]
         _S.ATTACHED_HERE: _grow_or_mount,
         _S.MOUNTED_HERE: _keep_mounted,
         _S.MOUNTED_OTHER_PATH: _unmount_other_paths,
+        _S.READ_ONLY_ELSEWHERE: _wait_for_readers,
+    },
+    _D.READ_ONLY_HERE: {
+        _S.NON_EXISTENT: _create_for_readers,
+        _S.UNATTACHED: _attach_read_only,
+        _S.ATTACHED_ELSEWHERE: _take_over_read_only,
+        _S.ATTACHED_NO_DEVICE: _wait_for_consistency,
+        _S.ATTACHED_NO_FILESYSTEM: _format_read_only,
+        _S.ATTACHED_HERE: _mount_read_only,
+        _S.MOUNTED_HERE: _nothing,
+        _S.MOUNTED_OTHER_PATH: _unmount_other_paths,
+        _S.READ_ONLY_ELSEWHERE: _attach_read_only,
     },
     _D.ELSEWHERE: {**_LET_GO, _S.NON_EXISTENT: _clone_for_primary},
     _D.DELETED_ELSEWHERE: _LET_GO,
-    _D.DELETED_HERE: {**_LET_GO, _S.UNATTACHED: _destroy, _S.ATTACHED_ELSEWHERE: _fence_or_wait},
+    _D.DELETED_HERE: {
+        **_LET_GO,
+        _S.UNATTACHED: _destroy,
+        _S.ATTACHED_ELSEWHERE: _fence_or_wait,
+        _S.READ_ONLY_ELSEWHERE: _wait_for_readers,
+    },
     _D.UNKNOWN: {state: _nothing for state in DiscoveredState},
 }
 """Per-dataset policy: desired state x discovered state -> the change to make."""
@@ -547,6 +663,8 @@ def calculate_changes(
         snapshots=local.snapshots,
         volumes=local.datasets,
         fence=cluster.fence,
+        node_uuid=cluster.node_uuid,
+        capacities=pmap({c.backend: c for c in local.capacities}),
     )
     found_all = local.datasets
     changes = []

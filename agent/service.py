@@ -32,7 +32,7 @@ from typing import Any
 from uuid import UUID
 
 import structlog
-from attrs import field, frozen
+from attrs import evolve, field, frozen
 from pyrsistent import PMap, pmap
 from twisted.internet.defer import Deferred
 from twisted.python.threadpool import ThreadPool
@@ -88,6 +88,9 @@ class AgentOptions:
     """Backend-specific options given to its factory (rbd: ``ceph_conf``, ``ceph_client``,
     ``ceph_keyring``, ``ceph_pool``, ``rbd_run_dir``, ``rbd_attach``); unset ones are left out."""
     self_fence: bool = True
+    more_backends: tuple[str, ...] = ()
+    """Further backends, ``NAME`` or ``NAME=POOL`` each (``--backend`` repeated): the node
+    offers them all (:class:`agent.backends.multi.MultiBackend`), ``backend`` the default."""
     node_uuid: UUID | None = None
     """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
@@ -139,6 +142,26 @@ def _sigkill_self() -> None:
 
 
 def _make_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
+    """The node's backend, or (``--backend`` repeated) its backends behind one."""
+    first = _make_one_backend(options, instance_id)
+    if not options.more_backends:
+        return first
+    from agent.backends.multi import MultiBackend
+
+    members = [(options.backend, first)]
+    for spec in options.more_backends:
+        name, _, pool = spec.partition("=")
+        if not pool and name in ("loopback", "local"):
+            raise InvalidRequest(
+                f"--backend {name} besides --backend {options.backend} needs its own pool: "
+                f"--backend {name}=DIR."
+            )
+        more = evolve(options, backend=name, pool=pool or None, more_backends=())
+        members.append((name, _make_one_backend(more, instance_id)))
+    return MultiBackend(members)
+
+
+def _make_one_backend(options: AgentOptions, instance_id: str) -> BlockDeviceAPI:
     extra: dict[str, Any] = dict(options.backend_options)
     if options.pool_overcommit is not None:
         extra["overcommit"] = options.pool_overcommit

@@ -43,7 +43,7 @@ def _live_capacities(
     found = []
     for node_uuid, node in state.nodes.items():
         report = state.reports.get(node_uuid)
-        capacity = report.capacity if report is not None else None
+        capacity = _roomiest(report.all_capacities()) if report is not None else None
         if (
             capacity is not None
             and capacity.maximum_volume_size is not None
@@ -51,6 +51,13 @@ def _live_capacities(
         ):
             found.append((node, capacity, capacity.maximum_volume_size))
     return sorted(found, key=lambda item: (-item[2], item[0].display_name))
+
+
+def _roomiest(capacities: Iterable[Capacity]) -> Capacity | None:
+    """Of a node's backends, the one that can create the largest volume (a node with
+    several backends takes a volume any of them can hold; placement picks which)."""
+    known = [c for c in capacities if c.maximum_volume_size is not None]
+    return max(known, key=lambda c: c.maximum_volume_size or 0, default=None)
 
 
 def _where(node: Node, capacity: Capacity) -> str:

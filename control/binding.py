@@ -85,6 +85,7 @@ def new_dataset(
         access_mode=chosen,
         failover=cls.failover if asked.failover is None else asked.failover,
         failover_grace=cls.failover_grace if asked.failover_grace is None else asked.failover_grace,
+        backend=cls.backend,
     )
     if asked.bound:
         found = {c.uuid: c for c in candidates}.get(asked.primary)
@@ -95,7 +96,8 @@ def new_dataset(
         return filled
     decision = place(cls.need(size, chosen), candidates, reserved)
     if isinstance(decision, Placement):
-        return evolve(filled, primary=decision.node)
+        backend = filled.backend or decision.backend or None
+        return evolve(filled, primary=decision.node, backend=backend)
     raise Conflict(f"{decision.message} Storage class {cls.name} cannot place it now.")
 
 
@@ -119,7 +121,7 @@ def _where(cls: StorageClass) -> str:
 def _node_local(dataset: Dataset, state: ClusterState) -> Capacity | None:
     """The capacity of the node-local backend ``dataset``'s volume is on, if it is."""
     report = state.reports.get(dataset.primary)
-    capacity = None if report is None else report.capacity
+    capacity = None if report is None else report.capacity_of(dataset.backend)
     if capacity is None or capacity.shared:
         return None
     has_volume = dataset.dataset_id in report.datasets if report is not None else False

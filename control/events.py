@@ -286,3 +286,20 @@ def dataset_adopted(after: Dataset, at: float, actor: str | None) -> Event:
         actor=actor,
         details={"to": str(after.primary)},
     )
+
+
+def reader_changed(after: Dataset, node: UUID, added: bool, at: float, actor: str | None) -> Event:
+    """A node began (``added``) or stopped reading a ReadOnlyMany dataset."""
+    return Event(
+        kind="reader_added" if added else "reader_removed",
+        at=at,
+        message=(
+            f"node {node} reads it (mounted read-only there)"
+            if added
+            else f"node {node} no longer reads it"
+        ),
+        dataset_id=after.dataset_id,
+        node_uuid=node,
+        actor=actor,
+        details={"node": str(node), "readers": ",".join(sorted(str(r) for r in after.readers))},
+    )

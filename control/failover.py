@@ -135,9 +135,12 @@ class Plan:
 # -- facts -------------------------------------------------------------------
 
 
-def _capacity(state: ClusterState, node_uuid: UUID) -> Capacity | None:
+def _capacity(
+    state: ClusterState, node_uuid: UUID, backend: str | None = None
+) -> Capacity | None:
+    """What ``backend`` (``None``: the node's first) of the node reported."""
     report = state.reports.get(node_uuid)
-    return None if report is None else report.capacity
+    return None if report is None else report.capacity_of(backend)
 
 
 def failover_blocker(
@@ -204,7 +207,7 @@ def choose_target(
     """
     ranked = []
     for node in state.nodes.values():
-        theirs = _capacity(state, node.uuid)
+        theirs = _capacity(state, node.uuid, capacity.backend)
         if (
             node.uuid == holder
             or (asked_by is not None and node.uuid != asked_by)
@@ -353,7 +356,7 @@ def _move_decisions(
         if dataset.deleted or node is None:
             continue
         fence = fences.get(node.uuid)
-        capacity = _capacity(p.state, node.uuid)
+        capacity = _capacity(p.state, node.uuid, dataset.backend)
         if fence is not None:
             blocker = failover_blocker(dataset, capacity)
             kind = "failed_over"

@@ -80,6 +80,10 @@ def check_metadata(metadata: Mapping[str, str]) -> None:
             )
 
 
+def _uuid_set(value: Iterable[UUID]) -> frozenset[UUID]:
+    return frozenset(value)
+
+
 def _valid_size(_instance: object, _attribute: object, value: int | None) -> None:
     check_maximum_size(value)
 
@@ -163,6 +167,12 @@ class Dataset:
     :data:`UNBOUND`), its volume is kept, and ``shoal dataset adopt`` makes it a
     dataset again; ``released_from`` is the node it was on (where it is adopted,
     and which destroys it if it is deleted for good, by default).
+
+    ``readers`` are the nodes besides the primary that mount a ``ReadOnlyMany``
+    dataset read-only (its consumers there); the primary mounts it read-only
+    too, and no node mounts it read-write. ``backend`` names the backend its
+    volume is on (its class's, else the one placement chose; ``None``: the
+    primary's first backend). Both are on the agents' routes only.
     """
 
     dataset_id: UUID
@@ -180,6 +190,17 @@ class Dataset:
     access_mode: AccessMode = AccessMode.RWO
     released: bool = False
     released_from: UUID | None = None
+    readers: frozenset[UUID] = field(default=frozenset(), converter=_uuid_set)
+    backend: str | None = None
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the dataset is mounted read-only wherever it is (``ReadOnlyMany``)."""
+        return self.access_mode is AccessMode.ROX
+
+    def holders(self) -> frozenset[UUID]:
+        """The nodes that should mount it: its primary (if bound) and its readers."""
+        return self.readers | ({self.primary} if self.bound else frozenset())
 
     @property
     def name(self) -> str | None:
@@ -335,6 +356,8 @@ class Capacity:
     volumes can reach other nodes (a shared pool or SAN) or stay node-local.
     ``snapshot_method`` says how it makes snapshots and clones (``"reflink"``,
     ``"copy"``, ``"rbd"``, ...), ``None`` when it does not say.
+    ``read_only_many`` says whether it can attach one volume read-only to
+    several nodes at once (``ReadOnlyMany`` readers, docs/placement.md).
     """
 
     backend: str
@@ -343,6 +366,7 @@ class Capacity:
     maximum_volume_size: int | None = None
     shared: bool = True
     snapshot_method: str | None = None
+    read_only_many: bool = False
 
 
 @frozen
@@ -400,6 +424,10 @@ def _orphans(value: Iterable[OrphanVolume]) -> tuple[OrphanVolume, ...]:
     return tuple(value)
 
 
+def _capacity_list(value: Iterable[Capacity]) -> tuple[Capacity, ...]:
+    return tuple(value)
+
+
 def _snapshots(value: Iterable[ReportedSnapshot]) -> tuple[ReportedSnapshot, ...]:
     return tuple(value)
 
@@ -423,7 +451,9 @@ class NodeState:
     ``generation`` is the configuration generation the agent had seen when it
     made the observation: it tells the control service which deletions the
     node has already acted on. ``conditions`` say what blocks its datasets,
-    ``capacity`` what its backend can hold, and ``orphans`` which backend
+    ``capacity`` what its (first) backend can hold, ``capacities`` every
+    backend's when it runs several (empty: only ``capacity``; see
+    :meth:`all_capacities`), and ``orphans`` which backend
     volumes it sees that no dataset owns, ``snapshots`` the snapshots it was
     asked to make that exist in its backend.
     """
@@ -436,6 +466,7 @@ class NodeState:
     conditions: tuple[Condition, ...] = field(default=(), converter=_conditions)
     capacity: Capacity | None = None
     orphans: tuple[OrphanVolume, ...] = field(default=(), converter=_orphans)
+    capacities: tuple[Capacity, ...] = field(default=(), converter=_capacity_list)
     snapshots: tuple[ReportedSnapshot, ...] = field(default=(), converter=_snapshots)
 
     def same_observation(self, other: NodeState) -> bool:
@@ -449,9 +480,23 @@ class NodeState:
             self.datasets,
             self.conditions,
             self.capacity,
+            self.capacities,
             self.orphans,
             self.snapshots,
         )
+
+    def all_capacities(self) -> tuple[Capacity, ...]:
+        """Every backend's capacity, the first (default) backend first."""
+        if self.capacities:
+            return self.capacities
+        return () if self.capacity is None else (self.capacity,)
+
+    def capacity_of(self, backend: str | None) -> Capacity | None:
+        """The capacity of ``backend`` (``None``: the first backend), if reported."""
+        found = self.all_capacities()
+        if backend is None:
+            return found[0] if found else None
+        return next((c for c in found if c.backend == backend), None)
 
     def conditions_of(self, dataset_id: UUID | None) -> tuple[Condition, ...]:
         """The conditions reported for ``dataset_id`` (``None``: the node's own)."""

@@ -16,6 +16,8 @@ that leaves no node, with each node's reason):
 
 Among the nodes left, the one with most free capacity wins (spreading new
 datasets), then the smallest uuid: the same inputs always give the same node.
+On a node with several backends that fit, a class naming no backend takes a
+shared one before a node-local one, then the roomiest.
 ``reserved`` counts bytes already promised to a node since its report, so
 placing many datasets between two reports still spreads them.
 
@@ -125,6 +127,12 @@ def _backends(need: Need, candidate: Candidate) -> list[Capacity]:
     return [c for c in candidate.capacities if need.backend in (None, c.backend)]
 
 
+def _backend_rank(capacity: Capacity, reserved: int) -> tuple[bool, int, str]:
+    """Which of a node's backends a dataset takes: a shared one before a node-local one
+    (a class naming no backend should not pin its datasets), then the roomiest."""
+    return (not capacity.shared, -_free(capacity, reserved), capacity.backend)
+
+
 def _failed(need: Need, candidate: Candidate, reserved: int) -> Rule | Capacity:
     """The first rule ``candidate`` fails, or the backend it would use (most room)."""
     if candidate.unusable is not None:
@@ -140,9 +148,7 @@ def _failed(need: Need, candidate: Candidate, reserved: int) -> Rule | Capacity:
             continue
         seen = True
         if _fits(capacity, need.size, reserved) and (
-            best is None
-            or (-_free(capacity, reserved), capacity.backend)
-            < (-_free(best, reserved), best.backend)
+            best is None or _backend_rank(capacity, reserved) < _backend_rank(best, reserved)
         ):
             best = capacity
     if best is not None:
@@ -199,7 +205,7 @@ def place(
     if need.access_mode is AccessMode.RWX:
         return Refusal(Rule.ACCESS_MODE, RWX_REFUSAL)
     reserved = reserved or {}
-    best: tuple[tuple[int, int], Placement] | None = None
+    best: tuple[tuple[bool, int, int], Placement] | None = None
     failures: dict[Rule, list[Candidate]] = {}
     for candidate in candidates:
         held = reserved.get(candidate.uuid, 0)
@@ -207,7 +213,7 @@ def place(
         if isinstance(found, Rule):
             failures.setdefault(found, []).append(candidate)
             continue
-        rank = (-_free(found, held), candidate.uuid.int)
+        rank = (not found.shared, -_free(found, held), candidate.uuid.int)
         if best is None or rank < best[0]:
             best = (rank, Placement(candidate.uuid, found.backend))
     if best is not None:
@@ -240,7 +246,7 @@ def check_node(need: Need, candidate: Candidate, reserved: int = 0) -> Refusal |
 def candidate(node: Node, state: ClusterState, unusable: str | None = None) -> Candidate:
     """``node`` as placement sees it, with the capacity of its latest report."""
     report = state.reports.get(node.uuid)
-    capacities = () if report is None or report.capacity is None else (report.capacity,)
+    capacities = () if report is None else report.all_capacities()
     return Candidate(node.uuid, node.display_name, node_labels(node), capacities, unusable)
 
 

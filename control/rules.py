@@ -152,6 +152,7 @@ def create_dataset(
         access_mode=dataset.access_mode,
         failover=dataset.failover,
         failover_grace=dataset.failover_grace,
+        backend=dataset.backend,
     )
 
 
@@ -180,6 +181,7 @@ def release_dataset(
         released=True,
         released_from=current.primary if current.bound else None,
         epoch=current.epoch + 1,
+        readers=frozenset(),
     )
 
 
@@ -248,7 +250,9 @@ def move_dataset(
     if primary == current.primary:
         return current
     _check_lease(lease, primary, "move", now, holder_name)
-    return evolve(current, primary=primary, epoch=current.epoch + 1)
+    return evolve(
+        current, primary=primary, epoch=current.epoch + 1, readers=current.readers - {primary}
+    )
 
 
 def delete_dataset(

@@ -10,7 +10,7 @@ letting a ``KeyError`` or ``ValueError`` escape.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -104,6 +104,8 @@ def dataset_from_json(obj: Mapping[str, Any]) -> Dataset:
         released=bool(obj.get("released", False)),
         released_from=_optional_uuid(obj.get("released_from"), "released_from"),
         access_mode=_access_mode(obj.get("access_mode")),
+        readers=frozenset(parse_uuid(r, "readers") for r in obj.get("readers") or ()),
+        backend=_optional_text(obj.get("backend")),
     )
 
 
@@ -133,6 +135,8 @@ def node_dataset_to_json(dataset: Dataset) -> JSON:
         "source": None if dataset.source is None else source_to_json(dataset.source),
         "storage_class": dataset.storage_class,
         "access_mode": dataset.access_mode.value,
+        "readers": sorted(str(r) for r in dataset.readers),
+        "backend": dataset.backend,
     }
 
 
@@ -238,18 +242,26 @@ def node_to_json(
     timeout: float,
     liveness: str | None = None,
     capacity: Capacity | None = None,
+    capacities: Sequence[Capacity] = (),
 ) -> JSON:
     """A registered node, with ``live`` computed at ``now`` against ``timeout`` seconds,
     its failover ``liveness`` (live, suspect, dead; see :mod:`control.liveness`) and its
-    last reported capacity."""
-    return node_with_liveness_to_json(node, node.is_live(now, timeout), liveness, capacity)
+    last reported capacity (every backend's in ``capacities``)."""
+    return node_with_liveness_to_json(
+        node, node.is_live(now, timeout), liveness, capacity, capacities
+    )
 
 
 def node_with_liveness_to_json(
-    node: Node, live: bool, liveness: str | None = None, capacity: Capacity | None = None
+    node: Node,
+    live: bool,
+    liveness: str | None = None,
+    capacity: Capacity | None = None,
+    capacities: Sequence[Capacity] = (),
 ) -> JSON:
     """A registered node, whether it is live, its liveness and its last reported capacity
-    (or null), as ``GET /v1/shoal/nodes`` lists it."""
+    (or null; ``capacities``: every backend's, the first one first), as
+    ``GET /v1/shoal/nodes`` lists it."""
     return {
         "uuid": str(node.uuid),
         "host": node.host,
@@ -263,6 +275,9 @@ def node_with_liveness_to_json(
         "fence": None if node.fence is None else fence_to_json(node.fence),
         "draining": node.draining,
         "capacity": None if capacity is None else capacity_to_json(capacity),
+        "capacities": [
+            capacity_to_json(c) for c in (capacities or ([capacity] if capacity else []))
+        ],
     }
 
 
@@ -383,6 +398,7 @@ def capacity_to_json(capacity: Capacity) -> JSON:
         "maximum_volume_size": capacity.maximum_volume_size,
         "shared": capacity.shared,
         "snapshot_method": capacity.snapshot_method,
+        "read_only_many": capacity.read_only_many,
     }
 
 
@@ -395,6 +411,7 @@ def capacity_from_json(obj: Mapping[str, Any]) -> Capacity:
         maximum_volume_size=_whole(obj.get("maximum_volume_size")),
         shared=bool(obj.get("shared", True)),
         snapshot_method=_optional_text(obj.get("snapshot_method")),
+        read_only_many=bool(obj.get("read_only_many", False)),
     )
 
 
@@ -437,6 +454,7 @@ def node_state_to_json(state: NodeState) -> JSON:
         ],
         "conditions": [condition_to_json(c) for c in state.conditions],
         "capacity": None if state.capacity is None else capacity_to_json(state.capacity),
+        "capacities": [capacity_to_json(c) for c in state.capacities],
         "orphans": [orphan_to_json(o) for o in state.orphans],
         "snapshots": [reported_snapshot_to_json(x) for x in state.snapshots],
     }
@@ -459,31 +477,45 @@ def node_state_from_json(node_uuid: UUID, obj: Mapping[str, Any], now: float) ->
         reported_at=now,
         conditions=tuple(condition_from_json(c) for c in obj.get("conditions") or ()),
         capacity=None if capacity is None else capacity_from_json(capacity),
+        capacities=tuple(capacity_from_json(c) for c in obj.get("capacities") or ()),
         orphans=tuple(orphan_from_json(o) for o in obj.get("orphans") or ()),
         snapshots=tuple(reported_snapshot_from_json(x) for x in obj.get("snapshots") or ()),
     )
 
 
-def _most_advanced(reports: Iterable[NodeState]) -> dict[UUID, tuple[UUID, DatasetState]]:
+def _most_advanced(
+    reports: Iterable[NodeState], primaries: Mapping[UUID, UUID]
+) -> dict[UUID, tuple[UUID, DatasetState]]:
     best: dict[UUID, tuple[UUID, DatasetState]] = {}
     for report in sorted(reports, key=lambda r: str(r.node_uuid)):
         for dataset_id, state in report.datasets.items():
             current = best.get(dataset_id)
-            if current is None or _ADVANCEMENT[state.status] > _ADVANCEMENT[current[1].status]:
+            rank = (_ADVANCEMENT[state.status], primaries.get(dataset_id) == report.node_uuid)
+            if current is None or rank > (
+                _ADVANCEMENT[current[1].status], primaries.get(dataset_id) == current[0]
+            ):
                 best[dataset_id] = (report.node_uuid, state)
     return best
 
 
-def state_datasets_to_json(cluster_state: ClusterState) -> list[JSON]:
+def state_datasets_to_json(
+    cluster_state: ClusterState,
+    node: UUID | None = None,
+    primaries: Mapping[UUID, UUID] | None = None,
+) -> list[JSON]:
     """
     Flocker's ``/v1/state/datasets``: one entry per dataset any node reports.
 
     The most advanced report wins: mounted gives ``primary`` and ``path``,
     attached gives ``primary``, present gives neither. As in Flocker,
-    ``maximum_size`` is left out when the volume has none.
+    ``maximum_size`` is left out when the volume has none. With ``node``, only
+    that node's report counts (``?node=``: a ReadOnlyMany reader's own view). Among
+    reports as advanced, the dataset's primary's (``primaries``) wins: a ReadOnlyMany
+    dataset mounted on its readers too is shown where its primary has it.
     """
     result = []
-    best = _most_advanced(cluster_state.reports.values())
+    reports = [r for r in cluster_state.reports.values() if node in (None, r.node_uuid)]
+    best = _most_advanced(reports, primaries or {})
     for dataset_id in sorted(best, key=str):
         node, state = best[dataset_id]
         entry: JSON = {"dataset_id": str(dataset_id)}

@@ -9,7 +9,7 @@ every rule is tested with plain values.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -229,10 +229,12 @@ class Refused:
 
 @frozen
 class Claim:
-    """Mount here: take the lease first if ``acquire``, then move here if ``move``, then wait."""
+    """Mount here: take the lease first if ``acquire``, then move here if ``move``, then wait;
+    ``read``: instead of both, become a reader of a ReadOnlyMany dataset bound elsewhere."""
 
     acquire: bool
     move: bool
+    read: bool = False
 
 
 def node_label(node: UUID, names: Mapping[UUID, str]) -> str:
@@ -249,9 +251,19 @@ def _release_hint(lease: Lease) -> str:
 
 
 def decide_mount(
-    name: str, dataset: Dataset, lease: Lease | None, node: UUID, names: Mapping[UUID, str]
+    name: str,
+    dataset: Dataset,
+    lease: Lease | None,
+    node: UUID,
+    names: Mapping[UUID, str],
+    mode: AccessMode = AccessMode.RWO,
 ) -> Refused | Claim:
-    """What a Mount on ``node`` does, given the dataset and its current lease."""
+    """What a Mount on ``node`` does, given the dataset, its current lease and access mode.
+
+    A ReadOnlyMany dataset bound to another node is read here beside it (no lease,
+    no move: its primary keeps it, and every node mounts it read-only)."""
+    if mode is AccessMode.ROX and dataset.bound and dataset.primary != node:
+        return Claim(acquire=False, move=False, read=True)
     if lease is not None and lease.node_uuid != node:
         return Refused(
             f"Volume {name!r} is in use on node {node_label(lease.node_uuid, names)}: it holds "
@@ -274,6 +286,16 @@ def single_consumer(
         f"{others[0][:12]} on this node uses it. Stop that container first, or use a class "
         "that allows ReadWriteOnce."
     )
+
+
+def with_own_states(
+    states: Sequence[StateDataset], here: Sequence[StateDataset], node: UUID
+) -> list[StateDataset]:
+    """The cluster's view of each dataset, except where this node itself has it attached or
+    mounted (``here``: as it alone reports): a ReadOnlyMany dataset its primary mounts
+    elsewhere is mounted here too."""
+    own = {s.dataset_id: s for s in here if s.primary == node}
+    return [own.get(s.dataset_id, s) for s in states]
 
 
 @frozen

@@ -4,14 +4,14 @@ Test doubles for the plugin: a simulated node agent and an in-memory mount store
 :class:`FakeAgent` plays one node's agent against any client (tests use
 :class:`~control.client.testing.MemoryControl`'s): each
 :meth:`~FakeAgent.converge` reports as mounted, at ``<mount-root>/<dataset id>``,
-the live datasets whose primary is its node, except those another node still
-reports attached (as a real agent waits for the old primary to let go), so a
-dataset moved away disappears from the old node's report first. Tests call it
-when they want the "agent" to act, which lets them check that a waiting Mount
-is woken by the report. It also plays this node's kernel mount table: what it
-reports mounted is mounted (from ``/dev/fake/<dataset id>``), which
-:meth:`FakeAgent.guard` checks as the real :class:`~plugin.hostmounts.MountGuard`
-checks ``/proc/self/mountinfo``.
+the live datasets whose primary is its node (and the ReadOnlyMany datasets it
+reads), except those another node still reports attached (as a real agent
+waits for the old primary to let go), so a dataset moved away disappears from
+the old node's report first. Tests call it when they want the "agent" to act,
+which lets them check that a waiting Mount is woken by the report. It also
+plays this node's kernel mount table: what it reports mounted is mounted (from
+``/dev/fake/<dataset id>``), which :meth:`FakeAgent.guard` checks as the real
+:class:`~plugin.hostmounts.MountGuard` checks ``/proc/self/mountinfo``.
 """
 
 from __future__ import annotations
@@ -64,7 +64,11 @@ class FakeAgent:
                 path=os.path.join(self.mount_root, str(d.dataset_id)),
             )
             for d in configuration.datasets
-            if d.primary == self.node and not d.deleted and d.dataset_id not in elsewhere
+            if not d.deleted
+            and (
+                (d.primary == self.node and d.dataset_id not in elsewhere)
+                or (d.read_only and self.node in d.holders())
+            )
         }
         report = NodeState(
             node_uuid=self.node, generation=configuration.generation, datasets=datasets

@@ -163,6 +163,8 @@ class VolumeService:
             lease = rules.lease_for(await self._client.list_leases(), dataset_id)
             if lease is not None and lease.node_uuid == self._node():
                 await self._client.release_lease(dataset_id)
+            else:  # a ReadOnlyMany reader (nothing to do for any other dataset)
+                await self._client.remove_reader(dataset_id, self._node())
         except NotFound:
             pass
         except ShoalError as e:
@@ -224,7 +226,8 @@ class VolumeService:
         assert source is not None
         primary = node if options.from_snapshot is not None else None
         return await self._client.create_shoal_dataset(
-            primary, options.size, metadata, filesystem=options.filesystem, source=source
+            primary, options.size, metadata, filesystem=options.filesystem, source=source,
+            storage_class=options.storage_class, access_mode=_access_mode(options.access_mode),
         )
 
     # -- Mount / Unmount ------------------------------------------------------------
@@ -244,7 +247,12 @@ class VolumeService:
             if refused is not None:
                 raise Conflict(refused.message)
         lease = rules.lease_for(await self._client.list_leases(), dataset.dataset_id)
-        decision = await self._decide(partial(rules.decide_mount, name, dataset, lease, node))
+        mode = AccessMode.RWO
+        if dataset.bound and dataset.primary != node:  # read here, or move here?
+            mode = await self._access_mode(node, dataset.dataset_id)
+        decision = await self._decide(
+            partial(rules.decide_mount, name, dataset, lease, node, mode=mode)
+        )
         try:
             # Recorded before it is taken: a crash in between leaves an entry the
             # next start drops (no lease held), never a lease nobody releases.
@@ -254,7 +262,10 @@ class VolumeService:
             if decision.move:
                 await self._client.move_dataset(dataset.dataset_id, node)
                 self._log.info("moving", volume=name, origin=str(dataset.primary))
-            path = await self._wait_mounted(name, dataset.dataset_id, node)
+            if decision.read:
+                await self._client.add_reader(dataset.dataset_id, node)
+                self._log.info("reading", volume=name, primary=str(dataset.primary))
+            path = await self._wait_mounted(name, dataset.dataset_id, node, own=decision.read)
             await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
         except BaseException:
             await self._release_unused(name, strict=False)
@@ -270,8 +281,11 @@ class VolumeService:
         found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
         return AccessMode.RWO if found is None else found.access_mode
 
-    async def _wait_mounted(self, name: str, dataset_id: UUID, node: UUID) -> str:
-        """Wait, woken by the watch, until the volume is reported mounted on ``node``.
+    async def _wait_mounted(
+        self, name: str, dataset_id: UUID, node: UUID, own: bool = False
+    ) -> str:
+        """Wait, woken by the watch, until the volume is reported mounted on ``node``
+        (``own``: as that node alone reports it, for a ReadOnlyMany reader).
 
         Gives up at once when an agent reports an error that cannot clear
         without a change (the shared loop of :mod:`control.client.waiting`).
@@ -279,7 +293,7 @@ class VolumeService:
 
         try:
             return await wait_mounted(
-                self._client, self._clock, dataset_id, node, self.mount_timeout
+                self._client, self._clock, dataset_id, node, self.mount_timeout, own=own
             )
         except WaitTimedOut:
             states = await self._client.list_state_datasets()
@@ -359,12 +373,13 @@ class VolumeService:
             self._client.list_datasets(),
             self._client.list_leases(),
             self._client.list_state_datasets(),
+            self._client.list_state_datasets(self._node()),
         ]
         try:
-            listing, leases, states = await gatherResults(reads, consumeErrors=True)
+            listing, leases, states, here = await gatherResults(reads, consumeErrors=True)
         except FirstError as e:
             e.subFailure.raiseException()
-        return listing.datasets, leases, states
+        return listing.datasets, leases, rules.with_own_states(states, here, self._node())
 
     async def get(self, name: str) -> dict[str, object]:
         """Volume ``name`` as ``VolumeDriver.Get`` reports it."""

@@ -22,6 +22,7 @@ from agent.backends.interface import (
     BlockDeviceSnapshot,
     BlockDeviceVolume,
     FencedAttachment,
+    ReadOnlyManyAPI,
 )
 from control.model import Capacity
 
@@ -82,6 +83,18 @@ class EventuallyConsistentBlockDeviceAPI:
     ) -> BlockDeviceVolume:
         """Attach through the wrapped backend; listings lag behind."""
         return self._change(lambda: self.wrapped.attach_volume(blockdevice_id, attach_to, epoch))
+
+    def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach read-only through the wrapped backend (it must be able to); listings lag."""
+        wrapped = self.wrapped
+        assert isinstance(wrapped, ReadOnlyManyAPI)
+        return self._change(lambda: wrapped.attach_read_only(blockdevice_id, attach_to))
+
+    def detach_read_only(self, blockdevice_id: str) -> None:
+        """Detach this instance's read-only attachment through the wrapped backend."""
+        wrapped = self.wrapped
+        assert isinstance(wrapped, ReadOnlyManyAPI)
+        self._change(lambda: wrapped.detach_read_only(blockdevice_id))
 
     def fence(self, blockdevice_id: str, node: str) -> None:
         """Fence through the wrapped backend; listings lag behind."""

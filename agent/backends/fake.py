@@ -141,7 +141,10 @@ class FakeStorage:
         with self.lock:
             if self.total is None:
                 return Capacity(
-                    backend="fake", maximum_volume_size=UNLIMITED_VOLUME, snapshot_method="copy"
+                    backend="fake",
+                    maximum_volume_size=UNLIMITED_VOLUME,
+                    snapshot_method="copy",
+                    read_only_many=True,
                 )
             free = max(0, self.total - self.used())
             return Capacity(
@@ -150,6 +153,7 @@ class FakeStorage:
                 free=free,
                 maximum_volume_size=free,
                 snapshot_method="copy",
+                read_only_many=True,
             )
 
     def check_fits(self, size: int) -> None:
@@ -180,11 +184,24 @@ class FakeStorage:
         blockdevice_id = blockdevice_id_for(device)
         with self.lock:
             volume = self.volumes.get(blockdevice_id or "")
-            if volume is None or volume.attached_to is None:
+            if volume is None or (volume.attached_to is None and not volume.readers):
                 return False
-            if instance_id is not None and volume.attached_to != instance_id:
+            if (
+                instance_id is not None
+                and volume.attached_to != instance_id
+                and instance_id not in volume.readers
+            ):
                 return False
             return blockdevice_id not in self.lost_devices
+
+    def read_only_device(self, device: str, instance_id: str | None = None) -> bool:
+        """Whether ``device`` is a read-only attachment (of ``instance_id``, if given)."""
+        blockdevice_id = blockdevice_id_for(device)
+        with self.lock:
+            volume = self.volumes.get(blockdevice_id or "")
+            if volume is None or not volume.readers:
+                return False
+            return instance_id is None or instance_id in volume.readers
 
 
 @define
@@ -242,11 +259,7 @@ class FakeBlockDeviceAPI:
         """Destroy an unattached volume and its data."""
         with self.storage.lock:
             self.storage.check_failure("destroy_volume")
-            volume = self._get(blockdevice_id)
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-                )
+            volume = self._require_unattached(blockdevice_id)
             del self.storage.volumes[blockdevice_id]
             del self.storage.by_dataset[(self.cluster_id, volume.dataset_id)]
             self.storage.filesystems.discard(blockdevice_id)
@@ -266,14 +279,56 @@ class FakeBlockDeviceAPI:
                     f"epoch {epoch} comes from a stale configuration (the dataset changed "
                     "primary since) and is refused."
                 )
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-                )
+            self._require_unattached(blockdevice_id)
             attached = evolve(volume, attached_to=attach_to, epoch=max(volume.epoch, epoch))
             self.storage.volumes[blockdevice_id] = attached
             self.storage.lost_devices.discard(blockdevice_id)
             return attached
+
+    def _require_unattached(self, blockdevice_id: str) -> BlockDeviceVolume:
+        volume = self._get(blockdevice_id)
+        if volume.attached_to is not None:
+            raise AlreadyAttachedVolume(
+                f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
+            )
+        if volume.readers:
+            raise AlreadyAttachedVolume(
+                f"Volume {blockdevice_id} is attached read-only to "
+                f"{', '.join(sorted(volume.readers))}; they must detach it first."
+            )
+        return volume
+
+    def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach a volume read-only to ``attach_to``, beside its other readers."""
+        with self.storage.lock:
+            self.storage.check_failure("attach_read_only")
+            volume = self._get(blockdevice_id)
+            if volume.attached_to is not None:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is attached read-write to {volume.attached_to}; "
+                    "it cannot be attached read-only until it is detached."
+                )
+            if attach_to in volume.readers:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is already attached read-only to {attach_to}."
+                )
+            attached = evolve(volume, readers=volume.readers | {attach_to})
+            self.storage.volumes[blockdevice_id] = attached
+            self.storage.lost_devices.discard(blockdevice_id)
+            return attached
+
+    def detach_read_only(self, blockdevice_id: str) -> None:
+        """Detach this instance's read-only attachment of the volume."""
+        with self.storage.lock:
+            self.storage.check_failure("detach_read_only")
+            volume = self._get(blockdevice_id)
+            if self.instance_id not in volume.readers:
+                raise UnattachedVolume(
+                    f"Volume {blockdevice_id} is not attached read-only to {self.instance_id}."
+                )
+            self.storage.volumes[blockdevice_id] = evolve(
+                volume, readers=volume.readers - {self.instance_id}
+            )
 
     def fence(self, blockdevice_id: str, node: str) -> None:
         """Take the volume from ``node``: its device is gone for it, and the volume unattached."""
@@ -334,7 +389,7 @@ class FakeBlockDeviceAPI:
         with self.storage.lock:
             self.storage.check_failure("get_device_path")
             volume = self._get(blockdevice_id)
-            if volume.attached_to != self.instance_id:
+            if volume.attached_to != self.instance_id and self.instance_id not in volume.readers:
                 raise UnattachedVolume(
                     f"Volume {blockdevice_id} is attached to {volume.attached_to}, "
                     f"not to this instance {self.instance_id}."

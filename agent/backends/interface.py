@@ -77,7 +77,9 @@ class BlockDeviceVolume:
     ``attached_to`` is the compute instance id of the node it is attached to,
     or ``None``. ``size`` is in bytes, a multiple of the allocation unit.
     ``epoch`` is the highest attach epoch the backend has recorded for the
-    volume (0 until an attach carries one).
+    volume (0 until an attach carries one). ``readers`` are the instances the
+    volume is attached to read-only (:class:`ReadOnlyManyAPI`); a volume is
+    attached read-write to one instance or read-only to any number, never both.
     """
 
     blockdevice_id: str
@@ -86,6 +88,7 @@ class BlockDeviceVolume:
     dataset_id: UUID
     attached_to: str | None = None
     epoch: int = 0
+    readers: frozenset[str] = frozenset()
 
 
 @frozen
@@ -303,3 +306,41 @@ class BlockDeviceAPI(Protocol):
         not fit. The caller grows the filesystem.
         """
         ...
+
+
+@runtime_checkable
+class ReadOnlyManyAPI(Protocol):
+    """
+    A backend that attaches one volume read-only to several nodes at once (``ReadOnlyMany``).
+
+    Optional: a backend that has these methods declares the capability (its
+    :class:`~control.model.Capacity` says ``read_only_many``), and the
+    control service refuses readers on a backend without it. The read-only
+    attachments are listed in :attr:`BlockDeviceVolume.readers`; while any
+    exists, :meth:`BlockDeviceAPI.attach_volume` and
+    :meth:`BlockDeviceAPI.destroy_volume` raise :class:`AlreadyAttachedVolume`,
+    and :meth:`BlockDeviceAPI.get_device_path` answers a reader's own device.
+    """
+
+    def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach the volume read-only to ``attach_to``, beside its other readers.
+
+        The device refuses every write (``EROFS``/``EPERM``), whatever mounts it.
+        Raises :class:`UnknownVolume`, or :class:`AlreadyAttachedVolume` if the
+        volume is attached read-write anywhere or already read-only to
+        ``attach_to``. Records no epoch: a reader never writes.
+        """
+        ...
+
+    def detach_read_only(self, blockdevice_id: str) -> None:
+        """Detach *this* instance's read-only attachment (other readers keep theirs).
+
+        Raises :class:`UnknownVolume`, :class:`UnattachedVolume` if this
+        instance has none, :class:`BackendError` while its device is in use.
+        """
+        ...
+
+
+def read_only_many(api: object) -> bool:
+    """Whether ``api`` can attach a volume read-only to several nodes at once."""
+    return isinstance(api, ReadOnlyManyAPI)

@@ -9,6 +9,7 @@ fact lives there, so an agent restart loses nothing::
     <pool>/<cluster_id>/locks/<dataset_id>           flock'd around attach/detach/destroy/fence
     <pool>/<cluster_id>/epochs/<dataset_id>          the highest attach epoch seen (decimal)
     <pool>/<cluster_id>/fenced/<dataset_id>@<node>   a fenced attachment: {"instance_id", "devices"}
+    <pool>/<cluster_id>/readers/<dataset_id>@<node>  read-only: {"instance_id", "device"}
     <pool>/.capacity.lock                             flock'd around every create
     <pool>/<cluster_id>/snapshots/<snapshot_id>.img  a snapshot (see agent.backends.loopsnap)
 
@@ -31,6 +32,11 @@ removed if ``losetup`` fails, and a device whose final record cannot be
 written is detached again: a failed metadata write (a full pool) never leaves
 a loop device attached without a record.
 
+Read-only attachments (``ReadOnlyMany``, :class:`~agent.backends.interface.ReadOnlyManyAPI`)
+are loop devices made with ``losetup --read-only``, one per reading node, each
+recorded in ``readers/``; a read-write attach (and a destroy) is refused while
+any exists, and a read-only one while a read-write one does.
+
 Fencing (:meth:`fence`, epochs) is in :mod:`agent.backends.loopfence`.
 """
 
@@ -42,10 +48,11 @@ import fcntl
 import json
 import os
 import tempfile
+import urllib.parse
 from collections.abc import Iterator
 from uuid import UUID
 
-from attrs import define, field
+from attrs import define, evolve, field
 
 from agent.backends import filecopy, loopdev
 from agent.backends.interface import (
@@ -90,7 +97,7 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
 
     def __attrs_post_init__(self) -> None:
         self._root = os.path.join(self.pool, str(self.cluster_id))
-        for sub in ("volumes", "attachments", "locks", "snapshots", "epochs", "fenced"):
+        for sub in ("volumes", "attachments", "locks", "snapshots", "epochs", "fenced", "readers"):
             os.makedirs(os.path.join(self._root, sub), exist_ok=True)
 
     def _path(self, kind: str, blockdevice_id: str) -> str:
@@ -132,7 +139,32 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
             dataset_id=dataset_id,
             attached_to=record["instance_id"] if record else None,
             epoch=self._read_epoch(blockdevice_id),
+            readers=frozenset(self._readers(blockdevice_id)),
         )
+
+    def _reader_path(self, blockdevice_id: str, instance_id: str) -> str:
+        return self._path("readers", f"{blockdevice_id}@{urllib.parse.quote(instance_id, safe='')}")
+
+    def _readers(self, blockdevice_id: str) -> dict[str, dict[str, str]]:
+        """The read-only attachment records of the volume, by instance id."""
+        found = {}
+        prefix = blockdevice_id + "@"
+        for name in os.listdir(os.path.join(self._root, "readers")):
+            if name.startswith(prefix):
+                record = self._read_json(self._path("readers", name))
+                if record is not None:
+                    found[record["instance_id"]] = record
+        return found
+
+    def _read_json(self, path: str) -> dict[str, str] | None:
+        try:
+            with open(path) as f:
+                record: dict[str, str] = json.load(f)
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError) as e:
+            raise BackendError(f"Attachment record {path} is unreadable: {e}") from e
+        return record
 
     def _read_epoch(self, blockdevice_id: str) -> int:
         try:
@@ -220,6 +252,7 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
             maximum_volume_size=maximum,
             shared=True,
             snapshot_method=self.snapshot_method(),
+            read_only_many=True,
         )
 
     def _refuse(self, size: int, ceiling: int, maximum: int) -> InsufficientCapacity:
@@ -304,7 +337,63 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
             raise AlreadyAttachedVolume(
                 f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
             )
+        if volume.readers:
+            raise AlreadyAttachedVolume(
+                f"Volume {blockdevice_id} is attached read-only to "
+                f"{', '.join(sorted(volume.readers))}; they must detach it first."
+            )
         return volume
+
+    def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
+        """Attach the volume to a read-only loop device of its own, recorded for ``attach_to``."""
+        self._volume(blockdevice_id)
+        with self._locked(blockdevice_id):
+            volume = self._volume(blockdevice_id)
+            if volume.attached_to is not None:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is attached read-write to {volume.attached_to}; "
+                    "it cannot be attached read-only until it is detached."
+                )
+            if attach_to in volume.readers:
+                raise AlreadyAttachedVolume(
+                    f"Volume {blockdevice_id} is already attached read-only to {attach_to}."
+                )
+            self._attach_reader(blockdevice_id, attach_to)
+        return evolve(volume, readers=volume.readers | {attach_to})
+
+    def _attach_reader(self, blockdevice_id: str, attach_to: str) -> str:
+        """Record the read-only attachment, ``losetup --read-only``, record the device.
+
+        Called with the volume's lock held; undone if ``losetup`` fails.
+        """
+        path = self._reader_path(blockdevice_id, attach_to)
+        had_record = os.path.exists(path)
+        write_atomically(path, json.dumps({"instance_id": attach_to, "device": ""}).encode())
+        try:
+            device = loopdev.attach_read_only(self._image(blockdevice_id))
+        except BaseException:
+            if not had_record:
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
+            raise
+        data = {"instance_id": attach_to, "device": device}
+        write_atomically(path, json.dumps(data).encode())
+        return device
+
+    def detach_read_only(self, blockdevice_id: str) -> None:
+        """Detach this instance's read-only loop device (if still there) and clear its record."""
+        self._volume(blockdevice_id)
+        path = self._reader_path(blockdevice_id, self.instance_id)
+        with self._locked(blockdevice_id):
+            record = self._read_json(path)
+            if record is None:
+                raise UnattachedVolume(
+                    f"Volume {blockdevice_id} is not attached read-only to {self.instance_id}."
+                )
+            device = record.get("device", "")
+            if loopdev.read_only(device):
+                loopdev.detach(device, self._image(blockdevice_id))
+            os.unlink(path)
 
     def destroy_volume(self, blockdevice_id: str) -> None:
         """Delete an unattached volume's file (and any loop device a crash left on it)."""
@@ -409,6 +498,10 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
         """The loop device of a volume attached here, re-created if it vanished."""
         self._volume(blockdevice_id)
         image = self._image(blockdevice_id)
+        if self._read_record(blockdevice_id) is None:
+            reader = self._read_json(self._reader_path(blockdevice_id, self.instance_id))
+            if reader is not None:
+                return self._reader_device(blockdevice_id, reader.get("device", ""))
         device = self._record_here(blockdevice_id).get("device", "")
         if loopdev.backing_file(device) == os.path.realpath(image):
             return device
@@ -417,6 +510,20 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
             if loopdev.backing_file(device) == os.path.realpath(image):
                 return device
             return self._attach_recorded(blockdevice_id, self.instance_id)
+
+    def _reader_device(self, blockdevice_id: str, device: str) -> str:
+        """This instance's read-only loop device of the volume, made again if it vanished."""
+        image = os.path.realpath(self._image(blockdevice_id))
+        if loopdev.backing_file(device) == image and loopdev.read_only(device):
+            return device
+        with self._locked(blockdevice_id):
+            record = self._read_json(self._reader_path(blockdevice_id, self.instance_id))
+            if record is None:
+                raise UnattachedVolume(f"Volume {blockdevice_id} is not attached here.")
+            device = record.get("device", "")
+            if loopdev.backing_file(device) == image and loopdev.read_only(device):
+                return device
+            return self._attach_reader(blockdevice_id, self.instance_id)
 
     def _record_here(self, blockdevice_id: str) -> dict[str, str]:
         """The attachment record, if it says the volume is attached to this instance."""

@@ -60,6 +60,18 @@ def attach(path: str) -> str:
     return device
 
 
+def attach_read_only(path: str) -> str:
+    """Attach ``path`` read-only (``losetup -r``) to a free loop device and return the device.
+
+    The kernel refuses every write to the device (``EROFS`` through a mount,
+    ``EPERM`` when opened for writing), and a read-write mount of it fails.
+    """
+    device = run(["losetup", "--find", "--show", "--read-only", path]).strip()
+    if not device.startswith("/dev/"):
+        raise BackendError(f"losetup --find --show --read-only {path} printed {device!r}.")
+    return device
+
+
 def refresh_size(device: str) -> None:
     """Make ``device`` take its backing file's new size (``losetup -c``, ``LOOP_SET_CAPACITY``)."""
     run(["losetup", "-c", device])

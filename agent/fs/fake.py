@@ -48,6 +48,7 @@ class FakeFilesystems:
     _mounts: dict[str, str] = field(factory=dict)
     _frozen: set[str] = field(factory=set)
     _shut_down: set[str] = field(factory=set)
+    _read_only: set[str] = field(factory=set)
 
     def _volume_of(self, device: str) -> str:
         blockdevice_id = blockdevice_id_for(device)
@@ -72,10 +73,14 @@ class FakeFilesystems:
             self.storage.geometry[volume] = (filesystem, self.storage.volumes[volume].size)
             self.storage.files[volume] = {}
 
-    def mount(self, device: str, path: str) -> None:
+    def mount(self, device: str, path: str, read_only: bool = False) -> None:
         """Mount ``device`` at ``path``; idempotent for the same device and path."""
         path = posixpath.normpath(path)
         with self.storage.lock:
+            if not read_only and self.storage.read_only_device(device, self.instance_id):
+                raise FilesystemError(
+                    f"Cannot mount {device} read-write at {path}: the device is read-only."
+                )
             current = self._mounts.get(path)
             if current == device:
                 return
@@ -86,6 +91,8 @@ class FakeFilesystems:
             if self._volume_of(device) not in self.storage.filesystems:
                 raise FilesystemError(f"Cannot mount {device} at {path}: no filesystem on it.")
             self._mounts[path] = device
+            if read_only:
+                self._read_only.add(path)
 
     def unmount(self, path: str, lazy: bool = False) -> None:
         """Unmount whatever is mounted at ``path``; nothing if nothing is (never busy here)."""
@@ -95,6 +102,7 @@ class FakeFilesystems:
                 raise FilesystemError(f"{path} is frozen; thaw it before unmounting.")
             self._mounts.pop(path, None)
             self._shut_down.discard(path)
+            self._read_only.discard(path)
 
     def shutdown(self, path: str) -> None:
         """Shut down the filesystem at ``path``: its reads and writes fail from now on."""
@@ -109,7 +117,10 @@ class FakeFilesystems:
     def mounts(self) -> list[Mount]:
         """Every mount on this node, ordered by path."""
         with self.storage.lock:
-            return [Mount(device=d, path=p) for p, d in sorted(self._mounts.items())]
+            return [
+                Mount(device=d, path=p, read_only=p in self._read_only)
+                for p, d in sorted(self._mounts.items())
+            ]
 
     # -- sizes, growth, freezing ----------------------------------------------
 
@@ -182,6 +193,9 @@ class FakeFilesystems:
             frozen = [p for p in self._frozen if posixpath.normpath(path).startswith(p + "/")]
             if frozen:
                 raise FilesystemError(f"{frozen[0]} is frozen; the write would block.")
+            norm = posixpath.normpath(path)
+            if any(norm.startswith(p + "/") for p in self._read_only):
+                raise FilesystemError(f"{path}: Read-only file system (EROFS)")
             files, name = self._locate(path)
             files[name] = data
 

@@ -45,10 +45,11 @@ class FilesystemInfo:
 
 @frozen
 class Mount:
-    """One mounted filesystem: ``device`` is mounted at ``path``."""
+    """One mounted filesystem: ``device`` is mounted at ``path`` (``read_only``: ``ro``)."""
 
     device: str
     path: str
+    read_only: bool = False
 
 
 @runtime_checkable
@@ -73,8 +74,13 @@ class Filesystems(Protocol):
         """Format ``device`` as ``filesystem`` (``"ext4"`` or ``"xfs"``), unless it has one."""
         ...
 
-    def mount(self, device: str, path: str) -> None:
-        """Mount ``device`` at ``path``."""
+    def mount(self, device: str, path: str, read_only: bool = False) -> None:
+        """Mount ``device`` at ``path``; ``read_only``: every write fails with ``EROFS``.
+
+        A read-only mount replays no journal (ext4 ``noload``, xfs
+        ``norecovery``), so it writes nothing to a device shared by readers.
+        A read-write mount of a read-only device fails.
+        """
         ...
 
     def unmount(self, path: str, lazy: bool = False) -> None:

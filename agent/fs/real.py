@@ -52,6 +52,8 @@ being replayed). Writing the journal's zeros was most of the cost of mkfs
 on a network volume (rbd-fuse: 8 MiB through FUSE for a 256 MiB volume).
 """
 MOUNT_OPTIONS = {"xfs": ("-o", "nouuid")}
+READ_ONLY_OPTIONS = {"ext4": ("-o", "noload"), "xfs": ("-o", "norecovery")}
+"""A read-only mount replays no journal: it writes nothing to the shared device."""
 FREEZE_TIMEOUT = 120.0
 """Seconds a filesystem stays frozen at most, whatever the action holding it does."""
 XFS_IOC_FSGEOMETRY_V1 = 0x80705864
@@ -93,7 +95,8 @@ def parse_mountinfo(text: str) -> list[Mount]:
         except (ValueError, IndexError):
             continue
         if source.startswith("/dev/"):
-            found.append(Mount(device=source, path=path))
+            read_only = "ro" in fields[5].split(",")
+            found.append(Mount(device=source, path=path, read_only=read_only))
     return found
 
 
@@ -179,8 +182,11 @@ class RealFilesystems:
                 return mount
         return None
 
-    def mount(self, device: str, path: str) -> None:
+    def mount(self, device: str, path: str, read_only: bool = False) -> None:
         """Mount ``device`` at ``path`` (created if needed); idempotent for the same pair.
+
+        ``read_only`` mounts with ``-r`` and replays no journal (ext4 ``noload``,
+        xfs ``norecovery``): nothing is written to the device, which readers share.
 
         Refuses (:class:`FilesystemBusy`) a device whose filesystem is still in
         use though mounted nowhere here: processes hold files of a lazily
@@ -203,7 +209,11 @@ class RealFilesystems:
             )
         make_mount_point(path)
         info = self.filesystem_info(device)
-        options = MOUNT_OPTIONS.get(info.kind, ()) if info else ()
+        kind = info.kind if info else None
+        options = MOUNT_OPTIONS.get(kind or "", ())
+        if read_only:
+            _check(["mount", "-r", *options, *READ_ONLY_OPTIONS.get(kind or "", ()), device, path])
+            return
         # -w: fail on a write-protected device rather than mount it read-only (mount's
         # default fallback), which would report a dataset mounted that no one can write.
         _check(["mount", "-w", *options, device, path])

@@ -44,13 +44,12 @@ from control.api.sources import find_source
 from control.api.watch import Notifier
 from control.binding import class_for, placement_conditions
 from control.classes import StorageClass
-from control.errors import InvalidRequest, NotFound, ShoalError, Unavailable
+from control.errors import Conflict, InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
 from control.failover import held_reasons
 from control.liveness import FailoverSettings, liveness
 from control.model import (
     UNBOUND,
-    Capacity,
     ClusterState,
     Condition,
     ConditionKind,
@@ -158,10 +157,12 @@ class ControlAPI:
         return self._clock.seconds()
 
     def _node_json(
-        self, node: Node, now: float, capacity: Capacity | None = None
+        self, node: Node, now: float, report: NodeState | None = None
     ) -> dict[str, Any]:
         state = liveness(node, now, self.failover, self.started)
-        return node_to_json(node, now, self._node_timeout, state.value, capacity)
+        capacity = None if report is None else report.capacity
+        capacities = () if report is None else report.all_capacities()
+        return node_to_json(node, now, self._node_timeout, state.value, capacity, capacities)
 
     # -- errors --------------------------------------------------------------
 
@@ -324,12 +325,17 @@ class ControlAPI:
 
         A fenced node's reports of datasets now primary elsewhere are left out
         (:func:`control.failover.visible_state`)."""
+        params = query_parameters(request, schemas.STATE_DATASETS_QUERY)
+        node = params.get("node")
         cluster_state = await self._store.cluster_state()
         configuration = await self._store.configuration(self._now())
-        body = self._state_listing.cached(cluster_state, configuration)
+        body = self._state_listing.cached(cluster_state, configuration, node)
         if body is None:  # encode off the reactor thread: 10,000 datasets take a while
             body = await self._store.compute(
-                self._state_listing.datasets, cluster_state, configuration
+                self._state_listing.datasets,
+                cluster_state,
+                configuration,
+                None if node is None else UUID(node),
             )
         json_headers(request)
         return body
@@ -395,7 +401,7 @@ class ControlAPI:
         nodes = _by_id(await self._store.nodes(), lambda n: n.uuid)
         reports = (await self._store.cluster_state()).reports
         return json_response(
-            request, [self._node_json(n, now, _capacity_of(reports.get(n.uuid))) for n in nodes]
+            request, [self._node_json(n, now, reports.get(n.uuid)) for n in nodes]
         )
 
     @app.route("/v1/shoal/nodes/<node_uuid>", methods=["PUT"])
@@ -535,6 +541,7 @@ class ControlAPI:
         datasets = _with_clones_to_make(
             datasets, uuid, configuration.datasets, (await self._store.cluster_state()).reports
         )
+        datasets = _with_readings(datasets, uuid, configuration.datasets)
         fenced = sorted(str(n.uuid) for n in await self._store.nodes() if n.fence is not None)
         ids = {d.dataset_id for d in datasets}
         leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
@@ -803,6 +810,36 @@ class ControlAPI:
         self.notifier.check()
         return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
 
+    @app.route("/v1/shoal/datasets/<dataset_id>/readers", methods=["POST"])
+    async def add_reader(self, request: Request, dataset_id: str) -> bytes:
+        """Let a node mount a ReadOnlyMany dataset read-only (refused where it cannot)."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        node = UUID(read_json(request, schemas.ADD_READER)["node"])
+        await self._check_live(request, node)
+        current = await self._store.dataset(uuid)
+        if current is not None and current.read_only and current.bound:
+            state = await self._store.cluster_state()
+            refusal = placing.reader_refusal(current, node, state)
+            if refusal is not None:
+                raise Conflict(refusal)
+            await placing.check_move(self._store, current, node, state)
+        stored, generation = await self._store.set_reader(
+            uuid, node, True, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
+    @app.route("/v1/shoal/datasets/<dataset_id>/readers/<node_uuid>", methods=["DELETE"])
+    async def remove_reader(self, request: Request, dataset_id: str, node_uuid: str) -> bytes:
+        """Stop a node reading a ReadOnlyMany dataset; nothing if it does not read it."""
+        uuid = path_uuid(dataset_id, "dataset id")
+        node = path_uuid(node_uuid, "node uuid")
+        stored, generation = await self._store.set_reader(
+            uuid, node, False, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        self.notifier.check()
+        return json_response(request, node_dataset_to_json(stored), tag=tag_for(generation))
+
     # -- revoked certificates (control.revocations) -------------------------------
 
     @app.route("/v1/shoal/revocations", methods=["GET"])
@@ -856,6 +893,11 @@ def _with_clones_to_make(
     return [*datasets, *(d for d in extra if d.dataset_id not in have)]
 
 
-def _capacity_of(report: NodeState | None) -> Capacity | None:
-    """The capacity a node last reported, if any."""
-    return None if report is None else report.capacity
+def _with_readings(datasets: Any, node: UUID, everything: Mapping[UUID, Dataset]) -> list[Dataset]:
+    """``datasets`` plus the live ReadOnlyMany datasets ``node`` reads."""
+    have = {d.dataset_id for d in datasets}
+    extra = [
+        d for d in everything.values()
+        if node in d.readers and not d.deleted and not d.released and d.dataset_id not in have
+    ]
+    return [*datasets, *extra]

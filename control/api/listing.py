@@ -58,25 +58,38 @@ class StateListingEncoder:
 
     The listing depends only on the reports' datasets and the nodes' fences
     (both move the state version) and on the datasets' primaries (they move
-    the generation), so an answer is reused until either counter moves. It
-    may be called from several threads: at worst two encode the same answer.
+    the generation), so an answer is reused until either counter moves (or
+    another ``node`` is asked for). It may be called from several threads: at
+    worst two encode the same answer.
     """
 
     def __init__(self) -> None:
-        self._last: tuple[tuple[int, int], bytes] | None = None
+        self._last: tuple[tuple[int, int, str | None], bytes] | None = None
 
-    def cached(self, state: ClusterState, configuration: Configuration) -> bytes | None:
-        """The listing of ``state`` and ``configuration`` if encoded last, else ``None``."""
+    def cached(
+        self, state: ClusterState, configuration: Configuration, node: object = None
+    ) -> bytes | None:
+        """The listing of these (and of ``node``) if it is the one encoded last, else ``None``."""
         last = self._last
-        key = (state.version, configuration.generation)
+        key = _state_key(state, configuration, node)
         return last[1] if last is not None and last[0] == key else None
 
-    def datasets(self, state: ClusterState, configuration: Configuration) -> bytes:
-        """The JSON array of the reported datasets (:func:`control.wire.state_datasets_to_json`)."""
-        cached = self.cached(state, configuration)
+    def datasets(
+        self, state: ClusterState, configuration: Configuration, node: UUID | None = None
+    ) -> bytes:
+        """The JSON array of the reported datasets (:func:`control.wire.state_datasets_to_json`),
+        of ``node``'s report only if given."""
+        cached = self.cached(state, configuration, node)
         if cached is not None:
             return cached
-        key = (state.version, configuration.generation)
-        body = encode(state_datasets_to_json(visible_state(state, configuration)))
-        self._last = (key, body)
+        shown = visible_state(state, configuration)
+        primaries = {d.dataset_id: d.primary for d in configuration.datasets.values()}
+        body = encode(state_datasets_to_json(shown, node, primaries))
+        self._last = (_state_key(state, configuration, node), body)
         return body
+
+
+def _state_key(
+    state: ClusterState, configuration: Configuration, node: object
+) -> tuple[int, int, str | None]:
+    return (state.version, configuration.generation, None if node is None else str(node))

@@ -78,7 +78,10 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "get", "/v1/state/containers", "Flocker's containers: always none.", {200: s.CONTAINERS}
     ),
-    Operation("get", "/v1/state/datasets", "Where datasets actually are.", {200: s.STATE_DATASETS}),
+    Operation(
+        "get", "/v1/state/datasets", "Where datasets actually are.", {200: s.STATE_DATASETS},
+        None, (400,), s.STATE_DATASETS_QUERY,
+    ),
     Operation("get", "/v1/state/nodes", "Every registered node.", {200: s.STATE_NODES}),
     Operation(
         "get", "/v1/state/nodes/by_era/{era}", "The node with this era.", {200: s.ERA_NODE},
@@ -196,6 +199,16 @@ OPERATIONS: tuple[Operation, ...] = (
         "post", "/v1/shoal/datasets/{dataset_id}/adopt",
         "Make a released dataset live again on a node, with its volume and data.",
         {200: s.SHOAL_DATASET}, s.ADOPT_DATASET, (404, 409), conditional=True, places=True,
+    ),
+    Operation(
+        "post", "/v1/shoal/datasets/{dataset_id}/readers",
+        "Let a node mount a ReadOnlyMany dataset read-only beside its primary (a reader).",
+        {200: s.SHOAL_DATASET}, s.ADD_READER, (404, 409), conditional=True, places=True,
+    ),
+    Operation(
+        "delete", "/v1/shoal/datasets/{dataset_id}/readers/{node_uuid}",
+        "Stop a node reading a ReadOnlyMany dataset (it unmounts and detaches it).",
+        {200: s.SHOAL_DATASET}, None, (400, 404), conditional=True,
     ),
     Operation(
         "get", "/v1/shoal/classes", "Every storage class, by name.", {200: s.STORAGE_CLASSES}

@@ -98,6 +98,8 @@ RULES: Mapping[tuple[str, str], Rule] = {
     ("post", "/v1/shoal/datasets/{dataset_id}/resize"): OPERATE,
     ("get", "/v1/shoal/released"): READ,
     ("post", "/v1/shoal/datasets/{dataset_id}/adopt"): OPERATE,
+    ("post", "/v1/shoal/datasets/{dataset_id}/readers"): OPERATE,
+    ("delete", "/v1/shoal/datasets/{dataset_id}/readers/{node_uuid}"): OPERATE,
     ("get", "/v1/shoal/classes"): READ,
     ("post", "/v1/shoal/classes"): ADMIN,
     ("get", "/v1/shoal/classes/{name}"): READ,

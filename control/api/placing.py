@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from uuid import UUID
 
+from control import readers
 from control.binding import check_target, class_for, new_dataset
 from control.classes import StorageClass
 from control.errors import Conflict, NotFound
@@ -79,3 +80,18 @@ def adopter(dataset: Dataset | None, asked: UUID | None, state: ClusterState) ->
             "it on (`shoal dataset adopt VOLUME --node NODE`)."
         )
     return holders[0]
+
+
+def reader_refusal(dataset: Dataset, node: UUID, state: ClusterState) -> str | None:
+    """Why ``node`` cannot read the ReadOnlyMany ``dataset`` (its backend), or ``None``."""
+    known = state.nodes.get(node)
+    if known is None:
+        return None  # the store refuses an unknown node (404)
+    primary = state.reports.get(dataset.primary)
+    ours = None if primary is None else primary.capacity_of(dataset.backend)
+    backend = dataset.backend or (ours.backend if ours is not None else None)
+    report = state.reports.get(node)
+    if report is None or not report.all_capacities():
+        return None  # it has not said yet: its agent refuses what its backend cannot do
+    theirs = report.capacity_of(backend)
+    return readers.reader_refusal(dataset, known.display_name, ours, theirs)

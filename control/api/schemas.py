@@ -204,6 +204,8 @@ CAPACITY = _object(
     maximum_volume_size=BYTES,
     shared={"type": "boolean"},
     snapshot_method={"anyOf": [SHORT_TEXT, {"type": "null"}]},
+    read_only_many={"type": "boolean", "description": "Whether it attaches a volume read-only "
+                    "to several nodes at once (ReadOnlyMany readers)."},
 )
 ORPHAN = _object(
     ["blockdevice_id"],
@@ -228,6 +230,8 @@ REPORT_STATE = _object(
     },
     conditions={**_list(CONDITION), "maxItems": 10000},
     capacity={"anyOf": [CAPACITY, {"type": "null"}]},
+    capacities={**_list(CAPACITY), "maxItems": 16,
+                "description": "Every backend of the node, its first (default) one first."},
     orphans={**_list(ORPHAN), "maxItems": 10000},
     snapshots={**_list(REPORTED_SNAPSHOT), "maxItems": 100000},
 )
@@ -270,6 +274,10 @@ NODE_CONFIGURATION_QUERY: dict[str, Schema] = {
     },
 }
 
+STATE_DATASETS_QUERY: dict[str, Schema] = {
+    "node": {**UUID, "description": "Only what this node reports (a node uuid): where a "
+             "ReadOnlyMany dataset its readers mount is seen on each of them."},
+}
 CONDITIONS_QUERY: dict[str, Schema] = {
     "dataset": {**UUID, "description": "Only this dataset's conditions (a dataset id, a UUID)."},
 }
@@ -380,6 +388,11 @@ NODE = _object(
         "description": "What the node's backend last reported it can hold, and how it makes "
         "snapshots (snapshot_method); null before its first report.",
     },
+    capacities={
+        **_list(CAPACITY),
+        "description": "Every backend of the node (an agent may run several), its first "
+        "(default) one first; empty before its first report.",
+    },
     identity={
         "type": ["string", "null"],
         "description": "Who registered the node: its certificate's node URI "
@@ -438,6 +451,10 @@ NODE_DATASET = _object(
                    "description": "The node a released dataset was on (adopted there by default)."},
     access_mode={"enum": [m.value for m in AccessMode],
                  "description": "ReadOnlyMany datasets are mounted read-only."},
+    readers={**_list(UUID), "description": "The nodes besides the primary that mount a "
+             "ReadOnlyMany dataset read-only."},
+    backend={"type": ["string", "null"], "description": "The backend of the dataset's volume "
+             "(null: the primary's first backend)."},
 )
 NODE_CONFIGURATION = _object(
     ["generation", "datasets", "leases"],
@@ -643,6 +660,10 @@ STORAGE_CLASS = _object(
     created={"type": "number", "description": "When it was made (seconds since the epoch)."},
 )
 STORAGE_CLASSES = _list(STORAGE_CLASS)
+ADD_READER = _object(
+    ["node"],
+    node={**UUID, "description": "The node that mounts the ReadOnlyMany dataset read-only."},
+)
 ADOPT_DATASET = _object(
     [],
     primary={**UUID, "description": "The node to adopt it on (default: the first node, by "

@@ -154,6 +154,7 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
     conditions = await ctx.client.list_conditions(dataset.dataset_id)
     events = await ctx.client.list_events(dataset_id=dataset.dataset_id, limit=SHOWN_EVENTS)
     failover = await ctx.client.get_failover(dataset.dataset_id)
+    dataset = await _full_record(ctx, dataset)
     state = _state_of(states, dataset.dataset_id)
     lease = next((x for x in leases if x.dataset_id == dataset.dataset_id), None)
     now = ctx.clock.seconds()
@@ -164,6 +165,9 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
             "lease": None if lease is None else lease_to_json(lease, now),
             "failover": failover_json(failover),
             "events": [event_to_json(e) for e in events],
+            "access_mode": dataset.access_mode.value,
+            "readers": sorted(str(r) for r in dataset.readers),
+            "backend": dataset.backend,
         })
         return
     held = "none"
@@ -182,6 +186,9 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ("failover:", failover_summary(failover)),
         ("metadata:", ",".join(f"{k}={v}" for k, v in sorted(dataset.metadata.items())) or "-"),
     ]
+    if dataset.readers:
+        readers = ", ".join(sorted(node_name(r, names) for r in dataset.readers))
+        rows.append(("readers:", f"{readers} (read-only, {dataset.access_mode.value})"))
     for found in blocking(conditions, dataset.dataset_id):
         rows.append(("condition:", condition_text(found, names, now)))
     ctx.print(table(("", ""), rows).split("\n", 1)[1])
@@ -189,6 +196,18 @@ async def show_dataset(ctx: Context, dataset: Dataset, nodes: Sequence[NodeInfo]
         ctx.print("")
         ctx.print(table(("WHEN", "EVENT", "MESSAGE", "BY"),
                         [_event_line(e, names, now) for e in events]))
+
+
+async def _full_record(ctx: Context, dataset: Dataset) -> Dataset:
+    """The dataset as the agents' route has it (access mode, readers, backend), which the
+    Flocker v1 listing leaves out; as it is when that route does not answer."""
+    if not dataset.bound:
+        return dataset
+    try:
+        found = await ctx.client.node_configuration(dataset.primary, [dataset.dataset_id])
+    except ShoalError:
+        return dataset
+    return next((d for d in found.datasets if d.dataset_id == dataset.dataset_id), dataset)
 
 
 async def _find(ctx: Context) -> tuple[Dataset, list[NodeInfo]]:
@@ -283,25 +302,41 @@ async def adopt(ctx: Context) -> None:
 
 
 async def attach(ctx: Context) -> None:
-    """Bind an unbound dataset to a node (its first use), optionally waiting for the mount."""
+    """Bind an unbound dataset to a node (its first use), or let the node read a
+    ReadOnlyMany dataset bound elsewhere; optionally waiting for the mount."""
     dataset, nodes = await _find(ctx)
     target = resolve_node(ctx.args.node, nodes)
     names = node_names(nodes)
-    if dataset.bound and dataset.primary != target:
-        raise InvalidRequest(
-            f"Dataset {dataset.name or dataset.dataset_id} is already bound to "
-            f"{node_name(dataset.primary, names)}: use `shoal dataset move` to move it."
-        )
     check_live(_node_info(nodes, target), ctx.clock.seconds(), ctx.args.force)
+    reading = dataset.bound and dataset.primary != target
     try:
-        bound = await ctx.client.move_dataset(dataset.dataset_id, target)
+        if reading:
+            done = await ctx.client.add_reader(dataset.dataset_id, target)
+            ctx.progress(f"dataset {done.dataset_id} read on {node_name(target, names)} "
+                         f"(read-only; primary {node_name(done.primary, names)})")
+        else:
+            done = await ctx.client.move_dataset(dataset.dataset_id, target)
+            ctx.progress(f"dataset {done.dataset_id} bound to {node_name(target, names)}")
     except ShoalError as e:
         raise in_cli_terms(e) from None
-    ctx.progress(f"dataset {bound.dataset_id} bound to {node_name(target, names)}")
-    if ctx.args.wait:
-        goal = wait.mounted_on(bound.dataset_id, target, names)
-        await wait.wait_until(ctx, goal, ctx.args.timeout, bound.dataset_id, names)
-    await show_dataset(ctx, bound, nodes)
+    if ctx.args.wait:  # a reader: as the reader itself reports it
+        goal = wait.mounted_on(done.dataset_id, target, names)
+        where = target if reading else None
+        await wait.wait_until(ctx, goal, ctx.args.timeout, done.dataset_id, names, where)
+    await show_dataset(ctx, done, nodes)
+
+
+async def detach(ctx: Context) -> None:
+    """Stop a node reading a ReadOnlyMany dataset: it unmounts and detaches it there."""
+    dataset, nodes = await _find(ctx)
+    target = resolve_node(ctx.args.node, nodes)
+    try:
+        done = await ctx.client.remove_reader(dataset.dataset_id, target)
+    except ShoalError as e:
+        raise in_cli_terms(e) from None
+    ctx.progress(f"dataset {done.dataset_id} no longer read on "
+                 f"{node_name(target, node_names(nodes))}")
+    await show_dataset(ctx, done, nodes)
 
 
 async def list_(ctx: Context) -> None:
@@ -428,11 +463,16 @@ def register(subparsers: Any) -> None:
     p.add_argument("volume", metavar="VOLUME", help="the released dataset: id, prefix or name")
     p.add_argument("--node", metavar="NODE", help="where (default: the node with its volume)")
     _wait_options(p, "it is mounted there")
-    p = command(commands, "attach", attach, "bind an unbound dataset to a node (first use)")
+    p = command(commands, "attach", attach,
+                "bind an unbound dataset to a node (first use), or add a ReadOnlyMany reader")
     p.add_argument("dataset", metavar="ID|NAME")
-    p.add_argument("--node", required=True, metavar="NODE", help="the node to bind it to")
+    p.add_argument("--node", required=True, metavar="NODE",
+                   help="the node to bind it to, or (bound elsewhere) to read it read-only")
     _force_option(p)
     _wait_options(p, "it is mounted there")
+    p = command(commands, "detach", detach, "stop a node reading a ReadOnlyMany dataset")
+    p.add_argument("dataset", metavar="ID|NAME")
+    p.add_argument("--node", required=True, metavar="NODE", help="the reader to remove")
     p = command(commands, "resize", resize, "grow a dataset online (never shrink)")
     p.add_argument("dataset", metavar="ID|NAME")
     p.add_argument("--size", type=size_arg, required=True,

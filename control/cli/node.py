@@ -9,6 +9,7 @@ from control.cli.output import ago, labels_text, node_info_json, table
 from control.cli.resolve import resolve_node
 from control.cli.shell import Context
 from control.client.interface import NodeInfo
+from control.model import Capacity
 from control.units import format_size
 
 
@@ -90,10 +91,13 @@ async def drain(ctx: Context) -> None:
 
 
 def capacity_text(info: NodeInfo) -> str:
-    """The CAPACITY column: ``loopback 12G free of 20G, shared`` (or node-local), or ``-``."""
-    capacity = info.capacity
-    if capacity is None:
-        return "-"
+    """The CAPACITY column: ``loopback 12G free of 20G, shared`` (or node-local), or ``-``;
+    each backend's, joined by ``; ``, when the node runs several."""
+    found = info.capacities or (() if info.capacity is None else (info.capacity,))
+    return "; ".join(_one_capacity(c) for c in found) or "-"
+
+
+def _one_capacity(capacity: Capacity) -> str:
     room = "" if capacity.free is None else f" {format_size(capacity.free)} free"
     total = "" if capacity.total is None else f" of {format_size(capacity.total)}"
     reach = "shared" if capacity.shared else "node-local"

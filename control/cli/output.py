@@ -55,7 +55,9 @@ def node_names(nodes: Sequence[NodeInfo]) -> dict[UUID, str]:
 
 def node_info_json(info: NodeInfo) -> JSON:
     """A node as JSON, like ``GET /v1/shoal/nodes``."""
-    return node_with_liveness_to_json(info.node, info.live, info.liveness, info.capacity)
+    return node_with_liveness_to_json(
+        info.node, info.live, info.liveness, info.capacity, info.capacities
+    )
 
 
 def state_json(state: StateDataset | None) -> JSON | None:

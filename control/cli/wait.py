@@ -92,6 +92,7 @@ async def wait_until(
     timeout: float,
     dataset_id: UUID | None = None,
     names: Mapping[UUID, str] | None = None,
+    node: UUID | None = None,
 ) -> None:
     """Return once ``pending`` says done; raise :class:`TimedOut` after ``timeout`` seconds.
 
@@ -117,6 +118,7 @@ async def wait_until(
             ctx.client, ctx.clock, check, timeout, dataset_id=dataset_id,
             on_progress=lambda waiting: ctx.progress(f"waiting for {waiting}"),
             on_condition=condition,
+            node=node,
         )
     except WaitTimedOut as e:
         raise TimedOut(f"Timed out after {duration(timeout)} waiting for {e.waiting}.") from None

@@ -161,6 +161,8 @@ class HTTPClient:
 
         A service that does not answer within the request timeout (plus
         ``waits``, the seconds a watch is meant to wait) is :class:`Unavailable`.
+        With several replicas, an unreachable one or a 5xx moves the request to
+        the next; the last failure is raised when none answers.
         """
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
@@ -254,12 +256,13 @@ class HTTPClient:
         path = "/v1/configuration/datasets" + suffix
         return dataset_from_json(await self._json(method, path, body, if_tag=if_tag))
 
-    def list_state_datasets(self) -> Deferred[list[StateDataset]]:
+    def list_state_datasets(self, node: UUID | None = None) -> Deferred[list[StateDataset]]:
         """See :meth:`ShoalClient.list_state_datasets`."""
-        return Deferred.fromCoroutine(self._list_state_datasets())
+        return Deferred.fromCoroutine(self._list_state_datasets(node))
 
-    async def _list_state_datasets(self) -> list[StateDataset]:
-        obj = await self._json("GET", "/v1/state/datasets")
+    async def _list_state_datasets(self, node: UUID | None = None) -> list[StateDataset]:
+        query = "" if node is None else f"?node={node}"
+        obj = await self._json("GET", "/v1/state/datasets" + query)
         return [messages.state_dataset_from_json(o) for o in obj]
 
     def list_nodes(self) -> Deferred[list[NodeInfo]]:
@@ -426,6 +429,18 @@ class HTTPClient:
         body = {} if primary is None else {"primary": str(primary)}
         path = f"/v1/shoal/datasets/{dataset_id}/adopt"
         d = Deferred.fromCoroutine(self._json("POST", path, body))
+        return d.addCallback(dataset_from_json)
+
+    def add_reader(self, dataset_id: UUID, node: UUID) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.add_reader`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/readers"
+        d = Deferred.fromCoroutine(self._json("POST", path, {"node": str(node)}))
+        return d.addCallback(dataset_from_json)
+
+    def remove_reader(self, dataset_id: UUID, node: UUID) -> Deferred[Dataset]:
+        """See :meth:`ShoalClient.remove_reader`."""
+        path = f"/v1/shoal/datasets/{dataset_id}/readers/{node}"
+        d = Deferred.fromCoroutine(self._json("DELETE", path))
         return d.addCallback(dataset_from_json)
 
     def list_classes(self) -> Deferred[list[StorageClass]]:

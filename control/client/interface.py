@@ -72,13 +72,15 @@ class NodeInfo:
 
     ``liveness`` is the failover's view (``live``, ``suspect``, ``dead``;
     ``None`` from a service that does not say); the node's ``fence`` and
-    ``draining`` are on :attr:`node`; ``capacity`` is what it last reported.
+    ``draining`` are on :attr:`node`; ``capacity`` is what it last reported
+    (its first backend), ``capacities`` every backend's.
     """
 
     node: Node
     live: bool
     liveness: str | None = None
     capacity: Capacity | None = None
+    capacities: tuple[Capacity, ...] = ()
 
 
 @frozen
@@ -192,8 +194,9 @@ class ShoalClient(Protocol):
         ``Conflict`` (leased), ``PreconditionFailed``."""
         ...
 
-    def list_state_datasets(self) -> Deferred[list[StateDataset]]:
-        """Every dataset some node reports, with where it is attached or mounted."""
+    def list_state_datasets(self, node: UUID | None = None) -> Deferred[list[StateDataset]]:
+        """Every dataset some node reports, with where it is attached or mounted (``node``:
+        only as that node reports it)."""
         ...
 
     def list_nodes(self) -> Deferred[list[NodeInfo]]:
@@ -297,6 +300,15 @@ class ShoalClient(Protocol):
     def adopt_dataset(self, dataset_id: UUID, primary: UUID | None = None) -> Deferred[Dataset]:
         """Make a released dataset live again on ``primary`` (default: the node reporting its
         volume); ``Conflict`` when it is not released or no node is known."""
+        ...
+
+    def add_reader(self, dataset_id: UUID, node: UUID) -> Deferred[Dataset]:
+        """Let ``node`` mount a ReadOnlyMany dataset read-only beside its primary (idempotent);
+        ``Conflict`` when the dataset is not ReadOnlyMany or the node's backend cannot."""
+        ...
+
+    def remove_reader(self, dataset_id: UUID, node: UUID) -> Deferred[Dataset]:
+        """Stop ``node`` reading a ReadOnlyMany dataset (idempotent)."""
         ...
 
     def list_classes(self) -> Deferred[list[StorageClass]]:

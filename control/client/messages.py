@@ -100,11 +100,13 @@ def node_info_from_json(obj: Any) -> NodeInfo:
     """One entry of ``GET /v1/shoal/nodes``."""
     liveness = obj.get("liveness") if isinstance(obj, dict) else None
     capacity = obj.get("capacity") if isinstance(obj, dict) else None
+    capacities = (obj.get("capacities") if isinstance(obj, dict) else None) or ()
     return NodeInfo(
         node=node_from_json(obj),
         live=bool(_get(obj, "live")),
         liveness=liveness,
         capacity=None if capacity is None else capacity_from_json(capacity),
+        capacities=tuple(capacity_from_json(c) for c in capacities),
     )
 
 

@@ -115,14 +115,17 @@ async def wait_for_state(
     dataset_id: UUID | None = None,
     on_progress: Callable[[str], None] = _ignore,
     on_condition: Callable[[NodeCondition], None] = _ignore,
+    node: UUID | None = None,
 ) -> T:
-    """What ``check`` returns once the goal is reached; see the module docstring."""
+    """What ``check`` returns once the goal is reached; see the module docstring.
+
+    With ``node``, ``check`` sees the datasets as that node alone reports them."""
     deadline = clock.seconds() + timeout
     seen = Versions(0, 0)
     last: str | None = None
     shown: frozenset[tuple[object, ...]] = frozenset()
     while True:
-        result = check(await client.list_state_datasets())
+        result = check(await client.list_state_datasets(node))
         if isinstance(result, Reached):
             return result.value
         if result != last:

@@ -130,6 +130,20 @@ class Store(Protocol):
         reporting its volume destroy it (:func:`control.rules.delete_released`)."""
         ...
 
+    def set_reader(
+        self,
+        dataset_id: UUID,
+        node_uuid: UUID,
+        reading: bool,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Add a reader to a ReadOnlyMany dataset, or remove one (:mod:`control.readers`);
+        returns the dataset and the generation (unchanged when nothing changed)."""
+        ...
+
     def acquire_lease(
         self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
     ) -> tuple[Lease, bool, int]:

@@ -21,6 +21,7 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import readers as rd
 from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
@@ -322,6 +323,30 @@ class MemoryStore:
             )
             self._datasets[dataset_id] = stored
             self.append_events([ev.dataset_adopted(stored, now, actor)])
+            return stored, self._bump()
+
+    def set_reader(
+        self,
+        dataset_id: UUID,
+        node_uuid: UUID,
+        reading: bool,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Add ``node_uuid`` to a ReadOnlyMany dataset's readers (``reading``), or remove it."""
+        with self._lock:
+            rules.check_tag(self._generation, if_tag)
+            existing = self._datasets.get(dataset_id)
+            if reading:
+                stored = rd.add_reader(existing, dataset_id, node_uuid, node_uuid in self._nodes)
+            else:
+                stored = rd.remove_reader(existing, dataset_id, node_uuid)
+            if stored == existing:
+                return stored, self._generation
+            self._datasets[dataset_id] = stored
+            self.append_events([ev.reader_changed(stored, node_uuid, reading, now, actor)])
             return stored, self._bump()
 
     def acquire_lease(

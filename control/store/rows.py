@@ -17,6 +17,7 @@ from pyrsistent import PMap, pmap
 from control.model import (
     FILESYSTEMS,
     AccessMode,
+    Capacity,
     Dataset,
     DatasetState,
     DataSource,
@@ -71,6 +72,8 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "access_mode": dataset.access_mode.value,
         "released": dataset.released,
         "released_from": None if dataset.released_from is None else str(dataset.released_from),
+        "readers": sorted(str(r) for r in dataset.readers) or None,
+        "backend": dataset.backend,
     }
 
 
@@ -115,6 +118,8 @@ def dataset_from_row(row: Sequence[Any], uuids: dict[str, UUID] | None = None) -
         access_mode=_ACCESS_MODES[named["access_mode"] or AccessMode.RWO.value],
         released=bool(named["released"]),
         released_from=None if named["released_from"] is None else UUID(named["released_from"]),
+        readers=frozenset(UUID(r) for r in named["readers"] or ()),
+        backend=named["backend"],
     )
 
 
@@ -195,16 +200,28 @@ def node_state_row(report: NodeState) -> dict[str, Any]:
             for state in report.datasets.values()
         },
         "conditions": [condition_to_json(c) for c in report.conditions],
-        "capacity": None if report.capacity is None else capacity_to_json(report.capacity),
+        "capacity": _capacity_json(report),
         "orphans": [orphan_to_json(o) for o in report.orphans],
         "snapshots": [reported_snapshot_to_json(s) for s in report.snapshots],
     }
+
+
+def _capacity_json(report: NodeState) -> Any:
+    """The ``capacity`` column: the first backend's JSON, or a list of every backend's
+    when the node reports several (a row written before lists holds one object)."""
+    if report.capacities:
+        return [capacity_to_json(c) for c in report.capacities]
+    return None if report.capacity is None else capacity_to_json(report.capacity)
 
 
 def node_state_from_row(row: Row) -> NodeState:
     """The report stored in ``row``."""
     states = [_dataset_state_from_json(k, v) for k, v in row["datasets"].items()]
     capacity = row["capacity"]
+    capacities: tuple[Capacity, ...] = ()
+    if isinstance(capacity, list):
+        capacities = tuple(capacity_from_json(c) for c in capacity)
+        capacity = capacity[0] if capacity else None
     return NodeState(
         node_uuid=UUID(row["node_uuid"]),
         era=row["era"],
@@ -213,6 +230,7 @@ def node_state_from_row(row: Row) -> NodeState:
         datasets={state.dataset_id: state for state in states},
         conditions=tuple(condition_from_json(c) for c in row["conditions"] or ()),
         capacity=None if capacity is None else capacity_from_json(capacity),
+        capacities=capacities,
         orphans=tuple(orphan_from_json(o) for o in row["orphans"] or ()),
         snapshots=tuple(reported_snapshot_from_json(s) for s in row["snapshots"] or ()),
     )

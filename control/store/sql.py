@@ -27,6 +27,7 @@ from control import classes as cl
 from control import events as ev
 from control import failover_events as fev
 from control import failover_rules as fr
+from control import readers as rd
 from control import revocations as rv
 from control import rules
 from control import snapshot_events as sev
@@ -400,6 +401,32 @@ class SQLStore:
             stored = rules.adopt_released(existing, dataset_id, primary, known, named)
             q.put_dataset(w.connection, stored, exists=True)
             made = ev.dataset_adopted(stored, now, actor)
+            eventlog.append(w.connection, [made], self._retention)
+            generation = w.changed(lambda s: s.with_dataset(stored))
+        return stored, generation
+
+    def set_reader(
+        self,
+        dataset_id: UUID,
+        node_uuid: UUID,
+        reading: bool,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+    ) -> tuple[Dataset, int]:
+        """Add ``node_uuid`` to a ReadOnlyMany dataset's readers (``reading``), or remove it."""
+        with self._write_configuration(if_tag) as w:
+            existing = q.get_dataset(w.connection, dataset_id)
+            if reading:
+                known = q.node_exists(w.connection, node_uuid)
+                stored = rd.add_reader(existing, dataset_id, node_uuid, known)
+            else:
+                stored = rd.remove_reader(existing, dataset_id, node_uuid)
+            if stored == existing:
+                return stored, w.generation
+            q.put_dataset(w.connection, stored, exists=True)
+            made = ev.reader_changed(stored, node_uuid, reading, now, actor)
             eventlog.append(w.connection, [made], self._retention)
             generation = w.changed(lambda s: s.with_dataset(stored))
         return stored, generation

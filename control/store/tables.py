@@ -67,6 +67,8 @@ datasets = Table(
     Column("access_mode", String(24), nullable=False, server_default="ReadWriteOnce"),
     Column("released", Boolean(create_constraint=False), nullable=False, server_default=false()),
     Column("released_from", String(UUID_LENGTH), nullable=True),
+    Column("readers", JSON, nullable=True),
+    Column("backend", String(63), nullable=True),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
     Index("ix_datasets_source_id", "source_id"),

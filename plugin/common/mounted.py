@@ -29,8 +29,16 @@ def mounted_check(dataset_id: UUID, node: UUID) -> Check[str]:
 
 
 async def wait_mounted(
-    client: ShoalClient, clock: Clock, dataset_id: UUID, node: UUID, timeout: float
+    client: ShoalClient,
+    clock: Clock,
+    dataset_id: UUID,
+    node: UUID,
+    timeout: float,
+    own: bool = False,
 ) -> str:
-    """The path ``dataset_id`` is reported mounted at on ``node``, once it is."""
+    """The path ``dataset_id`` is reported mounted at on ``node``, once it is (``own``: as
+    ``node`` alone reports it: a ReadOnlyMany reader, which its primary's report hides)."""
     check = mounted_check(dataset_id, node)
-    return await wait_for_state(client, clock, check, timeout, dataset_id=dataset_id)
+    return await wait_for_state(
+        client, clock, check, timeout, dataset_id=dataset_id, node=node if own else None
+    )

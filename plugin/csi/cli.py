@@ -73,7 +73,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mode", choices=MODES, default="all",
                    help="controller (one per cluster), node (one per node) or all (default)")
     p.add_argument("--control", dest="url", metavar="URL", default=argparse.SUPPRESS,
-                   help="control service URL (same as --url)")
+                   action="append", help="control service URL (same as --url; repeatable, "
+                   "or comma-separated, to name several control replicas)")
     p.add_argument("--node-id", type=node_id_arg, metavar="UUID",
                    help="node mode: this node's Shoal uuid (default: read from "
                         "--agent-state-dir, as the Docker plugin does)")

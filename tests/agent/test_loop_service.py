@@ -60,6 +60,27 @@ def test_rbd_options_become_backend_options():
     assert options_from_args(parse("--node-name", "n1"), {}).backend_options == {}
 
 
+def test_several_backends_each_with_its_pool(tmp_path):
+    """--backend repeated: the first is the default (its pool from --pool or NAME=POOL), the
+    others name theirs; the agent builds one MultiBackend of them all."""
+    from agent.backends.multi import MultiBackend
+    from agent.service import _make_backend
+
+    local = str(tmp_path / "local")
+    args = parse("--node-name", "n1", "--pool", str(tmp_path / "shared"),
+                 "--backend", "loopback", "--backend", f"local={local}")
+    options = options_from_args(args, {})
+    assert (options.backend, options.more_backends) == ("loopback", (f"local={local}",))
+    backend = _make_backend(options, "node-uuid")
+    assert isinstance(backend, MultiBackend)
+    assert [c.backend for c in backend.capacities()] == ["loopback", "local"]
+    assert [c.shared for c in backend.capacities()] == [True, False]
+    missing = options_from_args(parse("--pool", "/p", "--backend", "loopback",
+                                      "--backend", "local"), {})
+    with pytest.raises(InvalidRequest, match="needs its own pool: --backend local=DIR"):
+        _make_backend(missing, "node-uuid")
+
+
 def test_cluster_id_from_option_or_environment():
     """--cluster-id wins over SHOAL_CLUSTER_ID, which wins over the default."""
     one, two = UUID(int=1), UUID(int=2)

@@ -32,7 +32,7 @@ from agent.policy import (
     DesiredState,
     calculate_changes,
 )
-from control.model import MINIMUM_DATASET_SIZE, Capacity, Dataset, Lease
+from control.model import MINIMUM_DATASET_SIZE, AccessMode, Capacity, Dataset, Lease
 
 ME, OTHER = UUID(int=1), UUID(int=2)
 HERE = "i-here"
@@ -62,6 +62,9 @@ FOUND = {
     S.MOUNTED_OTHER_PATH: DiscoveredDataset(
         D, S.MOUNTED_OTHER_PATH, "b1", MINIMUM_DATASET_SIZE, HERE, "/dev/x", ("/old",)
     ),
+    S.READ_ONLY_ELSEWHERE: DiscoveredDataset(
+        D, S.READ_ONLY_ELSEWHERE, "b1", MINIMUM_DATASET_SIZE, readers=frozenset({"i-there"})
+    ),
 }
 
 RECORDS = {
@@ -69,6 +72,7 @@ RECORDS = {
     DesiredState.ELSEWHERE: Dataset(D, OTHER),
     DesiredState.DELETED_HERE: Dataset(D, ME, deleted=True, deleted_generation=3),
     DesiredState.DELETED_ELSEWHERE: Dataset(D, OTHER, deleted=True, deleted_generation=3),
+    DesiredState.READ_ONLY_HERE: Dataset(D, ME, MINIMUM_DATASET_SIZE, access_mode=AccessMode.ROX),
     DesiredState.UNKNOWN: None,
 }
 
@@ -219,10 +223,30 @@ def test_never_detach_while_mounted_or_unconfirmed(cell):
 
 @given(cells)
 def test_never_attach_what_another_node_holds(cell):
-    """AttachVolume is produced only for an unattached volume."""
+    """A read-write attach only of an unattached volume (or, for a new ReadOnlyMany dataset's
+    primary, right after detaching its own read-only attachment to format it); a read-only
+    attach only beside other readers, never of a volume attached read-write."""
     want, have, leased = cell
-    if any(isinstance(c, AttachVolume) for c in leaves_of(want, have, leased)):
-        assert have is S.UNATTACHED
+    steps = leaves_of(want, have, leased)
+    for i, c in enumerate(steps):
+        if isinstance(c, AttachVolume) and c.read_only:
+            assert want is DesiredState.READ_ONLY_HERE
+            assert have in (S.UNATTACHED, S.READ_ONLY_ELSEWHERE)
+        elif isinstance(c, AttachVolume):
+            assert have is S.UNATTACHED or (
+                want is DesiredState.READ_ONLY_HERE
+                and have is S.ATTACHED_NO_FILESYSTEM
+                and isinstance(steps[i - 1], DetachVolume)
+            )
+
+
+@given(cells)
+def test_read_only_many_is_never_mounted_read_write(cell):
+    """Every mount of a ReadOnlyMany dataset is read-only, and only its mounts are."""
+    want, have, leased = cell
+    for c in leaves_of(want, have, leased):
+        if isinstance(c, MountFilesystem):
+            assert c.read_only == (want is DesiredState.READ_ONLY_HERE)
 
 
 @given(cells)
@@ -230,7 +254,8 @@ def test_create_only_when_none_exists(cell):
     """CreateVolume is produced only when discovery shows no volume for the dataset."""
     want, have, leased = cell
     if any(isinstance(c, CreateVolume) for c in leaves_of(want, have, leased)):
-        assert have is S.NON_EXISTENT and want is DesiredState.MOUNTED_HERE
+        assert have is S.NON_EXISTENT
+        assert want in (DesiredState.MOUNTED_HERE, DesiredState.READ_ONLY_HERE)
 
 
 @given(cells)

@@ -111,11 +111,14 @@ def test_backend_and_capacity_rules() -> None:
     assert "3 GiB does not fit" in refusal.message
 
 
-def test_a_node_with_two_backends_offers_the_one_with_most_room() -> None:
-    """Without a backend named, the node's backend with most free space is used."""
+def test_a_node_with_two_backends_offers_a_shared_one_first_then_the_roomiest() -> None:
+    """Without a backend named, a shared backend is used before a node-local one (so the
+    dataset can move), the roomiest among equals; a node-local one only when it alone fits."""
     both = node(A, "a", pool(2 * GiB), pool(6 * GiB, "local", shared=False))
-    assert place(Need(), [both]) == Placement(A, "local")
+    assert place(Need(), [both]) == Placement(A, "loopback")
     assert place(Need(size=3 * GiB), [both]) == Placement(A, "local")
+    two = node(A, "a", pool(2 * GiB), pool(6 * GiB, "other"))
+    assert place(Need(), [two]) == Placement(A, "other")
 
 
 def test_read_write_many_is_refused() -> None:

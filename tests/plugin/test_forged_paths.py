@@ -34,7 +34,7 @@ class ForgingClient(HTTPClient):
 
     forged: dict[UUID, str] = {}
 
-    def list_state_datasets(self) -> Deferred[list[StateDataset]]:
+    def list_state_datasets(self, node: UUID | None = None) -> Deferred[list[StateDataset]]:
         """The real listing, with the forged paths put on node1."""
 
         def forge(states: list[StateDataset]) -> list[StateDataset]:
@@ -44,7 +44,7 @@ class ForgingClient(HTTPClient):
                 by_id[dataset_id] = evolve(base, primary=NODE1, path=path)
             return list(by_id.values())
 
-        return super().list_state_datasets().addCallback(forge)
+        return super().list_state_datasets(node).addCallback(forge)
 
 
 @pytest.fixture

@@ -422,7 +422,37 @@ class TestStorageClasses:
 
 
 class TestAccessModes:
-    """ReadWriteOncePod: one container at a time, even on one node."""
+    """ReadWriteOncePod: one container at a time, even on one node; ReadOnlyMany on many."""
+
+    def test_read_only_many_is_read_on_a_second_node(self, cluster: Cluster) -> None:
+        """A ROX volume bound to node1 is read on node2 beside it (no lease, no move), each
+        node answers its own path, and node2's last Unmount stops it reading."""
+        result(cluster.client.create_class(StorageClass("ro", access_modes=(AccessMode.ROX,))))
+        dataset = create(cluster, NODE1, "shared", **{"class": "ro"})
+        first, second = (NODE1, NODE2) if dataset.primary == NODE1 else (NODE2, NODE1)
+        d = start(cluster.services[first].mount("shared", "c1"))
+        cluster.converge(first)
+        result(d)
+        d = start(cluster.services[second].mount("shared", "c2"))
+        cluster.converge(second)
+        path = result(d)
+        assert path == mount_path(f"/mnt/node{2 if second == NODE2 else 1}", dataset.dataset_id)
+        assert cluster.datasets()[0].primary == first
+        assert cluster.lease_holder(dataset.dataset_id) == first
+        assert result(cluster.services[second].path("shared")) == path
+        assert result(cluster.services[first].path("shared")) != path
+        result(cluster.services[second].unmount("shared", "c2"))
+        config = result(cluster.client.node_configuration(second, [dataset.dataset_id]))
+        assert [d.readers for d in config.datasets] == [frozenset()]
+
+    def test_read_write_once_volume_still_moves(self, cluster: Cluster) -> None:
+        """A RWO volume bound elsewhere is moved here on Mount, as before (no reader)."""
+        dataset = create(cluster, NODE1, "vol")
+        d = start(cluster.services[NODE2].mount("vol", "c1"))
+        cluster.converge(NODE1)
+        cluster.converge(NODE2)
+        result(d)
+        assert cluster.datasets()[0].primary == NODE2 and dataset.readers == frozenset()
 
     def test_second_container_refused_for_read_write_once_pod(self, cluster: Cluster) -> None:
         """A second Mount ID of an RWOP volume fails; the first may mount again; RWO shares."""

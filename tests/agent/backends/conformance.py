@@ -11,7 +11,9 @@ snapshot cases; that writes stop on a fenced node is each backend's own
 functional test. The capacity tests also need a ``make_small_api`` fixture: like ``make_api``, over
 a storage of :data:`SMALL_STORAGE` bytes. The snapshot, clone and resize
 cases live in :mod:`tests.agent.backends.snapshot_conformance` (mixed in here),
-whose data hooks each backend's test overrides.
+whose data hooks each backend's test overrides; the read-only attachments
+(``ReadOnlyMany``) in :mod:`tests.agent.backends.read_only_conformance`, with the
+capability flag ``READ_ONLY_MANY`` and the hook ``device_refuses_writes``.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownVolume,
 )
+from tests.agent.backends.read_only_conformance import ReadOnlyConformance
 from tests.agent.backends.snapshot_conformance import SnapshotConformance
 
 MakeAPI = Callable[[UUID, str], BlockDeviceAPI]
@@ -41,7 +44,7 @@ HUGE = 9223372036854774784
 """A size the API once accepted and no backend can create (2**63 - 1024)."""
 
 
-class BlockDeviceAPIConformance(SnapshotConformance):
+class BlockDeviceAPIConformance(SnapshotConformance, ReadOnlyConformance):
     """Tests of the ``BlockDeviceAPI`` contract; needs a ``make_api`` fixture."""
 
     def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:

@@ -37,6 +37,12 @@ class TestFakeConformance(BlockDeviceAPIConformance):
 
         return make
 
+    def device_refuses_writes(self, api: BlockDeviceAPI, device: str) -> bool:
+        """The fake storage marks it a read-only attachment of this node (the fake
+        filesystems then mount it read-only only, and refuse writes)."""
+        assert isinstance(api, FakeBlockDeviceAPI)
+        return api.storage.read_only_device(device, api.instance_id)
+
     def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:
         """Mark the device lost in the shared storage."""
         assert isinstance(api, FakeBlockDeviceAPI)

@@ -92,6 +92,20 @@ class TestLoopbackConformance(BlockDeviceAPIConformance):
 
         return make
 
+    def device_refuses_writes(self, api: BlockDeviceAPI, device: str) -> bool:
+        """The loop device is read-only, and a write to it fails (EPERM, even for root)."""
+        try:
+            fd = os.open(device, os.O_WRONLY)
+        except OSError as e:
+            return loopdev.read_only(device) and e.errno in (errno.EROFS, errno.EPERM, errno.EACCES)
+        try:
+            os.write(fd, bytes(512))
+        except OSError as e:
+            return loopdev.read_only(device) and e.errno in (errno.EROFS, errno.EPERM)
+        finally:
+            os.close(fd)
+        return False
+
     def vanish_device(self, api: BlockDeviceAPI, blockdevice_id: str) -> None:
         """Detach the loop device behind the backend's back."""
         device = api.get_device_path(blockdevice_id)

@@ -151,6 +151,21 @@ class FilesystemsConformance:
         assert self.read_marker(fs, os.path.join(second, "marker")) == b"hello"
         fs.unmount(second)
 
+    def test_read_only_mount_refuses_writes(
+        self, fs: Filesystems, formatted: str, mount_root: str
+    ) -> None:
+        """A read-only mount is listed read-only, reads what was written, refuses writes."""
+        first, second = os.path.join(mount_root, "rw"), os.path.join(mount_root, "ro")
+        fs.mount(formatted, first)
+        self.write_marker(fs, os.path.join(first, "marker"), b"kept")
+        fs.unmount(first)
+        fs.mount(formatted, second, read_only=True)
+        assert [m.read_only for m in fs.mounts() if m.device == formatted] == [True]
+        assert self.read_marker(fs, os.path.join(second, "marker")) == b"kept"
+        with pytest.raises((OSError, FilesystemError), match="[Rr]ead-only"):
+            self.write_marker(fs, os.path.join(second, "new"), b"refused")
+        fs.unmount(second)
+
     # -- shutdown (issue 11: self-fencing) --------------------------------------
 
     def test_shutdown_stops_writes(self, fs: Filesystems, formatted: str, mount_root: str) -> None:

@@ -43,6 +43,11 @@ def test_a_size_no_volume_can_have_is_refused_at_once(cluster: LocalCluster, nod
     assert "created dataset" not in done.stdout
 
 
+def _admitted(cluster: LocalCluster) -> bool:
+    listing = json.loads(shoal(cluster, "dataset", "list", "--json").stdout)
+    return any(entry["dataset"].get("maximum_size") == 50 * 1024**4 for entry in listing)
+
+
 def _both_paused(cluster: LocalCluster) -> bool:
     listing = json.loads(shoal(cluster, "node", "list", "--json").stdout)
     return not any(node["live"] for node in listing)
@@ -61,7 +66,9 @@ def test_a_create_too_large_for_the_pool_fails_fast_with_the_reason(cluster: Loc
              "--size", "50T", "--force", "--wait", "--timeout", "120", "--url", cluster.url],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
         )
-        time.sleep(1)
+        # Resume the agents only once the create is admitted: a slow machine can
+        # take longer than a fixed pause to start the CLI.
+        wait_until(lambda: _admitted(cluster), 60, "the 50 TiB create admitted")
     finally:
         for agent in (one, two):
             os.kill(agent.process.pid, signal.SIGCONT)
@@ -70,7 +77,7 @@ def test_a_create_too_large_for_the_pool_fails_fast_with_the_reason(cluster: Loc
     elapsed = time.monotonic() - start
     assert waiting.returncode == 1, out + err
     assert elapsed < 60, f"--wait took {elapsed:.1f} s: it must not wait for the timeout"
-    assert "node1: error (create, 1 attempt" in out
+    assert "node1: error (create, 1 attempt" in out, (out, err)
     assert err.startswith("error: node1 cannot do it: A volume of 50 TiB can never fit")
     dataset_id = UUID(re.search(r"created dataset (\S+) on node1", out).group(1))
     shown = show_json(cluster, dataset_id)

@@ -197,3 +197,39 @@ def test_adopt_defaults_to_the_node_it_was_released_from() -> None:
     adopted = h.call("POST", f"/v1/shoal/datasets/{made['dataset_id']}/adopt", {})
     assert adopted.code == 200 and adopted.body["primary"] == made["primary"]
     assert h.call("POST", f"/v1/shoal/datasets/{NIL}/adopt", {}).code == 404
+
+
+def _capacity(h: Harness, node: UUID, era: str, read_only_many: bool) -> None:
+    capacity = {"backend": "loopback", "total": 100 * GiB, "free": GiB,
+                "maximum_volume_size": GiB, "shared": True, "read_only_many": read_only_many}
+    report = {"era": era, "generation": h.generation(), "datasets": [], "capacity": capacity}
+    assert h.call("PUT", f"/v1/shoal/state/{node}", report).code == 200
+
+
+def test_read_only_many_readers_over_rest() -> None:
+    """A ReadOnlyMany dataset gains a reader on a node whose backend attaches read-only on
+    several nodes (409 naming the backend otherwise), loses it by DELETE; the node's
+    configuration lists the datasets it reads; a ReadWriteOnce dataset has no readers."""
+    h = _cluster(access_modes=["ReadOnlyMany", "ReadWriteOnce"])
+    made = _create(h, primary=str(NODE_A))
+    dataset = made.body["dataset_id"]
+    readers = f"/v1/shoal/datasets/{dataset}/readers"
+    refused = h.call("POST", readers, {"node": str(NODE_B)})
+    assert refused.code == 409
+    assert "cannot attach a volume read-only on several nodes" in refused.body["description"]
+    _capacity(h, NODE_B, "e2", True)
+    added = h.call("POST", readers, {"node": str(NODE_B)})
+    assert added.code == 200, added.body
+    assert added.body["readers"] == [str(NODE_B)] and added.body["primary"] == str(NODE_A)
+    assert added.body["access_mode"] == "ReadOnlyMany"
+    view = h.call("GET", f"/v1/shoal/nodes/{NODE_B}/configuration").body
+    assert [d["dataset_id"] for d in view["datasets"]] == [dataset]
+    gone = h.call("DELETE", f"{readers}/{NODE_B}")
+    assert gone.code == 200 and gone.body["readers"] == []
+    assert h.call("GET", f"/v1/shoal/nodes/{NODE_B}/configuration").body["datasets"] == []
+    rwo = _create(h, primary=str(NODE_A), access_mode="ReadWriteOnce",
+                  metadata={"name": "w"}).body["dataset_id"]
+    refused = h.call("POST", f"/v1/shoal/datasets/{rwo}/readers", {"node": str(NODE_B)})
+    assert refused.code == 409 and "only a ReadOnlyMany dataset" in refused.body["description"]
+    kinds = [e["kind"] for e in h.call("GET", f"/v1/shoal/events?dataset={dataset}").body]
+    assert kinds[-2:] == ["reader_added", "reader_removed"]

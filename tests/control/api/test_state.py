@@ -50,6 +50,7 @@ def test_register_and_list_nodes_with_liveness() -> None:
         "fence": None,
         "draining": False,
         "capacity": None,
+        "capacities": [],
     }
     assert (answer.code, answer.body) == (200, node)
     assert h.call("GET", "/v1/shoal/nodes").body == [node]
@@ -72,7 +73,8 @@ def test_listed_nodes_carry_reported_capacity() -> None:
     body = {"era": "e1", "generation": 0, "datasets": [], "capacity": capacity}
     assert h.call("PUT", f"/v1/shoal/state/{NODE_A}", body).code == 200
     [listed] = h.call("GET", "/v1/shoal/nodes").body
-    assert listed["capacity"] == capacity
+    assert listed["capacity"] == {**capacity, "read_only_many": False}
+    assert listed["capacities"] == [listed["capacity"]]
 
 
 def test_register_does_not_touch_configuration() -> None:

@@ -71,3 +71,12 @@ def test_new_generation_is_encoded_again() -> None:
     fenced = state(1, VolumeStatus.MOUNTED, Fence(at=1.0, reason="test"))
     assert len(json.loads(encoder.datasets(fenced, configuration(1, NODE)))) == 1
     assert json.loads(encoder.datasets(fenced, configuration(2, OTHER))) == []
+
+
+def test_another_node_is_encoded_again() -> None:
+    """One node's view (``?node=``) is not answered with the whole listing, nor the reverse."""
+    encoder = StateListingEncoder()
+    now, config = state(1, VolumeStatus.MOUNTED), configuration(1, NODE)
+    assert len(json.loads(encoder.datasets(now, config))) == 1
+    assert json.loads(encoder.datasets(now, config, OTHER)) == []
+    assert len(json.loads(encoder.datasets(now, config))) == 1

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import pytest
 from hypothesis import given
@@ -182,6 +182,19 @@ def test_state_datasets_most_advanced_status_wins() -> None:
         {"dataset_id": str(D2), "primary": str(A)},
         {"dataset_id": str(D3)},
     ]
+
+
+def test_state_datasets_of_a_dataset_mounted_on_several_nodes() -> None:
+    """A ReadOnlyMany dataset mounted on A and B: the primary's report is shown; ``node``
+    shows one node's own view."""
+    mounted = {n: NodeState(n, datasets={
+        D1: DatasetState(D1, VolumeStatus.MOUNTED, None, "/dev/loop1", f"/mnt/{n}/d1")
+    }) for n in (A, B)}
+    state = ClusterState(reports=mounted)
+    assert state_datasets_to_json(state, primaries={D1: B})[0]["primary"] == str(B)
+    assert state_datasets_to_json(state, primaries={D1: A})[0]["primary"] == str(A)
+    assert state_datasets_to_json(state, node=B)[0]["path"] == f"/mnt/{B}/d1"
+    assert state_datasets_to_json(state, node=uuid4()) == []
 
 
 def test_state_datasets_empty() -> None:

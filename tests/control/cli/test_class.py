@@ -70,7 +70,8 @@ def test_create_unbound_then_attach() -> None:
     bound = cli("dataset", "attach", "db", "--node", "node1", "--force", "--json")
     assert bound.code == 0, bound.err
     again = cli("dataset", "attach", "db", "--node", "node2", "--force")
-    assert again.code == 1 and "already bound to node1" in again.err
+    assert again.code == 1 and "only a ReadOnlyMany dataset" in again.err
+    assert "shoal dataset move" in again.err
 
 
 def test_create_with_node_outside_the_class_is_refused() -> None:
@@ -109,3 +110,26 @@ def test_failover_options_shown_and_given_to_datasets() -> None:
     dataset_id = json.loads(created.out)["dataset"]["dataset_id"]
     options = json.loads(cli("dataset", "failover", dataset_id, "--json").out)
     assert (options["enabled"], options["grace"]) == (False, 60.0)
+
+
+def test_read_only_many_reader_attached_and_detached() -> None:
+    """attach on another node adds a ReadOnlyMany reader (shown by --json and in the text),
+    detach removes it; the events say so."""
+    cli = _zoned()
+    made = cli("class", "create", "ro", "--access-mode", "ROX")
+    assert made.code == 0, made.err
+    made = cli("dataset", "create", "--class", "ro", "--node", "node1", "--meta", "name=pub",
+               "--force")
+    assert made.code == 0, made.err
+    read = cli("dataset", "attach", "pub", "--node", "node2", "--force", "--json")
+    assert read.code == 0, read.err
+    shown = json.loads(read.out)
+    assert shown["readers"] == [str(NODE_2)] and shown["access_mode"] == "ReadOnlyMany"
+    assert shown["dataset"]["primary"] == str(NODE_1)
+    text = cli("dataset", "show", "pub")
+    assert "readers:" in text.out and "node2 (read-only, ReadOnlyMany)" in text.out
+    gone = cli("dataset", "detach", "pub", "--node", "node2", "--json")
+    assert gone.code == 0, gone.err
+    assert json.loads(gone.out)["readers"] == []
+    kinds = [e["kind"] for e in json.loads(gone.out)["events"]]
+    assert "reader_added" in kinds and "reader_removed" in kinds

@@ -126,6 +126,40 @@ class ClassConformance:
 class ReleaseConformance:
     """Retain: release, adopt and delete a released dataset, in any store."""
 
+    def test_readers_added_and_removed(self, store: Store) -> None:
+        """A ReadOnlyMany dataset gains and loses readers (idempotent), each an event; a move
+        to a reader makes it the primary only; readers are stored with the dataset."""
+        node, other, third = add_node(store), add_node(store, "10.0.0.2"), add_node(store, "x")
+        dataset = add_dataset(store, node, access_mode=AccessMode.ROX, backend="loopback")
+        added, generation = store.set_reader(dataset.dataset_id, other, True, None, NOW)
+        assert added.readers == {other} and added.backend == "loopback"
+        assert store.set_reader(dataset.dataset_id, other, True, None, NOW) == (added, generation)
+        assert store.set_reader(dataset.dataset_id, node, True, None, NOW)[0].readers == {other}
+        store.set_reader(dataset.dataset_id, third, True, None, NOW, actor="ops")
+        assert store.dataset(dataset.dataset_id).readers == {other, third}
+        moved, _ = store.move_dataset(dataset.dataset_id, third, None, NOW)
+        assert (moved.primary, moved.readers) == (third, {other})
+        removed, _ = store.set_reader(dataset.dataset_id, other, False, None, NOW)
+        assert removed.readers == frozenset()
+        assert store.set_reader(dataset.dataset_id, other, False, None, NOW)[0] == removed
+        store.set_reader(dataset.dataset_id, node, True, None, NOW)
+        released, _ = store.release_dataset(dataset.dataset_id, None, NOW)
+        assert released.readers == frozenset()  # a released dataset has no node at all
+        kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
+        assert kinds.count("reader_added") == 3 and kinds.count("reader_removed") == 1
+
+    def test_reader_refusals(self, store: Store) -> None:
+        """Only a live, bound ReadOnlyMany dataset has readers, on registered nodes."""
+        node, other = add_node(store), add_node(store, "10.0.0.2")
+        rwo = add_dataset(store, node)
+        with pytest.raises(Conflict, match="only a ReadOnlyMany dataset"):
+            store.set_reader(rwo.dataset_id, other, True, None, NOW)
+        rox = add_dataset(store, node, access_mode=AccessMode.ROX)
+        with pytest.raises(NotFound, match="has not registered"):
+            store.set_reader(rox.dataset_id, uuid4(), True, None, NOW)
+        with pytest.raises(NotFound):
+            store.set_reader(uuid4(), other, True, None, NOW)
+
     def test_release_then_adopt(self, store: Store) -> None:
         """A released dataset has no node and frees its name; adopting makes it live again."""
         node = add_node(store)

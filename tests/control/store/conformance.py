@@ -477,6 +477,19 @@ class StoreConformance:
         assert store.cluster_state().reports == {a: detailed}
         assert store.report_state(plain) is True
 
+    def test_report_keeps_every_backends_capacity(self, store: Store) -> None:
+        """A node with several backends reports each one's capacity; all are stored, in order."""
+        a = add_node(store)
+        shared = Capacity("loopback", total=2**30, free=2**29, maximum_volume_size=2**29,
+                          read_only_many=True)
+        own = Capacity("local", total=2**31, free=2**30, maximum_volume_size=2**30, shared=False)
+        both = NodeState(node_uuid=a, era="era", generation=0, reported_at=NOW,
+                         capacity=shared, capacities=[shared, own])
+        assert store.report_state(both) is True
+        stored = store.cluster_state().reports[a]
+        assert stored == both and stored.capacity_of("local") == own
+        assert stored.all_capacities() == (shared, own)
+
     # -- who may report what ------------------------------------------------------------
 
     def test_registration_by_another_certificate_refused(self, store: Store) -> None:
