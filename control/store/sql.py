@@ -56,7 +56,7 @@ from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
 from control.store.snapshot import Snapshot, SnapshotCache
-from control.store.state_cache import StateCache, with_liveness
+from control.store.state_cache import StateCache, with_liveness, with_report
 
 
 @define
@@ -582,6 +582,8 @@ class SQLStore:
             bump = bool(purged) or settled
             if changed or bump:
                 q.write_counters(connection, generation + bump, state_version + changed)
+        if changed:
+            self._state_cache.advance(state_version, lambda s: with_report(s, report))
         if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         return changed

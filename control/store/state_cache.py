@@ -16,12 +16,12 @@ cached state by :func:`with_liveness`, so liveness never goes stale.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from uuid import UUID
 
 from attrs import evolve
 
-from control.model import ClusterState
+from control.model import ClusterState, NodeState
 
 
 def with_liveness(
@@ -66,3 +66,15 @@ class StateCache:
         with self._lock:
             if self._state is None or self._state.version <= state.version:
                 self._state = state
+
+    def advance(self, before: int, change: Callable[[ClusterState], ClusterState]) -> None:
+        """Apply ``change`` (a committed write that moved the version from ``before`` by one)
+        if the cache is at ``before``; otherwise leave it to be read again."""
+        with self._lock:
+            if self._state is not None and self._state.version == before:
+                self._state = evolve(change(self._state), version=before + 1)
+
+
+def with_report(state: ClusterState, report: NodeState) -> ClusterState:
+    """``state`` with ``report`` as its node's latest."""
+    return evolve(state, reports=state.reports.set(report.node_uuid, report))
