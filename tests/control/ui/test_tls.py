@@ -23,7 +23,7 @@ def tls_dir(tmp_path) -> str:
     for args in (
         ("ca", "init", "--dir", directory),
         ("ca", "issue", "control", "--ip", "127.0.0.1", "--dir", directory),
-        ("ca", "issue", "user", "alice", "--dir", directory),
+        ("ca", "issue", "user", "alice", "--role", "operator", "--dir", directory),
     ):
         result = shoal(*args)
         assert result.returncode == 0, result.stderr
