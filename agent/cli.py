@@ -75,6 +75,7 @@ def options_from_args(args: Any, env: Any) -> AgentOptions:
             if getattr(args, name, None) is not None
         },
         self_fence=not args.no_self_fence,
+        metrics_address=args.metrics_address,
     )
 
 
@@ -170,6 +171,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--heartbeat", type=_positive, default=5.0, metavar="S",
                    help="report at least every S seconds (default 5; the control service's "
                    "heartbeat, if shorter, wins)")
+    p.add_argument("--metrics-address", metavar="HOST:PORT",
+                   help="serve Prometheus metrics as plain HTTP at HOST:PORT/metrics, e.g. "
+                   "127.0.0.1:9524 (default: not served)")
     p.add_argument("--no-self-fence", action="store_true",
                    help="never fence this node itself when its node lease runs out (default: "
                    "shut down and unmount every dataset once the control service's node_lease "

@@ -27,8 +27,8 @@ from agent.backends.interface import (
     BlockDeviceAPI,
     BlockDeviceVolume,
     ReadOnlyManyAPI,
+    SeveralBackendsAPI,
 )
-from agent.backends.multi import MultiBackend
 from agent.changes import (
     AttachVolume,
     Change,
@@ -111,10 +111,12 @@ class Executor:
         filesystems: Filesystems,
         runner: Runner,
         logger: Any = None,
+        on_change: Callable[[str, bool], None] | None = None,
     ) -> None:
         self.backend = backend
         self.filesystems = filesystems
         self._run = runner
+        self._on_change = on_change
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._effects: list[tuple[Change, object]] = []
@@ -178,7 +180,7 @@ class Executor:
 
     def _create(self, change: CreateVolume) -> BlockDeviceVolume:
         """Create on the change's backend when the node runs several, else on its one."""
-        if isinstance(self.backend, MultiBackend):
+        if isinstance(self.backend, SeveralBackendsAPI):
             return self.backend.create_volume_on(change.backend, change.dataset_id, change.size)
         return self.backend.create_volume(change.dataset_id, change.size)
 
@@ -257,11 +259,13 @@ class Executor:
 
         def done(result: object) -> None:
             self._record(change, result)
+            self._count(change, True)
             self._log.info("agent.change.done", **describe(change))
             if type(change) in FENCING:
                 self._log.warning(FENCING[type(change)], **describe(change))
 
         def failed(failure: Failure) -> Failure:
+            self._count(change, False)
             self._log.warning(
                 "agent.change.failed",
                 error=f"{type(failure.value).__name__}: {failure.value}",
@@ -271,6 +275,11 @@ class Executor:
 
         d.addCallbacks(done, failed)
         return d
+
+    def _count(self, change: Change, ok: bool) -> None:
+        """Tell ``on_change`` (the metrics) the kind and result of an executed change."""
+        if self._on_change is not None:
+            self._on_change(type(change).__name__, ok)
 
     def _sequentially(self, changes: list[Change]) -> Deferred:
         d: Deferred = succeed(None)

@@ -66,6 +66,7 @@ from agent.kernlog import KernelLog
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.loopfencing import LoopFencing
 from agent.memory import PassMemory
+from agent.metrics import AgentMetrics
 from agent.observe import Together, discover
 from agent.pacing import (
     NO_STATE_WAKE,
@@ -145,7 +146,8 @@ class ConvergenceLoop(LoopFencing):
     lease is measured on (default: ``clock.seconds``; the service passes
     ``time.monotonic``); ``together`` how discovery makes its independent
     observations (default: one by one; the service passes
-    :func:`~agent.observe.in_threads`).
+    :func:`~agent.observe.in_threads`); ``metrics`` (default: new ones, on the
+    monotonic clock) records each pass, what it discovered and each accepted report.
     """
 
     def __init__(
@@ -161,6 +163,7 @@ class ConvergenceLoop(LoopFencing):
         logger: Any = None,
         kernel_log: KernelLog | None = None,
         monotonic: Callable[[], float] | None = None,
+        metrics: AgentMetrics | None = None,
         together: Together | None = None,
     ) -> None:
         self.client = client
@@ -184,6 +187,7 @@ class ConvergenceLoop(LoopFencing):
         self._stopped: list[Deferred[None]] = []
         self._done: Deferred[None] | None = None
         self._monotonic = monotonic if monotonic is not None else clock.seconds
+        self.metrics = AgentMetrics(self._monotonic) if metrics is None else metrics
         self._lease_timer: Any = None
         self._self_fencing: Deferred[Any] | None = None
 
@@ -287,6 +291,7 @@ class ConvergenceLoop(LoopFencing):
             self._failed("register", e)
             return
         self.memory = memory.registered(self.memory)
+        self.metrics.reported()
         self._renewed(sent_at)
         self._log.info("agent.registered", node=str(node.node_uuid), host=node.host, era=node.era)
         self.lifecycle.handle(Event.REGISTERED)
@@ -426,6 +431,7 @@ class ConvergenceLoop(LoopFencing):
         if retry is not None:
             sleep = min(sleep, retry)
         self._log_pass(local, to_run, reported, configuration.generation, times)
+        self.metrics.passed(times.total, local)
         self._log_failures(failures)
         return sleep, to_run
 
@@ -582,6 +588,7 @@ class ConvergenceLoop(LoopFencing):
             self.memory = memory.node_lost(self.memory)
             raise
         self.memory = memory.reported(self.memory, report, now, answer)
+        self.metrics.reported()
         self._renewed(sent_at)
         return changed
 

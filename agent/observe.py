@@ -20,10 +20,10 @@ from agent.backends.interface import (
     BackendError,
     BlockDeviceAPI,
     BlockDeviceVolume,
+    SeveralBackendsAPI,
     UnattachedVolume,
     UnknownVolume,
 )
-from agent.backends.multi import MultiBackend
 from agent.discovery import (
     LocalState,
     attached_here,
@@ -138,12 +138,12 @@ def discover(
     local = with_leftovers(local, leftovers, mounts)
     errors = kernel_log.errors(devices.values()) if kernel_log is not None else {}
     capacities: tuple[Capacity, ...] = ()
-    if isinstance(backend, MultiBackend):
+    if isinstance(backend, SeveralBackendsAPI):
         capacities = tuple(c for c in map(steady, _all_capacities(backend)) if c is not None)
     return evolve(local, capacity=capacity, device_errors=errors, capacities=capacities)
 
 
-def _all_capacities(backend: MultiBackend) -> list[Capacity]:
+def _all_capacities(backend: SeveralBackendsAPI) -> list[Capacity]:
     try:
         return backend.capacities()
     except (BackendError, OSError):

@@ -87,6 +87,11 @@ class Stopwatch:
         self._laps[name] = now - self._last
         self._last = now
 
+    @property
+    def total(self) -> float:
+        """Seconds from the start to the last lap."""
+        return self._last - self._start
+
     def fields(self) -> dict[str, float]:
         """Log fields: ``<step>_ms`` for each step, and ``ms`` for the whole."""
         fields = {f"{name}_ms": round(s * 1000, 1) for name, s in self._laps.items()}

@@ -52,6 +52,7 @@ from agent.identity import (
 )
 from agent.kernlog import KmsgLog
 from agent.loop import ConvergenceLoop, LoopSettings, NodeFacts, freeze_labels
+from agent.metrics import AgentMetrics
 from agent.observe import in_threads
 from control.client.interface import ShoalClient
 from control.errors import Conflict, InvalidRequest
@@ -91,6 +92,8 @@ class AgentOptions:
     more_backends: tuple[str, ...] = ()
     """Further backends, ``NAME`` or ``NAME=POOL`` each (``--backend`` repeated): the node
     offers them all (:class:`agent.backends.multi.MultiBackend`), ``backend`` the default."""
+    metrics_address: str | None = None
+    """Serve the agent's metrics as plain HTTP at this HOST:PORT (``None``: not at all)."""
     node_uuid: UUID | None = None
     """The node uuid the agent's certificate is bound to (``shoal ca issue node``), if any."""
 
@@ -187,14 +190,20 @@ def _filesystems(backend: BlockDeviceAPI, mount_root: str) -> Filesystems:
 
 
 def build_loop(
-    options: AgentOptions, client: ShoalClient, reactor: Any, runner: Runner
+    options: AgentOptions,
+    client: ShoalClient,
+    reactor: Any,
+    runner: Runner,
+    metrics: AgentMetrics | None = None,
 ) -> ConvergenceLoop:
-    """The agent's loop, its identity loaded (or created) from the state directory."""
+    """The agent's loop, its identity loaded (or created) from the state directory; its
+    backend and filesystem calls, changes and passes recorded in ``metrics`` (or new ones)."""
+    metrics = AgentMetrics(time.monotonic) if metrics is None else metrics
     identity = load_or_create_identity(
         options.state_dir, options.node_name, bound=options.node_uuid
     )
     instance_id = str(identity.uuid)
-    backend = _make_backend(options, instance_id)
+    backend = metrics.timed_backend(_make_backend(options, instance_id))
     os.makedirs(options.mount_root, exist_ok=True)
     # The kernel's mount table names real paths: so must the mount root the
     # agent registers (reported paths must lie below it) and the plugin trusts.
@@ -203,7 +212,8 @@ def build_loop(
     change_runner = runner
     if options.kill_after_changes is not None:
         change_runner = killing_runner(runner, options.kill_after_changes, _sigkill_self)
-    executor = Executor(backend, _filesystems(backend, mount_root), change_runner)
+    filesystems = metrics.timed_filesystems(_filesystems(backend, mount_root))
+    executor = Executor(backend, filesystems, change_runner, on_change=metrics.changed)
     executor.thaw_leftovers()  # what a killed agent left frozen (see agent.fs.freezer)
     era = options.era if options.era is not None else boot_id()
     labels = {"name": identity.name, **options.labels}
@@ -221,14 +231,34 @@ def build_loop(
         run_blocking=runner,
         monotonic=time.monotonic,
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
+        metrics=metrics,
         together=in_threads(ThreadPoolExecutor(DISCOVERY_THREADS, "shoal-discover")),
     )
+
+
+def serve_metrics(
+    reactor: Any, address: str, metrics: AgentMetrics, runner: Runner, failed: Any
+) -> None:
+    """Serve ``metrics`` as plain HTTP at ``address`` (``--metrics-address``)."""
+    from control.metrics_http import listen_metrics
+
+    def listening(port: Any) -> None:
+        bound = port.getHost()
+        structlog.get_logger("shoal.agent").info(
+            "agent.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
+        )
+
+    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, failed)
 
 
 def run_agent(
     options: AgentOptions, make_client: Callable[[Any], ShoalClient], reactor: Any = None
 ) -> int:
     """Run one agent until SIGTERM/SIGINT (blocking; runs the reactor); returns the exit status."""
+    if options.metrics_address is not None:
+        from control.metrics_http import parse_address
+
+        parse_address(options.metrics_address)  # refused before anything starts
     try:
         lock = lock_state_dir(options.state_dir)
     except StateDirLocked as e:
@@ -239,7 +269,9 @@ def run_agent(
         reactor = default_reactor
     pool = ThreadPool(minthreads=1, maxthreads=THREADS, name="shoal-agent")
     client = make_client(reactor)
-    loop = build_loop(options, client, reactor, thread_pool_runner(reactor, pool))
+    runner = thread_pool_runner(reactor, pool)
+    metrics = AgentMetrics(time.monotonic)
+    loop = build_loop(options, client, reactor, runner, metrics)
     log = structlog.get_logger("shoal.agent")
     status = [0]
 
@@ -268,6 +300,8 @@ def run_agent(
             kill_after_changes=options.kill_after_changes,
         )
         loop.start().addErrback(crashed)
+        if options.metrics_address is not None:
+            serve_metrics(reactor, options.metrics_address, metrics, runner, crashed)
 
     reactor.callWhenRunning(begin)
     reactor.addSystemEventTrigger("before", "shutdown", stop)

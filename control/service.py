@@ -28,6 +28,7 @@ from control.logs import configure_logging
 if TYPE_CHECKING:
     from control.api.channel import ConnectionLimits, LimitedSite
     from control.api.denylist import Denylist
+    from control.api.metrics import ControlMetrics
 
 DEFAULT_PORT = 4523
 REVOCATION_REFRESH = 5.0
@@ -54,6 +55,9 @@ class ServiceOptions:
     max_connections: int | None = None
     max_connections_per_address: int = 128
     failover_grace: float = 10.0
+    metrics_address: str | None = None
+    """Also serve ``/metrics`` as plain HTTP at this HOST:PORT (loopback unless
+    ``allow_insecure``); it is always served on the API's own port too."""
     watch_floor: float | None = None
     """Seconds between reads of the counters while anyone watches (default: 1 on SQLite,
     5 on PostgreSQL, where other replicas' writes are heard by LISTEN/NOTIFY)."""
@@ -101,6 +105,16 @@ def check_listener_safety(options: ServiceOptions) -> None:
             "the cluster. Give --tls-dir (see `shoal ca init`), bind to 127.0.0.1, or pass "
             "--allow-insecure if you really mean it."
         )
+    if options.metrics_address is not None:
+        from control.metrics_http import parse_address
+
+        host, _ = parse_address(options.metrics_address)
+        if not is_loopback(host) and not options.allow_insecure:
+            raise InvalidRequest(
+                f"Refusing to serve the metrics as plain HTTP on {host}: give a loopback "
+                "--metrics-address (such as 127.0.0.1:9523), scrape /metrics on the API's port "
+                "with a client certificate, or pass --allow-insecure if you really mean it."
+            )
 
 
 def server_endpoint(reactor: Any, options: ServiceOptions, denylist: Denylist | None = None) -> Any:
@@ -184,8 +198,10 @@ def build_site(
     options: ServiceOptions,
     database: str | None = None,
     denylist: Denylist | None = None,
+    metrics: ControlMetrics | None = None,
 ) -> LimitedSite:
-    """The web site serving the API for ``store``, with its calls run in ``pool``.
+    """The web site serving the API for ``store``, with its calls run in ``pool``,
+    and its metrics (``metrics``, or new ones) at ``/metrics``.
 
     ``database`` is the store's URL: on PostgreSQL the replica listens for
     other replicas' writes and takes part in the leader election. The revoked
@@ -198,11 +214,14 @@ def build_site(
     from control.api.channel import LimitedSite
     from control.api.denylist import Denylist
     from control.api.limits import BoundedRequest
+    from control.api.metrics import ControlMetrics, MeteredStore
     from control.failover_service import FailoverService
     from control.liveness import FailoverSettings
     from control.store.threaded import ThreadedStore, thread_pool_runner
 
     runner = thread_pool_runner(reactor, pool)
+    metrics = ControlMetrics() if metrics is None else metrics
+    store = MeteredStore(store, metrics, reactor)
     threaded = ThreadedStore(store, runner)
     failover = FailoverSettings(grace=options.failover_grace)
     replicated = database is not None and is_postgres(database)
@@ -222,6 +241,8 @@ def build_site(
         denylist=denylist,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    metrics.watch(lambda: api.notifier.waiting)
+    metrics.collect_cluster(store, reactor, failover, api.started)
     if database is not None:
         listen_for_changes(reactor, database, api.notifier)
     executor = FailoverService(
@@ -230,7 +251,7 @@ def build_site(
     reactor.callWhenRunning(executor.start)
     reactor.addSystemEventTrigger("before", "shutdown", executor.stop)
     site = LimitedSite(
-        api.resource(),
+        metrics.root(api.resource(), ControlAPI.app.url_map, reactor, runner, api.guard_reads),
         connection_limits(options),
         requestFactory=BoundedRequest,
         reactor=reactor,
@@ -245,6 +266,26 @@ def build_site(
     reactor.callWhenRunning(refresh.start, REVOCATION_REFRESH)
     reactor.addSystemEventTrigger("before", "shutdown", _stopper(refresh))
     return site
+
+
+def serve_metrics(
+    reactor: Any, address: str, metrics: ControlMetrics, pool: ThreadPool, failed: Any
+) -> None:
+    """Serve ``metrics`` as plain HTTP at ``address`` too (``--metrics-address``)."""
+    from control.metrics_http import listen_metrics
+    from control.runners import thread_pool_runner
+
+    def listening(port: Any) -> None:
+        bound = port.getHost()
+        structlog.get_logger("shoal.control").info(
+            "control.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
+        )
+
+    def refused(reason: Failure) -> None:
+        failed(Failure(Unavailable(f"the metrics address {address}: {reason.getErrorMessage()}")))
+
+    runner = thread_pool_runner(reactor, pool)
+    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, refused)
 
 
 def _stopper(loop: Any) -> Any:
@@ -296,7 +337,10 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     reactor.callWhenRunning(pool.start)
     reactor.addSystemEventTrigger("after", "shutdown", pool.stop)
     reactor.addSystemEventTrigger("after", "shutdown", store.close)
-    site = build_site(reactor, store, pool, options, database, denylist)
+    from control.api.metrics import ControlMetrics
+
+    metrics = ControlMetrics()
+    site = build_site(reactor, store, pool, options, database, denylist, metrics)
     configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
@@ -312,6 +356,9 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         reactor.stop()
 
     reactor.callWhenRunning(lambda: endpoint.listen(site).addCallbacks(listening, failed))
+    if options.metrics_address is not None:
+        reactor.callWhenRunning(serve_metrics, reactor, options.metrics_address, metrics, pool,
+                                failed)
     reactor.run()
     if failures:
         raise Unavailable(f"Cannot serve the API: {failures[0].getErrorMessage()}")

@@ -46,6 +46,7 @@ def options_from_args(args: argparse.Namespace) -> PluginOptions:
         mount_timeout=args.mount_timeout,
         check_mount_table=not args.test_directory_mounts,
         mount_root=os.path.realpath(args.mount_root) if args.mount_root else None,
+        metrics_address=args.metrics_address,
         socket_group=args.socket_group,
     )
 
@@ -109,6 +110,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--mount-root", metavar="DIR",
                    help="where this node's agent mounts datasets (default: what the agent "
                         "recorded in --agent-state-dir); only paths below it are handed out")
+    p.add_argument("--metrics-address", metavar="HOST:PORT",
+                   help="serve Prometheus metrics as plain HTTP at HOST:PORT/metrics, e.g. "
+                        "127.0.0.1:9525 (default: not served)")
     p.add_argument("--test-directory-mounts", action="store_true",
                    help="FOR TESTS ONLY: accept a plain directory at <mount root>/<dataset id> "
                         "instead of checking the kernel's mount table for a block device")

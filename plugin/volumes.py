@@ -32,6 +32,7 @@ from control.topology import parse_enum
 from plugin import rules
 from plugin.common.mounted import wait_mounted
 from plugin.hostmounts import MountGuard
+from plugin.metrics import PluginMetrics
 from plugin.mounts import MountTable
 from plugin.names import check_name
 
@@ -86,6 +87,7 @@ class VolumeService:
         logger: Any = None,
         *,
         run_blocking: Runner,
+        metrics: PluginMetrics | None = None,
     ) -> None:
         self._client = client
         self._node = node
@@ -98,6 +100,7 @@ class VolumeService:
         self._locks: dict[str, DeferredLock] = {}
         self._saving = DeferredLock()
         self._run_blocking = run_blocking
+        self.metrics = PluginMetrics() if metrics is None else metrics
         self._log = logger if logger is not None else structlog.get_logger("shoal.plugin")
 
     @property
@@ -265,7 +268,7 @@ class VolumeService:
             if decision.read:
                 await self._client.add_reader(dataset.dataset_id, node)
                 self._log.info("reading", volume=name, primary=str(dataset.primary))
-            path = await self._wait_mounted(name, dataset.dataset_id, node, own=decision.read)
+            path = await self._timed_wait(name, dataset.dataset_id, node, own=decision.read)
             await self._run_blocking(self._guard.verify, dataset.dataset_id, path)
         except BaseException:
             await self._release_unused(name, strict=False)
@@ -280,6 +283,17 @@ class VolumeService:
         configuration = await self._client.node_configuration(node, [dataset_id])
         found = next((d for d in configuration.datasets if d.dataset_id == dataset_id), None)
         return AccessMode.RWO if found is None else found.access_mode
+
+    async def _timed_wait(self, name: str, dataset_id: UUID, node: UUID, own: bool = False) -> str:
+        """:meth:`_wait_mounted`, its duration recorded in the metrics."""
+        started = self._clock.seconds()
+        mounted = False
+        try:
+            path = await self._wait_mounted(name, dataset_id, node, own)
+            mounted = True
+            return path
+        finally:
+            self.metrics.waited(self._clock.seconds() - started, mounted)
 
     async def _wait_mounted(
         self, name: str, dataset_id: UUID, node: UUID, own: bool = False

@@ -344,3 +344,23 @@ class ReadOnlyManyAPI(Protocol):
 def read_only_many(api: object) -> bool:
     """Whether ``api`` can attach a volume read-only to several nodes at once."""
     return isinstance(api, ReadOnlyManyAPI)
+
+
+@runtime_checkable
+class SeveralBackendsAPI(Protocol):
+    """
+    A node's several backends behind one (:class:`agent.backends.multi.MultiBackend`).
+
+    Checked by capability, not by class, so that a wrapper (the agent's timing
+    proxy) that passes these methods through is one too.
+    """
+
+    def capacities(self) -> list[Capacity]:
+        """Every backend's capacity, the default one first."""
+        ...
+
+    def create_volume_on(
+        self, backend: str | None, dataset_id: UUID, size: int
+    ) -> BlockDeviceVolume:
+        """Create the dataset's volume on ``backend`` (``None``: the default one)."""
+        ...

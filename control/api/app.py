@@ -36,7 +36,7 @@ from control.api.body import (
 )
 from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
-from control.api.guard import Authenticate, Guard, peer_principal, principal_on
+from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
@@ -148,6 +148,10 @@ class ControlAPI:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
         guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
         return JSONRoot(guarded, ui_resource())
+
+    def guard_reads(self, resource: Resource) -> Resource:
+        """``resource`` (outside the API's routes) behind the API's revocation and read rule."""
+        return ReadGuard(resource, self._authenticate, self.denylist)
 
     async def refresh_revocations(self) -> None:
         """Load the revoked serials from the store into :attr:`denylist`."""

@@ -22,7 +22,7 @@ from werkzeug.routing import Map, RequestRedirect
 
 from control.api.denylist import Denylist
 from control.api.errors import error_body, json_response
-from control.api.permissions import decide
+from control.api.permissions import READ, decide
 from control.roles import Principal, principal_of
 
 Authenticate = Callable[[Request], Principal | None]
@@ -80,6 +80,14 @@ def principal_on(request: Request) -> Principal | None:
     return found
 
 
+def revoked_refusal(principal: Principal) -> str:
+    """The description of the 403 answering a revoked certificate."""
+    return (
+        f"The certificate {principal.subject!r} (serial {principal.serial:x}) was "
+        "revoked: ask an admin for a new one (`shoal ca issue`)."
+    )
+
+
 class Guard(Resource):
     """Refuses (403) what the request's certificate may not do, else renders ``inner``."""
 
@@ -108,12 +116,30 @@ class Guard(Resource):
         if principal is None:
             return None
         if self._denylist.revoked(principal.serial):
-            return (
-                f"The certificate {principal.subject!r} (serial {principal.serial:x}) was "
-                "revoked: ask an admin for a new one (`shoal ca issue`)."
-            )
+            return revoked_refusal(principal)
         method = request.method.decode("ascii", "replace")
         route = route_of(self._map, method, routed_path(request))
         if route is None:
             return None
         return decide(principal, *route)
+
+
+class ReadGuard(Guard):
+    """A :class:`Guard` for a resource outside the API's routes (``/metrics``): any role that
+    may read the API may read it; a revoked certificate, or a node's, is refused (403)."""
+
+    def __init__(self, inner: Resource, authenticate: Authenticate, denylist: Denylist) -> None:
+        super().__init__(inner, Map(), authenticate, denylist)
+
+    def _refusal(self, request: Request, principal: Principal | None) -> str | None:
+        if principal is None:
+            return None
+        if self._denylist.revoked(principal.serial):
+            return revoked_refusal(principal)
+        if READ.allows(principal, {}):
+            return None
+        role = principal.role.value if principal.role is not None else "no role"
+        return (
+            f"Reading {routed_path(request)} needs the role viewer, operator or admin; the "
+            f"certificate {principal.subject!r} has the role {role}."
+        )

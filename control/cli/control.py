@@ -62,6 +62,7 @@ def serve(ctx: Context) -> None:
         max_connections_per_address=args.max_connections_per_address,
         database_threads=args.database_threads,
         failover_grace=args.failover_grace,
+        metrics_address=args.metrics_address,
         watch_floor=args.watch_floor,
     )
 
@@ -158,6 +159,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--max-connections", type=count_arg, metavar="N",
                    help="connections open at once, in all (default: the file-descriptor "
                    "limit less 128)")
+    p.add_argument("--metrics-address", metavar="HOST:PORT",
+                   help="also serve /metrics as plain HTTP here, e.g. 127.0.0.1:9523 (loopback "
+                   "unless --allow-insecure); /metrics is always served on --port too")
     p.add_argument("--watch-floor", type=seconds_arg, metavar="S",
                    help="while anyone watches, read the counters every S seconds even without "
                    "news (default 1 on SQLite, 5 on PostgreSQL, where replicas hear each other's "

@@ -48,6 +48,13 @@ def test_command_line_becomes_options():
     )
 
 
+def test_metrics_address_option():
+    """``--metrics-address`` reaches the options; without it no metrics are served."""
+    assert options_from_args(parse("--node-name", "n1"), {}).metrics_address is None
+    args = parse("--node-name", "n1", "--metrics-address", "127.0.0.1:9524")
+    assert options_from_args(args, {}).metrics_address == "127.0.0.1:9524"
+
+
 def test_rbd_options_become_backend_options():
     """The rbd backend's options reach its factory; unset ones are left out."""
     args = parse("--node-name", "n1", "--backend", "rbd", "--ceph-conf", "/c.conf",
@@ -128,8 +135,9 @@ def test_build_loop_uses_the_persisted_identity_as_instance_id(tmp_path):
     identity = read_identity(str(tmp_path / "state"))
     assert loop.node.node_uuid == identity.uuid
     assert loop.instance_id == str(identity.uuid)
-    assert isinstance(loop.executor.backend, FakeBlockDeviceAPI)
-    assert isinstance(loop.executor.filesystems, FakeFilesystems)
+    # Both are timed for the metrics (agent.metrics.Timed), around the fakes.
+    assert isinstance(loop.executor.backend.inner, FakeBlockDeviceAPI)  # type: ignore[attr-defined]
+    assert isinstance(loop.executor.filesystems.inner, FakeFilesystems)  # type: ignore[attr-defined]
     assert (loop.node.era, dict(loop.node.labels)) == ("era-1", {"rack": "a", "name": "n1"})
     again = build_loop(options, MemoryControl(clock).client, clock, synchronous_runner)
     assert again.node.node_uuid == identity.uuid

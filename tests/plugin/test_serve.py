@@ -64,6 +64,18 @@ def test_plugin_options_for_mount_checks() -> None:
     assert (options.mount_root, options.check_mount_table) == ("/srv/m", False)
 
 
+def test_plugin_metrics_address_option() -> None:
+    """--metrics-address reaches the plugin's options; by default nothing is served."""
+    from control.cli.options import Parser
+    from plugin.cli import options_from_args, register
+
+    parser = Parser(prog="shoal")
+    register(parser.add_subparsers(parser_class=Parser))
+    assert options_from_args(parser.parse_args(["plugin", "serve"])).metrics_address is None
+    args = parser.parse_args(["plugin", "serve", "--metrics-address", "[::1]:9525"])
+    assert options_from_args(args).metrics_address == "[::1]:9525"
+
+
 def test_socket_is_for_root_or_one_group() -> None:
     """The socket is 0600 without --socket-group; 0660 for a group by name or number; an
     unknown group is refused."""

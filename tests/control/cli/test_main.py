@@ -193,7 +193,7 @@ def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:
     result = CLI()("control", "serve", "--port", "9999", "--tls-dir", "/etc/shoal",
                    "--node-timeout", "5", "--header-timeout", "3", "--max-connections", "500",
                    "--events-per-dataset", "20", "--events-max-age", "60",
-                   "--failover-grace", "3")
+                   "--failover-grace", "3", "--metrics-address", "127.0.0.1:9523")
     assert result.code == 0
     assert calls == [
         {"port": 9999, "host": "127.0.0.1", "database": None, "tls_dir": "/etc/shoal",
@@ -201,7 +201,7 @@ def test_control_serve(monkeypatch: pytest.MonkeyPatch) -> None:
          "events_max_age": 60.0, "header_timeout": 3.0,
          "body_timeout": 30.0, "idle_timeout": 60.0, "max_connections": 500,
          "max_connections_per_address": 128, "database_threads": 8,
-         "failover_grace": 3.0, "watch_floor": None}
+         "failover_grace": 3.0, "metrics_address": "127.0.0.1:9523", "watch_floor": None}
     ]
     refused = CLI()("control", "serve", "--events-per-dataset", "0")
     assert refused.code == 2 and "at least 1" in refused.err

@@ -1,0 +1,387 @@
+"""
+The control service's Prometheus metrics (the list and their meaning: docs/operations.md).
+
+- :class:`ControlMetrics` holds the process's own registry and the metrics
+  updated as things happen: request latency by route template, method and
+  status, writes by kind and result, watch waiters, and the convergence lag.
+- :class:`MeteredStore` wraps the blocking store: it counts every write and
+  feeds the convergence lag (a dataset write starts the clock, the report that
+  shows it reached stops it; :class:`control.cluster_metrics.PendingChanges`).
+- :class:`ClusterCollector` computes datasets by state and nodes by liveness
+  at scrape time from the store's cached configuration, the nodes and a
+  :class:`ReportCache` (the reports this process stored, each summarised once;
+  reloaded from the store every minute), recomputing the dataset counts only
+  when the configuration, a report or a fence changed. The scrape runs in the
+  database thread pool (:class:`control.metrics_http.MetricsResource`).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Hashable, Iterable, Iterator
+from typing import Any
+from uuid import UUID
+
+import structlog
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from twisted.web.resource import Resource
+from twisted.web.server import Request
+from werkzeug.exceptions import HTTPException
+from werkzeug.routing import Map, RequestRedirect
+
+from control.cluster_metrics import (
+    DatasetHealth,
+    DesiredIndex,
+    NodeCounts,
+    NodeSummary,
+    PendingChanges,
+    count_datasets,
+    index_datasets,
+    node_counts,
+    summarise,
+)
+from control.errors import ShoalError
+from control.liveness import FailoverSettings, Liveness
+from control.metrics_http import MetricsResource, TimedResource
+from control.model import Dataset, NodeState
+from control.reactor import ReactorTime
+from control.runners import Runner
+from control.store.interface import Store
+
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+                   30.0, 60.0, 300.0)
+"""Request latency buckets (seconds): a watch may be held for up to 300 s."""
+LAG_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+"""Convergence lag buckets (seconds)."""
+
+WRITES = frozenset({
+    "create_dataset", "move_dataset", "delete_dataset", "release_dataset", "adopt_dataset",
+    "resize_dataset", "destroy_orphan", "set_failover", "acquire_lease", "release_lease",
+    "create_snapshot", "delete_snapshot", "create_class", "update_class", "delete_class",
+    "register_node", "report_state", "fence_node", "unfence_node", "set_draining", "fail_over",
+    "release_node_lease",
+})
+"""The store's write methods: the values of the ``kind`` label of ``shoal_control_writes_total``."""
+
+PLACING = frozenset({
+    "create_dataset", "move_dataset", "delete_dataset", "release_dataset", "adopt_dataset",
+    "resize_dataset", "destroy_orphan", "fail_over",
+})
+"""Writes that change where or how a dataset should be: they start its convergence lag."""
+
+UNMATCHED = "unmatched"
+"""The route label of a request no route matches (its path is never a label)."""
+
+log = structlog.get_logger("shoal.control.metrics")
+
+
+class ControlMetrics:
+    """The control service's metrics, in a registry of its own (injected, or a new one)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = CollectorRegistry() if registry is None else registry
+        self.requests = Histogram(
+            "shoal_http_request_duration_seconds",
+            "Time to answer an API request, by route template, method and status code.",
+            ["route", "method", "code"],
+            buckets=LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+        self.writes = Counter(
+            "shoal_control_writes",
+            "Store writes, by kind (the store method) and result (ok, refused, failed).",
+            ["kind", "result"],
+            registry=self.registry,
+        )
+        for kind in sorted(WRITES):  # every kind shows from the start, so rate() sees the first
+            self.writes.labels(kind, "ok")
+        self.watch_waiters = Gauge(
+            "shoal_watch_waiters",
+            "Watch requests (GET /v1/shoal/watch) waiting for a change now.",
+            registry=self.registry,
+        )
+        self.convergence_lag = Histogram(
+            "shoal_convergence_lag_seconds",
+            "Time from a dataset's configuration change to the report showing it reached.",
+            buckets=LAG_BUCKETS,
+            registry=self.registry,
+        )
+        self.pending_changes = Gauge(
+            "shoal_convergence_pending_changes",
+            "Dataset changes made by this control service that no report has shown reached yet.",
+            registry=self.registry,
+        )
+
+    def observe_request(self, route: str, method: str, code: int, seconds: float) -> None:
+        """Record one answered request."""
+        self.requests.labels(route, method, str(code)).observe(seconds)
+
+    def watch(self, waiting: Callable[[], int]) -> None:
+        """Report ``waiting()`` (the notifier's waiter count) as the watch waiters gauge."""
+        self.watch_waiters.set_function(lambda: float(waiting()))
+
+    def collect_cluster(
+        self, store: MeteredStore, clock: ReactorTime, failover: FailoverSettings, started: float
+    ) -> ClusterCollector:
+        """Register (and return) the scrape-time collector of datasets and nodes."""
+        collector = ClusterCollector(store, store.reports, clock, failover, started)
+        self.registry.register(collector)
+        return collector
+
+    def root(
+        self, inner: Resource, url_map: Map, clock: ReactorTime, runner: Runner,
+        guard: Callable[[Resource], Resource] | None = None,
+    ) -> TimedResource:
+        """``inner`` timed by route template, with ``/metrics`` served ahead of it (behind
+        ``guard``: the API's revocation and read rule)."""
+        exposition: Resource = MetricsResource(self.registry, runner)
+        return TimedResource(
+            inner,
+            clock,
+            route_template(url_map),
+            self.observe_request,
+            exposition if guard is None else guard(exposition),
+        )
+
+
+def route_template(url_map: Map) -> Callable[[Request], str]:
+    """A function naming a request's route by its template (``/v1/configuration/datasets/
+    <dataset_id>``), or :data:`UNMATCHED`: never the raw path, so labels stay bounded."""
+    adapter = url_map.bind("localhost")
+
+    def route_of(request: Request) -> str:
+        try:
+            path = request.path.decode("utf-8")
+            method = request.method.decode("ascii")
+            rule, _ = adapter.match(path, method=method, return_rule=True)
+        except (HTTPException, RequestRedirect, UnicodeDecodeError):
+            return UNMATCHED
+        return str(rule.rule)
+
+    return route_of
+
+
+class MeteredStore:
+    """A store that counts its writes and tracks the convergence lag of dataset writes.
+
+    Every other attribute is the wrapped store's. Safe to call from several
+    threads (the store is called from the database thread pool).
+    """
+
+    def __init__(self, store: Store, metrics: ControlMetrics, clock: ReactorTime) -> None:
+        self.store = store
+        self._metrics = metrics
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._pending = PendingChanges()
+        self.reports = ReportCache()
+
+    def __getattr__(self, name: str) -> Any:
+        method = getattr(self.store, name)
+        if name not in WRITES:
+            return method
+
+        def write(*args: Any, **kwargs: Any) -> Any:
+            try:
+                result = method(*args, **kwargs)
+            except ShoalError:
+                self._metrics.writes.labels(name, "refused").inc()
+                raise
+            except Exception:
+                self._metrics.writes.labels(name, "failed").inc()
+                raise
+            self._metrics.writes.labels(name, "ok").inc()
+            self._wrote(name, args, result)
+            return result
+
+        write.__name__ = name
+        return write
+
+    def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
+        if name == "report_state" and args and isinstance(args[0], NodeState):
+            if result:  # a new observation (an unchanged one leaves the cached one right)
+                self.reports.wrote(args[0])
+            self._reported(args[0])
+            return
+        if name not in PLACING:
+            return
+        dataset = result[0] if isinstance(result, tuple) else result
+        if isinstance(dataset, Dataset):
+            now = self._clock.seconds()
+            with self._lock:
+                self._pending = self._pending.changed(dataset, now)
+                self._metrics.pending_changes.set(len(self._pending))
+
+    def _reported(self, report: NodeState) -> None:
+        now = self._clock.seconds()
+        with self._lock:
+            self._pending, lags = self._pending.reported(report, now)
+            if lags:
+                self._metrics.pending_changes.set(len(self._pending))
+        for lag in lags:
+            self._metrics.convergence_lag.observe(lag)
+
+
+RESYNC = 60.0
+"""Seconds after which the report cache is read again from the store whole."""
+
+
+class ReportCache:
+    """The latest report of each node, each with its :class:`NodeSummary`; thread-safe.
+
+    Fed by the reports this process writes (:class:`MeteredStore`), and loaded
+    whole from the store at the first scrape and every :data:`RESYNC` seconds
+    (reports another process wrote). A node's entry is only ever replaced by a
+    report received later, and summarised once, when a scrape first needs it.
+    """
+
+    def __init__(self, resync: float = RESYNC) -> None:
+        self._lock = threading.Lock()
+        self._resync = resync
+        self._reports: dict[UUID, NodeState] = {}
+        self._summaries: dict[UUID, tuple[NodeState, NodeSummary]] = {}
+        self._version = 0
+        self._loaded_at: float | None = None
+
+    def wrote(self, report: NodeState) -> None:
+        """Keep ``report``, which this process just stored."""
+        with self._lock:
+            self._put(report)
+
+    def stale(self, now: float) -> bool:
+        """Whether the cache must be loaded from the store (never was, or long ago)."""
+        with self._lock:
+            return self._loaded_at is None or now - self._loaded_at >= self._resync
+
+    def load(self, reports: Iterable[NodeState], now: float) -> None:
+        """Take the store's reports (those newer than what is kept, with new facts)."""
+        with self._lock:
+            for report in reports:
+                old = self._reports.get(report.node_uuid)
+                if old is None or not old.same_observation(report):
+                    self._put(report)
+            self._loaded_at = now
+
+    def _put(self, report: NodeState) -> None:
+        old = self._reports.get(report.node_uuid)
+        if old is not None and (old.reported_at or 0.0) > (report.reported_at or 0.0):
+            return
+        self._reports[report.node_uuid] = report
+        self._version += 1
+
+    def summaries(self) -> tuple[int, dict[UUID, NodeSummary]]:
+        """A version that moves whenever a report is replaced, and every node's summary."""
+        with self._lock:
+            version, reports = self._version, dict(self._reports)
+            done = dict(self._summaries)
+        found = {}
+        for node, report in reports.items():
+            kept = done.get(node)
+            if kept is None or kept[0] is not report:
+                kept = (report, summarise(report))
+                with self._lock:
+                    self._summaries[node] = kept
+            found[node] = kept[1]
+        return version, found
+
+
+class ClusterCollector:
+    """Datasets by state and nodes by liveness, computed at each scrape.
+
+    Blocking (it reads the store): it runs where the scrape runs, in the
+    database thread pool. It reads the versions and the nodes (a few rows);
+    the dataset counts come from the store's cached configuration and the
+    :class:`ReportCache`, and are recomputed only when the configuration, a
+    report or a fence changed since the last scrape.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        reports: ReportCache,
+        clock: ReactorTime,
+        failover: FailoverSettings,
+        started: float,
+    ) -> None:
+        self._store = store
+        self._reports = reports
+        self._clock = clock
+        self._failover = failover
+        self._started = started
+        self._lock = threading.Lock()
+        self._cached: tuple[Hashable, dict[DatasetHealth, int]] | None = None
+        self._index: tuple[Any, DesiredIndex] | None = None
+
+    def describe(self) -> Iterator[Metric]:
+        """The families this collector yields, without reading the store."""
+        return iter(self._families(None, None))
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the store and yield the families (``shoal_store_up`` 0 if it cannot be read)."""
+        try:
+            datasets, nodes = self._read()
+        except Exception as e:
+            log.warning("metrics.store_unreadable", error=f"{type(e).__name__}: {e}")
+            return iter(self._families(None, None, up=False))
+        return iter(self._families(datasets, nodes))
+
+    def _read(self) -> tuple[dict[DatasetHealth, int], NodeCounts]:
+        now = self._clock.seconds()
+        if self._reports.stale(now):
+            self._reports.load(self._store.cluster_state().reports.values(), now)
+        generation = self._store.versions().configuration
+        nodes = self._store.nodes()
+        fenced = frozenset(n.uuid for n in nodes if n.fence is not None)
+        report_version, summaries = self._reports.summaries()
+        with self._lock:
+            cached = self._cached
+        if cached is not None and cached[0] == (generation, report_version, fenced):
+            counts = cached[1]
+        else:
+            configuration = self._store.configuration(now)
+            counts = count_datasets(
+                configuration.datasets, summaries, fenced, self._index_of(configuration.datasets)
+            )
+            with self._lock:
+                self._cached = ((configuration.generation, report_version, fenced), counts)
+        return counts, node_counts(nodes, now, self._failover, self._started)
+
+    def _index_of(self, datasets: Any) -> DesiredIndex:
+        """The index of ``datasets``, kept while the store answers the same (cached) map."""
+        with self._lock:
+            kept = self._index
+        if kept is not None and kept[0] is datasets:
+            return kept[1]
+        index = index_datasets(datasets)
+        with self._lock:
+            self._index = (datasets, index)
+        return index
+
+    def _families(self, datasets: Any, nodes: Any, up: bool = True) -> list[Metric]:
+        store_up = GaugeMetricFamily(
+            "shoal_store_up", "1 if the last scrape could read the store, else 0."
+        )
+        by_state = GaugeMetricFamily(
+            "shoal_datasets",
+            "Datasets by state: converged (the reports match the configuration), error (not "
+            "converged, and a node reports an error for it) or pending.",
+            labels=["state"],
+        )
+        by_liveness = GaugeMetricFamily(
+            "shoal_nodes", "Registered nodes by liveness (live, suspect, dead).",
+            labels=["liveness"],
+        )
+        fenced = GaugeMetricFamily("shoal_nodes_fenced", "Registered nodes that are fenced.")
+        draining = GaugeMetricFamily("shoal_nodes_draining", "Registered nodes being drained.")
+        if datasets is not None and nodes is not None:
+            store_up.add_metric([], 1.0)
+            for health in DatasetHealth:
+                by_state.add_metric([health.value], float(datasets[health]))
+            for state in Liveness:
+                by_liveness.add_metric([state.value], float(nodes.liveness[state]))
+            fenced.add_metric([], float(nodes.fenced))
+            draining.add_metric([], float(nodes.draining))
+        elif not up:
+            store_up.add_metric([], 0.0)
+        return [store_up, by_state, by_liveness, fenced, draining]
