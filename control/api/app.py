@@ -37,7 +37,7 @@ from control.api.body import (
 from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
-from control.api.listing import ListingEncoder
+from control.api.listing import ListingEncoder, StateListingEncoder
 from control.api.openapi import document
 from control.api.root import JSONRoot
 from control.api.sources import find_source
@@ -46,7 +46,7 @@ from control.binding import class_for, placement_conditions
 from control.classes import StorageClass
 from control.errors import Conflict, InvalidRequest, NotFound, ShoalError, Unavailable
 from control.events import DEFAULT_LIMIT, EventQuery
-from control.failover import held_reasons, visible_state
+from control.failover import held_reasons
 from control.liveness import FailoverSettings, liveness
 from control.model import (
     UNBOUND,
@@ -80,7 +80,6 @@ from control.wire import (
     node_to_json,
     reported_orphan_to_json,
     snapshot_to_json,
-    state_datasets_to_json,
     versions_to_json,
 )
 
@@ -144,6 +143,7 @@ class ControlAPI:
         self.notifier = Notifier(clock, store.versions, watch_interval)
         self._listing = ListingEncoder()
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
+        self._state_listing = StateListingEncoder()
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
@@ -220,7 +220,9 @@ class ControlAPI:
     async def list_datasets(self, request: Request) -> bytes:
         """Every dataset, deleted ones included, with the configuration tag."""
         configuration = await self._store.configuration(self._now())
-        body = self._listing.datasets(configuration)
+        body = self._listing.cached(configuration)
+        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
+            body = await self._store.compute(self._listing.datasets, configuration)
         json_headers(request, tag=configuration.tag)
         return body
 
@@ -332,12 +334,16 @@ class ControlAPI:
         node = params.get("node")
         cluster_state = await self._store.cluster_state()
         configuration = await self._store.configuration(self._now())
-        shown = visible_state(cluster_state, configuration)
-        primaries = {d.dataset_id: d.primary for d in configuration.datasets.values()}
-        return json_response(
-            request,
-            state_datasets_to_json(shown, None if node is None else UUID(node), primaries),
-        )
+        body = self._state_listing.cached(cluster_state, configuration, node)
+        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
+            body = await self._store.compute(
+                self._state_listing.datasets,
+                cluster_state,
+                configuration,
+                None if node is None else UUID(node),
+            )
+        json_headers(request)
+        return body
 
     @app.route("/v1/state/nodes", methods=["GET"])
     async def state_nodes(self, request: Request) -> bytes:
@@ -725,7 +731,9 @@ class ControlAPI:
         """Every dataset, deleted ones included, as the /v1/shoal/ routes show one (with its
         class, access mode, epoch and filesystem), with the configuration tag."""
         configuration = await self._store.configuration(self._now())
-        body = self._shoal_listing.datasets(configuration)
+        body = self._shoal_listing.cached(configuration)
+        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
+            body = await self._store.compute(self._shoal_listing.datasets, configuration)
         json_headers(request, tag=configuration.tag)
         return body
 

@@ -184,3 +184,15 @@ def all_reports(connection: Connection) -> list[NodeState]:
     """Every node's latest report."""
     result = connection.execute(select(node_states)).mappings()
     return [rows.node_state_from_row(row) for row in result]
+
+
+def seen_times(connection: Connection) -> dict[UUID, float | None]:
+    """When each node was last heard from, by node."""
+    result = connection.execute(select(nodes.c.uuid, nodes.c.last_seen))
+    return {UUID(uuid): seen for uuid, seen in result}
+
+
+def report_times(connection: Connection) -> dict[UUID, float | None]:
+    """When each node's latest report was sent, by node."""
+    result = connection.execute(select(node_states.c.node_uuid, node_states.c.reported_at))
+    return {UUID(uuid): at for uuid, at in result}

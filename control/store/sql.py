@@ -56,6 +56,7 @@ from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.migrate import check_at_head
 from control.store.snapshot import Snapshot, SnapshotCache
+from control.store.state_cache import StateCache, with_liveness, with_report
 
 
 @define
@@ -83,6 +84,7 @@ class SQLStore:
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
+        self._state_cache = StateCache()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
         )
@@ -167,16 +169,27 @@ class SQLStore:
             return q.node_with_era(connection, era)
 
     def cluster_state(self) -> ClusterState:
-        """Registered nodes and their latest reports."""
+        """Registered nodes and their latest reports.
+
+        Cached by the state version read in the same transaction
+        (:mod:`control.store.state_cache`); the times that move without it are
+        read fresh.
+        """
         with self._read() as connection:
             _, state_version = q.read_counters(connection)
-            found = q.all_nodes(connection)
-            reports = q.all_reports(connection)
-        return ClusterState(
-            version=state_version,
-            nodes={n.uuid: n for n in found},
-            reports={r.node_uuid: r for r in reports},
-        )
+            cached = self._state_cache.get(state_version)
+            if cached is None:
+                found = q.all_nodes(connection)
+                reports = q.all_reports(connection)
+                state = ClusterState(
+                    version=state_version,
+                    nodes={n.uuid: n for n in found},
+                    reports={r.node_uuid: r for r in reports},
+                )
+                self._state_cache.put(state)
+                return state
+            seen, reported = q.seen_times(connection), q.report_times(connection)
+        return with_liveness(cached, seen, reported)
 
     # -- configuration writes ------------------------------------------------
 
@@ -569,6 +582,8 @@ class SQLStore:
             bump = bool(purged) or settled
             if changed or bump:
                 q.write_counters(connection, generation + bump, state_version + changed)
+        if changed:
+            self._state_cache.advance(state_version, lambda s: with_report(s, report))
         if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         return changed

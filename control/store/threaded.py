@@ -25,6 +25,11 @@ class ThreadedStore:
         self.store = store
         self._run = runner
 
+    def compute(self, function: Callable[..., Any], *args: Any) -> Deferred:
+        """Run ``function`` (pure, such as encoding a large listing) as the store's calls run:
+        off the reactor thread, in the same pool."""
+        return self._run(function, *args)
+
     def __getattr__(self, name: str) -> Callable[..., Deferred]:
         method = getattr(self.store, name)
         if not callable(method):

@@ -189,3 +189,15 @@ def test_register_bad_uuid_and_body() -> None:
     missing = h.call("PUT", f"/v1/shoal/nodes/{NODE_A}", {"era": "e"})
     assert missing.code == 400 and "host" in missing.body["description"]
     assert h.call("GET", "/v1/shoal/nodes").body == []
+
+
+def test_state_datasets_after_each_report_sees_it() -> None:
+    """Each state listing read after a report that changed something shows that report."""
+    h = Harness()
+    h.register()
+    _report(h, NODE_A, [_mounted()])
+    assert [d["dataset_id"] for d in h.call("GET", "/v1/state/datasets").body] == [str(DATASET_1)]
+    _report(h, NODE_A, [_mounted(), _mounted(DATASET_2) | {"path": "/mnt/d2"}])
+    assert len(h.call("GET", "/v1/state/datasets").body) == 2
+    _report(h, NODE_A, [])
+    assert h.call("GET", "/v1/state/datasets").body == []

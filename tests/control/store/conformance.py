@@ -423,6 +423,29 @@ class StoreConformance:
         assert state.nodes[a].last_seen == NOW + 7
         assert state.version == 3
 
+    def test_cluster_state_read_after_each_write_sees_it(self, store: Store) -> None:
+        """Each read of the actual state after a write (reports, registrations, times seen,
+        draining) sees that write, even when the state version did not move."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        store.cluster_state()
+        store.report_state(report(a, 1, dataset.dataset_id, at=NOW + 1))
+        assert dataset.dataset_id in store.cluster_state().reports[a].datasets
+        store.report_state(report(a, 1, dataset.dataset_id, at=NOW + 2))
+        state = store.cluster_state()
+        assert (state.reports[a].reported_at, state.nodes[a].last_seen) == (NOW + 2, NOW + 2)
+        node = store.cluster_state().nodes[a]
+        store.register_node(evolve(node, last_seen=NOW + 3))
+        assert store.cluster_state().nodes[a].last_seen == NOW + 3
+        store.register_node(evolve(node, labels={"zone": "b"}, last_seen=NOW + 4))
+        assert store.cluster_state().nodes[a].labels == {"zone": "b"}
+        store.set_draining(a, True, NOW + 5)
+        assert store.cluster_state().nodes[a].draining is True
+        store.report_state(report(a, 1, at=NOW + 6))
+        assert store.cluster_state().reports[a].datasets == {}
+        b = add_node(store, host="10.0.0.2")
+        assert set(store.cluster_state().nodes) == {a, b}
+
     def test_report_keeps_conditions_capacity_and_orphans(self, store: Store) -> None:
         """Conditions, capacity and orphaned volumes are stored whole and count as facts."""
         a = add_node(store)

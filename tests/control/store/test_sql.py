@@ -6,8 +6,9 @@ from collections.abc import Callable
 from uuid import uuid4
 
 import pytest
+from attrs import evolve
 
-from control.model import Dataset, Lease, Node, NodeState
+from control.model import Dataset, Fence, Lease, Node, NodeState
 from control.store.sql import SQLStore
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import NOW, StoreConformance
@@ -61,3 +62,44 @@ def test_cached_configuration_matches_database(open_sql: Callable[[], SQLStore])
         )
         fresh.close()
     assert store.configuration(NOW).datasets == {}
+
+
+def test_cached_cluster_state_matches_database(open_sql: Callable[[], SQLStore]) -> None:
+    """After each kind of state write, the cached actual state equals a fresh store's reading."""
+    store = open_sql()
+    node = Node(uuid=uuid4(), host="h", last_seen=NOW)
+    uuid = store.register_node(node).uuid
+    dataset = Dataset(dataset_id=uuid4(), primary=uuid)
+    fence = Fence(at=NOW + 3, reason="test", actor="t")
+    steps: list[Callable[[], object]] = [
+        lambda: store.create_dataset(dataset, None),
+        lambda: store.report_state(NodeState(node_uuid=uuid, generation=1, reported_at=NOW)),
+        lambda: store.report_state(NodeState(node_uuid=uuid, generation=1, reported_at=NOW + 1)),
+        lambda: store.register_node(evolve(node, last_seen=NOW + 2)),
+        lambda: store.fence_node(uuid, fence),
+        lambda: store.register_node(evolve(node, last_seen=NOW + 4)),
+        lambda: store.unfence_node(uuid, NOW + 5, actor="t", reason="test"),
+        lambda: store.set_draining(uuid, True, NOW + 6),
+        lambda: store.delete_dataset(dataset.dataset_id, None, NOW + 7),
+        lambda: store.report_state(NodeState(node_uuid=uuid, generation=2, reported_at=NOW + 8)),
+        lambda: store.register_node(Node(uuid=uuid4(), host="other", last_seen=NOW + 9)),
+    ]
+    for step in steps:
+        store.cluster_state()
+        step()
+        assert store.cluster_state() == open_sql().cluster_state()
+
+
+def test_cluster_state_sees_another_store_write(open_sql: Callable[[], SQLStore]) -> None:
+    """A store's cached actual state is never served after another replica's write."""
+    here, there = open_sql(), open_sql()
+    uuid = here.register_node(Node(uuid=uuid4(), host="h", last_seen=NOW)).uuid
+    here.cluster_state()
+    there.report_state(NodeState(node_uuid=uuid, generation=0, reported_at=NOW + 1))
+    assert here.cluster_state().reports[uuid].reported_at == NOW + 1
+    there.report_state(NodeState(node_uuid=uuid, generation=0, reported_at=NOW + 2))
+    seen = here.cluster_state()
+    assert (seen.reports[uuid].reported_at, seen.nodes[uuid].last_seen) == (NOW + 2, NOW + 2)
+    there.set_draining(uuid, True, NOW + 3)
+    assert here.cluster_state().nodes[uuid].draining is True
+    assert here.cluster_state() == there.cluster_state()

@@ -1,0 +1,80 @@
+"""
+Keep the actual state between reads: :class:`StateCache`.
+
+Decoding every node's report (one JSON document per node, listing every
+dataset it holds) made each ``cluster_state()`` of the SQL store cost
+0.2-0.7 s with 10,000 reported datasets. The cache keeps the last
+:class:`~control.model.ClusterState` read, keyed by the state version read
+from the database in the same transaction, so another replica's write is seen.
+
+Two facts move without moving the state version: when a node was last heard
+from (``Node.last_seen``) and when its report was sent (``NodeState.reported_at``).
+They are read fresh on every call (one small query each) and laid over the
+cached state by :func:`with_liveness`, so liveness never goes stale.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+from uuid import UUID
+
+from attrs import evolve
+
+from control.model import ClusterState, NodeState
+
+
+def with_liveness(
+    state: ClusterState,
+    last_seen: Mapping[UUID, float | None],
+    reported_at: Mapping[UUID, float | None],
+) -> ClusterState:
+    """``state`` with each node's ``last_seen`` and each report's ``reported_at`` as given.
+
+    Nodes and reports whose times are unchanged are kept as they are (the
+    same objects), so an unchanged state costs one pass over the nodes.
+    """
+    nodes = state.nodes.evolver()
+    for uuid, node in state.nodes.items():
+        seen = last_seen.get(uuid, node.last_seen)
+        if seen != node.last_seen:
+            nodes.set(uuid, evolve(node, last_seen=seen))
+    reports = state.reports.evolver()
+    for uuid, report in state.reports.items():
+        at = reported_at.get(uuid, report.reported_at)
+        if at != report.reported_at:
+            reports.set(uuid, evolve(report, reported_at=at))
+    if not nodes.is_dirty() and not reports.is_dirty():
+        return state
+    return evolve(state, nodes=nodes.persistent(), reports=reports.persistent())
+
+
+class StateCache:
+    """Holds at most one :class:`ClusterState`; safe to share between threads."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._state: ClusterState | None = None
+
+    def get(self, version: int) -> ClusterState | None:
+        """The cached state if it is at ``version``."""
+        state = self._state
+        return state if state is not None and state.version == version else None
+
+    def put(self, state: ClusterState) -> None:
+        """Cache ``state`` unless a newer one is already cached."""
+        with self._lock:
+            if self._state is None or self._state.version <= state.version:
+                self._state = state
+
+    def advance(self, before: int, change: Callable[[ClusterState], ClusterState]) -> None:
+        """Apply ``change`` (a committed write that moved the version from ``before`` by one)
+        if the cache is at ``before``; otherwise leave it to be read again."""
+        with self._lock:
+            if self._state is not None and self._state.version == before:
+                self._state = evolve(change(self._state), version=before + 1)
+
+
+def with_report(state: ClusterState, report: NodeState) -> ClusterState:
+    """``state`` with ``report`` as its node's latest."""
+    return evolve(state, reports=state.reports.set(report.node_uuid, report))
