@@ -25,7 +25,7 @@ from uuid import UUID
 
 from agent.backends import loopdev
 from agent.fs.interface import Mount
-from agent.fs.real import parse_mountinfo
+from agent.fs.real import parse_mountinfo, unescape
 from agent.service import DEFAULT_CLUSTER_ID, KILL_AFTER_CHANGES
 from tests.processes import ROOT, ControlProcess, http_json, wait_until
 
@@ -293,10 +293,19 @@ def release(base: str) -> None:
     files of its volumes no longer have paths below ``base``.
     """
     devices = loops_under(base)
-    for _, path in sorted(mounts_under(base), key=lambda m: -len(m[1])):
+    for path in sorted(every_mount_under(base), key=len, reverse=True):
         subprocess.run(["umount", "-l", path], check=False, capture_output=True)
     for device in devices:
         subprocess.run(["losetup", "-d", device], check=False, capture_output=True)
+
+
+def every_mount_under(root: str) -> list[str]:
+    """The mount point of every mount below ``root``, whatever its source (a raw block
+    volume's device node bind-mounted onto a file has ``devtmpfs``, not a ``/dev/`` path)."""
+    prefix = os.path.realpath(root).rstrip("/") + "/"
+    with open("/proc/self/mountinfo") as f:
+        points = [unescape(line.split(" ")[4]) for line in f if line.count(" ") > 4]
+    return [point for point in points if point.startswith(prefix)]
 
 
 def loops_under(base: str) -> list[str]:
