@@ -17,7 +17,6 @@ from uuid import UUID
 from attrs import define, evolve, field, frozen
 
 from agent.backends.interface import (
-    AlreadyAttachedVolume,
     BackendError,
     BlockDeviceSnapshot,
     BlockDeviceVolume,
@@ -27,6 +26,8 @@ from agent.backends.interface import (
     UnattachedVolume,
     UnknownSnapshot,
     UnknownVolume,
+    require_readable_by,
+    require_unattached,
 )
 from control.model import Capacity
 
@@ -286,32 +287,14 @@ class FakeBlockDeviceAPI:
             return attached
 
     def _require_unattached(self, blockdevice_id: str) -> BlockDeviceVolume:
-        volume = self._get(blockdevice_id)
-        if volume.attached_to is not None:
-            raise AlreadyAttachedVolume(
-                f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-            )
-        if volume.readers:
-            raise AlreadyAttachedVolume(
-                f"Volume {blockdevice_id} is attached read-only to "
-                f"{', '.join(sorted(volume.readers))}; they must detach it first."
-            )
-        return volume
+        return require_unattached(self._get(blockdevice_id))
 
     def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
         """Attach a volume read-only to ``attach_to``, beside its other readers."""
         with self.storage.lock:
             self.storage.check_failure("attach_read_only")
             volume = self._get(blockdevice_id)
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached read-write to {volume.attached_to}; "
-                    "it cannot be attached read-only until it is detached."
-                )
-            if attach_to in volume.readers:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is already attached read-only to {attach_to}."
-                )
+            require_readable_by(volume, attach_to)
             attached = evolve(volume, readers=volume.readers | {attach_to})
             self.storage.volumes[blockdevice_id] = attached
             self.storage.lost_devices.discard(blockdevice_id)

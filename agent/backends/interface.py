@@ -364,3 +364,31 @@ class SeveralBackendsAPI(Protocol):
     ) -> BlockDeviceVolume:
         """Create the dataset's volume on ``backend`` (``None``: the default one)."""
         ...
+
+
+def require_unattached(volume: BlockDeviceVolume) -> BlockDeviceVolume:
+    """``volume``, or :class:`AlreadyAttachedVolume` if it is attached anywhere (read-only too)."""
+    if volume.attached_to is not None:
+        raise AlreadyAttachedVolume(
+            f"Volume {volume.blockdevice_id} is attached to {volume.attached_to}; detach it first."
+        )
+    if volume.readers:
+        raise AlreadyAttachedVolume(
+            f"Volume {volume.blockdevice_id} is attached read-only to "
+            f"{', '.join(sorted(volume.readers))}; they must detach it first."
+        )
+    return volume
+
+
+def require_readable_by(volume: BlockDeviceVolume, attach_to: str) -> None:
+    """:class:`AlreadyAttachedVolume` unless ``attach_to`` may attach ``volume`` read-only:
+    it is attached read-write nowhere, and not read-only to ``attach_to`` already."""
+    if volume.attached_to is not None:
+        raise AlreadyAttachedVolume(
+            f"Volume {volume.blockdevice_id} is attached read-write to {volume.attached_to}; "
+            "it cannot be attached read-only until it is detached."
+        )
+    if attach_to in volume.readers:
+        raise AlreadyAttachedVolume(
+            f"Volume {volume.blockdevice_id} is already attached read-only to {attach_to}."
+        )

@@ -56,13 +56,14 @@ from attrs import define, evolve, field
 
 from agent.backends import filecopy, loopdev
 from agent.backends.interface import (
-    AlreadyAttachedVolume,
     BackendError,
     BlockDeviceVolume,
     InsufficientCapacity,
     StaleEpoch,
     UnattachedVolume,
     UnknownVolume,
+    require_readable_by,
+    require_unattached,
 )
 from agent.backends.loopfence import LoopbackFencing
 from agent.backends.loopsnap import LoopbackSnapshots
@@ -332,32 +333,14 @@ class LoopbackBlockDeviceAPI(LoopbackSnapshots, LoopbackFencing):
 
     def _require_unattached(self, blockdevice_id: str) -> BlockDeviceVolume:
         """The volume, or :class:`AlreadyAttachedVolume` if it is attached anywhere."""
-        volume = self._volume(blockdevice_id)
-        if volume.attached_to is not None:
-            raise AlreadyAttachedVolume(
-                f"Volume {blockdevice_id} is attached to {volume.attached_to}; detach it first."
-            )
-        if volume.readers:
-            raise AlreadyAttachedVolume(
-                f"Volume {blockdevice_id} is attached read-only to "
-                f"{', '.join(sorted(volume.readers))}; they must detach it first."
-            )
-        return volume
+        return require_unattached(self._volume(blockdevice_id))
 
     def attach_read_only(self, blockdevice_id: str, attach_to: str) -> BlockDeviceVolume:
         """Attach the volume to a read-only loop device of its own, recorded for ``attach_to``."""
         self._volume(blockdevice_id)
         with self._locked(blockdevice_id):
             volume = self._volume(blockdevice_id)
-            if volume.attached_to is not None:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is attached read-write to {volume.attached_to}; "
-                    "it cannot be attached read-only until it is detached."
-                )
-            if attach_to in volume.readers:
-                raise AlreadyAttachedVolume(
-                    f"Volume {blockdevice_id} is already attached read-only to {attach_to}."
-                )
+            require_readable_by(volume, attach_to)
             self._attach_reader(blockdevice_id, attach_to)
         return evolve(volume, readers=volume.readers | {attach_to})
 
