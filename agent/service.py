@@ -242,13 +242,10 @@ def serve_metrics(
     """Serve ``metrics`` as plain HTTP at ``address`` (``--metrics-address``)."""
     from control.metrics_http import listen_metrics
 
-    def listening(port: Any) -> None:
-        bound = port.getHost()
-        structlog.get_logger("shoal.agent").info(
-            "agent.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
-        )
-
-    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, failed)
+    listen_metrics(
+        reactor, address, metrics.registry, runner,
+        structlog.get_logger("shoal.agent"), "agent.metrics_listening",
+    ).addErrback(failed)
 
 
 def run_agent(

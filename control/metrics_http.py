@@ -124,15 +124,26 @@ def metrics_site(registry: CollectorRegistry, runner: Runner) -> Site:
 
 
 def listen_metrics(
-    reactor: Any, address: str, registry: CollectorRegistry, runner: Runner
+    reactor: Any, address: str, registry: CollectorRegistry, runner: Runner,
+    log: Any = None, event: str = "metrics_listening",
 ) -> Deferred[Any]:
-    """Serve ``registry`` as plain HTTP at ``address`` (HOST:PORT); fires with the port."""
+    """Serve ``registry`` as plain HTTP at ``address`` (HOST:PORT); fires with the port.
+
+    Once listening, logs ``event`` with the URL on ``log`` (a structlog logger), if given.
+    """
     host, port = parse_address(address)
     endpoint = endpoints.TCP6ServerEndpoint if ":" in host else endpoints.TCP4ServerEndpoint
     listening: Deferred[Any] = endpoint(reactor, port, interface=host).listen(
         metrics_site(registry, runner)
     )
-    return listening
+
+    def logged(bound: Any) -> Any:
+        where = bound.getHost()
+        if log is not None:
+            log.info(event, url=f"http://{where.host}:{where.port}/metrics")
+        return bound
+
+    return listening.addCallback(logged)
 
 
 Observe = Callable[[str, str, int, float], None]

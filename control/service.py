@@ -275,17 +275,14 @@ def serve_metrics(
     from control.metrics_http import listen_metrics
     from control.runners import thread_pool_runner
 
-    def listening(port: Any) -> None:
-        bound = port.getHost()
-        structlog.get_logger("shoal.control").info(
-            "control.metrics_listening", url=f"http://{bound.host}:{bound.port}/metrics"
-        )
-
     def refused(reason: Failure) -> None:
         failed(Failure(Unavailable(f"the metrics address {address}: {reason.getErrorMessage()}")))
 
     runner = thread_pool_runner(reactor, pool)
-    listen_metrics(reactor, address, metrics.registry, runner).addCallbacks(listening, refused)
+    listen_metrics(
+        reactor, address, metrics.registry, runner,
+        structlog.get_logger("shoal.control"), "control.metrics_listening",
+    ).addErrback(refused)
 
 
 def _stopper(loop: Any) -> Any:

@@ -107,12 +107,10 @@ def serve_metrics(port: Any, reactor: Any, address: str, metrics: PluginMetrics)
     runner = thread_pool_runner(reactor, reactor.getThreadPool())
 
     def listening(bound: Any) -> Any:
-        host = bound.getHost()
-        log.info("metrics_listening", url=f"http://{host.host}:{host.port}/metrics")
         reactor.addSystemEventTrigger("before", "shutdown", bound.stopListening)
         return port
 
-    return listen_metrics(reactor, address, metrics.registry, runner).addCallback(listening)
+    return listen_metrics(reactor, address, metrics.registry, runner, log).addCallback(listening)
 
 
 def run_plugin(reactor: Any, client: ShoalClient, options: PluginOptions) -> None:
