@@ -233,7 +233,8 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
     with database(kind) as url:
         ids = node_ids(count)
         placed = seed_fast(url, ids, datasets)
-        control = ControlProcess(url, extra=["--failover-grace", "300"], nofile=20000).start()
+        control = ControlProcess(url, extra=["--failover-grace", "300"], nofile=20000)
+        control.start(timeout=300)
         try:
             assert control.process is not None
             pid = control.process.pid
