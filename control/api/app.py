@@ -221,8 +221,8 @@ class ControlAPI:
         """Every dataset, deleted ones included, with the configuration tag."""
         configuration = await self._store.configuration(self._now())
         body = self._listing.cached(configuration)
-        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
-            body = await self._store.compute(self._listing.datasets, configuration)
+        if body is None:  # encode off the reactor thread: 100,000 datasets take a while
+            configuration, body = await self._store.compute(self._listing.listing, configuration)
         json_headers(request, tag=configuration.tag)
         return body
 
@@ -732,8 +732,10 @@ class ControlAPI:
         class, access mode, epoch and filesystem), with the configuration tag."""
         configuration = await self._store.configuration(self._now())
         body = self._shoal_listing.cached(configuration)
-        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
-            body = await self._store.compute(self._shoal_listing.datasets, configuration)
+        if body is None:  # encode off the reactor thread: 100,000 datasets take a while
+            configuration, body = await self._store.compute(
+                self._shoal_listing.listing, configuration
+            )
         json_headers(request, tag=configuration.tag)
         return body
 

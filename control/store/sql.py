@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
-from attrs import define
+from attrs import define, evolve
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
@@ -711,8 +711,7 @@ class SQLStore:
             def update(s: Snapshot) -> Snapshot:
                 moved = s.with_dataset(stored)
                 if released:
-                    moved = Snapshot(moved.generation, moved.datasets,
-                                     moved.leases.discard(dataset_id))
+                    moved = evolve(moved, leases=moved.leases.discard(dataset_id))
                 return moved
 
             w.changed(update)
@@ -768,7 +767,7 @@ def _purge(connection: Connection) -> list[UUID]:
 
 def _next_generation(snapshot: Snapshot) -> Snapshot:
     """The cached configuration at the next generation (a write it does not hold changed)."""
-    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases)
+    return snapshot.touched()
 
 
 def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
