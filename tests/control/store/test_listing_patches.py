@@ -7,11 +7,12 @@ from collections.abc import Callable
 
 import pytest
 
-from control.api.listing import ListingEncoder
-from control.model import Configuration
+from control.api.listing import ListingEncoder, StateListingEncoder
+from control.failover import visible_state
+from control.model import ClusterState, Configuration, Fence
 from control.store.sql import SQLStore
-from control.wire import dataset_to_json, node_dataset_to_json
-from tests.control.store.conformance import NOW, change_steps
+from control.wire import dataset_to_json, node_dataset_to_json, state_datasets_to_json
+from tests.control.store.conformance import NOW, add_dataset, add_node, change_steps, report
 
 
 def every_page(encoder: ListingEncoder, configuration: Configuration, limit: int) -> list[object]:
@@ -57,3 +58,43 @@ def test_a_later_listing_answers_an_earlier_configuration(open_sql: Callable[[],
     encoder.listing(newer)
     at, body = encoder.listing(older)
     assert (at.generation, body) == (newer.generation, ListingEncoder().datasets(newer))
+
+
+def plain_state_listing(state: ClusterState, configuration: Configuration) -> list[object]:
+    """``/v1/state/datasets`` encoded afresh, as before any cache."""
+    primaries = {d.dataset_id: d.primary for d in configuration.datasets.values()}
+    return state_datasets_to_json(visible_state(state, configuration), None, primaries)
+
+
+def test_patched_state_listing_equals_a_fresh_one(open_sql: Callable[[], SQLStore]) -> None:
+    """After each report, fence, move, delete and purge the patched state listing equals the
+    state listing encoded afresh."""
+    store = open_sql()
+    a, b = add_node(store), add_node(store, "b")
+    one, two, three = (add_dataset(store, a).dataset_id for _ in range(3))
+    fence = Fence(at=NOW, reason="test")
+
+    def generation() -> int:
+        return store.versions().configuration
+
+    steps = [
+        lambda: store.report_state(report(a, generation(), one, two)),
+        lambda: store.report_state(report(b, generation(), two)),
+        lambda: store.report_state(report(b, generation(), two, three)),
+        lambda: store.fence_node(b, fence),
+        lambda: store.move_dataset(three, b, None, NOW),
+        lambda: store.fence_node(a, fence),
+        lambda: store.unfence_node(b, NOW, actor="t", reason="test"),
+        lambda: store.report_state(report(a, generation(), one)),
+        lambda: store.delete_dataset(two, None, NOW),
+        lambda: store.report_state(report(b, generation(), three)),
+        lambda: store.report_state(report(a, generation())),
+    ]
+    patched = StateListingEncoder()
+    patched.datasets(store.cluster_state(), store.configuration(NOW))
+    for step in steps:
+        step()
+        state, configuration = store.cluster_state(), store.configuration(NOW)
+        body = patched.datasets(state, configuration)
+        assert json.loads(body) == plain_state_listing(state, configuration)
+    assert [entry["dataset_id"] for entry in json.loads(body)] == [str(three)]
