@@ -24,7 +24,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, placing, revocation_routes, schemas
+from control.api import class_routes, pages, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -729,8 +729,18 @@ class ControlAPI:
     @app.route("/v1/shoal/datasets", methods=["GET"])
     async def list_shoal_datasets(self, request: Request) -> bytes:
         """Every dataset, deleted ones included, as the /v1/shoal/ routes show one (with its
-        class, access mode, epoch and filesystem), with the configuration tag."""
+        class, access mode, epoch and filesystem), with the configuration tag; with ``limit``
+        (or ``continue``), one page of them (:mod:`control.api.pages`)."""
+        params = query_parameters(request, schemas.SHOAL_DATASETS_QUERY)
         configuration = await self._store.configuration(self._now())
+        if "limit" in params or "continue" in params:
+            after = pages.after_of(params.get("continue"))
+            configuration, items, last = await self._store.compute(
+                self._shoal_listing.page, configuration, after,
+                params.get("limit", pages.DEFAULT_PAGE),
+            )
+            json_headers(request, tag=configuration.tag)
+            return pages.page_body(items, last)
         body = self._shoal_listing.cached(configuration)
         if body is None:  # encode off the reactor thread: 100,000 datasets take a while
             configuration, body = await self._store.compute(
