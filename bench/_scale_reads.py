@@ -7,6 +7,8 @@ For each size (datasets paired with nodes in order: 1,000 / 10, 10,000 / 100, 10
 node's report holding its datasets mounted), starts a real ``shoal control serve`` and
 times, with a keep-alive HTTP client reading the whole body (not decoding it):
 
+- a restart: from starting the process to its port accepting connections (the service
+  loads and encodes the listings before it listens);
 - ``GET /v1/configuration/datasets`` *cold* (the first request after a restart), *warm*
   (again, nothing changed) and *after a write* (a move, create, delete or lease just before);
 - ``GET /v1/state/datasets`` warm and after a state report that changed one dataset;
@@ -78,10 +80,13 @@ def _measure_size(
 ) -> None:
     size = f"{count} datasets / {node_count} nodes"
     listing = "/v1/configuration/datasets"
-    cold = []
+    cold, starts = [], []
     for _ in range(2 if count >= 100_000 else 3):
+        started = time.perf_counter()
         with _service(url) as (service, client):
+            starts.append(time.perf_counter() - started)
             cold += timed(lambda: get(client, listing), 1)[0]
+    table.add(f"{size}: restart (process start to port open)", starts, None, None)
     table.add(f"{size}: GET {listing} cold (first after a restart)", cold, None, None)
     with _service(url) as (service, client):
         rounds = 10 if count >= 100_000 else 20

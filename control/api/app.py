@@ -145,6 +145,17 @@ class ControlAPI:
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
 
+    def warm(self) -> int:
+        """Load the configuration and the actual state and encode the whole listings, blocking
+        (call it before the service listens, as the denylist is loaded): the first listings
+        after a restart are then answered from the caches. Returns the datasets loaded."""
+        store = self._store.store
+        configuration = store.configuration(self._now())
+        self._listing.listing(configuration)
+        self._shoal_listing.listing(configuration)
+        self._state_listing.datasets(store.cluster_state(), configuration)
+        return len(configuration.datasets)
+
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
         guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
