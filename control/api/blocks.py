@@ -90,15 +90,40 @@ class Blocks:
                 encoded = self._encoded[index] = encode(block)
             yield encoded
 
-    def page(self, after: UUID | None, limit: int) -> tuple[list[UUID], bool]:
-        """At most ``limit`` ids following ``after`` (from the first if ``None``), and
-        whether more follow."""
-        found: list[UUID] = []
+    def page(self, after: UUID | None, limit: int, encode: Encode) -> tuple[bytes, UUID | None]:
+        """The encoded items of at most ``limit`` ids following ``after`` (from the first if
+        ``None``), without brackets, and the last id listed if more follow.
+
+        Whole blocks that fit are answered from their cache, so a page may hold fewer than
+        ``limit`` items (as Kubernetes' pages may): it stops before a block that does not fit.
+        """
         index, at = 0, 0
         if after is not None and self._blocks:
             index = self._find(after.int)
             at = bisect_right(self._blocks[index], after.int, key=_INT)
-        while index < len(self._blocks) and len(found) <= limit:
-            found.extend(self._blocks[index][at:at + limit + 1 - len(found)])
-            index, at = index + 1, 0
-        return found[:limit], len(found) > limit
+        chunks: list[bytes] = []
+        count, last = 0, None
+        while index < len(self._blocks) and count < limit:
+            block = self._blocks[index]
+            if at == 0 and count + len(block) <= limit:
+                encoded = self._encoded[index]
+                if encoded is None:
+                    encoded = self._encoded[index] = encode(block)
+                taken = block
+            elif count == 0 or at > 0:
+                taken = block[at:at + limit - count]
+                encoded = encode(taken) if taken else b""
+            else:
+                break
+            if taken:
+                chunks.append(encoded)
+                count, last = count + len(taken), taken[-1]
+            at = at + len(taken) if at + len(taken) < len(block) else 0
+            index += 0 if at else 1
+        more = last is not None and self._follows(last)
+        return b",".join(chunks), last if more else None
+
+    def _follows(self, dataset_id: UUID) -> bool:
+        """Whether any id follows ``dataset_id``."""
+        index = self._find(dataset_id.int)
+        return index + 1 < len(self._blocks) or self._blocks[index][-1].int > dataset_id.int

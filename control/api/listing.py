@@ -68,13 +68,13 @@ class ListingEncoder:
     def page(
         self, configuration: Configuration, after: UUID | None, limit: int
     ) -> tuple[Configuration, bytes, UUID | None]:
-        """At most ``limit`` datasets following the id ``after``: the configuration they are
-        of (as :meth:`listing`), their JSON array, and the last id if more follow."""
+        """At most ``limit`` datasets following the id ``after`` (fewer when a whole cached
+        block does not fit: see :meth:`Blocks.page`): the configuration they are of (as
+        :meth:`listing`), their JSON array, and the last id if more follow."""
         with self._lock:
             at = self._advance(configuration)
-            ids, more = self._blocks.page(after, limit)
-            body = b"[" + self._encoder(at)(ids) + b"]"
-        return at, body, ids[-1] if more and ids else None
+            items, last = self._blocks.page(after, limit, self._encoder(at))
+        return at, b"[" + items + b"]", last
 
     def _advance(self, configuration: Configuration) -> Configuration:
         """Bring the blocks to ``configuration`` (or keep a later one); the one they hold."""

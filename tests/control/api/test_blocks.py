@@ -36,15 +36,18 @@ def test_blocks_list_like_a_sorted_set(
             expected.discard(dataset_id)
         assert json.loads(blocks.body(encode)) == sorted(str(i) for i in expected)
     assert len(blocks) == len(expected)
-    paged: list[UUID] = []
-    after = None
-    while True:
-        page, more = blocks.page(after, size + 1)
-        paged += page
-        if not more:
-            break
-        after = page[-1]
-    assert paged == sorted(expected, key=str)
+    for limit in (1, size, size + 1, 3 * size):
+        paged: list[str] = []
+        after = None
+        while True:
+            items, after = blocks.page(after, limit, encode)
+            page = json.loads(b"[" + items + b"]")
+            assert 1 <= len(page) <= limit or not expected
+            paged += page
+            if after is None:
+                break
+            assert str(after) == page[-1]
+        assert paged == sorted(str(i) for i in expected)
 
 
 def test_page_after_an_id_no_longer_listed() -> None:
@@ -52,4 +55,4 @@ def test_page_after_an_id_no_longer_listed() -> None:
     listed = [UUID(int=n) for n in (1, 3, 5, 7)]
     blocks = Blocks(listed, size=2)
     blocks.discard(UUID(int=3))
-    assert blocks.page(UUID(int=3), 2) == ([UUID(int=5), UUID(int=7)], False)
+    assert blocks.page(UUID(int=3), 2, encode) == (encode([UUID(int=5), UUID(int=7)]), None)
