@@ -32,7 +32,7 @@ from control.store.sql import SQLStore
 from tests.processes import ControlProcess
 
 EXTRA = ["--failover-grace", "86400", "--node-timeout", "86400"]
-PAGE = 500
+PAGE = 1000
 
 
 def measure(table: Table, kind: str, *, datasets: list[int], nodes: list[int]) -> None:
