@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import attrgetter
 from uuid import UUID
 
-SIZE = 512
+SIZE = 128
 """Ids per block (a block is split when it reaches twice as many)."""
 
 Encode = Callable[[list[UUID]], bytes]
