@@ -13,6 +13,7 @@ from control.store.sql import SQLStore
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import NOW, StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
+from tests.control.store.group_conformance import GroupConformance
 from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
@@ -21,6 +22,7 @@ class TestSQLStore(
     ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
     FailoverConformance,
     RevocationConformance,
+    GroupConformance,
 ):
     """SQLStore against the Store contract, on each database."""
 
