@@ -33,7 +33,7 @@ _LIVE_NAMED = (
     select(datasets)
     .where(datasets.c.deleted == False)  # noqa: E712
     .where(datasets.c.released == False)  # noqa: E712
-    .where(datasets.c.metadata["name"].as_string() == bindparam("b_name"))
+    .where(datasets.c.name == bindparam("b_name"))
     .limit(1)
 )
 _INSERTS = {table.name: insert(table) for table in (datasets, leases, nodes, node_states)}
