@@ -15,6 +15,7 @@ from control.classes import StorageClass
 from control.errors import Conflict, NotFound
 from control.model import AccessMode, ClusterState, Dataset
 from control.placement import candidate, candidates
+from control.store.interface import Store
 from control.store.threaded import ThreadedStore
 from control.topology import ReclaimPolicy, parse_enum
 
@@ -33,10 +34,15 @@ async def place_new(
     node_timeout: float,
 ) -> tuple[Dataset, ClusterState]:
     """``asked`` with its class applied and its primary decided; and the state read."""
-    cls = class_for(class_name, await store.classes())
-    state = await store.cluster_state()
+    classes, state = await store.compute(_classes_and_state, store.store)
+    cls = class_for(class_name, classes)
     found = candidates(state, now, node_timeout)
     return new_dataset(asked, cls, mode, found), state
+
+
+def _classes_and_state(store: Store) -> tuple[list[StorageClass], ClusterState]:
+    """Both reads a placement needs, in one trip to the database threads."""
+    return store.classes(), store.cluster_state()
 
 
 async def class_of(store: ThreadedStore, name: str | None) -> StorageClass | None:
