@@ -14,7 +14,7 @@ from control.binding import check_target, class_for, new_dataset
 from control.classes import StorageClass
 from control.errors import Conflict, NotFound
 from control.model import AccessMode, ClusterState, Dataset
-from control.placement import candidate, candidates
+from control.placement import Candidate, candidate, candidates, unusable_reason
 from control.store.interface import Store
 from control.store.threaded import ThreadedStore
 from control.topology import ReclaimPolicy, parse_enum
@@ -36,8 +36,20 @@ async def place_new(
     """``asked`` with its class applied and its primary decided; and the state read."""
     classes, state = await store.compute(_classes_and_state, store.store)
     cls = class_for(class_name, classes)
-    found = candidates(state, now, node_timeout)
-    return new_dataset(asked, cls, mode, found), state
+    return new_dataset(asked, cls, mode, _candidates(asked, state, now, node_timeout)), state
+
+
+def _candidates(
+    asked: Dataset, state: ClusterState, now: float, node_timeout: float
+) -> list[Candidate]:
+    """The nodes placement looks at: only the primary asked for, if any (a create then
+    costs the same with a thousand nodes as with one), else every node."""
+    if not asked.bound:
+        return candidates(state, now, node_timeout)
+    node = state.nodes.get(asked.primary)
+    if node is None:
+        return []
+    return [candidate(node, state, unusable_reason(node, now, node_timeout))]
 
 
 def _classes_and_state(store: Store) -> tuple[list[StorageClass], ClusterState]:
