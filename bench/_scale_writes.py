@@ -8,9 +8,9 @@ is sent by real HTTP clients: the concurrent clients are spread over
 connections (raw HTTP/1.1 keep-alive, the cheapest client Python has), so the
 client side is not the bottleneck. Every client sends creates one after
 another for :data:`SECONDS` (at least one each). The full curve (1, 8, 64,
-256 and 1,000 clients) is measured on the smallest cluster; on the larger
-ones, 8 clients only (the growth shape). Notes say how much CPU the service
-and the clients took, per create.
+256 and 1,000 clients) is measured on the smallest cluster; with more
+datasets, and with more nodes, 8 clients only (the growth shapes). Notes
+say how much CPU the service and the clients took, per create.
 """
 
 from __future__ import annotations
@@ -178,8 +178,9 @@ def measure(table: Table, kind: str, *, datasets: list[int], nodes: list[int]) -
     """Add the writes rows for database ``kind`` to ``table`` (see the module docstring)."""
     quick = len(datasets) == 1 and len(nodes) == 1
     seconds = QUICK_SECONDS if quick else SECONDS
-    sizes = sorted(datasets)
-    node_count = max(nodes)
-    _measure_size(table, kind, sizes[0], node_count, LEVELS, seconds)
+    sizes, counts = sorted(datasets), sorted(nodes)
+    _measure_size(table, kind, sizes[0], counts[0], LEVELS, seconds)
     for count in sizes[1:]:
-        _measure_size(table, kind, count, node_count, (GROWTH_LEVEL,), seconds)
+        _measure_size(table, kind, count, counts[0], (GROWTH_LEVEL,), seconds)
+    for node_count in counts[1:]:
+        _measure_size(table, kind, sizes[0], node_count, (GROWTH_LEVEL,), seconds)
