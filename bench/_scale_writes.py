@@ -166,8 +166,9 @@ def _measure_size(table: Table, kind: str, count: int, node_count: int,
                 table.add(scenario, samples, wall, service.rss_kib())
                 per = 1000 / max(1, len(samples))
                 table.note(
-                    f"{kind}, {count} datasets, {clients} clients: service CPU "
-                    f"{100 * served / wall:.0f}% of one core ({served * per:.2f} ms per create), "
+                    f"{kind}, {count} datasets / {node_count} nodes, {clients} clients: "
+                    f"service CPU {100 * served / wall:.0f}% of one core "
+                    f"({served * per:.2f} ms per create), "
                     f"clients {100 * used / wall:.0f}% ({used * per:.2f} ms per create)"
                 )
         finally:
