@@ -36,6 +36,7 @@ from control.api.body import (
 )
 from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
+from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder
 from control.api.openapi import document
@@ -64,6 +65,7 @@ from control.model import (
 )
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
+from control.store.interface import NewDataset
 from control.store.threaded import ThreadedStore
 from control.ui import ui_resource
 from control.wire import (
@@ -144,6 +146,7 @@ class ControlAPI:
         self._listing = ListingEncoder()
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
+        self._creates = GroupCommit(store.create_datasets)
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -250,13 +253,12 @@ class ControlAPI:
             self._store, asked, None, None, self._now(), self._node_timeout
         )
         await self._check_live(request, dataset.primary)
-        await self._check_placeable(dataset.primary, None)
+        fr.check_placeable(state.nodes.get(dataset.primary), None)
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
         )
-        stored, generation = await self._store.create_dataset(
-            dataset, if_tag(request), now=self._now(), actor=actor_of(request)
-        )
+        new = NewDataset(dataset, if_tag(request), self._now(), actor_of(request))
+        stored, generation = await self._creates.create(new)
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
