@@ -101,6 +101,27 @@ def peer_identity(request: Request) -> str | None:
     return None if principal is None else principal.identity
 
 
+def _concerns(params: Mapping[str, Any]) -> frozenset[UUID] | None:
+    """What a watch asks to be woken for (its node and datasets), or ``None``: everything."""
+    node, datasets = params.get("node"), params.get("datasets")
+    if node is None and datasets is None:
+        return None
+    return uuid_list(datasets or "") | ({UUID(node)} if node is not None else set())
+
+
+def _reach(*datasets: Dataset | None) -> set[UUID] | None:
+    """Whom a write of these datasets (as stored, and as they were) concerns: each one's
+    id, its primary and its readers; targeted watchers of anyone else sleep on. ``None``
+    (everyone) for a copy, which its source's primary makes (:func:`snap.clones_to_make`)."""
+    reach: set[UUID] = set()
+    for dataset in datasets:
+        if dataset is not None:
+            if dataset.source is not None:
+                return None
+            reach |= {dataset.dataset_id, dataset.primary, *dataset.readers}
+    return reach
+
+
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
     return sorted(items, key=lambda item: str(key(item)))
 
@@ -259,6 +280,7 @@ class ControlAPI:
         )
         new = NewDataset(dataset, if_tag(request), self._now(), actor_of(request))
         stored, generation = await self._creates.create(new)
+        self.notifier.changed(generation, _reach(stored))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
@@ -282,6 +304,8 @@ class ControlAPI:
         stored, generation = await self._store.move_dataset(
             uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
         )
+        if stored != current:  # else the generation is another write's
+            self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -306,6 +330,8 @@ class ControlAPI:
             stored, generation = await self._store.delete_dataset(
                 uuid, if_tag(request), self._now(), actor=actor_of(request)
             )
+        if stored != current:  # else the generation is another write's
+            self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -542,8 +568,8 @@ class ControlAPI:
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
             ) from None
-        self.notifier.check()
         versions = await self._store.versions()
+        self.notifier.notify(versions)  # the counters just read: no second read
         return json_response(request, {"changed": changed, **versions_to_json(versions)})
 
     @app.route("/v1/shoal/nodes/<node_uuid>/configuration", methods=["GET"])
@@ -665,11 +691,12 @@ class ControlAPI:
         configuration = params.get("configuration")
         state = params.get("state")
         timeout = float(params.get("timeout", WATCH_DEFAULT))
+        concerns = _concerns(params)
         if configuration is None or state is None:
             current = await self._store.versions()
             configuration = current.configuration if configuration is None else configuration
             state = current.state if state is None else state
-        waiting = self.notifier.wait(configuration, state, timeout)
+        waiting = self.notifier.wait(configuration, state, timeout, concerns)
         request.notifyFinish().addErrback(lambda _: waiting.cancel())
         try:
             versions = await waiting

@@ -262,6 +262,22 @@ WATCH_QUERY: dict[str, Schema] = {
             f"Seconds to wait, from 0 to {WATCH_MAXIMUM:g} (default {WATCH_DEFAULT:g})."
         ),
     },
+    "node": {
+        **UUID,
+        "description": (
+            "A node uuid: wake on the configuration only for changes that concern this "
+            "node (or everyone), not for every write (an agent watching its own node)."
+        ),
+    },
+    "datasets": {
+        "type": "string",
+        "pattern": UUID_LIST_PATTERN,
+        "maxLength": MAX_ALSO * 37 - 1,
+        "description": (
+            f"Dataset ids (UUIDs) separated by commas, at most {MAX_ALSO}: wake on the "
+            "configuration only for changes that concern one of them, or the node, or everyone."
+        ),
+    },
 }
 NODE_CONFIGURATION_QUERY: dict[str, Schema] = {
     "also": {

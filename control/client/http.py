@@ -583,13 +583,24 @@ class HTTPClient:
 
         return Deferred.fromCoroutine(call())
 
-    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def watch(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        node: UUID | None = None,
+        datasets: Iterable[UUID] = (),
+    ) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""
         params = {
             "configuration": str(configuration),
             "state": str(state),
             "timeout": f"{timeout:g}",
         }
+        if node is not None:
+            params["node"] = str(node)
+        if datasets:
+            params["datasets"] = ",".join(sorted(str(d) for d in datasets))
         return Deferred.fromCoroutine(self._watch(params, timeout))
 
     async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:

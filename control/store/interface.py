@@ -410,6 +410,12 @@ class Store(Protocol):
         """Registered nodes and their latest reports."""
         ...
 
+    def flush_seen(self) -> int:
+        """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
+        one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at
+        once either way; this only makes it durable and visible to other replicas."""
+        ...
+
     def close(self) -> None:
         """Release connections; the store is not used afterwards."""
         ...

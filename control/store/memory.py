@@ -707,5 +707,9 @@ class MemoryStore:
             after = [e for e in found if e.event_id is not None and e.event_id > query.since]
             return after[: query.limit]
 
+    def flush_seen(self) -> int:
+        """Nothing to write: every heartbeat is already where reads find it."""
+        return 0
+
     def close(self) -> None:
         """Nothing to release."""

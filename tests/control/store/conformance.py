@@ -461,6 +461,22 @@ class StoreConformance:
         assert state.nodes[a].last_seen == NOW + 7
         assert state.version == 3
 
+    def test_flushed_heartbeats_are_durable(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """A report saying nothing new is seen at once, and after ``flush_seen`` by a
+        store opened afterwards; flushing changes nothing a read sees."""
+        a = add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        assert store.report_state(report(a, 0, at=NOW + 2)) is False
+        assert [n.last_seen for n in store.nodes()] == [NOW + 2]
+        before = store.cluster_state()
+        assert store.flush_seen() >= 0
+        assert store.cluster_state() == before
+        again = reopen()
+        assert again.cluster_state().nodes[a].last_seen == NOW + 2
+        assert again.cluster_state().reports[a].reported_at == NOW + 2
+
     def test_cluster_state_read_after_each_write_sees_it(self, store: Store) -> None:
         """Each read of the actual state after a write (reports, registrations, times seen,
         draining) sees that write, even when the state version did not move."""
