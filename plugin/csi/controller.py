@@ -251,17 +251,19 @@ class ControllerService(SnapshotRPCs):
         rules.require(request.node_id, "node_id")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        listing, nodes, leases = await gather(
-            self._client.list_datasets(), self._client.list_nodes(), self._client.list_leases()
+        wanted = rules.volume_uuid(request.volume_id)
+        listing, nodes, leases, records = await gather(
+            self._client.list_datasets(), self._client.list_nodes(), self._client.list_leases(),
+            self._client.node_configuration(UNBOUND, [wanted]),
         )
-        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        dataset = rules.live(listing.datasets, wanted)
         if dataset is None:
             raise CsiError(Code.NOT_FOUND,
                            f"No volume {request.volume_id[:80]!r}: no live dataset.")
         node = rules.parse_volume_id(request.node_id)
         if node is None or all(n.node.uuid != node for n in nodes):
             raise CsiError(Code.NOT_FOUND, f"No node {request.node_id[:80]!r} is registered.")
-        dataset = (await self._complete([dataset]))[0]
+        dataset = rules.completed(dataset, records.datasets)
         rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             known = self._readonly.get((dataset.dataset_id, node))
@@ -283,18 +285,13 @@ class ControllerService(SnapshotRPCs):
                 f"Volume {dataset.dataset_id} is published to node "
                 f"{await self._node_name(holder)}; unpublish it there first.",
             )
-        if holder is None:
+        if holder is None:  # the lease and the move in one write: the agents wake once
             await self._check_limit(node)
-            await self._client.acquire_lease(dataset.dataset_id, node, None)
-        if dataset.primary == node:
-            return
-        try:
+            await self._client.acquire_lease(
+                dataset.dataset_id, node, None, move=dataset.primary != node
+            )
+        elif dataset.primary != node:
             await self._client.move_dataset(dataset.dataset_id, node)
-        except BaseException:
-            if holder is None:
-                with contextlib.suppress(NotFound):
-                    await self._client.release_lease(dataset.dataset_id)
-            raise
 
     async def _check_limit(self, node: UUID) -> None:
         """RESOURCE_EXHAUSTED when ``node`` already has ``max_volumes`` volumes published."""

@@ -106,12 +106,16 @@ class NodeService:
         rules.require(request.staging_target_path, "staging_target_path")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        listing, leases = await gather(self._client.list_datasets(), self._client.list_leases())
-        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        wanted = rules.volume_uuid(request.volume_id)
+        listing, leases, records = await gather(
+            self._client.list_datasets(), self._client.list_leases(),
+            self._client.node_configuration(UNBOUND, [wanted]),
+        )
+        dataset = rules.live(listing.datasets, wanted)
         if dataset is None:
             raise CsiError(Code.NOT_FOUND,
                            f"No volume {request.volume_id[:80]!r}: no live dataset.")
-        dataset = await self._full(dataset)
+        dataset = rules.completed(dataset, records.datasets)
         rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._stage(dataset, rules.holder(leases, dataset.dataset_id), request)
@@ -144,11 +148,6 @@ class NodeService:
         )
         found: str = await self._run(hostfs.raw_device, device)
         return found
-
-    async def _full(self, dataset: Dataset) -> Dataset:
-        """``dataset`` with every field (the v1 listing leaves out its filesystem)."""
-        answer = await self._client.node_configuration(UNBOUND, [dataset.dataset_id])
-        return next((d for d in answer.datasets if d.dataset_id == dataset.dataset_id), dataset)
 
     async def NodeUnstageVolume(self, request: Any) -> Any:
         """Unmount the staging path (idempotent); the agent keeps its own mount."""

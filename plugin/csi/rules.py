@@ -73,6 +73,14 @@ def parse_volume_id(text: str) -> UUID | None:
         return None
 
 
+def volume_uuid(text: str) -> UUID:
+    """The dataset id a volume id names; NOT_FOUND when it cannot name one."""
+    found = parse_volume_id(text)
+    if found is None:
+        raise CsiError(Code.NOT_FOUND, f"No volume {text[:80]!r}: no live dataset.")
+    return found
+
+
 def unsupported_capability(capability: Any) -> str | None:
     """Why Shoal cannot serve ``capability`` (a VolumeCapability), or ``None``."""
     kind = capability.WhichOneof("access_type")
@@ -231,6 +239,13 @@ def check_existing(
             f"Volume {request.name!r} already exists as dataset {existing.dataset_id}, but "
             f"{'; '.join(problems)}: use another name, or delete it first.",
         )
+
+
+def completed(dataset: Dataset, records: Iterable[Dataset]) -> Dataset:
+    """``dataset`` as its full record among ``records`` (the agents' configuration route, which
+    carries the filesystem, source, class and access mode the v1 listing leaves out); itself
+    when it is not there."""
+    return next((d for d in records if d.dataset_id == dataset.dataset_id), dataset)
 
 
 def access_mismatch(dataset: Dataset, capabilities: Iterable[Any]) -> str | None:
