@@ -387,38 +387,49 @@ def has_capability(bit: int) -> bool:
 
 
 def hold_frozen(path: str, action: Callable[[], T], timeout: float) -> T:
-    """Freeze ``path`` in a child process, run ``action``, then let the child thaw it.
+    """Freeze ``path``, run ``action``, then thaw it; a watching child thaws it if this process
+    dies first (:mod:`agent.fs.freezer`).
 
-    The child thaws when this process closes its stdin: after ``action``,
-    or when this process dies. If the child died early (killed) the
-    filesystem is thawed here. A timeout in the child raises
-    :class:`FilesystemError` after ``action``.
+    A freeze that cannot be made raises :class:`FilesystemError` before ``action``
+    (a filesystem someone else froze is left as it is). A timeout in the child
+    (it thawed early) raises :class:`FilesystemError` after ``action``.
     """
-    child = subprocess.Popen(
-        ["sh", "-c", freezer.HOLD_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-    try:
-        if child.stdout.readline() != freezer.FROZEN:
-            child.wait()
-            reason = child.stderr.read().decode(errors="replace").strip()
-            raise FilesystemError(f"Cannot freeze {path}: {reason or 'the freezer failed'}")
-        result = action()
-    finally:
-        child.stdin.close()
-        code = child.wait()
-        child.stdout.close()
-        child.stderr.close()
-        if code not in (0, freezer.CANNOT_FREEZE):
-            with contextlib.suppress(OSError, FilesystemError), _directory(path) as fd:
-                freezer.thaw(fd)
-    if code == freezer.TIMED_OUT:
+    with _directory(path) as fd:
+        child = subprocess.Popen(
+            ["sh", "-c", freezer.WATCH_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert child.stdin is not None
+        try:
+            try:
+                freezer.freeze(fd)
+            except OSError as e:
+                raise FilesystemError(f"Cannot freeze {path}: {e.strerror or e}") from e
+            try:
+                result = action()
+            finally:
+                timed_out = _stop_watching(child)
+                if not timed_out:
+                    freezer.thaw(fd)
+        finally:
+            if child.returncode is None:
+                _stop_watching(child)
+            child.stdin.close()
+    if timed_out:
         raise FilesystemError(
             f"{path} was thawed after {timeout} s, before the action was done: its result may "
             "not be consistent. It is retried; a slow copy needs a pool that can reflink."
         )
     return result
+
+
+def _stop_watching(child: subprocess.Popen[bytes]) -> bool:
+    """Kill the watching child before it can thaw anything; whether it had already thawed
+    on its timeout."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+    return child.wait() == freezer.TIMED_OUT
