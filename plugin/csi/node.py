@@ -20,7 +20,7 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, wait_for_state
-from control.model import UNBOUND, Dataset, Versions
+from control.model import UNBOUND, AccessMode, Dataset, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin.common.mounted import wait_mounted
@@ -124,7 +124,8 @@ class NodeService:
     async def _stage(self, dataset: Dataset, holder: UUID | None, request: Any) -> None:
         node = self._node()
         dataset_id = dataset.dataset_id
-        if dataset.primary != node and holder != node:
+        reader = node in dataset.readers
+        if dataset.primary != node and holder != node and not reader:
             raise CsiError(
                 Code.FAILED_PRECONDITION,
                 f"Volume {dataset_id} is not published to this node ({node}): "
@@ -133,11 +134,13 @@ class NodeService:
         if is_block(request.volume_capability):
             await self._raw_device(dataset_id, node)
             return
+        # A ReadOnlyMany reader's mount is in its own report (its primary's report hides it).
         reported = await wait_mounted(self._client, self._clock, dataset_id, node,
-                                      self.stage_timeout)
+                                      self.stage_timeout, own=reader)
         await self._verify(dataset_id, reported)
         await self._run(hostfs.make_directory, request.staging_target_path)
-        await self._run(hostfs.bind, reported, request.staging_target_path, False)
+        await self._run(hostfs.bind, reported, request.staging_target_path,
+                        dataset.access_mode is AccessMode.ROX)
 
     async def _raw_device(self, dataset_id: UUID, node: UUID) -> str:
         """The device of the raw dataset, once the agent reports it attached here (woken by
@@ -167,9 +170,8 @@ class NodeService:
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
         dataset_id = await self._dataset_id(request.volume_id)
-        readonly = request.readonly or (
-            request.volume_capability.access_mode.mode
-            == rules.MODES.SINGLE_NODE_READER_ONLY
+        readonly = request.readonly or request.volume_capability.access_mode.mode in (
+            rules.MODES.SINGLE_NODE_READER_ONLY, rules.MODES.MULTI_NODE_READER_ONLY
         )
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._check_single_writer(request, dataset_id)
