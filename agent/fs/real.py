@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import struct
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,38 @@ def parse_mountinfo(text: str) -> list[Mount]:
             read_only = "ro" in fields[5].split(",")
             found.append(Mount(device=source, path=path, read_only=read_only))
     return found
+
+
+def bound_device_mounts(mountinfo: str, device: str) -> list[str]:
+    """The mount points of ``mountinfo`` where the device node ``device`` is bind-mounted.
+
+    Such a mount is on the filesystem holding the device node (its ``major:minor`` is the
+    node's ``st_dev``, e.g. the devtmpfs at /dev), with the node's name as its root; each
+    candidate is confirmed by ``stat`` (a block device with the same ``st_rdev``).
+    """
+    try:
+        node = os.stat(device)
+    except OSError:
+        return []
+    if not stat.S_ISBLK(node.st_mode):
+        return []
+    holder = f"{os.major(node.st_dev)}:{os.minor(node.st_dev)}"
+    name = os.path.basename(os.path.realpath(device))
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5 or fields[2] != holder:
+            continue
+        if os.path.basename(unescape(fields[3])) != name:
+            continue
+        path = unescape(fields[4])
+        try:
+            seen = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISBLK(seen.st_mode) and seen.st_rdev == node.st_rdev:
+            found.append(path)
+    return sorted(set(found))
 
 
 def _same_device(one: str, two: str) -> bool:
@@ -255,6 +288,17 @@ class RealFilesystems:
                 return parse_mountinfo(f.read())
         except OSError as e:
             raise FilesystemError(f"Cannot read {MOUNTINFO}: {e}") from e
+
+    def device_bound_at(self, device: str) -> list[str]:
+        """Where the device node ``device`` is bind-mounted, from the mount table
+        (:func:`bound_device_mounts`; only the candidates are looked at, never another
+        filesystem's mount points, which a dead network mount could hang)."""
+        try:
+            with open(MOUNTINFO) as f:
+                text = f.read()
+        except OSError as e:
+            raise FilesystemError(f"Cannot read {MOUNTINFO}: {e}") from e
+        return bound_device_mounts(text, device)
 
     def mounts(self) -> list[Mount]:
         """Every block-device mount on this machine (below ``under``, if set)."""

@@ -153,12 +153,31 @@ class NodeService:
         return found
 
     async def NodeUnstageVolume(self, request: Any) -> Any:
-        """Unmount the staging path (idempotent); the agent keeps its own mount."""
+        """Unmount the staging path (idempotent); the agent keeps its own mount. Refused
+        (FAILED_PRECONDITION) while a raw block volume's device is still bound at a target
+        path: its publications go first, so nothing detaches a device a pod uses."""
         rules.require(request.volume_id, "volume_id")
         rules.require(request.staging_target_path, "staging_target_path")
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
+            await self._check_unpublished(request.volume_id)
             await self._run(hostfs.unmount_all, request.staging_target_path)
         return csi.NodeUnstageVolumeResponse()
+
+    async def _check_unpublished(self, volume_id: str) -> None:
+        """FAILED_PRECONDITION while the device this node's agent reports for the volume is
+        bind-mounted somewhere (a block publication not undone yet)."""
+        dataset_id = rules.parse_volume_id(volume_id)
+        if dataset_id is None:
+            return
+        states = await self._client.list_state_datasets(self._node())
+        device = next((s.device for s in states if s.dataset_id == dataset_id and s.device), None)
+        bound = [] if device is None else await self._run(hostfs.device_bound_at, device)
+        if bound:
+            raise CsiError(
+                Code.FAILED_PRECONDITION,
+                f"Volume {volume_id} is still published at {bound[0]} (its device {device} is "
+                "bound there): NodeUnpublishVolume it first.",
+            )
 
     # -- publishing -------------------------------------------------------------------
 

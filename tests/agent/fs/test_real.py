@@ -127,6 +127,16 @@ class TestRealConformance(FilesystemsConformance, GrowthConformance):
         """Read a real file."""
         return Path(path).read_bytes()
 
+    def bind_device(self, fs: Filesystems, device: str, target: str) -> None:
+        """``mount --bind`` the device node onto a new file, as the CSI node does."""
+        Path(target).touch()
+        subprocess.run(["mount", "--bind", device, target], check=True)
+
+    def unbind_device(self, fs: Filesystems, target: str) -> None:
+        """Unmount and remove the file."""
+        subprocess.run(["umount", target], check=True)
+        os.unlink(target)
+
 
 @pytest.mark.functional
 @pytest.mark.root
