@@ -293,6 +293,19 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
+        current = await self._check_move(request, uuid, primary)
+        stored, generation = await self._store.move_dataset(
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        if stored != current:  # else the generation is another write's
+            self.notifier.changed(generation, _reach(stored, current))
+        self.notifier.check()
+        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    async def _check_move(self, request: Request, uuid: UUID, primary: UUID) -> Dataset | None:
+        """Refuse a move of ``uuid`` to ``primary`` that the node, the dataset's class or the
+        node's capacity forbids (the store's write refuses the rest); returns the dataset as
+        it is before the move (``None``: there is none)."""
         await self._check_live(request, primary)
         current = await self._store.dataset(uuid)
         if current is not None and not current.deleted and current.primary != primary:
@@ -301,13 +314,7 @@ class ControlAPI:
             state = await self._store.cluster_state()
             await placing.check_move(self._store, current, primary, state)
             check_move(current, primary, state, self._now(), self._node_timeout)
-        stored, generation = await self._store.move_dataset(
-            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
-        )
-        if stored != current:  # else the generation is another write's
-            self.notifier.changed(generation, _reach(stored, current))
-        self.notifier.check()
-        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+        return current
 
     async def _unchanged_dataset(self, request: Request, uuid: UUID) -> bytes:
         configuration = await self._store.configuration(self._now())
@@ -413,12 +420,16 @@ class ControlAPI:
 
     @app.route("/v1/configuration/leases", methods=["POST"])
     async def acquire_lease(self, request: Request) -> bytes:
-        """Acquire a lease (201) or renew one this node holds (200)."""
+        """Acquire a lease (201) or renew one this node holds (200); with ``move``, also make
+        the node the dataset's primary in the same write."""
         body = read_json(request, schemas.ACQUIRE_LEASE)
         now = self._now()
         lease = lease_from_json(body, now)
+        move = bool(body.get("move", False))
+        if move:
+            await self._check_move(request, lease.dataset_id, lease.node_uuid)
         stored, created, generation = await self._store.acquire_lease(
-            lease, if_tag(request), now, actor=actor_of(request)
+            lease, if_tag(request), now, actor=actor_of(request), move=move
         )
         self.notifier.check()
         code = 201 if created else 200

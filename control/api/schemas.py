@@ -149,6 +149,13 @@ ACQUIRE_LEASE = _object(
             "or null for never."
         ),
     },
+    move={
+        "type": "boolean",
+        "description": (
+            "Also make node_uuid the dataset's primary (bind or move it there), in the same "
+            "write: both happen or neither (a CSI ControllerPublishVolume). Default false."
+        ),
+    },
 )
 NORMAL_PATH = "^(/([^./\\x00][^/\\x00]*|\\.[^./\\x00][^/\\x00]*|\\.\\.[^/\\x00]+))+$"
 """An absolute, normalised path below ``/``: no empty, ``.`` or ``..`` part, no trailing ``/``."""

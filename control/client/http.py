@@ -342,15 +342,15 @@ class HTTPClient:
         return [lease_from_json(o, now) for o in obj]
 
     def acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool = False
     ) -> Deferred[LeaseGrant]:
         """See :meth:`ShoalClient.acquire_lease`."""
-        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires))
+        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires, move))
 
     async def _acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool
     ) -> LeaseGrant:
-        body = messages.acquire_lease_body(dataset_id, node_uuid, expires)
+        body = messages.acquire_lease_body(dataset_id, node_uuid, expires, move)
         response, obj = await self._call("POST", "/v1/configuration/leases", body)
         return LeaseGrant(lease_from_json(obj, self._clock.seconds()), response.code == 201)
 

@@ -177,9 +177,19 @@ class Store(Protocol):
         ...
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the generation."""
+        """Create or renew a lease; returns it, whether it is new, and the generation.
+
+        With ``move``, the lease's node also becomes the dataset's primary in the same
+        write (one generation; :func:`control.rules.lease_and_move`): the refusals of both
+        a lease and a move apply, and neither is made unless both can be."""
         ...
 
     def release_lease(

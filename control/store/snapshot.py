@@ -62,6 +62,11 @@ class Snapshot:
         return Snapshot(self.generation + 1, self.datasets,
                         self.leases.set(lease.dataset_id, lease), self.changes.then(()))
 
+    def with_lease_and_dataset(self, lease: Lease, dataset: Dataset) -> Snapshot:
+        """The next generation, with ``lease`` and ``dataset`` stored (one write)."""
+        return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
+                        self.leases.set(lease.dataset_id, lease))
+
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""
         return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id),

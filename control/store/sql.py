@@ -506,19 +506,41 @@ class SQLStore:
         return stored, generation
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the new generation."""
+        """Create or renew a lease (and, with ``move``, make its node the primary, in the same
+        transaction); returns it, whether it is new, and the new generation."""
         with self._write_configuration(if_tag) as w:
             existing = q.get_lease(w.connection, lease.dataset_id)
             dataset = q.get_dataset(w.connection, lease.dataset_id)
-            stored, created = rules.acquire_lease(
-                dataset, existing, lease, now, _holder(w.connection, existing)
-            )
+            holder = _holder(w.connection, existing)
+            if not move:
+                stored, created = rules.acquire_lease(dataset, existing, lease, now, holder)
+                moved = None
+            else:
+                known = q.node_exists(w.connection, lease.node_uuid)
+                stored, created, moved = rules.lease_and_move(
+                    dataset, existing, lease, now, known, holder
+                )
             q.put_lease(w.connection, stored, exists=existing is not None)
-            taken = [ev.lease_taken(stored, now, actor)] if created else []
-            eventlog.append(w.connection, taken, self._retention)
-            generation = w.changed(lambda s: s.with_lease(stored))
+            events = [ev.lease_taken(stored, now, actor)] if created else []
+            if moved is not None:
+                assert dataset is not None
+                q.put_dataset(w.connection, moved, exists=True)
+                made = ev.dataset_moved(dataset, moved, now, actor)
+                events += [made] if made else []
+            eventlog.append(w.connection, events, self._retention)
+            if moved is None:
+                generation = w.changed(lambda s: s.with_lease(stored))
+            else:
+                after = moved
+                generation = w.changed(lambda s: s.with_lease_and_dataset(stored, after))
         return stored, created, generation
 
     def release_lease(
