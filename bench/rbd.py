@@ -4,7 +4,8 @@ The rbd backend against loopback, in one run: create, move, snapshot and fence.
 A throwaway one-node Ceph cluster (memstore, 127.0.0.1) and, for each backend,
 a control service with two ``shoal agent run`` processes (rbd: rbd-fuse plus a
 loop device per attached volume; loopback: one shared pool). Through the API:
-create -> mounted on its primary, move -> mounted on the other node, snapshot
+create -> mounted on its primary (each trial once the previous one's dataset is purged, so
+that its teardown does not share the agents' passes), move -> mounted on the other node, snapshot
 -> ready (the agent made it and reported it), and fence -> mounted on the other
 node: a writer runs on node A's mounted filesystem, A's agent is frozen
 (SIGSTOP: it cannot cooperate), the operator fences A (``POST
@@ -103,6 +104,9 @@ def agent_trials(cluster: LocalCluster, trials: int) -> dict[str, list[float]]:
         found["snapshot -> ready"].append(time.perf_counter() - start)
         client.check("DELETE", path)
         client.check("DELETE", f"/v1/configuration/datasets/{dataset_id}")
+        # As bench/move.py does: the next create does not share the agents' passes with this
+        # dataset's teardown (unmount, snapshot and volume removal), which it would wait for.
+        wait(lambda d=dataset_id: cluster.gone(d), "dataset purged", timeout=120, interval=0.1)
     found[FENCE] = [
         agent_fence_trial(cluster, follower, client) for _ in range(max(3, trials // 2))
     ]
