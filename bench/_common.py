@@ -62,7 +62,8 @@ class Table:
             )
         )
 
-    def note(self, text: str) -> None: self.notes.append(text)
+    def note(self, text: str) -> None:
+        self.notes.append(text)
 
     def render(self) -> str:
         """The table as Markdown."""
@@ -76,8 +77,9 @@ class Table:
 
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
         notes = ["", *self.notes] if self.notes else []
-        head = [f"### {self.title}", "", fmt(lines[0]), rule]
-        return "\n".join([*head, *map(fmt, lines[1:]), *notes])
+        return "\n".join(
+            [f"### {self.title}", "", fmt(lines[0]), rule, *map(fmt, lines[1:]), *notes]
+        )
 
 
 class KeepAlive:

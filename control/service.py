@@ -223,6 +223,7 @@ def build_site(
     database: str | None = None,
     denylist: Denylist | None = None,
     metrics: ControlMetrics | None = None,
+    warm: bool = False,
 ) -> LimitedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``,
     and its metrics (``metrics``, or new ones) at ``/metrics``.
@@ -231,7 +232,8 @@ def build_site(
     other replicas' writes and takes part in the leader election. The revoked
     certificates (``denylist``) are loaded at start and every
     :data:`REVOCATION_REFRESH` seconds; the site drops the live connections of a
-    certificate as soon as it is revoked."""
+    certificate as soon as it is revoked. With ``warm`` (before the reactor runs), the
+    listings are loaded and encoded before it returns (:meth:`ControlAPI.warm`)."""
     from twisted.internet.task import LoopingCall
 
     from control.api.app import ControlAPI
@@ -268,6 +270,8 @@ def build_site(
         denylist=denylist,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    if warm:
+        _warm(reactor, api)
     metrics.watch(lambda: api.notifier.waiting)
     metrics.collect_cluster(store, reactor, failover, api.started)
     if database is not None:
@@ -326,6 +330,15 @@ def _refresh_failed(failure: Failure) -> None:
     )
 
 
+def _warm(reactor: Any, api: Any) -> None:
+    """Fill the API's caches before it listens, and log how long that took."""
+    started = reactor.seconds()
+    datasets = api.warm()
+    structlog.get_logger("shoal.control").info(
+        "control.warmed", datasets=datasets, seconds=round(reactor.seconds() - started, 3)
+    )
+
+
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
     """Run the control service until it is stopped (blocking; runs the reactor).
 
@@ -364,8 +377,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.api.metrics import ControlMetrics
 
     metrics = ControlMetrics()
-    site = build_site(reactor, store, pool, options, database, denylist, metrics)
     configure_logging()
+    site = build_site(reactor, store, pool, options, database, denylist, metrics, warm=True)
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
 

@@ -16,10 +16,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from typing import Any
 from uuid import UUID
 
-from attrs import define
+from attrs import define, evolve
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
@@ -33,7 +34,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound
+from control.errors import NotFound, ShoalError
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -54,6 +55,7 @@ from control.store import queries as q
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
+from control.store.interface import Created, NewDataset
 from control.store.migrate import check_at_head
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -228,17 +230,78 @@ class SQLStore:
     ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
         with self._write_configuration(if_tag) as w:
-            existing = q.get_dataset(w.connection, dataset.dataset_id)
-            known = q.node_exists(w.connection, dataset.primary)
-            named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
-            stored = rules.create_dataset(existing, known, dataset, named)
-            if stored.source is not None:
-                snap.check_source(stored.source, _source(w.connection, stored), stored)
-            q.put_dataset(w.connection, stored, exists=False)
-            made = ev.dataset_created if stored.source is None else sev.dataset_from_source
-            eventlog.append(w.connection, [made(stored, now, actor)], self._retention)
-            generation = w.changed(lambda s: s.with_dataset(stored))
-        return stored, generation
+            return self._create(w, NewDataset(dataset, if_tag, now, actor))
+
+    def _create(self, w: _ConfigurationWrite, new: NewDataset) -> tuple[Dataset, int]:
+        """The body of a create, inside its write (whose tag was checked)."""
+        dataset = new.dataset
+        existing = q.get_dataset(w.connection, dataset.dataset_id)
+        known = q.node_exists(w.connection, dataset.primary)
+        named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
+        stored = rules.create_dataset(existing, known, dataset, named)
+        if stored.source is not None:
+            snap.check_source(stored.source, _source(w.connection, stored), stored)
+        q.put_dataset(w.connection, stored, exists=False)
+        made = ev.dataset_created if stored.source is None else sev.dataset_from_source
+        eventlog.append(w.connection, [made(stored, new.now, new.actor)], self._retention)
+        return stored, w.changed(lambda s: s.with_dataset(stored))
+
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """Several creates in one transaction, each in a savepoint of its own (group commit:
+        :meth:`~control.store.interface.Store.create_datasets`)."""
+        return self._write_group([(new.if_tag, partial(self._create, new=new)) for new in creates])
+
+    def _write_group(
+        self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]
+    ) -> list[Any]:
+        """
+        Configuration writes ``(if_tag, body)`` in one transaction, in order.
+
+        Each body runs in a savepoint of its own, at the generation the ones
+        before it left: a refusal (:class:`ShoalError`) rolls back to its
+        savepoint and becomes its answer; the others go on. The generation is
+        written once, and the snapshot cache advances write by write after the
+        commit. Any other failure of a body fails the transaction, after which
+        every write runs alone (so that one broken write fails only itself);
+        a failure outside the bodies (the database) raises for all.
+        """
+        answers: list[Any] = []
+        advances: list[tuple[int, Callable[[Snapshot], Snapshot]]] = []
+        broken = False
+        try:
+            with self._write() as (connection, generation, state_version):
+                current = generation
+                for if_tag, body in writes:
+                    write = _ConfigurationWrite(connection, current)
+                    try:
+                        with connection.begin_nested():
+                            rules.check_tag(current, if_tag)
+                            answers.append(body(write))
+                    except ShoalError as refusal:
+                        answers.append(refusal)
+                        continue
+                    except Exception:
+                        broken = True
+                        raise
+                    if write.update is not None:
+                        advances.append((current, write.update))
+                        current += 1
+                if current != generation:
+                    q.write_counters(connection, current, state_version)
+        except Exception:
+            if not broken or len(writes) == 1:
+                raise
+            return [self._alone(write) for write in writes]
+        for before, update in advances:
+            self._cache.advance(before, update)
+        return answers
+
+    def _alone(self, write: tuple[str | None, Callable[[_ConfigurationWrite], Any]]) -> Any:
+        """One write of a broken group, in a transaction of its own: its answer or failure."""
+        try:
+            return self._write_group([write])[0]
+        except Exception as failure:
+            return failure
 
     def resize_dataset(
         self,
@@ -443,19 +506,41 @@ class SQLStore:
         return stored, generation
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the new generation."""
+        """Create or renew a lease (and, with ``move``, make its node the primary, in the same
+        transaction); returns it, whether it is new, and the new generation."""
         with self._write_configuration(if_tag) as w:
             existing = q.get_lease(w.connection, lease.dataset_id)
             dataset = q.get_dataset(w.connection, lease.dataset_id)
-            stored, created = rules.acquire_lease(
-                dataset, existing, lease, now, _holder(w.connection, existing)
-            )
+            holder = _holder(w.connection, existing)
+            if not move:
+                stored, created = rules.acquire_lease(dataset, existing, lease, now, holder)
+                moved = None
+            else:
+                known = q.node_exists(w.connection, lease.node_uuid)
+                stored, created, moved = rules.lease_and_move(
+                    dataset, existing, lease, now, known, holder
+                )
             q.put_lease(w.connection, stored, exists=existing is not None)
-            taken = [ev.lease_taken(stored, now, actor)] if created else []
-            eventlog.append(w.connection, taken, self._retention)
-            generation = w.changed(lambda s: s.with_lease(stored))
+            events = [ev.lease_taken(stored, now, actor)] if created else []
+            if moved is not None:
+                assert dataset is not None
+                q.put_dataset(w.connection, moved, exists=True)
+                made = ev.dataset_moved(dataset, moved, now, actor)
+                events += [made] if made else []
+            eventlog.append(w.connection, events, self._retention)
+            if moved is None:
+                generation = w.changed(lambda s: s.with_lease(stored))
+            else:
+                after = moved
+                generation = w.changed(lambda s: s.with_lease_and_dataset(stored, after))
         return stored, created, generation
 
     def release_lease(
@@ -770,8 +855,7 @@ class SQLStore:
             def update(s: Snapshot) -> Snapshot:
                 moved = s.with_dataset(stored)
                 if released:
-                    moved = Snapshot(moved.generation, moved.datasets,
-                                     moved.leases.discard(dataset_id))
+                    moved = evolve(moved, leases=moved.leases.discard(dataset_id))
                 return moved
 
             w.changed(update)
@@ -827,7 +911,7 @@ def _purge(connection: Connection) -> list[UUID]:
 
 def _next_generation(snapshot: Snapshot) -> Snapshot:
     """The cached configuration at the next generation (a write it does not hold changed)."""
-    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases)
+    return snapshot.touched()
 
 
 def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
