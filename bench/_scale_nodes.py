@@ -233,7 +233,8 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
     with database(kind) as url:
         ids = node_ids(count)
         placed = seed_fast(url, ids, datasets)
-        control = ControlProcess(url, extra=["--failover-grace", "300"], nofile=20000)
+        extra = ["--failover-grace", "300", "--max-connections-per-address", "10000"]
+        control = ControlProcess(url, extra=extra, nofile=20000)
         control.start(timeout=300)
         try:
             assert control.process is not None
@@ -277,6 +278,8 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
                 last.append(max(mine) if mine else float("nan"))
             table.add(f"{label}: a move's concerned watchers, last woken after", last, None, None)
             table.note(f"{label}: watchers woken per move (2 concerned): {woken}")
+            print("\n".join([*(" | ".join(row) for row in table.rows[-2:]), *table.notes[-2:]]),
+                  flush=True)
             errors = [e for e in events if e[0] == "error"]
             if errors:
                 table.note(f"{label}: {len(errors)} failed requests, e.g. {errors[0]}")
