@@ -261,11 +261,14 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
             beats = [e[2] for e in events if e[0] == "beat" and wall_before <= e[1] <= wall_after]
             refused = [e for e in events if e[0] == "beat" and e[3] != 200]
             cpu = (cpu_after - cpu_before) / (wall_after - wall_before) * 100
+            per_beat = (cpu_after - cpu_before) / max(1, len(beats)) * 1000
             table.add(f"{label}: heartbeat (PUT state) under load", beats,
                       wall_after - wall_before, control.rss_kib())
             table.note(f"{label}: control CPU {cpu:.1f}% of one core over "
                        f"{wall_after - wall_before:.0f} s ({len(beats) / STEADY:.0f} heartbeats/s"
-                       f"{f', {len(refused)} refused' if refused else ''})")
+                       f"{f', {len(refused)} refused' if refused else ''}; "
+                       f"{per_beat:.2f} ms of CPU per heartbeat, so "
+                       f"{per_beat * count / HEARTBEAT / 10:.0f}% at {count} nodes' full rate)")
             writes = move_some(KeepAlive(control.port), placed, ids)
             time.sleep(2.0)
             drain(queue, events)
