@@ -177,9 +177,19 @@ class Store(Protocol):
         ...
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the generation."""
+        """Create or renew a lease; returns it, whether it is new, and the generation.
+
+        With ``move``, the lease's node also becomes the dataset's primary in the same
+        write (one generation; :func:`control.rules.lease_and_move`): the refusals of both
+        a lease and a move apply, and neither is made unless both can be."""
         ...
 
     def release_lease(
@@ -408,6 +418,12 @@ class Store(Protocol):
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports."""
+        ...
+
+    def flush_seen(self) -> int:
+        """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
+        one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at
+        once either way; this only makes it durable and visible to other replicas."""
         ...
 
     def close(self) -> None:

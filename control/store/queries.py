@@ -8,7 +8,7 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -165,6 +165,29 @@ def put_node(connection: Connection, node: Node, exists: bool) -> None:
 def mark_seen(connection: Connection, node_uuid: UUID, when: float) -> None:
     """Record that a node was heard from at ``when``."""
     connection.execute(update(nodes).where(nodes.c.uuid == str(node_uuid)).values(last_seen=when))
+
+
+def flush_seen(connection: Connection, times: Mapping[UUID, tuple[float, float]]) -> None:
+    """Move each node's ``last_seen`` and its report's ``reported_at`` forward to the
+    times given (never back: another replica may have written later ones)."""
+    seen = [{"u": str(uuid), "t": t} for uuid, (t, _) in times.items()]
+    sent = [{"u": str(uuid), "t": r} for uuid, (_, r) in times.items()]
+    connection.execute(
+        update(nodes)
+        .where(nodes.c.uuid == bindparam("u"))
+        .where(or_(nodes.c.last_seen.is_(None), nodes.c.last_seen < bindparam("t")))
+        .values(last_seen=bindparam("t")),
+        seen,
+    )
+    connection.execute(
+        update(node_states)
+        .where(node_states.c.node_uuid == bindparam("u"))
+        .where(
+            or_(node_states.c.reported_at.is_(None), node_states.c.reported_at < bindparam("t"))
+        )
+        .values(reported_at=bindparam("t")),
+        sent,
+    )
 
 
 def all_nodes(connection: Connection) -> list[Node]:

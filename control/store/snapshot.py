@@ -15,19 +15,26 @@ import threading
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
-from attrs import frozen
+from attrs import field, frozen
 from pyrsistent import PMap
 
+from control.changelog import ChangeLog
 from control.model import Configuration, Dataset, Lease
 
 
 @frozen
 class Snapshot:
-    """The configuration at one generation, expired leases included."""
+    """The configuration at one generation, expired leases included, and which datasets
+    the latest generations changed (a snapshot read whole starts its log empty)."""
 
     generation: int
     datasets: PMap
     leases: PMap
+    changes: ChangeLog = field(eq=False)
+
+    @changes.default
+    def _read_whole(self) -> ChangeLog:
+        return ChangeLog.starting(self.generation)
 
     def configuration(self, now: float) -> Configuration:
         """The configuration as of ``now``: expired leases left out."""
@@ -38,7 +45,8 @@ class Snapshot:
             for dataset_id in expired:
                 evolver.remove(dataset_id)
             leases = evolver.persistent()
-        return Configuration(generation=self.generation, datasets=self.datasets, leases=leases)
+        return Configuration(generation=self.generation, datasets=self.datasets, leases=leases,
+                             changes=self.changes)
 
     def datasets_for(self, node_uuid: UUID, also: frozenset[UUID]) -> list[Dataset]:
         """The datasets whose primary is ``node_uuid`` or whose id is in ``also``."""
@@ -47,16 +55,26 @@ class Snapshot:
     def with_dataset(self, dataset: Dataset) -> Snapshot:
         """The next generation, with ``dataset`` stored."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
-                        self.leases)
+                        self.leases, self.changes.then([dataset.dataset_id]))
 
     def with_lease(self, lease: Lease) -> Snapshot:
         """The next generation, with ``lease`` stored."""
         return Snapshot(self.generation + 1, self.datasets,
+                        self.leases.set(lease.dataset_id, lease), self.changes.then(()))
+
+    def with_lease_and_dataset(self, lease: Lease, dataset: Dataset) -> Snapshot:
+        """The next generation, with ``lease`` and ``dataset`` stored (one write)."""
+        return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
                         self.leases.set(lease.dataset_id, lease))
 
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""
-        return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id))
+        return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id),
+                        self.changes.then(()))
+
+    def touched(self) -> Snapshot:
+        """The next generation, changing nothing it holds (a snapshot record was written)."""
+        return Snapshot(self.generation + 1, self.datasets, self.leases, self.changes.then(()))
 
     def without_datasets(self, dataset_ids: Iterable[UUID]) -> Snapshot:
         """The next generation, with ``dataset_ids`` and their leases purged."""
@@ -66,7 +84,8 @@ class Snapshot:
             datasets.remove(dataset_id)
             if dataset_id in self.leases:
                 leases.remove(dataset_id)
-        return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent())
+        return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent(),
+                        self.changes.then(ids))
 
 
 RECENT_CHANGES = 1024
