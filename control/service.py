@@ -180,6 +180,30 @@ def start_election(reactor: Any, database: str) -> Any:
     return elector
 
 
+def flush_heartbeats(reactor: Any, store: Any, runner: Any, interval: float) -> None:
+    """Write the heartbeats the store keeps in memory every ``interval`` seconds, and
+    once more at shutdown (:mod:`control.store.seen`)."""
+    from twisted.internet.task import LoopingCall
+
+    log = structlog.get_logger("shoal.control")
+
+    def flush() -> Any:
+        d = runner(store.flush_seen)
+        d.addErrback(lambda f: log.warning("heartbeats.flush_failed", error=f.getErrorMessage()))
+        return d
+
+    loop = LoopingCall(flush)
+    loop.clock = reactor
+    reactor.callWhenRunning(loop.start, interval, now=False)
+
+    def stop() -> Any:
+        if loop.running:
+            loop.stop()
+        return flush()
+
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+
+
 def listen_for_changes(reactor: Any, database: str, notifier: Any) -> None:
     """On PostgreSQL, wake watchers when another replica commits (LISTEN/NOTIFY)."""
     if not is_postgres(database):
@@ -225,8 +249,11 @@ def build_site(
     metrics = ControlMetrics() if metrics is None else metrics
     store = MeteredStore(store, metrics, reactor)
     threaded = ThreadedStore(store, runner)
-    failover = FailoverSettings(grace=options.failover_grace)
     replicated = database is not None and is_postgres(database)
+    failover = FailoverSettings(grace=options.failover_grace)
+    if replicated:
+        failover = FailoverSettings(grace=failover.grace, seen_lag=failover.replicated_lag)
+    flush_heartbeats(reactor, store, runner, failover.seen_flush)
     floor = options.watch_floor
     if floor is None:
         floor = 5.0 if replicated else 1.0
@@ -344,7 +371,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         if database[len("sqlite:///") :] not in ("", ":memory:"):
             hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
-    store = open_store(database, upgrade=True, retention=retention)
+    store = open_store(database, upgrade=True, retention=retention, seen_in_memory=True)
     # Before anything listens (the reactor is not running yet): no revoked
     # certificate gets in while the first refresh is on its way.
     denylist.update(r.serial for r in store.revocations())

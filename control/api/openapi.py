@@ -89,7 +89,8 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("get", "/v1/configuration/leases", "Every unexpired lease.", {200: s.LEASES}),
     Operation(
-        "post", "/v1/configuration/leases", "Acquire (201) or renew (200) a lease.",
+        "post", "/v1/configuration/leases",
+        "Acquire (201) or renew (200) a lease; with move, also make its node the primary.",
         {201: s.LEASE, 200: s.LEASE}, s.ACQUIRE_LEASE, (404, 405, 409), conditional=True,
     ),
     Operation(

@@ -149,6 +149,13 @@ ACQUIRE_LEASE = _object(
             "or null for never."
         ),
     },
+    move={
+        "type": "boolean",
+        "description": (
+            "Also make node_uuid the dataset's primary (bind or move it there), in the same "
+            "write: both happen or neither (a CSI ControllerPublishVolume). Default false."
+        ),
+    },
 )
 NORMAL_PATH = "^(/([^./\\x00][^/\\x00]*|\\.[^./\\x00][^/\\x00]*|\\.\\.[^/\\x00]+))+$"
 """An absolute, normalised path below ``/``: no empty, ``.`` or ``..`` part, no trailing ``/``."""
@@ -260,6 +267,22 @@ WATCH_QUERY: dict[str, Schema] = {
         "maximum": WATCH_MAXIMUM,
         "description": (
             f"Seconds to wait, from 0 to {WATCH_MAXIMUM:g} (default {WATCH_DEFAULT:g})."
+        ),
+    },
+    "node": {
+        **UUID,
+        "description": (
+            "A node uuid: wake on the configuration only for changes that concern this "
+            "node (or everyone), not for every write (an agent watching its own node)."
+        ),
+    },
+    "datasets": {
+        "type": "string",
+        "pattern": UUID_LIST_PATTERN,
+        "maxLength": MAX_ALSO * 37 - 1,
+        "description": (
+            f"Dataset ids (UUIDs) separated by commas, at most {MAX_ALSO}: wake on the "
+            "configuration only for changes that concern one of them, or the node, or everyone."
         ),
     },
 }

@@ -342,15 +342,15 @@ class HTTPClient:
         return [lease_from_json(o, now) for o in obj]
 
     def acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool = False
     ) -> Deferred[LeaseGrant]:
         """See :meth:`ShoalClient.acquire_lease`."""
-        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires))
+        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires, move))
 
     async def _acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool
     ) -> LeaseGrant:
-        body = messages.acquire_lease_body(dataset_id, node_uuid, expires)
+        body = messages.acquire_lease_body(dataset_id, node_uuid, expires, move)
         response, obj = await self._call("POST", "/v1/configuration/leases", body)
         return LeaseGrant(lease_from_json(obj, self._clock.seconds()), response.code == 201)
 
@@ -583,13 +583,24 @@ class HTTPClient:
 
         return Deferred.fromCoroutine(call())
 
-    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def watch(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        node: UUID | None = None,
+        datasets: Iterable[UUID] = (),
+    ) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""
         params = {
             "configuration": str(configuration),
             "state": str(state),
             "timeout": f"{timeout:g}",
         }
+        if node is not None:
+            params["node"] = str(node)
+        if datasets:
+            params["datasets"] = ",".join(sorted(str(d) for d in datasets))
         return Deferred.fromCoroutine(self._watch(params, timeout))
 
     async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:

@@ -62,6 +62,11 @@ class Snapshot:
         return Snapshot(self.generation + 1, self.datasets,
                         self.leases.set(lease.dataset_id, lease), self.changes.then(()))
 
+    def with_lease_and_dataset(self, lease: Lease, dataset: Dataset) -> Snapshot:
+        """The next generation, with ``lease`` and ``dataset`` stored (one write)."""
+        return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
+                        self.leases.set(lease.dataset_id, lease))
+
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""
         return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id),
@@ -83,12 +88,24 @@ class Snapshot:
                         self.changes.then(ids))
 
 
+RECENT_CHANGES = 1024
+"""How many committed changes :class:`SnapshotCache` keeps to bring a late snapshot up to date."""
+
+
 class SnapshotCache:
-    """Holds at most one :class:`Snapshot`; safe to share between threads."""
+    """Holds at most one :class:`Snapshot`; safe to share between threads.
+
+    It also remembers the last :data:`RECENT_CHANGES` committed changes by the
+    generation each started from, so that a snapshot read before some of them
+    (a listing of every dataset takes long, and writes go on meanwhile) is
+    brought up to date when it is put, instead of being stale at once and
+    read again in full by the next reader, for ever while writes go on.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self._changes: dict[int, Callable[[Snapshot], Snapshot]] = {}
 
     def get(self, generation: int) -> Snapshot | None:
         """The cached snapshot if it is at ``generation``."""
@@ -96,13 +113,27 @@ class SnapshotCache:
         return snapshot if snapshot is not None and snapshot.generation == generation else None
 
     def put(self, snapshot: Snapshot) -> None:
-        """Cache ``snapshot`` unless a newer one is already cached."""
+        """Cache ``snapshot`` (with the changes since it, if known) unless a newer one is cached."""
         with self._lock:
+            snapshot = self._forward(snapshot)
             if self._snapshot is None or self._snapshot.generation <= snapshot.generation:
                 self._snapshot = snapshot
 
     def advance(self, before: int, change: Callable[[Snapshot], Snapshot]) -> None:
         """Apply ``change`` (a committed write from ``before``) if the cache is at ``before``."""
         with self._lock:
+            self._changes[before] = change
+            while len(self._changes) > RECENT_CHANGES:
+                del self._changes[next(iter(self._changes))]
             if self._snapshot is not None and self._snapshot.generation == before:
-                self._snapshot = change(self._snapshot)
+                self._snapshot = self._forward(self._snapshot)
+
+    def _forward(self, snapshot: Snapshot) -> Snapshot:
+        """``snapshot`` with every remembered change from its generation on applied."""
+        change = self._changes.get(snapshot.generation)
+        while change is not None:
+            before, snapshot = snapshot.generation, change(snapshot)
+            if snapshot.generation <= before:  # every change moves on by one; never loop
+                break
+            change = self._changes.get(snapshot.generation)
+        return snapshot

@@ -316,6 +316,38 @@ class StoreConformance:
             store.acquire_lease(lease, None, NOW)
         assert (store.versions(), store.configuration(NOW)) == before
 
+    def test_acquire_and_move(self, store: Store) -> None:
+        """With ``move``, the lease is taken and its node made the primary in one generation,
+        with both events."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        lease = Lease(dataset.dataset_id, b, None)
+        assert store.acquire_lease(lease, None, NOW, move=True) == (lease, True, 2)
+        configuration = store.configuration(NOW)
+        assert configuration.leases == {dataset.dataset_id: lease}
+        moved = configuration.datasets[dataset.dataset_id]
+        assert (moved.primary, moved.epoch) == (b, dataset.epoch + 1)
+        kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
+        assert kinds[-2:] == ["lease_taken", "moved"]
+
+    @pytest.mark.parametrize("case", ["held", "unknown node", "deleted"])
+    def test_acquire_and_move_refused(self, store: Store, case: str) -> None:
+        """A lease with ``move`` that cannot be taken, or whose move is refused, changes
+        nothing: neither the lease nor the primary."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        node = b
+        if case == "held":
+            store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        elif case == "unknown node":
+            node = uuid4()
+        else:
+            store.delete_dataset(dataset.dataset_id, None, NOW)
+        before = (store.versions(), store.configuration(NOW))
+        with pytest.raises((Conflict, NotFound, NotAllowed, InvalidRequest)):
+            store.acquire_lease(Lease(dataset.dataset_id, node, None), None, NOW, move=True)
+        assert (store.versions(), store.configuration(NOW)) == before
+
     def test_expired_lease_is_replaced(self, store: Store) -> None:
         """Another node may take a lease once it has expired: that lease is new."""
         a, b = add_node(store), add_node(store, "b")
@@ -460,6 +492,22 @@ class StoreConformance:
         assert state.reports == {a: latest}
         assert state.nodes[a].last_seen == NOW + 7
         assert state.version == 3
+
+    def test_flushed_heartbeats_are_durable(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """A report saying nothing new is seen at once, and after ``flush_seen`` by a
+        store opened afterwards; flushing changes nothing a read sees."""
+        a = add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        assert store.report_state(report(a, 0, at=NOW + 2)) is False
+        assert [n.last_seen for n in store.nodes()] == [NOW + 2]
+        before = store.cluster_state()
+        assert store.flush_seen() >= 0
+        assert store.cluster_state() == before
+        again = reopen()
+        assert again.cluster_state().nodes[a].last_seen == NOW + 2
+        assert again.cluster_state().reports[a].reported_at == NOW + 2
 
     def test_cluster_state_read_after_each_write_sees_it(self, store: Store) -> None:
         """Each read of the actual state after a write (reports, registrations, times seen,
