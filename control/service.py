@@ -232,8 +232,8 @@ def build_site(
     other replicas' writes and takes part in the leader election. The revoked
     certificates (``denylist``) are loaded at start and every
     :data:`REVOCATION_REFRESH` seconds; the site drops the live connections of a
-    certificate as soon as it is revoked. With ``warm`` (before the reactor runs), the
-    listings are loaded and encoded before it returns (:meth:`ControlAPI.warm`)."""
+    certificate as soon as it is revoked. With ``warm``, the listings are loaded and
+    encoded in the pool once the reactor runs (:meth:`ControlAPI.warm`)."""
     from twisted.internet.task import LoopingCall
 
     from control.api.app import ControlAPI
@@ -271,7 +271,7 @@ def build_site(
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
     if warm:
-        _warm(reactor, api)
+        reactor.callWhenRunning(_warm, reactor, threaded, api)
     metrics.watch(lambda: api.notifier.waiting)
     metrics.collect_cluster(store, reactor, failover, api.started)
     if database is not None:
@@ -330,13 +330,20 @@ def _refresh_failed(failure: Failure) -> None:
     )
 
 
-def _warm(reactor: Any, api: Any) -> None:
-    """Fill the API's caches before it listens, and log how long that took."""
+def _warm(reactor: Any, threaded: Any, api: Any) -> Deferred:
+    """Fill the API's caches in the pool (the service already listens: agents are answered
+    meanwhile), and log how long that took."""
+    log = structlog.get_logger("shoal.control")
     started = reactor.seconds()
-    datasets = api.warm()
-    structlog.get_logger("shoal.control").info(
-        "control.warmed", datasets=datasets, seconds=round(reactor.seconds() - started, 3)
-    )
+
+    def warmed(datasets: int) -> None:
+        log.info("control.warmed", datasets=datasets,
+                 seconds=round(reactor.seconds() - started, 3))
+
+    def failed(reason: Failure) -> None:
+        log.warning("control.warm_failed", error=reason.getErrorMessage())
+
+    return threaded.compute(api.warm).addCallbacks(warmed, failed)
 
 
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
@@ -377,8 +384,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.api.metrics import ControlMetrics
 
     metrics = ControlMetrics()
-    configure_logging()
     site = build_site(reactor, store, pool, options, database, denylist, metrics, warm=True)
+    configure_logging()
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
 

@@ -171,8 +171,9 @@ class ControlAPI:
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
-        (call it before the service listens, as the denylist is loaded): the first listings
-        after a restart are then answered from the caches. Returns the datasets loaded."""
+        (the service calls it in its pool once it listens): the first listings after a
+        restart then find the caches filled, or wait for this instead of doing the same work
+        again. Returns the datasets loaded."""
         store = self._store.store
         configuration = store.configuration(self._now())
         self._listing.listing(configuration)

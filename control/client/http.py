@@ -228,18 +228,18 @@ class HTTPClient:
 
     async def _list_datasets(self) -> DatasetListing:
         """Read ``/v1/shoal/datasets`` page by page (the tag is the first page's: a write made
-        with it is refused if anything changed while paging); a service without pages
-        answers the whole listing to the first request."""
+        with it is refused if anything changed while paging), each dataset as the Flocker
+        listing has it (:func:`_as_flocker`: callers see exactly what they saw before pages);
+        a service without pages answers the whole listing to the first request."""
         tag, found, token = None, [], None
         while True:
             params = {"limit": str(LISTING_PAGE)} | ({"continue": token} if token else {})
             response, obj = await self._call("GET", "/v1/shoal/datasets", params=params)
             if tag is None:
                 tag = (response.headers.getRawHeaders(TAG_HEADER) or [""])[0]
-            if isinstance(obj, list):
-                return DatasetListing(tag, [dataset_from_json(o) for o in obj])
-            found += [dataset_from_json(o) for o in obj["items"]]
-            token = obj["continue"]
+            items = obj if isinstance(obj, list) else obj["items"]
+            found += [dataset_from_json(_as_flocker(o)) for o in items]
+            token = None if isinstance(obj, list) else obj["continue"]
             if token is None:
                 return DatasetListing(tag, found)
 
@@ -606,3 +606,13 @@ class HTTPClient:
     async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:
         answer = await self._json("GET", "/v1/shoal/watch", params=params, waits=timeout)
         return versions_from_json(answer)
+
+
+def _as_flocker(shoal: Mapping[str, Any]) -> dict[str, Any]:
+    """A dataset of ``/v1/shoal/datasets`` as ``/v1/configuration/datasets`` shows it
+    (:func:`control.wire.dataset_to_json`): a released dataset is deleted there."""
+    flocker = {key: shoal[key] for key in ("dataset_id", "primary", "metadata") if key in shoal}
+    flocker["deleted"] = bool(shoal.get("deleted")) or bool(shoal.get("released"))
+    if shoal.get("maximum_size") is not None:
+        flocker["maximum_size"] = shoal["maximum_size"]
+    return flocker

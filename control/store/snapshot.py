@@ -65,7 +65,8 @@ class Snapshot:
     def with_lease_and_dataset(self, lease: Lease, dataset: Dataset) -> Snapshot:
         """The next generation, with ``lease`` and ``dataset`` stored (one write)."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
-                        self.leases.set(lease.dataset_id, lease))
+                        self.leases.set(lease.dataset_id, lease),
+                        self.changes.then([dataset.dataset_id]))
 
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""

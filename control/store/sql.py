@@ -95,6 +95,7 @@ class SQLStore:
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
         self._state_cache = StateCache()
+        self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
         )
@@ -142,15 +143,23 @@ class SQLStore:
 
     def configuration(self, now: float) -> Configuration:
         """The whole configuration; leases that expired by ``now`` are left out."""
+        snapshot = self._cached_snapshot()
+        if snapshot is None:
+            with self._loading:  # one thread loads; the others wait for it, then use it
+                snapshot = self._cached_snapshot()
+                if snapshot is None:
+                    with self._read() as connection:
+                        generation, _ = q.read_counters(connection)
+                        snapshot = Snapshot(generation, pmap(q.all_datasets(connection)),
+                                            pmap(q.all_leases(connection)))
+                    self._cache.put(snapshot)
+        return snapshot.configuration(now)
+
+    def _cached_snapshot(self) -> Snapshot | None:
+        """The cached snapshot if it is at the generation the database is at, else ``None``."""
         with self._read() as connection:
             generation, _ = q.read_counters(connection)
-            snapshot = self._cache.get(generation)
-            if snapshot is None:
-                snapshot = Snapshot(
-                    generation, pmap(q.all_datasets(connection)), pmap(q.all_leases(connection))
-                )
-                self._cache.put(snapshot)
-        return snapshot.configuration(now)
+        return self._cache.get(generation)
 
     def dataset(self, dataset_id: UUID) -> Dataset | None:
         """One dataset, deleted or not, or ``None``."""

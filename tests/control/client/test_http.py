@@ -6,18 +6,21 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from attrs import evolve
 from treq.testing import StubTreq
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.error import ConnectionRefusedError
 from twisted.internet.task import Clock
 
 from control.api.app import ControlAPI
-from control.client.http import HTTPClient
+from control.client.http import HTTPClient, _as_flocker
 from control.client.interface import ShoalClient
 from control.errors import Conflict, ShoalError, Unavailable
+from control.model import Dataset
 from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
+from control.wire import dataset_from_json, dataset_to_json, node_dataset_to_json
 
 from .suite import START, ClientContract, ClientHarness, result_of
 
@@ -189,3 +192,18 @@ def test_when_no_replica_answers_the_last_failure_is_raised() -> None:
     with pytest.raises(Unavailable, match="down:1.*refused"):
         result_of(client.version())
 
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"deleted": True}, {"released": True, "released_from": UUID(int=9)},
+     {"epoch": 4, "filesystem": "xfs", "storage_class": "fast", "maximum_size": None,
+      "readers": frozenset({UUID(int=7)})}],
+)
+def test_paged_datasets_are_read_as_the_flocker_listing_has_them(changes: dict[str, Any]) -> None:
+    """A dataset read from a page of ``/v1/shoal/datasets`` is the value the Flocker listing
+    gave before pages (a released dataset is deleted there), so no caller changes behaviour."""
+    dataset = evolve(Dataset(dataset_id=UUID(int=1), primary=UUID(int=2), maximum_size=2**30,
+                             metadata={"name": "db"}), **changes)
+    from_page = dataset_from_json(_as_flocker(node_dataset_to_json(dataset)))
+    assert from_page == dataset_from_json(dataset_to_json(dataset))
