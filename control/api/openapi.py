@@ -177,8 +177,9 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get", "/v1/shoal/datasets",
-        "Every dataset (deleted ones too) with its class, access mode, epoch and filesystem.",
-        {200: s.SHOAL_DATASETS},
+        "Every dataset (deleted ones too) with its class, access mode, epoch and filesystem; "
+        "one page of them with `limit` (and `continue`).",
+        {200: s.SHOAL_DATASETS_ANSWER}, None, (400,), s.SHOAL_DATASETS_QUERY,
     ),
     Operation(
         "post", "/v1/shoal/datasets",

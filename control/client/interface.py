@@ -403,7 +403,16 @@ class ShoalClient(Protocol):
         (deleted), ``InvalidRequest`` (a bad grace), ``PreconditionFailed``."""
         ...
 
-    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def watch(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        node: UUID | None = None,
+        datasets: Iterable[UUID] = (),
+    ) -> Deferred[Versions]:
         """Fire with the counters once either passes the given values, or after
-        ``timeout`` seconds with the counters unchanged."""
+        ``timeout`` seconds with the counters unchanged. With ``node`` (and
+        ``datasets``), a configuration change wakes it only if it concerns that node
+        or one of those datasets (or everyone)."""
         ...

@@ -12,7 +12,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
+from attrs import frozen
+
 from control.classes import StorageClass
+from control.errors import ShoalError
 from control.events import EventQuery
 from control.model import (
     ClusterState,
@@ -27,6 +30,22 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
+
+
+@frozen
+class NewDataset:
+    """One create of a group (:meth:`Store.create_datasets`): what
+    :meth:`Store.create_dataset` takes."""
+
+    dataset: Dataset
+    if_tag: str | None = None
+    now: float = 0.0
+    actor: str | None = None
+
+
+Created = tuple[Dataset, int] | ShoalError | Exception
+"""The answer to one :class:`NewDataset`: the dataset stored and its generation, or
+the refusal, or (a bug) the exception that failed it alone."""
 
 
 @runtime_checkable
@@ -85,6 +104,19 @@ class Store(Protocol):
         that source by :func:`control.snapshots.check_source` (404 unknown,
         409 deleted or a snapshot not ready, 400 smaller than the source) and
         recorded with a ``restored`` or ``cloned`` event instead of ``created``.
+        """
+        ...
+
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """Several :meth:`create_dataset`, in order, as if one after another (group commit).
+
+        Each is answered alone, in order: the dataset stored and its
+        generation, or the :class:`~control.errors.ShoalError` refusing it
+        (which changes nothing, and does not stop the others). A later create
+        sees the earlier ones (their generations, names and ids); their events
+        are in the same order. Those stored are committed together, before
+        this returns; a failure of the database
+        (:class:`~control.errors.Unavailable`) raises and stores none.
         """
         ...
 
@@ -386,6 +418,12 @@ class Store(Protocol):
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports."""
+        ...
+
+    def flush_seen(self) -> int:
+        """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
+        one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at
+        once either way; this only makes it durable and visible to other replicas."""
         ...
 
     def close(self) -> None:
