@@ -91,13 +91,17 @@ def news(
     return fresh, shown | frozenset(keys[c] for c in fresh)
 
 
-def permanent_error(conditions: Sequence[NodeCondition], dataset_id: UUID) -> NodeCondition | None:
-    """The first permanent error an agent reports for ``dataset_id``, if any."""
+def permanent_error(
+    conditions: Sequence[NodeCondition], dataset_id: UUID, node: UUID | None = None
+) -> NodeCondition | None:
+    """The first permanent error an agent reports for ``dataset_id`` (``node``'s agent only,
+    if given), if any."""
     return next(
         (
             c
             for c in blocking(conditions, dataset_id)
             if c.condition.permanent and c.condition.kind is ConditionKind.ERROR
+            and (node is None or c.node_uuid == node)
         ),
         None,
     )
@@ -117,10 +121,13 @@ async def wait_for_state(
     on_progress: Callable[[str], None] = _ignore,
     on_condition: Callable[[NodeCondition], None] = _ignore,
     node: UUID | None = None,
+    blocked_by: UUID | None = None,
 ) -> T:
     """What ``check`` returns once the goal is reached; see the module docstring.
 
-    With ``node``, ``check`` sees the datasets as that node alone reports them."""
+    With ``node``, ``check`` sees the datasets as that node alone reports them. With
+    ``blocked_by``, only that node's permanent errors end the wait (a wait for a mount on one
+    node is not ended by another's, e.g. a stale epoch of a node the dataset has left)."""
     deadline = clock.seconds() + timeout
     seen: Versions | None = None
     last: str | None = None
@@ -137,7 +144,7 @@ async def wait_for_state(
             fresh, shown = news(conditions, dataset_id, shown)
             for found in fresh:
                 on_condition(found)
-            blocked = permanent_error(conditions, dataset_id)
+            blocked = permanent_error(conditions, dataset_id, blocked_by)
             if blocked is not None:
                 raise WaitBlocked(blocked)
         left = deadline - clock.seconds()

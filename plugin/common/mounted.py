@@ -4,7 +4,7 @@ Wait, woken by the control service's watch, until a dataset is reported mounted 
 The Docker plugin's Mount and the CSI node's NodeStageVolume both wait this
 way: :func:`wait_mounted` returns the reported mount path (which the caller
 still checks on its own node, :mod:`plugin.hostmounts`), gives up at once on
-a permanent error an agent reports (:class:`~control.client.waiting.WaitBlocked`)
+a permanent error the node's own agent reports (:class:`~control.client.waiting.WaitBlocked`)
 and after ``timeout`` seconds (:class:`~control.client.waiting.WaitTimedOut`).
 """
 
@@ -37,8 +37,10 @@ async def wait_mounted(
     own: bool = False,
 ) -> str:
     """The path ``dataset_id`` is reported mounted at on ``node``, once it is (``own``: as
-    ``node`` alone reports it: a ReadOnlyMany reader, which its primary's report hides)."""
+    ``node`` alone reports it: a ReadOnlyMany reader, which its primary's report hides). Only
+    ``node``'s own permanent errors end the wait early."""
     check = mounted_check(dataset_id, node)
     return await wait_for_state(
-        client, clock, check, timeout, dataset_id=dataset_id, node=node if own else None
+        client, clock, check, timeout, dataset_id=dataset_id, node=node if own else None,
+        blocked_by=node,
     )

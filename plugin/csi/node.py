@@ -147,7 +147,7 @@ class NodeService:
         the watch), checked on this node: a block device that nothing mounts."""
         device = await wait_for_state(
             self._client, self._clock, rules.attached_check(dataset_id, node),
-            self.stage_timeout, dataset_id=dataset_id,
+            self.stage_timeout, dataset_id=dataset_id, blocked_by=node,
         )
         found: str = await self._run(hostfs.raw_device, device)
         return found
@@ -288,7 +288,7 @@ class NodeService:
             else:
                 size = await wait_for_state(
                     self._client, self._clock, self._grown(dataset_id, wanted),
-                    self.stage_timeout, dataset_id=dataset_id,
+                    self.stage_timeout, dataset_id=dataset_id, blocked_by=self._node(),
                 )
         return csi.NodeExpandVolumeResponse(capacity_bytes=size)
 

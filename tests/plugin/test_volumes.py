@@ -192,6 +192,23 @@ class TestMount:
         )
         assert cluster.lease_holder(dataset.dataset_id) is None
 
+    def test_another_nodes_permanent_error_does_not_end_the_mount(
+        self, cluster: Cluster
+    ) -> None:
+        """A permanent error another node reports for the dataset (a stale epoch of a node it
+        has left) does not end a Mount waiting on this node; this node's mount does."""
+        dataset = create(cluster, NODE1)
+        d = start(cluster.services[NODE1].mount("vol", "c1"))
+        stale = Condition(dataset.dataset_id, ConditionKind.ERROR, "stale_epoch",
+                          "attach failed: stale epoch", START, "attach", 1, True)
+        result(cluster.client.report_state(
+            NodeState(NODE2, era=None, generation=2, conditions=(stale,))))
+        cluster.clock.advance(0)
+        assert not d.called
+        cluster.converge(NODE1)
+        cluster.clock.advance(0)
+        assert isinstance(result(d), str)
+
     def test_timeout_without_any_report(self, cluster: Cluster) -> None:
         """With no agent report at all, the timeout message says so."""
         create(cluster, NODE1)

@@ -86,3 +86,17 @@ def test_release_without_lease() -> None:
     result = cluster()("lease", "release", "db")
     expected = f"error: Dataset {DATASET_1} has no lease to release.\n"
     assert (result.code, result.err) == (1, expected)
+
+
+def test_lease_with_move() -> None:
+    """``--move`` leases the dataset to the node and makes that node its primary."""
+    cli = CLI()
+    cli.register(NODE_1, "node1")
+    cli.register(NODE_2, "node2")
+    cli.create(DATASET_1, NODE_1, "db")
+    result = cli("lease", "acquire", "db", "--node", "node2", "--move")
+    assert (result.code, result.err) == (0, "")
+    assert result.out == (f"acquired lease on dataset {DATASET_1} for node2, expiring never; "
+                          "node2 is its primary\n")
+    (dataset,) = cli.wait(cli.client.list_datasets()).datasets
+    assert dataset.primary == NODE_2
