@@ -19,6 +19,7 @@ from attrs import frozen
 from pyrsistent import PMap
 
 from control.model import Configuration, Dataset, Lease
+from control.store.changelog import ChangeLog
 
 
 @frozen
@@ -28,6 +29,10 @@ class Snapshot:
     generation: int
     datasets: PMap
     leases: PMap
+    touched: frozenset[UUID] | None = None
+    """The datasets the write that made this snapshot from the previous generation
+    changed (``None``: not known, as for a snapshot read whole). A change that makes
+    a snapshot any other way than these methods leaves it ``None``."""
 
     def configuration(self, now: float) -> Configuration:
         """The configuration as of ``now``: expired leases left out."""
@@ -47,16 +52,17 @@ class Snapshot:
     def with_dataset(self, dataset: Dataset) -> Snapshot:
         """The next generation, with ``dataset`` stored."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
-                        self.leases)
+                        self.leases, frozenset({dataset.dataset_id}))
 
     def with_lease(self, lease: Lease) -> Snapshot:
         """The next generation, with ``lease`` stored."""
         return Snapshot(self.generation + 1, self.datasets,
-                        self.leases.set(lease.dataset_id, lease))
+                        self.leases.set(lease.dataset_id, lease), frozenset())
 
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""
-        return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id))
+        return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id),
+                        frozenset())
 
     def without_datasets(self, dataset_ids: Iterable[UUID]) -> Snapshot:
         """The next generation, with ``dataset_ids`` and their leases purged."""
@@ -66,7 +72,8 @@ class Snapshot:
             datasets.remove(dataset_id)
             if dataset_id in self.leases:
                 leases.remove(dataset_id)
-        return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent())
+        return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent(),
+                        frozenset(ids))
 
 
 class SnapshotCache:
@@ -75,6 +82,8 @@ class SnapshotCache:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshot: Snapshot | None = None
+        self.changes = ChangeLog()
+        """The datasets each generation this cache advanced to changed."""
 
     def get(self, generation: int) -> Snapshot | None:
         """The cached snapshot if it is at ``generation``."""
@@ -92,3 +101,5 @@ class SnapshotCache:
         with self._lock:
             if self._snapshot is not None and self._snapshot.generation == before:
                 self._snapshot = change(self._snapshot)
+                if self._snapshot.touched is not None:
+                    self.changes.record(self._snapshot.generation, self._snapshot.touched)

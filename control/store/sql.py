@@ -168,6 +168,11 @@ class SQLStore:
         with self._read() as connection:
             return q.node_with_era(connection, era)
 
+    def configuration_changes(self, since: int, upto: int) -> frozenset[UUID] | None:
+        """The datasets changed from generation ``since`` to ``upto``, or ``None`` when not
+        known (:class:`~control.store.changelog.ChangeLog`)."""
+        return self._cache.changes.between(since, upto)
+
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports.
 
@@ -712,7 +717,7 @@ class SQLStore:
                 moved = s.with_dataset(stored)
                 if released:
                     moved = Snapshot(moved.generation, moved.datasets,
-                                     moved.leases.discard(dataset_id))
+                                     moved.leases.discard(dataset_id), moved.touched)
                 return moved
 
             w.changed(update)
@@ -768,7 +773,7 @@ def _purge(connection: Connection) -> list[UUID]:
 
 def _next_generation(snapshot: Snapshot) -> Snapshot:
     """The cached configuration at the next generation (a write it does not hold changed)."""
-    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases)
+    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases, frozenset())
 
 
 def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
