@@ -232,8 +232,10 @@ class ReportCache:
     Fed by the reports this process writes (:class:`MeteredStore`), and loaded
     whole from the store (its cached state) by the collector whenever the state
     version moved since the last load, and every :data:`RESYNC` seconds. A
-    node's entry is only ever replaced by a report received later, and
-    summarised once, when a scrape first needs it.
+    node's entry is only ever replaced by a report received later. Each report
+    is summarised once: one this process wrote right away, on the writer's
+    thread (the write is O(report) already, and the scrape after it need not
+    be), another when a scrape first needs it.
     """
 
     def __init__(self, resync: float = RESYNC) -> None:
@@ -245,9 +247,11 @@ class ReportCache:
         self._loaded_at: float | None = None
 
     def wrote(self, report: NodeState) -> None:
-        """Keep ``report``, which this process just stored."""
+        """Keep ``report``, which this process just stored, and its summary."""
+        summary = summarise(report)
         with self._lock:
-            self._put(report)
+            if self._put(report):
+                self._summaries[report.node_uuid] = (report, summary)
 
     def stale(self, now: float) -> bool:
         """Whether the cache must be loaded from the store (never was, or long ago)."""
@@ -263,12 +267,14 @@ class ReportCache:
                     self._put(report)
             self._loaded_at = now
 
-    def _put(self, report: NodeState) -> None:
+    def _put(self, report: NodeState) -> bool:
+        """Keep ``report`` unless a later one is kept; whether it was."""
         old = self._reports.get(report.node_uuid)
         if old is not None and (old.reported_at or 0.0) > (report.reported_at or 0.0):
-            return
+            return False
         self._reports[report.node_uuid] = report
         self._version += 1
+        return True
 
     def summaries(self) -> tuple[int, dict[UUID, NodeSummary]]:
         """A version that moves whenever a report is replaced, and every node's summary."""
@@ -336,9 +342,12 @@ class ClusterCollector:
         now = self._clock.seconds()
         versions = self._store.versions()
         if self._state_seen != versions.state or self._reports.stale(now):
-            self._reports.load(self._store.cluster_state().reports.values(), now)
+            state = self._store.cluster_state()
+            self._reports.load(state.reports.values(), now)
             self._state_seen = versions.state
-        nodes = self._store.nodes()
+            nodes = list(state.nodes.values())
+        else:
+            nodes = self._store.nodes()
         fenced = frozenset(n.uuid for n in nodes if n.fence is not None)
         _, summaries = self._reports.summaries()
         with self._lock:
