@@ -19,7 +19,7 @@ The control service's Prometheus metrics (the list and their meaning: docs/opera
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -46,7 +46,7 @@ from control.metrics_http import MetricsResource, TimedResource
 from control.model import Dataset, NodeState
 from control.reactor import ReactorTime
 from control.runners import Runner
-from control.store.interface import Store
+from control.store.interface import Created, NewDataset, Store
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -197,6 +197,23 @@ class MeteredStore:
         write.__name__ = name
         return write
 
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """The wrapped store's group of creates, each counted as one ``create_dataset``."""
+        try:
+            answers = self.store.create_datasets(creates)
+        except Exception:
+            self._metrics.writes.labels("create_dataset", "failed").inc(len(creates))
+            raise
+        for new, answer in zip(creates, answers, strict=True):
+            if isinstance(answer, ShoalError):
+                self._metrics.writes.labels("create_dataset", "refused").inc()
+            elif isinstance(answer, Exception):
+                self._metrics.writes.labels("create_dataset", "failed").inc()
+            else:
+                self._metrics.writes.labels("create_dataset", "ok").inc()
+                self._wrote("create_dataset", (new.dataset,), answer)
+        return answers
+
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
         if name == "report_state" and args and isinstance(args[0], NodeState):
             if result:  # a new observation (an unchanged one leaves the cached one right)
@@ -300,10 +317,9 @@ class ClusterCollector:
     The dataset counts are a :class:`~control.dataset_tally.Tally` kept between
     scrapes and keyed by the configuration generation, the state version and
     the fenced nodes, so they are never stale: when the configuration moved, the
-    tally is patched with the datasets the store's change log says changed
-    (:meth:`SQLStore.configuration_changes
-    <control.store.sql.SQLStore.configuration_changes>`), or counted from scratch
-    when it cannot say; when the state version moved, the reports are read
+    tally is patched with the datasets its change log says changed
+    (:attr:`Configuration.changes <control.model.Configuration.changes>`), or
+    counted from scratch when the log cannot say; when the state version moved, the reports are read
     again (the store's cached state) into the :class:`ReportCache`, and only
     the nodes whose report changed are summarised and judged again.
     """
@@ -366,14 +382,11 @@ class ClusterCollector:
         summaries: Mapping[UUID, NodeSummary],
         fenced: frozenset[UUID],
     ) -> Tally:
-        """``tally`` moved to the store's configuration: patched with the datasets the
-        store's change log names, else counted from scratch."""
+        """``tally`` moved to the store's configuration: patched with the datasets its
+        change log names, else counted from scratch."""
         configuration = self._store.configuration(now)
         generation = configuration.generation
-        changes = getattr(self._store, "configuration_changes", None)
-        changed = None
-        if tally is not None and changes is not None:
-            changed = changes(tally.generation, generation)
+        changed = None if tally is None else configuration.changes.since(tally.generation)
         if tally is None or changed is None:
             return Tally.of(generation, configuration.datasets, summaries, fenced)
         return tally.with_datasets(generation, configuration.datasets, changed)
