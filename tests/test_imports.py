@@ -69,6 +69,8 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.classes", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.binding", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.readers", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.cluster_metrics", (*IO, "control.api", "control.store", "sqlalchemy")),
+    ("control.dataset_tally", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),
     ("agent.cli", (*SERVICE, "klein", "agent.service", "agent.loop", "agent.backends.loopback")),
     ("plugin.cli", (*SERVICE, "klein", "plugin.serve", "plugin.volumes", "agent.service")),

@@ -7,18 +7,19 @@ The control service's Prometheus metrics (the list and their meaning: docs/opera
 - :class:`MeteredStore` wraps the blocking store: it counts every write and
   feeds the convergence lag (a dataset write starts the clock, the report that
   shows it reached stops it; :class:`control.cluster_metrics.PendingChanges`).
-- :class:`ClusterCollector` computes datasets by state and nodes by liveness
-  at scrape time from the store's cached configuration, the nodes and a
-  :class:`ReportCache` (the reports this process stored, each summarised once;
-  reloaded from the store every minute), recomputing the dataset counts only
-  when the configuration, a report or a fence changed. The scrape runs in the
+- :class:`ClusterCollector` yields datasets by state and nodes by liveness at
+  scrape time: the dataset counts are a :class:`control.dataset_tally.Tally`
+  patched with what changed since the last scrape (the datasets the store's
+  change log names, the nodes whose report changed, the fences), keyed by the
+  configuration generation and the state version; the reports come from a
+  :class:`ReportCache` (each summarised once). The scrape runs in the
   database thread pool (:class:`control.metrics_http.MetricsResource`).
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -32,15 +33,13 @@ from werkzeug.routing import Map, RequestRedirect
 
 from control.cluster_metrics import (
     DatasetHealth,
-    DesiredIndex,
     NodeCounts,
     NodeSummary,
     PendingChanges,
-    count_datasets,
-    index_datasets,
     node_counts,
     summarise,
 )
+from control.dataset_tally import Tally
 from control.errors import ShoalError
 from control.liveness import FailoverSettings, Liveness
 from control.metrics_http import MetricsResource, TimedResource
@@ -248,9 +247,12 @@ class ReportCache:
     """The latest report of each node, each with its :class:`NodeSummary`; thread-safe.
 
     Fed by the reports this process writes (:class:`MeteredStore`), and loaded
-    whole from the store at the first scrape and every :data:`RESYNC` seconds
-    (reports another process wrote). A node's entry is only ever replaced by a
-    report received later, and summarised once, when a scrape first needs it.
+    whole from the store (its cached state) by the collector whenever the state
+    version moved since the last load, and every :data:`RESYNC` seconds. A
+    node's entry is only ever replaced by a report received later. Each report
+    is summarised once: one this process wrote right away, on the writer's
+    thread (the write is O(report) already, and the scrape after it need not
+    be), another when a scrape first needs it.
     """
 
     def __init__(self, resync: float = RESYNC) -> None:
@@ -262,9 +264,11 @@ class ReportCache:
         self._loaded_at: float | None = None
 
     def wrote(self, report: NodeState) -> None:
-        """Keep ``report``, which this process just stored."""
+        """Keep ``report``, which this process just stored, and its summary."""
+        summary = summarise(report)
         with self._lock:
-            self._put(report)
+            if self._put(report):
+                self._summaries[report.node_uuid] = (report, summary)
 
     def stale(self, now: float) -> bool:
         """Whether the cache must be loaded from the store (never was, or long ago)."""
@@ -280,12 +284,14 @@ class ReportCache:
                     self._put(report)
             self._loaded_at = now
 
-    def _put(self, report: NodeState) -> None:
+    def _put(self, report: NodeState) -> bool:
+        """Keep ``report`` unless a later one is kept; whether it was."""
         old = self._reports.get(report.node_uuid)
         if old is not None and (old.reported_at or 0.0) > (report.reported_at or 0.0):
-            return
+            return False
         self._reports[report.node_uuid] = report
         self._version += 1
+        return True
 
     def summaries(self) -> tuple[int, dict[UUID, NodeSummary]]:
         """A version that moves whenever a report is replaced, and every node's summary."""
@@ -307,10 +313,15 @@ class ClusterCollector:
     """Datasets by state and nodes by liveness, computed at each scrape.
 
     Blocking (it reads the store): it runs where the scrape runs, in the
-    database thread pool. It reads the versions and the nodes (a few rows);
-    the dataset counts come from the store's cached configuration and the
-    :class:`ReportCache`, and are recomputed only when the configuration, a
-    report or a fence changed since the last scrape.
+    database thread pool. It reads the versions and the nodes (a few rows).
+    The dataset counts are a :class:`~control.dataset_tally.Tally` kept between
+    scrapes and keyed by the configuration generation, the state version and
+    the fenced nodes, so they are never stale: when the configuration moved, the
+    tally is patched with the datasets its change log says changed
+    (:attr:`Configuration.changes <control.model.Configuration.changes>`), or
+    counted from scratch when the log cannot say; when the state version moved, the reports are read
+    again (the store's cached state) into the :class:`ReportCache`, and only
+    the nodes whose report changed are summarised and judged again.
     """
 
     def __init__(
@@ -327,8 +338,8 @@ class ClusterCollector:
         self._failover = failover
         self._started = started
         self._lock = threading.Lock()
-        self._cached: tuple[Hashable, dict[DatasetHealth, int]] | None = None
-        self._index: tuple[Any, DesiredIndex] | None = None
+        self._tally: Tally | None = None
+        self._state_seen: int | None = None
 
     def describe(self) -> Iterator[Metric]:
         """The families this collector yields, without reading the store."""
@@ -343,37 +354,42 @@ class ClusterCollector:
             return iter(self._families(None, None, up=False))
         return iter(self._families(datasets, nodes))
 
-    def _read(self) -> tuple[dict[DatasetHealth, int], NodeCounts]:
+    def _read(self) -> tuple[Mapping[DatasetHealth, int], NodeCounts]:
         now = self._clock.seconds()
-        if self._reports.stale(now):
-            self._reports.load(self._store.cluster_state().reports.values(), now)
-        generation = self._store.versions().configuration
-        nodes = self._store.nodes()
-        fenced = frozenset(n.uuid for n in nodes if n.fence is not None)
-        report_version, summaries = self._reports.summaries()
-        with self._lock:
-            cached = self._cached
-        if cached is not None and cached[0] == (generation, report_version, fenced):
-            counts = cached[1]
+        versions = self._store.versions()
+        if self._state_seen != versions.state or self._reports.stale(now):
+            state = self._store.cluster_state()
+            self._reports.load(state.reports.values(), now)
+            self._state_seen = versions.state
+            nodes = list(state.nodes.values())
         else:
-            configuration = self._store.configuration(now)
-            counts = count_datasets(
-                configuration.datasets, summaries, fenced, self._index_of(configuration.datasets)
-            )
-            with self._lock:
-                self._cached = ((configuration.generation, report_version, fenced), counts)
-        return counts, node_counts(nodes, now, self._failover, self._started)
+            nodes = self._store.nodes()
+        fenced = frozenset(n.uuid for n in nodes if n.fence is not None)
+        _, summaries = self._reports.summaries()
+        with self._lock:
+            tally = self._tally
+        if tally is None or tally.generation != versions.configuration:
+            tally = self._configured(tally, now, summaries, fenced)
+        tally = tally.with_summaries(summaries).with_fenced(fenced)
+        with self._lock:
+            self._tally = tally
+        return tally.counts, node_counts(nodes, now, self._failover, self._started)
 
-    def _index_of(self, datasets: Any) -> DesiredIndex:
-        """The index of ``datasets``, kept while the store answers the same (cached) map."""
-        with self._lock:
-            kept = self._index
-        if kept is not None and kept[0] is datasets:
-            return kept[1]
-        index = index_datasets(datasets)
-        with self._lock:
-            self._index = (datasets, index)
-        return index
+    def _configured(
+        self,
+        tally: Tally | None,
+        now: float,
+        summaries: Mapping[UUID, NodeSummary],
+        fenced: frozenset[UUID],
+    ) -> Tally:
+        """``tally`` moved to the store's configuration: patched with the datasets its
+        change log names, else counted from scratch."""
+        configuration = self._store.configuration(now)
+        generation = configuration.generation
+        changed = None if tally is None else configuration.changes.since(tally.generation)
+        if tally is None or changed is None:
+            return Tally.of(generation, configuration.datasets, summaries, fenced)
+        return tally.with_datasets(generation, configuration.datasets, changed)
 
     def _families(self, datasets: Any, nodes: Any, up: bool = True) -> list[Metric]:
         store_up = GaugeMetricFamily(

@@ -34,6 +34,7 @@ from tests.scrape import Scrape, parse
 URL = "http://control.invalid"
 N1 = UUID(int=1)
 D1 = UUID("6f1d0c7e-0000-4000-8000-00000000d001")
+D2 = UUID("6f1d0c7e-0000-4000-8000-00000000d002")
 GIB = 1 << 30
 START = 1_700_000_000.0
 
@@ -198,8 +199,9 @@ class CountingStore(MemoryStore):
         return super().versions()
 
 
-def test_dataset_counts_are_recomputed_only_after_a_change() -> None:
-    """Two scrapes with nothing written in between read the configuration once."""
+def test_configuration_is_read_only_after_a_configuration_change() -> None:
+    """Two scrapes with nothing written in between read the configuration once; a report
+    is judged from the configuration already read."""
     store = CountingStore()
     service = Service(store)
     service.register()
@@ -210,6 +212,9 @@ def test_dataset_counts_are_recomputed_only_after_a_change() -> None:
     assert store.reads == before
     service.report_mounted(D1)
     assert service.scrape().value("shoal_datasets", state="converged") == 1
+    assert store.reads == before
+    create(service, D2)
+    assert service.scrape().value("shoal_datasets", state="pending") == 1
     assert store.reads == before + 1
 
 
