@@ -19,7 +19,7 @@ from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 from uuid import UUID
 
-from attrs import define
+from attrs import define, evolve
 from pyrsistent import pmap
 from sqlalchemy import Connection
 
@@ -54,6 +54,7 @@ from control.store import queries as q
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
+from control.store.interface import NodeDatasets
 from control.store.migrate import check_at_head
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
@@ -157,6 +158,35 @@ class SQLStore:
             if snapshot is None:
                 return generation, q.datasets_for(connection, node_uuid, also)
         return generation, snapshot.datasets_for(node_uuid, also)
+
+    def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
+        """What one node's configuration is made of, from the cached snapshot's index.
+
+        The fences come from the cached actual state when it is current, else
+        from the nodes' rows.
+        """
+        with self._read() as connection:
+            generation, state_version = q.read_counters(connection)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                snapshot = self._load(connection, generation)
+            state = self._state_cache.get(state_version)
+            if state is not None:
+                fenced = frozenset(u for u, n in state.nodes.items() if n.fence is not None)
+            else:
+                fenced = q.fenced_nodes(connection)
+        return NodeDatasets(
+            generation, snapshot.datasets_for(node_uuid, also), snapshot.copies(),
+            snapshot.read(), fenced,
+        )
+
+    def _load(self, connection: Connection, generation: int) -> Snapshot:
+        """Read the whole configuration at ``generation`` and cache it."""
+        snapshot = Snapshot(
+            generation, pmap(q.all_datasets(connection)), pmap(q.all_leases(connection))
+        )
+        self._cache.put(snapshot)
+        return snapshot
 
     def nodes(self) -> list[Node]:
         """Every registered node."""
@@ -711,8 +741,7 @@ class SQLStore:
             def update(s: Snapshot) -> Snapshot:
                 moved = s.with_dataset(stored)
                 if released:
-                    moved = Snapshot(moved.generation, moved.datasets,
-                                     moved.leases.discard(dataset_id))
+                    moved = evolve(moved, leases=moved.leases.discard(dataset_id))
                 return moved
 
             w.changed(update)
