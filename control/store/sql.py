@@ -598,10 +598,13 @@ class SQLStore:
                 raise NotFound(
                     f"Node {report.node_uuid} has not registered; its agent must register first."
                 )
-            old = q.get_report(connection, report.node_uuid)
+            old = self._last_report(connection, report.node_uuid, state_version)
             rules.check_report(node, old, report, generation, identity)
             changed = old is None or not old.same_observation(report)
-            q.put_report(connection, report, exists=old is not None)
+            if changed:
+                q.put_report(connection, report, exists=old is not None)
+            else:  # only when it was sent moved: the rest of the row is the same
+                q.touch_report(connection, report.node_uuid, report.reported_at)
             if changed:
                 at = report.reported_at if report.reported_at is not None else 0.0
                 eventlog.append(connection, ev.report_events(old, report, at), self._retention)
@@ -617,6 +620,20 @@ class SQLStore:
         if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         return changed
+
+    def _last_report(
+        self, connection: Connection, node_uuid: UUID, state_version: int
+    ) -> NodeState | None:
+        """The node's latest report: the cached actual state's when it is at ``state_version``
+        (read under the writers' lock), else decoded from its row.
+
+        Its ``reported_at`` may be older than the row's (it moves without the state
+        version); every use here ignores it.
+        """
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            return q.get_report(connection, node_uuid)
+        return cached.reports.get(node_uuid)
 
     def _settle_snapshots(self, connection: Connection) -> bool:
         """Mark ready what nodes report made, forget deleted ones gone; whether any changed."""
@@ -797,7 +814,7 @@ def _purge(connection: Connection) -> list[UUID]:
 
 def _next_generation(snapshot: Snapshot) -> Snapshot:
     """The cached configuration at the next generation (a write it does not hold changed)."""
-    return Snapshot(snapshot.generation + 1, snapshot.datasets, snapshot.leases)
+    return snapshot.next()
 
 
 def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
