@@ -40,6 +40,7 @@ from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, pr
 from control.api.listing import ListingEncoder, StateListingEncoder
 from control.api.node_listing import NodeFragments, with_array
 from control.api.openapi import document
+from control.api.reports import ReportReader
 from control.api.root import JSONRoot
 from control.api.sources import find_source
 from control.api.watch import Notifier
@@ -77,7 +78,6 @@ from control.wire import (
     lease_from_json,
     lease_to_json,
     node_dataset_to_json,
-    node_state_from_json,
     node_to_json,
     reported_orphan_to_json,
     snapshot_to_json,
@@ -146,6 +146,7 @@ class ControlAPI:
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
+        self._reports = ReportReader()
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
@@ -523,10 +524,11 @@ class ControlAPI:
     async def report_state(self, request: Request, node_uuid: str) -> bytes:
         """Record what a node observes; answers whether it changed and both counters."""
         uuid = path_uuid(node_uuid, "node uuid")
-        report = node_state_from_json(uuid, read_json(request, schemas.REPORT_STATE), self._now())
+        report = self._reports.read(request, uuid, self._now())
         try:
             changed = await self._store.report_state(report, self._identify(request))
         except NotFound:
+            self._reports.forget(uuid)
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
