@@ -53,7 +53,7 @@ from agent.changes import (
     Wait,
 )
 from agent.effects import KNOWN_EFFECTS
-from agent.fs.interface import Filesystems
+from agent.fs.interface import DeviceInUse, Filesystems
 from control.runners import Runner
 
 __all__ = ["FENCING", "ChangeFailed", "Executor", "describe"]
@@ -207,9 +207,18 @@ class Executor:
         stale listing must never make this node detach another node's volume,
         so ``get_device_path`` (which raises
         :class:`~agent.backends.interface.UnattachedVolume` unless it is
-        attached here) is asked first.
+        attached here) is asked first. Nor is a volume detached while its device node is
+        bind-mounted somewhere (a CSI block volume a pod uses): :class:`DeviceInUse`, retried.
         """
-        self.backend.get_device_path(change.blockdevice_id)
+        device = self.backend.get_device_path(change.blockdevice_id)
+        bound = self.filesystems.device_bound_at(device)
+        if bound:
+            raise DeviceInUse(
+                f"Volume {change.blockdevice_id} of dataset {change.dataset_id} is not detached: "
+                f"its device {device} is still bind-mounted at {', '.join(bound)} (a raw block "
+                "volume a pod uses). Unpublish it there first (NodeUnpublishVolume, or stop the "
+                "pod); the detach is retried."
+            )
         if change.read_only:
             self._read_only_many().detach_read_only(change.blockdevice_id)
         else:

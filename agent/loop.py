@@ -16,6 +16,9 @@ loop waits on the control service's watch, which answers within milliseconds
 of a configuration change (a create, move or delete) or of another node's
 state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
+The watch names the node and the datasets it asked about besides its own, so
+the service wakes it only for the configuration changes that concern it (and
+for those it cannot tell: everyone's).
 
 Failures of the loop's own calls back off exponentially with jitter
 (capped); a failed change only backs off its dataset
@@ -89,6 +92,11 @@ from control.runners import Runner
 def freeze_labels(labels: Mapping[str, str]) -> PMap:
     """Labels as a frozen map (an attrs converter)."""
     return labels if isinstance(labels, PMap) else pmap(labels)
+
+
+WATCH_DATASETS = 400
+"""The most dataset ids a watch may name (the service's limit); with more, the watch
+wakes for every configuration change."""
 
 
 @frozen
@@ -317,7 +325,11 @@ class ConvergenceLoop(LoopFencing):
         timeout = min(m.sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
             state = m.state if m.waiting_on_others else NO_STATE_WAKE
-            watch = self.client.watch(m.generation, state, round(timeout, 3))
+            also = m.fetched[0] if m.fetched is not None else frozenset()
+            node = self.node.node_uuid if len(also) <= WATCH_DATASETS else None
+            watch = self.client.watch(
+                m.generation, state, round(timeout, 3), node, also if node is not None else ()
+            )
             self._waiting = self._call(watch, extra=timeout)
             try:
                 versions = await self._waiting

@@ -43,6 +43,7 @@ class Table:
     def __init__(self, title: str) -> None:
         self.title = title
         self.rows: list[tuple[str, ...]] = []
+        self.notes: list[str] = []
 
     def add(
         self, scenario: str, samples: Sequence[float], wall: float | None, rss_kib: int | None
@@ -61,6 +62,9 @@ class Table:
             )
         )
 
+    def note(self, text: str) -> None:
+        self.notes.append(text)
+
     def render(self) -> str:
         """The table as Markdown."""
         lines = [self.HEADER, *self.rows]
@@ -72,7 +76,10 @@ class Table:
             )
 
         rule = "|" + "|".join("-" * (w + 2) for w in widths) + "|"
-        return "\n".join([f"### {self.title}", "", fmt(lines[0]), rule, *map(fmt, lines[1:])])
+        notes = ["", *self.notes] if self.notes else []
+        return "\n".join(
+            [f"### {self.title}", "", fmt(lines[0]), rule, *map(fmt, lines[1:]), *notes]
+        )
 
 
 class KeepAlive:

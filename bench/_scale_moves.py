@@ -101,7 +101,7 @@ def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """The node configuration and state report rows of one seeded cluster."""
     size = f"{count} datasets / {len(nodes)} nodes"
-    control = ControlProcess(url, extra=SERVE).start()
+    control = ControlProcess(url, extra=SERVE).start(timeout=600)
     try:
         client = KeepAlive(control.port)
         generation = client.check("GET", "/v1/shoal/watch?timeout=0")["configuration"]
@@ -208,7 +208,7 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
     """Every node hands one dataset to its pair, all at once; time until all are mounted."""
     size = f"{count} datasets / {len(nodes)} nodes"
     agents, moves = move_plan(nodes, placed)
-    control = ControlProcess(url, extra=SERVE).start()
+    control = ControlProcess(url, extra=SERVE).start(timeout=600)
     with tempfile.TemporaryDirectory(prefix="shoal-scale-agents-") as directory:
         fleet = Fleet(control.url, agents, directory)
         try:

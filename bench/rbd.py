@@ -4,7 +4,8 @@ The rbd backend against loopback, in one run: create, move, snapshot and fence.
 A throwaway one-node Ceph cluster (memstore, 127.0.0.1) and, for each backend,
 a control service with two ``shoal agent run`` processes (rbd: rbd-fuse plus a
 loop device per attached volume; loopback: one shared pool). Through the API:
-create -> mounted on its primary, move -> mounted on the other node, snapshot
+create -> mounted on its primary (each trial once the previous one's dataset is purged, so
+that its teardown does not share the agents' passes), move -> mounted on the other node, snapshot
 -> ready (the agent made it and reported it), and fence -> mounted on the other
 node: a writer runs on node A's mounted filesystem, A's agent is frozen
 (SIGSTOP: it cannot cooperate), the operator fences A (``POST
@@ -63,6 +64,19 @@ def wait(
         time.sleep(interval)
 
 
+def wait_ready(client: KeepAlive, path: str, timeout: float = 60) -> None:
+    """Return once the snapshot at ``path`` is ready, looking again each time the watch
+    says something changed (the report marking it ready bumps the generation): no polling
+    load on the control service while the agent works."""
+    deadline = time.perf_counter() + timeout
+    versions = client.check("GET", "/v1/shoal/watch?timeout=0")
+    while not client.check("GET", path).get("ready"):
+        if time.perf_counter() > deadline:
+            raise RuntimeError(f"{path}: not ready within {timeout} s")
+        query = f"configuration={versions['configuration']}&state={versions['state']}&timeout=5"
+        versions = client.check("GET", f"/v1/shoal/watch?{query}")
+
+
 def agent_trials(cluster: LocalCluster, trials: int) -> dict[str, list[float]]:
     """Per-trial seconds of create, move and snapshot through the API and the agents."""
     one, two = cluster.agents["node1"], cluster.agents["node2"]
@@ -86,10 +100,13 @@ def agent_trials(cluster: LocalCluster, trials: int) -> dict[str, list[float]]:
         snapshot = client.check("POST", "/v1/shoal/snapshots",
                                 {"dataset_id": str(dataset_id)}, 201)
         path = f"/v1/shoal/snapshots/{snapshot['snapshot_id']}"
-        wait(lambda p=path: bool(client.check("GET", p).get("ready")), "snapshot ready")
+        wait_ready(client, path)
         found["snapshot -> ready"].append(time.perf_counter() - start)
         client.check("DELETE", path)
         client.check("DELETE", f"/v1/configuration/datasets/{dataset_id}")
+        # As bench/move.py does: the next create does not share the agents' passes with this
+        # dataset's teardown (unmount, snapshot and volume removal), which it would wait for.
+        wait(lambda d=dataset_id: cluster.gone(d), "dataset purged", timeout=120, interval=0.1)
     found[FENCE] = [
         agent_fence_trial(cluster, follower, client) for _ in range(max(3, trials // 2))
     ]
@@ -178,10 +195,22 @@ def measure(label: str, cluster: LocalCluster, pair: tuple[BlockDeviceAPI, Block
         p50s[(label, scenario)] = percentile(samples, 0.5)
 
 
+def keep_logs(base: str, destination: str) -> None:
+    """Copy every ``*.log`` under ``base`` to ``destination`` (named by their directories)."""
+    os.makedirs(destination, exist_ok=True)
+    for directory, _, files in os.walk(base):
+        for name in files:
+            if name.endswith(".log"):
+                relative = os.path.relpath(os.path.join(directory, name), base)
+                shutil.copy(os.path.join(directory, name),
+                            os.path.join(destination, relative.replace(os.sep, "-")))
+
+
 def main() -> None:
     """Measure rbd then loopback; print one table and the targets."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--trials", type=int, default=10)
+    parser.add_argument("--logs", help="copy the control service's and agents' logs here")
     args = parser.parse_args()
     reason = why_not()
     if reason is not None:
@@ -217,6 +246,8 @@ def main() -> None:
         clean_node(base)
         release(base)
         ceph.stop()
+        if args.logs:
+            keep_logs(base, args.logs)
         shutil.rmtree(base, ignore_errors=True)
     print(table.render())
     print()

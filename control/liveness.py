@@ -16,6 +16,12 @@ Each side measures on its own clock, so only clock *rates* matter; the margin
 ``G - G/2`` covers rate skew and the time the agent takes to fence itself.
 Silence is measured from ``max(last_seen, started)``: after the control
 service (re)starts, every node gets a fresh grace.
+
+Heartbeats are kept in memory and written to the database every
+``seen_flush`` seconds (:mod:`control.store.seen`). A replica on PostgreSQL
+reads another replica's heartbeats only from the database, so its liveness
+allows for that lag (``seen_lag``): a node is never suspect or dead only
+because its heartbeats went to another replica.
 """
 
 from __future__ import annotations
@@ -35,6 +41,9 @@ MINIMUM_GRACE = 1.0
 
 MAXIMUM_HEARTBEAT = 2.0
 """Agents report at least this often (seconds), however long the grace."""
+
+MAXIMUM_SEEN_FLUSH = 1.0
+"""Heartbeats kept in memory are written to the database at least this often (seconds)."""
 
 SUSPECT_AFTER_HEARTBEATS = 2
 """Missed heartbeats after which a node is ``suspect``."""
@@ -64,6 +73,9 @@ class FailoverSettings:
     """The cluster's failover timing, derived from its grace ``G`` (seconds)."""
 
     grace: float = field(default=DEFAULT_GRACE, validator=_valid_grace)
+    seen_lag: float = 0.0
+    """Seconds by which a heartbeat may reach this process late: 0 where this process
+    hears them all (SQLite), :meth:`replicated_lag` among replicas (PostgreSQL)."""
 
     @property
     def node_lease(self) -> float:
@@ -74,6 +86,16 @@ class FailoverSettings:
     def heartbeat(self) -> float:
         """How often agents report at least."""
         return min(self.grace / 5, MAXIMUM_HEARTBEAT)
+
+    @property
+    def seen_flush(self) -> float:
+        """How often heartbeats kept in memory are written to the database."""
+        return min(self.heartbeat / 2, MAXIMUM_SEEN_FLUSH)
+
+    @property
+    def replicated_lag(self) -> float:
+        """How late another replica's heartbeats may reach the database: two flushes."""
+        return 2 * self.seen_flush
 
     @property
     def suspect_after(self) -> float:
@@ -88,8 +110,8 @@ def silence(node: Node, now: float, started: float) -> float:
 
 
 def liveness(node: Node, now: float, settings: FailoverSettings, started: float) -> Liveness:
-    """The node's liveness at ``now``."""
-    quiet = silence(node, now, started)
+    """The node's liveness at ``now`` (silence less the heartbeats' possible lag)."""
+    quiet = silence(node, now, started) - settings.seen_lag
     if quiet >= settings.grace:
         return Liveness.DEAD
     if quiet >= settings.suspect_after:

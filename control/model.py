@@ -17,6 +17,7 @@ from uuid import UUID
 from attrs import field, frozen
 from pyrsistent import PMap, pmap
 
+from control.changelog import ChangeLog
 from control.errors import InvalidRequest
 
 MiB = 1024 * 1024
@@ -527,6 +528,9 @@ class Configuration:
     generation: int = 0
     datasets: PMap = field(factory=pmap, converter=_freeze_map)
     leases: PMap = field(factory=pmap, converter=_freeze_map)
+    changes: ChangeLog = field(factory=ChangeLog, eq=False, repr=False)
+    """Which datasets the latest generations changed (to patch encoded listings); not
+    part of the value: two configurations that differ only here are equal."""
 
     @property
     def tag(self) -> str:

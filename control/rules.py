@@ -293,6 +293,24 @@ def acquire_lease(
     return lease, True
 
 
+def lease_and_move(
+    dataset: Dataset | None,
+    existing: Lease | None,
+    lease: Lease,
+    now: float,
+    primary_known: bool,
+    holder_name: str | None = None,
+) -> tuple[Lease, bool, Dataset]:
+    """Return ``(lease, created, dataset)``: ``lease`` taken (as :func:`acquire_lease`) and its
+    node made the dataset's primary (as :func:`move_dataset`, under that lease), or refuse
+    both: one write, so nobody sees the lease without the move."""
+    stored, created = acquire_lease(dataset, existing, lease, now, holder_name)
+    moved = move_dataset(
+        dataset, lease.dataset_id, lease.node_uuid, primary_known, stored, now, holder_name
+    )
+    return stored, created, moved
+
+
 def release_lease(existing: Lease | None, dataset_id: UUID, now: float) -> Lease:
     """Return the lease being released, or refuse when there is none."""
     if existing is None or existing.expired(now):

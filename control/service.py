@@ -180,6 +180,30 @@ def start_election(reactor: Any, database: str) -> Any:
     return elector
 
 
+def flush_heartbeats(reactor: Any, store: Any, runner: Any, interval: float) -> None:
+    """Write the heartbeats the store keeps in memory every ``interval`` seconds, and
+    once more at shutdown (:mod:`control.store.seen`)."""
+    from twisted.internet.task import LoopingCall
+
+    log = structlog.get_logger("shoal.control")
+
+    def flush() -> Any:
+        d = runner(store.flush_seen)
+        d.addErrback(lambda f: log.warning("heartbeats.flush_failed", error=f.getErrorMessage()))
+        return d
+
+    loop = LoopingCall(flush)
+    loop.clock = reactor
+    reactor.callWhenRunning(loop.start, interval, now=False)
+
+    def stop() -> Any:
+        if loop.running:
+            loop.stop()
+        return flush()
+
+    reactor.addSystemEventTrigger("before", "shutdown", stop)
+
+
 def listen_for_changes(reactor: Any, database: str, notifier: Any) -> None:
     """On PostgreSQL, wake watchers when another replica commits (LISTEN/NOTIFY)."""
     if not is_postgres(database):
@@ -199,6 +223,7 @@ def build_site(
     database: str | None = None,
     denylist: Denylist | None = None,
     metrics: ControlMetrics | None = None,
+    warm: bool = False,
 ) -> LimitedSite:
     """The web site serving the API for ``store``, with its calls run in ``pool``,
     and its metrics (``metrics``, or new ones) at ``/metrics``.
@@ -207,7 +232,8 @@ def build_site(
     other replicas' writes and takes part in the leader election. The revoked
     certificates (``denylist``) are loaded at start and every
     :data:`REVOCATION_REFRESH` seconds; the site drops the live connections of a
-    certificate as soon as it is revoked."""
+    certificate as soon as it is revoked. With ``warm`` (before the reactor runs), the
+    listings are loaded and encoded before it returns (:meth:`ControlAPI.warm`)."""
     from twisted.internet.task import LoopingCall
 
     from control.api.app import ControlAPI
@@ -223,8 +249,11 @@ def build_site(
     metrics = ControlMetrics() if metrics is None else metrics
     store = MeteredStore(store, metrics, reactor)
     threaded = ThreadedStore(store, runner)
-    failover = FailoverSettings(grace=options.failover_grace)
     replicated = database is not None and is_postgres(database)
+    failover = FailoverSettings(grace=options.failover_grace)
+    if replicated:
+        failover = FailoverSettings(grace=failover.grace, seen_lag=failover.replicated_lag)
+    flush_heartbeats(reactor, store, runner, failover.seen_flush)
     floor = options.watch_floor
     if floor is None:
         floor = 5.0 if replicated else 1.0
@@ -241,6 +270,8 @@ def build_site(
         denylist=denylist,
     )
     reactor.addSystemEventTrigger("before", "shutdown", api.notifier.stop)
+    if warm:
+        _warm(reactor, api)
     metrics.watch(lambda: api.notifier.waiting)
     metrics.collect_cluster(store, reactor, failover, api.started)
     if database is not None:
@@ -299,6 +330,15 @@ def _refresh_failed(failure: Failure) -> None:
     )
 
 
+def _warm(reactor: Any, api: Any) -> None:
+    """Fill the API's caches before it listens, and log how long that took."""
+    started = reactor.seconds()
+    datasets = api.warm()
+    structlog.get_logger("shoal.control").info(
+        "control.warmed", datasets=datasets, seconds=round(reactor.seconds() - started, 3)
+    )
+
+
 def run_control_service(reactor: Any = None, **settings: Any) -> None:
     """Run the control service until it is stopped (blocking; runs the reactor).
 
@@ -324,7 +364,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         if database[len("sqlite:///") :] not in ("", ":memory:"):
             hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
-    store = open_store(database, upgrade=True, retention=retention)
+    store = open_store(database, upgrade=True, retention=retention, seen_in_memory=True)
     # Before anything listens (the reactor is not running yet): no revoked
     # certificate gets in while the first refresh is on its way.
     denylist.update(r.serial for r in store.revocations())
@@ -337,8 +377,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.api.metrics import ControlMetrics
 
     metrics = ControlMetrics()
-    site = build_site(reactor, store, pool, options, database, denylist, metrics)
     configure_logging()
+    site = build_site(reactor, store, pool, options, database, denylist, metrics, warm=True)
     log = structlog.get_logger("shoal.control")
     failures: list[Failure] = []
 

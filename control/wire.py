@@ -519,17 +519,36 @@ def state_datasets_to_json(
     best = _most_advanced(reports, primaries or {})
     for dataset_id in sorted(best, key=str):
         node, state = best[dataset_id]
-        entry: JSON = {"dataset_id": str(dataset_id)}
-        if state.maximum_size is not None:
-            entry["maximum_size"] = state.maximum_size
-        if state.status is not VolumeStatus.PRESENT:
-            entry["primary"] = str(node)
-        if state.status is VolumeStatus.MOUNTED:
-            entry["path"] = state.path
-        if state.status is not VolumeStatus.PRESENT and state.device is not None:
-            entry["device"] = state.device
-        result.append(entry)
+        result.append(state_entry_to_json(dataset_id, node, state))
     return result
+
+
+def state_entry_to_json(dataset_id: UUID, node: UUID, state: DatasetState) -> JSON:
+    """One entry of ``/v1/state/datasets``: ``node``'s report ``state`` of ``dataset_id``."""
+    entry: JSON = {"dataset_id": str(dataset_id)}
+    if state.maximum_size is not None:
+        entry["maximum_size"] = state.maximum_size
+    if state.status is not VolumeStatus.PRESENT:
+        entry["primary"] = str(node)
+    if state.status is VolumeStatus.MOUNTED:
+        entry["path"] = state.path
+    if state.status is not VolumeStatus.PRESENT and state.device is not None:
+        entry["device"] = state.device
+    return entry
+
+
+def most_advanced(
+    candidates: Iterable[tuple[UUID, DatasetState]], primary: UUID | None
+) -> tuple[UUID, DatasetState] | None:
+    """The report of one dataset that ``/v1/state/datasets`` shows among ``(node, state)``
+    pairs (as :func:`state_datasets_to_json` chooses: the most advanced, then the primary's,
+    then the first node by id), or ``None`` if there are none."""
+    best = None
+    for node, state in sorted(candidates, key=lambda c: str(c[0])):
+        rank = (_ADVANCEMENT[state.status], primary == node)
+        if best is None or rank > best[0]:
+            best = (rank, node, state)
+    return None if best is None else (best[1], best[2])
 
 
 def event_to_json(event: Event) -> JSON:

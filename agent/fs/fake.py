@@ -49,6 +49,7 @@ class FakeFilesystems:
     _frozen: set[str] = field(factory=set)
     _shut_down: set[str] = field(factory=set)
     _read_only: set[str] = field(factory=set)
+    _bound: dict[str, str] = field(factory=dict)
 
     def _volume_of(self, device: str) -> str:
         blockdevice_id = blockdevice_id_for(device)
@@ -113,6 +114,21 @@ class FakeFilesystems:
         """Whether the filesystem at ``path`` was shut down (and is still mounted)."""
         with self.storage.lock:
             return posixpath.normpath(path) in self._shut_down
+
+    def bind_device(self, device: str, target: str) -> None:
+        """Bind-mount the device node ``device`` onto ``target`` (a test's CSI block publish)."""
+        with self.storage.lock:
+            self._bound[posixpath.normpath(target)] = device
+
+    def unbind_device(self, target: str) -> None:
+        """Undo :meth:`bind_device` at ``target`` (nothing if nothing is bound there)."""
+        with self.storage.lock:
+            self._bound.pop(posixpath.normpath(target), None)
+
+    def device_bound_at(self, device: str) -> list[str]:
+        """Where ``device`` is bound by :meth:`bind_device`, sorted."""
+        with self.storage.lock:
+            return sorted(t for t, d in self._bound.items() if d == device)
 
     def mounts(self) -> list[Mount]:
         """Every mount on this node, ordered by path."""

@@ -2,18 +2,20 @@
 Freeze and thaw filesystems, and hold a freeze for as long as the agent asks, and never longer.
 
 :func:`freeze` and :func:`thaw` are the ``FIFREEZE`` and ``FITHAW`` ioctls.
-:data:`HOLD_SCRIPT` is what :func:`agent.fs.real.hold_frozen` runs in a child
-process (``sh``, ``fsfreeze`` and ``timeout``: a few milliseconds to start,
-where a Python child takes ~50 ms)::
+:func:`agent.fs.real.hold_frozen` freezes with the ioctl in the agent itself,
+after starting :data:`WATCH_SCRIPT` in a child process (``sh`` and
+``timeout``: a few milliseconds to start, where a Python child takes ~50 ms,
+and nothing on the way to the freeze waits for it)::
 
-    sh -c HOLD_SCRIPT shoal-freezer MOUNT_POINT TIMEOUT_SECONDS
+    sh -c WATCH_SCRIPT shoal-freezer MOUNT_POINT TIMEOUT_SECONDS
 
-It freezes the filesystem, prints ``frozen`` and waits on its stdin. It thaws
-as soon as stdin closes, which happens when the agent is done *or dies* (even
-by ``SIGKILL``: the kernel closes the pipe), or after the timeout. Exit codes:
-0 thawed when asked, 3 thawed on the timeout, 2 could not freeze (the reason
-on stderr). The agent starts it in its own session, so a signal to the
-agent's process group does not reach it.
+The child waits on its stdin. When the agent is done it kills the child
+first (so the child thaws nothing, not even a later freeze), then thaws the
+filesystem itself. If the agent *dies* instead (even by ``SIGKILL``: the
+kernel closes the pipe), the child sees its stdin close and thaws; after the
+timeout it thaws too, and exits :data:`TIMED_OUT` (the agent then says the
+freeze did not last). The agent starts it in its own session, so a signal
+to the agent's process group does not reach it.
 """
 
 from __future__ import annotations
@@ -25,12 +27,8 @@ FIFREEZE = 0xC0045877
 """``_IOWR('X', 119, int)``."""
 FITHAW = 0xC0045878
 """``_IOWR('X', 120, int)``."""
-FROZEN = b"frozen\n"
-CANNOT_FREEZE = 2
 TIMED_OUT = 3
-HOLD_SCRIPT = """
-fsfreeze --freeze "$1" || exit 2
-echo frozen
+WATCH_SCRIPT = """
 timeout "$2" sh -c 'read line'
 waited=$?
 fsfreeze --unfreeze "$1"

@@ -25,6 +25,13 @@ class FilesystemBusy(FilesystemError):
     reason = "busy"
 
 
+class DeviceInUse(FilesystemError):
+    """A device node is bind-mounted somewhere (a CSI block volume a pod uses), so its volume
+    is not detached; the message names where. Retried: the pod's unpublish lets it go."""
+
+    reason = "device_in_use"
+
+
 class FilesystemExists(FilesystemError):
     """The device already holds a filesystem, so it is never formatted."""
 
@@ -103,6 +110,12 @@ class Filesystems(Protocol):
 
     def mounts(self) -> list[Mount]:
         """Every mount of a block device currently on this node."""
+        ...
+
+    def device_bound_at(self, device: str) -> list[str]:
+        """Where the block device node ``device`` is itself bind-mounted (onto a file: a CSI
+        block volume published to a pod), sorted; ``[]`` when nowhere or when it is not a
+        device (any more). A volume is never detached while its device is bound somewhere."""
         ...
 
     # -- sizes, growth, freezing ----------------------------------------------

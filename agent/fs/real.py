@@ -17,6 +17,7 @@ import errno
 import fcntl
 import os
 import re
+import stat
 import struct
 import subprocess
 from collections.abc import Callable, Iterator, Sequence
@@ -98,6 +99,38 @@ def parse_mountinfo(text: str) -> list[Mount]:
             read_only = "ro" in fields[5].split(",")
             found.append(Mount(device=source, path=path, read_only=read_only))
     return found
+
+
+def bound_device_mounts(mountinfo: str, device: str) -> list[str]:
+    """The mount points of ``mountinfo`` where the device node ``device`` is bind-mounted.
+
+    Such a mount is on the filesystem holding the device node (its ``major:minor`` is the
+    node's ``st_dev``, e.g. the devtmpfs at /dev), with the node's name as its root; each
+    candidate is confirmed by ``stat`` (a block device with the same ``st_rdev``).
+    """
+    try:
+        node = os.stat(device)
+    except OSError:
+        return []
+    if not stat.S_ISBLK(node.st_mode):
+        return []
+    holder = f"{os.major(node.st_dev)}:{os.minor(node.st_dev)}"
+    name = os.path.basename(os.path.realpath(device))
+    found = []
+    for line in mountinfo.splitlines():
+        fields = line.split(" ")
+        if len(fields) < 5 or fields[2] != holder:
+            continue
+        if os.path.basename(unescape(fields[3])) != name:
+            continue
+        path = unescape(fields[4])
+        try:
+            seen = os.stat(path)
+        except OSError:
+            continue
+        if stat.S_ISBLK(seen.st_mode) and seen.st_rdev == node.st_rdev:
+            found.append(path)
+    return sorted(set(found))
 
 
 def _same_device(one: str, two: str) -> bool:
@@ -256,6 +289,17 @@ class RealFilesystems:
         except OSError as e:
             raise FilesystemError(f"Cannot read {MOUNTINFO}: {e}") from e
 
+    def device_bound_at(self, device: str) -> list[str]:
+        """Where the device node ``device`` is bind-mounted, from the mount table
+        (:func:`bound_device_mounts`; only the candidates are looked at, never another
+        filesystem's mount points, which a dead network mount could hang)."""
+        try:
+            with open(MOUNTINFO) as f:
+                text = f.read()
+        except OSError as e:
+            raise FilesystemError(f"Cannot read {MOUNTINFO}: {e}") from e
+        return bound_device_mounts(text, device)
+
     def mounts(self) -> list[Mount]:
         """Every block-device mount on this machine (below ``under``, if set)."""
         found = self._all_mounts()
@@ -387,38 +431,49 @@ def has_capability(bit: int) -> bool:
 
 
 def hold_frozen(path: str, action: Callable[[], T], timeout: float) -> T:
-    """Freeze ``path`` in a child process, run ``action``, then let the child thaw it.
+    """Freeze ``path``, run ``action``, then thaw it; a watching child thaws it if this process
+    dies first (:mod:`agent.fs.freezer`).
 
-    The child thaws when this process closes its stdin: after ``action``,
-    or when this process dies. If the child died early (killed) the
-    filesystem is thawed here. A timeout in the child raises
-    :class:`FilesystemError` after ``action``.
+    A freeze that cannot be made raises :class:`FilesystemError` before ``action``
+    (a filesystem someone else froze is left as it is). A timeout in the child
+    (it thawed early) raises :class:`FilesystemError` after ``action``.
     """
-    child = subprocess.Popen(
-        ["sh", "-c", freezer.HOLD_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        start_new_session=True,
-    )
-    assert child.stdin is not None and child.stdout is not None and child.stderr is not None
-    try:
-        if child.stdout.readline() != freezer.FROZEN:
-            child.wait()
-            reason = child.stderr.read().decode(errors="replace").strip()
-            raise FilesystemError(f"Cannot freeze {path}: {reason or 'the freezer failed'}")
-        result = action()
-    finally:
-        child.stdin.close()
-        code = child.wait()
-        child.stdout.close()
-        child.stderr.close()
-        if code not in (0, freezer.CANNOT_FREEZE):
-            with contextlib.suppress(OSError, FilesystemError), _directory(path) as fd:
-                freezer.thaw(fd)
-    if code == freezer.TIMED_OUT:
+    with _directory(path) as fd:
+        child = subprocess.Popen(
+            ["sh", "-c", freezer.WATCH_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        assert child.stdin is not None
+        try:
+            try:
+                freezer.freeze(fd)
+            except OSError as e:
+                raise FilesystemError(f"Cannot freeze {path}: {e.strerror or e}") from e
+            try:
+                result = action()
+            finally:
+                timed_out = _stop_watching(child)
+                if not timed_out:
+                    freezer.thaw(fd)
+        finally:
+            if child.returncode is None:
+                _stop_watching(child)
+            child.stdin.close()
+    if timed_out:
         raise FilesystemError(
             f"{path} was thawed after {timeout} s, before the action was done: its result may "
             "not be consistent. It is retried; a slow copy needs a pool that can reflink."
         )
     return result
+
+
+def _stop_watching(child: subprocess.Popen[bytes]) -> bool:
+    """Kill the watching child before it can thaw anything; whether it had already thawed
+    on its timeout."""
+    if child.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            child.kill()
+    return child.wait() == freezer.TIMED_OUT

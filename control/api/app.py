@@ -24,7 +24,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, placing, revocation_routes, schemas
+from control.api import class_routes, pages, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -36,6 +36,7 @@ from control.api.body import (
 )
 from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
+from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder
 from control.api.node_listing import NodeFragments, with_array
@@ -66,6 +67,7 @@ from control.model import (
 )
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
+from control.store.interface import NewDataset
 from control.store.threaded import ThreadedStore
 from control.ui import ui_resource
 from control.wire import (
@@ -98,6 +100,27 @@ def peer_identity(request: Request) -> str | None:
     if principal is None:
         principal = peer_principal(request)
     return None if principal is None else principal.identity
+
+
+def _concerns(params: Mapping[str, Any]) -> frozenset[UUID] | None:
+    """What a watch asks to be woken for (its node and datasets), or ``None``: everything."""
+    node, datasets = params.get("node"), params.get("datasets")
+    if node is None and datasets is None:
+        return None
+    return uuid_list(datasets or "") | ({UUID(node)} if node is not None else set())
+
+
+def _reach(*datasets: Dataset | None) -> set[UUID] | None:
+    """Whom a write of these datasets (as stored, and as they were) concerns: each one's
+    id, its primary and its readers; targeted watchers of anyone else sleep on. ``None``
+    (everyone) for a copy, which its source's primary makes (:func:`snap.clones_to_make`)."""
+    reach: set[UUID] = set()
+    for dataset in datasets:
+        if dataset is not None:
+            if dataset.source is not None:
+                return None
+            reach |= {dataset.dataset_id, dataset.primary, *dataset.readers}
+    return reach
 
 
 def _by_id(items: Any, key: Callable[[Any], UUID]) -> list[Any]:
@@ -147,6 +170,18 @@ class ControlAPI:
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
         self._reports = ReportReader()
+        self._creates = GroupCommit(store.create_datasets)
+
+    def warm(self) -> int:
+        """Load the configuration and the actual state and encode the whole listings, blocking
+        (call it before the service listens, as the denylist is loaded): the first listings
+        after a restart are then answered from the caches. Returns the datasets loaded."""
+        store = self._store.store
+        configuration = store.configuration(self._now())
+        self._listing.listing(configuration)
+        self._shoal_listing.listing(configuration)
+        self._state_listing.datasets(store.cluster_state(), configuration)
+        return len(configuration.datasets)
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
@@ -224,8 +259,8 @@ class ControlAPI:
         """Every dataset, deleted ones included, with the configuration tag."""
         configuration = await self._store.configuration(self._now())
         body = self._listing.cached(configuration)
-        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
-            body = await self._store.compute(self._listing.datasets, configuration)
+        if body is None:  # encode off the reactor thread: 100,000 datasets take a while
+            configuration, body = await self._store.compute(self._listing.listing, configuration)
         json_headers(request, tag=configuration.tag)
         return body
 
@@ -242,13 +277,13 @@ class ControlAPI:
             self._store, asked, None, None, self._now(), self._node_timeout
         )
         await self._check_live(request, dataset.primary)
-        await self._check_placeable(dataset.primary, None)
+        fr.check_placeable(state.nodes.get(dataset.primary), None)
         check_create(
             dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
         )
-        stored, generation = await self._store.create_dataset(
-            dataset, if_tag(request), now=self._now(), actor=actor_of(request)
-        )
+        new = NewDataset(dataset, if_tag(request), self._now(), actor_of(request))
+        stored, generation = await self._creates.create(new)
+        self.notifier.changed(generation, _reach(stored))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
@@ -261,6 +296,19 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
+        current = await self._check_move(request, uuid, primary)
+        stored, generation = await self._store.move_dataset(
+            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
+        )
+        if stored != current:  # else the generation is another write's
+            self.notifier.changed(generation, _reach(stored, current))
+        self.notifier.check()
+        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+
+    async def _check_move(self, request: Request, uuid: UUID, primary: UUID) -> Dataset | None:
+        """Refuse a move of ``uuid`` to ``primary`` that the node, the dataset's class or the
+        node's capacity forbids (the store's write refuses the rest); returns the dataset as
+        it is before the move (``None``: there is none)."""
         await self._check_live(request, primary)
         current = await self._store.dataset(uuid)
         if current is not None and not current.deleted and current.primary != primary:
@@ -269,11 +317,7 @@ class ControlAPI:
             state = await self._store.cluster_state()
             await placing.check_move(self._store, current, primary, state)
             check_move(current, primary, state, self._now(), self._node_timeout)
-        stored, generation = await self._store.move_dataset(
-            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
-        )
-        self.notifier.check()
-        return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
+        return current
 
     async def _unchanged_dataset(self, request: Request, uuid: UUID) -> bytes:
         configuration = await self._store.configuration(self._now())
@@ -296,6 +340,8 @@ class ControlAPI:
             stored, generation = await self._store.delete_dataset(
                 uuid, if_tag(request), self._now(), actor=actor_of(request)
             )
+        if stored != current:  # else the generation is another write's
+            self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -377,12 +423,16 @@ class ControlAPI:
 
     @app.route("/v1/configuration/leases", methods=["POST"])
     async def acquire_lease(self, request: Request) -> bytes:
-        """Acquire a lease (201) or renew one this node holds (200)."""
+        """Acquire a lease (201) or renew one this node holds (200); with ``move``, also make
+        the node the dataset's primary in the same write."""
         body = read_json(request, schemas.ACQUIRE_LEASE)
         now = self._now()
         lease = lease_from_json(body, now)
+        move = bool(body.get("move", False))
+        if move:
+            await self._check_move(request, lease.dataset_id, lease.node_uuid)
         stored, created, generation = await self._store.acquire_lease(
-            lease, if_tag(request), now, actor=actor_of(request)
+            lease, if_tag(request), now, actor=actor_of(request), move=move
         )
         self.notifier.check()
         code = 201 if created else 200
@@ -533,8 +583,8 @@ class ControlAPI:
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
             ) from None
-        self.notifier.check()
         versions = await self._store.versions()
+        self.notifier.notify(versions)  # the counters just read: no second read
         return json_response(request, {"changed": changed, **versions_to_json(versions)})
 
     @app.route("/v1/shoal/nodes/<node_uuid>/configuration", methods=["GET"])
@@ -657,11 +707,12 @@ class ControlAPI:
         configuration = params.get("configuration")
         state = params.get("state")
         timeout = float(params.get("timeout", WATCH_DEFAULT))
+        concerns = _concerns(params)
         if configuration is None or state is None:
             current = await self._store.versions()
             configuration = current.configuration if configuration is None else configuration
             state = current.state if state is None else state
-        waiting = self.notifier.wait(configuration, state, timeout)
+        waiting = self.notifier.wait(configuration, state, timeout, concerns)
         request.notifyFinish().addErrback(lambda _: waiting.cancel())
         try:
             versions = await waiting
@@ -737,11 +788,23 @@ class ControlAPI:
     @app.route("/v1/shoal/datasets", methods=["GET"])
     async def list_shoal_datasets(self, request: Request) -> bytes:
         """Every dataset, deleted ones included, as the /v1/shoal/ routes show one (with its
-        class, access mode, epoch and filesystem), with the configuration tag."""
+        class, access mode, epoch and filesystem), with the configuration tag; with ``limit``
+        (or ``continue``), one page of them (:mod:`control.api.pages`)."""
+        params = query_parameters(request, schemas.SHOAL_DATASETS_QUERY)
         configuration = await self._store.configuration(self._now())
+        if "limit" in params or "continue" in params:
+            after = pages.after_of(params.get("continue"))
+            configuration, items, last = await self._store.compute(
+                self._shoal_listing.page, configuration, after,
+                params.get("limit", pages.DEFAULT_PAGE),
+            )
+            json_headers(request, tag=configuration.tag)
+            return pages.page_body(items, last)
         body = self._shoal_listing.cached(configuration)
-        if body is None:  # encode off the reactor thread: 10,000 datasets take a while
-            body = await self._store.compute(self._shoal_listing.datasets, configuration)
+        if body is None:  # encode off the reactor thread: 100,000 datasets take a while
+            configuration, body = await self._store.compute(
+                self._shoal_listing.listing, configuration
+            )
         json_headers(request, tag=configuration.tag)
         return body
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
 
+import fastjsonschema
 from jsonschema import Draft202012Validator, validators
 from twisted.web.server import Request
 
@@ -135,8 +136,57 @@ def _validator(schema: Mapping[str, Any]) -> Draft202012Validator:
     return cached[1]
 
 
+_ACCEPTORS: dict[int, tuple[Mapping[str, Any], Callable[[Any], Any] | None]] = {}
+
+
+def _acceptor(schema: Mapping[str, Any]) -> Callable[[Any], Any] | None:
+    """A compiled check (fastjsonschema) of ``schema``, built once, or ``None`` if it has none.
+
+    Some fifteen times faster than the full validator, it only ever accepts: it
+    does not know the strict integers of :data:`StrictValidator` (it takes
+    ``1.0`` as an integer), so it is asked only about documents without a
+    fraction (:func:`_has_float`), and everything it refuses goes to the full
+    validator, which explains the refusal."""
+    cached = _ACCEPTORS.get(id(schema))
+    if cached is None or cached[0] is not schema:
+        try:
+            compiled = fastjsonschema.compile(dict(schema), use_formats=False)
+        except fastjsonschema.JsonSchemaDefinitionException:
+            compiled = None
+        cached = (schema, compiled)
+        _ACCEPTORS[id(schema)] = cached
+    return cached[1]
+
+
+def _has_float(obj: Any) -> bool:
+    """Whether a decoded JSON document holds a number with a fraction or an exponent."""
+    if isinstance(obj, float):
+        return True
+    if isinstance(obj, dict):
+        return any(_has_float(value) for value in obj.values())
+    if isinstance(obj, list):
+        return any(_has_float(value) for value in obj)
+    return False
+
+
+def _accepted(obj: Any, schema: Mapping[str, Any]) -> bool:
+    """Whether the compiled check accepts ``obj`` (``False``: ask the full validator)."""
+    acceptor = _acceptor(schema)
+    if acceptor is None or not isinstance(obj, dict):
+        return False
+    try:
+        if _has_float(obj):
+            return False
+        acceptor(obj)
+    except (fastjsonschema.JsonSchemaException, RecursionError):
+        return False
+    return True
+
+
 def validate(obj: Any, schema: Mapping[str, Any]) -> dict[str, Any]:
     """``obj`` if it matches ``schema``; else :class:`InvalidRequest` listing every problem."""
+    if _accepted(obj, schema):
+        return obj  # type: ignore[no-any-return]
     validator = _validator(schema)
     try:
         found = sorted(validator.iter_errors(obj), key=lambda e: e.json_path)

@@ -18,7 +18,7 @@ The control service's Prometheus metrics (the list and their meaning: docs/opera
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -47,7 +47,7 @@ from control.metrics_http import MetricsResource, TimedResource
 from control.model import Dataset, NodeState
 from control.reactor import ReactorTime
 from control.runners import Runner
-from control.store.interface import Store
+from control.store.interface import Created, NewDataset, Store
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -197,6 +197,23 @@ class MeteredStore:
 
         write.__name__ = name
         return write
+
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """The wrapped store's group of creates, each counted as one ``create_dataset``."""
+        try:
+            answers = self.store.create_datasets(creates)
+        except Exception:
+            self._metrics.writes.labels("create_dataset", "failed").inc(len(creates))
+            raise
+        for new, answer in zip(creates, answers, strict=True):
+            if isinstance(answer, ShoalError):
+                self._metrics.writes.labels("create_dataset", "refused").inc()
+            elif isinstance(answer, Exception):
+                self._metrics.writes.labels("create_dataset", "failed").inc()
+            else:
+                self._metrics.writes.labels("create_dataset", "ok").inc()
+                self._wrote("create_dataset", (new.dataset,), answer)
+        return answers
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
         if name == "report_state" and args and isinstance(args[0], NodeState):

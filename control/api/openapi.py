@@ -89,7 +89,8 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation("get", "/v1/configuration/leases", "Every unexpired lease.", {200: s.LEASES}),
     Operation(
-        "post", "/v1/configuration/leases", "Acquire (201) or renew (200) a lease.",
+        "post", "/v1/configuration/leases",
+        "Acquire (201) or renew (200) a lease; with move, also make its node the primary.",
         {201: s.LEASE, 200: s.LEASE}, s.ACQUIRE_LEASE, (404, 405, 409), conditional=True,
     ),
     Operation(
@@ -176,8 +177,9 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "get", "/v1/shoal/datasets",
-        "Every dataset (deleted ones too) with its class, access mode, epoch and filesystem.",
-        {200: s.SHOAL_DATASETS},
+        "Every dataset (deleted ones too) with its class, access mode, epoch and filesystem; "
+        "one page of them with `limit` (and `continue`).",
+        {200: s.SHOAL_DATASETS_ANSWER}, None, (400,), s.SHOAL_DATASETS_QUERY,
     ),
     Operation(
         "post", "/v1/shoal/datasets",

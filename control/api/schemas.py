@@ -149,6 +149,13 @@ ACQUIRE_LEASE = _object(
             "or null for never."
         ),
     },
+    move={
+        "type": "boolean",
+        "description": (
+            "Also make node_uuid the dataset's primary (bind or move it there), in the same "
+            "write: both happen or neither (a CSI ControllerPublishVolume). Default false."
+        ),
+    },
 )
 NORMAL_PATH = "^(/([^./\\x00][^/\\x00]*|\\.[^./\\x00][^/\\x00]*|\\.\\.[^/\\x00]+))+$"
 """An absolute, normalised path below ``/``: no empty, ``.`` or ``..`` part, no trailing ``/``."""
@@ -260,6 +267,22 @@ WATCH_QUERY: dict[str, Schema] = {
         "maximum": WATCH_MAXIMUM,
         "description": (
             f"Seconds to wait, from 0 to {WATCH_MAXIMUM:g} (default {WATCH_DEFAULT:g})."
+        ),
+    },
+    "node": {
+        **UUID,
+        "description": (
+            "A node uuid: wake on the configuration only for changes that concern this "
+            "node (or everyone), not for every write (an agent watching its own node)."
+        ),
+    },
+    "datasets": {
+        "type": "string",
+        "pattern": UUID_LIST_PATTERN,
+        "maxLength": MAX_ALSO * 37 - 1,
+        "description": (
+            f"Dataset ids (UUIDs) separated by commas, at most {MAX_ALSO}: wake on the "
+            "configuration only for changes that concern one of them, or the node, or everyone."
         ),
     },
 }
@@ -576,6 +599,26 @@ RESIZE_DATASET = _object(
 SHOAL_DATASET = NODE_DATASET
 SHOAL_DATASETS = _list(SHOAL_DATASET)
 """A dataset with its epoch, filesystem and source, as the /v1/shoal/ routes answer it."""
+SHOAL_DATASET_PAGE = {
+    **_object(["items", "continue"], items=SHOAL_DATASETS,
+              **{"continue": {"type": ["string", "null"],
+                              "description": "The token of the next page, null after the last."}}),
+    "description": "One page of datasets by id (`?limit=`), and the token of the next page.",
+}
+SHOAL_DATASETS_ANSWER = {"oneOf": [SHOAL_DATASETS, SHOAL_DATASET_PAGE]}
+"""Every dataset (an array), or one page of them with ``limit``."""
+MAXIMUM_PAGE = 10_000
+SHOAL_DATASETS_QUERY: dict[str, Schema] = {
+    "limit": {
+        "type": "integer", "minimum": 1, "maximum": MAXIMUM_PAGE,
+        "description": f"Answer one page of at most this many datasets (1 to {MAXIMUM_PAGE}), "
+        "by id, as `{items, continue}`; without it (or `continue`), every dataset as one array.",
+    },
+    "continue": {
+        "type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$",
+        "description": "The `continue` token of the previous page: answers the page after it.",
+    },
+}
 NODE_CONFIGURATION["properties"]["snapshots"] = {
     **_list(SNAPSHOT),
     "description": "The snapshots this node is in charge of that are not ready yet (to make) "

@@ -7,11 +7,22 @@ the notifier after every successful write; while anyone waits, the notifier
 also reads the store's counters every ``interval`` seconds, so writes made
 by another control process sharing the database are seen too. Nothing is
 read when nobody waits. Time comes from the injected clock.
+
+Targeted waiters: a waiter may name what it cares about (``concerns``: its
+node's uuid, and the ids of datasets it watches). The API records which nodes
+and datasets each configuration generation it wrote concerns
+(:meth:`Notifier.changed`); a targeted waiter wakes on the configuration only
+for a generation whose record names one of its concerns, or that has no record
+(a write by another replica, by the failover executor, or one whose reach the
+API does not compute): such a generation concerns everyone. An untargeted
+waiter wakes on every generation, as before. The state counter wakes every
+waiter that asked for it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from uuid import UUID
 
 from attrs import define
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -23,6 +34,9 @@ from control.reactor import DelayedCall, ReactorTime
 
 ReadVersions = Callable[[], "Deferred[Versions]"]
 
+REMEMBERED = 4096
+"""How many generations' records :meth:`Notifier.changed` keeps (older ones concern everyone)."""
+
 
 @define(eq=False)
 class _Waiter:
@@ -30,6 +44,9 @@ class _Waiter:
     state: int
     deferred: Deferred[Versions]
     timer: DelayedCall | None = None
+    concerns: frozenset[UUID] | None = None
+    checked: int = -1
+    """The newest generation already found not to concern a targeted waiter."""
 
 
 def _newest(a: Versions | None, b: Versions) -> Versions:
@@ -47,7 +64,10 @@ class Notifier:
         self._clock = clock
         self._read = read
         self._interval = interval
-        self._waiters: list[_Waiter] = []
+        self._waiters: dict[_Waiter, None] = {}
+        self._fresh: list[_Waiter] = []
+        self._expiring: list[_Waiter] = []
+        self._changes: dict[int, frozenset[UUID]] = {}
         self._latest: Versions | None = None
         self._reading = False
         self._again = False
@@ -58,21 +78,33 @@ class Notifier:
         """How many waiters are registered."""
         return len(self._waiters)
 
-    def wait(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def wait(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        concerns: Iterable[UUID] | None = None,
+    ) -> Deferred[Versions]:
         """
         A Deferred firing with the current versions once either counter passes
         the given value, or after ``timeout`` seconds whatever they are.
 
+        With ``concerns``, only a configuration generation that concerns one of
+        them (or everyone) wakes it (see the module's docstring).
         Cancelling it (the client went away) forgets the waiter and its timer.
         """
-        d: Deferred[Versions] = Deferred(self._cancel)
-        waiter = _Waiter(configuration, state, d)
+        targeted = None if concerns is None else frozenset(concerns)
+        waiter = _Waiter(
+            configuration, state, Deferred(lambda _: self._forget(waiter)),
+            concerns=targeted, checked=configuration,
+        )
         waiter.timer = self._clock.callLater(timeout, self._expire, waiter)
-        self._waiters.append(waiter)
+        self._waiters[waiter] = None
+        self._fresh.append(waiter)
         if self._tick is None:
             self._tick = self._clock.callLater(self._interval, self._on_tick)
         self.check()
-        return d
+        return waiter.deferred
 
     def check(self, urgent: bool = True) -> None:
         """Read the counters now if anyone waits (called after every write)."""
@@ -86,14 +118,45 @@ class Notifier:
         d.addCallbacks(self.notify, self._read_failed)
         d.addBoth(self._done_reading)
 
+    def changed(self, generation: int, concerns: Iterable[UUID] | None) -> None:
+        """Record that configuration ``generation`` concerns only ``concerns`` (node uuids
+        and dataset ids; ``None``: everyone): call it before :meth:`check` after the write
+        that made it."""
+        if concerns is None:
+            self._changes.pop(generation, None)
+            return
+        self._changes[generation] = frozenset(concerns)
+        while len(self._changes) > REMEMBERED:
+            del self._changes[min(self._changes)]
+
     def notify(self, versions: Versions) -> None:
-        """Wake every waiter that ``versions`` has passed."""
-        self._latest = _newest(self._latest, versions)
+        """Wake every waiter that ``versions`` has passed (and concerns).
+
+        When neither counter moved, only the waiters that came since are looked at.
+        """
+        before, self._latest = self._latest, _newest(self._latest, versions)
         latest = self._latest
-        for waiter in list(self._waiters):
-            if latest.passed(waiter.configuration, waiter.state):
+        fresh, self._fresh = self._fresh, []
+        for waiter in list(self._waiters) if latest != before else fresh:
+            if waiter in self._waiters and self._wakes(waiter, latest):
                 self._forget(waiter)
                 waiter.deferred.callback(latest)
+
+    def _wakes(self, waiter: _Waiter, latest: Versions) -> bool:
+        """Whether ``latest`` wakes ``waiter`` (pure but for the targeted waiter's mark)."""
+        if latest.state > waiter.state:
+            return True
+        if latest.configuration <= waiter.configuration:
+            return False
+        if waiter.concerns is None:
+            return True
+        for generation in range(max(waiter.checked, waiter.configuration) + 1,
+                                latest.configuration + 1):
+            concerned = self._changes.get(generation)
+            if concerned is None or not concerned.isdisjoint(waiter.concerns):
+                return True
+        waiter.checked = latest.configuration
+        return False
 
     def stop(self) -> None:
         """Cancel every waiter and stop polling (the service is stopping)."""
@@ -116,8 +179,7 @@ class Notifier:
             self._tick = self._clock.callLater(self._interval, self._on_tick)
 
     def _forget(self, waiter: _Waiter) -> None:
-        if waiter in self._waiters:
-            self._waiters.remove(waiter)
+        self._waiters.pop(waiter, None)
         if waiter.timer is not None and waiter.timer.active():
             waiter.timer.cancel()
         waiter.timer = None
@@ -126,22 +188,26 @@ class Notifier:
                 self._tick.cancel()
             self._tick = None
 
-    def _cancel(self, d: Deferred[Versions]) -> None:
-        for waiter in list(self._waiters):
-            if waiter.deferred is d:
-                self._forget(waiter)
-
     def _expire(self, waiter: _Waiter) -> None:
+        """Answer a waiter whose time is up with fresh counters; one read serves all the
+        waiters whose time comes while it runs."""
         waiter.timer = None
         self._forget(waiter)
+        self._expiring.append(waiter)
+        if len(self._expiring) > 1:
+            return
 
         def answer(versions: Versions) -> None:
             self._latest = _newest(self._latest, versions)
-            if not waiter.deferred.called:
-                waiter.deferred.callback(self._latest)
+            expired, self._expiring = self._expiring, []
+            for each in expired:
+                if not each.deferred.called:
+                    each.deferred.callback(self._latest)
 
         def failed(failure: Failure) -> None:
-            if not waiter.deferred.called:
-                waiter.deferred.errback(failure)
+            expired, self._expiring = self._expiring, []
+            for each in expired:
+                if not each.deferred.called:
+                    each.deferred.errback(failure)
 
         maybeDeferred(self._read).addCallbacks(answer, failed)

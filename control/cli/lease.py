@@ -45,15 +45,18 @@ async def acquire(ctx: Context) -> None:
     dataset = await _dataset(ctx)
     nodes = await ctx.client.list_nodes()
     node = resolve_node(ctx.args.node, nodes)
-    lease, created = await ctx.client.acquire_lease(dataset.dataset_id, node, ctx.args.expires)
+    lease, created = await ctx.client.acquire_lease(
+        dataset.dataset_id, node, ctx.args.expires, move=ctx.args.move
+    )
     now = ctx.clock.seconds()
     if ctx.json:
         ctx.print_json({**lease_to_json(lease, now), "created": created})
         return
     verb = "acquired" if created else "renewed"
     where = node_name(node, node_names(nodes))
+    moved = f"; {where} is its primary" if ctx.args.move else ""
     ctx.print(f"{verb} lease on dataset {dataset.dataset_id} for {where}, "
-              f"expiring {_expiry(lease, now)}")
+              f"expiring {_expiry(lease, now)}{moved}")
 
 
 async def release(ctx: Context) -> None:
@@ -76,5 +79,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--node", required=True, help="the node holding the lease")
     p.add_argument("--expires", type=seconds_arg, metavar="S",
                    help="seconds until it expires (default: never)")
+    p.add_argument("--move", action="store_true",
+                   help="also make the node the dataset's primary, in the same write")
     p = command(commands, "release", release, "release a dataset's lease")
     p.add_argument("dataset", metavar="DATASET", help="dataset id, id prefix or name")

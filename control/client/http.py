@@ -72,6 +72,8 @@ except ImportError:  # a plain-HTTP CLI run without TLS libraries (see control.c
 
 TAG_HEADER = "X-Configuration-Tag"
 IF_TAG_HEADER = "X-If-Configuration-Matches"
+LISTING_PAGE = 1000
+"""Datasets per page when listing them (``GET /v1/shoal/datasets?limit=``)."""
 REQUEST_TIMEOUT = 30.0
 """Seconds a request may go unanswered before the service counts as unavailable."""
 
@@ -225,9 +227,21 @@ class HTTPClient:
         return Deferred.fromCoroutine(self._list_datasets())
 
     async def _list_datasets(self) -> DatasetListing:
-        response, obj = await self._call("GET", "/v1/configuration/datasets")
-        tags = response.headers.getRawHeaders(TAG_HEADER) or [""]
-        return DatasetListing(tags[0], [dataset_from_json(o) for o in obj])
+        """Read ``/v1/shoal/datasets`` page by page (the tag is the first page's: a write made
+        with it is refused if anything changed while paging); a service without pages
+        answers the whole listing to the first request."""
+        tag, found, token = None, [], None
+        while True:
+            params = {"limit": str(LISTING_PAGE)} | ({"continue": token} if token else {})
+            response, obj = await self._call("GET", "/v1/shoal/datasets", params=params)
+            if tag is None:
+                tag = (response.headers.getRawHeaders(TAG_HEADER) or [""])[0]
+            if isinstance(obj, list):
+                return DatasetListing(tag, [dataset_from_json(o) for o in obj])
+            found += [dataset_from_json(o) for o in obj["items"]]
+            token = obj["continue"]
+            if token is None:
+                return DatasetListing(tag, found)
 
     def create_dataset(
         self,
@@ -328,15 +342,15 @@ class HTTPClient:
         return [lease_from_json(o, now) for o in obj]
 
     def acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool = False
     ) -> Deferred[LeaseGrant]:
         """See :meth:`ShoalClient.acquire_lease`."""
-        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires))
+        return Deferred.fromCoroutine(self._acquire_lease(dataset_id, node_uuid, expires, move))
 
     async def _acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool
     ) -> LeaseGrant:
-        body = messages.acquire_lease_body(dataset_id, node_uuid, expires)
+        body = messages.acquire_lease_body(dataset_id, node_uuid, expires, move)
         response, obj = await self._call("POST", "/v1/configuration/leases", body)
         return LeaseGrant(lease_from_json(obj, self._clock.seconds()), response.code == 201)
 
@@ -569,13 +583,24 @@ class HTTPClient:
 
         return Deferred.fromCoroutine(call())
 
-    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def watch(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        node: UUID | None = None,
+        datasets: Iterable[UUID] = (),
+    ) -> Deferred[Versions]:
         """See :meth:`ShoalClient.watch`."""
         params = {
             "configuration": str(configuration),
             "state": str(state),
             "timeout": f"{timeout:g}",
         }
+        if node is not None:
+            params["node"] = str(node)
+        if datasets:
+            params["datasets"] = ",".join(sorted(str(d) for d in datasets))
         return Deferred.fromCoroutine(self._watch(params, timeout))
 
     async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:

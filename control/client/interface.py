@@ -228,11 +228,14 @@ class ShoalClient(Protocol):
         ...
 
     def acquire_lease(
-        self, dataset_id: UUID, node_uuid: UUID, expires: float | None
+        self, dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool = False
     ) -> Deferred[LeaseGrant]:
-        """Take or renew a lease for ``expires`` seconds from now (``None``: forever).
-        ``NotFound`` (no dataset), ``NotAllowed`` (deleted), ``Conflict`` (held by another
-        node), ``InvalidRequest`` (bad expiry)."""
+        """Take or renew a lease for ``expires`` seconds from now (``None``: forever); with
+        ``move``, also make ``node_uuid`` the dataset's primary in the same write (both or
+        neither). ``NotFound`` (no dataset, or with ``move`` an unknown node), ``NotAllowed``
+        (deleted), ``Conflict`` (held by another node; with ``move`` also the move's refusals:
+        fenced, draining, outside the class's topology, no room), ``InvalidRequest`` (bad
+        expiry)."""
         ...
 
     def release_lease(self, dataset_id: UUID) -> Deferred[Lease]:
@@ -400,7 +403,16 @@ class ShoalClient(Protocol):
         (deleted), ``InvalidRequest`` (a bad grace), ``PreconditionFailed``."""
         ...
 
-    def watch(self, configuration: int, state: int, timeout: float) -> Deferred[Versions]:
+    def watch(
+        self,
+        configuration: int,
+        state: int,
+        timeout: float,
+        node: UUID | None = None,
+        datasets: Iterable[UUID] = (),
+    ) -> Deferred[Versions]:
         """Fire with the counters once either passes the given values, or after
-        ``timeout`` seconds with the counters unchanged."""
+        ``timeout`` seconds with the counters unchanged. With ``node`` (and
+        ``datasets``), a configuration change wakes it only if it concerns that node
+        or one of those datasets (or everyone)."""
         ...

@@ -54,9 +54,14 @@ def move_dataset_body(primary: UUID) -> JSON:
     return {"primary": str(primary)}
 
 
-def acquire_lease_body(dataset_id: UUID, node_uuid: UUID, expires: float | None) -> JSON:
-    """The body of ``POST /v1/configuration/leases``."""
-    return {"dataset_id": str(dataset_id), "node_uuid": str(node_uuid), "expires": expires}
+def acquire_lease_body(
+    dataset_id: UUID, node_uuid: UUID, expires: float | None, move: bool = False
+) -> JSON:
+    """The body of ``POST /v1/configuration/leases`` (``move`` only when asked)."""
+    body: JSON = {"dataset_id": str(dataset_id), "node_uuid": str(node_uuid), "expires": expires}
+    if move:
+        body["move"] = True
+    return body
 
 
 def register_node_body(

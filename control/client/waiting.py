@@ -13,10 +13,11 @@ those two into their own messages.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 from uuid import UUID
 
 from attrs import frozen
+from twisted.internet.defer import Deferred, FirstError, gatherResults
 
 from control.client.interface import NodeCondition, ShoalClient, StateDataset
 from control.errors import ShoalError
@@ -121,18 +122,18 @@ async def wait_for_state(
 
     With ``node``, ``check`` sees the datasets as that node alone reports them."""
     deadline = clock.seconds() + timeout
-    seen = Versions(0, 0)
+    seen: Versions | None = None
     last: str | None = None
     shown: frozenset[tuple[object, ...]] = frozenset()
     while True:
-        result = check(await client.list_state_datasets(node))
+        states, conditions = await _read(client, node, dataset_id)
+        result = check(states)
         if isinstance(result, Reached):
             return result.value
         if result != last:
             on_progress(result)
             last = result
         if dataset_id is not None:
-            conditions = await client.list_conditions(dataset_id)
             fresh, shown = news(conditions, dataset_id, shown)
             for found in fresh:
                 on_condition(found)
@@ -142,4 +143,25 @@ async def wait_for_state(
         left = deadline - clock.seconds()
         if left <= 0:
             raise WaitTimedOut(result)
+        if seen is None:
+            # The versions as of now (the watch answers at once), then a fresh read: a
+            # change after it passes them, so the next watch wakes for it.
+            seen = await client.watch(0, 0, min(left, WATCH_SLICE))
+            continue
         seen = await client.watch(seen.configuration, seen.state, min(left, WATCH_SLICE))
+
+
+async def _read(
+    client: ShoalClient, node: UUID | None, dataset_id: UUID | None
+) -> tuple[Sequence[StateDataset], Sequence[NodeCondition]]:
+    """The state (as ``node`` reports it, if given) and the conditions of ``dataset_id`` (none
+    without one), asked for at once."""
+    reads: list[Deferred[Any]] = [client.list_state_datasets(node)]
+    if dataset_id is not None:
+        reads.append(client.list_conditions(dataset_id))
+    try:
+        results = await gatherResults(reads, consumeErrors=True)
+    except FirstError as e:  # the read's own error, not gatherResults' wrapper
+        e.subFailure.raiseException()
+        raise  # not reached: raiseException always raises
+    return results[0], results[1] if dataset_id is not None else []

@@ -11,12 +11,29 @@ from collections.abc import Iterable, Sequence
 from uuid import UUID
 
 from attrs import evolve
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, Integer, bindparam, delete, func, insert, select
 
 from control.events import EventQuery, EventRetention
 from control.model import Event
 from control.store import rows
 from control.store.tables import events as table
+
+_INSERT = insert(table).returning(table.c.event_id)
+_NEWEST = select(func.max(table.c.event_id)).scalar_subquery()
+_PRUNE_OLD = delete(table).where(table.c.at < bindparam("b_before"), table.c.event_id < _NEWEST)
+_OF_DATASET = table.c.dataset_id == bindparam("b_dataset_id")
+_PRUNE_DATASET = delete(table).where(
+    _OF_DATASET,
+    table.c.event_id < (
+        select(table.c.event_id)
+        .where(_OF_DATASET)
+        .order_by(table.c.event_id.desc())
+        .offset(bindparam("b_keep", type_=Integer))
+        .limit(1)
+        .scalar_subquery()
+    ),
+)
+"""The statements of every write, built once (see :mod:`control.store.queries`)."""
 
 
 def append(
@@ -25,9 +42,7 @@ def append(
     """Insert ``found`` (ids assigned by the database), then prune; returns them with ids."""
     stored = []
     for event in found:
-        event_id = connection.execute(
-            insert(table).values(rows.event_row(event)).returning(table.c.event_id)
-        ).scalar_one()
+        event_id = connection.execute(_INSERT, rows.event_row(event)).scalar_one()
         stored.append(evolve(event, event_id=event_id))
     if stored:
         datasets = {e.dataset_id for e in stored if e.dataset_id is not None}
@@ -43,21 +58,12 @@ def prune(
     The newest event of all is never dropped, so ids keep increasing on SQLite
     (which would otherwise reuse the ids of a table emptied by pruning).
     """
-    newest = select(func.max(table.c.event_id)).scalar_subquery()
-    connection.execute(
-        delete(table).where(table.c.at < now - retention.max_age, table.c.event_id < newest)
-    )
+    connection.execute(_PRUNE_OLD, {"b_before": now - retention.max_age})
     for dataset_id in dataset_ids:
-        of_dataset = table.c.dataset_id == str(dataset_id)
-        cut = (
-            select(table.c.event_id)
-            .where(of_dataset)
-            .order_by(table.c.event_id.desc())
-            .offset(retention.per_dataset - 1)
-            .limit(1)
-            .scalar_subquery()
+        connection.execute(
+            _PRUNE_DATASET,
+            {"b_dataset_id": str(dataset_id), "b_keep": retention.per_dataset - 1},
         )
-        connection.execute(delete(table).where(of_dataset, table.c.event_id < cut))
 
 
 def query(connection: Connection, asked: EventQuery) -> list[Event]:

@@ -11,7 +11,10 @@ MEMORY_URL = "memory:"
 
 
 def open_store(
-    url: str, upgrade: bool = False, retention: EventRetention | None = None
+    url: str,
+    upgrade: bool = False,
+    retention: EventRetention | None = None,
+    seen_in_memory: bool = False,
 ) -> Store:
     """
     Open the store at ``url``.
@@ -23,7 +26,8 @@ def open_store(
     without it a database that is not at the newest revision is refused.
     Raises :class:`~control.errors.Unavailable` if the database cannot be
     reached. ``retention`` bounds the event history (default
-    :class:`~control.events.EventRetention`).
+    :class:`~control.events.EventRetention`). ``seen_in_memory`` keeps an SQL
+    store's heartbeats in memory until :meth:`~control.store.interface.Store.flush_seen`.
     """
     if url == MEMORY_URL:
         return MemoryStore(retention)
@@ -33,4 +37,4 @@ def open_store(
         from control.store.migrate import upgrade as upgrade_schema
 
         upgrade_schema(url)
-    return SQLStore(url, retention)
+    return SQLStore(url, retention, seen_in_memory)

@@ -15,6 +15,7 @@ from uuid import UUID
 from attrs import frozen
 
 from control.classes import StorageClass
+from control.errors import ShoalError
 from control.events import EventQuery
 from control.model import (
     ClusterState,
@@ -29,6 +30,22 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
+
+
+@frozen
+class NewDataset:
+    """One create of a group (:meth:`Store.create_datasets`): what
+    :meth:`Store.create_dataset` takes."""
+
+    dataset: Dataset
+    if_tag: str | None = None
+    now: float = 0.0
+    actor: str | None = None
+
+
+Created = tuple[Dataset, int] | ShoalError | Exception
+"""The answer to one :class:`NewDataset`: the dataset stored and its generation, or
+the refusal, or (a bug) the exception that failed it alone."""
 
 
 @frozen
@@ -114,6 +131,19 @@ class Store(Protocol):
         """
         ...
 
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """Several :meth:`create_dataset`, in order, as if one after another (group commit).
+
+        Each is answered alone, in order: the dataset stored and its
+        generation, or the :class:`~control.errors.ShoalError` refusing it
+        (which changes nothing, and does not stop the others). A later create
+        sees the earlier ones (their generations, names and ids); their events
+        are in the same order. Those stored are committed together, before
+        this returns; a failure of the database
+        (:class:`~control.errors.Unavailable`) raises and stores none.
+        """
+        ...
+
     def move_dataset(
         self,
         dataset_id: UUID,
@@ -171,9 +201,19 @@ class Store(Protocol):
         ...
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the generation."""
+        """Create or renew a lease; returns it, whether it is new, and the generation.
+
+        With ``move``, the lease's node also becomes the dataset's primary in the same
+        write (one generation; :func:`control.rules.lease_and_move`): the refusals of both
+        a lease and a move apply, and neither is made unless both can be."""
         ...
 
     def release_lease(
@@ -402,6 +442,12 @@ class Store(Protocol):
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports."""
+        ...
+
+    def flush_seen(self) -> int:
+        """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
+        one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at
+        once either way; this only makes it durable and visible to other replicas."""
         ...
 
     def close(self) -> None:

@@ -27,7 +27,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound
+from control.errors import NotFound, ShoalError
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -42,7 +42,7 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
-from control.store.interface import NodeDatasets
+from control.store.interface import Created, NewDataset, NodeDatasets
 
 
 def _present(events: list[Event | None]) -> list[Event]:
@@ -159,6 +159,19 @@ class MemoryStore:
             made = ev.dataset_created if stored.source is None else sev.dataset_from_source
             self.append_events([made(stored, now, actor)])
             return stored, self._bump()
+
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """Several creates, in order, each answered alone (:meth:`Store.create_datasets`)."""
+        answers: list[Created] = []
+        with self._lock:
+            for new in creates:
+                try:
+                    answers.append(
+                        self.create_dataset(new.dataset, new.if_tag, now=new.now, actor=new.actor)
+                    )
+                except ShoalError as refusal:
+                    answers.append(refusal)
+        return answers
 
     def _source(self, dataset: Dataset) -> DatasetSnapshot | Dataset | None:
         assert dataset.source is not None
@@ -370,21 +383,34 @@ class MemoryStore:
             return stored, self._bump()
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the new generation."""
+        """Create or renew a lease (and, with ``move``, make its node the primary); returns
+        it, whether it is new, and the new generation."""
         with self._lock:
             rules.check_tag(self._generation, if_tag)
-            stored, created = rules.acquire_lease(
-                self._datasets.get(lease.dataset_id),
-                self._leases.get(lease.dataset_id),
-                lease,
-                now,
-                self._holder(lease.dataset_id),
-            )
+            before = self._datasets.get(lease.dataset_id)
+            existing = self._leases.get(lease.dataset_id)
+            holder = self._holder(lease.dataset_id)
+            if move:
+                stored, created, moved = rules.lease_and_move(
+                    before, existing, lease, now, lease.node_uuid in self._nodes, holder
+                )
+            else:
+                stored, created = rules.acquire_lease(before, existing, lease, now, holder)
             self._leases[stored.dataset_id] = stored
             if created:
                 self.append_events([ev.lease_taken(stored, now, actor)])
+            if move:
+                assert before is not None
+                self._datasets[lease.dataset_id] = moved
+                self.append_events(_present([ev.dataset_moved(before, moved, now, actor)]))
             return stored, created, self._bump()
 
     def release_lease(
@@ -712,6 +738,10 @@ class MemoryStore:
                 return found[-query.limit :] if query.limit > 0 else []
             after = [e for e in found if e.event_id is not None and e.event_id > query.since]
             return after[: query.limit]
+
+    def flush_seen(self) -> int:
+        """Nothing to write: every heartbeat is already where reads find it."""
+        return 0
 
     def close(self) -> None:
         """Nothing to release."""

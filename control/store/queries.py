@@ -8,25 +8,47 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Table, delete, insert, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 
 from control.model import Dataset, Lease, Node, NodeState
 from control.store import rows
 from control.store.pglocks import notify_counters
 from control.store.tables import CLUSTER_ROW, cluster, datasets, leases, node_states, nodes
 
+# The statements of every write, built once: SQLAlchemy then finds each one's
+# compiled form by a cache key it computed once, instead of building, keying
+# and looking up a new statement on every call (most of a create's CPU).
+_COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
+    cluster.c.id == CLUSTER_ROW
+)
+_LOCKED_COUNTERS = _COUNTERS.with_for_update()
+_WRITE_COUNTERS = update(cluster).where(cluster.c.id == CLUSTER_ROW)
+_DATASET = select(datasets).where(datasets.c.dataset_id == bindparam("b_dataset_id"))
+_NODE_EXISTS = select(nodes.c.uuid).where(nodes.c.uuid == bindparam("b_uuid"))
+_LIVE_NAMED = (
+    select(datasets)
+    .where(datasets.c.deleted == False)  # noqa: E712
+    .where(datasets.c.released == False)  # noqa: E712
+    .where(datasets.c.name == bindparam("b_name"))
+    .limit(1)
+)
+_INSERTS = {table.name: insert(table) for table in (datasets, leases, nodes, node_states)}
+_UPDATES = {
+    (table.name, key): update(table).where(table.c[key] == bindparam("b_key"))
+    for table, key in (
+        (datasets, "dataset_id"), (leases, "dataset_id"), (nodes, "uuid"),
+        (node_states, "node_uuid"),
+    )
+}
+
 
 def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
     """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
-    query = select(cluster.c.generation, cluster.c.state_version).where(
-        cluster.c.id == CLUSTER_ROW
-    )
-    if lock and connection.dialect.name != "sqlite":
-        query = query.with_for_update()
+    query = _LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else _COUNTERS
     generation, state_version = connection.execute(query).one()
     return generation, state_version
 
@@ -34,9 +56,7 @@ def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]
 def write_counters(connection: Connection, generation: int, state_version: int) -> None:
     """Store both counters."""
     connection.execute(
-        update(cluster)
-        .where(cluster.c.id == CLUSTER_ROW)
-        .values(generation=generation, state_version=state_version)
+        _WRITE_COUNTERS, {"generation": generation, "state_version": state_version}
     )
     if connection.dialect.name == "postgresql":
         notify_counters(connection, generation, state_version)
@@ -46,17 +66,14 @@ def _upsert(
     connection: Connection, table: Table, key: str, row: dict[str, Any], exists: bool
 ) -> None:
     if exists:
-        column = table.c[key]
-        connection.execute(update(table).where(column == row[key]).values(row))
+        connection.execute(_UPDATES[table.name, key], {**row, "b_key": row[key]})
     else:
-        connection.execute(insert(table).values(row))
+        connection.execute(_INSERTS[table.name], row)
 
 
 def get_dataset(connection: Connection, dataset_id: UUID) -> Dataset | None:
     """One dataset, or ``None``."""
-    row = connection.execute(
-        select(datasets).where(datasets.c.dataset_id == str(dataset_id))
-    ).first()
+    row = connection.execute(_DATASET, {"b_dataset_id": str(dataset_id)}).first()
     return None if row is None else rows.dataset_from_row(row)
 
 
@@ -67,13 +84,7 @@ def put_dataset(connection: Connection, dataset: Dataset, exists: bool) -> None:
 
 def live_named(connection: Connection, name: str) -> Dataset | None:
     """A dataset that is not deleted and whose metadata ``name`` is ``name``, or ``None``."""
-    row = connection.execute(
-        select(datasets)
-        .where(datasets.c.deleted == False)  # noqa: E712
-        .where(datasets.c.released == False)  # noqa: E712
-        .where(datasets.c.metadata["name"].as_string() == name)
-        .limit(1)
-    ).first()
+    row = connection.execute(_LIVE_NAMED, {"b_name": name}).first()
     return None if row is None else rows.dataset_from_row(row)
 
 
@@ -142,7 +153,7 @@ def get_node(connection: Connection, node_uuid: UUID) -> Node | None:
 
 def node_exists(connection: Connection, node_uuid: UUID) -> bool:
     """Whether ``node_uuid`` has registered."""
-    found = connection.execute(select(nodes.c.uuid).where(nodes.c.uuid == str(node_uuid)))
+    found = connection.execute(_NODE_EXISTS, {"b_uuid": str(node_uuid)})
     return found.first() is not None
 
 
@@ -154,6 +165,29 @@ def put_node(connection: Connection, node: Node, exists: bool) -> None:
 def mark_seen(connection: Connection, node_uuid: UUID, when: float) -> None:
     """Record that a node was heard from at ``when``."""
     connection.execute(update(nodes).where(nodes.c.uuid == str(node_uuid)).values(last_seen=when))
+
+
+def flush_seen(connection: Connection, times: Mapping[UUID, tuple[float, float]]) -> None:
+    """Move each node's ``last_seen`` and its report's ``reported_at`` forward to the
+    times given (never back: another replica may have written later ones)."""
+    seen = [{"u": str(uuid), "t": t} for uuid, (t, _) in times.items()]
+    sent = [{"u": str(uuid), "t": r} for uuid, (_, r) in times.items()]
+    connection.execute(
+        update(nodes)
+        .where(nodes.c.uuid == bindparam("u"))
+        .where(or_(nodes.c.last_seen.is_(None), nodes.c.last_seen < bindparam("t")))
+        .values(last_seen=bindparam("t")),
+        seen,
+    )
+    connection.execute(
+        update(node_states)
+        .where(node_states.c.node_uuid == bindparam("u"))
+        .where(
+            or_(node_states.c.reported_at.is_(None), node_states.c.reported_at < bindparam("t"))
+        )
+        .values(reported_at=bindparam("t")),
+        sent,
+    )
 
 
 def all_nodes(connection: Connection) -> list[Node]:

@@ -74,6 +74,7 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "released_from": None if dataset.released_from is None else str(dataset.released_from),
         "readers": sorted(str(r) for r in dataset.readers) or None,
         "backend": dataset.backend,
+        "name": dataset.name,
     }
 
 

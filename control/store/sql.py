@@ -16,6 +16,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import partial
 from typing import Any
 from uuid import UUID
 
@@ -33,7 +34,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound
+from control.errors import NotFound, ShoalError
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -54,8 +55,9 @@ from control.store import queries as q
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
-from control.store.interface import NodeDatasets
+from control.store.interface import Created, NewDataset, NodeDatasets
 from control.store.migrate import check_at_head
+from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
 
@@ -80,8 +82,15 @@ class _ConfigurationWrite:
 class SQLStore:
     """A store in the SQL database at ``url`` (whose schema must be at the newest revision)."""
 
-    def __init__(self, url: str, retention: EventRetention | None = None) -> None:
+    def __init__(
+        self, url: str, retention: EventRetention | None = None, seen_in_memory: bool = False
+    ) -> None:
         self._retention = retention if retention is not None else EventRetention()
+        self._seen = SeenLog() if seen_in_memory else None
+        """With ``seen_in_memory``, heartbeats are kept in memory and written by
+        :meth:`flush_seen` (:mod:`control.store.seen`)."""
+        self._quiet: tuple[int, int] | None = None
+        """The counters at which a report last found nothing to purge or settle."""
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
@@ -191,12 +200,14 @@ class SQLStore:
     def nodes(self) -> list[Node]:
         """Every registered node."""
         with self._read() as connection:
-            return q.all_nodes(connection)
+            found = q.all_nodes(connection)
+        return found if self._seen is None else [self._seen.node(n) or n for n in found]
 
     def node_by_era(self, era: str) -> Node | None:
         """The node whose current era is ``era``, or ``None``."""
         with self._read() as connection:
-            return q.node_with_era(connection, era)
+            found = q.node_with_era(connection, era)
+        return found if self._seen is None else self._seen.node(found)
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports.
@@ -217,9 +228,10 @@ class SQLStore:
                     reports={r.node_uuid: r for r in reports},
                 )
                 self._state_cache.put(state)
-                return state
+                return state if self._seen is None else self._seen.state(state)
             seen, reported = q.seen_times(connection), q.report_times(connection)
-        return with_liveness(cached, seen, reported)
+        state = with_liveness(cached, seen, reported)
+        return state if self._seen is None else self._seen.state(state)
 
     # -- configuration writes ------------------------------------------------
 
@@ -247,17 +259,78 @@ class SQLStore:
     ) -> tuple[Dataset, int]:
         """Store a new dataset; returns it and the new generation."""
         with self._write_configuration(if_tag) as w:
-            existing = q.get_dataset(w.connection, dataset.dataset_id)
-            known = q.node_exists(w.connection, dataset.primary)
-            named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
-            stored = rules.create_dataset(existing, known, dataset, named)
-            if stored.source is not None:
-                snap.check_source(stored.source, _source(w.connection, stored), stored)
-            q.put_dataset(w.connection, stored, exists=False)
-            made = ev.dataset_created if stored.source is None else sev.dataset_from_source
-            eventlog.append(w.connection, [made(stored, now, actor)], self._retention)
-            generation = w.changed(lambda s: s.with_dataset(stored))
-        return stored, generation
+            return self._create(w, NewDataset(dataset, if_tag, now, actor))
+
+    def _create(self, w: _ConfigurationWrite, new: NewDataset) -> tuple[Dataset, int]:
+        """The body of a create, inside its write (whose tag was checked)."""
+        dataset = new.dataset
+        existing = q.get_dataset(w.connection, dataset.dataset_id)
+        known = q.node_exists(w.connection, dataset.primary)
+        named = None if dataset.name is None else q.live_named(w.connection, dataset.name)
+        stored = rules.create_dataset(existing, known, dataset, named)
+        if stored.source is not None:
+            snap.check_source(stored.source, _source(w.connection, stored), stored)
+        q.put_dataset(w.connection, stored, exists=False)
+        made = ev.dataset_created if stored.source is None else sev.dataset_from_source
+        eventlog.append(w.connection, [made(stored, new.now, new.actor)], self._retention)
+        return stored, w.changed(lambda s: s.with_dataset(stored))
+
+    def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
+        """Several creates in one transaction, each in a savepoint of its own (group commit:
+        :meth:`~control.store.interface.Store.create_datasets`)."""
+        return self._write_group([(new.if_tag, partial(self._create, new=new)) for new in creates])
+
+    def _write_group(
+        self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]
+    ) -> list[Any]:
+        """
+        Configuration writes ``(if_tag, body)`` in one transaction, in order.
+
+        Each body runs in a savepoint of its own, at the generation the ones
+        before it left: a refusal (:class:`ShoalError`) rolls back to its
+        savepoint and becomes its answer; the others go on. The generation is
+        written once, and the snapshot cache advances write by write after the
+        commit. Any other failure of a body fails the transaction, after which
+        every write runs alone (so that one broken write fails only itself);
+        a failure outside the bodies (the database) raises for all.
+        """
+        answers: list[Any] = []
+        advances: list[tuple[int, Callable[[Snapshot], Snapshot]]] = []
+        broken = False
+        try:
+            with self._write() as (connection, generation, state_version):
+                current = generation
+                for if_tag, body in writes:
+                    write = _ConfigurationWrite(connection, current)
+                    try:
+                        with connection.begin_nested():
+                            rules.check_tag(current, if_tag)
+                            answers.append(body(write))
+                    except ShoalError as refusal:
+                        answers.append(refusal)
+                        continue
+                    except Exception:
+                        broken = True
+                        raise
+                    if write.update is not None:
+                        advances.append((current, write.update))
+                        current += 1
+                if current != generation:
+                    q.write_counters(connection, current, state_version)
+        except Exception:
+            if not broken or len(writes) == 1:
+                raise
+            return [self._alone(write) for write in writes]
+        for before, update in advances:
+            self._cache.advance(before, update)
+        return answers
+
+    def _alone(self, write: tuple[str | None, Callable[[_ConfigurationWrite], Any]]) -> Any:
+        """One write of a broken group, in a transaction of its own: its answer or failure."""
+        try:
+            return self._write_group([write])[0]
+        except Exception as failure:
+            return failure
 
     def resize_dataset(
         self,
@@ -462,19 +535,41 @@ class SQLStore:
         return stored, generation
 
     def acquire_lease(
-        self, lease: Lease, if_tag: str | None, now: float, *, actor: str | None = None
+        self,
+        lease: Lease,
+        if_tag: str | None,
+        now: float,
+        *,
+        actor: str | None = None,
+        move: bool = False,
     ) -> tuple[Lease, bool, int]:
-        """Create or renew a lease; returns it, whether it is new, and the new generation."""
+        """Create or renew a lease (and, with ``move``, make its node the primary, in the same
+        transaction); returns it, whether it is new, and the new generation."""
         with self._write_configuration(if_tag) as w:
             existing = q.get_lease(w.connection, lease.dataset_id)
             dataset = q.get_dataset(w.connection, lease.dataset_id)
-            stored, created = rules.acquire_lease(
-                dataset, existing, lease, now, _holder(w.connection, existing)
-            )
+            holder = _holder(w.connection, existing)
+            if not move:
+                stored, created = rules.acquire_lease(dataset, existing, lease, now, holder)
+                moved = None
+            else:
+                known = q.node_exists(w.connection, lease.node_uuid)
+                stored, created, moved = rules.lease_and_move(
+                    dataset, existing, lease, now, known, holder
+                )
             q.put_lease(w.connection, stored, exists=existing is not None)
-            taken = [ev.lease_taken(stored, now, actor)] if created else []
-            eventlog.append(w.connection, taken, self._retention)
-            generation = w.changed(lambda s: s.with_lease(stored))
+            events = [ev.lease_taken(stored, now, actor)] if created else []
+            if moved is not None:
+                assert dataset is not None
+                q.put_dataset(w.connection, moved, exists=True)
+                made = ev.dataset_moved(dataset, moved, now, actor)
+                events += [made] if made else []
+            eventlog.append(w.connection, events, self._retention)
+            if moved is None:
+                generation = w.changed(lambda s: s.with_lease(stored))
+            else:
+                after = moved
+                generation = w.changed(lambda s: s.with_lease_and_dataset(stored, after))
         return stored, created, generation
 
     def release_lease(
@@ -592,6 +687,8 @@ class SQLStore:
 
     def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's report, mark it seen, and purge what deletion allows."""
+        if self._heartbeat(report, identity):
+            return False
         with self._write() as (connection, generation, state_version):
             node = q.get_node(connection, report.node_uuid)
             if node is None:
@@ -619,6 +716,8 @@ class SQLStore:
             self._state_cache.advance(state_version, lambda s: with_report(s, report))
         if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
+        else:
+            self._quiet = (generation, state_version + changed)
         return changed
 
     def _last_report(
@@ -634,6 +733,47 @@ class SQLStore:
         if cached is None:
             return q.get_report(connection, node_uuid)
         return cached.reports.get(node_uuid)
+    def _heartbeat(self, report: NodeState, identity: str | None) -> bool:
+        """Take a report that says nothing new in memory (:mod:`control.store.seen`), if
+        nothing changed since a report last found nothing to purge or settle; whether it did.
+
+        The same checks refuse it as a written one; anything else goes to the database.
+        """
+        seen = self._seen
+        if seen is None or not seen.healthy or report.reported_at is None:
+            return False
+        with self._read() as connection:
+            generation, state_version = q.read_counters(connection)
+            if self._quiet != (generation, state_version):
+                return False
+            node = q.get_node(connection, report.node_uuid)
+            old = self._last_report(connection, report.node_uuid, state_version)
+        if node is None or old is None:
+            return False
+        rules.check_report(node, old, report, generation, identity)
+        if not old.same_observation(report):
+            return False
+        seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
+        return True
+
+    def flush_seen(self) -> int:
+        """Write the heartbeats kept in memory, in one transaction; returns how many."""
+        if self._seen is None:
+            return 0
+        pending = self._seen.take()
+        if not pending:
+            self._seen.flushed()
+            return 0
+        try:
+            with self._write() as (connection, _, _):
+                q.flush_seen(connection, {
+                    uuid: (s.last_seen, s.reported_at) for uuid, s in pending.items()
+                })
+        except BaseException:
+            self._seen.failed(pending)
+            raise
+        self._seen.flushed()
+        return len(pending)
 
     def _settle_snapshots(self, connection: Connection) -> bool:
         """Mark ready what nodes report made, forget deleted ones gone; whether any changed."""
@@ -680,6 +820,8 @@ class SQLStore:
         """One state write of a node record: ``decide`` it, store it with its event."""
         with self._write() as (connection, generation, state_version):
             existing = q.get_node(connection, node_uuid)
+            if self._seen is not None:
+                existing = self._seen.node(existing)
             stored = decide(existing)
             if stored == existing:
                 return stored, False
@@ -814,7 +956,7 @@ def _purge(connection: Connection) -> list[UUID]:
 
 def _next_generation(snapshot: Snapshot) -> Snapshot:
     """The cached configuration at the next generation (a write it does not hold changed)."""
-    return snapshot.next()
+    return snapshot.touched()
 
 
 def _source(connection: Connection, dataset: Dataset) -> DatasetSnapshot | Dataset | None:

@@ -69,10 +69,12 @@ datasets = Table(
     Column("released_from", String(UUID_LENGTH), nullable=True),
     Column("readers", JSON, nullable=True),
     Column("backend", String(63), nullable=True),
+    Column("name", String, nullable=True),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
     Index("ix_datasets_source_id", "source_id"),
     Index("ix_datasets_storage_class", "storage_class"),
+    Index("ix_datasets_name", "name"),
 )
 """The desired datasets, deleted ones included until they are purged."""
 

@@ -24,6 +24,7 @@ from control.errors import Conflict, InvalidRequest, NotAllowed, NotFound
 from control.model import (
     MINIMUM_DATASET_SIZE,
     UNBOUND,
+    AccessMode,
     Dataset,
     DataSource,
     SourceKind,
@@ -126,10 +127,10 @@ class ControllerService(SnapshotRPCs):
             volume.accessible_topology.add(segments=segments)
         return volume
 
-    async def _status(self, dataset_id: UUID, status: Any) -> None:
+    async def _status(self, dataset: Dataset, status: Any) -> None:
+        dataset_id = dataset.dataset_id
         holder = await self._holder(dataset_id)
-        if holder is not None:
-            status.published_node_ids.append(str(holder))
+        status.published_node_ids.extend(rules.published_nodes(dataset, holder))
         conditions = await self._client.list_conditions(dataset_id)
         status.volume_condition.CopyFrom(rules.volume_condition(conditions, dataset_id))
 
@@ -200,6 +201,7 @@ class ControllerService(SnapshotRPCs):
             return await self._client.create_shoal_dataset(
                 primary, size, {rules.NAME_KEY: request.name}, filesystem=filesystem,
                 source=found, storage_class=class_name,
+                access_mode=rules.access_mode_for(request.volume_capabilities),
             )
         except InvalidRequest as e:
             code = Code.OUT_OF_RANGE if "larger than" in e.description else Code.INVALID_ARGUMENT
@@ -241,6 +243,13 @@ class ControllerService(SnapshotRPCs):
                     f"Volume {request.volume_id} is published to node "
                     f"{await self._node_name(holder)}: unpublish it first.",
                 )
+            readers = (await self._complete([dataset]))[0].readers
+            if readers:
+                raise CsiError(
+                    Code.FAILED_PRECONDITION,
+                    f"Volume {request.volume_id} is published read-only to node "
+                    f"{await self._node_name(min(readers, key=str))}: unpublish it there first.",
+                )
             with contextlib.suppress(NotFound, NotAllowed):
                 await self._client.delete_dataset(dataset.dataset_id)
         return csi.DeleteVolumeResponse()
@@ -251,17 +260,19 @@ class ControllerService(SnapshotRPCs):
         rules.require(request.node_id, "node_id")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        listing, nodes, leases = await gather(
-            self._client.list_datasets(), self._client.list_nodes(), self._client.list_leases()
+        wanted = rules.volume_uuid(request.volume_id)
+        listing, nodes, leases, records = await gather(
+            self._client.list_datasets(), self._client.list_nodes(), self._client.list_leases(),
+            self._client.node_configuration(UNBOUND, [wanted]),
         )
-        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        dataset = rules.live(listing.datasets, wanted)
         if dataset is None:
             raise CsiError(Code.NOT_FOUND,
                            f"No volume {request.volume_id[:80]!r}: no live dataset.")
         node = rules.parse_volume_id(request.node_id)
         if node is None or all(n.node.uuid != node for n in nodes):
             raise CsiError(Code.NOT_FOUND, f"No node {request.node_id[:80]!r} is registered.")
-        dataset = (await self._complete([dataset]))[0]
+        dataset = rules.completed(dataset, records.datasets)
         rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             known = self._readonly.get((dataset.dataset_id, node))
@@ -272,7 +283,10 @@ class ControllerService(SnapshotRPCs):
                     f"{'read-only' if known else 'read-write'}; unpublish it to publish it "
                     "the other way.",
                 )
-            await self._publish(dataset, node, rules.holder(leases, dataset.dataset_id))
+            if dataset.access_mode is AccessMode.ROX and dataset.bound and dataset.primary != node:
+                await self._add_reader(dataset, node)
+            else:
+                await self._publish(dataset, node, rules.holder(leases, dataset.dataset_id))
             self._readonly[dataset.dataset_id, node] = request.readonly
         return csi.ControllerPublishVolumeResponse(publish_context={"node": str(node)})
 
@@ -283,18 +297,21 @@ class ControllerService(SnapshotRPCs):
                 f"Volume {dataset.dataset_id} is published to node "
                 f"{await self._node_name(holder)}; unpublish it there first.",
             )
-        if holder is None:
+        if holder is None:  # the lease and the move in one write: the agents wake once
             await self._check_limit(node)
-            await self._client.acquire_lease(dataset.dataset_id, node, None)
-        if dataset.primary == node:
-            return
-        try:
+            await self._client.acquire_lease(
+                dataset.dataset_id, node, None, move=dataset.primary != node
+            )
+        elif dataset.primary != node:
             await self._client.move_dataset(dataset.dataset_id, node)
-        except BaseException:
-            if holder is None:
-                with contextlib.suppress(NotFound):
-                    await self._client.release_lease(dataset.dataset_id)
-            raise
+
+    async def _add_reader(self, dataset: Dataset, node: UUID) -> None:
+        """Publish a ReadOnlyMany volume bound elsewhere to ``node`` as one of its readers (no
+        lease, no move: its primary keeps it; every node mounts it read-only)."""
+        try:
+            await self._client.add_reader(dataset.dataset_id, node)
+        except Conflict as e:
+            raise CsiError(Code.FAILED_PRECONDITION, e.description) from None
 
     async def _check_limit(self, node: UUID) -> None:
         """RESOURCE_EXHAUSTED when ``node`` already has ``max_volumes`` volumes published."""
@@ -315,11 +332,20 @@ class ControllerService(SnapshotRPCs):
         if dataset_id is None:
             return csi.ControllerUnpublishVolumeResponse()
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
-            holder = await self._holder(dataset_id)
+            leases, records = await gather(
+                self._client.list_leases(), self._client.node_configuration(UNBOUND, [dataset_id])
+            )
+            holder = rules.holder(leases, dataset_id)
             if holder is not None and (not request.node_id or request.node_id == str(holder)):
                 with contextlib.suppress(NotFound):
                     await self._client.release_lease(dataset_id)
                 self._readonly.pop((dataset_id, holder), None)
+            record = next((d for d in records.datasets if d.dataset_id == dataset_id), None)
+            for reader in sorted(record.readers if record is not None else (), key=str):
+                if not request.node_id or request.node_id == str(reader):
+                    with contextlib.suppress(NotFound):
+                        await self._client.remove_reader(dataset_id, reader)
+                    self._readonly.pop((dataset_id, reader), None)
         return csi.ControllerUnpublishVolumeResponse()
 
     async def ValidateVolumeCapabilities(self, request: Any) -> Any:
@@ -366,8 +392,7 @@ class ControllerService(SnapshotRPCs):
             entry = response.entries.add()
             entry.volume.CopyFrom(self._volume(dataset, nodes))
             holder = rules.holder(leases, dataset.dataset_id)
-            if holder is not None:
-                entry.status.published_node_ids.append(str(holder))
+            entry.status.published_node_ids.extend(rules.published_nodes(dataset, holder))
             entry.status.volume_condition.CopyFrom(
                 rules.volume_condition(conditions, dataset.dataset_id)
             )
@@ -379,7 +404,7 @@ class ControllerService(SnapshotRPCs):
         dataset = (await self._complete([await self._dataset(request.volume_id)]))[0]
         response = csi.ControllerGetVolumeResponse()
         response.volume.CopyFrom(self._volume(dataset, await self._client.list_nodes()))
-        await self._status(dataset.dataset_id, response.status)
+        await self._status(dataset, response.status)
         return response
 
     async def GetCapacity(self, request: Any) -> Any:

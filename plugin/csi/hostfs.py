@@ -13,6 +13,7 @@ import ctypes
 import os
 import stat
 
+from agent.fs.real import bound_device_mounts
 from plugin.csi.errors import Code, CsiError
 from plugin.hostmounts import MountEntry, parse_mountinfo
 
@@ -164,6 +165,13 @@ def raw_device(path: str) -> str:
                        f"The raw volume's device {real} is mounted at {held[0]}: a raw volume's "
                        "device is used as it is, never mounted. Unmount it there first.")
     return real
+
+
+def device_bound_at(device: str) -> list[str]:
+    """Where the device node ``device`` is bind-mounted (a raw block volume published to a pod:
+    :func:`agent.fs.real.bound_device_mounts`), sorted."""
+    with open(MOUNTINFO) as f:
+        return bound_device_mounts(f.read(), device)
 
 
 def other_mounts(path: str, known: set[str]) -> list[str]:

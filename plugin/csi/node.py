@@ -20,7 +20,7 @@ from uuid import UUID
 
 from control.client.interface import ShoalClient, StateDataset
 from control.client.waiting import Reached, wait_for_state
-from control.model import UNBOUND, Dataset, Versions
+from control.model import UNBOUND, AccessMode, Dataset, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from plugin.common.mounted import wait_mounted
@@ -106,12 +106,16 @@ class NodeService:
         rules.require(request.staging_target_path, "staging_target_path")
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
-        listing, leases = await gather(self._client.list_datasets(), self._client.list_leases())
-        dataset = rules.live(listing.datasets, rules.parse_volume_id(request.volume_id))
+        wanted = rules.volume_uuid(request.volume_id)
+        listing, leases, records = await gather(
+            self._client.list_datasets(), self._client.list_leases(),
+            self._client.node_configuration(UNBOUND, [wanted]),
+        )
+        dataset = rules.live(listing.datasets, wanted)
         if dataset is None:
             raise CsiError(Code.NOT_FOUND,
                            f"No volume {request.volume_id[:80]!r}: no live dataset.")
-        dataset = await self._full(dataset)
+        dataset = rules.completed(dataset, records.datasets)
         rules.check_access(dataset, [request.volume_capability])
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._stage(dataset, rules.holder(leases, dataset.dataset_id), request)
@@ -120,7 +124,8 @@ class NodeService:
     async def _stage(self, dataset: Dataset, holder: UUID | None, request: Any) -> None:
         node = self._node()
         dataset_id = dataset.dataset_id
-        if dataset.primary != node and holder != node:
+        reader = node in dataset.readers
+        if dataset.primary != node and holder != node and not reader:
             raise CsiError(
                 Code.FAILED_PRECONDITION,
                 f"Volume {dataset_id} is not published to this node ({node}): "
@@ -129,11 +134,13 @@ class NodeService:
         if is_block(request.volume_capability):
             await self._raw_device(dataset_id, node)
             return
+        # A ReadOnlyMany reader's mount is in its own report (its primary's report hides it).
         reported = await wait_mounted(self._client, self._clock, dataset_id, node,
-                                      self.stage_timeout)
+                                      self.stage_timeout, own=reader)
         await self._verify(dataset_id, reported)
         await self._run(hostfs.make_directory, request.staging_target_path)
-        await self._run(hostfs.bind, reported, request.staging_target_path, False)
+        await self._run(hostfs.bind, reported, request.staging_target_path,
+                        dataset.access_mode is AccessMode.ROX)
 
     async def _raw_device(self, dataset_id: UUID, node: UUID) -> str:
         """The device of the raw dataset, once the agent reports it attached here (woken by
@@ -145,18 +152,32 @@ class NodeService:
         found: str = await self._run(hostfs.raw_device, device)
         return found
 
-    async def _full(self, dataset: Dataset) -> Dataset:
-        """``dataset`` with every field (the v1 listing leaves out its filesystem)."""
-        answer = await self._client.node_configuration(UNBOUND, [dataset.dataset_id])
-        return next((d for d in answer.datasets if d.dataset_id == dataset.dataset_id), dataset)
-
     async def NodeUnstageVolume(self, request: Any) -> Any:
-        """Unmount the staging path (idempotent); the agent keeps its own mount."""
+        """Unmount the staging path (idempotent); the agent keeps its own mount. Refused
+        (FAILED_PRECONDITION) while a raw block volume's device is still bound at a target
+        path: its publications go first, so nothing detaches a device a pod uses."""
         rules.require(request.volume_id, "volume_id")
         rules.require(request.staging_target_path, "staging_target_path")
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
+            await self._check_unpublished(request.volume_id)
             await self._run(hostfs.unmount_all, request.staging_target_path)
         return csi.NodeUnstageVolumeResponse()
+
+    async def _check_unpublished(self, volume_id: str) -> None:
+        """FAILED_PRECONDITION while the device this node's agent reports for the volume is
+        bind-mounted somewhere (a block publication not undone yet)."""
+        dataset_id = rules.parse_volume_id(volume_id)
+        if dataset_id is None:
+            return
+        states = await self._client.list_state_datasets(self._node())
+        device = next((s.device for s in states if s.dataset_id == dataset_id and s.device), None)
+        bound = [] if device is None else await self._run(hostfs.device_bound_at, device)
+        if bound:
+            raise CsiError(
+                Code.FAILED_PRECONDITION,
+                f"Volume {volume_id} is still published at {bound[0]} (its device {device} is "
+                "bound there): NodeUnpublishVolume it first.",
+            )
 
     # -- publishing -------------------------------------------------------------------
 
@@ -168,9 +189,8 @@ class NodeService:
         rules.require(request.HasField("volume_capability"), "volume_capability")
         rules.check_capabilities([request.volume_capability])
         dataset_id = await self._dataset_id(request.volume_id)
-        readonly = request.readonly or (
-            request.volume_capability.access_mode.mode
-            == rules.MODES.SINGLE_NODE_READER_ONLY
+        readonly = request.readonly or request.volume_capability.access_mode.mode in (
+            rules.MODES.SINGLE_NODE_READER_ONLY, rules.MODES.MULTI_NODE_READER_ONLY
         )
         with self._inflight.claim(request.volume_id, f"volume {request.volume_id}"):
             await self._check_single_writer(request, dataset_id)

@@ -22,6 +22,7 @@ from control.model import (
     MINIMUM_DATASET_SIZE,
     RAW,
     SIZE_MULTIPLE,
+    AccessMode,
     ConditionKind,
     Dataset,
     DatasetSnapshot,
@@ -56,7 +57,26 @@ SINGLE_NODE_MODES = frozenset({
     MODES.SINGLE_NODE_SINGLE_WRITER,
     MODES.SINGLE_NODE_MULTI_WRITER,
 })
-"""The access modes Shoal serves: one node at a time (a block device has one kernel)."""
+"""The access modes Shoal serves for any volume: one node at a time (a block device has one
+kernel)."""
+WRITER_MODES = frozenset({
+    MODES.SINGLE_NODE_WRITER, MODES.SINGLE_NODE_SINGLE_WRITER, MODES.SINGLE_NODE_MULTI_WRITER,
+})
+"""The served modes that write."""
+SERVED_MODES = SINGLE_NODE_MODES | {MODES.MULTI_NODE_READER_ONLY}
+"""Those and ``MULTI_NODE_READER_ONLY``: a ReadOnlyMany volume, read-only on any number of
+nodes (its primary and its readers, docs/placement.md), a mount volume only."""
+
+
+def read_only_many(capabilities: Iterable[Any]) -> bool:
+    """Whether the capabilities ask for a ReadOnlyMany volume (``MULTI_NODE_READER_ONLY``)."""
+    return any(c.access_mode.mode == MODES.MULTI_NODE_READER_ONLY for c in capabilities)
+
+
+def access_mode_for(capabilities: Iterable[Any]) -> str | None:
+    """The Shoal access mode a CreateVolume asks for: ``ReadOnlyMany`` for
+    ``MULTI_NODE_READER_ONLY``, else none (the class's, or ReadWriteOnce)."""
+    return AccessMode.ROX.value if read_only_many(capabilities) else None
 
 
 def require(value: object, what: str) -> None:
@@ -73,6 +93,14 @@ def parse_volume_id(text: str) -> UUID | None:
         return None
 
 
+def volume_uuid(text: str) -> UUID:
+    """The dataset id a volume id names; NOT_FOUND when it cannot name one."""
+    found = parse_volume_id(text)
+    if found is None:
+        raise CsiError(Code.NOT_FOUND, f"No volume {text[:80]!r}: no live dataset.")
+    return found
+
+
 def unsupported_capability(capability: Any) -> str | None:
     """Why Shoal cannot serve ``capability`` (a VolumeCapability), or ``None``."""
     kind = capability.WhichOneof("access_type")
@@ -81,10 +109,15 @@ def unsupported_capability(capability: Any) -> str | None:
     if not capability.HasField("access_mode"):
         return "a volume capability has no access mode"
     mode = capability.access_mode.mode
-    if mode not in SINGLE_NODE_MODES:
+    if mode not in SERVED_MODES:
         return (
-            f"access mode {MODES.Name(mode)} is not served: a Shoal volume is used on one node "
-            "at a time (SINGLE_NODE_*)"
+            f"access mode {MODES.Name(mode)} is not served: a Shoal volume is written on one "
+            "node at a time (SINGLE_NODE_*), or read-only on several (MULTI_NODE_READER_ONLY)"
+        )
+    if kind == "block" and mode == MODES.MULTI_NODE_READER_ONLY:
+        return (
+            "access mode MULTI_NODE_READER_ONLY is served for mount access only: its readers "
+            "mount a filesystem, which a raw block volume has none of"
         )
     if kind == "mount" and capability.mount.fs_type not in ("", *FILESYSTEMS):
         return (
@@ -233,9 +266,31 @@ def check_existing(
         )
 
 
+def published_nodes(dataset: Dataset, holder: UUID | None) -> list[str]:
+    """The nodes a volume is published to: its lease's holder, then its ReadOnlyMany readers."""
+    found = [] if holder is None else [str(holder)]
+    return found + sorted(str(r) for r in dataset.readers if r != holder)
+
+
+def completed(dataset: Dataset, records: Iterable[Dataset]) -> Dataset:
+    """``dataset`` as its full record among ``records`` (the agents' configuration route, which
+    carries the filesystem, source, class and access mode the v1 listing leaves out); itself
+    when it is not there."""
+    return next((d for d in records if d.dataset_id == dataset.dataset_id), dataset)
+
+
 def access_mismatch(dataset: Dataset, capabilities: Iterable[Any]) -> str | None:
     """Why ``dataset`` cannot serve one of ``capabilities``: block access needs a raw dataset
     (its device is never mounted by the agent), mount access one with a filesystem."""
+    capabilities = list(capabilities)
+    if read_only_many(capabilities) and dataset.access_mode is not AccessMode.ROX:
+        return (f"it is {dataset.access_mode.value}, used on one node at a time, so it cannot "
+                "be read on several (MULTI_NODE_READER_ONLY); create a volume with that mode")
+    writers = [c for c in capabilities if c.access_mode.mode in WRITER_MODES]
+    if writers and dataset.access_mode is AccessMode.ROX:
+        return (f"it is ReadOnlyMany, read-only on every node, so it cannot be written "
+                f"({MODES.Name(writers[0].access_mode.mode)}); use MULTI_NODE_READER_ONLY or "
+                "SINGLE_NODE_READER_ONLY")
     for capability in capabilities:
         block = capability.WhichOneof("access_type") == "block"
         if block and not dataset.raw:

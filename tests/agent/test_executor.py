@@ -27,6 +27,7 @@ from agent.changes import (
 )
 from agent.executor import ChangeFailed, Executor
 from agent.fs.fake import FakeFilesystems
+from agent.fs.interface import DeviceInUse
 from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=99)
@@ -100,6 +101,23 @@ def test_detach_refuses_a_volume_attached_to_another_node(storage):
     error = result_of(executor(storage).run(DetachVolume(D, volume.blockdevice_id)))
     assert isinstance(error.failures[0][1], UnattachedVolume)
     assert other.backend.list_volumes()[0].attached_to == "i-2"
+
+
+def test_detach_waits_while_the_device_is_bind_mounted(storage):
+    """A raw volume whose device node is bind-mounted (a CSI block volume a pod uses) is not
+    detached: DeviceInUse names where; once unbound, the detach goes ahead."""
+    ex = executor(storage)
+    volume = ex.backend.create_volume(D, SIZE)
+    ex.backend.attach_volume(volume.blockdevice_id, "i-1")
+    device = ex.backend.get_device_path(volume.blockdevice_id)
+    ex.filesystems.bind_device(device, "/kubelet/pods/p/volumeDevices/v")
+    error = result_of(ex.run(DetachVolume(D, volume.blockdevice_id)))
+    failure = error.failures[0][1]
+    assert isinstance(failure, DeviceInUse) and "/kubelet/pods/p/volumeDevices/v" in str(failure)
+    assert ex.backend.list_volumes()[0].attached_to == "i-1"
+    ex.filesystems.unbind_device("/kubelet/pods/p/volumeDevices/v")
+    assert result_of(ex.run(DetachVolume(D, volume.blockdevice_id))) is None
+    assert ex.backend.list_volumes()[0].attached_to is None
 
 
 def test_actions_go_through_the_runner(storage):

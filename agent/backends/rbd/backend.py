@@ -122,6 +122,12 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
                 f"No volume {dataset_id} in cluster {self.cluster_id} (no image {image} in "
                 f"pool {self.settings.pool})."
             ) from None
+        return self._volume_with(ioctx, image, dataset_id, size, epoch)
+
+    def _volume_with(
+        self, ioctx: Any, image: str, dataset_id: UUID, size: int, epoch: int
+    ) -> BlockDeviceVolume:
+        """The volume of an image of ``size`` bytes at ``epoch``, attached as its record says."""
         record = claims.read(ioctx, image)
         return BlockDeviceVolume(
             blockdevice_id=str(dataset_id),
@@ -179,15 +185,17 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
                 self.session.run(lambda io: rbd.RBD().create(io, image, size, old_format=False))
             except rbd.ImageExists:
                 return self._volume(str(dataset_id))
-        self.session.run(lambda io: self._label(io, image, dataset_id))
-        return self._volume(str(dataset_id))
+        return self.session.run(lambda io: self._label(io, image, dataset_id))
 
-    def _label(self, ioctx: Any, image: str, dataset_id: UUID) -> None:
-        """Write the cluster and dataset into the image's metadata, for operators."""
+    def _label(self, ioctx: Any, image: str, dataset_id: UUID) -> BlockDeviceVolume:
+        """Write the cluster and dataset into the new image's metadata, for operators; the
+        volume as it is now (one open of the image for both)."""
         _, rbd = bindings.load()
         with rbd.Image(ioctx, image) as opened:
             opened.metadata_set(naming.META_CLUSTER, str(self.cluster_id))
             opened.metadata_set(naming.META_DATASET, str(dataset_id))
+            size, epoch = opened.size(), _epoch_of(opened)
+        return self._volume_with(ioctx, image, dataset_id, size, epoch)
 
     def destroy_volume(self, blockdevice_id: str) -> None:
         """Remove an unattached volume's image (kept under a retired name while it has
@@ -218,11 +226,13 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
             )
         try:
             # Another node may have attached at a newer epoch (and detached) since the check.
-            self._check_epoch(blockdevice_id, epoch, self._recorded_epoch(image))
+            # One open of the image reads the epoch and who has it open (for _attach_here).
+            now_recorded, open_now = self._epoch_and_others(image)
+            self._check_epoch(blockdevice_id, epoch, now_recorded)
             if claim.epoch > recorded:
                 self._record_epoch(image, claim.epoch)
             if attach_to == self.instance_id:
-                self._attach_here(image)
+                self._attach_here(image, open_now)
         except BaseException:
             self._undo_attach(image, attach_to)
             raise
@@ -244,14 +254,18 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
                 "It must not attach the volume."
             )
 
-    def _recorded_epoch(self, image: str) -> int:
+    def _epoch_and_others(self, image: str) -> tuple[int, list[str]]:
+        """The image's recorded attach epoch, and the addresses of the clients other than
+        ours that have it open (one open of the image)."""
         _, rbd = bindings.load()
+        mine = self.session.address()
 
-        def read(ioctx: Any) -> int:
+        def read(ioctx: Any) -> tuple[int, list[str]]:
             with rbd.Image(ioctx, image, read_only=True) as opened:
-                return _epoch_of(opened)
+                return _epoch_of(opened), [str(w["addr"]) for w in opened.watchers_list()]
 
-        return self.session.run(read)
+        epoch, watchers = self.session.run(read)
+        return epoch, [a for a in watchers if a != mine]
 
     def _record_epoch(self, image: str, epoch: int) -> None:
         _, rbd = bindings.load()
@@ -273,9 +287,10 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
 
         return [a for a in self.session.run(watchers) if a != mine]
 
-    def _attach_here(self, image: str) -> str:
+    def _attach_here(self, image: str, open_now: list[str] | None = None) -> str:
         """Make the local device of an image whose record names this node; record its
-        clients. Refuses (:class:`AlreadyAttachedVolume`) while another client has it open."""
+        clients. Refuses (:class:`AlreadyAttachedVolume`) while another client has it open
+        (``open_now``: those clients, if just looked up)."""
         kernel = self._kernel()
         present = krbd.mapped(self.settings, image) if kernel else self._fuse.find(image).pids
         recorded = self.session.run(lambda io: claims.read(io, image))
@@ -283,7 +298,8 @@ class RbdBlockDeviceAPI(RbdSnapshots, RbdFencing):
         # A client this node's attachment recorded is its own: with no local process left, an
         # rbd-fuse that died, whose watch (and maybe RBD's exclusive lock) lingers for 30 s.
         # Blocklisting it lets the new client take over at once; it can never write again.
-        open_now = self._others_open(image)
+        if open_now is None:
+            open_now = self._others_open(image)
         if not present:
             for address in sorted(ours & set(open_now)):
                 self.session.blocklist(address)

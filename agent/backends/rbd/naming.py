@@ -25,6 +25,7 @@ CLONE_SNAP_PREFIX = "shoal-clone-"
 RETIRED = ".retired-"
 TEMPORARY = ".tmp-"
 ATTACHMENT_PREFIX = "shoal.attachment."
+SNAPSHOT_ID_PREFIX = "shoal.snapshot."
 META_CLUSTER = "shoal.cluster_id"
 META_DATASET = "shoal.dataset_id"
 META_EPOCH = "shoal.epoch"
@@ -106,6 +107,11 @@ def attachment_object(image: str) -> str:
     return ATTACHMENT_PREFIX + image
 
 
+def snapshot_id_object(cluster_id: UUID, snapshot_id: str) -> str:
+    """The RADOS object recording which volume a snapshot id was taken of."""
+    return f"{SNAPSHOT_ID_PREFIX}{cluster_id}.{snapshot_id}"
+
+
 def safe(text: str) -> str:
     """``text`` with every character RBD names or paths dislike replaced by ``_``."""
     return re.sub(r"[^\w.-]", "_", text)
@@ -118,6 +124,7 @@ __all__ = [
     "parse_snapshot_holder",
     "parse_volume",
     "retired_image",
+    "snapshot_id_object",
     "snapshot_id_of",
     "snapshot_name",
     "temporary_image",

@@ -29,11 +29,16 @@ from agent.backends.interface import (
     UnknownSnapshot,
     UnknownVolume,
 )
-from agent.backends.rbd import bindings, capacity, claims, naming
+from agent.backends.rbd import bindings, capacity, claims, naming, snapids
 from agent.commands import run_command
 
 MiB = 2**20
 SNAPSHOT_METHOD = "rbd-snapshot"
+
+
+def _snapshot_size(opened: Any, name: str) -> int | None:
+    """The size of the open image's snapshot ``name``, or ``None`` if it has none."""
+    return next((int(s["size"]) for s in opened.list_snaps() if s["name"] == name), None)
 
 
 class RbdSnapshots:
@@ -112,36 +117,44 @@ class RbdSnapshots:
         return sorted(found, key=lambda s: s.snapshot_id)
 
     def create_snapshot(self, blockdevice_id: str, snapshot_id: str) -> BlockDeviceSnapshot:
-        """An RBD snapshot of the volume's image (idempotent by id)."""
+        """An RBD snapshot of the volume's image (idempotent by id).
+
+        One open of the image; the id's record (:mod:`~agent.backends.rbd.snapids`), not a
+        listing of every image, says whether another volume has the id already.
+        """
         if not naming.valid_snapshot_id(snapshot_id):
             raise BackendError(
                 f"{snapshot_id!r} cannot name a snapshot: use letters, digits, '.', ':', '-'."
             )
         image, dataset_id = self._image(blockdevice_id)
-        with contextlib.suppress(UnknownSnapshot):
-            _, existing = self._find_snapshot(snapshot_id)
-            if existing.blockdevice_id != blockdevice_id:
-                raise BackendError(
-                    f"Snapshot {snapshot_id} exists already, of volume {existing.blockdevice_id}"
-                    f", not {blockdevice_id}."
-                )
-            return existing
         _, rbd = bindings.load()
         name = naming.snapshot_name(snapshot_id)
 
         def snap(ioctx: Any) -> int:
-            # One open of the image for its size and the snapshot (each open costs round trips).
             try:
                 opened = rbd.Image(ioctx, image)
             except rbd.ImageNotFound:
                 raise UnknownVolume(
                     f"No volume {blockdevice_id} in cluster {self.cluster_id} (no image {image})."
                 ) from None
-            with opened, capacity.locked(self.session, self.pause):
-                self._reserve(opened.size())
-                with contextlib.suppress(rbd.ImageExists):
-                    opened.create_snap(name)
-                return next(int(s["size"]) for s in opened.list_snaps() if s["name"] == name)
+            with opened:
+                made = _snapshot_size(opened, name)
+                if made is not None:
+                    return made
+                owner = snapids.take(ioctx, self.cluster_id, snapshot_id, blockdevice_id)
+                if owner != blockdevice_id:
+                    raise BackendError(
+                        f"Snapshot {snapshot_id} exists already, of volume {owner}, not "
+                        f"{blockdevice_id}."
+                    )
+                with capacity.locked(self.session, self.pause):
+                    self._reserve(opened.size())
+                    with contextlib.suppress(rbd.ImageExists):
+                        opened.create_snap(name)
+                made = _snapshot_size(opened, name)
+                if made is None:
+                    raise BackendError(f"Snapshot {name} of image {image} vanished once made.")
+                return made
 
         size = self.session.run(snap)
         return BlockDeviceSnapshot(
@@ -155,7 +168,12 @@ class RbdSnapshots:
     def destroy_snapshot(self, snapshot_id: str) -> None:
         """Remove the RBD snapshot (to RBD's trash while clones need it), and a retired
         image once it has no snapshot left."""
-        image, _ = self._find_snapshot(snapshot_id)
+        try:
+            image, _ = self._find_snapshot(snapshot_id)
+        except UnknownSnapshot:
+            if naming.valid_snapshot_id(snapshot_id):  # a record a crash left behind
+                self.session.run(lambda io: snapids.drop(io, self.cluster_id, snapshot_id))
+            raise
         _, rbd = bindings.load()
 
         def remove(ioctx: Any) -> None:
@@ -167,6 +185,7 @@ class RbdSnapshots:
                 self._remove_image(ioctx, image)
 
         self.session.run(remove)
+        self.session.run(lambda io: snapids.drop(io, self.cluster_id, snapshot_id))
 
     def _remove_image(self, ioctx: Any, image: str) -> None:
         """Remove an image; to RBD's trash if clones still need its snapshots."""

@@ -37,6 +37,20 @@ async function call(method, path, body) {
 
 const id = encodeURIComponent;
 
+/** Every item of a paginated listing (`?limit=` and `continue`, docs/api.md), page by page. */
+async function allPages(path, limit = 1000) {
+  const items = [];
+  let token = null;
+  do {
+    const page = await call(
+      "GET", `${path}?limit=${limit}${token ? `&continue=${id(token)}` : ""}`,
+    );
+    items.push(...page.items);
+    token = page.continue;
+  } while (token);
+  return items;
+}
+
 /** The calls the dashboard makes. */
 export const api = {
   versions: () => call("GET", "/v1/shoal/watch?timeout=0"),
@@ -45,7 +59,7 @@ export const api = {
       "GET",
       `/v1/shoal/watch?configuration=${versions.configuration}&state=${versions.state}&timeout=${timeout}`,
     ),
-  datasets: () => call("GET", "/v1/shoal/datasets"),
+  datasets: () => allPages("/v1/shoal/datasets"),
   state: () => call("GET", "/v1/state/datasets"),
   leases: () => call("GET", "/v1/configuration/leases"),
   conditions: () => call("GET", "/v1/shoal/conditions"),

@@ -31,6 +31,31 @@ class FilesystemsConformance:
         """Read the file ``path`` inside a mounted filesystem."""
         raise NotImplementedError
 
+    def bind_device(self, fs: Filesystems, device: str, target: str) -> None:
+        """Bind-mount the device node ``device`` onto the file ``target``."""
+        raise NotImplementedError
+
+    def unbind_device(self, fs: Filesystems, target: str) -> None:
+        """Undo :meth:`bind_device`."""
+        raise NotImplementedError
+
+    def test_device_bound_at(self, fs: Filesystems, new_device: NewDevice, mount_root: str) -> None:
+        """A device node bind-mounted onto a file is found there, and no longer once unbound;
+        a device mounted as a filesystem is not a bind of its node."""
+        device, other = new_device(), new_device()
+        fs.make_filesystem(other)
+        fs.mount(other, os.path.join(mount_root, "fs"))
+        target = os.path.join(mount_root, "block-target")
+        assert fs.device_bound_at(device) == [] and fs.device_bound_at(other) == []
+        self.bind_device(fs, device, target)
+        try:
+            assert fs.device_bound_at(device) == [target]
+            assert fs.device_bound_at(other) == []
+        finally:
+            self.unbind_device(fs, target)
+            fs.unmount(os.path.join(mount_root, "fs"))
+        assert fs.device_bound_at(device) == []
+
     @pytest.fixture
     def formatted(self, fs: Filesystems, new_device: NewDevice) -> str:
         """A fresh device holding a filesystem."""

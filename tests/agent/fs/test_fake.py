@@ -79,6 +79,16 @@ class TestFakeConformance(FilesystemsConformance, GrowthConformance):
         assert isinstance(fs, FakeFilesystems)
         return fs.read_file(path)
 
+    def bind_device(self, fs: Filesystems, device: str, target: str) -> None:
+        """Through the fake's test helper."""
+        assert isinstance(fs, FakeFilesystems)
+        fs.bind_device(device, target)
+
+    def unbind_device(self, fs: Filesystems, target: str) -> None:
+        """Through the fake's test helper."""
+        assert isinstance(fs, FakeFilesystems)
+        fs.unbind_device(target)
+
 
 def test_marker_follows_moved_volume(storage: FakeStorage) -> None:
     """A file written on node a is read on node b after the volume moved there."""

@@ -127,6 +127,16 @@ class TestRealConformance(FilesystemsConformance, GrowthConformance):
         """Read a real file."""
         return Path(path).read_bytes()
 
+    def bind_device(self, fs: Filesystems, device: str, target: str) -> None:
+        """``mount --bind`` the device node onto a new file, as the CSI node does."""
+        Path(target).touch()
+        subprocess.run(["mount", "--bind", device, target], check=True)
+
+    def unbind_device(self, fs: Filesystems, target: str) -> None:
+        """Unmount and remove the file."""
+        subprocess.run(["umount", target], check=True)
+        os.unlink(target)
+
 
 @pytest.mark.functional
 @pytest.mark.root
@@ -372,3 +382,31 @@ def test_ext4_made_unzeroed_is_clean_and_checksummed(new_device: NewDevice) -> N
         ["dumpe2fs", "-h", device], capture_output=True, text=True, check=True
     ).stdout
     assert "has_journal" in features and "metadata_csum" in features
+
+
+@pytest.mark.functional
+@pytest.mark.root
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root for losetup, mount and FIFREEZE")
+def test_freeze_is_held_for_the_action_and_its_watcher_thaws_nothing_later(
+    new_device: NewDevice, mount_root: str
+) -> None:
+    """The filesystem is frozen during the action and thawed after; the watching child of a
+    finished freeze never thaws a later one, and a freeze someone else holds is refused and
+    left as it is."""
+    fs = RealFilesystems()
+    device = new_device()
+    fs.make_filesystem(device)
+    path = os.path.join(mount_root, "w")
+    fs.mount(device, path)
+    try:
+        assert hold_frozen(path, lambda: fs.is_frozen(path), 30) is True
+        assert not fs.is_frozen(path)
+        fs.freeze(path)  # another holder's freeze, after ours
+        time.sleep(0.5)  # a watcher left behind would have thawed it by now
+        assert fs.is_frozen(path)
+        with pytest.raises(FilesystemError, match="Cannot freeze"):
+            hold_frozen(path, lambda: None, 30)
+        assert fs.is_frozen(path)
+    finally:
+        fs.thaw(path)
+        fs.unmount(path)

@@ -95,3 +95,27 @@ def test_release_bad_id_and_stale_tag() -> None:
     stale = h.call("DELETE", f"{LEASES}/{DATASET_1}", headers={"X-If-Configuration-Matches": "1"})
     assert stale.code == 412
     assert len(h.call("GET", LEASES).body) == 1
+
+
+def test_acquire_with_move() -> None:
+    """``move: true`` leases the dataset to the node and makes it the primary in one write."""
+    h = _harness()
+    h.register(NODE_B, host="10.0.0.2", era="e2")
+    before = h.generation()
+    answer = h.call("POST", LEASES, {**_lease(NODE_B, None), "move": True})
+    assert (answer.code, answer.body) == (201, _lease(NODE_B, None))
+    assert h.generation() == before + 1
+    stored = h.memory.dataset(DATASET_1)
+    assert stored is not None and stored.primary == NODE_B
+
+
+def test_acquire_with_move_to_draining_node_refused() -> None:
+    """The move's refusals refuse the lease too (a draining node takes no dataset): nothing
+    is written."""
+    h = _harness()
+    h.register(NODE_B, host="10.0.0.2", era="e2")
+    assert h.call("POST", f"/v1/shoal/nodes/{NODE_B}/drain").code == 200
+    before = h.generation()
+    answer = h.call("POST", LEASES, {**_lease(NODE_B, None), "move": True})
+    assert answer.code == 409, answer.body
+    assert h.generation() == before and h.call("GET", LEASES).body == []

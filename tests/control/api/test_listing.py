@@ -4,10 +4,20 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
+from typing import Any
 
+import pytest
+from treq.testing import StubTreq
+from twisted.internet.defer import Deferred
+
+from control.api.app import ControlAPI
 from control.api.listing import ListingEncoder
 from control.model import Configuration, Dataset
+from control.runners import synchronous_runner
+from control.store.threaded import ThreadedStore
 from control.wire import dataset_to_json
+from tests.control.api.harness import GiB, Harness
 
 
 def configuration(generation: int, datasets: list[Dataset]) -> Configuration:
@@ -40,3 +50,36 @@ def test_removed_dataset_is_not_listed() -> None:
     encoder.datasets(configuration(1, [kept, purged]))
     listed = json.loads(encoder.datasets(configuration(2, [kept])))
     assert [d["dataset_id"] for d in listed] == [str(kept.dataset_id)]
+
+
+
+class CountingStore(ThreadedStore):
+    """A threaded store that records every encoding it is asked to compute."""
+
+    def __init__(self, store: ThreadedStore) -> None:
+        super().__init__(store.store, synchronous_runner)
+        self.computed: list[object] = []
+
+    def compute(self, function: Callable[..., Any], *args: Any) -> Deferred:
+        """Record ``function``, then run it."""
+        self.computed.append(function)
+        return super().compute(function, *args)
+
+
+@pytest.mark.parametrize("warm", [True, False])
+def test_warm_encodes_the_listings_before_the_first_request(warm: bool) -> None:
+    """After :meth:`ControlAPI.warm` (as the service does before it listens), the first
+    listings after a start are answered from the caches, encoding nothing (without it,
+    they encode)."""
+    h = Harness()
+    h.register()
+    for _ in range(3):
+        assert h.create(maximum_size=GiB).code == 201
+    store = CountingStore(h.api._store)
+    h.api = ControlAPI(store, h.clock)  # a restarted service: empty caches
+    h.client = StubTreq(h.api.resource())
+    if warm:
+        assert h.api.warm() == 3
+    for path in ("/v1/configuration/datasets", "/v1/shoal/datasets", "/v1/state/datasets"):
+        assert h.call("GET", path).code == 200
+    assert (store.computed == []) is warm

@@ -36,6 +36,17 @@ class TestHTTPClient(ClientContract):
         stub = StubTreq(api.resource())
         return ClientHarness(HTTPClient(URL + "/", stub, clock=clock), clock, stub.flush)
 
+    def test_listing_reads_every_page(
+        self, harness: ClientHarness, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        """The client lists datasets page by page (here two per page): every dataset once,
+        by id, with the first page's tag."""
+        monkeypatch.setattr("control.client.http.LISTING_PAGE", 2)
+        harness.register()
+        created = [harness.create() for _ in range(5)]
+        tag, datasets = harness.run(harness.client.list_datasets())
+        assert (tag, datasets) == ("5", sorted(created, key=lambda d: str(d.dataset_id)))
+
 
 def test_provides_interface() -> None:
     """The HTTP client is a ShoalClient."""
@@ -177,3 +188,4 @@ def test_when_no_replica_answers_the_last_failure_is_raised() -> None:
     client = HTTPClient("http://sick:2,http://down:1", Routing(routes), clock=Clock())
     with pytest.raises(Unavailable, match="down:1.*refused"):
         result_of(client.version())
+

@@ -74,6 +74,25 @@ def report(
                      reported_at=at)
 
 
+def change_steps(store: Store) -> list[Callable[[], Any]]:
+    """Configuration writes of every kind a listing shows (creates, moves, deletes, leases,
+    a purge, a snapshot record, a failover option), to run one after another."""
+    a, b = add_node(store), add_node(store, "b")
+    first, second = add_dataset(store, a), add_dataset(store, a)
+    first_id, second_id = first.dataset_id, second.dataset_id
+    return [
+        lambda: add_dataset(store, b),
+        lambda: store.move_dataset(first_id, b, None, NOW),
+        lambda: store.acquire_lease(Lease(second_id, a, None), None, NOW),
+        lambda: store.set_failover(first_id, False, None, None, NOW),
+        lambda: store.release_lease(second_id, None, NOW),
+        lambda: store.delete_dataset(second_id, None, NOW),
+        lambda: store.report_state(report(a, store.versions().configuration)),
+        lambda: add_dataset(store, a, metadata={"name": "later"}),
+        lambda: store.move_dataset(first_id, a, None, NOW),
+    ]
+
+
 def _writes(store: Store, dataset_id: UUID, node: UUID) -> dict[str, Callable[[str], Any]]:
     """Each kind of configuration write, given a tag."""
     return {
@@ -246,6 +265,25 @@ class StoreConformance:
         store.acquire_lease(Lease(dataset.dataset_id, a, NOW + 5), None, NOW)
         assert store.delete_dataset(dataset.dataset_id, None, NOW + 5)[0].deleted
 
+    # -- the change log of configurations (control.changelog) ---------------------
+
+    def test_change_log_names_every_changed_dataset(self, store: Store) -> None:
+        """A configuration's change log, asked about any earlier generation, names every
+        dataset created, changed or purged since (or answers ``None``: not known)."""
+        seen = [store.configuration(NOW)]
+        for step in change_steps(store):
+            step()
+            now = store.configuration(NOW)
+            for before in seen:
+                changed = now.changes.since(before.generation)
+                if changed is None:
+                    continue
+                ids = set(before.datasets) | set(now.datasets)
+                moved = {i for i in ids if before.datasets.get(i) != now.datasets.get(i)}
+                assert moved <= changed, (before.generation, now.generation)
+            seen.append(now)
+        assert len({c.generation for c in seen}) == len(seen)
+
     # -- leases -----------------------------------------------------------------
 
     def test_acquire_and_renew(self, store: Store) -> None:
@@ -279,6 +317,38 @@ class StoreConformance:
         before = (store.versions(), store.configuration(NOW))
         with pytest.raises(error):
             store.acquire_lease(lease, None, NOW)
+        assert (store.versions(), store.configuration(NOW)) == before
+
+    def test_acquire_and_move(self, store: Store) -> None:
+        """With ``move``, the lease is taken and its node made the primary in one generation,
+        with both events."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        lease = Lease(dataset.dataset_id, b, None)
+        assert store.acquire_lease(lease, None, NOW, move=True) == (lease, True, 2)
+        configuration = store.configuration(NOW)
+        assert configuration.leases == {dataset.dataset_id: lease}
+        moved = configuration.datasets[dataset.dataset_id]
+        assert (moved.primary, moved.epoch) == (b, dataset.epoch + 1)
+        kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
+        assert kinds[-2:] == ["lease_taken", "moved"]
+
+    @pytest.mark.parametrize("case", ["held", "unknown node", "deleted"])
+    def test_acquire_and_move_refused(self, store: Store, case: str) -> None:
+        """A lease with ``move`` that cannot be taken, or whose move is refused, changes
+        nothing: neither the lease nor the primary."""
+        a, b = add_node(store), add_node(store, "b")
+        dataset = add_dataset(store, a)
+        node = b
+        if case == "held":
+            store.acquire_lease(Lease(dataset.dataset_id, a, None), None, NOW)
+        elif case == "unknown node":
+            node = uuid4()
+        else:
+            store.delete_dataset(dataset.dataset_id, None, NOW)
+        before = (store.versions(), store.configuration(NOW))
+        with pytest.raises((Conflict, NotFound, NotAllowed, InvalidRequest)):
+            store.acquire_lease(Lease(dataset.dataset_id, node, None), None, NOW, move=True)
         assert (store.versions(), store.configuration(NOW)) == before
 
     def test_expired_lease_is_replaced(self, store: Store) -> None:
@@ -425,6 +495,22 @@ class StoreConformance:
         assert state.reports == {a: latest}
         assert state.nodes[a].last_seen == NOW + 7
         assert state.version == 3
+
+    def test_flushed_heartbeats_are_durable(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """A report saying nothing new is seen at once, and after ``flush_seen`` by a
+        store opened afterwards; flushing changes nothing a read sees."""
+        a = add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        assert store.report_state(report(a, 0, at=NOW + 2)) is False
+        assert [n.last_seen for n in store.nodes()] == [NOW + 2]
+        before = store.cluster_state()
+        assert store.flush_seen() >= 0
+        assert store.cluster_state() == before
+        again = reopen()
+        assert again.cluster_state().nodes[a].last_seen == NOW + 2
+        assert again.cluster_state().reports[a].reported_at == NOW + 2
 
     def test_cluster_state_read_after_each_write_sees_it(self, store: Store) -> None:
         """Each read of the actual state after a write (reports, registrations, times seen,

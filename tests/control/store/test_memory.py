@@ -8,6 +8,7 @@ from control.store.memory import MemoryStore
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
+from tests.control.store.group_conformance import GroupConformance
 from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
@@ -16,6 +17,7 @@ class TestMemoryStore(
     ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
     FailoverConformance,
     RevocationConformance,
+    GroupConformance,
 ):
     """MemoryStore against the Store contract."""
 

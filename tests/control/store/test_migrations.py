@@ -9,7 +9,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 
-from control.errors import Unavailable
+from control.errors import Conflict, Unavailable
 from control.model import AccessMode, Dataset, Lease
 from control.store.engine import make_engine
 from control.store.factory import open_store
@@ -133,5 +133,30 @@ def test_upgrade_from_0004_gives_datasets_no_class_and_read_write_once(sql_url: 
         assert dataset == Dataset(UUID(DATASET), UUID(NODE), epoch=3, filesystem="xfs")
         assert dataset.storage_class is None and dataset.access_mode is AccessMode.RWO
         assert store.classes() == []
+    finally:
+        store.close()
+
+
+def test_upgrade_to_0009_names_stored_datasets(sql_url: str) -> None:
+    """A named dataset stored before 0009 still holds its name against a new create (409)."""
+    upgrade(sql_url, "0008")
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                'INSERT INTO datasets (dataset_id, "primary", maximum_size, metadata, deleted, '
+                "deleted_generation, epoch) VALUES (:d, :n, null, :m, false, null, 0)"
+            ), {"d": DATASET, "n": NODE, "m": '{"name": "pg-data"}'})
+            connection.execute(text(
+                "INSERT INTO nodes (uuid, host, era, labels) VALUES (:n, 'h', null, '{}')"
+            ), {"n": NODE})
+    finally:
+        engine.dispose()
+    store = open_store(sql_url, upgrade=True)
+    try:
+        again = Dataset(UUID(int=7), UUID(NODE), metadata={"name": "pg-data"})
+        with pytest.raises(Conflict):
+            store.create_dataset(again, None)
+        assert store.dataset(UUID(DATASET)).name == "pg-data"  # type: ignore[union-attr]
     finally:
         store.close()

@@ -8,12 +8,15 @@ from uuid import uuid4
 import pytest
 from attrs import evolve
 
+from control.errors import ShoalError
 from control.model import Dataset, DatasetState, Fence, Lease, Node, NodeState, VolumeStatus
+from control.store.interface import NewDataset
 from control.store.sql import SQLStore
 from control.store.state_cache import StateCache
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import NOW, StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
+from tests.control.store.group_conformance import GroupConformance
 from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
 
@@ -22,6 +25,7 @@ class TestSQLStore(
     ClassConformance, ReleaseConformance, StoreConformance, SnapshotConformance,
     FailoverConformance,
     RevocationConformance,
+    GroupConformance,
 ):
     """SQLStore against the Store contract, on each database."""
 
@@ -137,3 +141,17 @@ def test_cluster_state_sees_another_store_write(open_sql: Callable[[], SQLStore]
     there.set_draining(uuid, True, NOW + 3)
     assert here.cluster_state().nodes[uuid].draining is True
     assert here.cluster_state() == there.cluster_state()
+
+
+def test_broken_create_in_group_fails_alone(open_sql: Callable[[], SQLStore]) -> None:
+    """A create the database cannot store (not a refusal) fails alone; its group is stored."""
+    store = open_sql()
+    node = store.register_node(Node(uuid=uuid4(), host="h")).uuid
+    good = [NewDataset(Dataset(dataset_id=uuid4(), primary=node)) for _ in range(2)]
+    broken = NewDataset(Dataset(dataset_id=uuid4(), primary=node, maximum_size=2**70))
+    answers = store.create_datasets([good[0], broken, good[1]])
+    assert isinstance(answers[1], Exception) and not isinstance(answers[1], ShoalError)
+    assert [a[0] for a in (answers[0], answers[2])] == [g.dataset for g in good]  # type: ignore[index]
+    fresh = open_sql()
+    assert broken.dataset.dataset_id not in fresh.configuration(NOW).datasets
+    assert all(g.dataset.dataset_id in fresh.configuration(NOW).datasets for g in good)

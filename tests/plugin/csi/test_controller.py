@@ -242,3 +242,62 @@ def test_volume_condition_follows_the_agents_errors(cluster: Cluster, controller
     assert "bad superblock" in sick.status.volume_condition.message
     listed = call(controller, "ListVolumes")
     assert [e.status.volume_condition.abnormal for e in listed.entries] == [True]
+
+
+class TestReadOnlyMany:
+    """MULTI_NODE_READER_ONLY: a ReadOnlyMany volume, its primary's and its readers'."""
+
+    def _published(self, cluster: Cluster, controller: ControllerService) -> Any:
+        """A ReadOnlyMany volume published to node1 (its primary) and then to node2."""
+        rox = capability("MULTI_NODE_READER_ONLY")
+        volume = call(controller, "CreateVolume", name="shared", volume_capabilities=[rox],
+                      capacity_range=csi.CapacityRange(required_bytes=64 * MiB)).volume
+        for node in (NODE1, NODE2):
+            call(controller, "ControllerPublishVolume", volume_id=volume.volume_id,
+                 node_id=str(node), volume_capability=rox, readonly=True)
+            cluster.converge(NODE1, NODE2)
+        return volume
+
+    def test_a_second_node_is_added_as_a_reader(
+        self, cluster: Cluster, controller: ControllerService
+    ) -> None:
+        """The first publication binds the volume (lease and primary), the second adds a reader:
+        no move, both nodes listed as published, and both agents mount it."""
+        volume = self._published(cluster, controller)
+        dataset_id = UUID(volume.volume_id)
+        dataset = cluster.control.store.dataset(dataset_id)
+        assert (dataset.access_mode.value, dataset.primary) == ("ReadOnlyMany", NODE1)
+        assert dataset.readers == {NODE2} and cluster.lease_holder(dataset_id) == NODE1
+        status = call(controller, "ControllerGetVolume", volume_id=volume.volume_id).status
+        assert list(status.published_node_ids) == [str(NODE1), str(NODE2)]
+        assert sorted(cluster.mounted_on(dataset_id), key=str) == sorted([NODE1, NODE2], key=str)
+
+    def test_unpublishing_a_reader_removes_it_and_delete_waits_for_it(
+        self, cluster: Cluster, controller: ControllerService
+    ) -> None:
+        """DeleteVolume is refused while a reader has the volume; ControllerUnpublishVolume on
+        the reader's node removes it (the primary keeps its lease)."""
+        volume = self._published(cluster, controller)
+        dataset_id = UUID(volume.volume_id)
+        call(controller, "ControllerUnpublishVolume", volume_id=volume.volume_id,
+             node_id=str(NODE1))
+        error = refused(controller, "DeleteVolume", volume_id=volume.volume_id)
+        assert error.code is Code.FAILED_PRECONDITION and "read-only" in error.message
+        call(controller, "ControllerUnpublishVolume", volume_id=volume.volume_id,
+             node_id=str(NODE2))
+        dataset = cluster.control.store.dataset(dataset_id)
+        assert dataset.readers == frozenset() and cluster.lease_holder(dataset_id) is None
+        call(controller, "DeleteVolume", volume_id=volume.volume_id)
+
+    def test_modes_the_volume_cannot_serve_are_refused(self, controller: ControllerService) -> None:
+        """A writer mode on a ReadOnlyMany volume, and MULTI_NODE_READER_ONLY on a ReadWriteOnce
+        one, are INVALID_ARGUMENT, saying why."""
+        rox = capability("MULTI_NODE_READER_ONLY")
+        shared = call(controller, "CreateVolume", name="shared", volume_capabilities=[rox]).volume
+        error = refused(controller, "ControllerPublishVolume", volume_id=shared.volume_id,
+                        node_id=str(NODE1), volume_capability=capability())
+        assert error.code is Code.INVALID_ARGUMENT and "ReadOnlyMany" in error.message
+        single = create(controller, "single")
+        error = refused(controller, "ControllerPublishVolume", volume_id=single.volume_id,
+                        node_id=str(NODE1), volume_capability=rox)
+        assert error.code is Code.INVALID_ARGUMENT and "MULTI_NODE_READER_ONLY" in error.message

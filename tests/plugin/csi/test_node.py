@@ -122,3 +122,27 @@ def test_a_reported_mount_this_node_refuses_is_failed_precondition(
     error = refused(node, "NodeStageVolume", volume_id=volume.volume_id,
                     staging_target_path="/staging", volume_capability=capability())
     assert error.code is Code.FAILED_PRECONDITION and "nothing is mounted there" in error.message
+
+
+def test_a_reader_stages_its_own_mount(cluster: Cluster) -> None:
+    """A ReadOnlyMany volume is staged on its reader from the reader's own report: past the
+    publication check, to this node's mount checks (which refuse it here, the kernel showing
+    no mount)."""
+    controller = ControllerService(cluster.client, cluster.clock)
+    rox = capability("MULTI_NODE_READER_ONLY")
+    volume = call(controller, "CreateVolume", name="shared", volume_capabilities=[rox]).volume
+    dataset_id = UUID(volume.volume_id)
+    primary = cluster.control.store.dataset(dataset_id).primary
+    reader, name = (NODE2, "node2") if primary == NODE1 else (NODE1, "node1")
+    for here in (primary, reader):
+        call(controller, "ControllerPublishVolume", volume_id=volume.volume_id,
+             node_id=str(here), volume_capability=rox, readonly=True)
+        cluster.converge(NODE1, NODE2)
+    assert cluster.control.store.dataset(dataset_id).readers == {reader}
+    assert reader in cluster.mounted_on(dataset_id)
+    node = NodeService(cluster.client, cluster.clock, Here(reader, f"/mnt/{name}"),
+                       cluster.agents[reader].guard(), synchronous_runner, stage_timeout=5.0)
+    cluster.agents[reader].kernel_mounts = []
+    error = refused(node, "NodeStageVolume", volume_id=volume.volume_id,
+                    staging_target_path="/staging", volume_capability=rox)
+    assert error.code is Code.FAILED_PRECONDITION and "nothing is mounted there" in error.message

@@ -69,14 +69,16 @@ def test_a_second_operation_on_a_volume_is_aborted() -> None:
         pass
 
 
-@pytest.mark.parametrize(("mode", "ok"), [
-    ("SINGLE_NODE_WRITER", True), ("SINGLE_NODE_MULTI_WRITER", True),
-    ("MULTI_NODE_READER_ONLY", False), ("MULTI_NODE_MULTI_WRITER", False),
+@pytest.mark.parametrize(("mode", "access", "ok"), [
+    ("SINGLE_NODE_WRITER", "block", True), ("SINGLE_NODE_MULTI_WRITER", "block", True),
+    ("MULTI_NODE_READER_ONLY", "mount", True), ("MULTI_NODE_READER_ONLY", "block", False),
+    ("MULTI_NODE_MULTI_WRITER", "mount", False), ("MULTI_NODE_SINGLE_WRITER", "mount", False),
 ])
-def test_only_single_node_modes_are_served(mode: str, ok: bool) -> None:
-    """A Shoal volume is on one node at a time."""
+def test_served_modes(mode: str, access: str, ok: bool) -> None:
+    """A Shoal volume is written on one node at a time; a ReadOnlyMany mount volume is read on
+    several, and a raw block volume cannot be one."""
     cap = csi.VolumeCapability()
-    cap.block.SetInParent()
+    getattr(cap, access).SetInParent()
     cap.access_mode.mode = csi.VolumeCapability.AccessMode.Mode.Value(mode)
     assert (rules.unsupported_capability(cap) is None) is ok
 

@@ -10,6 +10,7 @@ it is published.
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -20,6 +21,7 @@ import pytest
 
 from tests.agent.functional.cluster import LocalCluster, read_marker, write_marker
 from tests.plugin.csi.harness import Csi, CsiProcess, MiB
+from tests.processes import http_json, wait_until
 
 pytestmark = pytest.mark.functional
 
@@ -172,6 +174,33 @@ def _read_raw(path: str, offset: int, size: int) -> bytes:
         os.close(fd)
 
 
+def _detach_waits_for_the_pod(
+    cluster: LocalCluster, controller: Csi, nodes: dict[str, Node], volume_id: str, cap: Any,
+    target: str,
+) -> None:
+    """While node2's pod has the raw device bound at ``target``: NodeUnstageVolume is refused
+    (FAILED_PRECONDITION, naming it), and a move to node1 after ControllerUnpublishVolume
+    waits, node2's agent reporting why it does not detach; the move is then taken back."""
+    pb, node2 = controller.pb, nodes["node2"]
+    with pytest.raises(grpc.RpcError) as refused:
+        node2.csi.node.NodeUnstageVolume(pb.NodeUnstageVolumeRequest(
+            volume_id=volume_id, staging_target_path=node2.staging(volume_id)))
+    assert refused.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+    assert target in (refused.value.details() or "")
+    controller.controller.ControllerUnpublishVolume(pb.ControllerUnpublishVolumeRequest(
+        volume_id=volume_id, node_id=node2.id))
+    controller.controller.ControllerPublishVolume(pb.ControllerPublishVolumeRequest(
+        volume_id=volume_id, node_id=nodes["node1"].id, volume_capability=cap))
+    url = f"{cluster.url}/v1/shoal/conditions?dataset={volume_id}"
+    wait_until(lambda: "device_in_use" in json.dumps(http_json("GET", url)[2]), 60,
+               "node2's agent to report the bound device")
+    assert stat.S_ISBLK(os.stat(target).st_mode)  # still attached there, the pod's device
+    controller.controller.ControllerUnpublishVolume(pb.ControllerUnpublishVolumeRequest(
+        volume_id=volume_id, node_id=nodes["node1"].id))
+    controller.controller.ControllerPublishVolume(pb.ControllerPublishVolumeRequest(
+        volume_id=volume_id, node_id=node2.id, volume_capability=cap))
+
+
 def test_raw_block_volume_moves_between_nodes(
     cluster: LocalCluster, drivers: Callable[..., CsiProcess], workdir: str
 ) -> None:
@@ -201,6 +230,8 @@ def test_raw_block_volume_moves_between_nodes(
     assert _read_raw(target2, 3 * MiB + 512, len(payload)) == payload
     device2 = os.stat(target2)
     assert f"{os.major(device2.st_rdev)}:{os.minor(device2.st_rdev)}" not in _mounted_devices()
+    _detach_waits_for_the_pod(cluster, controller, nodes, volume.volume_id, cap, target2)
+    assert _read_raw(target2, 3 * MiB + 512, len(payload)) == payload
 
     mount = controller.mount_capability()
     with pytest.raises(grpc.RpcError) as refused:

@@ -1,0 +1,311 @@
+"""
+The ``nodes`` part of ``bench/scale.py`` (issue 16): simulated nodes heartbeating and watching.
+
+For each node count, a database is seeded with that many registered nodes and the
+largest dataset count (:mod:`_scale_db`), and a real ``shoal control serve`` is
+started on it. Simulated nodes are real HTTP clients: ``WORKERS`` processes, each an
+asyncio loop holding two keep-alive connections per node, one for its heartbeats
+(``PUT /v1/shoal/state/<uuid>``, the node's report of every dataset it holds, every
+``HEARTBEAT`` seconds) and one for its watch (``GET /v1/shoal/watch``, as the agent
+asks it, with ``node=<uuid>`` so the service may wake it only for its own changes).
+A node whose watch answers early fetches its configuration, as an agent does.
+
+Measured: the heartbeats' latency on the client side; the control service's CPU
+(``/proc/PID/stat``) over a steady window; then a few writes (each a move of one
+dataset from one node to another), how many watchers each woke, and how long after
+the write was sent its concerned watchers (the two nodes) heard of it.
+
+``HEARTBEAT`` is 2 s: the heartbeat the service tells agents (``min(G/5, 2 s)``,
+docs/failover.md) whatever the grace; a node reporting every 5 s would be
+``suspect`` after 4 s of every 5. The grace is raised (``--failover-grace 300``) so
+that the slow "before" service does not fence nodes whose heartbeats queue.
+
+Each node reports at most ``REPORTED`` of its datasets mounted: a real node holds
+tens of volumes, not the 10,000 that 100,000 datasets on 10 nodes would give it
+(the cost of such a report is the ``moves`` and ``reads`` parts' business).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import multiprocessing
+import os
+import random
+import time
+import uuid
+from typing import Any
+
+from _common import Table
+from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
+
+from control.model import Dataset
+from control.store import queries as q
+from control.store import rows
+from control.store.sql import SQLStore
+from control.store.tables import datasets as datasets_table
+from tests.processes import ControlProcess
+
+HEARTBEAT = 2.0
+WORKERS = 3
+WARMUP = 2 * HEARTBEAT + 2.0
+STEADY = 20.0
+WRITES = 5
+WRITE_GAP = 1.5
+NO_STATE_WAKE = 10**18 - 1
+REPORTED = 100
+
+
+# -- one worker process: many nodes on one asyncio loop --------------------------
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking JSON (enough for the control service)."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        """Send one request and read its answer; status 0 when the connection failed."""
+        try:
+            return await self._request(method, path, body)
+        except (OSError, ValueError, IndexError, asyncio.IncompleteReadError) as e:
+            if self.writer is not None:
+                self.writer.close()
+            self.reader = self.writer = None
+            return 0, f"{type(e).__name__}: {e}"
+
+    async def _request(self, method: str, path: str, body: Any = None) -> tuple[int, Any]:
+        if self.writer is None:
+            self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+        assert self.reader is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (f"{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                f"Content-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")
+        self.writer.write(head.encode() + data)
+        status_line = await self.reader.readline()
+        status = int(status_line.split()[1])
+        length, chunked = 0, False
+        while True:
+            line = await self.reader.readline()
+            if line in (b"\r\n", b""):
+                break
+            name, _, value = line.decode().partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+        if chunked:
+            payload = b""
+            while True:
+                size = int((await self.reader.readline()).strip(), 16)
+                chunk = await self.reader.readexactly(size + 2)
+                if size == 0:
+                    break
+                payload += chunk[:-2]
+        else:
+            payload = await self.reader.readexactly(length)
+        return status, json.loads(payload) if payload else None
+
+
+def report_body(index: int, datasets: list[str], generation: int) -> dict[str, Any]:
+    """A node's report: every dataset it holds, mounted."""
+    return {
+        "era": f"era-{index}",
+        "generation": generation,
+        "datasets": [
+            {"dataset_id": d, "status": "mounted", "maximum_size": 64 * 1024 * 1024,
+             "device": f"/dev/sd{n}", "path": f"{MOUNT_ROOT}/{d}"}
+            for n, d in enumerate(datasets)
+        ],
+    }
+
+
+async def run_node(port: int, index: int, node: str, datasets: list[str], until: float,
+                   out: Any, targeted: bool) -> None:
+    """Heartbeat and watch as one node until ``until`` (wall time)."""
+    beat, watch = Connection(port), Connection(port)
+    status, versions = await watch.request("GET", f"/v1/shoal/watch?timeout=0&node={node}")
+    if status == 400:  # a service without targeted watches: watch everything
+        targeted = False
+        _, versions = await watch.request("GET", "/v1/shoal/watch?timeout=0")
+    generation = versions["configuration"]
+    body = report_body(index, datasets[:REPORTED], generation)
+    await asyncio.sleep(random.random() * HEARTBEAT)
+
+    async def heartbeats() -> None:
+        while time.time() < until:
+            started = time.perf_counter()
+            status, answer = await beat.request("PUT", f"/v1/shoal/state/{node}", body)
+            out.put(("beat", time.time(), time.perf_counter() - started, status))
+            if status != 200:
+                out.put(("error", time.time(), status, str(answer)[:200]))
+            await asyncio.sleep(max(0.0, HEARTBEAT - (time.perf_counter() - started)))
+
+    async def watching() -> None:
+        seen = generation
+        suffix = f"&node={node}" if targeted else ""
+        while time.time() < until:
+            timeout = min(HEARTBEAT * 5, max(0.1, until - time.time()))
+            asked = time.time()
+            status, answer = await watch.request(
+                "GET",
+                f"/v1/shoal/watch?configuration={seen}&state={NO_STATE_WAKE}"
+                f"&timeout={timeout:.3f}{suffix}",
+            )
+            answered = time.time()
+            if status != 200:
+                out.put(("error", answered, status, str(answer)[:200]))
+                await asyncio.sleep(1)
+                continue
+            early = answered - asked < timeout - 0.05
+            if answer["configuration"] > seen and early:
+                out.put(("wake", answered, index, answer["configuration"]))
+                got, configuration = await watch.request(
+                    "GET", f"/v1/shoal/nodes/{node}/configuration")
+                if got != 200:
+                    out.put(("error", time.time(), got, str(configuration)[:200]))
+            seen = max(seen, answer["configuration"])
+
+    await asyncio.gather(heartbeats(), watching())
+
+
+def worker(port: int, nodes: list[tuple[int, str, list[str]]], until: float, out: Any,
+           targeted: bool) -> None:
+    """One process: run its share of nodes until ``until``."""
+
+    async def main() -> None:
+        await asyncio.gather(*(run_node(port, i, n, d, until, out, targeted) for i, n, d in nodes))
+
+    asyncio.run(main())
+
+
+# -- the measurement ---------------------------------------------------------------
+
+
+def seed_fast(url: str, nodes: list[uuid.UUID], count: int) -> dict[uuid.UUID, list[uuid.UUID]]:
+    """:func:`_scale_db.seed`, with the datasets inserted in batches (100,000 in seconds)."""
+    from sqlalchemy import insert
+
+    seed(url, nodes, 0)
+    placed: dict[uuid.UUID, list[uuid.UUID]] = {node: [] for node in nodes}
+    store = SQLStore(url)
+    try:
+        with store._write() as (connection, generation, state_version):
+            batch = []
+            for index in range(count):
+                node = nodes[index % len(nodes)]
+                dataset = Dataset(dataset_id=uuid.uuid4(), primary=node, maximum_size=SIZE,
+                                  metadata={"name": f"db-{index:06d}"})
+                batch.append(rows.dataset_row(dataset))
+                placed[node].append(dataset.dataset_id)
+                if len(batch) == 5000 or index == count - 1:
+                    connection.execute(insert(datasets_table), batch)
+                    batch = []
+            q.write_counters(connection, generation + 1, state_version)
+    finally:
+        store.close()
+    return placed
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds of ``pid`` so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def drain(queue: Any, into: list[tuple[Any, ...]]) -> None:
+    """Move everything waiting in ``queue`` into ``into``."""
+    while True:
+        try:
+            into.append(queue.get_nowait())
+        except Exception:  # noqa: BLE001 - queue.Empty: nothing more for now
+            return
+
+
+def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = True) -> None:
+    """One node count on one database: seed, serve, simulate, measure, add rows."""
+    from _common import KeepAlive
+
+    with database(kind) as url:
+        ids = node_ids(count)
+        placed = seed_fast(url, ids, datasets)
+        control = ControlProcess(url, extra=["--failover-grace", "300"], nofile=20000).start()
+        try:
+            assert control.process is not None
+            pid = control.process.pid
+            label = f"{datasets} datasets / {count} nodes"
+            nodes = [(i, str(n), [str(d) for d in placed[n]]) for i, n in enumerate(ids)]
+            until = time.time() + WARMUP + STEADY + WRITES * WRITE_GAP + 3.0
+            queue: Any = multiprocessing.get_context("fork").Queue()
+            procs = [
+                multiprocessing.get_context("fork").Process(
+                    target=worker, args=(control.port, nodes[w::WORKERS], until, queue, targeted)
+                )
+                for w in range(WORKERS)
+            ]
+            for p in procs:
+                p.start()
+            events: list[tuple[Any, ...]] = []
+            time.sleep(WARMUP)
+            drain(queue, events)
+            cpu_before, wall_before = cpu_seconds(pid), time.time()
+            time.sleep(STEADY)
+            cpu_after, wall_after = cpu_seconds(pid), time.time()
+            drain(queue, events)
+            beats = [e[2] for e in events if e[0] == "beat" and wall_before <= e[1] <= wall_after]
+            refused = [e for e in events if e[0] == "beat" and e[3] != 200]
+            cpu = (cpu_after - cpu_before) / (wall_after - wall_before) * 100
+            table.add(f"{label}: heartbeat (PUT state) under load", beats,
+                      wall_after - wall_before, control.rss_kib())
+            table.note(f"{label}: control CPU {cpu:.1f}% of one core over "
+                       f"{wall_after - wall_before:.0f} s ({len(beats) / STEADY:.0f} heartbeats/s"
+                       f"{f', {len(refused)} refused' if refused else ''})")
+            writes = move_some(KeepAlive(control.port), placed, ids)
+            time.sleep(2.0)
+            drain(queue, events)
+            woken, last = [], []
+            for sent, generation, concerned in writes:
+                wakes = [e for e in events if e[0] == "wake" and e[3] >= generation
+                         and sent <= e[1] <= sent + WRITE_GAP]
+                woken.append(len(wakes))
+                mine = [e[1] - sent for e in wakes if e[2] in concerned]
+                last.append(max(mine) if mine else float("nan"))
+            table.add(f"{label}: a move's concerned watchers, last woken after", last, None, None)
+            table.note(f"{label}: watchers woken per move (2 concerned): {woken}")
+            errors = [e for e in events if e[0] == "error"]
+            if errors:
+                table.note(f"{label}: {len(errors)} failed requests, e.g. {errors[0]}")
+            for p in procs:
+                p.join(timeout=30)
+                if p.is_alive():
+                    p.kill()
+        finally:
+            control.stop()
+
+
+def move_some(client: Any, placed: dict[uuid.UUID, list[uuid.UUID]],
+              ids: list[uuid.UUID]) -> list[tuple[float, int, set[int]]]:
+    """Move ``WRITES`` datasets each from one node to the next; (sent, generation, nodes)."""
+    done = []
+    for n in range(WRITES):
+        source, target = n % len(ids), (n + 1) % len(ids)
+        dataset = placed[ids[source]][n]
+        sent = time.time()
+        answer = client.check("POST", f"/v1/configuration/datasets/{dataset}",
+                              {"primary": str(ids[target])})
+        _, versions, _ = client.request("GET", "/v1/shoal/watch?timeout=0")
+        generation = versions["configuration"]
+        assert answer["primary"] == str(ids[target])
+        done.append((sent, generation, {source, target}))
+        time.sleep(WRITE_GAP)
+    return done
+
+
+def measure(table: Table, kind: str, *, datasets: list[int], nodes: list[int]) -> None:
+    """Add the nodes rows for ``kind``: every node count, at the largest dataset count."""
+    for count in nodes:
+        run(table, kind, max(datasets), count)
