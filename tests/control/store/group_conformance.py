@@ -2,13 +2,12 @@
 Conformance cases of group commit (:meth:`~control.store.interface.Store.create_datasets`).
 
 Mixed into each store's conformance test class next to
-:class:`~tests.control.store.conformance.StoreConformance`; ``reopen`` (durable
-stores only) checks that what a group answered was committed.
+:class:`~tests.control.store.conformance.StoreConformance`. That what a group
+answered was committed is the SQL store's own test (``test_sql.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from uuid import uuid4
 
 from control.errors import Conflict, PreconditionFailed
@@ -91,13 +90,3 @@ class GroupConformance:
         assert all(isinstance(a, Conflict) for a in answers)
         assert store.versions().configuration == before
         assert store.create_datasets([]) == []
-
-    def test_group_is_durable(self, store: Store, reopen: Callable[[], Store]) -> None:
-        """What a group answered stored is there for another store on the same database."""
-        node = add_node(store)
-        creates = [_new(node, f"d{i}") for i in range(3)]
-        answers = store.create_datasets(creates)
-        other = reopen()
-        assert other.versions().configuration == answers[-1][1]  # type: ignore[index]
-        for create in creates:
-            assert other.dataset(create.dataset.dataset_id) is not None

@@ -155,3 +155,15 @@ def test_broken_create_in_group_fails_alone(open_sql: Callable[[], SQLStore]) ->
     fresh = open_sql()
     assert broken.dataset.dataset_id not in fresh.configuration(NOW).datasets
     assert all(g.dataset.dataset_id in fresh.configuration(NOW).datasets for g in good)
+
+
+def test_group_is_durable(open_sql: Callable[[], SQLStore]) -> None:
+    """What a group answered stored is there for another store on the same database."""
+    store = open_sql()
+    node = store.register_node(Node(uuid=uuid4(), host="h")).uuid
+    creates = [NewDataset(Dataset(dataset_id=uuid4(), primary=node)) for _ in range(3)]
+    answers = store.create_datasets(creates)
+    other = open_sql()
+    assert other.versions().configuration == answers[-1][1]  # type: ignore[index]
+    for create in creates:
+        assert other.dataset(create.dataset.dataset_id) is not None
