@@ -18,9 +18,11 @@ import uuid
 from collections.abc import Iterator
 
 from _common import ROOT  # noqa: F401  (puts the checkout on sys.path)
+from sqlalchemy import insert
 
 from control.model import Dataset, Node
 from control.store import queries as q
+from control.store import rows, tables
 from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 
@@ -71,12 +73,16 @@ def seed(url: str, nodes: list[uuid.UUID], count: int) -> dict[uuid.UUID, list[u
                      mount_root=MOUNT_ROOT)
             )
         with store._write() as (connection, generation, state_version):
+            batch = []
             for index in range(count):
                 node = nodes[index % len(nodes)]
                 dataset = Dataset(dataset_id=uuid.uuid4(), primary=node, maximum_size=SIZE,
                                   metadata={"name": f"db-{index:06d}"})
-                q.put_dataset(connection, dataset, exists=False)
+                batch.append(rows.dataset_row(dataset))
                 placed[node].append(dataset.dataset_id)
+                if len(batch) == 5_000 or index == count - 1:  # one executemany per batch
+                    connection.execute(insert(tables.datasets), batch)
+                    batch = []
             q.write_counters(connection, generation + 1, state_version)
     finally:
         store.close()

@@ -39,7 +39,9 @@ from control.api.errors import json_headers, json_response, refuse, routing_erro
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder
+from control.api.node_listing import NodeFragments, with_array
 from control.api.openapi import document
+from control.api.reports import ReportReader
 from control.api.root import JSONRoot
 from control.api.sources import find_source
 from control.api.watch import Notifier
@@ -78,7 +80,6 @@ from control.wire import (
     lease_from_json,
     lease_to_json,
     node_dataset_to_json,
-    node_state_from_json,
     node_to_json,
     reported_orphan_to_json,
     snapshot_to_json,
@@ -167,6 +168,8 @@ class ControlAPI:
         self._listing = ListingEncoder()
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
+        self._node_fragments = NodeFragments()
+        self._reports = ReportReader()
         self._creates = GroupCommit(store.create_datasets)
 
     def warm(self) -> int:
@@ -572,10 +575,11 @@ class ControlAPI:
     async def report_state(self, request: Request, node_uuid: str) -> bytes:
         """Record what a node observes; answers whether it changed and both counters."""
         uuid = path_uuid(node_uuid, "node uuid")
-        report = node_state_from_json(uuid, read_json(request, schemas.REPORT_STATE), self._now())
+        report = self._reports.read(request, uuid, self._now())
         try:
             changed = await self._store.report_state(report, self._identify(request))
         except NotFound:
+            self._reports.forget(uuid)
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
@@ -591,23 +595,24 @@ class ControlAPI:
         params = query_parameters(request, schemas.NODE_CONFIGURATION_QUERY)
         also = uuid_list(params.get("also", ""))
         now = self._now()
-        generation, datasets = await self._store.datasets_for_node(uuid, also)
+        view = await self._store.node_datasets(uuid, also)
         configuration = await self._store.configuration(now)
         snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
-        datasets = _with_clones_to_make(
-            datasets, uuid, configuration.datasets, (await self._store.cluster_state()).reports
-        )
-        datasets = _with_readings(datasets, uuid, configuration.datasets)
-        fenced = sorted(str(n.uuid) for n in await self._store.nodes() if n.fence is not None)
+        datasets = view.datasets
+        if view.copies:
+            reports = (await self._store.cluster_state()).reports
+            datasets = _with_clones_to_make(datasets, uuid, view.copies, reports)
+        datasets = _with_readings(datasets, uuid, {d.dataset_id: d for d in view.read})
         ids = {d.dataset_id for d in datasets}
-        leases = [lease for key, lease in configuration.live_leases(now).items() if key in ids]
-        return json_response(
-            request,
+        live = configuration.live_leases(now)
+        leases = [live[key] for key in ids if key in live]
+        fenced = sorted(str(n) for n in view.fenced)
+        json_headers(request)
+        return with_array(
+            "datasets",
+            self._node_fragments.array(_by_id(datasets, lambda d: d.dataset_id)),
             {
-                "generation": generation,
-                "datasets": [
-                    node_dataset_to_json(d) for d in _by_id(datasets, lambda d: d.dataset_id)
-                ],
+                "generation": view.generation,
                 "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
                 "snapshots": [snapshot_to_json(x) for x in snapshots],
                 "fenced": str(uuid) in fenced,
@@ -726,11 +731,14 @@ class ControlAPI:
         self, node_uuid: UUID, datasets: Any, now: float
     ) -> list[DatasetSnapshot]:
         """The snapshots ``node_uuid`` must make or destroy (see :func:`snap.in_charge`)."""
+        unsettled = [s for s in await self._store.snapshots() if s.deleted or not s.ready]
+        if not unsettled:  # the nodes' liveness is not needed: nothing is in anyone's charge
+            return []
         nodes = await self._store.nodes()
         live = frozenset(
             n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
         )
-        return snap.pending_for(node_uuid, await self._store.snapshots(), datasets, live)
+        return snap.pending_for(node_uuid, unsettled, datasets, live)
 
     @app.route("/v1/shoal/snapshots", methods=["GET"])
     async def list_snapshots(self, request: Request) -> bytes:

@@ -206,6 +206,12 @@ def read_json(request: Request, schema: Mapping[str, Any]) -> dict[str, Any]:
     return validate(parse_json(read_body(request)), schema)
 
 
+def read_raw(request: Request) -> bytes:
+    """The request's body, unparsed, once its content type and length are checked."""
+    _check_content_type(request)
+    return read_body(request)
+
+
 _CANONICAL_UUID = re.compile(UUID_PATTERN.removeprefix("^").removesuffix("$"))
 
 

@@ -48,6 +48,23 @@ Created = tuple[Dataset, int] | ShoalError | Exception
 the refusal, or (a bug) the exception that failed it alone."""
 
 
+@frozen
+class NodeDatasets:
+    """The datasets one node's configuration is made of, read at one generation.
+
+    ``datasets``: those whose primary is the node or whose id it asked about,
+    ordered by id; ``copies``: every dataset made from a source (clone or
+    restore) and every such source dataset, by id; ``read``: every dataset
+    that has readers (ReadOnlyMany); ``fenced``: the nodes fenced now.
+    """
+
+    generation: int
+    datasets: list[Dataset]
+    copies: Mapping[UUID, Dataset]
+    read: list[Dataset]
+    fenced: frozenset[UUID]
+
+
 @runtime_checkable
 class Store(Protocol):
     """
@@ -93,6 +110,13 @@ class Store(Protocol):
         self, node_uuid: UUID, also: frozenset[UUID]
     ) -> tuple[int, list[Dataset]]:
         """``(generation, datasets)`` whose primary is ``node_uuid`` or whose id is in ``also``."""
+        ...
+
+    def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
+        """What one node's configuration is made of (:class:`NodeDatasets`), at one generation.
+
+        Costs the node's datasets, not the cluster's, where the store can (issue 16).
+        """
         ...
 
     def create_dataset(

@@ -42,7 +42,7 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
-from control.store.interface import Created, NewDataset
+from control.store.interface import Created, NewDataset, NodeDatasets
 
 
 def _present(events: list[Event | None]) -> list[Event]:
@@ -98,6 +98,25 @@ class MemoryStore:
                 d for d in self._datasets.values() if d.primary == node_uuid or d.dataset_id in also
             ]
             return self._generation, found
+
+    def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
+        """What one node's configuration is made of (a pass over every dataset)."""
+        with self._lock:
+            everything = self._datasets
+            generation, found = self.datasets_for_node(node_uuid, also)
+            copies = {i: d for i, d in everything.items() if d.source is not None}
+            for copy in list(copies.values()):
+                assert copy.source is not None
+                source = everything.get(copy.source.source_id)
+                if source is not None:
+                    copies[source.dataset_id] = source
+            return NodeDatasets(
+                generation,
+                sorted(found, key=lambda d: str(d.dataset_id)),
+                copies,
+                [d for d in everything.values() if d.readers],
+                frozenset(n.uuid for n in self._nodes.values() if n.fence is not None),
+            )
 
     def nodes(self) -> list[Node]:
         """Every registered node."""

@@ -195,6 +195,12 @@ def all_nodes(connection: Connection) -> list[Node]:
     return [rows.node_from_row(row) for row in connection.execute(select(nodes)).mappings()]
 
 
+def fenced_nodes(connection: Connection) -> frozenset[UUID]:
+    """The nodes fenced now."""
+    result = connection.execute(select(nodes.c.uuid, nodes.c.fence))
+    return frozenset(UUID(uuid) for uuid, fence in result if fence is not None)
+
+
 def node_with_era(connection: Connection, era: str) -> Node | None:
     """The node whose current era is ``era``, or ``None``."""
     row = connection.execute(select(nodes).where(nodes.c.era == era).limit(1)).mappings().first()
@@ -212,6 +218,15 @@ def get_report(connection: Connection, node_uuid: UUID) -> NodeState | None:
 def put_report(connection: Connection, report: NodeState, exists: bool) -> None:
     """Insert or replace a node's latest report."""
     _upsert(connection, node_states, "node_uuid", rows.node_state_row(report), exists)
+
+
+def touch_report(connection: Connection, node_uuid: UUID, reported_at: float | None) -> None:
+    """Record when a node's unchanged latest report was sent again."""
+    connection.execute(
+        update(node_states)
+        .where(node_states.c.node_uuid == str(node_uuid))
+        .values(reported_at=reported_at)
+    )
 
 
 def all_reports(connection: Connection) -> list[NodeState]:

@@ -7,6 +7,10 @@ not reload ten thousand rows. A write this process commits advances the
 snapshot in place when the snapshot was at the generation the write started
 from; any other change (another process writing, or writes committing out of
 order) leaves a stale generation behind, which the next read reloads.
+
+Each snapshot carries a :class:`NodeIndex` of its datasets (by primary, and the
+few clones and ReadOnlyMany datasets), advanced with every write, so one node's
+configuration costs the node's datasets, not the cluster's (issue 16).
 """
 
 from __future__ import annotations
@@ -15,22 +19,81 @@ import threading
 from collections.abc import Callable, Iterable
 from uuid import UUID
 
-from attrs import field, frozen
-from pyrsistent import PMap
+from attrs import Factory, field, frozen
+from pyrsistent import PMap, PSet, pmap, pset
 
 from control.changelog import ChangeLog
 from control.model import Configuration, Dataset, Lease
+
+_NONE: PSet = pset()
+
+
+@frozen
+class NodeIndex:
+    """Which datasets each node is primary of, and which datasets are clones or are read.
+
+    ``by_primary``: node uuid -> the ids of the datasets whose primary it is
+    (deleted ones included); ``copies``: the ids of the datasets made from a
+    source (clones and restores); ``read``: the ids of the datasets with readers.
+    """
+
+    by_primary: PMap = pmap()
+    copies: PSet = _NONE
+    read: PSet = _NONE
+
+    @classmethod
+    def of(cls, datasets: Iterable[Dataset]) -> NodeIndex:
+        """The index of ``datasets``."""
+        by_primary: dict[UUID, set[UUID]] = {}
+        copies, read = set(), set()
+        for d in datasets:
+            by_primary.setdefault(d.primary, set()).add(d.dataset_id)
+            if d.source is not None:
+                copies.add(d.dataset_id)
+            if d.readers:
+                read.add(d.dataset_id)
+        return cls(pmap({k: pset(v) for k, v in by_primary.items()}), pset(copies), pset(read))
+
+    def replaced(self, old: Dataset | None, new: Dataset | None) -> NodeIndex:
+        """The index once ``old`` (if any) is replaced by ``new`` (``None``: removed)."""
+        if old is None and new is None:
+            return self
+        by_primary, copies, read = self.by_primary, self.copies, self.read
+        if old is not None and (new is None or new.primary != old.primary):
+            left = by_primary.get(old.primary, _NONE).discard(old.dataset_id)
+            by_primary = by_primary.set(old.primary, left) if left else by_primary.discard(
+                old.primary
+            )
+        if new is not None and (old is None or new.primary != old.primary):
+            by_primary = by_primary.set(
+                new.primary, by_primary.get(new.primary, _NONE).add(new.dataset_id)
+            )
+        key = (new if new is not None else old).dataset_id  # type: ignore[union-attr]
+        copies = copies.add(key) if new is not None and new.source is not None else (
+            copies.discard(key))
+        read = read.add(key) if new is not None and new.readers else read.discard(key)
+        return NodeIndex(by_primary, copies, read)
+
+
+def _index_of(snapshot: Snapshot) -> NodeIndex:
+    return NodeIndex.of(snapshot.datasets.values())
 
 
 @frozen
 class Snapshot:
     """The configuration at one generation, expired leases included, and which datasets
-    the latest generations changed (a snapshot read whole starts its log empty)."""
+    the latest generations changed (a snapshot read whole starts its log empty).
+
+    ``index`` is built from ``datasets`` when not given; the updates below
+    advance it instead (``attrs.evolve`` keeps it: change ``datasets`` only
+    through them).
+    """
 
     generation: int
     datasets: PMap
     leases: PMap
     changes: ChangeLog = field(eq=False)
+    index: NodeIndex = field(default=Factory(_index_of, takes_self=True), eq=False, repr=False)
 
     @changes.default
     def _read_whole(self) -> ChangeLog:
@@ -48,45 +111,69 @@ class Snapshot:
         return Configuration(generation=self.generation, datasets=self.datasets, leases=leases,
                              changes=self.changes)
 
-    def datasets_for(self, node_uuid: UUID, also: frozenset[UUID]) -> list[Dataset]:
-        """The datasets whose primary is ``node_uuid`` or whose id is in ``also``."""
-        return [d for d in self.datasets.values() if d.primary == node_uuid or d.dataset_id in also]
+    def datasets_for(self, node_uuid: UUID, also: Iterable[UUID]) -> list[Dataset]:
+        """The datasets whose primary is ``node_uuid`` or whose id is in ``also``, by id."""
+        ids = self.index.by_primary.get(node_uuid, _NONE).union(also)
+        found = (self.datasets.get(i) for i in ids)
+        return sorted((d for d in found if d is not None), key=lambda d: str(d.dataset_id))
+
+    def copies(self) -> dict[UUID, Dataset]:
+        """The datasets made from a source dataset or snapshot, with their source datasets."""
+        found = {i: self.datasets[i] for i in self.index.copies}
+        for copy in list(found.values()):
+            assert copy.source is not None
+            source = self.datasets.get(copy.source.source_id)
+            if source is not None:
+                found[source.dataset_id] = source
+        return found
+
+    def read(self) -> list[Dataset]:
+        """The datasets that have readers (ReadOnlyMany)."""
+        return [self.datasets[i] for i in self.index.read]
+
+    def _indexed(self, dataset: Dataset) -> NodeIndex:
+        return self.index.replaced(self.datasets.get(dataset.dataset_id), dataset)
 
     def with_dataset(self, dataset: Dataset) -> Snapshot:
         """The next generation, with ``dataset`` stored."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
-                        self.leases, self.changes.then([dataset.dataset_id]))
+                        self.leases, self.changes.then([dataset.dataset_id]),
+                        self._indexed(dataset))
 
     def with_lease(self, lease: Lease) -> Snapshot:
         """The next generation, with ``lease`` stored."""
         return Snapshot(self.generation + 1, self.datasets,
-                        self.leases.set(lease.dataset_id, lease), self.changes.then(()))
+                        self.leases.set(lease.dataset_id, lease), self.changes.then(()),
+                        self.index)
 
     def with_lease_and_dataset(self, lease: Lease, dataset: Dataset) -> Snapshot:
         """The next generation, with ``lease`` and ``dataset`` stored (one write)."""
         return Snapshot(self.generation + 1, self.datasets.set(dataset.dataset_id, dataset),
                         self.leases.set(lease.dataset_id, lease),
-                        self.changes.then([dataset.dataset_id]))
+                        self.changes.then([dataset.dataset_id]), self._indexed(dataset))
 
     def without_lease(self, dataset_id: UUID) -> Snapshot:
         """The next generation, without the lease of ``dataset_id``."""
         return Snapshot(self.generation + 1, self.datasets, self.leases.discard(dataset_id),
-                        self.changes.then(()))
+                        self.changes.then(()), self.index)
 
     def touched(self) -> Snapshot:
         """The next generation, changing nothing it holds (a snapshot record was written)."""
-        return Snapshot(self.generation + 1, self.datasets, self.leases, self.changes.then(()))
+        return Snapshot(self.generation + 1, self.datasets, self.leases, self.changes.then(()),
+                        self.index)
 
     def without_datasets(self, dataset_ids: Iterable[UUID]) -> Snapshot:
         """The next generation, with ``dataset_ids`` and their leases purged."""
         ids = list(dataset_ids)
         datasets, leases = self.datasets.evolver(), self.leases.evolver()
+        index = self.index
         for dataset_id in ids:
+            index = index.replaced(self.datasets.get(dataset_id), None)
             datasets.remove(dataset_id)
             if dataset_id in self.leases:
                 leases.remove(dataset_id)
         return Snapshot(self.generation + 1, datasets.persistent(), leases.persistent(),
-                        self.changes.then(ids))
+                        self.changes.then(ids), index)
 
 
 RECENT_CHANGES = 1024

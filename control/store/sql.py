@@ -55,7 +55,7 @@ from control.store import queries as q
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
-from control.store.interface import Created, NewDataset
+from control.store.interface import Created, NewDataset, NodeDatasets
 from control.store.migrate import check_at_head
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -176,6 +176,35 @@ class SQLStore:
             if snapshot is None:
                 return generation, q.datasets_for(connection, node_uuid, also)
         return generation, snapshot.datasets_for(node_uuid, also)
+
+    def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
+        """What one node's configuration is made of, from the cached snapshot's index.
+
+        The fences come from the cached actual state when it is current, else
+        from the nodes' rows.
+        """
+        with self._read() as connection:
+            generation, state_version = q.read_counters(connection)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                snapshot = self._load(connection, generation)
+            state = self._state_cache.get(state_version)
+            if state is not None:
+                fenced = frozenset(u for u, n in state.nodes.items() if n.fence is not None)
+            else:
+                fenced = q.fenced_nodes(connection)
+        return NodeDatasets(
+            generation, snapshot.datasets_for(node_uuid, also), snapshot.copies(),
+            snapshot.read(), fenced,
+        )
+
+    def _load(self, connection: Connection, generation: int) -> Snapshot:
+        """Read the whole configuration at ``generation`` and cache it."""
+        snapshot = Snapshot(
+            generation, pmap(q.all_datasets(connection)), pmap(q.all_leases(connection))
+        )
+        self._cache.put(snapshot)
+        return snapshot
 
     def nodes(self) -> list[Node]:
         """Every registered node."""
@@ -675,10 +704,13 @@ class SQLStore:
                 raise NotFound(
                     f"Node {report.node_uuid} has not registered; its agent must register first."
                 )
-            old = q.get_report(connection, report.node_uuid)
+            old = self._last_report(connection, report.node_uuid, state_version)
             rules.check_report(node, old, report, generation, identity)
             changed = old is None or not old.same_observation(report)
-            q.put_report(connection, report, exists=old is not None)
+            if changed:
+                q.put_report(connection, report, exists=old is not None)
+            else:  # only when it was sent moved: the rest of the row is the same
+                q.touch_report(connection, report.node_uuid, report.reported_at)
             if changed:
                 at = report.reported_at if report.reported_at is not None else 0.0
                 eventlog.append(connection, ev.report_events(old, report, at), self._retention)
@@ -697,6 +729,19 @@ class SQLStore:
             self._quiet = (generation, state_version + changed)
         return changed
 
+    def _last_report(
+        self, connection: Connection, node_uuid: UUID, state_version: int
+    ) -> NodeState | None:
+        """The node's latest report: the cached actual state's when it is at ``state_version``
+        (read under the writers' lock), else decoded from its row.
+
+        Its ``reported_at`` may be older than the row's (it moves without the state
+        version); every use here ignores it.
+        """
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            return q.get_report(connection, node_uuid)
+        return cached.reports.get(node_uuid)
     def _heartbeat(self, report: NodeState, identity: str | None) -> bool:
         """Take a report that says nothing new in memory (:mod:`control.store.seen`), if
         nothing changed since a report last found nothing to purge or settle; whether it did.
@@ -711,7 +756,7 @@ class SQLStore:
             if self._quiet != (generation, state_version):
                 return False
             node = q.get_node(connection, report.node_uuid)
-            old = q.get_report(connection, report.node_uuid)
+            old = self._last_report(connection, report.node_uuid, state_version)
         if node is None or old is None:
             return False
         rules.check_report(node, old, report, generation, identity)

@@ -31,11 +31,14 @@ from control.model import (
     ConditionKind,
     Dataset,
     DatasetState,
+    DataSource,
     Event,
+    Fence,
     Lease,
     Node,
     NodeState,
     OrphanVolume,
+    SourceKind,
     Versions,
     VolumeStatus,
 )
@@ -710,6 +713,22 @@ class StoreConformance:
             [mine, deleted, theirs], key=lambda d: str(d.dataset_id)
         )
         assert store.datasets_for_node(uuid4(), frozenset()) == (5, [])
+
+    def test_node_datasets(self, store: Store) -> None:
+        """A node's view: its datasets and those asked for by id, every copy with its source,
+        every dataset with readers, and the fenced nodes."""
+        a, b = add_node(store), add_node(store, "b")
+        mine, theirs = add_dataset(store, a), add_dataset(store, b)
+        clone = add_dataset(store, b, source=DataSource(SourceKind.DATASET, mine.dataset_id))
+        store.fence_node(b, Fence(at=NOW, reason="test", actor="t"))
+        view = store.node_datasets(a, frozenset({theirs.dataset_id, uuid4()}))
+        assert view.generation == store.versions().configuration
+        assert view.datasets == sorted([mine, theirs], key=lambda d: str(d.dataset_id))
+        assert dict(view.copies) == {clone.dataset_id: clone, mine.dataset_id: mine}
+        assert view.read == [] and view.fenced == frozenset({b})
+        moved, _ = store.move_dataset(mine.dataset_id, b, None, NOW)
+        assert store.node_datasets(a, frozenset()).datasets == []
+        assert moved in store.node_datasets(b, frozenset()).datasets
 
     # -- purging ---------------------------------------------------------------------------
 

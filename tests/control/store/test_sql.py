@@ -9,9 +9,10 @@ import pytest
 from attrs import evolve
 
 from control.errors import ShoalError
-from control.model import Dataset, Fence, Lease, Node, NodeState
+from control.model import Dataset, DatasetState, Fence, Lease, Node, NodeState, VolumeStatus
 from control.store.interface import NewDataset
 from control.store.sql import SQLStore
+from control.store.state_cache import StateCache
 from tests.control.store.class_conformance import ClassConformance, ReleaseConformance
 from tests.control.store.conformance import NOW, StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
@@ -66,6 +67,39 @@ def test_cached_configuration_matches_database(open_sql: Callable[[], SQLStore])
         )
         fresh.close()
     assert store.configuration(NOW).datasets == {}
+
+
+def test_report_diffed_against_previous_stores_as_full_write(
+    open_sql: Callable[[], SQLStore],
+) -> None:
+    """Reports taken against the cached previous one (unchanged: only when it was sent is
+    written) leave the state a cold store reads, and the one a store without caches writes."""
+    warm, cold = open_sql(), open_sql()
+    node = warm.register_node(Node(uuid=uuid4(), host="h", era="e", mount_root="/m")).uuid
+    ids = [warm.create_dataset(Dataset(dataset_id=uuid4(), primary=node), None)[0].dataset_id
+           for _ in range(3)]
+
+    def report(at: float, attached: int) -> NodeState:
+        states = {
+            i: DatasetState(i, VolumeStatus.ATTACHED, device=f"/dev/x{n}") if n < attached
+            else DatasetState(i, VolumeStatus.MOUNTED, device=f"/dev/x{n}", path=f"/m/{i}")
+            for n, i in enumerate(ids)
+        }
+        return NodeState(node_uuid=node, era="e", generation=3, datasets=states, reported_at=at)
+
+    sequence = [report(NOW, 3), report(NOW + 1, 3), report(NOW + 2, 1), report(NOW + 3, 1),
+                report(NOW + 4, 0)]
+    for sent in sequence:
+        warm.cluster_state()  # the cache is warm: the report is diffed against it
+        warm.report_state(sent)
+        fresh = open_sql()
+        assert warm.cluster_state() == fresh.cluster_state()
+        assert fresh.cluster_state().reports[node] == sent
+        fresh.close()
+    for sent in sequence:  # a store that never read the state decodes each previous report
+        cold._state_cache = StateCache()
+        cold.report_state(evolve(sent, reported_at=sent.reported_at + 10))
+    assert open_sql().cluster_state().reports[node] == evolve(sequence[-1], reported_at=NOW + 14)
 
 
 def test_cached_cluster_state_matches_database(open_sql: Callable[[], SQLStore]) -> None:

@@ -1,0 +1,266 @@
+"""
+The agent's path at scale (issue 16, ``bench/scale.py --parts moves``).
+
+For each size (datasets over registered nodes), against a real ``shoal control
+serve`` with real HTTP clients:
+
+- one node's configuration, ``GET /v1/shoal/nodes/{node}/configuration`` (what
+  each agent fetches every time the watch wakes it);
+- a state report, ``PUT /v1/shoal/state/{node}`` (the agent's full report of its
+  node), unchanged and with one dataset changed;
+- at the largest size, concurrent moves: every node hands one of its datasets
+  to another, watched by simulated agents (:mod:`_scale_agents`: the real loop
+  and the real HTTP client on the fake backend, many agents per process), until
+  the new primary of each reports it mounted.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from _common import KeepAlive, Table, percentile
+from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
+
+from control.model import DatasetState, NodeState, VolumeStatus
+from control.store import queries as q
+from control.store.sql import SQLStore
+from tests.processes import ControlProcess
+
+SAMPLES = 60
+"""Requests per latency row."""
+
+AGENTS_PER_PROCESS = 50
+"""Simulated agents per process: 1,000 agents in 20 processes (2 cores cannot run 100)."""
+
+MOVERS = 8
+"""Concurrent clients sending the moves."""
+
+SERVE = ["--failover-grace", "86400", "--node-timeout", "86400",
+         "--max-connections-per-address", "6000", "--max-connections", "7000"]
+"""The service's options: no failover while 2 cores run 1,000 agents (a starved agent
+must not be fenced), and room for every agent's connections from one address."""
+
+AGENTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_scale_agents.py")
+
+
+def report_body(datasets: list[uuid.UUID], generation: int, era: str,
+                mounted: bool = True) -> dict[str, Any]:
+    """A node's full report: every one of ``datasets`` mounted (or the first only attached)."""
+    entries = []
+    for index, dataset_id in enumerate(sorted(datasets, key=str)):
+        device = f"/dev/fake/b-{dataset_id}"
+        if index == 0 and not mounted:
+            entries.append({"dataset_id": str(dataset_id), "status": "attached",
+                            "maximum_size": 64 * 1024 * 1024, "device": device})
+            continue
+        entries.append({"dataset_id": str(dataset_id), "status": "mounted",
+                        "maximum_size": 64 * 1024 * 1024, "device": device,
+                        "path": f"{MOUNT_ROOT}/{dataset_id}"})
+    return {"era": era, "generation": generation, "datasets": entries, "conditions": [],
+            "capacity": None, "capacities": [], "orphans": [], "snapshots": []}
+
+
+def seed_reports(url: str, nodes: list[uuid.UUID],
+                 placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+    """Store every node's report of its datasets mounted, in one transaction (as after the
+    cluster ran a while: the agents' own first reports then tell no news, and make no events)."""
+    store = SQLStore(url)
+    try:
+        with store._write() as (connection, generation, state_version):
+            for index, node in enumerate(nodes):
+                states = {d: DatasetState(d, VolumeStatus.MOUNTED, SIZE, f"/dev/fake/b-{d}",
+                                          f"{MOUNT_ROOT}/{d}") for d in placed[node]}
+                q.put_report(connection, NodeState(node, f"era-{index}", generation, states,
+                                                   reported_at=time.time()), exists=False)
+            q.write_counters(connection, generation, state_version + 1)
+    finally:
+        store.close()
+
+
+def _latencies(action: Any, n: int) -> tuple[list[float], float]:
+    samples = []
+    start = time.perf_counter()
+    for _ in range(n):
+        before = time.perf_counter()
+        action()
+        samples.append(time.perf_counter() - before)
+    return samples, time.perf_counter() - start
+
+
+def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
+              placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+    """The node configuration and state report rows of one seeded cluster."""
+    size = f"{count} datasets / {len(nodes)} nodes"
+    control = ControlProcess(url, extra=SERVE).start(timeout=600)
+    try:
+        client = KeepAlive(control.port)
+        generation = client.check("GET", "/v1/shoal/watch?timeout=0")["configuration"]
+        reporter = nodes[0]
+        era = "era-0"
+        client.check("GET", "/v1/shoal/nodes")  # the actual state is read (and cached) once
+        path = f"/v1/shoal/nodes/{reporter}/configuration"
+        client.check("GET", path)
+        samples, wall = _latencies(lambda: client.check("GET", path), SAMPLES)
+        _row(table, f"{size}: GET node configuration ({count // len(nodes)} datasets)",
+                  samples, wall, control.rss_kib())
+        full = report_body(placed[reporter], generation, era)
+        changed = report_body(placed[reporter], generation, era, mounted=False)
+        state = f"/v1/shoal/state/{reporter}"
+        samples, wall = _latencies(lambda: client.check("PUT", state, full), SAMPLES)
+        _row(table, f"{size}: PUT state report, unchanged", samples, wall, control.rss_kib())
+        bodies = [changed, full]
+        flip = iter(range(10**9))
+        samples, wall = _latencies(
+            lambda: client.check("PUT", state, bodies[next(flip) % 2]), SAMPLES
+        )
+        _row(table, f"{size}: PUT state report, one dataset changed", samples, wall,
+                  control.rss_kib())
+    finally:
+        control.stop()
+
+
+def _row(table: Table, scenario: str, samples: list[float], wall: float | None,
+         rss_kib: int | None) -> None:
+    """Add a row to ``table`` and print it at once (a full run takes minutes)."""
+    table.add(scenario, samples, wall, rss_kib)
+    print("  " + " | ".join(table.rows[-1]), flush=True)
+
+
+def _host(index: int) -> str:
+    return f"10.{index // 250}.{index % 250}.1"  # as _scale_db.seed registers them
+
+
+def move_plan(nodes: list[uuid.UUID], placed: dict[uuid.UUID, list[uuid.UUID]]
+              ) -> tuple[list[dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
+    """The agents (in pairs that trade their first dataset) and each move's new primary."""
+    agents, moves = [], {}
+    for index, node in enumerate(nodes):
+        partner = nodes[index ^ 1] if (index ^ 1) < len(nodes) else None
+        given = None if partner is None else placed[partner][0]
+        if given is not None:
+            moves[given] = node
+        agents.append({"node": str(node), "host": _host(index), "era": f"era-{index}",
+                       "labels": {"name": f"node{index}"},
+                       "datasets": [str(d) for d in placed[node]],
+                       "given": None if given is None else str(given)})
+    return agents, moves
+
+
+class Fleet:
+    """The simulated agents' processes and what they print."""
+
+    def __init__(self, url: str, agents: list[dict[str, Any]], directory: str) -> None:
+        self.lines: queue.Queue[tuple[str, float]] = queue.Queue()
+        self.processes: list[subprocess.Popen[str]] = []
+        for start in range(0, len(agents), AGENTS_PER_PROCESS):
+            path = os.path.join(directory, f"agents-{start}.json")
+            with open(path, "w") as f:
+                json.dump({"url": url, "mount_root": MOUNT_ROOT,
+                           "agents": agents[start:start + AGENTS_PER_PROCESS]}, f)
+            process = subprocess.Popen([sys.executable, AGENTS, path], stdout=subprocess.PIPE,
+                                       text=True, cwd=os.path.dirname(AGENTS))
+            self.processes.append(process)
+            threading.Thread(target=self._read, args=(process,), daemon=True).start()
+
+    def _read(self, process: subprocess.Popen[str]) -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            self.lines.put((line.strip(), time.time()))
+
+    def wait(self, word: str, count: int, timeout: float) -> list[tuple[str, float]]:
+        """The next ``count`` lines starting with ``word`` (others are dropped)."""
+        found: list[tuple[str, float]] = []
+        deadline = time.monotonic() + timeout
+        while len(found) < count:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise RuntimeError(f"only {len(found)} of {count} {word!r} within {timeout} s")
+            try:
+                line, at = self.lines.get(timeout=min(left, 1.0))
+            except queue.Empty:
+                continue
+            if line.startswith("failed"):
+                raise RuntimeError(f"an agents' process {line}")
+            if line.split(" ", 1)[0] == word:
+                found.append((line, at))
+        return found
+
+    def stop(self) -> None:
+        """End every agents' process."""
+        for process in self.processes:
+            process.terminate()
+        for process in self.processes:
+            process.wait(timeout=30)
+
+
+def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
+              placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
+    """Every node hands one dataset to its pair, all at once; time until all are mounted."""
+    size = f"{count} datasets / {len(nodes)} nodes"
+    agents, moves = move_plan(nodes, placed)
+    control = ControlProcess(url, extra=SERVE).start(timeout=600)
+    with tempfile.TemporaryDirectory(prefix="shoal-scale-agents-") as directory:
+        fleet = Fleet(control.url, agents, directory)
+        try:
+            started = time.monotonic()
+            fleet.wait("ready", len(fleet.processes), timeout=900)
+            _row(table, f"{size}: {len(nodes)} agents started, all reported (wall)",
+                      [time.monotonic() - started], None, control.rss_kib())
+            sent: dict[uuid.UUID, float] = {}
+            clients = threading.local()
+
+            def move(item: tuple[uuid.UUID, uuid.UUID]) -> None:
+                if not hasattr(clients, "client"):
+                    clients.client = KeepAlive(control.port)
+                dataset_id, primary = item
+                sent[dataset_id] = time.time()
+                clients.client.check("POST", f"/v1/configuration/datasets/{dataset_id}",
+                                     {"primary": str(primary)})
+
+            first = time.time()
+            with ThreadPoolExecutor(MOVERS) as pool:
+                list(pool.map(move, moves.items()))
+            posted = time.time() - first
+            lines = fleet.wait("converged", len(moves), timeout=600)
+            done = {uuid.UUID(line.split()[1]): float(line.split()[2]) for line, _ in lines}
+            per_move = [done[d] - sent[d] for d in moves]
+            wall = max(done.values()) - first
+            _row(table, f"{size}: {len(moves)} moves sent by {MOVERS} clients (POST)",
+                      [posted / len(moves)] * len(moves), posted, None)
+            _row(table, f"{size}: {len(moves)} concurrent moves, each move -> mounted",
+                      per_move, wall, control.rss_kib())
+            _row(table, f"{size}: {len(moves)} concurrent moves, all converged in (wall)",
+                      [wall], None, None)
+            print(f"  {len(moves)} moves: all converged in {wall:.2f} s, per move p50 "
+                  f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s",
+                  flush=True)
+        finally:
+            fleet.stop()
+            control.stop()
+
+
+def measure(table: Table, kind: str, *, datasets: list[int], nodes: list[int]) -> None:
+    """Add this part's rows for the database ``kind`` to ``table``."""
+    most, widest = max(datasets), max(nodes)
+    sizes = [(d, widest) for d in datasets] + [(most, n) for n in nodes if n != widest]
+    if (most, widest) == (100_000, 1_000):
+        sizes.append((100_000, 50))
+    sizes = [(d, n) for d, n in sizes if d >= n]
+    for count, node_count in sizes:
+        with database(kind) as url:
+            ids = node_ids(node_count)
+            placed = seed(url, ids, count)
+            seed_reports(url, ids, placed)
+            node_rows(table, url, count, ids, placed)
+            if node_count == widest and count == most and not os.environ.get("SCALE_NO_AGENTS"):
+                move_rows(table, url, count, ids, placed)
