@@ -28,7 +28,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from _common import KeepAlive, Table, percentile
+from _common import KeepAlive, Table, percentile, timed
 from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
 
 from control.model import DatasetState, NodeState, VolumeStatus
@@ -87,16 +87,6 @@ def seed_reports(url: str, nodes: list[uuid.UUID],
         store.close()
 
 
-def _latencies(action: Any, n: int) -> tuple[list[float], float]:
-    samples = []
-    start = time.perf_counter()
-    for _ in range(n):
-        before = time.perf_counter()
-        action()
-        samples.append(time.perf_counter() - before)
-    return samples, time.perf_counter() - start
-
-
 def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """The node configuration and state report rows of one seeded cluster."""
@@ -110,17 +100,17 @@ def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
         client.check("GET", "/v1/shoal/nodes")  # the actual state is read (and cached) once
         path = f"/v1/shoal/nodes/{reporter}/configuration"
         client.check("GET", path)
-        samples, wall = _latencies(lambda: client.check("GET", path), SAMPLES)
+        samples, wall = timed(lambda: client.check("GET", path), SAMPLES)
         _row(table, f"{size}: GET node configuration ({count // len(nodes)} datasets)",
                   samples, wall, control.rss_kib())
         full = report_body(placed[reporter], generation, era)
         changed = report_body(placed[reporter], generation, era, mounted=False)
         state = f"/v1/shoal/state/{reporter}"
-        samples, wall = _latencies(lambda: client.check("PUT", state, full), SAMPLES)
+        samples, wall = timed(lambda: client.check("PUT", state, full), SAMPLES)
         _row(table, f"{size}: PUT state report, unchanged", samples, wall, control.rss_kib())
         bodies = [changed, full]
         flip = iter(range(10**9))
-        samples, wall = _latencies(
+        samples, wall = timed(
             lambda: client.check("PUT", state, bodies[next(flip) % 2]), SAMPLES
         )
         _row(table, f"{size}: PUT state report, one dataset changed", samples, wall,

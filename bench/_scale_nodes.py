@@ -37,13 +37,8 @@ import uuid
 from typing import Any
 
 from _common import Table
-from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
+from _scale_db import MOUNT_ROOT, database, node_ids, seed
 
-from control.model import Dataset
-from control.store import queries as q
-from control.store import rows
-from control.store.sql import SQLStore
-from control.store.tables import datasets as datasets_table
 from tests.processes import ControlProcess
 
 HEARTBEAT = 2.0
@@ -185,31 +180,6 @@ def worker(port: int, nodes: list[tuple[int, str, list[str]]], until: float, out
 # -- the measurement ---------------------------------------------------------------
 
 
-def seed_fast(url: str, nodes: list[uuid.UUID], count: int) -> dict[uuid.UUID, list[uuid.UUID]]:
-    """:func:`_scale_db.seed`, with the datasets inserted in batches (100,000 in seconds)."""
-    from sqlalchemy import insert
-
-    seed(url, nodes, 0)
-    placed: dict[uuid.UUID, list[uuid.UUID]] = {node: [] for node in nodes}
-    store = SQLStore(url)
-    try:
-        with store._write() as (connection, generation, state_version):
-            batch = []
-            for index in range(count):
-                node = nodes[index % len(nodes)]
-                dataset = Dataset(dataset_id=uuid.uuid4(), primary=node, maximum_size=SIZE,
-                                  metadata={"name": f"db-{index:06d}"})
-                batch.append(rows.dataset_row(dataset))
-                placed[node].append(dataset.dataset_id)
-                if len(batch) == 5000 or index == count - 1:
-                    connection.execute(insert(datasets_table), batch)
-                    batch = []
-            q.write_counters(connection, generation + 1, state_version)
-    finally:
-        store.close()
-    return placed
-
-
 def cpu_seconds(pid: int) -> float:
     """User plus system CPU seconds of ``pid`` so far."""
     with open(f"/proc/{pid}/stat") as stat:
@@ -232,7 +202,7 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
 
     with database(kind) as url:
         ids = node_ids(count)
-        placed = seed_fast(url, ids, datasets)
+        placed = seed(url, ids, datasets)
         extra = ["--failover-grace", "300", "--max-connections-per-address", "10000"]
         control = ControlProcess(url, extra=extra, nofile=20000)
         control.start(timeout=300)
