@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from control.admission import SIZE_CEILING
+from control.api import pages
 from control.events import DEFAULT_LIMIT, MAXIMUM_LIMIT
 from control.failover_rules import MAXIMUM_FAILOVER_GRACE
 from control.model import (
@@ -615,7 +616,7 @@ SHOAL_DATASETS_QUERY: dict[str, Schema] = {
         "by id, as `{items, continue}`; without it (or `continue`), every dataset as one array.",
     },
     "continue": {
-        "type": "string", "pattern": "^[A-Za-z0-9_-]{1,100}$",
+        "type": "string", "pattern": pages.TOKEN_PATTERN,
         "description": "The `continue` token of the previous page: answers the page after it.",
     },
 }
