@@ -257,9 +257,17 @@ class ControlAPI:
 
     @app.route("/v1/configuration/datasets", methods=["GET"])
     async def list_datasets(self, request: Request) -> bytes:
-        """Every dataset, deleted ones included, with the configuration tag."""
-        configuration = await self._store.configuration(self._now())
-        body = self._listing.cached(configuration)
+        """Every dataset, deleted ones included, with the configuration tag.
+
+        Until the configuration is loaded and its listing encoded (a restart: the service
+        warms them in its pool), or when another replica wrote, the listing is read as
+        stored with the rows (:meth:`~control.store.interface.Store.dataset_listing`)."""
+        configuration = await self._store.cached_configuration(self._now())
+        body = None if configuration is None else self._listing.cached(configuration)
+        if body is None and (configuration is None or not self._listing.ready()):
+            generation, body = await self._store.dataset_listing()
+            json_headers(request, tag=tag_for(generation))
+            return body
         if body is None:  # encode off the reactor thread: 100,000 datasets take a while
             configuration, body = await self._store.compute(self._listing.listing, configuration)
         json_headers(request, tag=configuration.tag)

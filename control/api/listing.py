@@ -45,6 +45,11 @@ class ListingEncoder:
         self._at: Configuration | None = None
         self._last: tuple[int, bytes] | None = None
 
+    def ready(self) -> bool:
+        """Whether a configuration was encoded (a later one patches it), so that a listing
+        costs what changed since."""
+        return self._at is not None
+
     def cached(self, configuration: Configuration) -> bytes | None:
         """The listing of ``configuration`` if it is the one encoded last, else ``None``."""
         last = self._last

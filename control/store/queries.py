@@ -91,8 +91,30 @@ def live_named(connection: Connection, name: str) -> Dataset | None:
 def all_datasets(connection: Connection) -> dict[UUID, Dataset]:
     """Every dataset by id."""
     uuids: dict[str, UUID] = {}
-    result = connection.execute(select(datasets))
+    result = connection.execute(select(*_DATASET_COLUMNS))
     return {d.dataset_id: d for d in (rows.dataset_from_row(row, uuids) for row in result)}
+
+
+_DATASET_COLUMNS = [c for c in datasets.c if c.name != "listing"]
+"""A dataset's columns but its encoded listing item (a whole load does not need 18 MB of it)."""
+
+
+def dataset_listing(connection: Connection) -> bytes:
+    """The JSON array of every dataset's v1 listing item, ordered by id: the items stored with
+    the rows (:func:`control.store.rows.listing_fragment`) joined, encoding only the rows whose
+    item was cleared (written by a replica that does not know the column)."""
+    key: Any = datasets.c.dataset_id
+    if connection.dialect.name == "postgresql":
+        key = key.collate("C")  # the order of the ids' strings, whatever the database's locale
+    found = connection.execute(select(datasets.c.dataset_id, datasets.c.listing).order_by(key))
+    items = found.all()
+    if all(listing is not None for _, listing in items):
+        return ("[" + ",".join([listing for _, listing in items]) + "]").encode()
+    result = connection.execute(select(*_DATASET_COLUMNS).where(datasets.c.listing.is_(None)))
+    encoded = {row[0]: rows.listing_fragment(rows.dataset_from_row(row)) for row in result}
+    return ("[" + ",".join(
+        [encoded[dataset_id] if listing is None else listing for dataset_id, listing in items]
+    ) + "]").encode()
 
 
 def datasets_for(connection: Connection, node_uuid: UUID, also: Iterable[UUID]) -> list[Dataset]:
