@@ -102,19 +102,22 @@ _DATASET_COLUMNS = [c for c in datasets.c if c.name != "listing"]
 def dataset_listing(connection: Connection) -> bytes:
     """The JSON array of every dataset's v1 listing item, ordered by id: the items stored with
     the rows (:func:`control.store.rows.listing_fragment`) joined, encoding only the rows whose
-    item was cleared (written by a replica that does not know the column)."""
-    key: Any = datasets.c.dataset_id
-    if connection.dialect.name == "postgresql":
-        key = key.collate("C")  # the order of the ids' strings, whatever the database's locale
-    found = connection.execute(select(datasets.c.dataset_id, datasets.c.listing).order_by(key))
-    items = found.all()
-    if all(listing is not None for _, listing in items):
-        return ("[" + ",".join([listing for _, listing in items]) + "]").encode()
-    result = connection.execute(select(*_DATASET_COLUMNS).where(datasets.c.listing.is_(None)))
-    encoded = {row[0]: rows.listing_fragment(rows.dataset_from_row(row)) for row in result}
-    return ("[" + ",".join(
-        [encoded[dataset_id] if listing is None else listing for dataset_id, listing in items]
-    ) + "]").encode()
+    item was cleared (written by a replica that does not know the column).
+
+    Each item starts with its ``dataset_id`` (36 characters), so sorting the items sorts them
+    by id: in Python, half the time of the database's ``ORDER BY`` through its index, and the
+    same order whatever the database's collation."""
+    items = list(connection.execute(_LISTING).scalars())
+    if None in items:
+        result = connection.execute(_UNLISTED)
+        items = [i for i in items if i is not None]
+        items += [rows.listing_fragment(rows.dataset_from_row(row)) for row in result]
+    items.sort()
+    return ("[" + ",".join(items) + "]").encode()
+
+
+_LISTING = select(datasets.c.listing)
+_UNLISTED = select(*_DATASET_COLUMNS).where(datasets.c.listing.is_(None))
 
 
 def datasets_for(connection: Connection, node_uuid: UUID, also: Iterable[UUID]) -> list[Dataset]:
