@@ -177,10 +177,16 @@ class ControlAPI:
         """Load the configuration and the actual state and encode the whole listings, blocking
         (the service calls it in its pool once it listens): the first listings after a
         restart then find the caches filled, or wait for this instead of doing the same work
-        again. Returns the datasets loaded."""
+        again. Returns the datasets loaded.
+
+        The stored v1 listing is read first: the first listings ask for it until the
+        configuration is loaded and encoded, and then find it read (not reading it while the
+        rest is loaded)."""
         store = self._store.store
+        self._stored_listing.listing()
         configuration = store.configuration(self._now())
         self._listing.listing(configuration)
+        self._stored_listing.forget()
         self._shoal_listing.listing(configuration)
         self._state_listing.datasets(store.cluster_state(), configuration)
         return len(configuration.datasets)
