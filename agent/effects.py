@@ -16,11 +16,11 @@ from collections.abc import Iterable
 from attrs import evolve, frozen
 
 from agent.backends.interface import BlockDeviceSnapshot
-from agent.changes import Change, CreateSnapshot, MountAttached, MountFilesystem
+from agent.changes import Change, CreateSnapshot, DetachVolume, MountAttached, MountFilesystem
 from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState, with_snapshots
 from agent.fs.interface import FilesystemInfo
 
-KNOWN_EFFECTS = (CreateSnapshot, MountFilesystem, MountAttached)
+KNOWN_EFFECTS = (CreateSnapshot, MountFilesystem, MountAttached, DetachVolume)
 """The changes whose success is a fact the report may give before it is observed."""
 
 
@@ -41,8 +41,10 @@ def after_changes(local: LocalState, done: Iterable[tuple[Change, object]]) -> L
     if the pass had seen the dataset on that device; a volume attached and
     mounted in the pass (:class:`~agent.changes.MountAttached`) makes its
     dataset, seen unattached, mounted there on the device it returned
-    (a skipped mount, ``None``, adds nothing). Other changes add nothing:
-    their effects wait for the next observation.
+    (a skipped mount, ``None``, adds nothing); a volume detached (read-write,
+    after its unmounts in the same pass) is no longer attached here, so the
+    node that waits for it to let go is woken one observation sooner. Other
+    changes add nothing: their effects wait for the next observation.
     """
     made: list[BlockDeviceSnapshot] = []
     datasets = dict(local.datasets)
@@ -62,6 +64,10 @@ def after_changes(local: LocalState, done: Iterable[tuple[Change, object]]) -> L
                 datasets[change.dataset_id] = _attached_and_mounted(
                     found, change, result, local.instance_id
                 )
+        elif isinstance(change, DetachVolume) and not change.read_only:
+            found = datasets.get(change.dataset_id)
+            if found is not None and found.blockdevice_id == change.blockdevice_id:
+                datasets[change.dataset_id] = _detached(found)
     after = evolve(local, datasets=datasets)
     if made:
         after = with_snapshots(after, [*local.snapshots.values(), *made])
@@ -81,4 +87,16 @@ def _attached_and_mounted(
         filesystem=mounted.filesystem,
         read_only=False,
         readers=frozenset(),
+    )
+
+
+def _detached(found: DiscoveredDataset) -> DiscoveredDataset:
+    """``found`` (seen attached here) as attached nowhere: the detach succeeded."""
+    return evolve(
+        found,
+        state=DiscoveredState.UNATTACHED,
+        attached_to=None,
+        device=None,
+        mount_paths=(),
+        filesystem=None,
     )

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+from attrs import evolve
+
 from agent.backends.interface import BlockDeviceSnapshot, BlockDeviceVolume
-from agent.changes import CreateSnapshot, MountAttached, MountFilesystem, UnmountFilesystem
+from agent.changes import (
+    CreateSnapshot,
+    DetachVolume,
+    MountAttached,
+    MountFilesystem,
+    UnmountFilesystem,
+)
 from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
 from agent.effects import AttachedMount, after_changes
 from agent.fs.interface import FilesystemInfo, Mount
@@ -92,3 +100,17 @@ def test_attach_whose_mount_was_left_for_later_adds_nothing() -> None:
     assert after_changes(local, [(MountAttached(D, "b1", PATH, 64 * MiB), None)]) == local
     other = AttachedMount(DEVICE, FilesystemInfo("ext4", 64 * MiB))
     assert after_changes(local, [(MountAttached(D, "b2", PATH, 64 * MiB), other)]) == local
+
+
+def test_volume_detached_is_no_longer_reported_attached_here() -> None:
+    """A volume detached in the pass is reported as the next observation would show it: no longer
+    on this node (so the node it moves to is woken at once); a read-only detach, or one of
+    another volume, adds nothing."""
+    local = observed()
+    after = after_changes(local, [(DetachVolume(D, "b1"), None)])
+    unattached = BlockDeviceVolume("b1", 64, CLUSTER, D, None)
+    assert after == evolve(local, datasets=classify([unattached], HERE, {}, frozenset(), (),
+                                                    ROOT, ()).datasets)
+    assert D not in local_state_to_report(after, {}, 1, "era", ME, 0.0).datasets
+    assert after_changes(local, [(DetachVolume(D, "b1", read_only=True), None)]) == local
+    assert after_changes(local, [(DetachVolume(D, "b2"), None)]) == local
