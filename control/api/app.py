@@ -38,7 +38,7 @@ from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
-from control.api.listing import ListingEncoder, StateListingEncoder
+from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
 from control.api.node_listing import NodeFragments, with_array
 from control.api.openapi import document
 from control.api.reports import ReportReader
@@ -166,6 +166,7 @@ class ControlAPI:
         self._node_timeout = node_timeout
         self.notifier = Notifier(clock, store.versions, watch_interval)
         self._listing = ListingEncoder()
+        self._stored_listing = StoredListing(store.store)
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
@@ -257,13 +258,22 @@ class ControlAPI:
 
     @app.route("/v1/configuration/datasets", methods=["GET"])
     async def list_datasets(self, request: Request) -> bytes:
-        """Every dataset, deleted ones included, with the configuration tag."""
-        configuration = await self._store.configuration(self._now())
-        body = self._listing.cached(configuration)
+        """Every dataset, deleted ones included, with the configuration tag.
+
+        Until the configuration is loaded and its listing encoded (a restart: the service
+        warms them in its pool), or when another replica wrote, the listing is read as
+        stored with the rows (:meth:`~control.store.interface.Store.dataset_listing`)."""
+        configuration = await self._store.cached_configuration(self._now())
+        body = None if configuration is None else self._listing.cached(configuration)
+        if body is None and (configuration is None or not self._listing.ready()):
+            generation, stored = await self._store.compute(self._stored_listing.listing)
+            json_headers(request, tag=tag_for(generation))
+            return stored
+        self._stored_listing.forget()
         if body is None:  # encode off the reactor thread: 100,000 datasets take a while
             configuration, body = await self._store.compute(self._listing.listing, configuration)
         json_headers(request, tag=configuration.tag)
-        return body
+        return send(request, body)
 
     @app.route("/v1/configuration/datasets", methods=["POST"])
     async def create_dataset(self, request: Request) -> bytes:
@@ -387,13 +397,13 @@ class ControlAPI:
         body = self._state_listing.cached(cluster_state, configuration, node)
         if body is None:  # encode off the reactor thread: 10,000 datasets take a while
             body = await self._store.compute(
-                self._state_listing.datasets,
+                self._state_listing.parts,
                 cluster_state,
                 configuration,
                 None if node is None else UUID(node),
             )
         json_headers(request)
-        return body
+        return send(request, body)
 
     @app.route("/v1/state/nodes", methods=["GET"])
     async def state_nodes(self, request: Request) -> bytes:
@@ -807,7 +817,7 @@ class ControlAPI:
                 self._shoal_listing.listing, configuration
             )
         json_headers(request, tag=configuration.tag)
-        return body
+        return send(request, body)
 
     @app.route("/v1/shoal/datasets", methods=["POST"])
     async def create_shoal_dataset(self, request: Request) -> bytes:

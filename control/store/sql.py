@@ -155,6 +155,19 @@ class SQLStore:
                     self._cache.put(snapshot)
         return snapshot.configuration(now)
 
+    def cached_configuration(self, now: float) -> Configuration | None:
+        """The configuration if the cached snapshot is at the database's generation, else
+        ``None`` (nothing is loaded)."""
+        snapshot = self._cached_snapshot()
+        return None if snapshot is None else snapshot.configuration(now)
+
+    def dataset_listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)``: the v1 listing items stored with the rows, joined, in
+        one transaction (:func:`control.store.queries.dataset_listing`)."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            return generation, q.dataset_listing(connection)
+
     def _cached_snapshot(self) -> Snapshot | None:
         """The cached snapshot if it is at the generation the database is at, else ``None``."""
         with self._read() as connection:
