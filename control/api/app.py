@@ -171,6 +171,7 @@ class ControlAPI:
         self._node_fragments = NodeFragments()
         self._reports = ReportReader()
         self._creates = GroupCommit(store.create_datasets)
+        self._placement_reads = placing.placement_reads(store)
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -275,7 +276,8 @@ class ControlAPI:
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         asked = dataset_from_json({**body, "dataset_id": dataset_id})
         dataset, state = await placing.place_new(
-            self._store, asked, None, None, self._now(), self._node_timeout
+            self._store, asked, None, None, self._now(), self._node_timeout,
+            self._placement_reads,
         )
         await self._check_live(request, dataset.primary)
         fr.check_placeable(state.nodes.get(dataset.primary), None)
