@@ -4,8 +4,9 @@ Group commit of creates, on the reactor thread.
 Every create is one transaction committed to disk, and the database runs one
 writer at a time anyway (SQLite's lock, PostgreSQL's cluster row). So instead
 of each request taking its turn, :class:`GroupCommit` keeps one group of
-creates in flight (:meth:`~control.store.interface.Store.create_datasets`,
-run off the reactor by the threaded store) and queues the creates that
+creates in flight (:func:`control.api.creating.create_group`: one read of
+what placement needs and :meth:`~control.store.interface.Store.create_datasets`,
+run off the reactor in the store's threads) and queues the creates that
 arrive meanwhile; when the group is committed, the next group (everything
 queued, up to :data:`LIMIT`) starts, and then each request of the finished
 group gets its own answer: its dataset and generation, or its own refusal.
@@ -15,19 +16,22 @@ Nothing here blocks and nothing waits on a timer: a lone create goes at once.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from control.model import Dataset
-from control.store.interface import Created, NewDataset
+from control.store.interface import Created
 
 LIMIT = 256
 """The most creates in one group (one transaction)."""
 
-Write = Callable[[Sequence[NewDataset]], Deferred]
-"""Stores a group: a Deferred of one :data:`~control.store.interface.Created` per create."""
+Write = Callable[[Sequence[Any]], Deferred]
+"""Stores a group of creates (such as :class:`~control.store.interface.NewDataset` or
+:class:`~control.api.creating.PendingCreate`): a Deferred of one
+:data:`~control.store.interface.Created` per create."""
 
 
 @define
@@ -36,10 +40,10 @@ class GroupCommit:
 
     write: Write
     limit: int = LIMIT
-    _queue: list[tuple[NewDataset, Deferred]] = field(factory=list, init=False)
+    _queue: list[tuple[Any, Deferred]] = field(factory=list, init=False)
     _busy: bool = field(default=False, init=False)
 
-    def create(self, new: NewDataset) -> Deferred:
+    def create(self, new: Any) -> Deferred:
         """Queue ``new``: a Deferred of ``(dataset, generation)``, or of its refusal."""
         answer: Deferred[tuple[Dataset, int]] = Deferred()
         self._queue.append((new, answer))

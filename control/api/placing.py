@@ -10,7 +10,6 @@ from __future__ import annotations
 from uuid import UUID
 
 from control import readers
-from control.api.shared import SharedRead
 from control.binding import check_target, class_for, new_dataset
 from control.classes import StorageClass
 from control.errors import Conflict, NotFound
@@ -33,19 +32,14 @@ async def place_new(
     mode: AccessMode | None,
     now: float,
     node_timeout: float,
-    shared: SharedRead | None = None,
 ) -> tuple[Dataset, ClusterState]:
-    """``asked`` with its class applied and its primary decided; and the state read
-    (by ``shared``, if given: :func:`placement_reads`)."""
-    if shared is None:
-        classes, state = await store.compute(_classes_and_state, store.store)
-    else:
-        classes, state = await shared.get()
+    """``asked`` with its class applied and its primary decided; and the state read."""
+    classes, state = await store.compute(_classes_and_state, store.store)
     cls = class_for(class_name, classes)
-    return new_dataset(asked, cls, mode, _candidates(asked, state, now, node_timeout)), state
+    return new_dataset(asked, cls, mode, candidates_for(asked, state, now, node_timeout)), state
 
 
-def _candidates(
+def candidates_for(
     asked: Dataset, state: ClusterState, now: float, node_timeout: float
 ) -> list[Candidate]:
     """The nodes placement looks at: only the primary asked for, if any (a create then
@@ -56,11 +50,6 @@ def _candidates(
     if node is None:
         return []
     return [candidate(node, state, unusable_reason(node, now, node_timeout))]
-
-
-def placement_reads(store: ThreadedStore) -> SharedRead:
-    """The classes and cluster state placements read, shared by creates asking at once."""
-    return SharedRead(lambda: store.compute(_classes_and_state, store.store))
 
 
 def _classes_and_state(store: Store) -> tuple[list[StorageClass], ClusterState]:
