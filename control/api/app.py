@@ -170,7 +170,7 @@ class ControlAPI:
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
         self._reports = ReportReader()
-        self._creates = GroupCommit(partial(store.compute, creating.create_group, store.store))
+        self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking

@@ -23,6 +23,7 @@ from attrs import frozen
 from control import failover_rules as fr
 from control import rules
 from control.admission import check_create
+from control.api.group import Take
 from control.api.placing import candidates_for
 from control.binding import class_for, new_dataset
 from control.classes import StorageClass
@@ -64,6 +65,12 @@ def decide(
     fr.check_placeable(state.nodes.get(dataset.primary), None)
     check_create(dataset.maximum_size, dataset.primary, state, now, timeout)
     return NewDataset(dataset, pending.if_tag, now, pending.actor)
+
+
+def write_group(store: Store, take: Take) -> list[Created]:
+    """Take a group from the queue and store it (:func:`create_group`; blocking: run it in the
+    store's threads, so that the group holds every create that arrived until it runs)."""
+    return create_group(store, take())
 
 
 def create_group(store: Store, pendings: Sequence[PendingCreate]) -> list[Created]:
