@@ -10,6 +10,7 @@ and answer JSON (:mod:`control.api.errors`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,7 +25,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, pages, placing, revocation_routes, schemas
+from control.api import class_routes, creating, pages, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -67,7 +68,6 @@ from control.model import (
 )
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
-from control.store.interface import NewDataset
 from control.store.threaded import ThreadedStore
 from control.ui import ui_resource
 from control.wire import (
@@ -171,7 +171,7 @@ class ControlAPI:
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
         self._reports = ReportReader()
-        self._creates = GroupCommit(store.create_datasets)
+        self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -284,15 +284,13 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         asked = dataset_from_json({**body, "dataset_id": dataset_id})
-        dataset, state = await placing.place_new(
-            self._store, asked, None, None, self._now(), self._node_timeout
+        try:
+            live: bool | ShoalError = require_live(request)
+        except ShoalError as refusal:  # refused where the check is, after placement's refusals
+            live = refusal
+        new = creating.PendingCreate(
+            asked, if_tag(request), self._now(), actor_of(request), live, self._node_timeout
         )
-        await self._check_live(request, dataset.primary)
-        fr.check_placeable(state.nodes.get(dataset.primary), None)
-        check_create(
-            dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
-        )
-        new = NewDataset(dataset, if_tag(request), self._now(), actor_of(request))
         stored, generation = await self._creates.create(new)
         self.notifier.changed(generation, _reach(stored))
         self.notifier.check()
