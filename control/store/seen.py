@@ -2,10 +2,11 @@
 Heartbeats in memory with a durable floor: :class:`SeenLog`.
 
 A heartbeat is a node's report that says nothing new (the same observation as
-its last one), or a registration that says nothing new (an agent restarting). Writing it costs a write transaction (an fsync on SQLite) only to
-move two times: the node's ``last_seen`` and its report's ``reported_at``. The SQL
-store instead keeps those times here, lays them over what it reads
-(:meth:`SeenLog.node`, :meth:`SeenLog.state`), and writes them all in one
+its last one), or a registration that says nothing new (an agent restarting).
+Writing it costs a write transaction (an fsync on SQLite) only to move two times:
+the node's ``last_seen`` and its report's ``reported_at``. The SQL store instead
+keeps those times here, lays them over what it reads (:meth:`SeenLog.node`,
+:meth:`SeenLog.state`), and writes them all in one
 transaction every few seconds (:meth:`~control.store.sql.SQLStore.flush_seen`):
 the database holds a floor at most one flush interval old.
 
