@@ -192,11 +192,11 @@ def mark_seen(connection: Connection, node_uuid: UUID, when: float) -> None:
     connection.execute(update(nodes).where(nodes.c.uuid == str(node_uuid)).values(last_seen=when))
 
 
-def flush_seen(connection: Connection, times: Mapping[UUID, tuple[float, float]]) -> None:
-    """Move each node's ``last_seen`` and its report's ``reported_at`` forward to the
-    times given (never back: another replica may have written later ones)."""
+def flush_seen(connection: Connection, times: Mapping[UUID, tuple[float, float | None]]) -> None:
+    """Move each node's ``last_seen`` and its report's ``reported_at`` (unless ``None``)
+    forward to the times given (never back: another replica may have written later ones)."""
     seen = [{"u": str(uuid), "t": t} for uuid, (t, _) in times.items()]
-    sent = [{"u": str(uuid), "t": r} for uuid, (_, r) in times.items()]
+    sent = [{"u": str(uuid), "t": r} for uuid, (_, r) in times.items() if r is not None]
     connection.execute(
         update(nodes)
         .where(nodes.c.uuid == bindparam("u"))
@@ -204,6 +204,8 @@ def flush_seen(connection: Connection, times: Mapping[UUID, tuple[float, float]]
         .values(last_seen=bindparam("t")),
         seen,
     )
+    if not sent:
+        return
     connection.execute(
         update(node_states)
         .where(node_states.c.node_uuid == bindparam("u"))

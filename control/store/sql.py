@@ -715,6 +715,9 @@ class SQLStore:
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
+        again = self._registered_again(node)
+        if again is not None:
+            return again
         with self._write() as (connection, generation, state_version):
             old = q.get_node(connection, node.uuid)
             stored = rules.register_node(old, node)
@@ -784,7 +787,7 @@ class SQLStore:
             generation, state_version = q.read_counters(connection)
             if self._quiet != (generation, state_version):
                 return False
-            node = q.get_node(connection, report.node_uuid)
+            node = self._current_node(connection, report.node_uuid, state_version)
             old = self._last_report(connection, report.node_uuid, state_version)
         if node is None or old is None:
             return False
@@ -793,6 +796,38 @@ class SQLStore:
             return False
         seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
         return True
+
+    def _registered_again(self, node: Node) -> Node | None:
+        """Take a registration that says nothing new in memory, as a heartbeat
+        (:mod:`control.store.seen`): the node it stores, or ``None`` when it must be written.
+
+        An agent registers at every start: 1,000 of them starting at once must
+        not cost 1,000 write transactions. The same rule refuses it as a written one.
+        """
+        seen = self._seen
+        if seen is None or not seen.healthy or node.last_seen is None:
+            return None
+        with self._read() as connection:
+            _, state_version = q.read_counters(connection)
+            old = self._current_node(connection, node.uuid, state_version)
+        if old is None:
+            return None
+        stored = rules.register_node(old, node)
+        if stored != evolve(old, last_seen=stored.last_seen):
+            return None
+        seen.saw(node.uuid, Seen(node.last_seen, None))
+        return stored
+
+    def _current_node(
+        self, connection: Connection, node_uuid: UUID, state_version: int
+    ) -> Node | None:
+        """A registered node: the cached actual state's when it is at ``state_version``, else
+        read from its row. Its ``last_seen`` may be older than the row's (it moves without
+        the state version); every use here ignores it."""
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            return q.get_node(connection, node_uuid)
+        return cached.nodes.get(node_uuid)
 
     def flush_seen(self) -> int:
         """Write the heartbeats kept in memory, in one transaction; returns how many."""
