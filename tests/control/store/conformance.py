@@ -583,6 +583,23 @@ class StoreConformance:
         assert again.cluster_state().nodes[a].last_seen == NOW + 2
         assert again.cluster_state().reports[a].reported_at == NOW + 2
 
+    def test_an_unchanged_registration_is_seen_and_durable(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """A registration that only moves when the node was seen leaves the state version, is
+        seen at once, keeps the report's time, and survives ``flush_seen`` and a reopen."""
+        a = add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        node = store.cluster_state().nodes[a]
+        before = store.versions()
+        assert store.register_node(evolve(node, last_seen=NOW + 9)).last_seen == NOW + 9
+        assert store.versions() == before
+        assert [n.last_seen for n in store.nodes()] == [NOW + 9]
+        assert store.cluster_state().nodes[a].last_seen == NOW + 9
+        assert store.flush_seen() >= 0
+        again = reopen().cluster_state()
+        assert (again.nodes[a].last_seen, again.reports[a].reported_at) == (NOW + 9, NOW + 1)
+
     def test_cluster_state_read_after_each_write_sees_it(self, store: Store) -> None:
         """Each read of the actual state after a write (reports, registrations, times seen,
         draining) sees that write, even when the state version did not move."""
