@@ -5,9 +5,15 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 from agent.backends.interface import BlockDeviceSnapshot, BlockDeviceVolume
-from agent.changes import CreateSnapshot, MountFilesystem, UnmountFilesystem
+from agent.changes import (
+    CreateSnapshot,
+    MakeFilesystem,
+    MountFilesystem,
+    Sequentially,
+    UnmountFilesystem,
+)
 from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
-from agent.effects import after_changes
+from agent.effects import after_changes, all_known
 from agent.fs.interface import Mount
 from control.model import DatasetState, VolumeStatus
 
@@ -63,3 +69,25 @@ def test_other_changes_add_nothing() -> None:
     local = observed((Mount(DEVICE, PATH),))
     assert after_changes(local, [(UnmountFilesystem(D, PATH), None)]) == local
     assert after_changes(local, []) == local
+
+
+def test_all_known_when_every_action_was_reported_at_once() -> None:
+    """A pass that only mounted, or only snapshotted, needs no confirmation at once."""
+    mount = MountFilesystem(D, DEVICE, PATH)
+    assert all_known(observed(), mount, [(mount, None)])
+    made = CreateSnapshot(D, "s1", "b1")
+    mounted = observed((Mount(DEVICE, PATH),))
+    assert all_known(mounted, made, [(made, snapshot("s1"))])
+
+
+def test_not_all_known_when_an_action_is_not_or_failed() -> None:
+    """Another action (mkfs), a mount the pass did not see, a failed snapshot, or no action at
+    all: the next pass follows at once."""
+    mount = MountFilesystem(D, DEVICE, PATH)
+    both = Sequentially((MakeFilesystem(D, DEVICE), mount))
+    assert not all_known(observed(), both, [(mount, None)])
+    elsewhere = MountFilesystem(D, "/dev/y", PATH)
+    assert not all_known(observed(), elsewhere, [(elsewhere, None)])
+    made = CreateSnapshot(D, "s1", "b1")
+    assert not all_known(observed(), made, [])
+    assert not all_known(observed(), Sequentially(()), [])
