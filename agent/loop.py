@@ -19,7 +19,7 @@ loop waits on the control service's watch, which answers within milliseconds
 of a configuration change (a create, move or delete) or of another node's
 state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
-The watch names the node and the datasets it asked about besides its own, so
+The watch names the node and the datasets its next pass asks about besides its own, so
 the service wakes it only for the configuration changes that concern it (and
 for those it cannot tell: everyone's).
 
@@ -328,7 +328,10 @@ class ConvergenceLoop(LoopFencing):
         timeout = min(m.sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
             state = m.state if m.waiting_on_others else NO_STATE_WAKE
-            also = m.fetched[0] if m.fetched is not None else frozenset()
+            # The datasets the next pass asks about (not those the last fetch asked about: a
+            # volume detached since concerns the node no more; woken for it, it would observe
+            # the node for nothing, say while another node snapshots that dataset).
+            also = m.also
             node = self.node.node_uuid if len(also) <= WATCH_DATASETS else None
             watch = self.client.watch(
                 m.generation, state, round(timeout, 3), node, also if node is not None else ()
