@@ -377,6 +377,28 @@ def test_idle_agent_is_not_woken_by_other_nodes_reports():
     assert node.loop.passes == passes + 1
 
 
+def test_old_primary_watch_no_longer_names_a_dataset_it_let_go():
+    """Once a moved dataset's volume is detached (and its new primary known), the old primary's
+    watch names the datasets its next pass asks about: not that one, whose changes concern it
+    no more."""
+    world = World()
+    watched: list[tuple[Any, ...]] = []
+    watch = world.client.inner.watch
+
+    def recording(*args: Any) -> Deferred:
+        watched.append(args)
+        return watch(*args)
+
+    world.client.inner.watch = recording  # type: ignore[method-assign]
+    one, two = world.node(0), world.node(1)
+    dataset_id = world.create(one)
+    assert any(dataset_id in args[4] for args in watched if args[3] == one.uuid)
+    world.client.inner.move_dataset(dataset_id, two.uuid)
+    assert two.mounted(dataset_id) and not one.mounted(dataset_id)
+    last = [args for args in watched if args[3] == one.uuid][-1]
+    assert dataset_id not in last[4]
+
+
 def test_refetches_the_configuration_only_when_its_generation_moved():
     """A heartbeat pass reuses the records in hand; a configuration change fetches anew."""
     world = World()
