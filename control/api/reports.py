@@ -1,7 +1,7 @@
 """
 Read state reports fast: what a node's report repeats of its last one is not read again.
 
-An agent reports its whole node at least every heartbeat (2 s), and most
+An agent reports its whole node at least every heartbeat (2-5 s), and most
 reports repeat the last one word for word: the report carries no time (the
 service stamps it). Parsing, schema-checking and decoding a report of
 thousands of datasets took most of the report's time (issue 16).
