@@ -235,10 +235,9 @@ def report_events(previous: NodeState | None, report: NodeState, at: float) -> l
     node = report.node_uuid
     old = previous.datasets if previous is not None else {}
     new = report.datasets
-    moved = [  # only a dataset whose status moved can make news: the rest are not sorted
-        dataset_id for dataset_id in set(old) | set(new)
-        if _status(old.get(dataset_id)) is not _status(new.get(dataset_id))
-    ]
+    # only a dataset whose status moved can make news: the rest are not sorted
+    moved = [d for d, after in new.items() if _status(old.get(d)) is not after.status]
+    moved += [d for d in old if d not in new]
     found: list[Event] = []
     for dataset_id in sorted(moved, key=str):
         before = old.get(dataset_id)
