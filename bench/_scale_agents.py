@@ -96,6 +96,28 @@ def prepared(storage: FakeStorage, node: str, root: str, datasets: list[UUID]) -
     return filesystems
 
 
+def observed(agents: list[dict[str, Any]], root: str) -> dict[UUID, tuple[dict[UUID, str], Any]]:
+    """What each of ``agents`` will report once prepared as :func:`start_agents` prepares
+    them: its datasets' devices, and its backend's capacity (by node).
+
+    The driver seeds these reports before the service starts, so that the agents' first
+    reports tell it nothing new, as after a restart of agents that ran a while: 1,000
+    first reports with news would be 1,000 write transactions the bench made up.
+    """
+    found: dict[UUID, tuple[dict[UUID, str], Any]] = {}
+    storage = FakeStorage()
+    for index, agent in enumerate(agents):
+        if index % 2 == 0:
+            storage = FakeStorage()
+        node = agent["node"]
+        prepared(storage, node, root, [UUID(d) for d in agent["datasets"]])
+        backend = FakeBlockDeviceAPI(storage, CLUSTER, node)
+        devices = {v.dataset_id: backend.get_device_path(v.blockdevice_id)
+                   for v in backend.list_volumes() if v.attached_to == node}
+        found[UUID(node)] = (devices, backend.capacity())
+    return found
+
+
 def start_agents(spec: dict[str, Any]) -> tuple[list[ConvergenceLoop], list[Watching]]:
     """Start every agent of ``spec``; returns the loops and their clients."""
     level = getattr(logging, os.environ.get("SCALE_AGENTS_LOG", "ERROR"))

@@ -87,6 +87,26 @@ def seed_reports(url: str, nodes: list[uuid.UUID],
         store.close()
 
 
+def seed_agent_reports(url: str, agents: list[dict[str, Any]]) -> None:
+    """Store every node's report as its simulated agent will first make it
+    (:func:`_scale_agents.observed`: the fake backend's devices and capacity)."""
+    from _scale_agents import observed
+
+    store = SQLStore(url)
+    try:
+        with store._write() as (connection, generation, state_version):
+            for agent, (devices, capacity) in zip(agents, observed(agents, MOUNT_ROOT).values(),
+                                                  strict=True):
+                states = {d: DatasetState(d, VolumeStatus.MOUNTED, SIZE, device,
+                                          f"{MOUNT_ROOT}/{d}") for d, device in devices.items()}
+                q.put_report(connection, NodeState(uuid.UUID(agent["node"]), agent["era"],
+                                                   generation, states, reported_at=time.time(),
+                                                   capacity=capacity), exists=True)
+            q.write_counters(connection, generation, state_version + 1)
+    finally:
+        store.close()
+
+
 def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """The node configuration and state report rows of one seeded cluster."""
@@ -215,6 +235,7 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
     """Every node hands one dataset to its pair, all at once; time until all are mounted."""
     size = f"{count} datasets / {len(nodes)} nodes"
     agents, moves = move_plan(nodes, placed)
+    seed_agent_reports(url, agents)
     control = ControlProcess(url, extra=SERVE).start(timeout=600)
     with tempfile.TemporaryDirectory(prefix="shoal-scale-agents-") as directory:
         fleet = Fleet(control.url, agents, directory)

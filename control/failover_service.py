@@ -15,7 +15,7 @@ it no longer does.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import structlog
@@ -36,7 +36,7 @@ from control.failover import (
     plan,
 )
 from control.liveness import FailoverSettings, Liveness
-from control.model import ClusterState
+from control.model import ClusterState, Event
 from control.runners import Runner
 from control.store.interface import Store
 
@@ -49,14 +49,27 @@ _LIVENESS_EVENTS = {
 }
 
 
+def _liveness_event(decision: MarkLiveness, now: float, state: ClusterState) -> Event:
+    node = state.nodes[decision.node_uuid]
+    kind, word = _LIVENESS_EVENTS[decision.liveness]
+    reason = f"no report for {decision.silent:.1f} s"
+    return fev.node_event(kind, node, now, f"{word} ({reason})", fev.FAILOVER_ACTOR, reason)
+
+
+def mark_liveness(
+    store: Store, decisions: Sequence[MarkLiveness], now: float, state: ClusterState
+) -> None:
+    """Record every liveness change of a pass in one write: when the control service starts
+    or a switch fails, hundreds of nodes change at once, and one transaction each
+    (an fsync on SQLite) held every other write back for seconds."""
+    store.append_events([_liveness_event(d, now, state) for d in decisions])
+
+
 def apply(store: Store, decision: Decision, now: float, state: ClusterState) -> bool:
     """Apply one decision through ``store``; returns whether it changed anything."""
     actor = fev.FAILOVER_ACTOR
     if isinstance(decision, MarkLiveness):
-        node = state.nodes[decision.node_uuid]
-        kind, word = _LIVENESS_EVENTS[decision.liveness]
-        reason = f"no report for {decision.silent:.1f} s"
-        store.append_events([fev.node_event(kind, node, now, f"{word} ({reason})", actor, reason)])
+        mark_liveness(store, [decision], now, state)
         return True
     if isinstance(decision, FenceNode):
         _, changed = store.fence_node(
@@ -110,7 +123,14 @@ def run_pass(
     state = store.cluster_state()
     topologies = {c.name: c.allowed_topologies for c in store.classes()}
     decided = plan(configuration, state, now, settings, started, memory, topologies)
+    marks = [d for d in decided.decisions if isinstance(d, MarkLiveness)]
+    if marks and leading():
+        mark_liveness(store, marks, now, state)
+        for mark in marks:
+            log.info("failover.decision", decision="MarkLiveness", changed=True, **_fields(mark))
     for decision in decided.decisions:
+        if isinstance(decision, MarkLiveness):
+            continue
         if not leading():
             log.warning("failover.pass_abandoned", reason="no longer the leader")
             break

@@ -2,10 +2,11 @@
 Heartbeats in memory with a durable floor: :class:`SeenLog`.
 
 A heartbeat is a node's report that says nothing new (the same observation as
-its last one). Writing it costs a write transaction (an fsync on SQLite) only to
-move two times: the node's ``last_seen`` and its report's ``reported_at``. The SQL
-store instead keeps those times here, lays them over what it reads
-(:meth:`SeenLog.node`, :meth:`SeenLog.state`), and writes them all in one
+its last one), or a registration that says nothing new (an agent restarting).
+Writing it costs a write transaction (an fsync on SQLite) only to move two times:
+the node's ``last_seen`` and its report's ``reported_at``. The SQL store instead
+keeps those times here, lays them over what it reads (:meth:`SeenLog.node`,
+:meth:`SeenLog.state`), and writes them all in one
 transaction every few seconds (:meth:`~control.store.sql.SQLStore.flush_seen`):
 the database holds a floor at most one flush interval old.
 
@@ -32,16 +33,18 @@ from control.store.state_cache import with_liveness
 
 @frozen
 class Seen:
-    """When a node was last heard from and when its latest report was sent."""
+    """When a node was last heard from and when its latest report was sent (``None``: only
+    a registration was heard, which moves no report's time)."""
 
     last_seen: float
-    reported_at: float
+    reported_at: float | None
 
 
 def _later(a: Seen | None, b: Seen) -> Seen:
     if a is None:
         return b
-    return Seen(max(a.last_seen, b.last_seen), max(a.reported_at, b.reported_at))
+    reported = [t for t in (a.reported_at, b.reported_at) if t is not None]
+    return Seen(max(a.last_seen, b.last_seen), max(reported) if reported else None)
 
 
 class SeenLog:
@@ -104,6 +107,7 @@ class SeenLog:
         }
         reported_at = {
             uuid: max(s.reported_at, state.reports[uuid].reported_at or 0.0)
-            for uuid, s in latest.items() if uuid in state.reports
+            for uuid, s in latest.items()
+            if uuid in state.reports and s.reported_at is not None
         }
         return with_liveness(state, last_seen, reported_at)

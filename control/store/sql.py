@@ -34,7 +34,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound, ShoalError
+from control.errors import NotFound, ShoalError, Unavailable
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -50,6 +50,7 @@ from control.model import (
 )
 from control.revocations import Revocation
 from control.store import class_records as cq
+from control.store import creates as cr
 from control.store import eventlog
 from control.store import queries as q
 from control.store import revocation_records as rq
@@ -156,6 +157,19 @@ class SQLStore:
                                             pmap(q.all_leases(connection)))
                     self._cache.put(snapshot)
         return snapshot.configuration(now)
+
+    def cached_configuration(self, now: float) -> Configuration | None:
+        """The configuration if the cached snapshot is at the database's generation, else
+        ``None`` (nothing is loaded)."""
+        snapshot = self._cached_snapshot()
+        return None if snapshot is None else snapshot.configuration(now)
+
+    def dataset_listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)``: the v1 listing items stored with the rows, joined, in
+        one transaction (:func:`control.store.queries.dataset_listing`)."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            return generation, q.dataset_listing(connection)
 
     def _cached_snapshot(self) -> Snapshot | None:
         """The cached snapshot if it is at the generation the database is at, else ``None``."""
@@ -288,9 +302,24 @@ class SQLStore:
         return stored, w.changed(lambda s: s.with_dataset(stored))
 
     def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
-        """Several creates in one transaction, each in a savepoint of its own (group commit:
-        :meth:`~control.store.interface.Store.create_datasets`)."""
-        return self._write_group([(new.if_tag, partial(self._create, new=new)) for new in creates])
+        """Several creates in one transaction (group commit:
+        :meth:`~control.store.interface.Store.create_datasets`): in a few statements for the
+        whole group (:mod:`control.store.creates`), else each in a savepoint of its own."""
+        one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
+        if not creates or not cr.batchable(creates):
+            return self._write_group(one_by_one)
+        try:
+            with self._write() as (connection, generation, state_version):
+                answers, stored = cr.create_group(connection, generation, creates, self._retention)
+                if stored:
+                    q.write_counters(connection, generation + len(stored), state_version)
+        except Unavailable:
+            raise
+        except Exception:  # a create the database cannot store: the savepoints find which
+            return self._write_group(one_by_one)
+        for before, dataset in enumerate(stored, generation):
+            self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
+        return answers
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]
@@ -689,6 +718,9 @@ class SQLStore:
 
     def register_node(self, node: Node) -> Node:
         """Create or update a node; the state version moves only if what it registers changed."""
+        again = self._registered_again(node)
+        if again is not None:
+            return again
         with self._write() as (connection, generation, state_version):
             old = q.get_node(connection, node.uuid)
             stored = rules.register_node(old, node)
@@ -758,7 +790,7 @@ class SQLStore:
             generation, state_version = q.read_counters(connection)
             if self._quiet != (generation, state_version):
                 return False
-            node = q.get_node(connection, report.node_uuid)
+            node = self._current_node(connection, report.node_uuid, state_version)
             old = self._last_report(connection, report.node_uuid, state_version)
         if node is None or old is None:
             return False
@@ -767,6 +799,38 @@ class SQLStore:
             return False
         seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
         return True
+
+    def _registered_again(self, node: Node) -> Node | None:
+        """Take a registration that says nothing new in memory, as a heartbeat
+        (:mod:`control.store.seen`): the node it stores, or ``None`` when it must be written.
+
+        An agent registers at every start: 1,000 of them starting at once must
+        not cost 1,000 write transactions. The same rule refuses it as a written one.
+        """
+        seen = self._seen
+        if seen is None or not seen.healthy or node.last_seen is None:
+            return None
+        with self._read() as connection:
+            _, state_version = q.read_counters(connection)
+            old = self._current_node(connection, node.uuid, state_version)
+        if old is None:
+            return None
+        stored = rules.register_node(old, node)
+        if stored != evolve(old, last_seen=stored.last_seen):
+            return None
+        seen.saw(node.uuid, Seen(node.last_seen, None))
+        return stored
+
+    def _current_node(
+        self, connection: Connection, node_uuid: UUID, state_version: int
+    ) -> Node | None:
+        """A registered node: the cached actual state's when it is at ``state_version``, else
+        read from its row. Its ``last_seen`` may be older than the row's (it moves without
+        the state version); every use here ignores it."""
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            return q.get_node(connection, node_uuid)
+        return cached.nodes.get(node_uuid)
 
     def flush_seen(self) -> int:
         """Write the heartbeats kept in memory, in one transaction; returns how many."""

@@ -76,10 +76,12 @@ def kinds(decisions: tuple[object, ...]) -> list[str]:
 
 
 def test_settings_derive_lease_and_heartbeat() -> None:
-    """The node lease is half the grace; the heartbeat a fifth, at most 2 s."""
+    """The node lease is half the grace; the heartbeat a fifth, at most 5 s."""
     assert (G.node_lease, G.heartbeat, G.suspect_after) == (5.0, 2.0, 4.0)
     short = FailoverSettings(grace=3.0)
     assert (short.node_lease, short.heartbeat) == (1.5, 0.6)
+    long = FailoverSettings(grace=300.0)
+    assert (long.heartbeat, long.suspect_after, long.seen_flush) == (5.0, 10.0, 1.0)
     with pytest.raises(InvalidRequest):
         FailoverSettings(grace=0.5)
 

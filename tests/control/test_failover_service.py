@@ -122,3 +122,27 @@ def test_a_pass_stops_applying_once_the_replica_no_longer_leads() -> None:
 
     run_pass(store, T + 30.0, SETTINGS, T, Memory(), leading)
     assert asked and all(n.fence is None for n in store.nodes())
+
+
+class CountingStore(MemoryStore):
+    """A memory store that counts its ``append_events`` writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.appends = 0
+
+    def append_events(self, events):  # type: ignore[no-untyped-def]
+        """Count the write, then record the events."""
+        self.appends += 1
+        return super().append_events(events)
+
+
+def test_a_pass_records_every_liveness_change_in_one_write() -> None:
+    """Nodes turning suspect together make one event each, written in one transaction."""
+    store = CountingStore()
+    populate(store)
+    store.appends = 0
+    run_pass(store, T + 5, SETTINGS, T, Memory())
+    suspect = [e for e in store.events(EventQuery()) if e.kind == "node_suspect"]
+    assert sorted(e.node_uuid for e in suspect) == [A, B]
+    assert store.appends == 1

@@ -277,3 +277,22 @@ def test_watch_cancelled_at_shutdown_answers_503() -> None:
     answer = h.finish(d)
     assert answer.code == 503
     assert "shutting down" in answer.body["description"]
+
+
+def test_recent_counters_serve_new_and_expiring_waiters_without_a_read() -> None:
+    """Within ``interval`` of a read, a new waiter is judged and a timed-out one answered
+    with the counters read then; after it, each is read afresh."""
+    clock, counters, notifier = _notifier()
+    counters.versions = Versions(3, 1)
+    notifier.wait(3, 1, 30)
+    assert counters.reads == 1
+    assert result_of(notifier.wait(2, 1, 30)) == Versions(3, 1)  # behind: woken at once
+    expiring = _fired(notifier.wait(3, 1, 0.5))
+    clock.advance(0.5)
+    assert (expiring, counters.reads) == ([Versions(3, 1)], 1)
+    counters.versions = Versions(4, 1)  # another replica wrote
+    clock.advance(0.6)  # the tick reads it, and wakes the first waiter
+    assert counters.reads == 2
+    clock.advance(1.5)
+    late = _fired(notifier.wait(4, 1, 30))
+    assert counters.reads >= 3 and late == []

@@ -6,8 +6,9 @@ from collections.abc import Callable, Iterator
 from uuid import UUID
 
 import pytest
+from attrs import evolve
 
-from control.errors import Conflict
+from control.errors import Conflict, Forbidden
 from control.events import EventRetention
 from control.model import Fence, NodeState
 from control.store.migrate import upgrade
@@ -196,3 +197,66 @@ def test_a_report_from_nowhere_is_written(open_fast: Callable[[], SQLStore]) -> 
     a = add_node(store)
     assert store.report_state(NodeState(node_uuid=a, era="era", generation=0,
                                         reported_at=NOW + 1)) is True
+
+
+def test_an_unchanged_registration_is_written_only_by_the_flush(
+        open_fast: Callable[[], SQLStore], sql_url: str) -> None:
+    """An agent registering again with the same facts moves ``last_seen`` in memory; the
+    database has it after the flush, with the report's time left as it was."""
+    store = open_fast()
+    a = add_node(store)
+    store.report_state(report(a, 0, at=NOW + 1))
+    node = store.cluster_state().nodes[a]
+    store.register_node(evolve(node, last_seen=NOW + 5))
+    other = _plain(sql_url)
+    try:
+        assert _heard(store, a) == (NOW + 5, NOW + 1)
+        assert _heard(other, a) == (NOW + 1, NOW + 1)
+        assert store.flush_seen() == 1
+        assert _heard(other, a) == (NOW + 5, NOW + 1)
+    finally:
+        other.close()
+
+
+def test_a_changed_registration_is_written_at_once(open_fast: Callable[[], SQLStore],
+                                                   sql_url: str) -> None:
+    """A registration with new facts (here labels) goes to the database at once."""
+    store = open_fast()
+    a = add_node(store)
+    node = store.cluster_state().nodes[a]
+    store.register_node(evolve(node, labels={"zone": "b"}, last_seen=NOW + 5))
+    other = _plain(sql_url)
+    try:
+        assert other.cluster_state().nodes[a].labels == {"zone": "b"}
+        assert other.versions() == store.versions()
+    finally:
+        other.close()
+
+
+def test_a_fenced_node_registering_again_is_written(open_fast: Callable[[], SQLStore],
+                                                    sql_url: str) -> None:
+    """A fenced node's registration records that it rejoined, in the database at once."""
+    store = open_fast()
+    a = add_node(store)
+    fence = Fence(at=NOW + 2, reason="silent", actor="failover", automatic=True)
+    store.fence_node(a, fence)
+    node = store.cluster_state().nodes[a]
+    store.register_node(evolve(node, fence=None, last_seen=NOW + 5))
+    other = _plain(sql_url)
+    try:
+        rejoined = other.cluster_state().nodes[a].fence
+        assert rejoined is not None and rejoined.rejoined_at == NOW + 5
+    finally:
+        other.close()
+
+
+def test_a_registration_is_refused_as_a_written_one(open_fast: Callable[[], SQLStore]) -> None:
+    """A registration from another certificate than the node's is refused (403) though
+    it would not be written."""
+    store = open_fast()
+    a = add_node(store)
+    node = store.cluster_state().nodes[a]
+    store.register_node(evolve(node, identity="node-a", last_seen=NOW + 1))
+    with pytest.raises(Forbidden):
+        store.register_node(evolve(node, identity="node-b", last_seen=NOW + 2))
+    assert store.cluster_state().nodes[a].last_seen == NOW + 1
