@@ -100,6 +100,26 @@ class MountFilesystem:
 
 
 @frozen
+class MountAttached:
+    """
+    Mount the volume ``blockdevice_id``, attached here by the change before, at ``path``.
+
+    Made right after an :class:`AttachVolume` in the same :func:`sequentially`, so a
+    volume is attached and mounted in one pass. The device is the one the attach made
+    (the backend's device path); it is mounted only if it holds a filesystem that needs
+    no offline grow first to fill the volume's ``size`` (:func:`agent.discovery.mountable`).
+    Otherwise nothing is done and the next pass observes the device and formats, grows or
+    mounts it as the table says: this change never formats.
+    """
+
+    dataset_id: UUID
+    blockdevice_id: str
+    path: str
+    size: int | None = None
+    """The volume's size, as the observation listed it (to tell a filesystem that needs growing)."""
+
+
+@frozen
 class UnmountFilesystem:
     """Unmount the dataset's filesystem from ``path``; ``lazy``: detach it even while busy."""
 
@@ -234,6 +254,7 @@ Action = (
     | AttachVolume
     | MakeFilesystem
     | MountFilesystem
+    | MountAttached
     | UnmountFilesystem
     | DetachVolume
     | DestroyVolume
@@ -257,6 +278,7 @@ ACTIONS: tuple[type, ...] = (
     AttachVolume,
     MakeFilesystem,
     MountFilesystem,
+    MountAttached,
     UnmountFilesystem,
     DetachVolume,
     DestroyVolume,

@@ -96,6 +96,16 @@ GROW_SLACK = 4 * 1024 * 1024
 """A filesystem smaller than its volume by more than this many bytes is grown."""
 
 
+def mountable(info: FilesystemInfo | None, volume_size: int | None) -> bool:
+    """Whether a device just attached may be mounted at once (pure): it holds a known
+    filesystem, and not an ext4 smaller than its volume (grown offline before mounting).
+    Anything else waits for the next pass's observation (formatted or grown first)."""
+    if info is None:
+        return False
+    too_small = volume_size is not None and info.size + GROW_SLACK < volume_size
+    return not (info.kind == "ext4" and too_small)
+
+
 def usable_size(found: DiscoveredDataset) -> int | None:
     """What the dataset offers: its volume's size, or its filesystem's while that is smaller
     (a resize, restore or clone whose filesystem is not grown yet)."""

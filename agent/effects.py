@@ -13,14 +13,24 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from attrs import evolve
+from attrs import evolve, frozen
 
 from agent.backends.interface import BlockDeviceSnapshot
-from agent.changes import Change, CreateSnapshot, MountFilesystem
-from agent.discovery import DiscoveredState, LocalState, with_snapshots
+from agent.changes import Change, CreateSnapshot, DetachVolume, MountAttached, MountFilesystem
+from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState, with_snapshots
+from agent.fs.interface import FilesystemInfo
 
-KNOWN_EFFECTS = (CreateSnapshot, MountFilesystem)
+KNOWN_EFFECTS = (CreateSnapshot, MountFilesystem, MountAttached, DetachVolume)
 """The changes whose success is a fact the report may give before it is observed."""
+
+
+@frozen
+class AttachedMount:
+    """What a :class:`~agent.changes.MountAttached` that mounted returns: the ``device`` it
+    mounted and the ``filesystem`` found there."""
+
+    device: str
+    filesystem: FilesystemInfo
 
 
 def after_changes(local: LocalState, done: Iterable[tuple[Change, object]]) -> LocalState:
@@ -28,8 +38,13 @@ def after_changes(local: LocalState, done: Iterable[tuple[Change, object]]) -> L
 
     A snapshot made is listed as the backend returned it; a filesystem
     mounted makes its dataset mounted there (first among its mount paths),
-    if the pass had seen the dataset on that device. Other changes add
-    nothing: their effects wait for the next observation.
+    if the pass had seen the dataset on that device; a volume attached and
+    mounted in the pass (:class:`~agent.changes.MountAttached`) makes its
+    dataset, seen unattached, mounted there on the device it returned
+    (a skipped mount, ``None``, adds nothing); a volume detached (read-write,
+    after its unmounts in the same pass) is no longer attached here, so the
+    node that waits for it to let go is woken one observation sooner. Other
+    changes add nothing: their effects wait for the next observation.
     """
     made: list[BlockDeviceSnapshot] = []
     datasets = dict(local.datasets)
@@ -43,7 +58,45 @@ def after_changes(local: LocalState, done: Iterable[tuple[Change, object]]) -> L
                 datasets[change.dataset_id] = evolve(
                     found, state=DiscoveredState.MOUNTED_HERE, mount_paths=(change.path, *others)
                 )
+        elif isinstance(change, MountAttached) and isinstance(result, AttachedMount):
+            found = datasets.get(change.dataset_id)
+            if found is not None and found.blockdevice_id == change.blockdevice_id:
+                datasets[change.dataset_id] = _attached_and_mounted(
+                    found, change, result, local.instance_id
+                )
+        elif isinstance(change, DetachVolume) and not change.read_only:
+            found = datasets.get(change.dataset_id)
+            if found is not None and found.blockdevice_id == change.blockdevice_id:
+                datasets[change.dataset_id] = _detached(found)
     after = evolve(local, datasets=datasets)
     if made:
         after = with_snapshots(after, [*local.snapshots.values(), *made])
     return after
+
+
+def _attached_and_mounted(
+    found: DiscoveredDataset, change: MountAttached, mounted: AttachedMount, instance_id: str
+) -> DiscoveredDataset:
+    """``found`` (seen before the attach) as attached here and mounted at the change's path."""
+    return evolve(
+        found,
+        state=DiscoveredState.MOUNTED_HERE,
+        attached_to=instance_id,
+        device=mounted.device,
+        mount_paths=(change.path,),
+        filesystem=mounted.filesystem,
+        read_only=False,
+        readers=frozenset(),
+    )
+
+
+def _detached(found: DiscoveredDataset) -> DiscoveredDataset:
+    """``found`` (seen attached here) as attached nowhere: the detach succeeded."""
+    return evolve(
+        found,
+        state=DiscoveredState.UNATTACHED,
+        attached_to=None,
+        device=None,
+        mount_paths=(),
+        filesystem=None,
+    )

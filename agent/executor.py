@@ -28,6 +28,8 @@ from agent.backends.interface import (
     BlockDeviceVolume,
     ReadOnlyManyAPI,
     SeveralBackendsAPI,
+    UnattachedVolume,
+    UnknownVolume,
 )
 from agent.changes import (
     AttachVolume,
@@ -43,6 +45,7 @@ from agent.changes import (
     GrowFilesystem,
     InParallel,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     NoOp,
     ResizeVolume,
@@ -52,8 +55,9 @@ from agent.changes import (
     UnmountFilesystem,
     Wait,
 )
-from agent.effects import KNOWN_EFFECTS
-from agent.fs.interface import DeviceInUse, Filesystems
+from agent.discovery import mountable
+from agent.effects import KNOWN_EFFECTS, AttachedMount
+from agent.fs.interface import DeviceInUse, FilesystemError, Filesystems
 from control.runners import Runner
 
 __all__ = ["FENCING", "ChangeFailed", "Executor", "describe"]
@@ -125,6 +129,7 @@ class Executor:
             AttachVolume: self._attach,
             MakeFilesystem: lambda c: filesystems.make_filesystem(c.device, c.filesystem),
             MountFilesystem: lambda c: filesystems.mount(c.device, c.path, c.read_only),
+            MountAttached: self._mount_attached,
             UnmountFilesystem: lambda c: filesystems.unmount(c.path, lazy=c.lazy),
             DetachVolume: self._detach,
             DestroyVolume: lambda c: backend.destroy_volume(c.blockdevice_id),
@@ -200,6 +205,22 @@ class Executor:
             )
         return self.backend
 
+    def _mount_attached(self, change: MountAttached) -> AttachedMount | None:
+        """Mount the device the attach before made, if it holds a filesystem ready to mount
+        (:func:`agent.discovery.mountable`); else nothing (``None``): the next pass observes
+        it and formats or grows it first. Never formats."""
+        try:
+            device = self.backend.get_device_path(change.blockdevice_id)
+            info = self.filesystems.filesystem_info(device)
+        except (UnattachedVolume, UnknownVolume, FilesystemError) as e:
+            self._log.info("agent.mount_attached.later", reason=str(e), **describe(change))
+            return None
+        if info is None or not mountable(info, change.size):
+            self._log.info("agent.mount_attached.later", device=device, **describe(change))
+            return None
+        self.filesystems.mount(device, change.path)
+        return AttachedMount(device, info)
+
     def _detach(self, change: DetachVolume) -> None:
         """Detach, having confirmed that the volume is attached to this node.
 
@@ -244,6 +265,7 @@ class Executor:
         made = (CreateVolume, RestoreVolume, CloneVolume)
         if isinstance(change, made) and isinstance(result, BlockDeviceVolume):
             self._created[change.dataset_id] = result
+
         if isinstance(change, KNOWN_EFFECTS):
             self._effects.append((change, result))
         elif isinstance(change, DestroyVolume):

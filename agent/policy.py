@@ -8,9 +8,11 @@ is the explicit table :data:`DATASET_TRANSITIONS`: desired state x discovered
 state -> a function producing the change.
 
 Each pass takes at most one step per dataset, because the next step depends on
-facts only the next observation shows (a device path after an attach, the
-absence of a mount before a detach); except where the step's success is all
-the next needs: unmount then detach when letting go, mkfs then mount. The
+facts only the next observation shows (the absence of a mount before a
+detach); except where the step's success is all the next needs: unmount then
+detach when letting go, mkfs then mount, and attach then mount (the mount
+looks at the device the attach made, and mounts it only if it holds a
+filesystem ready to mount, :class:`~agent.changes.MountAttached`). The
 loop passes again at once while a pass did anything (see
 :func:`agent.changes.sleep_after`).
 
@@ -18,7 +20,9 @@ Safety rules the table keeps (each has a test):
 
 - only a deleted dataset's volume is destroyed, by its primary, unattached;
 - a volume whose dataset the node was not sent (unknown) is never touched;
-- mkfs only on a device discovery found without a filesystem;
+- mkfs only on a device discovery found without a filesystem (a mount right
+  after an attach never formats: a device without a filesystem waits for
+  the next pass);
 - a detach is never produced for a mounted volume (unmount first), nor for
   one the listing says is attached here without the backend confirming it
   (a stale listing: it may be attached to another node by now);
@@ -78,6 +82,7 @@ from agent.changes import (
     FenceVolume,
     GrowFilesystem,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     NoOp,
     ResizeVolume,
@@ -273,12 +278,26 @@ def _smaller_than_volume(found: DiscoveredDataset) -> bool:
 
 
 def _attach(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Attach at the dataset's epoch, then mount in the same pass (:func:`_attach_and_mount`)."""
     assert found.blockdevice_id is not None and record is not None
     if found.epoch > record.epoch:
         return stale(found.dataset_id, found, record.epoch)
     if ctx.fence.holding:
         return hold(found.dataset_id, ctx.fence)
-    return AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch)
+    return _attach_and_mount(record, found, ctx)
+
+
+def _attach_and_mount(record: Dataset, found: DiscoveredDataset, ctx: Context) -> Change:
+    """Attach, then mount what the attach made, if it holds a filesystem (the mount runs only
+    if the attach worked, and does nothing to a device it finds unformatted or too small:
+    :class:`MountAttached`). A raw dataset is only attached: the agent never mounts it."""
+    assert found.blockdevice_id is not None
+    attach = AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch)
+    if record.raw:
+        return attach
+    path = mount_point(ctx.mount_root, found.dataset_id)
+    mount = MountAttached(found.dataset_id, found.blockdevice_id, path, found.size)
+    return sequentially([attach, mount])
 
 
 def _holder_fenced(found: DiscoveredDataset, ctx: Context) -> FenceVolume | None:
@@ -302,9 +321,7 @@ def _take_over(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -
     fence = _holder_fenced(found, ctx)
     if fence is None:
         return _wait_for_holder(record, found, ctx)
-    return sequentially(
-        [fence, AttachVolume(found.dataset_id, found.blockdevice_id, record.epoch)]
-    )
+    return sequentially([fence, _attach_and_mount(record, found, ctx)])
 
 
 def _fence_or_wait(record: Dataset | None, found: DiscoveredDataset, ctx: Context) -> Change:

@@ -7,10 +7,12 @@ For each size (datasets paired with nodes in order: 1,000 / 10, 10,000 / 100, 10
 node's report holding its datasets mounted), starts a real ``shoal control serve`` and
 times, with a keep-alive HTTP client reading the whole body (not decoding it):
 
-- a restart: from starting the process to its port accepting connections (the service
-  loads and encodes the listings before it listens);
-- ``GET /v1/configuration/datasets`` *cold* (the first request after a restart), *warm*
-  (again, nothing changed) and *after a write* (a move, create, delete or lease just before);
+- a restart: from starting the process to its port accepting connections;
+- the warm-up: from the port open to the service having loaded and encoded its listings
+  (it does that in its pool once it listens; the cold listing does not wait for it);
+- ``GET /v1/configuration/datasets`` *cold* (the first request after a restart), and once
+  warmed up, *warm* (again, nothing changed) and *after a write* (a move, create, delete or
+  lease just before);
 - ``GET /v1/state/datasets`` warm and after a state report that changed one dataset;
 - ``GET /v1/shoal/datasets?limit=500`` (one page) and every page with its continue token;
 - the service's RSS after all of these.
@@ -19,6 +21,7 @@ times, with a keep-alive HTTP client reading the whole body (not decoding it):
 from __future__ import annotations
 
 import json
+import tempfile
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +32,7 @@ from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
 from control.model import DatasetState, NodeState, VolumeStatus
 from control.store import queries as q
 from control.store.sql import SQLStore
-from tests.processes import ControlProcess
+from tests.processes import ControlProcess, wait_until
 
 EXTRA = ["--failover-grace", "86400", "--node-timeout", "86400"]
 PAGE = 1000
@@ -89,6 +92,10 @@ def _measure_size(
     table.add(f"{size}: restart (process start to port open)", starts, None, None)
     table.add(f"{size}: GET {listing} cold (first after a restart)", cold, None, None)
     with _service(url) as (service, client):
+        started = time.perf_counter()
+        _warmed(service)
+        table.add(f"{size}: warm-up (port open to listings encoded)",
+                  [time.perf_counter() - started], None, service.rss_kib())
         rounds = 10 if count >= 100_000 else 20
         get(client, listing)
         samples, wall = timed(lambda: get(client, listing), rounds)
@@ -186,11 +193,27 @@ def _writes(client: KeepAlive, placed: dict[uuid.UUID, list[uuid.UUID]]) -> Iter
         yield None
 
 
+def _warmed(service: ControlProcess, timeout: float = 600) -> None:
+    """Wait until ``service`` has loaded and encoded its listings (it logs ``control.warmed``)
+    after it listens: the warm and after-a-write rows measure the steady state."""
+    assert service.log_path is not None
+
+    def logged() -> bool:
+        with open(service.log_path, "rb") as log:
+            text = log.read()
+        if b"control.warm_failed" in text:
+            raise RuntimeError("the service failed to warm its listings")
+        return b"control.warmed" in text
+
+    wait_until(logged, timeout, "the service to warm its listings", interval=0.1)
+
+
 class _service:
     """A started control service on ``url`` and a keep-alive client of it (a context)."""
 
     def __init__(self, url: str) -> None:
-        self.service = ControlProcess(url, extra=EXTRA)
+        self._log = tempfile.NamedTemporaryFile(prefix="shoal-reads-", suffix=".log")
+        self.service = ControlProcess(url, extra=EXTRA, log_path=self._log.name)
 
     def __enter__(self) -> tuple[ControlProcess, KeepAlive]:
         self.service.start(timeout=600)
@@ -198,4 +221,5 @@ class _service:
 
     def __exit__(self, *exc: object) -> None:
         self.service.stop()
+        self._log.close()
 

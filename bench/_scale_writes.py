@@ -24,7 +24,7 @@ import time
 import uuid
 from typing import Any
 
-from _common import Table
+from _common import KeepAlive, Table
 from _scale_db import SIZE, database, node_ids, seed
 
 from tests.processes import ControlProcess
@@ -156,6 +156,9 @@ def _measure_size(table: Table, kind: str, count: int, node_count: int,
         service = _serve(url, max(levels))
         assert service.process is not None
         try:
+            # the service loads and encodes the listings in its pool once it listens (at
+            # 100,000 datasets for seconds); a listing waits for that: creates are measured after
+            KeepAlive(service.port).check("GET", "/v1/configuration/datasets")
             level(service.port, service.process.pid, primaries, 2, 1.0)  # warm up
             for clients in levels:
                 samples, wall, served, used = level(

@@ -40,17 +40,33 @@ def _live_capacities(
     state: ClusterState, now: float, node_timeout: float
 ) -> list[tuple[Node, Capacity, int]]:
     """``(node, capacity, maximum_volume_size)`` of each live node that reported a maximum."""
+    found = _sorted_capacities(state)[0]
+    return [item for item in found if item[0].is_live(now, node_timeout)]
+
+
+_Found = tuple[Node, Capacity, int]
+_memo: tuple[ClusterState, list[_Found], dict[UUID, _Found]] | None = None
+
+
+def _sorted_capacities(state: ClusterState) -> tuple[list[_Found], dict[UUID, _Found]]:
+    """``(node, capacity, maximum_volume_size)`` of each node that reported a maximum, live
+    or not, largest first (then by name), and the same by node. Computed once for the last
+    state asked about (creates that shared a read share its state; the result depends on
+    ``state`` only), so that a create costs the same with a thousand nodes as with one."""
+    global _memo
+    memo = _memo
+    if memo is not None and memo[0] is state:
+        return memo[1], memo[2]
     found = []
     for node_uuid, node in state.nodes.items():
         report = state.reports.get(node_uuid)
         capacity = _roomiest(report.all_capacities()) if report is not None else None
-        if (
-            capacity is not None
-            and capacity.maximum_volume_size is not None
-            and node.is_live(now, node_timeout)
-        ):
+        if capacity is not None and capacity.maximum_volume_size is not None:
             found.append((node, capacity, capacity.maximum_volume_size))
-    return sorted(found, key=lambda item: (-item[2], item[0].display_name))
+    found.sort(key=lambda item: (-item[2], item[0].display_name))
+    by_node = {item[0].uuid: item for item in found}
+    _memo = (state, found, by_node)
+    return found, by_node
 
 
 def _roomiest(capacities: Iterable[Capacity]) -> Capacity | None:
@@ -80,24 +96,27 @@ def check_create(
     """Refuse a new dataset of ``size`` bytes on ``primary`` that no live node can create."""
     if size is None:
         return
-    capacities = _live_capacities(state, now, node_timeout)
-    if not capacities:
+    found, by_node = _sorted_capacities(state)
+    live = (item for item in found if item[0].is_live(now, node_timeout))
+    best_found = next(live, None)  # the first live node of the largest first: O(1) mostly
+    if best_found is None:
         check_ceiling(size)
         return
-    best, best_capacity, largest = capacities[0]
+    best, best_capacity, largest = best_found
     if size > largest:
         raise InvalidRequest(
             f"maximum_size {describe_size(size)} is larger than any live node can create: "
             f"the largest is {describe_size(largest)} ({_where(best, best_capacity)})."
         )
-    for node, capacity, maximum in capacities:
-        if node.uuid == primary and size > maximum:
-            raise InvalidRequest(
-                f"maximum_size {describe_size(size)} is larger than node {node.display_name} "
-                f"can create: at most {describe_size(maximum)} ({_where(node, capacity)}). "
-                f"Choose another primary, such as {best.display_name} (up to "
-                f"{describe_size(largest)}), or free space on {node.display_name}."
-            )
+    own = by_node.get(primary)
+    if own is not None and own[0].is_live(now, node_timeout) and size > own[2]:
+        node, capacity, maximum = own
+        raise InvalidRequest(
+            f"maximum_size {describe_size(size)} is larger than node {node.display_name} "
+            f"can create: at most {describe_size(maximum)} ({_where(node, capacity)}). "
+            f"Choose another primary, such as {best.display_name} (up to "
+            f"{describe_size(largest)}), or free space on {node.display_name}."
+        )
     check_ceiling(size)
 
 

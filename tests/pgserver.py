@@ -57,7 +57,14 @@ class ThrowawayPostgres:
             "-c max_connections=200 -c shared_buffers=16MB"
         )
         log = os.path.join(self.base, "server.log")
-        self._run("pg_ctl", "-D", self.data, "-l", log, "-o", options, "-w", "-t", "60", "start")
+        try:
+            self._run("pg_ctl", "-D", self.data, "-l", log, "-o", options, "-w", "-t", "60",
+                      "start")
+        except subprocess.CalledProcessError as e:
+            raise RuntimeError(
+                f"PostgreSQL did not start on port {self.port}: {e.stderr!r}; "
+                f"its log ended with:\n{_tail(log)}"
+            ) from e
         return self
 
     def stop(self, mode: str = "fast") -> None:
@@ -90,3 +97,13 @@ class ThrowawayPostgres:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self.stop("immediate")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+def _tail(path: str, size: int = 3000) -> str:
+    """The last ``size`` bytes of the file at ``path``, as text."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(max(0, os.path.getsize(path) - size))
+            return f.read().decode(errors="replace")
+    except OSError as e:
+        return f"(unreadable: {e})"

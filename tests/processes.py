@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import IO, Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POSTGRES_URL = os.environ.get(
@@ -26,10 +28,33 @@ POSTGRES_URL = os.environ.get(
 
 
 def free_port() -> int:
-    """A TCP port on loopback that nobody listens on right now."""
+    """A TCP port on loopback that nobody uses right now, below the ephemeral range.
+
+    Ports the kernel hands out for outgoing connections come from the ephemeral
+    range, so a server port chosen there could be taken by a client's connection
+    before (or while) the server restarts on it.
+    """
+    low = _ephemeral_low()
+    for _ in range(200):
+        port = random.randrange(max(1024, low - 12000), low)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def _ephemeral_low() -> int:
+    """The lowest port of the kernel's ephemeral range (32768 when it cannot be read)."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def shoal(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> Any:
@@ -83,11 +108,11 @@ class ControlProcess:
             self.database,
             *self.extra,
         ]
-        out = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL
+        out = open(self.log_path, "ab") if self.log_path else tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=self._limit
         )
-        wait_for_port(self.port, timeout, self.process)
+        wait_for_port(self.port, timeout, self.process, out)
         return self
 
     def _limit(self) -> None:
@@ -140,12 +165,18 @@ def wait_until(check: Callable[[], Any], timeout: float, what: str,
         time.sleep(interval)
 
 
-def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -> None:
-    """Wait until ``port`` accepts connections; fail if ``process`` exits first."""
+def wait_for_port(
+    port: int, timeout: float, process: subprocess.Popen[bytes], output: IO[bytes] | None = None
+) -> None:
+    """Wait until ``port`` accepts connections; fail if ``process`` exits first,
+    quoting the end of its ``output`` (the file its stdout and stderr went to)."""
 
     def listening() -> bool:
         if process.poll() is not None:
-            raise RuntimeError(f"service exited with {process.returncode} before listening")
+            raise RuntimeError(
+                f"service exited with {process.returncode} before listening; "
+                f"its output ended with:\n{_tail(output)}"
+            )
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
         except OSError:
@@ -153,6 +184,15 @@ def wait_for_port(port: int, timeout: float, process: subprocess.Popen[bytes]) -
         return True
 
     wait_until(listening, timeout, f"a service listening on port {port}")
+
+
+def _tail(output: IO[bytes] | None, size: int = 4000) -> str:
+    """The last ``size`` bytes written to ``output`` (a file open for writing), as text."""
+    if output is None:
+        return "(not kept)"
+    with open(f"/proc/self/fd/{output.fileno()}", "rb") as again:  # readable even if ``ab``
+        again.seek(max(0, os.fstat(again.fileno()).st_size - size))
+        return again.read().decode(errors="replace")
 
 
 def http_json(

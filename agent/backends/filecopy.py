@@ -10,8 +10,12 @@ the temporary file, whose lock died with its maker: :func:`sweep` removes it.
 
 Methods: ``reflink`` (the ``FICLONE`` ioctl, XFS with reflink, btrfs: the
 copy shares every block with its source until either side writes) and
-``copy`` (``SEEK_DATA``/``SEEK_HOLE`` + ``copy_file_range``: only the data
-extents are copied, holes stay holes).
+``copy`` (``SEEK_DATA``/``SEEK_HOLE``: only the data extents are read, holes
+stay holes; and within them, blocks of zeros are left as holes too, as
+``cp --sparse=always`` does: a fully allocated volume's never-written
+extents read as data once its loop device has read them, and a fresh
+filesystem is mostly such zeros, so this writes and syncs a few MiB instead
+of most of the volume).
 """
 
 from __future__ import annotations
@@ -29,7 +33,11 @@ FICLONE = 0x40049409
 """``_IOW(0x94, 9, int)``: make the destination share the source's extents."""
 TEMPORARY_PREFIX = ".tmp-copy-"
 _NO_REFLINK = {errno.EOPNOTSUPP, errno.ENOTTY, errno.EXDEV, errno.EINVAL, errno.ENOSYS}
-CHUNK = 64 * 1024 * 1024
+CHUNK = 1024 * 1024
+"""Bytes read at a time from a data extent."""
+BLOCK = 64 * 1024
+"""A read block of only zeros this size (aligned) is left as a hole in the copy."""
+_ZEROS = bytes(CHUNK)
 
 
 def reflink(source_fd: int, destination_fd: int) -> bool:
@@ -59,21 +67,48 @@ def _data_extents(fd: int, size: int) -> Iterator[tuple[int, int]]:
         offset = end
 
 
+def _nonzero_runs(data: bytes) -> Iterator[tuple[int, int]]:
+    """``(start, end)`` of each run of :data:`BLOCK`-sized blocks of ``data`` not all zeros."""
+    if data == _ZEROS[: len(data)]:
+        return
+    run = None
+    for at in range(0, len(data), BLOCK):
+        end = min(at + BLOCK, len(data))
+        if data[at:end] == _ZEROS[: end - at]:
+            if run is not None:
+                yield run, at
+                run = None
+        elif run is None:
+            run = at
+    if run is not None:
+        yield run, len(data)
+
+
+def _write_all(fd: int, data: memoryview, offset: int) -> None:
+    while data:
+        written = os.pwrite(fd, data, offset)
+        data, offset = data[written:], offset + written
+
+
 def sparse_copy(source_fd: int, destination_fd: int, size: int) -> None:
-    """Copy the data extents of the first ``size`` bytes; the holes stay holes."""
+    """Copy the first ``size`` bytes into the (sparse, zero-reading) destination: only the data
+    extents are read, and only their blocks that are not all zeros written; holes stay holes."""
     for start, length in _data_extents(source_fd, size):
         done = 0
         while done < length:
-            count = min(CHUNK, length - done)
             at = start + done
-            copied = os.copy_file_range(source_fd, destination_fd, count, at, at)
-            if copied == 0:  # the source shrank under us: nothing more to read
+            data = os.pread(source_fd, min(CHUNK, length - done), at)
+            if not data:  # the source shrank under us: nothing more to read
                 return
-            done += copied
+            view = memoryview(data)
+            for begin, end in _nonzero_runs(data):
+                _write_all(destination_fd, view[begin:end], at + begin)
+            done += len(data)
 
 
 def copy_into(source_fd: int, destination_fd: int, size: int) -> str:
-    """Copy ``size`` bytes of the source into the (empty) destination; returns the method."""
+    """Copy ``size`` bytes of the source into the (empty, or allocated but never written:
+    reading zeros) destination; returns the method."""
     if reflink(source_fd, destination_fd):
         return REFLINK
     os.ftruncate(destination_fd, size)

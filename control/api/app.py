@@ -10,6 +10,7 @@ and answer JSON (:mod:`control.api.errors`).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -24,7 +25,7 @@ from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
 from control.admission import check_create, check_move
-from control.api import class_routes, pages, placing, revocation_routes, schemas
+from control.api import class_routes, creating, pages, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -38,7 +39,7 @@ from control.api.denylist import Denylist
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
-from control.api.listing import ListingEncoder, StateListingEncoder
+from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
 from control.api.node_listing import NodeFragments, with_array
 from control.api.openapi import document
 from control.api.reports import ReportReader
@@ -68,7 +69,6 @@ from control.model import (
 )
 from control.reactor import ReactorTime
 from control.rules import check_tag, reported_orphans
-from control.store.interface import NewDataset
 from control.store.threaded import ThreadedStore
 from control.ui import ui_resource
 from control.wire import (
@@ -167,11 +167,12 @@ class ControlAPI:
         self._node_timeout = node_timeout
         self.notifier = Notifier(clock, store.versions, watch_interval)
         self._listing = ListingEncoder()
+        self._stored_listing = StoredListing(store.store)
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
         self._reports = ReportReader()
-        self._creates = GroupCommit(store.create_datasets)
+        self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -258,13 +259,22 @@ class ControlAPI:
 
     @app.route("/v1/configuration/datasets", methods=["GET"])
     async def list_datasets(self, request: Request) -> bytes:
-        """Every dataset, deleted ones included, with the configuration tag."""
-        configuration = await self._store.configuration(self._now())
-        body = self._listing.cached(configuration)
+        """Every dataset, deleted ones included, with the configuration tag.
+
+        Until the configuration is loaded and its listing encoded (a restart: the service
+        warms them in its pool), or when another replica wrote, the listing is read as
+        stored with the rows (:meth:`~control.store.interface.Store.dataset_listing`)."""
+        configuration = await self._store.cached_configuration(self._now())
+        body = None if configuration is None else self._listing.cached(configuration)
+        if body is None and (configuration is None or not self._listing.ready()):
+            generation, stored = await self._store.compute(self._stored_listing.listing)
+            json_headers(request, tag=tag_for(generation))
+            return stored
+        self._stored_listing.forget()
         if body is None:  # encode off the reactor thread: 100,000 datasets take a while
             configuration, body = await self._store.compute(self._listing.listing, configuration)
         json_headers(request, tag=configuration.tag)
-        return body
+        return send(request, body)
 
     @app.route("/v1/configuration/datasets", methods=["POST"])
     async def create_dataset(self, request: Request) -> bytes:
@@ -275,15 +285,13 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_DATASET)
         dataset_id = body.get("dataset_id") or str(self._new_uuid())
         asked = dataset_from_json({**body, "dataset_id": dataset_id})
-        dataset, state = await placing.place_new(
-            self._store, asked, None, None, self._now(), self._node_timeout
+        try:
+            live: bool | ShoalError = require_live(request)
+        except ShoalError as refusal:  # refused where the check is, after placement's refusals
+            live = refusal
+        new = creating.PendingCreate(
+            asked, if_tag(request), self._now(), actor_of(request), live, self._node_timeout
         )
-        await self._check_live(request, dataset.primary)
-        fr.check_placeable(state.nodes.get(dataset.primary), None)
-        check_create(
-            dataset.maximum_size, dataset.primary, state, self._now(), self._node_timeout
-        )
-        new = NewDataset(dataset, if_tag(request), self._now(), actor_of(request))
         stored, generation = await self._creates.create(new)
         self.notifier.changed(generation, _reach(stored))
         self.notifier.check()
@@ -388,13 +396,13 @@ class ControlAPI:
         body = self._state_listing.cached(cluster_state, configuration, node)
         if body is None:  # encode off the reactor thread: 10,000 datasets take a while
             body = await self._store.compute(
-                self._state_listing.datasets,
+                self._state_listing.parts,
                 cluster_state,
                 configuration,
                 None if node is None else UUID(node),
             )
         json_headers(request)
-        return body
+        return send(request, body)
 
     @app.route("/v1/state/nodes", methods=["GET"])
     async def state_nodes(self, request: Request) -> bytes:
@@ -809,7 +817,7 @@ class ControlAPI:
                 self._shoal_listing.listing, configuration
             )
         json_headers(request, tag=configuration.tag)
-        return body
+        return send(request, body)
 
     @app.route("/v1/shoal/datasets", methods=["POST"])
     async def create_shoal_dataset(self, request: Request) -> bytes:

@@ -81,7 +81,16 @@ class Blocks:
 
     def body(self, encode: Encode) -> bytes:
         """The whole JSON array, encoding only the blocks that changed."""
-        return b"[" + b",".join(self._chunks(encode)) + b"]"
+        return b"".join(self.parts(encode))
+
+    def parts(self, encode: Encode) -> tuple[bytes, ...]:
+        """The whole JSON array in parts (sent one after another: the blocks' cached bytes,
+        not a joined copy of them), encoding only the blocks that changed."""
+        parts = [b"["]
+        for chunk in self._chunks(encode):
+            parts += (chunk, b",")
+        parts[-1:] = [b"]"] if len(parts) > 1 else [b"[", b"]"]
+        return tuple(parts)
 
     def _chunks(self, encode: Encode) -> Iterator[bytes]:
         for index, block in enumerate(self._blocks):

@@ -78,12 +78,16 @@ def _no_constants(name: str) -> Any:
     raise ValueError(f"{name} is not allowed in JSON")
 
 
+_DECODER = json.JSONDecoder(parse_constant=_no_constants)
+"""What ``json.loads(text, parse_constant=...)`` builds on every call, built once."""
+
+
 def parse_json(raw: bytes) -> Any:
     """Decode a JSON document, refusing bad UTF-8, NaN/Infinity and absurd nesting."""
     if not raw.strip():
         raise InvalidRequest("The request body is empty; a JSON object is required.")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_constant=_no_constants)
+        value = _DECODER.decode(raw.decode("utf-8"))
         json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest("The request body holds an unpaired UTF-16 surrogate.") from None

@@ -4,30 +4,48 @@ Group commit of creates, on the reactor thread.
 Every create is one transaction committed to disk, and the database runs one
 writer at a time anyway (SQLite's lock, PostgreSQL's cluster row). So instead
 of each request taking its turn, :class:`GroupCommit` keeps one group of
-creates in flight (:meth:`~control.store.interface.Store.create_datasets`,
-run off the reactor by the threaded store) and queues the creates that
-arrive meanwhile; when the group is committed, the next group (everything
-queued, up to :data:`LIMIT`) starts, and then each request of the finished
-group gets its own answer: its dataset and generation, or its own refusal.
-Nothing here blocks and nothing waits on a timer: a lone create goes at once.
+creates in flight (:func:`control.api.creating.create_group`: one read of
+what placement needs and :meth:`~control.store.interface.Store.create_datasets`,
+run off the reactor in the store's threads) and queues the creates that
+arrive meanwhile. A group is taken from the queue when its writer starts (in
+the store's thread, which may wait a while for the GIL or a database
+connection), not when it is handed to the writer: every create that arrived
+by then joins it, so a burst of creates goes as one group instead of its
+first create alone and the rest next. When the group is committed, the next
+group (if any is queued) starts, and then each request of the finished group
+gets its own answer: its dataset and generation, or its own refusal. Nothing
+here blocks and nothing waits on a timer: a lone create goes at once.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from attrs import define, field
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
 from control.model import Dataset
-from control.store.interface import Created, NewDataset
+from control.store.interface import Created
 
 LIMIT = 256
 """The most creates in one group (one transaction)."""
 
-Write = Callable[[Sequence[NewDataset]], Deferred]
-"""Stores a group: a Deferred of one :data:`~control.store.interface.Created` per create."""
+Take = Callable[[], list[Any]]
+"""Takes the group to write from the queue (thread-safe: call it where the writing starts)."""
+
+Write = Callable[[Take], Deferred]
+"""Writes the group ``take()`` returns (creates such as
+:class:`~control.store.interface.NewDataset` or
+:class:`~control.api.creating.PendingCreate`): a Deferred of one
+:data:`~control.store.interface.Created` per create taken, in order."""
+
+
+def taking(write: Callable[[Sequence[Any]], Deferred]) -> Write:
+    """A :data:`Write` that takes its group at once and writes it with ``write``."""
+    return lambda take: write(take())
 
 
 @define
@@ -36,13 +54,16 @@ class GroupCommit:
 
     write: Write
     limit: int = LIMIT
-    _queue: list[tuple[NewDataset, Deferred]] = field(factory=list, init=False)
+    _queue: list[tuple[Any, Deferred]] = field(factory=list, init=False)
+    _taken: list[tuple[Any, Deferred]] = field(factory=list, init=False)
     _busy: bool = field(default=False, init=False)
+    _lock: threading.Lock = field(factory=threading.Lock, init=False)
 
-    def create(self, new: NewDataset) -> Deferred:
+    def create(self, new: Any) -> Deferred:
         """Queue ``new``: a Deferred of ``(dataset, generation)``, or of its refusal."""
         answer: Deferred[tuple[Dataset, int]] = Deferred()
-        self._queue.append((new, answer))
+        with self._lock:
+            self._queue.append((new, answer))
         if not self._busy:
             self._start()
         return answer
@@ -53,17 +74,29 @@ class GroupCommit:
         return len(self._queue)
 
     def _start(self) -> None:
-        """Write the queued creates (up to :attr:`limit`) as the next group, if any."""
+        """Hand the next group to the writer, if any create is queued."""
         if not self._queue:
             self._busy = False
             return
-        group, self._queue = self._queue[: self.limit], self._queue[self.limit :]
         self._busy = True
-        written = self.write([new for new, _ in group])
-        written.addBoth(self._written, [answer for _, answer in group])
+        self.write(self._take).addBoth(self._written)
 
-    def _written(self, answers: list[Created] | Failure, waiting: list[Deferred]) -> None:
+    def _take(self) -> list[Any]:
+        """The group to write: the queued creates, up to :attr:`limit` (once per group)."""
+        with self._lock:
+            self._taken = self._queue[: self.limit]
+            self._queue = self._queue[self.limit :]
+            return [new for new, _ in self._taken]
+
+    def _written(self, answers: list[Created] | Failure) -> None:
         """Start the next group, then answer each create of the one written."""
+        waiting = [answer for _, answer in self._taken]
+        self._taken = []
+        if not waiting:  # the writer failed before it took its group: that group fails
+            self._take()
+            waiting, self._taken = [answer for _, answer in self._taken], []
+            if not isinstance(answers, Failure):
+                answers = Failure(RuntimeError("the group writer took no creates"))
         self._start()
         if isinstance(answers, Failure):
             for answer in waiting:

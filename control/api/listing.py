@@ -15,16 +15,56 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 from uuid import UUID
 
+from twisted.web.server import Request
+
 from control.api.blocks import Blocks
 from control.api.errors import encode
 from control.failover import visible_state
 from control.model import ClusterState, Configuration, Dataset, DatasetState
+from control.store.interface import Store
 from control.wire import (
     dataset_to_json,
     most_advanced,
     state_datasets_to_json,
     state_entry_to_json,
 )
+
+Parts = tuple[bytes, ...]
+"""A JSON answer in parts, to be sent one after another (:func:`send`)."""
+
+
+def send(request: Request, parts: Parts) -> bytes:
+    """Write ``parts`` as ``request``'s body, with its length (not chunked); returns ``b""``
+    for the route to return. Twisted joins what is queued once, as it sends; so a listing
+    kept in blocks is sent without another copy of it kept."""
+    request.setHeader(b"content-length", b"%d" % sum(len(p) for p in parts))
+    for part in parts:
+        request.write(part)
+    return b""
+
+
+class StoredListing:
+    """The v1 listing as the store keeps it (``Store.dataset_listing``), the last one read
+    kept by its generation: what ``GET /v1/configuration/datasets`` answers until the
+    configuration is loaded and encoded (a restart), without waiting for that. Safe to call
+    from several threads (one reads, the others wait for it)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._lock = threading.Lock()
+        self._last: tuple[int, bytes] | None = None
+
+    def listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)`` at the store's current generation (blocking)."""
+        with self._lock:
+            last = self._last
+            if last is None or last[0] != self._store.versions().configuration:
+                last = self._last = self._store.dataset_listing()
+            return last
+
+    def forget(self) -> None:
+        """Drop the listing kept (the encoder answers from now on)."""
+        self._last = None
 
 
 class ListingEncoder:
@@ -43,26 +83,33 @@ class ListingEncoder:
         self._lock = threading.Lock()
         self._blocks = Blocks()
         self._at: Configuration | None = None
-        self._last: tuple[int, bytes] | None = None
+        self._last: tuple[int, Parts] | None = None
 
-    def cached(self, configuration: Configuration) -> bytes | None:
-        """The listing of ``configuration`` if it is the one encoded last, else ``None``."""
+    def ready(self) -> bool:
+        """Whether a configuration was encoded (a later one patches it), so that a listing
+        costs what changed since."""
+        return self._at is not None
+
+    def cached(self, configuration: Configuration) -> Parts | None:
+        """The listing of ``configuration`` (in parts: :func:`send`) if it is the one encoded
+        last, else ``None``."""
         last = self._last
         return last[1] if last is not None and last[0] == configuration.generation else None
 
     def datasets(self, configuration: Configuration) -> bytes:
         """The JSON array of every dataset of ``configuration``, ordered by id."""
-        return self.listing(configuration)[1]
+        return b"".join(self.listing(configuration)[1])
 
-    def listing(self, configuration: Configuration) -> tuple[Configuration, bytes]:
-        """The JSON array of every dataset, ordered by id, and the configuration it lists:
+    def listing(self, configuration: Configuration) -> tuple[Configuration, Parts]:
+        """The JSON array of every dataset, ordered by id, in parts (:func:`send`; the blocks'
+        own bytes, not a copy), and the configuration it lists:
         ``configuration``, or a later one already encoded (it answers as well, and
         going back would encode everything again)."""
         with self._lock:
             at = self._advance(configuration)
             last = self._last
             if last is None or last[0] != at.generation:
-                last = self._last = (at.generation, self._blocks.body(self._encoder(at)))
+                last = self._last = (at.generation, self._blocks.parts(self._encoder(at)))
             return at, last[1]
 
     def page(
@@ -118,16 +165,18 @@ class StateListingEncoder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._last: tuple[tuple[int, int, str | None], bytes] | None = None
+        self._last: tuple[tuple[int, int, str | None], Parts] | None = None
         self._state: ClusterState | None = None
         self._configuration: Configuration | None = None
-        self._holders: dict[UUID, set[UUID]] = {}
+        self._holders: dict[UUID, tuple[UUID, ...]] = {}
+        """The nodes reporting each dataset (tuples: mostly one node; 100,000 sets cost 20 MB)."""
         self._blocks = Blocks()
 
     def cached(
         self, state: ClusterState, configuration: Configuration, node: object = None
-    ) -> bytes | None:
-        """The listing of these (and of ``node``) if it is the one encoded last, else ``None``."""
+    ) -> Parts | None:
+        """The listing of these (and of ``node``), in parts (:func:`send`), if it is the one
+        encoded last, else ``None``."""
         last = self._last
         key = _state_key(state, configuration, node)
         return last[1] if last is not None and last[0] == key else None
@@ -137,18 +186,24 @@ class StateListingEncoder:
     ) -> bytes:
         """The JSON array of the reported datasets (:func:`control.wire.state_datasets_to_json`),
         of ``node``'s report only if given."""
+        return b"".join(self.parts(state, configuration, node))
+
+    def parts(
+        self, state: ClusterState, configuration: Configuration, node: UUID | None = None
+    ) -> Parts:
+        """:meth:`datasets` in parts (:func:`send`)."""
         cached = self.cached(state, configuration, node)
         if cached is not None:
             return cached
         if node is not None:
             shown = visible_state(state, configuration)
             primaries = _Primaries(configuration.datasets)
-            return encode(state_datasets_to_json(shown, node, primaries))
+            return (encode(state_datasets_to_json(shown, node, primaries)),)
         with self._lock:
             self._advance(state, configuration)
-            body = self._blocks.body(self._encoder())
-            self._last = (_state_key(state, configuration, None), body)
-        return body
+            parts = self._blocks.parts(self._encoder())
+            self._last = (_state_key(state, configuration, None), parts)
+        return parts
 
     def _advance(self, state: ClusterState, configuration: Configuration) -> None:
         before, was = self._state, self._configuration
@@ -160,7 +215,7 @@ class StateListingEncoder:
             self._holders = {}
             for uuid, report in state.reports.items():
                 for dataset_id in report.datasets:
-                    self._holders.setdefault(dataset_id, set()).add(uuid)
+                    _hold(self._holders, dataset_id, uuid)
             self._blocks = Blocks(d for d in self._holders if self._shown(d) is not None)
             return
         for dataset_id in _moved(before, state, self._holders) | changed:
@@ -195,7 +250,25 @@ class StateListingEncoder:
         return encode_items
 
 
-def _moved(before: ClusterState, after: ClusterState, holders: dict[UUID, set[UUID]]) -> set[UUID]:
+def _hold(holders: dict[UUID, tuple[UUID, ...]], dataset_id: UUID, uuid: UUID) -> None:
+    """Record that ``uuid`` reports ``dataset_id``."""
+    held = holders.get(dataset_id, ())
+    if uuid not in held:
+        holders[dataset_id] = (*held, uuid)
+
+
+def _let_go(holders: dict[UUID, tuple[UUID, ...]], dataset_id: UUID, uuid: UUID) -> None:
+    """Record that ``uuid`` no longer reports ``dataset_id``."""
+    left = tuple(u for u in holders.get(dataset_id, ()) if u != uuid)
+    if left:
+        holders[dataset_id] = left
+    else:
+        holders.pop(dataset_id, None)
+
+
+def _moved(
+    before: ClusterState, after: ClusterState, holders: dict[UUID, tuple[UUID, ...]]
+) -> set[UUID]:
     """The datasets whose reports, or whose reporting nodes' fences, differ between ``before``
     and ``after``; updates ``holders`` (the nodes reporting each dataset) to ``after``."""
     moved: set[UUID] = set()
@@ -207,11 +280,11 @@ def _moved(before: ClusterState, after: ClusterState, holders: dict[UUID, set[UU
             for dataset_id, reported in new_held.items():
                 if old_held.get(dataset_id) != reported:
                     moved.add(dataset_id)
-                    holders.setdefault(dataset_id, set()).add(uuid)
+                    _hold(holders, dataset_id, uuid)
             for dataset_id in old_held:
                 if dataset_id not in new_held:
                     moved.add(dataset_id)
-                    holders[dataset_id].discard(uuid)
+                    _let_go(holders, dataset_id, uuid)
         old_node, new_node = before.nodes.get(uuid), after.nodes.get(uuid)
         if (None if old_node is None else old_node.fence) != (
             None if new_node is None else new_node.fence

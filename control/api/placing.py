@@ -36,10 +36,10 @@ async def place_new(
     """``asked`` with its class applied and its primary decided; and the state read."""
     classes, state = await store.compute(_classes_and_state, store.store)
     cls = class_for(class_name, classes)
-    return new_dataset(asked, cls, mode, _candidates(asked, state, now, node_timeout)), state
+    return new_dataset(asked, cls, mode, candidates_for(asked, state, now, node_timeout)), state
 
 
-def _candidates(
+def candidates_for(
     asked: Dataset, state: ClusterState, now: float, node_timeout: float
 ) -> list[Candidate]:
     """The nodes placement looks at: only the primary asked for, if any (a create then

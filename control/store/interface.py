@@ -102,6 +102,18 @@ class Store(Protocol):
         """The whole configuration; leases that expired by ``now`` are left out."""
         ...
 
+    def cached_configuration(self, now: float) -> Configuration | None:
+        """:meth:`configuration` if the store holds it at hand (cheap), else ``None``: the SQL
+        store's snapshot is not loaded yet (a restart) or another replica wrote since."""
+        ...
+
+    def dataset_listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)``: the JSON array of every dataset (deleted ones included)
+        as ``GET /v1/configuration/datasets`` lists them (:func:`control.wire.dataset_to_json`,
+        compact, ordered by id), at ``generation``, without building the configuration (the
+        SQL store joins the items stored with the rows)."""
+        ...
+
     def dataset(self, dataset_id: UUID) -> Dataset | None:
         """One dataset, deleted or not, or ``None``."""
         ...

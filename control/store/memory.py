@@ -43,6 +43,7 @@ from control.model import (
 )
 from control.revocations import Revocation
 from control.store.interface import Created, NewDataset, NodeDatasets
+from control.store.rows import listing_fragment
 
 
 def _present(events: list[Event | None]) -> list[Event]:
@@ -83,6 +84,18 @@ class MemoryStore:
             return Configuration(
                 generation=self._generation, datasets=pmap(self._datasets), leases=pmap(leases)
             )
+
+    def cached_configuration(self, now: float) -> Configuration | None:
+        """The configuration: always at hand."""
+        return self.configuration(now)
+
+    def dataset_listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)``: every dataset's v1 listing item, by id, encoded."""
+        with self._lock:
+            ordered = sorted(self._datasets.values(), key=lambda d: str(d.dataset_id))
+            generation = self._generation
+        items = ",".join([listing_fragment(d) for d in ordered])
+        return generation, f"[{items}]".encode()
 
     def dataset(self, dataset_id: UUID) -> Dataset | None:
         """One dataset, deleted or not, or ``None``."""

@@ -8,6 +8,7 @@ them is the hot path).
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 from uuid import UUID
@@ -33,6 +34,7 @@ from control.wire import (
     capacity_to_json,
     condition_from_json,
     condition_to_json,
+    dataset_to_json,
     event_from_json,
     event_to_json,
     fence_from_json,
@@ -75,7 +77,15 @@ def _source_columns(dataset: Dataset) -> dict[str, Any]:
         "readers": sorted(str(r) for r in dataset.readers) or None,
         "backend": dataset.backend,
         "name": dataset.name,
+        "listing": listing_fragment(dataset),
     }
+
+
+def listing_fragment(dataset: Dataset) -> str:
+    """``dataset``'s item of ``GET /v1/configuration/datasets``, encoded as the API encodes
+    (compact JSON): stored with its row, so that a listing read straight from the database is
+    these items joined (:func:`control.store.queries.dataset_listing`)."""
+    return json.dumps(dataset_to_json(dataset), allow_nan=False, separators=(",", ":"))
 
 
 def _source_from(kind: str | None, source_id: str | None) -> DataSource | None:

@@ -34,7 +34,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound, ShoalError
+from control.errors import NotFound, ShoalError, Unavailable
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -50,6 +50,7 @@ from control.model import (
 )
 from control.revocations import Revocation
 from control.store import class_records as cq
+from control.store import creates as cr
 from control.store import eventlog
 from control.store import queries as q
 from control.store import revocation_records as rq
@@ -154,6 +155,19 @@ class SQLStore:
                                             pmap(q.all_leases(connection)))
                     self._cache.put(snapshot)
         return snapshot.configuration(now)
+
+    def cached_configuration(self, now: float) -> Configuration | None:
+        """The configuration if the cached snapshot is at the database's generation, else
+        ``None`` (nothing is loaded)."""
+        snapshot = self._cached_snapshot()
+        return None if snapshot is None else snapshot.configuration(now)
+
+    def dataset_listing(self) -> tuple[int, bytes]:
+        """``(generation, listing)``: the v1 listing items stored with the rows, joined, in
+        one transaction (:func:`control.store.queries.dataset_listing`)."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            return generation, q.dataset_listing(connection)
 
     def _cached_snapshot(self) -> Snapshot | None:
         """The cached snapshot if it is at the generation the database is at, else ``None``."""
@@ -285,9 +299,24 @@ class SQLStore:
         return stored, w.changed(lambda s: s.with_dataset(stored))
 
     def create_datasets(self, creates: Sequence[NewDataset]) -> list[Created]:
-        """Several creates in one transaction, each in a savepoint of its own (group commit:
-        :meth:`~control.store.interface.Store.create_datasets`)."""
-        return self._write_group([(new.if_tag, partial(self._create, new=new)) for new in creates])
+        """Several creates in one transaction (group commit:
+        :meth:`~control.store.interface.Store.create_datasets`): in a few statements for the
+        whole group (:mod:`control.store.creates`), else each in a savepoint of its own."""
+        one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
+        if not creates or not cr.batchable(creates):
+            return self._write_group(one_by_one)
+        try:
+            with self._write() as (connection, generation, state_version):
+                answers, stored = cr.create_group(connection, generation, creates, self._retention)
+                if stored:
+                    q.write_counters(connection, generation + len(stored), state_version)
+        except Unavailable:
+            raise
+        except Exception:  # a create the database cannot store: the savepoints find which
+            return self._write_group(one_by_one)
+        for before, dataset in enumerate(stored, generation):
+            self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
+        return answers
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]

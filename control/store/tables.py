@@ -21,6 +21,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     false,
 )
 
@@ -70,13 +71,18 @@ datasets = Table(
     Column("readers", JSON, nullable=True),
     Column("backend", String(63), nullable=True),
     Column("name", String, nullable=True),
+    Column("listing", Text, nullable=True),
     Index("ix_datasets_primary", "primary"),
     Index("ix_datasets_deleted", "deleted"),
     Index("ix_datasets_source_id", "source_id"),
     Index("ix_datasets_storage_class", "storage_class"),
     Index("ix_datasets_name", "name"),
 )
-"""The desired datasets, deleted ones included until they are purged."""
+"""The desired datasets, deleted ones included until they are purged.
+
+``listing`` is the dataset's item of ``GET /v1/configuration/datasets``, encoded, written with
+every write of the row (:func:`control.store.rows.listing_fragment`); ``NULL`` when a writer that
+does not know the column changed what it shows (a trigger clears it: migration 0010)."""
 
 leases = Table(
     "leases",

@@ -5,8 +5,18 @@ from __future__ import annotations
 import errno
 from uuid import UUID
 
-from agent.changes import CreateVolume, InParallel, MountFilesystem, NoOp, UnmountFilesystem, Wait
+from agent.changes import (
+    ACTIONS,
+    CreateVolume,
+    InParallel,
+    MountAttached,
+    MountFilesystem,
+    NoOp,
+    UnmountFilesystem,
+    Wait,
+)
 from agent.conditions import (
+    STEPS,
     BackoffSettings,
     Troubles,
     failure_condition,
@@ -15,6 +25,7 @@ from agent.conditions import (
     noticing_waits,
     reason_of,
     settled,
+    step_of,
 )
 from agent.fs.interface import FilesystemError
 from control.model import Condition, ConditionKind
@@ -116,3 +127,9 @@ def test_waits_become_waiting_conditions_that_keep_their_since():
         Condition(A, ConditionKind.WAITING, "waiting_for_node", wait.reason, since=3.0),
     )
     assert noticing_waits(later, NoOp(), 8.0).conditions() == ()
+
+
+def test_every_action_has_a_step_name():
+    """Every kind of action is named by a step, as its conditions report it."""
+    assert set(STEPS) == set(ACTIONS)
+    assert step_of(MountAttached(UUID(int=7), "b1", "/shoal/x")) == "mount"

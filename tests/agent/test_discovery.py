@@ -7,12 +7,14 @@ from attrs import evolve
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.backends.interface import BlockDeviceVolume
 from agent.discovery import (
+    GROW_SLACK,
     DiscoveredDataset,
     DiscoveredState,
     LocalState,
     classify,
     datasets_to_ask_about,
     local_state_to_report,
+    mountable,
 )
 from agent.fs.fake import FakeFilesystems
 from agent.fs.interface import FilesystemInfo, Mount
@@ -221,3 +223,15 @@ def test_questions_about_unknown_volumes_are_bounded():
     local = classify(volumes, HERE, {}, frozenset(), (), ROOT)
     asked = datasets_to_ask_about(local, {})
     assert asked == {UUID(int=1000 + i) for i in range(ORPHAN_QUESTIONS)}
+
+
+def test_mountable_right_after_attach():
+    """A just-attached device is mounted at once only with a known filesystem, and not an ext4
+    that must grow offline first (an xfs grows once mounted)."""
+    size = 64 * 1024 * 1024
+    assert not mountable(None, size)
+    assert mountable(FilesystemInfo("ext4", size), size)
+    assert mountable(FilesystemInfo("ext4", size - GROW_SLACK), size)
+    assert not mountable(FilesystemInfo("ext4", size - GROW_SLACK - 1), size)
+    assert mountable(FilesystemInfo("xfs", size // 2), size)
+    assert mountable(FilesystemInfo("ext4", size // 2), None)

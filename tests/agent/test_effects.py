@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from uuid import UUID, uuid4
 
+from attrs import evolve
+
 from agent.backends.interface import BlockDeviceSnapshot, BlockDeviceVolume
-from agent.changes import CreateSnapshot, MountFilesystem, UnmountFilesystem
+from agent.changes import (
+    CreateSnapshot,
+    DetachVolume,
+    MountAttached,
+    MountFilesystem,
+    UnmountFilesystem,
+)
 from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
-from agent.effects import after_changes
-from agent.fs.interface import Mount
+from agent.effects import AttachedMount, after_changes
+from agent.fs.interface import FilesystemInfo, Mount
 from control.model import DatasetState, VolumeStatus
 
 HERE = "i-here"
@@ -18,6 +26,7 @@ D = UUID(int=7)
 ROOT = "/shoal"
 PATH = f"{ROOT}/{D}"
 DEVICE = "/dev/x"
+MiB = 1024 * 1024
 
 
 def observed(mounts: tuple[Mount, ...] = ()):
@@ -63,3 +72,45 @@ def test_other_changes_add_nothing() -> None:
     local = observed((Mount(DEVICE, PATH),))
     assert after_changes(local, [(UnmountFilesystem(D, PATH), None)]) == local
     assert after_changes(local, []) == local
+
+
+def test_volume_attached_and_mounted_is_reported_mounted() -> None:
+    """A volume seen unattached, then attached and mounted in the pass, is reported mounted on
+    the device the mount returned, at the filesystem's size."""
+    volume = BlockDeviceVolume("b1", 64 * MiB, CLUSTER, D, None)
+    local = classify([volume], HERE, {}, frozenset(), (), ROOT, ())
+    assert local.datasets[D].state is DiscoveredState.UNATTACHED
+    mounted = AttachedMount(DEVICE, FilesystemInfo("xfs", 32 * MiB))
+    after = after_changes(local, [(MountAttached(D, "b1", PATH, 64 * MiB), mounted)])
+    found = after.datasets[D]
+    assert (found.state, found.device, found.mount_paths) == (
+        DiscoveredState.MOUNTED_HERE, DEVICE, (PATH,)
+    )
+    report = local_state_to_report(after, {}, 1, "era", ME, 0.0)
+    assert report.datasets[D] == DatasetState(
+        dataset_id=D, status=VolumeStatus.MOUNTED, maximum_size=32 * MiB, device=DEVICE, path=PATH
+    )
+
+
+def test_attach_whose_mount_was_left_for_later_adds_nothing() -> None:
+    """A mount after an attach that did nothing (no filesystem yet) leaves the observation as
+    it was; so does one of another volume."""
+    volume = BlockDeviceVolume("b1", 64 * MiB, CLUSTER, D, None)
+    local = classify([volume], HERE, {}, frozenset(), (), ROOT, ())
+    assert after_changes(local, [(MountAttached(D, "b1", PATH, 64 * MiB), None)]) == local
+    other = AttachedMount(DEVICE, FilesystemInfo("ext4", 64 * MiB))
+    assert after_changes(local, [(MountAttached(D, "b2", PATH, 64 * MiB), other)]) == local
+
+
+def test_volume_detached_is_no_longer_reported_attached_here() -> None:
+    """A volume detached in the pass is reported as the next observation would show it: no longer
+    on this node (so the node it moves to is woken at once); a read-only detach, or one of
+    another volume, adds nothing."""
+    local = observed()
+    after = after_changes(local, [(DetachVolume(D, "b1"), None)])
+    unattached = BlockDeviceVolume("b1", 64, CLUSTER, D, None)
+    assert after == evolve(local, datasets=classify([unattached], HERE, {}, frozenset(), (),
+                                                    ROOT, ()).datasets)
+    assert D not in local_state_to_report(after, {}, 1, "era", ME, 0.0).datasets
+    assert after_changes(local, [(DetachVolume(D, "b1", read_only=True), None)]) == local
+    assert after_changes(local, [(DetachVolume(D, "b2"), None)]) == local

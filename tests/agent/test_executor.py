@@ -18,6 +18,7 @@ from agent.changes import (
     GrowFilesystem,
     InParallel,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     ResizeVolume,
     RestoreVolume,
@@ -25,9 +26,10 @@ from agent.changes import (
     UnmountFilesystem,
     Wait,
 )
+from agent.effects import AttachedMount
 from agent.executor import ChangeFailed, Executor
 from agent.fs.fake import FakeFilesystems
-from agent.fs.interface import DeviceInUse
+from agent.fs.interface import DeviceInUse, FilesystemInfo
 from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=99)
@@ -249,3 +251,56 @@ def test_thaw_leftovers(storage):
     ex.filesystems.freeze(path)
     assert ex.thaw_leftovers() == [path]
     assert not ex.filesystems.is_frozen(path)
+
+
+def _attach_and_mount(ex, volume):
+    """Attach ``volume`` and mount it in one sequence, as the policy does; the effects."""
+    path = "/shoal/d"
+    tree = Sequentially(
+        [AttachVolume(D, volume.blockdevice_id), MountAttached(D, volume.blockdevice_id, path,
+                                                                volume.size)]
+    )
+    assert result_of(ex.run(tree)) is None
+    return ex.effects()
+
+
+def test_attach_then_mount_mounts_the_device_the_attach_made(storage):
+    """A formatted volume attached and mounted in one run is mounted on its device, and the
+    effect names that device and its filesystem."""
+    first = executor(storage, "i-0")
+    volume = first.backend.create_volume(D, SIZE)
+    first.backend.attach_volume(volume.blockdevice_id, "i-0")
+    device = first.backend.get_device_path(volume.blockdevice_id)
+    first.filesystems.make_filesystem(device, "xfs")
+    first.backend.detach_volume(volume.blockdevice_id)
+    ex = executor(storage)
+    effects = _attach_and_mount(ex, volume)
+    mine = ex.backend.get_device_path(volume.blockdevice_id)
+    assert [(m.device, m.path) for m in ex.filesystems.mounts()] == [(mine, "/shoal/d")]
+    (mount,) = [result for change, result in effects if isinstance(change, MountAttached)]
+    assert mount == AttachedMount(mine, FilesystemInfo("xfs", SIZE))
+
+
+def test_attach_then_mount_never_formats(storage):
+    """A volume with no filesystem is attached, neither formatted nor mounted: left for the
+    next pass (and its effect is nothing)."""
+    ex = executor(storage)
+    volume = ex.backend.create_volume(D, SIZE)
+    effects = _attach_and_mount(ex, volume)
+    device = ex.backend.get_device_path(volume.blockdevice_id)
+    assert ex.filesystems.mounts() == []
+    assert not ex.filesystems.has_filesystem(device)
+    assert [result for change, result in effects if isinstance(change, MountAttached)] == [None]
+
+
+def test_attach_then_mount_leaves_a_small_ext4_to_grow_first(storage):
+    """An ext4 smaller than its (grown) volume is not mounted right after the attach: the next
+    pass grows it offline first."""
+    ex = executor(storage)
+    volume = ex.backend.create_volume(D, SIZE)
+    ex.backend.attach_volume(volume.blockdevice_id, "i-1")
+    ex.filesystems.make_filesystem(ex.backend.get_device_path(volume.blockdevice_id))
+    ex.backend.detach_volume(volume.blockdevice_id)
+    grown = ex.backend.resize_volume(volume.blockdevice_id, 2 * SIZE)
+    _attach_and_mount(ex, grown)
+    assert ex.filesystems.mounts() == []

@@ -14,6 +14,7 @@ from agent.changes import (
     DetachVolume,
     FenceVolume,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     NoOp,
     Sequentially,
@@ -95,9 +96,10 @@ def decide(
 
 
 def test_attach_carries_the_epoch():
-    """The primary attaches an unattached volume with its dataset's epoch."""
+    """The primary attaches an unattached volume with its dataset's epoch (then mounts it)."""
     record = evolve(RECORDS[DesiredState.MOUNTED_HERE], epoch=5)
-    assert decide(record, FOUND[S.UNATTACHED]) == AttachVolume(D, "b1", 5)
+    attach, _mount = decide(record, FOUND[S.UNATTACHED]).changes
+    assert attach == AttachVolume(D, "b1", 5)
 
 
 def test_stale_epoch_never_attaches():
@@ -113,11 +115,15 @@ def test_stale_epoch_never_attaches():
 
 
 def test_fenced_holder_is_fenced_then_attached():
-    """A volume attached to a fenced node is fenced in the backend, then attached here."""
+    """A volume attached to a fenced node is fenced in the backend, then attached (and mounted)
+    here."""
     view = FenceView(fenced_nodes=frozenset({THERE}))
     change = decide(RECORDS[DesiredState.MOUNTED_HERE], FOUND[S.ATTACHED_ELSEWHERE], view)
     assert isinstance(change, Sequentially)
-    fence, attach = change.changes
+    fence, then = change.changes
+    assert isinstance(then, Sequentially)
+    attach, mount = then.changes
+    assert isinstance(mount, MountAttached) and mount.blockdevice_id == "b1"
     assert isinstance(fence, FenceVolume)
     assert (fence.blockdevice_id, fence.node) == ("b1", THERE)
     assert THERE in fence.reason and "fenced" in fence.reason
@@ -280,7 +286,9 @@ def test_holding_node_never_attaches_formats_or_mounts(cell):
     if not cell[2].holding:
         return
     done = actions(_decide_cell(*cell))
-    forbidden = (CreateVolume, AttachVolume, MakeFilesystem, MountFilesystem, FenceVolume)
+    forbidden = (
+        CreateVolume, AttachVolume, MakeFilesystem, MountFilesystem, MountAttached, FenceVolume
+    )
     assert not [a for a in done if isinstance(a, forbidden)]
 
 

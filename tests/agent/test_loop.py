@@ -147,7 +147,7 @@ def test_configuration_change_wakes_it_without_time_passing():
     decided = [e for e in logs if e["event"] == "agent.decided" and e["actions"]]
     assert [e["changes"] for e in decided] == [
         [f"CreateVolume({str(dataset_id)[:8]})"],
-        [f"AttachVolume({str(dataset_id)[:8]})"],
+        [f"AttachVolume({str(dataset_id)[:8]})", f"MountAttached({str(dataset_id)[:8]})"],
         [f"MakeFilesystem({str(dataset_id)[:8]})", f"MountFilesystem({str(dataset_id)[:8]})"],
     ]
 
@@ -173,6 +173,22 @@ def test_move_needs_no_poll_interval():
     assert two.filesystems.read_file(mount_point(ROOT, dataset_id) + "/marker") == b"kept"
     assert world.clock.seconds() == 0
     assert one.loop.phase is Phase.WAITING and two.loop.phase is Phase.WAITING
+
+
+def test_move_attaches_and_mounts_in_one_pass():
+    """The new primary attaches and mounts the moved volume in one pass, and reports it mounted
+    from that pass, without formatting it."""
+    world = World()
+    one, two = world.node(0), world.node(1)
+    dataset_id = world.create(one)
+    with capture_logs() as logs:
+        world.client.inner.move_dataset(dataset_id, two.uuid)
+    assert two.mounted(dataset_id)
+    short = str(dataset_id)[:8]
+    decided = [e["changes"] for e in logs if e["event"] == "agent.decided" and e["actions"]]
+    assert [f"AttachVolume({short})", f"MountAttached({short})"] in decided
+    assert not any(f"MakeFilesystem({short})" in changes for changes in decided)
+    assert not any(f"MountFilesystem({short})" in changes for changes in decided)
 
 
 def test_idle_loop_waits_on_the_watch_and_heartbeats():

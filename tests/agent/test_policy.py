@@ -12,6 +12,7 @@ from agent.changes import (
     DetachVolume,
     InParallel,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     NoOp,
     Sequentially,
@@ -94,10 +95,13 @@ def test_every_cell_of_the_table_is_filled():
 
 
 def test_mounted_here_row():
-    """A dataset wanted here is created, attached, then formatted and mounted in one pass."""
+    """A dataset wanted here is created, attached and mounted in one pass (if formatted), then
+    formatted and mounted in one pass."""
     want = DesiredState.MOUNTED_HERE
     assert changes_for(want, S.NON_EXISTENT) == CreateVolume(D, MINIMUM_DATASET_SIZE)
-    assert changes_for(want, S.UNATTACHED) == AttachVolume(D, "b1")
+    assert changes_for(want, S.UNATTACHED) == Sequentially(
+        (AttachVolume(D, "b1"), MountAttached(D, "b1", PATH, MINIMUM_DATASET_SIZE))
+    )
     assert isinstance(changes_for(want, S.ATTACHED_ELSEWHERE), Wait)
     assert isinstance(changes_for(want, S.ATTACHED_NO_DEVICE), Wait)
     assert changes_for(want, S.ATTACHED_NO_FILESYSTEM) == Sequentially(
@@ -247,6 +251,8 @@ def test_read_only_many_is_never_mounted_read_write(cell):
     for c in leaves_of(want, have, leased):
         if isinstance(c, MountFilesystem):
             assert c.read_only == (want is DesiredState.READ_ONLY_HERE)
+        if isinstance(c, MountAttached):  # a read-write mount
+            assert want is not DesiredState.READ_ONLY_HERE
 
 
 @given(cells)
@@ -265,3 +271,25 @@ def test_leased_datasets_are_kept(cell):
     if leased and want is DesiredState.ELSEWHERE:
         kinds = {type(c) for c in leaves_of(want, have, leased)}
         assert not kinds & {UnmountFilesystem, DetachVolume}
+
+
+def test_attach_then_mount_mounts_the_volume_it_attached():
+    """The mount made with an attach names the attached volume, the mount point and its size."""
+    found = DiscoveredDataset(D, S.UNATTACHED, "b9", 5 * MINIMUM_DATASET_SIZE)
+    local = LocalState(instance_id=HERE, datasets={D: found})
+    change = calculate_changes({D: RECORDS[DesiredState.MOUNTED_HERE]}, ClusterView(ME), local,
+                               HERE, ROOT)
+    assert change == Sequentially(
+        (AttachVolume(D, "b9"), MountAttached(D, "b9", PATH, 5 * MINIMUM_DATASET_SIZE))
+    )
+
+
+def test_attach_is_never_followed_by_a_format():
+    """However a volume is attached, the same pass never formats it: only discovery finds a
+    device without a filesystem."""
+    for want in (DesiredState.MOUNTED_HERE, DesiredState.READ_ONLY_HERE):
+        for have in (S.UNATTACHED, S.ATTACHED_ELSEWHERE, S.READ_ONLY_ELSEWHERE):
+            change = changes_for(want, have)
+            kinds = [type(a) for a in actions(change)]
+            if AttachVolume in kinds:
+                assert MakeFilesystem not in kinds, (want, have)

@@ -10,6 +10,7 @@ from agent.changes import (
     DetachVolume,
     GrowFilesystem,
     MakeFilesystem,
+    MountAttached,
     MountFilesystem,
     NoOp,
     ResizeVolume,
@@ -18,6 +19,7 @@ from agent.changes import (
     leaves,
 )
 from agent.discovery import DiscoveredState, LocalState, local_state_to_report
+from agent.fencing import FenceView
 from agent.fs.interface import FilesystemInfo
 from agent.policy import RAW_HERE, ClusterView, calculate_changes
 from control.model import MINIMUM_DATASET_SIZE, RAW, Dataset, VolumeStatus
@@ -78,12 +80,14 @@ def test_raw_attached_dataset_reports_its_device():
     assert (state.status, state.device, state.path) == (VolumeStatus.ATTACHED, "/dev/x", None)
 
 
-@given(st.sampled_from(list(DiscoveredState)), st.booleans())
-def test_raw_dataset_is_never_formatted_or_mounted(have, leased):
-    """No cell formats, mounts or grows a filesystem of a raw dataset wanted here."""
+@given(st.sampled_from(list(DiscoveredState)), st.booleans(), st.booleans())
+def test_raw_dataset_is_never_formatted_or_mounted(have, leased, holder_fenced):
+    """No cell formats, mounts or grows a filesystem of a raw dataset wanted here (nor mounts it
+    after attaching it, when its holder is fenced too)."""
     local_found = FOUND[have]
     local = LocalState(instance_id=HERE, datasets={} if local_found is None else {D: local_found})
-    view = ClusterView(ME, frozenset({D}) if leased else frozenset())
+    fence = FenceView(fenced_nodes=frozenset({"i-there"} if holder_fenced else ()))
+    view = ClusterView(ME, frozenset({D}) if leased else frozenset(), fence)
     tree = calculate_changes({D: RAW_HERE_RECORD}, view, local, HERE, ROOT)
-    kinds = (MakeFilesystem, MountFilesystem, GrowFilesystem)
+    kinds = (MakeFilesystem, MountFilesystem, MountAttached, GrowFilesystem)
     assert not any(isinstance(leaf, kinds) for leaf in leaves(tree))

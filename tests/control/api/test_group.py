@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 from uuid import uuid4
 
@@ -10,7 +10,7 @@ import pytest
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 
-from control.api.group import GroupCommit
+from control.api.group import GroupCommit, taking
 from control.errors import Conflict, Unavailable
 from control.model import Dataset, Node
 from control.runners import synchronous_runner
@@ -37,8 +37,8 @@ class Recorder:
         self.groups: list[list[NewDataset]] = []
         self.pending: list[Deferred] = []
 
-    def __call__(self, group: Sequence[NewDataset]) -> Deferred:
-        self.groups.append(list(group))
+    def __call__(self, take: Callable[[], list[NewDataset]]) -> Deferred:
+        self.groups.append(take())
         self.pending.append(Deferred())
         return self.pending[-1]
 
@@ -114,8 +114,41 @@ def test_creates_through_a_store_each_answered(count: int) -> None:
     """Through a real store, every create is stored and answered with its own generation."""
     store = MemoryStore()
     node = store.register_node(Node(uuid=uuid4(), host="h")).uuid
-    group = GroupCommit(ThreadedStore(store, synchronous_runner).create_datasets)
+    group = GroupCommit(taking(ThreadedStore(store, synchronous_runner).create_datasets))
     news = [NewDataset(Dataset(dataset_id=uuid4(), primary=node)) for _ in range(count)]
     answers = _results([group.create(n) for n in news])
     assert [a[0].dataset_id for a in answers] == [n.dataset.dataset_id for n in news]
     assert sorted(a[1] for a in answers) == list(range(1, count + 1))
+
+
+def test_group_is_taken_when_its_writer_starts() -> None:
+    """Creates queued after a group was handed to its writer, before the writer took it from
+    the queue, are written in that group."""
+    takes: list[Callable[[], list[NewDataset]]] = []
+    done: list[Deferred] = []
+
+    def write(take: Callable[[], list[NewDataset]]) -> Deferred:
+        takes.append(take)
+        done.append(Deferred())
+        return done[-1]
+
+    group = GroupCommit(write)
+    news = [_new() for _ in range(3)]
+    answers = _results([group.create(n) for n in news])
+    assert len(takes) == 1
+    assert takes[0]() == news and group.waiting == 0
+    done[0].callback([(n.dataset, i) for i, n in enumerate(news)])
+    assert answers == [(n.dataset, i) for i, n in enumerate(news)]
+    assert len(takes) == 1
+
+
+def test_writer_failing_before_it_takes_fails_the_queued() -> None:
+    """A writer that fails before taking its group fails the creates queued for it."""
+    group = GroupCommit(lambda take: Deferred.fromCoroutine(_fail()))
+    answers = _results([group.create(_new())])
+    assert isinstance(answers[0], Failure) and answers[0].check(Unavailable)
+    assert group.waiting == 0
+
+
+async def _fail() -> None:
+    raise Unavailable("no thread")

@@ -83,3 +83,41 @@ def test_warm_encodes_the_listings_before_the_first_request(warm: bool) -> None:
     for path in ("/v1/configuration/datasets", "/v1/shoal/datasets", "/v1/state/datasets"):
         assert h.call("GET", path).code == 200
     assert (store.computed == []) is warm
+
+
+class ListingCountingStore(CountingStore):
+    """A threaded store that also counts the stored listings it reads."""
+
+    def __init__(self, store: ThreadedStore) -> None:
+        super().__init__(store)
+        self.stored_reads = 0
+        inner = self.store
+        read = inner.dataset_listing
+
+        def counted() -> tuple[int, bytes]:
+            self.stored_reads += 1
+            return read()
+
+        inner.dataset_listing = counted  # type: ignore[method-assign]
+
+
+def test_listing_before_warming_is_the_stored_one_read_once_per_generation() -> None:
+    """Before the listing is encoded (a restart, still warming), the v1 listing is the store's
+    stored one, the same bytes and tag the encoder answers; read again only after a write."""
+    h = Harness()
+    h.register()
+    for _ in range(3):
+        assert h.create(maximum_size=GiB).code == 201
+    store = ListingCountingStore(h.api._store)
+    h.api = ControlAPI(store, h.clock)
+    h.client = StubTreq(h.api.resource())
+    first, again = (h.call("GET", "/v1/configuration/datasets") for _ in range(2))
+    assert store.stored_reads == 1 and first.body == again.body
+    assert h.create(maximum_size=GiB).code == 201
+    stored = h.call("GET", "/v1/configuration/datasets")
+    assert store.stored_reads == 2 and len(stored.body) == 4
+    h.api.warm()
+    encoded = h.call("GET", "/v1/configuration/datasets")
+    assert store.stored_reads == 2 and encoded.body == stored.body
+    tag = "x-configuration-tag"
+    assert encoded.header(tag) == stored.header(tag) != first.header(tag)

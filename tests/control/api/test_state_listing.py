@@ -53,7 +53,9 @@ def test_unchanged_counters_reuse_the_answer() -> None:
     now, config = state(1, VolumeStatus.MOUNTED), configuration(1, NODE)
     assert encoder.cached(now, config) is None
     body = encoder.datasets(now, config)
-    assert encoder.cached(now, config) is body
+    cached = encoder.cached(now, config)
+    assert cached is not None and b"".join(cached) == body
+    assert encoder.cached(now, config) is cached
 
 
 def test_new_state_version_is_encoded_again() -> None:

@@ -8,7 +8,8 @@ another store on the same database. Without it the durability tests skip.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -43,6 +44,7 @@ from control.model import (
     VolumeStatus,
 )
 from control.store.interface import Store
+from control.wire import dataset_to_json
 
 NOW = 1_700_000_000.0
 
@@ -72,6 +74,12 @@ def report(
     }
     return NodeState(node_uuid=node, era=era, generation=generation, datasets=states,
                      reported_at=at)
+
+
+def _encoded(datasets: Iterable[Dataset]) -> bytes:
+    """``datasets`` as the v1 listing encodes them: compact JSON, ordered by id."""
+    items = [dataset_to_json(d) for d in sorted(datasets, key=lambda d: str(d.dataset_id))]
+    return json.dumps(items, separators=(",", ":")).encode()
 
 
 def change_steps(store: Store) -> list[Callable[[], Any]]:
@@ -283,6 +291,69 @@ class StoreConformance:
                 assert moved <= changed, (before.generation, now.generation)
             seen.append(now)
         assert len({c.generation for c in seen}) == len(seen)
+
+    # -- the v1 listing read as stored (Store.dataset_listing) ---------------------
+
+    def test_dataset_listing_is_the_configuration_encoded(self, store: Store) -> None:
+        """After every kind of write, the stored listing is, byte for byte, the current
+        configuration's datasets encoded as the v1 listing (by id), at its generation."""
+        steps = change_steps(store)
+        for step in [lambda: None, *steps, lambda: store.report_state(report(
+                next(iter(store.configuration(NOW).datasets.values())).primary,
+                store.versions().configuration))]:
+            step()
+            configuration = store.configuration(NOW)
+            generation, body = store.dataset_listing()
+            assert generation == configuration.generation == store.versions().configuration
+            assert body == _encoded(configuration.datasets.values())
+
+    def test_dataset_listing_after_a_purge(self, store: Store) -> None:
+        """A deleted dataset is listed deleted until a report lets it be purged, then not."""
+        node = add_node(store)
+        kept, gone = add_dataset(store, node), add_dataset(store, node)
+        store.delete_dataset(gone.dataset_id, None, NOW)
+        assert [d["deleted"] for d in json.loads(store.dataset_listing()[1])] == [
+            d.dataset_id == gone.dataset_id
+            for d in sorted([kept, gone], key=lambda d: str(d.dataset_id))
+        ]
+        store.report_state(report(node, store.versions().configuration, kept.dataset_id))
+        assert store.dataset(gone.dataset_id) is None
+        assert store.dataset_listing()[1] == _encoded([store.dataset(kept.dataset_id)])
+
+    def test_dataset_listing_shows_sizes_metadata_and_releases(self, store: Store) -> None:
+        """A dataset's size, metadata changes and release show in the stored listing."""
+        node = add_node(store)
+        dataset = add_dataset(store, node, maximum_size=MINIMUM_DATASET_SIZE,
+                              metadata={"name": "first"})
+        store.resize_dataset(dataset.dataset_id, 2 * MINIMUM_DATASET_SIZE, None, NOW)
+        store.release_dataset(dataset.dataset_id, None, NOW)
+        (item,) = json.loads(store.dataset_listing()[1])
+        assert item["maximum_size"] == 2 * MINIMUM_DATASET_SIZE and item["deleted"] is True
+        assert store.dataset_listing()[1] == _encoded(store.configuration(NOW).datasets.values())
+
+    def test_cached_configuration_is_none_or_current(self, store: Store) -> None:
+        """The configuration at hand is absent or the current one, after writes too."""
+        for step in [lambda: None, *change_steps(store)]:
+            step()
+            cached = store.cached_configuration(NOW)
+            assert cached is None or cached == store.configuration(NOW)
+
+    def test_dataset_listing_of_another_writer(
+        self, store: Store, reopen: Callable[[], Store]
+    ) -> None:
+        """Writes by another store on the same database (another replica) show in this
+        store's listing, and its configuration at hand is never the stale one."""
+        other = reopen()
+        node = add_node(store)
+        store.configuration(NOW)
+        dataset = add_dataset(other, node, metadata={"name": "elsewhere"})
+        other.move_dataset(dataset.dataset_id, add_node(other, "b"), None, NOW)
+        configuration = other.configuration(NOW)
+        assert store.dataset_listing() == (
+            configuration.generation, _encoded(configuration.datasets.values())
+        )
+        cached = store.cached_configuration(NOW)
+        assert cached is None or cached == configuration
 
     # -- leases -----------------------------------------------------------------
 

@@ -8,11 +8,12 @@ answered was committed is the SQL store's own test (``test_sql.py``).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import uuid4
 
 from control.errors import Conflict, PreconditionFailed
-from control.events import EventQuery
-from control.model import Dataset, tag_for
+from control.events import EventQuery, EventRetention
+from control.model import Dataset, Event, tag_for
 from control.store.interface import NewDataset, Store
 from tests.control.store.conformance import NOW, add_node
 
@@ -90,3 +91,40 @@ class GroupConformance:
         assert all(isinstance(a, Conflict) for a in answers)
         assert store.versions().configuration == before
         assert store.create_datasets([]) == []
+
+    def test_same_id_twice_in_group(self, store: Store) -> None:
+        """The second create of a group naming an id the first took is refused (409)."""
+        node = add_node(store)
+        first = _new(node, "x1")
+        again = NewDataset(Dataset(dataset_id=first.dataset.dataset_id, primary=node), now=NOW)
+        answers = store.create_datasets([first, again])
+        assert not isinstance(answers[0], Exception)
+        assert isinstance(answers[1], Conflict)
+        assert store.configuration(NOW).datasets[first.dataset.dataset_id].name == "x1"
+
+    def test_group_refuses_ids_and_names_stored_before(self, store: Store) -> None:
+        """Ids in use (deleted ones too) and live names stored before the group are refused;
+        a deleted dataset's name is free again."""
+        node = add_node(store)
+        [(live, _), (gone, _)] = store.create_datasets([_new(node, "live"), _new(node, "gone")])
+        store.delete_dataset(gone.dataset_id, None, NOW)
+        same_id = NewDataset(Dataset(dataset_id=gone.dataset_id, primary=node), now=NOW)
+        answers = store.create_datasets([same_id, _new(node, "live"), _new(node, "gone")])
+        assert isinstance(answers[0], Conflict)
+        assert isinstance(answers[1], Conflict)
+        assert not isinstance(answers[2], Exception)
+
+    def test_group_prunes_events(
+        self, with_retention: Callable[[EventRetention], Store]
+    ) -> None:
+        """A group's creates prune the history as creates one by one do: by dataset and by age."""
+        store = with_retention(EventRetention(per_dataset=2, max_age=60))
+        node = add_node(store)
+        reused = uuid4()
+        store.append_events([Event("e", NOW - 100, "old"), Event("e", NOW, "a", reused),
+                             Event("e", NOW, "b", reused)])
+        again = NewDataset(Dataset(dataset_id=reused, primary=node), now=NOW + 1)
+        store.create_datasets([_new(node, "p1"), again])
+        kinds = [e.message for e in store.events(EventQuery(dataset_id=reused))]
+        assert kinds == ["b", f"created on node {node}"]
+        assert "old" not in [e.message for e in store.events(EventQuery())]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from uuid import UUID
 
 import pytest
@@ -16,6 +17,7 @@ from control.store.factory import open_store
 from control.store.migrate import SchemaMismatch, head_revision, upgrade
 from control.store.sql import SQLStore
 from control.store.tables import metadata
+from control.wire import dataset_to_json
 
 NODE = "9a4d2f4e-43a4-4bd9-9d5b-4a1f1d1d7e01"
 DATASET = "2f1e1f80-6f1b-4c59-8d43-0d7a4b0c9a11"
@@ -158,5 +160,35 @@ def test_upgrade_to_0009_names_stored_datasets(sql_url: str) -> None:
         with pytest.raises(Conflict):
             store.create_dataset(again, None)
         assert store.dataset(UUID(DATASET)).name == "pg-data"  # type: ignore[union-attr]
+    finally:
+        store.close()
+
+
+def test_upgrade_to_0010_stores_each_listing_item(sql_url: str) -> None:
+    """Datasets stored before 0010 get their v1 listing item: the stored listing is the one
+    their values encode (sizes, metadata, deletions)."""
+    upgrade(sql_url, "0009")
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text(
+                "INSERT INTO nodes (uuid, host, era, labels) VALUES (:n, 'h', null, '{}')"
+            ), {"n": NODE})
+            for dataset_id, size, metadata, deleted in (
+                (DATASET, None, '{"name": "pg-data"}', False),
+                (NODE.replace("9", "1"), 67108864, "{}", True),
+            ):
+                connection.execute(text(
+                    'INSERT INTO datasets (dataset_id, "primary", maximum_size, metadata, '
+                    "deleted, deleted_generation, epoch) VALUES (:d, :n, :s, :m, :x, null, 0)"
+                ), {"d": dataset_id, "n": NODE, "s": size, "m": metadata, "x": deleted})
+    finally:
+        engine.dispose()
+    store = open_store(sql_url, upgrade=True)
+    try:
+        items = sorted(store.configuration(0).datasets.values(), key=lambda d: str(d.dataset_id))
+        expected = json.dumps([dataset_to_json(d) for d in items], separators=(",", ":"))
+        assert store.dataset_listing() == (0, expected.encode())
+        assert json.loads(expected)[0]["deleted"] is True
     finally:
         store.close()

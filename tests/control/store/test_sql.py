@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from uuid import uuid4
 
 import pytest
 from attrs import evolve
+from sqlalchemy import text
 
 from control.errors import ShoalError
 from control.model import Dataset, DatasetState, Fence, Lease, Node, NodeState, VolumeStatus
@@ -167,3 +169,36 @@ def test_group_is_durable(open_sql: Callable[[], SQLStore]) -> None:
     assert other.versions().configuration == answers[-1][1]  # type: ignore[index]
     for create in creates:
         assert other.dataset(create.dataset.dataset_id) is not None
+
+
+def test_listing_item_written_by_a_replica_not_knowing_it_is_not_shown(
+    open_sql: Callable[[], SQLStore],
+) -> None:
+    """A replica of the previous release (during a rolling upgrade) updating a row without
+    its stored listing item leaves the item cleared, and the listing shows the row as it is."""
+    store = open_sql()
+    node, other = (store.register_node(Node(uuid=uuid4(), host=h)).uuid for h in ("a", "b"))
+    first, second = (store.create_dataset(Dataset(dataset_id=uuid4(), primary=node), None)[0]
+                     for _ in range(2))
+    with store._engine.begin() as connection:
+        connection.execute(
+            text('UPDATE datasets SET "primary" = :p, metadata = :m WHERE dataset_id = :d'),
+            {"p": str(other), "m": '{"name": "moved"}', "d": str(first.dataset_id)},
+        )
+        connection.execute(
+            text("UPDATE datasets SET deleted = :t WHERE dataset_id = :d"),
+            {"t": True, "d": str(second.dataset_id)},
+        )
+        connection.execute(text("UPDATE cluster SET generation = generation + 1"))
+    listed = {d["dataset_id"]: d for d in json.loads(store.dataset_listing()[1])}
+    assert listed[str(first.dataset_id)]["primary"] == str(other)
+    assert listed[str(first.dataset_id)]["metadata"] == {"name": "moved"}
+    assert listed[str(second.dataset_id)]["deleted"] is True
+    fresh = open_sql()
+    assert store.dataset_listing()[1] == fresh.dataset_listing()[1]
+    store.move_dataset(first.dataset_id, node, None, NOW)  # a write of this release: stored again
+    with store._engine.connect() as connection:
+        stored = connection.execute(text("SELECT listing FROM datasets WHERE dataset_id = :d"),
+                                    {"d": str(first.dataset_id)}).scalar_one()
+    assert json.loads(stored)["primary"] == str(node)
+    fresh.close()

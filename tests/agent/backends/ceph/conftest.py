@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,6 +27,7 @@ from agent.backends.rbd import bindings, fuse
 from agent.backends.rbd.backend import RbdBlockDeviceAPI
 from agent.backends.rbd.devcluster import PACKAGES, DevCluster, missing_tools
 from agent.backends.rbd.session import CephSettings
+from tests.processes import free_port
 
 MakeRbd = Callable[..., RbdBlockDeviceAPI]
 MiB = 2**20
@@ -47,12 +47,6 @@ def why_not() -> str | None:
     except BackendError as e:
         return str(e)
     return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def leftovers(directory: str) -> list[str]:
@@ -99,7 +93,7 @@ def ceph_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevCluste
             pytest.fail(f"Ceph tests cannot run under CI=true: {reason}")
         pytest.skip(reason)
     directory = tmp_path_factory.mktemp("ceph")
-    cluster = DevCluster(str(directory), v2_port=_free_port(), v1_port=_free_port())
+    cluster = DevCluster(str(directory), v2_port=free_port(), v1_port=free_port())
     try:
         cluster.start()
         cluster.create_pool("rbd", MAIN_QUOTA)
