@@ -7,6 +7,12 @@ where it was asked. :func:`after_changes` adds those facts to the pass's
 observation, so the loop reports them as soon as the changes ran, instead of
 one observation later (a snapshot is ready, a dataset mounted, that much
 sooner). The next pass observes as always and reports again if it differs.
+
+When every action of a pass is such a fact (:func:`all_known`), that next pass
+only confirms what was reported: the loop makes it :data:`CONFIRM_AFTER`
+later, on the watch, instead of at once, so a request arriving meanwhile (a
+snapshot of the dataset just mounted) starts a pass at once rather than
+waiting for a confirmation pass to observe the node.
 """
 
 from __future__ import annotations
@@ -16,12 +22,24 @@ from collections.abc import Iterable
 from attrs import evolve, frozen
 
 from agent.backends.interface import BlockDeviceSnapshot
-from agent.changes import Change, CreateSnapshot, DetachVolume, MountAttached, MountFilesystem
+from agent.changes import (
+    AttachVolume,
+    Change,
+    CreateSnapshot,
+    DetachVolume,
+    MountAttached,
+    MountFilesystem,
+    actions,
+)
 from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState, with_snapshots
 from agent.fs.interface import FilesystemInfo
 
 KNOWN_EFFECTS = (CreateSnapshot, MountFilesystem, MountAttached, DetachVolume)
 """The changes whose success is a fact the report may give before it is observed."""
+
+CONFIRM_AFTER = 0.5
+"""Seconds the loop waits on the watch before the pass that confirms a pass whose every
+action's effect is known (:func:`all_known`); a configuration change ends the wait."""
 
 
 @frozen
@@ -100,3 +118,41 @@ def _detached(found: DiscoveredDataset) -> DiscoveredDataset:
         mount_paths=(),
         filesystem=None,
     )
+
+
+def all_known(local: LocalState, changes: Change, done: Iterable[tuple[Change, object]]) -> bool:
+    """Whether the pass that observed ``local`` and ran ``changes`` did something, and
+    :func:`after_changes` knows the effect of every action of it from ``done``: each action
+    done, a snapshot made, a filesystem mounted on the device the pass saw, a volume seen
+    unattached attached and mounted (the attach with its mount), one seen attached here
+    detached (pure)."""
+    known = [change for change, result in done if _known(local, change, result)]
+    mounted = {c.blockdevice_id for c in known if isinstance(c, MountAttached)}
+    ran = actions(changes)
+    # The attach that a known MountAttached followed is known with it (its device mounted).
+    known += [
+        c for c in ran
+        if isinstance(c, AttachVolume) and not c.read_only and c.blockdevice_id in mounted
+    ]
+    return bool(ran) and all(change in known for change in ran)
+
+
+def _known(local: LocalState, change: Change, result: object) -> bool:
+    if isinstance(change, CreateSnapshot):
+        return isinstance(result, BlockDeviceSnapshot)
+    found = local.datasets.get(getattr(change, "dataset_id", None))
+    if isinstance(change, MountFilesystem):
+        return found is not None and found.device == change.device
+    if isinstance(change, MountAttached):
+        return (
+            isinstance(result, AttachedMount)
+            and found is not None
+            and found.blockdevice_id == change.blockdevice_id
+        )
+    if isinstance(change, DetachVolume):
+        return (
+            not change.read_only
+            and found is not None
+            and found.blockdevice_id == change.blockdevice_id
+        )
+    return False

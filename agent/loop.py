@@ -11,12 +11,15 @@ changed or a heartbeat is due, calculates the changes
 is followed by another at once, so its result is reported without delay; a
 snapshot it made or a filesystem it mounted is reported as soon as the
 change is done (:func:`~agent.effects.after_changes`): the snapshot is
-ready, the dataset mounted, one observation sooner. An idle
+ready, the dataset mounted, one observation sooner. When that is all the
+pass did, the pass that would only confirm it waits on the watch for
+:data:`~agent.effects.CONFIRM_AFTER` first, so that a request arriving
+meanwhile is acted on at once. An idle
 loop waits on the control service's watch, which answers within milliseconds
 of a configuration change (a create, move or delete) or of another node's
 state change (the old primary reporting a volume free).
 The watch's timeout doubles as the periodic re-check and the heartbeat.
-The watch names the node and the datasets it asked about besides its own, so
+The watch names the node and the datasets its next pass asks about besides its own, so
 the service wakes it only for the configuration changes that concern it (and
 for those it cannot tell: everyone's).
 
@@ -62,7 +65,7 @@ from agent.discovery import (
     local_state_to_report,
     reported_snapshots,
 )
-from agent.effects import after_changes
+from agent.effects import CONFIRM_AFTER, after_changes, all_known
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
@@ -325,7 +328,10 @@ class ConvergenceLoop(LoopFencing):
         timeout = min(m.sleep, self.settings.watch_timeout, heartbeat_due)
         if timeout >= SHORTEST_WATCH:
             state = m.state if m.waiting_on_others else NO_STATE_WAKE
-            also = m.fetched[0] if m.fetched is not None else frozenset()
+            # The datasets the next pass asks about (not those the last fetch asked about: a
+            # volume detached since concerns the node no more; woken for it, it would observe
+            # the node for nothing, say while another node snapshots that dataset).
+            also = m.also
             node = self.node.node_uuid if len(also) <= WATCH_DATASETS else None
             watch = self.client.watch(
                 m.generation, state, round(timeout, 3), node, also if node is not None else ()
@@ -435,6 +441,13 @@ class ConvergenceLoop(LoopFencing):
             update = self._report_of(known, configuration, troubles, also, now)
             if not update.same_observation(report):
                 reported = await self._report(update, now) or reported
+            if (
+                sleep <= 0
+                and asking <= also | desired.keys()  # the watch wakes the node for each
+                and not failures
+                and all_known(local, to_run, effects)
+            ):
+                sleep = CONFIRM_AFTER  # all reported already: only confirmed, unless woken sooner
         after = settled(
             troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
         )

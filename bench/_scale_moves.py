@@ -111,8 +111,10 @@ def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """The node configuration and state report rows of one seeded cluster."""
     size = f"{count} datasets / {len(nodes)} nodes"
-    control = ControlProcess(url, extra=SERVE).start(timeout=600)
+    log = tempfile.NamedTemporaryFile(prefix="shoal-scale-moves-", suffix=".log", delete=False)
+    control = ControlProcess(url, extra=SERVE, log_path=log.name).start(timeout=600)
     try:
+        _warmed(log.name, timeout=600)
         client = KeepAlive(control.port)
         generation = client.check("GET", "/v1/shoal/watch?timeout=0")["configuration"]
         reporter = nodes[0]
@@ -137,6 +139,21 @@ def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                   control.rss_kib())
     finally:
         control.stop()
+        os.unlink(log.name)
+
+
+def _warmed(log_path: str, timeout: float) -> None:
+    """Wait until the service logged that it loaded and encoded the listings (it does so in
+    its pool once it listens, competing for the GIL for seconds at 100,000 datasets): the
+    rows measure an agent's requests to a running service, not to one starting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(log_path, "rb") as f:
+            text = f.read()
+        if b"control.warmed" in text or b"control.warm_failed" in text:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"the service did not warm up within {timeout} s")
 
 
 def _row(table: Table, scenario: str, samples: list[float], wall: float | None,

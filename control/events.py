@@ -19,6 +19,7 @@ from control.model import (
     Condition,
     ConditionKind,
     Dataset,
+    DatasetState,
     Event,
     Lease,
     NodeState,
@@ -219,6 +220,10 @@ def _condition_event(condition: Condition, node_uuid: UUID, at: float) -> Event:
     )
 
 
+def _status(state: DatasetState | None) -> VolumeStatus | None:
+    return None if state is None else state.status
+
+
 def report_events(previous: NodeState | None, report: NodeState, at: float) -> list[Event]:
     """
     What a node's new report tells that its previous one did not (pure).
@@ -229,10 +234,14 @@ def report_events(previous: NodeState | None, report: NodeState, at: float) -> l
     """
     node = report.node_uuid
     old = previous.datasets if previous is not None else {}
+    new = report.datasets
+    # only a dataset whose status moved can make news: the rest are not sorted
+    moved = [d for d, after in new.items() if _status(old.get(d)) is not after.status]
+    moved += [d for d in old if d not in new]
     found: list[Event] = []
-    for dataset_id in sorted(set(old) | set(report.datasets), key=str):
+    for dataset_id in sorted(moved, key=str):
         before = old.get(dataset_id)
-        after = report.datasets.get(dataset_id)
+        after = new.get(dataset_id)
         for kind, message in _status_events(
             dataset_id,
             None if before is None else before.status,

@@ -422,16 +422,21 @@ def register_node(existing: Node | None, node: Node) -> Node:
 
 
 def _check_paths(node: Node, report: NodeState) -> None:
+    root = node.mount_root
+    below = None if root is None or not is_normal_absolute(root) else root.rstrip("/") + "/"
     for state in report.datasets.values():
         if state.path is None:
             continue
-        if node.mount_root is None:
+        if root is None:
             raise Conflict(
                 f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, but "
                 f"node {node.uuid} registered no mount_root, so no path of it is trusted. "
                 "Register the node with its mount_root (agents do), then report again."
             )
-        if not strictly_below(node.mount_root, state.path):
+        path = state.path  # strictly_below(root, path), the root checked once for all
+        if below is None or not (
+            path.startswith(below) and path != root and is_normal_absolute(path)
+        ):
             raise Conflict(
                 f"Dataset {state.dataset_id} is reported mounted at {state.path[:200]!r}, which "
                 f"is not a normalised path strictly below node {node.uuid}'s mount root "

@@ -40,7 +40,7 @@ from control.api.errors import json_headers, json_response, refuse, routing_erro
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
-from control.api.node_listing import NodeFragments, with_array
+from control.api.node_listing import NodeFragments, Shared, live_leases_of, with_array
 from control.api.openapi import document
 from control.api.reports import ReportReader
 from control.api.root import JSONRoot
@@ -171,6 +171,7 @@ class ControlAPI:
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
+        self._shared = Shared()
         self._reports = ReportReader()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
 
@@ -606,30 +607,36 @@ class ControlAPI:
 
     @app.route("/v1/shoal/nodes/<node_uuid>/configuration", methods=["GET"])
     async def node_configuration(self, request: Request, node_uuid: str) -> bytes:
-        """The datasets (and their leases) one node is primary for, plus those it asks about."""
+        """The datasets (and their leases) one node is primary for, plus those it asks about.
+
+        One store call when nothing changed: the leases and the snapshots come from what
+        every node's answer shares at the generation (:class:`Shared`), and the node's
+        datasets array from what was encoded of the same list (issue 16)."""
         uuid = path_uuid(node_uuid, "node uuid")
         params = query_parameters(request, schemas.NODE_CONFIGURATION_QUERY)
         also = uuid_list(params.get("also", ""))
         now = self._now()
         view = await self._store.node_datasets(uuid, also)
-        configuration = await self._store.configuration(now)
-        snapshots = await self._snapshots_in_charge(uuid, configuration.datasets, now)
+        configuration, unsettled = await self._shared_at(view.generation, now)
+        snapshots = await self._pending_snapshots(uuid, unsettled, configuration.datasets, now)
         datasets = view.datasets
         if view.copies:
             reports = (await self._store.cluster_state()).reports
             datasets = _with_clones_to_make(datasets, uuid, view.copies, reports)
         datasets = _with_readings(datasets, uuid, {d.dataset_id: d for d in view.read})
-        ids = {d.dataset_id for d in datasets}
-        live = configuration.live_leases(now)
-        leases = [live[key] for key in ids if key in live]
+        if len(datasets) == len(view.datasets):  # nothing added: the store's list, as it is
+            array = self._node_fragments.array_of((uuid, also), view.datasets)
+        else:
+            array = self._node_fragments.array(_by_id(datasets, lambda d: d.dataset_id))
+        leases = live_leases_of(configuration.leases, (d.dataset_id for d in datasets), now)
         fenced = sorted(str(n) for n in view.fenced)
         json_headers(request)
         return with_array(
             "datasets",
-            self._node_fragments.array(_by_id(datasets, lambda d: d.dataset_id)),
+            array,
             {
                 "generation": view.generation,
-                "leases": [lease_to_json(x, now) for x in _by_id(leases, lambda x: x.dataset_id)],
+                "leases": [lease_to_json(x, now) for x in leases],
                 "snapshots": [snapshot_to_json(x) for x in snapshots],
                 "fenced": str(uuid) in fenced,
                 "fenced_nodes": fenced,
@@ -637,6 +644,18 @@ class ControlAPI:
                 "heartbeat": self.failover.heartbeat,
             },
         )
+
+    async def _shared_at(
+        self, generation: int, now: float
+    ) -> tuple[Configuration, list[DatasetSnapshot]]:
+        """The configuration and the unsettled snapshots at ``generation`` (or read after it)."""
+        kept = self._shared.get(generation)
+        if kept is not None:
+            return kept
+        configuration = await self._store.configuration(now)
+        unsettled = [s for s in await self._store.snapshots() if s.deleted or not s.ready]
+        self._shared.put(configuration, unsettled)
+        return configuration, unsettled
 
     @app.route("/v1/shoal/conditions", methods=["GET"])
     async def conditions(self, request: Request) -> bytes:
@@ -743,11 +762,10 @@ class ControlAPI:
 
     # -- snapshots, restore, clone and resize (control.snapshots) ---------------
 
-    async def _snapshots_in_charge(
-        self, node_uuid: UUID, datasets: Any, now: float
+    async def _pending_snapshots(
+        self, node_uuid: UUID, unsettled: list[DatasetSnapshot], datasets: Any, now: float
     ) -> list[DatasetSnapshot]:
-        """The snapshots ``node_uuid`` must make or destroy (see :func:`snap.in_charge`)."""
-        unsettled = [s for s in await self._store.snapshots() if s.deleted or not s.ready]
+        """Which of the ``unsettled`` snapshots are in ``node_uuid``'s charge."""
         if not unsettled:  # the nodes' liveness is not needed: nothing is in anyone's charge
             return []
         nodes = await self._store.nodes()

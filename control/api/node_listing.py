@@ -11,12 +11,12 @@ the node's fragments.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from control.api.errors import encode
-from control.model import Dataset
+from control.model import Configuration, Dataset, DatasetSnapshot, Lease
 from control.wire import node_dataset_to_json
 
 LIMIT = 250_000
@@ -32,12 +32,29 @@ class NodeFragments:
         self._to_json = to_json
         self._limit = limit
         self._fragments: dict[UUID, tuple[Dataset, bytes]] = {}
+        self._lists: dict[Hashable, tuple[Sequence[Dataset], list[bytes]]] = {}
 
     def __len__(self) -> int:
         return len(self._fragments)
 
+    def array_of(self, key: Hashable, datasets: Sequence[Dataset]) -> bytes:
+        """The JSON array of ``datasets`` (in the order given) for the asker ``key``: when the
+        store hands ``key`` the same list object again (its datasets unchanged:
+        :mod:`control.store.node_views`), the fragments found for it last are joined again
+        without looking each one up."""
+        kept = self._lists.get(key)
+        if kept is None or kept[0] is not datasets:
+            if len(self._lists) > self._limit // 10:
+                self._lists = {}
+            kept = (datasets, self._parts(datasets))
+            self._lists[key] = kept
+        return b"[" + b",".join(kept[1]) + b"]"
+
     def array(self, datasets: Iterable[Dataset]) -> bytes:
         """The JSON array of ``datasets``, in the order given."""
+        return b"[" + b",".join(self._parts(datasets)) + b"]"
+
+    def _parts(self, datasets: Iterable[Dataset]) -> list[bytes]:
         if len(self._fragments) > self._limit:
             self._fragments = {}
         kept = self._fragments
@@ -48,7 +65,7 @@ class NodeFragments:
                 cached = (dataset, encode(self._to_json(dataset)))
                 kept[dataset.dataset_id] = cached
             parts.append(cached[1])
-        return b"[" + b",".join(parts) + b"]"
+        return parts
 
 
 def with_array(name: str, array: bytes, rest: Mapping[str, Any]) -> bytes:
@@ -56,3 +73,39 @@ def with_array(name: str, array: bytes, rest: Mapping[str, Any]) -> bytes:
     tail = encode(dict(rest))
     joiner = b"," if len(tail) > 2 else b""
     return b"{" + encode(name) + b":" + array + joiner + tail[1:]
+
+
+class Shared:
+    """What every node's configuration takes from one generation, read once for all nodes:
+    the configuration (for the leases) and the snapshots not settled (reactor thread).
+
+    Leases and snapshot records change only with the generation, so what was read at a
+    generation serves every node's answer at that generation.
+    """
+
+    def __init__(self) -> None:
+        self._kept: tuple[Configuration, list[DatasetSnapshot]] | None = None
+
+    def get(self, generation: int) -> tuple[Configuration, list[DatasetSnapshot]] | None:
+        """What was kept at ``generation``, or ``None``."""
+        kept = self._kept
+        return kept if kept is not None and kept[0].generation == generation else None
+
+    def put(self, configuration: Configuration, unsettled: list[DatasetSnapshot]) -> None:
+        """Keep ``configuration`` and the ``unsettled`` snapshots read with (or after) it."""
+        kept = self._kept
+        if kept is None or kept[0].generation <= configuration.generation:
+            self._kept = (configuration, unsettled)
+
+
+def live_leases_of(leases: Mapping[UUID, Lease], ids: Iterable[UUID], now: float) -> list[Lease]:
+    """The leases of ``ids`` that have not expired at ``now``, by dataset id (a pass over
+    whichever of the two is smaller)."""
+    if not leases:
+        return []
+    ids = ids if isinstance(ids, set | frozenset) else set(ids)
+    if len(leases) < len(ids):
+        found = [v for k, v in leases.items() if k in ids]
+    else:
+        found = [v for k in ids if (v := leases.get(k)) is not None]
+    return sorted((x for x in found if not x.expired(now)), key=lambda x: x.dataset_id)

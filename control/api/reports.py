@@ -1,5 +1,5 @@
 """
-Read state reports fast: a node's report that repeats its last body is not parsed again.
+Read state reports fast: what a node's report repeats of its last one is not read again.
 
 An agent reports its whole node at least every heartbeat (2-5 s), and most
 reports repeat the last one word for word: the report carries no time (the
@@ -7,12 +7,20 @@ service stamps it). Parsing, schema-checking and decoding a report of
 thousands of datasets took most of the report's time (issue 16).
 :class:`ReportReader` keeps, per node, a digest of the last body it decoded
 and the report it made of it; a byte-identical body is the same report again,
-stamped with the new time. Any other body is read in full.
+stamped with the new time.
+
+Any other body is parsed, and usually differs from the last in a few datasets
+(one was attached, another mounted): each dataset entry that says exactly what
+the last report's state of that dataset says (the same fields, no others) is
+that state again, the same object; only the other entries are schema-checked
+and decoded. A body that fails the check is checked again whole, so that its
+refusal names what is wrong as before.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 from uuid import UUID
 
 from attrs import evolve
@@ -20,19 +28,40 @@ from twisted.web.server import Request
 
 from control.api import schemas
 from control.api.body import parse_json, read_raw, validate
-from control.model import NodeState
+from control.errors import InvalidRequest
+from control.model import DatasetState, NodeState
 from control.wire import node_state_from_json
+
+_FIELDS = frozenset({"dataset_id", "status", "maximum_size", "device", "path"})
+"""The fields of a reported dataset (``schemas.DATASET_STATE``)."""
+
+_MOST = schemas.REPORT_STATE["properties"]["datasets"]["maxItems"]
 
 
 def _digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=20).digest()
 
 
+def _says(item: Any, state: DatasetState) -> bool:
+    """Whether the JSON ``item`` says exactly what ``state`` (a checked one) says."""
+    if type(item) is not dict or not item.keys() <= _FIELDS:
+        return False
+    size = item.get("maximum_size")
+    if size is not None and type(size) is not int:
+        return False
+    return (
+        item.get("status") == state.status.value
+        and size == state.maximum_size
+        and item.get("device") == state.device
+        and item.get("path") == state.path
+    )
+
+
 class ReportReader:
     """Decodes report bodies, remembering each node's last one (reactor thread only)."""
 
     def __init__(self) -> None:
-        self._last: dict[UUID, tuple[bytes, NodeState]] = {}
+        self._last: dict[UUID, tuple[bytes, NodeState, dict[str, DatasetState]]] = {}
 
     def read(self, request: Request, node_uuid: UUID, now: float) -> NodeState:
         """The report in ``request``'s body from ``node_uuid``, received at ``now``.
@@ -44,12 +73,49 @@ class ReportReader:
         last = self._last.get(node_uuid)
         if last is not None and last[0] == digest:
             return evolve(last[1], reported_at=now)
-        report = node_state_from_json(
-            node_uuid, validate(parse_json(raw), schemas.REPORT_STATE), now
-        )
-        self._last[node_uuid] = (digest, report)
+        obj = parse_json(raw)
+        report = None if last is None else _patched(node_uuid, obj, now, last[2])
+        if report is None:
+            report = node_state_from_json(node_uuid, validate(obj, schemas.REPORT_STATE), now)
+        by_text = {str(k): v for k, v in report.datasets.items()}
+        self._last[node_uuid] = (digest, report, by_text)
         return report
 
     def forget(self, node_uuid: UUID) -> None:
         """Drop what is kept of ``node_uuid`` (its report was refused)."""
         self._last.pop(node_uuid, None)
+
+
+def _patched(
+    node_uuid: UUID, obj: Any, now: float, kept: dict[str, DatasetState]
+) -> NodeState | None:
+    """The report ``obj``, reusing the ``kept`` states its entries repeat; ``None``: read it
+    whole (nothing repeated, or anything unusual: the whole check then answers)."""
+    items = obj.get("datasets") if type(obj) is dict else None
+    if type(items) is not list or len(items) > _MOST:
+        return None
+    reused: dict[UUID, DatasetState] = {}
+    seen: set[str] = set()
+    fresh = []
+    for item in items:
+        key = item.get("dataset_id") if type(item) is dict else None
+        state = kept.get(key) if type(key) is str else None
+        if state is not None and isinstance(key, str) and key not in seen and _says(item, state):
+            seen.add(key)
+            reused[state.dataset_id] = state
+        else:
+            fresh.append(item)
+    if not reused:
+        return None
+    partial = {**obj, "datasets": fresh}
+    try:
+        validate(partial, schemas.REPORT_STATE)
+    except InvalidRequest:
+        return None
+    try:
+        report = node_state_from_json(node_uuid, partial, now)
+    except InvalidRequest:
+        return None
+    if any(dataset_id in reused for dataset_id in report.datasets):
+        return None  # a dataset listed twice: refused as the whole body is
+    return evolve(report, datasets={**reused, **report.datasets})

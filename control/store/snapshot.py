@@ -75,6 +75,11 @@ class NodeIndex:
         return NodeIndex(by_primary, copies, read)
 
 
+def _by_id(dataset: Dataset) -> UUID:
+    """The sort key of datasets by id: UUIDs order as their strings do (fixed-width hex)."""
+    return dataset.dataset_id
+
+
 def _index_of(snapshot: Snapshot) -> NodeIndex:
     return NodeIndex.of(snapshot.datasets.values())
 
@@ -115,7 +120,7 @@ class Snapshot:
         """The datasets whose primary is ``node_uuid`` or whose id is in ``also``, by id."""
         ids = self.index.by_primary.get(node_uuid, _NONE).union(also)
         found = (self.datasets.get(i) for i in ids)
-        return sorted((d for d in found if d is not None), key=lambda d: str(d.dataset_id))
+        return sorted((d for d in found if d is not None), key=_by_id)
 
     def copies(self) -> dict[UUID, Dataset]:
         """The datasets made from a source dataset or snapshot, with their source datasets."""

@@ -58,6 +58,7 @@ from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
 from control.store.interface import Created, NewDataset, NodeDatasets
 from control.store.migrate import check_at_head
+from control.store.node_views import NodeViews
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
@@ -96,6 +97,7 @@ class SQLStore:
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
         self._state_cache = StateCache()
+        self._node_views = NodeViews()
         self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
@@ -192,7 +194,8 @@ class SQLStore:
         return generation, snapshot.datasets_for(node_uuid, also)
 
     def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
-        """What one node's configuration is made of, from the cached snapshot's index.
+        """What one node's configuration is made of, from the cached snapshot's index
+        (the node's list kept while none of its datasets changed: :mod:`.node_views`).
 
         The fences come from the cached actual state when it is current, else
         from the nodes' rows.
@@ -204,11 +207,11 @@ class SQLStore:
                 snapshot = self._load(connection, generation)
             state = self._state_cache.get(state_version)
             if state is not None:
-                fenced = frozenset(u for u, n in state.nodes.items() if n.fence is not None)
+                fenced = self._node_views.fenced(state.nodes)
             else:
                 fenced = q.fenced_nodes(connection)
         return NodeDatasets(
-            generation, snapshot.datasets_for(node_uuid, also), snapshot.copies(),
+            generation, self._node_views.datasets(snapshot, node_uuid, also), snapshot.copies(),
             snapshot.read(), fenced,
         )
 

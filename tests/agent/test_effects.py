@@ -8,14 +8,17 @@ from attrs import evolve
 
 from agent.backends.interface import BlockDeviceSnapshot, BlockDeviceVolume
 from agent.changes import (
+    AttachVolume,
     CreateSnapshot,
     DetachVolume,
+    MakeFilesystem,
     MountAttached,
     MountFilesystem,
+    Sequentially,
     UnmountFilesystem,
 )
 from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
-from agent.effects import AttachedMount, after_changes
+from agent.effects import AttachedMount, after_changes, all_known
 from agent.fs.interface import FilesystemInfo, Mount
 from control.model import DatasetState, VolumeStatus
 
@@ -114,3 +117,37 @@ def test_volume_detached_is_no_longer_reported_attached_here() -> None:
     assert D not in local_state_to_report(after, {}, 1, "era", ME, 0.0).datasets
     assert after_changes(local, [(DetachVolume(D, "b1", read_only=True), None)]) == local
     assert after_changes(local, [(DetachVolume(D, "b2"), None)]) == local
+
+
+def test_all_known_when_every_action_was_reported_at_once() -> None:
+    """A pass that only mounted, or only snapshotted, needs no confirmation at once."""
+    mount = MountFilesystem(D, DEVICE, PATH)
+    assert all_known(observed(), mount, [(mount, None)])
+    made = CreateSnapshot(D, "s1", "b1")
+    mounted = observed((Mount(DEVICE, PATH),))
+    assert all_known(mounted, made, [(made, snapshot("s1"))])
+
+
+def test_not_all_known_when_an_action_is_not_or_failed() -> None:
+    """Another action (mkfs), a mount the pass did not see, a failed snapshot, or no action at
+    all: the next pass follows at once."""
+    mount = MountFilesystem(D, DEVICE, PATH)
+    both = Sequentially((MakeFilesystem(D, DEVICE), mount))
+    assert not all_known(observed(), both, [(mount, None)])
+    elsewhere = MountFilesystem(D, "/dev/y", PATH)
+    assert not all_known(observed(), elsewhere, [(elsewhere, None)])
+    made = CreateSnapshot(D, "s1", "b1")
+    assert not all_known(observed(), made, [])
+    assert not all_known(observed(), Sequentially(()), [])
+
+
+def test_attach_and_mount_in_one_pass_is_all_known() -> None:
+    """The attach a known MountAttached followed is known with it; an attach whose mount was
+    left for later is not."""
+    volume = BlockDeviceVolume("b1", 64 * MiB, CLUSTER, D, None)
+    local = classify([volume], HERE, {}, frozenset(), (), ROOT, ())
+    attach, mount = AttachVolume(D, "b1", 3), MountAttached(D, "b1", PATH, 64 * MiB)
+    both = Sequentially((attach, mount))
+    mounted = AttachedMount(DEVICE, FilesystemInfo("ext4", 64 * MiB))
+    assert all_known(local, both, [(mount, mounted)])
+    assert not all_known(local, both, [(mount, None)])

@@ -19,6 +19,7 @@ from twisted.internet.defer import Deferred, fail
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
 from agent.changes import MountFilesystem
 from agent.discovery import mount_point
+from agent.effects import CONFIRM_AFTER
 from agent.executor import Executor
 from agent.fs.fake import FakeFilesystems
 from agent.lifecycle import Phase
@@ -173,6 +174,28 @@ def test_move_needs_no_poll_interval():
     assert two.filesystems.read_file(mount_point(ROOT, dataset_id) + "/marker") == b"kept"
     assert world.clock.seconds() == 0
     assert one.loop.phase is Phase.WAITING and two.loop.phase is Phase.WAITING
+
+
+def test_pass_that_only_mounted_is_confirmed_later_unless_woken():
+    """After a pass whose every action was reported at once (the mount after a move), the
+    pass confirming it waits CONFIRM_AFTER on the watch; a configuration change meanwhile
+    starts a pass at once."""
+    world = World()
+    one, two = world.node(0), world.node(1)
+    dataset_id = world.create(one)
+    world.client.inner.move_dataset(dataset_id, two.uuid)
+    assert two.mounted(dataset_id)
+    passes = two.loop.passes
+    world.clock.advance(CONFIRM_AFTER * 0.9)
+    assert two.loop.passes == passes and two.loop.phase is Phase.WAITING
+    world.clock.advance(CONFIRM_AFTER * 0.2)
+    assert two.loop.passes > passes
+    world.client.inner.move_dataset(dataset_id, one.uuid)
+    assert one.mounted(dataset_id) and not two.mounted(dataset_id)
+    passes = one.loop.passes
+    other = world.create(one)
+    assert one.mounted(other) and one.loop.passes > passes
+    assert world.clock.seconds() == pytest.approx(CONFIRM_AFTER * 1.1)
 
 
 def test_move_attaches_and_mounts_in_one_pass():
@@ -368,6 +391,28 @@ def test_idle_agent_is_not_woken_by_other_nodes_reports():
     assert node.loop.passes == passes
     world.clock.advance(2.1)  # the service's heartbeat
     assert node.loop.passes == passes + 1
+
+
+def test_old_primary_watch_no_longer_names_a_dataset_it_let_go():
+    """Once a moved dataset's volume is detached (and its new primary known), the old primary's
+    watch names the datasets its next pass asks about: not that one, whose changes concern it
+    no more."""
+    world = World()
+    watched: list[tuple[Any, ...]] = []
+    watch = world.client.inner.watch
+
+    def recording(*args: Any) -> Deferred:
+        watched.append(args)
+        return watch(*args)
+
+    world.client.inner.watch = recording  # type: ignore[method-assign]
+    one, two = world.node(0), world.node(1)
+    dataset_id = world.create(one)
+    assert any(dataset_id in args[4] for args in watched if args[3] == one.uuid)
+    world.client.inner.move_dataset(dataset_id, two.uuid)
+    assert two.mounted(dataset_id) and not one.mounted(dataset_id)
+    last = [args for args in watched if args[3] == one.uuid][-1]
+    assert dataset_id not in last[4]
 
 
 def test_refetches_the_configuration_only_when_its_generation_moved():

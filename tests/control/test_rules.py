@@ -221,3 +221,26 @@ def test_a_certificate_bound_to_the_node_takes_it_over() -> None:
         rules.register_node(bound, Node(uuid=A, host="h", identity=node_urn(uuid4())))
     with pytest.raises(Forbidden):
         rules.check_identity(again, "ab", "report for")
+
+
+_ROOTS = ["/", "/m", "/m/", "//m", "/m/../n", "/var/lib/shoal"]
+_PATHS = ["/", "/m", "/m/", "/m/a", "/m/a/", "/m//a", "/m/./a", "/m/../a", "/mx/a", "//m/a",
+          "/var/lib/shoal/x", "/var/lib/shoal", "relative/a"]
+
+
+@given(st.sampled_from(_ROOTS), st.lists(st.sampled_from(_PATHS), min_size=1, max_size=4))
+def test_report_paths_refused_exactly_when_not_strictly_below(root: str, paths: list[str]) -> None:
+    """A report is refused for its paths exactly when one is not strictly below the mount root."""
+    node = Node(uuid=uuid4(), host="10.0.0.1", era="e", mount_root=root)
+    states = {}
+    for path in paths:
+        state = DatasetState(uuid4(), VolumeStatus.MOUNTED, None, "/dev/x", path)
+        states[state.dataset_id] = state
+    report = NodeState(node.uuid, "e", 0, states)
+    expected_ok = all(rules.strictly_below(root, path) for path in paths)
+    try:
+        rules.check_report(node, None, report, 0, None)
+    except Conflict:
+        assert not expected_ok
+    else:
+        assert expected_ok

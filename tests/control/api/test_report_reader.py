@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.control.api.harness import DATASET_1, MOUNT_ROOT, NODE_A, NODE_B, Harness
+from typing import Any
+
+from tests.control.api.harness import DATASET_1, DATASET_2, MOUNT_ROOT, NODE_A, NODE_B, Harness
 
 
 def _body(status: str = "mounted") -> dict[str, object]:
@@ -41,3 +43,63 @@ def test_repeated_body_is_still_checked() -> None:
     assert refused.code == 415
     h.register(era="e2")
     assert h.call("PUT", path, _body()).code == 409  # its era is stale now
+
+
+def _entry(dataset: object, status: str = "mounted", **more: object) -> dict[str, object]:
+    entry: dict[str, object] = {"dataset_id": str(dataset), "status": status, "device": "/dev/x"}
+    if status == "mounted":
+        entry["path"] = f"{MOUNT_ROOT}/{dataset}"
+    return {**entry, **more}
+
+
+def _two(first: str = "mounted", second: str = "mounted", **more: object) -> dict[str, object]:
+    entries = [_entry(DATASET_1, first), _entry(DATASET_2, second, **more)]
+    return {"era": "e1", "generation": 1, "datasets": entries}
+
+
+def _answers(bodies: list[Any]) -> tuple[list[tuple[int, Any]], Any]:
+    """Each body's code and answer in turn, and the report stored last."""
+    h = Harness()
+    h.register()
+    h.create(dataset_id=str(DATASET_1))
+    h.create(dataset_id=str(DATASET_2))
+    path = f"/v1/shoal/state/{NODE_A}"
+    found = []
+    for body in bodies:
+        answer = h.call("PUT", path, body)
+        found.append((answer.code, answer.body))
+        h.clock.advance(1)
+    return found, h.memory.cluster_state().reports.get(NODE_A)
+
+
+def test_changed_body_keeps_the_states_it_repeats() -> None:
+    """A body changing one dataset of two keeps the other's state (the same object) and reads
+    the changed one, as a report read whole would."""
+    h = Harness()
+    h.register()
+    h.create(dataset_id=str(DATASET_1))
+    h.create(dataset_id=str(DATASET_2))
+    path = f"/v1/shoal/state/{NODE_A}"
+    assert h.call("PUT", path, _two()).code == 200
+    before = h.memory.cluster_state().reports[NODE_A]
+    assert h.call("PUT", path, _two(second="attached")).body["changed"] is True
+    after = h.memory.cluster_state().reports[NODE_A]
+    assert after.datasets[DATASET_1] is before.datasets[DATASET_1]
+    assert after.datasets[DATASET_2].status.value == "attached"
+    assert after.datasets[DATASET_2].path is None
+    _, whole = _answers([_two(second="attached")])
+    assert after.same_observation(whole)
+    events = h.call("GET", f"/v1/shoal/events?dataset={DATASET_2}").body
+    assert "unmounted" in [e["kind"] for e in events]
+
+
+def test_changed_body_refused_as_a_whole_one() -> None:
+    """After a good body, a body with a bad entry, a dataset listed twice, or an unknown field
+    beside repeated ones is refused with the words a first body gets."""
+    good = _two()
+    twice = {**good, "datasets": [*good["datasets"], _entry(DATASET_1)]}  # type: ignore[misc]
+    for bad in (_two(second="melted"), twice, _two(colour="red")):
+        alone, _ = _answers([bad])
+        after, _ = _answers([good, bad])
+        assert alone[0][0] == 400, alone
+        assert after[1] == alone[0], bad

@@ -818,6 +818,35 @@ class StoreConformance:
         assert store.node_datasets(a, frozenset()).datasets == []
         assert moved in store.node_datasets(b, frozenset()).datasets
 
+    def test_node_datasets_read_again_after_writes(self, store: Store) -> None:
+        """A node's datasets read again after each write, whether or not the write concerns
+        the node (a store may keep them between reads), are what the configuration holds."""
+        a, b = add_node(store), add_node(store, "b")
+        mine, theirs = add_dataset(store, a, maximum_size=1024**3), add_dataset(store, b)
+        asked = uuid4()
+
+        def check() -> None:
+            everything = store.configuration(NOW).datasets.values()
+            for node, also in ((a, frozenset()), (b, frozenset()), (a, frozenset({asked}))):
+                expected = [d for d in everything if d.primary == node or d.dataset_id in also]
+                view = store.node_datasets(node, also)
+                assert view.generation == store.versions().configuration
+                assert view.datasets == sorted(expected, key=lambda d: str(d.dataset_id))
+
+        check()
+        add_dataset(store, b)  # not a's
+        check()
+        store.resize_dataset(mine.dataset_id, 2 * 1024**3, None, NOW)  # a's own
+        check()
+        store.move_dataset(theirs.dataset_id, a, None, NOW)  # onto a
+        check()
+        store.move_dataset(mine.dataset_id, b, None, NOW)  # off a
+        check()
+        store.create_dataset(Dataset(dataset_id=asked, primary=b), None, now=NOW)  # a asks of it
+        check()
+        store.delete_dataset(theirs.dataset_id, None, NOW)
+        check()
+
     # -- purging ---------------------------------------------------------------------------
 
     def test_purge_waits_for_primary_and_volume(self, store: Store) -> None:
