@@ -196,6 +196,12 @@ class WritableChecker(threading.Thread):
         devices = {m.device for m in lines if m.device.startswith("7:")}
         datasets = {d: ds for d in devices if (ds := loop_dataset(d, self.pool)) is not None}
         read_only = {d: device_read_only(d) for d in datasets}
+        # A device detached between the reads above reads writable (a free loop device's ro
+        # is 0): count a writable one only if the same dataset still backs it after the read.
+        datasets = {
+            d: ds for d, ds in datasets.items()
+            if read_only[d] or loop_dataset(d, self.pool) == ds
+        }
         seen = filesystems(lines, datasets, read_only)
         now, wall = time.monotonic(), time.time()
         with self._lock:
