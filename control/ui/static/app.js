@@ -128,23 +128,31 @@ function drawSelected() {
     view.names,
     now(),
   );
-  const target = $("move-target");
-  const choice = target.value;
-  const options = view.nodes
+  const targets = view.nodes
     .filter((node) => node.uuid !== row.dataset.primary && !node.fence)
-    .map((node) => {
-      const option = el("option", null, `${view.names.get(node.uuid)}${node.live ? "" : " (not live)"}`);
-      option.value = node.uuid;
-      return option;
-    });
-  target.replaceChildren(...options);
-  if (options.some((o) => o.value === choice)) target.value = choice;
+    .map((node) => [node.uuid, `${view.names.get(node.uuid)}${node.live ? "" : " (not live)"}`]);
+  setOptions($("move-target"), targets);
   const deleted = row.dataset.deleted;
-  $("move-button").disabled = deleted || options.length === 0 || !allowed(view.role, "move");
+  $("move-button").disabled = deleted || targets.length === 0 || !allowed(view.role, "move");
   $("snapshot-button").disabled = deleted || row.dataset.primary === UNBOUND || !allowed(view.role, "snapshot");
   $("release-button").hidden = row.lease === null;
   $("release-button").disabled = !allowed(view.role, "release");
   $("delete-button").disabled = deleted || !allowed(view.role, "delete");
+}
+
+/** Make a select offer exactly ``choices`` ([value, text] pairs), keeping the operator's
+ * choice; options are only replaced when the choices changed, so a live update never closes
+ * an open list or swaps the option being picked. */
+function setOptions(select, choices) {
+  const drawn = [...select.options].map((o) => [o.value, o.textContent]);
+  if (JSON.stringify(drawn) === JSON.stringify(choices)) return;
+  const choice = select.value;
+  select.replaceChildren(...choices.map(([value, text]) => {
+    const option = el("option", null, text);
+    option.value = value;
+    return option;
+  }));
+  if (choices.some(([value]) => value === choice)) select.value = choice;
 }
 
 async function loadSnapshots() {

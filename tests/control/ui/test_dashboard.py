@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 import pytest
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.support.select import Select
 
 from tests.agent.functional.cluster import LocalCluster, wait_until
@@ -76,6 +77,26 @@ return cells;
 """
 
 
+CLICK_SCRIPT = """
+const element = document.querySelector(arguments[0]);
+if (element) element.click();
+return element !== null;
+"""
+"""Click an element in the page's own thread: a live redraw cannot swap it between the finding
+and the click (rows and lists are redrawn on every update)."""
+
+TEXTS_SCRIPT = """
+return [...document.querySelectorAll(arguments[0])].map((element) => element.innerText);
+"""
+"""The rendered texts of every element a selector matches, read in one go."""
+
+
+def texts_of(driver: Any, selector: str) -> list[str]:
+    """The rendered text of each element ``selector`` matches, read atomically in the page."""
+    texts: list[str] = driver.execute_script(TEXTS_SCRIPT, selector)
+    return texts
+
+
 def search(driver: Any, text: str) -> None:
     """Type ``text`` into the search box (replacing what was there)."""
     box = driver.find_element("id", "search")
@@ -103,8 +124,21 @@ def select(driver: Any, dataset_id: UUID) -> None:
     """Click the dataset's row, which shows its details and actions."""
     search(driver, str(dataset_id))
     wait_row(driver, dataset_id, lambda cells: True, "the row to be drawn")
-    driver.find_element("css selector", f'#dataset-list .row[data-id="{dataset_id}"]').click()
+    clicked = driver.execute_script(CLICK_SCRIPT, f'#dataset-list .row[data-id="{dataset_id}"]')
+    assert clicked, f"the row of {dataset_id} was not drawn to be clicked"
     wait_until(lambda: driver.find_element("id", "detail").is_displayed(), TIMEOUT, "details")
+
+
+def choose(driver: Any, element_id: str, text: str) -> None:
+    """Pick the option showing ``text`` in a select, again if a live update redrew it meanwhile."""
+    def chosen() -> bool:
+        try:
+            Select(driver.find_element("id", element_id)).select_by_visible_text(text)
+        except (StaleElementReferenceException, NoSuchElementException):
+            return False
+        return True
+
+    wait_until(chosen, TIMEOUT, f"{text!r} to be chosen in #{element_id}", interval=0.05)
 
 
 def text_of(driver: Any, element_id: str) -> str:
@@ -115,8 +149,7 @@ def text_of(driver: Any, element_id: str) -> str:
 def test_page_shows_live_nodes_with_capacity(page: Any, cluster: LocalCluster) -> None:
     """The page lists both agents' nodes as live, with their capacity and backend."""
     def nodes() -> list[str] | None:
-        rows = page.find_elements("css selector", "#node-table tbody tr")
-        texts = [row.text for row in rows]
+        texts = texts_of(page, "#node-table tbody tr")
         return texts if len(texts) == 2 and all(" live" in t or "live " in t for t in texts) \
             else None
 
@@ -153,14 +186,14 @@ def test_move_started_from_the_page_lands_on_the_new_node(
     dataset_id = cluster.create(node1)
     cluster.wait_mounted(dataset_id, node1, TIMEOUT)
     select(page, dataset_id)
-    Select(page.find_element("id", "move-target")).select_by_visible_text("node2")
+    choose(page, "move-target", "node2")
     page.find_element("id", "move-button").click()
     cells = wait_row(page, dataset_id, lambda c: c["status"] == "mounted"
                      and c["actual"].startswith("node2: "), "the move to land on node2")
     assert cells["desired"] == "node2"
     assert cluster.mounted_on(dataset_id, node2)
-    landed = page.find_element("css selector", f'#flight-list li[data-id="{dataset_id}"]')
-    assert "node1 → node2" in landed.text and "landed on node2" in landed.text
+    [landed] = texts_of(page, f'#flight-list li[data-id="{dataset_id}"]')
+    assert "node1 → node2" in landed and "landed on node2" in landed
     assert "asked" in text_of(page, "action-result")
     screenshot(page, "dashboard-move-landed")
 
