@@ -97,6 +97,7 @@ class SQLStore:
         """The counters at which a report last found nothing to purge or settle."""
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
+        self._paths = rw.PathsChecked()
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
@@ -743,14 +744,18 @@ class SQLStore:
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone; those not taken in memory as
         heartbeats are written in one transaction (:mod:`control.store.report_writes`)."""
-        answers: dict[int, ReportAnswer] = self._heartbeats(reports)
+        found: dict[int, tuple[NodeState, frozenset[UUID] | None]] = {}
+        answers: dict[int, ReportAnswer] = self._heartbeats(reports, found)
         rest = [index for index in range(len(reports)) if index not in answers]
         if rest:
-            written = self._write_reports([reports[index] for index in rest])
+            written = self._write_reports([reports[index] for index in rest], found)
             answers.update(zip(rest, written, strict=True))
         return [answers[index] for index in range(len(reports))]
 
-    def _write_reports(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
+    def _write_reports(
+        self, reports: Sequence[Reported],
+        found: Mapping[int, tuple[NodeState, frozenset[UUID] | None]],
+    ) -> list[ReportAnswer]:
         """Judge and write ``reports`` in one transaction, then purge and settle once."""
         with self._write() as (connection, generation, state_version):
             group, stored, latest = rw.judge_reports(
@@ -758,10 +763,12 @@ class SQLStore:
                 generation,
                 lambda uuid: self._current_node(connection, uuid, state_version),
                 lambda uuid: self._last_report(connection, uuid, state_version),
+                self._paths,
+                found,
             )
             if not latest:
                 return group.answers
-            rw.write_reports(connection, stored, latest, group.changed)
+            rw.write_reports(connection, stored, latest, group)
             if group.events:
                 eventlog.append(connection, group.events, self._retention)
             changed = bool(group.changed)
@@ -794,13 +801,17 @@ class SQLStore:
         if cached is None:
             return q.get_report(connection, node_uuid)
         return cached.reports.get(node_uuid)
-    def _heartbeats(self, reports: Sequence[Reported]) -> dict[int, ReportAnswer]:
+    def _heartbeats(
+        self, reports: Sequence[Reported],
+        found: dict[int, tuple[NodeState, frozenset[UUID] | None]],
+    ) -> dict[int, ReportAnswer]:
         """Take the reports that say nothing new in memory (:mod:`control.store.seen`), when
         nothing is left for a report to purge or settle (:meth:`_quiet_at`): their answers
         (``False``, or the refusal a written one would get), by index.
 
         One read for the group; anything else goes to the database, and so do all the
         reports of a node that sent more than one (they are judged in order there).
+        What it finds changed in each report's datasets goes into ``found``, by ``id(report)``.
         """
         seen = self._seen
         if seen is None or not seen.healthy:
@@ -817,7 +828,7 @@ class SQLStore:
             generation, state_version = q.read_counters(connection)
             if not self._quiet_at(connection, generation, state_version):
                 return {}
-            found = [
+            read = [
                 (
                     index, report, identity,
                     self._current_node(connection, report.node_uuid, state_version),
@@ -826,15 +837,18 @@ class SQLStore:
                 for index, report, identity in asked
             ]
         taken: dict[int, ReportAnswer] = {}
-        for index, report, identity, node, old in found:
+        for index, report, identity, node, old in read:
             if node is None or old is None:
                 continue
+            changes = rw.dataset_changes(old, report)
+            found[id(report)] = (old, changes)
             try:
-                rules.check_report(node, old, report, generation, identity)
+                self._paths.check(node, old, report, generation, identity, changes)
             except ShoalError as refusal:
                 taken[index] = refusal
                 continue
-            if old.same_observation(report):
+            if rw.same_observation(old, report, changes):
+                self._paths.passed(node, old.datasets)
                 assert report.reported_at is not None
                 seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
                 taken[index] = False
