@@ -98,6 +98,7 @@ class SQLStore:
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
         self._paths = rw.PathsChecked()
+        self._same = rw.SameDatasets()
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache()
@@ -840,7 +841,7 @@ class SQLStore:
         for index, report, identity, node, old in read:
             if node is None or old is None:
                 continue
-            changes = rw.dataset_changes(old, report)
+            changes = self._same.changes(old, report)
             found[id(report)] = (old, changes)
             try:
                 self._paths.check(node, old, report, generation, identity, changes)

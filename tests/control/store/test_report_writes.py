@@ -11,7 +11,7 @@ from attrs import evolve
 from control.errors import Conflict
 from control.model import DatasetState, NodeState, VolumeStatus
 from control.store.migrate import upgrade
-from control.store.report_writes import changed_columns, dataset_changes
+from control.store.report_writes import SameDatasets, changed_columns, dataset_changes
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
 
@@ -157,3 +157,16 @@ def test_changed_columns_are_only_those_that_changed() -> None:
     }
     moved = evolve(old, datasets={one: DatasetState(one, VolumeStatus.ATTACHED)})
     assert set(changed_columns(old, moved)) == {"datasets", "reported_at"}
+
+
+def test_same_datasets_remembers_an_equal_pair() -> None:
+    """Equal maps found once are known equal by identity next time; a change is still found."""
+    node, one = uuid4(), uuid4()
+    stored = NodeState(node, "e", 1, _states(one))
+    again = NodeState(node, "e", 1, _states(one), reported_at=NOW)
+    same = SameDatasets()
+    assert same.changes(stored, again) == frozenset()
+    assert same.changes(stored, evolve(again, reported_at=NOW + 1)) == frozenset()
+    moved = evolve(again, datasets={one: DatasetState(one, VolumeStatus.ATTACHED)})
+    assert same.changes(stored, moved) == {one}
+    assert same.changes(None, again) is None
