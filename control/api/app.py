@@ -774,6 +774,20 @@ class ControlAPI:
         )
         return snap.pending_for(node_uuid, unsettled, datasets, live)
 
+    async def _snapshot_audience(self, snapshot: DatasetSnapshot) -> set[UUID]:
+        """Whom a write of ``snapshot`` concerns: the node in charge of it now
+        (:func:`snap.in_charge`), whose pass makes or destroys it; no other node's
+        configuration changes, so their targeted watches sleep on. Should that node stop
+        being live before it acts, the node taking over acts on its next pass (within a
+        heartbeat), as it would for a snapshot asked for before the node went."""
+        nodes = await self._store.nodes()
+        now = self._now()
+        live = frozenset(
+            n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
+        )
+        source = await self._store.dataset(snapshot.dataset_id)
+        return {snap.in_charge(snapshot, source, live)}
+
     @app.route("/v1/shoal/snapshots", methods=["GET"])
     async def list_snapshots(self, request: Request) -> bytes:
         """Every snapshot record (of one dataset, if asked), oldest first."""
@@ -797,6 +811,8 @@ class ControlAPI:
         stored, created, generation = await self._store.create_snapshot(
             asked, if_tag(request), now=self._now(), actor=actor_of(request)
         )
+        if created:  # else the generation is another write's
+            self.notifier.changed(generation, await self._snapshot_audience(stored))
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, snapshot_to_json(stored), code, tag_for(generation))
@@ -814,9 +830,12 @@ class ControlAPI:
     async def delete_snapshot(self, request: Request, snapshot_id: str) -> bytes:
         """Mark a snapshot deleted; its node destroys it. Restored datasets are untouched."""
         uuid = path_uuid(snapshot_id, "snapshot id")
+        before = await self._store.snapshot(uuid)
         stored, generation = await self._store.delete_snapshot(
             uuid, if_tag(request), self._now(), actor=actor_of(request)
         )
+        if stored != before:  # else the generation is another write's
+            self.notifier.changed(generation, await self._snapshot_audience(stored))
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
 
