@@ -27,7 +27,7 @@ from agent.backends import loopdev
 from agent.fs.interface import Mount
 from agent.fs.real import parse_mountinfo, unescape
 from agent.service import DEFAULT_CLUSTER_ID, KILL_AFTER_CHANGES
-from tests.processes import ROOT, ControlProcess, http_json, wait_until
+from tests.processes import NO_FAILOVER_GRACE, ROOT, ControlProcess, http_json, wait_until
 
 MiB = 1024 * 1024
 
@@ -177,13 +177,14 @@ class LocalCluster:
     """A control service and named agents in ``base``, on the pool ``base/pool``."""
 
     def __init__(self, base: str, names: Sequence[str] = ("node1", "node2"),
-                 node_timeout: float = 3.0, agent_args: Sequence[str] = ()) -> None:
+                 node_timeout: float = 3.0, agent_args: Sequence[str] = (),
+                 failover_grace: float = NO_FAILOVER_GRACE) -> None:
         self.base = base
         self.agent_args = list(agent_args)
         self.pool = os.path.join(base, "pool")
         self.control = ControlProcess(
             f"sqlite:///{os.path.join(base, 'control.db')}",
-            extra=["--node-timeout", str(node_timeout)],
+            extra=["--node-timeout", str(node_timeout), "--failover-grace", str(failover_grace)],
             log_path=os.path.join(base, "control.log"),
         )
         self.names = list(names)
