@@ -11,7 +11,9 @@ changed or a heartbeat is due, calculates the changes
 is followed by another at once, so its result is reported without delay; a
 snapshot it made or a filesystem it mounted is reported as soon as the
 change is done (:func:`~agent.effects.after_changes`): the snapshot is
-ready, the dataset mounted, one observation sooner. When that is all the
+ready, the dataset mounted, one observation sooner. A pass whose every action
+is a snapshot reports only then (:func:`~agent.effects.reported_after`), not
+also while the filesystem is frozen. When that is all the
 pass did, the pass that would only confirm it waits on the watch for
 :data:`~agent.effects.CONFIRM_AFTER` first, so that a request arriving
 meanwhile is acted on at once. An idle
