@@ -42,6 +42,7 @@ from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, pr
 from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
 from control.api.node_listing import NodeFragments, Shared, live_leases_of, with_array
 from control.api.openapi import document
+from control.api.reporting import write_group as write_reports
 from control.api.reports import ReportReader
 from control.api.root import JSONRoot
 from control.api.sources import find_source
@@ -64,7 +65,6 @@ from control.model import (
     Fence,
     Node,
     NodeState,
-    Versions,
     tag_for,
 )
 from control.reactor import ReactorTime
@@ -174,6 +174,7 @@ class ControlAPI:
         self._shared = Shared()
         self._reports = ReportReader()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
+        self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -593,9 +594,7 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         report = self._reports.read(request, uuid, self._now())
         try:
-            changed, versions = await self._store.compute(
-                _report_and_versions, self._store.store, report, self._identify(request)
-            )
+            changed, versions = await self._report_group.create((report, self._identify(request)))
         except NotFound:
             self._reports.forget(uuid)
             raise NotFound(
@@ -1018,15 +1017,6 @@ class ControlAPI:
     async def delete_class(self, request: Request, name: str) -> bytes:
         """Delete a storage class no live dataset names."""
         return await class_routes.delete_class(self._store, request, name, self._now())
-
-
-def _report_and_versions(
-    store: Any, report: NodeState, identity: str | None
-) -> tuple[bool, Versions]:
-    """Record a report, then read both counters: one trip to the store's threads (a
-    heartbeat is most of what 1,000 nodes send)."""
-    changed = store.report_state(report, identity)
-    return changed, store.versions()
 
 
 def _with_clones_to_make(
