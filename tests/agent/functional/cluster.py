@@ -27,7 +27,7 @@ from agent.backends import loopdev
 from agent.fs.interface import Mount
 from agent.fs.real import parse_mountinfo, unescape
 from agent.service import DEFAULT_CLUSTER_ID, KILL_AFTER_CHANGES
-from tests.processes import ROOT, ControlProcess, http_json, wait_until
+from tests.processes import NO_FAILOVER_GRACE, ROOT, ControlProcess, http_json, wait_until
 
 MiB = 1024 * 1024
 
@@ -46,6 +46,7 @@ class AgentProcess:
         self.pool = pool
         self.log_path = os.path.join(base, f"{name}.log")
         self.process: subprocess.Popen[bytes] | None = None
+        self._log_start = 0
 
     def command(self) -> list[str]:
         """The agent's command line."""
@@ -57,13 +58,15 @@ class AgentProcess:
         ]
 
     def start(self, kill_after_changes: int | None = None) -> AgentProcess:
-        """Start the agent (with the SIGKILL test hook if asked) and wait for its identity."""
+        """Start the agent (with the SIGKILL test hook if asked) and wait until this
+        process has registered (a restarted agent's node is already listed before)."""
         env = {k: v for k, v in os.environ.items() if k != KILL_AFTER_CHANGES}
         if kill_after_changes is not None:
             env[KILL_AFTER_CHANGES] = str(kill_after_changes)
         with open(self.log_path, "ab") as log:
             log.write(f"--- start (kill after {kill_after_changes})\n".encode())
             log.flush()
+            self._log_start = log.tell()
             self.process = subprocess.Popen(
                 self.command(), stdout=log, stderr=subprocess.STDOUT, cwd=ROOT, env=env
             )
@@ -71,13 +74,17 @@ class AgentProcess:
         return self
 
     def _registered(self) -> bool:
+        """Whether the process last started has registered (its log says so: the identity
+        file and the node record of an earlier run prove nothing about this one)."""
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_start)
+            logged = b'"agent.registered"' in f.read()
+        if logged and os.path.exists(os.path.join(self.state_dir, "identity.json")):
+            return True
         if self.process is not None and self.process.poll() is not None:
             raise RuntimeError(f"{self.name} exited with {self.process.returncode}; see "
                                f"{self.log_path}")
-        if not os.path.exists(os.path.join(self.state_dir, "identity.json")):
-            return False
-        _, _, nodes = http_json("GET", f"{self.control_url}/v1/shoal/nodes")
-        return any(n["uuid"] == str(self.uuid) for n in nodes)
+        return False
 
     @property
     def uuid(self) -> UUID:
@@ -177,13 +184,14 @@ class LocalCluster:
     """A control service and named agents in ``base``, on the pool ``base/pool``."""
 
     def __init__(self, base: str, names: Sequence[str] = ("node1", "node2"),
-                 node_timeout: float = 3.0, agent_args: Sequence[str] = ()) -> None:
+                 node_timeout: float = 3.0, agent_args: Sequence[str] = (),
+                 failover_grace: float = NO_FAILOVER_GRACE) -> None:
         self.base = base
         self.agent_args = list(agent_args)
         self.pool = os.path.join(base, "pool")
         self.control = ControlProcess(
             f"sqlite:///{os.path.join(base, 'control.db')}",
-            extra=["--node-timeout", str(node_timeout)],
+            extra=["--node-timeout", str(node_timeout), "--failover-grace", str(failover_grace)],
             log_path=os.path.join(base, "control.log"),
         )
         self.names = list(names)

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.processes import (
+    NO_FAILOVER_GRACE,
     ControlProcess,
     drop_postgres_database,
     fresh_postgres_database,
@@ -38,7 +39,9 @@ def database_url(request: pytest.FixtureRequest, tmp_path) -> Iterator[str]:
 
 @pytest.fixture
 def control(database_url: str, tmp_path) -> Iterator[ControlProcess]:
-    """A running control service on a fresh database."""
-    service = ControlProcess(database_url, log_path=str(tmp_path / "control.log")).start()
+    """A running control service on a fresh database; its tests' nodes are registered by hand
+    and never report, so no failover grace may run out under them."""
+    service = ControlProcess(database_url, ["--failover-grace", str(NO_FAILOVER_GRACE)],
+                             log_path=str(tmp_path / "control.log")).start()
     yield service
     service.stop()

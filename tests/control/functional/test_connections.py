@@ -25,7 +25,7 @@ from tests.processes import ControlProcess, http_json
 pytestmark = pytest.mark.functional
 
 NOFILE = 256
-HEADER_TIMEOUT = 3.0
+HEADER_TIMEOUT = 6.0
 PER_ADDRESS = 100
 FLOOD_ADDRESSES = [f"127.0.0.{i}" for i in range(2, 12)]
 CAP = NOFILE - 128
@@ -105,6 +105,12 @@ def timed_json(method: str, url: str, body: object = None) -> tuple[int, object,
     return status, decoded, time.monotonic() - start
 
 
+def served_at_once(elapsed: float) -> bool:
+    """Whether a request was served while the flood still held its connections: a starved
+    client would only be served once the header timeout dropped them (not a timing target)."""
+    return elapsed < HEADER_TIMEOUT
+
+
 def test_slow_connection_flood_does_not_starve_other_clients(service: ControlProcess) -> None:
     """1,000 slow connections, 4x the fd limit: others are served at once, the slow dropped."""
     flood: list[socket.socket] = []
@@ -119,16 +125,16 @@ def test_slow_connection_flood_does_not_starve_other_clients(service: ControlPro
     trickle(flood)
 
     status, version, elapsed = timed_json("GET", f"{service.url}/v1/version")
-    assert status == 200 and "shoal" in version and elapsed < 3.0  # type: ignore[operator]
+    assert status == 200 and "shoal" in version and served_at_once(elapsed)  # type: ignore[operator]
     node = str(uuid.uuid4())
     status, _, elapsed = timed_json(
         "PUT", f"{service.url}/v1/shoal/nodes/{node}", {"host": "10.0.0.1", "era": None}
     )
-    assert status == 200 and elapsed < 3.0
+    assert status == 200 and served_at_once(elapsed)
     status, _, elapsed = timed_json(
         "POST", f"{service.url}/v1/configuration/datasets", {"primary": node}
     )
-    assert status == 201 and elapsed < 3.0
+    assert status == 201 and served_at_once(elapsed)
 
     trickle(flood)
     deadline = time.monotonic() + HEADER_TIMEOUT + 5

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.processes import ControlProcess, http_json
+from tests.processes import NO_FAILOVER_GRACE, ControlProcess, http_json
 
 pytestmark = pytest.mark.functional
 
@@ -93,7 +93,8 @@ def hammer_creates(url: str, node: str, stop: threading.Event, acknowledged: lis
 def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path) -> None:
     """Every create answered 201 before a SIGKILL is there after the restart."""
     log = str(tmp_path / "control.log")
-    service = ControlProcess(database_url, log_path=log).start()
+    quiet = ["--failover-grace", str(NO_FAILOVER_GRACE)]  # the node never reports: no fence
+    service = ControlProcess(database_url, quiet, log_path=log).start()
     node = register(service.url, 1)[0]
     stop, acknowledged = threading.Event(), []
     writers = [
@@ -108,7 +109,7 @@ def test_acknowledged_writes_survive_sigkill(database_url: str, tmp_path) -> Non
     stop.set()
     for writer in writers:
         writer.join()
-    restarted = ControlProcess(database_url, log_path=log).start()
+    restarted = ControlProcess(database_url, quiet, log_path=log).start()
     try:
         stored = {d["dataset_id"] for d in http_json("GET", restarted.url + DATASETS)[2]}
     finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import ROOT, ControlProcess, http_json, shoal, wait_until
+from tests.processes import NO_FAILOVER_GRACE, ROOT, ControlProcess, http_json, shoal, wait_until
 
 pytestmark = pytest.mark.functional
 
@@ -24,7 +24,11 @@ USERS = {"alice": "operator", "root": "admin", "val": "viewer", "gone": "viewer"
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, ControlProcess]]:
-    """A CA with a certificate of every role, and one TLS control service for the module."""
+    """A CA with a certificate of every role, and one TLS control service for the module.
+
+    Node A's agent stops at the end of the first test, and the next one creates a dataset on
+    it: no failover may fence it meanwhile (at load 11 the default 10 s grace ran out first,
+    and the create was refused on a fenced node)."""
     base = tmp_path_factory.mktemp("roles")
     directory = str(base / "ca")
     commands = [
@@ -39,7 +43,8 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Con
         result = shoal(*args)
         assert result.returncode == 0, result.stderr
     service = ControlProcess(
-        f"sqlite:///{base / 'control.db'}", extra=["--tls-dir", directory]
+        f"sqlite:///{base / 'control.db'}",
+        extra=["--tls-dir", directory, "--failover-grace", str(NO_FAILOVER_GRACE)],
     ).start()
     try:
         yield directory, service
