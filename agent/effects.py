@@ -137,6 +137,15 @@ def all_known(local: LocalState, changes: Change, done: Iterable[tuple[Change, o
     return bool(ran) and all(change in known for change in ran)
 
 
+def reported_after(changes: Change) -> bool:
+    """Whether a pass running ``changes`` reports its observation only once they ran: it acts,
+    and every action is a snapshot, whose report (the snapshot made, or the observation if
+    it failed) follows within the action's time; one report instead of two, and none sent
+    while the filesystem is frozen (pure)."""
+    ran = actions(changes)
+    return bool(ran) and all(isinstance(change, CreateSnapshot) for change in ran)
+
+
 def _known(local: LocalState, change: Change, result: object) -> bool:
     if isinstance(change, CreateSnapshot):
         return isinstance(result, BlockDeviceSnapshot)

@@ -26,6 +26,7 @@ from agent.backends.interface import (
     BackendError,
     BlockDeviceAPI,
     BlockDeviceVolume,
+    QuiescedSnapshotsAPI,
     ReadOnlyManyAPI,
     SeveralBackendsAPI,
     UnattachedVolume,
@@ -57,6 +58,7 @@ from agent.changes import (
 )
 from agent.discovery import mountable
 from agent.effects import KNOWN_EFFECTS, AttachedMount
+from agent.freezing import FreezeAhead
 from agent.fs.interface import DeviceInUse, FilesystemError, Filesystems
 from control.runners import Runner
 
@@ -153,7 +155,17 @@ class Executor:
         return self.filesystems.while_frozen(path, action)
 
     def _snapshot(self, change: CreateSnapshot) -> object:
-        """Snapshot the volume, its filesystem frozen for the copy if it is mounted here."""
+        """Snapshot the volume, its filesystem frozen for the copy if it is mounted here.
+
+        A backend that calls back for the instant of the copy gets a freeze started at
+        the same time as its call (:class:`~agent.freezing.FreezeAhead`).
+        """
+        backend = self.backend
+        if change.freeze_path is not None and isinstance(backend, QuiescedSnapshotsAPI):
+            with FreezeAhead(self.filesystems, change.freeze_path) as quiesce:
+                return backend.create_snapshot_quiesced(
+                    change.blockdevice_id, change.snapshot_id, quiesce
+                )
         return self._frozen(
             change.freeze_path,
             lambda: self.backend.create_snapshot(change.blockdevice_id, change.snapshot_id),

@@ -11,7 +11,9 @@ changed or a heartbeat is due, calculates the changes
 is followed by another at once, so its result is reported without delay; a
 snapshot it made or a filesystem it mounted is reported as soon as the
 change is done (:func:`~agent.effects.after_changes`): the snapshot is
-ready, the dataset mounted, one observation sooner. When that is all the
+ready, the dataset mounted, one observation sooner. A pass whose every action
+is a snapshot reports only then (:func:`~agent.effects.reported_after`), not
+also while the filesystem is frozen. When that is all the
 pass did, the pass that would only confirm it waits on the watch for
 :data:`~agent.effects.CONFIRM_AFTER` first, so that a request arriving
 meanwhile is acted on at once. An idle
@@ -65,7 +67,7 @@ from agent.discovery import (
     local_state_to_report,
     reported_snapshots,
 )
-from agent.effects import CONFIRM_AFTER, after_changes, all_known
+from agent.effects import CONFIRM_AFTER, after_changes, all_known, reported_after
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
@@ -415,7 +417,8 @@ class ConvergenceLoop(LoopFencing):
         to_run = held_back(changes, held)
         troubles = noticing_waits(self.memory.troubles, to_run, now)
         report = self._report_of(local, configuration, troubles, also, now)
-        reporting = Deferred.fromCoroutine(self._report(report, now))
+        later = reported_after(to_run) and not self.lifecycle.stopping
+        reporting = succeed(False) if later else Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
         asking = datasets_to_ask_about(local, desired)
         waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
@@ -433,14 +436,14 @@ class ConvergenceLoop(LoopFencing):
             await self._shut_down_mounts("the node lease ran out while a pass was acting")
         if configuration.fenced and not self.memory.rejoined:
             await self._rejoin()
+        update = None
         if effects and not (
             self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
         ):
             known = after_changes(local, effects)
             now = self.clock.seconds()
-            update = self._report_of(known, configuration, troubles, also, now)
-            if not update.same_observation(report):
-                reported = await self._report(update, now) or reported
+            made = self._report_of(known, configuration, troubles, also, now)
+            update = None if made.same_observation(report) else made
             if (
                 sleep <= 0
                 and asking <= also | desired.keys()  # the watch wakes the node for each
@@ -448,6 +451,8 @@ class ConvergenceLoop(LoopFencing):
                 and all_known(local, to_run, effects)
             ):
                 sleep = CONFIRM_AFTER  # all reported already: only confirmed, unless woken sooner
+        if update is not None or later:
+            reported = await self._report(update or report, self.clock.seconds()) or reported
         after = settled(
             troubles, held, failures, self.clock.seconds(), self._random(), self._backoff
         )

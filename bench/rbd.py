@@ -35,7 +35,7 @@ from move import StateFollower
 # This script is called rbd.py: its directory must not hide Ceph's ``rbd`` module.
 sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != os.path.dirname(__file__)]
 
-from agent.backends.interface import BlockDeviceAPI  # noqa: E402
+from agent.backends.interface import BackendError, BlockDeviceAPI  # noqa: E402
 from agent.backends.loopback import LoopbackBlockDeviceAPI  # noqa: E402
 from agent.backends.rbd.backend import RbdBlockDeviceAPI  # noqa: E402
 from agent.backends.rbd.devcluster import DevCluster  # noqa: E402
@@ -143,6 +143,15 @@ def agent_fence_trial(cluster: LocalCluster, follower: StateFollower, client: Ke
     return elapsed
 
 
+def _cleaned_up(backend: BlockDeviceAPI, leftover: object) -> bool:
+    """Clean up a fenced leftover; whether that worked (a device still busy: not yet)."""
+    try:
+        backend.clean_up_fenced(leftover)  # type: ignore[arg-type]
+    except BackendError:
+        return False
+    return True
+
+
 def fence_trial(one: BlockDeviceAPI, two: BlockDeviceAPI, mounts: str) -> float:
     """Seconds from B's fence of A (while A's writer runs) to the filesystem mounted on B."""
     volume = one.create_volume(uuid4(), SIZE)
@@ -169,7 +178,9 @@ def fence_trial(one: BlockDeviceAPI, two: BlockDeviceAPI, mounts: str) -> float:
     for leftover in one.fenced_leftovers():
         if isinstance(one, LoopbackBlockDeviceAPI):
             subprocess.run(["umount", "-l", here], check=False)
-        one.clean_up_fenced(leftover)
+        # A lazily unmounted filesystem lets its loop device go a moment later.
+        wait(lambda lo=leftover: _cleaned_up(one, lo), "fenced leftover cleaned up",
+             timeout=30, interval=0.1)
     subprocess.run(["umount", "-l", here], check=False, capture_output=True)
     subprocess.run(["umount", there], check=True)
     two.detach_volume(volume.blockdevice_id)

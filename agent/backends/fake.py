@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import errno
 import threading
+from collections.abc import Callable
+from typing import Any
 from uuid import UUID
 
 from attrs import define, evolve, field, frozen
@@ -421,6 +423,23 @@ class FakeBlockDeviceAPI:
             self.storage.snapshots[key] = snapshot
             self.storage.snapshot_data[key] = self._content_of(blockdevice_id)
             return snapshot
+
+    def create_snapshot_quiesced(
+        self,
+        blockdevice_id: str,
+        snapshot_id: str,
+        quiesce: Callable[[Callable[[], Any]], Any],
+    ) -> BlockDeviceSnapshot:
+        """:meth:`create_snapshot` with ``quiesce`` around the copy alone (the checks first,
+        outside it; the copy checks again)."""
+        with self.storage.lock:
+            if (self.cluster_id, snapshot_id) in self.storage.snapshots:
+                return self.create_snapshot(blockdevice_id, snapshot_id)  # it, or a refusal
+            self.storage.check_fits(self._get(blockdevice_id).size)
+        made: BlockDeviceSnapshot = quiesce(
+            lambda: self.create_snapshot(blockdevice_id, snapshot_id)
+        )
+        return made
 
     def list_snapshots(self) -> list[BlockDeviceSnapshot]:
         """Every snapshot of this cluster, ordered by snapshot id."""

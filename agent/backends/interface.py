@@ -11,7 +11,8 @@ reactor thread.
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from collections.abc import Callable
+from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
 from attrs import frozen
@@ -339,6 +340,36 @@ class ReadOnlyManyAPI(Protocol):
         instance has none, :class:`BackendError` while its device is in use.
         """
         ...
+
+
+@runtime_checkable
+class QuiescedSnapshotsAPI(Protocol):
+    """
+    A backend whose snapshot calls back for the instant of the copy (optional).
+
+    :meth:`BlockDeviceAPI.create_snapshot` has the caller freeze a mounted
+    filesystem around the whole call, its checks and reservations included. A
+    backend with this method calls ``quiesce(copy)`` around the copy alone, so
+    the caller may start the freeze at the same time as the call (the kernel's
+    freeze waits for RCU grace periods, tens of milliseconds) and the backend's
+    checks run meanwhile: the copy is still made only once the filesystem is frozen.
+    """
+
+    def create_snapshot_quiesced(
+        self,
+        blockdevice_id: str,
+        snapshot_id: str,
+        quiesce: Callable[[Callable[[], Any]], Any],
+    ) -> BlockDeviceSnapshot:
+        """:meth:`BlockDeviceAPI.create_snapshot`, calling ``quiesce(copy)`` (which returns
+        ``copy()``'s result, or raises without calling it) to make the copy; an existing
+        snapshot of that id is returned without calling it."""
+        ...
+
+
+def quiesced_snapshots(api: object) -> bool:
+    """Whether ``api`` calls back for the instant of a snapshot's copy."""
+    return isinstance(api, QuiescedSnapshotsAPI)
 
 
 def read_only_many(api: object) -> bool:

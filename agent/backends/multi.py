@@ -17,7 +17,7 @@ by backend.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 from uuid import UUID
 
 from attrs import evolve
@@ -28,6 +28,7 @@ from agent.backends.interface import (
     BlockDeviceSnapshot,
     BlockDeviceVolume,
     FencedAttachment,
+    QuiescedSnapshotsAPI,
     ReadOnlyManyAPI,
     UnknownSnapshot,
 )
@@ -184,6 +185,21 @@ class MultiBackend:
         """Snapshot on the volume's backend."""
         name, api, inner = self._route(blockdevice_id)
         return self._snapshot(name, api.create_snapshot(inner, snapshot_id))
+
+    def create_snapshot_quiesced(
+        self,
+        blockdevice_id: str,
+        snapshot_id: str,
+        quiesce: Callable[[Callable[[], Any]], Any],
+    ) -> BlockDeviceSnapshot:
+        """Snapshot on the volume's backend, ``quiesce`` around its copy if it calls back for
+        it, else around its whole call."""
+        name, api, inner = self._route(blockdevice_id)
+        if isinstance(api, QuiescedSnapshotsAPI):
+            made = api.create_snapshot_quiesced(inner, snapshot_id, quiesce)
+        else:
+            made = quiesce(lambda: api.create_snapshot(inner, snapshot_id))
+        return self._snapshot(name, made)
 
     def list_snapshots(self) -> list[BlockDeviceSnapshot]:
         """Every backend's snapshots (snapshot ids are the control service's, unchanged)."""

@@ -42,6 +42,7 @@ from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, pr
 from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
 from control.api.node_listing import NodeFragments, Shared, live_leases_of, with_array
 from control.api.openapi import document
+from control.api.reporting import write_group as write_reports
 from control.api.reports import ReportReader
 from control.api.root import JSONRoot
 from control.api.sources import find_source
@@ -64,7 +65,6 @@ from control.model import (
     Fence,
     Node,
     NodeState,
-    Versions,
     tag_for,
 )
 from control.reactor import ReactorTime
@@ -174,6 +174,7 @@ class ControlAPI:
         self._shared = Shared()
         self._reports = ReportReader()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
+        self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -593,9 +594,7 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         report = self._reports.read(request, uuid, self._now())
         try:
-            changed, versions = await self._store.compute(
-                _report_and_versions, self._store.store, report, self._identify(request)
-            )
+            changed, versions = await self._report_group.create((report, self._identify(request)))
         except NotFound:
             self._reports.forget(uuid)
             raise NotFound(
@@ -774,6 +773,21 @@ class ControlAPI:
         )
         return snap.pending_for(node_uuid, unsettled, datasets, live)
 
+    async def _snapshot_audience(
+        self, snapshot: DatasetSnapshot, source: Dataset | None
+    ) -> set[UUID]:
+        """Whom a write of ``snapshot`` (of dataset ``source``) concerns: the node in charge
+        of it now (:func:`snap.in_charge`), whose pass makes or destroys it; no other node's
+        configuration changes, so their targeted watches sleep on. Should that node stop
+        being live before it acts, the node taking over acts on its next pass (within a
+        heartbeat), as it would for a snapshot asked for before the node went."""
+        nodes = await self._store.nodes()
+        now = self._now()
+        live = frozenset(
+            n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
+        )
+        return {snap.in_charge(snapshot, source, live)}
+
     @app.route("/v1/shoal/snapshots", methods=["GET"])
     async def list_snapshots(self, request: Request) -> bytes:
         """Every snapshot record (of one dataset, if asked), oldest first."""
@@ -789,14 +803,15 @@ class ControlAPI:
         body = read_json(request, schemas.CREATE_SNAPSHOT)
         dataset_id = UUID(body["dataset_id"])
         snapshot_id = self._new_uuid()
-        name = body.get("name") or snap.default_name(
-            snapshot_id, await self._store.dataset(dataset_id)
-        )
+        source = await self._store.dataset(dataset_id)
+        name = body.get("name") or snap.default_name(snapshot_id, source)
         # The node in charge is the source's primary: the store's rule fills it in.
         asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), node=dataset_id)
         stored, created, generation = await self._store.create_snapshot(
             asked, if_tag(request), now=self._now(), actor=actor_of(request)
         )
+        if created:  # else the generation is another write's
+            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, snapshot_to_json(stored), code, tag_for(generation))
@@ -814,9 +829,13 @@ class ControlAPI:
     async def delete_snapshot(self, request: Request, snapshot_id: str) -> bytes:
         """Mark a snapshot deleted; its node destroys it. Restored datasets are untouched."""
         uuid = path_uuid(snapshot_id, "snapshot id")
+        before = await self._store.snapshot(uuid)
         stored, generation = await self._store.delete_snapshot(
             uuid, if_tag(request), self._now(), actor=actor_of(request)
         )
+        if stored != before:  # else the generation is another write's
+            source = await self._store.dataset(stored.dataset_id)
+            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
 
@@ -998,15 +1017,6 @@ class ControlAPI:
     async def delete_class(self, request: Request, name: str) -> bytes:
         """Delete a storage class no live dataset names."""
         return await class_routes.delete_class(self._store, request, name, self._now())
-
-
-def _report_and_versions(
-    store: Any, report: NodeState, identity: str | None
-) -> tuple[bool, Versions]:
-    """Record a report, then read both counters: one trip to the store's threads (a
-    heartbeat is most of what 1,000 nodes send)."""
-    changed = store.report_state(report, identity)
-    return changed, store.versions()
 
 
 def _with_clones_to_make(

@@ -46,7 +46,7 @@ from control.metrics_http import MetricsResource, TimedResource
 from control.model import Dataset, NodeState
 from control.reactor import ReactorTime
 from control.runners import Runner
-from control.store.interface import Created, NewDataset, Store
+from control.store.interface import Created, NewDataset, ReportAnswer, Reported, Store
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -212,6 +212,21 @@ class MeteredStore:
             else:
                 self._metrics.writes.labels("create_dataset", "ok").inc()
                 self._wrote("create_dataset", (new.dataset,), answer)
+        return answers
+
+    def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
+        """The wrapped store's group of reports, each counted as one ``report_state``."""
+        try:
+            answers = self.store.report_states(reports)
+        except Exception:
+            self._metrics.writes.labels("report_state", "failed").inc(len(reports))
+            raise
+        for (report, _), answer in zip(reports, answers, strict=True):
+            if isinstance(answer, ShoalError):
+                self._metrics.writes.labels("report_state", "refused").inc()
+            else:
+                self._metrics.writes.labels("report_state", "ok").inc()
+                self._wrote("report_state", (report,), answer)
         return answers
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:

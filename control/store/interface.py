@@ -47,6 +47,13 @@ Created = tuple[Dataset, int] | ShoalError | Exception
 """The answer to one :class:`NewDataset`: the dataset stored and its generation, or
 the refusal, or (a bug) the exception that failed it alone."""
 
+Reported = tuple[NodeState, str | None]
+"""One report of a group (:meth:`Store.report_states`): the report and the identity that
+sent it, as :meth:`Store.report_state` takes them."""
+
+ReportAnswer = bool | ShoalError
+"""The answer to one :data:`Reported`: whether its observation changed, or its refusal."""
+
 
 @frozen
 class NodeDatasets:
@@ -361,6 +368,21 @@ class Store(Protocol):
         :func:`control.rules.check_report` refuses (another certificate than
         ``identity`` registered the node, a stale era or generation, a path
         outside the node's mount root); a refused report records nothing.
+        """
+        ...
+
+    def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
+        """Several :meth:`report_state`, in order, as if one after another (group commit).
+
+        Each is answered alone, in order: whether its observation changed, or
+        the :class:`~control.errors.ShoalError` refusing it (which records
+        nothing and does not stop the others); a later report of the same node
+        is judged against the earlier one. Those recorded are committed
+        together before this returns, and the purges and settling a report
+        allows are done once for the group; a failure of the database
+        (:class:`~control.errors.Unavailable`) raises and records none.
+        A report that repeats its node's last observation may be kept in
+        memory with the heartbeats (:meth:`flush_seen`) instead of written.
         """
         ...
 

@@ -42,7 +42,7 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
-from control.store.interface import Created, NewDataset, NodeDatasets
+from control.store.interface import Created, NewDataset, NodeDatasets, ReportAnswer, Reported
 from control.store.rows import listing_fragment
 
 
@@ -535,6 +535,17 @@ class MemoryStore:
                 self._nodes[node.uuid] = evolve(node, last_seen=report.reported_at)
             self._purge()
             return changed
+
+    def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
+        """Several reports, in order, each answered alone (:meth:`Store.report_states`)."""
+        answers: list[ReportAnswer] = []
+        with self._lock:
+            for report, identity in reports:
+                try:
+                    answers.append(self.report_state(report, identity))
+                except ShoalError as refusal:
+                    answers.append(refusal)
+        return answers
 
     def _purge(self) -> None:
         reports = list(self._reports.values())

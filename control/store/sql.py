@@ -14,9 +14,10 @@ from the database, so several processes may share the database safely.
 from __future__ import annotations
 
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
-from functools import partial
+from functools import partial, reduce
 from typing import Any
 from uuid import UUID
 
@@ -34,7 +35,7 @@ from control import rules
 from control import snapshot_events as sev
 from control import snapshots as snap
 from control.classes import StorageClass
-from control.errors import NotFound, ShoalError, Unavailable
+from control.errors import ShoalError, Unavailable
 from control.events import EventQuery, EventRetention
 from control.model import (
     ClusterState,
@@ -53,10 +54,11 @@ from control.store import class_records as cq
 from control.store import creates as cr
 from control.store import eventlog
 from control.store import queries as q
+from control.store import report_writes as rw
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
-from control.store.interface import Created, NewDataset, NodeDatasets
+from control.store.interface import Created, NewDataset, NodeDatasets, ReportAnswer, Reported
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
 from control.store.seen import Seen, SeenLog
@@ -94,6 +96,9 @@ class SQLStore:
         :meth:`flush_seen` (:mod:`control.store.seen`)."""
         self._quiet: tuple[int, int] | None = None
         """The counters at which a report last found nothing to purge or settle."""
+        self._idle: int | None = None
+        """A generation at which no deleted dataset and no unsettled snapshot existed."""
+        self._paths = rw.PathsChecked()
         self._url = url
         self._engine = make_engine(url)
         self._cache = SnapshotCache() if snapshots is None else snapshots
@@ -759,38 +764,57 @@ class SQLStore:
 
     def report_state(self, report: NodeState, identity: str | None = None) -> bool:
         """Record a node's report, mark it seen, and purge what deletion allows."""
-        if self._heartbeat(report, identity):
-            return False
+        answer = self.report_states([(report, identity)])[0]
+        if isinstance(answer, ShoalError):
+            raise answer
+        return answer
+
+    def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
+        """Several reports, in order, each answered alone; those not taken in memory as
+        heartbeats are written in one transaction (:mod:`control.store.report_writes`)."""
+        found: dict[int, tuple[NodeState, frozenset[UUID] | None]] = {}
+        answers: dict[int, ReportAnswer] = self._heartbeats(reports, found)
+        rest = [index for index in range(len(reports)) if index not in answers]
+        if rest:
+            written = self._write_reports([reports[index] for index in rest], found)
+            answers.update(zip(rest, written, strict=True))
+        return [answers[index] for index in range(len(reports))]
+
+    def _write_reports(
+        self, reports: Sequence[Reported],
+        found: Mapping[int, tuple[NodeState, frozenset[UUID] | None]],
+    ) -> list[ReportAnswer]:
+        """Judge and write ``reports`` in one transaction, then purge and settle once."""
         with self._write() as (connection, generation, state_version):
-            node = q.get_node(connection, report.node_uuid)
-            if node is None:
-                raise NotFound(
-                    f"Node {report.node_uuid} has not registered; its agent must register first."
-                )
-            old = self._last_report(connection, report.node_uuid, state_version)
-            rules.check_report(node, old, report, generation, identity)
-            changed = old is None or not old.same_observation(report)
-            if changed:
-                q.put_report(connection, report, exists=old is not None)
-            else:  # only when it was sent moved: the rest of the row is the same
-                q.touch_report(connection, report.node_uuid, report.reported_at)
-            if changed:
-                at = report.reported_at if report.reported_at is not None else 0.0
-                eventlog.append(connection, ev.report_events(old, report, at), self._retention)
-            if report.reported_at is not None:
-                q.mark_seen(connection, report.node_uuid, report.reported_at)
+            group, stored, latest = rw.judge_reports(
+                reports,
+                generation,
+                lambda uuid: self._current_node(connection, uuid, state_version),
+                lambda uuid: self._last_report(connection, uuid, state_version),
+                self._paths,
+                found,
+            )
+            if not latest:
+                return group.answers
+            rw.write_reports(connection, stored, latest, group)
+            if group.events:
+                eventlog.append(connection, group.events, self._retention)
+            changed = bool(group.changed)
             settled = self._settle_snapshots(connection)
             purged = _purge(connection)
             bump = bool(purged) or settled
             if changed or bump:
                 q.write_counters(connection, generation + bump, state_version + changed)
         if changed:
-            self._state_cache.advance(state_version, lambda s: with_report(s, report))
+            reports_now = group.changed.values()
+            self._state_cache.advance(
+                state_version, lambda s: reduce(with_report, reports_now, s)
+            )
         if bump:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         else:
             self._quiet = (generation, state_version + changed)
-        return changed
+        return group.answers
 
     def _last_report(
         self, connection: Connection, node_uuid: UUID, state_version: int
@@ -805,27 +829,68 @@ class SQLStore:
         if cached is None:
             return q.get_report(connection, node_uuid)
         return cached.reports.get(node_uuid)
-    def _heartbeat(self, report: NodeState, identity: str | None) -> bool:
-        """Take a report that says nothing new in memory (:mod:`control.store.seen`), if
-        nothing changed since a report last found nothing to purge or settle; whether it did.
+    def _heartbeats(
+        self, reports: Sequence[Reported],
+        found: dict[int, tuple[NodeState, frozenset[UUID] | None]],
+    ) -> dict[int, ReportAnswer]:
+        """Take the reports that say nothing new in memory (:mod:`control.store.seen`), when
+        nothing is left for a report to purge or settle (:meth:`_quiet_at`): their answers
+        (``False``, or the refusal a written one would get), by index.
 
-        The same checks refuse it as a written one; anything else goes to the database.
+        One read for the group; anything else goes to the database, and so do all the
+        reports of a node that sent more than one (they are judged in order there).
+        What it finds changed in each report's datasets goes into ``found``, by ``id(report)``.
         """
         seen = self._seen
-        if seen is None or not seen.healthy or report.reported_at is None:
-            return False
+        if seen is None or not seen.healthy:
+            return {}
+        count = Counter(report.node_uuid for report, _ in reports)
+        asked = [
+            (index, report, identity)
+            for index, (report, identity) in enumerate(reports)
+            if report.reported_at is not None and count[report.node_uuid] == 1
+        ]
+        if not asked:
+            return {}
         with self._read() as connection:
             generation, state_version = q.read_counters(connection)
-            if self._quiet != (generation, state_version):
-                return False
-            node = self._current_node(connection, report.node_uuid, state_version)
-            old = self._last_report(connection, report.node_uuid, state_version)
-        if node is None or old is None:
+            if not self._quiet_at(connection, generation, state_version):
+                return {}
+            read = [
+                (
+                    index, report, identity,
+                    self._current_node(connection, report.node_uuid, state_version),
+                    self._last_report(connection, report.node_uuid, state_version),
+                )
+                for index, report, identity in asked
+            ]
+        taken: dict[int, ReportAnswer] = {}
+        for index, report, identity, node, old in read:
+            if node is None or old is None:
+                continue
+            changes = rw.dataset_changes(old, report)
+            found[id(report)] = (old, changes)
+            try:
+                self._paths.check(node, old, report, generation, identity, changes)
+            except ShoalError as refusal:
+                taken[index] = refusal
+                continue
+            if rw.same_observation(old, report, changes):
+                self._paths.passed(node, old.datasets)
+                assert report.reported_at is not None
+                seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
+                taken[index] = False
+        return taken
+
+    def _quiet_at(self, connection: Connection, generation: int, state_version: int) -> bool:
+        """Whether a report repeating its node's last one has nothing to purge or settle at
+        these counters: a report found nothing at them, or nothing is left to purge or
+        settle at this generation (kept: only configuration writes add any)."""
+        if self._quiet == (generation, state_version) or self._idle == generation:
+            return True
+        if not rw.quiet(connection):
             return False
-        rules.check_report(node, old, report, generation, identity)
-        if not old.same_observation(report):
-            return False
-        seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
+        self._idle = generation
         return True
 
     def _registered_again(self, node: Node) -> Node | None:

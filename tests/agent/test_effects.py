@@ -18,7 +18,7 @@ from agent.changes import (
     UnmountFilesystem,
 )
 from agent.discovery import DiscoveredState, classify, local_state_to_report, with_snapshots
-from agent.effects import AttachedMount, after_changes, all_known
+from agent.effects import AttachedMount, after_changes, all_known, reported_after
 from agent.fs.interface import FilesystemInfo, Mount
 from control.model import DatasetState, VolumeStatus
 
@@ -151,3 +151,14 @@ def test_attach_and_mount_in_one_pass_is_all_known() -> None:
     mounted = AttachedMount(DEVICE, FilesystemInfo("ext4", 64 * MiB))
     assert all_known(local, both, [(mount, mounted)])
     assert not all_known(local, both, [(mount, None)])
+
+
+def test_only_a_pass_that_only_snapshots_reports_after_acting() -> None:
+    """A pass whose every action is a snapshot reports once, after acting; a pass doing
+    anything else, or nothing, reports its observation while it acts."""
+    snap = CreateSnapshot(D, "s1", "b1", "/m")
+    other = CreateSnapshot(UUID(int=8), "s2", "b2", None)
+    assert reported_after(snap)
+    assert reported_after(Sequentially([snap, other]))
+    assert not reported_after(Sequentially([snap, UnmountFilesystem(D, "/m")]))
+    assert not reported_after(Sequentially([]))

@@ -1,12 +1,13 @@
 """Tests for the executor: running change trees against the fakes."""
 
+import time
 from uuid import UUID
 
 import pytest
 from structlog.testing import capture_logs
 
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
-from agent.backends.interface import UnattachedVolume, UnknownVolume
+from agent.backends.interface import QuiescedSnapshotsAPI, UnattachedVolume, UnknownVolume
 from agent.changes import (
     AttachVolume,
     CloneVolume,
@@ -29,7 +30,7 @@ from agent.changes import (
 from agent.effects import AttachedMount
 from agent.executor import ChangeFailed, Executor
 from agent.fs.fake import FakeFilesystems
-from agent.fs.interface import DeviceInUse, FilesystemInfo
+from agent.fs.interface import DeviceInUse, FilesystemError, FilesystemInfo
 from control.runners import synchronous_runner
 
 CLUSTER = UUID(int=99)
@@ -183,8 +184,9 @@ def _mounted(ex, dataset_id):
     return volume, path
 
 
-class FreezeWatcher:
-    """A backend that records whether ``path`` was frozen during each copy."""
+class PlainFreezeWatcher:
+    """A backend that records whether ``path`` was frozen during each copy (and does not call
+    back for the instant of a snapshot's copy)."""
 
     def __init__(self, backend, filesystems, path):
         self.backend, self.filesystems, self.path, self.seen = backend, filesystems, path, []
@@ -200,15 +202,42 @@ class FreezeWatcher:
         return self.backend.clone_volume(*args)
 
     def __getattr__(self, name):
+        if name == "create_snapshot_quiesced":
+            raise AttributeError(name)
         return getattr(self.backend, name)
 
 
-def test_snapshot_and_clone_freeze_the_mounted_source(storage):
-    """A snapshot or clone of a mounted source copies it frozen, and leaves it thawed."""
+class FreezeWatcher(PlainFreezeWatcher):
+    """A :class:`PlainFreezeWatcher` that calls back for the copy, recording inside it."""
+
+    def create_snapshot_quiesced(self, blockdevice_id, snapshot_id, quiesce):
+        """Snapshot, recording inside the backend's copy."""
+
+        def copying(copy):
+            return quiesce(lambda: (self.seen.append(self.filesystems.is_frozen(self.path)),
+                                    copy())[1])
+
+        return self.backend.create_snapshot_quiesced(blockdevice_id, snapshot_id, copying)
+
+
+class SlowFreeze(FakeFilesystems):
+    """Fake filesystems whose freeze takes a while, as the kernel's does (RCU grace periods)."""
+
+    def freeze(self, path):
+        """Freeze after a pause."""
+        time.sleep(0.05)
+        super().freeze(path)
+
+
+@pytest.mark.parametrize("watching", [FreezeWatcher, PlainFreezeWatcher])
+def test_snapshot_and_clone_freeze_the_mounted_source(storage, watching):
+    """A snapshot or clone of a mounted source copies it frozen, and leaves it thawed, whether
+    the backend calls back for the copy (the freeze made alongside its checks) or not."""
     volume, path = _mounted(executor(storage), D)
-    fs = FakeFilesystems(storage, "i-1")
+    fs = SlowFreeze(storage, "i-1")
     fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
-    watcher = FreezeWatcher(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, path)
+    watcher = watching(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, path)
+    assert isinstance(watcher, QuiescedSnapshotsAPI) == (watching is FreezeWatcher)
     ex = Executor(watcher, fs, synchronous_runner)
     assert result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path))) is None
     assert result_of(ex.run(CloneVolume(E, volume.blockdevice_id, SIZE, path))) is None
@@ -225,6 +254,37 @@ def test_failed_snapshot_thaws(storage):
     storage.inject_failure("create_snapshot", OSError(5, "I/O error"))
     failed = result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path)))
     assert isinstance(failed, ChangeFailed)
+    assert not ex.filesystems.is_frozen(path)
+
+
+class FrozenElsewhere(FakeFilesystems):
+    """Fake filesystems whose freeze fails: someone else froze the filesystem."""
+
+    def freeze(self, path):
+        """Refuse, as FIFREEZE does (EBUSY) on a frozen filesystem."""
+        raise FilesystemError(f"Cannot freeze {path}: Device or resource busy")
+
+
+def test_snapshot_whose_freeze_fails_copies_nothing(storage):
+    """When the freeze started alongside the backend's checks fails, no snapshot is made and
+    the change fails with the freeze's error."""
+    volume, path = _mounted(executor(storage), D)
+    fs = FrozenElsewhere(storage, "i-1")
+    fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
+    ex = Executor(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, synchronous_runner)
+    failed = result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path)))
+    assert isinstance(failed, ChangeFailed)
+    assert "Device or resource busy" in str(failed.failures[0][1])
+    assert ex.backend.list_snapshots() == []
+
+
+def test_existing_snapshot_is_returned_and_thawed(storage):
+    """Making a snapshot that exists already returns it without a copy, and thaws the source."""
+    ex = executor(storage)
+    volume, path = _mounted(ex, D)
+    made = ex.backend.create_snapshot(volume.blockdevice_id, "s1")
+    assert result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path))) is None
+    assert ex.backend.list_snapshots() == [made]
     assert not ex.filesystems.is_frozen(path)
 
 

@@ -174,3 +174,35 @@ def test_snapshot_is_ready_after_the_pass_that_made_it(
     made = cluster.store.snapshot(record.snapshot_id)
     assert made is not None and made.ready and made.size == MINIMUM_DATASET_SIZE
     assert actions(cluster.pass_node(0)) == []
+
+
+def test_snapshot_pass_reports_once_after_the_snapshot(
+    cluster: SimulatedCluster
+) -> None:
+    """The pass that makes a snapshot sends one report, once it is made (none while the
+    filesystem is frozen): the state moves on by one, to the report listing the snapshot."""
+    source = cluster.create(0)
+    cluster.converge(10)
+    record = snapshot_of(cluster, source)
+    before = cluster.store.versions()
+    assert [type(c).__name__ for c in actions(cluster.pass_node(0))] == ["CreateSnapshot"]
+    assert cluster.store.versions().state == before.state + 1
+    report = cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid]
+    assert report.generation == before.configuration
+    made = cluster.store.snapshot(record.snapshot_id)
+    assert made is not None and made.ready
+
+
+def test_failed_snapshot_pass_still_reports_its_observation(
+    cluster: SimulatedCluster
+) -> None:
+    """A snapshot pass whose snapshot fails still reports its observation (at the generation
+    it fetched), once the action failed (the failure itself is reported by the next pass)."""
+    source = cluster.create(0)
+    cluster.converge(10)
+    cluster.storage.inject_failure("create_snapshot", OSError(5, "I/O error"))
+    snapshot_of(cluster, source)
+    generation = cluster.store.versions().configuration
+    cluster.pass_node(0)
+    report = cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid]
+    assert report.generation == generation

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID
 
@@ -39,6 +40,13 @@ SNAPSHOT_METHOD = "rbd-snapshot"
 def _snapshot_size(opened: Any, name: str) -> int | None:
     """The size of the open image's snapshot ``name``, or ``None`` if it has none."""
     return next((int(s["size"]) for s in opened.list_snaps() if s["name"] == name), None)
+
+
+def _create_snap(opened: Any, name: str) -> None:
+    """Make the open image's snapshot ``name`` (there already: nothing to do)."""
+    _, rbd = bindings.load()
+    with contextlib.suppress(rbd.ImageExists):
+        opened.create_snap(name)
 
 
 class RbdSnapshots:
@@ -122,6 +130,17 @@ class RbdSnapshots:
         One open of the image; the id's record (:mod:`~agent.backends.rbd.snapids`), not a
         listing of every image, says whether another volume has the id already.
         """
+        return self.create_snapshot_quiesced(blockdevice_id, snapshot_id, lambda copy: copy())
+
+    def create_snapshot_quiesced(
+        self,
+        blockdevice_id: str,
+        snapshot_id: str,
+        quiesce: Callable[[Callable[[], Any]], Any],
+    ) -> BlockDeviceSnapshot:
+        """:meth:`create_snapshot`, with ``quiesce`` around ``create_snap`` alone: the image's
+        open, the id's record and the capacity check run while the caller's freeze is made
+        (:class:`~agent.backends.interface.QuiescedSnapshotsAPI`)."""
         if not naming.valid_snapshot_id(snapshot_id):
             raise BackendError(
                 f"{snapshot_id!r} cannot name a snapshot: use letters, digits, '.', ':', '-'."
@@ -149,8 +168,7 @@ class RbdSnapshots:
                     )
                 with capacity.locked(self.session, self.pause):
                     self._reserve(opened.size())
-                    with contextlib.suppress(rbd.ImageExists):
-                        opened.create_snap(name)
+                    quiesce(lambda: _create_snap(opened, name))
                 made = _snapshot_size(opened, name)
                 if made is None:
                     raise BackendError(f"Snapshot {name} of image {image} vanished once made.")

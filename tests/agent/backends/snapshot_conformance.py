@@ -19,14 +19,21 @@ from agent.backends.interface import (
     BlockDeviceAPI,
     BlockDeviceVolume,
     InsufficientCapacity,
+    QuiescedSnapshotsAPI,
     UnknownSnapshot,
     UnknownVolume,
+    quiesced_snapshots,
 )
 
 MiB = 2**20
 MakeAPI = Callable[[UUID, str], BlockDeviceAPI]
 OFFSET = 4096
 """Where the markers are written in a volume."""
+QUIESCE_CASES = (
+    "test_quiesced_snapshot_copies_inside_quiesce",
+    "test_quiesced_snapshot_idempotent_without_quiesce",
+    "test_quiesce_failing_makes_no_snapshot",
+)
 
 
 def _sorted(volumes: list[BlockDeviceVolume]) -> list[BlockDeviceVolume]:
@@ -34,7 +41,23 @@ def _sorted(volumes: list[BlockDeviceVolume]) -> list[BlockDeviceVolume]:
 
 
 class SnapshotConformance:
-    """Tests of the snapshot, clone and resize promises; needs ``api`` and ``other``."""
+    """Tests of the snapshot, clone and resize promises; needs ``api`` and ``other``.
+
+    A backend that calls back for the instant of a snapshot's copy
+    (:class:`~agent.backends.interface.QuiescedSnapshotsAPI`) declares it with
+    :attr:`QUIESCED_SNAPSHOTS` and passes the ``quiesce`` cases; one that does not
+    passes only the declaration case (the others are not collected).
+    """
+
+    QUIESCED_SNAPSHOTS = False
+    """Whether the backend has ``create_snapshot_quiesced``."""
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        """Collect the ``quiesce`` cases only for a backend that declares the method."""
+        super().__init_subclass__(**kwargs)
+        if not cls.QUIESCED_SNAPSHOTS:
+            for name in QUIESCE_CASES:
+                setattr(cls, name, None)
 
     def write_data(
         self, api: BlockDeviceAPI, blockdevice_id: str, offset: int, data: bytes
@@ -122,6 +145,67 @@ class SnapshotConformance:
         assert self._marker(api, source) == b"after!!!"
         again = api.create_volume_from_snapshot(uuid4(), snapshot.snapshot_id, source.size)
         assert self._marker(api, again) == b"before!!"
+
+    def test_declares_quiesced_snapshots(self, api: BlockDeviceAPI) -> None:
+        """The backend has ``create_snapshot_quiesced`` exactly when its test declares it."""
+        assert quiesced_snapshots(api) == self.QUIESCED_SNAPSHOTS
+
+    def _quiesced(self, api: BlockDeviceAPI) -> QuiescedSnapshotsAPI:
+        assert isinstance(api, QuiescedSnapshotsAPI)
+        return api
+
+    def test_quiesced_snapshot_copies_inside_quiesce(self, api: BlockDeviceAPI) -> None:
+        """``quiesce`` is called once, and the copy is made inside it: a write before the copy
+        (in ``quiesce``) is in the snapshot, one after it is not."""
+        quiesced = self._quiesced(api)
+        source = self._volume(api)
+        self.write_data(api, source.blockdevice_id, OFFSET, b"before!!")
+        calls = []
+
+        def quiesce(copy: Callable[[], object]) -> object:
+            calls.append(1)
+            self.write_data(api, source.blockdevice_id, OFFSET, b"frozen!!")
+            made = copy()
+            self.write_data(api, source.blockdevice_id, OFFSET, b"thawed!!")
+            return made
+
+        snapshot = quiesced.create_snapshot_quiesced(
+            source.blockdevice_id, str(uuid4()), quiesce
+        )
+        assert calls == [1]
+        assert api.list_snapshots() == [snapshot]
+        restored = api.create_volume_from_snapshot(uuid4(), snapshot.snapshot_id, source.size)
+        assert self._marker(api, restored) == b"frozen!!"
+
+    def test_quiesced_snapshot_idempotent_without_quiesce(self, api: BlockDeviceAPI) -> None:
+        """An existing snapshot is returned without a call to ``quiesce`` (no freeze needed)."""
+        quiesced = self._quiesced(api)
+        source = self._volume(api)
+        first = api.create_snapshot(source.blockdevice_id, str(uuid4()))
+
+        def quiesce(copy: Callable[[], object]) -> object:
+            raise AssertionError("quiesce was called for an existing snapshot")
+
+        again = quiesced.create_snapshot_quiesced(
+            source.blockdevice_id, first.snapshot_id, quiesce
+        )
+        assert again == first
+
+    def test_quiesce_failing_makes_no_snapshot(self, api: BlockDeviceAPI) -> None:
+        """A ``quiesce`` that cannot freeze (raises without copying) leaves no snapshot, and
+        the same id can be made afterwards."""
+        quiesced = self._quiesced(api)
+        source = self._volume(api)
+        snapshot_id = str(uuid4())
+
+        def quiesce(copy: Callable[[], object]) -> object:
+            raise BackendError("cannot freeze")
+
+        with pytest.raises(BackendError, match="cannot freeze"):
+            quiesced.create_snapshot_quiesced(source.blockdevice_id, snapshot_id, quiesce)
+        assert api.list_snapshots() == []
+        made = api.create_snapshot(source.blockdevice_id, snapshot_id)
+        assert api.list_snapshots() == [made]
 
     def test_snapshot_outlives_source(self, api: BlockDeviceAPI) -> None:
         """Destroying the source volume keeps its snapshots, which restore as before."""

@@ -17,6 +17,8 @@ RAW = ".raw"
 class TestFakeConformance(BlockDeviceAPIConformance):
     """FakeBlockDeviceAPI over one shared FakeStorage."""
 
+    QUIESCED_SNAPSHOTS = True
+
     @pytest.fixture
     def make_api(self) -> MakeAPI:
         """Fake backends sharing one storage."""

@@ -170,3 +170,55 @@ def test_bad_targets_are_refused() -> None:
     h = _cluster()
     for query in ["node=nope", "datasets=1,2", f"node={NODE_A}&node={NODE_B}"]:
         assert h.call("GET", f"{WATCH}?{query}").code == 400, query
+
+
+def _watches(h: Harness) -> dict[str, list[Any]]:
+    """A watch of each node (and an untargeted one) from the current generation."""
+    generation = h.memory.versions().configuration
+    watches = {
+        name: _fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
+                             f"&timeout=60{query}"))
+        for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
+                            ("c", f"&node={NODE_C}&datasets={DATASET_1}"), ("all", "")]
+    }
+    h.client.flush()
+    assert not any(watches.values())
+    return watches
+
+
+def test_a_snapshot_wakes_only_its_primary() -> None:
+    """Asking for a snapshot of A's dataset wakes A's watch (A makes it) and the untargeted
+    one, not B's, nor C's though C watches the dataset."""
+    h = _cluster()
+    h.create(dataset_id=str(DATASET_1), primary=NODE_A)
+    watches = _watches(h)
+    answer = h.call("POST", "/v1/shoal/snapshots", {"dataset_id": str(DATASET_1)})
+    assert answer.code == 201
+    h.client.flush()
+    assert sorted(name for name, seen in watches.items() if seen) == ["a", "all"]
+
+
+def test_a_snapshot_delete_wakes_only_the_node_in_charge() -> None:
+    """Deleting a snapshot wakes the node that destroys it (its source's primary) only."""
+    h = _cluster()
+    h.create(dataset_id=str(DATASET_1), primary=NODE_B)
+    snapshot = h.call("POST", "/v1/shoal/snapshots", {"dataset_id": str(DATASET_1)}).body
+    watches = _watches(h)
+    answer = h.call("DELETE", f"/v1/shoal/snapshots/{snapshot['snapshot_id']}")
+    assert answer.code == 200
+    h.client.flush()
+    assert sorted(name for name, seen in watches.items() if seen) == ["all", "b"]
+
+
+def test_a_snapshot_of_a_gone_node_wakes_the_live_node_taking_over() -> None:
+    """When the recorded node is not live, the node in charge instead (the first live one
+    by uuid, the source's primary being gone) is woken, not the gone node only."""
+    h = _cluster()
+    h.create(dataset_id=str(DATASET_1), primary=NODE_A)
+    h.clock.advance(3600)  # every node's last report is long past: none is live
+    h.register(NODE_C, host="10.0.0.3")
+    watches = _watches(h)
+    assert h.call("POST", "/v1/shoal/snapshots", {"dataset_id": str(DATASET_1)}).code == 201
+    h.client.flush()
+    assert sorted(name for name, seen in watches.items() if seen) == ["all", "c"]
+

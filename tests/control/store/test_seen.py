@@ -16,6 +16,7 @@ from control.store.seen import Seen, SeenLog
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, StoreConformance, add_dataset, add_node, report
 from tests.control.store.failover_conformance import FailoverConformance
+from tests.control.store.report_conformance import ReportGroupConformance
 
 
 @pytest.fixture
@@ -36,7 +37,7 @@ def open_fast(sql_url: str) -> Iterator[Callable[..., SQLStore]]:
         store.close()
 
 
-class TestHeartbeatsInMemory(StoreConformance, FailoverConformance):
+class TestHeartbeatsInMemory(StoreConformance, FailoverConformance, ReportGroupConformance):
     """The SQL store keeping heartbeats in memory still keeps the Store contract."""
 
     @pytest.fixture

@@ -33,6 +33,8 @@ def _image_io(api: BlockDeviceAPI, blockdevice_id: str, action: Any) -> Any:
 class TestRbdConformance(BlockDeviceAPIConformance):
     """RbdBlockDeviceAPI (rbd-fuse and loop devices) on the session's Ceph cluster."""
 
+    QUIESCED_SNAPSHOTS = True
+
     READ_ONLY_MANY = False
     """Not yet: a reader's rbd-fuse or krbd mapping would be a second watcher, which the
     one-writer rules refuse (docs/backends.md); readers on rbd are refused (409)."""

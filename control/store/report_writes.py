@@ -1,0 +1,266 @@
+"""
+State reports written a group at a time, each writing only what changed: :func:`write_reports`.
+
+:meth:`~control.store.sql.SQLStore.report_states` stores the reports that
+arrived together (:class:`~control.api.group.GroupCommit`) in one
+transaction: one commit (an fsync on SQLite) for the group instead of one per
+report, which is what 1,000 agents reporting during concurrent moves queued on
+(issue 16). Each report is still judged alone and in order by the same rule
+(:func:`control.rules.check_report`), against its node's report as stored or as
+an earlier report of the group left it, so it gets the answer it would have got
+alone, and a refused one records nothing.
+
+Only what changed is written: a node whose reports repeat its last observation
+moves two times (:func:`control.store.queries.flush_seen`, for the whole group
+in two statements); a changed report updates only the columns whose facts
+differ from the stored report's (:func:`changed_columns`), so an agent that
+only acknowledges a new generation does not re-encode its 2,000 datasets.
+
+:func:`quiet` says whether a report that repeats the last one can be kept in
+memory (:mod:`control.store.seen`) instead: when no deleted dataset and no
+unsettled snapshot exists, no report (written or not) has anything to purge or
+settle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+from uuid import UUID
+
+from attrs import evolve, frozen
+from pyrsistent import PMap
+from sqlalchemy import Connection, exists, select, update
+
+from control import events as ev
+from control import rules
+from control.errors import NotFound, ShoalError
+from control.model import Event, Node, NodeState
+from control.store import queries as q
+from control.store import rows
+from control.store.interface import ReportAnswer, Reported
+from control.store.tables import datasets, node_states, snapshots
+
+_ANY_DELETED = select(exists().where(datasets.c.deleted == True))  # noqa: E712
+_ANY_UNSETTLED = select(
+    exists().where((snapshots.c.ready == False) | (snapshots.c.deleted == True))  # noqa: E712
+)
+"""Whether anything is left for a report to purge or settle, built once."""
+
+
+def quiet(connection: Connection) -> bool:
+    """Whether no deleted dataset and no unsettled snapshot exists: no report can purge or
+    settle anything (both appear only by configuration writes, which move the generation)."""
+    return not connection.execute(_ANY_DELETED).scalar() and not connection.execute(
+        _ANY_UNSETTLED
+    ).scalar()
+
+
+@frozen
+class Group:
+    """What a group of reports did: each one's answer, each changed node's newest report
+    (as now stored, but for its ``reported_at``), and the events they made."""
+
+    answers: list[ReportAnswer]
+    changed: dict[UUID, NodeState]
+    events: list[Event]
+    changes: dict[UUID, frozenset[UUID] | None]
+    """Each changed node's :func:`dataset_changes` from its stored report, where known."""
+
+
+def judge_reports(
+    reports: Sequence[Reported],
+    generation: int,
+    node_of: Callable[[UUID], Node | None],
+    last_of: Callable[[UUID], NodeState | None],
+    checked: PathsChecked,
+    found_changes: Mapping[int, tuple[NodeState, frozenset[UUID] | None]] | None = None,
+) -> tuple[Group, dict[UUID, NodeState | None], dict[UUID, NodeState]]:
+    """Judge ``reports`` in order against the configuration at ``generation`` (pure but for
+    the lookups): the group, each accepted node's report as stored before it, and each
+    accepted node's newest report. ``found_changes``: :func:`dataset_changes` already
+    found, by ``id(report)``: the report it was found against and what it found."""
+    answers: list[ReportAnswer] = []
+    stored: dict[UUID, NodeState | None] = {}
+    latest: dict[UUID, NodeState] = {}
+    changed: dict[UUID, NodeState] = {}
+    found: list[Event] = []
+    diffs: dict[UUID, frozenset[UUID] | None] = {}
+    for report, identity in reports:
+        uuid = report.node_uuid
+        try:
+            node = node_of(uuid)
+            if node is None:
+                raise NotFound(f"Node {uuid} has not registered; its agent must register first.")
+            before = stored[uuid] if uuid in stored else last_of(uuid)
+            old = latest.get(uuid, before)
+            known = None if found_changes is None else found_changes.get(id(report))
+            changes = known[1] if known is not None and known[0] is old else dataset_changes(
+                old, report
+            )
+            checked.check(node, old, report, generation, identity, changes)
+        except ShoalError as refusal:
+            answers.append(refusal)
+            continue
+        checked.passed(node, report.datasets)
+        stored.setdefault(uuid, before)
+        fresh = old is None or not same_observation(old, report, changes)
+        if fresh:
+            at = report.reported_at if report.reported_at is not None else 0.0
+            found.extend(report_events(old, report, changes, at))
+            changed[uuid] = report
+            if uuid in latest:
+                diffs.pop(uuid, None)  # a second change: found again when written
+            else:
+                diffs[uuid] = changes
+        elif uuid in changed:
+            changed[uuid] = report  # the same facts, sent later
+        latest[uuid] = report
+        answers.append(fresh)
+    return Group(answers, changed, found, diffs), stored, latest
+
+
+_MISSING = object()
+
+
+def dataset_changes(old: NodeState | None, new: NodeState) -> frozenset[UUID] | None:
+    """The ids of the datasets whose state ``new`` reports differently from ``old`` (added,
+    changed or gone), in one pass over ``new``'s; ``None`` when there is no ``old``.
+
+    A report decoded from a body repeating the last one shares its states (or all of its
+    datasets), so most entries are the same object (:mod:`control.api.reports`)."""
+    if old is None:
+        return None
+    before, after = old.datasets, new.datasets
+    if before is after:
+        return frozenset()
+    get = before.get
+    differ = []
+    kept = 0  # the datasets of ``old`` that ``new`` still reports, changed or not
+    for dataset_id, state in after.items():
+        was = get(dataset_id, _MISSING)
+        if was is not _MISSING:
+            kept += 1
+            if was is state or was == state:
+                continue
+        differ.append(dataset_id)
+    if kept != len(before):
+        differ.extend(dataset_id for dataset_id in before if dataset_id not in after)
+    return frozenset(differ)
+
+
+def _other_facts(report: NodeState) -> tuple[object, ...]:
+    """:meth:`~control.model.NodeState.same_observation`'s facts but the datasets."""
+    return (
+        report.era, report.generation, report.conditions, report.capacity,
+        report.capacities, report.orphans, report.snapshots,
+    )
+
+
+def same_observation(old: NodeState, new: NodeState, changes: frozenset[UUID] | None) -> bool:
+    """:meth:`~control.model.NodeState.same_observation`, given :func:`dataset_changes`."""
+    return changes is not None and not changes and _other_facts(old) == _other_facts(new)
+
+
+def _only(report: NodeState, ids: frozenset[UUID]) -> NodeState:
+    """``report`` with only the datasets ``ids`` (those it has)."""
+    datasets = report.datasets
+    return evolve(report, datasets={i: datasets[i] for i in ids if i in datasets})
+
+
+def report_events(
+    old: NodeState | None, new: NodeState, changes: frozenset[UUID] | None, at: float
+) -> list[Event]:
+    """:func:`control.events.report_events`, looking only at the datasets that changed."""
+    if old is None or changes is None:
+        return ev.report_events(old, new, at)
+    return ev.report_events(_only(old, changes), _only(new, changes), at)
+
+
+class PathsChecked:
+    """Each node's datasets whose paths were checked (:func:`control.rules.check_report`),
+    and against which mount root: a report is then checked in full only for the states
+    that changed (thread-safe: each entry is replaced whole)."""
+
+    def __init__(self) -> None:
+        self._checked: dict[UUID, tuple[str | None, PMap]] = {}
+
+    def check(
+        self, node: Node, old: NodeState | None, report: NodeState, generation: int,
+        identity: str | None, changes: frozenset[UUID] | None,
+    ) -> None:
+        """:func:`control.rules.check_report`; the paths of the states ``old`` shares with
+        ``report`` are not checked again when ``old``'s were checked against this root."""
+        kept = self._checked.get(node.uuid)
+        partial = (
+            changes is not None and old is not None and kept is not None
+            and kept[0] == node.mount_root and kept[1] is old.datasets
+        )
+        rules.check_report(
+            node, old, _only(report, changes) if partial and changes is not None else report,
+            generation, identity,
+        )
+
+    def passed(self, node: Node, datasets: PMap) -> None:
+        """A report of ``datasets`` passed :meth:`check` against ``node``'s mount root."""
+        self._checked[node.uuid] = (node.mount_root, datasets)
+
+
+def write_reports(
+    connection: Connection,
+    stored: dict[UUID, NodeState | None],
+    latest: dict[UUID, NodeState],
+    group: Group,
+) -> None:
+    """Write each node's newest report in the caller's transaction: the changed columns of
+    the changed ones, and when the others were sent; every node as seen when its newest
+    report was sent."""
+    changed = group.changed
+    for uuid, report in changed.items():
+        before = stored[uuid]
+        if before is None:
+            q.put_report(connection, report, exists=False)
+        else:
+            changes = group.changes[uuid] if uuid in group.changes else dataset_changes(
+                before, report
+            )
+            columns = changed_columns(before, report, changes)
+            connection.execute(
+                update(node_states).where(node_states.c.node_uuid == str(uuid)).values(**columns)
+            )
+    times = {
+        uuid: (report.reported_at, None if uuid in changed else report.reported_at)
+        for uuid, report in latest.items()
+        if report.reported_at is not None
+    }
+    if times:
+        q.flush_seen(connection, times)
+
+
+def changed_columns(
+    old: NodeState, new: NodeState, changes: frozenset[UUID] | None = None
+) -> dict[str, Any]:
+    """The ``node_states`` columns of ``new`` whose facts differ from ``old``'s, and when
+    ``new`` was sent (:func:`control.store.rows.node_state_row` encodes them whole)."""
+    columns: dict[str, Any] = {"reported_at": new.reported_at}
+    if new.era != old.era:
+        columns["era"] = new.era
+    if new.generation != old.generation:
+        columns["generation"] = new.generation
+    encoded = [
+        name
+        for name, same in (
+            ("datasets", not changes if changes is not None else new.datasets == old.datasets),
+            ("conditions", new.conditions == old.conditions),
+            ("capacity", new.capacity == old.capacity and new.capacities == old.capacities),
+            ("orphans", new.orphans == old.orphans),
+            ("snapshots", new.snapshots == old.snapshots),
+        )
+        if not same
+    ]
+    if encoded:
+        whole = rows.node_state_row(
+            new if "datasets" in encoded else evolve(new, datasets={})
+        )
+        columns.update({name: whole[name] for name in encoded})
+    return columns
