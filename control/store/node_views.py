@@ -74,7 +74,7 @@ class NodeViews:
             return False
         if not changed:
             return True
-        mine = snapshot.index.by_primary.get(node_uuid, _NONE)
+        mine = snapshot.index.by_primary.get(node_uuid, _NONE)  # an Ids (or none)
         return changed.isdisjoint(kept.ids) and not any(
             i in mine or i in also for i in changed
         )
