@@ -115,7 +115,7 @@ def agent_trials(cluster: LocalCluster, trials: int) -> tuple[list[float], list[
 def real_rows(table: Table, trials: int) -> list[str]:
     """Measure on loop devices; adds rows to ``table`` and returns summary lines."""
     base = tempfile.mkdtemp(prefix="shoal-bench-move-")
-    cluster = LocalCluster(base, node_timeout=30.0)
+    cluster = LocalCluster(base, node_timeout=30.0, failover_grace=None)
     try:
         raw_creates, raw_moves = raw_baseline(base, trials)
         cluster.start()

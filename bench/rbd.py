@@ -237,7 +237,8 @@ def main() -> None:
         ceph.create_pool("rbd", 64 * 2**30)
         ceph.add_client("shoal")
         os.makedirs(os.path.join(base, "rbd-agents"))
-        rbd_cluster = RbdCluster(os.path.join(base, "rbd-agents"), ceph, node_timeout=30.0)
+        rbd_cluster = RbdCluster(os.path.join(base, "rbd-agents"), ceph, node_timeout=30.0,
+                                 failover_grace=None)
         rbd_pair = tuple(
             RbdBlockDeviceAPI(cluster_id=uuid4(), instance_id=name, settings=rbd_cluster.settings,
                               run_dir=os.path.join(base, "fence-rbd-nodes"), attach_method="fuse")
@@ -251,8 +252,8 @@ def main() -> None:
         os.makedirs(pool)
         loop_pair = (LoopbackBlockDeviceAPI(pool, cluster_id, "fence-a"),
                      LoopbackBlockDeviceAPI(pool, cluster_id, "fence-b"))
-        measure("loopback", LocalCluster(loop_base, node_timeout=30.0), loop_pair, args.trials,
-                base, table, p50s)
+        loop_cluster = LocalCluster(loop_base, node_timeout=30.0, failover_grace=None)
+        measure("loopback", loop_cluster, loop_pair, args.trials, base, table, p50s)
     finally:
         clean_node(base)
         release(base)

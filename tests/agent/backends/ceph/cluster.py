@@ -9,13 +9,15 @@ from agent.backends.rbd.backend import RbdBlockDeviceAPI
 from agent.backends.rbd.devcluster import DevCluster
 from agent.backends.rbd.session import CephSettings
 from tests.agent.functional.cluster import LocalCluster
+from tests.processes import NO_FAILOVER_GRACE
 
 
 class RbdCluster(LocalCluster):
     """A control service and agents on the rbd backend (pool ``rbd``, client ``shoal``,
     rbd-fuse), each agent with its own rbd-fuse run directory."""
 
-    def __init__(self, base: str, ceph: DevCluster, node_timeout: float = 3.0) -> None:
+    def __init__(self, base: str, ceph: DevCluster, node_timeout: float = 3.0,
+                 failover_grace: float | None = NO_FAILOVER_GRACE) -> None:
         self.cluster_id = uuid4()
         self.settings = CephSettings(
             conf=ceph.conf,
@@ -28,7 +30,7 @@ class RbdCluster(LocalCluster):
             "--ceph-conf", ceph.conf, "--ceph-client", "shoal",
             "--ceph-keyring", str(self.settings.keyring), "--ceph-pool", "rbd",
             "--rbd-attach", "fuse", "--rbd-run-dir", os.path.join(base, "rbd"),
-        ], node_timeout=node_timeout)
+        ], node_timeout=node_timeout, failover_grace=failover_grace)
         self.observer = RbdBlockDeviceAPI(
             cluster_id=self.cluster_id, instance_id="observer", settings=self.settings,
             run_dir=os.path.join(base, "observer"), attach_method="fuse",
