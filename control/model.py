@@ -487,10 +487,14 @@ class NodeState:
         return self._facts() == other._facts()
 
     def _facts(self) -> tuple[object, ...]:
+        return (self.datasets, *self.facts_besides_datasets())
+
+    def facts_besides_datasets(self) -> tuple[object, ...]:
+        """The facts :meth:`same_observation` compares, all but the datasets (which a
+        caller that already diffed them need not compare again)."""
         return (
             self.era,
             self.generation,
-            self.datasets,
             self.conditions,
             self.capacity,
             self.capacities,

@@ -767,11 +767,7 @@ class ControlAPI:
         """Which of the ``unsettled`` snapshots are in ``node_uuid``'s charge."""
         if not unsettled:  # the nodes' liveness is not needed: nothing is in anyone's charge
             return []
-        nodes = await self._store.nodes()
-        live = frozenset(
-            n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
-        )
-        return snap.pending_for(node_uuid, unsettled, datasets, live)
+        return snap.pending_for(node_uuid, unsettled, datasets, await self._live_nodes(now))
 
     async def _snapshot_audience(
         self, snapshot: DatasetSnapshot, source: Dataset | None
@@ -781,12 +777,14 @@ class ControlAPI:
         configuration changes, so their targeted watches sleep on. Should that node stop
         being live before it acts, the node taking over acts on its next pass (within a
         heartbeat), as it would for a snapshot asked for before the node went."""
+        return {snap.in_charge(snapshot, source, await self._live_nodes(self._now()))}
+
+    async def _live_nodes(self, now: float) -> frozenset[UUID]:
+        """The nodes live and not fenced at ``now``: those a snapshot may be in the charge of."""
         nodes = await self._store.nodes()
-        now = self._now()
-        live = frozenset(
+        return frozenset(
             n.uuid for n in nodes if n.fence is None and n.is_live(now, self._node_timeout)
         )
-        return {snap.in_charge(snapshot, source, live)}
 
     @app.route("/v1/shoal/snapshots", methods=["GET"])
     async def list_snapshots(self, request: Request) -> bytes:

@@ -172,17 +172,13 @@ class SameDatasets:
         return found
 
 
-def _other_facts(report: NodeState) -> tuple[object, ...]:
-    """:meth:`~control.model.NodeState.same_observation`'s facts but the datasets."""
-    return (
-        report.era, report.generation, report.conditions, report.capacity,
-        report.capacities, report.orphans, report.snapshots,
-    )
-
-
 def same_observation(old: NodeState, new: NodeState, changes: frozenset[UUID] | None) -> bool:
     """:meth:`~control.model.NodeState.same_observation`, given :func:`dataset_changes`."""
-    return changes is not None and not changes and _other_facts(old) == _other_facts(new)
+    return (
+        changes is not None
+        and not changes
+        and old.facts_besides_datasets() == new.facts_besides_datasets()
+    )
 
 
 def _only(report: NodeState, ids: frozenset[UUID]) -> NodeState:
