@@ -30,6 +30,7 @@ from typing import Any
 
 from _common import KeepAlive, Table, percentile, timed
 from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
+from _scale_nodes import cpu_seconds
 
 from control.model import DatasetState, NodeState, VolumeStatus
 from control.store import queries as q
@@ -167,19 +168,20 @@ def _host(index: int) -> str:
     return f"10.{index // 250}.{index % 250}.1"  # as _scale_db.seed registers them
 
 
-def move_plan(nodes: list[uuid.UUID], placed: dict[uuid.UUID, list[uuid.UUID]]
-              ) -> tuple[list[dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
-    """The agents (in pairs that trade their first dataset) and each move's new primary."""
+def move_plan(nodes: list[uuid.UUID], placed: dict[uuid.UUID, list[uuid.UUID]],
+              per_node: int = 1) -> tuple[list[dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
+    """The agents (in pairs that trade their first ``per_node`` datasets) and each move's
+    new primary."""
     agents, moves = [], {}
     for index, node in enumerate(nodes):
         partner = nodes[index ^ 1] if (index ^ 1) < len(nodes) else None
-        given = None if partner is None else placed[partner][0]
-        if given is not None:
-            moves[given] = node
+        given = [] if partner is None else placed[partner][:per_node]
+        for dataset_id in given:
+            moves[dataset_id] = node
         agents.append({"node": str(node), "host": _host(index), "era": f"era-{index}",
                        "labels": {"name": f"node{index}"},
                        "datasets": [str(d) for d in placed[node]],
-                       "given": None if given is None else str(given)})
+                       "given": [str(d) for d in given]})
     return agents, moves
 
 
@@ -234,7 +236,7 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """Every node hands one dataset to its pair, all at once; time until all are mounted."""
     size = f"{count} datasets / {len(nodes)} nodes"
-    agents, moves = move_plan(nodes, placed)
+    agents, moves = move_plan(nodes, placed, int(os.environ.get("SCALE_MOVES_PER_NODE", "1")))
     seed_agent_reports(url, agents)
     control = ControlProcess(url, extra=SERVE).start(timeout=600)
     with tempfile.TemporaryDirectory(prefix="shoal-scale-agents-") as directory:
@@ -255,11 +257,14 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                 clients.client.check("POST", f"/v1/configuration/datasets/{dataset_id}",
                                      {"primary": str(primary)})
 
+            assert control.process is not None
+            cpu_before = cpu_seconds(control.process.pid)
             first = time.time()
             with ThreadPoolExecutor(MOVERS) as pool:
                 list(pool.map(move, moves.items()))
             posted = time.time() - first
-            lines = fleet.wait("converged", len(moves), timeout=600)
+            lines = fleet.wait("converged", len(moves), timeout=900)
+            cpu = cpu_seconds(control.process.pid) - cpu_before
             done = {uuid.UUID(line.split()[1]): float(line.split()[2]) for line, _ in lines}
             per_move = [done[d] - sent[d] for d in moves]
             wall = max(done.values()) - first
@@ -269,9 +274,11 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                       per_move, wall, control.rss_kib())
             _row(table, f"{size}: {len(moves)} concurrent moves, all converged in (wall)",
                       [wall], None, None)
+            table.note(f"{size}: {len(moves)} moves, control CPU {cpu:.1f} s over "
+                       f"{wall:.1f} s ({100 * cpu / wall:.0f}% of one core)")
             print(f"  {len(moves)} moves: all converged in {wall:.2f} s, per move p50 "
-                  f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s",
-                  flush=True)
+                  f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s, "
+                  f"control CPU {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core)", flush=True)
         finally:
             fleet.stop()
             control.stop()
