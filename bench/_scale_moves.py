@@ -43,7 +43,10 @@ SAMPLES = 60
 AGENTS_PER_PROCESS = 50
 """Simulated agents per process: 1,000 agents in 20 processes (2 cores cannot run 100)."""
 
-MOVERS = 8
+IDLE = 10.0
+"""Seconds of idle agents measured before the moves (the steady CPU the moves add to)."""
+
+MOVERS = int(os.environ.get("SCALE_MOVERS", "8"))
 """Concurrent clients sending the moves."""
 
 SERVE = ["--failover-grace", "86400", "--node-timeout", "86400",
@@ -224,12 +227,24 @@ class Fleet:
                 found.append((line, at))
         return found
 
+    def cpu_seconds(self) -> float:
+        """The CPU seconds the agents' processes used so far."""
+        return sum(cpu_seconds(p.pid) for p in self.processes)
+
     def stop(self) -> None:
         """End every agents' process."""
         for process in self.processes:
             process.terminate()
         for process in self.processes:
             process.wait(timeout=30)
+
+
+def _idle_cpu(pid: int, fleet: Fleet, seconds: float) -> tuple[float, float]:
+    """The control service's and the agents' CPU (share of one core) over ``seconds`` of
+    the agents idling (heartbeats and watches), before the moves."""
+    control, agents = cpu_seconds(pid), fleet.cpu_seconds()
+    time.sleep(seconds)
+    return ((cpu_seconds(pid) - control) / seconds, (fleet.cpu_seconds() - agents) / seconds)
 
 
 def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
@@ -258,13 +273,16 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                                      {"primary": str(primary)})
 
             assert control.process is not None
+            idle = _idle_cpu(control.process.pid, fleet, IDLE)
             cpu_before = cpu_seconds(control.process.pid)
+            agents_before = fleet.cpu_seconds()
             first = time.time()
             with ThreadPoolExecutor(MOVERS) as pool:
                 list(pool.map(move, moves.items()))
             posted = time.time() - first
             lines = fleet.wait("converged", len(moves), timeout=900)
             cpu = cpu_seconds(control.process.pid) - cpu_before
+            agents_cpu = fleet.cpu_seconds() - agents_before
             done = {uuid.UUID(line.split()[1]): float(line.split()[2]) for line, _ in lines}
             per_move = [done[d] - sent[d] for d in moves]
             wall = max(done.values()) - first
@@ -274,11 +292,14 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                       per_move, wall, control.rss_kib())
             _row(table, f"{size}: {len(moves)} concurrent moves, all converged in (wall)",
                       [wall], None, None)
-            table.note(f"{size}: {len(moves)} moves, control CPU {cpu:.1f} s over "
-                       f"{wall:.1f} s ({100 * cpu / wall:.0f}% of one core)")
+            cpus = (f"control CPU {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core; idle "
+                    f"{100 * idle[0]:.0f}%), agents' CPU {agents_cpu:.1f} s (idle "
+                    f"{100 * idle[1]:.0f}%)")
+            table.note(f"{size}: {len(moves)} moves by {MOVERS} clients, all converged in "
+                       f"{wall:.1f} s: {cpus}")
             print(f"  {len(moves)} moves: all converged in {wall:.2f} s, per move p50 "
                   f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s, "
-                  f"control CPU {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core)", flush=True)
+                  f"{cpus}", flush=True)
         finally:
             fleet.stop()
             control.stop()

@@ -60,8 +60,9 @@ dataset as it was before (to tell the watchers of both); or the refusal."""
 
 @frozen
 class Found:
-    """What a group's checks read: every node, the cluster state, the classes by name
-    (read only if a dataset of the group has a class)."""
+    """What a group's checks read: every node (the cluster state's, whose version a node's
+    fence or drain mark moves), the cluster state, the classes by name (read only if a
+    dataset of the group has a class)."""
 
     nodes: Mapping[UUID, Node]
     state: ClusterState
@@ -144,4 +145,5 @@ def _found(store: Store, datasets: Iterable[Dataset | None]) -> Found:
     """The nodes, the cluster state and (if any of ``datasets`` has a class) the classes."""
     named = any(d is not None and d.storage_class is not None for d in datasets)
     classes = {c.name: c for c in store.classes()} if named else {}
-    return Found({n.uuid: n for n in store.nodes()}, store.cluster_state(), classes.get)
+    state = store.cluster_state()
+    return Found(state.nodes, state, classes.get)
