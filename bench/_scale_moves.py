@@ -16,6 +16,7 @@ serve`` with real HTTP clients:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
@@ -239,6 +240,37 @@ class Fleet:
             process.wait(timeout=30)
 
 
+def _requests(port: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """``(count, seconds)`` of the service's answered requests so far, by route and method
+    (from its ``/metrics``)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    found: dict[tuple[str, str], list[float]] = {}
+    for line in text.splitlines():
+        for suffix, at in (("_count{", 0), ("_sum{", 1)):
+            name = "shoal_http_request_duration_seconds" + suffix
+            if line.startswith(name):
+                labels, value = line[len(name):].rsplit("} ", 1)
+                fields = dict(f.split("=", 1) for f in labels.split(","))
+                key = (fields["route"].strip('"'), fields["method"].strip('"'))
+                found.setdefault(key, [0.0, 0.0])[at] += float(value)
+    return {k: (v[0], v[1]) for k, v in found.items()}
+
+
+def _print_requests(before: dict[tuple[str, str], tuple[float, float]],
+                    after: dict[tuple[str, str], tuple[float, float]], moves: int) -> None:
+    """The requests the moves took (with the idle agents' own meanwhile), per move."""
+    for key, (count, seconds) in sorted(after.items()):
+        old_count, old_seconds = before.get(key, (0.0, 0.0))
+        if count > old_count:
+            mean = (seconds - old_seconds) / (count - old_count) * 1000
+            made = count - old_count
+            print(f"    {key[1]} {key[0]}: {made:.0f} ({made / moves:.2f} per move), "
+                  f"mean {mean:.1f} ms in the service", flush=True)
+
+
 def _idle_cpu(pid: int, fleet: Fleet, seconds: float) -> tuple[float, float]:
     """The control service's and the agents' CPU (share of one core) over ``seconds`` of
     the agents idling (heartbeats and watches), before the moves."""
@@ -276,6 +308,7 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
             idle = _idle_cpu(control.process.pid, fleet, IDLE)
             cpu_before = cpu_seconds(control.process.pid)
             agents_before = fleet.cpu_seconds()
+            requests_before = _requests(control.port)
             first = time.time()
             with ThreadPoolExecutor(MOVERS) as pool:
                 list(pool.map(move, moves.items()))
@@ -283,6 +316,7 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
             lines = fleet.wait("converged", len(moves), timeout=900)
             cpu = cpu_seconds(control.process.pid) - cpu_before
             agents_cpu = fleet.cpu_seconds() - agents_before
+            _print_requests(requests_before, _requests(control.port), len(moves))
             done = {uuid.UUID(line.split()[1]): float(line.split()[2]) for line, _ in lines}
             per_move = [done[d] - sent[d] for d in moves]
             wall = max(done.values()) - first
