@@ -53,6 +53,7 @@ from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import creates as cr
 from control.store import eventlog
+from control.store import moves as mv
 from control.store import queries as q
 from control.store import report_writes as rw
 from control.store import revocation_records as rq
@@ -499,9 +500,28 @@ class SQLStore:
             return self._move(w, NewMove(dataset_id, primary, if_tag, now, actor))
 
     def move_datasets(self, moves: Sequence[NewMove]) -> list[Created]:
-        """Several moves in one transaction, each in a savepoint of its own (group commit:
-        :meth:`~control.store.interface.Store.move_datasets`)."""
-        return self._write_group([(new.if_tag, partial(self._move, new=new)) for new in moves])
+        """Several moves in one transaction (group commit:
+        :meth:`~control.store.interface.Store.move_datasets`): in a few statements for the
+        whole group (:mod:`control.store.moves`), else each in a savepoint of its own."""
+        one_by_one = [(new.if_tag, partial(self._move, new=new)) for new in moves]
+        if not moves:
+            return []
+        with self._advancing() as expect:
+            try:
+                with self._write() as (connection, generation, state_version):
+                    answers, stored = mv.move_group(
+                        connection, generation, moves, self._retention
+                    )
+                    if stored:
+                        q.write_counters(connection, generation + len(stored), state_version)
+                        expect(generation, generation + len(stored))
+            except Unavailable:
+                raise
+            except Exception:  # a move the database cannot store: the savepoints find which
+                return self._write_group(one_by_one)
+            for before, dataset in enumerate(stored, generation):
+                self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
+        return answers
 
     def _move(self, w: _ConfigurationWrite, new: NewMove) -> tuple[Dataset, int]:
         """The body of a move, in ``w``'s transaction."""

@@ -153,6 +153,26 @@ def test_refused_write_is_counted_as_refused() -> None:
     assert found.value("shoal_control_writes_total", kind="create_dataset", result="ok") == 0
 
 
+def test_a_move_counts_as_a_move_and_is_pending_until_reported() -> None:
+    """A move through the API (written in a group) counts one ``move_dataset`` write and makes
+    its dataset pending again; a move the store refuses counts as refused."""
+    service = Service()
+    service.register()
+    n2 = UUID(int=2)
+    service.store.register_node(Node(n2, "h2", "era2", mount_root="/m", last_seen=START))
+    create(service)
+    service.report_mounted(D1)
+    moved = service.request("POST", f"/v1/configuration/datasets/{D1}", json={"primary": str(n2)})
+    assert moved.code == 200
+    refused = service.request("POST", f"/v1/configuration/datasets/{D1}",
+                              json={"primary": str(UUID(int=3))})
+    assert refused.code == 409
+    found = service.scrape()
+    assert found.value("shoal_control_writes_total", kind="move_dataset", result="ok") == 1
+    assert found.value("shoal_control_writes_total", kind="move_dataset", result="refused") == 1
+    assert found.value("shoal_datasets", state="pending") == 1
+
+
 def test_routes_are_templates_never_raw_paths() -> None:
     """A request naming a dataset is labelled by its route template; no id is in any label."""
     service = Service()

@@ -7,11 +7,12 @@ Mixed into each store's conformance test class next to
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import uuid4
 
 from control.errors import Conflict, NotAllowed, NotFound, PreconditionFailed
-from control.events import EventQuery
-from control.model import Lease, tag_for
+from control.events import EventQuery, EventRetention
+from control.model import Event, Lease, tag_for
 from control.store.interface import NewMove, Store
 from tests.control.store.conformance import NOW, add_dataset, add_node
 
@@ -91,6 +92,35 @@ class MoveGroupConformance:
         empty group answers nothing."""
         node = add_node(store)
         dataset = add_dataset(store, node)
-        [(stored, _)] = store.move_datasets([NewMove(dataset.dataset_id, node, now=NOW)])
+        before = store.versions().configuration
+        [(stored, generation)] = store.move_datasets([NewMove(dataset.dataset_id, node, now=NOW)])
+        _, alone = store.move_dataset(dataset.dataset_id, node, None, NOW)
         assert stored == dataset
+        assert (generation, alone) == (before + 1, before + 2)  # as a move alone answers
         assert store.move_datasets([]) == []
+
+    def test_lease_refusal_names_the_holder(self, store: Store) -> None:
+        """A move refused for a lease held elsewhere names the node holding it, as alone."""
+        old, new = add_node(store), add_node(store, "10.0.0.2")
+        leased = add_dataset(store, old)
+        store.acquire_lease(Lease(leased.dataset_id, old, NOW + 600), None, NOW)
+        [grouped] = store.move_datasets([NewMove(leased.dataset_id, new, now=NOW)])
+        try:
+            store.move_dataset(leased.dataset_id, new, None, NOW)
+        except Conflict as alone:
+            assert str(grouped) == str(alone)
+        assert isinstance(grouped, Conflict) and "10.0.0.1" in str(grouped)
+
+    def test_group_prunes_events(
+        self, with_retention: Callable[[EventRetention], Store]
+    ) -> None:
+        """A group's moves prune the history as moves one by one do: by dataset and by age."""
+        store = with_retention(EventRetention(per_dataset=2, max_age=60))
+        a, b = add_node(store), add_node(store, "10.0.0.2")
+        dataset = add_dataset(store, a)
+        store.append_events([Event("e", NOW - 100, "old")])
+        store.move_datasets([NewMove(dataset.dataset_id, b, now=NOW + 1),
+                             NewMove(dataset.dataset_id, a, now=NOW + 2)])
+        kinds = [e.kind for e in store.events(EventQuery(dataset_id=dataset.dataset_id))]
+        assert kinds == ["moved", "moved"]
+        assert "old" not in [e.message for e in store.events(EventQuery())]
