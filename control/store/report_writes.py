@@ -130,16 +130,23 @@ def dataset_changes(old: NodeState | None, new: NodeState) -> frozenset[UUID] | 
     changed or gone), in one pass over ``new``'s; ``None`` when there is no ``old``.
 
     A report decoded from a body repeating the last one shares its states (or all of its
-    datasets), so most entries are the same object (:mod:`control.api.reports`)."""
+    datasets), so most entries are the same object (:mod:`control.api.reports`): those are
+    found the same by identity, without a lookup in ``old``'s map (a persistent map's
+    lookup is four Python calls)."""
     if old is None:
         return None
     before, after = old.datasets, new.datasets
     if before is after:
         return frozenset()
+    held = {id(state): dataset_id for dataset_id, state in before.items()}
     get = before.get
     differ = []
     kept = 0  # the datasets of ``old`` that ``new`` still reports, changed or not
     for dataset_id, state in after.items():
+        key = held.get(id(state))  # the same state object (alive in ``old``), under which key
+        if key is not None and (key is dataset_id or key == dataset_id):
+            kept += 1
+            continue
         was = get(dataset_id, _MISSING)
         if was is not _MISSING:
             kept += 1

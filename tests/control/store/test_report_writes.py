@@ -229,3 +229,13 @@ def test_many_changed_datasets_are_written_whole() -> None:
     many = NodeState(node, "e", 1, _states(*(uuid4() for _ in range(2000))))
     assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:256])) is not None
     assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:257])) is None
+
+
+def test_dataset_changes_by_identity_checks_the_key() -> None:
+    """A state object found in the old report under another dataset's key is still a change."""
+    node, one, two = uuid4(), uuid4(), uuid4()
+    states = _states(one, two)
+    old = NodeState(node, "e", 1, states)
+    swapped = evolve(old, datasets={one: states[two], two: states[two]})
+    assert dataset_changes(old, swapped) == {one}
+    assert dataset_changes(old, evolve(old, datasets=dict(states))) == frozenset()
