@@ -50,7 +50,7 @@ def _says(item: Any, state: DatasetState) -> bool:
     if size is not None and type(size) is not int:
         return False
     return (
-        item.get("status") == state.status.value
+        item.get("status") == state.status._value_  # not ``.value``: a slow descriptor
         and size == state.maximum_size
         and item.get("device") == state.device
         and item.get("path") == state.path
