@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from klein import Klein
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -45,6 +44,7 @@ from control.api.openapi import document
 from control.api.reporting import write_group as write_reports
 from control.api.reports import ReportReader
 from control.api.root import JSONRoot
+from control.api.routes import RoutedKlein
 from control.api.sources import find_source
 from control.api.watch import Notifier
 from control.binding import class_for, placement_conditions
@@ -139,7 +139,7 @@ class ControlAPI:
     the owner a node registration records (default: :func:`peer_identity`).
     """
 
-    app = Klein()
+    app = RoutedKlein()
 
     def __init__(
         self,
