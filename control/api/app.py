@@ -35,6 +35,7 @@ from control.api.body import (
     uuid_list,
 )
 from control.api.denylist import Denylist
+from control.api.dispatch import Dispatch
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
@@ -196,7 +197,10 @@ class ControlAPI:
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
-        guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
+        handlers = [((ShoalError,), self._refused), ((HTTPException,), self._unrouted),
+                    ((Exception,), self._failed)]  # Klein's error handlers, in their order
+        routed = Dispatch(self.app, self.app.resource(), handlers)
+        guarded = Guard(routed, self.app.url_map, self._authenticate, self.denylist)
         return JSONRoot(guarded, ui_resource())
 
     def guard_reads(self, resource: Resource) -> Resource:
