@@ -51,31 +51,32 @@ SIZE = 64 * 1024 * 1024
 
 
 class Watching:
-    """A client that notes when an accepted report first shows ``awaited`` mounted."""
+    """A client that notes when an accepted report first shows each of ``awaited`` mounted."""
 
-    def __init__(self, inner: HTTPClient, awaited: UUID | None, seen: dict[UUID, float]) -> None:
+    def __init__(self, inner: HTTPClient, awaited: frozenset[UUID],
+                 seen: dict[UUID, float]) -> None:
         self.inner = inner
         self.awaited = awaited
         self.seen = seen
         self.reports = 0
 
     def report_state(self, state: NodeState) -> Deferred[Any]:
-        """Report, and note the time if the awaited dataset is mounted in it."""
-        mounted = self._mounted(state)
+        """Report, and note the time of each awaited dataset first mounted in it."""
+        mounted = [d for d in self.awaited if d not in self.seen and self._mounted(state, d)]
 
         def accepted(answer: Any) -> Any:
             self.reports += 1
-            if mounted and self.awaited is not None and self.awaited not in self.seen:
-                self.seen[self.awaited] = time.time()
-                print(f"converged {self.awaited} {self.seen[self.awaited]:.6f}", flush=True)
+            for dataset_id in mounted:
+                if dataset_id not in self.seen:
+                    self.seen[dataset_id] = time.time()
+                    print(f"converged {dataset_id} {self.seen[dataset_id]:.6f}", flush=True)
             return answer
 
         return self.inner.report_state(state).addCallback(accepted)
 
-    def _mounted(self, state: NodeState) -> bool:
-        if self.awaited is None:
-            return False
-        entry = state.datasets.get(self.awaited)
+    @staticmethod
+    def _mounted(state: NodeState, dataset_id: UUID) -> bool:
+        entry = state.datasets.get(dataset_id)
         return entry is not None and entry.status is VolumeStatus.MOUNTED
 
     def __getattr__(self, name: str) -> Any:
@@ -134,8 +135,8 @@ def start_agents(spec: dict[str, Any]) -> tuple[list[ConvergenceLoop], list[Watc
         filesystems = prepared(storage, node, root, [UUID(d) for d in agent["datasets"]])
         backend = FakeBlockDeviceAPI(storage, CLUSTER, node)
         executor = Executor(backend, filesystems, synchronous_runner)
-        given = agent.get("given")
-        client = Watching(HTTPClient(spec["url"]), None if given is None else UUID(given), seen)
+        given = frozenset(UUID(d) for d in agent.get("given") or ())
+        client = Watching(HTTPClient(spec["url"]), given, seen)
         facts = NodeFacts(UUID(node), agent["host"], agent["era"], agent.get("labels", {}))
         loop = ConvergenceLoop(client, reactor, facts, executor,  # type: ignore[arg-type]
                                LoopSettings(mount_root=root), random=lambda: 0.5,
@@ -153,7 +154,7 @@ async def run(spec: dict[str, Any]) -> None:
     while any(c.reports == 0 for c in clients):
         await task.deferLater(reactor, 0.05)
     print("ready", flush=True)
-    awaited = {c.awaited for c in clients if c.awaited is not None}
+    awaited = set().union(*(c.awaited for c in clients))
     while not awaited <= set(clients[0].seen):
         await task.deferLater(reactor, 0.05)
     print("done", flush=True)

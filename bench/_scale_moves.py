@@ -16,6 +16,7 @@ serve`` with real HTTP clients:
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
@@ -30,6 +31,7 @@ from typing import Any
 
 from _common import KeepAlive, Table, percentile, timed
 from _scale_db import MOUNT_ROOT, SIZE, database, node_ids, seed
+from _scale_nodes import cpu_seconds
 
 from control.model import DatasetState, NodeState, VolumeStatus
 from control.store import queries as q
@@ -42,7 +44,10 @@ SAMPLES = 60
 AGENTS_PER_PROCESS = 50
 """Simulated agents per process: 1,000 agents in 20 processes (2 cores cannot run 100)."""
 
-MOVERS = 8
+IDLE = 10.0
+"""Seconds of idle agents measured before the moves (the steady CPU the moves add to)."""
+
+MOVERS = int(os.environ.get("SCALE_MOVERS", "8"))
 """Concurrent clients sending the moves."""
 
 SERVE = ["--failover-grace", "86400", "--node-timeout", "86400",
@@ -167,19 +172,20 @@ def _host(index: int) -> str:
     return f"10.{index // 250}.{index % 250}.1"  # as _scale_db.seed registers them
 
 
-def move_plan(nodes: list[uuid.UUID], placed: dict[uuid.UUID, list[uuid.UUID]]
-              ) -> tuple[list[dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
-    """The agents (in pairs that trade their first dataset) and each move's new primary."""
+def move_plan(nodes: list[uuid.UUID], placed: dict[uuid.UUID, list[uuid.UUID]],
+              per_node: int = 1) -> tuple[list[dict[str, Any]], dict[uuid.UUID, uuid.UUID]]:
+    """The agents (in pairs that trade their first ``per_node`` datasets) and each move's
+    new primary."""
     agents, moves = [], {}
     for index, node in enumerate(nodes):
         partner = nodes[index ^ 1] if (index ^ 1) < len(nodes) else None
-        given = None if partner is None else placed[partner][0]
-        if given is not None:
-            moves[given] = node
+        given = [] if partner is None else placed[partner][:per_node]
+        for dataset_id in given:
+            moves[dataset_id] = node
         agents.append({"node": str(node), "host": _host(index), "era": f"era-{index}",
                        "labels": {"name": f"node{index}"},
                        "datasets": [str(d) for d in placed[node]],
-                       "given": None if given is None else str(given)})
+                       "given": [str(d) for d in given]})
     return agents, moves
 
 
@@ -222,6 +228,10 @@ class Fleet:
                 found.append((line, at))
         return found
 
+    def cpu_seconds(self) -> float:
+        """The CPU seconds the agents' processes used so far."""
+        return sum(cpu_seconds(p.pid) for p in self.processes)
+
     def stop(self) -> None:
         """End every agents' process."""
         for process in self.processes:
@@ -230,11 +240,50 @@ class Fleet:
             process.wait(timeout=30)
 
 
+def _requests(port: int) -> dict[tuple[str, str], tuple[float, float]]:
+    """``(count, seconds)`` of the service's answered requests so far, by route and method
+    (from its ``/metrics``)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    connection.request("GET", "/metrics")
+    text = connection.getresponse().read().decode()
+    connection.close()
+    found: dict[tuple[str, str], list[float]] = {}
+    for line in text.splitlines():
+        for suffix, at in (("_count{", 0), ("_sum{", 1)):
+            name = "shoal_http_request_duration_seconds" + suffix
+            if line.startswith(name):
+                labels, value = line[len(name):].rsplit("} ", 1)
+                fields = dict(f.split("=", 1) for f in labels.split(","))
+                key = (fields["route"].strip('"'), fields["method"].strip('"'))
+                found.setdefault(key, [0.0, 0.0])[at] += float(value)
+    return {k: (v[0], v[1]) for k, v in found.items()}
+
+
+def _print_requests(before: dict[tuple[str, str], tuple[float, float]],
+                    after: dict[tuple[str, str], tuple[float, float]], moves: int) -> None:
+    """The requests the moves took (with the idle agents' own meanwhile), per move."""
+    for key, (count, seconds) in sorted(after.items()):
+        old_count, old_seconds = before.get(key, (0.0, 0.0))
+        if count > old_count:
+            mean = (seconds - old_seconds) / (count - old_count) * 1000
+            made = count - old_count
+            print(f"    {key[1]} {key[0]}: {made:.0f} ({made / moves:.2f} per move), "
+                  f"mean {mean:.1f} ms in the service", flush=True)
+
+
+def _idle_cpu(pid: int, fleet: Fleet, seconds: float) -> tuple[float, float]:
+    """The control service's and the agents' CPU (share of one core) over ``seconds`` of
+    the agents idling (heartbeats and watches), before the moves."""
+    control, agents = cpu_seconds(pid), fleet.cpu_seconds()
+    time.sleep(seconds)
+    return ((cpu_seconds(pid) - control) / seconds, (fleet.cpu_seconds() - agents) / seconds)
+
+
 def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
               placed: dict[uuid.UUID, list[uuid.UUID]]) -> None:
     """Every node hands one dataset to its pair, all at once; time until all are mounted."""
     size = f"{count} datasets / {len(nodes)} nodes"
-    agents, moves = move_plan(nodes, placed)
+    agents, moves = move_plan(nodes, placed, int(os.environ.get("SCALE_MOVES_PER_NODE", "1")))
     seed_agent_reports(url, agents)
     control = ControlProcess(url, extra=SERVE).start(timeout=600)
     with tempfile.TemporaryDirectory(prefix="shoal-scale-agents-") as directory:
@@ -255,11 +304,19 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                 clients.client.check("POST", f"/v1/configuration/datasets/{dataset_id}",
                                      {"primary": str(primary)})
 
+            assert control.process is not None
+            idle = _idle_cpu(control.process.pid, fleet, IDLE)
+            cpu_before = cpu_seconds(control.process.pid)
+            agents_before = fleet.cpu_seconds()
+            requests_before = _requests(control.port)
             first = time.time()
             with ThreadPoolExecutor(MOVERS) as pool:
                 list(pool.map(move, moves.items()))
             posted = time.time() - first
-            lines = fleet.wait("converged", len(moves), timeout=600)
+            lines = fleet.wait("converged", len(moves), timeout=900)
+            cpu = cpu_seconds(control.process.pid) - cpu_before
+            agents_cpu = fleet.cpu_seconds() - agents_before
+            _print_requests(requests_before, _requests(control.port), len(moves))
             done = {uuid.UUID(line.split()[1]): float(line.split()[2]) for line, _ in lines}
             per_move = [done[d] - sent[d] for d in moves]
             wall = max(done.values()) - first
@@ -269,9 +326,14 @@ def move_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
                       per_move, wall, control.rss_kib())
             _row(table, f"{size}: {len(moves)} concurrent moves, all converged in (wall)",
                       [wall], None, None)
+            cpus = (f"control CPU {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core; idle "
+                    f"{100 * idle[0]:.0f}%), agents' CPU {agents_cpu:.1f} s (idle "
+                    f"{100 * idle[1]:.0f}%)")
+            table.note(f"{size}: {len(moves)} moves by {MOVERS} clients, all converged in "
+                       f"{wall:.1f} s: {cpus}")
             print(f"  {len(moves)} moves: all converged in {wall:.2f} s, per move p50 "
-                  f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s",
-                  flush=True)
+                  f"{percentile(per_move, 0.5):.2f} s p99 {percentile(per_move, 0.99):.2f} s, "
+                  f"{cpus}", flush=True)
         finally:
             fleet.stop()
             control.stop()

@@ -23,8 +23,8 @@ from werkzeug.exceptions import HTTPException
 from control import FLOCKER_API_VERSION, __version__, rules
 from control import failover_rules as fr
 from control import snapshots as snap
-from control.admission import check_create, check_move
-from control.api import class_routes, creating, pages, placing, revocation_routes, schemas
+from control.admission import check_create
+from control.api import class_routes, creating, moving, pages, placing, revocation_routes, schemas
 from control.api.actor import actor_of
 from control.api.body import (
     if_tag,
@@ -176,6 +176,7 @@ class ControlAPI:
         self._reports = ReportReader()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
         self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
+        self._moves = GroupCommit(partial(store.compute, moving.write_group, store.store))
 
     def warm(self) -> int:
         """Load the configuration and the actual state and encode the whole listings, blocking
@@ -318,27 +319,26 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
-        current = await self._check_move(request, uuid, primary)
-        stored, generation = await self._store.move_dataset(
-            uuid, primary, if_tag(request), self._now(), actor=actor_of(request)
-        )
+        stored, generation, current = await self._moves.create(self._pending_move(
+            request, uuid, primary
+        ))
         if stored != current:  # else the generation is another write's
             self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
+    def _pending_move(self, request: Request, uuid: UUID, primary: UUID) -> moving.PendingMove:
+        return moving.PendingMove(uuid, primary, if_tag(request), self._now(),
+                                  actor_of(request), require_live(request), self._node_timeout)
+
     async def _check_move(self, request: Request, uuid: UUID, primary: UUID) -> Dataset | None:
         """Refuse a move of ``uuid`` to ``primary`` that the node, the dataset's class or the
-        node's capacity forbids (the store's write refuses the rest); returns the dataset as
-        it is before the move (``None``: there is none)."""
-        await self._check_live(request, primary)
-        current = await self._store.dataset(uuid)
-        if current is not None and not current.deleted and current.primary != primary:
-            await self._check_placeable(primary, uuid)
-        if current is not None and not current.deleted:
-            state = await self._store.cluster_state()
-            await placing.check_move(self._store, current, primary, state)
-            check_move(current, primary, state, self._now(), self._node_timeout)
+        node's capacity forbids (the store's write refuses the rest; :func:`moving.check`);
+        returns the dataset as it is before the move (``None``: there is none)."""
+        pending = self._pending_move(request, uuid, primary)
+        current: Dataset | None = await self._store.compute(
+            moving.check_one, self._store.store, pending
+        )
         return current
 
     async def _unchanged_dataset(self, request: Request, uuid: UUID) -> bytes:

@@ -46,7 +46,7 @@ from control.metrics_http import MetricsResource, TimedResource
 from control.model import Dataset, NodeState
 from control.reactor import ReactorTime
 from control.runners import Runner
-from control.store.interface import Created, NewDataset, ReportAnswer, Reported, Store
+from control.store.interface import Created, NewDataset, NewMove, ReportAnswer, Reported, Store
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -212,6 +212,23 @@ class MeteredStore:
             else:
                 self._metrics.writes.labels("create_dataset", "ok").inc()
                 self._wrote("create_dataset", (new.dataset,), answer)
+        return answers
+
+    def move_datasets(self, moves: Sequence[NewMove]) -> list[Created]:
+        """The wrapped store's group of moves, each counted as one ``move_dataset``."""
+        try:
+            answers = self.store.move_datasets(moves)
+        except Exception:
+            self._metrics.writes.labels("move_dataset", "failed").inc(len(moves))
+            raise
+        for answer in answers:
+            if isinstance(answer, ShoalError):
+                self._metrics.writes.labels("move_dataset", "refused").inc()
+            elif isinstance(answer, Exception):
+                self._metrics.writes.labels("move_dataset", "failed").inc()
+            else:
+                self._metrics.writes.labels("move_dataset", "ok").inc()
+                self._wrote("move_dataset", (), answer)
         return answers
 
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:

@@ -47,6 +47,18 @@ Created = tuple[Dataset, int] | ShoalError | Exception
 """The answer to one :class:`NewDataset`: the dataset stored and its generation, or
 the refusal, or (a bug) the exception that failed it alone."""
 
+@frozen
+class NewMove:
+    """One move of a group (:meth:`Store.move_datasets`): what :meth:`Store.move_dataset`
+    takes."""
+
+    dataset_id: UUID
+    primary: UUID
+    if_tag: str | None = None
+    now: float = 0.0
+    actor: str | None = None
+
+
 Reported = tuple[NodeState, str | None]
 """One report of a group (:meth:`Store.report_states`): the report and the identity that
 sent it, as :meth:`Store.report_state` takes them."""
@@ -173,6 +185,17 @@ class Store(Protocol):
         actor: str | None = None,
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
+        ...
+
+    def move_datasets(self, moves: Sequence[NewMove]) -> list[Created]:
+        """Several :meth:`move_dataset`, in order, as if one after another (group commit).
+
+        Each is answered alone, in order, as :meth:`create_datasets` answers its creates:
+        the dataset stored and its generation, or the refusal (which changes nothing and
+        does not stop the others). A later move sees the earlier ones (their generations
+        and primaries); their events are in the same order. Those stored are committed
+        together; a failure of the database raises and stores none.
+        """
         ...
 
     def delete_dataset(

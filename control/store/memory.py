@@ -42,7 +42,14 @@ from control.model import (
     Versions,
 )
 from control.revocations import Revocation
-from control.store.interface import Created, NewDataset, NodeDatasets, ReportAnswer, Reported
+from control.store.interface import (
+    Created,
+    NewDataset,
+    NewMove,
+    NodeDatasets,
+    ReportAnswer,
+    Reported,
+)
 from control.store.rows import listing_fragment
 
 
@@ -302,6 +309,19 @@ class MemoryStore:
             assert before is not None
             self.append_events(_present([ev.dataset_moved(before, stored, now, actor)]))
             return stored, self._bump()
+
+    def move_datasets(self, moves: Sequence[NewMove]) -> list[Created]:
+        """Several moves, in order, each answered alone (:meth:`Store.move_datasets`)."""
+        answers: list[Created] = []
+        with self._lock:
+            for new in moves:
+                try:
+                    answers.append(self.move_dataset(
+                        new.dataset_id, new.primary, new.if_tag, new.now, actor=new.actor
+                    ))
+                except ShoalError as refusal:
+                    answers.append(refusal)
+        return answers
 
     def delete_dataset(
         self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None

@@ -58,7 +58,14 @@ from control.store import report_writes as rw
 from control.store import revocation_records as rq
 from control.store import snapshot_records as sq
 from control.store.engine import WRITE, is_sqlite, make_engine, unavailable_on_failure
-from control.store.interface import Created, NewDataset, NodeDatasets, ReportAnswer, Reported
+from control.store.interface import (
+    Created,
+    NewDataset,
+    NewMove,
+    NodeDatasets,
+    ReportAnswer,
+    Reported,
+)
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
 from control.store.seen import Seen, SeenLog
@@ -489,23 +496,31 @@ class SQLStore:
     ) -> tuple[Dataset, int]:
         """Give a dataset a new primary; returns it and the new generation."""
         with self._write_configuration(if_tag) as w:
-            before = q.get_dataset(w.connection, dataset_id)
-            lease = q.get_lease(w.connection, dataset_id)
-            stored = rules.move_dataset(
-                before,
-                dataset_id,
-                primary,
-                q.node_exists(w.connection, primary),
-                lease,
-                now,
-                _holder(w.connection, lease),
-            )
-            q.put_dataset(w.connection, stored, exists=True)
-            assert before is not None
-            moved = ev.dataset_moved(before, stored, now, actor)
-            eventlog.append(w.connection, [moved] if moved else [], self._retention)
-            generation = w.changed(lambda s: s.with_dataset(stored))
-        return stored, generation
+            return self._move(w, NewMove(dataset_id, primary, if_tag, now, actor))
+
+    def move_datasets(self, moves: Sequence[NewMove]) -> list[Created]:
+        """Several moves in one transaction, each in a savepoint of its own (group commit:
+        :meth:`~control.store.interface.Store.move_datasets`)."""
+        return self._write_group([(new.if_tag, partial(self._move, new=new)) for new in moves])
+
+    def _move(self, w: _ConfigurationWrite, new: NewMove) -> tuple[Dataset, int]:
+        """The body of a move, in ``w``'s transaction."""
+        before = q.get_dataset(w.connection, new.dataset_id)
+        lease = q.get_lease(w.connection, new.dataset_id)
+        stored = rules.move_dataset(
+            before,
+            new.dataset_id,
+            new.primary,
+            q.node_exists(w.connection, new.primary),
+            lease,
+            new.now,
+            _holder(w.connection, lease),
+        )
+        q.put_dataset(w.connection, stored, exists=True)
+        assert before is not None
+        moved = ev.dataset_moved(before, stored, new.now, new.actor)
+        eventlog.append(w.connection, [moved] if moved else [], self._retention)
+        return stored, w.changed(lambda s: s.with_dataset(stored))
 
     def delete_dataset(
         self, dataset_id: UUID, if_tag: str | None, now: float, *, actor: str | None = None

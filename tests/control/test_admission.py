@@ -54,3 +54,33 @@ def test_move_of_an_unreported_dataset_needs_room_on_the_target():
     with pytest.raises(InvalidRequest, match="cannot move to node node2"):
         check_move(Dataset(UUID(int=9), A, 2 * GiB), B, state, NOW, 30)
     check_move(Dataset(UUID(int=9), A, GiB), B, state, NOW, 30)
+
+
+def test_move_looks_only_at_a_live_target_and_its_roomiest_backend():
+    """A silent target, one without a maximum, and the same primary pass whatever the size;
+    a target with several backends is judged by the one that can create the most."""
+    small = _state((A, _pool(4 * GiB), NOW), (B, _pool(GiB), 0))
+    check_move(Dataset(UUID(int=9), A, 2 * GiB), B, small, NOW, 30)  # B is not live
+    check_move(Dataset(UUID(int=9), A, 2 * GiB), A, small, NOW, 30)  # no move at all
+    unlimited = _state((A, _pool(4 * GiB), NOW), (B, _pool(None), NOW))
+    check_move(Dataset(UUID(int=9), A, 2 * GiB), B, unlimited, NOW, 30)
+    two = ClusterState(
+        nodes={B: Node(B, "h2", labels={"name": "node2"}, last_seen=NOW)},
+        reports={B: NodeState(B, capacities=(Capacity("a", None, GiB, GiB, False),
+                                             Capacity("b", None, 3 * GiB, 3 * GiB, False)))},
+    )
+    check_move(Dataset(UUID(int=9), A, 2 * GiB), B, two, NOW, 30)
+    with pytest.raises(InvalidRequest, match=r"at most 3 GiB \(node2, b backend"):
+        check_move(Dataset(UUID(int=9), A, 4 * GiB), B, two, NOW, 30)
+
+
+def test_move_in_a_shared_pool_that_reports_the_volume_needs_no_room():
+    """In a shared pool whose nodes report the dataset's volume, the volume moves with it."""
+    state = _state((A, _pool(4 * GiB), NOW), (B, _pool(GiB), NOW))
+    dataset = Dataset(UUID(int=9), A, 2 * GiB)
+    holding = NodeState(A, capacity=_pool(4 * GiB), datasets={dataset.dataset_id: None})
+    check_move(dataset, B, ClusterState(nodes=state.nodes, reports={**state.reports, A: holding}),
+               NOW, 30)
+    local = _state((A, _pool(4 * GiB), NOW), (B, _pool(GiB, shared=False), NOW))
+    with pytest.raises(InvalidRequest, match="cannot move to node node2"):
+        check_move(dataset, B, local, NOW, 30)

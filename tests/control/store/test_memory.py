@@ -9,6 +9,7 @@ from tests.control.store.class_conformance import ClassConformance, ReleaseConfo
 from tests.control.store.conformance import StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.group_conformance import GroupConformance
+from tests.control.store.move_group_conformance import MoveGroupConformance
 from tests.control.store.report_conformance import ReportGroupConformance
 from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
@@ -19,6 +20,7 @@ class TestMemoryStore(
     FailoverConformance,
     RevocationConformance,
     GroupConformance,
+    MoveGroupConformance,
     ReportGroupConformance,
 ):
     """MemoryStore against the Store contract."""

@@ -19,6 +19,7 @@ from tests.control.store.class_conformance import ClassConformance, ReleaseConfo
 from tests.control.store.conformance import NOW, StoreConformance
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.group_conformance import GroupConformance
+from tests.control.store.move_group_conformance import MoveGroupConformance
 from tests.control.store.report_conformance import ReportGroupConformance
 from tests.control.store.revocation_conformance import RevocationConformance
 from tests.control.store.snapshot_conformance import SnapshotConformance
@@ -29,6 +30,7 @@ class TestSQLStore(
     FailoverConformance,
     RevocationConformance,
     GroupConformance,
+    MoveGroupConformance,
     ReportGroupConformance,
 ):
     """SQLStore against the Store contract, on each database."""
