@@ -41,8 +41,20 @@ class FreezeAhead:
             target=self._hold, name=f"shoal-freeze {path}", daemon=True
         )
 
+    def start(self) -> None:
+        """Start freezing now (once), ahead of ``__enter__``; the freeze is held until
+        ``__exit__`` or :meth:`release`."""
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def release(self) -> None:
+        """Thaw a freeze started but not used for a copy (blocks until the freeze is over)."""
+        self._release.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
     def __enter__(self) -> Callable[[Callable[[], Any]], Any]:
-        self._thread.start()
+        self.start()
         return self.quiesce
 
     def __exit__(
@@ -51,8 +63,7 @@ class FreezeAhead:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._release.set()
-        self._thread.join()
+        self.release()
         if kind is None and self._held and self._error is not None:
             raise self._error  # thawed early (timed out): the copy may not be consistent
 

@@ -86,7 +86,7 @@ from agent.pacing import (
     reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
-from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
+from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes, freezes_ahead
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import Conflict, NotFound
 from control.model import NodeState, Versions
@@ -203,6 +203,7 @@ class ConvergenceLoop(LoopFencing):
         self.metrics = AgentMetrics(self._monotonic) if metrics is None else metrics
         self._lease_timer: Any = None
         self._self_fencing: Deferred[Any] | None = None
+        self._last_local: LocalState | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -386,6 +387,13 @@ class ConvergenceLoop(LoopFencing):
         return Deferred.fromCoroutine(run())
 
     async def _pass(self) -> tuple[float, Change]:
+        """One pass (:meth:`_pass_once`); a freeze started ahead for it is always released."""
+        try:
+            return await self._pass_once()
+        finally:
+            await self._release_ahead()
+
+    async def _pass_once(self) -> tuple[float, Change]:
         """Fetch, observe, report, calculate, act; returns how long the loop may wait, and
         the changes it ran.
 
@@ -398,6 +406,7 @@ class ConvergenceLoop(LoopFencing):
         also = self.memory.also
         configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
+        self._last_local = local
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         view = evolve(
@@ -430,6 +439,7 @@ class ConvergenceLoop(LoopFencing):
             sleep = 0.0
         acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
         reported, failures = await both(reporting, acting)
+        await self._release_ahead()  # before anything else acts on the filesystems
         times.lap("act_and_report")
         effects = self.executor.effects()
         if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
@@ -441,6 +451,7 @@ class ConvergenceLoop(LoopFencing):
             self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
         ):
             known = after_changes(local, effects)
+            self._last_local = known  # what the next pass's freezes ahead go by
             now = self.clock.seconds()
             made = self._report_of(known, configuration, troubles, also, now)
             update = None if made.same_observation(report) else made
@@ -479,6 +490,8 @@ class ConvergenceLoop(LoopFencing):
         """
         fetching = Deferred.fromCoroutine(self._configuration(also, current))
         early = None if current is None else self._observe()
+        if early is not None:  # the freezes may overlap the observation
+            fetching.addCallback(self._freeze_ahead)
         configuration: NodeConfiguration
         configuration, local = await both(fetching, early if early is not None else succeed(None))
         times.lap("fetch" if early is None else "fetch_and_discover")
@@ -486,6 +499,20 @@ class ConvergenceLoop(LoopFencing):
             local = await self._observe()
             times.lap("discover")
         return configuration, local
+
+    def _freeze_ahead(self, configuration: NodeConfiguration) -> NodeConfiguration:
+        """Start the freezes of the snapshots ``configuration`` asks for, where the last
+        observation saw their datasets mounted (:func:`~agent.policy.freezes_ahead`)."""
+        if not self.lifecycle.stopping:
+            self.executor.freeze_ahead(freezes_ahead(configuration.snapshots, self._last_local))
+        return configuration
+
+    async def _release_ahead(self) -> None:
+        """Thaw the freezes started ahead and not used by the pass's changes."""
+        if self.executor.has_freezes_ahead():
+            unused = await self._run_blocking(self.executor.release_ahead)
+            if unused:
+                self._log.info("agent.thawed_unused", paths=unused)
 
     def _observe(self) -> Deferred[LocalState]:
         """Discover the node's state, off the reactor thread."""

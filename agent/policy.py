@@ -666,6 +666,29 @@ def _make_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
     )
 
 
+def freezes_ahead(snapshots: Iterable[DatasetSnapshot], local: LocalState | None) -> frozenset[str]:
+    """Where the snapshots to make would freeze, going by the previous observation ``local``.
+
+    The loop may start these freezes before its fresh observation is made
+    (:meth:`agent.executor.Executor.freeze_ahead`): a freeze that the pass's
+    changes do not use is thawed, copying nothing.
+    """
+    if local is None:
+        return frozenset()
+    paths = set()
+    for record in snapshots:
+        found = local.datasets.get(record.dataset_id)
+        if (
+            snapshot_wanted(record) is SnapshotWanted.MAKE
+            and str(record.snapshot_id) not in local.snapshots
+            and found is not None
+            and found.blockdevice_id is not None
+            and (path := _frozen_at(found)) is not None
+        ):
+            paths.add(path)
+    return frozenset(paths)
+
+
 def _destroy_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
     return DestroySnapshot(record.dataset_id, str(record.snapshot_id))
 

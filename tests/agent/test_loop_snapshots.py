@@ -11,6 +11,7 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
+from structlog.testing import capture_logs
 
 from agent.changes import actions
 from agent.fs.fake import FakeFilesystems
@@ -206,3 +207,21 @@ def test_failed_snapshot_pass_still_reports_its_observation(
     cluster.pass_node(0)
     report = cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid]
     assert report.generation == generation
+
+
+def test_snapshot_pass_freezes_ahead_of_its_observation(
+    cluster: SimulatedCluster
+) -> None:
+    """The pass woken for a snapshot of a dataset it last saw mounted starts the freeze once
+    the configuration is fetched (ahead of its changes), makes the copy in it, and leaves
+    the filesystem thawed."""
+    source = cluster.create(0)
+    cluster.converge(10)
+    path = f"{cluster.mount_root}/{source}"
+    snapshot_of(cluster, source)
+    filesystems = fs(cluster)
+    with capture_logs() as logs:
+        assert [type(c).__name__ for c in actions(cluster.pass_node(0))] == ["CreateSnapshot"]
+    assert [e["path"] for e in logs if e["event"] == "agent.freeze_ahead"] == [path]
+    assert not filesystems.is_frozen(path)
+    assert not cluster.nodes[0].loop.executor.has_freezes_ahead()

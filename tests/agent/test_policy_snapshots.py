@@ -25,6 +25,7 @@ from agent.policy import (
     SnapshotFound,
     SnapshotWanted,
     calculate_changes,
+    freezes_ahead,
 )
 from control.model import Capacity, Dataset, DatasetSnapshot, DataSource, SourceKind
 
@@ -256,3 +257,23 @@ def test_filesystem_made_as_asked():
     assert decide([record], [found]) == Sequentially(
         (MakeFilesystem(NEW, "/dev/new", "xfs"), MountFilesystem(NEW, "/dev/new", f"{ROOT}/{NEW}"))
     )
+
+
+def test_freezes_ahead_are_the_mounts_of_snapshots_to_make():
+    """Freezes are started ahead only for a snapshot to make (not ready, not deleted, not
+    listed yet) of a dataset the previous observation saw mounted here, at its mount."""
+    mounted = LocalState(instance_id=HERE, datasets={SOURCE: source_found(S.MOUNTED_HERE)})
+    path = f"{ROOT}/{SOURCE}"
+    assert freezes_ahead([snapshot_record()], mounted) == {path}
+    assert freezes_ahead([snapshot_record()], None) == frozenset()
+    assert freezes_ahead([snapshot_record(ready=True)], mounted) == frozenset()
+    assert freezes_ahead([snapshot_record(deleted=True)], mounted) == frozenset()
+    listed = LocalState(
+        instance_id=HERE,
+        datasets={SOURCE: source_found(S.MOUNTED_HERE)},
+        snapshots={str(SNAP): backend_snapshot()},
+    )
+    assert freezes_ahead([snapshot_record()], listed) == frozenset()
+    for state in (S.ATTACHED_HERE, S.ATTACHED_ELSEWHERE, S.UNATTACHED):
+        local = LocalState(instance_id=HERE, datasets={SOURCE: source_found(state)})
+        assert freezes_ahead([snapshot_record()], local) == frozenset()
