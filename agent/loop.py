@@ -86,7 +86,13 @@ from agent.pacing import (
     reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
-from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes, freezes_ahead
+from agent.policy import (
+    DEFAULT_VOLUME_SIZE,
+    ClusterView,
+    calculate_changes,
+    freezes_ahead,
+    keeps_freezes_ahead,
+)
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import Conflict, NotFound
 from control.model import NodeState, Versions
@@ -203,7 +209,6 @@ class ConvergenceLoop(LoopFencing):
         self.metrics = AgentMetrics(self._monotonic) if metrics is None else metrics
         self._lease_timer: Any = None
         self._self_fencing: Deferred[Any] | None = None
-        self._last_local: LocalState | None = None
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -406,7 +411,7 @@ class ConvergenceLoop(LoopFencing):
         also = self.memory.also
         configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
-        self._last_local = local
+        self.memory = memory.seen(self.memory, local)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         view = evolve(
@@ -437,6 +442,8 @@ class ConvergenceLoop(LoopFencing):
         sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
         if not asking <= also:
             sleep = 0.0
+        if self.lifecycle.stopping or not keeps_freezes_ahead(to_run):
+            await self._release_ahead()  # an unmount (any other action) never meets one
         acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
         reported, failures = await both(reporting, acting)
         await self._release_ahead()  # before anything else acts on the filesystems
@@ -451,7 +458,7 @@ class ConvergenceLoop(LoopFencing):
             self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
         ):
             known = after_changes(local, effects)
-            self._last_local = known  # what the next pass's freezes ahead go by
+            self.memory = memory.seen(self.memory, known)  # the next freezes ahead go by it
             now = self.clock.seconds()
             made = self._report_of(known, configuration, troubles, also, now)
             update = None if made.same_observation(report) else made
@@ -502,9 +509,14 @@ class ConvergenceLoop(LoopFencing):
 
     def _freeze_ahead(self, configuration: NodeConfiguration) -> NodeConfiguration:
         """Start the freezes of the snapshots ``configuration`` asks for, where the last
-        observation saw their datasets mounted (:func:`~agent.policy.freezes_ahead`)."""
-        if not self.lifecycle.stopping:
-            self.executor.freeze_ahead(freezes_ahead(configuration.snapshots, self._last_local))
+        observation saw their datasets mounted and this node is still in charge of them
+        (:func:`~agent.policy.freezes_ahead`); none while the node is fenced or stopping."""
+        m = self.memory
+        if not (self.lifecycle.stopping or m.self_fenced or configuration.fenced):
+            desired = {d.dataset_id: d for d in configuration.datasets}
+            self.executor.freeze_ahead(
+                freezes_ahead(desired, configuration.snapshots, self.node.node_uuid, m.last_seen)
+            )
         return configuration
 
     async def _release_ahead(self) -> None:
