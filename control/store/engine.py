@@ -18,9 +18,15 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, TimeoutError
+from sqlalchemy.exc import (
+    ArgumentError,
+    DBAPIError,
+    NoSuchModuleError,
+    OperationalError,
+    TimeoutError,
+)
 
-from control.errors import Unavailable
+from control.errors import InvalidRequest, Unavailable
 
 WRITE = "shoal_write"
 """Execution option: the next transaction on this connection writes."""
@@ -28,6 +34,9 @@ WRITE = "shoal_write"
 BUSY_TIMEOUT_SECONDS = 30.0
 POOL_SIZE = 8
 POOL_OVERFLOW = 32
+
+SUPPORTED_URLS = ("sqlite:///PATH", "postgresql+psycopg://USER@HOST/DATABASE")
+"""The database URL forms the store supports, as shown to a person who gave another."""
 
 
 def describe(url: str | URL) -> str:
@@ -41,12 +50,36 @@ def is_sqlite(engine: Engine | Connection) -> bool:
 
 
 def make_engine(url: str) -> Engine:
-    """An engine for ``url``, configured as the module docstring describes."""
-    parsed = make_url(url)
+    """An engine for ``url``, configured as the module docstring describes.
+
+    A URL that is malformed or names a database the store does not support
+    is refused with :class:`InvalidRequest`, naming the forms it supports."""
+    parsed = parse_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(parsed)
     return create_engine(
         parsed, pool_size=POOL_SIZE, max_overflow=POOL_OVERFLOW, pool_pre_ping=True
+    )
+
+
+def parse_url(url: str) -> URL:
+    """``url`` parsed, if it names a database the store supports; else :class:`InvalidRequest`."""
+    try:
+        parsed = make_url(url)
+        parsed.get_dialect()
+    except (ArgumentError, NoSuchModuleError, ValueError):
+        raise InvalidRequest(_unsupported(url)) from None
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise InvalidRequest(_unsupported(url))
+    return parsed
+
+
+def _unsupported(url: str) -> str:
+    scheme, separator, _ = url.partition("://")
+    what = f"scheme {scheme!r}" if separator else f"{url!r}"
+    return (
+        f"the database URL {what} is not one the store supports; "
+        f"give one of {', '.join(SUPPORTED_URLS)}"
     )
 
 

@@ -213,3 +213,12 @@ def test_control_serve_refuses_bad_limits() -> None:
                         ("--header-timeout", "0"), ("--body-timeout", "soon")]:
         result = CLI()("control", "serve", flag, value)
         assert result.code == 2 and flag in result.err
+
+
+def test_control_serve_refuses_an_unsupported_database_url() -> None:
+    """An unsupported database URL is refused in a sentence naming the forms that work."""
+    for url in ["bogus://somewhere/db", "mysql://shoal:secret@db/shoal", "not a url"]:
+        result = CLI()("control", "serve", "--database", url, "--allow-insecure")
+        assert result.code == 1, result.err
+        assert "not one the store supports" in result.err and "sqlite:///PATH" in result.err
+        assert "unexpected" not in result.err and "secret" not in result.err
