@@ -10,7 +10,9 @@ records the snapshot's id and checks capacity; the backend's
 ``quiesce(copy)`` then waits for the freeze and makes the copy inside it. The
 copy is still made only while the filesystem is frozen: if the freeze cannot
 be made, ``quiesce`` raises and nothing is copied. The filesystem is thawed
-when the backend's call returns or raises (and, as always, if the agent dies:
+as soon as the copy is done (the rest of the backend's call, such as closing
+the image, overlaps the thaw), at the latest when the backend's call returns
+or raises (and, as always, if the agent dies:
 :meth:`~agent.fs.interface.Filesystems.while_frozen`).
 """
 
@@ -69,12 +71,17 @@ class FreezeAhead:
 
     def quiesce(self, copy: Callable[[], T]) -> T:
         """``copy()`` once the filesystem is frozen; raises the freeze's error (copying
-        nothing) if it could not be frozen."""
+        nothing) if it could not be frozen. The thaw starts as soon as ``copy`` is done:
+        what the backend does after it (closing the image) needs no freeze, and overlaps
+        the thaw."""
         self._frozen.wait()
         if not self._held:
             assert self._error is not None
             raise self._error
-        return copy()
+        try:
+            return copy()
+        finally:
+            self._release.set()
 
     def _hold(self) -> None:
         try:
