@@ -710,6 +710,14 @@ def freezes_ahead(
     return frozenset(paths)
 
 
+def may_freeze_ahead(local: LocalState | None) -> bool:
+    """Whether a configuration could make :func:`freezes_ahead` freeze anything, going by the
+    previous observation ``local``: it saw a filesystem mounted here (pure)."""
+    return local is not None and any(
+        found.state is DiscoveredState.MOUNTED_HERE for found in local.datasets.values()
+    )
+
+
 def _stays_mounted_here(record: Dataset | None, node_uuid: UUID) -> bool:
     """Whether ``record`` keeps its dataset mounted read-write on ``node_uuid``."""
     return (

@@ -31,6 +31,7 @@ from agent.policy import (
     calculate_changes,
     freezes_ahead,
     keeps_freezes_ahead,
+    may_freeze_ahead,
 )
 from control.model import (
     RAW,
@@ -373,3 +374,12 @@ def test_no_snapshot_in_a_pass_that_acts_on_its_dataset():
     assert any(isinstance(c, UnmountFilesystem) for c in leaves(changes))
     staying = decide([Dataset(SOURCE, ME)], [source_found(S.MOUNTED_HERE)], [snapshot_record()])
     assert staying == CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}")
+
+
+def test_a_freeze_ahead_is_possible_only_with_a_filesystem_mounted_here():
+    """Only an observation with a filesystem mounted here (at its mount point) allows one."""
+    assert may_freeze_ahead(mounted_here())
+    assert not may_freeze_ahead(None)
+    for state in (S.ATTACHED_HERE, S.UNATTACHED, S.MOUNTED_OTHER_PATH):
+        local = LocalState(instance_id=HERE, datasets={SOURCE: source_found(state)})
+        assert not may_freeze_ahead(local), state
