@@ -54,7 +54,7 @@ Safety rules the table keeps (each has a test):
 - a snapshot is made by the node it was given to, freezing the source's
   filesystem only when it is mounted here; never while the source is
   attached to another node (which could not be frozen from here), nor in a
-  pass that acts on the source itself (unmounts, detaches, mounts it); a ready
+  pass that attaches, mounts or lets go of the source; a ready
   snapshot that vanished is never made again (it would be another instant);
   only a deleted snapshot is destroyed.
 
@@ -778,10 +778,24 @@ def snapshot_changes(snapshots: Iterable[DatasetSnapshot], ctx: Context) -> list
     return changes
 
 
+MOVING_THE_SOURCE = (
+    UnmountFilesystem,
+    DetachVolume,
+    AttachVolume,
+    MountAttached,
+    MountFilesystem,
+    MakeFilesystem,
+    FenceVolume,
+    DestroyVolume,
+)
+"""The changes that make or undo where a volume is attached or mounted: no snapshot of it is
+made in the same pass (a growth, which the filesystem or the backend orders, may share it)."""
+
+
 def _after_dataset_changes(changes: list[Change], busy: set[UUID]) -> list[Change]:
-    """``changes`` of snapshots, but none made of a dataset the same pass acts on (an unmount
-    and detach letting it go, an attach, a mount, a growth): the copy would race that change
-    (a freeze against the unmount); it waits for the next pass's observation."""
+    """``changes`` of snapshots, but none made of a dataset the same pass attaches, mounts or
+    lets go of (:data:`MOVING_THE_SOURCE`): the copy would race that change (a freeze against
+    the unmount); it waits for the next pass's observation."""
     return [
         Wait(
             change.dataset_id,
@@ -837,7 +851,7 @@ def calculate_changes(
         found = found_all.get(dataset_id) or _absent(dataset_id)
         transition = transition_for(record, desired_state(record, cluster.node_uuid), found.state)
         change = transition(record, found, ctx)
-        if actions(change):
+        if any(isinstance(action, MOVING_THE_SOURCE) for action in actions(change)):
             busy.add(dataset_id)
         changes.append(change)
     changes.extend(_after_dataset_changes(snapshot_changes(snapshots, ctx), busy))

@@ -383,3 +383,17 @@ def test_a_freeze_ahead_is_possible_only_with_a_filesystem_mounted_here():
     for state in (S.ATTACHED_HERE, S.UNATTACHED, S.MOUNTED_OTHER_PATH):
         local = LocalState(instance_id=HERE, datasets={SOURCE: source_found(state)})
         assert not may_freeze_ahead(local), state
+
+
+def test_a_growth_does_not_hold_back_a_snapshot_of_its_dataset():
+    """A pass growing a mounted filesystem still makes a snapshot asked of it (only attaching,
+    mounting and letting go hold one back)."""
+    small = DiscoveredDataset(
+        SOURCE, S.MOUNTED_HERE, "b-source", GiB, HERE, "/dev/src", (f"{ROOT}/{SOURCE}",),
+        FilesystemInfo("xfs", 64 * MiB),
+    )
+    changes = decide([Dataset(SOURCE, ME)], [small], [snapshot_record()])
+    assert set(leaves(changes)) == {
+        GrowFilesystem(SOURCE, "/dev/src"),
+        CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}"),
+    }
