@@ -126,6 +126,7 @@ class Executor:
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self._created: dict[UUID, BlockDeviceVolume] = {}
         self._effects: list[tuple[Change, object]] = []
+        self._ahead: dict[str, FreezeAhead] = {}
         self._actions: dict[type, Callable[[Any], object]] = {
             CreateVolume: self._create,
             AttachVolume: self._attach,
@@ -154,13 +155,52 @@ class Executor:
             return action()
         return self.filesystems.while_frozen(path, action)
 
+    def freeze_ahead(self, paths: Iterable[str]) -> None:
+        """Start freezing the filesystems at ``paths`` now, for snapshots this pass may make.
+
+        A :class:`CreateSnapshot` freezing one of them uses its freeze (the copy
+        is still made only once it is frozen); :meth:`release_ahead` thaws the
+        others, copying nothing. Does not block.
+        """
+        for path in paths:
+            if path not in self._ahead:
+                ahead = FreezeAhead(self.filesystems, path)
+                self._ahead[path] = ahead
+                ahead.start()
+                self._log.info("agent.freeze_ahead", path=path)
+
+    def has_freezes_ahead(self) -> bool:
+        """Whether a freeze started by :meth:`freeze_ahead` waits for its release."""
+        return bool(self._ahead)
+
+    def release_ahead(self) -> list[str]:
+        """Thaw the freezes started by :meth:`freeze_ahead` and not used; returns their paths.
+
+        Blocks until each is thawed: call it off the reactor thread.
+        """
+        unused, self._ahead = self._ahead, {}
+        for ahead in unused.values():
+            ahead.release()
+        return sorted(unused)
+
     def _snapshot(self, change: CreateSnapshot) -> object:
         """Snapshot the volume, its filesystem frozen for the copy if it is mounted here.
 
         A backend that calls back for the instant of the copy gets a freeze started at
-        the same time as its call (:class:`~agent.freezing.FreezeAhead`).
+        the same time as its call (:class:`~agent.freezing.FreezeAhead`), or earlier by
+        :meth:`freeze_ahead`.
         """
         backend = self.backend
+        ahead = self._ahead.pop(change.freeze_path, None) if change.freeze_path else None
+        if ahead is not None:
+            with ahead as quiesce:
+                if isinstance(backend, QuiescedSnapshotsAPI):
+                    return backend.create_snapshot_quiesced(
+                        change.blockdevice_id, change.snapshot_id, quiesce
+                    )
+                return quiesce(
+                    lambda: backend.create_snapshot(change.blockdevice_id, change.snapshot_id)
+                )
         if change.freeze_path is not None and isinstance(backend, QuiescedSnapshotsAPI):
             with FreezeAhead(self.filesystems, change.freeze_path) as quiesce:
                 return backend.create_snapshot_quiesced(

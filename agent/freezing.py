@@ -10,7 +10,9 @@ records the snapshot's id and checks capacity; the backend's
 ``quiesce(copy)`` then waits for the freeze and makes the copy inside it. The
 copy is still made only while the filesystem is frozen: if the freeze cannot
 be made, ``quiesce`` raises and nothing is copied. The filesystem is thawed
-when the backend's call returns or raises (and, as always, if the agent dies:
+as soon as the copy is done (the rest of the backend's call, such as closing
+the image, overlaps the thaw), at the latest when the backend's call returns
+or raises (and, as always, if the agent dies:
 :meth:`~agent.fs.interface.Filesystems.while_frozen`).
 """
 
@@ -41,8 +43,20 @@ class FreezeAhead:
             target=self._hold, name=f"shoal-freeze {path}", daemon=True
         )
 
+    def start(self) -> None:
+        """Start freezing now (once), ahead of ``__enter__``; the freeze is held until
+        ``__exit__`` or :meth:`release`."""
+        if self._thread.ident is None:
+            self._thread.start()
+
+    def release(self) -> None:
+        """Thaw a freeze started but not used for a copy (blocks until the freeze is over)."""
+        self._release.set()
+        if self._thread.ident is not None:
+            self._thread.join()
+
     def __enter__(self) -> Callable[[Callable[[], Any]], Any]:
-        self._thread.start()
+        self.start()
         return self.quiesce
 
     def __exit__(
@@ -51,19 +65,23 @@ class FreezeAhead:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        self._release.set()
-        self._thread.join()
+        self.release()
         if kind is None and self._held and self._error is not None:
             raise self._error  # thawed early (timed out): the copy may not be consistent
 
     def quiesce(self, copy: Callable[[], T]) -> T:
         """``copy()`` once the filesystem is frozen; raises the freeze's error (copying
-        nothing) if it could not be frozen."""
+        nothing) if it could not be frozen. The thaw starts as soon as ``copy`` is done:
+        what the backend does after it (closing the image) needs no freeze, and overlaps
+        the thaw."""
         self._frozen.wait()
         if not self._held:
             assert self._error is not None
             raise self._error
-        return copy()
+        try:
+            return copy()
+        finally:
+            self._release.set()
 
     def _hold(self) -> None:
         try:

@@ -86,7 +86,14 @@ from agent.pacing import (
     reusable_configuration,
 )
 from agent.passlog import decided_fields, observed_fields
-from agent.policy import DEFAULT_VOLUME_SIZE, ClusterView, calculate_changes
+from agent.policy import (
+    DEFAULT_VOLUME_SIZE,
+    ClusterView,
+    calculate_changes,
+    freezes_ahead,
+    keeps_freezes_ahead,
+    may_freeze_ahead,
+)
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import Conflict, NotFound
 from control.model import NodeState, Versions
@@ -386,6 +393,13 @@ class ConvergenceLoop(LoopFencing):
         return Deferred.fromCoroutine(run())
 
     async def _pass(self) -> tuple[float, Change]:
+        """One pass (:meth:`_pass_once`); a freeze started ahead for it is always released."""
+        try:
+            return await self._pass_once()
+        finally:
+            await self._release_ahead()
+
+    async def _pass_once(self) -> tuple[float, Change]:
         """Fetch, observe, report, calculate, act; returns how long the loop may wait, and
         the changes it ran.
 
@@ -398,6 +412,7 @@ class ConvergenceLoop(LoopFencing):
         also = self.memory.also
         configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
+        self.memory = memory.seen(self.memory, local)
         desired = {d.dataset_id: d for d in configuration.datasets}
         now = self.clock.seconds()
         view = evolve(
@@ -428,8 +443,11 @@ class ConvergenceLoop(LoopFencing):
         sleep = self._no_progress_pause(local, to_run, sleep_after(to_run))
         if not asking <= also:
             sleep = 0.0
+        if self.lifecycle.stopping or not keeps_freezes_ahead(to_run):
+            await self._release_ahead()  # an unmount (any other action) never meets one
         acting = succeed(()) if self.lifecycle.stopping else self._act(to_run)
         reported, failures = await both(reporting, acting)
+        await self._release_ahead()  # before anything else acts on the filesystems
         times.lap("act_and_report")
         effects = self.executor.effects()
         if self.memory.self_fenced:  # what this pass may have mounted as the lease ran out
@@ -441,6 +459,7 @@ class ConvergenceLoop(LoopFencing):
             self.lifecycle.stopping or self.memory.self_fenced or configuration.fenced
         ):
             known = after_changes(local, effects)
+            self.memory = memory.seen(self.memory, known)  # the next freezes ahead go by it
             now = self.clock.seconds()
             made = self._report_of(known, configuration, troubles, also, now)
             update = None if made.same_observation(report) else made
@@ -468,17 +487,26 @@ class ConvergenceLoop(LoopFencing):
     async def _fetch_and_observe(
         self, also: frozenset[UUID], current: int | None, times: Stopwatch
     ) -> tuple[NodeConfiguration, LocalState]:
-        """The configuration and a fresh observation, both at once when that is sound.
+        """The configuration and a fresh observation, both at once when that is sound and
+        no snapshot could be frozen ahead.
 
         When the generation current at the start of the pass is known (the
         watch or the last report said it), the observation starts with the
         fetch: it is made after that generation was written, as if it had
         followed the fetch. If the fetch brings a newer generation, or the
         current one is unknown, the node is observed (again) after the fetch
-        (:func:`~agent.pacing.observed_after`).
+        (:func:`~agent.pacing.observed_after`). While the last observation
+        saw a filesystem mounted here (a snapshot the fetch brings may freeze
+        it ahead, :func:`~agent.policy.may_freeze_ahead`), the node is observed
+        only once the fetch answered and its freezes started: an observation
+        alongside slows the fetch (on a loaded 2-core machine 8 -> 20-30 ms,
+        for 2-3 ms gained overall), and with it the freeze, the longest step
+        of a snapshot.
         """
         fetching = Deferred.fromCoroutine(self._configuration(also, current))
-        early = None if current is None else self._observe()
+        fetching.addCallback(self._freeze_ahead)
+        together = current is not None and not may_freeze_ahead(self.memory.last_seen)
+        early = self._observe() if together else None
         configuration: NodeConfiguration
         configuration, local = await both(fetching, early if early is not None else succeed(None))
         times.lap("fetch" if early is None else "fetch_and_discover")
@@ -486,6 +514,25 @@ class ConvergenceLoop(LoopFencing):
             local = await self._observe()
             times.lap("discover")
         return configuration, local
+
+    def _freeze_ahead(self, configuration: NodeConfiguration) -> NodeConfiguration:
+        """Start the freezes of the snapshots ``configuration`` asks for, where the last
+        observation saw their datasets mounted and this node is still in charge of them
+        (:func:`~agent.policy.freezes_ahead`); none while the node is fenced or stopping."""
+        m = self.memory
+        if not (self.lifecycle.stopping or m.self_fenced or configuration.fenced):
+            desired = {d.dataset_id: d for d in configuration.datasets}
+            self.executor.freeze_ahead(
+                freezes_ahead(desired, configuration.snapshots, self.node.node_uuid, m.last_seen)
+            )
+        return configuration
+
+    async def _release_ahead(self) -> None:
+        """Thaw the freezes started ahead and not used by the pass's changes."""
+        if self.executor.has_freezes_ahead():
+            unused = await self._run_blocking(self.executor.release_ahead)
+            if unused:
+                self._log.info("agent.thawed_unused", paths=unused)
 
     def _observe(self) -> Deferred[LocalState]:
         """Discover the node's state, off the reactor thread."""

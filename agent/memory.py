@@ -45,6 +45,9 @@ class PassMemory:
     while its lease holds); ``fenced`` whether the last configuration said
     the node is fenced, ``rejoined`` whether it registered again since it
     learned that (the service lifts an automatic fence only after that).
+    ``last_seen`` is the last pass's observation with its changes' known
+    effects (:func:`agent.effects.after_changes`): what the next pass's
+    freezes ahead go by (:func:`agent.policy.freezes_ahead`).
     """
 
     passes: int = 0
@@ -66,6 +69,7 @@ class PassMemory:
     self_fenced_at: float | None = None
     fenced: bool = False
     rejoined: bool = False
+    last_seen: LocalState | None = None
 
     @property
     def self_fenced(self) -> bool:
@@ -171,6 +175,11 @@ def decided(
         waiting_on_others=waiting_on_others,
         troubles=troubles,
     )
+
+
+def seen(memory: PassMemory, local: LocalState) -> PassMemory:
+    """After a pass observed ``local`` (or learned its changes' effects on it)."""
+    return evolve(memory, last_seen=local)
 
 
 def troubled(memory: PassMemory, troubles: Troubles) -> PassMemory:

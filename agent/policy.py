@@ -53,7 +53,8 @@ Safety rules the table keeps (each has a test):
   waits, then attaches it;
 - a snapshot is made by the node it was given to, freezing the source's
   filesystem only when it is mounted here; never while the source is
-  attached to another node (which could not be frozen from here); a ready
+  attached to another node (which could not be frozen from here), nor in a
+  pass that attaches, mounts or lets go of the source; a ready
   snapshot that vanished is never made again (it would be another instant);
   only a deleted snapshot is destroyed.
 
@@ -89,6 +90,7 @@ from agent.changes import (
     RestoreVolume,
     UnmountFilesystem,
     Wait,
+    actions,
     in_parallel,
     sequentially,
 )
@@ -666,6 +668,92 @@ def _make_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
     )
 
 
+def freezes_ahead(
+    desired: Mapping[UUID, Dataset],
+    snapshots: Iterable[DatasetSnapshot],
+    node_uuid: UUID,
+    local: LocalState | None,
+) -> frozenset[str]:
+    """Where the snapshots to make would freeze, going by the previous observation ``local``.
+
+    The loop may start these freezes before its fresh observation is made
+    (:meth:`agent.executor.Executor.freeze_ahead`): a freeze that the pass's
+    changes do not use is thawed, copying nothing. Only where that is safe
+    by the configuration just fetched (``desired``, for this node
+    ``node_uuid``):
+
+    - a snapshot's dataset is frozen ahead only while this node is still in
+      charge of it: its record is live and makes this node its read-write
+      primary (a move away asked in the same configuration freezes nothing);
+    - nothing is frozen ahead when the pass may unmount anything: when any
+      dataset the previous observation saw mounted here is not to stay
+      mounted here, at its mount point (moved away, deleted, mounted
+      elsewhere, raw). The loop also thaws every freeze ahead before acting
+      unless all the pass does is snapshots (:func:`keeps_freezes_ahead`).
+    """
+    if local is None or not _all_mounts_stay(desired, node_uuid, local):
+        return frozenset()
+    paths = set()
+    for record in snapshots:
+        found = local.datasets.get(record.dataset_id)
+        dataset = desired.get(record.dataset_id)
+        if (
+            snapshot_wanted(record) is SnapshotWanted.MAKE
+            and str(record.snapshot_id) not in local.snapshots
+            and _stays_mounted_here(dataset, node_uuid)
+            and found is not None
+            and found.blockdevice_id is not None
+            and found.state is DiscoveredState.MOUNTED_HERE
+            and (path := _frozen_at(found)) is not None
+        ):
+            paths.add(path)
+    return frozenset(paths)
+
+
+def may_freeze_ahead(local: LocalState | None) -> bool:
+    """Whether a configuration could make :func:`freezes_ahead` freeze anything, going by the
+    previous observation ``local``: it saw a filesystem mounted here (pure)."""
+    return local is not None and any(
+        found.state is DiscoveredState.MOUNTED_HERE for found in local.datasets.values()
+    )
+
+
+def _stays_mounted_here(record: Dataset | None, node_uuid: UUID) -> bool:
+    """Whether ``record`` keeps its dataset mounted read-write on ``node_uuid``."""
+    return (
+        record is not None
+        and not record.raw
+        and desired_state(record, node_uuid) is DesiredState.MOUNTED_HERE
+    )
+
+
+def _all_mounts_stay(desired: Mapping[UUID, Dataset], node_uuid: UUID, local: LocalState) -> bool:
+    """Whether every dataset ``local`` saw mounted here stays mounted, where it is.
+
+    A dataset the node was sent no record of is never touched (it stays);
+    a read-only one stays while the node still reads it.
+    """
+    for dataset_id, found in local.datasets.items():
+        if found.state not in MOUNTED_STATES:
+            continue
+        record = desired.get(dataset_id)
+        if record is None:
+            continue
+        wanted = desired_state(record, node_uuid)
+        staying = _stays_mounted_here(record, node_uuid) or wanted is DesiredState.READ_ONLY_HERE
+        if not staying or found.state is not DiscoveredState.MOUNTED_HERE:
+            return False
+    return True
+
+
+def keeps_freezes_ahead(changes: Change) -> bool:
+    """Whether a pass running ``changes`` may keep its freezes ahead while it acts: only when
+    it acts and every action is a snapshot (pure). Any other action (an unmount, a detach, a
+    mount) runs with no freeze ahead held: the loop thaws them first."""
+    ran = actions(changes)
+    return bool(ran) and all(isinstance(change, CreateSnapshot) for change in ran)
+
+
 def _destroy_snapshot(record: DatasetSnapshot, ctx: Context) -> Change:
     return DestroySnapshot(record.dataset_id, str(record.snapshot_id))
 
@@ -688,6 +776,37 @@ def snapshot_changes(snapshots: Iterable[DatasetSnapshot], ctx: Context) -> list
         found = _F.PRESENT if str(record.snapshot_id) in ctx.snapshots else _F.ABSENT
         changes.append(SNAPSHOT_TRANSITIONS[snapshot_wanted(record)][found](record, ctx))
     return changes
+
+
+MOVING_THE_SOURCE = (
+    UnmountFilesystem,
+    DetachVolume,
+    AttachVolume,
+    MountAttached,
+    MountFilesystem,
+    MakeFilesystem,
+    FenceVolume,
+    DestroyVolume,
+)
+"""The changes that make or undo where a volume is attached or mounted: no snapshot of it is
+made in the same pass (a growth, which the filesystem or the backend orders, may share it)."""
+
+
+def _after_dataset_changes(changes: list[Change], busy: set[UUID]) -> list[Change]:
+    """``changes`` of snapshots, but none made of a dataset the same pass attaches, mounts or
+    lets go of (:data:`MOVING_THE_SOURCE`): the copy would race that change (a freeze against
+    the unmount); it waits for the next pass's observation."""
+    return [
+        Wait(
+            change.dataset_id,
+            f"snapshot {change.snapshot_id} waits for this pass's change of dataset "
+            f"{change.dataset_id} to be done",
+            "waiting_for_source",
+        )
+        if isinstance(change, CreateSnapshot) and change.dataset_id in busy
+        else change
+        for change in changes
+    ]
 
 
 def _absent(dataset_id: UUID) -> DiscoveredDataset:
@@ -726,11 +845,15 @@ def calculate_changes(
     )
     found_all = local.datasets
     changes = []
+    busy = set()
     for dataset_id in sorted(desired.keys() | found_all.keys()):
         record = desired.get(dataset_id)
         found = found_all.get(dataset_id) or _absent(dataset_id)
         transition = transition_for(record, desired_state(record, cluster.node_uuid), found.state)
-        changes.append(transition(record, found, ctx))
-    changes.extend(snapshot_changes(snapshots, ctx))
+        change = transition(record, found, ctx)
+        if any(isinstance(action, MOVING_THE_SOURCE) for action in actions(change)):
+            busy.add(dataset_id)
+        changes.append(change)
+    changes.extend(_after_dataset_changes(snapshot_changes(snapshots, ctx), busy))
     changes.append(leftover_changes(local.leftovers))
     return in_parallel(changes)

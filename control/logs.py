@@ -77,11 +77,17 @@ class LoggedSite(Site):
     access_log = structlog.get_logger("shoal.http")
     noisy = False  # no "Starting factory" events: the service logs its own start
 
+    def routine(self, request: Any) -> bool:
+        """Whether ``request`` is routine, logged at debug level only (none is, here)."""
+        return False
+
     def log(self, request: Any) -> None:
-        """Log one answered request: method, path, status, bytes sent, client, user agent."""
+        """Log one answered request: method, path, status, bytes sent, client, user agent
+        (at debug level if :meth:`routine`, else at info)."""
         address = request.getClientAddress()
         user_agent = request.getHeader(b"user-agent")
-        self.access_log.info(
+        emit = self.access_log.debug if self.routine(request) else self.access_log.info
+        emit(
             "http.request",
             method=request.method.decode("ascii", "replace"),
             path=request.uri.decode("ascii", "replace"),

@@ -21,6 +21,7 @@ from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
+from control import collector
 from control.errors import InvalidRequest, Unavailable
 from control.events import DEFAULT_MAX_AGE, DEFAULT_PER_DATASET, EventRetention
 from control.logs import configure_logging
@@ -337,6 +338,7 @@ def _warm(reactor: Any, threaded: Any, api: Any) -> Deferred:
     started = reactor.seconds()
 
     def warmed(datasets: int) -> None:
+        collector.freeze()
         log.info("control.warmed", datasets=datasets,
                  seconds=round(reactor.seconds() - started, 3))
 
@@ -356,6 +358,7 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
     from control.store.factory import open_store
 
     options = ServiceOptions(**settings)
+    collector.tune()
     if reactor is None:
         from twisted.internet import reactor as default_reactor
 

@@ -355,6 +355,7 @@ class RealFilesystems:
     def freeze(self, path: str) -> None:
         """Freeze the filesystem mounted at ``path``."""
         with _directory(path) as fd:
+            _check_mount_point(fd, path)
             try:
                 freezer.freeze(fd)
             except OSError as e:
@@ -395,6 +396,21 @@ def _directory(path: str) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
+
+
+def _check_mount_point(fd: int, path: str) -> None:
+    """Raise :class:`FilesystemError` unless the open directory ``fd`` is a mount point: a
+    freeze of a plain directory would freeze the filesystem that holds it (the mount
+    point's parent, when the dataset's filesystem is gone)."""
+    try:
+        here, parent = os.fstat(fd), os.stat("..", dir_fd=fd)
+    except OSError as e:
+        raise FilesystemError(f"Cannot look at mount point {path}: {e}") from e
+    if here.st_dev == parent.st_dev and here.st_ino != parent.st_ino:
+        raise FilesystemError(
+            f"Nothing is mounted at {path}: it is not frozen (that would freeze the "
+            "filesystem holding it). The next pass observes the node again."
+        )
 
 
 def _xfs_mounted_size(path: str) -> int:
@@ -439,6 +455,7 @@ def hold_frozen(path: str, action: Callable[[], T], timeout: float) -> T:
     (it thawed early) raises :class:`FilesystemError` after ``action``.
     """
     with _directory(path) as fd:
+        _check_mount_point(fd, path)
         child = subprocess.Popen(
             ["sh", "-c", freezer.WATCH_SCRIPT, "shoal-freezer", path, str(max(1, round(timeout)))],
             stdin=subprocess.PIPE,

@@ -14,7 +14,6 @@ from functools import partial
 from typing import Any
 from uuid import UUID, uuid4
 
-from klein import Klein
 from twisted.internet.defer import CancelledError
 from twisted.python.failure import Failure
 from twisted.web.resource import Resource
@@ -36,6 +35,7 @@ from control.api.body import (
     uuid_list,
 )
 from control.api.denylist import Denylist
+from control.api.dispatch import Dispatch
 from control.api.errors import json_headers, json_response, refuse, routing_error, unexpected
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
@@ -45,6 +45,7 @@ from control.api.openapi import document
 from control.api.reporting import write_group as write_reports
 from control.api.reports import ReportReader
 from control.api.root import JSONRoot
+from control.api.routes import RoutedKlein
 from control.api.sources import find_source
 from control.api.watch import Notifier
 from control.binding import class_for, placement_conditions
@@ -139,7 +140,7 @@ class ControlAPI:
     the owner a node registration records (default: :func:`peer_identity`).
     """
 
-    app = Klein()
+    app = RoutedKlein()
 
     def __init__(
         self,
@@ -197,7 +198,10 @@ class ControlAPI:
 
     def resource(self) -> Resource:
         """The Twisted resource serving the API and the dashboard (mount it at the site root)."""
-        guarded = Guard(self.app.resource(), self.app.url_map, self._authenticate, self.denylist)
+        handlers = [((ShoalError,), self._refused), ((HTTPException,), self._unrouted),
+                    ((Exception,), self._failed)]  # Klein's error handlers, in their order
+        routed = Dispatch(self.app, self.app.resource(), handlers)
+        guarded = Guard(routed, self.app.url_map, self._authenticate, self.denylist)
         return JSONRoot(guarded, ui_resource())
 
     def guard_reads(self, resource: Resource) -> Resource:

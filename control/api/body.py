@@ -88,7 +88,8 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest("The request body is empty; a JSON object is required.")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
-        json.dumps(value, ensure_ascii=False).encode("utf-8")
+        if b"\\u" in raw:  # only an escape can make a lone surrogate (UTF-8 cannot hold one)
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest("The request body holds an unpaired UTF-16 surrogate.") from None
     except UnicodeDecodeError:

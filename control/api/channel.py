@@ -265,6 +265,17 @@ class LimitedSite(LoggedSite):
 
     protocol = JSONChannel  # type: ignore[assignment]
 
+    def routine(self, request: Any) -> bool:
+        """A node's heartbeat (``PUT /v1/shoal/state/<node>``) or watch (``GET
+        /v1/shoal/watch``) answered 2xx: 1,000 nodes send 400 a second, so their access log
+        lines are at debug level (docs/operations.md); any other answer is logged at info."""
+        if not 200 <= request.code < 300:
+            return False
+        path, method = request.path, request.method
+        if method == b"PUT":
+            return bool(path.startswith(b"/v1/shoal/state/"))
+        return bool(method == b"GET" and path == b"/v1/shoal/watch")
+
     def __init__(self, root: Any, limits: ConnectionLimits, **kwargs: Any) -> None:
         super().__init__(root, timeout=limits.idle_timeout, **kwargs)
         self.limits = limits

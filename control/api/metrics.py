@@ -282,9 +282,8 @@ class ReportCache:
     whole from the store (its cached state) by the collector whenever the state
     version moved since the last load, and every :data:`RESYNC` seconds. A
     node's entry is only ever replaced by a report received later. Each report
-    is summarised once: one this process wrote right away, on the writer's
-    thread (the write is O(report) already, and the scrape after it need not
-    be), another when a scrape first needs it.
+    is summarised once, when a scrape first needs it (a node reporting changes
+    faster than the scrapes is summarised once per scrape at most).
     """
 
     def __init__(self, resync: float = RESYNC) -> None:
@@ -296,11 +295,10 @@ class ReportCache:
         self._loaded_at: float | None = None
 
     def wrote(self, report: NodeState) -> None:
-        """Keep ``report``, which this process just stored, and its summary."""
-        summary = summarise(report)
+        """Keep ``report``, which this process just stored (summarised when a scrape first
+        needs it: a changed report no longer costs O(report) to write, issue 16)."""
         with self._lock:
-            if self._put(report):
-                self._summaries[report.node_uuid] = (report, summary)
+            self._put(report)
 
     def stale(self, now: float) -> bool:
         """Whether the cache must be loaded from the store (never was, or long ago)."""

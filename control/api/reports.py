@@ -50,7 +50,7 @@ def _says(item: Any, state: DatasetState) -> bool:
     if size is not None and type(size) is not int:
         return False
     return (
-        item.get("status") == state.status.value
+        item.get("status") == state.status._value_  # not ``.value``: a slow descriptor
         and size == state.maximum_size
         and item.get("device") == state.device
         and item.get("path") == state.path
@@ -74,10 +74,12 @@ class ReportReader:
         if last is not None and last[0] == digest:
             return evolve(last[1], reported_at=now)
         obj = parse_json(raw)
-        report = None if last is None else _patched(node_uuid, obj, now, last[2])
-        if report is None:
+        patched = None if last is None else _patched(node_uuid, obj, now, last[1], last[2])
+        if patched is None:
             report = node_state_from_json(node_uuid, validate(obj, schemas.REPORT_STATE), now)
-        by_text = {str(k): v for k, v in report.datasets.items()}
+            by_text = {str(k): v for k, v in report.datasets.items()}
+        else:
+            report, by_text = patched
         self._last[node_uuid] = (digest, report, by_text)
         return report
 
@@ -87,14 +89,17 @@ class ReportReader:
 
 
 def _patched(
-    node_uuid: UUID, obj: Any, now: float, kept: dict[str, DatasetState]
-) -> NodeState | None:
-    """The report ``obj``, reusing the ``kept`` states its entries repeat; ``None``: read it
-    whole (nothing repeated, or anything unusual: the whole check then answers)."""
+    node_uuid: UUID, obj: Any, now: float, last: NodeState, kept: dict[str, DatasetState]
+) -> tuple[NodeState, dict[str, DatasetState]] | None:
+    """The report ``obj``, reusing the states of ``last`` (``kept``: them by dataset id text)
+    its entries repeat, and the same by text; ``None``: read it whole (nothing repeated, or
+    anything unusual: the whole check then answers).
+
+    The datasets map is ``last``'s, changed where ``obj`` differs: O(changes) map updates,
+    not a map built of thousands of entries again."""
     items = obj.get("datasets") if type(obj) is dict else None
     if type(items) is not list or len(items) > _MOST:
         return None
-    reused: dict[UUID, DatasetState] = {}
     seen: set[str] = set()
     fresh = []
     for item in items:
@@ -102,10 +107,9 @@ def _patched(
         state = kept.get(key) if type(key) is str else None
         if state is not None and isinstance(key, str) and key not in seen and _says(item, state):
             seen.add(key)
-            reused[state.dataset_id] = state
         else:
             fresh.append(item)
-    if not reused:
+    if not seen:
         return None
     partial = {**obj, "datasets": fresh}
     try:
@@ -116,6 +120,17 @@ def _patched(
         report = node_state_from_json(node_uuid, partial, now)
     except InvalidRequest:
         return None
-    if any(dataset_id in reused for dataset_id in report.datasets):
+    added = {str(dataset_id): state for dataset_id, state in report.datasets.items()}
+    if not seen.isdisjoint(added):
         return None  # a dataset listed twice: refused as the whole body is
-    return evolve(report, datasets={**reused, **report.datasets})
+    datasets = last.datasets.evolver()
+    by_text = dict(kept)
+    if len(seen) != len(kept):
+        for key, state in kept.items():
+            if key not in seen:
+                datasets.remove(state.dataset_id)
+                del by_text[key]
+    for key, state in added.items():
+        datasets.set(state.dataset_id, state)
+        by_text[key] = state
+    return evolve(report, datasets=datasets.persistent()), by_text

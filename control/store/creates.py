@@ -36,12 +36,10 @@ from control.store.tables import datasets, events, nodes
 
 _DATASETS = select(datasets).where(datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)))
 _NODES = select(nodes.c.uuid).where(nodes.c.uuid.in_(bindparam("b_uuids", expanding=True)))
-_LIVE_NAMED = (
-    select(datasets)
-    .where(datasets.c.deleted == False)  # noqa: E712
-    .where(datasets.c.released == False)  # noqa: E712
-    .where(datasets.c.name.in_(bindparam("b_names", expanding=True)))
-)
+_NAMED = select(datasets).where(datasets.c.name.in_(bindparam("b_names", expanding=True)))
+"""The datasets of these names, live or not (:class:`_Found` keeps the live ones): with
+``deleted = false`` in the query too, SQLite (no statistics) searched ``ix_datasets_deleted``
+for two names or more, every live dataset's row (10 ms at 100,000 datasets)."""
 _INSERT_DATASETS = insert(datasets)
 _INSERT_EVENTS = insert(events)
 _NEWEST = select(func.max(events.c.event_id)).scalar_subquery()
@@ -108,9 +106,10 @@ class _Found:
         self.known = {UUID(u) for u, in connection.execute(_NODES, {"b_uuids": primaries})}
         self.named: dict[str, Dataset] = {}
         if names:
-            result = connection.execute(_LIVE_NAMED, {"b_names": names})
+            result = connection.execute(_NAMED, {"b_names": names})
             for dataset in map(rows.dataset_from_row, result):
-                self.named.setdefault(dataset.name or "", dataset)
+                if not dataset.deleted and not dataset.released:
+                    self.named.setdefault(dataset.name or "", dataset)
 
     def remember(self, dataset: Dataset) -> None:
         """``dataset`` was stored by an earlier create of the group."""

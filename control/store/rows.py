@@ -180,7 +180,8 @@ def node_from_row(row: Row) -> Node:
     )
 
 
-def _dataset_state_json(state: DatasetState) -> dict[str, Any]:
+def dataset_state_json(state: DatasetState) -> dict[str, Any]:
+    """One dataset's entry of the ``node_states.datasets`` column (keyed by its id)."""
     return {
         "status": state.status.value,
         "maximum_size": state.maximum_size,
@@ -207,7 +208,7 @@ def node_state_row(report: NodeState) -> dict[str, Any]:
         "generation": report.generation,
         "reported_at": report.reported_at,
         "datasets": {
-            str(state.dataset_id): _dataset_state_json(state)
+            str(state.dataset_id): dataset_state_json(state)
             for state in report.datasets.values()
         },
         "conditions": [condition_to_json(c) for c in report.conditions],

@@ -364,3 +364,73 @@ def test_attach_then_mount_leaves_a_small_ext4_to_grow_first(storage):
     grown = ex.backend.resize_volume(volume.blockdevice_id, 2 * SIZE)
     _attach_and_mount(ex, grown)
     assert ex.filesystems.mounts() == []
+
+
+class CountingFreeze(SlowFreeze):
+    """Slow fake freezes that count themselves."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.freezes = 0
+
+    def freeze(self, path):
+        """Count, then freeze after a pause."""
+        self.freezes += 1
+        super().freeze(path)
+
+
+def _wait_frozen(fs, path):
+    deadline = time.monotonic() + 30
+    while not fs.is_frozen(path):
+        assert time.monotonic() < deadline, f"{path} was never frozen"
+        time.sleep(0.005)
+
+
+@pytest.mark.parametrize("watching", [FreezeWatcher, PlainFreezeWatcher])
+def test_snapshot_uses_the_freeze_started_ahead(storage, watching):
+    """A freeze started ahead of the pass's snapshot is the one its copy is made in (no second
+    freeze), and it is thawed after the copy."""
+    volume, path = _mounted(executor(storage), D)
+    fs = CountingFreeze(storage, "i-1")
+    fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
+    watcher = watching(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, path)
+    ex = Executor(watcher, fs, synchronous_runner)
+    ex.freeze_ahead([path])
+    _wait_frozen(fs, path)
+    assert ex.has_freezes_ahead()
+    assert result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path))) is None
+    assert watcher.seen == [True]
+    assert fs.freezes == 1
+    assert not fs.is_frozen(path)
+    assert not ex.has_freezes_ahead()
+    assert ex.release_ahead() == []
+    assert [s.snapshot_id for s in ex.backend.list_snapshots()] == ["s1"]
+
+
+def test_unused_freeze_ahead_is_thawed_copying_nothing(storage):
+    """A freeze started ahead that no snapshot uses is thawed by ``release_ahead``, and nothing
+    is copied."""
+    volume, path = _mounted(executor(storage), D)
+    fs = CountingFreeze(storage, "i-1")
+    fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
+    ex = Executor(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, synchronous_runner)
+    ex.freeze_ahead([path])
+    assert ex.release_ahead() == [path]
+    assert not fs.is_frozen(path)
+    assert not ex.has_freezes_ahead()
+    assert ex.backend.list_snapshots() == []
+
+
+def test_snapshot_whose_freeze_ahead_failed_copies_nothing(storage):
+    """When the freeze started ahead fails, the snapshot using it copies nothing and fails
+    with the freeze's error."""
+    volume, path = _mounted(executor(storage), D)
+    fs = FrozenElsewhere(storage, "i-1")
+    fs.mount(f"/dev/fake/{volume.blockdevice_id}", path)
+    ex = Executor(FakeBlockDeviceAPI(storage, CLUSTER, "i-1"), fs, synchronous_runner)
+    ex.freeze_ahead([path])
+    failed = result_of(ex.run(CreateSnapshot(D, "s1", volume.blockdevice_id, path)))
+    assert isinstance(failed, ChangeFailed)
+    assert "Device or resource busy" in str(failed.failures[0][1])
+    assert ex.backend.list_snapshots() == []
+    assert not ex.has_freezes_ahead()

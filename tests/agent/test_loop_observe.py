@@ -131,3 +131,18 @@ def test_observes_again_when_the_fetch_brings_a_newer_generation() -> None:
     rig.client.release()
     assert rig.events[mark : mark + 2] == ["observe", "act"]
     assert rig.mounted(first) and rig.mounted(second)
+
+
+def test_with_a_filesystem_mounted_it_observes_after_the_fetch() -> None:
+    """Once a filesystem is mounted here (a snapshot may freeze it ahead), a configuration
+    change is observed only after the fetch answered, once, then acted on."""
+    rig = Rig()
+    first = rig.create()
+    assert rig.mounted(first)
+    rig.client.hold = True
+    mark = len(rig.events)
+    second = rig.create()
+    assert rig.client.held and rig.events[mark:] == []
+    rig.client.release()
+    assert rig.events[mark : mark + 2] == ["observe", "act"]
+    assert rig.mounted(second)

@@ -11,6 +11,8 @@ from __future__ import annotations
 from uuid import UUID, uuid4
 
 import pytest
+from attrs import evolve
+from structlog.testing import capture_logs
 
 from agent.changes import actions
 from agent.fs.fake import FakeFilesystems
@@ -206,3 +208,67 @@ def test_failed_snapshot_pass_still_reports_its_observation(
     cluster.pass_node(0)
     report = cluster.store.cluster_state().reports[cluster.nodes[0].node_uuid]
     assert report.generation == generation
+
+
+def test_snapshot_pass_freezes_ahead_of_its_observation(
+    cluster: SimulatedCluster
+) -> None:
+    """The pass woken for a snapshot of a dataset it last saw mounted starts the freeze once
+    the configuration is fetched (ahead of its changes), makes the copy in it, and leaves
+    the filesystem thawed."""
+    source = cluster.create(0)
+    cluster.converge(10)
+    path = f"{cluster.mount_root}/{source}"
+    snapshot_of(cluster, source)
+    filesystems = fs(cluster)
+    with capture_logs() as logs:
+        assert [type(c).__name__ for c in actions(cluster.pass_node(0))] == ["CreateSnapshot"]
+    assert [e["path"] for e in logs if e["event"] == "agent.freeze_ahead"] == [path]
+    assert not filesystems.is_frozen(path)
+    assert not cluster.nodes[0].loop.executor.has_freezes_ahead()
+
+
+def test_move_away_with_a_snapshot_freezes_nothing_ahead() -> None:
+    """A configuration that moves a mounted dataset away and asks for its snapshot in one
+    pass starts no freeze ahead: the pass unmounts and detaches it, unblocked, and leaves
+    nothing frozen; the snapshot is not copied in that pass."""
+    cluster = SimulatedCluster(2)
+    source = cluster.create(0)
+    cluster.converge(10)
+    snapshot_of(cluster, source)
+    cluster.move(source, 1)
+    with capture_logs() as logs:
+        done = [type(c).__name__ for c in actions(cluster.pass_node(0))]
+    assert done == ["UnmountFilesystem", "DetachVolume"]
+    assert [e for e in logs if e["event"] == "agent.freeze_ahead"] == []
+    assert [e for e in logs if e["event"] == "agent.change.failed"] == []
+    assert cluster.nodes[0].filesystems.mounts() == []
+    assert not cluster.nodes[0].loop.executor.has_freezes_ahead()
+
+
+def test_freezes_ahead_are_thawed_before_a_pass_that_unmounts() -> None:
+    """When the fresh observation shows an unmount to make that the previous one did not
+    (a dataset mounted here since, moved away), the freeze started ahead is thawed before
+    any change runs; the snapshot is then made in a freeze of its own."""
+    cluster = SimulatedCluster(2)
+    source, other = cluster.create(0), cluster.create(0)
+    cluster.converge(10)
+    loop = cluster.nodes[0].loop
+    seen = loop.memory.last_seen
+    assert seen is not None and other in seen.datasets
+    loop.memory = evolve(loop.memory, last_seen=evolve(seen, datasets=seen.datasets.remove(other)))
+    record = snapshot_of(cluster, source)
+    cluster.move(other, 1)
+    with capture_logs() as logs:
+        done = [type(c).__name__ for c in actions(cluster.pass_node(0))]
+    assert sorted(done) == ["CreateSnapshot", "DetachVolume", "UnmountFilesystem"]
+    events = [(e["event"], e.get("change")) for e in logs]
+    path = f"{cluster.mount_root}/{source}"
+    assert [e["path"] for e in logs if e["event"] == "agent.freeze_ahead"] == [path]
+    assert events.index(("agent.thawed_unused", None)) < events.index(
+        ("agent.change.done", "UnmountFilesystem")
+    )
+    assert not cluster.nodes[0].filesystems.is_frozen(path)
+    cluster.pass_node(0)
+    made = cluster.store.snapshot(record.snapshot_id)
+    assert made is not None and made.ready

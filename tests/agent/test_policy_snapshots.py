@@ -8,6 +8,7 @@ from agent.changes import (
     CloneVolume,
     CreateSnapshot,
     DestroySnapshot,
+    DetachVolume,
     GrowFilesystem,
     MakeFilesystem,
     MountFilesystem,
@@ -15,7 +16,10 @@ from agent.changes import (
     ResizeVolume,
     RestoreVolume,
     Sequentially,
+    UnmountFilesystem,
     Wait,
+    in_parallel,
+    leaves,
 )
 from agent.discovery import DiscoveredDataset, DiscoveredState, LocalState
 from agent.fs.interface import FilesystemInfo
@@ -25,8 +29,19 @@ from agent.policy import (
     SnapshotFound,
     SnapshotWanted,
     calculate_changes,
+    freezes_ahead,
+    keeps_freezes_ahead,
+    may_freeze_ahead,
 )
-from control.model import Capacity, Dataset, DatasetSnapshot, DataSource, SourceKind
+from control.model import (
+    RAW,
+    AccessMode,
+    Capacity,
+    Dataset,
+    DatasetSnapshot,
+    DataSource,
+    SourceKind,
+)
 
 ME = UUID(int=1)
 HERE = "i-here"
@@ -256,3 +271,129 @@ def test_filesystem_made_as_asked():
     assert decide([record], [found]) == Sequentially(
         (MakeFilesystem(NEW, "/dev/new", "xfs"), MountFilesystem(NEW, "/dev/new", f"{ROOT}/{NEW}"))
     )
+
+
+def ahead(
+    local: LocalState | None,
+    snapshots: Sequence[DatasetSnapshot] = (),
+    desired: Sequence[Dataset] | None = None,
+) -> frozenset[str]:
+    """freezes_ahead for this node; by default the source is a live dataset of this node."""
+    records = [Dataset(SOURCE, ME)] if desired is None else desired
+    return freezes_ahead({d.dataset_id: d for d in records}, snapshots, ME, local)
+
+
+def mounted_here(*found: DiscoveredDataset) -> LocalState:
+    """An observation of this node with the source mounted here (and ``found``)."""
+    datasets = {f.dataset_id: f for f in (source_found(S.MOUNTED_HERE), *found)}
+    return LocalState(instance_id=HERE, datasets=datasets)
+
+
+def test_freezes_ahead_are_the_mounts_of_snapshots_to_make():
+    """Freezes are started ahead only for a snapshot to make (not ready, not deleted, not
+    listed yet) of a dataset the previous observation saw mounted here, at its mount."""
+    path = f"{ROOT}/{SOURCE}"
+    assert ahead(mounted_here(), [snapshot_record()]) == {path}
+    assert ahead(None, [snapshot_record()]) == frozenset()
+    assert ahead(mounted_here(), [snapshot_record(ready=True)]) == frozenset()
+    assert ahead(mounted_here(), [snapshot_record(deleted=True)]) == frozenset()
+    listed = LocalState(
+        instance_id=HERE,
+        datasets={SOURCE: source_found(S.MOUNTED_HERE)},
+        snapshots={str(SNAP): backend_snapshot()},
+    )
+    assert ahead(listed, [snapshot_record()]) == frozenset()
+    for state in (S.ATTACHED_HERE, S.ATTACHED_ELSEWHERE, S.UNATTACHED, S.MOUNTED_OTHER_PATH):
+        local = LocalState(instance_id=HERE, datasets={SOURCE: source_found(state)})
+        assert ahead(local, [snapshot_record()]) == frozenset(), state
+
+
+def test_nothing_frozen_ahead_of_a_dataset_this_node_is_not_in_charge_of():
+    """A snapshot of a dataset moved away, deleted, raw, read-only or not sent in the same
+    configuration is not frozen ahead, although the previous observation saw it mounted."""
+    other = UUID(int=2)
+    for record in (
+        Dataset(SOURCE, other),
+        Dataset(SOURCE, ME, deleted=True),
+        Dataset(SOURCE, ME, filesystem=RAW),
+        Dataset(SOURCE, ME, access_mode=AccessMode.ROX),
+    ):
+        assert ahead(mounted_here(), [snapshot_record()], [record]) == frozenset(), record
+    assert ahead(mounted_here(), [snapshot_record()], []) == frozenset()
+
+
+def test_nothing_frozen_ahead_when_the_pass_may_unmount_anything():
+    """When any dataset seen mounted here is to be let go (moved away, deleted elsewhere or
+    here, or mounted away from its mount point), no freeze at all is started ahead, not even
+    of the snapshot's own dataset, which stays."""
+    other, node = UUID(int=3), UUID(int=2)
+    found = DiscoveredDataset(
+        other, S.MOUNTED_HERE, "b-other", 64 * MiB, HERE, "/dev/other", (f"{ROOT}/{other}",)
+    )
+    path = f"{ROOT}/{SOURCE}"
+    staying = [Dataset(SOURCE, ME), Dataset(other, ME)]
+    assert ahead(mounted_here(found), [snapshot_record()], staying) == {path}
+    unknown = [Dataset(SOURCE, ME)]  # a volume the node was sent nothing of is never touched
+    assert ahead(mounted_here(found), [snapshot_record()], unknown) == {path}
+    for record in (
+        Dataset(other, node),
+        Dataset(other, node, deleted=True),
+        Dataset(other, ME, deleted=True),
+        Dataset(other, ME, filesystem=RAW),
+    ):
+        desired = [Dataset(SOURCE, ME), record]
+        assert ahead(mounted_here(found), [snapshot_record()], desired) == frozenset(), record
+    elsewhere = DiscoveredDataset(
+        other, S.MOUNTED_OTHER_PATH, "b-other", 64 * MiB, HERE, "/dev/other", ("/mnt/x",)
+    )
+    assert ahead(mounted_here(elsewhere), [snapshot_record()], staying) == frozenset()
+
+
+def test_only_a_pass_of_snapshots_keeps_its_freezes_ahead():
+    """Freezes ahead are kept while acting only when every action is a snapshot; an unmount,
+    a detach or any other action (with snapshots or not) runs with none held."""
+    make = CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}")
+    unmount = UnmountFilesystem(NEW, f"{ROOT}/{NEW}")
+    assert keeps_freezes_ahead(make)
+    assert keeps_freezes_ahead(in_parallel([make, NoOp(), Wait(NEW, "w", "waiting")]))
+    assert not keeps_freezes_ahead(NoOp())
+    assert not keeps_freezes_ahead(in_parallel([make, unmount]))
+    assert not keeps_freezes_ahead(in_parallel([make, DetachVolume(NEW, "b-new")]))
+    assert not keeps_freezes_ahead(in_parallel([make, DestroySnapshot(SOURCE, "other")]))
+
+
+def test_no_snapshot_in_a_pass_that_acts_on_its_dataset():
+    """A snapshot of a dataset the pass lets go of (unmount, detach) waits for the next pass:
+    the copy would race the unmount; it is made once nothing acts on the dataset."""
+    moved = Dataset(SOURCE, UUID(int=2))
+    changes = decide([moved], [source_found(S.MOUNTED_HERE)], [snapshot_record()])
+    made = [c for c in leaves(changes) if isinstance(c, CreateSnapshot)]
+    waits = [c for c in leaves(changes) if isinstance(c, Wait)]
+    assert made == []
+    assert [w.dataset_id for w in waits] == [SOURCE]
+    assert any(isinstance(c, UnmountFilesystem) for c in leaves(changes))
+    staying = decide([Dataset(SOURCE, ME)], [source_found(S.MOUNTED_HERE)], [snapshot_record()])
+    assert staying == CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}")
+
+
+def test_a_freeze_ahead_is_possible_only_with_a_filesystem_mounted_here():
+    """Only an observation with a filesystem mounted here (at its mount point) allows one."""
+    assert may_freeze_ahead(mounted_here())
+    assert not may_freeze_ahead(None)
+    for state in (S.ATTACHED_HERE, S.UNATTACHED, S.MOUNTED_OTHER_PATH):
+        local = LocalState(instance_id=HERE, datasets={SOURCE: source_found(state)})
+        assert not may_freeze_ahead(local), state
+
+
+def test_a_growth_does_not_hold_back_a_snapshot_of_its_dataset():
+    """A pass growing a mounted filesystem still makes a snapshot asked of it (only attaching,
+    mounting and letting go hold one back)."""
+    small = DiscoveredDataset(
+        SOURCE, S.MOUNTED_HERE, "b-source", GiB, HERE, "/dev/src", (f"{ROOT}/{SOURCE}",),
+        FilesystemInfo("xfs", 64 * MiB),
+    )
+    changes = decide([Dataset(SOURCE, ME)], [small], [snapshot_record()])
+    assert set(leaves(changes)) == {
+        GrowFilesystem(SOURCE, "/dev/src"),
+        CreateSnapshot(SOURCE, str(SNAP), "b-source", f"{ROOT}/{SOURCE}"),
+    }

@@ -61,3 +61,21 @@ def test_a_configured_process_writes_only_json_lines() -> None:
     events = [json.loads(line) for line in done.stderr.splitlines()]
     assert [e["event"] for e in events] == ["agent.started", "twisted"]
     assert events[1]["message"] == "Starting factory F" and "timestamp" in events[0]
+
+
+def test_routine_requests_are_logged_at_debug_level() -> None:
+    """A request the site calls routine is logged as http.request at debug level."""
+
+    class Quiet(LoggedSite):
+        def routine(self, request: object) -> bool:
+            return True
+
+    request = DummyRequest([b"v1", b"shoal", b"watch"])
+    request.method, request.uri = b"GET", b"/v1/shoal/watch"
+    request.code, request.sentLength = 200, 30
+    with capture_logs() as logs:
+        Quiet(None).log(request)  # type: ignore[arg-type]
+        LoggedSite(None).log(request)  # type: ignore[arg-type]
+    assert [(e["event"], e["log_level"]) for e in logs] == [
+        ("http.request", "debug"), ("http.request", "info")
+    ]

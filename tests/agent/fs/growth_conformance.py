@@ -138,6 +138,18 @@ class GrowthConformance:
         self.write_marker(fs, os.path.join(path, "after"), b"writable")
         fs.unmount(path)
 
+    def test_nothing_mounted_is_never_frozen(self, fs: Filesystems, mount_root: str) -> None:
+        """A mount point with nothing mounted is refused, not frozen (the filesystem holding
+        it would be), and the action does not run."""
+        path = os.path.join(mount_root, "empty")
+        os.makedirs(path, exist_ok=True)
+        ran: list[bool] = []
+        with pytest.raises(FilesystemError, match="Nothing is mounted"):
+            fs.while_frozen(path, lambda: ran.append(True))
+        with pytest.raises(FilesystemError, match="Nothing is mounted"):
+            fs.freeze(path)
+        assert ran == []
+
     def test_while_frozen(
         self, fs: Filesystems, sized_device: SizedDevice, mount_root: str
     ) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.web.test.requesthelper import DummyRequest
 
 from control.api.app import ControlAPI
 from control.api.channel import ConnectionLimits, LimitedSite
@@ -273,3 +274,24 @@ def test_revoked_certificates_lose_their_connections() -> None:
     assert site.open == 2
     denylist.update([11])  # nothing new: nothing more dropped
     assert not kept.closed
+
+
+def answered(method: bytes, uri: bytes, code: int) -> Any:
+    """A request as the site logs it once answered: its method, path and status."""
+    request = DummyRequest([])
+    request.method, request.uri, request.path, request.code = method, uri, uri.split(b"?")[0], code
+    return request
+
+
+def test_heartbeats_and_watches_answered_are_routine() -> None:
+    """A report or a watch answered 2xx is logged at debug level; other answers are not routine."""
+    site, _ = make_site()
+    state = f"/v1/shoal/state/{NODE_A}".encode()
+    assert site.routine(answered(b"PUT", state, 200))
+    assert site.routine(answered(b"GET", b"/v1/shoal/watch?timeout=5&node=x", 200))
+    assert not site.routine(answered(b"PUT", state, 400))
+    assert not site.routine(answered(b"PUT", state, 404))
+    assert not site.routine(answered(b"GET", b"/v1/shoal/watch", 503))
+    assert not site.routine(answered(b"GET", state, 405))
+    assert not site.routine(answered(b"POST", b"/v1/configuration/datasets", 201))
+    assert not site.routine(answered(b"GET", b"/v1/shoal/watching", 404))

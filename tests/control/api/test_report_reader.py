@@ -103,3 +103,17 @@ def test_changed_body_refused_as_a_whole_one() -> None:
         after, _ = _answers([good, bad])
         assert alone[0][0] == 400, alone
         assert after[1] == alone[0], bad
+
+
+def test_changed_body_dropping_and_adding_datasets_reads_as_a_whole_one() -> None:
+    """Bodies that drop a dataset, add it back, and change another, each read against the
+    last, store what the same body read alone stores."""
+    one = {"era": "e1", "generation": 1, "datasets": [_entry(DATASET_2)]}
+    bodies = [_two(), one, _two(second="attached"), _two(), one]
+    found, last = _answers(bodies)
+    assert [code for code, _ in found] == [200] * len(bodies)
+    for count in range(1, len(bodies) + 1):
+        _, alone = _answers([bodies[count - 1]])
+        _, read = _answers(bodies[:count])
+        assert read.same_observation(alone), count
+    assert set(last.datasets) == {DATASET_2}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 import pytest
 from attrs import evolve
@@ -11,7 +11,12 @@ from attrs import evolve
 from control.errors import Conflict
 from control.model import DatasetState, NodeState, VolumeStatus
 from control.store.migrate import upgrade
-from control.store.report_writes import SameDatasets, changed_columns, dataset_changes
+from control.store.report_writes import (
+    SameDatasets,
+    changed_columns,
+    dataset_changes,
+    datasets_patch,
+)
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
 
@@ -170,3 +175,67 @@ def test_same_datasets_remembers_an_equal_pair() -> None:
     moved = evolve(again, datasets={one: DatasetState(one, VolumeStatus.ATTACHED)})
     assert same.changes(stored, moved) == {one}
     assert same.changes(None, again) is None
+
+
+def test_a_few_changed_datasets_are_patched_in_the_row(
+    open_fast: Callable[[], SQLStore], sql_url: str
+) -> None:
+    """A report changing, adding or dropping a few of many datasets patches them in its row
+    in the database (:func:`datasets_patch`), and a store opened afterwards (a restart)
+    reads each report exactly as sent."""
+    store = open_fast()
+    node = add_node(store)
+    ids = [add_dataset(store, node).dataset_id for _ in range(18)]
+    generation = store.versions().configuration
+
+    def sent(at: float, held: list[UUID], attached: frozenset[UUID] = frozenset()) -> NodeState:
+        states = {
+            i: DatasetState(i, VolumeStatus.ATTACHED, 1024, f"/dev/{i}") if i in attached
+            else DatasetState(i, VolumeStatus.MOUNTED, 1024, f"/dev/{i}", f"/m/{i}")
+            for i in held
+        }
+        return NodeState(node, "era", generation, states, reported_at=at)
+
+    sequence = [
+        sent(NOW, ids[:16]),
+        sent(NOW + 1, ids[:16], frozenset(ids[:1])),  # one changed
+        sent(NOW + 2, ids[:17], frozenset(ids[:1])),  # one added
+        sent(NOW + 3, ids[1:17], frozenset()),  # one dropped
+        sent(NOW + 4, ids[2:18], frozenset(ids[5:6])),  # dropped, added and changed at once
+    ]
+    for before, after in zip(sequence, sequence[1:], strict=False):
+        assert datasets_patch(
+            "sqlite", after, dataset_changes(before, after) or frozenset()
+        ) is not None
+    for report_ in sequence:
+        store.cluster_state()  # diffed against the cached state, as in the service
+        store.report_state(report_)
+        restarted = SQLStore(sql_url)
+        try:
+            assert restarted.cluster_state().reports[node] == report_
+        finally:
+            restarted.close()
+
+
+def test_many_changed_datasets_are_written_whole() -> None:
+    """A report changing many of its datasets (or most of a few) is written whole: no patch."""
+    node = uuid4()
+    ids = [uuid4() for _ in range(8)]
+    new = NodeState(node, "e", 1, _states(*ids))
+    assert datasets_patch("sqlite", new, frozenset(ids[:2])) is not None
+    assert datasets_patch("sqlite", new, frozenset(ids[:3])) is None
+    assert datasets_patch("sqlite", new, frozenset()) is None
+    assert datasets_patch("mysql", new, frozenset(ids[:1])) is None
+    many = NodeState(node, "e", 1, _states(*(uuid4() for _ in range(2000))))
+    assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:256])) is not None
+    assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:257])) is None
+
+
+def test_dataset_changes_by_identity_checks_the_key() -> None:
+    """A state object found in the old report under another dataset's key is still a change."""
+    node, one, two = uuid4(), uuid4(), uuid4()
+    states = _states(one, two)
+    old = NodeState(node, "e", 1, states)
+    swapped = evolve(old, datasets={one: states[two], two: states[two]})
+    assert dataset_changes(old, swapped) == {one}
+    assert dataset_changes(old, evolve(old, datasets=dict(states))) == frozenset()
