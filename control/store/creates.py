@@ -87,8 +87,7 @@ def create_group(
         made.append(rows.event_row(ev.dataset_created(dataset, new.now, new.actor)))
     if stored:
         connection.execute(_INSERT_DATASETS, [rows.dataset_row(d) for d in stored])
-        connection.execute(_INSERT_EVENTS, made)
-        _prune(connection, stored, retention, max(row["at"] for row in made))
+        record_events(connection, made, retention)
     return answers, stored
 
 
@@ -128,10 +127,14 @@ def _judge(new: NewDataset, current: int, found: _Found) -> Dataset:
     )
 
 
-def _prune(
-    connection: Connection, stored: Sequence[Dataset], retention: EventRetention, now: float
+def record_events(
+    connection: Connection, made: Sequence[dict[str, Any]], retention: EventRetention
 ) -> None:
-    """What :func:`control.store.eventlog.prune` drops after these creates, in two statements."""
+    """Insert the event rows ``made`` (not empty), then drop what
+    :func:`control.store.eventlog.prune` would after them, in three statements whatever
+    their number: shared by the grouped creates and moves (:mod:`control.store.moves`)."""
+    connection.execute(_INSERT_EVENTS, made)
+    now = max(float(row["at"]) for row in made)
     connection.execute(_PRUNE_OLD, {"b_before": now - retention.max_age})
-    ids = [str(d.dataset_id) for d in stored]
+    ids = sorted({str(row["dataset_id"]) for row in made})
     connection.execute(_PRUNE_DATASETS, {"b_ids": ids, "b_keep": retention.per_dataset - 1})

@@ -27,7 +27,7 @@ from control.errors import ShoalError
 from control.events import EventRetention
 from control.model import Dataset, Lease, Node
 from control.store import rows
-from control.store.creates import _INSERT_EVENTS, _PRUNE_DATASETS, _PRUNE_OLD
+from control.store.creates import record_events
 from control.store.interface import Created, NewMove
 from control.store.tables import datasets, leases, nodes
 
@@ -73,11 +73,7 @@ def move_group(
         written = [rows.dataset_row(d) for d in stored]
         connection.execute(_UPDATE_DATASETS, [{**r, "b_key": r["dataset_id"]} for r in written])
     if made:
-        connection.execute(_INSERT_EVENTS, made)
-        now = max(float(row["at"]) for row in made)  # type: ignore[arg-type]
-        connection.execute(_PRUNE_OLD, {"b_before": now - retention.max_age})
-        ids = sorted({str(row["dataset_id"]) for row in made})
-        connection.execute(_PRUNE_DATASETS, {"b_ids": ids, "b_keep": retention.per_dataset - 1})
+        record_events(connection, made, retention)
     return answers, stored
 
 

@@ -341,22 +341,7 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
         if not creates or not cr.batchable(creates):
             return self._write_group(one_by_one)
-        with self._advancing() as expect:
-            try:
-                with self._write() as (connection, generation, state_version):
-                    answers, stored = cr.create_group(
-                        connection, generation, creates, self._retention
-                    )
-                    if stored:
-                        q.write_counters(connection, generation + len(stored), state_version)
-                        expect(generation, generation + len(stored))
-            except Unavailable:
-                raise
-            except Exception:  # a create the database cannot store: the savepoints find which
-                return self._write_group(one_by_one)
-            for before, dataset in enumerate(stored, generation):
-                self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
-        return answers
+        return self._batched_group(partial(cr.create_group, creates=creates), one_by_one)
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]
@@ -506,18 +491,27 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._move, new=new)) for new in moves]
         if not moves:
             return []
+        return self._batched_group(partial(mv.move_group, moves=moves), one_by_one)
+
+    def _batched_group(
+        self,
+        store_group: Callable[..., tuple[list[Created], list[Dataset]]],
+        one_by_one: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]],
+    ) -> list[Created]:
+        """Judge and store a group in one transaction with ``store_group(connection,
+        generation, retention=...)`` (:mod:`control.store.creates`, :mod:`control.store.moves`),
+        then advance the cache by each dataset stored; a group the database refuses is written
+        ``one_by_one``, each in a savepoint of its own, to find which."""
         with self._advancing() as expect:
             try:
                 with self._write() as (connection, generation, state_version):
-                    answers, stored = mv.move_group(
-                        connection, generation, moves, self._retention
-                    )
+                    answers, stored = store_group(connection, generation, retention=self._retention)
                     if stored:
                         q.write_counters(connection, generation + len(stored), state_version)
                         expect(generation, generation + len(stored))
             except Unavailable:
                 raise
-            except Exception:  # a move the database cannot store: the savepoints find which
+            except Exception:  # an item the database cannot store: the savepoints find which
                 return self._write_group(one_by_one)
             for before, dataset in enumerate(stored, generation):
                 self._cache.advance(before, partial(Snapshot.with_dataset, dataset=dataset))
