@@ -119,18 +119,26 @@ class ControlProcess:
         ]
         out = open(self.log_path, "ab") if self.log_path else tempfile.TemporaryFile()
         self.process = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT, preexec_fn=self._limit
+            command, stdout=out, stderr=subprocess.STDOUT, cwd=ROOT
         )
+        self._limit(self.process.pid)
         wait_for_port(self.port, timeout, self.process, out)
         return self
 
-    def _limit(self) -> None:
-        """In the child: lower its file-descriptor limit, when asked to."""
+    def _limit(self, pid: int) -> None:
+        """Lower the started child's file-descriptor limit, when asked to.
+
+        Set from outside with ``prlimit`` rather than in a ``preexec_fn``: a
+        ``preexec_fn`` runs the at-fork hooks of what this process loaded in the
+        child, and grpcio's (loaded by the CSI tests) restart its poller there,
+        which aborts the child (SIGABRT, ``epoll_wait error: Bad file descriptor``)
+        once the descriptors are closed for the exec. The child opens its sockets
+        well after it starts, under the lowered limit."""
         if self.nofile is not None:
             import resource
 
             _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            resource.setrlimit(resource.RLIMIT_NOFILE, (self.nofile, hard))
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (self.nofile, hard))
 
     def kill(self) -> None:
         """SIGKILL the service, as a crash would."""
