@@ -374,7 +374,8 @@ def run_control_service(reactor: Any = None, **settings: Any) -> None:
         if database[len("sqlite:///") :] not in ("", ":memory:"):
             hold_sqlite_file(database[len("sqlite:///") :])
     retention = EventRetention(options.events_per_dataset, options.events_max_age)
-    store = open_store(database, upgrade=True, retention=retention, seen_in_memory=True)
+    store = open_store(database, upgrade=True, retention=retention, seen_in_memory=True,
+                       sole_writer=database.startswith("sqlite"))  # held: hold_sqlite_file
     # Before anything listens (the reactor is not running yet): no revoked
     # certificate gets in while the first refresh is on its way.
     denylist.update(r.serial for r in store.revocations())

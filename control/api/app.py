@@ -42,8 +42,8 @@ from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, pr
 from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
 from control.api.node_listing import NodeFragments, Shared, live_leases_of, with_array
 from control.api.openapi import document
+from control.api.repeats import Reporting
 from control.api.reporting import write_group as write_reports
-from control.api.reports import ReportReader
 from control.api.root import JSONRoot
 from control.api.routes import RoutedKlein
 from control.api.sources import find_source
@@ -173,9 +173,9 @@ class ControlAPI:
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
         self._shared = Shared()
-        self._reports = ReportReader()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
         self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
+        self._reporting = Reporting(store.store.renew_report, self._report_group.create)
         self._moves = GroupCommit(partial(store.compute, moving.write_group, store.store))
 
     def warm(self) -> int:
@@ -596,11 +596,11 @@ class ControlAPI:
     async def report_state(self, request: Request, node_uuid: str) -> bytes:
         """Record what a node observes; answers whether it changed and both counters."""
         uuid = path_uuid(node_uuid, "node uuid")
-        report = self._reports.read(request, uuid, self._now())
         try:
-            changed, versions = await self._report_group.create((report, self._identify(request)))
+            changed, versions = await self._reporting.report(
+                request, uuid, self._identify(request), self._now()
+            )
         except NotFound:
-            self._reports.forget(uuid)
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."

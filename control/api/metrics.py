@@ -43,7 +43,7 @@ from control.dataset_tally import Tally
 from control.errors import ShoalError
 from control.liveness import FailoverSettings, Liveness
 from control.metrics_http import MetricsResource, TimedResource
-from control.model import Dataset, NodeState
+from control.model import Dataset, NodeState, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
 from control.store.interface import Created, NewDataset, NewMove, ReportAnswer, Reported, Store
@@ -245,6 +245,15 @@ class MeteredStore:
                 self._metrics.writes.labels("report_state", "ok").inc()
                 self._wrote("report_state", (report,), answer)
         return answers
+
+    def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
+        """The wrapped store's renewal, counted as one ``report_state`` when it renews (an
+        unchanged report: nothing for the report cache or the convergence lag, which the
+        same report already went through when it was judged)."""
+        renewed = self.store.renew_report(node_uuid, identity, at)
+        if renewed is not None:
+            self._metrics.writes.labels("report_state", "ok").inc()
+        return renewed
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
         if name == "report_state" and args and isinstance(args[0], NodeState):

@@ -38,7 +38,8 @@ _FIELDS = frozenset({"dataset_id", "status", "maximum_size", "device", "path"})
 _MOST = schemas.REPORT_STATE["properties"]["datasets"]["maxItems"]
 
 
-def _digest(raw: bytes) -> bytes:
+def digest(raw: bytes) -> bytes:
+    """What :class:`ReportReader` tells report bodies apart by."""
     return hashlib.blake2b(raw, digest_size=20).digest()
 
 
@@ -69,9 +70,12 @@ class ReportReader:
         Refuses what :func:`~control.api.body.read_json` refuses, with the same words.
         """
         raw = read_raw(request)
-        digest = _digest(raw)
+        return self.decode(raw, digest(raw), node_uuid, now)
+
+    def decode(self, raw: bytes, digested: bytes, node_uuid: UUID, now: float) -> NodeState:
+        """:meth:`read` of the body ``raw``, whose :func:`digest` is ``digested``."""
         last = self._last.get(node_uuid)
-        if last is not None and last[0] == digest:
+        if last is not None and last[0] == digested:
             return evolve(last[1], reported_at=now)
         obj = parse_json(raw)
         patched = None if last is None else _patched(node_uuid, obj, now, last[1], last[2])
@@ -80,7 +84,7 @@ class ReportReader:
             by_text = {str(k): v for k, v in report.datasets.items()}
         else:
             report, by_text = patched
-        self._last[node_uuid] = (digest, report, by_text)
+        self._last[node_uuid] = (digested, report, by_text)
         return report
 
     def forget(self, node_uuid: UUID) -> None:

@@ -15,6 +15,7 @@ def open_store(
     upgrade: bool = False,
     retention: EventRetention | None = None,
     seen_in_memory: bool = False,
+    sole_writer: bool = False,
 ) -> Store:
     """
     Open the store at ``url``.
@@ -27,7 +28,10 @@ def open_store(
     Raises :class:`~control.errors.Unavailable` if the database cannot be
     reached. ``retention`` bounds the event history (default
     :class:`~control.events.EventRetention`). ``seen_in_memory`` keeps an SQL
-    store's heartbeats in memory until :meth:`~control.store.interface.Store.flush_seen`.
+    store's heartbeats in memory until :meth:`~control.store.interface.Store.flush_seen`;
+    with ``sole_writer`` too (nothing else writes the database while the store is open),
+    it may renew repeated heartbeats without reading them
+    (:meth:`~control.store.interface.Store.renew_report`).
     """
     if url == MEMORY_URL:
         return MemoryStore(retention)
@@ -37,4 +41,4 @@ def open_store(
         from control.store.migrate import upgrade as upgrade_schema
 
         upgrade_schema(url)
-    return SQLStore(url, retention, seen_in_memory)
+    return SQLStore(url, retention, seen_in_memory, sole_writer=sole_writer)

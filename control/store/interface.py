@@ -501,6 +501,17 @@ class Store(Protocol):
         """Registered nodes and their latest reports."""
         ...
 
+    def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
+        """Take a report of ``node_uuid`` from ``identity`` that repeats, byte for byte, the
+        body of its last report :meth:`report_states` answered ``False`` (a heartbeat), as
+        :meth:`report_states` would take it now, without reading it again: when that
+        judgement still holds (nothing it read has changed since), renew the node's
+        liveness and its report's time at ``at`` and return the current counters (the
+        answer is ``False``, not changed); else ``None``, and the report must go to
+        :meth:`report_states`. Never blocks or does I/O (the reactor calls it). A store
+        may always answer ``None``."""
+        ...
+
     def flush_seen(self) -> int:
         """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
         one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at

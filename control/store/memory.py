@@ -556,6 +556,10 @@ class MemoryStore:
             self._purge()
             return changed
 
+    def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
+        """Never: every report goes to :meth:`report_states` (:meth:`Store.renew_report`)."""
+        return None
+
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone (:meth:`Store.report_states`)."""
         answers: list[ReportAnswer] = []

@@ -69,6 +69,7 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
+from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
@@ -96,12 +97,15 @@ class SQLStore:
 
     def __init__(
         self, url: str, retention: EventRetention | None = None, seen_in_memory: bool = False,
-        snapshots: SnapshotCache | None = None,
+        snapshots: SnapshotCache | None = None, sole_writer: bool = False,
     ) -> None:
         self._retention = retention if retention is not None else EventRetention()
         self._seen = SeenLog() if seen_in_memory else None
         """With ``seen_in_memory``, heartbeats are kept in memory and written by
         :meth:`flush_seen` (:mod:`control.store.seen`)."""
+        self._renewals = Renewals() if seen_in_memory and sole_writer else None
+        """With ``sole_writer`` too (nothing else writes the database while this store is
+        open), a repeated heartbeat may be renewed in memory (:meth:`renew_report`)."""
         self._quiet: tuple[int, int] | None = None
         """The counters at which a report last found nothing to purge or settle."""
         self._idle: int | None = None
@@ -135,8 +139,9 @@ class SQLStore:
                 yield connection
 
     @contextmanager
-    def _write(self) -> Iterator[tuple[Connection, int, int]]:
-        """A write transaction holding the writers' lock, with both counters as read.
+    def _write(self, times_only: bool = False) -> Iterator[tuple[Connection, int, int]]:
+        """A write transaction holding the writers' lock, with both counters as read;
+        counted for :meth:`renew_report` unless it writes only heartbeat times (``times_only``).
 
         On SQLite the writers of this process also queue on a thread lock
         before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time anyway,
@@ -145,6 +150,7 @@ class SQLStore:
         """
         with (
             self._writers,
+            self._counted(times_only),
             unavailable_on_failure(self._url),
             self._engine.connect() as connection,
         ):
@@ -152,6 +158,12 @@ class SQLStore:
             with connection.begin():
                 generation, state_version = q.read_counters(connection, lock=True)
                 yield connection, generation, state_version
+
+    def _counted(self, times_only: bool) -> AbstractContextManager[object]:
+        """Where a write transaction is counted (:class:`~control.store.renewals.Renewals`)."""
+        if self._renewals is None or times_only:
+            return nullcontext()
+        return self._renewals.writing()
 
     @contextmanager
     def _advancing(self) -> Iterator[Callable[[int, int], None]]:
@@ -882,6 +894,8 @@ class SQLStore:
         ]
         if not asked:
             return {}
+        renewals = self._renewals
+        mark = None if renewals is None else renewals.mark()  # before the read: see Renewals
         with self._read() as connection:
             generation, state_version = q.read_counters(connection)
             if not self._quiet_at(connection, generation, state_version):
@@ -904,13 +918,34 @@ class SQLStore:
                 self._paths.check(node, old, report, generation, identity, changes)
             except ShoalError as refusal:
                 taken[index] = refusal
+                if renewals is not None:
+                    renewals.drop(report.node_uuid)
                 continue
             if rw.same_observation(old, report, changes):
                 self._paths.passed(node, old.datasets)
                 assert report.reported_at is not None
                 seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
                 taken[index] = False
+                if renewals is not None and mark is not None:
+                    renewals.keep(
+                        report.node_uuid, mark, identity, Versions(generation, state_version)
+                    )
         return taken
+
+    def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
+        """Take a report that repeats, byte for byte, the last one :meth:`report_states`
+        answered ``False`` (a heartbeat) as that judgement would, if it still holds: renew
+        the node's liveness at ``at`` in memory and answer the counters; else ``None``.
+        Never blocks or does I/O (the reactor may call it); see
+        :mod:`control.store.renewals`."""
+        renewals, seen = self._renewals, self._seen
+        if renewals is None or seen is None or not seen.healthy:
+            return None
+        versions = renewals.renewable(node_uuid, identity)
+        if versions is None:
+            return None
+        seen.saw(node_uuid, Seen(at, at))
+        return versions
 
     def _quiet_at(self, connection: Connection, generation: int, state_version: int) -> bool:
         """Whether a report repeating its node's last one has nothing to purge or settle at
@@ -964,7 +999,7 @@ class SQLStore:
             self._seen.flushed()
             return 0
         try:
-            with self._write() as (connection, _, _):
+            with self._write(times_only=True) as (connection, _, _):
                 q.flush_seen(connection, {
                     uuid: (s.last_seen, s.reported_at) for uuid, s in pending.items()
                 })

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from uuid import uuid4
 
+from attrs import evolve
+
 from control.errors import Conflict, NotFound
 from control.events import EventQuery, report_events
 from control.store.interface import Store
@@ -103,3 +105,25 @@ class ReportGroupConformance:
         assert state.reports[a].reported_at == NOW + 5
         assert state.nodes[a].last_seen == NOW + 5
         assert [n.last_seen for n in store.nodes()] == [NOW + 5]
+
+    def test_a_renewal_is_what_judging_answers(self, store: Store) -> None:
+        """A store may renew a repeated heartbeat without judging it (or never): when it does,
+        the node is seen at the renewal's time, and judging the same report right after
+        answers the same, unchanged at the same counters; after a new era, never."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        generation = store.versions().configuration
+        sent = [report(a, generation, dataset.dataset_id, at=NOW + n) for n in range(6)]
+        assert store.report_states([(sent[0], None), (sent[1], None)]) == [True, False]
+        assert store.report_states([(sent[2], None)]) == [False]
+        renewed = store.renew_report(a, None, NOW + 3)
+        if renewed is not None:
+            assert renewed == store.versions()
+            assert store.cluster_state().nodes[a].last_seen == NOW + 3
+            assert store.cluster_state().reports[a].reported_at == NOW + 3
+            assert store.report_states([(sent[4], None)]) == [False]
+            assert store.versions() == renewed
+        node = next(n for n in store.nodes() if n.uuid == a)
+        store.register_node(evolve(node, era="rebooted"))
+        assert store.renew_report(a, None, NOW + 5) is None
+        assert isinstance(store.report_states([(sent[5], None)])[0], Conflict)
