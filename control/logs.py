@@ -84,9 +84,12 @@ class LoggedSite(Site):
     def log(self, request: Any) -> None:
         """Log one answered request: method, path, status, bytes sent, client, user agent
         (at debug level if :meth:`routine`, else at info)."""
+        routine = self.routine(request)
+        if routine and not self.access_log.is_enabled_for(logging.DEBUG):
+            return  # dropped anyway: not worth building its fields 400 times a second
         address = request.getClientAddress()
         user_agent = request.getHeader(b"user-agent")
-        emit = self.access_log.debug if self.routine(request) else self.access_log.info
+        emit = self.access_log.debug if routine else self.access_log.info
         emit(
             "http.request",
             method=request.method.decode("ascii", "replace"),
