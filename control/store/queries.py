@@ -283,3 +283,20 @@ def seen_times(connection: Connection) -> dict[UUID, float | None]:
 def report_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node's latest report was sent, by node."""
     return {_node_uuid(uuid): at for uuid, at in connection.execute(_REPORT_TIMES).all()}
+
+
+_REACHING = select(*_DATASET_COLUMNS).where(
+    or_(
+        datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)),
+        datasets.c.source_id.in_(bindparam("b_sources", expanding=True)),
+    )
+)
+
+
+def datasets_reaching(connection: Connection, ids: Iterable[UUID]) -> list[Dataset]:
+    """The datasets ``ids`` and those copied from them (:func:`control.reach.state_reach`)."""
+    texts = [str(i) for i in ids]
+    if not texts:
+        return []
+    result = connection.execute(_REACHING, {"b_ids": texts, "b_sources": texts})
+    return [rows.dataset_from_row(row) for row in result]
