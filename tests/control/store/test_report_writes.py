@@ -276,3 +276,32 @@ def test_dataset_changes_by_identity_checks_the_key() -> None:
     swapped = evolve(old, datasets={one: states[two], two: states[two]})
     assert dataset_changes(old, swapped) == {one}
     assert dataset_changes(old, evolve(old, datasets=dict(states))) == frozenset()
+
+
+def test_a_group_of_changed_reports_is_read_back_after_a_restart(
+    open_fast: Callable[[], SQLStore], sql_url: str
+) -> None:
+    """Reports written as one group (two nodes, one of them twice) leave each node's rows as
+    its last report says: a restarted store reads exactly those."""
+    store = open_fast()
+    a, b = add_node(store), add_node(store, host="10.0.0.2")
+    held = {n: [add_dataset(store, n).dataset_id for _ in range(6)] for n in (a, b)}
+    generation = store.versions().configuration
+    first = {n: NodeState(n, "era", generation, _states(*held[n]), reported_at=NOW) for n in held}
+    store.report_states([(first[a], None), (first[b], None)])
+    store.cluster_state()
+    one, two = held[a][0], held[a][1]
+    again = evolve(first[a], datasets=first[a].datasets.set(
+        one, DatasetState(one, VolumeStatus.ATTACHED, None, "/dev/b")), reported_at=NOW + 1)
+    last = evolve(again, datasets=again.datasets.remove(two), reported_at=NOW + 2)
+    gone = evolve(first[b], datasets={}, reported_at=NOW + 1)
+    assert store.report_states([(again, None), (gone, None), (last, None)]) == [True] * 3
+    restarted = SQLStore(sql_url)
+    try:
+        reports = restarted.cluster_state().reports
+        assert reports[a] == last
+        assert reports[b] == gone
+    finally:
+        restarted.close()
+    assert set(_dataset_rows(sql_url, a)) == {str(i) for i in last.datasets}
+    assert _dataset_rows(sql_url, b) == {}
