@@ -75,12 +75,16 @@ def batchable(creates: Sequence[NewDataset]) -> bool:
 
 def create_group(
     connection: Connection, generation: int, creates: Sequence[NewDataset],
-    retention: EventRetention,
+    retention: EventRetention, known_nodes: set[UUID] | None = None,
 ) -> tuple[list[Created], list[Dataset]]:
     """Judge and store ``creates`` (:func:`batchable`) in the caller's write transaction,
     which read ``generation``: each one's answer, and the datasets stored in order (the
-    ``i``-th stored makes generation ``generation + i + 1``)."""
-    found = _Found(connection, creates)
+    ``i``-th stored makes generation ``generation + i + 1``).
+
+    ``known_nodes``: nodes already found registered, kept by the caller across groups (a
+    node's row is never deleted, so one found stays found): only the other primaries are
+    read, and those found are added to it."""
+    found = _Found(connection, creates, set() if known_nodes is None else known_nodes)
     answers: list[Created] = []
     stored: list[Dataset] = []
     made: list[dict[str, Any]] = []
@@ -105,11 +109,16 @@ class _Found:
     """What the database holds of a group's primaries and names, and the group so far (ids:
     the group's own; one stored before fails the insert, see the module docstring)."""
 
-    def __init__(self, connection: Connection, creates: Sequence[NewDataset]) -> None:
-        primaries = sorted({str(new.dataset.primary) for new in creates})
+    def __init__(
+        self, connection: Connection, creates: Sequence[NewDataset], known: set[UUID]
+    ) -> None:
+        primaries = {new.dataset.primary for new in creates}
+        unknown = sorted(str(primary) for primary in primaries if primary not in known)
         names = sorted({n for n in (new.dataset.name for new in creates) if n is not None})
         self.existing: dict[UUID, Dataset] = {}
-        self.known = {UUID(u) for u, in connection.execute(_NODES, {"b_uuids": primaries})}
+        if unknown:
+            known.update(UUID(u) for u, in connection.execute(_NODES, {"b_uuids": unknown}))
+        self.known = known
         self.named: dict[str, Dataset] = {}
         if names:
             result = connection.execute(_NAMED, {"b_names": names})

@@ -107,6 +107,8 @@ class SQLStore:
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
         self._paths = rw.PathsChecked()
+        self._known_nodes: set[UUID] = set()
+        """Nodes a group of creates found registered (:func:`.creates.create_group`)."""
         self._same = rw.SameDatasets()
         self._url = url
         self._engine = make_engine(url)
@@ -357,7 +359,9 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
         if not creates or not cr.batchable(creates):
             return self._write_group(one_by_one)
-        return self._batched_group(partial(cr.create_group, creates=creates), one_by_one)
+        return self._batched_group(
+            partial(cr.create_group, creates=creates, known_nodes=self._known_nodes), one_by_one
+        )
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]

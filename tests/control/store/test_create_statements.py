@@ -9,7 +9,7 @@ from uuid import uuid4
 import pytest
 from sqlalchemy import text
 
-from control.errors import Conflict
+from control.errors import Conflict, ShoalError
 from control.model import Dataset, Node
 from control.store import creates as cr
 from control.store.interface import NewDataset
@@ -75,3 +75,25 @@ def test_a_failing_pipelined_statement_fails_the_block(open_sql: Callable[[], SQ
         connection.execute(text("INSERT INTO nodes (uuid) VALUES (NULL)"))
     assert store.versions() == before
     assert store.nodes() == [node]
+
+
+def test_known_nodes_are_not_read_again(open_sql: Callable[[], SQLStore]) -> None:
+    """A primary found registered is kept and not read again; an unknown one is read and
+    refused, and stays unknown."""
+    store = open_sql()
+    node = store.register_node(Node(uuid=uuid4(), host="h"))
+    known: set = set()
+    stranger = Node(uuid=uuid4(), host="x")
+    with store._write() as (connection, generation, _):
+        answers, _ = cr.create_group(
+            connection, generation, [*_creates(node, 1), *_creates(stranger, 1)],
+            store._retention, known_nodes=known,
+        )
+    assert known == {node.uuid}
+    assert isinstance(answers[1], ShoalError) and "primary" in str(answers[1]).lower()
+    known.add(stranger.uuid)  # believed registered: not read, so the create is stored
+    with store._write() as (connection, generation, _):
+        answers, stored = cr.create_group(
+            connection, generation, _creates(stranger, 1), store._retention, known_nodes=known
+        )
+    assert [d.primary for d in stored] == [stranger.uuid]
