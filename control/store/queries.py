@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select
 
 from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
-from control.store.pglocks import notify_counters
+from control.store.pglocks import write_and_notify_counters
 from control.store.tables import (
     CLUSTER_ROW,
     cluster,
@@ -62,12 +62,14 @@ def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]
 
 
 def write_counters(connection: Connection, generation: int, state_version: int) -> None:
-    """Store both counters."""
+    """Store both counters (on PostgreSQL, announced on commit in the same statement:
+    :func:`~control.store.pglocks.write_and_notify_counters`)."""
+    if connection.dialect.name == "postgresql":
+        write_and_notify_counters(connection, generation, state_version)
+        return
     connection.execute(
         _WRITE_COUNTERS, {"generation": generation, "state_version": state_version}
     )
-    if connection.dialect.name == "postgresql":
-        notify_counters(connection, generation, state_version)
 
 
 def _upsert(
