@@ -597,7 +597,7 @@ class ControlAPI:
         """Record what a node observes; answers whether it changed and both counters."""
         uuid = path_uuid(node_uuid, "node uuid")
         try:
-            changed, versions = await self._reporting.report(
+            changed, versions, reached = await self._reporting.report(
                 request, uuid, self._identify(request), self._now()
             )
         except NotFound:
@@ -605,6 +605,10 @@ class ControlAPI:
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
             ) from None
+        if reached is not None:  # whom the group's state versions concern (control.reach)
+            self.notifier.reached(
+                reached.first, reached.last, reached.concerns, reached.generation
+            )
         self.notifier.notify(versions)  # the counters just read: no second read
         return json_response(request, {"changed": changed, **versions_to_json(versions)})
 

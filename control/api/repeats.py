@@ -28,6 +28,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.server import Request
 
 from control.api.body import read_raw
+from control.api.reporting import Answer
 from control.api.reports import ReportReader, digest
 from control.errors import NotFound
 from control.model import Versions
@@ -35,9 +36,9 @@ from control.model import Versions
 Renew = Callable[[UUID, "str | None", float], "Versions | None"]
 """:meth:`~control.store.interface.Store.renew_report`."""
 
-Judge = Callable[[Any], "Deferred[tuple[bool, Versions]]"]
-"""Queues ``(report, identity)`` to be judged and recorded: whether it changed, and the
-counters (:meth:`~control.api.group.GroupCommit.create`)."""
+Judge = Callable[[Any], "Deferred[Answer]"]
+"""Queues ``(report, identity)`` to be judged and recorded: its
+:data:`~control.api.reporting.Answer` (:meth:`~control.api.group.GroupCommit.create`)."""
 
 
 class Reporting:
@@ -53,20 +54,22 @@ class Reporting:
 
     async def report(
         self, request: Request, node_uuid: UUID, identity: str | None, now: float
-    ) -> tuple[bool, Versions]:
+    ) -> Answer:
         """Whether the report in ``request``'s body (from ``identity``, received at ``now``)
-        changed what ``node_uuid`` observes, and the counters; or its refusal, raised."""
+        changed what ``node_uuid`` observes, the counters, and whom the state versions
+        written concern (:data:`~control.api.reporting.Answer`; a renewal writes none); or
+        its refusal, raised."""
         raw = read_raw(request)
         digested = digest(raw)
         if node_uuid not in self._in_flight and self._heartbeat.get(node_uuid) == digested:
             renewed = self._renew(node_uuid, identity, now)
             if renewed is not None:
-                return False, renewed
+                return False, renewed, None
         report = self.reader.decode(raw, digested, node_uuid, now)
         self._heartbeat.pop(node_uuid, None)
         self._in_flight[node_uuid] = self._in_flight.get(node_uuid, 0) + 1
         try:
-            changed, versions = await self._judge((report, identity))
+            changed, versions, reached = await self._judge((report, identity))
         except NotFound:
             self.reader.forget(node_uuid)
             raise
@@ -76,4 +79,4 @@ class Reporting:
                 self._in_flight[node_uuid] = left
         if not changed and node_uuid not in self._in_flight:
             self._heartbeat[node_uuid] = digested
-        return changed, versions
+        return changed, versions, reached

@@ -14,7 +14,7 @@ from twisted.internet.defer import Deferred
 from twisted.web.test.requesthelper import DummyRequest
 
 from control.api.repeats import Reporting
-from control.store.interface import ReportAnswer, Reported
+from control.store.interface import ReportAnswer, Reported, StateReach
 from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 from tests.control.api.harness import (
@@ -34,10 +34,12 @@ class CountingStore(SQLStore):
 
     judged = 0
 
-    def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
-        """:meth:`SQLStore.report_states`, counted."""
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`SQLStore.report_states_reaching` (what the API judges reports with), counted."""
         self.judged += len(reports)
-        return super().report_states(reports)
+        return super().report_states_reaching(reports)
 
 
 @pytest.fixture
@@ -165,7 +167,7 @@ class Held:
         if isinstance(answer, Exception):
             d.errback(answer)
         else:
-            d.callback((answer, self.store.versions()))
+            d.callback((answer, self.store.versions(), None))
 
 
 def _request(body: dict[str, Any]) -> DummyRequest:
