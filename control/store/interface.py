@@ -68,6 +68,18 @@ ReportAnswer = bool | ShoalError
 
 
 @frozen
+class StateReach:
+    """Whom the state versions ``first`` to ``last`` (those a group of reports wrote,
+    :meth:`Store.report_states_reaching`) concern: node uuids and dataset ids
+    (:func:`control.reach.state_reach`), with the datasets as configured at ``generation``."""
+
+    first: int
+    last: int
+    concerns: frozenset[UUID]
+    generation: int
+
+
+@frozen
 class NodeDatasets:
     """The datasets one node's configuration is made of, read at one generation.
 
@@ -407,6 +419,14 @@ class Store(Protocol):
         A report that repeats its node's last observation may be kept in
         memory with the heartbeats (:meth:`flush_seen`) instead of written.
         """
+        ...
+
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state versions it wrote concern
+        (:func:`control.reach.state_reach`, with the datasets as configured in the same
+        transaction): ``None`` when it wrote none, or when they concern everyone."""
         ...
 
     # -- fencing, draining, failover (docs/failover.md; rules in control.failover_rules) --

@@ -49,6 +49,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.reach import changed_datasets, state_reach
 from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import creates as cr
@@ -66,6 +67,7 @@ from control.store.interface import (
     NodeDatasets,
     ReportAnswer,
     Reported,
+    StateReach,
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
@@ -822,19 +824,28 @@ class SQLStore:
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone; those not taken in memory as
         heartbeats are written in one transaction (:mod:`control.store.report_writes`)."""
+        return self.report_states_reaching(reports)[0]
+
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state version it wrote concerns."""
         found: dict[int, tuple[NodeState, frozenset[UUID] | None]] = {}
         answers: dict[int, ReportAnswer] = self._heartbeats(reports, found)
         rest = [index for index in range(len(reports)) if index not in answers]
+        reached = None
         if rest:
-            written = self._write_reports([reports[index] for index in rest], found)
+            written, reached = self._write_reports([reports[index] for index in rest], found)
             answers.update(zip(rest, written, strict=True))
-        return [answers[index] for index in range(len(reports))]
+        return [answers[index] for index in range(len(reports))], reached
 
     def _write_reports(
         self, reports: Sequence[Reported],
         found: Mapping[int, tuple[NodeState, frozenset[UUID] | None]],
-    ) -> list[ReportAnswer]:
-        """Judge and write ``reports`` in one transaction, then purge and settle once."""
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """Judge and write ``reports`` in one transaction, then purge and settle once; and
+        whom the state version written concerns."""
+        reached = None
         with self._write() as (connection, generation, state_version):
             group, stored, latest = rw.judge_reports(
                 reports,
@@ -845,11 +856,13 @@ class SQLStore:
                 found,
             )
             if not latest:
-                return group.answers
+                return group.answers, None
             rw.write_reports(connection, stored, latest, group)
             if group.events:
                 eventlog.append(connection, group.events, self._retention)
             changed = bool(group.changed)
+            if changed:
+                reached = _reached(connection, group, stored, generation, state_version + 1)
             settled = self._settle_snapshots(connection)
             purged = _purge(connection)
             bump = bool(purged) or settled
@@ -864,7 +877,7 @@ class SQLStore:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         else:
             self._quiet = (generation, state_version + changed)
-        return group.answers
+        return group.answers, reached
 
     def _last_report(
         self, connection: Connection, node_uuid: UUID, state_version: int
@@ -1204,3 +1217,22 @@ def _holder(connection: Connection, lease: Lease | None) -> str | None:
     if lease is None:
         return None
     return rules.holder_name(lease, q.get_node(connection, lease.node_uuid))
+
+
+def _reached(
+    connection: Connection, group: rw.Group, stored: Mapping[UUID, NodeState | None],
+    generation: int, version: int,
+) -> StateReach | None:
+    """Whom the state ``version`` that ``group`` writes concerns, with the datasets read in
+    its transaction (at ``generation``); ``None``: everyone (:func:`control.reach.state_reach`)."""
+    changes = {
+        uuid: group.changes[uuid] if uuid in group.changes else rw.dataset_changes(
+            stored[uuid], report
+        )
+        for uuid, report in group.changed.items()
+    }
+    ids = changed_datasets(changes)
+    if ids is None:
+        return None
+    concerns = state_reach(changes, ids, q.datasets_reaching(connection, ids))
+    return None if concerns is None else StateReach(version, version, concerns, generation)
