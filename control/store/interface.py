@@ -521,6 +521,14 @@ class Store(Protocol):
         """Registered nodes and their latest reports."""
         ...
 
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """What a group of creates is placed and admitted by, read together (one transaction
+        instead of one each): :meth:`classes`, :meth:`cluster_state`, and with ``nodes``
+        :meth:`nodes` (else ``None``)."""
+        ...
+
     def flush_seen(self) -> int:
         """Write the heartbeats a store keeps in memory (:mod:`control.store.seen`), in
         one transaction; returns how many nodes' times it wrote. Reads see a heartbeat at

@@ -157,6 +157,13 @@ class MemoryStore:
                 version=self._state_version, nodes=pmap(self._nodes), reports=pmap(self._reports)
             )
 
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """The classes, the cluster state and (with ``nodes``) every node, read together."""
+        with self._lock:
+            return self.classes(), self.cluster_state(), self.nodes() if nodes else None
+
     # -- configuration writes ------------------------------------------------
 
     def _bump(self) -> int:

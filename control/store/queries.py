@@ -14,10 +14,18 @@ from uuid import UUID
 
 from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
 
-from control.model import Dataset, Lease, Node, NodeState
+from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
-from control.store.pglocks import notify_counters
-from control.store.tables import CLUSTER_ROW, cluster, datasets, leases, node_states, nodes
+from control.store.pglocks import write_and_notify_counters
+from control.store.tables import (
+    CLUSTER_ROW,
+    cluster,
+    datasets,
+    leases,
+    node_datasets,
+    node_states,
+    nodes,
+)
 
 # The statements of every write, built once: SQLAlchemy then finds each one's
 # compiled form by a cache key it computed once, instead of building, keying
@@ -54,12 +62,14 @@ def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]
 
 
 def write_counters(connection: Connection, generation: int, state_version: int) -> None:
-    """Store both counters."""
+    """Store both counters (on PostgreSQL, announced on commit in the same statement:
+    :func:`~control.store.pglocks.write_and_notify_counters`)."""
+    if connection.dialect.name == "postgresql":
+        write_and_notify_counters(connection, generation, state_version)
+        return
     connection.execute(
         _WRITE_COUNTERS, {"generation": generation, "state_version": state_version}
     )
-    if connection.dialect.name == "postgresql":
-        notify_counters(connection, generation, state_version)
 
 
 def _upsert(
@@ -236,15 +246,71 @@ def node_with_era(connection: Connection, era: str) -> Node | None:
 
 def get_report(connection: Connection, node_uuid: UUID) -> NodeState | None:
     """A node's latest report, or ``None``."""
-    row = connection.execute(
-        select(node_states).where(node_states.c.node_uuid == str(node_uuid))
-    ).mappings().first()
-    return None if row is None else rows.node_state_from_row(row)
+    row = connection.execute(_REPORT, {"b_node": str(node_uuid)}).mappings().first()
+    if row is None:
+        return None
+    states = connection.execute(_REPORT_DATASETS, {"b_node": str(node_uuid)})
+    return rows.node_state_from_row(row, map(rows.dataset_state_from_row, states))
 
 
 def put_report(connection: Connection, report: NodeState, exists: bool) -> None:
-    """Insert or replace a node's latest report."""
+    """Insert or replace a node's latest report (its datasets' rows all written again)."""
+    node = str(report.node_uuid)
     _upsert(connection, node_states, "node_uuid", rows.node_state_row(report), exists)
+    if exists:
+        connection.execute(_DROP_DATASETS, {"b_node": node})
+    put_dataset_states(connection, node, report.datasets.values())
+
+
+def put_dataset_states(connection: Connection, node: str, states: Iterable[DatasetState]) -> None:
+    """Insert the rows of ``states`` in node ``node``'s report."""
+    found = [rows.dataset_state_row(node, state) for state in states]
+    if found:
+        connection.execute(_INSERT_DATASET_STATE, found)
+
+
+def update_dataset_states(
+    connection: Connection, node: str, states: Iterable[DatasetState]
+) -> None:
+    """Update the rows of ``states`` (each already stored) in node ``node``'s report."""
+    found = [
+        {"b_node": node, "b_dataset": str(state.dataset_id), "status": state.status.value,
+         "maximum_size": state.maximum_size, "device": state.device, "path": state.path}
+        for state in states
+    ]
+    if found:
+        connection.execute(_UPDATE_DATASET_STATE, found)
+
+
+def drop_dataset_states(connection: Connection, node: str, dataset_ids: Iterable[UUID]) -> None:
+    """Delete the rows of ``dataset_ids`` from node ``node``'s report."""
+    gone = [{"b_node": node, "b_dataset": str(i)} for i in dataset_ids]
+    if gone:
+        connection.execute(_DROP_DATASET_STATE, gone)
+
+
+_REPORT_COLUMNS = [c for c in node_states.c if c.name != "datasets"]
+"""A report's columns but the one that held its datasets before schema revision 0011."""
+_REPORT = select(*_REPORT_COLUMNS).where(node_states.c.node_uuid == bindparam("b_node"))
+_ALL_REPORTS = select(*_REPORT_COLUMNS)
+_STATE_COLUMNS = (
+    node_datasets.c.dataset_id, node_datasets.c.status, node_datasets.c.maximum_size,
+    node_datasets.c.device, node_datasets.c.path,
+)
+_REPORT_DATASETS = select(*_STATE_COLUMNS).where(node_datasets.c.node_uuid == bindparam("b_node"))
+_ALL_DATASET_STATES = select(node_datasets.c.node_uuid, *_STATE_COLUMNS)
+_INSERT_DATASET_STATE = insert(node_datasets)
+_UPDATE_DATASET_STATE = (
+    update(node_datasets)
+    .where(node_datasets.c.node_uuid == bindparam("b_node"))
+    .where(node_datasets.c.dataset_id == bindparam("b_dataset"))
+)
+_DROP_DATASET_STATE = (
+    delete(node_datasets)
+    .where(node_datasets.c.node_uuid == bindparam("b_node"))
+    .where(node_datasets.c.dataset_id == bindparam("b_dataset"))
+)
+_DROP_DATASETS = delete(node_datasets).where(node_datasets.c.node_uuid == bindparam("b_node"))
 
 
 def touch_report(connection: Connection, node_uuid: UUID, reported_at: float | None) -> None:
@@ -258,8 +324,14 @@ def touch_report(connection: Connection, node_uuid: UUID, reported_at: float | N
 
 def all_reports(connection: Connection) -> list[NodeState]:
     """Every node's latest report."""
-    result = connection.execute(select(node_states)).mappings()
-    return [rows.node_state_from_row(row) for row in result]
+    found = connection.execute(_ALL_REPORTS).mappings().all()
+    states: dict[str, list[DatasetState]] = {row["node_uuid"]: [] for row in found}
+    state = rows.dataset_state_from_row
+    for node, *values in connection.execute(_ALL_DATASET_STATES):
+        held = states.get(node)
+        if held is not None:
+            held.append(state(values))
+    return [rows.node_state_from_row(row, states[row["node_uuid"]]) for row in found]
 
 
 _SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)

@@ -13,8 +13,10 @@ alone, and a refused one records nothing.
 Only what changed is written: a node whose reports repeat its last observation
 moves two times (:func:`control.store.queries.flush_seen`, for the whole group
 in two statements); a changed report updates only the columns whose facts
-differ from the stored report's (:func:`changed_columns`), so an agent that
-only acknowledges a new generation does not re-encode its 2,000 datasets.
+differ from the stored report's (:func:`changed_columns`), and only the rows of
+the datasets whose states changed (:func:`write_dataset_changes`), so an agent
+that only acknowledges a new generation, or changed one of its 2,000 datasets,
+does not rewrite them all.
 
 :func:`quiet` says whether a report that repeats the last one can be kept in
 memory (:mod:`control.store.seen`) instead: when no deleted dataset and no
@@ -24,15 +26,13 @@ settle.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
 from attrs import evolve, frozen
 from pyrsistent import PMap
-from sqlalchemy import JSON, Connection, Text, cast, exists, func, literal, select, update
-from sqlalchemy.dialects.postgresql import ARRAY, JSONB
+from sqlalchemy import Connection, exists, select, update
 
 from control import events as ev
 from control import rules
@@ -240,9 +240,9 @@ def write_reports(
     latest: dict[UUID, NodeState],
     group: Group,
 ) -> None:
-    """Write each node's newest report in the caller's transaction: the changed columns of
-    the changed ones, and when the others were sent; every node as seen when its newest
-    report was sent."""
+    """Write each node's newest report in the caller's transaction: the changed columns and
+    dataset rows of the changed ones, and when the others were sent; every node as seen when
+    its newest report was sent."""
     changed = group.changed
     for uuid, report in changed.items():
         before = stored[uuid]
@@ -252,10 +252,11 @@ def write_reports(
             changes = group.changes[uuid] if uuid in group.changes else dataset_changes(
                 before, report
             )
-            columns = changed_columns(before, report, changes, connection.dialect.name)
             connection.execute(
-                update(node_states).where(node_states.c.node_uuid == str(uuid)).values(**columns)
+                update(node_states).where(node_states.c.node_uuid == str(uuid))
+                .values(**changed_columns(before, report))
             )
+            write_dataset_changes(connection, before, report, changes)
     times = {
         uuid: (report.reported_at, None if uuid in changed else report.reported_at)
         for uuid, report in latest.items()
@@ -265,14 +266,10 @@ def write_reports(
         q.flush_seen(connection, times)
 
 
-def changed_columns(
-    old: NodeState, new: NodeState, changes: frozenset[UUID] | None = None,
-    dialect: str | None = None,
-) -> dict[str, Any]:
+def changed_columns(old: NodeState, new: NodeState) -> dict[str, Any]:
     """The ``node_states`` columns of ``new`` whose facts differ from ``old``'s, and when
-    ``new`` was sent (:func:`control.store.rows.node_state_row` encodes them whole; the
-    datasets column is patched instead, :func:`datasets_patch`, when few of them changed
-    and ``dialect`` names the database)."""
+    ``new`` was sent (:func:`control.store.rows.node_state_row` encodes them; the datasets
+    are rows of their own, :func:`write_dataset_changes`)."""
     columns: dict[str, Any] = {"reported_at": new.reported_at}
     if new.era != old.era:
         columns["era"] = new.era
@@ -281,7 +278,6 @@ def changed_columns(
     encoded = [
         name
         for name, same in (
-            ("datasets", not changes if changes is not None else new.datasets == old.datasets),
             ("conditions", new.conditions == old.conditions),
             ("capacity", new.capacity == old.capacity and new.capacities == old.capacities),
             ("orphans", new.orphans == old.orphans),
@@ -290,51 +286,31 @@ def changed_columns(
         if not same
     ]
     if encoded:
-        patch = None if changes is None else datasets_patch(dialect, new, changes)
-        if patch is not None and "datasets" in encoded:
-            encoded.remove("datasets")
-            columns["datasets"] = patch
-        whole = rows.node_state_row(
-            new if "datasets" in encoded else evolve(new, datasets={})
-        )
+        whole = rows.node_state_row(evolve(new, datasets={}))
         columns.update({name: whole[name] for name in encoded})
     return columns
 
 
-PATCH_MOST = 256
-"""The most dataset entries a changed report patches in its row (more: the column is written
-whole); a patch costs what changed, the whole column what the node holds."""
-
-
-def datasets_patch(dialect: str | None, new: NodeState, changes: frozenset[UUID]) -> Any:
-    """An SQL expression that makes the stored ``datasets`` column (the report ``changes``
-    were found against) say what ``new``'s says: each changed entry set, each gone one
-    removed, in the database (so a report that changed one of 2,000 datasets does not
-    encode and write the 2,000 in Python); ``None`` when it is better written whole (many
-    changes, few datasets, or a database without JSON functions)."""
-    if not changes or len(changes) > PATCH_MOST or 4 * len(changes) > len(new.datasets):
-        return None
-    states = new.datasets
-    present = sorted((str(i), json.dumps(rows.dataset_state_json(states[i])))
-                     for i in changes if i in states)
-    gone = sorted(str(i) for i in changes if i not in states)
-    column = node_states.c.datasets
-    if dialect == "sqlite":
-        patched: Any = column
-        if present:
-            args: list[Any] = []
-            for key, text in present:
-                args += [literal(f'$."{key}"', Text), func.json(literal(text, Text))]
-            patched = func.json_set(patched, *args)
-        if gone:
-            patched = func.json_remove(patched, *(literal(f'$."{key}"', Text) for key in gone))
-        return patched
-    if dialect == "postgresql":
-        patched = cast(column, JSONB)
-        if present:
-            entries = "{" + ",".join(f'"{key}":{text}' for key, text in present) + "}"
-            patched = patched.op("||")(cast(literal(entries, Text), JSONB))
-        if gone:
-            patched = patched.op("-")(cast(literal(gone, ARRAY(Text)), ARRAY(Text)))
-        return cast(patched, JSON)
-    return None
+def write_dataset_changes(
+    connection: Connection, old: NodeState, new: NodeState,
+    changes: frozenset[UUID] | None = None,
+) -> None:
+    """Make the stored dataset rows of ``old`` (a node's report as stored) say what ``new``'s
+    datasets say: the rows of the datasets in ``changes`` (:func:`dataset_changes`, found
+    when ``None``) updated, inserted or deleted, and no other (a report that changed one of
+    2,000 datasets writes one row)."""
+    if changes is None:
+        changes = dataset_changes(old, new) or frozenset()
+    if not changes:
+        return
+    node = str(new.node_uuid)
+    before, after = old.datasets, new.datasets
+    q.update_dataset_states(connection, node, (
+        after[i] for i in sorted(changes, key=str) if i in after and i in before
+    ))
+    q.drop_dataset_states(connection, node, sorted(
+        (i for i in changes if i not in after), key=str
+    ))
+    q.put_dataset_states(connection, node, (
+        after[i] for i in sorted(changes, key=str) if i in after and i not in before
+    ))

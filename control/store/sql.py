@@ -109,6 +109,8 @@ class SQLStore:
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
         self._paths = rw.PathsChecked()
+        self._known_nodes: set[UUID] = set()
+        """Nodes a group of creates found registered (:func:`.creates.create_group`)."""
         self._same = rw.SameDatasets()
         self._url = url
         self._engine = make_engine(url)
@@ -259,7 +261,10 @@ class SQLStore:
     def nodes(self) -> list[Node]:
         """Every registered node."""
         with self._read() as connection:
-            found = q.all_nodes(connection)
+            return self._nodes(connection)
+
+    def _nodes(self, connection: Connection) -> list[Node]:
+        found = q.all_nodes(connection)
         return found if self._seen is None else [self._seen.node(n) or n for n in found]
 
     def node_by_era(self, era: str) -> Node | None:
@@ -276,21 +281,34 @@ class SQLStore:
         read fresh.
         """
         with self._read() as connection:
-            _, state_version = q.read_counters(connection)
-            cached = self._state_cache.get(state_version)
-            if cached is None:
-                found = q.all_nodes(connection)
-                reports = q.all_reports(connection)
-                state = ClusterState(
-                    version=state_version,
-                    nodes={n.uuid: n for n in found},
-                    reports={r.node_uuid: r for r in reports},
-                )
-                self._state_cache.put(state)
-                return state if self._seen is None else self._seen.state(state)
-            seen, reported = q.seen_times(connection), q.report_times(connection)
+            return self._cluster_state(connection)
+
+    def _cluster_state(self, connection: Connection) -> ClusterState:
+        _, state_version = q.read_counters(connection)
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            found = q.all_nodes(connection)
+            reports = q.all_reports(connection)
+            state = ClusterState(
+                version=state_version,
+                nodes={n.uuid: n for n in found},
+                reports={r.node_uuid: r for r in reports},
+            )
+            self._state_cache.put(state)
+            return state if self._seen is None else self._seen.state(state)
+        seen, reported = q.seen_times(connection), q.report_times(connection)
         state = with_liveness(cached, seen, reported)
         return state if self._seen is None else self._seen.state(state)
+
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """The classes, the cluster state and (with ``nodes``) every node, in one read
+        transaction (a group of creates read them in three)."""
+        with self._read() as connection:
+            classes = cq.all_classes(connection)
+            state = self._cluster_state(connection)
+            return classes, state, self._nodes(connection) if nodes else None
 
     # -- configuration writes ------------------------------------------------
 
@@ -343,7 +361,9 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
         if not creates or not cr.batchable(creates):
             return self._write_group(one_by_one)
-        return self._batched_group(partial(cr.create_group, creates=creates), one_by_one)
+        return self._batched_group(
+            partial(cr.create_group, creates=creates, known_nodes=self._known_nodes), one_by_one
+        )
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]

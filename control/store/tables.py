@@ -126,13 +126,35 @@ node_states = Table(
     Column("era", String(255), nullable=True),
     Column("generation", BigInteger, nullable=False),
     Column("reported_at", Float, nullable=True),
-    Column("datasets", JSON, nullable=False),
+    Column("datasets", JSON, nullable=True),
     Column("conditions", JSON, nullable=True),
     Column("capacity", JSON, nullable=True),
     Column("orphans", JSON, nullable=True),
     Column("snapshots", JSON, nullable=True),
 )
-"""The latest report of each node."""
+"""The latest report of each node, but its datasets' states (:data:`node_datasets`).
+
+``datasets`` is ``NULL``: it held them as one JSON document before migration 0011, which
+moved them into rows (a trigger refuses a write of it, by a replica of the previous
+release)."""
+
+node_datasets = Table(
+    "node_datasets",
+    metadata,
+    Column(
+        "node_uuid",
+        String(UUID_LENGTH),
+        ForeignKey("node_states.node_uuid", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("dataset_id", String(UUID_LENGTH), primary_key=True),
+    Column("status", String(32), nullable=False),
+    Column("maximum_size", BigInteger, nullable=True),
+    Column("device", String(4096), nullable=True),
+    Column("path", String(4096), nullable=True),
+)
+"""Each dataset's state in its node's latest report, a row each: a report that changed one of
+a node's 2,000 datasets writes one row, not the node's whole document (issue 16)."""
 
 EVENT_ID = BigInteger().with_variant(Integer(), "sqlite")
 """Event ids: 64 bits, but SQLite only auto-increments an ``INTEGER`` key."""

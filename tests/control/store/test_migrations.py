@@ -192,3 +192,48 @@ def test_upgrade_to_0010_stores_each_listing_item(sql_url: str) -> None:
         assert json.loads(expected)[0]["deleted"] is True
     finally:
         store.close()
+
+
+def test_upgrade_to_0011_moves_each_report_into_rows(sql_url: str) -> None:
+    """Reports stored before 0011 (datasets in one JSON document per node) read back the same
+    from their rows, and the old column is left empty."""
+    upgrade(sql_url, "0010")
+    other = NODE.replace("9", "2")
+    document = {
+        DATASET: {"status": "mounted", "maximum_size": 67108864, "device": "/dev/b",
+                  "path": "/m/x"},
+        other: {"status": "attached", "maximum_size": None, "device": "/dev/c", "path": None},
+    }
+    engine = make_engine(sql_url)
+    try:
+        with engine.begin() as connection:
+            for node, datasets in ((NODE, document), (other, {})):
+                connection.execute(text(
+                    "INSERT INTO nodes (uuid, host, era, labels) VALUES (:n, 'h', 'e', '{}')"
+                ), {"n": node})
+                connection.execute(text(
+                    "INSERT INTO node_states (node_uuid, era, generation, reported_at, datasets, "
+                    "conditions) VALUES (:n, 'e', 3, 7.0, :d, '[]')"
+                ), {"n": node, "d": json.dumps(datasets)})
+    finally:
+        engine.dispose()
+    store = open_store(sql_url, upgrade=True)
+    try:
+        reports = store.cluster_state().reports
+        assert reports[UUID(other)].datasets == {}
+        states = reports[UUID(NODE)].datasets
+        assert {str(i): (s.status.value, s.maximum_size, s.device, s.path)
+                for i, s in states.items()} == {
+            i: (v["status"], v["maximum_size"], v["device"], v["path"])
+            for i, v in document.items()
+        }
+        assert reports[UUID(NODE)].generation == 3
+    finally:
+        store.close()
+    engine = make_engine(sql_url)
+    try:
+        with engine.connect() as connection:
+            left = connection.execute(text("SELECT datasets FROM node_states")).scalars().all()
+    finally:
+        engine.dispose()
+    assert left == [None, None]

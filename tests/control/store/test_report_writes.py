@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 from uuid import UUID, uuid4
 
 import pytest
 from attrs import evolve
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError
 
 from control.errors import Conflict
 from control.model import DatasetState, NodeState, VolumeStatus
+from control.store.engine import make_engine
 from control.store.migrate import upgrade
 from control.store.report_writes import (
     SameDatasets,
     changed_columns,
     dataset_changes,
-    datasets_patch,
 )
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
@@ -153,15 +156,15 @@ def test_dataset_changes_finds_added_changed_and_gone() -> None:
 
 
 def test_changed_columns_are_only_those_that_changed() -> None:
-    """A report that only acknowledges a new generation writes the generation and its time,
-    not its datasets; one with another dataset state writes the datasets too."""
+    """A report that only acknowledges a new generation writes the generation and its time;
+    one with another dataset state writes no column but its time (its datasets are rows)."""
     node, one = uuid4(), uuid4()
     old = NodeState(node, "e", 1, _states(one), reported_at=NOW)
     assert changed_columns(old, evolve(old, generation=2, reported_at=NOW + 1)) == {
         "generation": 2, "reported_at": NOW + 1,
     }
     moved = evolve(old, datasets={one: DatasetState(one, VolumeStatus.ATTACHED)})
-    assert set(changed_columns(old, moved)) == {"datasets", "reported_at"}
+    assert changed_columns(old, moved) == {"reported_at": NOW}
 
 
 def test_same_datasets_remembers_an_equal_pair() -> None:
@@ -177,11 +180,11 @@ def test_same_datasets_remembers_an_equal_pair() -> None:
     assert same.changes(None, again) is None
 
 
-def test_a_few_changed_datasets_are_patched_in_the_row(
+def test_a_changed_report_writes_only_the_rows_that_changed(
     open_fast: Callable[[], SQLStore], sql_url: str
 ) -> None:
-    """A report changing, adding or dropping a few of many datasets patches them in its row
-    in the database (:func:`datasets_patch`), and a store opened afterwards (a restart)
+    """A report changing, adding or dropping a few of many datasets writes only their rows
+    in ``node_datasets`` (the others keep theirs), and a store opened afterwards (a restart)
     reads each report exactly as sent."""
     store = open_fast()
     node = add_node(store)
@@ -203,13 +206,17 @@ def test_a_few_changed_datasets_are_patched_in_the_row(
         sent(NOW + 3, ids[1:17], frozenset()),  # one dropped
         sent(NOW + 4, ids[2:18], frozenset(ids[5:6])),  # dropped, added and changed at once
     ]
-    for before, after in zip(sequence, sequence[1:], strict=False):
-        assert datasets_patch(
-            "sqlite", after, dataset_changes(before, after) or frozenset()
-        ) is not None
-    for report_ in sequence:
+    stored: dict[str, tuple[Any, ...]] = {}
+    for previous, report_ in zip([None, *sequence], sequence, strict=False):
         store.cluster_state()  # diffed against the cached state, as in the service
         store.report_state(report_)
+        now = _dataset_rows(sql_url, node)
+        assert set(now) == {str(i) for i in report_.datasets}
+        if previous is not None:
+            touched = {i for i in now.keys() | stored.keys() if now.get(i) != stored.get(i)}
+            assert touched == {str(i) for i in dataset_changes(previous, report_) or ()}
+            assert 0 < len(touched) < 4
+        stored = now
         restarted = SQLStore(sql_url)
         try:
             assert restarted.cluster_state().reports[node] == report_
@@ -217,18 +224,48 @@ def test_a_few_changed_datasets_are_patched_in_the_row(
             restarted.close()
 
 
-def test_many_changed_datasets_are_written_whole() -> None:
-    """A report changing many of its datasets (or most of a few) is written whole: no patch."""
-    node = uuid4()
-    ids = [uuid4() for _ in range(8)]
-    new = NodeState(node, "e", 1, _states(*ids))
-    assert datasets_patch("sqlite", new, frozenset(ids[:2])) is not None
-    assert datasets_patch("sqlite", new, frozenset(ids[:3])) is None
-    assert datasets_patch("sqlite", new, frozenset()) is None
-    assert datasets_patch("mysql", new, frozenset(ids[:1])) is None
-    many = NodeState(node, "e", 1, _states(*(uuid4() for _ in range(2000))))
-    assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:256])) is not None
-    assert datasets_patch("postgresql", many, frozenset(list(many.datasets)[:257])) is None
+def _dataset_rows(sql_url: str, node: UUID) -> dict[str, tuple[Any, ...]]:
+    """Each of ``node``'s ``node_datasets`` rows by dataset id, with its SQLite ``rowid`` or
+    PostgreSQL ``ctid`` (a row written again, even with the same values, gets another)."""
+    engine = make_engine(sql_url)
+    where = "rowid" if engine.dialect.name == "sqlite" else "ctid::text"
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(text(
+                f"SELECT dataset_id, status, path, {where} FROM node_datasets "
+                "WHERE node_uuid = :n"
+            ), {"n": str(node)}).all()
+    finally:
+        engine.dispose()
+    return {row[0]: tuple(row[1:]) for row in found}
+
+
+def test_old_report_column_writes_are_refused(open_fast: Callable[[], SQLStore],
+                                              sql_url: str) -> None:
+    """A write of ``node_states.datasets`` (by a replica of the release before the datasets
+    moved into rows) is refused by the database rather than lost."""
+    store = open_fast()
+    node = add_node(store)
+    store.report_state(NodeState(node, "era", store.versions().configuration, {},
+                                 reported_at=NOW))
+    engine = make_engine(sql_url)
+    try:
+        for statement in (
+            "UPDATE node_states SET datasets = '{}' WHERE node_uuid = :n",
+            "UPDATE node_states SET datasets = NULL WHERE node_uuid = :n",
+        ):
+            with pytest.raises(DBAPIError, match="node_datasets"), engine.begin() as connection:
+                connection.execute(text(statement), {"n": str(node)})
+        with pytest.raises(DBAPIError, match="node_datasets"), engine.begin() as connection:
+            connection.execute(text("DELETE FROM node_states WHERE node_uuid = :n"),
+                               {"n": str(node)})
+            connection.execute(text(
+                "INSERT INTO node_states (node_uuid, era, generation, datasets) "
+                "VALUES (:n, 'era', 1, '{}')"
+            ), {"n": str(node)})
+    finally:
+        engine.dispose()
+    assert store.cluster_state().reports[node].era == "era"
 
 
 def test_dataset_changes_by_identity_checks_the_key() -> None:
@@ -239,3 +276,32 @@ def test_dataset_changes_by_identity_checks_the_key() -> None:
     swapped = evolve(old, datasets={one: states[two], two: states[two]})
     assert dataset_changes(old, swapped) == {one}
     assert dataset_changes(old, evolve(old, datasets=dict(states))) == frozenset()
+
+
+def test_a_group_of_changed_reports_is_read_back_after_a_restart(
+    open_fast: Callable[[], SQLStore], sql_url: str
+) -> None:
+    """Reports written as one group (two nodes, one of them twice) leave each node's rows as
+    its last report says: a restarted store reads exactly those."""
+    store = open_fast()
+    a, b = add_node(store), add_node(store, host="10.0.0.2")
+    held = {n: [add_dataset(store, n).dataset_id for _ in range(6)] for n in (a, b)}
+    generation = store.versions().configuration
+    first = {n: NodeState(n, "era", generation, _states(*held[n]), reported_at=NOW) for n in held}
+    store.report_states([(first[a], None), (first[b], None)])
+    store.cluster_state()
+    one, two = held[a][0], held[a][1]
+    again = evolve(first[a], datasets=first[a].datasets.set(
+        one, DatasetState(one, VolumeStatus.ATTACHED, None, "/dev/b")), reported_at=NOW + 1)
+    last = evolve(again, datasets=again.datasets.remove(two), reported_at=NOW + 2)
+    gone = evolve(first[b], datasets={}, reported_at=NOW + 1)
+    assert store.report_states([(again, None), (gone, None), (last, None)]) == [True] * 3
+    restarted = SQLStore(sql_url)
+    try:
+        reports = restarted.cluster_state().reports
+        assert reports[a] == last
+        assert reports[b] == gone
+    finally:
+        restarted.close()
+    assert set(_dataset_rows(sql_url, a)) == {str(i) for i in last.datasets}
+    assert _dataset_rows(sql_url, b) == {}
