@@ -237,7 +237,11 @@ class Fleet:
         for process in self.processes:
             process.terminate()
         for process in self.processes:
-            process.wait(timeout=30)
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:  # a loaded machine: its reactor did not stop
+                process.kill()
+                process.wait(timeout=30)
 
 
 def _requests(port: int) -> dict[tuple[str, str], tuple[float, float]]:
