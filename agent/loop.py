@@ -419,15 +419,18 @@ class ConvergenceLoop(LoopFencing):
             ClusterView.from_leases(self.node.node_uuid, configuration.leases, now),
             fence=self._fence_view(configuration),
         )
-        changes = calculate_changes(
-            desired,
-            view,
-            local,
-            self.instance_id,
-            self.settings.mount_root,
-            self.settings.default_size,
-            snapshots=configuration.snapshots,
-        )
+        changes = memory.calculated_before(self.memory, configuration, view, local)
+        if changes is None:
+            changes = calculate_changes(
+                desired,
+                view,
+                local,
+                self.instance_id,
+                self.settings.mount_root,
+                self.settings.default_size,
+                snapshots=configuration.snapshots,
+            )
+            self.memory = memory.calculated(self.memory, configuration, view, local, changes)
         held = self.memory.troubles.held(now)
         to_run = held_back(changes, held)
         troubles = noticing_waits(self.memory.troubles, to_run, now)

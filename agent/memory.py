@@ -20,8 +20,20 @@ from agent.conditions import Troubles
 from agent.discovery import LocalState
 from agent.fencing import Lease
 from agent.pacing import adopt_state_version
+from agent.policy import ClusterView
 from control.client.interface import NodeConfiguration, Reported
 from control.model import NodeState, Versions
+
+
+@frozen
+class Calculated:
+    """The changes :func:`agent.policy.calculate_changes` returned for a configuration, a view
+    of the cluster and an observation."""
+
+    configuration: NodeConfiguration
+    view: ClusterView
+    local: LocalState
+    changes: Change
 
 
 @frozen
@@ -48,6 +60,8 @@ class PassMemory:
     ``last_seen`` is the last pass's observation with its changes' known
     effects (:func:`agent.effects.after_changes`): what the next pass's
     freezes ahead go by (:func:`agent.policy.freezes_ahead`).
+    ``calculated`` is what the last pass calculated and from what
+    (:func:`calculated_before`).
     """
 
     passes: int = 0
@@ -70,6 +84,7 @@ class PassMemory:
     fenced: bool = False
     rejoined: bool = False
     last_seen: LocalState | None = None
+    calculated: Calculated | None = None
 
     @property
     def self_fenced(self) -> bool:
@@ -185,3 +200,34 @@ def seen(memory: PassMemory, local: LocalState) -> PassMemory:
 def troubled(memory: PassMemory, troubles: Troubles) -> PassMemory:
     """After a pass's changes ran: the per-dataset troubles they left."""
     return evolve(memory, troubles=troubles)
+
+
+def calculated_before(
+    memory: PassMemory, configuration: NodeConfiguration, view: ClusterView, local: LocalState
+) -> Change | None:
+    """The changes the last pass calculated, if it did so from an equal configuration, view
+    and observation; else ``None``. (A configuration reused without a fetch shares its
+    records with the last one: comparing them is by identity, cheap.)
+
+    :func:`~agent.policy.calculate_changes` is pure (it reads no clock), so the
+    same inputs make the same changes: an idle node's heartbeat pass (1,000 of
+    them every few seconds in the scale bench, issue 16) need not work them
+    out again from its hundreds of datasets.
+    """
+    last = memory.calculated
+    if last is None or last.view != view or last.local != local:
+        return None
+    if last.configuration != configuration:
+        return None
+    return last.changes
+
+
+def calculated(
+    memory: PassMemory,
+    configuration: NodeConfiguration,
+    view: ClusterView,
+    local: LocalState,
+    changes: Change,
+) -> PassMemory:
+    """After a pass calculated ``changes`` from these inputs."""
+    return evolve(memory, calculated=Calculated(configuration, view, local, changes))

@@ -598,13 +598,19 @@ class ControlAPI:
         uuid = path_uuid(node_uuid, "node uuid")
         report = self._reports.read(request, uuid, self._now())
         try:
-            changed, versions = await self._report_group.create((report, self._identify(request)))
+            changed, versions, reached = await self._report_group.create(
+                (report, self._identify(request))
+            )
         except NotFound:
             self._reports.forget(uuid)
             raise NotFound(
                 f"Node {uuid} has not registered: register first with "
                 f"PUT /v1/shoal/nodes/{uuid}, then report its state."
             ) from None
+        if reached is not None:  # whom the group's state versions concern (control.reach)
+            self.notifier.reached(
+                reached.first, reached.last, reached.concerns, reached.generation
+            )
         self.notifier.notify(versions)  # the counters just read: no second read
         return json_response(request, {"changed": changed, **versions_to_json(versions)})
 

@@ -7,8 +7,10 @@ the database threads and two reads per create. Instead the handler queues a
 :class:`PendingCreate` (what the request asked, parsed and checked on the
 reactor) in :class:`~control.api.group.GroupCommit`, and each group is one
 trip (:func:`create_group`): the classes and the state read once for the
-whole group (after every create of it arrived, so each sees every write
-committed before its request), each create decided alone by the same pure
+whole group, in one transaction
+(:meth:`~control.store.interface.Store.placement_inputs`), after every
+create of it arrived (so each sees every write committed before its
+request), each create decided alone by the same pure
 rules in the same order as before (:func:`decide`), and the decided ones
 written together (:meth:`~control.store.interface.Store.create_datasets`).
 Every create gets its own answer: its dataset and generation, or its refusal.
@@ -75,8 +77,7 @@ def write_group(store: Store, take: Take) -> list[Created]:
 
 def create_group(store: Store, pendings: Sequence[PendingCreate]) -> list[Created]:
     """Decide and store ``pendings`` (blocking: run in the store's threads); their answers."""
-    classes, state = store.classes(), store.cluster_state()
-    nodes = store.nodes() if any(p.require_live is True for p in pendings) else None
+    classes, state, nodes = store.placement_inputs(any(p.require_live is True for p in pendings))
     answers: dict[int, Created] = {}
     decided: list[tuple[int, NewDataset]] = []
     for index, pending in enumerate(pendings):

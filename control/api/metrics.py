@@ -46,7 +46,15 @@ from control.metrics_http import MetricsResource, TimedResource
 from control.model import Dataset, NodeState
 from control.reactor import ReactorTime
 from control.runners import Runner
-from control.store.interface import Created, NewDataset, NewMove, ReportAnswer, Reported, Store
+from control.store.interface import (
+    Created,
+    NewDataset,
+    NewMove,
+    ReportAnswer,
+    Reported,
+    StateReach,
+    Store,
+)
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
                    30.0, 60.0, 300.0)
@@ -233,8 +241,14 @@ class MeteredStore:
 
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """The wrapped store's group of reports, each counted as one ``report_state``."""
+        return self.report_states_reaching(reports)[0]
+
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state versions written concern."""
         try:
-            answers = self.store.report_states(reports)
+            answers, reached = self.store.report_states_reaching(reports)
         except Exception:
             self._metrics.writes.labels("report_state", "failed").inc(len(reports))
             raise
@@ -244,7 +258,7 @@ class MeteredStore:
             else:
                 self._metrics.writes.labels("report_state", "ok").inc()
                 self._wrote("report_state", (report,), answer)
-        return answers
+        return answers, reached
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:
         if name == "report_state" and args and isinstance(args[0], NodeState):

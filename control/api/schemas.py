@@ -273,8 +273,9 @@ WATCH_QUERY: dict[str, Schema] = {
     "node": {
         **UUID,
         "description": (
-            "A node uuid: wake on the configuration only for changes that concern this "
-            "node (or everyone), not for every write (an agent watching its own node)."
+            "A node uuid: wake on the configuration and the state only for changes that "
+            "concern this node (or everyone), not for every write (an agent watching its own "
+            "node)."
         ),
     },
     "datasets": {
@@ -283,7 +284,8 @@ WATCH_QUERY: dict[str, Schema] = {
         "maxLength": MAX_ALSO * 37 - 1,
         "description": (
             f"Dataset ids (UUIDs) separated by commas, at most {MAX_ALSO}: wake on the "
-            "configuration only for changes that concern one of them, or the node, or everyone."
+            "configuration and the state only for changes that concern one of them, or the "
+            "node, or everyone."
         ),
     },
 }

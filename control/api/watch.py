@@ -22,8 +22,19 @@ and datasets each configuration generation it wrote concerns
 for a generation whose record names one of its concerns, or that has no record
 (a write by another replica, by the failover executor, or one whose reach the
 API does not compute): such a generation concerns everyone. An untargeted
-waiter wakes on every generation, as before. The state counter wakes every
-waiter that asked for it.
+waiter wakes on every generation, as before.
+
+The state version likewise (issue 16: during 1,000 concurrent moves, every
+report woke every agent waiting on another node). The API records whom the
+state versions its groups of reports wrote concern (:meth:`Notifier.reached`,
+:func:`control.reach.state_reach`: the reporting nodes, the datasets whose
+state changed, and their primaries and readers as configured then); a targeted
+waiter wakes on the state only for a version whose record names one of its
+concerns, or that has no record (another replica's report, a registration, a
+fence: anything whose reach the API does not compute concerns everyone), or
+whose record was made at an older generation than the waiter's (the waiter may
+have learned since of a dataset whose primary the record did not look up). An
+untargeted waiter wakes on every state version that passes what it saw.
 """
 
 from __future__ import annotations
@@ -42,7 +53,8 @@ from control.reactor import DelayedCall, ReactorTime
 ReadVersions = Callable[[], "Deferred[Versions]"]
 
 REMEMBERED = 4096
-"""How many generations' records :meth:`Notifier.changed` keeps (older ones concern everyone)."""
+"""How many generations' records :meth:`Notifier.changed` keeps, and state versions'
+:meth:`Notifier.reached` (older ones concern everyone)."""
 
 
 @define(eq=False)
@@ -54,6 +66,8 @@ class _Waiter:
     concerns: frozenset[UUID] | None = None
     checked: int = -1
     """The newest generation already found not to concern a targeted waiter."""
+    state_checked: int = -1
+    """The newest state version already found not to concern a targeted waiter."""
 
 
 def _newest(a: Versions | None, b: Versions) -> Versions:
@@ -75,6 +89,8 @@ class Notifier:
         self._fresh: list[_Waiter] = []
         self._expiring: list[_Waiter] = []
         self._changes: dict[int, frozenset[UUID]] = {}
+        self._states: dict[int, tuple[int, frozenset[UUID]]] = {}
+        """Each recorded state version's generation and concerns (:meth:`reached`)."""
         self._latest: Versions | None = None
         self._read_at = float("-inf")
         """When the counters were last read (or handed to :meth:`notify`)."""
@@ -98,14 +114,14 @@ class Notifier:
         A Deferred firing with the current versions once either counter passes
         the given value, or after ``timeout`` seconds whatever they are.
 
-        With ``concerns``, only a configuration generation that concerns one of
-        them (or everyone) wakes it (see the module's docstring).
+        With ``concerns``, only a configuration generation or a state version that
+        concerns one of them (or everyone) wakes it (see the module's docstring).
         Cancelling it (the client went away) forgets the waiter and its timer.
         """
         targeted = None if concerns is None else frozenset(concerns)
         waiter = _Waiter(
             configuration, state, Deferred(lambda _: self._forget(waiter)),
-            concerns=targeted, checked=configuration,
+            concerns=targeted, checked=configuration, state_checked=state,
         )
         waiter.timer = self._clock.callLater(timeout, self._expire, waiter)
         self._waiters[waiter] = None
@@ -145,6 +161,18 @@ class Notifier:
         while len(self._changes) > REMEMBERED:
             del self._changes[min(self._changes)]
 
+    def reached(
+        self, first: int, last: int, concerns: Iterable[UUID], generation: int
+    ) -> None:
+        """Record that state versions ``first`` to ``last`` concern only ``concerns`` (node
+        uuids and dataset ids, found with the datasets as configured at ``generation``):
+        call it before :meth:`notify` with the counters read after the write that made them."""
+        kept = frozenset(concerns)
+        for version in range(max(first, last - REMEMBERED + 1), last + 1):
+            self._states[version] = (generation, kept)
+        while len(self._states) > REMEMBERED:
+            del self._states[min(self._states)]
+
     def notify(self, versions: Versions) -> None:
         """Wake every waiter that ``versions`` has passed (and concerns).
 
@@ -163,8 +191,8 @@ class Notifier:
                 waiter.deferred.callback(latest)
 
     def _wakes(self, waiter: _Waiter, latest: Versions) -> bool:
-        """Whether ``latest`` wakes ``waiter`` (pure but for the targeted waiter's mark)."""
-        if latest.state > waiter.state:
+        """Whether ``latest`` wakes ``waiter`` (pure but for the targeted waiter's marks)."""
+        if latest.state > waiter.state and self._state_wakes(waiter, latest.state):
             return True
         if latest.configuration <= waiter.configuration:
             return False
@@ -176,6 +204,21 @@ class Notifier:
             if concerned is None or not concerned.isdisjoint(waiter.concerns):
                 return True
         waiter.checked = latest.configuration
+        return False
+
+    def _state_wakes(self, waiter: _Waiter, state: int) -> bool:
+        """Whether a state version after the waiter's, up to ``state``, concerns it."""
+        if waiter.concerns is None:
+            return True
+        for version in range(max(waiter.state_checked, waiter.state) + 1, state + 1):
+            record = self._states.get(version)
+            if (
+                record is None
+                or record[0] < waiter.configuration
+                or not record[1].isdisjoint(waiter.concerns)
+            ):
+                return True
+        waiter.state_checked = state
         return False
 
     def stop(self) -> None:

@@ -5,13 +5,21 @@ A group of creates in a few statements: :func:`create_group`.
 arrived together in one transaction. Written one by one, each create costs
 nine statements (a savepoint and its release, three reads, two inserts and
 two prunes), and on PostgreSQL every statement is a round trip. Here the
-whole group costs six, whatever its size: one read each of the ids, the
-primaries and the names the group names; one insert of every dataset and one
-of every event; one prune. Each create is still judged alone and in order by
-the same rules (:func:`control.rules.check_tag`,
-:func:`control.rules.create_dataset`), against the database as read plus the
-creates of the group before it, so it gets the answer it would have got in a
-savepoint of its own, and a refused one writes nothing.
+whole group costs six, whatever its size: one read each of the primaries and
+the names the group names; one insert of every dataset and one of every
+event; two prunes, the last four sent together on PostgreSQL
+(:func:`~control.store.pipelining.pipelined`: one round trip). Each create is
+still judged alone and in order by the same rules
+(:func:`control.rules.check_tag`, :func:`control.rules.create_dataset`),
+against the database as read plus the creates of the group before it, so it
+gets the answer it would have got in a savepoint of its own, and a refused
+one writes nothing.
+
+The ids are not read: a new dataset's id is almost always new (the service
+draws it), and one already stored (a client's own id) fails the datasets'
+insert on its primary key, after which the caller writes the group one by one
+(:meth:`~control.store.sql.SQLStore._batched_group`), where that create is
+refused alone. Two creates of one id in the group are told apart here.
 
 Creates from a source (clones and restores) read their source and take the
 one-by-one path.
@@ -32,16 +40,17 @@ from control.events import EventRetention
 from control.model import Dataset
 from control.store import rows
 from control.store.interface import Created, NewDataset
+from control.store.pipelining import pipelined
 from control.store.tables import datasets, events, nodes
 
-_DATASETS = select(datasets).where(datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)))
 _NODES = select(nodes.c.uuid).where(nodes.c.uuid.in_(bindparam("b_uuids", expanding=True)))
 _NAMED = select(datasets).where(datasets.c.name.in_(bindparam("b_names", expanding=True)))
 """The datasets of these names, live or not (:class:`_Found` keeps the live ones): with
 ``deleted = false`` in the query too, SQLite (no statistics) searched ``ix_datasets_deleted``
 for two names or more, every live dataset's row (10 ms at 100,000 datasets)."""
 _INSERT_DATASETS = insert(datasets)
-_INSERT_EVENTS = insert(events)
+_INSERT_EVENTS = insert(events).inline()
+"""Inline: the new ids are not read back (``RETURNING``), so that it may be pipelined."""
 _NEWEST = select(func.max(events.c.event_id)).scalar_subquery()
 _PRUNE_OLD = delete(events).where(events.c.at < bindparam("b_before"), events.c.event_id < _NEWEST)
 _OLDER = events.alias("older")
@@ -66,12 +75,16 @@ def batchable(creates: Sequence[NewDataset]) -> bool:
 
 def create_group(
     connection: Connection, generation: int, creates: Sequence[NewDataset],
-    retention: EventRetention,
+    retention: EventRetention, known_nodes: set[UUID] | None = None,
 ) -> tuple[list[Created], list[Dataset]]:
     """Judge and store ``creates`` (:func:`batchable`) in the caller's write transaction,
     which read ``generation``: each one's answer, and the datasets stored in order (the
-    ``i``-th stored makes generation ``generation + i + 1``)."""
-    found = _Found(connection, creates)
+    ``i``-th stored makes generation ``generation + i + 1``).
+
+    ``known_nodes``: nodes already found registered, kept by the caller across groups (a
+    node's row is never deleted, so one found stays found): only the other primaries are
+    read, and those found are added to it."""
+    found = _Found(connection, creates, set() if known_nodes is None else known_nodes)
     answers: list[Created] = []
     stored: list[Dataset] = []
     made: list[dict[str, Any]] = []
@@ -86,23 +99,26 @@ def create_group(
         found.remember(dataset)
         made.append(rows.event_row(ev.dataset_created(dataset, new.now, new.actor)))
     if stored:
-        connection.execute(_INSERT_DATASETS, [rows.dataset_row(d) for d in stored])
-        record_events(connection, made, retention)
+        with pipelined(connection):
+            connection.execute(_INSERT_DATASETS, [rows.dataset_row(d) for d in stored])
+            record_events(connection, made, retention)
     return answers, stored
 
 
 class _Found:
-    """What the database holds of a group's ids, primaries and names, and the group so far."""
+    """What the database holds of a group's primaries and names, and the group so far (ids:
+    the group's own; one stored before fails the insert, see the module docstring)."""
 
-    def __init__(self, connection: Connection, creates: Sequence[NewDataset]) -> None:
-        ids = sorted({str(new.dataset.dataset_id) for new in creates})
-        primaries = sorted({str(new.dataset.primary) for new in creates})
+    def __init__(
+        self, connection: Connection, creates: Sequence[NewDataset], known: set[UUID]
+    ) -> None:
+        primaries = {new.dataset.primary for new in creates}
+        unknown = sorted(str(primary) for primary in primaries if primary not in known)
         names = sorted({n for n in (new.dataset.name for new in creates) if n is not None})
-        self.existing = {
-            d.dataset_id: d
-            for d in map(rows.dataset_from_row, connection.execute(_DATASETS, {"b_ids": ids}))
-        }
-        self.known = {UUID(u) for u, in connection.execute(_NODES, {"b_uuids": primaries})}
+        self.existing: dict[UUID, Dataset] = {}
+        if unknown:
+            known.update(UUID(u) for u, in connection.execute(_NODES, {"b_uuids": unknown}))
+        self.known = known
         self.named: dict[str, Dataset] = {}
         if names:
             result = connection.execute(_NAMED, {"b_names": names})

@@ -68,6 +68,18 @@ ReportAnswer = bool | ShoalError
 
 
 @frozen
+class StateReach:
+    """Whom the state versions ``first`` to ``last`` (those a group of reports wrote,
+    :meth:`Store.report_states_reaching`) concern: node uuids and dataset ids
+    (:func:`control.reach.state_reach`), with the datasets as configured at ``generation``."""
+
+    first: int
+    last: int
+    concerns: frozenset[UUID]
+    generation: int
+
+
+@frozen
 class NodeDatasets:
     """The datasets one node's configuration is made of, read at one generation.
 
@@ -409,6 +421,14 @@ class Store(Protocol):
         """
         ...
 
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state versions it wrote concern
+        (:func:`control.reach.state_reach`, with the datasets as configured in the same
+        transaction): ``None`` when it wrote none, or when they concern everyone."""
+        ...
+
     # -- fencing, draining, failover (docs/failover.md; rules in control.failover_rules) --
 
     def set_failover(
@@ -499,6 +519,14 @@ class Store(Protocol):
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports."""
+        ...
+
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """What a group of creates is placed and admitted by, read together (one transaction
+        instead of one each): :meth:`classes`, :meth:`cluster_state`, and with ``nodes``
+        :meth:`nodes` (else ``None``)."""
         ...
 
     def flush_seen(self) -> int:

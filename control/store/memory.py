@@ -41,6 +41,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.reach import changed_datasets, dataset_changes, state_reach
 from control.revocations import Revocation
 from control.store.interface import (
     Created,
@@ -49,6 +50,7 @@ from control.store.interface import (
     NodeDatasets,
     ReportAnswer,
     Reported,
+    StateReach,
 )
 from control.store.rows import listing_fragment
 
@@ -154,6 +156,13 @@ class MemoryStore:
             return ClusterState(
                 version=self._state_version, nodes=pmap(self._nodes), reports=pmap(self._reports)
             )
+
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """The classes, the cluster state and (with ``nodes``) every node, read together."""
+        with self._lock:
+            return self.classes(), self.cluster_state(), self.nodes() if nodes else None
 
     # -- configuration writes ------------------------------------------------
 
@@ -558,14 +567,39 @@ class MemoryStore:
 
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone (:meth:`Store.report_states`)."""
+        return self.report_states_reaching(reports)[0]
+
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state versions it wrote concern."""
         answers: list[ReportAnswer] = []
+        changes: dict[UUID, frozenset[UUID] | None] = {}
         with self._lock:
+            first = self._state_version + 1
             for report, identity in reports:
+                old = self._reports.get(report.node_uuid)
                 try:
-                    answers.append(self.report_state(report, identity))
+                    changed = self.report_state(report, identity)
                 except ShoalError as refusal:
                     answers.append(refusal)
-        return answers
+                    continue
+                answers.append(changed)
+                if changed:
+                    uuid = report.node_uuid
+                    found = dataset_changes(old, report)
+                    known = changes.get(uuid, frozenset())
+                    changes[uuid] = None if found is None or known is None else known | found
+            if self._state_version < first:
+                return answers, None
+            ids = changed_datasets(changes)
+            concerns = None if ids is None else state_reach(changes, ids, [
+                d for d in self._datasets.values()
+                if d.dataset_id in ids or (d.source is not None and d.source.source_id in ids)
+            ])
+            if concerns is None:
+                return answers, None
+            return answers, StateReach(first, self._state_version, concerns, self._generation)
 
     def _purge(self) -> None:
         reports = list(self._reports.values())

@@ -29,6 +29,7 @@ from control.model import Dataset, Lease, Node
 from control.store import rows
 from control.store.creates import record_events
 from control.store.interface import Created, NewMove
+from control.store.pipelining import pipelined
 from control.store.tables import datasets, leases, nodes
 
 _DATASETS = select(datasets).where(datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)))
@@ -69,11 +70,14 @@ def move_group(
         moved = ev.dataset_moved(before, dataset, new.now, new.actor)
         if moved is not None:
             made.append(rows.event_row(moved))
-    if stored:
-        written = [rows.dataset_row(d) for d in stored]
-        connection.execute(_UPDATE_DATASETS, [{**r, "b_key": r["dataset_id"]} for r in written])
-    if made:
-        record_events(connection, made, retention)
+    with pipelined(connection):
+        if stored:
+            written = [rows.dataset_row(d) for d in stored]
+            connection.execute(
+                _UPDATE_DATASETS, [{**r, "b_key": r["dataset_id"]} for r in written]
+            )
+        if made:
+            record_events(connection, made, retention)
     return answers, stored
 
 

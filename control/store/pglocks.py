@@ -15,6 +15,8 @@ from typing import Any
 from sqlalchemy import Connection, text
 from sqlalchemy.engine import make_url
 
+from control.store.tables import CLUSTER_ROW
+
 MIGRATION_LOCK = "migrate"
 """The advisory lock held while the schema is migrated."""
 LEADER_LOCK = "leader"
@@ -39,6 +41,20 @@ def notify_counters(connection: Connection, generation: int, state_version: int)
         text(f"SELECT pg_notify({CHANGES_CHANNEL_SQL}, :payload)"),
         {"payload": f"{generation} {state_version}"},
     )
+
+
+_WRITE_AND_NOTIFY = text(
+    "WITH written AS (UPDATE cluster SET generation = :generation, "
+    "state_version = :state_version WHERE id = :row RETURNING generation, state_version) "
+    f"SELECT pg_notify({CHANGES_CHANNEL_SQL}, generation || ' ' || state_version) FROM written"
+)
+
+
+def write_and_notify_counters(connection: Connection, generation: int, state_version: int) -> None:
+    """Store both counters in the cluster row and announce them on commit
+    (:func:`notify_counters`), in one statement: one round trip instead of two."""
+    counters = {"generation": generation, "state_version": state_version, "row": CLUSTER_ROW}
+    connection.execute(_WRITE_AND_NOTIFY, counters)
 
 
 def libpq_conninfo(

@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select
 
 from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
-from control.store.pglocks import notify_counters
+from control.store.pglocks import write_and_notify_counters
 from control.store.tables import (
     CLUSTER_ROW,
     cluster,
@@ -62,12 +62,14 @@ def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]
 
 
 def write_counters(connection: Connection, generation: int, state_version: int) -> None:
-    """Store both counters."""
+    """Store both counters (on PostgreSQL, announced on commit in the same statement:
+    :func:`~control.store.pglocks.write_and_notify_counters`)."""
+    if connection.dialect.name == "postgresql":
+        write_and_notify_counters(connection, generation, state_version)
+        return
     connection.execute(
         _WRITE_COUNTERS, {"generation": generation, "state_version": state_version}
     )
-    if connection.dialect.name == "postgresql":
-        notify_counters(connection, generation, state_version)
 
 
 def _upsert(
@@ -355,3 +357,20 @@ def seen_times(connection: Connection) -> dict[UUID, float | None]:
 def report_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node's latest report was sent, by node."""
     return {_node_uuid(uuid): at for uuid, at in connection.execute(_REPORT_TIMES).all()}
+
+
+_REACHING = select(*_DATASET_COLUMNS).where(
+    or_(
+        datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)),
+        datasets.c.source_id.in_(bindparam("b_sources", expanding=True)),
+    )
+)
+
+
+def datasets_reaching(connection: Connection, ids: Iterable[UUID]) -> list[Dataset]:
+    """The datasets ``ids`` and those copied from them (:func:`control.reach.state_reach`)."""
+    texts = [str(i) for i in ids]
+    if not texts:
+        return []
+    result = connection.execute(_REACHING, {"b_ids": texts, "b_sources": texts})
+    return [rows.dataset_from_row(row) for row in result]

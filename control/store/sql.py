@@ -49,6 +49,7 @@ from control.model import (
     NodeState,
     Versions,
 )
+from control.reach import changed_datasets, state_reach
 from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import creates as cr
@@ -66,6 +67,7 @@ from control.store.interface import (
     NodeDatasets,
     ReportAnswer,
     Reported,
+    StateReach,
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
@@ -107,6 +109,8 @@ class SQLStore:
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
         self._paths = rw.PathsChecked()
+        self._known_nodes: set[UUID] = set()
+        """Nodes a group of creates found registered (:func:`.creates.create_group`)."""
         self._same = rw.SameDatasets()
         self._url = url
         self._engine = make_engine(url)
@@ -257,7 +261,10 @@ class SQLStore:
     def nodes(self) -> list[Node]:
         """Every registered node."""
         with self._read() as connection:
-            found = q.all_nodes(connection)
+            return self._nodes(connection)
+
+    def _nodes(self, connection: Connection) -> list[Node]:
+        found = q.all_nodes(connection)
         return found if self._seen is None else [self._seen.node(n) or n for n in found]
 
     def node_by_era(self, era: str) -> Node | None:
@@ -274,21 +281,34 @@ class SQLStore:
         read fresh.
         """
         with self._read() as connection:
-            _, state_version = q.read_counters(connection)
-            cached = self._state_cache.get(state_version)
-            if cached is None:
-                found = q.all_nodes(connection)
-                reports = q.all_reports(connection)
-                state = ClusterState(
-                    version=state_version,
-                    nodes={n.uuid: n for n in found},
-                    reports={r.node_uuid: r for r in reports},
-                )
-                self._state_cache.put(state)
-                return state if self._seen is None else self._seen.state(state)
-            seen, reported = q.seen_times(connection), q.report_times(connection)
+            return self._cluster_state(connection)
+
+    def _cluster_state(self, connection: Connection) -> ClusterState:
+        _, state_version = q.read_counters(connection)
+        cached = self._state_cache.get(state_version)
+        if cached is None:
+            found = q.all_nodes(connection)
+            reports = q.all_reports(connection)
+            state = ClusterState(
+                version=state_version,
+                nodes={n.uuid: n for n in found},
+                reports={r.node_uuid: r for r in reports},
+            )
+            self._state_cache.put(state)
+            return state if self._seen is None else self._seen.state(state)
+        seen, reported = q.seen_times(connection), q.report_times(connection)
         state = with_liveness(cached, seen, reported)
         return state if self._seen is None else self._seen.state(state)
+
+    def placement_inputs(
+        self, nodes: bool
+    ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
+        """The classes, the cluster state and (with ``nodes``) every node, in one read
+        transaction (a group of creates read them in three)."""
+        with self._read() as connection:
+            classes = cq.all_classes(connection)
+            state = self._cluster_state(connection)
+            return classes, state, self._nodes(connection) if nodes else None
 
     # -- configuration writes ------------------------------------------------
 
@@ -341,7 +361,9 @@ class SQLStore:
         one_by_one = [(new.if_tag, partial(self._create, new=new)) for new in creates]
         if not creates or not cr.batchable(creates):
             return self._write_group(one_by_one)
-        return self._batched_group(partial(cr.create_group, creates=creates), one_by_one)
+        return self._batched_group(
+            partial(cr.create_group, creates=creates, known_nodes=self._known_nodes), one_by_one
+        )
 
     def _write_group(
         self, writes: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]]
@@ -802,19 +824,28 @@ class SQLStore:
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone; those not taken in memory as
         heartbeats are written in one transaction (:mod:`control.store.report_writes`)."""
+        return self.report_states_reaching(reports)[0]
+
+    def report_states_reaching(
+        self, reports: Sequence[Reported]
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """:meth:`report_states`, and whom the state version it wrote concerns."""
         found: dict[int, tuple[NodeState, frozenset[UUID] | None]] = {}
         answers: dict[int, ReportAnswer] = self._heartbeats(reports, found)
         rest = [index for index in range(len(reports)) if index not in answers]
+        reached = None
         if rest:
-            written = self._write_reports([reports[index] for index in rest], found)
+            written, reached = self._write_reports([reports[index] for index in rest], found)
             answers.update(zip(rest, written, strict=True))
-        return [answers[index] for index in range(len(reports))]
+        return [answers[index] for index in range(len(reports))], reached
 
     def _write_reports(
         self, reports: Sequence[Reported],
         found: Mapping[int, tuple[NodeState, frozenset[UUID] | None]],
-    ) -> list[ReportAnswer]:
-        """Judge and write ``reports`` in one transaction, then purge and settle once."""
+    ) -> tuple[list[ReportAnswer], StateReach | None]:
+        """Judge and write ``reports`` in one transaction, then purge and settle once; and
+        whom the state version written concerns."""
+        reached = None
         with self._write() as (connection, generation, state_version):
             group, stored, latest = rw.judge_reports(
                 reports,
@@ -825,11 +856,13 @@ class SQLStore:
                 found,
             )
             if not latest:
-                return group.answers
+                return group.answers, None
             rw.write_reports(connection, stored, latest, group)
             if group.events:
                 eventlog.append(connection, group.events, self._retention)
             changed = bool(group.changed)
+            if changed:
+                reached = _reached(connection, group, stored, generation, state_version + 1)
             settled = self._settle_snapshots(connection)
             purged = _purge(connection)
             bump = bool(purged) or settled
@@ -844,7 +877,7 @@ class SQLStore:
             self._cache.advance(generation, lambda s: s.without_datasets(purged))
         else:
             self._quiet = (generation, state_version + changed)
-        return group.answers
+        return group.answers, reached
 
     def _last_report(
         self, connection: Connection, node_uuid: UUID, state_version: int
@@ -1184,3 +1217,22 @@ def _holder(connection: Connection, lease: Lease | None) -> str | None:
     if lease is None:
         return None
     return rules.holder_name(lease, q.get_node(connection, lease.node_uuid))
+
+
+def _reached(
+    connection: Connection, group: rw.Group, stored: Mapping[UUID, NodeState | None],
+    generation: int, version: int,
+) -> StateReach | None:
+    """Whom the state ``version`` that ``group`` writes concerns, with the datasets read in
+    its transaction (at ``generation``); ``None``: everyone (:func:`control.reach.state_reach`)."""
+    changes = {
+        uuid: group.changes[uuid] if uuid in group.changes else rw.dataset_changes(
+            stored[uuid], report
+        )
+        for uuid, report in group.changed.items()
+    }
+    ids = changed_datasets(changes)
+    if ids is None:
+        return None
+    concerns = state_reach(changes, ids, q.datasets_reaching(connection, ids))
+    return None if concerns is None else StateReach(version, version, concerns, generation)

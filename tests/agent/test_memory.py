@@ -57,3 +57,25 @@ def test_a_pass_uses_up_the_current_generation():
     m = memory.woken(PassMemory(), Versions(3, 8))
     current, m = memory.started_pass(m)
     assert (current, m.current_generation, m.passes, m.state) == (3, None, 1, 8)
+
+
+def test_changes_calculated_from_the_same_inputs_are_reused():
+    """The last pass's changes come back for an equal configuration (its records reused),
+    view and observation; any difference in one of them asks for a new calculation."""
+    from agent.policy import ClusterView
+    from control.client.interface import NodeConfiguration
+    from control.model import Dataset
+
+    record = Dataset(dataset_id=UUID(int=9), primary=NODE)
+    configuration = NodeConfiguration(generation=3, datasets=[record], leases=[])
+    view, local, change = ClusterView(NODE), LocalState("i"), CreateVolume(UUID(int=9), 64)
+    m = memory.calculated(PassMemory(), configuration, view, local, change)
+    reused = configuration._replace(datasets=[record])
+    assert memory.calculated_before(m, reused, ClusterView(NODE), LocalState("i")) is change
+    moved = configuration._replace(datasets=[Dataset(dataset_id=UUID(int=9), primary=UUID(int=2))])
+    assert memory.calculated_before(m, moved, view, local) is None
+    assert memory.calculated_before(m, configuration._replace(generation=4), view, local) is None
+    leased = ClusterView(NODE, leased_here=frozenset({UUID(int=9)}))
+    assert memory.calculated_before(m, configuration, leased, local) is None
+    assert memory.calculated_before(m, configuration, view, LocalState("j")) is None
+    assert memory.calculated_before(PassMemory(), configuration, view, local) is None

@@ -152,3 +152,42 @@ def test_writer_failing_before_it_takes_fails_the_queued() -> None:
 
 async def _fail() -> None:
     raise Unavailable("no thread")
+
+
+def test_two_in_flight_start_a_second_group_at_once() -> None:
+    """With two groups in flight allowed, a create arriving while one is in flight starts a
+    second group; creates arriving while both are in flight wait for one to be answered, and
+    all of them then go as one group."""
+    recorder = Recorder()
+    group = GroupCommit(recorder, in_flight=2)
+    first, second = _new(), _new()
+    later = [_new() for _ in range(3)]
+    answers = _results([group.create(n) for n in [first, second, *later]])
+    assert recorder.groups == [[first], [second]]
+    assert group.waiting == 3
+    recorder.pending[1].callback([(second.dataset, 2)])
+    assert answers == [(second.dataset, 2)]
+    assert recorder.groups[2:] == [later]
+    recorder.pending[0].callback([(first.dataset, 1)])
+    assert answers[1] == (first.dataset, 1)
+    assert len(recorder.groups) == 3 and group.waiting == 0
+
+
+def test_a_started_group_not_yet_taken_takes_the_next_create() -> None:
+    """While a started group has not taken its creates, a new create joins it instead of
+    starting another group, even with a slot free."""
+    takes: list[Callable[[], list[NewDataset]]] = []
+
+    def write(take: Callable[[], list[NewDataset]]) -> Deferred:
+        takes.append(take)
+        return Deferred()
+
+    group = GroupCommit(write, in_flight=3)
+    news = [_new() for _ in range(3)]
+    for new in news:
+        group.create(new)
+    assert len(takes) == 1
+    assert takes[0]() == news
+    another = _new()
+    group.create(another)
+    assert len(takes) == 2 and takes[1]() == [another]

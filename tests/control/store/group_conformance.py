@@ -41,6 +41,17 @@ class GroupConformance:
         stored = store.configuration(NOW).datasets
         assert all(c.dataset.dataset_id in stored for c in creates)
 
+    def test_placement_inputs_are_the_three_reads(self, store: Store) -> None:
+        """placement_inputs reads what classes, cluster_state and nodes read, the nodes only
+        when asked for."""
+        node = add_node(store)
+        classes, state, nodes = store.placement_inputs(True)
+        assert classes == store.classes()
+        assert state.version == store.cluster_state().version
+        assert set(state.nodes) == {node} == set(store.cluster_state().nodes)
+        assert nodes == store.nodes()
+        assert store.placement_inputs(False)[2] is None
+
     def test_group_events_in_order(self, store: Store) -> None:
         """The creates' events are recorded with increasing ids in the order of the group."""
         node = add_node(store)

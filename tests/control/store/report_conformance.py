@@ -11,6 +11,7 @@ from uuid import uuid4
 
 from control.errors import Conflict, NotFound
 from control.events import EventQuery, report_events
+from control.model import DataSource, SourceKind
 from control.store.interface import Store
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
 
@@ -103,3 +104,66 @@ class ReportGroupConformance:
         assert state.reports[a].reported_at == NOW + 5
         assert state.nodes[a].last_seen == NOW + 5
         assert [n.last_seen for n in store.nodes()] == [NOW + 5]
+
+    def test_a_group_says_whom_its_state_version_concerns(self, store: Store) -> None:
+        """A report letting go of a dataset moved to B reaches its node, the dataset and B,
+        for exactly the state version it wrote; not C."""
+        a, b = add_node(store), add_node(store, host="10.0.0.2")
+        c = add_node(store, host="10.0.0.3")
+        dataset = add_dataset(store, a)
+        generation = store.versions().configuration
+        store.report_states([(report(a, generation, dataset.dataset_id, at=NOW), None),
+                             (report(c, generation, at=NOW), None)])
+        store.move_dataset(dataset.dataset_id, b, None, now=NOW)
+        generation = store.versions().configuration
+        before = store.versions().state
+        answers, reached = store.report_states_reaching([(report(a, generation, at=NOW + 1),
+                                                          None)])
+        assert answers == [True]
+        assert reached is not None
+        assert (reached.first, reached.last) == (before + 1, store.versions().state)
+        assert reached.generation == generation
+        assert {a, b, dataset.dataset_id} <= reached.concerns
+        assert c not in reached.concerns
+
+    def test_a_group_changing_nothing_reaches_no_one(self, store: Store) -> None:
+        """A group that wrote no state version has no reach; nor does a refused report."""
+        a = add_node(store)
+        generation = store.versions().configuration
+        store.report_state(report(a, generation, at=NOW))
+        answers, reached = store.report_states_reaching([
+            (report(a, generation, at=NOW + 1), None),
+            (report(uuid4(), generation, at=NOW + 1), None),
+        ])
+        assert answers[0] is False and isinstance(answers[1], NotFound)
+        assert reached is None
+
+    def test_a_first_report_concerns_everyone(self, store: Store) -> None:
+        """A node's first report (nothing to compare with) has no reach: it concerns everyone."""
+        a = add_node(store)
+        dataset = add_dataset(store, a)
+        generation = store.versions().configuration
+        answers, reached = store.report_states_reaching([
+            (report(a, generation, dataset.dataset_id, at=NOW), None)
+        ])
+        assert answers == [True] and reached is None
+
+    def test_a_source_reaches_its_clones_primary_and_a_clone_everyone(self, store: Store) -> None:
+        """A source's volume appearing reaches the primary of its clone (waiting for it); a
+        change of the clone's own state concerns everyone (its source's primary makes it)."""
+        a, b = add_node(store), add_node(store, host="10.0.0.2")
+        c = add_node(store, host="10.0.0.3")
+        source = add_dataset(store, a)
+        clone = add_dataset(store, b, source=DataSource(SourceKind.DATASET, source.dataset_id))
+        generation = store.versions().configuration
+        store.report_states([(report(node, generation, at=NOW), None) for node in (a, b, c)])
+        _, reached = store.report_states_reaching([
+            (report(a, generation, source.dataset_id, at=NOW + 1), None)
+        ])
+        assert reached is not None
+        assert {a, b, source.dataset_id, clone.dataset_id} <= reached.concerns
+        assert c not in reached.concerns
+        _, reached = store.report_states_reaching([
+            (report(b, generation, clone.dataset_id, at=NOW + 2), None)
+        ])
+        assert reached is None
