@@ -327,9 +327,8 @@ def all_reports(connection: Connection) -> list[NodeState]:
     found = connection.execute(_ALL_REPORTS).mappings().all()
     states: dict[str, list[DatasetState]] = {row["node_uuid"]: [] for row in found}
     make, uuid, status_of = DatasetState, UUID, rows.STATUSES  # 100,000 rows: no lookups
-    for node, dataset_id, status, size, device, path in connection.execute(
-        _ALL_DATASET_STATES
-    ).all():
+    # One row at a time: the rows are not all held as Python values at once (the peak RSS).
+    for node, dataset_id, status, size, device, path in connection.execute(_ALL_DATASET_STATES):
         held = states.get(node)
         if held is not None:
             held.append(make(uuid(dataset_id), status_of[status], size, device, path))
