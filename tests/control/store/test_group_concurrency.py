@@ -63,3 +63,30 @@ def test_racing_groups_answer_every_create_once(open_sql: Callable[[], SQLStore]
     created = [e for e in fresh.events(EventQuery(limit=10_000)) if e.kind == "created"]
     by_generation = [new.dataset.dataset_id for new, _ in sorted(stored, key=lambda s: s[1][1])]
     assert [e.dataset_id for e in created] == by_generation
+
+
+def test_racing_creates_of_one_name_one_wins(open_sql: Callable[[], SQLStore]) -> None:
+    """Eight threads on two stores create the same name at once, each in a group with a
+    create of its own: exactly one of the named creates is stored, the others refused with
+    a Conflict, and every other create stored."""
+    stores = [open_sql(), open_sql()]
+    node = stores[0].register_node(Node(uuid=uuid4(), host="h")).uuid
+    start = threading.Barrier(THREADS)
+
+    def race(index: int) -> list[Any]:
+        creates = [
+            NewDataset(Dataset(dataset_id=uuid4(), primary=node, metadata={"name": "same"})),
+            NewDataset(Dataset(dataset_id=uuid4(), primary=node,
+                               metadata={"name": f"own-{index}"})),
+        ]
+        start.wait()
+        return stores[index % 2].create_datasets(creates)
+
+    with ThreadPoolExecutor(THREADS) as pool:
+        answers = list(pool.map(race, range(THREADS)))
+    named = [a[0] for a in answers]
+    assert sum(not isinstance(a, Exception) for a in named) == 1
+    assert all(isinstance(a, Conflict) for a in named if isinstance(a, Exception))
+    assert not any(isinstance(a[1], Exception) for a in answers)
+    live = [d for d in open_sql().configuration(0.0).datasets.values() if d.name == "same"]
+    assert len(live) == 1
