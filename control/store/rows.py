@@ -203,14 +203,15 @@ def dataset_state_row(node_uuid: str, state: DatasetState) -> dict[str, Any]:
     }
 
 
-_STATUSES = {status.value: status for status in VolumeStatus}
+STATUSES = {status.value: status for status in VolumeStatus}
+"""Each volume status by its stored value."""
 
 
 def dataset_state_from_row(row: Sequence[Any]) -> DatasetState:
     """The state in a ``node_datasets`` row read as ``(dataset_id, status, maximum_size,
     device, path)``."""
     dataset_id, status, maximum_size, device, path = row
-    return DatasetState(UUID(dataset_id), _STATUSES[status], maximum_size, device, path)
+    return DatasetState(UUID(dataset_id), STATUSES[status], maximum_size, device, path)
 
 
 def node_state_row(report: NodeState) -> dict[str, Any]:
