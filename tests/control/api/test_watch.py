@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from twisted.internet.defer import CancelledError, Deferred, fail, succeed
+from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
 from twisted.python.failure import Failure
@@ -14,27 +12,7 @@ from twisted.web.test.requesthelper import DummyChannel
 from control.api.watch import Notifier
 from control.model import Versions
 from tests.control.api.harness import DATASET_1, NODE_A, Harness, result_of
-
-WATCH = "/v1/shoal/watch"
-
-
-class Counters:
-    """A fake source of versions that counts how often it is read."""
-
-    def __init__(self) -> None:
-        self.versions = Versions(0, 0)
-        self.reads = 0
-        self.pending: list[Deferred] = []
-        self.hold = False
-
-    def read(self) -> Deferred:
-        """Answer the current versions (or hold the answer when asked to)."""
-        self.reads += 1
-        if self.hold:
-            d: Deferred = Deferred()
-            self.pending.append(d)
-            return d
-        return succeed(self.versions)
+from tests.control.api.watching import WATCH, Counters, fired
 
 
 def _notifier() -> tuple[Clock, Counters, Notifier]:
@@ -42,15 +20,6 @@ def _notifier() -> tuple[Clock, Counters, Notifier]:
     return clock, counters, Notifier(clock, counters.read, interval=1.0)
 
 
-def _fired(d: Deferred) -> list[Any]:
-    seen: list[Any] = []
-
-    def record(result: Any) -> Any:
-        seen.append(result)
-        return result
-
-    d.addBoth(record)
-    return seen
 
 
 def test_answers_at_once_when_already_passed() -> None:
@@ -64,7 +33,7 @@ def test_answers_at_once_when_already_passed() -> None:
 def test_wakes_on_check_after_write() -> None:
     """A check after a write wakes the waiters it passed, and only those."""
     clock, counters, notifier = _notifier()
-    on_config, on_state = _fired(notifier.wait(0, 0, 30)), _fired(notifier.wait(1, 0, 30))
+    on_config, on_state = fired(notifier.wait(0, 0, 30)), fired(notifier.wait(1, 0, 30))
     counters.versions = Versions(1, 0)
     notifier.check()
     assert on_config == [Versions(1, 0)] and on_state == []
@@ -77,7 +46,7 @@ def test_wakes_on_check_after_write() -> None:
 def test_times_out_with_current_values() -> None:
     """After the timeout the waiter gets the counters as they are then."""
     clock, _, notifier = _notifier()
-    seen = _fired(notifier.wait(0, 0, 5))
+    seen = fired(notifier.wait(0, 0, 5))
     clock.advance(4.9)
     assert seen == []
     clock.advance(0.1)
@@ -91,7 +60,7 @@ def test_polls_only_while_someone_waits() -> None:
     notifier.check()
     clock.advance(10)
     assert counters.reads == 0
-    seen = _fired(notifier.wait(0, 0, 30))
+    seen = fired(notifier.wait(0, 0, 30))
     clock.pump([1, 1, 1])
     assert counters.reads == 4
     counters.versions = Versions(0, 1)
@@ -106,7 +75,7 @@ def test_cancel_forgets_waiter_and_timers() -> None:
     """Cancelling a wait removes it and leaves no delayed calls behind."""
     clock, _, notifier = _notifier()
     d = notifier.wait(0, 0, 30)
-    seen = _fired(d)
+    seen = fired(d)
     d.cancel()
     assert seen[0].check(CancelledError)
     d.addErrback(lambda f: None)
@@ -117,7 +86,7 @@ def test_write_during_read_reads_again() -> None:
     """A check while a read is in flight causes one more read afterwards."""
     _, counters, notifier = _notifier()
     counters.hold = True
-    seen = _fired(notifier.wait(0, 0, 30))
+    seen = fired(notifier.wait(0, 0, 30))
     notifier.check()
     notifier.check()
     assert counters.reads == 1
@@ -130,7 +99,7 @@ def test_write_during_read_reads_again() -> None:
 def test_read_failure_keeps_waiting() -> None:
     """A failed poll is logged and the waiter keeps waiting for the next one."""
     clock, counters, notifier = _notifier()
-    seen = _fired(notifier.wait(0, 0, 30))
+    seen = fired(notifier.wait(0, 0, 30))
     notifier._read = lambda: fail(RuntimeError("db down"))
     clock.advance(1)
     assert seen == [] and notifier.waiting == 1
@@ -144,7 +113,7 @@ def test_stop_cancels_everyone() -> None:
     """Stopping cancels every waiter."""
     clock, _, notifier = _notifier()
     first, second = notifier.wait(0, 0, 30), notifier.wait(1, 1, 30)
-    seen_first, seen_second = _fired(first), _fired(second)
+    seen_first, seen_second = fired(first), fired(second)
     notifier.stop()
     assert seen_first[0].check(CancelledError) and seen_second[0].check(CancelledError)
     assert notifier.waiting == 0 and clock.getDelayedCalls() == []
@@ -166,7 +135,7 @@ def test_watch_wakes_on_configuration_write() -> None:
     h = _registered()
     d = h.start("GET", f"{WATCH}?configuration=0&state=1&timeout=60")
     h.client.flush()
-    assert not _fired(d)
+    assert not fired(d)
     h.create(dataset_id=str(DATASET_1))
     answer = h.finish(d)
     assert (answer.code, answer.body) == (200, {"configuration": 1, "state": 1})
@@ -198,7 +167,7 @@ def test_watch_times_out() -> None:
     d = h.start("GET", f"{WATCH}?configuration=0&state=1&timeout=10")
     h.clock.advance(9)
     h.client.flush()
-    assert not _fired(d)
+    assert not fired(d)
     h.clock.advance(1)
     assert h.finish(d).body == {"configuration": 0, "state": 1}
 
@@ -209,7 +178,7 @@ def test_watch_default_timeout_is_30() -> None:
     d = h.start("GET", f"{WATCH}?configuration=0&state=1")
     h.clock.advance(29.5)
     h.client.flush()
-    assert not _fired(d)
+    assert not fired(d)
     h.clock.advance(0.5)
     assert h.finish(d).code == 200
 
@@ -219,7 +188,7 @@ def test_watch_without_counters_waits_for_next_change() -> None:
     h = _registered()
     d = h.start("GET", f"{WATCH}?timeout=5")
     h.client.flush()
-    assert not _fired(d)
+    assert not fired(d)
     h.create()
     assert h.finish(d).body == {"configuration": 1, "state": 1}
 
@@ -287,12 +256,12 @@ def test_recent_counters_serve_new_and_expiring_waiters_without_a_read() -> None
     notifier.wait(3, 1, 30)
     assert counters.reads == 1
     assert result_of(notifier.wait(2, 1, 30)) == Versions(3, 1)  # behind: woken at once
-    expiring = _fired(notifier.wait(3, 1, 0.5))
+    expiring = fired(notifier.wait(3, 1, 0.5))
     clock.advance(0.5)
     assert (expiring, counters.reads) == ([Versions(3, 1)], 1)
     counters.versions = Versions(4, 1)  # another replica wrote
     clock.advance(0.6)  # the tick reads it, and wakes the first waiter
     assert counters.reads == 2
     clock.advance(1.5)
-    late = _fired(notifier.wait(4, 1, 30))
+    late = fired(notifier.wait(4, 1, 30))
     assert counters.reads >= 3 and late == []

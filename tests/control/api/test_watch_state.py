@@ -5,46 +5,21 @@ from __future__ import annotations
 from typing import Any
 from uuid import UUID
 
-from twisted.internet.defer import Deferred, succeed
-from twisted.internet.task import Clock
-
 from control.api.watch import REMEMBERED, Notifier
 from control.model import Versions
 from tests.control.api.harness import DATASET_1, DATASET_2, NODE_A, NODE_B, Harness
-
-WATCH = "/v1/shoal/watch"
-NODE_C = UUID("cccccccc-0000-4000-8000-000000000003")
+from tests.control.api.watching import NODE_C, WATCH, Counters, counted_notifier, fired
 
 
-def _fired(d: Deferred) -> list[Any]:
-    seen: list[Any] = []
-
-    def record(result: Any) -> Any:
-        seen.append(result)
-        return result
-
-    d.addBoth(record)
-    return seen
-
-
-class _Counters:
-    def __init__(self) -> None:
-        self.versions = Versions(5, 0)
-
-    def read(self) -> Deferred:
-        return succeed(self.versions)
-
-
-def _notifier() -> tuple[_Counters, Notifier]:
-    counters = _Counters()
-    return counters, Notifier(Clock(), counters.read, interval=1.0)
+def _notifier() -> tuple[Counters, Notifier]:
+    return counted_notifier(Versions(5, 0))
 
 
 def test_a_recorded_state_version_wakes_only_whom_it_names() -> None:
     """A state version recorded as concerning A and B wakes their waiters and the untargeted
     one, not C's."""
     counters, notifier = _notifier()
-    waiters = {name: _fired(notifier.wait(5, 0, 30, concerns))
+    waiters = {name: fired(notifier.wait(5, 0, 30, concerns))
                for name, concerns in [("a", {NODE_A}), ("b", {NODE_B}), ("c", {NODE_C}),
                                       ("all", None)]}
     notifier.reached(1, 1, {NODE_A, NODE_B, DATASET_1}, generation=5)
@@ -57,7 +32,7 @@ def test_a_recorded_state_version_wakes_only_whom_it_names() -> None:
 def test_a_waiter_naming_the_dataset_wakes() -> None:
     """A waiter naming a dataset whose state changed wakes, whatever node it is."""
     counters, notifier = _notifier()
-    seen = _fired(notifier.wait(5, 0, 30, {NODE_C, DATASET_1}))
+    seen = fired(notifier.wait(5, 0, 30, {NODE_C, DATASET_1}))
     notifier.reached(1, 1, {NODE_A, DATASET_1}, generation=5)
     counters.versions = Versions(5, 1)
     notifier.check()
@@ -68,7 +43,7 @@ def test_an_unrecorded_state_version_wakes_everyone() -> None:
     """A version with no record (another replica's report, a fence) wakes targeted waiters,
     even when the versions around it are recorded."""
     counters, notifier = _notifier()
-    seen = _fired(notifier.wait(5, 0, 30, {NODE_C}))
+    seen = fired(notifier.wait(5, 0, 30, {NODE_C}))
     notifier.reached(1, 1, {NODE_A}, generation=5)
     notifier.reached(3, 3, {NODE_A}, generation=5)
     counters.versions = Versions(5, 3)
@@ -80,7 +55,7 @@ def test_a_record_older_than_the_waiters_configuration_wakes_it() -> None:
     """A record made at an older generation than the waiter's wakes it: it may have learned
     since of a dataset whose primary the record did not look up."""
     counters, notifier = _notifier()
-    seen = _fired(notifier.wait(6, 0, 30, {NODE_C}))
+    seen = fired(notifier.wait(6, 0, 30, {NODE_C}))
     notifier.reached(1, 1, {NODE_A}, generation=5)
     counters.versions = Versions(6, 1)
     notifier.check()
@@ -90,7 +65,7 @@ def test_a_record_older_than_the_waiters_configuration_wakes_it() -> None:
 def test_versions_found_not_to_concern_are_not_looked_at_again() -> None:
     """A waiter passed over by versions 1-2 still wakes for version 3 naming it."""
     counters, notifier = _notifier()
-    seen = _fired(notifier.wait(5, 0, 30, {NODE_C}))
+    seen = fired(notifier.wait(5, 0, 30, {NODE_C}))
     notifier.reached(1, 2, {NODE_A}, generation=5)
     counters.versions = Versions(5, 2)
     notifier.check()
@@ -107,8 +82,8 @@ def test_a_waiter_that_saw_the_version_is_not_woken() -> None:
     notifier.reached(1, 1, {NODE_C}, generation=5)
     counters.versions = Versions(5, 1)
     notifier.check()
-    seen = _fired(notifier.wait(5, 1, 30, {NODE_C}))
-    never = _fired(notifier.wait(5, 10**18 - 1, 30, {NODE_C}))
+    seen = fired(notifier.wait(5, 1, 30, {NODE_C}))
+    never = fired(notifier.wait(5, 10**18 - 1, 30, {NODE_C}))
     counters.versions = Versions(5, 2)
     notifier.reached(2, 2, {NODE_A}, generation=5)
     notifier.check()
@@ -119,8 +94,8 @@ def test_forgotten_records_concern_everyone() -> None:
     """Only the last :data:`REMEMBERED` versions' records are kept: an older one wakes all."""
     counters, notifier = _notifier()
     notifier.reached(1, REMEMBERED + 10, {NODE_A}, generation=5)
-    seen = _fired(notifier.wait(5, 0, 30, {NODE_C}))
-    later = _fired(notifier.wait(5, 10, 30, {NODE_C}))
+    seen = fired(notifier.wait(5, 0, 30, {NODE_C}))
+    later = fired(notifier.wait(5, 10, 30, {NODE_C}))
     counters.versions = Versions(5, REMEMBERED + 10)
     notifier.check()
     assert seen == [Versions(5, REMEMBERED + 10)] and later == []
@@ -155,7 +130,7 @@ def _state_watches(h: Harness) -> dict[str, list[Any]]:
     """Each node's targeted watch of the state (and an untargeted one), from now."""
     versions = h.memory.versions()
     watches = {
-        name: _fired(h.start("GET", f"{WATCH}?configuration={versions.configuration}"
+        name: fired(h.start("GET", f"{WATCH}?configuration={versions.configuration}"
                                     f"&state={versions.state}&timeout=60{query}"))
         for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
                             ("c", f"&node={NODE_C}"), ("all", "")]

@@ -3,49 +3,27 @@
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
 
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from control.api.watch import Notifier
 from control.model import Versions
 from tests.control.api.harness import DATASET_1, DATASET_2, NODE_A, NODE_B, Harness
+from tests.control.api.watching import NODE_C, WATCH, Counters, counted_notifier, fired
 
-WATCH = "/v1/shoal/watch"
-NODE_C = UUID("cccccccc-0000-4000-8000-000000000003")
 NO_STATE = 10**18 - 1
 
 
-def _fired(d: Deferred) -> list[Any]:
-    seen: list[Any] = []
-
-    def record(result: Any) -> Any:
-        seen.append(result)
-        return result
-
-    d.addBoth(record)
-    return seen
-
-
-class _Counters:
-    def __init__(self) -> None:
-        self.versions = Versions(0, 0)
-
-    def read(self) -> Deferred:
-        return succeed(self.versions)
-
-
-def _notifier() -> tuple[_Counters, Notifier]:
-    counters = _Counters()
-    return counters, Notifier(Clock(), counters.read, interval=1.0)
+def _notifier() -> tuple[Counters, Notifier]:
+    return counted_notifier()
 
 
 def test_change_wakes_only_the_waiters_it_concerns() -> None:
     """A generation recorded as concerning A wakes A's waiter, not B's, and every untargeted one."""
     counters, notifier = _notifier()
-    a, b = _fired(notifier.wait(0, 0, 30, {NODE_A})), _fired(notifier.wait(0, 0, 30, {NODE_B}))
-    everything = _fired(notifier.wait(0, 0, 30))
+    a, b = fired(notifier.wait(0, 0, 30, {NODE_A})), fired(notifier.wait(0, 0, 30, {NODE_B}))
+    everything = fired(notifier.wait(0, 0, 30))
     counters.versions = Versions(1, 0)
     notifier.changed(1, {NODE_A, DATASET_1})
     notifier.check()
@@ -56,7 +34,7 @@ def test_change_wakes_only_the_waiters_it_concerns() -> None:
 def test_unrecorded_change_wakes_everyone() -> None:
     """A generation without a record (another replica's write) wakes targeted waiters too."""
     counters, notifier = _notifier()
-    b = _fired(notifier.wait(0, 0, 30, {NODE_B}))
+    b = fired(notifier.wait(0, 0, 30, {NODE_B}))
     counters.versions = Versions(1, 0)
     notifier.check()
     assert b == [Versions(1, 0)]
@@ -65,7 +43,7 @@ def test_unrecorded_change_wakes_everyone() -> None:
 def test_skipped_generations_are_not_looked_at_again() -> None:
     """A waiter not concerned by generation 1 still wakes for a later one concerning it."""
     counters, notifier = _notifier()
-    b = _fired(notifier.wait(0, 0, 30, {NODE_B}))
+    b = fired(notifier.wait(0, 0, 30, {NODE_B}))
     counters.versions = Versions(1, 0)
     notifier.changed(1, {NODE_A})
     notifier.check()
@@ -79,7 +57,7 @@ def test_skipped_generations_are_not_looked_at_again() -> None:
 def test_state_wakes_targeted_waiters() -> None:
     """The state counter wakes a targeted waiter that asked for it."""
     counters, notifier = _notifier()
-    b = _fired(notifier.wait(0, 0, 30, {NODE_B}))
+    b = fired(notifier.wait(0, 0, 30, {NODE_B}))
     counters.versions = Versions(0, 1)
     notifier.check()
     assert b == [Versions(0, 1)]
@@ -96,7 +74,7 @@ def test_timeouts_share_one_read() -> None:
     clock = Clock()
     notifier = Notifier(clock, read, interval=100.0)
     notifier._latest = Versions(0, 0)
-    first, second = _fired(notifier.wait(0, 0, 5)), _fired(notifier.wait(0, 0, 5))
+    first, second = fired(notifier.wait(0, 0, 5)), fired(notifier.wait(0, 0, 5))
     reads.clear()
     clock.advance(5)
     assert len(reads) == 1
@@ -126,7 +104,7 @@ def test_a_move_wakes_its_two_nodes_not_a_third() -> None:
     h.create(dataset_id=str(DATASET_1), primary=NODE_A)
     generation = h.memory.versions().configuration
     watches = {
-        name: _fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
+        name: fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
                              f"&timeout=60{query}"))
         for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
                             ("c", f"&node={NODE_C}"), ("all", "")]
@@ -146,7 +124,7 @@ def test_a_watch_naming_a_dataset_wakes_for_it() -> None:
     h = _cluster()
     h.create(dataset_id=str(DATASET_1), primary=NODE_A)
     generation = h.memory.versions().configuration
-    seen = _fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
+    seen = fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
                                  f"&timeout=60&node={NODE_C}&datasets={DATASET_1}"))
     h.client.flush()
     h.call("DELETE", f"/v1/configuration/datasets/{DATASET_1}")
@@ -160,7 +138,7 @@ def test_targeted_watch_times_out_with_the_latest_counters() -> None:
     d = _watch(h, f"node={NODE_C}")
     h.create(dataset_id=str(DATASET_1), primary=NODE_A)
     h.client.flush()
-    assert not _fired(d)
+    assert not fired(d)
     h.clock.advance(60)
     assert h.finish(d).body["configuration"] == 1
 
@@ -176,7 +154,7 @@ def _watches(h: Harness) -> dict[str, list[Any]]:
     """A watch of each node (and an untargeted one) from the current generation."""
     generation = h.memory.versions().configuration
     watches = {
-        name: _fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
+        name: fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
                              f"&timeout=60{query}"))
         for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
                             ("c", f"&node={NODE_C}&datasets={DATASET_1}"), ("all", "")]
