@@ -305,8 +305,9 @@ class ControlAPI:
         new = creating.PendingCreate(
             asked, if_tag(request), self._now(), actor_of(request), live, self._node_timeout
         )
-        stored, generation = await self._creates.create(new)
-        self.notifier.changed(generation, _reach(stored))
+        with self.notifier.writing():
+            stored, generation = await self._creates.create(new)
+            self.notifier.changed(generation, _reach(stored))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), 201, tag_for(generation))
 
@@ -319,11 +320,12 @@ class ControlAPI:
         if "primary" not in body:
             return await self._unchanged_dataset(request, uuid)
         primary = path_uuid(body["primary"], "primary")
-        stored, generation, current = await self._moves.create(self._pending_move(
-            request, uuid, primary
-        ))
-        if stored != current:  # else the generation is another write's
-            self.notifier.changed(generation, _reach(stored, current))
+        with self.notifier.writing():
+            stored, generation, current = await self._moves.create(self._pending_move(
+                request, uuid, primary
+            ))
+            if stored != current:  # else the generation is another write's
+                self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -354,16 +356,17 @@ class ControlAPI:
         """Mark a dataset deleted; its agents destroy the volume."""
         uuid = path_uuid(dataset_id, "dataset id")
         current = await self._store.dataset(uuid)
-        if current is not None and await placing.retains(self._store, current):
-            stored, generation = await self._store.release_dataset(
-                uuid, if_tag(request), self._now(), actor=actor_of(request)
-            )
-        else:
-            stored, generation = await self._store.delete_dataset(
-                uuid, if_tag(request), self._now(), actor=actor_of(request)
-            )
-        if stored != current:  # else the generation is another write's
-            self.notifier.changed(generation, _reach(stored, current))
+        with self.notifier.writing():
+            if current is not None and await placing.retains(self._store, current):
+                stored, generation = await self._store.release_dataset(
+                    uuid, if_tag(request), self._now(), actor=actor_of(request)
+                )
+            else:
+                stored, generation = await self._store.delete_dataset(
+                    uuid, if_tag(request), self._now(), actor=actor_of(request)
+                )
+            if stored != current:  # else the generation is another write's
+                self.notifier.changed(generation, _reach(stored, current))
         self.notifier.check()
         return json_response(request, dataset_to_json(stored), tag=tag_for(generation))
 
@@ -596,19 +599,20 @@ class ControlAPI:
     async def report_state(self, request: Request, node_uuid: str) -> bytes:
         """Record what a node observes; answers whether it changed and both counters."""
         uuid = path_uuid(node_uuid, "node uuid")
-        try:
-            changed, versions, reached = await self._reporting.report(
-                request, uuid, self._identify(request), self._now()
-            )
-        except NotFound:
-            raise NotFound(
-                f"Node {uuid} has not registered: register first with "
-                f"PUT /v1/shoal/nodes/{uuid}, then report its state."
-            ) from None
-        if reached is not None:  # whom the group's state versions concern (control.reach)
-            self.notifier.reached(
-                reached.first, reached.last, reached.concerns, reached.generation
-            )
+        with self.notifier.writing("state"):
+            try:
+                changed, versions, reached = await self._reporting.report(
+                    request, uuid, self._identify(request), self._now()
+                )
+            except NotFound:
+                raise NotFound(
+                    f"Node {uuid} has not registered: register first with "
+                    f"PUT /v1/shoal/nodes/{uuid}, then report its state."
+                ) from None
+            if reached is not None:  # whom the group's state versions concern (control.reach)
+                self.notifier.reached(
+                    reached.first, reached.last, reached.concerns, reached.generation
+                )
         self.notifier.notify(versions)  # the counters just read: no second read
         return json_response(request, {"changed": changed, **versions_to_json(versions)})
 
@@ -813,11 +817,13 @@ class ControlAPI:
         name = body.get("name") or snap.default_name(snapshot_id, source)
         # The node in charge is the source's primary: the store's rule fills it in.
         asked = DatasetSnapshot(snapshot_id, name, dataset_id, self._now(), node=dataset_id)
-        stored, created, generation = await self._store.create_snapshot(
-            asked, if_tag(request), now=self._now(), actor=actor_of(request)
-        )
-        if created:  # else the generation is another write's
-            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
+        with self.notifier.writing():
+            stored, created, generation = await self._store.create_snapshot(
+                asked, if_tag(request), now=self._now(), actor=actor_of(request)
+            )
+            if created:  # else the generation is another write's
+                audience = await self._snapshot_audience(stored, source)
+                self.notifier.changed(generation, audience)
         self.notifier.check()
         code = 201 if created else 200
         return json_response(request, snapshot_to_json(stored), code, tag_for(generation))
@@ -836,12 +842,14 @@ class ControlAPI:
         """Mark a snapshot deleted; its node destroys it. Restored datasets are untouched."""
         uuid = path_uuid(snapshot_id, "snapshot id")
         before = await self._store.snapshot(uuid)
-        stored, generation = await self._store.delete_snapshot(
-            uuid, if_tag(request), self._now(), actor=actor_of(request)
-        )
-        if stored != before:  # else the generation is another write's
-            source = await self._store.dataset(stored.dataset_id)
-            self.notifier.changed(generation, await self._snapshot_audience(stored, source))
+        with self.notifier.writing():
+            stored, generation = await self._store.delete_snapshot(
+                uuid, if_tag(request), self._now(), actor=actor_of(request)
+            )
+            if stored != before:  # else the generation is another write's
+                source = await self._store.dataset(stored.dataset_id)
+                audience = await self._snapshot_audience(stored, source)
+                self.notifier.changed(generation, audience)
         self.notifier.check()
         return json_response(request, snapshot_to_json(stored), tag=tag_for(generation))
 

@@ -35,11 +35,18 @@ fence: anything whose reach the API does not compute concerns everyone), or
 whose record was made at an older generation than the waiter's (the waiter may
 have learned since of a dataset whose primary the record did not look up). An
 untargeted waiter wakes on every state version that passes what it saw.
+
+A version read before the write that made it has recorded it (another request
+read the counters in between) is not judged as concerning everyone while a
+write in flight at that moment may still record it (:meth:`Notifier.writing`,
+:mod:`control.api.inflight`): the waiters it would wake are judged again once
+those writes are done.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from uuid import UUID
 
 from attrs import define
@@ -47,6 +54,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
+from control.api.inflight import InFlight
 from control.model import Versions
 from control.reactor import DelayedCall, ReactorTime
 
@@ -97,6 +105,9 @@ class Notifier:
         self._reading = False
         self._again = False
         self._tick: DelayedCall | None = None
+        self._in_flight = InFlight(self._rejudge)
+        self._held: set[_Waiter] = set()
+        """Targeted waiters whose judgement waits for a write in flight (:mod:`inflight`)."""
 
     @property
     def waiting(self) -> int:
@@ -150,6 +161,13 @@ class Notifier:
         d.addCallbacks(self.notify, self._read_failed)
         d.addBoth(self._done_reading)
 
+    def writing(self, counter: str = "configuration") -> AbstractContextManager[None]:
+        """Wrap a write from its store call until :meth:`changed` (``counter``
+        ``"configuration"``) or :meth:`reached` (``"state"``) has recorded whom it concerns:
+        meanwhile, an unrecorded version of that counter it may have made does not yet
+        count as concerning everyone (:mod:`control.api.inflight`)."""
+        return self._in_flight.writing(counter)
+
     def changed(self, generation: int, concerns: Iterable[UUID] | None) -> None:
         """Record that configuration ``generation`` concerns only ``concerns`` (node uuids
         and dataset ids; ``None``: everyone): call it before :meth:`check` after the write
@@ -201,6 +219,9 @@ class Notifier:
         for generation in range(max(waiter.checked, waiter.configuration) + 1,
                                 latest.configuration + 1):
             concerned = self._changes.get(generation)
+            if concerned is None and self._in_flight.pending("configuration", generation):
+                self._held.add(waiter)
+                return False
             if concerned is None or not concerned.isdisjoint(waiter.concerns):
                 return True
         waiter.checked = latest.configuration
@@ -212,6 +233,9 @@ class Notifier:
             return True
         for version in range(max(waiter.state_checked, waiter.state) + 1, state + 1):
             record = self._states.get(version)
+            if record is None and self._in_flight.pending("state", version):
+                self._held.add(waiter)
+                return False
             if (
                 record is None
                 or record[0] < waiter.configuration
@@ -220,6 +244,16 @@ class Notifier:
                 return True
         waiter.state_checked = state
         return False
+
+    def _rejudge(self) -> None:
+        """Judge again the waiters held for a write that is now done."""
+        if not self._held or self._latest is None:
+            return
+        held, self._held = self._held, set()
+        for waiter in held:
+            if waiter in self._waiters and self._wakes(waiter, self._latest):
+                self._forget(waiter)
+                waiter.deferred.callback(self._latest)
 
     def stop(self) -> None:
         """Cancel every waiter and stop polling (the service is stopping)."""
@@ -243,6 +277,7 @@ class Notifier:
 
     def _forget(self, waiter: _Waiter) -> None:
         self._waiters.pop(waiter, None)
+        self._held.discard(waiter)
         if waiter.timer is not None and waiter.timer.active():
             waiter.timer.cancel()
         waiter.timer = None
