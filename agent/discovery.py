@@ -158,7 +158,9 @@ class Leftover:
 
 
 def _freeze_datasets(datasets: Mapping[Any, Any]) -> PMap:
-    return pmap(datasets)
+    """``datasets`` as a frozen map; one already frozen as it is (``pmap`` would copy it,
+    on every :func:`attrs.evolve` of a :class:`LocalState`)."""
+    return datasets if isinstance(datasets, PMap) else pmap(datasets)
 
 
 def _freeze_volumes(volumes: Iterable[BlockDeviceVolume]) -> tuple[BlockDeviceVolume, ...]:

@@ -47,6 +47,7 @@ shorter of its own setting and the service's).
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 from uuid import UUID
@@ -75,7 +76,7 @@ from agent.lifecycle import Event, Lifecycle, Phase
 from agent.loopfencing import LoopFencing
 from agent.memory import PassMemory
 from agent.metrics import AgentMetrics
-from agent.observe import Together, discover
+from agent.observe import Classified, Together, discover
 from agent.pacing import (
     NO_STATE_WAKE,
     SHORTEST_WATCH,
@@ -196,6 +197,7 @@ class ConvergenceLoop(LoopFencing):
         self._run_blocking = run_blocking
         self._kernel_log = kernel_log
         self._together = together
+        self._classified = Classified()
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.memory = PassMemory()
@@ -548,6 +550,7 @@ class ConvergenceLoop(LoopFencing):
             self.executor.recently_created,
             self._kernel_log,
             self._together,
+            self._classified,
         )
 
     def _report_of(
@@ -672,10 +675,20 @@ class ConvergenceLoop(LoopFencing):
         self._renewed(sent_at)
         return changed
 
+    def _logs_at(self, level: int) -> bool:
+        """Whether the logger logs at ``level`` (yes when it cannot tell)."""
+        enabled = getattr(self._log, "is_enabled_for", None)
+        try:
+            return True if enabled is None else bool(enabled(level))
+        except Exception:  # a logger whose proxy cannot say: log, as before
+            return True
+
     def _log_pass(
         self, local: LocalState, changes: Change, reported: bool, generation: int, times: Stopwatch
     ) -> None:
         busy = reported or sleep_after(changes) <= 0
+        if not self._logs_at(logging.INFO if busy else logging.DEBUG):
+            return  # an idle pass's fields are not even built while debug logging is off
         log = self._log.info if busy else self._log.debug
         log("agent.observed", generation=generation, reported=reported, **observed_fields(local))
         log("agent.decided", **decided_fields(changes))

@@ -62,6 +62,7 @@ class AgentMetrics:
         self.registry = CollectorRegistry() if registry is None else registry
         self._now = now
         self._last_report = now()
+        self._counted: LocalState | None = None
         self.pass_duration = Histogram(
             "shoal_agent_pass_duration_seconds",
             "Time of one convergence pass (fetch, discover, calculate, act and report).",
@@ -101,8 +102,11 @@ class AgentMetrics:
     def passed(self, seconds: float, local: LocalState) -> None:
         """Record a finished pass: its duration and what it discovered."""
         self.pass_duration.observe(seconds)
+        if local is self._counted:  # discovery reused the last (frozen) state: same counts
+            return
         for state, count in local_counts(local).items():
             self.datasets.labels(state.value).set(count)
+        self._counted = local
 
     def changed(self, kind: str, ok: bool) -> None:
         """Record one executed change."""

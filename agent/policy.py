@@ -691,8 +691,9 @@ def freezes_ahead(
       elsewhere, raw). The loop also thaws every freeze ahead before acting
       unless all the pass does is snapshots (:func:`keeps_freezes_ahead`).
     """
-    if local is None or not _all_mounts_stay(desired, node_uuid, local):
-        return frozenset()
+    snapshots = tuple(snapshots)
+    if not snapshots or local is None or not _all_mounts_stay(desired, node_uuid, local):
+        return frozenset()  # no snapshot asked for (an idle pass): nothing to look at
     paths = set()
     for record in snapshots:
         found = local.datasets.get(record.dataset_id)

@@ -8,8 +8,9 @@ control service (:class:`~agent.testing.SimulatedCluster`).
 Once converged, each agent passes as an idle agent does, woken by its watch's timeout
 every heartbeat (5 s of simulated time): fetch (or reuse) its configuration, observe,
 report the heartbeat, calculate. The CPU of each pass (``time.process_time``) includes
-the in-memory service's share of the fetch and the report; the second row is discovery
-alone (the fake backend and ``classify``), the third the report alone
+the in-memory service's share of the fetch and the report; the next rows are discovery
+alone (the fake backend and ``classify``; afresh, and reusing the last sorting of equal
+observations as the loop does, :class:`~agent.observe.Classified`), then the report alone
 (``_report_of``: ``local_state_to_report`` and ``observed_health``).
 
     .venv/bin/python bench/agent_pass.py [--nodes 2] [--datasets 100] [--passes 200]
@@ -96,11 +97,14 @@ def main() -> None:
         pstats.Stats(profile).sort_stats("cumtime").print_stats(40)
         return
 
-    def observe(index: int) -> None:
-        node = cluster.nodes[index]
-        loop = node.loop
-        discover(node.executor.backend, node.executor.filesystems, cluster.mount_root,
-                 loop.instance_id, node.executor.recently_created, None, loop._together)
+    def observing(reuse: bool) -> Callable[[int], Any]:
+        def observe(index: int) -> None:
+            node = cluster.nodes[index]
+            loop = node.loop
+            discover(node.executor.backend, node.executor.filesystems, cluster.mount_root,
+                     loop.instance_id, node.executor.recently_created, None, loop._together,
+                     getattr(loop, "_classified", None) if reuse else None)
+        return observe
 
     def report(index: int) -> None:
         loop = cluster.nodes[index].loop
@@ -113,7 +117,9 @@ def main() -> None:
                   f"{args.datasets} datasets per node, in process)")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     for name, action in [("idle pass (agent + in-memory service)", step),
-                         ("discover", observe), ("report (_report_of)", report)]:
+                         ("discover, sorted afresh", observing(False)),
+                         ("discover, as the loop does", observing(True)),
+                         ("report (_report_of)", report)]:
         samples, wall = cpu_each(action, args.passes, args.nodes)
         table.add(f"{args.datasets} datasets / node: {name}", samples, wall, rss)
     print(table.render())

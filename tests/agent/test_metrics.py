@@ -138,3 +138,19 @@ def test_timed_keeps_the_backends_capabilities() -> None:
         FakeBlockDeviceAPI(FakeStorage(), CLUSTER, str(NODE))
     )
     assert not isinstance(single, SeveralBackendsAPI)
+
+
+def test_dataset_counts_follow_a_new_state_after_a_reused_one() -> None:
+    """The same (reused) state keeps its counts; a different one replaces them."""
+    metrics = AgentMetrics(lambda: 0.0, CollectorRegistry())
+    one = uuid4()
+    mounted = LocalState("i", datasets={one: DiscoveredDataset(one, DiscoveredState.MOUNTED_HERE)})
+    metrics.passed(0.01, mounted)
+    metrics.passed(0.01, mounted)
+    gauge = "shoal_agent_datasets"
+    assert scrape(metrics).value(gauge, state="mounted_here") == 1
+    free = LocalState("i", datasets={one: DiscoveredDataset(one, DiscoveredState.UNATTACHED)})
+    metrics.passed(0.01, free)
+    assert scrape(metrics).value(gauge, state="mounted_here") == 0
+    assert scrape(metrics).value(gauge, state="unattached") == 1
+    assert scrape(metrics).value("shoal_agent_pass_duration_seconds_count") == 3
