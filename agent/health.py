@@ -141,6 +141,8 @@ def health_conditions(
     for dataset_id, size in to_create:
         if capacity is not None and not fits(capacity, size):
             found.append(capacity_condition(dataset_id, size, capacity, now))
+    if not device_errors:  # the common case: no sorting of every device by dataset id
+        return tuple(found)
     for dataset_id, device in sorted(devices.items(), key=lambda item: str(item[0])):
         line = device_errors.get(device)
         if line is not None:
