@@ -429,6 +429,41 @@ def _reported(
     )
 
 
+def reported_datasets(
+    local: LocalState, desired: Mapping[UUID, Dataset], node_uuid: UUID
+) -> PMap:
+    """The report's entry of each dataset of ``local`` that it reports (pure; see
+    :func:`local_state_to_report`)."""
+    states = {}
+    for found in local.datasets.values():
+        state = _reported(found, desired, node_uuid)
+        if state is not None:
+            states[found.dataset_id] = state
+    return pmap(states)
+
+
+class LastReported:
+    """The last :func:`reported_datasets`, reused while its arguments equal the last ones.
+
+    One per agent: an idle agent's observation (the very same frozen map when discovery
+    reused it, :class:`agent.observe.Classified`) and records do not change from one
+    heartbeat to the next, so neither do the datasets it reports; the report then holds
+    the same map, which compares equal to the last one at once.
+    """
+
+    def __init__(self) -> None:
+        self.arguments: tuple[Any, ...] | None = None
+        self.datasets: PMap | None = None
+
+    def of(self, local: LocalState, desired: Mapping[UUID, Dataset], node_uuid: UUID) -> PMap:
+        """:func:`reported_datasets` of the arguments, the last one if they are equal."""
+        arguments = (local.datasets, desired, node_uuid)
+        if self.datasets is None or arguments != self.arguments:
+            self.datasets = reported_datasets(local, desired, node_uuid)
+            self.arguments = arguments
+        return self.datasets
+
+
 def local_state_to_report(
     local: LocalState,
     desired: Mapping[UUID, Dataset],
@@ -438,6 +473,7 @@ def local_state_to_report(
     now: float,
     conditions: Iterable[Condition] = (),
     asked: frozenset[UUID] = frozenset(),
+    datasets: PMap | None = None,
 ) -> NodeState:
     """
     What the agent reports for the snapshot ``local`` (pure).
@@ -452,17 +488,14 @@ def local_state_to_report(
     reported after those discovery found (``local.conditions``).
     ``asked`` are the ids the fetch asked about besides the node's own: the
     report lists as orphans the volumes among them that have no record.
+    ``datasets``, if given, is :func:`reported_datasets` of the same arguments (made before,
+    see :class:`LastReported`).
     """
-    states = {}
-    for found in local.datasets.values():
-        state = _reported(found, desired, node_uuid)
-        if state is not None:
-            states[found.dataset_id] = state
     return NodeState(
         node_uuid=node_uuid,
         era=era,
         generation=generation,
-        datasets=states,
+        datasets=reported_datasets(local, desired, node_uuid) if datasets is None else datasets,
         reported_at=now,
         conditions=(*local.conditions, *conditions),
         orphans=orphans(local, desired, asked),

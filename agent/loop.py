@@ -63,6 +63,7 @@ from agent import memory
 from agent.changes import Change, Wait, leaves, sleep_after
 from agent.conditions import BackoffSettings, Troubles, held_back, noticing_waits, settled
 from agent.discovery import (
+    LastReported,
     LocalState,
     datasets_to_ask_about,
     local_state_to_report,
@@ -198,6 +199,7 @@ class ConvergenceLoop(LoopFencing):
         self._kernel_log = kernel_log
         self._together = together
         self._classified = Classified()
+        self._reported = LastReported()
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
         self.memory = PassMemory()
@@ -572,6 +574,7 @@ class ConvergenceLoop(LoopFencing):
             now,
             conditions=(*troubles.conditions(), *self._node_conditions()),
             asked=also,
+            datasets=self._reported.of(local, desired, self.node.node_uuid),
         )
         health = observed_health(
             local, desired, self.node.node_uuid, self.settings.default_size, now

@@ -8,9 +8,16 @@ from uuid import UUID
 from attrs import evolve
 
 from agent.backends.fake import FakeBlockDeviceAPI, FakeStorage
-from agent.discovery import DiscoveredState, LocalState, with_filesystems
+from agent.discovery import (
+    DiscoveredState,
+    LastReported,
+    LocalState,
+    reported_datasets,
+    with_filesystems,
+)
 from agent.fs.fake import FakeFilesystems
 from agent.observe import Classified, discover
+from control.model import Dataset, VolumeStatus
 
 HERE = "i-here"
 CLUSTER = UUID(int=99)
@@ -97,3 +104,27 @@ def test_a_new_capacity_is_seen_at_once() -> None:
     local = discover(backend, fs, ROOT, HERE, classified=classified)
     assert local is not first and local.capacity != first.capacity
     assert local == discover(backend, fs, ROOT, HERE)
+
+
+def test_reported_datasets_are_reused_until_the_observation_or_records_change() -> None:
+    """The same observation and records give the very same reported map; an unmount or a
+    record moved away gives a new one, equal to what is made afresh."""
+    backend, fs, _ = node()
+    me, other = UUID(int=1), UUID(int=2)
+    desired = {D: Dataset(D, me)}
+    last = LastReported()
+    classified = Classified()
+    local = discover(backend, fs, ROOT, HERE, classified=classified)
+    first = last.of(local, desired, me)
+    assert first[D].status is VolumeStatus.MOUNTED
+    assert last.of(discover(backend, fs, ROOT, HERE, classified=classified), dict(desired),
+                   me) is first
+    fs.unmount(f"{ROOT}/{D}")
+    local = discover(backend, fs, ROOT, HERE, classified=classified)
+    unmounted = last.of(local, desired, me)
+    assert unmounted[D].status is VolumeStatus.ATTACHED
+    assert unmounted == reported_datasets(local, desired, me)
+    backend.detach_volume(local.datasets[D].blockdevice_id)
+    local = discover(backend, fs, ROOT, HERE, classified=classified)
+    assert last.of(local, desired, me)[D].status is VolumeStatus.PRESENT
+    assert D not in last.of(local, {D: Dataset(D, other)}, me)
