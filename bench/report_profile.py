@@ -23,6 +23,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from _common import KeepAlive, percentile  # noqa: E402
 from _scale_db import database, node_ids, seed  # noqa: E402
 from _scale_moves import SERVE, _warmed, report_body, seed_reports  # noqa: E402
+from _scale_nodes import cpu_seconds  # noqa: E402
 
 from tests.processes import ControlProcess  # noqa: E402
 
@@ -54,6 +55,8 @@ def main() -> None:
             encoded, pre = [], []
             deadline = time.monotonic() + args.seconds
             flip = 0
+            assert control.process is not None
+            cpu = cpu_seconds(control.process.pid)
             while time.monotonic() < deadline:
                 flip += 1
                 before = time.perf_counter()
@@ -63,6 +66,8 @@ def main() -> None:
                 before = time.perf_counter()
                 client.check("PUT", path, bodies[flip % 2])
                 encoded.append(time.perf_counter() - before)
+            cpu = cpu_seconds(control.process.pid) - cpu
+            print(f"service CPU per report: {cpu / (len(pre) + len(encoded)) * 1000:.2f} ms")
             for name, samples in (("pre-encoded", pre), ("encoded per request", encoded)):
                 print(f"{name}: n={len(samples)} p50={percentile(samples, 0.5) * 1000:.2f} ms "
                       f"p99={percentile(samples, 0.99) * 1000:.2f} ms")
