@@ -91,8 +91,9 @@ class KeepAlive:
     def request(
         self, method: str, path: str, body: Any = None, headers: dict[str, str] | None = None
     ) -> tuple[int, Any, http.client.HTTPResponse]:
-        """Send one request; returns status, decoded JSON body and the response."""
-        data = None if body is None else json.dumps(body).encode()
+        """Send one request (``body``: a JSON value, or bytes sent as they are); returns status,
+        decoded JSON body and the response."""
+        data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
         all_headers = {"Content-Type": "application/json", **(headers or {})}
         self.connection.request(method, path, body=data, headers=all_headers)
         response = self.connection.getresponse()

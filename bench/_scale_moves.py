@@ -130,8 +130,13 @@ def node_rows(table: Table, url: str, count: int, nodes: list[uuid.UUID],
         samples, wall = timed(lambda: client.check("GET", path), SAMPLES)
         _row(table, f"{size}: GET node configuration ({count // len(nodes)} datasets)",
                   samples, wall, control.rss_kib())
-        full = report_body(placed[reporter], generation, era)
-        changed = report_body(placed[reporter], generation, era, mounted=False)
+        # Encoded before the clock starts, as an agent has its body ready before it sends
+        # it: the rows time the service's answer, not the client's json.dumps (4 ms at
+        # 2,000 datasets).
+        full = json.dumps(report_body(placed[reporter], generation, era)).encode()
+        changed = json.dumps(
+            report_body(placed[reporter], generation, era, mounted=False)
+        ).encode()
         state = f"/v1/shoal/state/{reporter}"
         samples, wall = timed(lambda: client.check("PUT", state, full), SAMPLES)
         _row(table, f"{size}: PUT state report, unchanged", samples, wall, control.rss_kib())

@@ -88,7 +88,9 @@ def parse_json(raw: bytes) -> Any:
         raise InvalidRequest("The request body is empty; a JSON object is required.")
     try:
         value = _DECODER.decode(raw.decode("utf-8"))
-        if b"\\u" in raw:  # only an escape can make a lone surrogate (UTF-8 cannot hold one)
+        # Only an escape can make a lone surrogate (UTF-8 cannot hold one). A one-byte search
+        # first: it is a memchr, where the two-byte one took ~1 ms of a 430 KB report (issue 16).
+        if b"\\" in raw and b"\\u" in raw:
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:
         raise InvalidRequest("The request body holds an unpaired UTF-16 surrogate.") from None

@@ -43,19 +43,31 @@ def digest(raw: bytes) -> bytes:
     return hashlib.blake2b(raw, digest_size=20).digest()
 
 
-def _says(item: Any, state: DatasetState) -> bool:
-    """Whether the JSON ``item`` says exactly what ``state`` (a checked one) says."""
-    if type(item) is not dict or not item.keys() <= _FIELDS:
-        return False
-    size = item.get("maximum_size")
-    if size is not None and type(size) is not int:
-        return False
-    return (
-        item.get("status") == state.status._value_  # not ``.value``: a slow descriptor
-        and size == state.maximum_size
-        and item.get("device") == state.device
-        and item.get("path") == state.path
-    )
+def _repeated(items: list[Any], kept: dict[str, DatasetState]) -> tuple[list[str], list[Any]]:
+    """The dataset ids (as written) of the ``items`` that say exactly what the state kept
+    under that id says (the same fields, no others; one loop, no calls: it runs for thousands
+    of entries), and the other items, in order."""
+    repeated: list[str] = []
+    fresh: list[Any] = []
+    get = kept.get
+    fields = _FIELDS
+    for item in items:
+        if type(item) is dict:
+            key = item.get("dataset_id")
+            if isinstance(key, str) and (state := get(key)) is not None:
+                size = item.get("maximum_size")
+                if (
+                    (size is None or type(size) is int)
+                    and item.keys() <= fields
+                    and size == state.maximum_size
+                    and item.get("status") == state.status._value_
+                    and item.get("device") == state.device
+                    and item.get("path") == state.path
+                ):
+                    repeated.append(key)
+                    continue
+        fresh.append(item)
+    return repeated, fresh
 
 
 class ReportReader:
@@ -104,17 +116,10 @@ def _patched(
     items = obj.get("datasets") if type(obj) is dict else None
     if type(items) is not list or len(items) > _MOST:
         return None
-    seen: set[str] = set()
-    fresh = []
-    for item in items:
-        key = item.get("dataset_id") if type(item) is dict else None
-        state = kept.get(key) if type(key) is str else None
-        if state is not None and isinstance(key, str) and key not in seen and _says(item, state):
-            seen.add(key)
-        else:
-            fresh.append(item)
-    if not seen:
-        return None
+    repeated, fresh = _repeated(items, kept)
+    seen = set(repeated)
+    if not seen or len(seen) != len(repeated):
+        return None  # nothing repeated, or a dataset listed twice: refused as the whole body is
     partial = {**obj, "datasets": fresh}
     try:
         validate(partial, schemas.REPORT_STATE)

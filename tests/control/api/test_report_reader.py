@@ -117,3 +117,26 @@ def test_changed_body_dropping_and_adding_datasets_reads_as_a_whole_one() -> Non
         _, read = _answers(bodies[:count])
         assert read.same_observation(alone), count
     assert set(last.datasets) == {DATASET_2}
+
+
+def test_changed_body_with_sizes_that_only_equal_the_last_reads_as_a_whole_one() -> None:
+    """After a body reporting sizes 1 and 0, a body whose repeated entries say ``true``, ``1.0``
+    or ``false`` instead (equal in Python, not integers) is refused as when read alone, and a
+    reordered body stores what it stores read alone."""
+    sized = {"era": "e1", "generation": 1, "datasets": [
+        _entry(DATASET_1, maximum_size=1), _entry(DATASET_2, maximum_size=0)]}
+    for first, second in ((True, 0), (1.0, 0), (1, False)):
+        bad = {**sized, "datasets": [
+            _entry(DATASET_1, maximum_size=first), _entry(DATASET_2, "attached",
+                                                          maximum_size=second)]}
+        alone, _ = _answers([bad])
+        after, _ = _answers([sized, bad])
+        assert alone[0][0] == 400, alone
+        assert after[1] == alone[0], bad
+    reordered = {**sized, "datasets": [
+        _entry(DATASET_2, "attached", maximum_size=0), _entry(DATASET_1, maximum_size=1)]}
+    found, read = _answers([sized, reordered])
+    _, alone = _answers([reordered])
+    assert [code for code, _ in found] == [200, 200]
+    assert read.same_observation(alone)
+    assert read.datasets[DATASET_1].maximum_size == 1
