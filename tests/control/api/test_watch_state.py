@@ -8,7 +8,13 @@ from uuid import UUID
 from control.api.watch import REMEMBERED, Notifier
 from control.model import Versions
 from tests.control.api.harness import DATASET_1, DATASET_2, NODE_A, NODE_B, Harness
-from tests.control.api.watching import NODE_C, WATCH, Counters, counted_notifier, fired
+from tests.control.api.watching import (
+    NODE_C,
+    Counters,
+    counted_notifier,
+    fired,
+    started_watches,
+)
 
 
 def _notifier() -> tuple[Counters, Notifier]:
@@ -129,15 +135,10 @@ def _moved_cluster() -> Harness:
 def _state_watches(h: Harness) -> dict[str, list[Any]]:
     """Each node's targeted watch of the state (and an untargeted one), from now."""
     versions = h.memory.versions()
-    watches = {
-        name: fired(h.start("GET", f"{WATCH}?configuration={versions.configuration}"
-                                    f"&state={versions.state}&timeout=60{query}"))
-        for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
-                            ("c", f"&node={NODE_C}"), ("all", "")]
-    }
-    h.client.flush()
-    assert not any(watches.values())
-    return watches
+    return started_watches(h, versions.configuration, versions.state, [
+        ("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"), ("c", f"&node={NODE_C}"),
+        ("all", ""),
+    ])
 
 
 def test_old_primary_letting_go_wakes_the_new_primary_not_a_third_node() -> None:

@@ -10,7 +10,14 @@ from twisted.internet.task import Clock
 from control.api.watch import Notifier
 from control.model import Versions
 from tests.control.api.harness import DATASET_1, DATASET_2, NODE_A, NODE_B, Harness
-from tests.control.api.watching import NODE_C, WATCH, Counters, counted_notifier, fired
+from tests.control.api.watching import (
+    NODE_C,
+    WATCH,
+    Counters,
+    counted_notifier,
+    fired,
+    started_watches,
+)
 
 NO_STATE = 10**18 - 1
 
@@ -153,15 +160,10 @@ def test_bad_targets_are_refused() -> None:
 def _watches(h: Harness) -> dict[str, list[Any]]:
     """A watch of each node (and an untargeted one) from the current generation."""
     generation = h.memory.versions().configuration
-    watches = {
-        name: fired(h.start("GET", f"{WATCH}?configuration={generation}&state={NO_STATE}"
-                             f"&timeout=60{query}"))
-        for name, query in [("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
-                            ("c", f"&node={NODE_C}&datasets={DATASET_1}"), ("all", "")]
-    }
-    h.client.flush()
-    assert not any(watches.values())
-    return watches
+    return started_watches(h, generation, NO_STATE, [
+        ("a", f"&node={NODE_A}"), ("b", f"&node={NODE_B}"),
+        ("c", f"&node={NODE_C}&datasets={DATASET_1}"), ("all", ""),
+    ])
 
 
 def test_a_snapshot_wakes_only_its_primary() -> None:

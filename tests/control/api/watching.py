@@ -50,3 +50,18 @@ def fired(d: Deferred) -> list[Any]:
 
     d.addBoth(record)
     return seen
+
+
+def started_watches(
+    h: Any, configuration: int, state: int, queries: list[tuple[str, str]]
+) -> dict[str, list[Any]]:
+    """One watch per ``(name, query)`` on harness ``h`` from the given counters, none yet
+    answered; each name's list receives its answer."""
+    watches = {
+        name: fired(h.start("GET", f"{WATCH}?configuration={configuration}"
+                                   f"&state={state}&timeout=60{query}"))
+        for name, query in queries
+    }
+    h.client.flush()
+    assert not any(watches.values())
+    return watches
