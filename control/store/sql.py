@@ -955,7 +955,10 @@ class SQLStore:
                     renewals.drop(report.node_uuid)
                 continue
             if rw.same_observation(old, report, changes):
-                self._paths.passed(node, old.datasets)
+                held = self._state_cache.share(state_version, old, report.datasets)
+                if held is report.datasets:
+                    self._same.forget(report.node_uuid)
+                self._paths.passed(node, held)
                 assert report.reported_at is not None
                 seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
                 taken[index] = False
