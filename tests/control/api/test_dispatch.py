@@ -164,3 +164,23 @@ def test_answered_request_is_freed_without_the_collector(
         assert gone() is None
     finally:
         gc.enable()
+
+
+def test_abandoned_request_is_freed_without_the_collector() -> None:
+    """A request whose client went away while its handler waited is freed by reference
+    counting alone once the handler is cancelled."""
+    tiny = Tiny()
+    dispatch = tiny.dispatch()
+    request = DummyRequest([b"v1", b"later"])
+    request.method = b"GET"
+    gone = weakref.ref(request)
+    gc.collect()
+    gc.disable()
+    try:
+        dispatch.render(request)
+        request.processingFailed(Failure(ConnectionLost()))
+        assert tiny.cancelled
+        del request
+        assert gone() is None
+    finally:
+        gc.enable()
