@@ -30,6 +30,7 @@ from twisted.web.server import Request
 
 from control.api import schemas, spans
 from control.api.body import parse_json, read_raw, validate
+from control.derived import DERIVED
 from control.errors import InvalidRequest
 from control.model import DatasetState, NodeState
 from control.wire import dataset_state_from_json, node_state_from_json
@@ -125,11 +126,12 @@ def _by_pieces(
         report = node_state_from_json(node_uuid, read.members, now)
     except InvalidRequest:
         return None
-    changes = _changes(read, states, where)
-    if changes is None:
+    gone = _gone(read, states, where)
+    if gone is None:
         return None  # a dataset listed twice: refused as the whole body is
     datasets = last.report.datasets.evolver()
-    for dataset_id in changes:
+    differ = set(gone)
+    for dataset_id in gone:
         piece = where.pop(dataset_id)
         if piece is not None:
             del index[piece]
@@ -141,16 +143,19 @@ def _by_pieces(
             state = was
         else:
             datasets.set(state.dataset_id, state)
-        gone = where.get(state.dataset_id)
-        if gone is not None:
-            del index[gone]
+            differ.add(state.dataset_id)
+        replaced = where.get(state.dataset_id)
+        if replaced is not None:
+            del index[replaced]
         where[state.dataset_id] = piece
         if piece is not None:
             index[piece] = state
-    return evolve(report, datasets=datasets.persistent()), index, where
+    made = datasets.persistent()
+    DERIVED.record(node_uuid, old, made, frozenset(differ))
+    return evolve(report, datasets=made), index, where
 
 
-def _changes(read: spans.Spans, states: list[DatasetState], where: Where) -> list[UUID] | None:
+def _gone(read: spans.Spans, states: list[DatasetState], where: Where) -> list[UUID] | None:
     """The datasets of the last report that ``read`` no longer lists; ``None`` if it lists
     a dataset twice (a piece twice, or a decoded entry of a dataset a known piece lists)."""
     pieces = set(read.pieces)

@@ -12,7 +12,10 @@ from hypothesis import strategies as st
 
 from control.api import spans
 from control.api.reports import ReportReader, digest
+from control.derived import DERIVED
 from control.errors import InvalidRequest
+from control.model import NodeState
+from control.reach import dataset_changes
 
 NODE = UUID("aaaaaaaa-0000-4000-8000-000000000001")
 IDS = [UUID(f"{n:08x}-0000-4000-8000-{n:012x}") for n in range(1, 9)]
@@ -50,10 +53,14 @@ def _check(bodies: list[bytes]) -> list[Any]:
     """Each body read after the ones before it, checked against the same body read whole
     (by a reader that has seen nothing); the outcomes."""
     reader = ReportReader()
-    outcomes = []
+    outcomes: list[Any] = []
     for now, raw in enumerate(bodies):
         read = _outcome(reader, raw, float(now))
         assert read == _outcome(ReportReader(), raw, float(now)), raw
+        before = next((o for o in reversed(outcomes) if isinstance(o, NodeState)), None)
+        if before is not None and isinstance(read, NodeState):
+            differ = DERIVED.differ(NODE, before.datasets, read.datasets)
+            assert differ is None or differ == dataset_changes(before, read)
         outcomes.append(read)
     return outcomes
 
@@ -80,6 +87,7 @@ def test_a_changed_body_decodes_only_its_changed_entries() -> None:
         assert after == ReportReader().decode(second, digest(second), NODE, 2.0)
         assert all(after.datasets[d] is before.datasets[d] for d in IDS[1:])
         assert after.datasets[IDS[0]].status.value == "attached"
+        assert DERIVED.differ(NODE, before.datasets, after.datasets) == {IDS[0]}
 
 
 def test_bodies_that_drop_add_and_reorder_entries_read_as_whole_ones() -> None:
