@@ -8,7 +8,7 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
@@ -333,6 +333,29 @@ def all_reports(connection: Connection) -> list[NodeState]:
         if held is not None:
             held.append(make(uuid(dataset_id), status_of[status], size, device, path))
     return [rows.node_state_from_row(row, states[row["node_uuid"]]) for row in found]
+
+
+def reports_holding(connection: Connection, dataset_ids: Collection[UUID]) -> list[NodeState]:
+    """Every node's latest report, with only those of its datasets among ``dataset_ids``: all
+    :func:`control.rules.purgeable` looks at, without reading (and decoding) every dataset's
+    state of every node, as :func:`all_reports` does, at each report written while a deleted
+    dataset waits to be purged (issue 16)."""
+    found = connection.execute(_ALL_REPORTS).mappings().all()
+    states: dict[str, list[DatasetState]] = {row["node_uuid"]: [] for row in found}
+    ids = sorted(str(i) for i in dataset_ids)
+    for start in range(0, len(ids), _HOLDING_BATCH):
+        batch = ids[start : start + _HOLDING_BATCH]
+        holding = _ALL_DATASET_STATES.where(node_datasets.c.dataset_id.in_(batch))
+        for node, dataset_id, status, size, device, path in connection.execute(holding):
+            held = states.get(node)
+            if held is not None:
+                held.append(DatasetState(UUID(dataset_id), rows.STATUSES[status], size, device,
+                                         path))
+    return [rows.node_state_from_row(row, states[row["node_uuid"]]) for row in found]
+
+
+_HOLDING_BATCH = 500
+"""Dataset ids asked about per statement (SQLite allows 32,766 parameters; kept small)."""
 
 
 _SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)

@@ -1212,7 +1212,7 @@ def _purge(connection: Connection) -> list[UUID]:
     deleted = q.deleted_datasets(connection)
     if not deleted:
         return []
-    reports = q.all_reports(connection)
+    reports = q.reports_holding(connection, [d.dataset_id for d in deleted])
     primaries = {q.get_node(connection, uuid) for uuid in {d.primary for d in deleted}}
     eras = {node.uuid: node.era for node in primaries if node is not None}
     doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports, eras)]
