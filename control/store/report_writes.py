@@ -112,10 +112,10 @@ def judge_reports(
             at = report.reported_at if report.reported_at is not None else 0.0
             found.extend(report_events(old, report, changes, at))
             changed[uuid] = report
-            if uuid in latest:
-                diffs.pop(uuid, None)  # a second change: found again when written
+            if uuid in diffs:  # a second change: from the report stored before the group
+                diffs[uuid] = _net(before, report, diffs[uuid], changes)
             else:
-                diffs[uuid] = changes
+                diffs[uuid] = changes  # an earlier report of it only repeated ``before``'s
         elif uuid in changed:
             changed[uuid] = report  # the same facts, sent later
         latest[uuid] = report
@@ -124,6 +124,19 @@ def judge_reports(
 
 
 _MISSING = object()
+
+
+def _net(
+    before: NodeState | None, after: NodeState,
+    first: frozenset[UUID] | None, then: frozenset[UUID] | None,
+) -> frozenset[UUID] | None:
+    """:func:`dataset_changes` from ``before`` to ``after``, given those of the steps between
+    (``first``, then ``then``): a dataset that changed in neither step did not change, so
+    only those that changed in one are compared (``None``: not known)."""
+    if before is None or first is None or then is None:
+        return None
+    old, new = before.datasets, after.datasets
+    return frozenset(d for d in first | then if old.get(d, _MISSING) != new.get(d, _MISSING))
 
 
 def dataset_changes(old: NodeState | None, new: NodeState) -> frozenset[UUID] | None:
