@@ -30,6 +30,17 @@ SETTLE = 8.0
 """Seconds after every agent reported before measuring (the first passes' churn)."""
 
 
+def user_system(pids: list[int]) -> tuple[float, float]:
+    """User and system CPU seconds of ``pids`` so far."""
+    user = system = 0.0
+    for pid in pids:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        user += int(fields[11]) / os.sysconf("SC_CLK_TCK")
+        system += int(fields[12]) / os.sysconf("SC_CLK_TCK")
+    return user, system
+
+
 def heartbeats(port: int) -> float:
     """The state reports the service answered so far."""
     return sum(count for (route, method), (count, _) in _requests(port).items()
@@ -58,22 +69,27 @@ def main() -> None:
                 print(f"agents' pids {' '.join(str(p.pid) for p in fleet.processes)}; "
                       f"service {control.process.pid}", flush=True)
                 time.sleep(SETTLE)
+                pids = [p.pid for p in fleet.processes]
                 beats, agents_cpu = heartbeats(control.port), fleet.cpu_seconds()
+                user, system = user_system(pids)
                 service_cpu = cpu_seconds(control.process.pid)
                 start = time.monotonic()
                 time.sleep(args.seconds)
                 wall = time.monotonic() - start
                 beats = heartbeats(control.port) - beats
                 agents_cpu = fleet.cpu_seconds() - agents_cpu
+                user, system = (a - b for a, b in zip(user_system(pids), (user, system),
+                                                     strict=True))
                 service_cpu = cpu_seconds(control.process.pid) - service_cpu
             finally:
                 fleet.stop()
                 control.stop()
     load = os.getloadavg()[0]
     print("| agents x datasets | seconds | heartbeats/s | agents' CPU (% of a core) | "
-          "agents' CPU per heartbeat | service CPU | load |")
+          "agents' CPU per heartbeat (user + system) | service CPU | load |")
     print(f"| {args.agents} x {args.datasets} | {wall:.0f} | {beats / wall:.1f} | "
-          f"{100 * agents_cpu / wall:.1f}% | {1000 * agents_cpu / max(beats, 1):.2f} ms | "
+          f"{100 * agents_cpu / wall:.1f}% | {1000 * agents_cpu / max(beats, 1):.2f} ms "
+          f"({1000 * user / max(beats, 1):.2f} + {1000 * system / max(beats, 1):.2f}) | "
           f"{100 * service_cpu / wall:.1f}% | {load:.2f} |")
 
 

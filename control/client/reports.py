@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from uuid import UUID
 
-from attrs import evolve
+from attrs import evolve, frozen
 from pyrsistent import pmap
 
 from control.model import DatasetState, NodeState
@@ -44,13 +45,21 @@ def _cacheable(state: DatasetState) -> bool:
     )
 
 
+@frozen
+class _Last:
+    """The last report's datasets of one node: the map, its JSON list, each entry's text."""
+
+    datasets: Any
+    listed: str
+    entries: dict[DatasetState, str]
+
+
 class ReportEncoder:
-    """Encodes node reports, reusing the last report's dataset entries; see the module."""
+    """Encodes node reports, reusing the last report's dataset entries (each node's: a
+    client may report for several nodes); see the module."""
 
     def __init__(self) -> None:
-        self._entries: dict[DatasetState, str] = {}
-        self._datasets: Any = None
-        self._listed = "[]"
+        self._last: dict[UUID, _Last] = {}
 
     def encode(self, state: NodeState) -> bytes:
         """``state`` as the request body of its report."""
@@ -64,22 +73,21 @@ class ReportEncoder:
     def _datasets_json(self, state: NodeState) -> str:
         """The JSON list of ``state``'s datasets sorted by id, reusing encoded entries."""
         datasets = state.datasets
-        if datasets is self._datasets:
-            return self._listed
-        known = self._entries
+        last = self._last.get(state.node_uuid)
+        if last is not None and datasets is last.datasets:
+            return last.listed
+        known = {} if last is None else last.entries
         entries: dict[DatasetState, str] = {}
         parts = []
         for key in sorted(datasets, key=str):
             entry = datasets[key]
-            text = known.get(entry) if _cacheable(entry) else None
+            cacheable = _cacheable(entry)
+            text = known.get(entry) if cacheable else None
             if text is None:
                 text = dumps(dataset_state_to_json(entry))
-                if _cacheable(entry):
-                    entries[entry] = text
-            else:
+            if cacheable:
                 entries[entry] = text
             parts.append(text)
-        self._entries = entries
-        self._datasets = datasets
-        self._listed = "[" + ",".join(parts) + "]"
-        return self._listed
+        listed = "[" + ",".join(parts) + "]"
+        self._last[state.node_uuid] = _Last(datasets, listed, entries)
+        return listed

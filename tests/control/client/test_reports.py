@@ -85,13 +85,13 @@ def test_unchanged_report_reuses_the_list_and_its_entries() -> None:
     encoder = ReportEncoder()
     first = _report()
     body = encoder.encode(first)
-    listed = encoder._listed
+    listed = encoder._last[NODE].listed
     assert encoder.encode(evolve(first, generation=4)) == plain(evolve(first, generation=4))
-    assert encoder._listed is listed
+    assert encoder._last[NODE].listed is listed
     rebuilt = evolve(first, datasets=dict(first.datasets))
-    texts = {id(t) for t in encoder._entries.values()}
+    texts = {id(t) for t in encoder._last[NODE].entries.values()}
     assert encoder.encode(rebuilt) == body
-    assert {id(t) for t in encoder._entries.values()} == texts
+    assert {id(t) for t in encoder._last[NODE].entries.values()} == texts
 
 
 def test_any_changed_field_of_an_entry_is_encoded_afresh() -> None:
@@ -129,3 +129,18 @@ def test_dropped_and_added_entries() -> None:
     assert encoder.encode(first) == plain(first)
     empty = evolve(first, datasets={})
     assert encoder.encode(empty) == plain(empty)
+
+
+def test_reports_of_two_nodes_keep_their_own_lists() -> None:
+    """One client reporting for two nodes in turn reuses each node's own list, and each
+    body is that node's."""
+    encoder = ReportEncoder()
+    other = UUID(int=2)
+    mine = _report()
+    theirs = evolve(_report(), node_uuid=other,
+                    datasets={IDS[0]: DatasetState(IDS[0], VolumeStatus.PRESENT)})
+    for _ in range(2):
+        assert encoder.encode(mine) == plain(mine)
+        assert encoder.encode(theirs) == plain(theirs)
+    assert encoder._last[NODE].datasets is mine.datasets
+    assert encoder._last[other].datasets is theirs.datasets
