@@ -181,11 +181,11 @@ def main() -> None:
     if not profile_to:
         reactor.run()
         return
-    # A profile of the process's CPU (not wall) time, written when the reactor stops
+    # A profile of the process (cProfile), written when the reactor stops
     # (SIGTERM from the driver): SCALE_AGENTS_PROFILE=/tmp/agents.prof, then pstats.
     import cProfile
 
-    profile = cProfile.Profile(time.process_time)
+    profile = cProfile.Profile()
     profile.runcall(reactor.run)
     profile.dump_stats(f"{profile_to}.{os.getpid()}")
 
