@@ -167,6 +167,8 @@ def _writes(client: KeepAlive, placed: dict[uuid.UUID, list[uuid.UUID]]) -> Iter
     """Endless writes of every kind a listing shows: moves, creates, deletes and leases."""
     nodes = list(placed)
     victims = [d for ids in placed.values() for d in ids[:5]]
+    holder = max(nodes, key=lambda node: len(placed[node]))
+    leased = placed[holder][-7:]
     made: list[str] = []
     turn = 0
     while True:
@@ -183,8 +185,7 @@ def _writes(client: KeepAlive, placed: dict[uuid.UUID, list[uuid.UUID]]) -> Iter
         elif kind == 2:
             client.check("DELETE", f"/v1/configuration/datasets/{made.pop()}")
         else:
-            holder = nodes[-1]
-            body = {"dataset_id": str(placed[holder][-1 - turn % 7]), "node_uuid": str(holder),
+            body = {"dataset_id": str(leased[turn % len(leased)]), "node_uuid": str(holder),
                     "expires": 3600}
             status, answer, _ = client.request("POST", "/v1/configuration/leases", body)
             if status not in (200, 201):
