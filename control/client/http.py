@@ -1,10 +1,11 @@
 """
 :class:`HTTPClient`: the :class:`~control.client.interface.ShoalClient` that
-speaks the REST API with treq.
+speaks the REST API over Twisted's HTTP client.
 
-Connections are kept alive in one pool. Tests pass a ``treq.testing.StubTreq``
-wrapping the API's resource instead of the real treq, so the real client runs
-against the real API in memory.
+Requests go through one Twisted ``Agent`` (:class:`~control.client.lean.Requests`,
+treq's ``request`` without treq's layers), its connections kept alive in one pool.
+Tests pass a ``treq.testing.StubTreq`` wrapping the API's resource instead (anything
+with treq's ``request``), so the real client runs against the real API in memory.
 """
 
 from __future__ import annotations
