@@ -158,6 +158,7 @@ class HTTPClient:
         self._clock = clock if clock is not None else reactor
         self._request_timeout = request_timeout
         self._reports = ReportEncoder()
+        self._last_named: tuple[frozenset[UUID], str] | None = None
 
     @property
     def base_url(self) -> str:
@@ -622,8 +623,19 @@ class HTTPClient:
         if node is not None:
             params["node"] = str(node)
         if datasets:
-            params["datasets"] = ",".join(sorted(str(d) for d in datasets))
+            params["datasets"] = self._named(datasets)
         return Deferred.fromCoroutine(self._watch(params, timeout))
+
+    def _named(self, datasets: Iterable[UUID]) -> str:
+        """The watch's ``datasets`` parameter: the ids sorted, joined by commas; kept for
+        the very same frozen set (an idle agent names the same one every pass)."""
+        last = self._last_named
+        if last is not None and last[0] is datasets:
+            return last[1]
+        named = ",".join(sorted(str(d) for d in datasets))
+        if isinstance(datasets, frozenset):
+            self._last_named = (datasets, named)
+        return named
 
     async def _watch(self, params: Mapping[str, str], timeout: float) -> Versions:
         answer = await self._json("GET", "/v1/shoal/watch", params=params, waits=timeout)

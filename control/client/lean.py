@@ -13,9 +13,10 @@ it is returned, as treq's buffered responses are.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, quote_plus
 
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.protocol import Protocol, connectionDone
@@ -66,11 +67,25 @@ class Answer:
         return succeed(self.body)
 
 
+_PLAIN = re.compile(r"[A-Za-z0-9._~,:-]*")
+"""Characters ``urlencode(..., safe=",:")`` leaves as they are."""
+
+
+def query(params: Mapping[str, str]) -> str:
+    """``urlencode(params, safe=",:")``, without quoting a value that needs none (a watch
+    names up to 400 dataset ids: 3.7 KB quoted a character at a time)."""
+    return "&".join(
+        quote_plus(name, safe=",:") + "="
+        + (value if _PLAIN.fullmatch(value) else quote_plus(value, safe=",:"))
+        for name, value in params.items()
+    )
+
+
 def request_uri(url: str, params: Mapping[str, str] | None) -> bytes:
     """``url`` with ``params`` as its query, as the bytes an agent takes (any character
     outside printable ASCII percent-encoded as UTF-8)."""
     if params:
-        url += ("&" if "?" in url else "?") + urlencode(params, safe=",:")
+        url += ("&" if "?" in url else "?") + query(params)
     if not url.isascii() or " " in url:
         url = quote(url, safe=_PRINTABLE)
     return url.encode("ascii")

@@ -4,8 +4,11 @@ passes the client contract against the real API in memory."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from treq.testing import RequestTraversalAgent
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
@@ -14,7 +17,7 @@ from twisted.web.http_headers import Headers
 
 from control.api.app import ControlAPI
 from control.client.http import HTTPClient
-from control.client.lean import BytesBody, Requests, request_uri
+from control.client.lean import BytesBody, Requests, query, request_uri
 from control.runners import synchronous_runner
 from control.store.memory import MemoryStore
 from control.store.threaded import ThreadedStore
@@ -137,3 +140,38 @@ def test_a_body_cut_short_fails() -> None:
     outcome: list[Any] = []
     Requests(agent).request("GET", "http://h:1/v1/x").addBoth(outcome.append)
     assert outcome[0].check(ResponseFailed)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), st.text(max_size=40), max_size=4))
+def test_query_is_what_urlencode_makes(params: dict[str, str]) -> None:
+    """The query equals ``urlencode(params, safe=",:")`` for any names and values, those
+    left unquoted included."""
+    assert query(params) == urlencode(params, safe=",:")
+
+
+class NamedRecorder:
+    """A treq stand-in that records each request's params and never answers."""
+
+    def __init__(self) -> None:
+        self.params: list[dict[str, str]] = []
+
+    def request(self, method: str, url: str, **kw: Any) -> Deferred[Any]:
+        """Record the params."""
+        self.params.append(dict(kw.get("params") or {}))
+        return Deferred()
+
+
+def test_watch_names_the_datasets_of_each_call() -> None:
+    """A watch names its datasets sorted; the same frozen set again, an equal one, or
+    another one each name their own ids."""
+    from uuid import UUID
+
+    recorder = NamedRecorder()
+    client = HTTPClient(URL, recorder, clock=Clock())
+    a, b = UUID(int=2), UUID(int=1)
+    first = frozenset({a, b})
+    for datasets in (first, first, frozenset({a}), frozenset({a, b}), [a], first):
+        client.watch(1, 2, 5.0, UUID(int=9), datasets)
+    named = [p["datasets"] for p in recorder.params]
+    assert named == [f"{b},{a}", f"{b},{a}", str(a), f"{b},{a}", str(a), f"{b},{a}"]
