@@ -8,11 +8,11 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from uuid import UUID
 
-from sqlalchemy import Connection, Table, bindparam, delete, insert, or_, select, update
+from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, or_, select, update
 
 from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
@@ -98,15 +98,30 @@ def live_named(connection: Connection, name: str) -> Dataset | None:
     return None if row is None else rows.dataset_from_row(row)
 
 
+STREAM_ROWS = 2_000
+"""Rows fetched at a time by the reads of every dataset or every reported state. On
+PostgreSQL a plain read has libpq hold the whole result (100,000 rows: tens of MB) in C
+memory at once; freed by a pool thread, glibc kept it in that thread's arena, and the
+service's RSS grew by 120 MiB over a few state reports (issue 16, bench/README.md
+"Memory on PostgreSQL"). Streamed through a server-side cursor, the peak is a batch."""
+
+
+def _streamed(statement: Select[Any]) -> Select[Any]:
+    """``statement`` read :data:`STREAM_ROWS` rows at a time (a server-side cursor on
+    PostgreSQL; SQLite steps through its rows anyway)."""
+    return statement.execution_options(yield_per=STREAM_ROWS)
+
+
 def all_datasets(connection: Connection) -> dict[UUID, Dataset]:
     """Every dataset by id."""
     uuids: dict[str, UUID] = {}
-    result = connection.execute(select(*_DATASET_COLUMNS))
+    result = connection.execute(_ALL_DATASETS)
     return {d.dataset_id: d for d in (rows.dataset_from_row(row, uuids) for row in result)}
 
 
 _DATASET_COLUMNS = [c for c in datasets.c if c.name != "listing"]
 """A dataset's columns but its encoded listing item (a whole load does not need 18 MB of it)."""
+_ALL_DATASETS = _streamed(select(*_DATASET_COLUMNS))
 
 
 def dataset_listing(connection: Connection) -> bytes:
@@ -126,7 +141,7 @@ def dataset_listing(connection: Connection) -> bytes:
     return ("[" + ",".join(items) + "]").encode()
 
 
-_LISTING = select(datasets.c.listing)
+_LISTING = _streamed(select(datasets.c.listing))
 _UNLISTED = select(*_DATASET_COLUMNS).where(datasets.c.listing.is_(None))
 
 
@@ -298,7 +313,7 @@ _STATE_COLUMNS = (
     node_datasets.c.device, node_datasets.c.path,
 )
 _REPORT_DATASETS = select(*_STATE_COLUMNS).where(node_datasets.c.node_uuid == bindparam("b_node"))
-_ALL_DATASET_STATES = select(node_datasets.c.node_uuid, *_STATE_COLUMNS)
+_ALL_DATASET_STATES = _streamed(select(node_datasets.c.node_uuid, *_STATE_COLUMNS))
 _INSERT_DATASET_STATE = insert(node_datasets)
 _UPDATE_DATASET_STATE = (
     update(node_datasets)
@@ -335,25 +350,33 @@ def all_reports(connection: Connection) -> list[NodeState]:
     return [rows.node_state_from_row(row, states[row["node_uuid"]]) for row in found]
 
 
-def reports_holding(connection: Connection, dataset_ids: Collection[UUID]) -> list[NodeState]:
-    """Every node's latest report, with only those of its datasets among ``dataset_ids``: all
-    :func:`control.rules.purgeable` looks at, without reading (and decoding) every dataset's
-    state of every node, as :func:`all_reports` does, at each report written while a deleted
-    dataset waits to be purged (issue 16)."""
-    found = connection.execute(_ALL_REPORTS).mappings().all()
-    states: dict[str, list[DatasetState]] = {row["node_uuid"]: [] for row in found}
-    ids = sorted(str(i) for i in dataset_ids)
-    for start in range(0, len(ids), _HOLDING_BATCH):
-        batch = ids[start : start + _HOLDING_BATCH]
-        holding = _ALL_DATASET_STATES.where(node_datasets.c.dataset_id.in_(batch))
-        for node, dataset_id, status, size, device, path in connection.execute(holding):
-            held = states.get(node)
-            if held is not None:
-                held.append(DatasetState(UUID(dataset_id), rows.STATUSES[status], size, device,
-                                         path))
+def reports_holding(
+    connection: Connection, dataset_ids: Iterable[UUID], nodes: Iterable[UUID]
+) -> list[NodeState]:
+    """The latest reports of ``nodes`` and of every node reporting one of ``dataset_ids``,
+    each with only its states of ``dataset_ids``: all that
+    :func:`control.rules.purgeable` reads of the reports, for those datasets with those
+    primaries, without reading every report's every dataset (100,000 rows) at each report
+    written while a deleted dataset waits to be purged."""
+    texts = [str(i) for i in dataset_ids]
+    states: dict[str, list[DatasetState]] = {str(n): [] for n in nodes}
+    for start in range(0, len(texts), _HOLDING_BATCH):
+        batch = texts[start : start + _HOLDING_BATCH]
+        held = connection.execute(_DATASET_STATES_OF, {"b_ids": batch})
+        for node, dataset_id, status, size, device, path in held:
+            states.setdefault(node, []).append(
+                DatasetState(UUID(dataset_id), rows.STATUSES[status], size, device, path)
+            )
+    if not states:
+        return []
+    found = connection.execute(_REPORTS_OF, {"b_nodes": list(states)}).mappings()
     return [rows.node_state_from_row(row, states[row["node_uuid"]]) for row in found]
 
 
+_DATASET_STATES_OF = select(node_datasets.c.node_uuid, *_STATE_COLUMNS).where(
+    node_datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True))
+)
+_REPORTS_OF = _ALL_REPORTS.where(node_states.c.node_uuid.in_(bindparam("b_nodes", expanding=True)))
 _HOLDING_BATCH = 500
 """Dataset ids asked about per statement (SQLite allows 32,766 parameters; kept small)."""
 

@@ -196,7 +196,13 @@ class SameDatasets:
         found = dataset_changes(old, new)
         if found is not None and not found and old.datasets is not new.datasets:
             self._pairs[new.node_uuid] = (old.datasets, new.datasets)
+        else:
+            self.forget(new.node_uuid)  # keep no maps alive that will not be asked about
         return found
+
+    def forget(self, node_uuid: UUID) -> None:
+        """Drop ``node_uuid``'s pair (its stored report now holds the decoded map itself)."""
+        self._pairs.pop(node_uuid, None)
 
 
 def same_observation(old: NodeState, new: NodeState, changes: frozenset[UUID] | None) -> bool:

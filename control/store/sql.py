@@ -965,7 +965,10 @@ class SQLStore:
                     renewals.drop(report.node_uuid)
                 continue
             if rw.same_observation(old, report, changes):
-                self._paths.passed(node, old.datasets)
+                held = self._state_cache.share(state_version, old, report.datasets)
+                if held is report.datasets:
+                    self._same.forget(report.node_uuid)
+                self._paths.passed(node, held)
                 assert report.reported_at is not None
                 seen.saw(report.node_uuid, Seen(report.reported_at, report.reported_at))
                 taken[index] = False
@@ -1222,7 +1225,9 @@ def _purge(connection: Connection) -> list[UUID]:
     deleted = q.deleted_datasets(connection)
     if not deleted:
         return []
-    reports = q.reports_holding(connection, [d.dataset_id for d in deleted])
+    reports = q.reports_holding(
+        connection, [d.dataset_id for d in deleted], {d.primary for d in deleted}
+    )
     primaries = {q.get_node(connection, uuid) for uuid in {d.primary for d in deleted}}
     eras = {node.uuid: node.era for node in primaries if node is not None}
     doomed = [d.dataset_id for d in deleted if rules.purgeable(d, reports, eras)]

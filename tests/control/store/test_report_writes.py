@@ -74,6 +74,27 @@ def test_an_unchanged_report_is_not_written_after_writes(
     assert _floor(sql_url, a) == (NOW + 2, NOW + 2)
 
 
+def test_a_repeated_report_is_held_once(open_fast: Callable[[], SQLStore]) -> None:
+    """After a restart, a report repeating the stored one (decoded again: equal states, other
+    objects) is answered as a heartbeat, and the store then holds the decoded states in place
+    of the equal ones it read: one copy of them, not two; a change is still found."""
+    first = open_fast()
+    a = add_node(first)
+    ids = [add_dataset(first, a).dataset_id for _ in range(3)]
+    generation = first.versions().configuration
+    first.report_state(report(a, generation, *ids, at=NOW + 1))
+    store = open_fast()
+    read = store.cluster_state().reports[a].datasets
+    again = report(a, generation, *ids, at=NOW + 2)
+    assert again.datasets == read and again.datasets is not read
+    assert store.report_state(again) is False
+    assert store.cluster_state().reports[a].datasets is again.datasets
+    assert store.report_state(evolve(again, reported_at=NOW + 3)) is False
+    moved = report(a, generation, *ids[:2], at=NOW + 4)
+    assert store.report_state(moved) is True
+    assert set(store.cluster_state().reports[a].datasets) == set(ids[:2])
+
+
 def test_a_restart_loses_only_unflushed_times(
     open_fast: Callable[[], SQLStore], sql_url: str
 ) -> None:

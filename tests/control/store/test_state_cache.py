@@ -5,6 +5,8 @@ from __future__ import annotations
 import threading
 import uuid
 
+from pyrsistent import pmap
+
 from control.model import ClusterState, Node, NodeState
 from control.store.state_cache import StateCache, with_liveness, with_report
 
@@ -48,6 +50,24 @@ def test_advance_only_from_the_version_held() -> None:
     assert cache.get(2) is None
     advanced = cache.get(3)
     assert advanced is not None and advanced.reports[NODE] == report
+
+
+def test_share_holds_the_equal_map_only_over_the_report_held() -> None:
+    """An equal datasets map replaces the held report's only at the cached version and while
+    the cache still holds that report; the map held is answered either way."""
+    cache = StateCache()
+    cache.put(state(2))
+    held = cache.get(2)
+    assert held is not None
+    old = held.reports[NODE]
+    decoded = pmap()
+    assert cache.share(1, old, decoded) is old.datasets
+    assert cache.share(2, NodeState(node_uuid=NODE), decoded) is old.datasets
+    assert cache.get(2) is held
+    assert cache.share(2, old, decoded) is decoded
+    shared = cache.get(2)
+    assert shared is not None and shared.reports[NODE].datasets is decoded
+    assert shared == held
 
 
 def test_a_reader_of_the_next_version_waits_for_an_expected_write() -> None:
