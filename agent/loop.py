@@ -73,6 +73,7 @@ from agent.effects import CONFIRM_AFTER, after_changes, all_known, reported_afte
 from agent.executor import ChangeFailed, Executor
 from agent.health import observed_health, with_health
 from agent.kernlog import KernelLog
+from agent.lastcall import LastCall
 from agent.lifecycle import Event, Lifecycle, Phase
 from agent.loopfencing import LoopFencing
 from agent.memory import PassMemory
@@ -98,9 +99,14 @@ from agent.policy import (
 )
 from control.client.interface import NodeConfiguration, ShoalClient
 from control.errors import Conflict, NotFound
-from control.model import NodeState, Versions
+from control.model import Condition, NodeState, Versions
 from control.reactor import ReactorTime
 from control.runners import Runner
+
+
+def desired_records(configuration: NodeConfiguration) -> dict[UUID, Any]:
+    """The configuration's dataset records by id."""
+    return {d.dataset_id: d for d in configuration.datasets}
 
 
 def freeze_labels(labels: Mapping[str, str]) -> PMap:
@@ -199,6 +205,11 @@ class ConvergenceLoop(LoopFencing):
         self._kernel_log = kernel_log
         self._together = together
         self._classified = Classified()
+        self._desired = LastCall(desired_records)
+        self._asking = LastCall(datasets_to_ask_about)
+        # The observation and records of the last report found healthy (no conditions: no
+        # ``since`` to keep), while they are the very same objects (see agent.lastcall).
+        self._healthy: tuple[LocalState, Mapping[UUID, Any]] | None = None
         self._reported = LastReported()
         self._log = logger if logger is not None else structlog.get_logger("shoal.agent")
         self.lifecycle = Lifecycle(self._phase_changed)
@@ -417,7 +428,7 @@ class ConvergenceLoop(LoopFencing):
         configuration, local = await self._fetch_and_observe(also, current, times)
         self.executor.observed(local.volumes)
         self.memory = memory.seen(self.memory, local)
-        desired = {d.dataset_id: d for d in configuration.datasets}
+        desired = self._desired(configuration)
         now = self.clock.seconds()
         view = evolve(
             ClusterView.from_leases(self.node.node_uuid, configuration.leases, now),
@@ -442,7 +453,7 @@ class ConvergenceLoop(LoopFencing):
         later = reported_after(to_run) and not self.lifecycle.stopping
         reporting = succeed(False) if later else Deferred.fromCoroutine(self._report(report, now))
         times.lap("calculate")
-        asking = datasets_to_ask_about(local, desired)
+        asking = self._asking(local, desired)
         waiting_on_others = any(isinstance(leaf, Wait) for leaf in leaves(to_run))
         self.memory = memory.decided(
             self.memory, configuration.generation, asking, waiting_on_others, troubles
@@ -528,7 +539,7 @@ class ConvergenceLoop(LoopFencing):
         (:func:`~agent.policy.freezes_ahead`); none while the node is fenced or stopping."""
         m = self.memory
         if not (self.lifecycle.stopping or m.self_fenced or configuration.fenced):
-            desired = {d.dataset_id: d for d in configuration.datasets}
+            desired = self._desired(configuration)
             self.executor.freeze_ahead(
                 freezes_ahead(desired, configuration.snapshots, self.node.node_uuid, m.last_seen)
             )
@@ -564,7 +575,7 @@ class ConvergenceLoop(LoopFencing):
         now: float,
     ) -> NodeState:
         """What to report of the observation ``local`` (pure but for the node's conditions)."""
-        desired = {d.dataset_id: d for d in configuration.datasets}
+        desired = self._desired(configuration)
         report = local_state_to_report(
             local,
             desired,
@@ -576,9 +587,14 @@ class ConvergenceLoop(LoopFencing):
             asked=also,
             datasets=self._reported.of(local, desired, self.node.node_uuid),
         )
-        health = observed_health(
-            local, desired, self.node.node_uuid, self.settings.default_size, now
-        )
+        healthy = self._healthy
+        if healthy is not None and healthy[0] is local and healthy[1] is desired:
+            health: tuple[Condition, ...] = ()  # healthy last time, of the very same objects
+        else:
+            health = observed_health(
+                local, desired, self.node.node_uuid, self.settings.default_size, now
+            )
+            self._healthy = None if health else (local, desired)
         report = with_health(report, local.capacity, health, self.memory.last_report)
         return evolve(
             report,

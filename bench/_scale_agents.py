@@ -177,7 +177,17 @@ def main() -> None:
         d.addBoth(finished)
 
     reactor.callWhenRunning(begin)
-    reactor.run()
+    profile_to = os.environ.get("SCALE_AGENTS_PROFILE")
+    if not profile_to:
+        reactor.run()
+        return
+    # A profile of the process (cProfile), written when the reactor stops
+    # (SIGTERM from the driver): SCALE_AGENTS_PROFILE=/tmp/agents.prof, then pstats.
+    import cProfile
+
+    profile = cProfile.Profile()
+    profile.runcall(reactor.run)
+    profile.dump_stats(f"{profile_to}.{os.getpid()}")
 
 
 if __name__ == "__main__":

@@ -70,6 +70,7 @@ RULES = [  # agent.testing is exempt: it assembles a whole cluster, control serv
     ("control.binding", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.readers", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.reach", (*IO, "control.api", "control.store", "sqlalchemy", "twisted")),
+    ("control.derived", (*IO, "control.api", "control.store", "sqlalchemy", "twisted")),
     ("control.cluster_metrics", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.dataset_tally", (*IO, "control.api", "control.store", "sqlalchemy")),
     ("control.cli", (*SERVICE, "klein", *ALL_OF_AGENT_AND_PLUGIN)),

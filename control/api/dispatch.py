@@ -85,28 +85,24 @@ class Dispatch(Resource):
         return endpoint, dict(args)
 
     def _answer(self, request: Request, endpoint: str, args: dict[str, Any]) -> None:
-        """Run the handler and write its answer, as Klein's resource does."""
-        finished = [False]
+        """Run the handler and write its answer, as Klein's resource does.
 
-        def ended(_: object) -> None:
+        Nothing here refers to itself (no closure calling itself), so that a request and
+        what it holds are freed as soon as it is answered, not left to the garbage
+        collector: at 1,000 nodes, collecting the requests a self-referring error handler
+        kept was about a sixth of the service's CPU (issue 16)."""
+        finished = [False]
+        answering: list[Any] = []
+
+        def ended(result: object) -> None:
             finished[0] = True
+            if isinstance(result, Failure) and answering:  # the client went away
+                answering[0].cancel()
 
         request.notifyFinish().addBoth(ended)
         execute: Callable[..., Any] = self._app.execute_endpoint
         answer = maybeDeferred(execute, endpoint, request, **args)
-        request.notifyFinish().addErrback(lambda _: answer.cancel())
-
-        def failed(failure: Failure, handlers: Handlers) -> Any:
-            if finished[0]:
-                if not failure.check(CancelledError):
-                    log.failure("Unhandled Error Processing Request.", failure)
-                return None
-            for index, (exceptions, handler) in enumerate(handlers):
-                if failure.check(*exceptions):
-                    handled = maybeDeferred(handler, request, failure)
-                    return handled.addErrback(failed, handlers[index + 1 :])
-            request.processingFailed(failure)  # type: ignore[attr-defined]
-            return None
+        answering.append(answer)
 
         def write(body: bytes | str | None) -> None:
             if isinstance(body, str):
@@ -116,6 +112,21 @@ class Dispatch(Resource):
             if not finished[0]:
                 request.finish()
 
-        answer.addErrback(failed, self._handlers)
+        answer.addErrback(_failed, request, finished, self._handlers)
         answer.addCallback(write)
         answer.addErrback(lambda f: log.failure("Unhandled Error writing response", f))
+
+
+def _failed(failure: Failure, request: Request, finished: list[bool], handlers: Handlers) -> Any:
+    """Answer ``failure`` through the first of ``handlers`` that takes it (and, should that
+    handler fail in turn, through the handlers after it), as Klein does."""
+    if finished[0]:
+        if not failure.check(CancelledError):
+            log.failure("Unhandled Error Processing Request.", failure)
+        return None
+    for index, (exceptions, handler) in enumerate(handlers):
+        if failure.check(*exceptions):
+            handled = maybeDeferred(handler, request, failure)
+            return handled.addErrback(_failed, request, finished, handlers[index + 1 :])
+    request.processingFailed(failure)  # type: ignore[attr-defined]
+    return None

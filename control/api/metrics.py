@@ -95,6 +95,8 @@ class ControlMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self._timers: dict[tuple[str, str, int], Any] = {}
+        """Each (route, method, status)'s histogram child, looked up once (issue 16)."""
         self.writes = Counter(
             "shoal_control_writes",
             "Store writes, by kind (the store method) and result (ok, refused, failed).",
@@ -122,7 +124,12 @@ class ControlMetrics:
 
     def observe_request(self, route: str, method: str, code: int, seconds: float) -> None:
         """Record one answered request."""
-        self.requests.labels(route, method, str(code)).observe(seconds)
+        timer = self._timers.get((route, method, code))
+        if timer is None:
+            timer = self._timers[route, method, code] = self.requests.labels(
+                route, method, str(code)
+            )
+        timer.observe(seconds)
 
     def watch(self, waiting: Callable[[], int]) -> None:
         """Report ``waiting()`` (the notifier's waiter count) as the watch waiters gauge."""

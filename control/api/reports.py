@@ -9,12 +9,14 @@ thousands of datasets took most of the report's time (issue 16).
 and the report it made of it; a byte-identical body is the same report again,
 stamped with the new time.
 
-Any other body is parsed, and usually differs from the last in a few datasets
-(one was attached, another mounted): each dataset entry that says exactly what
-the last report's state of that dataset says (the same fields, no others) is
-that state again, the same object; only the other entries are schema-checked
-and decoded. A body that fails the check is checked again whole, so that its
-refusal names what is wrong as before.
+Any other body usually differs from the last in a few datasets (one was
+attached, another mounted). The reader keeps the last body's entries as byte
+pieces (:mod:`control.api.spans`) with the state each decodes to; a new body's
+entries whose bytes are a kept piece are that state again, the same object, and
+only the other entries and the body's other members are decoded and
+schema-checked. A body that cannot be read so (any doubt: another layout, a
+malformed entry, a dataset listed twice) is read whole, so that it is decoded,
+or refused, with the words it always was.
 """
 
 from __future__ import annotations
@@ -23,58 +25,45 @@ import hashlib
 from typing import Any
 from uuid import UUID
 
-from attrs import evolve
+from attrs import evolve, frozen
 from twisted.web.server import Request
 
-from control.api import schemas
+from control.api import schemas, spans
 from control.api.body import parse_json, read_raw, validate
+from control.derived import DERIVED
 from control.errors import InvalidRequest
 from control.model import DatasetState, NodeState
-from control.wire import node_state_from_json
-
-_FIELDS = frozenset({"dataset_id", "status", "maximum_size", "device", "path"})
-"""The fields of a reported dataset (``schemas.DATASET_STATE``)."""
+from control.wire import dataset_state_from_json, node_state_from_json
 
 _MOST = schemas.REPORT_STATE["properties"]["datasets"]["maxItems"]
+_MISSING: Any = object()
+
+Where = dict[UUID, "bytes | None"]
+"""Each dataset of a node's last report and its entry's piece in the body (``None``: the
+last entry's, not kept)."""
 
 
 def digest(raw: bytes) -> bytes:
     """What :class:`ReportReader` tells report bodies apart by."""
-    return hashlib.blake2b(raw, digest_size=20).digest()
+    return hashlib.sha256(raw).digest()  # faster than blake2b here: SHA extensions (issue 16)
 
 
-def _repeated(items: list[Any], kept: dict[str, DatasetState]) -> tuple[list[str], list[Any]]:
-    """The dataset ids (as written) of the ``items`` that say exactly what the state kept
-    under that id says (the same fields, no others; one loop, no calls: it runs for thousands
-    of entries), and the other items, in order."""
-    repeated: list[str] = []
-    fresh: list[Any] = []
-    get = kept.get
-    fields = _FIELDS
-    for item in items:
-        if type(item) is dict:
-            key = item.get("dataset_id")
-            if isinstance(key, str) and (state := get(key)) is not None:
-                size = item.get("maximum_size")
-                if (
-                    (size is None or type(size) is int)
-                    and item.keys() <= fields
-                    and size == state.maximum_size
-                    and item.get("status") == state.status._value_
-                    and item.get("device") == state.device
-                    and item.get("path") == state.path
-                ):
-                    repeated.append(key)
-                    continue
-        fresh.append(item)
-    return repeated, fresh
+@frozen
+class _Last:
+    """What is kept of a node's last body: its digest, its report, and (when its pieces
+    could be proved) its entries' pieces with their states, and where each dataset's is."""
+
+    digest: bytes
+    report: NodeState
+    index: dict[bytes, DatasetState] | None
+    where: Where | None
 
 
 class ReportReader:
     """Decodes report bodies, remembering each node's last one (reactor thread only)."""
 
     def __init__(self) -> None:
-        self._last: dict[UUID, tuple[bytes, NodeState, dict[str, DatasetState]]] = {}
+        self._last: dict[UUID, _Last] = {}
 
     def read(self, request: Request, node_uuid: UUID, now: float) -> NodeState:
         """The report in ``request``'s body from ``node_uuid``, received at ``now``.
@@ -87,16 +76,11 @@ class ReportReader:
     def decode(self, raw: bytes, digested: bytes, node_uuid: UUID, now: float) -> NodeState:
         """:meth:`read` of the body ``raw``, whose :func:`digest` is ``digested``."""
         last = self._last.get(node_uuid)
-        if last is not None and last[0] == digested:
-            return evolve(last[1], reported_at=now)
-        obj = parse_json(raw)
-        patched = None if last is None else _patched(node_uuid, obj, now, last[1], last[2])
-        if patched is None:
-            report = node_state_from_json(node_uuid, validate(obj, schemas.REPORT_STATE), now)
-            by_text = {str(k): v for k, v in report.datasets.items()}
-        else:
-            report, by_text = patched
-        self._last[node_uuid] = (digested, report, by_text)
+        if last is not None and last.digest == digested:
+            return evolve(last.report, reported_at=now)
+        read = None if last is None else _by_pieces(node_uuid, raw, now, last)
+        report, index, where = read or _whole(node_uuid, raw, now)
+        self._last[node_uuid] = _Last(digested, report, index, where)
         return report
 
     def forget(self, node_uuid: UUID) -> None:
@@ -104,42 +88,92 @@ class ReportReader:
         self._last.pop(node_uuid, None)
 
 
-def _patched(
-    node_uuid: UUID, obj: Any, now: float, last: NodeState, kept: dict[str, DatasetState]
-) -> tuple[NodeState, dict[str, DatasetState]] | None:
-    """The report ``obj``, reusing the states of ``last`` (``kept``: them by dataset id text)
-    its entries repeat, and the same by text; ``None``: read it whole (nothing repeated, or
-    anything unusual: the whole check then answers).
+def _whole(
+    node_uuid: UUID, raw: bytes, now: float
+) -> tuple[NodeState, dict[bytes, DatasetState] | None, Where | None]:
+    """The body ``raw`` decoded whole (or refused), and its pieces when they can be proved."""
+    obj = validate(parse_json(raw), schemas.REPORT_STATE)
+    states = [dataset_state_from_json(item) for item in obj["datasets"]]
+    datasets = {state.dataset_id: state for state in states}
+    if len(datasets) != len(states):
+        return node_state_from_json(node_uuid, obj, now), None, None  # refuses it
+    report = node_state_from_json(node_uuid, {**obj, "datasets": []}, now)
+    report = evolve(report, datasets=datasets)
+    index = spans.index_of(raw, states)
+    if index is None:
+        return report, None, None
+    where: Where = {state.dataset_id: piece for piece, state in index.items()}
+    where[states[-1].dataset_id] = None
+    return report, index, where
 
-    The datasets map is ``last``'s, changed where ``obj`` differs: O(changes) map updates,
-    not a map built of thousands of entries again."""
-    items = obj.get("datasets") if type(obj) is dict else None
-    if type(items) is not list or len(items) > _MOST:
+
+def _by_pieces(
+    node_uuid: UUID, raw: bytes, now: float, last: _Last
+) -> tuple[NodeState, dict[bytes, DatasetState], Where] | None:
+    """The body ``raw`` read against ``last``'s pieces (:func:`control.api.spans.read`):
+    ``last``'s report with the datasets that differ changed, the same states otherwise;
+    ``None``: read it whole. Updates ``last``'s pieces (it is replaced)."""
+    index, where = last.index, last.where
+    if index is None or where is None:
         return None
-    repeated, fresh = _repeated(items, kept)
-    seen = set(repeated)
-    if not seen or len(seen) != len(repeated):
-        return None  # nothing repeated, or a dataset listed twice: refused as the whole body is
-    partial = {**obj, "datasets": fresh}
+    read = spans.read(raw, index)
+    if read is None or len(read.pieces) + 1 > _MOST:
+        return None
+    values = [value for _, value in read.fresh]
     try:
-        validate(partial, schemas.REPORT_STATE)
+        validate({**read.members, "datasets": values}, schemas.REPORT_STATE)
+        states = [dataset_state_from_json(value) for value in values]
+        report = node_state_from_json(node_uuid, read.members, now)
     except InvalidRequest:
         return None
-    try:
-        report = node_state_from_json(node_uuid, partial, now)
-    except InvalidRequest:
-        return None
-    added = {str(dataset_id): state for dataset_id, state in report.datasets.items()}
-    if not seen.isdisjoint(added):
+    gone = _gone(read, states, where)
+    if gone is None:
         return None  # a dataset listed twice: refused as the whole body is
-    datasets = last.datasets.evolver()
-    by_text = dict(kept)
-    if len(seen) != len(kept):
-        for key, state in kept.items():
-            if key not in seen:
-                datasets.remove(state.dataset_id)
-                del by_text[key]
-    for key, state in added.items():
-        datasets.set(state.dataset_id, state)
-        by_text[key] = state
-    return evolve(report, datasets=datasets.persistent()), by_text
+    datasets = last.report.datasets.evolver()
+    differ = set(gone)
+    for dataset_id in gone:
+        piece = where.pop(dataset_id)
+        if piece is not None:
+            del index[piece]
+        datasets.remove(dataset_id)
+    old = last.report.datasets
+    for (piece, _), state in zip(read.fresh, states, strict=True):
+        was = old.get(state.dataset_id)
+        if was is not None and was == state:
+            state = was
+        else:
+            datasets.set(state.dataset_id, state)
+            differ.add(state.dataset_id)
+        replaced = where.get(state.dataset_id)
+        if replaced is not None:
+            del index[replaced]
+        where[state.dataset_id] = piece
+        if piece is not None:
+            index[piece] = state
+    made = datasets.persistent()
+    DERIVED.record(node_uuid, old, made, frozenset(differ))
+    return evolve(report, datasets=made), index, where
+
+
+def _gone(read: spans.Spans, states: list[DatasetState], where: Where) -> list[UUID] | None:
+    """The datasets of the last report that ``read`` no longer lists; ``None`` if it lists
+    a dataset twice (a piece twice, or a decoded entry of a dataset a known piece lists)."""
+    pieces = set(read.pieces)
+    ids = {state.dataset_id for state in states}
+    if len(pieces) != len(read.pieces) or len(ids) != len(states):
+        return None
+    listed = len(read.pieces) - sum(1 for piece, _ in read.fresh if piece is not None)
+    for dataset_id in ids:
+        piece = where.get(dataset_id, _MISSING)
+        if piece is _MISSING:
+            continue
+        if piece is not None and piece in pieces:
+            return None
+        listed += 1
+    if listed == len(where):
+        return []
+    return [
+        dataset_id
+        for dataset_id, piece in where.items()
+        if dataset_id not in ids and (piece is None or piece not in pieces)
+    ]

@@ -3,7 +3,7 @@ What a command touches outside itself, injected so tests run commands in-process
 
 :class:`Shell` holds the output streams, the environment, how to make a client
 and how to run asynchronous work; :func:`real_shell` is the one ``shoal``
-uses (treq over the reactor, run with ``twisted.internet.task.react``) and
+uses (the HTTP client over the reactor, run with ``twisted.internet.task.react``) and
 :func:`clock_runner` runs work against a ``task.Clock`` for tests.
 """
 

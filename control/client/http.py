@@ -1,10 +1,11 @@
 """
 :class:`HTTPClient`: the :class:`~control.client.interface.ShoalClient` that
-speaks the REST API with treq.
+speaks the REST API over Twisted's HTTP client.
 
-Connections are kept alive in one pool. Tests pass a ``treq.testing.StubTreq``
-wrapping the API's resource instead of the real treq, so the real client runs
-against the real API in memory.
+Requests go through one Twisted ``Agent`` (:class:`~control.client.lean.Requests`,
+treq's ``request`` without treq's layers), its connections kept alive in one pool.
+Tests pass a ``treq.testing.StubTreq`` wrapping the API's resource instead (anything
+with treq's ``request``), so the real client runs against the real API in memory.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 from urllib.parse import quote
 from uuid import UUID
 
+from attrs import frozen
 from twisted.internet import defer
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.error import ConnectError, ConnectionClosed
@@ -36,7 +38,9 @@ from control.client.interface import (
     ServiceVersion,
     StateDataset,
 )
+from control.client.lean import Requests
 from control.client.refusals import error_for, reason
+from control.client.reports import ReportEncoder
 from control.errors import ShoalError, Unavailable
 from control.model import (
     Dataset,
@@ -54,7 +58,6 @@ from control.wire import (
     event_from_json,
     lease_from_json,
     node_from_json,
-    node_state_to_json,
     parse_uuid,
     reported_orphan_from_json,
     snapshot_from_json,
@@ -78,6 +81,22 @@ REQUEST_TIMEOUT = 30.0
 """Seconds a request may go unanswered before the service counts as unavailable."""
 
 
+JSON_TYPE = "application/json; charset=UTF-8"
+"""The content type of request bodies (as treq's ``json=`` sent them)."""
+
+
+@frozen
+class Encoded:
+    """A request body already encoded as JSON (see :mod:`control.client.reports`)."""
+
+    data: bytes
+
+
+def _encoded(body: Any) -> bytes:
+    """``body`` as JSON bytes, encoded as treq's ``json=`` encoded it."""
+    return json.dumps(body, separators=(",", ":")).encode("utf-8")
+
+
 UNREACHABLE = (
     ConnectError,
     ConnectionClosed,
@@ -91,15 +110,15 @@ UNREACHABLE = (
 
 
 def default_treq(tls: IPolicyForHTTPS | None, reactor: Any) -> tuple[Any, Any]:
-    """A treq client with a persistent connection pool (and ``tls`` for https URLs),
-    and that pool."""
-    from treq.client import HTTPClient as TreqClient
+    """A requester with treq's ``request`` (:class:`~control.client.lean.Requests`: one
+    agent, no treq layers) over a persistent connection pool (and ``tls`` for https
+    URLs), and that pool."""
     from twisted.web.client import Agent, BrowserLikePolicyForHTTPS, HTTPConnectionPool
 
     pool = HTTPConnectionPool(reactor, persistent=True)
     policy = tls if tls is not None else BrowserLikePolicyForHTTPS()
     agent: Any = Agent(reactor, contextFactory=policy, pool=pool)
-    return TreqClient(agent), pool
+    return Requests(agent), pool
 
 
 class HTTPClient:
@@ -138,6 +157,7 @@ class HTTPClient:
         self._treq = treq
         self._clock = clock if clock is not None else reactor
         self._request_timeout = request_timeout
+        self._reports = ReportEncoder()
 
     @property
     def base_url(self) -> str:
@@ -169,7 +189,8 @@ class HTTPClient:
         headers = {} if if_tag is None else {IF_TAG_HEADER: if_tag}
         kwargs: dict[str, Any] = {"headers": headers, "params": params or None}
         if body is not None:
-            kwargs["json"] = body
+            headers["Content-Type"] = JSON_TYPE
+            kwargs["data"] = body.data if isinstance(body, Encoded) else _encoded(body)
         limit = self._request_timeout + waits
         failure: Exception | None = None
         for index in attempt_order(self.urls, self._current):
@@ -383,7 +404,8 @@ class HTTPClient:
 
     async def _report_state(self, state: NodeState) -> Reported:
         path = f"/v1/shoal/state/{state.node_uuid}"
-        return messages.reported_from_json(await self._json("PUT", path, node_state_to_json(state)))
+        body = Encoded(self._reports.encode(state))
+        return messages.reported_from_json(await self._json("PUT", path, body))
 
     def node_configuration(
         self, node_uuid: UUID, also: Iterable[UUID] = ()

@@ -360,8 +360,9 @@ def reports_holding(
     written while a deleted dataset waits to be purged."""
     texts = [str(i) for i in dataset_ids]
     states: dict[str, list[DatasetState]] = {str(n): [] for n in nodes}
-    if texts:
-        held = connection.execute(_DATASET_STATES_OF, {"b_ids": texts})
+    for start in range(0, len(texts), _HOLDING_BATCH):
+        batch = texts[start : start + _HOLDING_BATCH]
+        held = connection.execute(_DATASET_STATES_OF, {"b_ids": batch})
         for node, dataset_id, status, size, device, path in held:
             states.setdefault(node, []).append(
                 DatasetState(UUID(dataset_id), rows.STATUSES[status], size, device, path)
@@ -376,6 +377,8 @@ _DATASET_STATES_OF = select(node_datasets.c.node_uuid, *_STATE_COLUMNS).where(
     node_datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True))
 )
 _REPORTS_OF = _ALL_REPORTS.where(node_states.c.node_uuid.in_(bindparam("b_nodes", expanding=True)))
+_HOLDING_BATCH = 500
+"""Dataset ids asked about per statement (SQLite allows 32,766 parameters; kept small)."""
 
 
 _SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)

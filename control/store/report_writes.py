@@ -36,6 +36,7 @@ from sqlalchemy import Connection, exists, select, update
 
 from control import events as ev
 from control import rules
+from control.derived import DERIVED
 from control.errors import NotFound, ShoalError
 from control.model import Event, Node, NodeState
 from control.store import queries as q
@@ -111,10 +112,10 @@ def judge_reports(
             at = report.reported_at if report.reported_at is not None else 0.0
             found.extend(report_events(old, report, changes, at))
             changed[uuid] = report
-            if uuid in latest:
-                diffs.pop(uuid, None)  # a second change: found again when written
+            if uuid in diffs:  # a second change: from the report stored before the group
+                diffs[uuid] = _net(before, report, diffs[uuid], changes)
             else:
-                diffs[uuid] = changes
+                diffs[uuid] = changes  # an earlier report of it only repeated ``before``'s
         elif uuid in changed:
             changed[uuid] = report  # the same facts, sent later
         latest[uuid] = report
@@ -125,6 +126,19 @@ def judge_reports(
 _MISSING = object()
 
 
+def _net(
+    before: NodeState | None, after: NodeState,
+    first: frozenset[UUID] | None, then: frozenset[UUID] | None,
+) -> frozenset[UUID] | None:
+    """:func:`dataset_changes` from ``before`` to ``after``, given those of the steps between
+    (``first``, then ``then``): a dataset that changed in neither step did not change, so
+    only those that changed in one are compared (``None``: not known)."""
+    if before is None or first is None or then is None:
+        return None
+    old, new = before.datasets, after.datasets
+    return frozenset(d for d in first | then if old.get(d, _MISSING) != new.get(d, _MISSING))
+
+
 def dataset_changes(old: NodeState | None, new: NodeState) -> frozenset[UUID] | None:
     """The ids of the datasets whose state ``new`` reports differently from ``old`` (added,
     changed or gone), in one pass over ``new``'s; ``None`` when there is no ``old``.
@@ -132,12 +146,16 @@ def dataset_changes(old: NodeState | None, new: NodeState) -> frozenset[UUID] | 
     A report decoded from a body repeating the last one shares its states (or all of its
     datasets), so most entries are the same object (:mod:`control.api.reports`): those are
     found the same by identity, without a lookup in ``old``'s map (a persistent map's
-    lookup is four Python calls)."""
+    lookup is four Python calls). A map the reader made from ``old``'s by a few changes is
+    answered from what it recorded (:mod:`control.derived`), without a pass."""
     if old is None:
         return None
     before, after = old.datasets, new.datasets
     if before is after:
         return frozenset()
+    derived = DERIVED.differ(new.node_uuid, before, after)
+    if derived is not None:
+        return derived
     held = {id(state): dataset_id for dataset_id, state in before.items()}
     get = before.get
     differ = []

@@ -847,16 +847,25 @@ class SQLStore:
         rest = [index for index in range(len(reports)) if index not in answers]
         reached = None
         if rest:
-            written, reached = self._write_reports([reports[index] for index in rest], found)
+            tokens: list[int] = []  # a reader of the next state version waits for the advance
+            try:
+                written, reached = self._write_reports(
+                    [reports[index] for index in rest], found, tokens
+                )
+            finally:
+                for token in tokens:
+                    self._state_cache.settle(token)
             answers.update(zip(rest, written, strict=True))
         return [answers[index] for index in range(len(reports))], reached
 
     def _write_reports(
         self, reports: Sequence[Reported],
         found: Mapping[int, tuple[NodeState, frozenset[UUID] | None]],
+        tokens: list[int],
     ) -> tuple[list[ReportAnswer], StateReach | None]:
         """Judge and write ``reports`` in one transaction, then purge and settle once; and
-        whom the state version written concerns."""
+        whom the state version written concerns. Before its commit it declares the state
+        version it moves (:meth:`StateCache.expect`), its token into ``tokens``."""
         reached = None
         with self._write() as (connection, generation, state_version):
             group, stored, latest = rw.judge_reports(
@@ -875,6 +884,7 @@ class SQLStore:
             changed = bool(group.changed)
             if changed:
                 reached = _reached(connection, group, stored, generation, state_version + 1)
+                tokens.append(self._state_cache.expect(state_version))
             settled = self._settle_snapshots(connection)
             purged = _purge(connection)
             bump = bool(purged) or settled

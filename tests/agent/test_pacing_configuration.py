@@ -48,3 +48,12 @@ def test_reused_keeps_clones_to_make() -> None:
     clone = Dataset(uuid4(), OTHER, source=DataSource(SourceKind.DATASET, MINE.dataset_id))
     fetched = (frozenset(), NodeConfiguration(7, [MINE, clone], []))
     assert reusable_configuration(fetched, 7, frozenset(), ME) == fetched[1]
+
+
+def test_reused_whole_is_the_very_same_configuration() -> None:
+    """Records reused with nothing dropped are the configuration in hand itself (so that
+    what a pass derives from it alone is derived once, agent.lastcall); with a record
+    dropped, a new one."""
+    asked = frozenset({ATTACHED_HERE.dataset_id})
+    assert reusable_configuration(FETCHED, 7, asked, ME) is CONFIGURATION
+    assert reusable_configuration(FETCHED, 7, frozenset(), ME) is not CONFIGURATION

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
 from typing import Any
 
 import pytest
@@ -136,3 +138,49 @@ def test_answer_after_waiting() -> None:
     assert request.finished == 0
     tiny.waiting.callback(None)
     assert request.written == [b"late"] and request.finished == 1
+
+
+@pytest.mark.parametrize(("method", "segments"), [
+    ("GET", [b"v1", b"ok"]),
+    ("POST", [b"v1", b"refused"]),
+    ("POST", [b"v1", b"lookup"]),
+])
+def test_answered_request_is_freed_without_the_collector(
+    method: str, segments: list[bytes]
+) -> None:
+    """Once answered (by its handler or an error handler), a request is freed by reference
+    counting alone: nothing the dispatch made keeps it in a reference cycle."""
+    tiny = Tiny()
+    dispatch = tiny.dispatch()
+    request = DummyRequest(list(segments))
+    request.method = method.encode()
+    gone = weakref.ref(request)
+    gc.collect()
+    gc.disable()
+    try:
+        dispatch.render(request)
+        assert request.finished == 1
+        del request
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
+def test_abandoned_request_is_freed_without_the_collector() -> None:
+    """A request whose client went away while its handler waited is freed by reference
+    counting alone once the handler is cancelled."""
+    tiny = Tiny()
+    dispatch = tiny.dispatch()
+    request = DummyRequest([b"v1", b"later"])
+    request.method = b"GET"
+    gone = weakref.ref(request)
+    gc.collect()
+    gc.disable()
+    try:
+        dispatch.render(request)
+        request.processingFailed(Failure(ConnectionLost()))
+        assert tiny.cancelled
+        del request
+        assert gone() is None
+    finally:
+        gc.enable()

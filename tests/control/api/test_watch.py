@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+import weakref
+
 from twisted.internet.defer import CancelledError, fail
 from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
@@ -265,3 +268,29 @@ def test_recent_counters_serve_new_and_expiring_waiters_without_a_read() -> None
     clock.advance(1.5)
     late = fired(notifier.wait(4, 1, 30))
     assert counters.reads >= 3 and late == []
+
+
+def test_watch_request_is_freed_without_the_collector() -> None:
+    """A watch answered at its timeout leaves no reference cycle behind: the request is freed
+    by reference counting alone (at 1,000 nodes, collecting answered requests cost a sixth of
+    the service's CPU)."""
+    h = _registered()
+    channel = DummyChannel()
+    channel.site = Site(h.api.resource())
+    request = Request(channel)
+    request.gotLength(0)
+    gone = weakref.ref(request)
+    gc.collect()
+    gc.disable()
+    try:
+        request.requestReceived(
+            b"GET", f"{WATCH}?configuration=0&state=1&timeout=5".encode(), b"HTTP/1.1"
+        )
+        h.clock.advance(5)
+        assert request.finished
+        answer = channel.transport.written.getvalue()
+        assert answer.endswith(b'{"configuration":0,"state":1}\r\n0\r\n\r\n')
+        del request
+        assert gone() is None
+    finally:
+        gc.enable()

@@ -8,17 +8,21 @@ from uuid import UUID, uuid4
 
 import pytest
 from attrs import evolve
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 from control.errors import Conflict
-from control.model import DatasetState, NodeState, VolumeStatus
+from control.model import DatasetState, Node, NodeState, VolumeStatus
 from control.store.engine import make_engine
 from control.store.migrate import upgrade
 from control.store.report_writes import (
+    PathsChecked,
     SameDatasets,
     changed_columns,
     dataset_changes,
+    judge_reports,
 )
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
@@ -326,3 +330,40 @@ def test_a_group_of_changed_reports_is_read_back_after_a_restart(
         restarted.close()
     assert set(_dataset_rows(sql_url, a)) == {str(i) for i in last.datasets}
     assert _dataset_rows(sql_url, b) == {}
+
+
+_HELD = [UUID(f"{n:08x}-0000-4000-8000-{n:012x}") for n in range(1, 6)]
+
+
+@st.composite
+def _report_sequences(draw: st.DrawFn) -> list[NodeState]:
+    """Reports of one node, each holding some of five datasets, attached or mounted."""
+    found = []
+    for at in range(draw(st.integers(1, 5))):
+        states = {}
+        for dataset_id in draw(st.lists(st.sampled_from(_HELD), unique=True)):
+            states[dataset_id] = (
+                DatasetState(dataset_id, VolumeStatus.MOUNTED, None, "/dev/b", f"/m/{dataset_id}")
+                if draw(st.booleans())
+                else DatasetState(dataset_id, VolumeStatus.ATTACHED, None, "/dev/b")
+            )
+        found.append(NodeState(_NODE.uuid, "era", 5, states, reported_at=NOW + at))
+    return found
+
+
+_NODE = Node(uuid=UUID(int=7), host="10.0.0.1", era="era", last_seen=NOW, mount_root="/m")
+
+
+@settings(max_examples=200, deadline=None)
+@given(_report_sequences(), st.one_of(st.none(), _report_sequences().map(lambda r: r[0])))
+def test_a_group_knows_each_nodes_changes_from_its_stored_report(
+    reports: list[NodeState], stored: NodeState | None
+) -> None:
+    """However many reports of a node a group holds, what it records as the node's changed
+    datasets is :func:`dataset_changes` from the report stored before the group to the newest."""
+    group, before, _ = judge_reports(
+        [(report, None) for report in reports], 5,
+        lambda uuid: _NODE, lambda uuid: stored, PathsChecked(),
+    )
+    for uuid, newest in group.changed.items():
+        assert group.changes[uuid] == dataset_changes(before[uuid], newest)

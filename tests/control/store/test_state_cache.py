@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import uuid
 
 from pyrsistent import pmap
@@ -67,3 +68,34 @@ def test_share_holds_the_equal_map_only_over_the_report_held() -> None:
     shared = cache.get(2)
     assert shared is not None and shared.reports[NODE].datasets is decoded
     assert shared == held
+
+
+def test_a_reader_of_the_next_version_waits_for_an_expected_write() -> None:
+    """A reader of version 2 while a write from 1 is expected gets that write's advance, not
+    a miss (it would read everything again); without an expected write, or once it settled
+    without advancing, the reader misses at once."""
+    cache = StateCache(settle_wait=30.0)
+    cache.put(state(1))
+    token = cache.expect(1)
+    found: list[ClusterState | None] = []
+    reader = threading.Thread(target=lambda: found.append(cache.get(2)))
+    reader.start()
+    reader.join(0.2)
+    assert reader.is_alive()  # waiting for the advance
+    cache.advance(1, lambda s: s)
+    cache.settle(token)
+    reader.join(10)
+    assert found and found[0] is not None and found[0].version == 2
+    assert cache.get(3) is None  # nothing expected: no wait
+    failed = cache.expect(2)
+    cache.settle(failed)  # the write failed: nothing advanced
+    assert cache.get(3) is None
+
+
+def test_a_reader_waits_only_for_a_write_from_the_version_held() -> None:
+    """A write expected from another version than the cached one makes no reader wait."""
+    cache = StateCache(settle_wait=30.0)
+    cache.put(state(1))
+    cache.expect(5)
+    assert cache.get(2) is None
+    assert cache.get(6) is None
