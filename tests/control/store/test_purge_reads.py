@@ -17,8 +17,8 @@ def test_reports_holding_are_the_reports_restricted_to_the_datasets_asked_about(
     open_sql: Callable[[], SQLStore],
 ) -> None:
     """Three nodes' reports (one empty, one node without a report), asked about some of their
-    datasets, one held by two nodes and one by none (and more than a statement's batch): each
-    report read whole, restricted to those datasets."""
+    datasets, one held by two nodes and one by none (and more than a statement's batch), and
+    about all four nodes: each report read whole, restricted to those datasets."""
     store = open_sql()
     a, b, c, d = (add_node(store, f"10.0.0.{n}") for n in range(1, 5))
     on_a = [add_dataset(store, a).dataset_id for _ in range(4)]
@@ -30,7 +30,7 @@ def test_reports_holding_are_the_reports_restricted_to_the_datasets_asked_about(
     asked = {on_a[0], on_a[2], on_b[1], uuid4(), *(uuid4() for _ in range(q._HOLDING_BATCH))}
     with store._read() as connection:
         whole = {r.node_uuid: r for r in q.all_reports(connection)}
-        holding = {r.node_uuid: r for r in q.reports_holding(connection, asked)}
+        holding = {r.node_uuid: r for r in q.reports_holding(connection, asked, {a, b, c, d})}
     assert set(holding) == set(whole) == {a, b, c}
     assert d not in holding
     for node, full in whole.items():
