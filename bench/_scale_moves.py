@@ -16,6 +16,8 @@ serve`` with real HTTP clients:
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import http.client
 import json
 import os
@@ -26,6 +28,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -90,6 +93,28 @@ def seed_reports(url: str, nodes: list[uuid.UUID],
             q.write_counters(connection, generation, state_version + 1)
     finally:
         store.close()
+
+
+def cluster_arguments(description: str | None) -> argparse.ArgumentParser:
+    """The arguments of a bench that seeds one reported cluster: --store, --datasets, --nodes."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--store", default="sqlite")
+    parser.add_argument("--datasets", type=int, default=100_000)
+    parser.add_argument("--nodes", type=int, default=50)
+    return parser
+
+
+@contextlib.contextmanager
+def reported_cluster(
+    store: str, datasets: int, nodes: int
+) -> Iterator[tuple[str, list[uuid.UUID], dict[uuid.UUID, list[uuid.UUID]]]]:
+    """A throwaway database of ``datasets`` over ``nodes``, every node's report stored
+    (:func:`seed_reports`): its URL, the node ids and each node's datasets."""
+    with database(store) as url:
+        ids = node_ids(nodes)
+        placed = seed(url, ids, datasets)
+        seed_reports(url, ids, placed)
+        yield url, ids, placed
 
 
 def seed_agent_reports(url: str, agents: list[dict[str, Any]]) -> None:

@@ -10,7 +10,6 @@ states (``queries.reports_holding``, what it reads now).
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 import time
@@ -18,8 +17,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from _scale_db import database, node_ids, seed  # noqa: E402
-from _scale_moves import seed_reports  # noqa: E402
+from _scale_moves import cluster_arguments, reported_cluster  # noqa: E402
 
 from control.store import queries as q  # noqa: E402
 from control.store.sql import SQLStore  # noqa: E402
@@ -27,15 +25,8 @@ from control.store.sql import SQLStore  # noqa: E402
 
 def main() -> None:
     """Seed, then time both reads."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", default="sqlite")
-    parser.add_argument("--datasets", type=int, default=100_000)
-    parser.add_argument("--nodes", type=int, default=50)
-    args = parser.parse_args()
-    with database(args.store) as url:
-        ids = node_ids(args.nodes)
-        placed = seed(url, ids, args.datasets)
-        seed_reports(url, ids, placed)
+    args = cluster_arguments(__doc__).parse_args()
+    with reported_cluster(args.store, args.datasets, args.nodes) as (url, ids, placed):
         store = SQLStore(url)
         asked = [placed[node][0] for node in ids[:10]]
         try:

@@ -10,7 +10,6 @@ service's share) and of the body encoded per request (as the agent does).
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -21,8 +20,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from _common import KeepAlive, percentile  # noqa: E402
-from _scale_db import database, node_ids, seed  # noqa: E402
-from _scale_moves import SERVE, _warmed, report_body, seed_reports  # noqa: E402
+from _scale_moves import (  # noqa: E402
+    SERVE,
+    _warmed,
+    cluster_arguments,
+    report_body,
+    reported_cluster,
+)
 from _scale_nodes import cpu_seconds  # noqa: E402
 
 from tests.processes import ControlProcess  # noqa: E402
@@ -30,16 +34,10 @@ from tests.processes import ControlProcess  # noqa: E402
 
 def main() -> None:
     """Seed, serve, and send changed reports until the time is up."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--store", default="sqlite")
-    parser.add_argument("--datasets", type=int, default=100_000)
-    parser.add_argument("--nodes", type=int, default=50)
+    parser = cluster_arguments(__doc__)
     parser.add_argument("--seconds", type=float, default=60.0)
     args = parser.parse_args()
-    with database(args.store) as url:
-        ids = node_ids(args.nodes)
-        placed = seed(url, ids, args.datasets)
-        seed_reports(url, ids, placed)
+    with reported_cluster(args.store, args.datasets, args.nodes) as (url, ids, placed):
         log = tempfile.NamedTemporaryFile(prefix="shoal-report-", suffix=".log", delete=False)
         control = ControlProcess(url, extra=SERVE, log_path=log.name).start(timeout=600)
         try:
