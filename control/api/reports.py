@@ -84,8 +84,9 @@ class ReportReader:
         return report
 
     def forget(self, node_uuid: UUID) -> None:
-        """Drop what is kept of ``node_uuid`` (its report was refused)."""
+        """Drop what is kept of ``node_uuid`` (its report was refused: the node is unknown)."""
         self._last.pop(node_uuid, None)
+        DERIVED.forget(node_uuid)
 
 
 def _whole(

@@ -96,8 +96,8 @@ def _members(header: bytes, tail: str) -> dict[str, Any] | None:
     """The body's members but the entries (``datasets``: empty), decoded from its header and
     ``tail`` (from the array's ``]`` on); ``None`` if malformed, or ``datasets`` is given
     again (the last of a key counts, so the entries would not be the body's)."""
-    text = "{" + header.decode("utf-8") + tail
     try:
+        text = "{" + header.decode("utf-8") + tail  # a bad byte in the header: malformed
         if "\\" not in tail:
             if '"datasets"' in tail:
                 return None

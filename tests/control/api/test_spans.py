@@ -178,14 +178,16 @@ def test_duplicate_entries_are_refused_as_in_a_whole_body() -> None:
 
 
 def test_malformed_bodies_are_refused_as_whole_ones() -> None:
-    """After a good body, a body cut short, with a bad byte, NaN, a lone surrogate, a bad
-    entry among repeated ones, or too deep: refused with the same words, and the next good
-    body is read as whole."""
+    """After a good body, a body cut short, with a bad byte (in an entry or the header), NaN, a
+    lone surrogate, a bad entry among repeated ones, or too deep: refused with the same words,
+    and the next good body is read as whole."""
     good = _encode(_body([_entry(d) for d in IDS]))
     cut = good.index(b'"status"', len(good) // 2)
     bads = [
         good[:-1],
         good[:cut] + b"\xff" + good[cut:],
+        good.replace(b'"e1"', b'"\xff"', 1),
+        good.replace(b'"e1"', b'"\xed\xa0\x80"', 1),
         good.replace(b"67108864", b"NaN", 1),
         good.replace(b"/mnt/", b"/mnt/\\ud800", 1),
         good.replace(b'"mounted"', b'"melted"', 2),
