@@ -148,9 +148,13 @@ def record_events(
 ) -> None:
     """Insert the event rows ``made`` (not empty), then drop what
     :func:`control.store.eventlog.prune` would after them, in three statements whatever
-    their number: shared by the grouped creates and moves (:mod:`control.store.moves`)."""
+    their number (no ``RETURNING``: it may be pipelined): shared by the grouped creates,
+    the moves (:mod:`control.store.moves`) and the state reports."""
     connection.execute(_INSERT_EVENTS, made)
     now = max(float(row["at"]) for row in made)
     connection.execute(_PRUNE_OLD, {"b_before": now - retention.max_age})
-    ids = sorted({str(row["dataset_id"]) for row in made})
-    connection.execute(_PRUNE_DATASETS, {"b_ids": ids, "b_keep": retention.per_dataset - 1})
+    ids = sorted({str(row["dataset_id"]) for row in made if row["dataset_id"] is not None})
+    if ids:
+        connection.execute(
+            _PRUNE_DATASETS, {"b_ids": ids, "b_keep": retention.per_dataset - 1}
+        )

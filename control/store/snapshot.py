@@ -208,6 +208,19 @@ class Snapshot:
                 found[source.dataset_id] = source
         return found
 
+    def reaching(self, ids: Iterable[UUID]) -> list[Dataset]:
+        """The datasets ``ids`` (deleted ones too) and those made from one of them, as
+        :func:`control.store.queries.datasets_reaching` reads them at this generation."""
+        wanted = frozenset(ids)
+        datasets = self.datasets
+        found = {i: datasets[i] for i in wanted if i in datasets}
+        for i in self.index.copies:
+            copy = datasets[i]
+            assert copy.source is not None
+            if copy.source.source_id in wanted:
+                found[i] = copy
+        return list(found.values())
+
     def read(self) -> list[Dataset]:
         """The datasets that have readers (ReadOnlyMany)."""
         return [self.datasets[i] for i in self.index.read]

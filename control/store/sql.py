@@ -53,7 +53,7 @@ from control.reach import changed_datasets, state_reach
 from control.revocations import Revocation
 from control.store import class_records as cq
 from control.store import creates as cr
-from control.store import eventlog
+from control.store import eventlog, rows
 from control.store import moves as mv
 from control.store import queries as q
 from control.store import report_writes as rw
@@ -71,6 +71,7 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
+from control.store.pipelining import pipelined
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -878,17 +879,27 @@ class SQLStore:
             )
             if not latest:
                 return group.answers, None
-            rw.write_reports(connection, stored, latest, group)
-            if group.events:
-                eventlog.append(connection, group.events, self._retention)
             changed = bool(group.changed)
             if changed:
-                reached = _reached(connection, group, stored, generation, state_version + 1)
+                reached = _reached(
+                    group, stored, generation, state_version + 1,
+                    partial(self._reaching, connection, generation),
+                )
                 tokens.append(self._state_cache.expect(state_version))
-            settled = self._settle_snapshots(connection)
-            purged = _purge(connection)
+            idle = self._idle == generation  # nothing to purge or settle: nothing to read
+            with pipelined(connection):
+                rw.write_reports(connection, stored, latest, group)
+                if group.events:
+                    cr.record_events(
+                        connection, [rows.event_row(e) for e in group.events], self._retention
+                    )
+                if idle and changed:
+                    q.write_counters(connection, generation, state_version + 1)
+            settled, purged = (False, []) if idle else self._settle_and_purge(
+                connection, generation
+            )
             bump = bool(purged) or settled
-            if changed or bump:
+            if not idle and (changed or bump):
                 q.write_counters(connection, generation + bump, state_version + changed)
         if changed:
             reports_now = group.changed.values()
@@ -923,7 +934,8 @@ class SQLStore:
         (``False``, or the refusal a written one would get), by index.
 
         One read for the group; anything else goes to the database, and so do all the
-        reports of a node that sent more than one (they are judged in order there).
+        reports of a node that sent more than one (they are judged in order there), and
+        those that differ from their node's in the cached state (:meth:`_news`).
         What it finds changed in each report's datasets goes into ``found``, by ``id(report)``.
         """
         seen = self._seen
@@ -934,6 +946,7 @@ class SQLStore:
             (index, report, identity)
             for index, (report, identity) in enumerate(reports)
             if report.reported_at is not None and count[report.node_uuid] == 1
+            and not self._news(report, found)
         ]
         if not asked:
             return {}
@@ -977,6 +990,24 @@ class SQLStore:
                         report.node_uuid, mark, identity, Versions(generation, state_version)
                     )
         return taken
+
+    def _news(
+        self, report: NodeState, found: dict[int, tuple[NodeState, frozenset[UUID] | None]]
+    ) -> bool:
+        """Whether ``report`` says something its node's report in the cached state (at
+        whatever version) does not: then it goes straight to the write, which judges it
+        against the stored one as any other (and answers ``False`` if that one says the
+        same), without first reading the counters to try it as a heartbeat (a read
+        transaction: three round trips on PostgreSQL). What it finds goes into ``found``."""
+        cached = self._state_cache.latest()
+        old = None if cached is None else cached.reports.get(report.node_uuid)
+        if old is None:
+            return False
+        changes = self._same.changes(old, report)
+        if rw.same_observation(old, report, changes):
+            return False
+        found[id(report)] = (old, changes)
+        return True
 
     def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
         """Take a report that repeats, byte for byte, the last one :meth:`report_states`
@@ -1055,9 +1086,38 @@ class SQLStore:
         self._seen.flushed()
         return len(pending)
 
-    def _settle_snapshots(self, connection: Connection) -> bool:
-        """Mark ready what nodes report made, forget deleted ones gone; whether any changed."""
+    def _settle_and_purge(
+        self, connection: Connection, generation: int
+    ) -> tuple[bool, list[UUID]]:
+        """What a report write settles (:meth:`_settle_snapshots`) and purges (:func:`_purge`)
+        at ``generation``; when it found no unsettled snapshot and no deleted dataset at all,
+        the generation is known idle (:meth:`_quiet_at`), and the reports written at it
+        read neither again (only a configuration write, which moves it, adds any)."""
         unsettled = sq.unsettled(connection)
+        settled = self._settle_snapshots(connection, unsettled)
+        deleted = q.deleted_datasets(connection)
+        purged = _purge(connection, deleted)
+        if not unsettled and not deleted:
+            self._idle = generation
+        return settled, purged
+
+    def _reaching(
+        self, connection: Connection, generation: int, ids: frozenset[UUID]
+    ) -> list[Dataset]:
+        """:func:`control.store.queries.datasets_reaching` at ``generation``, from the cached
+        configuration when it is at that generation (no round trip), else read."""
+        snapshot = self._cache.get(generation)
+        if snapshot is None:
+            return q.datasets_reaching(connection, ids)
+        return snapshot.reaching(ids)
+
+    def _settle_snapshots(
+        self, connection: Connection, unsettled: list[DatasetSnapshot] | None = None
+    ) -> bool:
+        """Mark ready what nodes report made, forget deleted ones gone; whether any changed.
+        ``unsettled``: :func:`~control.store.snapshot_records.unsettled`, if already read."""
+        if unsettled is None:
+            unsettled = sq.unsettled(connection)
         if not unsettled:
             return False
         reports = q.all_reports(connection)
@@ -1220,9 +1280,11 @@ class SQLStore:
         self._engine.dispose()
 
 
-def _purge(connection: Connection) -> list[UUID]:
-    """Forget the deleted datasets that may be purged; returns their ids."""
-    deleted = q.deleted_datasets(connection)
+def _purge(connection: Connection, deleted: list[Dataset] | None = None) -> list[UUID]:
+    """Forget the deleted datasets that may be purged; returns their ids. ``deleted``:
+    :func:`~control.store.queries.deleted_datasets`, if already read."""
+    if deleted is None:
+        deleted = q.deleted_datasets(connection)
     if not deleted:
         return []
     reports = q.reports_holding(
@@ -1270,11 +1332,12 @@ def _holder(connection: Connection, lease: Lease | None) -> str | None:
 
 
 def _reached(
-    connection: Connection, group: rw.Group, stored: Mapping[UUID, NodeState | None],
-    generation: int, version: int,
+    group: rw.Group, stored: Mapping[UUID, NodeState | None], generation: int, version: int,
+    reaching: Callable[[frozenset[UUID]], list[Dataset]],
 ) -> StateReach | None:
-    """Whom the state ``version`` that ``group`` writes concerns, with the datasets read in
-    its transaction (at ``generation``); ``None``: everyone (:func:`control.reach.state_reach`)."""
+    """Whom the state ``version`` that ``group`` writes concerns, with the datasets
+    ``reaching`` finds at ``generation`` (:func:`control.store.queries.datasets_reaching`);
+    ``None``: everyone (:func:`control.reach.state_reach`)."""
     changes = {
         uuid: group.changes[uuid] if uuid in group.changes else rw.dataset_changes(
             stored[uuid], report
@@ -1284,5 +1347,5 @@ def _reached(
     ids = changed_datasets(changes)
     if ids is None:
         return None
-    concerns = state_reach(changes, ids, q.datasets_reaching(connection, ids))
+    concerns = state_reach(changes, ids, reaching(ids))
     return None if concerns is None else StateReach(version, version, concerns, generation)

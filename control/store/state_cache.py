@@ -84,6 +84,11 @@ class StateCache:
             state = self._state
         return state if state is not None and state.version == version else None
 
+    def latest(self) -> ClusterState | None:
+        """The cached state at whatever version it is (it may be behind the database's),
+        without waiting."""
+        return self._state
+
     def _awaited(self, version: int) -> bool:
         """Whether a write expected from the cached version brings it to ``version``."""
         state = self._state
