@@ -188,9 +188,16 @@ class SQLStore:
     # -- reads ---------------------------------------------------------------
 
     def versions(self) -> Versions:
-        """The current configuration generation and state version."""
-        with self._read() as connection:
-            generation, state_version = q.read_counters(connection)
+        """The current configuration generation and state version: on PostgreSQL one
+        statement outside a transaction (one round trip, not a transaction's three; each
+        report group's answer reads them)."""
+        if is_sqlite(self._engine):
+            with self._read() as connection:
+                generation, state_version = q.read_counters(connection)
+        else:
+            with unavailable_on_failure(self._url), self._engine.connect() as connection:
+                connection.execution_options(isolation_level="AUTOCOMMIT")
+                generation, state_version = q.read_counters(connection)
         return Versions(configuration=generation, state=state_version)
 
     def configuration(self, now: float) -> Configuration:

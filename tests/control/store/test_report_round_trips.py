@@ -11,10 +11,11 @@ from uuid import UUID, uuid4
 
 import pytest
 from attrs import evolve
-from sqlalchemy import event
+from sqlalchemy import event, text
 
 from control.model import DatasetState, DataSource, NodeState, SourceKind, VolumeStatus
 from control.store import queries as q
+from control.store.engine import POOL_SIZE
 from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
@@ -146,3 +147,20 @@ def test_the_cached_reach_is_the_one_read(open_fast: Callable[[], SQLStore]) -> 
     assert sorted(found, key=lambda d: d.dataset_id) == sorted(read, key=lambda d: d.dataset_id)
     assert {d.dataset_id for d in found} == {source.dataset_id, gone.dataset_id,
                                              clone.dataset_id}
+
+
+def test_versions_leave_every_pooled_connection_transactional(
+    open_fast: Callable[[], SQLStore],
+) -> None:
+    """Reading the counters (outside a transaction on PostgreSQL) leaves no pooled
+    connection committing each statement: a write that fails after a statement still
+    changes nothing, whichever connection it gets."""
+    store = open_fast()
+    add_node(store)
+    before = store.versions()
+    for _ in range(POOL_SIZE + 1):
+        assert store.versions() == before
+        with pytest.raises(RuntimeError), store._write() as (connection, _, _):
+            connection.execute(text("UPDATE cluster SET state_version = state_version + 1"))
+            raise RuntimeError("the write fails after its first statement")
+    assert store.versions() == before
