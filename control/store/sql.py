@@ -113,6 +113,8 @@ class SQLStore:
         """The counters at which a report last found nothing to purge or settle."""
         self._idle: int | None = None
         """A generation at which no deleted dataset and no unsettled snapshot existed."""
+        self._newest_state = 0
+        """The newest state version this store read from the database (:meth:`_news`)."""
         self._paths = rw.PathsChecked()
         self._known_nodes: set[UUID] = set()
         """Nodes a group of creates found registered (:func:`.creates.create_group`)."""
@@ -198,6 +200,7 @@ class SQLStore:
             with unavailable_on_failure(self._url), self._engine.connect() as connection:
                 connection.execution_options(isolation_level="AUTOCOMMIT")
                 generation, state_version = q.read_counters(connection)
+        self._newest_state = max(self._newest_state, state_version)
         return Versions(configuration=generation, state=state_version)
 
     def configuration(self, now: float) -> Configuration:
@@ -876,6 +879,7 @@ class SQLStore:
         version it moves (:meth:`StateCache.expect`), its token into ``tokens``."""
         reached = None
         with self._write() as (connection, generation, state_version):
+            self._newest_state = max(self._newest_state, state_version)
             group, stored, latest = rw.judge_reports(
                 reports,
                 generation,
@@ -961,6 +965,7 @@ class SQLStore:
         mark = None if renewals is None else renewals.mark()  # before the read: see Renewals
         with self._read() as connection:
             generation, state_version = q.read_counters(connection)
+            self._newest_state = max(self._newest_state, state_version)
             if not self._quiet_at(connection, generation, state_version):
                 return {}
             read = [
@@ -1001,13 +1006,17 @@ class SQLStore:
     def _news(
         self, report: NodeState, found: dict[int, tuple[NodeState, frozenset[UUID] | None]]
     ) -> bool:
-        """Whether ``report`` says something its node's report in the cached state (at
-        whatever version) does not: then it goes straight to the write, which judges it
-        against the stored one as any other (and answers ``False`` if that one says the
-        same), without first reading the counters to try it as a heartbeat (a read
-        transaction: three round trips on PostgreSQL). What it finds goes into ``found``."""
+        """Whether ``report`` says something its node's report in the cached state does
+        not, that state being at the newest version this store read: then it goes straight
+        to the write, which judges it against the stored one as any other (and answers
+        ``False`` if that one, written by another replica since, says the same), without
+        first reading the counters to try it as a heartbeat (a read transaction: three
+        round trips on PostgreSQL). A cache known to be behind is not asked: its node's
+        heartbeats would all be written. What it finds goes into ``found``."""
         cached = self._state_cache.latest()
-        old = None if cached is None else cached.reports.get(report.node_uuid)
+        if cached is None or cached.version < self._newest_state:
+            return False
+        old = cached.reports.get(report.node_uuid)
         if old is None:
             return False
         changes = self._same.changes(old, report)
