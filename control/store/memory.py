@@ -138,6 +138,9 @@ class MemoryStore:
                 copies,
                 [d for d in everything.values() if d.readers],
                 frozenset(n.uuid for n in self._nodes.values() if n.fence is not None),
+                pmap(everything),
+                pmap(self._leases),
+                [s for s in self._snapshots.values() if s.deleted or not s.ready],
             )
 
     def nodes(self) -> list[Node]:
@@ -156,6 +159,10 @@ class MemoryStore:
             return ClusterState(
                 version=self._state_version, nodes=pmap(self._nodes), reports=pmap(self._reports)
             )
+
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state` (every node's liveness is current here)."""
+        return self.cluster_state()
 
     def placement_inputs(
         self, nodes: bool

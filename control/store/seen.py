@@ -22,7 +22,7 @@ agent fences itself in time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 from attrs import evolve, frozen
@@ -95,10 +95,14 @@ class SeenLog:
             return node
         return evolve(node, last_seen=seen.last_seen)
 
-    def state(self, state: ClusterState) -> ClusterState:
-        """``state`` with the latest times its nodes were heard from and their reports sent."""
+    def state(self, state: ClusterState, only: Iterable[UUID] | None = None) -> ClusterState:
+        """``state`` with the latest times its nodes were heard from and their reports sent
+        (of the nodes ``only``, if given: the others' are left as they are)."""
         with self._lock:
-            latest = dict(self._latest)
+            if only is None:
+                latest = dict(self._latest)
+            else:
+                latest = {u: s for u in only if (s := self._latest.get(u)) is not None}
         if not latest:
             return state
         last_seen = {

@@ -75,6 +75,7 @@ from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
+from control.store.unsettled import UnsettledAt
 
 
 @define
@@ -123,6 +124,7 @@ class SQLStore:
         """How many times the whole configuration was read from the database."""
         self._state_cache = StateCache()
         self._node_views = NodeViews()
+        self._unsettled = UnsettledAt()
         self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
@@ -241,24 +243,46 @@ class SQLStore:
 
     def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
         """What one node's configuration is made of, from the cached snapshot's index
-        (the node's list kept while none of its datasets changed: :mod:`.node_views`).
+        (the node's list kept while none of its datasets changed: :mod:`.node_views`),
+        with the leases and the unsettled snapshots at the same generation
+        (:class:`.UnsettledAt`): one trip to the store's threads per answer.
 
         The fences come from the cached actual state when it is current, else
-        from the nodes' rows.
+        from the nodes' rows. When the snapshot is not cached at the generation
+        read (a restart, another replica's write, or a write that committed and
+        advanced it since this transaction began), one thread reads again under the
+        load lock and loads only if it is still missing: never every dataset outside
+        the lock, nor a load of a generation the cache has already passed.
         """
         with self._read() as connection:
-            generation, state_version = q.read_counters(connection)
-            snapshot = self._cache.get(generation)
-            if snapshot is None:
-                snapshot = self._load(connection, generation)
-            state = self._state_cache.get(state_version)
-            if state is not None:
-                fenced = self._node_views.fenced(state.nodes)
-            else:
-                fenced = q.fenced_nodes(connection)
+            view = self._node_view(connection, node_uuid, also, load=False)
+        if view is not None:
+            return view
+        with self._loading, self._read() as connection:
+            view = self._node_view(connection, node_uuid, also, load=True)
+        assert view is not None
+        return view
+
+    def _node_view(
+        self, connection: Connection, node_uuid: UUID, also: frozenset[UUID], load: bool
+    ) -> NodeDatasets | None:
+        """:meth:`node_datasets` in ``connection``'s transaction; ``None`` when the snapshot
+        is not cached at its generation and ``load`` is false."""
+        generation, state_version = q.read_counters(connection)
+        snapshot = self._cache.get(generation)
+        if snapshot is None:
+            if not load:
+                return None
+            snapshot = self._load(connection, generation)
+        state = self._state_cache.get(state_version)
+        if state is not None:
+            fenced = self._node_views.fenced(state.nodes)
+        else:
+            fenced = q.fenced_nodes(connection)
+        unsettled = self._unsettled.get(generation, partial(sq.unsettled, connection))
         return NodeDatasets(
             generation, self._node_views.datasets(snapshot, node_uuid, also), snapshot.copies(),
-            snapshot.read(), fenced,
+            snapshot.read(), fenced, snapshot.datasets, snapshot.leases, unsettled,
         )
 
     def _load(self, connection: Connection, generation: int) -> Snapshot:
@@ -295,7 +319,15 @@ class SQLStore:
         with self._read() as connection:
             return self._cluster_state(connection)
 
-    def _cluster_state(self, connection: Connection) -> ClusterState:
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state` with the times of ``node_uuids`` only read fresh (the
+        other nodes' as old as the cached state: a group of moves reads its targets')."""
+        with self._read() as connection:
+            return self._cluster_state(connection, node_uuids)
+
+    def _cluster_state(
+        self, connection: Connection, only: frozenset[UUID] | None = None
+    ) -> ClusterState:
         _, state_version = q.read_counters(connection)
         cached = self._state_cache.get(state_version)
         if cached is None:
@@ -308,9 +340,12 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        seen, reported = q.seen_times(connection), q.report_times(connection)
+        if only is None:
+            seen, reported = q.seen_times(connection), q.report_times(connection)
+        else:
+            seen, reported = q.times_of(connection, only)
         state = with_liveness(cached, seen, reported)
-        return state if self._seen is None else self._seen.state(state)
+        return state if self._seen is None else self._seen.state(state, only)
 
     def placement_inputs(
         self, nodes: bool

@@ -583,6 +583,23 @@ class StoreConformance:
         assert again.cluster_state().nodes[a].last_seen == NOW + 2
         assert again.cluster_state().reports[a].reported_at == NOW + 2
 
+    def test_cluster_state_of_some_nodes_has_their_times_current(self, store: Store) -> None:
+        """The state of a few nodes has each one's latest times (heartbeats included), and
+        every node's and report's other facts, as the whole cluster state has them."""
+        a, b = add_node(store), add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        store.report_state(report(b, 0, at=NOW + 1))
+        store.cluster_state()
+        store.report_state(report(a, 0, at=NOW + 4))
+        store.report_state(report(b, 0, at=NOW + 5))
+        some = store.cluster_state_of(frozenset({a}))
+        whole = store.cluster_state()
+        assert (some.nodes[a], some.reports[a]) == (whole.nodes[a], whole.reports[a])
+        assert (some.nodes[a].last_seen, some.reports[a].reported_at) == (NOW + 4, NOW + 4)
+        assert some.version == whole.version and set(some.nodes) == {a, b}
+        assert evolve(some.nodes[b], last_seen=None) == evolve(whole.nodes[b], last_seen=None)
+        assert store.cluster_state_of(frozenset()).reports.keys() == whole.reports.keys()
+
     def test_an_unchanged_registration_is_seen_and_durable(
         self, store: Store, reopen: Callable[[], Store]
     ) -> None:
