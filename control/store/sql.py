@@ -344,8 +344,9 @@ class SQLStore:
             seen, reported = q.seen_times(connection), q.report_times(connection)
         else:
             seen, reported = q.times_of(connection, only)
-        state = with_liveness(cached, seen, reported)
-        return state if self._seen is None else self._seen.state(state, only)
+        if self._seen is not None:  # the times heard here raise those read: one pass
+            seen, reported = self._seen.times(cached, seen, reported, only)
+        return with_liveness(cached, seen, reported)
 
     def placement_inputs(
         self, nodes: bool
