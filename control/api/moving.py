@@ -102,7 +102,7 @@ def write_group(store: Store, take: Take) -> list[Moved]:
 
 def move_group(store: Store, pendings: Sequence[PendingMove]) -> list[Moved]:
     """Check and store ``pendings`` (blocking: run in the store's threads); their answers."""
-    current = {p.dataset_id: store.dataset(p.dataset_id) for p in pendings}
+    current = store.datasets_of([p.dataset_id for p in pendings])
     found = _found(store, current.values(), pendings)
     answers: dict[int, Moved] = {}
     batch: list[tuple[int, NewMove, Dataset | None]] = []

@@ -8,7 +8,7 @@ thread pool. Every implementation passes ``tests/control/store/conformance.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -153,6 +153,11 @@ class Store(Protocol):
 
     def dataset(self, dataset_id: UUID) -> Dataset | None:
         """One dataset, deleted or not, or ``None``."""
+        ...
+
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids`` as :meth:`dataset` answers it, all read at one generation
+        (one trip, where a group of moves made one per move)."""
         ...
 
     def datasets_for_node(

@@ -10,7 +10,7 @@ it safe to share between threads (conditional writes win a tag at most once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -110,6 +110,11 @@ class MemoryStore:
         """One dataset, deleted or not, or ``None``."""
         with self._lock:
             return self._datasets.get(dataset_id)
+
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids``, deleted or not, or ``None``."""
+        with self._lock:
+            return {i: self._datasets.get(i) for i in dataset_ids}
 
     def datasets_for_node(
         self, node_uuid: UUID, also: frozenset[UUID]

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial, reduce
 from typing import Any
@@ -229,6 +229,16 @@ class SQLStore:
         """One dataset, deleted or not, or ``None``."""
         with self._read() as connection:
             return q.get_dataset(connection, dataset_id)
+
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids``, deleted or not, or ``None``: from the cached snapshot when
+        it is at the generation read, else row by row, in one transaction."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                return {i: q.get_dataset(connection, i) for i in dataset_ids}
+        return {i: snapshot.datasets.get(i) for i in dataset_ids}
 
     def datasets_for_node(
         self, node_uuid: UUID, also: frozenset[UUID]

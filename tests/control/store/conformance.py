@@ -583,6 +583,20 @@ class StoreConformance:
         assert again.cluster_state().nodes[a].last_seen == NOW + 2
         assert again.cluster_state().reports[a].reported_at == NOW + 2
 
+    def test_datasets_of_answers_as_dataset_does(self, store: Store) -> None:
+        """Several datasets read at once, cold or from a cached configuration, are each what
+        ``dataset`` answers: a deleted one as deleted, an unknown one as ``None``."""
+        a = add_node(store)
+        kept, gone = add_dataset(store, a), add_dataset(store, a)
+        store.delete_dataset(gone.dataset_id, None, NOW)
+        ids = [kept.dataset_id, gone.dataset_id, uuid4()]
+        cold = store.datasets_of(ids)
+        store.configuration(NOW)
+        warm = store.datasets_of(ids)
+        assert cold == warm == {i: store.dataset(i) for i in ids}
+        deleted = warm[gone.dataset_id]
+        assert deleted is not None and deleted.deleted
+
     def test_cluster_state_of_some_nodes_has_their_times_current(self, store: Store) -> None:
         """The state of a few nodes has each one's latest times (heartbeats included), and
         every node's and report's other facts, as the whole cluster state has them."""
