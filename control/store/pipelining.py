@@ -1,5 +1,5 @@
 """
-Statements sent together: :func:`pipelined`.
+Statements sent together: :func:`pipelined`, :func:`read_together`.
 
 On PostgreSQL every statement is a round trip: the client sends it and waits
 for its answer before sending the next. Statements whose results nobody
@@ -11,14 +11,21 @@ block ends, and the transaction is then rolled back as after any failure.
 Only statements whose rows are not read may run in the block: in pipeline
 mode a query's rows arrive after the block, so a ``SELECT`` inside it would
 see none. SQLite has no round trips: there the block does nothing.
+
+Queries whose rows *are* read go together with :func:`read_together`: they are
+sent through the driver in one pipeline and their rows read after it, one round
+trip for all (psycopg sends the ``BEGIN`` of a transaction they open on its own
+and waits for it first: one more).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from typing import Any
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
+from sqlalchemy.sql import ClauseElement
 
 
 @contextmanager
@@ -30,3 +37,34 @@ def pipelined(connection: Connection) -> Iterator[None]:
         return
     with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
         yield
+
+
+def read_together(connection: Connection, queries: Sequence[Executable]) -> list[list[Any]]:
+    """The rows of each of ``queries`` (constant statements without parameters of their own),
+    in order: sent together on PostgreSQL, in ``connection``'s transaction (a query the
+    database refuses raises, and fails the transaction as any failure does); one by one on
+    SQLite. Each row is a :class:`~sqlalchemy.engine.Row` or, on PostgreSQL, a tuple: read
+    them by position. The driver converts the values (numbers, text, JSON as parsed), not
+    SQLAlchemy's column types: only for columns whose stored value is the value."""
+    if connection.dialect.name != "postgresql":
+        return [list(connection.execute(query)) for query in queries]
+    compiled = [_compiled(connection, query) for query in queries]
+    driver: Any = connection.connection.driver_connection
+    with driver.pipeline():
+        cursors = [driver.execute(sql, params) for sql, params in compiled]
+    return [cursor.fetchall() for cursor in cursors]
+
+
+_COMPILED: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}
+"""The SQL text and bound values of each query :func:`read_together` sent, by its id (the
+query is kept too, so that its id is never reused)."""
+
+
+def _compiled(connection: Connection, query: Executable) -> tuple[str, dict[str, Any]]:
+    """``query``'s PostgreSQL text and bound values, compiled once."""
+    known = _COMPILED.get(id(query))
+    if known is None:
+        assert isinstance(query, ClauseElement)
+        done = query.compile(dialect=connection.dialect)
+        known = _COMPILED[id(query)] = (query, str(done), dict(done.params))
+    return known[1], known[2]

@@ -71,6 +71,7 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
+from control.store.pipelining import read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -297,6 +298,17 @@ class SQLStore:
 
     def _cluster_state(self, connection: Connection) -> ClusterState:
         _, state_version = q.read_counters(connection)
+        return self._state_at(
+            connection, state_version,
+            lambda: (q.seen_times(connection), q.report_times(connection)),
+        )
+
+    def _state_at(
+        self, connection: Connection, state_version: int,
+        times: Callable[[], tuple[dict[UUID, float | None], dict[UUID, float | None]]],
+    ) -> ClusterState:
+        """The cluster state at ``state_version``, read in ``connection``'s transaction: the
+        cached one with the nodes' ``times()`` (seen, reported) laid over it, else read whole."""
         cached = self._state_cache.get(state_version)
         if cached is None:
             found = q.all_nodes(connection)
@@ -308,19 +320,29 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        seen, reported = q.seen_times(connection), q.report_times(connection)
-        state = with_liveness(cached, seen, reported)
+        state = with_liveness(cached, *times())
         return state if self._seen is None else self._seen.state(state)
 
     def placement_inputs(
         self, nodes: bool
     ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
         """The classes, the cluster state and (with ``nodes``) every node, in one read
-        transaction (a group of creates read them in three)."""
+        transaction (a group of creates read them in three), the classes, the counters and
+        the nodes' times sent together: on PostgreSQL three round trips (the ``BEGIN``, the
+        four queries, the ``COMMIT``) where there were six
+        (:func:`~control.store.pipelining.read_together`)."""
         with self._read() as connection:
-            classes = cq.all_classes(connection)
-            state = self._cluster_state(connection)
-            return classes, state, self._nodes(connection) if nodes else None
+            classes, counters, seen, reported = read_together(
+                connection, [cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES]
+            )
+            [(_, state_version)] = counters
+            state = self._state_at(
+                connection, state_version,
+                lambda: (q.times_by_node(seen), q.times_by_node(reported)),
+            )
+            return cq.classes_from_rows(classes), state, (
+                self._nodes(connection) if nodes else None
+            )
 
     # -- configuration writes ------------------------------------------------
 

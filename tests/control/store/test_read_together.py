@@ -1,0 +1,93 @@
+"""Queries sent together (control/store/pipelining.py: read_together) on SQLite and PostgreSQL:
+the rows each query reads, in order, in the caller's transaction, as the store reads them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import pytest
+from sqlalchemy import text
+
+from control.classes import StorageClass
+from control.model import Node
+from control.store import class_records as cq
+from control.store import queries as q
+from control.store.pipelining import read_together
+from control.store.sql import SQLStore
+
+
+def test_each_query_gets_its_own_rows(open_sql: Callable[[], SQLStore]) -> None:
+    """The rows of each query come back in the order asked, read as the one-by-one reads do."""
+    store = open_sql()
+    node = store.register_node(Node(uuid=uuid4(), host="h"))
+    store.create_class(StorageClass(name="fast", parameters={"tier": "1"}), now=1.0)
+    with store._read() as connection:
+        classes, counters, seen = read_together(
+            connection, [cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES]
+        )
+        assert cq.classes_from_rows(classes) == cq.all_classes(connection)
+        assert [tuple(row) for row in counters] == [q.read_counters(connection)]
+        assert q.times_by_node(seen) == q.seen_times(connection) == {node.uuid: node.last_seen}
+
+
+def test_a_refused_query_raises(open_sql: Callable[[], SQLStore]) -> None:
+    """A query the database refuses raises, whichever of the group it is."""
+    store = open_sql()
+    with pytest.raises(Exception), store._read() as connection:  # noqa: B017
+        read_together(connection, [q.COUNTERS, text("SELECT * FROM no_such_table")])
+
+
+def test_queries_read_the_callers_transaction(open_sql: Callable[[], SQLStore]) -> None:
+    """The queries read in the caller's transaction: they see what it wrote before them."""
+    store = open_sql()
+    with store._write() as (connection, generation, state_version):
+        q.write_counters(connection, generation, state_version + 7)
+        [counters] = read_together(connection, [q.COUNTERS])
+        assert [tuple(row) for row in counters] == [(generation, state_version + 7)]
+
+
+def test_placement_inputs_match_the_separate_reads(open_sql: Callable[[], SQLStore]) -> None:
+    """The placement inputs read together equal the classes and the cluster state read alone,
+    the state's cache warm or cold."""
+    store = open_sql()
+    node = store.register_node(Node(uuid=uuid4(), host="h"))
+    store.create_class(StorageClass(name="fast"), now=1.0)
+    for _ in range(2):  # cold, then from the state cache
+        classes, state, nodes = store.placement_inputs(True)
+        assert classes == store.classes()
+        assert state == store.cluster_state()
+        assert nodes == [node]
+
+
+def test_queries_together_are_one_round_trip(
+    open_sql: Callable[[], SQLStore], tmp_path: Path
+) -> None:
+    """On PostgreSQL queries sent together are one round trip (the client sends one Sync and
+    waits), where each query alone takes one."""
+    store = open_sql()
+    store.register_node(Node(uuid=uuid4(), host="h"))
+    with store._read() as connection:
+        if connection.dialect.name != "postgresql":
+            pytest.skip("SQLite has no round trips")
+        q.read_counters(connection)  # the BEGIN, a round trip of its own
+        pgconn = connection.connection.driver_connection.pgconn  # type: ignore[union-attr]
+        with open(tmp_path / "trace", "w") as trace:
+            pgconn.trace(trace.fileno())
+            read_together(connection, [cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES])
+            together = _round_trips(pgconn, tmp_path / "trace")
+        with open(tmp_path / "trace", "w") as trace:
+            pgconn.trace(trace.fileno())
+            q.seen_times(connection)
+            q.report_times(connection)
+            alone = _round_trips(pgconn, tmp_path / "trace")
+    assert (together, alone) == (1, 2)
+
+
+def _round_trips(pgconn: Any, path: Path) -> int:
+    """The messages after which the client waits (Sync, a simple Query) in the trace."""
+    pgconn.untrace()
+    sent = [line.split("\t")[1:4] for line in path.read_text().splitlines()]
+    return sum(1 for fields in sent if fields[::2] in (["F", "Sync"], ["F", "Query"]))
