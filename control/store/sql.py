@@ -555,15 +555,18 @@ class SQLStore:
         one_by_one: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]],
     ) -> list[Created]:
         """Judge and store a group in one transaction with ``store_group(connection,
-        generation, retention=...)`` (:mod:`control.store.creates`, :mod:`control.store.moves`),
+        generation, retention=..., state_version=...)`` (:mod:`control.store.creates`,
+        :mod:`control.store.moves`: the counters written with the rows, in their round trip),
         then advance the cache by each dataset stored; a group the database refuses is written
         ``one_by_one``, each in a savepoint of its own, to find which."""
         with self._advancing() as expect:
             try:
                 with self._write() as (connection, generation, state_version):
-                    answers, stored = store_group(connection, generation, retention=self._retention)
+                    answers, stored = store_group(
+                        connection, generation, retention=self._retention,
+                        state_version=state_version,
+                    )
                     if stored:
-                        q.write_counters(connection, generation + len(stored), state_version)
                         expect(generation, generation + len(stored))
             except Unavailable:
                 raise

@@ -9,12 +9,13 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from control.classes import StorageClass
-from control.model import Node
+from control.model import Dataset, Node
 from control.store import class_records as cq
 from control.store import queries as q
+from control.store.interface import NewDataset
 from control.store.pipelining import read_together
 from control.store.sql import SQLStore
 
@@ -91,3 +92,43 @@ def _round_trips(pgconn: Any, path: Path) -> int:
     pgconn.untrace()
     sent = [line.split("\t")[1:4] for line in path.read_text().splitlines()]
     return sum(1 for fields in sent if fields[::2] in (["F", "Sync"], ["F", "Query"]))
+
+
+def test_a_group_of_creates_round_trips(open_sql: Callable[[], SQLStore], tmp_path: Path) -> None:
+    """On PostgreSQL a group of named creates on a known primary is written in five round
+    trips, whatever its size: the BEGIN, the locked counters, the names, the rows with the
+    new counters, and the COMMIT; and the counters moved by the group's size."""
+    store = open_sql()
+    if store._engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no round trips")
+    node = store.register_node(Node(uuid=uuid4(), host="h"))
+    creates = [
+        NewDataset(Dataset(dataset_id=uuid4(), primary=node.uuid, metadata={"name": f"n{i}"}),
+                   None, 1.0, None)
+        for i in range(4)
+    ]
+    store.create_datasets(creates[3:])  # the primary found registered, kept
+    before = store.versions()
+    creates = creates[:3]
+    path = tmp_path / "trace"
+    with open(path, "w") as trace:
+        traced = _tracing(store, trace.fileno())
+        answers = store.create_datasets(creates)
+        trips = _round_trips(traced[0], path)
+    assert [g for _, g in answers] == [before.configuration + i for i in (1, 2, 3)]
+    assert store.versions().configuration == before.configuration + 3
+    assert trips == 5
+
+
+def _tracing(store: SQLStore, fileno: int) -> list[Any]:
+    """Trace the protocol of the next connection ``store`` checks out (its libpq connection
+    in the list returned)."""
+    traced: list[Any] = []
+
+    def checkout(driver: Any, *_: object) -> None:
+        if not traced:
+            traced.append(driver.pgconn)
+            traced[0].trace(fileno)
+
+    event.listen(store._engine, "checkout", checkout)
+    return traced
