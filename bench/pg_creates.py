@@ -6,7 +6,9 @@ One throwaway PostgreSQL (:func:`_scale_db.database`), seeded with 1,000 dataset
 ``--clients`` keep-alive creators for ``--seconds`` each (:func:`_scale_writes.level`).
 Each round prints creates/s, p50 and p99, and the CPU per create of the service, of
 PostgreSQL (the postmaster and every child of it, from ``/proc``), and of the client
-processes, with their sum in cores against the machine's, and the load average.
+processes, with their sum in cores against the machine's, the transactions committed
+per create (``pg_stat_database``: a group of creates commits two, its placement read
+and its write, so this is two over the mean group size), and the load average.
 
     python bench/pg_creates.py [--rounds 3] [--seconds 4] [--clients 8] [--profile OUT]
 
@@ -28,6 +30,7 @@ from _common import KeepAlive, percentile
 from _scale_db import database, node_ids, seed
 from _scale_reads import _warmed
 from _scale_writes import _cpu_seconds, _serve, level
+from sqlalchemy import create_engine, text
 
 DATASETS = 1_000
 NODES = 10
@@ -75,6 +78,19 @@ def _postmaster(url: str) -> int:
     raise RuntimeError(f"no postmaster on port {port.decode()}")
 
 
+def _commits(url: str) -> int:
+    """Transactions committed in ``url``'s database so far (``pg_stat_database``)."""
+    engine = create_engine(url)
+    try:
+        with engine.connect() as connection:
+            counted = connection.execute(text(
+                "SELECT xact_commit FROM pg_stat_database WHERE datname = current_database()"
+            )).scalar_one()
+    finally:
+        engine.dispose()
+    return int(counted)
+
+
 def _spies(pid: int, out: str | None, seconds: float) -> list[subprocess.Popen[bytes]]:
     """py-spy recording ``pid`` for ``seconds`` (see the module docstring), if ``out``."""
     if out is None:
@@ -112,11 +128,13 @@ def main() -> None:
             level(service.port, pid, primaries, 2, 1.0)
             for round_ in range(options.rounds):
                 spies = _spies(pid, options.profile, options.seconds) if round_ == 0 else []
-                pg_before = _postgres_cpu(postmaster)
+                pg_before, commits = _postgres_cpu(postmaster), _commits(url)
                 samples, wall, served, used = level(
                     service.port, pid, primaries, options.clients, options.seconds
                 )
                 pg = _postgres_cpu(postmaster) - pg_before
+                time.sleep(0.6)  # the statistics collector's interval is 500 ms
+                commits = _commits(url) - commits
                 for spy in spies:
                     spy.wait()
                 count = max(1, len(samples))
@@ -131,6 +149,7 @@ def main() -> None:
                     f"service {served * per:.2f} ms ({100 * served / wall:.0f}%), "
                     f"postgres {pg * per:.2f} ms ({100 * pg / wall:.0f}%), "
                     f"clients {used * per:.2f} ms; {cores_used:.2f} of {cores} cores; "
+                    f"{commits / count:.2f} commits per create; "
                     f"load {load}",
                     flush=True,
                 )
