@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Connection, Executable
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql import ClauseElement
 
 
@@ -42,7 +43,8 @@ def pipelined(connection: Connection) -> Iterator[None]:
 def read_together(connection: Connection, queries: Sequence[Executable]) -> list[list[Any]]:
     """The rows of each of ``queries`` (constant statements without parameters of their own),
     in order: sent together on PostgreSQL, in ``connection``'s transaction (a query the
-    database refuses raises, and fails the transaction as any failure does); one by one on
+    database refuses raises as SQLAlchemy's execute would, and fails the transaction as any
+    failure does); one by one on
     SQLite. Each row is a :class:`~sqlalchemy.engine.Row` or, on PostgreSQL, a tuple: read
     them by position. The driver converts the values (numbers, text, JSON as parsed), not
     SQLAlchemy's column types: only for columns whose stored value is the value."""
@@ -50,9 +52,25 @@ def read_together(connection: Connection, queries: Sequence[Executable]) -> list
         return [list(connection.execute(query)) for query in queries]
     compiled = [_compiled(connection, query) for query in queries]
     driver: Any = connection.connection.driver_connection
-    with driver.pipeline():
-        cursors = [driver.execute(sql, params) for sql, params in compiled]
-    return [cursor.fetchall() for cursor in cursors]
+    try:
+        with driver.pipeline():
+            cursors = [driver.execute(sql, params) for sql, params in compiled]
+        return [cursor.fetchall() for cursor in cursors]
+    except connection.dialect.loaded_dbapi.Error as e:
+        raise _wrapped(connection, driver, e, compiled[0][0]) from e
+
+
+def _wrapped(connection: Connection, driver: Any, error: Any, sql: str) -> BaseException:
+    """The driver's ``error`` as SQLAlchemy raises it from :meth:`Connection.execute` (an
+    :class:`~sqlalchemy.exc.OperationalError` and so on), the connection invalidated when
+    the error says it is lost: the callers' handling of database failures holds."""
+    lost = connection.dialect.is_disconnect(error, driver, None)
+    if lost:
+        connection.invalidate(error)
+    return DBAPIError.instance(
+        sql, None, error, connection.dialect.loaded_dbapi.Error,
+        connection_invalidated=lost, dialect=connection.dialect,
+    )
 
 
 _COMPILED: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}

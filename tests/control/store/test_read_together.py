@@ -10,8 +10,10 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import DBAPIError
 
 from control.classes import StorageClass
+from control.errors import Unavailable
 from control.model import Dataset, Node
 from control.store import class_records as cq
 from control.store import queries as q
@@ -35,10 +37,29 @@ def test_each_query_gets_its_own_rows(open_sql: Callable[[], SQLStore]) -> None:
 
 
 def test_a_refused_query_raises(open_sql: Callable[[], SQLStore]) -> None:
-    """A query the database refuses raises, whichever of the group it is."""
+    """A query the database refuses raises as SQLAlchemy's execute does, whichever of the
+    group it is."""
     store = open_sql()
-    with pytest.raises(Exception), store._read() as connection:  # noqa: B017
+    with (
+        pytest.raises(DBAPIError, match="no_such_table"),
+        store._engine.connect() as connection,
+        connection.begin(),
+    ):
         read_together(connection, [q.COUNTERS, text("SELECT * FROM no_such_table")])
+
+
+def test_a_lost_connection_is_unavailable(open_sql: Callable[[], SQLStore]) -> None:
+    """A connection the server ended makes the store's read Unavailable (a 503, not a 500),
+    and is not used again."""
+    store = open_sql()
+    if store._engine.dialect.name != "postgresql":
+        pytest.skip("a SQLite connection cannot be ended from outside")
+    with pytest.raises(Unavailable), store._read() as connection:
+        pid = connection.execute(text("SELECT pg_backend_pid()")).scalar_one()
+        with store._engine.connect() as other:
+            other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        read_together(connection, [q.COUNTERS])
+    assert store.versions() is not None
 
 
 def test_queries_read_the_callers_transaction(open_sql: Callable[[], SQLStore]) -> None:
