@@ -71,7 +71,7 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
-from control.store.pipelining import read_together
+from control.store.pipelining import read_alone, read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -93,6 +93,10 @@ class _ConfigurationWrite:
         """
         self.update = update
         return self.generation + 1
+
+
+_PLACEMENT = (cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES)
+"""What a group of creates is placed by (:meth:`SQLStore.placement_inputs`), read together."""
 
 
 class SQLStore:
@@ -328,13 +332,21 @@ class SQLStore:
     ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
         """The classes, the cluster state and (with ``nodes``) every node, in one read
         transaction (a group of creates read them in three), the classes, the counters and
-        the nodes' times sent together: on PostgreSQL three round trips (the ``BEGIN``, the
-        four queries, the ``COMMIT``) where there were six
-        (:func:`~control.store.pipelining.read_together`)."""
+        the nodes' times sent together: on PostgreSQL one round trip with the transaction's
+        ``BEGIN`` and ``COMMIT`` where there were six (:mod:`control.store.pipelining`), when
+        the cluster state at the counters read is cached and ``nodes`` is false; else three
+        (the ``BEGIN``, the four queries, the ``COMMIT``) and the reads these need."""
+        if not nodes:
+            with unavailable_on_failure(self._url), self._engine.connect() as connection:
+                classes, counters, seen, reported = read_alone(connection, _PLACEMENT)
+            [(_, state_version)] = counters
+            cached = self._state_cache.get(state_version)
+            if cached is not None:  # else read again, with the whole state
+                state = with_liveness(cached, q.times_by_node(seen), q.times_by_node(reported))
+                state = state if self._seen is None else self._seen.state(state)
+                return cq.classes_from_rows(classes), state, None
         with self._read() as connection:
-            classes, counters, seen, reported = read_together(
-                connection, [cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES]
-            )
+            classes, counters, seen, reported = read_together(connection, _PLACEMENT)
             [(_, state_version)] = counters
             state = self._state_at(
                 connection, state_version,

@@ -9,6 +9,7 @@ from typing import Any
 from uuid import uuid4
 
 import pytest
+from attrs import evolve
 from sqlalchemy import event, text
 from sqlalchemy.exc import DBAPIError
 
@@ -18,7 +19,7 @@ from control.model import Dataset, Node
 from control.store import class_records as cq
 from control.store import queries as q
 from control.store.interface import NewDataset
-from control.store.pipelining import read_together
+from control.store.pipelining import read_alone, read_together
 from control.store.sql import SQLStore
 
 
@@ -71,17 +72,54 @@ def test_queries_read_the_callers_transaction(open_sql: Callable[[], SQLStore]) 
         assert [tuple(row) for row in counters] == [(generation, state_version + 7)]
 
 
-def test_placement_inputs_match_the_separate_reads(open_sql: Callable[[], SQLStore]) -> None:
+@pytest.mark.parametrize("nodes", [False, True])
+def test_placement_inputs_match_the_separate_reads(
+    open_sql: Callable[[], SQLStore], nodes: bool
+) -> None:
     """The placement inputs read together equal the classes and the cluster state read alone,
-    the state's cache warm or cold."""
+    the state's cache cold, then warm, then after a heartbeat moved a node's time."""
     store = open_sql()
     node = store.register_node(Node(uuid=uuid4(), host="h"))
     store.create_class(StorageClass(name="fast"), now=1.0)
-    for _ in range(2):  # cold, then from the state cache
-        classes, state, nodes = store.placement_inputs(True)
+    for step in range(3):
+        if step == 2:
+            store.register_node(evolve(node, last_seen=5.0))
+        classes, state, found = store.placement_inputs(nodes)
         assert classes == store.classes()
         assert state == store.cluster_state()
-        assert nodes == [node]
+        assert found == ([store.nodes()[0]] if nodes else None)
+
+
+def test_read_alone_is_a_transaction_of_its_own(open_sql: Callable[[], SQLStore]) -> None:
+    """read_alone leaves its connection out of any transaction and usable, after its rows
+    and after a query the database refused."""
+    store = open_sql()
+    with store._engine.connect() as connection:
+        with pytest.raises(DBAPIError, match="no_such_table"):
+            read_alone(connection, [q.COUNTERS, text("SELECT * FROM no_such_table")])
+        assert not connection.in_transaction()
+        [counters] = read_alone(connection, [q.COUNTERS])
+        assert not connection.in_transaction()
+        with connection.begin():
+            q.write_counters(connection, counters[0][0], counters[0][1] + 1)
+    assert store.versions().state == counters[0][1] + 1
+
+
+def test_warm_placement_inputs_are_one_round_trip(
+    open_sql: Callable[[], SQLStore], tmp_path: Path
+) -> None:
+    """On PostgreSQL a group's placement inputs, its cluster state cached, are one round trip:
+    the transaction's BEGIN, the four queries and its COMMIT sent together."""
+    store = open_sql()
+    if store._engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has no round trips")
+    store.register_node(Node(uuid=uuid4(), host="h"))
+    store.placement_inputs(False)  # the state cached
+    path = tmp_path / "trace"
+    with open(path, "w") as trace:
+        traced = _tracing(store, trace.fileno())
+        store.placement_inputs(False)
+        assert _round_trips(traced[0], path) == 1
 
 
 def test_queries_together_are_one_round_trip(
