@@ -17,7 +17,8 @@ sent through the driver in one pipeline and their rows read after it, one round
 trip for all (psycopg sends the ``BEGIN`` of a transaction they open on its own
 and waits for it first: one more). :func:`read_alone` sends queries in a read-only
 transaction of their own, its ``BEGIN`` and ``COMMIT`` with them: one round trip
-where the transaction took three.
+where the transaction took three; :func:`begun_with` opens a transaction whose
+``BEGIN`` goes with its first query (one round trip where they took two).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
+from psycopg import IsolationLevel
 from psycopg.pq import TransactionStatus
 from sqlalchemy import Connection, Executable
 from sqlalchemy.exc import DBAPIError
@@ -104,9 +106,50 @@ def read_alone(connection: Connection, queries: Sequence[Executable]) -> list[li
         _out_of_transaction(driver)
 
 
+@contextmanager
+def begun_with(connection: Connection, first: Executable) -> Iterator[list[Any]]:
+    """``connection.begin()`` (nothing sent yet on ``connection``) whose first statement is
+    ``first`` (constant, as for :func:`read_together`): yields its rows; the transaction
+    commits when the block ends, or rolls back on a failure. On PostgreSQL its ``BEGIN``
+    (the one psycopg would have sent: the connection's isolation level) and ``first`` are
+    sent together, one round trip."""
+    driver: Any = connection.connection.driver_connection
+    if connection.dialect.name != "postgresql" or driver.autocommit:
+        with connection.begin():
+            yield list(connection.execute(first))
+        return
+    sql, params = _compiled(connection, first)
+    begin = _begin_statement(driver)
+    driver.autocommit = True  # no BEGIN of psycopg's own: ours is sent with ``first``
+    try:
+        with connection.begin():
+            try:
+                with driver.pipeline():
+                    driver.execute(begin)
+                    cursor = driver.execute(sql, params)
+                rows = cursor.fetchall()
+            except connection.dialect.loaded_dbapi.Error as e:
+                raise _wrapped(connection, driver, e, sql) from e
+            yield rows
+    finally:
+        _out_of_transaction(driver)
+
+
+def _begin_statement(driver: Any) -> str:
+    """The ``BEGIN`` psycopg would send to open ``driver``'s next transaction."""
+    words = ["BEGIN"]
+    if driver.isolation_level is not None:
+        words += ["ISOLATION LEVEL", IsolationLevel(driver.isolation_level).name.replace("_", " ")]
+    if driver.read_only is not None:
+        words.append("READ ONLY" if driver.read_only else "READ WRITE")
+    if driver.deferrable is not None:
+        words.append("DEFERRABLE" if driver.deferrable else "NOT DEFERRABLE")
+    return " ".join(words)
+
+
 def _out_of_transaction(driver: Any) -> None:
-    """Roll back what a failed :func:`read_alone` left open and give the connection its
-    transactions back (unless it is closed: the pool discards it)."""
+    """Roll back what a failed :func:`read_alone` or :func:`begun_with` left open and give
+    the connection its transactions back (unless it is closed: the pool discards it)."""
     if driver.closed:
         return
     if driver.info.transaction_status != TransactionStatus.IDLE:  # a failure left it open

@@ -34,7 +34,8 @@ COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
     cluster.c.id == CLUSTER_ROW
 )
 """``(generation, state_version)``: one row."""
-_LOCKED_COUNTERS = COUNTERS.with_for_update()
+LOCKED_COUNTERS = COUNTERS.with_for_update()
+"""The counters, the cluster row locked until the transaction ends (the writers' lock)."""
 _WRITE_COUNTERS = update(cluster).where(cluster.c.id == CLUSTER_ROW)
 _DATASET = select(datasets).where(datasets.c.dataset_id == bindparam("b_dataset_id"))
 _NODE_EXISTS = select(nodes.c.uuid).where(nodes.c.uuid == bindparam("b_uuid"))
@@ -57,7 +58,7 @@ _UPDATES = {
 
 def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
     """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
-    query = _LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else COUNTERS
+    query = LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else COUNTERS
     generation, state_version = connection.execute(query).one()
     return generation, state_version
 

@@ -71,7 +71,7 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
-from control.store.pipelining import read_alone, read_together
+from control.store.pipelining import begun_with, read_alone, read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -152,7 +152,8 @@ class SQLStore:
         """A write transaction holding the writers' lock, with both counters as read;
         counted for :meth:`renew_report` unless it writes only heartbeat times (``times_only``).
 
-        On SQLite the writers of this process also queue on a thread lock
+        On PostgreSQL the ``BEGIN`` goes with the locked counters (:func:`begun_with`: one
+        round trip). On SQLite the writers of this process also queue on a thread lock
         before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time anyway,
         and its busy handler polls with sleeps of up to 100 ms, which leaves the
         database idle between commits and lets an unlucky writer wait seconds.
@@ -164,8 +165,9 @@ class SQLStore:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**{WRITE: True})
-            with connection.begin():
-                generation, state_version = q.read_counters(connection, lock=True)
+            locked = q.COUNTERS if is_sqlite(connection) else q.LOCKED_COUNTERS
+            with begun_with(connection, locked) as counters:
+                [(generation, state_version)] = counters
                 yield connection, generation, state_version
 
     def _counted(self, times_only: bool) -> AbstractContextManager[object]:
