@@ -8,7 +8,7 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -30,10 +30,12 @@ from control.store.tables import (
 # The statements of every write, built once: SQLAlchemy then finds each one's
 # compiled form by a cache key it computed once, instead of building, keying
 # and looking up a new statement on every call (most of a create's CPU).
-_COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
+COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
     cluster.c.id == CLUSTER_ROW
 )
-_LOCKED_COUNTERS = _COUNTERS.with_for_update()
+"""``(generation, state_version)``: one row."""
+LOCKED_COUNTERS = COUNTERS.with_for_update()
+"""The counters, the cluster row locked until the transaction ends (the writers' lock)."""
 _WRITE_COUNTERS = update(cluster).where(cluster.c.id == CLUSTER_ROW)
 _DATASET = select(datasets).where(datasets.c.dataset_id == bindparam("b_dataset_id"))
 _NODE_EXISTS = select(nodes.c.uuid).where(nodes.c.uuid == bindparam("b_uuid"))
@@ -56,7 +58,7 @@ _UPDATES = {
 
 def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
     """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
-    query = _LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else _COUNTERS
+    query = LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else COUNTERS
     generation, state_version = connection.execute(query).one()
     return generation, state_version
 
@@ -381,8 +383,10 @@ _HOLDING_BATCH = 500
 """Dataset ids asked about per statement (SQLite allows 32,766 parameters; kept small)."""
 
 
-_SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)
-_REPORT_TIMES = select(node_states.c.node_uuid, node_states.c.reported_at)
+SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)
+"""Each node and when it was last heard from."""
+REPORT_TIMES = select(node_states.c.node_uuid, node_states.c.reported_at)
+"""Each reporting node and when its latest report was sent."""
 _NODE_UUIDS: dict[str, UUID] = {}
 """Node ids as read, parsed once: every placement reads every node's times (issue 16)."""
 
@@ -396,12 +400,38 @@ def _node_uuid(text: str) -> UUID:
 
 def seen_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node was last heard from, by node."""
-    return {_node_uuid(uuid): seen for uuid, seen in connection.execute(_SEEN_TIMES).all()}
+    return times_by_node(connection.execute(SEEN_TIMES))
 
 
 def report_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node's latest report was sent, by node."""
-    return {_node_uuid(uuid): at for uuid, at in connection.execute(_REPORT_TIMES).all()}
+    return times_by_node(connection.execute(REPORT_TIMES))
+
+
+def times_by_node(found: Iterable[Sequence[Any]]) -> dict[UUID, float | None]:
+    """The rows :data:`SEEN_TIMES` or :data:`REPORT_TIMES` read, as a time by node."""
+    return {_node_uuid(uuid): at for uuid, at in found}
+
+
+_SEEN_TIMES_OF = SEEN_TIMES.where(nodes.c.uuid.in_(bindparam("b_nodes", expanding=True)))
+_REPORT_TIMES_OF = REPORT_TIMES.where(
+    node_states.c.node_uuid.in_(bindparam("b_nodes", expanding=True))
+)
+
+
+def times_of(
+    connection: Connection, node_uuids: Iterable[UUID]
+) -> tuple[dict[UUID, float | None], dict[UUID, float | None]]:
+    """:func:`seen_times` and :func:`report_times` of ``node_uuids`` only (a few nodes)."""
+    texts = [str(n) for n in node_uuids]
+    if not texts:
+        return {}, {}
+    seen = connection.execute(_SEEN_TIMES_OF, {"b_nodes": texts}).all()
+    reported = connection.execute(_REPORT_TIMES_OF, {"b_nodes": texts}).all()
+    return (
+        {_node_uuid(uuid): at for uuid, at in seen},
+        {_node_uuid(uuid): at for uuid, at in reported},
+    )
 
 
 _REACHING = select(*_DATASET_COLUMNS).where(

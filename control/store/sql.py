@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial, reduce
 from typing import Any
@@ -71,11 +71,12 @@ from control.store.interface import (
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
-from control.store.pipelining import pipelined
+from control.store.pipelining import begun_with, pipelined, read_alone, read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
+from control.store.unsettled import UnsettledAt
 
 
 @define
@@ -93,6 +94,10 @@ class _ConfigurationWrite:
         """
         self.update = update
         return self.generation + 1
+
+
+_PLACEMENT = (cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES)
+"""What a group of creates is placed by (:meth:`SQLStore.placement_inputs`), read together."""
 
 
 class SQLStore:
@@ -126,6 +131,7 @@ class SQLStore:
         """How many times the whole configuration was read from the database."""
         self._state_cache = StateCache()
         self._node_views = NodeViews()
+        self._unsettled = UnsettledAt()
         self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
@@ -150,7 +156,8 @@ class SQLStore:
         """A write transaction holding the writers' lock, with both counters as read;
         counted for :meth:`renew_report` unless it writes only heartbeat times (``times_only``).
 
-        On SQLite the writers of this process also queue on a thread lock
+        On PostgreSQL the ``BEGIN`` goes with the locked counters (:func:`begun_with`: one
+        round trip). On SQLite the writers of this process also queue on a thread lock
         before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time anyway,
         and its busy handler polls with sleeps of up to 100 ms, which leaves the
         database idle between commits and lets an unlucky writer wait seconds.
@@ -162,8 +169,9 @@ class SQLStore:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**{WRITE: True})
-            with connection.begin():
-                generation, state_version = q.read_counters(connection, lock=True)
+            locked = q.COUNTERS if is_sqlite(connection) else q.LOCKED_COUNTERS
+            with begun_with(connection, locked) as counters:
+                [(generation, state_version)] = counters
                 yield connection, generation, state_version
 
     def _counted(self, times_only: bool) -> AbstractContextManager[object]:
@@ -190,16 +198,11 @@ class SQLStore:
     # -- reads ---------------------------------------------------------------
 
     def versions(self) -> Versions:
-        """The current configuration generation and state version: on PostgreSQL one
-        statement outside a transaction (one round trip, not a transaction's three; each
-        report group's answer reads them)."""
-        if is_sqlite(self._engine):
-            with self._read() as connection:
-                generation, state_version = q.read_counters(connection)
-        else:
-            with unavailable_on_failure(self._url), self._engine.connect() as connection:
-                connection.execution_options(isolation_level="AUTOCOMMIT")
-                generation, state_version = q.read_counters(connection)
+        """The current configuration generation and state version: on PostgreSQL read
+        with their transaction's ``BEGIN`` and ``COMMIT`` (:func:`read_alone`: one round
+        trip, not three; each report group's answer reads them)."""
+        with unavailable_on_failure(self._url), self._engine.connect() as connection:
+            [[(generation, state_version)]] = read_alone(connection, [q.COUNTERS])
         self._newest_state = max(self._newest_state, state_version)
         return Versions(configuration=generation, state=state_version)
 
@@ -239,6 +242,16 @@ class SQLStore:
         with self._read() as connection:
             return q.get_dataset(connection, dataset_id)
 
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids``, deleted or not, or ``None``: from the cached snapshot when
+        it is at the generation read, else row by row, in one transaction."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                return {i: q.get_dataset(connection, i) for i in dataset_ids}
+        return {i: snapshot.datasets.get(i) for i in dataset_ids}
+
     def datasets_for_node(
         self, node_uuid: UUID, also: frozenset[UUID]
     ) -> tuple[int, list[Dataset]]:
@@ -252,24 +265,46 @@ class SQLStore:
 
     def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
         """What one node's configuration is made of, from the cached snapshot's index
-        (the node's list kept while none of its datasets changed: :mod:`.node_views`).
+        (the node's list kept while none of its datasets changed: :mod:`.node_views`),
+        with the leases and the unsettled snapshots at the same generation
+        (:class:`.UnsettledAt`): one trip to the store's threads per answer.
 
         The fences come from the cached actual state when it is current, else
-        from the nodes' rows.
+        from the nodes' rows. When the snapshot is not cached at the generation
+        read (a restart, another replica's write, or a write that committed and
+        advanced it since this transaction began), one thread reads again under the
+        load lock and loads only if it is still missing: never every dataset outside
+        the lock, nor a load of a generation the cache has already passed.
         """
         with self._read() as connection:
-            generation, state_version = q.read_counters(connection)
-            snapshot = self._cache.get(generation)
-            if snapshot is None:
-                snapshot = self._load(connection, generation)
-            state = self._state_cache.get(state_version)
-            if state is not None:
-                fenced = self._node_views.fenced(state.nodes)
-            else:
-                fenced = q.fenced_nodes(connection)
+            view = self._node_view(connection, node_uuid, also, load=False)
+        if view is not None:
+            return view
+        with self._loading, self._read() as connection:
+            view = self._node_view(connection, node_uuid, also, load=True)
+        assert view is not None
+        return view
+
+    def _node_view(
+        self, connection: Connection, node_uuid: UUID, also: frozenset[UUID], load: bool
+    ) -> NodeDatasets | None:
+        """:meth:`node_datasets` in ``connection``'s transaction; ``None`` when the snapshot
+        is not cached at its generation and ``load`` is false."""
+        generation, state_version = q.read_counters(connection)
+        snapshot = self._cache.get(generation)
+        if snapshot is None:
+            if not load:
+                return None
+            snapshot = self._load(connection, generation)
+        state = self._state_cache.get(state_version)
+        if state is not None:
+            fenced = self._node_views.fenced(state.nodes)
+        else:
+            fenced = q.fenced_nodes(connection)
+        unsettled = self._unsettled.get(generation, partial(sq.unsettled, connection))
         return NodeDatasets(
             generation, self._node_views.datasets(snapshot, node_uuid, also), snapshot.copies(),
-            snapshot.read(), fenced,
+            snapshot.read(), fenced, snapshot.datasets, snapshot.leases, unsettled,
         )
 
     def _load(self, connection: Connection, generation: int) -> Snapshot:
@@ -306,8 +341,31 @@ class SQLStore:
         with self._read() as connection:
             return self._cluster_state(connection)
 
-    def _cluster_state(self, connection: Connection) -> ClusterState:
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state` with the times of ``node_uuids`` only read fresh (the
+        other nodes' as old as the cached state: a group of moves reads its targets')."""
+        with self._read() as connection:
+            return self._cluster_state(connection, node_uuids)
+
+    def _cluster_state(
+        self, connection: Connection, only: frozenset[UUID] | None = None
+    ) -> ClusterState:
         _, state_version = q.read_counters(connection)
+        if only is None:
+            return self._state_at(
+                connection, state_version,
+                lambda: (q.seen_times(connection), q.report_times(connection)),
+            )
+        return self._state_at(connection, state_version, lambda: q.times_of(connection, only), only)
+
+    def _state_at(
+        self, connection: Connection, state_version: int,
+        times: Callable[[], tuple[dict[UUID, float | None], dict[UUID, float | None]]],
+        only: frozenset[UUID] | None = None,
+    ) -> ClusterState:
+        """The cluster state at ``state_version``, read in ``connection``'s transaction: the
+        cached one with the nodes' ``times()`` (seen, reported; those of ``only`` when given)
+        laid over it, else read whole."""
         cached = self._state_cache.get(state_version)
         if cached is None:
             found = q.all_nodes(connection)
@@ -319,19 +377,45 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        seen, reported = q.seen_times(connection), q.report_times(connection)
-        state = with_liveness(cached, seen, reported)
-        return state if self._seen is None else self._seen.state(state)
+        return self._with_times(cached, *times(), only)
+
+    def _with_times(
+        self, cached: ClusterState, seen: dict[UUID, float | None],
+        reported: dict[UUID, float | None], only: frozenset[UUID] | None = None,
+    ) -> ClusterState:
+        """``cached`` with the nodes' times read (``seen``, ``reported``) laid over it, raised
+        by those heard here: one pass over the nodes."""
+        if self._seen is not None:
+            seen, reported = self._seen.times(cached, seen, reported, only)
+        return with_liveness(cached, seen, reported)
 
     def placement_inputs(
         self, nodes: bool
     ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
         """The classes, the cluster state and (with ``nodes``) every node, in one read
-        transaction (a group of creates read them in three)."""
+        transaction (a group of creates read them in three), the classes, the counters and
+        the nodes' times sent together: on PostgreSQL one round trip with the transaction's
+        ``BEGIN`` and ``COMMIT`` where there were six (:mod:`control.store.pipelining`), when
+        the cluster state at the counters read is cached and ``nodes`` is false; else three
+        (the ``BEGIN``, the four queries, the ``COMMIT``) and the reads these need."""
+        if not nodes:
+            with unavailable_on_failure(self._url), self._engine.connect() as connection:
+                classes, counters, seen, reported = read_alone(connection, _PLACEMENT)
+            [(_, state_version)] = counters
+            cached = self._state_cache.get(state_version)
+            if cached is not None:  # else read again, with the whole state
+                state = self._with_times(cached, q.times_by_node(seen), q.times_by_node(reported))
+                return cq.classes_from_rows(classes), state, None
         with self._read() as connection:
-            classes = cq.all_classes(connection)
-            state = self._cluster_state(connection)
-            return classes, state, self._nodes(connection) if nodes else None
+            classes, counters, seen, reported = read_together(connection, _PLACEMENT)
+            [(_, state_version)] = counters
+            state = self._state_at(
+                connection, state_version,
+                lambda: (q.times_by_node(seen), q.times_by_node(reported)),
+            )
+            return cq.classes_from_rows(classes), state, (
+                self._nodes(connection) if nodes else None
+            )
 
     # -- configuration writes ------------------------------------------------
 
@@ -544,15 +628,18 @@ class SQLStore:
         one_by_one: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]],
     ) -> list[Created]:
         """Judge and store a group in one transaction with ``store_group(connection,
-        generation, retention=...)`` (:mod:`control.store.creates`, :mod:`control.store.moves`),
+        generation, retention=..., state_version=...)`` (:mod:`control.store.creates`,
+        :mod:`control.store.moves`: the counters written with the rows, in their round trip),
         then advance the cache by each dataset stored; a group the database refuses is written
         ``one_by_one``, each in a savepoint of its own, to find which."""
         with self._advancing() as expect:
             try:
                 with self._write() as (connection, generation, state_version):
-                    answers, stored = store_group(connection, generation, retention=self._retention)
+                    answers, stored = store_group(
+                        connection, generation, retention=self._retention,
+                        state_version=state_version,
+                    )
                     if stored:
-                        q.write_counters(connection, generation + len(stored), state_version)
                         expect(generation, generation + len(stored))
             except Unavailable:
                 raise

@@ -39,18 +39,19 @@ def with_liveness(
 ) -> ClusterState:
     """``state`` with each node's ``last_seen`` and each report's ``reported_at`` as given.
 
-    Nodes and reports whose times are unchanged are kept as they are (the
-    same objects), so an unchanged state costs one pass over the nodes.
+    Nodes and reports whose times are unchanged, or not given, are kept as they
+    are (the same objects), so it costs one pass over the times given: those of a
+    few nodes cost those nodes, not the cluster's (a group of moves, issue 16).
     """
-    nodes = state.nodes.evolver()
-    for uuid, node in state.nodes.items():
-        seen = last_seen.get(uuid, node.last_seen)
-        if seen != node.last_seen:
+    known, nodes = state.nodes, state.nodes.evolver()
+    for uuid, seen in last_seen.items():
+        node = known.get(uuid)
+        if node is not None and seen != node.last_seen:
             nodes.set(uuid, evolve(node, last_seen=seen))
-    reports = state.reports.evolver()
-    for uuid, report in state.reports.items():
-        at = reported_at.get(uuid, report.reported_at)
-        if at != report.reported_at:
+    held, reports = state.reports, state.reports.evolver()
+    for uuid, at in reported_at.items():
+        report = held.get(uuid)
+        if report is not None and at != report.reported_at:
             reports.set(uuid, evolve(report, reported_at=at))
     if not nodes.is_dirty() and not reports.is_dirty():
         return state

@@ -10,10 +10,11 @@ from attrs import evolve
 
 from control.errors import Conflict, Forbidden
 from control.events import EventRetention
-from control.model import Fence, NodeState
+from control.model import ClusterState, Fence, Node, NodeState
 from control.store.migrate import upgrade
 from control.store.seen import Seen, SeenLog
 from control.store.sql import SQLStore
+from control.store.state_cache import with_liveness
 from tests.control.store.conformance import NOW, StoreConformance, add_dataset, add_node, report
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.report_conformance import ReportGroupConformance
@@ -261,3 +262,26 @@ def test_a_registration_is_refused_as_a_written_one(open_fast: Callable[[], SQLS
     with pytest.raises(Forbidden):
         store.register_node(evolve(node, identity="node-b", last_seen=NOW + 2))
     assert store.cluster_state().nodes[a].last_seen == NOW + 1
+
+
+def test_times_read_and_heard_are_laid_in_one_pass() -> None:
+    """Laying the times read and those heard at once gives the state that laying them one
+    after the other gives: each node's later time, a node's report only where it has one."""
+    a, b, c = UUID(int=1), UUID(int=2), UUID(int=3)
+    state = ClusterState(
+        version=1,
+        nodes={u: Node(uuid=u, host=str(u), last_seen=1.0) for u in (a, b, c)},
+        reports={a: NodeState(node_uuid=a, reported_at=1.0), b: NodeState(node_uuid=b)},
+    )
+    log = SeenLog()
+    log.saw(a, Seen(9.0, 8.0))
+    log.saw(b, Seen(2.0, 2.0))
+    log.saw(c, Seen(3.0, None))
+    log.saw(UUID(int=4), Seen(5.0, 5.0))
+    read_seen, read_sent = {a: 4.0, b: 6.0, c: None}, {a: 4.0, b: None}
+    one_pass = with_liveness(state, *log.times(state, read_seen, read_sent))
+    assert one_pass == log.state(with_liveness(state, read_seen, read_sent))
+    assert [one_pass.nodes[u].last_seen for u in (a, b, c)] == [9.0, 6.0, 3.0]
+    assert [one_pass.reports[u].reported_at for u in (a, b)] == [8.0, 2.0]
+    only_a = with_liveness(state, *log.times(state, {}, {}, only=[a]))
+    assert only_a.nodes[b] is state.nodes[b] and only_a.nodes[a].last_seen == 9.0

@@ -30,6 +30,20 @@ def test_liveness_is_laid_over() -> None:
     assert (fresh.nodes[NODE].last_seen, fresh.reports[NODE].reported_at) == (5.0, 4.0)
 
 
+def test_liveness_of_some_nodes_only() -> None:
+    """Times given for some nodes move theirs alone; a node not in the state is ignored."""
+    other = uuid.uuid4()
+    cached = ClusterState(
+        version=1,
+        nodes={NODE: Node(uuid=NODE, host="a", last_seen=1.0),
+               other: Node(uuid=other, host="b", last_seen=1.0)},
+        reports={NODE: NodeState(node_uuid=NODE, reported_at=1.0)},
+    )
+    fresh = with_liveness(cached, {other: 7.0, uuid.uuid4(): 9.0}, {other: 7.0})
+    assert fresh.nodes[NODE] is cached.nodes[NODE] and fresh.reports == cached.reports
+    assert fresh.nodes[other].last_seen == 7.0 and len(fresh.nodes) == 2
+
+
 def test_get_only_at_the_version() -> None:
     """A cached state is answered only for its own version; an older one never replaces it."""
     cache = StateCache()
