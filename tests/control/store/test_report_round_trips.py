@@ -75,7 +75,9 @@ def test_a_changed_report_reads_only_the_locked_counters(
     with _statements(store) as seen:
         assert store.report_state(changed) is True
     selects = [s for s in seen if s.upper().startswith("SELECT")]
-    assert len(selects) == 1 and "cluster" in selects[0]
+    assert all(s.startswith("SELECT cluster.generation") for s in selects)
+    # the lock's: on PostgreSQL sent with its BEGIN through the driver, unseen here
+    assert len(selects) == (0 if sql_url.startswith("postgresql") else 1)
     restarted = SQLStore(sql_url)
     try:
         assert restarted.cluster_state().reports[node] == changed
