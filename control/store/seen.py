@@ -97,17 +97,30 @@ class SeenLog:
 
     def state(self, state: ClusterState) -> ClusterState:
         """``state`` with the latest times its nodes were heard from and their reports sent."""
+        return with_liveness(state, *self.times(state, {}, {}))
+
+    def times(
+        self,
+        state: ClusterState,
+        last_seen: Mapping[UUID, float | None],
+        reported_at: Mapping[UUID, float | None],
+    ) -> tuple[Mapping[UUID, float | None], Mapping[UUID, float | None]]:
+        """The times to lay over ``state`` (:func:`~control.store.state_cache.with_liveness`)
+        so that it ends as if ``last_seen`` and ``reported_at`` were laid first and then
+        :meth:`state`: each node's later of those (or ``state``'s own) and the latest heard
+        here. One pass over the nodes instead of two."""
         with self._lock:
             latest = dict(self._latest)
         if not latest:
-            return state
-        last_seen = {
-            uuid: max(s.last_seen, state.nodes[uuid].last_seen or 0.0)
-            for uuid, s in latest.items() if uuid in state.nodes
-        }
-        reported_at = {
-            uuid: max(s.reported_at, state.reports[uuid].reported_at or 0.0)
-            for uuid, s in latest.items()
-            if uuid in state.reports and s.reported_at is not None
-        }
-        return with_liveness(state, last_seen, reported_at)
+            return last_seen, reported_at
+        seen, reported = dict(last_seen), dict(reported_at)
+        nodes, reports = state.nodes, state.reports
+        for uuid, s in latest.items():
+            node = nodes.get(uuid)
+            if node is not None:
+                seen[uuid] = max(s.last_seen, seen.get(uuid, node.last_seen) or 0.0)
+            report = reports.get(uuid)
+            if report is not None and s.reported_at is not None:
+                at = reported.get(uuid, report.reported_at)
+                reported[uuid] = max(s.reported_at, at or 0.0)
+        return seen, reported

@@ -308,9 +308,11 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        seen, reported = q.seen_times(connection), q.report_times(connection)
-        state = with_liveness(cached, seen, reported)
-        return state if self._seen is None else self._seen.state(state)
+        seen: Mapping[UUID, float | None] = q.seen_times(connection)
+        reported: Mapping[UUID, float | None] = q.report_times(connection)
+        if self._seen is not None:  # laid in one pass with the times read
+            seen, reported = self._seen.times(cached, seen, reported)
+        return with_liveness(cached, seen, reported)
 
     def placement_inputs(
         self, nodes: bool

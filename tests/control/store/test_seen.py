@@ -7,13 +7,16 @@ from uuid import UUID
 
 import pytest
 from attrs import evolve
+from hypothesis import given
+from hypothesis import strategies as st
 
 from control.errors import Conflict, Forbidden
 from control.events import EventRetention
-from control.model import Fence, NodeState
+from control.model import ClusterState, Fence, Node, NodeState
 from control.store.migrate import upgrade
 from control.store.seen import Seen, SeenLog
 from control.store.sql import SQLStore
+from control.store.state_cache import with_liveness
 from tests.control.store.conformance import NOW, StoreConformance, add_dataset, add_node, report
 from tests.control.store.failover_conformance import FailoverConformance
 from tests.control.store.report_conformance import ReportGroupConformance
@@ -261,3 +264,39 @@ def test_a_registration_is_refused_as_a_written_one(open_fast: Callable[[], SQLS
     with pytest.raises(Forbidden):
         store.register_node(evolve(node, identity="node-b", last_seen=NOW + 2))
     assert store.cluster_state().nodes[a].last_seen == NOW + 1
+
+
+_TIME = st.none() | st.floats(0.0, 10.0)
+_IDS = [UUID(int=i) for i in range(1, 5)]
+
+
+@given(
+    stored=st.lists(st.tuples(_TIME, st.booleans(), _TIME), min_size=4, max_size=4),
+    read_seen=st.dictionaries(st.sampled_from(_IDS), _TIME),
+    read_reported=st.dictionaries(st.sampled_from(_IDS), _TIME),
+    heard=st.dictionaries(st.sampled_from(_IDS), st.tuples(st.floats(0.0, 10.0), _TIME)),
+)
+def test_times_lay_in_one_pass_what_two_laid(
+    stored: list[tuple[float | None, bool, float | None]],
+    read_seen: dict[UUID, float | None],
+    read_reported: dict[UUID, float | None],
+    heard: dict[UUID, tuple[float, float | None]],
+) -> None:
+    """The times read and those heard, merged by :meth:`SeenLog.times` and laid once, give the
+    state that laying the times read and then :meth:`SeenLog.state` gave."""
+    cached = ClusterState(
+        version=1,
+        nodes={
+            u: Node(uuid=u, host="h", last_seen=s)
+            for u, (s, _, _) in zip(_IDS, stored, strict=True)
+        },
+        reports={
+            u: NodeState(node_uuid=u, reported_at=r)
+            for u, (_, has, r) in zip(_IDS, stored, strict=True) if has
+        },
+    )
+    log = SeenLog()
+    for uuid, (seen, reported) in heard.items():
+        log.saw(uuid, Seen(seen, reported))
+    twice = log.state(with_liveness(cached, read_seen, read_reported))
+    assert with_liveness(cached, *log.times(cached, read_seen, read_reported)) == twice
