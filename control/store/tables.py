@@ -152,6 +152,7 @@ node_datasets = Table(
     Column("maximum_size", BigInteger, nullable=True),
     Column("device", String(4096), nullable=True),
     Column("path", String(4096), nullable=True),
+    Index("ix_node_datasets_dataset_id", "dataset_id"),
 )
 """Each dataset's state in its node's latest report, a row each: a report that changed one of
 a node's 2,000 datasets writes one row, not the node's whole document (issue 16)."""
