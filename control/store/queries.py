@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, or_
 
 from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
-from control.store.pglocks import write_and_notify_counters
+from control.store.pglocks import claim_counters, write_and_notify_counters
 from control.store.tables import (
     CLUSTER_ROW,
     cluster,
@@ -54,8 +54,14 @@ _UPDATES = {
 }
 
 
-def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
-    """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
+def read_counters(
+    connection: Connection, lock: bool = False, marking: bool = False
+) -> tuple[int, int]:
+    """``(generation, state_version)``; with ``lock``, held until the transaction ends, and
+    with ``marking`` too the row's version moved on PostgreSQL (a write transaction that
+    may change what a report's judgement reads: :func:`~control.store.pglocks.claim_counters`)."""
+    if lock and marking and connection.dialect.name == "postgresql":
+        return claim_counters(connection)
     query = _LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else _COUNTERS
     generation, state_version = connection.execute(query).one()
     return generation, state_version
