@@ -132,6 +132,8 @@ class SQLStore:
         self.full_loads = 0
         """How many times the whole configuration was read from the database."""
         self._state_cache = StateCache()
+        self._laid: tuple[ClusterState | None, ClusterState | None] = (None, None)
+        """The cached state last laid liveness over, and the answer (built on by the next)."""
         self._node_views = NodeViews()
         self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
@@ -324,7 +326,10 @@ class SQLStore:
         reported: Mapping[UUID, float | None] = q.report_times(connection)
         if self._seen is not None:  # laid in one pass with the times read
             seen, reported = self._seen.times(cached, seen, reported)
-        return with_liveness(cached, seen, reported)
+        last = self._laid
+        laid = with_liveness(cached, seen, reported, last[1] if last[0] is cached else None)
+        self._laid = (cached, laid)
+        return laid
 
     def placement_inputs(
         self, nodes: bool
