@@ -40,7 +40,7 @@ from control.api.errors import json_headers, json_response, refuse, routing_erro
 from control.api.group import GroupCommit
 from control.api.guard import Authenticate, Guard, ReadGuard, peer_principal, principal_on
 from control.api.listing import ListingEncoder, StateListingEncoder, StoredListing, send
-from control.api.node_listing import NodeFragments, Shared, live_leases_of, with_array
+from control.api.node_listing import NodeFragments, live_leases_of, with_array
 from control.api.openapi import document
 from control.api.repeats import Reporting
 from control.api.reporting import renew_group
@@ -189,7 +189,6 @@ class ControlAPI:
         self._shoal_listing = ListingEncoder(node_dataset_to_json)
         self._state_listing = StateListingEncoder()
         self._node_fragments = NodeFragments()
-        self._shared = Shared()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
         self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
         checks = GroupCommit(partial(store.compute, renew_group, store.store))
@@ -641,16 +640,15 @@ class ControlAPI:
     async def node_configuration(self, request: Request, node_uuid: str) -> bytes:
         """The datasets (and their leases) one node is primary for, plus those it asks about.
 
-        One store call when nothing changed: the leases and the snapshots come from what
-        every node's answer shares at the generation (:class:`Shared`), and the node's
+        One store call: the node's datasets, the leases and the unsettled snapshots at one
+        generation (:meth:`~control.store.interface.Store.node_datasets`), and the node's
         datasets array from what was encoded of the same list (issue 16)."""
         uuid = path_uuid(node_uuid, "node uuid")
         params = query_parameters(request, schemas.NODE_CONFIGURATION_QUERY)
         also = uuid_list(params.get("also", ""))
         now = self._now()
         view = await self._store.node_datasets(uuid, also)
-        configuration, unsettled = await self._shared_at(view.generation, now)
-        snapshots = await self._pending_snapshots(uuid, unsettled, configuration.datasets, now)
+        snapshots = await self._pending_snapshots(uuid, view.unsettled, view.everything, now)
         datasets = view.datasets
         if view.copies:
             reports = (await self._store.cluster_state()).reports
@@ -660,7 +658,7 @@ class ControlAPI:
             array = self._node_fragments.array_of((uuid, also), view.datasets)
         else:
             array = self._node_fragments.array(_by_id(datasets, lambda d: d.dataset_id))
-        leases = live_leases_of(configuration.leases, (d.dataset_id for d in datasets), now)
+        leases = live_leases_of(view.leases, (d.dataset_id for d in datasets), now)
         fenced = sorted(str(n) for n in view.fenced)
         json_headers(request)
         return with_array(
@@ -676,18 +674,6 @@ class ControlAPI:
                 "heartbeat": self.failover.heartbeat,
             },
         )
-
-    async def _shared_at(
-        self, generation: int, now: float
-    ) -> tuple[Configuration, list[DatasetSnapshot]]:
-        """The configuration and the unsettled snapshots at ``generation`` (or read after it)."""
-        kept = self._shared.get(generation)
-        if kept is not None:
-            return kept
-        configuration = await self._store.configuration(now)
-        unsettled = [s for s in await self._store.snapshots() if s.deleted or not s.ready]
-        self._shared.put(configuration, unsettled)
-        return configuration, unsettled
 
     @app.route("/v1/shoal/conditions", methods=["GET"])
     async def conditions(self, request: Request) -> bytes:

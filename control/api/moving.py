@@ -62,7 +62,7 @@ dataset as it was before (to tell the watchers of both); or the refusal."""
 class Found:
     """What a group's checks read: every node (the cluster state's, whose version a node's
     fence or drain mark moves), the cluster state, the classes by name (read only if a
-    dataset of the group has a class)."""
+    dataset of the group has a class). Only the targets' liveness is current."""
 
     nodes: Mapping[UUID, Node]
     state: ClusterState
@@ -90,7 +90,7 @@ def check_one(store: Store, pending: PendingMove) -> Dataset | None:
     """Read what :func:`check` needs and check ``pending`` (blocking: one trip to the
     store's threads); returns the dataset as it is before the move."""
     current = store.dataset(pending.dataset_id)
-    check(pending, current, _found(store, [current]))
+    check(pending, current, _found(store, [current], [pending]))
     return current
 
 
@@ -102,8 +102,8 @@ def write_group(store: Store, take: Take) -> list[Moved]:
 
 def move_group(store: Store, pendings: Sequence[PendingMove]) -> list[Moved]:
     """Check and store ``pendings`` (blocking: run in the store's threads); their answers."""
-    current = {p.dataset_id: store.dataset(p.dataset_id) for p in pendings}
-    found = _found(store, current.values())
+    current = store.datasets_of([p.dataset_id for p in pendings])
+    found = _found(store, current.values(), pendings)
     answers: dict[int, Moved] = {}
     batch: list[tuple[int, NewMove, Dataset | None]] = []
     for index, pending in enumerate(pendings):
@@ -141,9 +141,15 @@ def _write(store: Store, batch: list[tuple[int, NewMove, Dataset | None]],
     return answers
 
 
-def _found(store: Store, datasets: Iterable[Dataset | None]) -> Found:
-    """The nodes, the cluster state and (if any of ``datasets`` has a class) the classes."""
+def _found(
+    store: Store, datasets: Iterable[Dataset | None], pendings: Iterable[PendingMove]
+) -> Found:
+    """The nodes, the cluster state and (if any of ``datasets`` has a class) the classes.
+
+    Only the targets' liveness is read fresh (:meth:`Store.cluster_state_of`): :func:`check`
+    asks whether the target is live, never another node (laying every node's times over
+    the state was 37% of a group at 1,000 nodes, issue 16)."""
     named = any(d is not None and d.storage_class is not None for d in datasets)
     classes = {c.name: c for c in store.classes()} if named else {}
-    state = store.cluster_state()
+    state = store.cluster_state_of(frozenset(p.primary for p in pendings))
     return Found(state.nodes, state, classes.get)

@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from control.api.errors import encode
-from control.model import Configuration, Dataset, DatasetSnapshot, Lease
+from control.model import Dataset, Lease
 from control.wire import node_dataset_to_json
 
 LIMIT = 250_000
@@ -73,29 +73,6 @@ def with_array(name: str, array: bytes, rest: Mapping[str, Any]) -> bytes:
     tail = encode(dict(rest))
     joiner = b"," if len(tail) > 2 else b""
     return b"{" + encode(name) + b":" + array + joiner + tail[1:]
-
-
-class Shared:
-    """What every node's configuration takes from one generation, read once for all nodes:
-    the configuration (for the leases) and the snapshots not settled (reactor thread).
-
-    Leases and snapshot records change only with the generation, so what was read at a
-    generation serves every node's answer at that generation.
-    """
-
-    def __init__(self) -> None:
-        self._kept: tuple[Configuration, list[DatasetSnapshot]] | None = None
-
-    def get(self, generation: int) -> tuple[Configuration, list[DatasetSnapshot]] | None:
-        """What was kept at ``generation``, or ``None``."""
-        kept = self._kept
-        return kept if kept is not None and kept[0].generation == generation else None
-
-    def put(self, configuration: Configuration, unsettled: list[DatasetSnapshot]) -> None:
-        """Keep ``configuration`` and the ``unsettled`` snapshots read with (or after) it."""
-        kept = self._kept
-        if kept is None or kept[0].generation <= configuration.generation:
-            self._kept = (configuration, unsettled)
 
 
 def live_leases_of(leases: Mapping[UUID, Lease], ids: Iterable[UUID], now: float) -> list[Lease]:

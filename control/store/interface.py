@@ -8,7 +8,7 @@ thread pool. Every implementation passes ``tests/control/store/conformance.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol, runtime_checkable
 from uuid import UUID
 
@@ -90,7 +90,10 @@ class NodeDatasets:
     ``datasets``: those whose primary is the node or whose id it asked about,
     ordered by id; ``copies``: every dataset made from a source (clone or
     restore) and every such source dataset, by id; ``read``: every dataset
-    that has readers (ReadOnlyMany); ``fenced``: the nodes fenced now.
+    that has readers (ReadOnlyMany); ``fenced``: the nodes fenced now;
+    ``everything``: every dataset, by id; ``leases``: every lease, by dataset id
+    (expired ones included); ``unsettled``: the snapshot records not ready yet or
+    deleted. All at ``generation``: a node's configuration is one call (issue 16).
     """
 
     generation: int
@@ -98,6 +101,9 @@ class NodeDatasets:
     copies: Mapping[UUID, Dataset]
     read: list[Dataset]
     fenced: frozenset[UUID]
+    everything: Mapping[UUID, Dataset]
+    leases: Mapping[UUID, Lease]
+    unsettled: list[DatasetSnapshot]
 
 
 @runtime_checkable
@@ -151,6 +157,11 @@ class Store(Protocol):
 
     def dataset(self, dataset_id: UUID) -> Dataset | None:
         """One dataset, deleted or not, or ``None``."""
+        ...
+
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids`` as :meth:`dataset` answers it, all read at one generation
+        (one trip, where a group of moves made one per move)."""
         ...
 
     def datasets_for_node(
@@ -523,6 +534,12 @@ class Store(Protocol):
 
     def cluster_state(self) -> ClusterState:
         """Registered nodes and their latest reports."""
+        ...
+
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state`, but only the liveness of ``node_uuids`` (each one's
+        ``last_seen`` and its report's ``reported_at``) must be current: the other nodes'
+        times may be older (costs those nodes, not the cluster's, where the store can)."""
         ...
 
     def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:

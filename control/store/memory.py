@@ -10,7 +10,7 @@ it safe to share between threads (conditional writes win a tag at most once).
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -112,6 +112,11 @@ class MemoryStore:
         with self._lock:
             return self._datasets.get(dataset_id)
 
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids``, deleted or not, or ``None``."""
+        with self._lock:
+            return {i: self._datasets.get(i) for i in dataset_ids}
+
     def datasets_for_node(
         self, node_uuid: UUID, also: frozenset[UUID]
     ) -> tuple[int, list[Dataset]]:
@@ -139,6 +144,9 @@ class MemoryStore:
                 copies,
                 [d for d in everything.values() if d.readers],
                 frozenset(n.uuid for n in self._nodes.values() if n.fence is not None),
+                pmap(everything),
+                pmap(self._leases),
+                [s for s in self._snapshots.values() if s.deleted or not s.ready],
             )
 
     def nodes(self) -> list[Node]:
@@ -157,6 +165,10 @@ class MemoryStore:
             return ClusterState(
                 version=self._state_version, nodes=pmap(self._nodes), reports=pmap(self._reports)
             )
+
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state` (every node's liveness is current here)."""
+        return self.cluster_state()
 
     def placement_inputs(
         self, nodes: bool

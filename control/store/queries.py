@@ -410,6 +410,27 @@ def report_times(connection: Connection) -> dict[UUID, float | None]:
     return {_node_uuid(uuid): at for uuid, at in connection.execute(_REPORT_TIMES).all()}
 
 
+_SEEN_TIMES_OF = _SEEN_TIMES.where(nodes.c.uuid.in_(bindparam("b_nodes", expanding=True)))
+_REPORT_TIMES_OF = _REPORT_TIMES.where(
+    node_states.c.node_uuid.in_(bindparam("b_nodes", expanding=True))
+)
+
+
+def times_of(
+    connection: Connection, node_uuids: Iterable[UUID]
+) -> tuple[dict[UUID, float | None], dict[UUID, float | None]]:
+    """:func:`seen_times` and :func:`report_times` of ``node_uuids`` only (a few nodes)."""
+    texts = [str(n) for n in node_uuids]
+    if not texts:
+        return {}, {}
+    seen = connection.execute(_SEEN_TIMES_OF, {"b_nodes": texts}).all()
+    reported = connection.execute(_REPORT_TIMES_OF, {"b_nodes": texts}).all()
+    return (
+        {_node_uuid(uuid): at for uuid, at in seen},
+        {_node_uuid(uuid): at for uuid, at in reported},
+    )
+
+
 _REACHING = select(*_DATASET_COLUMNS).where(
     or_(
         datasets.c.dataset_id.in_(bindparam("b_ids", expanding=True)),

@@ -22,7 +22,7 @@ agent fences itself in time.
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from uuid import UUID
 
 from attrs import evolve, frozen
@@ -95,32 +95,34 @@ class SeenLog:
             return node
         return evolve(node, last_seen=seen.last_seen)
 
-    def state(self, state: ClusterState) -> ClusterState:
-        """``state`` with the latest times its nodes were heard from and their reports sent."""
-        return with_liveness(state, *self.times(state, {}, {}))
+    def state(self, state: ClusterState, only: Iterable[UUID] | None = None) -> ClusterState:
+        """``state`` with the latest times its nodes were heard from and their reports sent
+        (of the nodes ``only``, if given: the others' are left as they are)."""
+        return with_liveness(state, *self.times(state, {}, {}, only))
 
     def times(
         self,
         state: ClusterState,
         last_seen: Mapping[UUID, float | None],
         reported_at: Mapping[UUID, float | None],
-    ) -> tuple[Mapping[UUID, float | None], Mapping[UUID, float | None]]:
-        """The times to lay over ``state`` (:func:`~control.store.state_cache.with_liveness`)
-        so that it ends as if ``last_seen`` and ``reported_at`` were laid first and then
-        :meth:`state`: each node's later of those (or ``state``'s own) and the latest heard
-        here. One pass over the nodes instead of two."""
+        only: Iterable[UUID] | None = None,
+    ) -> tuple[dict[UUID, float | None], dict[UUID, float | None]]:
+        """The times to lay over ``state`` (:func:`with_liveness`): ``last_seen`` and
+        ``reported_at`` as read (by node; a node not in them keeps the state's), each raised
+        to the latest heard here (of the nodes ``only``, if given), so that the times read
+        and those heard are laid in one pass."""
         with self._lock:
-            latest = dict(self._latest)
-        if not latest:
-            return last_seen, reported_at
-        seen, reported = dict(last_seen), dict(reported_at)
+            if only is None:
+                latest = dict(self._latest)
+            else:
+                latest = {u: s for u in only if (s := self._latest.get(u)) is not None}
+        seen, sent = dict(last_seen), dict(reported_at)
         nodes, reports = state.nodes, state.reports
-        for uuid, s in latest.items():
+        for uuid, heard in latest.items():
             node = nodes.get(uuid)
             if node is not None:
-                seen[uuid] = max(s.last_seen, seen.get(uuid, node.last_seen) or 0.0)
+                seen[uuid] = max(heard.last_seen, seen.get(uuid, node.last_seen) or 0.0)
             report = reports.get(uuid)
-            if report is not None and s.reported_at is not None:
-                at = reported.get(uuid, report.reported_at)
-                reported[uuid] = max(s.reported_at, at or 0.0)
-        return seen, reported
+            if report is not None and heard.reported_at is not None:
+                sent[uuid] = max(heard.reported_at, sent.get(uuid, report.reported_at) or 0.0)
+        return seen, sent

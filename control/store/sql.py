@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import partial, reduce
 from typing import Any
@@ -77,6 +77,7 @@ from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
 from control.store.state_cache import StateCache, with_liveness, with_report
+from control.store.unsettled import UnsettledAt
 
 
 @define
@@ -132,9 +133,8 @@ class SQLStore:
         self.full_loads = 0
         """How many times the whole configuration was read from the database."""
         self._state_cache = StateCache()
-        self._laid: tuple[ClusterState | None, ClusterState | None] = (None, None)
-        """The cached state last laid liveness over, and the answer (built on by the next)."""
         self._node_views = NodeViews()
+        self._unsettled = UnsettledAt()
         self._loading = threading.Lock()
         self._writers: AbstractContextManager[object] = (
             threading.Lock() if is_sqlite(self._engine) else nullcontext()
@@ -242,6 +242,16 @@ class SQLStore:
         with self._read() as connection:
             return q.get_dataset(connection, dataset_id)
 
+    def datasets_of(self, dataset_ids: Iterable[UUID]) -> dict[UUID, Dataset | None]:
+        """Each of ``dataset_ids``, deleted or not, or ``None``: from the cached snapshot when
+        it is at the generation read, else row by row, in one transaction."""
+        with self._read() as connection:
+            generation, _ = q.read_counters(connection)
+            snapshot = self._cache.get(generation)
+            if snapshot is None:
+                return {i: q.get_dataset(connection, i) for i in dataset_ids}
+        return {i: snapshot.datasets.get(i) for i in dataset_ids}
+
     def datasets_for_node(
         self, node_uuid: UUID, also: frozenset[UUID]
     ) -> tuple[int, list[Dataset]]:
@@ -255,24 +265,46 @@ class SQLStore:
 
     def node_datasets(self, node_uuid: UUID, also: frozenset[UUID]) -> NodeDatasets:
         """What one node's configuration is made of, from the cached snapshot's index
-        (the node's list kept while none of its datasets changed: :mod:`.node_views`).
+        (the node's list kept while none of its datasets changed: :mod:`.node_views`),
+        with the leases and the unsettled snapshots at the same generation
+        (:class:`.UnsettledAt`): one trip to the store's threads per answer.
 
         The fences come from the cached actual state when it is current, else
-        from the nodes' rows.
+        from the nodes' rows. When the snapshot is not cached at the generation
+        read (a restart, another replica's write, or a write that committed and
+        advanced it since this transaction began), one thread reads again under the
+        load lock and loads only if it is still missing: never every dataset outside
+        the lock, nor a load of a generation the cache has already passed.
         """
         with self._read() as connection:
-            generation, state_version = q.read_counters(connection)
-            snapshot = self._cache.get(generation)
-            if snapshot is None:
-                snapshot = self._load(connection, generation)
-            state = self._state_cache.get(state_version)
-            if state is not None:
-                fenced = self._node_views.fenced(state.nodes)
-            else:
-                fenced = q.fenced_nodes(connection)
+            view = self._node_view(connection, node_uuid, also, load=False)
+        if view is not None:
+            return view
+        with self._loading, self._read() as connection:
+            view = self._node_view(connection, node_uuid, also, load=True)
+        assert view is not None
+        return view
+
+    def _node_view(
+        self, connection: Connection, node_uuid: UUID, also: frozenset[UUID], load: bool
+    ) -> NodeDatasets | None:
+        """:meth:`node_datasets` in ``connection``'s transaction; ``None`` when the snapshot
+        is not cached at its generation and ``load`` is false."""
+        generation, state_version = q.read_counters(connection)
+        snapshot = self._cache.get(generation)
+        if snapshot is None:
+            if not load:
+                return None
+            snapshot = self._load(connection, generation)
+        state = self._state_cache.get(state_version)
+        if state is not None:
+            fenced = self._node_views.fenced(state.nodes)
+        else:
+            fenced = q.fenced_nodes(connection)
+        unsettled = self._unsettled.get(generation, partial(sq.unsettled, connection))
         return NodeDatasets(
             generation, self._node_views.datasets(snapshot, node_uuid, also), snapshot.copies(),
-            snapshot.read(), fenced,
+            snapshot.read(), fenced, snapshot.datasets, snapshot.leases, unsettled,
         )
 
     def _load(self, connection: Connection, generation: int) -> Snapshot:
@@ -309,7 +341,15 @@ class SQLStore:
         with self._read() as connection:
             return self._cluster_state(connection)
 
-    def _cluster_state(self, connection: Connection) -> ClusterState:
+    def cluster_state_of(self, node_uuids: frozenset[UUID]) -> ClusterState:
+        """:meth:`cluster_state` with the times of ``node_uuids`` only read fresh (the
+        other nodes' as old as the cached state: a group of moves reads its targets')."""
+        with self._read() as connection:
+            return self._cluster_state(connection, node_uuids)
+
+    def _cluster_state(
+        self, connection: Connection, only: frozenset[UUID] | None = None
+    ) -> ClusterState:
         _, state_version = q.read_counters(connection)
         cached = self._state_cache.get(state_version)
         if cached is None:
@@ -322,14 +362,13 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        seen: Mapping[UUID, float | None] = q.seen_times(connection)
-        reported: Mapping[UUID, float | None] = q.report_times(connection)
-        if self._seen is not None:  # laid in one pass with the times read
-            seen, reported = self._seen.times(cached, seen, reported)
-        last = self._laid
-        laid = with_liveness(cached, seen, reported, last[1] if last[0] is cached else None)
-        self._laid = (cached, laid)
-        return laid
+        if only is None:
+            seen, reported = q.seen_times(connection), q.report_times(connection)
+        else:
+            seen, reported = q.times_of(connection, only)
+        if self._seen is not None:  # the times heard here raise those read: one pass
+            seen, reported = self._seen.times(cached, seen, reported, only)
+        return with_liveness(cached, seen, reported)
 
     def placement_inputs(
         self, nodes: bool

@@ -182,6 +182,23 @@ class TestPendingChanges:
         newest = report(N1, mounted(UUID(int=1024)))
         assert pending.reported(newest, 30.0)[1] == [6.0]
 
+    @given(st.lists(st.tuples(st.booleans(), st.integers(0, 5), st.integers(0, 2)), max_size=40))
+    def test_count_and_index_follow_the_changes(
+        self, steps: list[tuple[bool, int, int]]
+    ) -> None:
+        """Whatever the changes and reports, the count and each dataset's node agree with the
+        changes kept by node."""
+        pending = PendingChanges(limit=4)
+        for write, dataset, node in steps:
+            dataset_id, node_uuid = UUID(int=100 + dataset), UUID(int=1 + node)
+            if write:
+                pending = pending.changed(Dataset(dataset_id, node_uuid, GIB), float(len(steps)))
+            else:
+                pending = pending.reported(report(node_uuid, mounted(dataset_id)), 50.0)[0]
+            kept = {d: n for n, changes in pending.by_node.items() for d in changes}
+            assert len(pending) == len(kept) <= 4
+            assert dict(pending.where) == kept
+
 
 def naive_states(configuration: Configuration, state: ClusterState) -> dict[DatasetHealth, int]:
     """The definition, one dataset at a time with :func:`reached` (slow, plainly right)."""

@@ -583,6 +583,37 @@ class StoreConformance:
         assert again.cluster_state().nodes[a].last_seen == NOW + 2
         assert again.cluster_state().reports[a].reported_at == NOW + 2
 
+    def test_datasets_of_answers_as_dataset_does(self, store: Store) -> None:
+        """Several datasets read at once, cold or from a cached configuration, are each what
+        ``dataset`` answers: a deleted one as deleted, an unknown one as ``None``."""
+        a = add_node(store)
+        kept, gone = add_dataset(store, a), add_dataset(store, a)
+        store.delete_dataset(gone.dataset_id, None, NOW)
+        ids = [kept.dataset_id, gone.dataset_id, uuid4()]
+        cold = store.datasets_of(ids)
+        store.configuration(NOW)
+        warm = store.datasets_of(ids)
+        assert cold == warm == {i: store.dataset(i) for i in ids}
+        deleted = warm[gone.dataset_id]
+        assert deleted is not None and deleted.deleted
+
+    def test_cluster_state_of_some_nodes_has_their_times_current(self, store: Store) -> None:
+        """The state of a few nodes has each one's latest times (heartbeats included), and
+        every node's and report's other facts, as the whole cluster state has them."""
+        a, b = add_node(store), add_node(store)
+        store.report_state(report(a, 0, at=NOW + 1))
+        store.report_state(report(b, 0, at=NOW + 1))
+        store.cluster_state()
+        store.report_state(report(a, 0, at=NOW + 4))
+        store.report_state(report(b, 0, at=NOW + 5))
+        some = store.cluster_state_of(frozenset({a}))
+        whole = store.cluster_state()
+        assert (some.nodes[a], some.reports[a]) == (whole.nodes[a], whole.reports[a])
+        assert (some.nodes[a].last_seen, some.reports[a].reported_at) == (NOW + 4, NOW + 4)
+        assert some.version == whole.version and set(some.nodes) == {a, b}
+        assert evolve(some.nodes[b], last_seen=None) == evolve(whole.nodes[b], last_seen=None)
+        assert store.cluster_state_of(frozenset()).reports.keys() == whole.reports.keys()
+
     def test_an_unchanged_registration_is_seen_and_durable(
         self, store: Store, reopen: Callable[[], Store]
     ) -> None:

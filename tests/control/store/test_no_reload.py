@@ -117,3 +117,66 @@ def test_no_wait_without_a_committing_write() -> None:
     cache.expect(4, 5)
     assert cache.get(7) is None
     assert cache.get(4) is not None
+
+
+class _WritingCache(SnapshotCache):
+    """A real cache that, the next time it is asked for a generation, first has another
+    thread commit ``write`` (which advances this cache past the generation asked for)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.write: Callable[[], object] | None = None
+
+    def get(self, generation: int) -> Snapshot | None:
+        write, self.write = self.write, None
+        if write is not None:
+            writer = threading.Thread(target=write)
+            writer.start()
+            writer.join(timeout=30)
+        return super().get(generation)
+
+
+def test_node_datasets_read_while_a_write_commits_loads_nothing(sql_url: str) -> None:
+    """A node's configuration read at a generation the cache has just passed (a write
+    committed after the read began) is read again at the newer one, without loading every
+    dataset, and holds the write."""
+    upgrade(sql_url)
+    cache = _WritingCache()
+    store = SQLStore(sql_url, snapshots=cache)
+    try:
+        node = store.register_node(Node(uuid=uuid4(), host="h"))
+        store.create_datasets(_creates(node))
+        store.node_datasets(node.uuid, frozenset())
+        loads, made = store.full_loads, Dataset(dataset_id=uuid4(), primary=node.uuid)
+        cache.write = lambda: store.create_dataset(made, None)
+        view = store.node_datasets(node.uuid, frozenset())
+        assert store.full_loads == loads
+        assert view.generation == store.versions().configuration
+        assert made.dataset_id in {d.dataset_id for d in view.datasets}
+    finally:
+        store.close()
+
+
+def test_node_datasets_loads_once_for_simultaneous_misses(sql_url: str) -> None:
+    """Nodes' configurations asked for at once with nothing cached (a restart) load every
+    dataset once between them, and each holds the leases and unsettled snapshots."""
+    upgrade(sql_url)
+    store = SQLStore(sql_url)
+    node = store.register_node(Node(uuid=uuid4(), host="h"))
+    store.create_datasets(_creates(node))
+    store.close()
+    store = SQLStore(sql_url)
+    try:
+        views: list[object] = []
+
+        def read() -> None:
+            views.append(store.node_datasets(node.uuid, frozenset()))
+
+        readers = [threading.Thread(target=read) for _ in range(8)]
+        for reader in readers:
+            reader.start()
+        for reader in readers:
+            reader.join(timeout=30)
+        assert store.full_loads == 1 and len(views) == 8
+    finally:
+        store.close()

@@ -7,8 +7,6 @@ from uuid import UUID
 
 import pytest
 from attrs import evolve
-from hypothesis import given
-from hypothesis import strategies as st
 
 from control.errors import Conflict, Forbidden
 from control.events import EventRetention
@@ -266,37 +264,24 @@ def test_a_registration_is_refused_as_a_written_one(open_fast: Callable[[], SQLS
     assert store.cluster_state().nodes[a].last_seen == NOW + 1
 
 
-_TIME = st.none() | st.floats(0.0, 10.0)
-_IDS = [UUID(int=i) for i in range(1, 5)]
-
-
-@given(
-    stored=st.lists(st.tuples(_TIME, st.booleans(), _TIME), min_size=4, max_size=4),
-    read_seen=st.dictionaries(st.sampled_from(_IDS), _TIME),
-    read_reported=st.dictionaries(st.sampled_from(_IDS), _TIME),
-    heard=st.dictionaries(st.sampled_from(_IDS), st.tuples(st.floats(0.0, 10.0), _TIME)),
-)
-def test_times_lay_in_one_pass_what_two_laid(
-    stored: list[tuple[float | None, bool, float | None]],
-    read_seen: dict[UUID, float | None],
-    read_reported: dict[UUID, float | None],
-    heard: dict[UUID, tuple[float, float | None]],
-) -> None:
-    """The times read and those heard, merged by :meth:`SeenLog.times` and laid once, give the
-    state that laying the times read and then :meth:`SeenLog.state` gave."""
-    cached = ClusterState(
+def test_times_read_and_heard_are_laid_in_one_pass() -> None:
+    """Laying the times read and those heard at once gives the state that laying them one
+    after the other gives: each node's later time, a node's report only where it has one."""
+    a, b, c = UUID(int=1), UUID(int=2), UUID(int=3)
+    state = ClusterState(
         version=1,
-        nodes={
-            u: Node(uuid=u, host="h", last_seen=s)
-            for u, (s, _, _) in zip(_IDS, stored, strict=True)
-        },
-        reports={
-            u: NodeState(node_uuid=u, reported_at=r)
-            for u, (_, has, r) in zip(_IDS, stored, strict=True) if has
-        },
+        nodes={u: Node(uuid=u, host=str(u), last_seen=1.0) for u in (a, b, c)},
+        reports={a: NodeState(node_uuid=a, reported_at=1.0), b: NodeState(node_uuid=b)},
     )
     log = SeenLog()
-    for uuid, (seen, reported) in heard.items():
-        log.saw(uuid, Seen(seen, reported))
-    twice = log.state(with_liveness(cached, read_seen, read_reported))
-    assert with_liveness(cached, *log.times(cached, read_seen, read_reported)) == twice
+    log.saw(a, Seen(9.0, 8.0))
+    log.saw(b, Seen(2.0, 2.0))
+    log.saw(c, Seen(3.0, None))
+    log.saw(UUID(int=4), Seen(5.0, 5.0))
+    read_seen, read_sent = {a: 4.0, b: 6.0, c: None}, {a: 4.0, b: None}
+    one_pass = with_liveness(state, *log.times(state, read_seen, read_sent))
+    assert one_pass == log.state(with_liveness(state, read_seen, read_sent))
+    assert [one_pass.nodes[u].last_seen for u in (a, b, c)] == [9.0, 6.0, 3.0]
+    assert [one_pass.reports[u].reported_at for u in (a, b)] == [8.0, 2.0]
+    only_a = with_liveness(state, *log.times(state, {}, {}, only=[a]))
+    assert only_a.nodes[b] is state.nodes[b] and only_a.nodes[a].last_seen == 9.0

@@ -5,8 +5,6 @@ from __future__ import annotations
 import threading
 import uuid
 
-from hypothesis import given
-from hypothesis import strategies as st
 from pyrsistent import pmap
 
 from control.model import ClusterState, Node, NodeState
@@ -30,6 +28,20 @@ def test_liveness_is_laid_over() -> None:
     assert with_liveness(cached, {NODE: 1.0}, {NODE: 1.0}) is cached
     fresh = with_liveness(cached, {NODE: 5.0}, {NODE: 4.0})
     assert (fresh.nodes[NODE].last_seen, fresh.reports[NODE].reported_at) == (5.0, 4.0)
+
+
+def test_liveness_of_some_nodes_only() -> None:
+    """Times given for some nodes move theirs alone; a node not in the state is ignored."""
+    other = uuid.uuid4()
+    cached = ClusterState(
+        version=1,
+        nodes={NODE: Node(uuid=NODE, host="a", last_seen=1.0),
+               other: Node(uuid=other, host="b", last_seen=1.0)},
+        reports={NODE: NodeState(node_uuid=NODE, reported_at=1.0)},
+    )
+    fresh = with_liveness(cached, {other: 7.0, uuid.uuid4(): 9.0}, {other: 7.0})
+    assert fresh.nodes[NODE] is cached.nodes[NODE] and fresh.reports == cached.reports
+    assert fresh.nodes[other].last_seen == 7.0 and len(fresh.nodes) == 2
 
 
 def test_get_only_at_the_version() -> None:
@@ -101,40 +113,3 @@ def test_a_reader_waits_only_for_a_write_from_the_version_held() -> None:
     cache.expect(5)
     assert cache.get(2) is None
     assert cache.get(6) is None
-
-
-_IDS = [uuid.UUID(int=i) for i in range(1, 5)]
-_TIME = st.none() | st.floats(0.0, 10.0)
-_TIMES = st.dictionaries(st.sampled_from(_IDS), _TIME)
-
-
-@given(
-    stored=st.lists(st.tuples(_TIME, st.booleans(), _TIME), min_size=4, max_size=4),
-    first=st.tuples(_TIMES, _TIMES),
-    then=st.tuples(_TIMES, _TIMES),
-)
-def test_liveness_laid_on_an_earlier_answer_is_the_same(
-    stored: list[tuple[float | None, bool, float | None]],
-    first: tuple[dict[uuid.UUID, float | None], dict[uuid.UUID, float | None]],
-    then: tuple[dict[uuid.UUID, float | None], dict[uuid.UUID, float | None]],
-) -> None:
-    """Times laid on an earlier answer over the same state give what laying them on the
-    state gives, and reuse the earlier answer's objects where the times did not move."""
-    cached = ClusterState(
-        version=1,
-        nodes={
-            u: Node(uuid=u, host="h", last_seen=s)
-            for u, (s, _, _) in zip(_IDS, stored, strict=True)
-        },
-        reports={
-            u: NodeState(node_uuid=u, reported_at=r)
-            for u, (_, has, r) in zip(_IDS, stored, strict=True) if has
-        },
-    )
-    earlier = with_liveness(cached, *first)
-    laid = with_liveness(cached, *then, laid=earlier)
-    assert laid == with_liveness(cached, *then)
-    assert with_liveness(cached, *first, laid=earlier) is earlier
-    for node_uuid, node in laid.nodes.items():
-        if node.last_seen == earlier.nodes[node_uuid].last_seen:
-            assert node is earlier.nodes[node_uuid]
