@@ -7,7 +7,7 @@ a transaction the caller owns; none commits.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, delete, func, insert, select, update
@@ -30,10 +30,19 @@ def class_from_row(row: Mapping[Any, Any]) -> StorageClass:
     return class_from_json(body)
 
 
+ALL_CLASSES = select(storage_classes).order_by(storage_classes.c.name)
+"""Every class's row, by name (:func:`classes_from_rows` reads them)."""
+_COLUMNS = tuple(column.key for column in ALL_CLASSES.selected_columns)
+
+
 def all_classes(connection: Connection) -> list[StorageClass]:
     """Every class, by name."""
-    query = select(storage_classes).order_by(storage_classes.c.name)
-    return [class_from_row(row) for row in connection.execute(query).mappings()]
+    return classes_from_rows(connection.execute(ALL_CLASSES))
+
+
+def classes_from_rows(found: Iterable[Sequence[Any]]) -> list[StorageClass]:
+    """The classes of the rows :data:`ALL_CLASSES` read (values by position)."""
+    return [class_from_row(dict(zip(_COLUMNS, row, strict=True))) for row in found]
 
 
 def get_class(connection: Connection, name: str) -> StorageClass | None:

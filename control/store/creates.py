@@ -38,6 +38,7 @@ from control import rules
 from control.errors import ShoalError
 from control.events import EventRetention
 from control.model import Dataset
+from control.store import queries as q
 from control.store import rows
 from control.store.interface import Created, NewDataset
 from control.store.pipelining import pipelined
@@ -76,10 +77,12 @@ def batchable(creates: Sequence[NewDataset]) -> bool:
 def create_group(
     connection: Connection, generation: int, creates: Sequence[NewDataset],
     retention: EventRetention, known_nodes: set[UUID] | None = None,
+    state_version: int | None = None,
 ) -> tuple[list[Created], list[Dataset]]:
     """Judge and store ``creates`` (:func:`batchable`) in the caller's write transaction,
     which read ``generation``: each one's answer, and the datasets stored in order (the
-    ``i``-th stored makes generation ``generation + i + 1``).
+    ``i``-th stored makes generation ``generation + i + 1``). With ``state_version``, the
+    new counters are written too, with the rows (:func:`write_counters`).
 
     ``known_nodes``: nodes already found registered, kept by the caller across groups (a
     node's row is never deleted, so one found stays found): only the other primaries are
@@ -102,7 +105,16 @@ def create_group(
         with pipelined(connection):
             connection.execute(_INSERT_DATASETS, [rows.dataset_row(d) for d in stored])
             record_events(connection, made, retention)
+            write_counters(connection, generation + len(stored), state_version)
     return answers, stored
+
+
+def write_counters(connection: Connection, generation: int, state_version: int | None) -> None:
+    """Write the counters a group of configuration writes leaves (``generation``, and
+    ``state_version`` as read), unless ``state_version`` is ``None`` (the caller writes them):
+    called in the group's :func:`pipelined` block, so that they go in its round trip."""
+    if state_version is not None:
+        q.write_counters(connection, generation, state_version)
 
 
 class _Found:

@@ -27,7 +27,7 @@ from control.errors import ShoalError
 from control.events import EventRetention
 from control.model import Dataset, Lease, Node
 from control.store import rows
-from control.store.creates import record_events
+from control.store.creates import record_events, write_counters
 from control.store.interface import Created, NewMove
 from control.store.pipelining import pipelined
 from control.store.tables import datasets, leases, nodes
@@ -41,11 +41,12 @@ _UPDATE_DATASETS = update(datasets).where(datasets.c.dataset_id == bindparam("b_
 
 def move_group(
     connection: Connection, generation: int, moves: Sequence[NewMove],
-    retention: EventRetention,
+    retention: EventRetention, state_version: int | None = None,
 ) -> tuple[list[Created], list[Dataset]]:
     """Judge and store ``moves`` in the caller's write transaction, which read
     ``generation``: each one's answer, and the datasets stored in order (the ``i``-th
-    stored makes generation ``generation + i + 1``)."""
+    stored makes generation ``generation + i + 1``). With ``state_version``, the new
+    counters are written too, with the rows (:func:`~control.store.creates.write_counters`)."""
     found = _Found(connection, moves)
     answers: list[Created] = []
     stored: list[Dataset] = []
@@ -78,6 +79,8 @@ def move_group(
             )
         if made:
             record_events(connection, made, retention)
+        if stored:
+            write_counters(connection, generation + len(stored), state_version)
     return answers, stored
 
 

@@ -57,27 +57,15 @@ def write_and_notify_counters(connection: Connection, generation: int, state_ver
     connection.execute(_WRITE_AND_NOTIFY, counters)
 
 
-_CLAIM_COUNTERS = text(
-    "UPDATE cluster SET generation = generation WHERE id = :row "
-    "RETURNING generation, state_version"
-)
 _MARKED_COUNTERS = text(
     "SELECT generation, state_version, xmin::text FROM cluster WHERE id = :row"
 )
 
 
-def claim_counters(connection: Connection) -> tuple[int, int]:
-    """Both counters, the cluster row locked until the transaction ends (as ``SELECT ... FOR
-    UPDATE``) and rewritten unchanged: once the transaction commits, the row's version
-    (``xmin``) is this transaction's id, so :func:`read_marked_counters` tells that a write
-    transaction committed since it was last read, whichever replica made it."""
-    generation, state_version = connection.execute(_CLAIM_COUNTERS, {"row": CLUSTER_ROW}).one()
-    return generation, state_version
-
-
 def read_marked_counters(connection: Connection) -> tuple[int, int, str]:
     """Both counters and the cluster row's version (``xmin``): the id of the last write
-    transaction committed (:func:`claim_counters`), in one statement."""
+    transaction committed (every one but the flush of heartbeat times rewrites the row:
+    :data:`~control.store.queries.CLAIMED_COUNTERS`), in one statement."""
     generation, state_version, mark = connection.execute(
         _MARKED_COUNTERS, {"row": CLUSTER_ROW}
     ).one()

@@ -8,7 +8,7 @@ are told whether the row exists: the caller read it under the writers' lock.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from uuid import UUID
 
@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Select, Table, bindparam, delete, insert, or_
 
 from control.model import Dataset, DatasetState, Lease, Node, NodeState
 from control.store import rows
-from control.store.pglocks import claim_counters, write_and_notify_counters
+from control.store.pglocks import write_and_notify_counters
 from control.store.tables import (
     CLUSTER_ROW,
     cluster,
@@ -30,10 +30,22 @@ from control.store.tables import (
 # The statements of every write, built once: SQLAlchemy then finds each one's
 # compiled form by a cache key it computed once, instead of building, keying
 # and looking up a new statement on every call (most of a create's CPU).
-_COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
+COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
     cluster.c.id == CLUSTER_ROW
 )
-_LOCKED_COUNTERS = _COUNTERS.with_for_update()
+"""``(generation, state_version)``: one row."""
+LOCKED_COUNTERS = COUNTERS.with_for_update()
+"""The counters, the cluster row locked until the transaction ends (the writers' lock)."""
+CLAIMED_COUNTERS = (
+    update(cluster)
+    .where(cluster.c.id == CLUSTER_ROW)
+    .values(generation=cluster.c.generation)
+    .returning(cluster.c.generation, cluster.c.state_version)
+)
+"""PostgreSQL: the counters, the cluster row locked as by :data:`LOCKED_COUNTERS` and
+rewritten unchanged, so that once the transaction commits the row's version (``xmin``) is
+its id: :func:`~control.store.pglocks.read_marked_counters` then tells that a write
+committed since it was last read, whichever replica made it (:mod:`control.store.renewals`)."""
 _WRITE_COUNTERS = update(cluster).where(cluster.c.id == CLUSTER_ROW)
 _DATASET = select(datasets).where(datasets.c.dataset_id == bindparam("b_dataset_id"))
 _NODE_EXISTS = select(nodes.c.uuid).where(nodes.c.uuid == bindparam("b_uuid"))
@@ -54,15 +66,9 @@ _UPDATES = {
 }
 
 
-def read_counters(
-    connection: Connection, lock: bool = False, marking: bool = False
-) -> tuple[int, int]:
-    """``(generation, state_version)``; with ``lock``, held until the transaction ends, and
-    with ``marking`` too the row's version moved on PostgreSQL (a write transaction that
-    may change what a report's judgement reads: :func:`~control.store.pglocks.claim_counters`)."""
-    if lock and marking and connection.dialect.name == "postgresql":
-        return claim_counters(connection)
-    query = _LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else _COUNTERS
+def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
+    """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
+    query = LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else COUNTERS
     generation, state_version = connection.execute(query).one()
     return generation, state_version
 
@@ -387,8 +393,10 @@ _HOLDING_BATCH = 500
 """Dataset ids asked about per statement (SQLite allows 32,766 parameters; kept small)."""
 
 
-_SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)
-_REPORT_TIMES = select(node_states.c.node_uuid, node_states.c.reported_at)
+SEEN_TIMES = select(nodes.c.uuid, nodes.c.last_seen)
+"""Each node and when it was last heard from."""
+REPORT_TIMES = select(node_states.c.node_uuid, node_states.c.reported_at)
+"""Each reporting node and when its latest report was sent."""
 _NODE_UUIDS: dict[str, UUID] = {}
 """Node ids as read, parsed once: every placement reads every node's times (issue 16)."""
 
@@ -402,16 +410,21 @@ def _node_uuid(text: str) -> UUID:
 
 def seen_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node was last heard from, by node."""
-    return {_node_uuid(uuid): seen for uuid, seen in connection.execute(_SEEN_TIMES).all()}
+    return times_by_node(connection.execute(SEEN_TIMES))
 
 
 def report_times(connection: Connection) -> dict[UUID, float | None]:
     """When each node's latest report was sent, by node."""
-    return {_node_uuid(uuid): at for uuid, at in connection.execute(_REPORT_TIMES).all()}
+    return times_by_node(connection.execute(REPORT_TIMES))
 
 
-_SEEN_TIMES_OF = _SEEN_TIMES.where(nodes.c.uuid.in_(bindparam("b_nodes", expanding=True)))
-_REPORT_TIMES_OF = _REPORT_TIMES.where(
+def times_by_node(found: Iterable[Sequence[Any]]) -> dict[UUID, float | None]:
+    """The rows :data:`SEEN_TIMES` or :data:`REPORT_TIMES` read, as a time by node."""
+    return {_node_uuid(uuid): at for uuid, at in found}
+
+
+_SEEN_TIMES_OF = SEEN_TIMES.where(nodes.c.uuid.in_(bindparam("b_nodes", expanding=True)))
+_REPORT_TIMES_OF = REPORT_TIMES.where(
     node_states.c.node_uuid.in_(bindparam("b_nodes", expanding=True))
 )
 

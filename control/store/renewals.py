@@ -25,7 +25,7 @@ On PostgreSQL other replicas write too, and their writes reach this one only lat
 ``NOTIFY``), so the count kept here cannot tell. There the mark is the cluster row's
 version (``xmin``), read in the judgement's own transaction: every write transaction but
 the flush rewrites that row as it takes the writers' lock
-(:func:`~control.store.pglocks.claim_counters`), so the version moves with every write
+(:data:`~control.store.queries.CLAIMED_COUNTERS`), so the version moves with every write
 committed, by any replica. A repeated report is renewed by one read of it
 (:meth:`~control.store.sql.SQLStore.renew_reports`, a group of reports at a time) while
 it is still the judgement's mark (:meth:`Renewals.held`).

@@ -73,6 +73,7 @@ from control.store.interface import (
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
 from control.store.pglocks import read_marked_counters
+from control.store.pipelining import begun_with, read_alone, read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
 from control.store.snapshot import Snapshot, SnapshotCache
@@ -95,6 +96,10 @@ class _ConfigurationWrite:
         """
         self.update = update
         return self.generation + 1
+
+
+_PLACEMENT = (cq.ALL_CLASSES, q.COUNTERS, q.SEEN_TIMES, q.REPORT_TIMES)
+"""What a group of creates is placed by (:meth:`SQLStore.placement_inputs`), read together."""
 
 
 class SQLStore:
@@ -159,7 +164,8 @@ class SQLStore:
         """A write transaction holding the writers' lock, with both counters as read;
         counted for :meth:`renew_report` unless it writes only heartbeat times (``times_only``).
 
-        On SQLite the writers of this process also queue on a thread lock
+        On PostgreSQL the ``BEGIN`` goes with the locked counters (:func:`begun_with`: one
+        round trip). On SQLite the writers of this process also queue on a thread lock
         before ``BEGIN IMMEDIATE``: SQLite admits one writer at a time anyway,
         and its busy handler polls with sleeps of up to 100 ms, which leaves the
         database idle between commits and lets an unlucky writer wait seconds.
@@ -171,10 +177,12 @@ class SQLStore:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**{WRITE: True})
-            with connection.begin():
-                generation, state_version = q.read_counters(
-                    connection, lock=True, marking=not times_only
-                )
+            if is_sqlite(connection):
+                locked = q.COUNTERS
+            else:  # a write that may change what a report's judgement reads moves the row
+                locked = q.LOCKED_COUNTERS if times_only else q.CLAIMED_COUNTERS
+            with begun_with(connection, locked) as counters:
+                [(generation, state_version)] = counters
                 yield connection, generation, state_version
 
     def _counted(self, times_only: bool) -> AbstractContextManager[object]:
@@ -351,6 +359,21 @@ class SQLStore:
         self, connection: Connection, only: frozenset[UUID] | None = None
     ) -> ClusterState:
         _, state_version = q.read_counters(connection)
+        if only is None:
+            return self._state_at(
+                connection, state_version,
+                lambda: (q.seen_times(connection), q.report_times(connection)),
+            )
+        return self._state_at(connection, state_version, lambda: q.times_of(connection, only), only)
+
+    def _state_at(
+        self, connection: Connection, state_version: int,
+        times: Callable[[], tuple[dict[UUID, float | None], dict[UUID, float | None]]],
+        only: frozenset[UUID] | None = None,
+    ) -> ClusterState:
+        """The cluster state at ``state_version``, read in ``connection``'s transaction: the
+        cached one with the nodes' ``times()`` (seen, reported; those of ``only`` when given)
+        laid over it, else read whole."""
         cached = self._state_cache.get(state_version)
         if cached is None:
             found = q.all_nodes(connection)
@@ -362,11 +385,15 @@ class SQLStore:
             )
             self._state_cache.put(state)
             return state if self._seen is None else self._seen.state(state)
-        if only is None:
-            seen, reported = q.seen_times(connection), q.report_times(connection)
-        else:
-            seen, reported = q.times_of(connection, only)
-        if self._seen is not None:  # the times heard here raise those read: one pass
+        return self._with_times(cached, *times(), only)
+
+    def _with_times(
+        self, cached: ClusterState, seen: dict[UUID, float | None],
+        reported: dict[UUID, float | None], only: frozenset[UUID] | None = None,
+    ) -> ClusterState:
+        """``cached`` with the nodes' times read (``seen``, ``reported``) laid over it, raised
+        by those heard here: one pass over the nodes."""
+        if self._seen is not None:
             seen, reported = self._seen.times(cached, seen, reported, only)
         return with_liveness(cached, seen, reported)
 
@@ -374,11 +401,29 @@ class SQLStore:
         self, nodes: bool
     ) -> tuple[list[StorageClass], ClusterState, list[Node] | None]:
         """The classes, the cluster state and (with ``nodes``) every node, in one read
-        transaction (a group of creates read them in three)."""
+        transaction (a group of creates read them in three), the classes, the counters and
+        the nodes' times sent together: on PostgreSQL one round trip with the transaction's
+        ``BEGIN`` and ``COMMIT`` where there were six (:mod:`control.store.pipelining`), when
+        the cluster state at the counters read is cached and ``nodes`` is false; else three
+        (the ``BEGIN``, the four queries, the ``COMMIT``) and the reads these need."""
+        if not nodes:
+            with unavailable_on_failure(self._url), self._engine.connect() as connection:
+                classes, counters, seen, reported = read_alone(connection, _PLACEMENT)
+            [(_, state_version)] = counters
+            cached = self._state_cache.get(state_version)
+            if cached is not None:  # else read again, with the whole state
+                state = self._with_times(cached, q.times_by_node(seen), q.times_by_node(reported))
+                return cq.classes_from_rows(classes), state, None
         with self._read() as connection:
-            classes = cq.all_classes(connection)
-            state = self._cluster_state(connection)
-            return classes, state, self._nodes(connection) if nodes else None
+            classes, counters, seen, reported = read_together(connection, _PLACEMENT)
+            [(_, state_version)] = counters
+            state = self._state_at(
+                connection, state_version,
+                lambda: (q.times_by_node(seen), q.times_by_node(reported)),
+            )
+            return cq.classes_from_rows(classes), state, (
+                self._nodes(connection) if nodes else None
+            )
 
     # -- configuration writes ------------------------------------------------
 
@@ -591,15 +636,18 @@ class SQLStore:
         one_by_one: Sequence[tuple[str | None, Callable[[_ConfigurationWrite], Any]]],
     ) -> list[Created]:
         """Judge and store a group in one transaction with ``store_group(connection,
-        generation, retention=...)`` (:mod:`control.store.creates`, :mod:`control.store.moves`),
+        generation, retention=..., state_version=...)`` (:mod:`control.store.creates`,
+        :mod:`control.store.moves`: the counters written with the rows, in their round trip),
         then advance the cache by each dataset stored; a group the database refuses is written
         ``one_by_one``, each in a savepoint of its own, to find which."""
         with self._advancing() as expect:
             try:
                 with self._write() as (connection, generation, state_version):
-                    answers, stored = store_group(connection, generation, retention=self._retention)
+                    answers, stored = store_group(
+                        connection, generation, retention=self._retention,
+                        state_version=state_version,
+                    )
                     if stored:
-                        q.write_counters(connection, generation + len(stored), state_version)
                         expect(generation, generation + len(stored))
             except Unavailable:
                 raise
