@@ -23,7 +23,7 @@ from uuid import UUID
 
 from attrs import define, evolve
 from pyrsistent import pmap
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 
 from control import classes as cl
 from control import events as ev
@@ -177,6 +177,7 @@ class SQLStore:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**{WRITE: True})
+            locked: Executable
             if is_sqlite(connection):
                 locked = q.COUNTERS
             else:  # a write that may change what a report's judgement reads moves the row
