@@ -285,14 +285,15 @@ class _Pass:
 
 def _liveness_decisions(p: _Pass, memory: Memory) -> tuple[list[Decision], PMap]:
     found: list[Decision] = []
-    known = memory.liveness
+    was_known = memory.liveness
+    known = was_known.evolver()  # one evolver: a PMap.set per node made a map each
     for node in _sorted(p.state.nodes.values()):
         now_is = liveness(node, p.now, p.settings, p.started)
-        was = known.get(node.uuid, Liveness.LIVE)
+        was = was_known.get(node.uuid, Liveness.LIVE)
         if now_is is not was:
             found.append(MarkLiveness(node.uuid, now_is, silence(node, p.now, p.started)))
-        known = known.set(node.uuid, now_is)
-    return found, known
+        known.set(node.uuid, now_is)
+    return found, known.persistent()
 
 
 def _fence_decisions(p: _Pass) -> tuple[list[Decision], dict[UUID, Fence]]:
@@ -479,8 +480,8 @@ def visible_state(state: ClusterState, configuration: Configuration) -> ClusterS
 
 
 def _sorted(nodes: Iterable[Node]) -> list[Node]:
-    return sorted(nodes, key=lambda n: str(n.uuid))
+    return sorted(nodes, key=lambda n: n.uuid.int)  # the order of str(uuid), without it
 
 
-def _key(item: tuple[UUID, object]) -> str:
-    return str(item[0])
+def _key(item: tuple[UUID, object]) -> int:
+    return item[0].int

@@ -43,6 +43,7 @@ from control.api.listing import ListingEncoder, StateListingEncoder, StoredListi
 from control.api.node_listing import NodeFragments, live_leases_of, with_array
 from control.api.openapi import document
 from control.api.repeats import Reporting
+from control.api.reporting import renew_group
 from control.api.reporting import write_group as write_reports
 from control.api.root import JSONRoot
 from control.api.routes import RoutedKlein
@@ -190,7 +191,11 @@ class ControlAPI:
         self._node_fragments = NodeFragments()
         self._creates = GroupCommit(partial(store.compute, creating.write_group, store.store))
         self._report_group = GroupCommit(partial(store.compute, write_reports, store.store))
-        self._reporting = Reporting(store.store.renew_report, self._report_group.create)
+        checks = GroupCommit(partial(store.compute, renew_group, store.store))
+        self._reporting = Reporting(
+            store.store.renew_report, self._report_group.create,
+            checks.create if store.store.renews_by_reading else None,
+        )
         self._moves = GroupCommit(partial(store.compute, moving.write_group, store.store))
 
     def warm(self) -> int:

@@ -50,6 +50,7 @@ from control.store.interface import (
     Created,
     NewDataset,
     NewMove,
+    Renewal,
     ReportAnswer,
     Reported,
     StateReach,
@@ -274,6 +275,15 @@ class MeteredStore:
         renewed = self.store.renew_report(node_uuid, identity, at)
         if renewed is not None:
             self._metrics.writes.labels("report_state", "ok").inc()
+        return renewed
+
+    def renew_reports(self, asked: Sequence[Renewal]) -> list[Versions | None]:
+        """The wrapped store's renewals, each renewed counted as one ``report_state``
+        (:meth:`renew_report`)."""
+        renewed = self.store.renew_reports(asked)
+        done = sum(1 for versions in renewed if versions is not None)
+        if done:
+            self._metrics.writes.labels("report_state", "ok").inc(done)
         return renewed
 
     def _wrote(self, name: str, args: tuple[Any, ...], result: Any) -> None:

@@ -13,6 +13,12 @@ still holds, so the answer is the one the whole path would give; when it does no
 (anything was written since, the flush of heartbeats failed, another certificate sent
 it, or the store never renews), the report goes the whole way.
 
+A store that must read the database to know (PostgreSQL: other replicas write,
+:attr:`~control.store.interface.Store.renews_by_reading`) is asked through ``check``
+instead: a group of repeated reports, one trip to the store's threads and one read
+(:meth:`~control.store.interface.Store.renew_reports`), still no parsing and no
+judgement; a report it does not renew goes the whole way after it.
+
 A report of a node whose earlier report is still on its way (judged in the order they
 came) is never answered at once, and a node's remembered body is forgotten as soon as
 another report of it is sent, so the remembered body is always the last one judged.
@@ -32,9 +38,14 @@ from control.api.reporting import Answer
 from control.api.reports import ReportReader, digest
 from control.errors import NotFound
 from control.model import Versions
+from control.store.interface import Renewal
 
 Renew = Callable[[UUID, "str | None", float], "Versions | None"]
 """:meth:`~control.store.interface.Store.renew_report`."""
+
+Check = Callable[[Renewal], "Deferred[Versions | None]"]
+"""Queues a repeated report to be renewed after reading the database: its counters, or
+``None`` (:meth:`~control.store.interface.Store.renew_reports`, a group at a time)."""
 
 Judge = Callable[[Any], "Deferred[Answer]"]
 """Queues ``(report, identity)`` to be judged and recorded: its
@@ -44,9 +55,10 @@ Judge = Callable[[Any], "Deferred[Answer]"]
 class Reporting:
     """Reads, judges and answers state reports (reactor thread only)."""
 
-    def __init__(self, renew: Renew, judge: Judge) -> None:
+    def __init__(self, renew: Renew, judge: Judge, check: Check | None = None) -> None:
         self._renew = renew
         self._judge = judge
+        self._check = check
         self.reader = ReportReader()
         self._heartbeat: dict[UUID, bytes] = {}
         """Each node's body last answered ``False`` with none of its reports in flight."""
@@ -63,6 +75,8 @@ class Reporting:
         digested = digest(raw)
         if node_uuid not in self._in_flight and self._heartbeat.get(node_uuid) == digested:
             renewed = self._renew(node_uuid, identity, now)
+            if renewed is None and self._check is not None:
+                renewed = await self._checked((node_uuid, identity, now))
             if renewed is not None:
                 return False, renewed, None
         report = self.reader.decode(raw, digested, node_uuid, now)
@@ -80,3 +94,18 @@ class Reporting:
         if not changed and node_uuid not in self._in_flight:
             self._heartbeat[node_uuid] = digested
         return changed, versions, reached
+
+    async def _checked(self, renewal: Renewal) -> Versions | None:
+        """``check``'s renewal (the node's report counted in flight meanwhile, so a report
+        of it sent meanwhile goes the whole way); ``None`` when the check failed too."""
+        assert self._check is not None
+        node_uuid = renewal[0]
+        self._in_flight[node_uuid] = self._in_flight.get(node_uuid, 0) + 1
+        try:
+            return await self._check(renewal)
+        except Exception:
+            return None  # judged the whole way, which fails or answers as it must
+        finally:
+            left = self._in_flight.pop(node_uuid) - 1
+            if left:
+                self._in_flight[node_uuid] = left

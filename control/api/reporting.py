@@ -33,3 +33,10 @@ def write_group(store: Store, take: Take) -> list[Answer | Exception]:
     answers, reached = store.report_states_reaching(reports)
     versions = store.versions()
     return [a if isinstance(a, Exception) else (a, versions, reached) for a in answers]
+
+
+def renew_group(store: Store, take: Take) -> list[Versions | None]:
+    """Take a group of repeated reports (:data:`~control.store.interface.Renewal`) from the
+    queue and renew those whose judgement still holds, after one read (blocking:
+    :meth:`~control.store.interface.Store.renew_reports`)."""
+    return store.renew_reports(take())

@@ -66,6 +66,10 @@ sent it, as :meth:`Store.report_state` takes them."""
 ReportAnswer = bool | ShoalError
 """The answer to one :data:`Reported`: whether its observation changed, or its refusal."""
 
+Renewal = tuple[UUID, str | None, float]
+"""A repeated heartbeat to renew (:meth:`Store.renew_reports`): the node, the identity that
+sent it, and when it was received."""
+
 
 @frozen
 class StateReach:
@@ -547,6 +551,18 @@ class Store(Protocol):
         answer is ``False``, not changed); else ``None``, and the report must go to
         :meth:`report_states`. Never blocks or does I/O (the reactor calls it). A store
         may always answer ``None``."""
+        ...
+
+    renews_by_reading: bool
+    """Whether :meth:`renew_reports` may renew: a store that renews only in memory
+    (:meth:`renew_report`), or never, answers ``None`` for each and need not be asked."""
+
+    def renew_reports(self, asked: Sequence[Renewal]) -> list[Versions | None]:
+        """Each of ``asked``, a report repeating its node's last heartbeat byte for byte, taken
+        as :meth:`renew_report` takes one, but after reading the database once for the group
+        (whether anything was written since each judgement, by any replica): the counters
+        for each renewed, ``None`` for each that must go to :meth:`report_states`. Blocking
+        (the store's threads call it)."""
         ...
 
     def placement_inputs(

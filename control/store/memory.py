@@ -48,6 +48,7 @@ from control.store.interface import (
     NewDataset,
     NewMove,
     NodeDatasets,
+    Renewal,
     ReportAnswer,
     Reported,
     StateReach,
@@ -580,6 +581,13 @@ class MemoryStore:
     def renew_report(self, node_uuid: UUID, identity: str | None, at: float) -> Versions | None:
         """Never: every report goes to :meth:`report_states` (:meth:`Store.renew_report`)."""
         return None
+
+    renews_by_reading = False
+    """Never (:attr:`Store.renews_by_reading`)."""
+
+    def renew_reports(self, asked: Sequence[Renewal]) -> list[Versions | None]:
+        """Never: ``None`` for each (:meth:`Store.renew_reports`)."""
+        return [None] * len(asked)
 
     def report_states(self, reports: Sequence[Reported]) -> list[ReportAnswer]:
         """Several reports, in order, each answered alone (:meth:`Store.report_states`)."""

@@ -57,6 +57,21 @@ def write_and_notify_counters(connection: Connection, generation: int, state_ver
     connection.execute(_WRITE_AND_NOTIFY, counters)
 
 
+_MARKED_COUNTERS = text(
+    "SELECT generation, state_version, xmin::text FROM cluster WHERE id = :row"
+)
+
+
+def read_marked_counters(connection: Connection) -> tuple[int, int, str]:
+    """Both counters and the cluster row's version (``xmin``): the id of the last write
+    transaction committed (every one but the flush of heartbeat times rewrites the row:
+    :data:`~control.store.queries.CLAIMED_COUNTERS`), in one statement."""
+    generation, state_version, mark = connection.execute(
+        _MARKED_COUNTERS, {"row": CLUSTER_ROW}
+    ).one()
+    return generation, state_version, mark
+
+
 def libpq_conninfo(
     url: str, timeout: float, name: str, statements_too: bool = True
 ) -> dict[str, Any]:

@@ -36,6 +36,16 @@ COUNTERS = select(cluster.c.generation, cluster.c.state_version).where(
 """``(generation, state_version)``: one row."""
 LOCKED_COUNTERS = COUNTERS.with_for_update()
 """The counters, the cluster row locked until the transaction ends (the writers' lock)."""
+CLAIMED_COUNTERS = (
+    update(cluster)
+    .where(cluster.c.id == CLUSTER_ROW)
+    .values(generation=cluster.c.generation)
+    .returning(cluster.c.generation, cluster.c.state_version)
+)
+"""PostgreSQL: the counters, the cluster row locked as by :data:`LOCKED_COUNTERS` and
+rewritten unchanged, so that once the transaction commits the row's version (``xmin``) is
+its id: :func:`~control.store.pglocks.read_marked_counters` then tells that a write
+committed since it was last read, whichever replica made it (:mod:`control.store.renewals`)."""
 _WRITE_COUNTERS = update(cluster).where(cluster.c.id == CLUSTER_ROW)
 _DATASET = select(datasets).where(datasets.c.dataset_id == bindparam("b_dataset_id"))
 _NODE_EXISTS = select(nodes.c.uuid).where(nodes.c.uuid == bindparam("b_uuid"))

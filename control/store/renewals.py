@@ -20,6 +20,15 @@ The count is taken *before* the judgement's read and a transaction is counted fr
 seen always moves the count, and one in flight when the count is taken leaves no mark
 to renew from. Only the flush of heartbeat times is not counted: it writes ``last_seen``
 and ``reported_at``, which no judgement of a report reads.
+
+On PostgreSQL other replicas write too, and their writes reach this one only later (by
+``NOTIFY``), so the count kept here cannot tell. There the mark is the cluster row's
+version (``xmin``), read in the judgement's own transaction: every write transaction but
+the flush rewrites that row as it takes the writers' lock
+(:data:`~control.store.queries.CLAIMED_COUNTERS`), so the version moves with every write
+committed, by any replica. A repeated report is renewed by one read of it
+(:meth:`~control.store.sql.SQLStore.renew_reports`, a group of reports at a time) while
+it is still the judgement's mark (:meth:`Renewals.held`).
 """
 
 from __future__ import annotations
@@ -40,7 +49,7 @@ class Renewals:
         self._lock = threading.Lock()
         self._begun = 0
         self._ended = 0
-        self._kept: dict[UUID, tuple[int, str | None, Versions]] = {}
+        self._kept: dict[UUID, tuple[int | str, str | None, Versions]] = {}
 
     @contextmanager
     def writing(self) -> Iterator[None]:
@@ -60,9 +69,12 @@ class Renewals:
         with self._lock:
             return self._begun if self._begun == self._ended else None
 
-    def keep(self, node_uuid: UUID, mark: int, identity: str | None, versions: Versions) -> None:
+    def keep(
+        self, node_uuid: UUID, mark: int | str, identity: str | None, versions: Versions
+    ) -> None:
         """``node_uuid``'s report, sent by ``identity``, was judged a heartbeat against what
-        was read after ``mark``, at the counters ``versions``."""
+        was read after ``mark`` (:meth:`mark`, or the row's version read with it), at the
+        counters ``versions``."""
         with self._lock:
             self._kept[node_uuid] = (mark, identity, versions)
 
@@ -82,3 +94,10 @@ class Renewals:
             if not kept[0] == self._begun == self._ended:
                 return None
             return kept[2]
+
+    def held(self, node_uuid: UUID, identity: str | None, mark: str) -> bool:
+        """Whether ``node_uuid``'s last heartbeat, judged for ``identity``, was judged at the
+        row's version ``mark`` (PostgreSQL: read now, so nothing was written since)."""
+        with self._lock:
+            kept = self._kept.get(node_uuid)
+            return kept is not None and kept[1] == identity and kept[0] == mark

@@ -23,7 +23,7 @@ from uuid import UUID
 
 from attrs import define, evolve
 from pyrsistent import pmap
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Executable
 
 from control import classes as cl
 from control import events as ev
@@ -65,12 +65,14 @@ from control.store.interface import (
     NewDataset,
     NewMove,
     NodeDatasets,
+    Renewal,
     ReportAnswer,
     Reported,
     StateReach,
 )
 from control.store.migrate import check_at_head
 from control.store.node_views import NodeViews
+from control.store.pglocks import read_marked_counters
 from control.store.pipelining import begun_with, pipelined, read_alone, read_together
 from control.store.renewals import Renewals
 from control.store.seen import Seen, SeenLog
@@ -111,9 +113,18 @@ class SQLStore:
         self._seen = SeenLog() if seen_in_memory else None
         """With ``seen_in_memory``, heartbeats are kept in memory and written by
         :meth:`flush_seen` (:mod:`control.store.seen`)."""
-        self._renewals = Renewals() if seen_in_memory and sole_writer else None
+        self._engine = make_engine(url)
+        self._marked = not is_sqlite(self._engine)
+        """Write transactions are told by the cluster row's version (PostgreSQL), not counted
+        here (:mod:`control.store.renewals`)."""
+        self._renewals = (
+            Renewals() if seen_in_memory and (sole_writer or self._marked) else None
+        )
         """With ``sole_writer`` too (nothing else writes the database while this store is
-        open), a repeated heartbeat may be renewed in memory (:meth:`renew_report`)."""
+        open), a repeated heartbeat may be renewed in memory (:meth:`renew_report`); on
+        PostgreSQL, by one read (:meth:`renew_reports`)."""
+        self.renews_by_reading = self._renewals is not None and self._marked
+        """Whether :meth:`renew_reports` may renew (else it answers ``None`` for each)."""
         self._quiet: tuple[int, int] | None = None
         """The counters at which a report last found nothing to purge or settle."""
         self._idle: int | None = None
@@ -125,7 +136,6 @@ class SQLStore:
         """Nodes a group of creates found registered (:func:`.creates.create_group`)."""
         self._same = rw.SameDatasets()
         self._url = url
-        self._engine = make_engine(url)
         self._cache = SnapshotCache() if snapshots is None else snapshots
         self.full_loads = 0
         """How many times the whole configuration was read from the database."""
@@ -169,14 +179,18 @@ class SQLStore:
             self._engine.connect() as connection,
         ):
             connection.execution_options(**{WRITE: True})
-            locked = q.COUNTERS if is_sqlite(connection) else q.LOCKED_COUNTERS
+            locked: Executable
+            if is_sqlite(connection):
+                locked = q.COUNTERS
+            else:  # a write that may change what a report's judgement reads moves the row
+                locked = q.LOCKED_COUNTERS if times_only else q.CLAIMED_COUNTERS
             with begun_with(connection, locked) as counters:
                 [(generation, state_version)] = counters
                 yield connection, generation, state_version
 
     def _counted(self, times_only: bool) -> AbstractContextManager[object]:
         """Where a write transaction is counted (:class:`~control.store.renewals.Renewals`)."""
-        if self._renewals is None or times_only:
+        if self._renewals is None or times_only or self._marked:
             return nullcontext()
         return self._renewals.writing()
 
@@ -1049,9 +1063,14 @@ class SQLStore:
         if not asked:
             return {}
         renewals = self._renewals
-        mark = None if renewals is None else renewals.mark()  # before the read: see Renewals
+        mark: int | str | None = None
+        if renewals is not None and not self._marked:
+            mark = renewals.mark()  # before the read: see Renewals
         with self._read() as connection:
-            generation, state_version = q.read_counters(connection)
+            if self._marked:
+                generation, state_version, mark = read_marked_counters(connection)
+            else:
+                generation, state_version = q.read_counters(connection)
             self._newest_state = max(self._newest_state, state_version)
             if not self._quiet_at(connection, generation, state_version):
                 return {}
@@ -1126,6 +1145,27 @@ class SQLStore:
             return None
         seen.saw(node_uuid, Seen(at, at))
         return versions
+
+    def renew_reports(self, asked: Sequence[Renewal]) -> list[Versions | None]:
+        """Each of ``asked`` renewed as :meth:`renew_report` would, after one read of the
+        counters and the cluster row's version (PostgreSQL: the judgement holds while no
+        write committed since, by any replica); ``None`` for those not renewed, and for
+        all unless :attr:`renews_by_reading`. Blocking."""
+        renewals, seen = self._renewals, self._seen
+        if not self.renews_by_reading or renewals is None or seen is None or not seen.healthy:
+            return [None] * len(asked)
+        with unavailable_on_failure(self._url), self._engine.connect() as connection:
+            connection.execution_options(isolation_level="AUTOCOMMIT")
+            generation, state_version, mark = read_marked_counters(connection)
+        versions = Versions(generation, state_version)
+        answers: list[Versions | None] = []
+        for node_uuid, identity, at in asked:
+            if renewals.held(node_uuid, identity, mark):
+                seen.saw(node_uuid, Seen(at, at))
+                answers.append(versions)
+            else:
+                answers.append(None)
+        return answers
 
     def _quiet_at(self, connection: Connection, generation: int, state_version: int) -> bool:
         """Whether a report repeating its node's last one has nothing to purge or settle at

@@ -6,7 +6,10 @@ from uuid import UUID
 
 import pytest
 from attrs import evolve
+from hypothesis import given
+from hypothesis import strategies as st
 
+from control import failover
 from control.errors import InvalidRequest
 from control.failover import (
     FenceNode,
@@ -242,3 +245,14 @@ def test_node_holding_a_lease_gets_the_dataset() -> None:
     s = state(node(A, fence=AUTO), node(B), node(C, draining=True))
     held = [d for d in plan(c, s, T, G, T).decisions if isinstance(d, HoldDataset)]
     assert len(held) == 1 and "holds a lease" in held[0].reason
+
+
+@given(st.lists(st.uuids(), unique=True, max_size=30))
+def test_nodes_are_taken_in_the_order_of_their_ids_as_text(ids: list[UUID]) -> None:
+    """A pass takes nodes (and leases) in the order of their ids written out, as it always
+    did, though it sorts them by number."""
+    nodes = [Node(uuid=node_uuid, host="h") for node_uuid in ids]
+    assert [n.uuid for n in failover._sorted(nodes)] == sorted(ids, key=str)
+    assert sorted(((i, None) for i in ids), key=failover._key) == [
+        (i, None) for i in sorted(ids, key=str)
+    ]

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, fail, succeed
 from twisted.web.test.requesthelper import DummyRequest
 
 from control.api.repeats import Reporting
-from control.store.interface import ReportAnswer, Reported, StateReach
+from control.model import Versions
+from control.store.interface import Renewal, ReportAnswer, Reported, StateReach
 from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 from tests.control.api.harness import (
@@ -201,3 +202,33 @@ def test_a_repeat_behind_a_report_in_flight_is_judged_after_it(store: CountingSt
     assert held.calls == 4
     assert result_of(report(body))[0] is False
     assert held.calls == 4
+
+
+def test_a_repeat_the_store_must_read_for_is_checked_not_judged(store: CountingStore) -> None:
+    """Where renewing needs a read (PostgreSQL), a repeat goes to the check instead of being
+    judged, and gets the check's counters; one the check does not renew, or whose check
+    fails, is judged the whole way."""
+    h, body, _ = _beating(store)
+    held = Held(store)
+    checked: list[Renewal] = []
+    answers: list[Versions | None | Exception] = [Versions(7, 8), None, RuntimeError("down")]
+
+    def check(renewal: Renewal) -> Deferred[Versions | None]:
+        checked.append(renewal)
+        answer = answers.pop(0)
+        return fail(answer) if isinstance(answer, Exception) else succeed(answer)
+
+    reporting = Reporting(lambda *_: None, held, check)
+    now = h.clock.seconds()
+
+    def report() -> Any:
+        return result_of(
+            Deferred.fromCoroutine(reporting.report(_request(body), NODE_A, None, now))
+        )
+
+    assert report()[0] is False and held.calls == 1  # judged: nothing remembered yet
+    assert report() == (False, Versions(7, 8), None)
+    assert held.calls == 1 and checked == [(NODE_A, None, now)]
+    assert report()[0] is False and held.calls == 2
+    assert report()[0] is False and held.calls == 3
+    assert len(checked) == 3

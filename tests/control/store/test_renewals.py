@@ -68,6 +68,14 @@ class TestSoleWriter(StoreConformance, FailoverConformance, ReportGroupConforman
         return open_sole
 
 
+def renew(store: SQLStore, node: UUID, identity: str | None, at: float) -> Versions | None:
+    """The store's renewal of a repeated heartbeat as the service asks for it: in memory
+    (SQLite, the only writer), or after one read (PostgreSQL)."""
+    if store.renews_by_reading:
+        return store.renew_reports([(node, identity, at)])[0]
+    return store.renew_report(node, identity, at)
+
+
 def _beating(store: SQLStore, identity: str | None = None) -> tuple[UUID, NodeState]:
     """A node with one dataset whose report was judged a heartbeat (it repeated the first)."""
     node = add_node(store)
@@ -90,33 +98,34 @@ def test_a_repeated_heartbeat_is_renewed_as_judged(open_sole: Callable[..., SQLS
     right after agrees: unchanged, at the same counters."""
     store = open_sole()
     node, last = _beating(store)
-    renewed = store.renew_report(node, None, NOW + 3)
+    renewed = renew(store, node, None, NOW + 3)
     assert renewed == store.versions()
     state = store.cluster_state()
     assert (state.nodes[node].last_seen, state.reports[node].reported_at) == (NOW + 3, NOW + 3)
     assert _judged_again(store, last, NOW + 4) is False
     assert store.versions() == renewed
-    assert store.renew_report(node, None, NOW + 5) == renewed
+    assert renew(store, node, None, NOW + 5) == renewed
 
 
 def test_only_a_heartbeat_is_renewed(open_sole: Callable[..., SQLStore]) -> None:
     """Nothing is renewed for an unknown node, after a node's first (changed) report, after a
     changed report, or without being the database's only writer."""
     store = open_sole()
-    assert store.renew_report(uuid4(), None, NOW) is None
+    assert renew(store, uuid4(), None, NOW) is None
     node = add_node(store)
     first = report(node, store.versions().configuration, at=NOW + 1)
     assert store.report_states([(first, None)]) == [True]
-    assert store.renew_report(node, None, NOW + 2) is None
+    assert renew(store, node, None, NOW + 2) is None
     assert _judged_again(store, first, NOW + 3) is False
-    assert store.renew_report(node, None, NOW + 4) is not None
+    assert renew(store, node, None, NOW + 4) is not None
     dataset = add_dataset(store, node)
     changed = report(node, store.versions().configuration, dataset.dataset_id, at=NOW + 5)
     assert store.report_states([(changed, None)]) == [True]
-    assert store.renew_report(node, None, NOW + 6) is None
+    assert renew(store, node, None, NOW + 6) is None
     shared = open_sole(sole_writer=False)
     other, _ = _beating(shared)
     assert shared.renew_report(other, None, NOW + 5) is None
+    assert (renew(shared, other, None, NOW + 5) is None) == (not shared.renews_by_reading)
 
 
 def _node(store: SQLStore, uuid: UUID) -> Node:
@@ -143,14 +152,14 @@ def test_no_renewal_once_anything_was_written(
     store = open_sole()
     node, last = _beating(store)
     WRITES[write](store, node)
-    assert store.renew_report(node, None, NOW + 3) is None
+    assert renew(store, node, None, NOW + 3) is None
     judged = _judged_again(store, last, NOW + 4)
     if write == "a new era":
         assert isinstance(judged, Conflict)
-        assert store.renew_report(node, None, NOW + 5) is None
+        assert renew(store, node, None, NOW + 5) is None
     else:
         assert judged is False
-        assert store.renew_report(node, None, NOW + 5) == store.versions()
+        assert renew(store, node, None, NOW + 5) == store.versions()
 
 
 def test_what_writes_nothing_keeps_the_renewal(open_sole: Callable[..., SQLStore]) -> None:
@@ -160,7 +169,7 @@ def test_what_writes_nothing_keeps_the_renewal(open_sole: Callable[..., SQLStore
     node, _ = _beating(store)
     assert store.flush_seen() == 1
     store.register_node(evolve(_node(store, node), last_seen=NOW + 2.5))
-    assert store.renew_report(node, None, NOW + 3) == store.versions()
+    assert renew(store, node, None, NOW + 3) == store.versions()
 
 
 def test_another_certificate_is_not_renewed(open_sole: Callable[..., SQLStore]) -> None:
@@ -173,11 +182,11 @@ def test_another_certificate_is_not_renewed(open_sole: Callable[..., SQLStore]) 
     first = report(node, store.versions().configuration, at=NOW + 1)
     store.report_states([(first, "cert-a")])
     assert _judged_again(store, first, NOW + 2, "cert-a") is False
-    assert store.renew_report(node, "cert-b", NOW + 3) is None
+    assert renew(store, node, "cert-b", NOW + 3) is None
     assert isinstance(_judged_again(store, first, NOW + 3, "cert-b"), Forbidden)
-    assert store.renew_report(node, "cert-a", NOW + 4) is None
+    assert renew(store, node, "cert-a", NOW + 4) is None
     assert _judged_again(store, first, NOW + 5, "cert-a") is False
-    assert store.renew_report(node, "cert-a", NOW + 6) == store.versions()
+    assert renew(store, node, "cert-a", NOW + 6) == store.versions()
 
 
 def test_no_renewal_while_the_flush_fails(open_sole: Callable[..., SQLStore]) -> None:
@@ -185,9 +194,43 @@ def test_no_renewal_while_the_flush_fails(open_sole: Callable[..., SQLStore]) ->
     store = open_sole()
     node, _ = _beating(store)
     store._seen.failed({})  # type: ignore[union-attr]  # as a failed flush leaves it
-    assert store.renew_report(node, None, NOW + 3) is None
+    assert renew(store, node, None, NOW + 3) is None
     store._seen.flushed()  # type: ignore[union-attr]
-    assert store.renew_report(node, None, NOW + 4) == store.versions()
+    assert renew(store, node, None, NOW + 4) == store.versions()
+
+
+@pytest.mark.parametrize("write", sorted(WRITES))
+def test_another_replicas_write_ends_the_renewal(
+    open_sole: Callable[..., SQLStore], write: str
+) -> None:
+    """On PostgreSQL a write by another replica (which this one hears of only later) ends the
+    renewal at once, and the other's flush of heartbeat times does not; judged again, the
+    report gets its own answer and is then renewed again."""
+    store = open_sole()
+    if not store.renews_by_reading:
+        pytest.skip("renewed in memory: the store is its database's only writer")
+    node, last = _beating(store)
+    other = open_sole()
+    other.report_states([(evolve(last, reported_at=NOW + 2.5), None)])
+    assert other.flush_seen() == 1
+    assert renew(store, node, None, NOW + 3) == store.versions()
+    WRITES[write](other, node)
+    assert renew(store, node, None, NOW + 4) is None
+    judged = _judged_again(store, last, NOW + 5)
+    assert isinstance(judged, Conflict) if write == "a new era" else judged is False
+    assert (renew(store, node, None, NOW + 6) is None) == (write == "a new era")
+
+
+def test_renewals_hold_only_at_their_mark() -> None:
+    """A judgement kept at a row's version holds at that version, for its own identity only."""
+    renewals = Renewals()
+    node, versions = uuid4(), Versions(3, 4)
+    renewals.keep(node, "731", "me", versions)
+    assert renewals.held(node, "me", "731")
+    assert not renewals.held(node, "you", "731")
+    assert not renewals.held(node, "me", "732")
+    assert not renewals.held(uuid4(), "me", "731")
+    assert renewals.renewable(node, "me") is None
 
 
 def test_renewals_count_every_write() -> None:
@@ -247,7 +290,7 @@ def test_a_renewal_always_agrees_with_the_judgement(
             at += 1
             with contextlib.suppress(ShoalError):  # refused: nothing changed
                 sent = _step(store, node, dataset, sent, step, at)
-            renewed = store.renew_report(node, "cert", at + 0.5)
+            renewed = renew(store, node, "cert", at + 0.5)
             if renewed is None:
                 continue
             before = store.versions()
