@@ -21,7 +21,10 @@ judgement; a report it does not renew goes the whole way after it.
 
 A report of a node whose earlier report is still on its way (judged in the order they
 came) is never answered at once, and a node's remembered body is forgotten as soon as
-another report of it is sent, so the remembered body is always the last one judged.
+another report of it is sent, so the remembered body is always the last one judged. A
+repeat the check did not renew, while a later report of its node came (and may already be
+recorded), is refused as superseded (503: the agent sends its current report again)
+rather than judged after it, which would record the older observation over the newer.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from twisted.web.server import Request
 from control.api.body import read_raw
 from control.api.reporting import Answer
 from control.api.reports import ReportReader, digest
-from control.errors import NotFound
+from control.errors import NotFound, Unavailable
 from control.model import Versions
 from control.store.interface import Renewal
 
@@ -63,6 +66,8 @@ class Reporting:
         self._heartbeat: dict[UUID, bytes] = {}
         """Each node's body last answered ``False`` with none of its reports in flight."""
         self._in_flight: dict[UUID, int] = {}
+        self._arrived: dict[UUID, int] = {}
+        """How many reports of each node came (the order a checked repeat is judged in)."""
 
     async def report(
         self, request: Request, node_uuid: UUID, identity: str | None, now: float
@@ -73,10 +78,17 @@ class Reporting:
         its refusal, raised."""
         raw = read_raw(request)
         digested = digest(raw)
+        arrival = self._arrived[node_uuid] = self._arrived.get(node_uuid, 0) + 1
         if node_uuid not in self._in_flight and self._heartbeat.get(node_uuid) == digested:
             renewed = self._renew(node_uuid, identity, now)
             if renewed is None and self._check is not None:
                 renewed = await self._checked((node_uuid, identity, now))
+                if renewed is None and self._arrived.get(node_uuid) != arrival:
+                    raise Unavailable(
+                        f"a later state report of node {node_uuid} came while this one "
+                        "waited to be checked against the database, so this older one is "
+                        "not recorded; send the node's current report again"
+                    )
             if renewed is not None:
                 return False, renewed, None
         report = self.reader.decode(raw, digested, node_uuid, now)
@@ -86,6 +98,7 @@ class Reporting:
             changed, versions, reached = await self._judge((report, identity))
         except NotFound:
             self.reader.forget(node_uuid)
+            self._arrived.pop(node_uuid, None)
             raise
         finally:
             left = self._in_flight.pop(node_uuid) - 1

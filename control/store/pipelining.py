@@ -41,8 +41,12 @@ def pipelined(connection: Connection) -> Iterator[None]:
     if connection.dialect.name != "postgresql":
         yield
         return
-    with connection.connection.driver_connection.pipeline():  # type: ignore[union-attr]
-        yield
+    driver: Any = connection.connection.driver_connection
+    try:
+        with driver.pipeline():
+            yield
+    except connection.dialect.loaded_dbapi.Error as e:  # raised as the block ends
+        raise _wrapped(connection, driver, e, "(statements sent together)") from e
 
 
 def read_together(connection: Connection, queries: Sequence[Executable]) -> list[list[Any]]:
@@ -103,7 +107,7 @@ def read_alone(connection: Connection, queries: Sequence[Executable]) -> list[li
     except connection.dialect.loaded_dbapi.Error as e:
         raise _wrapped(connection, driver, e, compiled[0][0]) from e
     finally:
-        _out_of_transaction(driver)
+        _out_of_transaction(connection, driver)
 
 
 @contextmanager
@@ -132,7 +136,7 @@ def begun_with(connection: Connection, first: Executable) -> Iterator[list[Any]]
                 raise _wrapped(connection, driver, e, sql) from e
             yield rows
     finally:
-        _out_of_transaction(driver)
+        _out_of_transaction(connection, driver)
 
 
 def _begin_statement(driver: Any) -> str:
@@ -147,14 +151,20 @@ def _begin_statement(driver: Any) -> str:
     return " ".join(words)
 
 
-def _out_of_transaction(driver: Any) -> None:
+def _out_of_transaction(connection: Connection, driver: Any) -> None:
     """Roll back what a failed :func:`read_alone` or :func:`begun_with` left open and give
-    the connection its transactions back (unless it is closed: the pool discards it)."""
+    the connection its transactions back (unless it is closed: the pool discards it). When
+    that fails, the connection is invalidated, so that the pool never hands out one left in
+    autocommit mode (whose writes would each commit alone, without the writers' lock); the
+    failure that led here is the one raised."""
     if driver.closed:
         return
-    if driver.info.transaction_status != TransactionStatus.IDLE:  # a failure left it open
-        driver.execute("ROLLBACK")
-    driver.autocommit = False
+    try:
+        if driver.info.transaction_status != TransactionStatus.IDLE:  # a failure left it open
+            driver.execute("ROLLBACK")
+        driver.autocommit = False
+    except Exception as e:  # noqa: BLE001 - the connection is dropped instead
+        connection.invalidate(e)
 
 
 _COMPILED: dict[int, tuple[ClauseElement, str, dict[str, Any]]] = {}

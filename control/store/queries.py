@@ -436,11 +436,9 @@ def times_of(
     texts = [str(n) for n in node_uuids]
     if not texts:
         return {}, {}
-    seen = connection.execute(_SEEN_TIMES_OF, {"b_nodes": texts}).all()
-    reported = connection.execute(_REPORT_TIMES_OF, {"b_nodes": texts}).all()
     return (
-        {_node_uuid(uuid): at for uuid, at in seen},
-        {_node_uuid(uuid): at for uuid, at in reported},
+        times_by_node(connection.execute(_SEEN_TIMES_OF, {"b_nodes": texts})),
+        times_by_node(connection.execute(_REPORT_TIMES_OF, {"b_nodes": texts})),
     )
 
 

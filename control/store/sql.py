@@ -1138,8 +1138,8 @@ class SQLStore:
         Never blocks or does I/O (the reactor may call it); see
         :mod:`control.store.renewals`."""
         renewals, seen = self._renewals, self._seen
-        if renewals is None or seen is None or not seen.healthy:
-            return None
+        if self._marked or renewals is None or seen is None or not seen.healthy:
+            return None  # marked: only a read of the cluster row's version can tell
         versions = renewals.renewable(node_uuid, identity)
         if versions is None:
             return None

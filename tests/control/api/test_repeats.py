@@ -14,6 +14,7 @@ from twisted.internet.defer import Deferred, fail, succeed
 from twisted.web.test.requesthelper import DummyRequest
 
 from control.api.repeats import Reporting
+from control.errors import Unavailable
 from control.model import Versions
 from control.store.interface import Renewal, ReportAnswer, Reported, StateReach
 from control.store.migrate import upgrade
@@ -232,3 +233,33 @@ def test_a_repeat_the_store_must_read_for_is_checked_not_judged(store: CountingS
     assert report()[0] is False and held.calls == 2
     assert report()[0] is False and held.calls == 3
     assert len(checked) == 3
+
+
+def test_a_checked_repeat_overtaken_by_a_later_report_is_refused(store: CountingStore) -> None:
+    """A repeat the check does not renew, while a later report of its node came and was
+    judged, is refused as superseded (503) and not judged after it: the older observation
+    is never recorded over the newer."""
+    h, body, _ = _beating(store)
+    held = Held(store)
+    pending: list[Deferred[Versions | None]] = []
+
+    def check(renewal: Renewal) -> Deferred[Versions | None]:
+        pending.append(Deferred())
+        return pending[-1]
+
+    reporting = Reporting(lambda *_: None, held, check)
+    now = h.clock.seconds()
+
+    def report(sent: dict[str, Any]) -> Deferred:
+        return Deferred.fromCoroutine(reporting.report(_request(sent), NODE_A, None, now))
+
+    assert result_of(report(body))[0] is False and held.calls == 1  # remembered
+    repeat = report(body)
+    assert len(pending) == 1 and held.calls == 1  # waiting for the check
+    unmounted = {**body, "datasets": []}
+    assert result_of(report(unmounted))[0] is True and held.calls == 2
+    pending[0].callback(None)
+    with pytest.raises(Unavailable, match="later state report"):
+        result_of(repeat)
+    assert held.calls == 2
+    assert store.cluster_state().reports[NODE_A].datasets == {}

@@ -8,8 +8,9 @@ from uuid import uuid4
 
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 
-from control.errors import Conflict, ShoalError
+from control.errors import Conflict, ShoalError, Unavailable
 from control.model import Dataset, Node
 from control.store import creates as cr
 from control.store.interface import NewDataset
@@ -61,13 +62,13 @@ def test_an_id_already_stored_is_refused_alone(open_sql: Callable[[], SQLStore])
 
 
 def test_a_failing_pipelined_statement_fails_the_block(open_sql: Callable[[], SQLStore]) -> None:
-    """A statement the database refuses inside ``pipelined`` raises (when the block ends at the
-    latest), and its transaction writes nothing."""
+    """A statement the database refuses inside ``pipelined`` raises as SQLAlchemy's execute
+    raises it (when the block ends at the latest), and its transaction writes nothing."""
     store = open_sql()
     node = store.register_node(Node(uuid=uuid4(), host="h"))
     before = store.versions()
     with (
-        pytest.raises(Exception),  # noqa: B017
+        pytest.raises(IntegrityError),
         store._write() as (connection, _, _),
         pipelined(connection),
     ):
@@ -97,3 +98,19 @@ def test_known_nodes_are_not_read_again(open_sql: Callable[[], SQLStore]) -> Non
             connection, generation, _creates(stranger, 1), store._retention, known_nodes=known
         )
     assert [d.primary for d in stored] == [stranger.uuid]
+
+
+def test_a_cancelled_pipelined_write_is_unavailable(open_sql: Callable[[], SQLStore]) -> None:
+    """A write whose statements sent together are cancelled by the database (a statement
+    timeout) is refused as the database being unavailable (503), not raised as the driver's
+    own error (500), and writes nothing."""
+    store = open_sql()
+    if store._engine.dialect.name != "postgresql":
+        pytest.skip("SQLite sends no statements together")
+    before = store.versions()
+    with pytest.raises(Unavailable), store._write() as (connection, _, _):
+        connection.execute(text("SET LOCAL statement_timeout = 50"))
+        with pipelined(connection):
+            connection.execute(text("UPDATE cluster SET state_version = state_version + 1"))
+            connection.execute(text("SELECT pg_sleep(1)"))
+    assert store.versions() == before
