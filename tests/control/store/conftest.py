@@ -66,6 +66,22 @@ def sql_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
+def open_fast(sql_url: str) -> Iterator[Callable[[], SQLStore]]:
+    """Opens stores keeping heartbeats in memory (as the service does) on one migrated
+    database (any number, all closed afterwards)."""
+    upgrade(sql_url)
+    opened: list[SQLStore] = []
+
+    def open_() -> SQLStore:
+        opened.append(SQLStore(sql_url, seen_in_memory=True))
+        return opened[-1]
+
+    yield open_
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
 def open_sql(sql_url: str) -> Iterator[Callable[[], SQLStore]]:
     """Opens stores on one migrated database (any number, all closed afterwards)."""
     upgrade(sql_url)

@@ -16,24 +16,8 @@ from sqlalchemy import event, text
 from control.model import DatasetState, DataSource, NodeState, SourceKind, VolumeStatus
 from control.store import queries as q
 from control.store.engine import POOL_SIZE
-from control.store.migrate import upgrade
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
-
-
-@pytest.fixture
-def open_fast(sql_url: str) -> Iterator[Callable[[], SQLStore]]:
-    """Opens stores keeping heartbeats in memory (as the service does) on one database."""
-    upgrade(sql_url)
-    opened: list[SQLStore] = []
-
-    def open_() -> SQLStore:
-        opened.append(SQLStore(sql_url, seen_in_memory=True))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        store.close()
 
 
 @contextmanager

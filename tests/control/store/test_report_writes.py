@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -16,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from control.errors import Conflict
 from control.model import DatasetState, Node, NodeState, VolumeStatus
 from control.store.engine import make_engine
-from control.store.migrate import upgrade
 from control.store.report_writes import (
     PathsChecked,
     SameDatasets,
@@ -26,21 +25,6 @@ from control.store.report_writes import (
 )
 from control.store.sql import SQLStore
 from tests.control.store.conformance import NOW, add_dataset, add_node, report
-
-
-@pytest.fixture
-def open_fast(sql_url: str) -> Iterator[Callable[[], SQLStore]]:
-    """Opens stores keeping heartbeats in memory on one migrated database."""
-    upgrade(sql_url)
-    opened: list[SQLStore] = []
-
-    def open_() -> SQLStore:
-        opened.append(SQLStore(sql_url, seen_in_memory=True))
-        return opened[-1]
-
-    yield open_
-    for store in opened:
-        store.close()
 
 
 def _floor(sql_url: str, node: object) -> tuple[float | None, float | None]:
