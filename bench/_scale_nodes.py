@@ -34,12 +34,14 @@ import json
 import multiprocessing
 import os
 import random
+import tempfile
 import time
 import uuid
 from typing import Any
 
 from _common import Table
 from _scale_db import MOUNT_ROOT, database, node_ids, seed
+from _scale_reads import _warmed
 
 from tests.processes import ControlProcess
 
@@ -206,13 +208,16 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
     """One node count on one database: seed, serve, simulate, measure, add rows."""
     from _common import KeepAlive
 
-    with database(kind) as url:
+    with database(kind) as url, tempfile.NamedTemporaryFile(suffix=".log") as log:
         ids = node_ids(count)
         placed = seed(url, ids, datasets)
         extra = ["--failover-grace", "300", "--max-connections-per-address", "10000"]
-        control = ControlProcess(url, extra=extra, nofile=20000)
+        control = ControlProcess(url, extra=extra, nofile=20000, log_path=log.name)
         control.start(timeout=300)
         try:
+            # the nodes measure a running service, not one still encoding its listings (for
+            # seconds at 100,000 datasets, competing for the GIL with the heartbeats)
+            _warmed(control)
             assert control.process is not None
             pid = control.process.pid
             label = f"{datasets} datasets / {count} nodes"
