@@ -66,10 +66,9 @@ _UPDATES = {
 }
 
 
-def read_counters(connection: Connection, lock: bool = False) -> tuple[int, int]:
-    """``(generation, state_version)``; with ``lock``, held until the transaction ends."""
-    query = LOCKED_COUNTERS if lock and connection.dialect.name != "sqlite" else COUNTERS
-    generation, state_version = connection.execute(query).one()
+def read_counters(connection: Connection) -> tuple[int, int]:
+    """``(generation, state_version)`` (a write takes them locked: ``SQLStore._write``)."""
+    generation, state_version = connection.execute(COUNTERS).one()
     return generation, state_version
 
 

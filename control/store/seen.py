@@ -95,10 +95,9 @@ class SeenLog:
             return node
         return evolve(node, last_seen=seen.last_seen)
 
-    def state(self, state: ClusterState, only: Iterable[UUID] | None = None) -> ClusterState:
-        """``state`` with the latest times its nodes were heard from and their reports sent
-        (of the nodes ``only``, if given: the others' are left as they are)."""
-        return with_liveness(state, *self.times(state, {}, {}, only))
+    def state(self, state: ClusterState) -> ClusterState:
+        """``state`` with the latest times its nodes were heard from and their reports sent."""
+        return with_liveness(state, *self.times(state, {}, {}))
 
     def times(
         self,
