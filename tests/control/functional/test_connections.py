@@ -13,10 +13,12 @@ import contextlib
 import json
 import os
 import select
+import signal
 import socket
 import time
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -201,3 +203,31 @@ def test_wrong_method_names_allowed_ones(service: ControlProcess) -> None:
         service.port, b"PUT /v1/version HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
     )
     assert (status, headers["allow"]) == (405, "GET")
+
+
+BURST = 600
+"""Connections opened at once while the service accepts none: more than Twisted's default
+listen backlog of 50, fewer than the service's 1,024."""
+
+
+def test_a_burst_of_connections_waits_in_the_listen_queue(tmp_path: Path) -> None:
+    """Agents connecting at once while the service is busy all connect within a second,
+    none left to the seconds of the kernel's SYN retransmissions."""
+    extra = ["--max-connections-per-address", str(2 * BURST)]
+    process = ControlProcess(f"sqlite:///{tmp_path / 'control.db'}", extra, nofile=4096).start()
+    assert process.process is not None
+    socks: list[socket.socket] = []
+    try:
+        os.kill(process.process.pid, signal.SIGSTOP)  # busy: accepts nothing
+        try:
+            for _ in range(BURST):
+                socks.append(socket.create_connection(("127.0.0.1", process.port), timeout=1.0))
+        finally:
+            os.kill(process.process.pid, signal.SIGCONT)
+        assert len(socks) == BURST
+        status, _, _ = http_json("GET", f"{process.url}/v1/version")
+        assert status == 200
+    finally:
+        for sock in socks:
+            sock.close()
+        process.stop()
