@@ -19,7 +19,7 @@ from agent.changes import Change
 from agent.conditions import Troubles
 from agent.discovery import LocalState
 from agent.fencing import Lease
-from agent.pacing import adopt_state_version
+from agent.pacing import adopt_state_version, heartbeat_pace
 from agent.policy import ClusterView
 from control.client.interface import NodeConfiguration, Reported
 from control.model import NodeState, Versions
@@ -50,7 +50,9 @@ class PassMemory:
     from, ``sleep`` how long the loop may wait, ``waiting_on_others``
     whether a dataset waits on another node (then the state version wakes
     the loop). ``previous`` and ``repeats`` catch a pass repeating the last
-    one exactly. ``last_report`` and ``last_report_at`` pace the reports;
+    one exactly. ``last_report``, ``last_report_at`` and ``report_pace`` (the
+    fraction of the heartbeat to wait after it, :func:`agent.pacing.heartbeat_pace`)
+    pace the reports;
     ``troubles`` are the per-dataset conditions and backoffs. ``lease`` is
     the node lease (:class:`~agent.fencing.Lease`, monotonic);
     ``self_fenced_at`` when the node fenced itself (the loop's clock; ``None``
@@ -78,6 +80,7 @@ class PassMemory:
     repeats: int = 0
     last_report: NodeState | None = None
     last_report_at: float = float("-inf")
+    report_pace: float = 1.0
     troubles: Troubles = Troubles()
     lease: Lease = Lease()
     self_fenced_at: float | None = None
@@ -150,19 +153,29 @@ def fetched(
     return evolve(memory, fetched=(also, configuration))
 
 
+def heartbeat_due(memory: PassMemory, heartbeat: float) -> float:
+    """When the next heartbeat is due (the loop's clock): the last report's time, plus
+    the heartbeat shortened by that report's pace."""
+    return memory.last_report_at + heartbeat * memory.report_pace
+
+
 def report_needed(memory: PassMemory, report: NodeState, now: float, heartbeat: float) -> bool:
     """Whether ``report`` must be sent: the observation changed, or a heartbeat is due."""
     last = memory.last_report
     changed = last is None or not report.same_observation(last)
-    return changed or now - memory.last_report_at >= heartbeat
+    return changed or now >= heartbeat_due(memory, heartbeat)
 
 
-def reported(memory: PassMemory, report: NodeState, now: float, answer: Reported) -> PassMemory:
-    """After the control service answered ``report``."""
+def reported(
+    memory: PassMemory, report: NodeState, now: float, answer: Reported, jitter: float = 0.0
+) -> PassMemory:
+    """After the control service answered ``report``; ``jitter`` in [0, 1) shortens the
+    wait for the next heartbeat (:func:`agent.pacing.heartbeat_pace`)."""
     return evolve(
         memory,
         last_report=report,
         last_report_at=now,
+        report_pace=heartbeat_pace(jitter),
         state=adopt_state_version(memory.state, answer.versions.state, answer.changed),
         current_generation=answer.versions.configuration,
     )

@@ -21,6 +21,19 @@ from control.client.interface import NodeConfiguration
 from control.model import Dataset, SourceKind
 from control.reactor import ReactorTime
 
+HEARTBEAT_JITTER = 0.1
+"""Each wait for the next heartbeat is drawn between ``1 - HEARTBEAT_JITTER`` and 1 of the
+heartbeat: never longer (the service suspects a node after two heartbeats missed), and
+random, so that agents answered together (say, as the control service came back and
+took their queued reports at once) drift apart instead of beating in step for ever."""
+
+
+def heartbeat_pace(jitter: float) -> float:
+    """The fraction of the heartbeat to wait before the next one, for ``jitter`` in [0, 1)
+    (pure: the randomness is injected)."""
+    return 1.0 - HEARTBEAT_JITTER * jitter
+
+
 SHORTEST_WATCH = 0.01
 """A wait shorter than this many seconds is not worth a watch request: pass at once."""
 

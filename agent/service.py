@@ -233,6 +233,7 @@ def build_loop(
         kernel_log=None if getattr(backend, "storage", None) is not None else KmsgLog(),
         metrics=metrics,
         together=in_threads(ThreadPoolExecutor(DISCOVERY_THREADS, "shoal-discover")),
+        heartbeat_jitter=random.Random().random,
     )
 
 

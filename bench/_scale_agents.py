@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 import sys
 import time
 from typing import Any
@@ -140,7 +141,8 @@ def start_agents(spec: dict[str, Any]) -> tuple[list[ConvergenceLoop], list[Watc
         facts = NodeFacts(UUID(node), agent["host"], agent["era"], agent.get("labels", {}))
         loop = ConvergenceLoop(client, reactor, facts, executor,  # type: ignore[arg-type]
                                LoopSettings(mount_root=root), random=lambda: 0.5,
-                               run_blocking=synchronous_runner)
+                               run_blocking=synchronous_runner,
+                               heartbeat_jitter=random.random)
         loops.append(loop)
         clients.append(client)
     return loops, clients

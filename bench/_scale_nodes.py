@@ -11,7 +11,11 @@ next heartbeat is due, then reports (``PUT /v1/shoal/state/<uuid>``, the node's
 report of every dataset it holds), and watches again. A node whose watch answers
 early fetches its configuration, as an agent does.
 
-Measured: the heartbeats' latency on the client side; the control service's CPU
+The nodes start at once, as agents do when the service comes back, and each one's first
+report is new to the service (every dataset it holds). Measured first: how long the
+nodes took to connect and be configured, and their first reports. Then, once every
+node has joined and one more heartbeat has passed, the steady state: the heartbeats'
+latency on the client side; the control service's CPU
 (``/proc/PID/stat``) over a steady window; then a few writes (each a move of one
 dataset from one node to another), how many watchers each woke, and how long after
 the write was sent its concerned watchers (the two nodes) heard of it.
@@ -20,7 +24,8 @@ the write was sent its concerned watchers (the two nodes) heard of it.
 (``min(G/5, 5 s)``, docs/failover.md) with the grace used here (``--failover-grace
 300``, so that a machine too loaded to keep up fences no node); a node is suspect
 after two heartbeats missed (10 s). Each simulated node takes its heartbeat from the
-service's answer to its first configuration fetch, as the agent does.
+service's answer to its first configuration fetch, and shortens each wait for the next
+by up to 10% at random, as the agent does (:func:`agent.pacing.heartbeat_pace`).
 
 Each node reports at most ``REPORTED`` of its datasets mounted: a real node holds
 tens of volumes, not the 10,000 that 100,000 datasets on 10 nodes would give it
@@ -43,11 +48,13 @@ from _common import Table
 from _scale_db import MOUNT_ROOT, database, node_ids, seed
 from _scale_reads import _warmed
 
+from agent.pacing import heartbeat_pace
 from tests.processes import ControlProcess
 
 HEARTBEAT = 5.0
 WORKERS = 3
-WARMUP = 2 * HEARTBEAT + 2.0
+JOIN_LIMIT = 300.0
+WARMUP = HEARTBEAT + 2.0
 STEADY = 30.0
 WRITES = 5
 WRITE_GAP = 1.5
@@ -122,9 +129,10 @@ def report_body(index: int, datasets: list[str], generation: int) -> dict[str, A
     }
 
 
-async def run_node(port: int, index: int, node: str, datasets: list[str], until: float,
+async def run_node(port: int, index: int, node: str, datasets: list[str], until: Any,
                    out: Any, targeted: bool) -> None:
-    """Watch, and report when a heartbeat is due, as one idle agent, until ``until``."""
+    """Watch, and report when a heartbeat is due, as one idle agent, until ``until.value``."""
+    begun = time.time()
     http = Connection(port)
     status, versions = await http.request("GET", f"/v1/shoal/watch?timeout=0&node={node}")
     for _ in range(50):  # 1,000 nodes connecting at once: a connection may be dropped
@@ -137,20 +145,24 @@ async def run_node(port: int, index: int, node: str, datasets: list[str], until:
         _, versions = await http.request("GET", "/v1/shoal/watch?timeout=0")
     _, configuration = await http.request("GET", f"/v1/shoal/nodes/{node}/configuration")
     heartbeat = configuration.get("heartbeat", HEARTBEAT)
-    out.put(("told", time.time(), heartbeat))
+    out.put(("told", time.time(), heartbeat, time.time() - begun))
     seen = versions["configuration"]
     body = report_body(index, datasets[:REPORTED], seen)
     suffix = f"&node={node}" if targeted else ""
     due = time.time() + random.random() * heartbeat
-    while time.time() < until:
+    joined = False
+    while time.time() < until.value:
         if time.time() >= due:
             started = time.perf_counter()
-            due = time.time() + heartbeat
+            due = time.time() + heartbeat * heartbeat_pace(random.random())  # as the agent
             status, answer = await http.request("PUT", f"/v1/shoal/state/{node}", body)
             out.put(("beat", time.time(), time.perf_counter() - started, status))
+            if not joined:
+                joined = True
+                out.put(("joined", time.time(), time.perf_counter() - started, time.time() - begun))
             if status != 200:
                 out.put(("error", time.time(), status, str(answer)[:200]))
-        timeout = min(due, until) - time.time()
+        timeout = min(due, until.value) - time.time()
         if timeout < 0.05:
             await asyncio.sleep(max(0.0, timeout))
             continue
@@ -175,9 +187,9 @@ async def run_node(port: int, index: int, node: str, datasets: list[str], until:
         seen = max(seen, answer["configuration"])
 
 
-def worker(port: int, nodes: list[tuple[int, str, list[str]]], until: float, out: Any,
+def worker(port: int, nodes: list[tuple[int, str, list[str]]], until: Any, out: Any,
            targeted: bool) -> None:
-    """One process: run its share of nodes until ``until``."""
+    """One process: run its share of nodes until ``until.value`` (shared, moved by the parent)."""
 
     async def main() -> None:
         await asyncio.gather(*(run_node(port, i, n, d, until, out, targeted) for i, n, d in nodes))
@@ -222,17 +234,19 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
             pid = control.process.pid
             label = f"{datasets} datasets / {count} nodes"
             nodes = [(i, str(n), [str(d) for d in placed[n]]) for i, n in enumerate(ids)]
-            until = time.time() + WARMUP + STEADY + WRITES * WRITE_GAP + 3.0
-            queue: Any = multiprocessing.get_context("fork").Queue()
+            context = multiprocessing.get_context("fork")
+            until = context.Value("d", time.time() + JOIN_LIMIT, lock=False)
+            queue: Any = context.Queue()
             procs = [
-                multiprocessing.get_context("fork").Process(
+                context.Process(
                     target=worker, args=(control.port, nodes[w::WORKERS], until, queue, targeted)
                 )
                 for w in range(WORKERS)
             ]
             for p in procs:
                 p.start()
-            events: list[tuple[Any, ...]] = []
+            events = joined(queue, count, label, table)
+            until.value = time.time() + WARMUP + STEADY + WRITES * WRITE_GAP + 3.0
             time.sleep(WARMUP)
             drain(queue, events)
             cpu_before, wall_before = cpu_seconds(pid), time.time()
@@ -264,7 +278,7 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
                 last.append(max(mine) if mine else float("nan"))
             table.add(f"{label}: a move's concerned watchers, last woken after", last, None, None)
             table.note(f"{label}: watchers woken per move (2 concerned): {woken}")
-            print("\n".join([*(" | ".join(row) for row in table.rows[-2:]), *table.notes[-2:]]),
+            print("\n".join([*(" | ".join(row) for row in table.rows[-4:]), *table.notes[-3:]]),
                   flush=True)
             errors = [e for e in events if e[0] == "error"]
             if errors:
@@ -275,6 +289,28 @@ def run(table: Table, kind: str, datasets: int, count: int, targeted: bool = Tru
                     p.kill()
         finally:
             control.stop()
+
+
+def joined(queue: Any, count: int, label: str, table: Table) -> list[tuple[Any, ...]]:
+    """Wait until every node has made its first report, and add the join's rows.
+
+    The nodes start at once, as agents do when the service comes back: each connects,
+    fetches its configuration and sends its first report, in which every dataset it
+    holds is new to the service. The steady window is measured only after that burst.
+    """
+    events: list[tuple[Any, ...]] = []
+    deadline = time.time() + JOIN_LIMIT
+    while sum(e[0] == "joined" for e in events) < count and time.time() < deadline:
+        time.sleep(0.2)
+        drain(queue, events)
+    told = [e[3] for e in events if e[0] == "told"]
+    first = [e for e in events if e[0] == "joined"]
+    table.add(f"{label}: joining at once, connected and configured after", told, None, None)
+    table.add(f"{label}: joining at once, first report (every dataset new)",
+              [e[2] for e in first], None, None)
+    table.note(f"{label}: {len(first)} of {count} nodes joined (first report answered) within "
+               f"{max((e[3] for e in first), default=float('nan')):.1f} s of starting")
+    return events
 
 
 def move_some(client: Any, placed: dict[uuid.UUID, list[uuid.UUID]],

@@ -82,6 +82,7 @@ class World:
     storage: FakeStorage = field(factory=FakeStorage)
     client: RecordingClient = field(init=False)
     jitter: list[float] = field(factory=list)
+    heartbeat_jitter: float = 0.0
 
     def __attrs_post_init__(self) -> None:
         self.control = MemoryControl(self.clock, node_timeout=15.0)
@@ -105,6 +106,7 @@ class World:
             LoopSettings(mount_root=ROOT, heartbeat=5.0, watch_timeout=60.0),
             random=self.random,
             run_blocking=synchronous_runner,
+            heartbeat_jitter=lambda: self.heartbeat_jitter,
         )
         loop.start()
         return Node(loop, backend, filesystems)
@@ -228,6 +230,18 @@ def test_idle_loop_waits_on_the_watch_and_heartbeats():
     assert "report_state" in world.calls_since(mark)
     assert world.control.store.nodes()[0].last_seen == pytest.approx(2.0)
     assert node.loop.phase is Phase.WAITING
+
+
+def test_each_wait_for_a_heartbeat_is_shortened_by_the_jitter():
+    """With a jitter of 1, the loop reports 10% before the heartbeat (2 s) is due, at 1.8 s."""
+    world = World(heartbeat_jitter=1.0)
+    world.node(0)
+    mark = len(world.client.calls)
+    world.clock.advance(1.75)
+    assert world.calls_since(mark) == []
+    world.clock.advance(0.1)
+    assert "report_state" in world.calls_since(mark)
+    assert world.control.store.nodes()[0].last_seen == pytest.approx(1.8)
 
 
 def test_node_turns_not_live_when_heartbeats_stop():

@@ -52,6 +52,17 @@ def test_a_report_answer_sets_the_versions_to_watch_from():
     assert memory.report_needed(mine, report, 15.0, heartbeat=5.0)
 
 
+def test_heartbeats_are_jittered_shorter_never_longer():
+    """The wait for the next heartbeat is drawn between 90% and 100% of it, never longer."""
+    report = NodeState(NODE)
+    answer = Reported(False, Versions(7, 5))
+    for jitter, due in [(0.0, 15.0), (0.5, 14.75), (0.999, 14.5005)]:
+        m = memory.reported(PassMemory(), report, 10.0, answer, jitter)
+        assert memory.heartbeat_due(m, 5.0) == pytest.approx(due)
+        assert not memory.report_needed(m, report, due - 0.01, heartbeat=5.0)
+        assert memory.report_needed(m, report, memory.heartbeat_due(m, 5.0), heartbeat=5.0)
+
+
 def test_a_pass_uses_up_the_current_generation():
     """Starting a pass counts it and hands over the generation the watch reported, once."""
     m = memory.woken(PassMemory(), Versions(3, 8))
