@@ -216,32 +216,22 @@ def test_move_attaches_and_mounts_in_one_pass():
     assert not any(f"MountFilesystem({short})" in changes for changes in decided)
 
 
-def test_idle_loop_waits_on_the_watch_and_heartbeats():
+@pytest.mark.parametrize("jitter, due", [(0.0, 2.0), (1.0, 1.8)])
+def test_idle_loop_waits_on_the_watch_and_heartbeats(jitter: float, due: float):
     """Idle, the loop makes no call until the heartbeat is due, then reports again.
 
-    The heartbeat is the service's (2 s with the default grace), shorter than the agent's 5 s.
+    The heartbeat is the service's (2 s with the default grace), shorter than the agent's 5 s;
+    a jitter of 1 shortens the wait by 10%.
     """
-    world = World()
+    world = World(heartbeat_jitter=jitter)
     node = world.node(0)
     mark = len(world.client.calls)
-    world.clock.advance(1.9)
-    assert world.calls_since(mark) == []
-    world.clock.advance(0.2)
-    assert "report_state" in world.calls_since(mark)
-    assert world.control.store.nodes()[0].last_seen == pytest.approx(2.0)
-    assert node.loop.phase is Phase.WAITING
-
-
-def test_each_wait_for_a_heartbeat_is_shortened_by_the_jitter():
-    """With a jitter of 1, the loop reports 10% before the heartbeat (2 s) is due, at 1.8 s."""
-    world = World(heartbeat_jitter=1.0)
-    world.node(0)
-    mark = len(world.client.calls)
-    world.clock.advance(1.75)
+    world.clock.advance(due - 0.05)
     assert world.calls_since(mark) == []
     world.clock.advance(0.1)
     assert "report_state" in world.calls_since(mark)
-    assert world.control.store.nodes()[0].last_seen == pytest.approx(1.8)
+    assert world.control.store.nodes()[0].last_seen == pytest.approx(due)
+    assert node.loop.phase is Phase.WAITING
 
 
 def test_node_turns_not_live_when_heartbeats_stop():
