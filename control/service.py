@@ -16,7 +16,6 @@ from uuid import uuid4
 
 import structlog
 from attrs import frozen
-from twisted.internet import endpoints
 from twisted.internet.defer import Deferred
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
@@ -118,29 +117,21 @@ def check_listener_safety(options: ServiceOptions) -> None:
             )
 
 
-LISTEN_BACKLOG = 1024
-"""Connections the kernel holds for the service before it accepts them (capped by
-``net.core.somaxconn``). Twisted's default of 50 is too few for a cluster's agents
-reconnecting at once after a restart: the kernel drops the SYNs beyond it, and each
-such client waits for its retransmission, 1, 3, 7, 15, then 31 seconds later."""
-
-
 def server_endpoint(reactor: Any, options: ServiceOptions, denylist: Denylist | None = None) -> Any:
     """TCP, or TLS requiring client certificates signed by the cluster CA and not
-    revoked (in ``denylist``), listening with :data:`LISTEN_BACKLOG`.
+    revoked (in ``denylist``), with a deep listen queue (:mod:`control.listening`).
 
     Reads the TLS files at once, so a missing one is refused before anything starts.
     """
+    from control.listening import ServiceEndpoint
+
     if options.tls_dir is None:
-        return endpoints.TCP4ServerEndpoint(
-            reactor, options.port, backlog=LISTEN_BACKLOG, interface=options.host
-        )
+        return ServiceEndpoint(reactor, options.port, options.host)
     from control.ca import server_tls_options
 
     revoked = None if denylist is None else denylist.revoked
-    return endpoints.SSL4ServerEndpoint(
-        reactor, options.port, server_tls_options(options.tls_dir, revoked),
-        backlog=LISTEN_BACKLOG, interface=options.host,
+    return ServiceEndpoint(
+        reactor, options.port, options.host, server_tls_options(options.tls_dir, revoked)
     )
 
 
