@@ -134,12 +134,12 @@ async def run_node(port: int, index: int, node: str, datasets: list[str], until:
     """Watch, and report when a heartbeat is due, as one idle agent, until ``until.value``."""
     begun = time.time()
     http = Connection(port)
-    status, versions = await http.request("GET", f"/v1/shoal/watch?timeout=0&node={node}")
-    for _ in range(50):  # 1,000 nodes connecting at once: a connection may be dropped
+    for attempt in range(51):  # 1,000 nodes connecting at once: a connection may be dropped
+        if attempt:
+            await asyncio.sleep(0.1 + random.random() * 0.2)
+        status, versions = await http.request("GET", f"/v1/shoal/watch?timeout=0&node={node}")
         if status != 0:
             break
-        await asyncio.sleep(0.1 + random.random() * 0.2)
-        status, versions = await http.request("GET", f"/v1/shoal/watch?timeout=0&node={node}")
     if status == 400:  # a service without targeted watches: watch everything
         targeted = False
         _, versions = await http.request("GET", "/v1/shoal/watch?timeout=0")
